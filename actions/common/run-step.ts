@@ -1,0 +1,55 @@
+/**
+ * The one place where the actions talk to the runner: read and mask inputs, run the
+ * library step, publish outputs and the job summary, and turn any error into a single
+ * `core.setFailed` (exit code 1). Each action's main.ts is a one-line call to this.
+ */
+import * as core from '@actions/core';
+import { DisklessError, errorMessage, redact } from '../../src/errors.js';
+import type { Reporter } from '../../src/report.js';
+import type { Step } from '../../src/steps.js';
+
+const coreReporter: Reporter = {
+  info: (message) => {
+    core.info(message);
+  },
+  warning: (message, where) => {
+    core.warning(message, where?.file ? { file: where.file, startLine: where.line } : {});
+  },
+  debug: (message) => {
+    core.debug(message);
+  },
+  group: (name, work) => core.group(name, work),
+};
+
+export async function runStep(step: Step): Promise<void> {
+  // Mask every credential before anything else can print, even a validation error.
+  const secrets = Object.entries(step.inputs.fields)
+    .filter(([, field]) => field.secret)
+    .map(([name]) => core.getInput(name))
+    .filter((value) => value !== '');
+  for (const secret of secrets) core.setSecret(secret);
+
+  try {
+    const report = await step.start((name) => core.getInput(name), coreReporter);
+    for (const [name, value] of Object.entries(report.outputs)) core.setOutput(name, value);
+    if (!process.env.GITHUB_STEP_SUMMARY) return; // run outside a runner: no summary file
+    await core.summary
+      .addHeading(`${step.name}: ${step.title}`, 3)
+      .addTable([
+        [
+          { data: 'What', header: true },
+          { data: 'Value', header: true },
+        ],
+        ...report.summary,
+      ])
+      .write();
+  } catch (error) {
+    const message = redact(errorMessage(error), secrets);
+    if (!(error instanceof DisklessError) && error instanceof Error && error.stack) {
+      core.debug(redact(error.stack, secrets));
+    }
+    core.setFailed(message);
+    if (!process.env.GITHUB_STEP_SUMMARY) return;
+    await core.summary.addHeading(`${step.name}: failed`, 3).addCodeBlock(message).write();
+  }
+}

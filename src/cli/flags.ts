@@ -1,0 +1,57 @@
+/**
+ * Command-line flags for a step: `--name value`, `--name=value`, `--flag` / `--no-flag`
+ * for booleans, a repeated flag for a multi-line input; any input may also come from
+ * the environment as DISKLESS_<NAME> (the way to pass a credential without it showing
+ * in `ps`). The raw strings then go through the same readInputs as the runner's.
+ */
+import { InputError } from '../errors.js';
+import type { Fields } from '../inputs/read.js';
+
+export function envName(input: string): string {
+  return `DISKLESS_${input.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export interface ParsedFlags {
+  raw: Map<string, string[]>;
+  /** Flags that are not inputs (`--json`, `--debug`). */
+  switches: Set<string>;
+}
+
+export function parseFlags(args: string[], fields: Fields, switches: string[]): ParsedFlags {
+  const raw = new Map<string, string[]>();
+  const on = new Set<string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+    if (!m) throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --name value`);
+    const [, flag = '', inline] = m;
+    if (switches.includes(flag) && inline === undefined) {
+      on.add(flag);
+      continue;
+    }
+    const negated = flag.startsWith('no-') && fields[flag.slice(3)]?.flag ? flag.slice(3) : undefined;
+    const name = negated ?? flag;
+    const field = fields[name];
+    if (!field) {
+      const known = Object.keys(fields).map((n) => `--${n}`).join(', ');
+      throw new InputError(name, `Unknown flag --${flag}: expected one of ${known}`);
+    }
+    let value: string;
+    if (negated) value = 'false';
+    else if (inline !== undefined) value = inline;
+    else if (field.flag && (args[i + 1] === undefined || args[i + 1]?.startsWith('--'))) value = 'true';
+    else if (args[i + 1] === undefined) {
+      throw new InputError(name, `Flag --${name} needs a value: expected ${field.expected}`);
+    } else value = args[++i] ?? '';
+    raw.set(name, [...(raw.get(name) ?? []), value]);
+  }
+  return { raw, switches: on };
+}
+
+/** The raw value of an input: its flags (repeats joined by lines), else DISKLESS_<NAME>. */
+export function flagSource(
+  parsed: ParsedFlags,
+  env: NodeJS.ProcessEnv,
+): (name: string) => string | undefined {
+  return (name) => parsed.raw.get(name)?.join('\n') ?? env[envName(name)];
+}

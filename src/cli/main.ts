@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/**
+ * `diskless`: every step of the pipeline outside GitHub Actions, over the same library
+ * and the same inputs as the actions. Logs go to stderr; the step's outputs go to
+ * stdout as name=value lines (or one JSON object with --json) so they can be chained.
+ */
+import { DisklessError, errorMessage, redact } from '../errors.js';
+import { streamReporter } from '../report.js';
+import { isStepName, steps, type Step } from '../steps.js';
+import { runActionCommand } from './action-command.js';
+import { envName, flagSource, parseFlags } from './flags.js';
+
+const USAGE = `usage: diskless <command> [flags]
+
+Steps (same inputs as the actions, as --flags or DISKLESS_<INPUT> variables):
+${Object.values(steps)
+  .map((s) => `  ${s.name.padEnd(14)}${s.title}`)
+  .join('\n')}
+
+Tools:
+  action        run a bundled action the way the GitHub runner does
+                (diskless action <name|dir> --input key=value ... [--json])
+
+Run "diskless <command> --help" for a command's flags.`;
+
+function stepHelp(step: Step): string {
+  const lines = Object.entries(step.inputs.fields).map(([name, f]) => {
+    const extra = [
+      f.required ? 'required' : undefined,
+      f.default !== undefined ? `default ${f.default}` : undefined,
+      f.multiline ? 'repeatable' : undefined,
+      f.secret ? `prefer ${envName(name)}` : undefined,
+    ].filter(Boolean);
+    return `  --${name.padEnd(16)} ${f.expected}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+  });
+  return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${lines.join('\n')}\n  --json             print the outputs as one JSON object\n  --debug            show debug lines`;
+}
+
+async function runStepCommand(step: Step, args: string[]): Promise<number> {
+  const parsed = parseFlags(args, step.inputs.fields, ['json', 'debug', 'help']);
+  if (parsed.switches.has('help')) {
+    console.log(stepHelp(step));
+    return 0;
+  }
+  const get = flagSource(parsed, process.env);
+  const secrets: string[] = [];
+  for (const [name, field] of Object.entries(step.inputs.fields)) {
+    if (!field.secret) continue;
+    secrets.push(get(name) ?? '');
+    if (parsed.raw.has(name)) {
+      console.error(`warning: --${name} is visible to other users in ps; prefer ${envName(name)}`);
+    }
+  }
+  const reporter = streamReporter((line) => {
+    console.error(redact(line, secrets));
+  }, parsed.switches.has('debug'));
+  try {
+    const report = await step.start(get, reporter);
+    if (parsed.switches.has('json')) console.log(JSON.stringify(report.outputs, null, 2));
+    else for (const [k, v] of Object.entries(report.outputs)) console.log(`${k}=${String(v)}`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof DisklessError)) throw error;
+    console.error(`diskless ${step.name}: ${redact(errorMessage(error), secrets)}`);
+    return 1;
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'action') return runActionCommand(args);
+  if (isStepName(command)) return runStepCommand(steps[command], args);
+  console.error(`diskless: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof DisklessError) console.error(`diskless: ${error.message}`);
+    else console.error(error);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,38 @@
+/**
+ * Errors a user can act on. Their message is one line that says what was wrong and
+ * what was expected; the action entries and the CLI print it as is (no stack trace)
+ * and exit with code 1. Anything else is a bug and is shown with its stack.
+ */
+export class DisklessError extends Error {
+  override name = 'DisklessError';
+}
+
+/** A runner input or CLI flag that is missing or malformed. */
+export class InputError extends DisklessError {
+  override name = 'InputError';
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A step whose inputs are valid but whose work belongs to an issue that has not landed. */
+export class NotBuiltError extends DisklessError {
+  override name = 'NotBuiltError';
+  constructor(step: string, issue: number) {
+    super(
+      `${step}: the inputs are valid, but this step is not built yet (issue #${issue}); nothing was changed`,
+    );
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Replaces every secret value in `text` with ***, as the runner's log does. */
+export function redact(text: string, secrets: readonly string[]): string {
+  return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
+}

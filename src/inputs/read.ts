@@ -1,0 +1,82 @@
+/**
+ * Turns raw inputs (from the runner, CLI flags or a test) into one validated, typed
+ * options object per action. Field names are the kebab-case input names of action.yml;
+ * the options object uses their camelCase form.
+ */
+import { InputError } from '../errors.js';
+import { FieldError, type Field } from './fields.js';
+
+export type Fields = Record<string, Field<unknown>>;
+
+type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+
+export type Options<F extends Fields> = {
+  [K in keyof F & string as Camel<K>]: F[K] extends Field<infer T> ? T : never;
+};
+
+export interface InputSchema<F extends Fields> {
+  readonly fields: F;
+  /** Rules across inputs (one of two required, ...); throws InputError. */
+  readonly check?: (options: Options<F>) => void;
+}
+
+export function defineInputs<F extends Fields>(
+  fields: F,
+  check?: (options: Options<F>) => void,
+): InputSchema<F> {
+  return check ? { fields, check } : { fields };
+}
+
+export function camelCase(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** How a raw value is shown in an error: quoted, shortened, never a secret or URL password. */
+export function showValue(raw: string, secret: boolean): string {
+  if (secret) return 'a value (hidden: it is a credential)';
+  const clean = raw.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
+  const short = clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
+  return JSON.stringify(short);
+}
+
+/**
+ * Reads every field through `get` (which returns the raw string, '' or undefined when
+ * unset). A bad value throws an InputError whose one-line message names the input, the
+ * value and what was expected.
+ */
+export function readInputs<F extends Fields>(
+  schema: InputSchema<F>,
+  get: (name: string) => string | undefined,
+): Options<F> {
+  const options: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(schema.fields)) {
+    const given = (get(name) ?? '').trim();
+    const raw = given === '' ? (field.default ?? '') : given;
+    if (raw === '') {
+      if (field.required) {
+        throw new InputError(name, `Input "${name}" is required: expected ${field.expected}`);
+      }
+      options[camelCase(name)] = field.empty();
+      continue;
+    }
+    try {
+      options[camelCase(name)] = field.parse(raw);
+    } catch (error) {
+      if (!(error instanceof FieldError)) throw error;
+      throw new InputError(
+        name,
+        `Input "${name}": got ${showValue(raw, field.secret)}; expected ${error.message || field.expected}`,
+      );
+    }
+  }
+  const typed = options as Options<F>;
+  schema.check?.(typed);
+  return typed;
+}
+
+/** Names of the fields that hold credentials. */
+export function secretInputs(schema: InputSchema<Fields>): string[] {
+  return Object.entries(schema.fields)
+    .filter(([, field]) => field.secret)
+    .map(([name]) => name);
+}

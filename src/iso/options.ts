@@ -1,0 +1,29 @@
+/** Inputs of build-iso (action.yml and `diskless build-iso` flags). */
+import { choice, filePath, text } from '../inputs/fields.js';
+import { defineInputs, type Options } from '../inputs/read.js';
+
+/** `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. */
+export const NFS_ROOT = /^(?:\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):\/[^\s,]*$/;
+
+export const buildIsoInputs = defineInputs({
+  root: filePath({ required: true }),
+  sysroot: filePath({ absolute: true, default: '/' }),
+  kernel: text({ expected: 'a kernel image path or a version like 6.1.0-28-amd64' }),
+  'nfs-root': text({
+    required: true,
+    pattern: NFS_ROOT,
+    expected: 'host:/absolute/path, e.g. 10.0.0.1:/srv/diskless/current',
+  }),
+  cmdline: text({ expected: 'extra kernel arguments' }),
+  output: filePath({ default: 'diskless-boot.iso' }),
+  'cache-dir': filePath({}),
+  cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),
+  'boot-mode': choice(['bios', 'uefi', 'both'], { default: 'both' }),
+  'volume-id': text({
+    default: 'DISKLESS',
+    pattern: /^[A-Z0-9_]{1,32}$/,
+    expected: 'an ISO 9660 volume id: 1 to 32 of A-Z, 0-9 and _',
+  }),
+});
+
+export type BuildIsoOptions = Options<typeof buildIsoInputs.fields>;

@@ -1,0 +1,47 @@
+/**
+ * How the library talks to whoever runs it. The action entries back this with
+ * @actions/core (log groups, annotations), the CLI with stderr; tests collect it.
+ */
+export interface Reporter {
+  info(message: string): void;
+  warning(message: string, where?: { file?: string; line?: number }): void;
+  debug(message: string): void;
+  /** Runs `work` inside a collapsible log group named `name`. */
+  group<T>(name: string, work: () => Promise<T>): Promise<T>;
+}
+
+/** A value an action publishes as an output and the CLI prints as `name=value`. */
+export type OutputValue = string | number | boolean;
+
+/** What a finished step hands back to its runner: outputs and a summary table. */
+export interface StepReport {
+  outputs: Record<string, OutputValue>;
+  /** Rows of the job summary: label, value. */
+  summary: [string, string][];
+}
+
+/** A reporter that prints to a stream, for the CLI and local runs. */
+export function streamReporter(write: (line: string) => void, debug = false): Reporter {
+  let depth = 0;
+  const indent = () => '  '.repeat(depth);
+  return {
+    info: (message) => write(`${indent()}${message}`),
+    warning: (message, where) =>
+      write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`),
+    debug: (message) => {
+      if (debug) write(`${indent()}debug: ${message}`);
+    },
+    async group(name, work) {
+      write(`${indent()}> ${name}`);
+      depth += 1;
+      try {
+        return await work();
+      } finally {
+        depth -= 1;
+      }
+    },
+  };
+}
+
+/** A reporter that drops everything, for library callers that want silence. */
+export const silentReporter: Reporter = streamReporter(() => undefined);

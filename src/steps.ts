@@ -1,0 +1,65 @@
+/**
+ * The pipeline's steps, each with its inputs and its library function. The action
+ * entries and the CLI both run a step through this table, so a step has one set of
+ * inputs, one implementation and one report, whoever starts it.
+ */
+import { readInputs, type Fields, type InputSchema, type Options } from './inputs/read.js';
+import { buildIsoInputs } from './iso/options.js';
+import { buildIso } from './iso/build.js';
+import type { Reporter, StepReport } from './report.js';
+import { buildRootfsInputs } from './rootfs/options.js';
+import { buildRootfs } from './rootfs/build.js';
+import { uploadDriveInputs } from './upload/options.js';
+import { uploadDrive } from './upload/upload.js';
+
+export interface Step {
+  readonly name: string;
+  readonly title: string;
+  readonly inputs: InputSchema<Fields>;
+  /** Reads and validates the raw inputs through `get`, then runs the step. */
+  readonly start: (
+    get: (name: string) => string | undefined,
+    reporter: Reporter,
+  ) => Promise<StepReport>;
+}
+
+function step<F extends Fields>(s: {
+  name: string;
+  title: string;
+  inputs: InputSchema<F>;
+  run: (options: Options<F>, reporter: Reporter) => Promise<StepReport>;
+}): Step {
+  return {
+    name: s.name,
+    title: s.title,
+    inputs: s.inputs as InputSchema<Fields>,
+    start: (get, reporter) => s.run(readInputs(s.inputs, get), reporter),
+  };
+}
+
+export const steps = {
+  'build-rootfs': step({
+    name: 'build-rootfs',
+    title: "Build the client root from the master's root",
+    inputs: buildRootfsInputs,
+    run: buildRootfs,
+  }),
+  'build-iso': step({
+    name: 'build-iso',
+    title: 'Build the bootable ISO',
+    inputs: buildIsoInputs,
+    run: buildIso,
+  }),
+  'upload-drive': step({
+    name: 'upload-drive',
+    title: 'Upload the image to the shared drive',
+    inputs: uploadDriveInputs,
+    run: uploadDrive,
+  }),
+} satisfies Record<string, Step>;
+
+export type StepName = keyof typeof steps;
+
+export function isStepName(name: string): name is StepName {
+  return Object.hasOwn(steps, name);
+}
