@@ -25,9 +25,12 @@ export function streamReporter(write: (line: string) => void, debug = false): Re
   let depth = 0;
   const indent = () => '  '.repeat(depth);
   return {
-    info: (message) => write(`${indent()}${message}`),
-    warning: (message, where) =>
-      write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`),
+    info: (message) => {
+      write(`${indent()}${message}`);
+    },
+    warning: (message, where) => {
+      write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`);
+    },
     debug: (message) => {
       if (debug) write(`${indent()}debug: ${message}`);
     },

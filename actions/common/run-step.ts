@@ -21,6 +21,11 @@ const coreReporter: Reporter = {
   group: (name, work) => core.group(name, work),
 };
 
+/** Summary cells and blocks are raw HTML: a path or message with < or & must not break it. */
+function html(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 export async function runStep(step: Step): Promise<void> {
   // Mask every credential before anything else can print, even a validation error.
   const secrets = Object.entries(step.inputs.fields)
@@ -40,7 +45,7 @@ export async function runStep(step: Step): Promise<void> {
           { data: 'What', header: true },
           { data: 'Value', header: true },
         ],
-        ...report.summary,
+        ...report.summary.map(([label, value]) => [html(label), html(value)]),
       ])
       .write();
   } catch (error) {
@@ -50,6 +55,6 @@ export async function runStep(step: Step): Promise<void> {
     }
     core.setFailed(message);
     if (!process.env.GITHUB_STEP_SUMMARY) return;
-    await core.summary.addHeading(`${step.name}: failed`, 3).addCodeBlock(message).write();
+    await core.summary.addHeading(`${step.name}: failed`, 3).addCodeBlock(html(message)).write();
   }
 }

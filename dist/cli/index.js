@@ -8690,8 +8690,12 @@ function streamReporter(write, debug = false) {
     let depth = 0;
     const indent = () => '  '.repeat(depth);
     return {
-        info: (message) => write(`${indent()}${message}`),
-        warning: (message, where) => write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`),
+        info: (message) => {
+            write(`${indent()}${message}`);
+        },
+        warning: (message, where) => {
+            write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`);
+        },
         debug: (message) => {
             if (debug)
                 write(`${indent()}debug: ${message}`);
@@ -9102,8 +9106,12 @@ async function readActionYml(dir) {
         inputs[name] = {
             description: typeof spec.description === 'string' ? spec.description.trim() : '',
             required: spec.required === true,
-            // The runner hands every default over as a string.
-            default: def === undefined || def === null ? undefined : String(def),
+            // The runner hands every default over as a string (YAML 5 and true become "5", "true").
+            default: def === undefined || def === null
+                ? undefined
+                : typeof def === 'string'
+                    ? def
+                    : JSON.stringify(def),
         };
     }
     const outputs = {};
@@ -9304,7 +9312,7 @@ function spawnNode(p) {
             clearTimeout(timer);
             const stderr = Buffer.concat(err).toString('utf8');
             resolve({
-                exitCode: code ?? 128 + (signal ? ((external_node_os_default()).constants.signals[signal] ?? 0) : 0),
+                exitCode: code ?? 128 + (signal ? (external_node_os_default()).constants.signals[signal] : 0),
                 stdout: Buffer.concat(out).toString('utf8'),
                 stderr: signal ? `${stderr}step killed by ${signal} (timeout ${p.timeoutMs} ms)\n` : stderr,
             });
@@ -9384,7 +9392,11 @@ async function runAction(options) {
         path: external_node_path_default().join(commandDir, `${phase}-path`),
         summary: external_node_path_default().join(commandDir, `${phase}-summary`),
     });
-    const common = { cwd: workspace, timeoutMs: options.timeoutMs ?? 600_000, debug: !!options.debug };
+    const common = {
+        cwd: workspace,
+        timeoutMs: options.timeoutMs ?? 600_000,
+        debug: !!options.debug,
+    };
     try {
         const mainFiles = files('main');
         const main = await runPhase({
@@ -9527,7 +9539,9 @@ function parseFlags(args, fields, switches) {
         const name = negated ?? flag;
         const field = fields[name];
         if (!field) {
-            const known = Object.keys(fields).map((n) => `--${n}`).join(', ');
+            const known = Object.keys(fields)
+                .map((n) => `--${n}`)
+                .join(', ');
             throw new InputError(name, `Unknown flag --${flag}: expected one of ${known}`);
         }
         let value;
@@ -9546,9 +9560,17 @@ function parseFlags(args, fields, switches) {
     }
     return { raw, switches: on };
 }
-/** The raw value of an input: its flags (repeats joined by lines), else DISKLESS_<NAME>. */
-function flagSource(parsed, env) {
-    return (name) => parsed.raw.get(name)?.join('\n') ?? env[envName(name)];
+/**
+ * The raw value of an input: its flags (for a multi-line input, every repeat is a line;
+ * otherwise the last one wins), else DISKLESS_<NAME>.
+ */
+function flagSource(parsed, fields, env) {
+    return (name) => {
+        const given = parsed.raw.get(name);
+        if (!given)
+            return env[envName(name)];
+        return fields[name]?.multiline ? given.join('\n') : given.at(-1);
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
@@ -9592,7 +9614,7 @@ async function runStepCommand(step, args) {
         console.log(stepHelp(step));
         return 0;
     }
-    const get = flagSource(parsed, process.env);
+    const get = flagSource(parsed, step.inputs.fields, process.env);
     const secrets = [];
     for (const [name, field] of Object.entries(step.inputs.fields)) {
         if (!field.secret)

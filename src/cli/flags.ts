@@ -23,23 +23,31 @@ export function parseFlags(args: string[], fields: Fields, switches: string[]): 
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? '';
     const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
-    if (!m) throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --name value`);
+    if (!m)
+      throw new InputError(
+        arg,
+        `Unexpected argument ${JSON.stringify(arg)}: expected --name value`,
+      );
     const [, flag = '', inline] = m;
     if (switches.includes(flag) && inline === undefined) {
       on.add(flag);
       continue;
     }
-    const negated = flag.startsWith('no-') && fields[flag.slice(3)]?.flag ? flag.slice(3) : undefined;
+    const negated =
+      flag.startsWith('no-') && fields[flag.slice(3)]?.flag ? flag.slice(3) : undefined;
     const name = negated ?? flag;
     const field = fields[name];
     if (!field) {
-      const known = Object.keys(fields).map((n) => `--${n}`).join(', ');
+      const known = Object.keys(fields)
+        .map((n) => `--${n}`)
+        .join(', ');
       throw new InputError(name, `Unknown flag --${flag}: expected one of ${known}`);
     }
     let value: string;
     if (negated) value = 'false';
     else if (inline !== undefined) value = inline;
-    else if (field.flag && (args[i + 1] === undefined || args[i + 1]?.startsWith('--'))) value = 'true';
+    else if (field.flag && (args[i + 1] === undefined || args[i + 1]?.startsWith('--')))
+      value = 'true';
     else if (args[i + 1] === undefined) {
       throw new InputError(name, `Flag --${name} needs a value: expected ${field.expected}`);
     } else value = args[++i] ?? '';
@@ -48,10 +56,18 @@ export function parseFlags(args: string[], fields: Fields, switches: string[]): 
   return { raw, switches: on };
 }
 
-/** The raw value of an input: its flags (repeats joined by lines), else DISKLESS_<NAME>. */
+/**
+ * The raw value of an input: its flags (for a multi-line input, every repeat is a line;
+ * otherwise the last one wins), else DISKLESS_<NAME>.
+ */
 export function flagSource(
   parsed: ParsedFlags,
+  fields: Fields,
   env: NodeJS.ProcessEnv,
 ): (name: string) => string | undefined {
-  return (name) => parsed.raw.get(name)?.join('\n') ?? env[envName(name)];
+  return (name) => {
+    const given = parsed.raw.get(name);
+    if (!given) return env[envName(name)];
+    return fields[name]?.multiline ? given.join('\n') : given.at(-1);
+  };
 }

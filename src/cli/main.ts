@@ -42,7 +42,7 @@ async function runStepCommand(step: Step, args: string[]): Promise<number> {
     console.log(stepHelp(step));
     return 0;
   }
-  const get = flagSource(parsed, process.env);
+  const get = flagSource(parsed, step.inputs.fields, process.env);
   const secrets: string[] = [];
   for (const [name, field] of Object.entries(step.inputs.fields)) {
     if (!field.secret) continue;

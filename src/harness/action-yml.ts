@@ -44,8 +44,13 @@ export async function readActionYml(dir: string): Promise<ActionDefinition> {
     inputs[name] = {
       description: typeof spec.description === 'string' ? spec.description.trim() : '',
       required: spec.required === true,
-      // The runner hands every default over as a string.
-      default: def === undefined || def === null ? undefined : String(def),
+      // The runner hands every default over as a string (YAML 5 and true become "5", "true").
+      default:
+        def === undefined || def === null
+          ? undefined
+          : typeof def === 'string'
+            ? def
+            : JSON.stringify(def),
     };
   }
   const outputs: Record<string, { description: string }> = {};

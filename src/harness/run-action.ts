@@ -109,7 +109,7 @@ function spawnNode(p: Phase): Promise<{ exitCode: number; stdout: string; stderr
       clearTimeout(timer);
       const stderr = Buffer.concat(err).toString('utf8');
       resolve({
-        exitCode: code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0),
+        exitCode: code ?? 128 + (signal ? os.constants.signals[signal] : 0),
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: signal ? `${stderr}step killed by ${signal} (timeout ${p.timeoutMs} ms)\n` : stderr,
       });
@@ -190,7 +190,11 @@ export async function runAction(options: RunActionOptions): Promise<ActionRun> {
     path: path.join(commandDir, `${phase}-path`),
     summary: path.join(commandDir, `${phase}-summary`),
   });
-  const common = { cwd: workspace, timeoutMs: options.timeoutMs ?? 600_000, debug: !!options.debug };
+  const common = {
+    cwd: workspace,
+    timeoutMs: options.timeoutMs ?? 600_000,
+    debug: !!options.debug,
+  };
 
   try {
     const mainFiles = files('main');
@@ -207,9 +211,7 @@ export async function runAction(options: RunActionOptions): Promise<ActionRun> {
 
     let post: StepRun | undefined;
     if (action.runs.post && postRuns(action.runs['post-if'], main.exitCode === 0)) {
-      const stateEnv = Object.fromEntries(
-        Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]),
-      );
+      const stateEnv = Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]));
       post = await runPhase({
         ...common,
         script: path.join(action.dir, action.runs.post),

@@ -34,7 +34,11 @@ interface Common {
 }
 
 /** required or defaulted fields always have a value; the others may be undefined. */
-type Out<T, O> = O extends { required: true } ? T : O extends { default: string } ? T : T | undefined;
+type Out<T, O> = O extends { required: true }
+  ? T
+  : O extends { default: string }
+    ? T
+    : T | undefined;
 
 // R is inferred from the builder's declared return type, which Out<> makes optional or not.
 function field<R>(
@@ -138,7 +142,7 @@ export function choice<const C extends string, const O extends Common>(
 ): Field<Out<C, O>> {
   return field(o, `one of ${choices.join(' | ')}`, (raw) => {
     if (!(choices as readonly string[]).includes(raw)) throw new FieldError();
-    return raw as C;
+    return raw;
   });
 }
 
@@ -174,9 +178,9 @@ export function httpUrl<const O extends Common>(o: O): Field<Out<string, O>> {
 }
 
 /** One value per line; blank lines and lines starting with `#` are ignored. */
-export function list(o: { expected?: string; item?: (line: string) => boolean } = {}): Field<
-  string[]
-> {
+export function list(
+  o: { expected?: string; item?: (line: string) => boolean } = {},
+): Field<string[]> {
   return field(
     o,
     'one value per line',
@@ -187,7 +191,9 @@ export function list(o: { expected?: string; item?: (line: string) => boolean } 
         .filter((line) => line !== '' && !line.startsWith('#'));
       for (const item of items) {
         if (o.item && !o.item(item)) {
-          throw new FieldError(`${o.expected ?? 'one value per line'} (line ${JSON.stringify(item)} is not)`);
+          throw new FieldError(
+            `${o.expected ?? 'one value per line'} (line ${JSON.stringify(item)} is not)`,
+          );
         }
       }
       return items;

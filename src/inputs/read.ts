@@ -8,7 +8,9 @@ import { FieldError, type Field } from './fields.js';
 
 export type Fields = Record<string, Field<unknown>>;
 
-type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+type Camel<S extends string> = S extends `${infer H}-${infer T}`
+  ? `${H}${Capitalize<Camel<T>>}`
+  : S;
 
 export type Options<F extends Fields> = {
   [K in keyof F & string as Camel<K>]: F[K] extends Field<infer T> ? T : never;

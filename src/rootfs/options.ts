@@ -4,7 +4,8 @@ import { bool, choice, filePath, integer, list } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
-const VAR_DIR = /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
+const VAR_DIR =
+  /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
 
 export const buildRootfsInputs = defineInputs(
   {

@@ -1,6 +1,15 @@
 /** Inputs of upload-drive (action.yml and `diskless upload-drive` flags). */
 import { InputError } from '../errors.js';
-import { bool, byteSize, choice, filePath, httpUrl, integer, text, uuid } from '../inputs/fields.js';
+import {
+  bool,
+  byteSize,
+  choice,
+  filePath,
+  httpUrl,
+  integer,
+  text,
+  uuid,
+} from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 
 const MiB = 2 ** 20;

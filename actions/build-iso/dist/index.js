@@ -31987,6 +31987,10 @@ const coreReporter = {
     },
     group: (name, work) => group(name, work),
 };
+/** Summary cells and blocks are raw HTML: a path or message with < or & must not break it. */
+function html(text) {
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
 async function runStep(step) {
     // Mask every credential before anything else can print, even a validation error.
     const secrets = Object.entries(step.inputs.fields)
@@ -32008,7 +32012,7 @@ async function runStep(step) {
                 { data: 'What', header: true },
                 { data: 'Value', header: true },
             ],
-            ...report.summary,
+            ...report.summary.map(([label, value]) => [html(label), html(value)]),
         ])
             .write();
     }
@@ -32020,7 +32024,7 @@ async function runStep(step) {
         setFailed(message);
         if (!process.env.GITHUB_STEP_SUMMARY)
             return;
-        await summary.addHeading(`${step.name}: failed`, 3).addCodeBlock(message).write();
+        await summary.addHeading(`${step.name}: failed`, 3).addCodeBlock(html(message)).write();
     }
 }
 

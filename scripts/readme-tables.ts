@@ -1,0 +1,72 @@
+// Renders each action's inputs and outputs tables from its action.yml into README.md,
+// between <!-- action:NAME --> and <!-- /action:NAME --> markers. `npm run docs` writes
+// them; a test fails when the README and the action.yml files disagree.
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { format, resolveConfig } from 'prettier';
+import { readActionYml, type ActionDefinition } from '../src/harness/action-yml.js';
+
+export const root = path.resolve(import.meta.dirname, '..');
+
+export async function actionNames(): Promise<string[]> {
+  const entries = await readdir(path.join(root, 'actions'), { withFileTypes: true });
+  const names: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    try {
+      await readFile(path.join(root, 'actions', e.name, 'action.yml'));
+      names.push(e.name);
+    } catch {
+      // not an action (shared entry code)
+    }
+  }
+  return names.sort();
+}
+
+function cell(text: string): string {
+  return text.replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
+}
+
+export function renderTables(a: ActionDefinition): string {
+  const inputs = Object.entries(a.inputs).map(
+    ([name, i]) =>
+      `| \`${name}\` | ${i.required ? 'yes' : 'no'} | ${i.default === undefined ? '' : `\`${i.default}\``} | ${cell(i.description)} |`,
+  );
+  const outputs = Object.entries(a.outputs).map(
+    ([name, o]) => `| \`${name}\` | ${cell(o.description)} |`,
+  );
+  return [
+    '| Input | Required | Default | Description |',
+    '|---|---|---|---|',
+    ...inputs,
+    '',
+    '| Output | Description |',
+    '|---|---|',
+    ...outputs,
+  ].join('\n');
+}
+
+export function markers(name: string): [string, string] {
+  return [`<!-- action:${name} -->`, `<!-- /action:${name} -->`];
+}
+
+/** README.md with every action's block replaced by freshly rendered tables, as Prettier lays it out. */
+export async function renderReadme(readme: string): Promise<string> {
+  const file = path.join(root, 'README.md');
+  let out = readme;
+  for (const name of await actionNames()) {
+    const [start, end] = markers(name);
+    const from = out.indexOf(start);
+    const to = out.indexOf(end);
+    if (from < 0 || to < from) throw new Error(`README.md has no ${start} ... ${end} block`);
+    const tables = renderTables(await readActionYml(path.join(root, 'actions', name)));
+    out = `${out.slice(0, from + start.length)}\n${tables}\n${out.slice(to)}`;
+  }
+  return format(out, { ...(await resolveConfig(file)), filepath: file });
+}
+
+if (process.argv[1] === import.meta.filename) {
+  const file = path.join(root, 'README.md');
+  await writeFile(file, await renderReadme(await readFile(file, 'utf8')));
+  console.log('README.md tables updated from action.yml');
+}
