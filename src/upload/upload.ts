@@ -1,11 +1,346 @@
-import { NotBuiltError } from '../errors.js';
+/**
+ * upload-drive: puts an image on a shared ElasticStack drive, sending only what the
+ * drive lacks. Phases: check the image and find the drive (nothing written yet), hash
+ * the image, decide what to send (drive record, resume journal, fresh-drive zeros),
+ * create or fix the drive, send, verify, and record what the drive now holds.
+ */
+import path from 'node:path';
+import { DriveApi, type DriveInfo } from '../drive/api.js';
+import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
+import { errorMessage } from '../errors.js';
+import { formatBytes } from '../inputs/fields.js';
 import type { Reporter, StepReport } from '../report.js';
+import { chunkCount, digestImage, imageSize, type ImageDigests } from './image.js';
+import { defaultStateDir, findJournal, openJournal, type Journal } from './journal.js';
 import type { UploadDriveOptions } from './options.js';
+import { startProgress } from './progress.js';
+import { encodeRecord, shortDigest, trustedRecord } from './record.js';
+import { checkFits, createDrive, explainApiError, findTarget } from './target.js';
+import { emptyStats, sendChunks, type TransferStats } from './transfer.js';
+import { chunksToVerify, findMismatches } from './verify.js';
 
-/** Uploads an image to a shared ElasticStack drive, sending only what the drive lacks. */
-export function uploadDrive(
-  _options: UploadDriveOptions,
-  _reporter: Reporter,
+export interface UploadResult {
+  driveUuid: string;
+  driveName: string;
+  created: boolean;
+  dryRun: boolean;
+  upToDate: boolean;
+  claimTypeChanged: string | undefined;
+  sha256: string;
+  imageBytes: number;
+  chunksTotal: number;
+  chunksSkipped: number;
+  chunksVerified: number;
+  chunksRewritten: number;
+  resumed: boolean;
+  stats: TransferStats;
+  seconds: number;
+}
+
+/** What the drive holds before this run, as short digests per chunk ('' = unknown). */
+function basisOf(
+  drive: DriveInfo | undefined,
+  d: ImageDigests,
+): { basis: string[]; source: string } {
+  const unknown = () => d.chunks.map(() => '');
+  if (!drive)
+    return {
+      basis: d.chunks.map((_, i) => (d.zero[i] ? shortDigest(d.chunks[i] ?? '') : '')),
+      source: 'new drive (zeros)',
+    };
+  const record = trustedRecord(drive);
+  if (!record) {
+    const why = drive.meta['diskless-sha256']
+      ? 'written since the last upload'
+      : 'no upload record';
+    return { basis: unknown(), source: `drive ${why}: sending everything` };
+  }
+  if (record.chunkSize !== d.chunkSize)
+    return { basis: unknown(), source: 'record has another chunk size' };
+  return { basis: d.chunks.map((_, i) => record.chunks[i] ?? ''), source: 'upload record' };
+}
+
+export async function upload(
+  o: UploadDriveOptions,
+  reporter: Reporter,
+  policy: RetryPolicy = defaultRetryPolicy,
+): Promise<UploadResult> {
+  const started = performance.now();
+  const size = await imageSize(o.image);
+  const stats = emptyStats();
+  const api = new DriveApi({
+    url: o.apiUrl,
+    user: o.apiUser,
+    key: o.apiKey,
+    connections: o.concurrency,
+    retry: policy,
+    onRetry: (error, attempt, delay) => {
+      reporter.debug(`retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+    },
+  });
+  try {
+    const target = await reporter
+      .group('Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName }))
+      .catch((error: unknown) => {
+        throw explainApiError(error, api);
+      });
+    const existing = target.kind === 'existing' ? target.drive : undefined;
+    if (existing) {
+      reporter.info(
+        `drive ${existing.uuid} "${existing.name}", ${formatBytes(existing.size)}, claim type ${existing.claimType}${existing.claimed ? `, attached: ${existing.claimed}` : ''}`,
+      );
+      checkFits(size, o.image, existing.size, existing.uuid);
+    } else {
+      reporter.info(`no drive is named "${o.driveName ?? ''}": it will be created`);
+      checkFits(size, o.image, o.driveSize ?? size, `"${o.driveName ?? ''}" (drive-size)`);
+    }
+
+    const digests = await reporter.group('Hash the image', async () => {
+      const d = await digestImage(o.image, size, o.chunkSize);
+      reporter.info(
+        `${path.basename(o.image)}: ${size} bytes, ${d.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${d.sha256}`,
+      );
+      return d;
+    });
+    const total = chunkCount(size, o.chunkSize);
+    const stateDir = o.stateDir ?? defaultStateDir();
+
+    let { basis, source } = basisOf(existing, digests);
+    const record = existing ? trustedRecord(existing) : undefined;
+    const upToDate = !!record && record.sha256 === digests.sha256 && record.size === size;
+    let done = new Set<number>();
+    let resumed = false;
+    if (existing && !upToDate) {
+      const journal = await findJournal(stateDir, existing.uuid, digests.sha256, o.chunkSize);
+      if (journal) {
+        ({ basis } = journal.header);
+        done = journal.done;
+        resumed = true;
+        source = `resuming an interrupted upload (${done.size} chunks already confirmed)`;
+      }
+    }
+    const todo = upToDate
+      ? []
+      : digests.chunks.flatMap((digest, i) =>
+          done.has(i) || basis[i] === shortDigest(digest) ? [] : [i],
+        );
+    const todoBytes = todo.reduce(
+      (sum, i) => sum + Math.min(o.chunkSize, size - i * o.chunkSize),
+      0,
+    );
+    reporter.info(
+      upToDate
+        ? 'the drive already holds this image: up to date'
+        : `${source}: ${todo.length} of ${total} chunks to send (${formatBytes(todoBytes)} before compression)`,
+    );
+
+    const result: UploadResult = {
+      driveUuid: existing?.uuid ?? '',
+      driveName: existing?.name ?? o.driveName ?? '',
+      created: false,
+      dryRun: o.dryRun,
+      upToDate,
+      claimTypeChanged: undefined,
+      sha256: digests.sha256,
+      imageBytes: size,
+      chunksTotal: total,
+      chunksSkipped: total - todo.length,
+      chunksVerified: 0,
+      chunksRewritten: 0,
+      resumed,
+      stats,
+      seconds: 0,
+    };
+    if (o.dryRun) {
+      reporter.info(
+        `dry run: would ${existing ? `update drive ${existing.uuid}` : `create drive "${o.driveName ?? ''}" of ${formatBytes(o.driveSize ?? size)}`} and send ${todo.length} chunks; nothing was written`,
+      );
+      result.seconds = (performance.now() - started) / 1000;
+      return result;
+    }
+
+    let drive = existing;
+    await reporter.group('Prepare the drive', async () => {
+      if (!drive) {
+        drive = await createDrive(
+          api,
+          { name: o.driveName ?? '', size: o.driveSize ?? size, claimType: o.claimType },
+          policy,
+        );
+        result.created = true;
+        result.driveUuid = drive.uuid;
+        reporter.info(
+          `created drive ${drive.uuid} "${drive.name}" of ${formatBytes(drive.size)}, claim type ${drive.claimType}`,
+        );
+      } else if (drive.claimType !== o.claimType) {
+        result.claimTypeChanged = `${drive.claimType} -> ${o.claimType}`;
+        drive = await api.set(drive.uuid, { 'claim:type': o.claimType });
+        reporter.warning(
+          `drive ${drive.uuid}: claim type changed from ${result.claimTypeChanged.replace(' -> ', ' to ')}`,
+        );
+      }
+    });
+    const uuid = drive?.uuid ?? '';
+
+    let journal: Journal | undefined;
+    if (todo.length > 0) {
+      journal = await openJournal(
+        stateDir,
+        { version: 1, drive: uuid, sha256: digests.sha256, chunkSize: o.chunkSize, basis },
+        done,
+        resumed,
+      );
+      const transfer = {
+        api,
+        drive: uuid,
+        image: o.image,
+        digests,
+        concurrency: o.concurrency,
+        policy,
+        stats,
+        onRetry: (index: number, error: unknown, attempt: number, delay: number) => {
+          reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+        },
+      };
+      await reporter.group(`Send ${todo.length} chunks (${o.concurrency} at a time)`, async () => {
+        const progress = startProgress(
+          'upload',
+          todoBytes,
+          (line) => reporter.info(line),
+          () => stats.retries,
+        );
+        try {
+          const j = journal;
+          await sendChunks(
+            {
+              ...transfer,
+              confirmed: async (i, bytes) => {
+                progress.add(bytes);
+                await j?.confirm(i);
+              },
+            },
+            todo,
+          );
+        } finally {
+          progress.stop();
+        }
+        reporter.info(
+          `sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`,
+        );
+      });
+
+      const check = chunksToVerify(o.verify, todo, total);
+      if (check.length > 0) {
+        await reporter.group(`Verify ${check.length} chunks`, async () => {
+          let bad = await findMismatches(api, uuid, digests, check, o.concurrency);
+          if (bad.length > 0) {
+            reporter.warning(`chunks ${bad.join(', ')} differ on the drive: rewriting them`);
+            result.chunksRewritten = bad.length;
+            await sendChunks({ ...transfer, confirmed: async () => undefined }, bad);
+            bad = await findMismatches(api, uuid, digests, bad, o.concurrency);
+            if (bad.length > 0)
+              throw new Error(
+                `chunks ${bad.join(', ')} still differ on drive ${uuid} after rewriting`,
+              );
+          }
+          result.chunksVerified = check.length;
+          reporter.info(`verified ${check.length} chunks: the drive matches the image`);
+        });
+      }
+    } else if (o.verify === 'full') {
+      const bad = await findMismatches(
+        api,
+        uuid,
+        digests,
+        chunksToVerify('full', [], total),
+        o.concurrency,
+      );
+      if (bad.length > 0)
+        throw new Error(
+          `drive ${uuid} differs from the image in chunks ${bad.join(', ')} although its record says it holds it`,
+        );
+      result.chunksVerified = total;
+    }
+
+    if (todo.length > 0 || !upToDate) {
+      // Record what the drive holds now, with its counters, so the next run can trust it.
+      const now = await api.info(uuid);
+      if (now.writeRequests !== undefined && now.writeBytes !== undefined) {
+        await api.set(
+          uuid,
+          encodeRecord({
+            sha256: digests.sha256,
+            size,
+            chunkSize: o.chunkSize,
+            chunks: digests.chunks.map(shortDigest),
+            writeRequests: now.writeRequests,
+            writeBytes: now.writeBytes,
+          }),
+        );
+      } else {
+        reporter.warning(
+          'the API reports no write counters: the next upload will send every chunk',
+        );
+      }
+    }
+    await journal?.remove();
+    result.seconds = (performance.now() - started) / 1000;
+    return result;
+  } finally {
+    await api.close();
+  }
+}
+
+export function uploadReport(r: UploadResult): StepReport {
+  const mbps = r.seconds > 0 ? (r.stats.bytesSent / r.seconds / 1e6).toFixed(1) : '0';
+  const state = r.dryRun
+    ? 'dry run: nothing written'
+    : r.created
+      ? 'created'
+      : r.upToDate
+        ? 'up to date'
+        : 'updated';
+  return {
+    outputs: {
+      'drive-uuid': r.driveUuid,
+      created: r.created,
+      'up-to-date': r.upToDate,
+      'bytes-sent': r.stats.bytesSent,
+      'chunks-total': r.chunksTotal,
+      'chunks-sent': r.stats.chunksSent,
+      'chunks-skipped': r.chunksSkipped,
+      'chunks-retried': r.stats.retries,
+      'chunks-verified': r.chunksVerified,
+      sha256: r.sha256,
+      duration: r.seconds.toFixed(1),
+    },
+    summary: [
+      ['Drive', `${r.driveName} (${r.driveUuid || 'to be created'})`],
+      [
+        'Result',
+        `${state}${r.resumed ? ', resumed' : ''}${r.claimTypeChanged ? `, claim type ${r.claimTypeChanged}` : ''}`,
+      ],
+      ['Image', `${r.imageBytes} bytes, sha256 ${r.sha256}`],
+      ['Bytes on the wire', `${r.stats.bytesSent} (${r.stats.chunksCompressed} chunks compressed)`],
+      [
+        'Chunks sent / skipped / total',
+        `${r.stats.chunksSent} / ${r.chunksSkipped} / ${r.chunksTotal}`,
+      ],
+      ['Retries', String(r.stats.retries)],
+      [
+        'Verified chunks',
+        `${r.chunksVerified}${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+      ],
+      ['Throughput', `${mbps} MB/s`],
+      ['Duration', `${r.seconds.toFixed(1)} s`],
+    ],
+  };
+}
+
+/** The step as the action and the CLI run it. */
+export async function uploadDrive(
+  options: UploadDriveOptions,
+  reporter: Reporter,
 ): Promise<StepReport> {
-  return Promise.reject(new NotBuiltError('upload-drive', 3));
+  return uploadReport(await upload(options, reporter));
 }

@@ -1,0 +1,204 @@
+/**
+ * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
+ * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
+ * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
+ */
+import { Pool } from 'undici';
+import { ApiError, NetworkError, parseRetryAfter } from './api-error.js';
+import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
+
+export interface DriveInfo {
+  uuid: string;
+  name: string;
+  size: number;
+  claimType: string;
+  /** Set while a server has the drive attached. */
+  claimed: string | undefined;
+  imaging: string | undefined;
+  /** The user:* metadata, keys without the `user:` prefix. */
+  meta: Record<string, string>;
+  /** The drive's write counters; undefined when the API does not report them. */
+  writeRequests: number | undefined;
+  writeBytes: number | undefined;
+}
+
+export interface DriveApiOptions {
+  url: string;
+  user: string;
+  key: string;
+  /** Connections kept open to the API (one per request in flight). */
+  connections: number;
+  retry?: RetryPolicy;
+  /** Told about every request that failed transiently and will be retried. */
+  onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+}
+
+type Json = Record<string, unknown>;
+
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && /^\d+$/.test(v)) return Number(v);
+  return undefined;
+}
+
+function str(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.map(String).join(' ');
+  return undefined;
+}
+
+export function toDriveInfo(o: Json): DriveInfo {
+  const meta: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (k.startsWith('user:')) meta[k.slice(5)] = str(v) ?? '';
+  }
+  const size = num(o.size);
+  const uuid = str(o.drive);
+  if (!uuid || size === undefined)
+    throw new Error(`drive info without drive or size: ${JSON.stringify(o)}`);
+  return {
+    uuid,
+    name: str(o.name) ?? '',
+    size,
+    claimType: str(o['claim:type']) ?? 'exclusive',
+    claimed: str(o.claimed) || undefined,
+    imaging: str(o.imaging) || undefined,
+    meta,
+    writeRequests: num(o['write:requests']),
+    writeBytes: num(o['write:bytes']),
+  };
+}
+
+export class DriveApi {
+  readonly url: URL;
+  readonly user: string;
+  private readonly pool: Pool;
+  private readonly auth: string;
+  private readonly retry: RetryPolicy;
+  private readonly onRetry: DriveApiOptions['onRetry'];
+
+  constructor(o: DriveApiOptions) {
+    this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
+    this.user = o.user;
+    this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
+    this.retry = o.retry ?? defaultRetryPolicy;
+    this.onRetry = o.onRetry;
+    this.pool = new Pool(this.url.origin, {
+      connections: o.connections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 120_000,
+      bodyTimeout: 120_000,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** One HTTP exchange; errors become ApiError or NetworkError. */
+  private async exchange(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: { data: Buffer | string; type: string; gzip?: boolean },
+  ): Promise<{ status: number; body: Buffer }> {
+    const target = new URL(path, this.url);
+    const what = `${method} ${target.pathname}`;
+    const headers: Record<string, string> = {
+      authorization: this.auth,
+      accept: 'application/json',
+    };
+    if (body) {
+      headers['content-type'] = body.type;
+      if (body.gzip) headers['content-encoding'] = 'gzip';
+    }
+    let res;
+    try {
+      res = await this.pool.request({
+        method,
+        path: target.pathname + target.search,
+        headers,
+        body: body?.data ?? (method === 'POST' ? '' : undefined),
+      });
+    } catch (error) {
+      throw new NetworkError(what, (error as { code?: string }).code ?? String(error), error);
+    }
+    let data: Buffer;
+    try {
+      data = Buffer.from(await res.body.arrayBuffer());
+    } catch (error) {
+      throw new NetworkError(what, (error as { code?: string }).code ?? String(error), error);
+    }
+    if (res.statusCode >= 400) {
+      const header = res.headers['x-elastic-error'];
+      const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
+      const retryAfter = res.headers['retry-after'];
+      throw new ApiError(
+        res.statusCode,
+        type,
+        data.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '',
+        what,
+        parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+      );
+    }
+    return { status: res.statusCode, body: data };
+  }
+
+  private async json(method: 'GET' | 'POST', path: string, input?: Json): Promise<unknown> {
+    const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
+    const res = await this.exchange(method, path, body);
+    const text = res.body.toString('utf8').trim();
+    return text === '' ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  /** Retries an idempotent call on transient failures. */
+  private retried<T>(work: () => Promise<T>): Promise<T> {
+    return withRetry(work, this.retry, this.onRetry);
+  }
+
+  async list(): Promise<string[]> {
+    const out = await this.retried(() => this.json('GET', 'drives/list'));
+    if (!Array.isArray(out)) return [];
+    return out.map((d) => (typeof d === 'string' ? d : (str((d as Json).drive) ?? '')));
+  }
+
+  async infoAll(): Promise<DriveInfo[]> {
+    const out = await this.retried(() => this.json('GET', 'drives/info'));
+    return Array.isArray(out) ? out.map((d) => toDriveInfo(d as Json)) : [];
+  }
+
+  async info(uuid: string): Promise<DriveInfo> {
+    return toDriveInfo((await this.retried(() => this.json('GET', `drives/${uuid}/info`))) as Json);
+  }
+
+  /** Not retried here: a create whose answer was lost may have happened (see ensureDrive). */
+  async create(fields: Record<string, string>): Promise<DriveInfo> {
+    return toDriveInfo((await this.json('POST', 'drives/create', fields)) as Json);
+  }
+
+  async set(uuid: string, fields: Record<string, string>): Promise<DriveInfo> {
+    return toDriveInfo(
+      (await this.retried(() => this.json('POST', `drives/${uuid}/set`, fields))) as Json,
+    );
+  }
+
+  async destroy(uuid: string): Promise<void> {
+    await this.retried(() => this.exchange('POST', `drives/${uuid}/destroy`));
+  }
+
+  /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
+  async read(uuid: string, offset: number, size: number): Promise<Buffer> {
+    return (await this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`)))
+      .body;
+  }
+
+  /** One write request, not retried: the caller counts and schedules retries. */
+  async writeOnce(uuid: string, offset: number, data: Buffer, gzip: boolean): Promise<void> {
+    await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
+      data,
+      type: 'application/octet-stream',
+      gzip,
+    });
+  }
+}

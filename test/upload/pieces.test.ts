@@ -1,0 +1,189 @@
+// Unit tests of the upload's parts: no network.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, writeFile, appendFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { ApiError, NetworkError, isTransient, parseRetryAfter } from '../../src/drive/api-error.js';
+import { toDriveInfo } from '../../src/drive/api.js';
+import { backoffDelay, defaultRetryPolicy, withRetry } from '../../src/drive/retry.js';
+import { chunkBody } from '../../src/upload/compress.js';
+import { digestImage, imageSize, zeroDigest } from '../../src/upload/image.js';
+import { findJournal, openJournal } from '../../src/upload/journal.js';
+import { decodeRecord, encodeRecord, trustedRecord } from '../../src/upload/record.js';
+import { chunksToVerify } from '../../src/upload/verify.js';
+
+const tmp = () => mkdtemp(path.join(os.tmpdir(), 'diskless-upload-unit-'));
+
+describe('compression', () => {
+  it('sends incompressible chunks raw and compressible ones gzipped', async () => {
+    const random = randomBytes(4 << 20);
+    const raw = await chunkBody(random);
+    expect(raw.gzip).toBe(false);
+    expect(raw.data).toBe(random); // the same buffer, not a copy
+    const text = Buffer.alloc(4 << 20, 'diskless node text ');
+    const body = await chunkBody(text);
+    expect(body.gzip).toBe(true);
+    expect(body.data.length).toBeLessThan(text.length / 10);
+    expect(gunzipSync(body.data).equals(text)).toBe(true);
+  });
+});
+
+describe('image', () => {
+  it('refuses a missing, empty or directory image', async () => {
+    const dir = await tmp();
+    await expect(imageSize(path.join(dir, 'none.iso'))).rejects.toThrow(/does not exist/);
+    await writeFile(path.join(dir, 'empty.iso'), '');
+    await expect(imageSize(path.join(dir, 'empty.iso'))).rejects.toThrow(
+      /non-empty file \(it is 0 bytes\)/,
+    );
+    await expect(imageSize(dir)).rejects.toThrow(/not a directory/);
+  });
+
+  it('digests the image and each chunk, spotting zero chunks', async () => {
+    const dir = await tmp();
+    const file = path.join(dir, 'a.img');
+    const data = Buffer.concat([randomBytes(4096), Buffer.alloc(4096), randomBytes(100)]);
+    await writeFile(file, data);
+    const d = await digestImage(file, data.length, 4096);
+    expect(d.chunks).toHaveLength(3);
+    expect(d.zero).toEqual([false, true, false]);
+    expect(d.chunks[1]).toBe(zeroDigest(4096));
+    const { createHash } = await import('node:crypto');
+    expect(d.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+});
+
+describe('drive record', () => {
+  const record = {
+    sha256: 'ab'.repeat(32),
+    size: 10,
+    chunkSize: 4,
+    chunks: ['111111111111', '222222222222', '333333333333'],
+    writeRequests: 7,
+    writeBytes: 10,
+  };
+  const meta = Object.fromEntries(
+    Object.entries(encodeRecord(record)).map(([k, v]) => [k.slice(5), v]),
+  );
+  const drive = (writes: number, bytes: number) =>
+    toDriveInfo({
+      drive: 'd',
+      name: 'n',
+      size: 64,
+      'write:requests': writes,
+      'write:bytes': bytes,
+      ...encodeRecord(record),
+    });
+
+  it('round-trips through user: metadata', () => {
+    expect(decodeRecord(meta)).toEqual(record);
+  });
+
+  it('is trusted only while the drive shows no writes since', () => {
+    expect(trustedRecord(drive(7, 10))).toEqual(record);
+    expect(trustedRecord(drive(8, 10))).toBeUndefined();
+    expect(trustedRecord(drive(7, 11))).toBeUndefined();
+  });
+
+  it('is ignored when damaged', () => {
+    expect(decodeRecord({ ...meta, 'diskless-chunks': '1111' })).toBeUndefined();
+    expect(decodeRecord({ ...meta, 'diskless-writes': 'x' })).toBeUndefined();
+  });
+});
+
+describe('resume journal', () => {
+  it('lists confirmed chunks of the same image and ignores a line cut by a kill', async () => {
+    const dir = await tmp();
+    const header = {
+      version: 1 as const,
+      drive: 'd1',
+      sha256: 'aa',
+      chunkSize: 4,
+      basis: ['', ''],
+    };
+    const j = await openJournal(dir, header, new Set(), false);
+    await j.confirm(3);
+    await j.confirm(1);
+    await appendFile(path.join(dir, 'uploads', 'd1.journal'), '2'); // cut mid-line
+    const found = await findJournal(dir, 'd1', 'aa', 4);
+    expect(found?.done).toEqual(new Set([3, 1]));
+    expect(await findJournal(dir, 'd1', 'bb', 4)).toBeUndefined();
+    expect(await findJournal(dir, 'd1', 'aa', 8)).toBeUndefined();
+    await j.remove();
+    expect(await findJournal(dir, 'd1', 'aa', 4)).toBeUndefined();
+  });
+
+  it('keeps nothing secret and is private to its user', async () => {
+    const dir = await tmp();
+    await mkdir(dir, { recursive: true });
+    await openJournal(
+      dir,
+      { version: 1, drive: 'd2', sha256: 'aa', chunkSize: 4, basis: [] },
+      new Set(),
+      false,
+    );
+    const text = await readFile(path.join(dir, 'uploads', 'd2.journal'), 'utf8');
+    expect(JSON.parse(text.split('\n')[0] ?? '')).toEqual({
+      version: 1,
+      drive: 'd2',
+      sha256: 'aa',
+      chunkSize: 4,
+      basis: [],
+    });
+  });
+});
+
+describe('verification choice', () => {
+  it('samples the first, last and two more chunks sent; full checks all', () => {
+    const picked = chunksToVerify('sample', [9, 2, 5, 7, 3], 10, () => 0.5);
+    expect(picked[0]).toBe(2);
+    expect(picked.at(-1)).toBe(9);
+    expect(picked.length).toBeLessThanOrEqual(4);
+    expect(chunksToVerify('sample', [], 10)).toEqual([]);
+    expect(chunksToVerify('none', [1], 10)).toEqual([]);
+    expect(chunksToVerify('full', [], 3)).toEqual([0, 1, 2]);
+  });
+});
+
+describe('retries', () => {
+  it('retries transient failures only', () => {
+    expect(isTransient(new NetworkError('POST /x', 'ECONNRESET', null))).toBe(true);
+    for (const status of [500, 503, 429, 409])
+      expect(isTransient(new ApiError(status, 't', '', 'r', undefined))).toBe(true);
+    for (const status of [400, 401, 404])
+      expect(isTransient(new ApiError(status, 't', '', 'r', undefined))).toBe(false);
+  });
+
+  it('backs off exponentially with jitter and honours Retry-After', () => {
+    const p = defaultRetryPolicy;
+    expect(backoffDelay(p, 1, new Error(), () => 1)).toBe(250);
+    expect(backoffDelay(p, 3, new Error(), () => 1)).toBe(1000);
+    expect(backoffDelay(p, 10, new Error(), () => 1)).toBe(p.maxDelayMs);
+    expect(backoffDelay(p, 1, new Error(), () => 0)).toBe(0);
+    expect(backoffDelay(p, 1, new ApiError(429, 'busy', '', 'r', 3000), () => 0)).toBe(3000);
+    expect(parseRetryAfter('2')).toBe(2000);
+    expect(parseRetryAfter(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
+  });
+
+  it('gives up after the policy attempts', async () => {
+    let calls = 0;
+    const policy = { ...defaultRetryPolicy, attempts: 3, baseDelayMs: 1 };
+    await expect(
+      withRetry(() => {
+        calls++;
+        return Promise.reject(new ApiError(500, 'system', 'boom', 'r', undefined));
+      }, policy),
+    ).rejects.toThrow(/HTTP 500 system: boom/);
+    expect(calls).toBe(3);
+    calls = 0;
+    await expect(
+      withRetry(() => {
+        calls++;
+        return Promise.reject(new ApiError(400, 'usage', 'bad', 'r', undefined));
+      }, policy),
+    ).rejects.toThrow();
+    expect(calls).toBe(1);
+  });
+});
