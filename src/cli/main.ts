@@ -7,6 +7,7 @@
 import { DisklessError, errorMessage, redact } from '../errors.js';
 import { streamReporter } from '../report.js';
 import { isStepName, steps, type Step } from '../steps.js';
+import { runEmulatorCommand } from '../emulator/command.js';
 import { runActionCommand } from './action-command.js';
 import { envName, flagSource, parseFlags } from './flags.js';
 
@@ -20,6 +21,8 @@ ${Object.values(steps)
 Tools:
   action        run a bundled action the way the GitHub runner does
                 (diskless action <name|dir> --input key=value ... [--json])
+  emulator      serve a local ElasticStack drive API for tests and dry runs
+                (diskless emulator --port 0 --data DIR [--account USER:KEY] ...)
 
 Run "diskless <command> --help" for a command's flags.`;
 
@@ -73,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'action') return runActionCommand(args);
+  if (command === 'emulator') return runEmulatorCommand(args);
   if (isStepName(command)) return runStepCommand(steps[command], args);
   console.error(`diskless: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   return 2;

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { DriveApi, type DriveInfo } from '../drive/api.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
-import { errorMessage } from '../errors.js';
+import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 import type { Reporter, StepReport } from '../report.js';
 import { chunkCount, digestImage, imageSize, type ImageDigests } from './image.js';
@@ -182,6 +182,18 @@ export async function upload(
     });
     const uuid = drive?.uuid ?? '';
 
+    const transfer = {
+      api,
+      drive: uuid,
+      image: o.image,
+      digests,
+      concurrency: o.concurrency,
+      policy,
+      stats,
+      onRetry: (index: number, error: unknown, attempt: number, delay: number) => {
+        reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+      },
+    };
     let journal: Journal | undefined;
     if (todo.length > 0) {
       journal = await openJournal(
@@ -190,33 +202,23 @@ export async function upload(
         done,
         resumed,
       );
-      const transfer = {
-        api,
-        drive: uuid,
-        image: o.image,
-        digests,
-        concurrency: o.concurrency,
-        policy,
-        stats,
-        onRetry: (index: number, error: unknown, attempt: number, delay: number) => {
-          reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
-        },
-      };
+      const j = journal;
       await reporter.group(`Send ${todo.length} chunks (${o.concurrency} at a time)`, async () => {
         const progress = startProgress(
           'upload',
           todoBytes,
-          (line) => reporter.info(line),
+          (line) => {
+            reporter.info(line);
+          },
           () => stats.retries,
         );
         try {
-          const j = journal;
           await sendChunks(
             {
               ...transfer,
               confirmed: async (i, bytes) => {
                 progress.add(bytes);
-                await j?.confirm(i);
+                await j.confirm(i);
               },
             },
             todo,
@@ -228,41 +230,34 @@ export async function upload(
           `sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`,
         );
       });
-
-      const check = chunksToVerify(o.verify, todo, total);
-      if (check.length > 0) {
-        await reporter.group(`Verify ${check.length} chunks`, async () => {
-          let bad = await findMismatches(api, uuid, digests, check, o.concurrency);
-          if (bad.length > 0) {
-            reporter.warning(`chunks ${bad.join(', ')} differ on the drive: rewriting them`);
-            result.chunksRewritten = bad.length;
-            await sendChunks({ ...transfer, confirmed: async () => undefined }, bad);
-            bad = await findMismatches(api, uuid, digests, bad, o.concurrency);
-            if (bad.length > 0)
-              throw new Error(
-                `chunks ${bad.join(', ')} still differ on drive ${uuid} after rewriting`,
-              );
-          }
-          result.chunksVerified = check.length;
-          reporter.info(`verified ${check.length} chunks: the drive matches the image`);
-        });
-      }
-    } else if (o.verify === 'full') {
-      const bad = await findMismatches(
-        api,
-        uuid,
-        digests,
-        chunksToVerify('full', [], total),
-        o.concurrency,
-      );
-      if (bad.length > 0)
-        throw new Error(
-          `drive ${uuid} differs from the image in chunks ${bad.join(', ')} although its record says it holds it`,
-        );
-      result.chunksVerified = total;
     }
 
-    if (todo.length > 0 || !upToDate) {
+    // Read back: the chunks sent (sample) or all of them (full); a mismatch is rewritten.
+    const check = chunksToVerify(o.verify, todo, total);
+    if (check.length > 0) {
+      await reporter.group(`Verify ${check.length} chunks`, async () => {
+        let bad = await findMismatches(api, uuid, digests, check, o.concurrency);
+        if (bad.length > 0) {
+          reporter.warning(
+            `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
+          );
+          result.chunksRewritten = bad.length;
+          await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+          bad = await findMismatches(api, uuid, digests, bad, o.concurrency);
+          if (bad.length > 0) {
+            throw new DisklessError(
+              `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
+            );
+          }
+        }
+        result.chunksVerified = check.length;
+        reporter.info(
+          `verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+        );
+      });
+    }
+
+    if (!upToDate || stats.chunksSent > 0) {
       // Record what the drive holds now, with its counters, so the next run can trust it.
       const now = await api.info(uuid);
       if (now.writeRequests !== undefined && now.writeBytes !== undefined) {

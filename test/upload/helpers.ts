@@ -1,0 +1,88 @@
+// Shared setup of the upload tests: an in-process emulator, images, and a reader.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DriveApi } from '../../src/drive/api.js';
+import { defaultRetryPolicy } from '../../src/drive/retry.js';
+import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { readInputs } from '../../src/inputs/read.js';
+import { streamReporter } from '../../src/report.js';
+import { uploadDriveInputs, type UploadDriveOptions } from '../../src/upload/options.js';
+import { upload } from '../../src/upload/upload.js';
+
+export const USER = '6a1d5c3e-0b7e-4f0e-9a57-1c2d3e4f5a6b';
+export const KEY = 'emulator-key-that-must-never-show';
+export const MiB = 2 ** 20;
+/** Fast retries: the faults are injected, not real outages. */
+export const fastRetries = {
+  ...defaultRetryPolicy,
+  baseDelayMs: 5,
+  maxDelayMs: 50,
+  maxRetryAfterMs: 100,
+};
+
+export async function tmpDir(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'diskless-upload-'));
+}
+
+export async function emulator(dataDir?: string): Promise<Emulator> {
+  return startEmulator({
+    dataDir: dataDir ?? (await tmpDir()),
+    accounts: [{ user: USER, key: KEY }],
+  });
+}
+
+/** An ISO-like image: random data with a zero-filled region and a text region. */
+export function isoLike(size: number): Buffer {
+  const data = randomBytes(size);
+  data.fill(0, Math.floor(size * 0.2), Math.floor(size * 0.5));
+  data.fill('config text for the client ', Math.floor(size * 0.5), Math.floor(size * 0.6));
+  return data;
+}
+
+export async function writeImage(data: Buffer, dir?: string): Promise<string> {
+  const file = path.join(dir ?? (await tmpDir()), 'boot.iso');
+  await writeFile(file, data);
+  return file;
+}
+
+export function options(url: string, raw: Record<string, string>): UploadDriveOptions {
+  const all: Record<string, string> = { 'api-url': url, 'api-user': USER, 'api-key': KEY, ...raw };
+  return readInputs(uploadDriveInputs, (name) => all[name]);
+}
+
+export async function run(url: string, raw: Record<string, string>, lines: string[] = []) {
+  return upload(
+    options(url, raw),
+    streamReporter((l) => lines.push(l)),
+    fastRetries,
+  );
+}
+
+export function api(url: string): DriveApi {
+  return new DriveApi({ url, user: USER, key: KEY, connections: 4 });
+}
+
+/** The first `size` bytes of a drive, read through the API. */
+export async function readDrive(url: string, uuid: string, size: number): Promise<Buffer> {
+  const client = api(url);
+  try {
+    const parts: Buffer[] = [];
+    for (let at = 0; at < size; at += 4 * MiB)
+      parts.push(await client.read(uuid, at, Math.min(4 * MiB, size - at)));
+    return Buffer.concat(parts);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The error a run fails with; fails the test when it succeeds. */
+export async function failure(work: Promise<unknown>): Promise<Error> {
+  try {
+    await work;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the upload to fail');
+}
