@@ -3,6 +3,7 @@
  * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
  * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
  */
+import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import { ApiError, NetworkError, parseRetryAfter } from './api-error.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
@@ -34,6 +35,12 @@ export interface DriveApiOptions {
 }
 
 type Json = Record<string, unknown>;
+
+async function collect(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of body) parts.push(part);
+  return Buffer.concat(parts);
+}
 
 function num(v: unknown): number | undefined {
   if (typeof v === 'number') return v;
@@ -97,12 +104,19 @@ export class DriveApi {
     return this.pool.close();
   }
 
-  /** One HTTP exchange; errors become ApiError or NetworkError. */
-  private async exchange(
+  /**
+   * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
+   * body goes to `consume` (default: collected into one Buffer), so a large read can be
+   * hashed as it streams in instead of being held whole.
+   */
+  private async exchange<T = Buffer>(
     method: 'GET' | 'POST',
     path: string,
     body?: { data: Buffer | string; type: string; gzip?: boolean },
-  ): Promise<{ status: number; body: Buffer }> {
+    consume: (body: AsyncIterable<Buffer>) => Promise<T> = collect as (
+      b: AsyncIterable<Buffer>,
+    ) => Promise<T>,
+  ): Promise<T> {
     const target = new URL(path, this.url);
     const what = `${method} ${target.pathname}`;
     const headers: Record<string, string> = {
@@ -113,6 +127,8 @@ export class DriveApi {
       headers['content-type'] = body.type;
       if (body.gzip) headers['content-encoding'] = 'gzip';
     }
+    const network = (error: unknown) =>
+      new NetworkError(what, (error as { code?: string }).code ?? String(error), error);
     let res;
     try {
       res = await this.pool.request({
@@ -122,33 +138,31 @@ export class DriveApi {
         body: body?.data ?? (method === 'POST' ? '' : undefined),
       });
     } catch (error) {
-      throw new NetworkError(what, (error as { code?: string }).code ?? String(error), error);
-    }
-    let data: Buffer;
-    try {
-      data = Buffer.from(await res.body.arrayBuffer());
-    } catch (error) {
-      throw new NetworkError(what, (error as { code?: string }).code ?? String(error), error);
+      throw network(error);
     }
     if (res.statusCode >= 400) {
+      const text = await collect(res.body).catch(() => Buffer.alloc(0));
       const header = res.headers['x-elastic-error'];
       const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
       const retryAfter = res.headers['retry-after'];
       throw new ApiError(
         res.statusCode,
         type,
-        data.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '',
+        text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '',
         what,
         parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
       );
     }
-    return { status: res.statusCode, body: data };
+    try {
+      return await consume(res.body);
+    } catch (error) {
+      throw network(error);
+    }
   }
 
   private async json(method: 'GET' | 'POST', path: string, input?: Json): Promise<unknown> {
     const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
-    const res = await this.exchange(method, path, body);
-    const text = res.body.toString('utf8').trim();
+    const text = (await this.exchange(method, path, body)).toString('utf8').trim();
     return text === '' ? undefined : (JSON.parse(text) as unknown);
   }
 
@@ -188,9 +202,27 @@ export class DriveApi {
   }
 
   /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
-  async read(uuid: string, offset: number, size: number): Promise<Buffer> {
-    return (await this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`)))
-      .body;
+  read(uuid: string, offset: number, size: number): Promise<Buffer> {
+    return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
+  }
+
+  /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
+  readDigest(
+    uuid: string,
+    offset: number,
+    size: number,
+  ): Promise<{ sha256: string; bytes: number }> {
+    return this.retried(() =>
+      this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        for await (const part of body) {
+          hash.update(part);
+          bytes += part.length;
+        }
+        return { sha256: hash.digest('hex'), bytes };
+      }),
+    );
   }
 
   /** One write request, not retried: the caller counts and schedules retries. */

@@ -35,6 +35,8 @@ export interface UploadResult {
   resumed: boolean;
   stats: TransferStats;
   seconds: number;
+  /** Seconds per phase: find, hash, prepare, send, verify, record. */
+  phases: Record<string, number>;
 }
 
 /** What the drive holds before this run, as short digests per chunk ('' = unknown). */
@@ -66,6 +68,16 @@ export async function upload(
   policy: RetryPolicy = defaultRetryPolicy,
 ): Promise<UploadResult> {
   const started = performance.now();
+  const phases: Record<string, number> = {};
+  /** A log group that also times itself. */
+  const phase = async <T>(key: string, title: string, work: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await reporter.group(title, work);
+    } finally {
+      phases[key] = (phases[key] ?? 0) + (performance.now() - t) / 1000;
+    }
+  };
   const size = await imageSize(o.image);
   const stats = emptyStats();
   const api = new DriveApi({
@@ -79,11 +91,15 @@ export async function upload(
     },
   });
   try {
-    const target = await reporter
-      .group('Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName }))
-      .catch((error: unknown) => {
-        throw explainApiError(error, api);
-      });
+    // Hash the image while the drive is looked up: one is disk and CPU, the other network.
+    const hashStarted = performance.now();
+    const hashing = digestImage(o.image, size, o.chunkSize);
+    hashing.catch(() => undefined); // awaited below; do not let an early refusal leave it unhandled
+    const target = await phase('find', 'Find the drive', () =>
+      findTarget(api, { uuid: o.driveUuid, name: o.driveName }),
+    ).catch((error: unknown) => {
+      throw explainApiError(error, api);
+    });
     const existing = target.kind === 'existing' ? target.drive : undefined;
     if (existing) {
       reporter.info(
@@ -95,13 +111,11 @@ export async function upload(
       checkFits(size, o.image, o.driveSize ?? size, `"${o.driveName ?? ''}" (drive-size)`);
     }
 
-    const digests = await reporter.group('Hash the image', async () => {
-      const d = await digestImage(o.image, size, o.chunkSize);
-      reporter.info(
-        `${path.basename(o.image)}: ${size} bytes, ${d.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${d.sha256}`,
-      );
-      return d;
-    });
+    const digests = await hashing;
+    phases.hash = (performance.now() - hashStarted) / 1000;
+    reporter.info(
+      `${path.basename(o.image)}: ${size} bytes, ${digests.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${digests.sha256}`,
+    );
     const total = chunkCount(size, o.chunkSize);
     const stateDir = o.stateDir ?? defaultStateDir();
 
@@ -150,6 +164,7 @@ export async function upload(
       resumed,
       stats,
       seconds: 0,
+      phases,
     };
     if (o.dryRun) {
       reporter.info(
@@ -160,7 +175,7 @@ export async function upload(
     }
 
     let drive = existing;
-    await reporter.group('Prepare the drive', async () => {
+    await phase('prepare', 'Prepare the drive', async () => {
       if (!drive) {
         drive = await createDrive(
           api,
@@ -203,7 +218,7 @@ export async function upload(
         resumed,
       );
       const j = journal;
-      await reporter.group(`Send ${todo.length} chunks (${o.concurrency} at a time)`, async () => {
+      await phase('send', `Send ${todo.length} chunks (${o.concurrency} at a time)`, async () => {
         const progress = startProgress(
           'upload',
           todoBytes,
@@ -235,32 +250,50 @@ export async function upload(
     // Read back: the chunks sent (sample) or all of them (full); a mismatch is rewritten.
     const check = chunksToVerify(o.verify, todo, total);
     if (check.length > 0) {
-      await reporter.group(`Verify ${check.length} chunks`, async () => {
-        let bad = await findMismatches(api, uuid, digests, check, o.concurrency);
-        if (bad.length > 0) {
-          reporter.warning(
-            `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
+      await phase(
+        'verify',
+        `Verify ${check.length} chunks${o.verify === 'full' ? '' : ' (a 1 MiB piece of each)'}`,
+        async () => {
+          let bad = await findMismatches(
+            api,
+            uuid,
+            o.image,
+            digests,
+            check,
+            o.concurrency,
+            o.verify === 'full' ? 'whole' : 'one-piece',
           );
-          result.chunksRewritten = bad.length;
-          await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-          bad = await findMismatches(api, uuid, digests, bad, o.concurrency);
           if (bad.length > 0) {
-            throw new DisklessError(
-              `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
+            reporter.warning(
+              `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
             );
+            result.chunksRewritten = bad.length;
+            await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+            bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency);
+            if (bad.length > 0) {
+              throw new DisklessError(
+                `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
+              );
+            }
           }
-        }
-        result.chunksVerified = check.length;
-        reporter.info(
-          `verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
-        );
-      });
+          result.chunksVerified = check.length;
+          reporter.info(
+            `verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+          );
+        },
+      );
     }
 
     if (!upToDate || stats.chunksSent > 0) {
       // Record what the drive holds now, with its counters, so the next run can trust it.
-      const now = await api.info(uuid);
-      if (now.writeRequests !== undefined && now.writeBytes !== undefined) {
+      await phase('record', 'Record what the drive holds', async () => {
+        const now = await api.info(uuid);
+        if (now.writeRequests === undefined || now.writeBytes === undefined) {
+          reporter.warning(
+            'the API reports no write counters: the next upload will send every chunk',
+          );
+          return;
+        }
         await api.set(
           uuid,
           encodeRecord({
@@ -272,11 +305,10 @@ export async function upload(
             writeBytes: now.writeBytes,
           }),
         );
-      } else {
-        reporter.warning(
-          'the API reports no write counters: the next upload will send every chunk',
+        reporter.info(
+          `recorded image ${digests.sha256.slice(0, 16)}... and ${total} chunk digests on the drive`,
         );
-      }
+      });
     }
     await journal?.remove();
     result.seconds = (performance.now() - started) / 1000;
@@ -287,7 +319,8 @@ export async function upload(
 }
 
 export function uploadReport(r: UploadResult): StepReport {
-  const mbps = r.seconds > 0 ? (r.stats.bytesSent / r.seconds / 1e6).toFixed(1) : '0';
+  const send = r.phases.send ?? 0;
+  const mbps = send > 0 ? (r.stats.bytesSent / send / 1e6).toFixed(1) : '-';
   const state = r.dryRun
     ? 'dry run: nothing written'
     : r.created
@@ -307,7 +340,9 @@ export function uploadReport(r: UploadResult): StepReport {
       'chunks-retried': r.stats.retries,
       'chunks-verified': r.chunksVerified,
       sha256: r.sha256,
-      duration: r.seconds.toFixed(1),
+      duration: r.seconds.toFixed(2),
+      'send-seconds': send.toFixed(2),
+      throughput: mbps,
     },
     summary: [
       ['Drive', `${r.driveName} (${r.driveUuid || 'to be created'})`],
@@ -326,7 +361,13 @@ export function uploadReport(r: UploadResult): StepReport {
         'Verified chunks',
         `${r.chunksVerified}${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
       ],
-      ['Throughput', `${mbps} MB/s`],
+      ['Throughput while sending', `${mbps} MB/s`],
+      [
+        'Time per phase',
+        Object.entries(r.phases)
+          .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
+          .join(', '),
+      ],
       ['Duration', `${r.seconds.toFixed(1)} s`],
     ],
   };

@@ -1,13 +1,14 @@
 /**
- * Reads chunks back through the API's read endpoint (at most 4 MiB a request) and
- * compares their sha256 with the image's. `sample` checks the chunks this run wrote
- * (the first, the last and two more at random); `full` checks every chunk.
+ * Reads the drive back through the API's read endpoint (1 MiB pieces, in parallel)
+ * and compares each piece's sha256 with the image's. `full` checks every byte of the
+ * image; `sample` checks one piece of each of up to four chunks this run wrote (the
+ * first, the last and two at random), a cheap proof that the writes landed where and
+ * as they should.
  */
 import { createHash } from 'node:crypto';
 import type { DriveApi } from '../drive/api.js';
-import { chunkLength, type ImageDigests } from './image.js';
-
-export const MAX_READ = 4 * 2 ** 20;
+import { open } from 'node:fs/promises';
+import { chunkLength, readFully, type ImageDigests } from './image.js';
 
 export function chunksToVerify(
   mode: 'none' | 'sample' | 'full',
@@ -25,41 +26,57 @@ export function chunksToVerify(
   return [...pick].sort((a, b) => a - b);
 }
 
-async function chunkDigestOnDrive(
-  api: DriveApi,
-  drive: string,
-  d: ImageDigests,
-  index: number,
-): Promise<string> {
-  const hash = createHash('sha256');
-  const start = index * d.chunkSize;
-  const end = start + chunkLength(index, d.size, d.chunkSize);
-  for (let at = start; at < end; at += MAX_READ) {
-    const want = Math.min(MAX_READ, end - at);
-    const data = await api.read(drive, at, want);
-    // A short read would hash fewer bytes and show up as a mismatch, as it should.
-    hash.update(data.subarray(0, want));
-  }
-  return hash.digest('hex');
+/** Reads go out in pieces this big, in parallel: a chunk is not limited to one connection. */
+const PIECE = 2 ** 20;
+
+function oneOf(count: number, random: () => number): [number, number] {
+  const k = Math.floor(random() * count);
+  return [k, k + 1];
 }
 
-/** Indexes of the chunks whose bytes on the drive differ from the image. */
+/**
+ * Indexes of the chunks whose bytes on the drive differ from the image. Each 1 MiB
+ * piece read back is hashed as it streams in and compared with the same piece of the
+ * image file, so memory stays at one piece per connection.
+ */
 export async function findMismatches(
   api: DriveApi,
   drive: string,
-  digests: ImageDigests,
+  image: string,
+  d: ImageDigests,
   indexes: readonly number[],
   concurrency: number,
+  sample: 'one-piece' | 'whole' = 'whole',
+  random = Math.random,
 ): Promise<number[]> {
-  const bad: number[] = [];
+  const pieces = indexes.flatMap((index) => {
+    const start = index * d.chunkSize;
+    const length = chunkLength(index, d.size, d.chunkSize);
+    const all = Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+      index,
+      offset: start + k * PIECE,
+      size: Math.min(PIECE, length - k * PIECE),
+    }));
+    return sample === 'whole' ? all : all.slice(...oneOf(all.length, random));
+  });
+  const bad = new Set<number>();
+  const handle = await open(image, 'r');
   let next = 0;
   const worker = async () => {
-    while (next < indexes.length) {
-      const index = indexes[next++] ?? 0;
-      if ((await chunkDigestOnDrive(api, drive, digests, index)) !== digests.chunks[index])
-        bad.push(index);
+    const buffer = Buffer.allocUnsafe(PIECE);
+    for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
+      if (bad.has(piece.index)) continue;
+      const want = buffer.subarray(0, piece.size);
+      await readFully(handle, want, piece.offset);
+      const got = await api.readDigest(drive, piece.offset, piece.size);
+      const expected = createHash('sha256').update(want).digest('hex');
+      if (got.bytes !== piece.size || got.sha256 !== expected) bad.add(piece.index);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, indexes.length) }, worker));
-  return bad.sort((a, b) => a - b);
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, pieces.length) }, worker));
+  } finally {
+    await handle.close();
+  }
+  return [...bad].sort((a, b) => a - b);
 }

@@ -1,8 +1,13 @@
 // The bundled CLI (package.json's bin), run as a user would.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 
 const cli = path.resolve(import.meta.dirname, '../../dist/cli/index.js');
 const SECRET = 'cli-secret-key-0123456789';
@@ -19,17 +24,30 @@ async function diskless(args: string[], env: Record<string, string> = {}) {
   }
 }
 
-const upload = [
-  'upload-drive',
-  '--image',
-  '/etc/os-release',
-  '--api-url',
-  'http://127.0.0.1:1/',
-  '--api-user',
-  'u',
-  '--drive-name',
-  'boot',
-];
+let emu: Emulator;
+let upload: string[];
+beforeAll(async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-cli-'));
+  emu = await startEmulator({ dataDir: dir, accounts: [{ user: 'u', key: SECRET }] });
+  const image = path.join(dir, 'boot.iso');
+  await writeFile(image, Buffer.alloc(100_000, 'boot image '));
+  upload = [
+    'upload-drive',
+    '--image',
+    image,
+    '--api-url',
+    emu.url,
+    '--api-user',
+    'u',
+    '--drive-name',
+    'boot',
+    '--state-dir',
+    path.join(dir, 'state'),
+  ];
+});
+afterAll(async () => {
+  await emu.close();
+});
 
 describe('diskless CLI', () => {
   it('lists the steps and exits 2 without a command', async () => {
@@ -54,11 +72,28 @@ describe('diskless CLI', () => {
     );
   });
 
-  it('takes the key from the environment and never prints it', async () => {
+  it('takes the key from the environment, prints the outputs as name=value, never the key', async () => {
     const r = await diskless(upload, { DISKLESS_API_KEY: SECRET });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('not built yet (issue #3)');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^drive-uuid=[0-9a-f-]{36}$/m);
+    expect(r.stdout).toContain('created=true');
+    expect(r.stdout).toContain('chunks-total=1');
+    expect(r.stderr).toContain('> Send 1 chunks');
     expect(r.stdout + r.stderr).not.toContain(SECRET);
+    const again = await diskless([...upload, '--json'], { DISKLESS_API_KEY: SECRET });
+    expect(JSON.parse(again.stdout)).toMatchObject({ 'up-to-date': true, 'bytes-sent': 0 });
+  });
+
+  it('serves the emulator and prints its URL first', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-cli-emu-'));
+    const child = spawn(cli, ['emulator', '--port', '0', '--data', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const [first] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+    expect(first).toMatch(/^url=http:\/\/127\.0\.0\.1:\d+\/$/);
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
   });
 
   it('warns that a key given as a flag shows in ps, and still hides it', async () => {

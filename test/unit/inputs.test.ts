@@ -160,7 +160,7 @@ describe('readInputs', () => {
       apiUrl: 'https://api-lon-p.elastichosts.com/',
       claimType: 'shared',
       chunkSize: 4194304,
-      concurrency: 8,
+      concurrency: 12,
       verify: 'sample',
       dryRun: false,
       driveName: 'boot',

@@ -187,3 +187,15 @@ describe('retries', () => {
     expect(calls).toBe(1);
   });
 });
+
+describe('compression decision', () => {
+  it('does not spend CPU on a chunk that is only a little compressible', async () => {
+    // 6% text and zeros in random data: gzip would save ~6%, not worth deflating 4 MiB.
+    const chunk = randomBytes(4 << 20);
+    chunk.fill('text ', 0, 126 * 1024);
+    chunk.fill(0, chunk.length - 126 * 1024);
+    const body = await chunkBody(chunk);
+    expect(body.gzip).toBe(false);
+    expect(body.data).toBe(chunk);
+  });
+});

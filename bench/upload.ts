@@ -1,0 +1,220 @@
+// Benchmark, upload part: the upload-drive CLI bundle (default settings) against the
+// classic 2011 uploader, both over real HTTP to the emulator in its own process with
+// 50 ms latency per request, 50 Mbit/s per connection and a 400 Mbit/s shared link.
+//
+//   npm run bench -- upload            (or: npx tsx bench/upload.ts [--small-only])
+//
+// The baseline is implemented here, as elastichosts-upload did it: 4 MiB chunks, each
+// gzip-compressed (gzip's default level), sent one request at a time on a new
+// connection (curl per chunk), no skipping.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { Client } from 'undici';
+
+const root = path.resolve(import.meta.dirname, '..');
+const cli = path.join(root, 'dist/cli/index.js');
+const MiB = 2 ** 20;
+const LATENCY_MS = 50;
+const CONNECTION_MBIT = 50;
+const LINK_MBIT = 400;
+const LINK_BYTES_PER_S = (LINK_MBIT * 1e6) / 8;
+const USER = randomUUID();
+const KEY = randomBytes(18).toString('base64url');
+
+async function startEmulator(dataDir: string): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      'emulator',
+      '--data',
+      dataDir,
+      '--account',
+      `${USER}:${KEY}`,
+      '--latency-ms',
+      String(LATENCY_MS),
+      '--connection-mbit',
+      String(CONNECTION_MBIT),
+      '--link-mbit',
+      String(LINK_MBIT),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    if (line.startsWith('url=')) return { url: line.slice(4), child };
+  }
+  throw new Error('the emulator did not print its url');
+}
+
+/** An ISO-like image: incompressible (kernel, initramfs) with a little text and padding. */
+async function makeImage(file: string, size: number): Promise<void> {
+  const handle = await open(file, 'w');
+  for (let at = 0; at < size; at += 4 * MiB) {
+    const part = randomBytes(Math.min(4 * MiB, size - at));
+    part.fill('isolinux.cfg grub.cfg text ', 0, Math.floor(part.length * 0.03));
+    part.fill(0, Math.floor(part.length * 0.97));
+    await handle.write(part, 0, part.length, at);
+  }
+  await handle.close();
+}
+
+async function api(
+  url: string,
+  method: string,
+  p: string,
+  body?: string,
+): Promise<Record<string, unknown>> {
+  const res = await fetch(new URL(p, url), {
+    method,
+    headers: {
+      authorization: `Basic ${Buffer.from(`${USER}:${KEY}`).toString('base64')}`,
+      accept: 'application/json',
+      'content-type': 'application/json',
+    },
+    body,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+async function baseline(url: string, image: string): Promise<{ seconds: number; bytes: number }> {
+  const started = performance.now();
+  const data = await readFile(image);
+  const drive = await api(
+    url,
+    'POST',
+    'drives/create',
+    JSON.stringify({ name: 'baseline', size: String(data.length), 'claim:type': 'shared' }),
+  );
+  const gz = promisify(gzip);
+  let bytes = 0;
+  for (let at = 0; at < data.length; at += 4 * MiB) {
+    const body = await gz(data.subarray(at, at + 4 * MiB));
+    const client = new Client(new URL(url).origin); // curl: a new connection per chunk
+    const res = await client.request({
+      method: 'POST',
+      path: `/drives/${String(drive.drive)}/write/${at}`,
+      headers: {
+        authorization: `Basic ${Buffer.from(`${USER}:${KEY}`).toString('base64')}`,
+        'content-type': 'application/octet-stream',
+        'content-encoding': 'gzip',
+      },
+      body,
+    });
+    await res.body.dump();
+    await client.close();
+    if (res.statusCode !== 204) throw new Error(`baseline write: ${res.statusCode}`);
+    bytes += body.length;
+  }
+  return { seconds: (performance.now() - started) / 1000, bytes };
+}
+
+interface ActionRun {
+  seconds: number;
+  peakRssMiB: number;
+  outputs: Record<string, string | number | boolean>;
+}
+
+/** The bundled CLI with default settings; peak RSS from /proc (VmHWM) while it runs. */
+async function action(url: string, image: string, name: string, state: string): Promise<ActionRun> {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      'upload-drive',
+      '--image',
+      image,
+      '--api-url',
+      url,
+      '--api-user',
+      USER,
+      '--drive-name',
+      name,
+      '--state-dir',
+      state,
+      '--json',
+    ],
+    {
+      env: { ...process.env, DISKLESS_API_KEY: KEY },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  let peakKiB = 0;
+  const poll = setInterval(() => {
+    readFile(`/proc/${child.pid}/status`, 'utf8')
+      .then((s) => {
+        peakKiB = Math.max(peakKiB, Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0));
+      })
+      .catch(() => undefined);
+  }, 20);
+  const [code] = (await once(child, 'exit')) as [number];
+  clearInterval(poll);
+  if (code !== 0) throw new Error(`upload-drive failed (${code}):\n${stderr}`);
+  return {
+    seconds: (performance.now() - started) / 1000,
+    peakRssMiB: peakKiB / 1024,
+    outputs: JSON.parse(stdout) as ActionRun['outputs'],
+  };
+}
+
+async function scenario(label: string, size: number): Promise<string[]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-bench-upload-'));
+  const emu = await startEmulator(path.join(dir, 'emu'));
+  try {
+    const image = path.join(dir, 'boot.iso');
+    await makeImage(image, size);
+    const state = path.join(dir, 'state');
+    const base = await baseline(emu.url, image);
+    const cold = await action(emu.url, image, 'bench', state);
+    const sent = Number(cold.outputs['bytes-sent']);
+    const unchanged = await action(emu.url, image, 'bench', state);
+    const handle = await open(image, 'r+');
+    await handle.write(randomBytes(4 * MiB), 0, 4 * MiB, Math.floor(size / 3));
+    await handle.close();
+    const changed = await action(emu.url, image, 'bench', state);
+    const sendSeconds = Number(cold.outputs['send-seconds']);
+    const utilisation = sent / (LINK_BYTES_PER_S * sendSeconds);
+    const utilisationWhole = sent / (LINK_BYTES_PER_S * cold.seconds);
+    return [
+      `${label}: ${size / MiB} MiB image`,
+      `  baseline (sequential 4 MiB gzip chunks): ${base.seconds.toFixed(2)} s, ${(base.bytes / MiB).toFixed(1)} MiB sent`,
+      `  action, cold upload:                     ${cold.seconds.toFixed(2)} s, ${(sent / MiB).toFixed(1)} MiB sent, ${cold.outputs['chunks-sent']} chunks, ${cold.outputs['chunks-retried']} retries`,
+      `  speed-up vs baseline:                    ${(base.seconds / cold.seconds).toFixed(1)}x (target >= 5x)`,
+      `  link used while sending:                 ${(utilisation * 100).toFixed(0)}% of ${LINK_MBIT} Mbit/s over ${sendSeconds.toFixed(2)} s (target >= 85%)`,
+      `  link used over the whole run:            ${(utilisationWhole * 100).toFixed(0)}% (process start, hashing, drive lookup, verify and record included)`,
+      `  unchanged re-upload:                     ${unchanged.seconds.toFixed(2)} s, ${unchanged.outputs['bytes-sent']} bytes of chunks sent (target 0 B in < 1 s)`,
+      `  one 4 MiB region changed:                ${changed.seconds.toFixed(2)} s, ${changed.outputs['chunks-sent']} chunks, ${(Number(changed.outputs['bytes-sent']) / MiB).toFixed(1)} MiB sent`,
+      `  peak RSS of the action (cold):           ${cold.peakRssMiB.toFixed(0)} MiB (target < 150 MB for 512 MiB)`,
+    ];
+  } finally {
+    emu.child.kill('SIGTERM');
+    await once(emu.child, 'exit');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const small = process.argv.includes('--small-only');
+console.log(
+  `upload benchmark: emulator with ${LATENCY_MS} ms latency, ${CONNECTION_MBIT} Mbit/s per connection, ${LINK_MBIT} Mbit/s link`,
+);
+for (const [label, size] of [
+  ['ISO-like', 36 * MiB],
+  ['large', 512 * MiB],
+] as const) {
+  if (small && size > 36 * MiB) continue;
+  for (const line of await scenario(label, size)) console.log(line);
+}

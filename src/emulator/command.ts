@@ -1,0 +1,240 @@
+/**
+ * `diskless emulator`: runs the drive-API emulator until SIGINT or SIGTERM. Prints
+ * `url=<base url>` as the first stdout line, then one `account=` line per account (the
+ * key only for an account it made up, since a given key is already known to the
+ * caller), so scripts can read where to connect.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import path from 'node:path';
+import { DisklessError, errorMessage, InputError } from '../errors.js';
+import type { Account, EmulatorOptions, Faults } from './options.js';
+import { startEmulator } from './server.js';
+
+export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
+
+Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
+
+  --data DIR             directory holding the drives (required; reused across runs)
+  --port N               TCP port, 0 for any free one (default 0)
+  --host H               address to listen on (default 127.0.0.1)
+  --account USER:KEY     an account (repeatable); by default one random account
+  --latency-ms N         delay added before every response
+  --connection-mbit N    bandwidth cap per connection, Mbit/s
+  --link-mbit N          bandwidth cap shared by all connections, Mbit/s
+  --error-rate R         share (0..1) of requests answered 500 system
+  --throttle-rate R      share answered 429 with Retry-After
+  --retry-after N        Retry-After seconds of throttled answers (default 1)
+  --busy-rate R          share answered 409 busy
+  --cut-rate R           share whose connection is reset while the body is read
+  --fault-on WHICH       writes (default) or all: which requests get those faults
+  --seed N               seed of the fault PRNG
+  --max-write-bytes N    largest write accepted, decompressed (default 64M)
+  --fsync                fsync every write before acknowledging it`;
+
+function need(flag: string, value: string | undefined, expected: string): string {
+  if (value === undefined || value.startsWith('--')) {
+    throw new InputError(flag, `Flag --${flag} needs a value: expected ${expected}`);
+  }
+  return value;
+}
+
+function number(flag: string, value: string, expected: string, ok: (n: number) => boolean): number {
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n) || !ok(n)) {
+    throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected ${expected}`);
+  }
+  return n;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+
+/** The command line as emulator options; `generated` is the made-up account, if any. */
+export function parseEmulatorArgs(args: string[]): {
+  options: EmulatorOptions;
+  generated: Account | undefined;
+} {
+  const faults: Faults = {};
+  const accounts: Account[] = [];
+  let dataDir: string | undefined;
+  let host: string | undefined;
+  let port = 0;
+  let maxWriteBytes: number | undefined;
+  let fsync = false;
+  const rate = (f: string, v: string) =>
+    number(f, v, 'a share from 0 to 1, e.g. 0.05', (n) => n >= 0 && n <= 1);
+  const mbit = (f: string, v: string) =>
+    number(f, v, 'a positive number of Mbit/s, e.g. 50', (n) => n > 0) * 125_000;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    if (!m)
+      throw new InputError(
+        arg,
+        `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`,
+      );
+    const flag = m[1] ?? '';
+    if (flag === 'fsync') {
+      fsync = true;
+      continue;
+    }
+    const value = (expected: string) => m[2] ?? need(flag, args[++i], expected);
+    switch (flag) {
+      case 'data':
+        dataDir = path.resolve(value('a directory'));
+        break;
+      case 'host':
+        host = value('an address to listen on, e.g. 127.0.0.1');
+        break;
+      case 'port':
+        port = number(
+          flag,
+          value('a port'),
+          'a port from 0 to 65535',
+          (n) => Number.isInteger(n) && n >= 0 && n <= 65535,
+        );
+        break;
+      case 'account': {
+        const v = value('USER:KEY');
+        const colon = v.indexOf(':');
+        if (colon <= 0 || colon === v.length - 1 || /\s/.test(v)) {
+          throw new InputError(
+            flag,
+            `Invalid --account ${JSON.stringify(v.slice(0, Math.max(colon, 0)) + (colon >= 0 ? ':***' : ''))}: expected USER:KEY, both non-empty, no spaces`,
+          );
+        }
+        accounts.push({ user: v.slice(0, colon), key: v.slice(colon + 1) });
+        break;
+      }
+      case 'latency-ms':
+        faults.latencyMs = number(
+          flag,
+          value('milliseconds'),
+          'milliseconds, 0 or more',
+          (n) => n >= 0,
+        );
+        break;
+      case 'connection-mbit':
+        faults.connectionBytesPerSecond = mbit(flag, value('Mbit/s'));
+        break;
+      case 'link-mbit':
+        faults.linkBytesPerSecond = mbit(flag, value('Mbit/s'));
+        break;
+      case 'error-rate':
+        faults.errorRate = rate(flag, value('a share'));
+        break;
+      case 'throttle-rate':
+        faults.throttleRate = rate(flag, value('a share'));
+        break;
+      case 'busy-rate':
+        faults.busyRate = rate(flag, value('a share'));
+        break;
+      case 'cut-rate':
+        faults.cutRate = rate(flag, value('a share'));
+        break;
+      case 'retry-after':
+        faults.retryAfterSeconds = number(
+          flag,
+          value('seconds'),
+          'whole seconds, 0 or more',
+          (n) => Number.isInteger(n) && n >= 0,
+        );
+        break;
+      case 'fault-on': {
+        const v = value('writes or all');
+        if (v !== 'writes' && v !== 'all') {
+          throw new InputError(
+            flag,
+            `Invalid --fault-on ${JSON.stringify(v)}: expected writes or all`,
+          );
+        }
+        faults.faultOn = v;
+        break;
+      }
+      case 'seed':
+        faults.seed = number(
+          flag,
+          value('an integer'),
+          'an integer from 0 to 4294967295',
+          (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32,
+        );
+        break;
+      case 'max-write-bytes': {
+        const v = value('a byte size');
+        const sm = /^(\d+)([kmg]?)$/i.exec(v);
+        const n = sm ? Number(sm[1]) * (SIZE_UNITS[(sm[2] ?? '').toLowerCase()] ?? NaN) : NaN;
+        if (!Number.isSafeInteger(n) || n < 1) {
+          throw new InputError(
+            flag,
+            `Invalid --max-write-bytes ${JSON.stringify(v)}: expected a byte size such as 64M or 4194304`,
+          );
+        }
+        maxWriteBytes = n;
+        break;
+      }
+      default:
+        throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --help`);
+    }
+  }
+  if (dataDir === undefined)
+    throw new InputError(
+      'data',
+      'Flag --data is required: expected the directory holding the drives',
+    );
+  const rates =
+    (faults.errorRate ?? 0) +
+    (faults.throttleRate ?? 0) +
+    (faults.busyRate ?? 0) +
+    (faults.cutRate ?? 0);
+  if (rates > 1)
+    throw new InputError(
+      'error-rate',
+      `The fault rates add up to ${rates}: expected at most 1 in all`,
+    );
+  let generated: Account | undefined;
+  if (accounts.length === 0) {
+    generated = { user: randomUUID(), key: randomBytes(18).toString('base64url') };
+    accounts.push(generated);
+  }
+  return { options: { dataDir, host, port, accounts, faults, maxWriteBytes, fsync }, generated };
+}
+
+/**
+ * Runs the emulator until SIGINT/SIGTERM (or `stop` aborts, for tests); returns the
+ * exit code. Bad flags print one line on stderr and return 1.
+ */
+export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(EMULATOR_USAGE);
+    return 0;
+  }
+  try {
+    const { options, generated } = parseEmulatorArgs(args);
+    const emulator = await startEmulator(options);
+    console.log(`url=${emulator.url}`);
+    for (const a of options.accounts) {
+      console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
+    }
+    const stopped = new AbortController();
+    const onSignal = () => {
+      stopped.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const signals = [stopped.signal, ...(stop ? [stop] : [])];
+    try {
+      if (!signals.some((s) => s.aborted)) await once(AbortSignal.any(signals), 'abort');
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    await emulator.close();
+    console.error('diskless emulator: stopped');
+    return 0;
+  } catch (error) {
+    if (!(error instanceof DisklessError) && (error as NodeJS.ErrnoException).code === undefined)
+      throw error;
+    console.error(`diskless emulator: ${errorMessage(error)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * What a drive is, and the checks on the fields a client may send to drives/create and
+ * drives/UUID/set. Unknown or read-only keys are refused (400 usage) rather than
+ * ignored, so a client that sends something the service would not take finds out here.
+ */
+import { ApiError } from './api-error.js';
+import type { Fields, Info } from './wire-format.js';
+
+export type ClaimType = 'exclusive' | 'shared';
+
+export interface DriveCounters {
+  readBytes: number;
+  readRequests: number;
+  writeBytes: number;
+  writeRequests: number;
+}
+
+/** A drive's metadata as stored in <uuid>.json. */
+export interface DriveMeta {
+  drive: string;
+  name: string;
+  size: number;
+  user: string;
+  claimType: ClaimType;
+  readers: string[];
+  tags: string[];
+  /** user:* keys, without the `user:` prefix. */
+  userKeys: Record<string, string>;
+  encryptionCipher: string;
+  tier: string;
+  counters: DriveCounters;
+}
+
+/** Changes a create or set body asks for; absent = unchanged. */
+export interface DriveChanges {
+  name?: string;
+  size?: number;
+  claimType?: ClaimType;
+  readers?: string[];
+  tags?: string[];
+  /** An empty value removes the key. */
+  userKeys?: Record<string, string>;
+  encryptionCipher?: string;
+  tier?: string;
+}
+
+/** Largest drive the emulator makes (the service's own limit is not documented). */
+export const MAX_DRIVE_BYTES = 2 ** 41;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** `size` in bytes or with a binary k/M/G/T suffix (the suffix base is not documented). */
+export function parseDriveSize(raw: string): number {
+  const m = /^(\d+)([kmgt])?$/i.exec(raw.trim());
+  const bytes = m ? Number(m[1]) * (m[2] ? (UNITS[m[2].toLowerCase()] ?? NaN) : 1) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > MAX_DRIVE_BYTES) {
+    throw new ApiError(
+      'usage',
+      `Invalid size ${JSON.stringify(raw)}: expected 1 to ${MAX_DRIVE_BYTES} bytes, optionally with a k, M, G or T suffix`,
+    );
+  }
+  return bytes;
+}
+
+function one(key: string, value: string | string[]): string {
+  if (Array.isArray(value)) throw new ApiError('usage', `Field ${key} takes one value, not a list`);
+  return value;
+}
+
+function many(value: string | string[]): string[] {
+  return (Array.isArray(value) ? value : value.split(/\s+/)).filter((v) => v !== '');
+}
+
+const CREATE_ONLY = new Set(['encryption:cipher', 'tier', 'avoid']);
+
+export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChanges {
+  const changes: DriveChanges = {};
+  for (const [key, value] of fields) {
+    if (key.startsWith('user:') && key.length > 5) {
+      changes.userKeys = { ...changes.userKeys, [key.slice(5)]: one(key, value) };
+      continue;
+    }
+    if (mode === 'set' && CREATE_ONLY.has(key)) {
+      throw new ApiError('usage', `Field ${key} can only be given when the drive is created`);
+    }
+    switch (key) {
+      case 'name': {
+        const name = one(key, value);
+        if (name.trim() === '') throw new ApiError('usage', 'Field name must not be empty');
+        changes.name = name;
+        break;
+      }
+      case 'size':
+        changes.size = parseDriveSize(one(key, value));
+        break;
+      case 'claim:type': {
+        const claim = one(key, value);
+        if (claim !== 'exclusive' && claim !== 'shared') {
+          throw new ApiError(
+            'usage',
+            `Invalid claim:type ${JSON.stringify(claim)}: expected exclusive or shared`,
+          );
+        }
+        changes.claimType = claim;
+        break;
+      }
+      case 'readers': {
+        const readers = many(value);
+        const bad = readers.find((r) => !UUID.test(r));
+        if (bad !== undefined) {
+          throw new ApiError('usage', `Invalid reader ${JSON.stringify(bad)}: expected user UUIDs`);
+        }
+        changes.readers = readers.map((r) => r.toLowerCase());
+        break;
+      }
+      case 'tags':
+        changes.tags = many(value);
+        break;
+      case 'encryption:cipher': {
+        const cipher = one(key, value);
+        if (cipher !== 'none' && cipher !== 'aes-xts-plain') {
+          throw new ApiError(
+            'usage',
+            `Invalid encryption:cipher ${JSON.stringify(cipher)}: expected none or aes-xts-plain`,
+          );
+        }
+        changes.encryptionCipher = cipher;
+        break;
+      }
+      case 'tier': {
+        const tier = one(key, value);
+        if (!/^[a-z][a-z0-9-]*$/.test(tier)) {
+          throw new ApiError(
+            'usage',
+            `Invalid tier ${JSON.stringify(tier)}: expected a tier name such as disk`,
+          );
+        }
+        changes.tier = tier;
+        break;
+      }
+      case 'avoid':
+        // Placement hint for other hardware: meaningless on one emulator, accepted.
+        break;
+      default:
+        throw new ApiError(
+          'usage',
+          `Unknown or read-only field ${JSON.stringify(key)} for drives/${mode}`,
+        );
+    }
+  }
+  if (mode === 'create') {
+    if (changes.name === undefined) throw new ApiError('usage', 'Field name is required');
+    if (changes.size === undefined) throw new ApiError('usage', 'Field size is required');
+  }
+  return changes;
+}
+
+/** The info keys, in the order the service lists them. */
+export function driveInfo(meta: DriveMeta): Info {
+  const info: Info = {
+    drive: meta.drive,
+    name: meta.name,
+    size: meta.size,
+    user: meta.user,
+    status: 'active',
+    'claim:type': meta.claimType,
+    readers: meta.readers,
+    tags: meta.tags,
+    'encryption:cipher': meta.encryptionCipher,
+    tier: meta.tier,
+    'read:bytes': meta.counters.readBytes,
+    'read:requests': meta.counters.readRequests,
+    'write:bytes': meta.counters.writeBytes,
+    'write:requests': meta.counters.writeRequests,
+  };
+  for (const [k, v] of Object.entries(meta.userKeys)) info[`user:${k}`] = v;
+  return info;
+}

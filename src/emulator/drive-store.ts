@@ -1,0 +1,246 @@
+/**
+ * The drives on disk: <dataDir>/drives/<uuid>.img is a sparse file sized to the drive
+ * (a new drive reads as zeros without using space) and <uuid>.json its metadata and
+ * counters, replaced atomically (temp file + rename) so a restart never sees half a
+ * file. Every operation is checked against the caller's account: another account's
+ * drive is reported missing, as if absent.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApiError, driveMissing } from './api-error.js';
+import type { DriveChanges, DriveMeta } from './drive-fields.js';
+
+interface Entry {
+  meta: DriveMeta;
+  destroyed: boolean;
+  /** The last metadata save, so saves never overtake each other. */
+  tail: Promise<void>;
+  /** A save queued but not started yet: later callers share it (its snapshot is newer). */
+  queued: Promise<void> | undefined;
+}
+
+function ioError(error: unknown, what: string): ApiError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') {
+    return new ApiError('full', `No space left to ${what}`);
+  }
+  return new ApiError('failed', `Could not ${what}: ${code ?? 'I/O error'}`);
+}
+
+export class DriveStore {
+  private readonly entries = new Map<string, Entry>();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly fsync: boolean,
+  ) {}
+
+  static async open(dataDir: string, fsync: boolean): Promise<DriveStore> {
+    const store = new DriveStore(path.join(dataDir, 'drives'), fsync);
+    await mkdir(store.dir, { recursive: true });
+    for (const file of await readdir(store.dir)) {
+      if (file.includes('.tmp-')) {
+        await rm(path.join(store.dir, file), { force: true }); // an interrupted save
+        continue;
+      }
+      if (!file.endsWith('.json')) continue;
+      const meta = JSON.parse(await readFile(path.join(store.dir, file), 'utf8')) as DriveMeta;
+      // The data file is made before the metadata; recreate it (as zeros) if lost.
+      const handle = await open(store.dataPath(meta.drive), 'a');
+      await handle.truncate(meta.size);
+      await handle.close();
+      store.entries.set(meta.drive, {
+        meta,
+        destroyed: false,
+        tail: Promise.resolve(),
+        queued: undefined,
+      });
+    }
+    return store;
+  }
+
+  private dataPath(uuid: string): string {
+    return path.join(this.dir, `${uuid}.img`);
+  }
+
+  private metaPath(uuid: string): string {
+    return path.join(this.dir, `${uuid}.json`);
+  }
+
+  /** The caller's drives, oldest first by name then UUID for a stable listing. */
+  list(user: string): DriveMeta[] {
+    return [...this.entries.values()]
+      .filter((e) => e.meta.user === user)
+      .map((e) => e.meta)
+      .sort((a, b) => a.name.localeCompare(b.name) || a.drive.localeCompare(b.drive));
+  }
+
+  private entry(user: string, uuid: string): Entry {
+    const e = this.entries.get(uuid.toLowerCase());
+    if (!e || e.destroyed || e.meta.user !== user) throw driveMissing(uuid);
+    return e;
+  }
+
+  get(user: string, uuid: string): DriveMeta {
+    return this.entry(user, uuid).meta;
+  }
+
+  async create(user: string, changes: DriveChanges): Promise<DriveMeta> {
+    const meta: DriveMeta = {
+      drive: randomUUID(),
+      name: changes.name ?? '',
+      size: changes.size ?? 0,
+      user,
+      claimType: changes.claimType ?? 'exclusive',
+      readers: changes.readers ?? [],
+      tags: changes.tags ?? [],
+      userKeys: Object.fromEntries(
+        Object.entries(changes.userKeys ?? {}).filter(([, v]) => v !== ''),
+      ),
+      encryptionCipher: changes.encryptionCipher ?? 'aes-xts-plain',
+      tier: changes.tier ?? 'disk',
+      counters: { readBytes: 0, readRequests: 0, writeBytes: 0, writeRequests: 0 },
+    };
+    try {
+      await writeFile(this.dataPath(meta.drive), '');
+      await truncate(this.dataPath(meta.drive), meta.size);
+    } catch (error) {
+      await rm(this.dataPath(meta.drive), { force: true });
+      throw ioError(error, `create a drive of ${meta.size} bytes`);
+    }
+    const e: Entry = { meta, destroyed: false, tail: Promise.resolve(), queued: undefined };
+    this.entries.set(meta.drive, e);
+    await this.save(e);
+    return meta;
+  }
+
+  async update(user: string, uuid: string, changes: DriveChanges): Promise<DriveMeta> {
+    const e = this.entry(user, uuid);
+    if (changes.size !== undefined && changes.size !== e.meta.size) {
+      try {
+        await truncate(this.dataPath(e.meta.drive), changes.size);
+      } catch (error) {
+        throw ioError(error, `resize drive ${e.meta.drive}`);
+      }
+    }
+    const userKeys = { ...e.meta.userKeys, ...changes.userKeys };
+    e.meta = {
+      ...e.meta,
+      name: changes.name ?? e.meta.name,
+      size: changes.size ?? e.meta.size,
+      claimType: changes.claimType ?? e.meta.claimType,
+      readers: changes.readers ?? e.meta.readers,
+      tags: changes.tags ?? e.meta.tags,
+      userKeys: Object.fromEntries(Object.entries(userKeys).filter(([, v]) => v !== '')),
+    };
+    await this.save(e);
+    return e.meta;
+  }
+
+  async destroy(user: string, uuid: string): Promise<void> {
+    const e = this.entry(user, uuid);
+    e.destroyed = true;
+    this.entries.delete(e.meta.drive);
+    await e.tail; // a save still running must not bring the metadata back
+    await rm(this.metaPath(e.meta.drive), { force: true });
+    await rm(this.dataPath(e.meta.drive), { force: true });
+  }
+
+  /**
+   * Reads and writes must lie inside the drive: past the end is 400 usage and nothing is
+   * read or written (the service's behaviour is not documented; refusing, rather than
+   * trimming a read, makes a client that relies on either show up here).
+   */
+  private checkRange(e: Entry, offset: number, length: number, verb: string): void {
+    if (offset + length > e.meta.size) {
+      throw new ApiError(
+        'usage',
+        `Cannot ${verb} ${length} bytes at offset ${offset}: drive ${e.meta.drive} has ${e.meta.size} bytes`,
+      );
+    }
+  }
+
+  async read(user: string, uuid: string, offset: number, length: number): Promise<Buffer> {
+    const e = this.entry(user, uuid);
+    this.checkRange(e, offset, length, 'read');
+    const data = Buffer.alloc(length);
+    try {
+      const handle = await open(this.dataPath(e.meta.drive), 'r');
+      try {
+        for (let done = 0; done < length;) {
+          const { bytesRead } = await handle.read(data, done, length - done, offset + done);
+          if (bytesRead === 0) break; // shrunk underneath us: the rest stays zero
+          done += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      throw ioError(error, `read drive ${e.meta.drive}`);
+    }
+    e.meta.counters.readBytes += length;
+    e.meta.counters.readRequests += 1;
+    await this.save(e);
+    return data;
+  }
+
+  /** Resolves once the bytes are in the drive file (and on disk with fsync). */
+  async write(user: string, uuid: string, offset: number, data: Buffer): Promise<void> {
+    const e = this.entry(user, uuid);
+    this.checkRange(e, offset, data.length, 'write');
+    if (data.length > 0) {
+      try {
+        const handle = await open(this.dataPath(e.meta.drive), 'r+');
+        try {
+          for (let done = 0; done < data.length;) {
+            const { bytesWritten } = await handle.write(
+              data,
+              done,
+              data.length - done,
+              offset + done,
+            );
+            done += bytesWritten;
+          }
+          if (this.fsync) await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } catch (error) {
+        throw ioError(error, `write drive ${e.meta.drive}`);
+      }
+    }
+    e.meta.counters.writeBytes += data.length;
+    e.meta.counters.writeRequests += 1;
+    await this.save(e);
+  }
+
+  /** Saves the metadata as it is when the save runs; concurrent callers share a save. */
+  private save(e: Entry): Promise<void> {
+    if (e.queued) return e.queued;
+    const run = e.tail.then(async () => {
+      e.queued = undefined;
+      if (e.destroyed) return;
+      const target = this.metaPath(e.meta.drive);
+      const temp = `${target}.tmp-${randomUUID()}`;
+      const handle = await open(temp, 'w');
+      try {
+        await handle.writeFile(`${JSON.stringify(e.meta, null, 2)}\n`);
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, target);
+    });
+    e.tail = run.catch(() => undefined);
+    e.queued = run.catch((error: unknown) => {
+      throw ioError(error, `save drive ${e.meta.drive}`);
+    });
+    return e.queued;
+  }
+
+  /** Waits for every metadata save in progress. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.tail));
+  }
+}

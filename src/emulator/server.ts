@@ -1,0 +1,365 @@
+/**
+ * The emulator's HTTP server (node:http, no framework): authenticates, routes the drive
+ * endpoints, injects the configured faults and paces bodies through the bandwidth caps.
+ * Order per request: auth (401), route (404) and method (405), fault draw, body read
+ * (a cut fault resets the connection here), injected error answers, the work itself,
+ * latency, then the paced response.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { InputError } from '../errors.js';
+import { ApiError, errorParts } from './api-error.js';
+import { Pacer, pace, sliceSize } from './bandwidth.js';
+import { driveInfo, parseChanges } from './drive-fields.js';
+import { DriveStore } from './drive-store.js';
+import { FaultPicker } from './faults.js';
+import {
+  DEFAULT_MAX_WRITE_BYTES,
+  MAX_READ_BYTES,
+  type Emulator,
+  type EmulatorOptions,
+  type EmulatorStats,
+  type Faults,
+} from './options.js';
+import { ConnectionCut, readBody } from './request-body.js';
+import { routeRequest, type Route } from './routes.js';
+import {
+  parseFields,
+  renderList,
+  renderObject,
+  renderObjects,
+  wantsJson,
+  type Rendered,
+} from './wire-format.js';
+
+const inflate = promisify(gunzip);
+/** Bodies of the non-write calls (create, set) are small key-value sets. */
+const MAX_FIELDS_BYTES = 1 << 20;
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+function checkOptions(o: EmulatorOptions): void {
+  for (const a of o.accounts) {
+    if (a.user === '' || /[:\s]/.test(a.user) || a.key === '') {
+      throw new InputError(
+        'accounts',
+        `Invalid emulator account ${JSON.stringify(a.user)}: expected a user without ":" or spaces and a non-empty key`,
+      );
+    }
+  }
+  const max = o.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new InputError(
+      'maxWriteBytes',
+      `Invalid maxWriteBytes ${max}: expected a positive integer`,
+    );
+  }
+}
+
+/** The account a request's Basic credentials name, or a 401. */
+function authenticate(req: IncomingMessage, keys: Map<string, string>): string {
+  const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  const decoded = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  const user = decoded.slice(0, colon);
+  if (colon < 0 || keys.get(user) !== decoded.slice(colon + 1)) {
+    throw new ApiError('auth', 'Authentication failed: check the API user and key', 401, {
+      'www-authenticate': 'Basic realm="ElasticStack API"',
+    });
+  }
+  return user;
+}
+
+function parseOffset(raw: string, what: string): number {
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new ApiError(
+      'usage',
+      `Invalid ${what} ${JSON.stringify(raw)}: expected a number of bytes`,
+    );
+  }
+  return n;
+}
+
+function rendered(r: Rendered): Reply {
+  return { status: 200, headers: r.headers, body: r.body };
+}
+
+/** Resolves on 'drain', or on 'close' when the client went away (no drain will come). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+const NO_CONTENT: Reply = { status: 204, headers: {}, body: Buffer.alloc(0) };
+
+export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
+  checkOptions(options);
+  const maxWriteBytes = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
+  const keys = new Map(options.accounts.map((a) => [a.user, a.key]));
+  const store = await DriveStore.open(options.dataDir, options.fsync ?? false);
+  const picker = new FaultPicker(options.faults ?? {});
+  const stats: EmulatorStats = {
+    requests: 0,
+    endpoints: {},
+    statuses: {},
+    faults: { error: 0, throttle: 0, busy: 0, cut: 0 },
+    bytesReceived: 0,
+    bytesSent: 0,
+    bytesWritten: 0,
+    connections: 0,
+  };
+  const link = new Pacer(() => picker.current.linkBytesPerSecond);
+  const connectionPacers = new WeakMap<Socket, Pacer>();
+  const inflight = new Set<Promise<void>>();
+
+  function pacersOf(req: IncomingMessage): Pacer[] {
+    const own = connectionPacers.get(req.socket);
+    return own ? [own, link] : [link];
+  }
+
+  /** Sends a reply after the injected latency, its body paced through the caps. */
+  async function send(req: IncomingMessage, res: ServerResponse, reply: Reply): Promise<void> {
+    const latency = picker.current.latencyMs ?? 0;
+    if (latency > 0) await sleep(latency);
+    if (res.destroyed) return;
+    stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
+    const pacers = pacersOf(req);
+    const slice = sliceSize(pacers, [
+      picker.current.connectionBytesPerSecond,
+      picker.current.linkBytesPerSecond,
+    ]);
+    if (!Number.isFinite(slice)) {
+      stats.bytesSent += reply.body.length;
+      res.end(reply.body);
+      return;
+    }
+    // (a getter: the socket can go away while we wait)
+    const gone = () => res.destroyed;
+    for (let at = 0; at < reply.body.length && !gone(); at += slice) {
+      const part = reply.body.subarray(at, at + slice);
+      await pace(pacers, part.length);
+      stats.bytesSent += part.length;
+      // Waiting for 'drain' after every slice would lose an event-loop turn each time;
+      // a few slices in the buffer keep memory bounded without that.
+      if (!res.write(part) && res.writableLength > 4 * slice) await drained(res);
+    }
+    res.end();
+  }
+
+  async function work(
+    req: IncomingMessage,
+    user: string,
+    route: Route,
+    body: Buffer,
+  ): Promise<Reply> {
+    const json = wantsJson(req.headers.accept);
+    switch (route.endpoint) {
+      case 'list':
+        return rendered(
+          renderList(
+            'drive',
+            store.list(user).map((d) => d.drive),
+            json,
+          ),
+        );
+      case 'info':
+        return route.uuid === undefined
+          ? rendered(renderObjects(store.list(user).map(driveInfo), json))
+          : rendered(renderObject(driveInfo(store.get(user, route.uuid)), json));
+      case 'create': {
+        const changes = parseChanges(parseFields(body, req.headers['content-type']), 'create');
+        return rendered(renderObject(driveInfo(await store.create(user, changes)), json));
+      }
+      case 'set': {
+        const uuid = route.uuid ?? '';
+        store.get(user, uuid); // 404 before 400: the drive must exist
+        const changes = parseChanges(parseFields(body, req.headers['content-type']), 'set');
+        return rendered(renderObject(driveInfo(await store.update(user, uuid, changes)), json));
+      }
+      case 'destroy':
+        await store.destroy(user, route.uuid ?? '');
+        return NO_CONTENT;
+      case 'read': {
+        const offset = parseOffset(route.offset ?? '', 'offset');
+        const size = parseOffset(route.size ?? '', 'size');
+        if (size > MAX_READ_BYTES) {
+          throw new ApiError(
+            'usage',
+            `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`,
+          );
+        }
+        const data = await store.read(user, route.uuid ?? '', offset, size);
+        return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
+      }
+      case 'write': {
+        const uuid = route.uuid ?? '';
+        store.get(user, uuid);
+        const offset = parseOffset(route.offset ?? '0', 'offset');
+        const data = await decodeWrite(req, body);
+        await store.write(user, uuid, offset, data);
+        stats.bytesWritten += data.length;
+        return NO_CONTENT;
+      }
+    }
+  }
+
+  /** The bytes a write carries: the body as is, or inflated when gzip. */
+  async function decodeWrite(req: IncomingMessage, body: Buffer): Promise<Buffer> {
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding === 'identity') return body;
+    if (encoding !== 'gzip' && encoding !== 'x-gzip') {
+      throw new ApiError(
+        'usage',
+        `Unsupported Content-Encoding ${JSON.stringify(encoding)}: expected gzip or none`,
+      );
+    }
+    try {
+      return await inflate(body, { maxOutputLength: maxWriteBytes });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new ApiError(
+          'usage',
+          `Write refused: it inflates to more than ${maxWriteBytes} bytes`,
+        );
+      }
+      throw new ApiError('usage', 'Write refused: the gzip body could not be inflated');
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    stats.requests += 1;
+    let route: Route | undefined;
+    try {
+      const user = authenticate(req, keys);
+      route = routeRequest(req.method ?? 'GET', req.url ?? '/');
+      const fault = picker.pick(route.endpoint === 'write');
+      const isWrite = route.endpoint === 'write';
+      const gzip = /gzip/i.test(req.headers['content-encoding'] ?? '');
+      const length = Number(req.headers['content-length'] ?? NaN);
+      const body = await readBody(req, {
+        pacers: pacersOf(req),
+        // gzip of incompressible data is slightly larger than the data itself
+        keep: isWrite
+          ? gzip
+            ? maxWriteBytes + (maxWriteBytes >> 6) + 65536
+            : maxWriteBytes
+          : MAX_FIELDS_BYTES,
+        cutAfter:
+          fault === 'cut'
+            ? length > 0
+              ? Math.ceil(length / 2)
+              : Number.isNaN(length)
+                ? 1
+                : 0
+            : undefined,
+        onBytes: (n) => {
+          stats.bytesReceived += n;
+        },
+      });
+      if (fault !== undefined) stats.faults[fault] += 1;
+      if (fault === 'error')
+        throw new ApiError('system', 'Injected fault: internal error, please retry');
+      if (fault === 'busy')
+        throw new ApiError('busy', 'Injected fault: the drive is busy, please retry');
+      if (fault === 'throttle') {
+        const after = picker.current.retryAfterSeconds ?? 1;
+        throw new ApiError('busy', 'Injected fault: too many requests, please slow down', 429, {
+          'retry-after': String(after),
+        });
+      }
+      if (isWrite && req.headers['content-length'] === undefined) {
+        throw new ApiError(
+          'usage',
+          'Write refused: a Content-Length is required (chunked bodies are not supported)',
+        );
+      }
+      if (body.overLimit) {
+        throw new ApiError(
+          'usage',
+          `Write refused: the body is over the ${maxWriteBytes}-byte limit`,
+        );
+      }
+      await send(req, res, await work(req, user, route, body.data));
+    } catch (error) {
+      if (error instanceof ConnectionCut) {
+        stats.faults.cut += 1;
+        return;
+      }
+      if (res.headersSent || res.destroyed) return;
+      if (!(error instanceof ApiError)) {
+        // The client disconnected mid-body, or a bug: answer if anyone is listening.
+        if (req.destroyed) return;
+      }
+      const api =
+        error instanceof ApiError ? error : new ApiError('system', 'Internal emulator error');
+      await send(req, res, errorParts(api));
+    } finally {
+      const name = route?.endpoint ?? 'unknown';
+      stats.endpoints[name] = (stats.endpoints[name] ?? 0) + 1;
+    }
+  }
+
+  const server = createServer({ requestTimeout: 0 }, (req, res) => {
+    req.on('error', () => undefined); // resets surface through the body reader
+    res.on('error', () => undefined);
+    const done = handle(req, res).catch(() => {
+      res.destroy();
+    });
+    inflight.add(done);
+    void done.finally(() => inflight.delete(done));
+  });
+  server.on('connection', (socket: Socket) => {
+    stats.connections += 1;
+    connectionPacers.set(socket, new Pacer(() => picker.current.connectionBytesPerSecond));
+  });
+
+  server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([error]: unknown[]) => {
+      throw error;
+    }),
+  ]);
+  const address = server.address() as AddressInfo;
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}/`,
+    stats,
+    setFaults(faults: Faults) {
+      picker.set(faults);
+    },
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => {
+          server.close(() => {
+            resolve();
+          });
+        });
+        server.closeAllConnections();
+        await Promise.allSettled([...inflight]);
+        await closed;
+        await store.flush();
+      })();
+      return closing;
+    },
+  };
+}

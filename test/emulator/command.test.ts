@@ -1,0 +1,130 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { request } from 'undici';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { parseEmulatorArgs, runEmulatorCommand } from '../../src/emulator/command.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'emulator-cli-'));
+});
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('diskless emulator flags', () => {
+  it('turns flags into options (Mbit/s as bytes per second)', () => {
+    const { options, generated } = parseEmulatorArgs([
+      '--data',
+      dir,
+      '--port=0',
+      '--account',
+      'u1:k1',
+      '--latency-ms',
+      '50',
+      '--connection-mbit',
+      '50',
+      '--link-mbit',
+      '400',
+      '--error-rate',
+      '0.1',
+      '--seed',
+      '3',
+      '--fault-on',
+      'all',
+    ]);
+    expect(generated).toBeUndefined();
+    expect(options).toMatchObject({
+      dataDir: dir,
+      port: 0,
+      accounts: [{ user: 'u1', key: 'k1' }],
+      faults: {
+        latencyMs: 50,
+        connectionBytesPerSecond: 6_250_000,
+        linkBytesPerSecond: 50_000_000,
+        errorRate: 0.1,
+        seed: 3,
+        faultOn: 'all',
+      },
+    });
+  });
+
+  it('refuses bad flags with one line naming the flag, the value and what was expected', async () => {
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
+    const cases: [string[], RegExp][] = [
+      [['--data', dir, '--error-rate', '1.5'], /--error-rate "1\.5": expected a share from 0 to 1/],
+      [['--data', dir, '--port', 'x'], /--port "x": expected a port from 0 to 65535/],
+      [['--data', dir, '--link-mbit', '0'], /--link-mbit "0": expected a positive number/],
+      [['--data', dir, '--account', 'nokey'], /--account .*expected USER:KEY/],
+      [['--data', dir, '--fault-on', 'reads'], /--fault-on "reads": expected writes or all/],
+      [['--data', dir, '--bogus', '1'], /Unknown flag --bogus/],
+      [['--data', dir, '--seed'], /--seed needs a value/],
+      [['--port', '0'], /--data is required/],
+    ];
+    for (const [args, message] of cases) {
+      errors.length = 0;
+      expect(await runEmulatorCommand(args), args.join(' ')).toBe(1);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/^diskless emulator: /);
+      expect(errors[0]).toMatch(message);
+    }
+  });
+
+  it('runs in process: prints url= then the account it made up, serves, stops on abort', async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((line: string) => lines.push(line));
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const stop = new AbortController();
+    const running = runEmulatorCommand(['--data', dir], stop.signal);
+    await vi.waitFor(() => {
+      expect(lines.length).toBeGreaterThanOrEqual(2);
+    });
+    const url = /^url=(http:\/\/127\.0\.0\.1:\d+\/)$/.exec(lines[0] ?? '')?.[1];
+    const account = /^account=([^:]+):(.+)$/.exec(lines[1] ?? '');
+    expect(url).toBeDefined();
+    expect(account).not.toBeNull();
+    const auth = `Basic ${Buffer.from(`${account?.[1] ?? ''}:${account?.[2] ?? ''}`).toString('base64')}`;
+    const res = await request(`${url ?? ''}drives/list`, { headers: { authorization: auth } });
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    stop.abort();
+    expect(await running).toBe(0);
+  });
+
+  it('runs as a process until SIGTERM and exits 0', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        "import { runEmulatorCommand } from './src/emulator/command.ts'; process.exitCode = await runEmulatorCommand(process.argv.slice(1));",
+        '--',
+        '--data',
+        dir,
+        '--account',
+        'u:k',
+      ],
+      { cwd: path.resolve(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const first = (await lines.next()).value as string;
+    expect(first).toMatch(/^url=http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect((await lines.next()).value).toBe('account=u'); // a given key is not echoed
+    const res = await request(`${first.slice(4)}drives/list`, {
+      headers: { authorization: `Basic ${Buffer.from('u:k').toString('base64')}` },
+    });
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+  });
+});
