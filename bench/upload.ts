@@ -47,7 +47,7 @@ async function startEmulator(dataDir: string): Promise<{ url: string; child: Chi
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   for await (const line of lines) {
     if (line.startsWith('url=')) return { url: line.slice(4), child };
   }

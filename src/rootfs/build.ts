@@ -1,11 +1,421 @@
-import { NotBuiltError } from '../errors.js';
+/**
+ * build-rootfs: the master's own root becomes a client root release.
+ *
+ *   check    refuse what would destroy data; read and render the template (nothing touched)
+ *   lock     one build per target at a time; the dpkg lock of the source while copying
+ *   compare  nothing changed since the previous release: publish nothing
+ *   copy     rsync with the exclusions (--link-dest against the previous release)
+ *   scrub    the client's own identity (machine-id, ssh host keys)
+ *   overlay  the template, rendered; the generated fstab when it has none
+ *   var      the /var skeleton archive and the unit that unpacks it at boot
+ *   services server-only units masked, client units enabled
+ *   scan     no private keys or credentials in the client root
+ *   publish  rename into releases/<id>, switch current atomically, prune
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DisklessError } from '../errors.js';
 import type { Reporter, StepReport } from '../report.js';
+import { exclusions } from './exclusions.js';
+import { checkFstab, FSTAB, generateFstab } from './fstab.js';
+import {
+  checkPaths,
+  claimTarget,
+  lockFile,
+  readMarker,
+  TOOL_FILES,
+  writeMarker,
+  type Layout,
+} from './guard.js';
+import { holdLocks, type HeldLock } from './lock.js';
 import type { BuildRootfsOptions } from './options.js';
+import { applyTemplate, loadTemplate, type TemplateEntry, type TemplateValues } from './overlay.js';
+import {
+  currentId,
+  listReleases,
+  newReleaseId,
+  PARTIAL,
+  prune,
+  readMeta,
+  RELEASES,
+  removePartials,
+  switchCurrent,
+  writeMeta,
+  type ReleaseMeta,
+} from './releases.js';
+import { copy, differences } from './rsync.js';
+import { CLIENT_KEY_PATHS, clientKeys, scrub } from './scrub.js';
+import { assertNoSecrets, scanSecrets } from './secret-scan.js';
+import { configureServices } from './services.js';
+import { ClientTree, lstatOrUndefined } from './tree.js';
+import { buildSkeleton, POPULATE_UNIT, POPULATE_UNIT_TEXT, SKELETON } from './var-skeleton.js';
+
+/** Bumped when the build's output changes for the same inputs: the next build is a new release. */
+const FORMAT = 1;
+
+function templateValues(o: BuildRootfsOptions, nfsRoot: string, usrExport: string): TemplateValues {
+  const values: TemplateValues = {
+    NFS_SERVER: { value: o.nfsServer, input: 'nfs-server' },
+    NFS_ROOT: { value: nfsRoot, input: 'target' },
+    USR_ROOT: { value: usrExport, input: 'source' },
+    CLIENT_HOSTNAME: { value: o.clientHostname, input: 'client-hostname' },
+    MASTER_HOSTNAME: { value: os.hostname(), input: 'the master' },
+  };
+  for (const line of o.templateValues) {
+    const eq = line.indexOf('=');
+    const name = line.slice(0, eq);
+    if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
+      throw new DisklessError(
+        `Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`,
+      );
+    }
+    values[name] = { value: line.slice(eq + 1), input: 'template-values' };
+  }
+  return values;
+}
+
+function hashEntries(entries: readonly TemplateEntry[]): string {
+  const h = createHash('sha256');
+  for (const e of entries) {
+    if (e.kind === 'file')
+      h.update(`f ${e.rel} ${e.mode} ${createHash('sha256').update(e.data).digest('hex')}\n`);
+    else if (e.kind === 'dir') h.update(`d ${e.rel} ${e.mode}\n`);
+    else h.update(`l ${e.rel} ${e.target}\n`);
+  }
+  return h.digest('hex');
+}
+
+async function hashFiles(dir: string, names: readonly string[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const name of names) h.update(await readFile(path.join(dir, name)));
+  return h.digest('hex');
+}
+
+function seconds(since: number): number {
+  return Math.round((Date.now() - since) / 100) / 10;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
+}
 
 /** Builds a client root release from the master's root. */
-export function buildRootfs(
-  _options: BuildRootfsOptions,
-  _reporter: Reporter,
+export async function buildRootfs(
+  options: BuildRootfsOptions,
+  reporter: Reporter,
 ): Promise<StepReport> {
-  return Promise.reject(new NotBuiltError('build-rootfs', 4));
+  const started = Date.now();
+  const layout: Layout = options.layout;
+
+  // ---- check: every refusal, before anything is touched ----
+  const checked = await reporter.group('Check the source, target and template', async () => {
+    const c = await checkPaths({
+      source: options.source,
+      target: options.target,
+      template: options.template,
+      layout,
+    });
+    reporter.info(`source ${c.source}, target ${c.target} (${layout}${c.marker ? '' : ', new'})`);
+    return c;
+  });
+  const { source, target } = checked;
+  const nfsRoot = layout === 'versioned' ? path.join(target, 'current') : target;
+  const usrExport = path.join(source, 'usr');
+  const values = templateValues(options, nfsRoot, usrExport);
+  const template = options.template ? await loadTemplate(options.template, values) : [];
+  const templateFstab = template.find((e) => e.rel === FSTAB);
+  let fstab: string | undefined;
+  if (templateFstab?.kind === 'file') {
+    checkFstab(templateFstab.data.toString('utf8'), {
+      copyUsr: options.copyUsr,
+      from: templateFstab.from,
+    });
+  } else if (templateFstab) {
+    throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
+  } else {
+    fstab = generateFstab({ copyUsr: options.copyUsr, nfsServer: options.nfsServer, usrExport });
+  }
+  const excludes = exclusions({
+    source,
+    target,
+    stateDir: options.stateDir,
+    copyUsr: options.copyUsr,
+    extra: options.exclude,
+    env: process.env,
+  });
+  if (layout === 'in-place') {
+    reporter.warning(
+      `layout is in-place: ${target} is synced in place, and running clients see every change as it happens; the versioned layout publishes immutable releases instead`,
+    );
+  }
+
+  // ---- lock: one build of a target at a time ----
+  await claimTarget(target, layout);
+  const buildLock = await holdLocks([await lockFile(target)], () => {
+    reporter.info(`Another build of ${target} is running; waiting for it to finish`);
+  });
+  let staging: string | undefined;
+  try {
+    const marker = await readMarker(target);
+    const previousId = layout === 'versioned' ? await currentId(target) : undefined;
+    const previousMeta =
+      layout === 'versioned'
+        ? previousId
+          ? await readMeta(target, previousId)
+          : undefined
+        : (marker?.last as ReleaseMeta | undefined);
+    const previousRoot =
+      layout === 'versioned'
+        ? previousId
+          ? path.join(target, RELEASES, previousId)
+          : undefined
+        : previousMeta
+          ? target
+          : undefined;
+    if (layout === 'versioned') await removePartials(target, reporter);
+
+    // ---- copy, holding the dpkg lock of the source ----
+    const dpkgFiles: string[] = [];
+    for (const name of ['lock-frontend', 'lock']) {
+      const file = path.join(source, 'var/lib/dpkg', name);
+      if ((await lstatOrUndefined(file))?.isFile()) dpkgFiles.push(file);
+    }
+    let dpkgLock: HeldLock | undefined;
+    if (dpkgFiles.length > 0) {
+      dpkgLock = await holdLocks(dpkgFiles, (file) => {
+        reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
+      });
+    } else {
+      reporter.info(`The source has no dpkg lock files; copying without holding them`);
+    }
+    let skeleton;
+    let fingerprint: string;
+    let sshKeyDir: string | undefined;
+    let id: string;
+    let root: string;
+    try {
+      skeleton = await buildSkeleton({ source, varDirs: options.varDirs, skip: [] });
+      if (
+        options.clientSshKeys &&
+        (await lstatOrUndefined(path.join(source, 'etc/ssh')))?.isDirectory()
+      ) {
+        sshKeyDir = await clientKeys(options.stateDir, reporter);
+      }
+      fingerprint = createHash('sha256')
+        .update(
+          JSON.stringify({
+            format: FORMAT,
+            source,
+            excludes,
+            copyUsr: options.copyUsr,
+            mask: options.maskServices,
+            enable: options.enableServices,
+            template: hashEntries(template),
+            fstab,
+            skeleton: skeleton.sha256,
+            keys: sshKeyDir
+              ? await hashFiles(
+                  sshKeyDir,
+                  CLIENT_KEY_PATHS.map((p) => path.basename(p)),
+                )
+              : null,
+            allow: options.secretAllow,
+          }),
+        )
+        .digest('hex');
+
+      if (previousRoot && previousMeta?.fingerprint === fingerprint) {
+        const diff = await reporter.group('Compare with the previous release', async () => {
+          const lines = await differences({
+            source,
+            dest: previousRoot,
+            excludes,
+            managed: previousMeta.managed,
+            toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+          });
+          reporter.info(
+            lines.length === 0
+              ? `Nothing differs from ${previousMeta.id}`
+              : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`,
+          );
+          return lines;
+        });
+        if (diff.length === 0) {
+          await dpkgLock?.release();
+          dpkgLock = undefined;
+          const pruned =
+            layout === 'versioned'
+              ? await prune(
+                  target,
+                  options.keep,
+                  [previousMeta.id, previousMeta.previous],
+                  reporter,
+                )
+              : [];
+          const duration = seconds(started);
+          return {
+            outputs: {
+              root: previousRoot,
+              release: previousMeta.id,
+              changed: false,
+              files: previousMeta.files,
+              bytes: previousMeta.bytes,
+              duration,
+            },
+            summary: [
+              ['Client root', previousRoot],
+              ['Release', `${previousMeta.id} (unchanged: nothing published)`],
+              ['Files', `${previousMeta.files} (${formatBytes(previousMeta.bytes)})`],
+              ...(pruned.length > 0 ? ([['Pruned', pruned.join(', ')]] as [string, string][]) : []),
+              ['Duration', `${duration} s`],
+            ],
+          };
+        }
+      } else if (previousMeta) {
+        reporter.info(
+          `The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`,
+        );
+      }
+
+      id = newReleaseId(new Date(), await listReleases(target));
+      root = layout === 'versioned' ? path.join(target, RELEASES, `${PARTIAL}${id}`) : target;
+      if (layout === 'versioned') {
+        await mkdir(path.join(target, RELEASES), { recursive: true, mode: 0o755 });
+        staging = root;
+      }
+      await reporter.group(`Copy ${source} with rsync`, async () => {
+        const stats = await copy(
+          {
+            source,
+            dest: root,
+            excludes,
+            linkDest: layout === 'versioned' ? previousRoot : undefined,
+            deleteExcluded: layout === 'in-place',
+            toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+          },
+          reporter,
+        );
+        reporter.info(
+          `Copied ${stats.transferred} file(s), ${formatBytes(stats.transferredBytes)}${previousRoot && layout === 'versioned' ? `; the rest are hard links to ${previousId ?? ''}` : ''}`,
+        );
+      });
+    } finally {
+      await dpkgLock?.release();
+    }
+
+    const tree = new ClientTree(root, layout === 'versioned' ? previousRoot : undefined);
+    const keys = await reporter.group("Scrub the master's identity", () =>
+      scrub(tree, { clientSshKeys: options.clientSshKeys, stateDir: options.stateDir }, reporter),
+    );
+    await reporter.group('Overlay the template', async () => {
+      const n = await applyTemplate(tree, template);
+      reporter.info(
+        options.template
+          ? `Laid ${n} file(s) of ${options.template} over the root`
+          : 'No template given',
+      );
+      if (fstab !== undefined) {
+        await tree.writeFile(FSTAB, fstab, { mode: 0o644, mtime: new Date(0) });
+        reporter.info('Wrote a generated /etc/fstab (tmpfs /var and /tmp, NFS /usr)');
+      }
+    });
+    await reporter.group('Prepare the tmpfs /var', async () => {
+      await tree.directory('var', { mode: 0o755 }); // the copy left it empty
+      await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
+      await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
+        mode: 0o644,
+        mtime: new Date(0),
+      });
+      reporter.info(
+        `/var is empty; /${SKELETON} holds ${skeleton.entries.length} directories and links for it`,
+      );
+    });
+    const services = await reporter.group('Mask server-only services', () =>
+      configureServices(
+        tree,
+        {
+          source,
+          copyUsr: options.copyUsr,
+          mask: options.maskServices,
+          enable: [POPULATE_UNIT, ...options.enableServices],
+        },
+        reporter,
+      ),
+    );
+    const scan = await reporter.group('Scan for secrets', async () => {
+      const fullScan =
+        !previousMeta || layout === 'in-place' || previousMeta.fingerprint !== fingerprint;
+      const result = await scanSecrets({
+        root,
+        previous: fullScan ? undefined : previousRoot,
+        allow: options.secretAllow,
+        accepted: keys.sshKeys ? CLIENT_KEY_PATHS : [],
+        skip: layout === 'in-place' ? TOOL_FILES : [],
+      });
+      reporter.info(`Read ${result.read} of ${result.files} file(s); ${result.hits.length} hit(s)`);
+      assertNoSecrets(result.hits);
+      return result;
+    });
+
+    const meta: ReleaseMeta = {
+      id,
+      created: new Date().toISOString(),
+      previous: previousMeta?.id,
+      fingerprint,
+      managed: [...tree.managed].sort(),
+      files: scan.files,
+      bytes: scan.bytes,
+    };
+    let finalRoot = root;
+    let pruned: string[] = [];
+    await reporter.group('Publish', async () => {
+      if (layout === 'versioned') {
+        finalRoot = path.join(target, RELEASES, id);
+        await writeMeta(target, meta);
+        await rename(root, finalRoot);
+        staging = undefined;
+        await switchCurrent(target, id);
+        reporter.info(`Published ${RELEASES}/${id}; ${path.join(target, 'current')} points at it`);
+        pruned = await prune(target, options.keep, [id, previousId], reporter);
+      } else {
+        await writeMarker(target, {
+          ...(marker ?? { tool: 'diskless-node', layout, created: meta.created }),
+          last: meta,
+        });
+        reporter.info(`Synced ${target} in place`);
+      }
+    });
+    const duration = seconds(started);
+    return {
+      outputs: {
+        root: finalRoot,
+        release: id,
+        changed: true,
+        files: meta.files,
+        bytes: meta.bytes,
+        duration,
+      },
+      summary: [
+        ['Client root', finalRoot],
+        ['Release', previousMeta ? `${id} (previous ${previousMeta.id})` : id],
+        ['Files', `${meta.files} (${formatBytes(meta.bytes)})`],
+        ['Masked', services.masked.join(', ') || 'none'],
+        ['Enabled', services.enabled.join(', ') || 'none'],
+        ...(pruned.length > 0 ? ([['Pruned', pruned.join(', ')]] as [string, string][]) : []),
+        ['Duration', `${duration} s`],
+      ],
+    };
+  } finally {
+    if (staging) await rm(staging, { recursive: true, force: true });
+    await buildLock.release();
+  }
 }

@@ -1,6 +1,6 @@
 /** Inputs of build-rootfs (action.yml and `diskless build-rootfs` flags). */
 import { InputError } from '../errors.js';
-import { bool, choice, filePath, integer, list } from '../inputs/fields.js';
+import { bool, choice, filePath, integer, list, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
@@ -25,6 +25,20 @@ export const buildRootfsInputs = defineInputs(
     'client-ssh-keys': bool({ default: 'true' }),
     'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
     'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
+    'nfs-server': text({
+      pattern:
+        /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,
+      expected: 'a host name or IPv4 address such as 10.0.0.1 (an IPv6 address in [brackets])',
+    }),
+    'client-hostname': text({
+      pattern: /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
+      expected: 'a host name label such as diskless (letters, digits and -, up to 63)',
+      default: 'diskless',
+    }),
+    'template-values': list({
+      expected: 'lines of NAME=value with NAME in capitals, digits and _',
+      item: (line) => /^[A-Z][A-Z0-9_]*=/.test(line),
+    }),
   },
   (o) => {
     if (o.target === '/') {

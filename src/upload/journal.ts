@@ -53,20 +53,22 @@ export async function findJournal(
     return undefined;
   }
   const [first = '', ...lines] = text.split('\n');
-  let header: JournalHeader;
+  let parsed: Partial<Record<keyof JournalHeader, unknown>>;
   try {
-    header = JSON.parse(first) as JournalHeader;
+    parsed = JSON.parse(first) as typeof parsed;
   } catch {
     return undefined;
   }
   if (
-    header.version !== 1 ||
-    header.drive !== drive ||
-    header.sha256 !== sha256 ||
-    header.chunkSize !== chunkSize
+    parsed.version !== 1 ||
+    parsed.drive !== drive ||
+    parsed.sha256 !== sha256 ||
+    parsed.chunkSize !== chunkSize ||
+    !Array.isArray(parsed.basis)
   ) {
     return undefined;
   }
+  const header = parsed as JournalHeader;
   const done = new Set<number>();
   // A line cut short by a kill is ignored: only whole "index\n" lines count.
   for (const line of lines.slice(0, -1)) if (/^\d+$/.test(line)) done.add(Number(line));

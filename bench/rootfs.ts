@@ -1,0 +1,183 @@
+/**
+ * build-rootfs benchmark (issue 4): on a debootstrapped Debian root, the tool's first
+ * build, no-change rebuild and one-file-changed rebuild, each against a plain
+ * `rsync -aHAX --delete` with the same exclusions on the same tree, and the disk a
+ * one-file-changed release adds (du counts hard links once across its arguments).
+ *
+ *   npx tsx bench/rootfs.ts [--runs N] [--root DIR]
+ *
+ * Needs root, rsync, debootstrap (only to make the cached root once, in
+ * /var/cache/diskless-bench/bookworm-root), systemd (systemctl) and openssh-client.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readInputs } from '../src/inputs/read.js';
+import { silentReporter } from '../src/report.js';
+import { buildRootfs } from '../src/rootfs/build.js';
+import { exclusions } from '../src/rootfs/exclusions.js';
+import { buildRootfsInputs } from '../src/rootfs/options.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const RUNS = Number(flag('--runs') ?? '5');
+const CACHE = flag('--root') ?? '/var/cache/diskless-bench/bookworm-root';
+const MIRROR = process.env.DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
+
+function ensureRoot(): void {
+  if (existsSync(`${CACHE}.done`)) return;
+  console.error(
+    `debootstrap --variant=minbase bookworm ${CACHE} ${MIRROR} (once, about 2 minutes)`,
+  );
+  execFileSync('rm', ['-rf', `${CACHE}.tmp`]);
+  execFileSync('debootstrap', ['--variant=minbase', 'bookworm', `${CACHE}.tmp`, MIRROR], {
+    stdio: 'inherit',
+  });
+  execFileSync('mv', [`${CACHE}.tmp`, CACHE]);
+  execFileSync('touch', [`${CACHE}.done`]);
+}
+
+function seconds(work: () => void): number {
+  const start = process.hrtime.bigint();
+  work();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function secondsAsync(work: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await work();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** du in bytes of `b` beyond what `a` already holds (hard links counted once). */
+function duAdded(a: string, b: string): number {
+  const out = execFileSync('du', ['-s', '--block-size=1', a, b], { encoding: 'utf8' });
+  return Number(out.trim().split('\n')[1]?.split('\t')[0]);
+}
+
+/** Bytes on disk of the directories of a tree (large directories take several blocks). */
+async function directoryBytes(dir: string): Promise<number> {
+  let n = (await stat(dir)).blocks * 512;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) n += await directoryBytes(path.join(dir, e.name));
+  }
+  return n;
+}
+
+async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'diskless-bench-'));
+  try {
+    const source = path.join(work, 'master');
+    execFileSync('cp', ['-a', `${CACHE}/.`, source]);
+    const target = path.join(work, 'clients');
+    const plain = path.join(work, 'plain');
+    const state = path.join(work, 'state');
+    const options = readInputs(
+      buildRootfsInputs,
+      (name) =>
+        ({
+          source,
+          target,
+          'state-dir': state,
+          'nfs-server': '10.0.0.1',
+          'copy-usr': String(copyUsr),
+          keep: '1000',
+        })[name],
+    );
+    const excludeFile = path.join(work, 'exclude');
+    const patterns = exclusions({ source, target, stateDir: state, copyUsr, extra: [], env: {} });
+    await writeFile(excludeFile, `${patterns.join('\n')}\n`);
+    const rsync = (): void => {
+      const r = spawnSync('rsync', [
+        '-aHAX',
+        '--delete',
+        `--exclude-from=${excludeFile}`,
+        `${source}/`,
+        `${plain}/`,
+      ]);
+      if (r.status !== 0) throw new Error(`rsync: ${r.stderr.toString()}`);
+    };
+    const tool = async (): Promise<{ release: string; changed: boolean }> => {
+      const r = await buildRootfs(options, silentReporter);
+      return { release: String(r.outputs.release), changed: r.outputs.changed === true };
+    };
+
+    const firstPlain = seconds(rsync);
+    let first = { release: '', changed: false };
+    const firstTool = await secondsAsync(async () => (first = await tool()));
+
+    const nochangePlain: number[] = [];
+    const nochangeTool: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      nochangePlain.push(seconds(rsync));
+      let r = { release: '', changed: true };
+      nochangeTool.push(await secondsAsync(async () => (r = await tool())));
+      if (r.changed) throw new Error('a no-change rebuild published a release');
+    }
+
+    const changedFile = path.join(source, 'etc/bench-changed.conf');
+    const onePlain: number[] = [];
+    const oneTool: number[] = [];
+    let previous = first.release;
+    const added: number[] = [];
+    const bound: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      await appendFile(changedFile, `change ${i}\n`);
+      onePlain.push(seconds(rsync));
+      let r = { release: '', changed: false };
+      oneTool.push(await secondsAsync(async () => (r = await tool())));
+      if (!r.changed) throw new Error('a one-file-changed rebuild published nothing');
+      const prevDir = path.join(target, 'releases', previous);
+      const newDir = path.join(target, 'releases', r.release);
+      added.push(duAdded(prevDir, newDir));
+      // Its directories (a fresh directory tree per release) plus the one file's blocks.
+      const fileBytes = (await stat(path.join(newDir, 'etc/bench-changed.conf'))).blocks * 512;
+      bound.push((await directoryBytes(newDir)) + fileBytes);
+      previous = r.release;
+    }
+    const tree = execFileSync(
+      'du',
+      ['-s', '--block-size=1', path.join(target, 'releases', first.release)],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const fmt = (s: number): string => `${s.toFixed(2)} s`;
+    return {
+      'copy-usr': String(copyUsr),
+      'client root size': `${(Number(tree.split('\t')[0]) / 2 ** 20).toFixed(0)} MiB`,
+      'first build: tool / plain rsync': `${fmt(firstTool)} / ${fmt(firstPlain)}`,
+      'no-change rebuild (median): tool / plain rsync': `${fmt(median(nochangeTool))} / ${fmt(median(nochangePlain))}`,
+      'no-change ratio (target <= 1.3)': (median(nochangeTool) / median(nochangePlain)).toFixed(2),
+      'one-file-changed (median): tool / plain rsync': `${fmt(median(oneTool))} / ${fmt(median(onePlain))}`,
+      'disk added by a one-file-changed release (max)': `${Math.max(...added)} B`,
+      'bound: its directories + the file (min)': `${Math.min(...bound)} B`,
+      'within the bound': String(added.every((a, i) => a <= (bound[i] ?? 0))),
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.getuid?.() !== 0) {
+  console.error(
+    'bench/rootfs.ts must run as root (numeric owners, capabilities, systemctl --root)',
+  );
+  process.exit(1);
+}
+ensureRoot();
+for (const copyUsr of [false, true]) {
+  const rows = await scenario(copyUsr);
+  console.log(`\nbuild-rootfs benchmark, ${CACHE}, ${RUNS} runs each, copy-usr=${String(copyUsr)}`);
+  for (const [k, v] of Object.entries(rows)) console.log(`  ${k.padEnd(50)} ${v}`);
+}

@@ -1,0 +1,88 @@
+/**
+ * Runs a program without a shell and captures its output. A non-zero exit becomes a
+ * DisklessError naming the command, its exit code and the last lines of its stderr, so
+ * a failing tool explains itself in one line.
+ */
+import { spawn } from 'node:child_process';
+import { DisklessError } from '../errors.js';
+
+export interface RunOptions {
+  /** Exit codes that count as success besides 0 (e.g. rsync's 24, "files vanished"). */
+  okCodes?: readonly number[];
+  /** Written to the program's stdin, which is closed afterwards. */
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Called with each complete line of stdout as it arrives. */
+  onLine?: (line: string) => void;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The program and its arguments, quoted only where needed, for messages. */
+export function showCommand(cmd: string, args: readonly string[]): string {
+  return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+}
+
+/** The last non-empty lines of a program's stderr, joined on one line. */
+function tail(stderr: string, lines = 3): string {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .slice(-lines)
+    .join(' / ');
+}
+
+export function run(
+  cmd: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let partial = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out.push(b);
+      if (!options.onLine) return;
+      const lines = (partial + b.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) options.onLine(line);
+    });
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        new DisklessError(
+          error.code === 'ENOENT'
+            ? `${cmd}: command not found; install it (it is needed to build the client root)`
+            : `${showCommand(cmd, args)}: ${error.message}`,
+        ),
+      );
+    });
+    child.on('close', (code, signal) => {
+      if (partial !== '' && options.onLine) options.onLine(partial);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      const exit = code ?? -1;
+      if (exit === 0 || options.okCodes?.includes(exit)) {
+        resolve({ code: exit, stdout, stderr });
+        return;
+      }
+      const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
+      const why = tail(stderr);
+      reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
+    });
+    child.stdin.on('error', () => undefined); // a program that does not read its stdin
+    child.stdin.end(options.input ?? '');
+  });
+}

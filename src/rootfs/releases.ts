@@ -1,0 +1,154 @@
+/**
+ * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
+ * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
+ * a relative symlink to the newest, switched atomically (a new link renamed over the old
+ * one) so a client mounting it sees either release, never a mixture. A release is built
+ * in `releases/.partial-<id>` and renamed into place only when complete.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DisklessError } from '../errors.js';
+import type { Reporter } from '../report.js';
+import { lstatOrUndefined } from './tree.js';
+
+export const RELEASES = 'releases';
+export const CURRENT = 'current';
+export const PARTIAL = '.partial-';
+const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
+
+export interface ReleaseMeta {
+  id: string;
+  created: string;
+  previous: string | undefined;
+  /** Hash of everything besides the master's files that went into the release. */
+  fingerprint: string;
+  /** Paths the build wrote or removed after the copy (relative to the root). */
+  managed: string[];
+  files: number;
+  bytes: number;
+}
+
+export function isReleaseId(name: string): boolean {
+  return ID.test(name);
+}
+
+/**
+ * A new id from the clock that sorts after every existing one (`existing` oldest first),
+ * even within the same second or when the clock went back: pruning goes by this order.
+ */
+export function newReleaseId(now: Date, existing: readonly string[]): string {
+  const base = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  const latest = existing[existing.length - 1];
+  if (latest === undefined || compareIds(base, latest) > 0) return base;
+  const [date = base, n = '0'] = latest.split('-');
+  return `${date}-${Number(n) + 1}`;
+}
+
+/** Release ids, oldest first (the id's order is the build order). */
+export async function listReleases(target: string): Promise<string[]> {
+  const names = await readdir(path.join(target, RELEASES)).catch(() => [] as string[]);
+  const ids: string[] = [];
+  for (const name of names) {
+    if (
+      isReleaseId(name) &&
+      (await lstatOrUndefined(path.join(target, RELEASES, name)))?.isDirectory()
+    ) {
+      ids.push(name);
+    }
+  }
+  return ids.sort(compareIds);
+}
+
+function compareIds(a: string, b: string): number {
+  const [da = '', na = '0'] = a.split('-');
+  const [db = '', nb = '0'] = b.split('-');
+  return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
+}
+
+/** The id `current` points at, if any. */
+export async function currentId(target: string): Promise<string | undefined> {
+  let link: string;
+  try {
+    link = await readlink(path.join(target, CURRENT));
+  } catch {
+    return undefined;
+  }
+  const id = path.basename(link);
+  if (
+    !isReleaseId(id) ||
+    !(await lstatOrUndefined(path.join(target, RELEASES, id)))?.isDirectory()
+  ) {
+    throw new DisklessError(
+      `${path.join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`,
+    );
+  }
+  return id;
+}
+
+export async function readMeta(target: string, id: string): Promise<ReleaseMeta | undefined> {
+  try {
+    return JSON.parse(
+      await readFile(path.join(target, RELEASES, `${id}.json`), 'utf8'),
+    ) as ReleaseMeta;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeMeta(target: string, meta: ReleaseMeta): Promise<void> {
+  const file = path.join(target, RELEASES, `${meta.id}.json`);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
+  await rename(`${file}.tmp`, file);
+}
+
+/** Points `current` at `id` atomically. */
+export async function switchCurrent(target: string, id: string): Promise<void> {
+  const tmp = path.join(target, `.${CURRENT}-${randomBytes(6).toString('hex')}`);
+  await symlink(`${RELEASES}/${id}`, tmp);
+  try {
+    await rename(tmp, path.join(target, CURRENT));
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/** Removes builds that died half-way (their directories were never published). */
+export async function removePartials(target: string, reporter: Reporter): Promise<void> {
+  const names = await readdir(path.join(target, RELEASES)).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
+    reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
+    await rm(path.join(target, RELEASES, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes all but the `keep` newest releases, never the current one nor the one before
+ * it (clients that booted it may still run on it). Returns the removed ids.
+ */
+export async function prune(
+  target: string,
+  keep: number,
+  protect: readonly (string | undefined)[],
+  reporter: Reporter,
+): Promise<string[]> {
+  const ids = await listReleases(target);
+  const kept = new Set([
+    ...ids.slice(-keep),
+    ...protect.filter((p): p is string => p !== undefined),
+  ]);
+  const removed: string[] = [];
+  for (const id of ids) {
+    if (kept.has(id)) continue;
+    await rm(path.join(target, RELEASES, id), { recursive: true, force: true });
+    await rm(path.join(target, RELEASES, `${id}.json`), { force: true });
+    removed.push(id);
+  }
+  if (removed.length > 0)
+    reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
+  return removed;
+}
