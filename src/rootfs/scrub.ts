@@ -9,7 +9,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
-import { run } from './command.js';
+import { run } from '../process/run.js';
 import type { ClientTree } from './tree.js';
 import { lstatOrUndefined } from './tree.js';
 
@@ -74,7 +74,9 @@ export async function clientKeys(stateDir: string, reporter: Reporter): Promise<
     const key = path.join(dir, `ssh_host_${type}_key`);
     if (await lstatOrUndefined(key)) continue;
     reporter.info(`Generating the clients' ${type} ssh host key in ${dir}`);
-    await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'diskless-client', '-f', key]);
+    await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'diskless-client', '-f', key], {
+      debianPackage: 'openssh-client',
+    });
   }
   return dir;
 }

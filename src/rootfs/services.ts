@@ -12,7 +12,7 @@ import { cp, lstat, readdir, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import type { Reporter } from '../report.js';
-import { run } from './command.js';
+import { run } from '../process/run.js';
 import { lstatOrUndefined, type ClientTree } from './tree.js';
 
 /** Masked when the client root has them; `mask-services` adds to this list. */
@@ -160,7 +160,9 @@ export async function configureServices(
       }
     }
     if (masks.length > 0) {
-      await run('systemctl', [`--root=${root}`, '--quiet', 'mask', ...masks]);
+      await run('systemctl', [`--root=${root}`, '--quiet', 'mask', ...masks], {
+        debianPackage: 'systemd',
+      });
       reporter.info(`Masked ${masks.join(', ')}`);
     }
     for (const base of sysv) {
@@ -183,7 +185,9 @@ export async function configureServices(
       else units.push(unit);
     }
     if (units.length > 0) {
-      await run('systemctl', [`--root=${root}`, '--quiet', 'enable', ...units]);
+      await run('systemctl', [`--root=${root}`, '--quiet', 'enable', ...units], {
+        debianPackage: 'systemd',
+      });
       reporter.info(`Enabled ${units.join(', ')}`);
     }
     for (const base of sysvEnable) {

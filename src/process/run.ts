@@ -15,6 +15,8 @@ export interface RunOptions {
   cwd?: string;
   /** Called with each complete line of stdout as it arrives. */
   onLine?: (line: string) => void;
+  /** The Debian package that provides the program, named when it is missing. */
+  debianPackage?: string;
 }
 
 export interface RunResult {
@@ -64,7 +66,7 @@ export function run(
       reject(
         new DisklessError(
           error.code === 'ENOENT'
-            ? `${cmd}: command not found; install it (it is needed to build the client root)`
+            ? `${cmd}: command not found; install the Debian package ${options.debianPackage ?? cmd}`
             : `${showCommand(cmd, args)}: ${error.message}`,
         ),
       );
