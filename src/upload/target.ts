@@ -89,3 +89,32 @@ export async function createDrive(
     return api.create(body);
   }, policy);
 }
+
+export interface Prepared {
+  drive: DriveInfo;
+  created: boolean;
+  /** "exclusive -> shared" when the claim type was corrected. */
+  claimTypeChanged: string | undefined;
+}
+
+/** Creates the drive, or corrects an existing drive's claim type. */
+export async function prepareDrive(
+  api: DriveApi,
+  target: Target,
+  o: { size: number; claimType: string },
+  policy: RetryPolicy,
+): Promise<Prepared> {
+  if (target.kind === 'new') {
+    const drive = await createDrive(
+      api,
+      { name: target.name, size: o.size, claimType: o.claimType },
+      policy,
+    );
+    return { drive, created: true, claimTypeChanged: undefined };
+  }
+  if (target.drive.claimType === o.claimType) {
+    return { drive: target.drive, created: false, claimTypeChanged: undefined };
+  }
+  const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
+  return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
+}

@@ -1,22 +1,23 @@
 /**
  * upload-drive: puts an image on a shared ElasticStack drive, sending only what the
- * drive lacks. Phases: check the image and find the drive (nothing written yet), hash
- * the image, decide what to send (drive record, resume journal, fresh-drive zeros),
- * create or fix the drive, send, verify, and record what the drive now holds.
+ * drive lacks. Nothing is written until the image is checked, the drive found and
+ * the image known to fit; then the drive is created or fixed, the planned chunks are
+ * sent, a sample (or all) is read back, and what the drive now holds is recorded on it.
  */
 import path from 'node:path';
-import { DriveApi, type DriveInfo } from '../drive/api.js';
+import { DriveApi } from '../drive/api.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 import type { Reporter, StepReport } from '../report.js';
-import { chunkCount, digestImage, imageSize, type ImageDigests } from './image.js';
-import { defaultStateDir, findJournal, openJournal, type Journal } from './journal.js';
+import { chunkCount, digestImage, imageIdentity, imageSize, type ImageDigests } from './image.js';
+import { defaultStateDir, openJournal } from './journal.js';
 import type { UploadDriveOptions } from './options.js';
+import { planUpload, type Plan } from './plan.js';
 import { startProgress } from './progress.js';
-import { encodeRecord, shortDigest, trustedRecord } from './record.js';
-import { checkFits, createDrive, explainApiError, findTarget } from './target.js';
-import { emptyStats, sendChunks, type TransferStats } from './transfer.js';
+import { encodeRecord, shortDigest } from './record.js';
+import { checkFits, explainApiError, findTarget, prepareDrive, type Prepared } from './target.js';
+import { emptyStats, sendChunks, type Transfer, type TransferStats } from './transfer.js';
 import { chunksToVerify, findMismatches } from './verify.js';
 
 export interface UploadResult {
@@ -39,29 +40,6 @@ export interface UploadResult {
   phases: Record<string, number>;
 }
 
-/** What the drive holds before this run, as short digests per chunk ('' = unknown). */
-function basisOf(
-  drive: DriveInfo | undefined,
-  d: ImageDigests,
-): { basis: string[]; source: string } {
-  const unknown = () => d.chunks.map(() => '');
-  if (!drive)
-    return {
-      basis: d.chunks.map((_, i) => (d.zero[i] ? shortDigest(d.chunks[i] ?? '') : '')),
-      source: 'new drive (zeros)',
-    };
-  const record = trustedRecord(drive);
-  if (!record) {
-    const why = drive.meta['diskless-sha256']
-      ? 'written since the last upload'
-      : 'no upload record';
-    return { basis: unknown(), source: `drive ${why}: sending everything` };
-  }
-  if (record.chunkSize !== d.chunkSize)
-    return { basis: unknown(), source: 'record has another chunk size' };
-  return { basis: d.chunks.map((_, i) => record.chunks[i] ?? ''), source: 'upload record' };
-}
-
 export async function upload(
   o: UploadDriveOptions,
   reporter: Reporter,
@@ -79,6 +57,7 @@ export async function upload(
     }
   };
   const size = await imageSize(o.image);
+  const identity = await imageIdentity(o.image);
   const stats = emptyStats();
   const api = new DriveApi({
     url: o.apiUrl,
@@ -91,137 +70,165 @@ export async function upload(
     },
   });
   try {
-    // Hash the image while the drive is looked up: one is disk and CPU, the other network.
+    // Hash the image while the drive is looked up (and created): disk and CPU vs network.
     const hashStarted = performance.now();
-    const hashing = digestImage(o.image, size, o.chunkSize);
-    hashing.catch(() => undefined); // awaited below; do not let an early refusal leave it unhandled
+    const hashing = digestImage(o.image, size, o.chunkSize).then((d) => {
+      phases.hash = (performance.now() - hashStarted) / 1000;
+      return d;
+    });
+    hashing.catch(() => undefined); // awaited below; an early refusal must not leave it unhandled
+
     const target = await phase('find', 'Find the drive', () =>
       findTarget(api, { uuid: o.driveUuid, name: o.driveName }),
     ).catch((error: unknown) => {
       throw explainApiError(error, api);
     });
-    const existing = target.kind === 'existing' ? target.drive : undefined;
-    if (existing) {
+    const name = target.kind === 'existing' ? target.drive.name : target.name;
+    if (target.kind === 'existing') {
+      const d = target.drive;
       reporter.info(
-        `drive ${existing.uuid} "${existing.name}", ${formatBytes(existing.size)}, claim type ${existing.claimType}${existing.claimed ? `, attached: ${existing.claimed}` : ''}`,
+        `drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`,
       );
-      checkFits(size, o.image, existing.size, existing.uuid);
+      checkFits(size, o.image, d.size, d.uuid);
     } else {
-      reporter.info(`no drive is named "${o.driveName ?? ''}": it will be created`);
-      checkFits(size, o.image, o.driveSize ?? size, `"${o.driveName ?? ''}" (drive-size)`);
+      reporter.info(`no drive is named "${name}": it will be created`);
+      checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
     }
 
-    const digests = await hashing;
-    phases.hash = (performance.now() - hashStarted) / 1000;
+    const preparing = o.dryRun
+      ? undefined
+      : phase('prepare', 'Prepare the drive', async () => {
+          const p = await prepareDrive(
+            api,
+            target,
+            { size: o.driveSize ?? size, claimType: o.claimType },
+            policy,
+          );
+          if (p.created) {
+            reporter.info(
+              `created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`,
+            );
+          }
+          if (p.claimTypeChanged) {
+            reporter.warning(
+              `drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`,
+            );
+          }
+          return p;
+        });
+    const [digests, prepared] = await Promise.all([hashing, preparing]);
     reporter.info(
       `${path.basename(o.image)}: ${size} bytes, ${digests.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${digests.sha256}`,
     );
-    const total = chunkCount(size, o.chunkSize);
     const stateDir = o.stateDir ?? defaultStateDir();
-
-    let { basis, source } = basisOf(existing, digests);
-    const record = existing ? trustedRecord(existing) : undefined;
-    const upToDate = !!record && record.sha256 === digests.sha256 && record.size === size;
-    let done = new Set<number>();
-    let resumed = false;
-    if (existing && !upToDate) {
-      const journal = await findJournal(stateDir, existing.uuid, digests.sha256, o.chunkSize);
-      if (journal) {
-        ({ basis } = journal.header);
-        done = journal.done;
-        resumed = true;
-        source = `resuming an interrupted upload (${done.size} chunks already confirmed)`;
-      }
-    }
-    const todo = upToDate
-      ? []
-      : digests.chunks.flatMap((digest, i) =>
-          done.has(i) || basis[i] === shortDigest(digest) ? [] : [i],
-        );
-    const todoBytes = todo.reduce(
-      (sum, i) => sum + Math.min(o.chunkSize, size - i * o.chunkSize),
-      0,
+    const plan = await planUpload(
+      target.kind === 'existing' ? target.drive : undefined,
+      digests,
+      stateDir,
     );
     reporter.info(
-      upToDate
+      plan.upToDate
         ? 'the drive already holds this image: up to date'
-        : `${source}: ${todo.length} of ${total} chunks to send (${formatBytes(todoBytes)} before compression)`,
+        : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`,
     );
 
     const result: UploadResult = {
-      driveUuid: existing?.uuid ?? '',
-      driveName: existing?.name ?? o.driveName ?? '',
-      created: false,
+      driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
+      driveName: name,
+      created: prepared?.created ?? false,
       dryRun: o.dryRun,
-      upToDate,
-      claimTypeChanged: undefined,
+      upToDate: plan.upToDate,
+      claimTypeChanged: prepared?.claimTypeChanged,
       sha256: digests.sha256,
       imageBytes: size,
-      chunksTotal: total,
-      chunksSkipped: total - todo.length,
+      chunksTotal: chunkCount(size, o.chunkSize),
+      chunksSkipped: digests.chunks.length - plan.todo.length,
       chunksVerified: 0,
       chunksRewritten: 0,
-      resumed,
+      resumed: plan.resumed,
       stats,
       seconds: 0,
       phases,
     };
-    if (o.dryRun) {
+    if (!prepared) {
       reporter.info(
-        `dry run: would ${existing ? `update drive ${existing.uuid}` : `create drive "${o.driveName ?? ''}" of ${formatBytes(o.driveSize ?? size)}`} and send ${todo.length} chunks; nothing was written`,
+        `dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`,
       );
-      result.seconds = (performance.now() - started) / 1000;
-      return result;
-    }
-
-    let drive = existing;
-    await phase('prepare', 'Prepare the drive', async () => {
-      if (!drive) {
-        drive = await createDrive(
-          api,
-          { name: o.driveName ?? '', size: o.driveSize ?? size, claimType: o.claimType },
-          policy,
-        );
-        result.created = true;
-        result.driveUuid = drive.uuid;
-        reporter.info(
-          `created drive ${drive.uuid} "${drive.name}" of ${formatBytes(drive.size)}, claim type ${drive.claimType}`,
-        );
-      } else if (drive.claimType !== o.claimType) {
-        result.claimTypeChanged = `${drive.claimType} -> ${o.claimType}`;
-        drive = await api.set(drive.uuid, { 'claim:type': o.claimType });
-        reporter.warning(
-          `drive ${drive.uuid}: claim type changed from ${result.claimTypeChanged.replace(' -> ', ' to ')}`,
-        );
-      }
-    });
-    const uuid = drive?.uuid ?? '';
-
-    const transfer = {
-      api,
-      drive: uuid,
-      image: o.image,
-      digests,
-      concurrency: o.concurrency,
-      policy,
-      stats,
-      onRetry: (index: number, error: unknown, attempt: number, delay: number) => {
-        reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
-      },
-    };
-    let journal: Journal | undefined;
-    if (todo.length > 0) {
-      journal = await openJournal(
+    } else {
+      await write(o, reporter, phase, {
+        api,
+        policy,
+        stats,
+        digests,
+        plan,
+        prepared,
         stateDir,
-        { version: 1, drive: uuid, sha256: digests.sha256, chunkSize: o.chunkSize, basis },
-        done,
-        resumed,
-      );
-      const j = journal;
-      await phase('send', `Send ${todo.length} chunks (${o.concurrency} at a time)`, async () => {
+        result,
+        identity,
+      });
+    }
+    result.seconds = (performance.now() - started) / 1000;
+    return result;
+  } finally {
+    await api.close();
+  }
+}
+
+/** Sends the plan, verifies, and records what the drive holds. */
+async function write(
+  o: UploadDriveOptions,
+  reporter: Reporter,
+  phase: <T>(key: string, title: string, work: () => Promise<T>) => Promise<T>,
+  c: {
+    api: DriveApi;
+    policy: RetryPolicy;
+    stats: TransferStats;
+    digests: ImageDigests;
+    plan: Plan;
+    prepared: Prepared;
+    stateDir: string;
+    result: UploadResult;
+    /** The image file's identity when it was hashed (imageIdentity). */
+    identity: string;
+  },
+): Promise<void> {
+  const { api, stats, digests, plan, result } = c;
+  const uuid = c.prepared.drive.uuid;
+  const transfer: Omit<Transfer, 'confirmed'> = {
+    api,
+    drive: uuid,
+    image: o.image,
+    digests,
+    concurrency: o.concurrency,
+    policy: c.policy,
+    stats,
+    onRetry: (index, error, attempt, delay) => {
+      reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+    },
+  };
+  const journal =
+    plan.todo.length > 0
+      ? await openJournal(
+          c.stateDir,
+          {
+            version: 1,
+            drive: uuid,
+            sha256: digests.sha256,
+            chunkSize: o.chunkSize,
+            basis: plan.basis,
+          },
+          plan.done,
+          plan.resumed,
+        )
+      : undefined;
+  if (journal) {
+    await phase(
+      'send',
+      `Send ${plan.todo.length} chunks (${o.concurrency} at a time)`,
+      async () => {
         const progress = startProgress(
           'upload',
-          todoBytes,
+          plan.todoBytes,
           (line) => {
             reporter.info(line);
           },
@@ -233,10 +240,10 @@ export async function upload(
               ...transfer,
               confirmed: async (i, bytes) => {
                 progress.add(bytes);
-                await j.confirm(i);
+                await journal.confirm(i);
               },
             },
-            todo,
+            plan.todo,
           );
         } finally {
           progress.stop();
@@ -244,78 +251,77 @@ export async function upload(
         reporter.info(
           `sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`,
         );
-      });
-    }
-
-    // Read back: the chunks sent (sample) or all of them (full); a mismatch is rewritten.
-    const check = chunksToVerify(o.verify, todo, total);
-    if (check.length > 0) {
-      await phase(
-        'verify',
-        `Verify ${check.length} chunks${o.verify === 'full' ? '' : ' (a 1 MiB piece of each)'}`,
-        async () => {
-          let bad = await findMismatches(
-            api,
-            uuid,
-            o.image,
-            digests,
-            check,
-            o.concurrency,
-            o.verify === 'full' ? 'whole' : 'one-piece',
-          );
-          if (bad.length > 0) {
-            reporter.warning(
-              `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
-            );
-            result.chunksRewritten = bad.length;
-            await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-            bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency);
-            if (bad.length > 0) {
-              throw new DisklessError(
-                `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
-              );
-            }
-          }
-          result.chunksVerified = check.length;
-          reporter.info(
-            `verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
-          );
-        },
-      );
-    }
-
-    if (!upToDate || stats.chunksSent > 0) {
-      // Record what the drive holds now, with its counters, so the next run can trust it.
-      await phase('record', 'Record what the drive holds', async () => {
-        const now = await api.info(uuid);
-        if (now.writeRequests === undefined || now.writeBytes === undefined) {
-          reporter.warning(
-            'the API reports no write counters: the next upload will send every chunk',
-          );
-          return;
-        }
-        await api.set(
-          uuid,
-          encodeRecord({
-            sha256: digests.sha256,
-            size,
-            chunkSize: o.chunkSize,
-            chunks: digests.chunks.map(shortDigest),
-            writeRequests: now.writeRequests,
-            writeBytes: now.writeBytes,
-          }),
-        );
-        reporter.info(
-          `recorded image ${digests.sha256.slice(0, 16)}... and ${total} chunk digests on the drive`,
-        );
-      });
-    }
-    await journal?.remove();
-    result.seconds = (performance.now() - started) / 1000;
-    return result;
-  } finally {
-    await api.close();
+      },
+    );
   }
+
+  const mustRecord = !plan.upToDate || stats.chunksSent > 0;
+  // The write counters are final once the writes are: ask for them while verifying.
+  const counters = mustRecord ? api.info(uuid) : undefined;
+  counters?.catch(() => undefined);
+  const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
+  if (check.length > 0) {
+    const how = o.verify === 'full' ? 'whole' : 'one-piece';
+    await phase(
+      'verify',
+      `Verify ${check.length} chunks${how === 'whole' ? '' : ' (a piece of each)'}`,
+      async () => {
+        let bad = await findMismatches(api, uuid, o.image, digests, check, o.concurrency, how);
+        if (bad.length > 0) {
+          reporter.warning(
+            `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
+          );
+          result.chunksRewritten = bad.length;
+          await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+          bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency, 'whole');
+          if (bad.length > 0) {
+            throw new DisklessError(
+              `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
+            );
+          }
+        }
+        result.chunksVerified = check.length;
+        reporter.info(
+          `verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+        );
+      },
+    );
+  }
+
+  // The chunks were sent as read after hashing; a file replaced or rewritten since would
+  // have put a mix of two images on the drive: never record that as this image.
+  if ((await imageIdentity(o.image)) !== c.identity) {
+    throw new DisklessError(
+      `Image ${o.image} changed while it was being uploaded; build it again, then upload`,
+    );
+  }
+  if (stats.chunksSent > 0 || mustRecord) {
+    await phase('record', 'Record what the drive holds', async () => {
+      // A rewrite during verification moved the counters on: ask again.
+      const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
+      if (now.writeRequests === undefined || now.writeBytes === undefined) {
+        reporter.warning(
+          'the API reports no write counters: the next upload will send every chunk',
+        );
+        return;
+      }
+      await api.set(
+        uuid,
+        encodeRecord({
+          sha256: digests.sha256,
+          size: digests.size,
+          chunkSize: o.chunkSize,
+          chunks: digests.chunks.map(shortDigest),
+          writeRequests: now.writeRequests,
+          writeBytes: now.writeBytes,
+        }),
+      );
+      reporter.info(
+        `recorded image ${digests.sha256.slice(0, 16)}... and ${digests.chunks.length} chunk digests on the drive`,
+      );
+    });
+  }
+  await journal?.remove();
 }
 
 export function uploadReport(r: UploadResult): StepReport {

@@ -1,7 +1,7 @@
 // upload-drive against the emulator over real HTTP: what lands on the drive, what is
 // sent, and what is refused.
 import { randomBytes } from 'node:crypto';
-import { open, writeFile } from 'node:fs/promises';
+import { appendFile, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/index.js';
@@ -170,5 +170,27 @@ describe('upload-drive', () => {
     expect(checked.chunksRewritten).toBe(1);
     expect(lines.join('\n')).toContain('chunks 1 differ from the image; rewriting them');
     expect((await readDrive(emu.url, first.driveUuid, data.length)).equals(data)).toBe(true);
+  });
+
+  it('refuses to record an image that changed while it was being sent', async () => {
+    const data = isoLike(8 * MiB);
+    const image = await writeImage(data);
+    emu.setFaults({ connectionBytesPerSecond: 16 * MiB });
+    const touch = setInterval(() => {
+      if ((emu.stats.endpoints.write ?? 0) >= 2) void appendFile(image, 'x');
+    }, 2);
+    await expect(
+      run(emu.url, {
+        image,
+        'drive-name': 'moving',
+        'state-dir': state,
+        'chunk-size': '1M',
+        concurrency: '1',
+      }),
+    ).rejects.toThrow('changed while it was being uploaded');
+    clearInterval(touch);
+    emu.setFaults({});
+    const [drive] = await drives();
+    expect(drive?.meta['diskless-sha256']).toBeUndefined();
   });
 });

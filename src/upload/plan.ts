@@ -1,0 +1,80 @@
+/**
+ * What to send: every chunk of the image whose digest differs from what the drive is
+ * known to hold. What it holds is known from the drive's upload record (while its
+ * write counters show nobody wrote since), from the journal of an interrupted upload
+ * of this same image, or, for a drive just created, from the fact that it reads as
+ * zeros. When nothing is known, every chunk is sent.
+ */
+import type { DriveInfo } from '../drive/api.js';
+import { type ImageDigests } from './image.js';
+import { findJournal } from './journal.js';
+import { shortDigest, trustedRecord } from './record.js';
+
+export interface Plan {
+  /** Chunks to send, ascending. */
+  todo: number[];
+  /** Image bytes in those chunks. */
+  todoBytes: number;
+  /** Short digest per chunk of what the drive held when this upload began ('' = unknown). */
+  basis: string[];
+  /** Chunks an interrupted run already had confirmed. */
+  done: Set<number>;
+  resumed: boolean;
+  /** The drive's record says it holds this very image. */
+  upToDate: boolean;
+  /** Where the knowledge came from, for the log. */
+  source: string;
+}
+
+function basisOf(
+  drive: DriveInfo | undefined,
+  d: ImageDigests,
+): { basis: string[]; source: string } {
+  const unknown = () => d.chunks.map(() => '');
+  if (!drive) {
+    return {
+      basis: d.chunks.map((c, i) => (d.zero[i] ? shortDigest(c) : '')),
+      source: 'new drive (reads as zeros)',
+    };
+  }
+  const record = trustedRecord(drive);
+  if (!record) {
+    const why = drive.meta['diskless-sha256']
+      ? 'written to since the last upload'
+      : 'no upload record';
+    return { basis: unknown(), source: `drive ${why}: sending every chunk` };
+  }
+  if (record.chunkSize !== d.chunkSize) {
+    return { basis: unknown(), source: 'the record has another chunk size: sending every chunk' };
+  }
+  return { basis: d.chunks.map((_, i) => record.chunks[i] ?? ''), source: 'upload record' };
+}
+
+export async function planUpload(
+  drive: DriveInfo | undefined,
+  d: ImageDigests,
+  stateDir: string,
+): Promise<Plan> {
+  const record = drive ? trustedRecord(drive) : undefined;
+  const upToDate = !!record && record.sha256 === d.sha256 && record.size === d.size;
+  let { basis, source } = basisOf(drive, d);
+  let done = new Set<number>();
+  let resumed = false;
+  if (drive && !upToDate) {
+    const journal = await findJournal(stateDir, drive.uuid, d.sha256, d.chunkSize);
+    if (journal) {
+      ({ basis } = journal.header);
+      done = journal.done;
+      resumed = true;
+      source = `resuming an interrupted upload (${done.size} chunks already confirmed)`;
+    }
+  }
+  const todo = upToDate
+    ? []
+    : d.chunks.flatMap((digest, i) => (done.has(i) || basis[i] === shortDigest(digest) ? [] : [i]));
+  const todoBytes = todo.reduce(
+    (sum, i) => sum + Math.min(d.chunkSize, d.size - i * d.chunkSize),
+    0,
+  );
+  return { todo, todoBytes, basis, done, resumed, upToDate, source };
+}
