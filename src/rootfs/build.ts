@@ -160,7 +160,13 @@ export async function buildRootfs(
 
   // ---- lock: one build of a target at a time ----
   await claimTarget(target, layout);
+  // The /var skeleton only reads the source: walk it while the lock is taken, and again
+  // only if we had to wait for another build (the master may have changed meanwhile).
+  let waited = false;
+  const early = buildSkeleton({ source, varDirs: options.varDirs, skip: [] });
+  early.catch(() => undefined); // awaited below
   const buildLock = await holdLocks([await lockFile(target)], () => {
+    waited = true;
     reporter.info(`Another build of ${target} is running; waiting for it to finish`);
   });
   let staging: string | undefined;
@@ -183,27 +189,25 @@ export async function buildRootfs(
           : undefined;
     if (layout === 'versioned') await removePartials(target, reporter);
 
-    // ---- copy, holding the dpkg lock of the source ----
+    // ---- compare, then copy holding the dpkg lock of the source ----
     const dpkgFiles: string[] = [];
     for (const name of ['lock-frontend', 'lock']) {
       const file = path.join(source, 'var/lib/dpkg', name);
       if ((await lstatOrUndefined(file))?.isFile()) dpkgFiles.push(file);
     }
+    // Taken only to copy: a no-change rebuild never blocks apt on the master. The
+    // compare before it only reads; if apt is half-way, it sees a difference and the
+    // copy then waits for apt to finish.
     let dpkgLock: HeldLock | undefined;
-    if (dpkgFiles.length > 0) {
-      dpkgLock = await holdLocks(dpkgFiles, (file) => {
-        reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
-      });
-    } else {
-      reporter.info(`The source has no dpkg lock files; copying without holding them`);
-    }
     let skeleton;
     let fingerprint: string;
     let sshKeyDir: string | undefined;
     let id: string;
     let root: string;
     try {
-      skeleton = await buildSkeleton({ source, varDirs: options.varDirs, skip: [] });
+      skeleton = waited
+        ? await buildSkeleton({ source, varDirs: options.varDirs, skip: [] })
+        : await early;
       if (
         options.clientSshKeys &&
         (await lstatOrUndefined(path.join(source, 'etc/ssh')))?.isDirectory()
@@ -250,8 +254,6 @@ export async function buildRootfs(
           return lines;
         });
         if (diff.length === 0) {
-          await dpkgLock?.release();
-          dpkgLock = undefined;
           const pruned =
             layout === 'versioned'
               ? await prune(
@@ -286,6 +288,15 @@ export async function buildRootfs(
         );
       }
 
+      if (dpkgFiles.length > 0) {
+        dpkgLock = await holdLocks(dpkgFiles, (file) => {
+          reporter.info(
+            `Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`,
+          );
+        });
+      } else {
+        reporter.info(`The source has no dpkg lock files; copying without holding them`);
+      }
       id = newReleaseId(new Date(), await listReleases(target));
       root = layout === 'versioned' ? path.join(target, RELEASES, `${PARTIAL}${id}`) : target;
       if (layout === 'versioned') {

@@ -97,13 +97,19 @@ export async function scanVar(
   const out: SkeletonEntry[] = [];
   async function walk(rel: string): Promise<void> {
     const dir = path.join(varDir, rel);
-    let names: string[];
+    let dirents;
     try {
-      names = (await readdir(dir)).sort();
+      dirents = await readdir(dir, { withFileTypes: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // vanished meanwhile
       throw error;
     }
+    // Only directories and symlinks go into the skeleton: files (thousands under
+    // /var/lib/dpkg alone) are skipped without an lstat each.
+    const names = dirents
+      .filter((d) => d.isDirectory() || d.isSymbolicLink())
+      .map((d) => d.name)
+      .sort();
     for (const name of names) {
       const childRel = rel ? `${rel}/${name}` : name;
       if (name === 'lost+found') continue;

@@ -496,6 +496,32 @@ describe('locks', () => {
     await held.release();
     expect(dpkg()).toBe('ran');
   });
+
+  it('waits to copy while apt holds the dpkg lock of the source, and copies once it is free', async () => {
+    const admin = path.join(master, 'var/lib/dpkg');
+    const target = path.join(await tempDir('target'), 'clients');
+    // "apt" holds the dpkg locks the way apt does (fcntl write locks).
+    const apt = await holdLocks(
+      [path.join(admin, 'lock-frontend'), path.join(admin, 'lock')],
+      () => undefined,
+    );
+    let releasesWhileWaiting: string[] | undefined;
+    const reporter = collector((line) => {
+      if (line.startsWith('Waiting for the dpkg lock')) {
+        void readdir(target)
+          .then((names) => {
+            releasesWhileWaiting = names.filter((n) => n === 'current');
+          })
+          .finally(() => void apt.release());
+      }
+    });
+    const report = await buildRootfs(inputs(target), reporter);
+    expect(
+      reporter.lines.some((l) => l.startsWith('Waiting for the dpkg lock of the source')),
+    ).toBe(true);
+    expect(releasesWhileWaiting).toEqual([]); // nothing published while apt held the lock
+    expect(report.outputs.changed).toBe(true);
+  });
 });
 
 describe('in-place layout', () => {
