@@ -162,11 +162,11 @@ export async function buildRootfs(
   await claimTarget(target, layout);
   // The /var skeleton only reads the source: walk it while the lock is taken, and again
   // only if we had to wait for another build (the master may have changed meanwhile).
-  let waited = false;
+  const lockWait = { happened: false };
   const early = buildSkeleton({ source, varDirs: options.varDirs, skip: [] });
   early.catch(() => undefined); // awaited below
   const buildLock = await holdLocks([await lockFile(target)], () => {
-    waited = true;
+    lockWait.happened = true;
     reporter.info(`Another build of ${target} is running; waiting for it to finish`);
   });
   let staging: string | undefined;
@@ -205,7 +205,7 @@ export async function buildRootfs(
     let id: string;
     let root: string;
     try {
-      skeleton = waited
+      skeleton = lockWait.happened
         ? await buildSkeleton({ source, varDirs: options.varDirs, skip: [] })
         : await early;
       if (
