@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
 import { DisklessError, errorMessage, InputError } from '../errors.js';
+import { parseByteSize } from '../inputs/fields.js';
 import type { Account, EmulatorOptions, Faults } from './options.js';
 import { startEmulator } from './server.js';
 
@@ -46,8 +47,6 @@ function number(flag: string, value: string, expected: string, ok: (n: number) =
   }
   return n;
 }
-
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
 
 /** The command line as emulator options; `generated` is the made-up account, if any. */
 export function parseEmulatorArgs(args: string[]): {
@@ -161,9 +160,8 @@ export function parseEmulatorArgs(args: string[]): {
         break;
       case 'max-write-bytes': {
         const v = value('a byte size');
-        const sm = /^(\d+)([kmg]?)$/i.exec(v);
-        const n = sm ? Number(sm[1]) * (SIZE_UNITS[(sm[2] ?? '').toLowerCase()] ?? NaN) : NaN;
-        if (!Number.isSafeInteger(n) || n < 1) {
+        const n = parseByteSize(v) ?? 0;
+        if (n < 1) {
           throw new InputError(
             flag,
             `Invalid --max-write-bytes ${JSON.stringify(v)}: expected a byte size such as 64M or 4194304`,

@@ -3,6 +3,7 @@
  * drives/UUID/set. Unknown or read-only keys are refused (400 usage) rather than
  * ignored, so a client that sends something the service would not take finds out here.
  */
+import { parseByteSize, UUID_PATTERN } from '../inputs/fields.js';
 import { ApiError } from './api-error.js';
 import type { Fields, Info } from './wire-format.js';
 
@@ -46,14 +47,12 @@ export interface DriveChanges {
 
 /** Largest drive the emulator makes (the service's own limit is not documented). */
 export const MAX_DRIVE_BYTES = 2 ** 41;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
 
 /** `size` in bytes or with a binary k/M/G/T suffix (the suffix base is not documented). */
 export function parseDriveSize(raw: string): number {
-  const m = /^(\d+)([kmgt])?$/i.exec(raw.trim());
-  const bytes = m ? Number(m[1]) * (m[2] ? (UNITS[m[2].toLowerCase()] ?? NaN) : 1) : NaN;
-  if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > MAX_DRIVE_BYTES) {
+  // The API documents whole numbers with an optional suffix: no decimals.
+  const bytes = raw.includes('.') ? NaN : (parseByteSize(raw.trim()) ?? NaN);
+  if (!(bytes >= 1 && bytes <= MAX_DRIVE_BYTES)) {
     throw new ApiError(
       'usage',
       `Invalid size ${JSON.stringify(raw)}: expected 1 to ${MAX_DRIVE_BYTES} bytes, optionally with a k, M, G or T suffix`,
@@ -106,7 +105,7 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
       }
       case 'readers': {
         const readers = many(value);
-        const bad = readers.find((r) => !UUID.test(r));
+        const bad = readers.find((r) => !UUID_PATTERN.test(r));
         if (bad !== undefined) {
           throw new ApiError('usage', `Invalid reader ${JSON.stringify(bad)}: expected user UUIDs`);
         }
