@@ -10,6 +10,18 @@ export interface Reporter {
   group<T>(name: string, work: () => Promise<T>): Promise<T>;
 }
 
+/** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
+}
+
 /** A value an action publishes as an output and the CLI prints as `name=value`. */
 export type OutputValue = string | number | boolean;
 

@@ -17,7 +17,7 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import type { Reporter, StepReport } from '../report.js';
+import { humanBytes, type Reporter, type StepReport } from '../report.js';
 import { exclusions } from './exclusions.js';
 import { checkFstab, FSTAB, generateFstab } from './fstab.js';
 import {
@@ -95,17 +95,6 @@ async function hashFiles(dir: string, names: readonly string[]): Promise<string>
 
 function seconds(since: number): number {
   return Math.round((Date.now() - since) / 100) / 10;
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
 }
 
 /** Builds a client root release from the master's root. */
@@ -276,7 +265,7 @@ export async function buildRootfs(
             summary: [
               ['Client root', previousRoot],
               ['Release', `${previousMeta.id} (unchanged: nothing published)`],
-              ['Files', `${previousMeta.files} (${formatBytes(previousMeta.bytes)})`],
+              ['Files', `${previousMeta.files} (${humanBytes(previousMeta.bytes)})`],
               ...(pruned.length > 0 ? ([['Pruned', pruned.join(', ')]] as [string, string][]) : []),
               ['Duration', `${duration} s`],
             ],
@@ -316,7 +305,7 @@ export async function buildRootfs(
           reporter,
         );
         reporter.info(
-          `Copied ${stats.transferred} file(s), ${formatBytes(stats.transferredBytes)}${previousRoot && layout === 'versioned' ? `; the rest are hard links to ${previousId ?? ''}` : ''}`,
+          `Copied ${stats.transferred} file(s), ${humanBytes(stats.transferredBytes)}${previousRoot && layout === 'versioned' ? `; the rest are hard links to ${previousId ?? ''}` : ''}`,
         );
       });
     } finally {
@@ -418,7 +407,7 @@ export async function buildRootfs(
       summary: [
         ['Client root', finalRoot],
         ['Release', previousMeta ? `${id} (previous ${previousMeta.id})` : id],
-        ['Files', `${meta.files} (${formatBytes(meta.bytes)})`],
+        ['Files', `${meta.files} (${humanBytes(meta.bytes)})`],
         ['Masked', services.masked.join(', ') || 'none'],
         ['Enabled', services.enabled.join(', ') || 'none'],
         ...(pruned.length > 0 ? ([['Pruned', pruned.join(', ')]] as [string, string][]) : []),

@@ -4,11 +4,12 @@ import { mkdtemp, readFile, writeFile, appendFile, mkdir } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ApiError, NetworkError, isTransient, parseRetryAfter } from '../../src/drive/api-error.js';
 import { toDriveInfo } from '../../src/drive/api.js';
 import { backoffDelay, defaultRetryPolicy, withRetry } from '../../src/drive/retry.js';
 import { chunkBody } from '../../src/upload/compress.js';
+import { startProgress } from '../../src/upload/progress.js';
 import { digestImage, imageSize, zeroDigest } from '../../src/upload/image.js';
 import { findJournal, openJournal } from '../../src/upload/journal.js';
 import { decodeRecord, encodeRecord, trustedRecord } from '../../src/upload/record.js';
@@ -197,5 +198,36 @@ describe('compression decision', () => {
     const body = await chunkBody(chunk);
     expect(body.gzip).toBe(false);
     expect(body.data).toBe(chunk);
+  });
+});
+
+describe('progress', () => {
+  it('prints percent, MB/s, ETA and retries at a steady pace', () => {
+    vi.useFakeTimers();
+    try {
+      const lines: string[] = [];
+      const p = startProgress(
+        'upload',
+        100 * 2 ** 20,
+        (l) => lines.push(l),
+        () => 2,
+        5_000,
+      );
+      vi.advanceTimersByTime(4_999);
+      expect(lines).toEqual([]);
+      p.add(25 * 2 ** 20);
+      vi.advanceTimersByTime(1);
+      p.add(25 * 2 ** 20);
+      vi.advanceTimersByTime(5_000);
+      p.stop();
+      vi.advanceTimersByTime(20_000);
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(
+        /^upload: 25% \(25\.0 of 100\.0 MiB\), [\d.]+ MB\/s, ETA \d+ s, 2 retries$/,
+      );
+      expect(lines[1]).toMatch(/^upload: 50% \(50\.0 of 100\.0 MiB\)/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
