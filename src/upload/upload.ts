@@ -109,6 +109,8 @@ export async function upload(
               `created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`,
             );
           }
+          if (!p.created && !p.claimTypeChanged)
+            reporter.info('the drive is ready: nothing to change');
           if (p.claimTypeChanged) {
             reporter.warning(
               `drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`,
