@@ -2920,7 +2920,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6385:
+/***/ 2414:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3664,7 +3664,7 @@ const {
   normalizedMethodRecords,
   getProtocolFromUrlString
 } = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
@@ -6454,7 +6454,7 @@ module.exports = BalancedPool
 
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 const timers = __nccwpck_require__(6603)
 const {
   RequestContentLengthMismatchError,
@@ -8267,7 +8267,7 @@ const {
   kHTTP2Stream,
   kHTTP2SessionState
 } = __nccwpck_require__(6443)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -9294,7 +9294,7 @@ const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
 const util = __nccwpck_require__(3440)
 const { ClientStats } = __nccwpck_require__(6854)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 const Request = __nccwpck_require__(4655)
 const DispatcherBase = __nccwpck_require__(1841)
 const {
@@ -10929,7 +10929,7 @@ const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
 const Client = __nccwpck_require__(3701)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 const Socks5ProxyAgent = __nccwpck_require__(7223)
 
 const kAgent = Symbol('proxy agent')
@@ -37410,7 +37410,7 @@ const { states, opcodes, sentCloseFrameState } = __nccwpck_require__(736)
 const { webidl } = __nccwpck_require__(7879)
 const { getURLRecord, isValidSubprotocol, isEstablished, utf8Decode } = __nccwpck_require__(8625)
 const { establishWebSocketConnection, failWebsocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 const { WebsocketFrameSend } = __nccwpck_require__(3264)
 const { ByteParser } = __nccwpck_require__(1652)
 const { WebSocketError, createUnvalidatedWebSocketError } = __nccwpck_require__(6919)
@@ -38284,7 +38284,7 @@ const { getGlobalDispatcher } = __nccwpck_require__(2581)
 const { ErrorEvent, CloseEvent, createFastMessageEvent } = __nccwpck_require__(5188)
 const { SendQueue } = __nccwpck_require__(3900)
 const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { channels } = __nccwpck_require__(6385)
+const { channels } = __nccwpck_require__(2414)
 
 function getSocketAddress (socket) {
   if (typeof socket?.address === 'function') {
@@ -39021,10 +39021,66 @@ module.exports = {
 
 /***/ }),
 
+/***/ 2613:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("assert");
+
+/***/ }),
+
 /***/ 181:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("buffer");
+
+/***/ }),
+
+/***/ 5317:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
+
+/***/ }),
+
+/***/ 6982:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
+
+/***/ }),
+
+/***/ 4434:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("events");
+
+/***/ }),
+
+/***/ 9896:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
+
+/***/ }),
+
+/***/ 8611:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("http");
+
+/***/ }),
+
+/***/ 5692:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("https");
+
+/***/ }),
+
+/***/ 9278:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("net");
 
 /***/ }),
 
@@ -39084,6 +39140,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
 /***/ 1455:
 /***/ ((module) => {
 
@@ -39105,10 +39168,31 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 
 /***/ }),
 
+/***/ 4708:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+
+/***/ }),
+
+/***/ 8995:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+
+/***/ }),
+
 /***/ 7030:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+
+/***/ }),
+
+/***/ 8161:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 
 /***/ }),
 
@@ -39123,6 +39207,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:perf_hooks");
+
+/***/ }),
+
+/***/ 1708:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process");
 
 /***/ }),
 
@@ -39196,10 +39287,73 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
 
 /***/ }),
 
+/***/ 857:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
+
+/***/ }),
+
+/***/ 6928:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
+
+/***/ }),
+
 /***/ 932:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("process");
+
+/***/ }),
+
+/***/ 2203:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
+
+/***/ }),
+
+/***/ 3193:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
+
+/***/ }),
+
+/***/ 3557:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
+
+/***/ }),
+
+/***/ 4756:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tls");
+
+/***/ }),
+
+/***/ 2018:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tty");
+
+/***/ }),
+
+/***/ 7016:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("url");
+
+/***/ }),
+
+/***/ 9023:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
@@ -47792,7 +47946,7 @@ exports.visitAsync = visitAsync;
 /******/ 	// Execute the module function
 /******/ 	var threw = true;
 /******/ 	try {
-/******/ 		__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
+/******/ 		__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
 /******/ 		threw = false;
 /******/ 	} finally {
 /******/ 		if(threw) delete __webpack_module_cache__[moduleId];
@@ -47804,6 +47958,9 @@ exports.visitAsync = visitAsync;
 /******/ 	// Return the exports of the module
 /******/ 	return module.exports;
 /******/ }
+/******/ 
+/******/ // expose the modules object (__webpack_modules__)
+/******/ __nccwpck_require__.m = __webpack_modules__;
 /******/ 
 /************************************************************************/
 /******/ /* webpack/runtime/asset-relocator-loader */
@@ -47821,6 +47978,36 @@ exports.visitAsync = visitAsync;
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/create fake namespace object */
+/******/ (() => {
+/******/ 	var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 	var leafPrototypes;
+/******/ 	// create a fake namespace object
+/******/ 	// mode & 1: value is a module id, require it
+/******/ 	// mode & 2: merge all properties of value into the ns
+/******/ 	// mode & 4: return value when already ns object
+/******/ 	// mode & 16: return value when it's Promise-like
+/******/ 	// mode & 8|1: behave like require
+/******/ 	__nccwpck_require__.t = function(value, mode) {
+/******/ 		if(mode & 1) value = this(value);
+/******/ 		if(mode & 8) return value;
+/******/ 		if(typeof value === 'object' && value) {
+/******/ 			if((mode & 4) && value.__esModule) return value;
+/******/ 			if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 		}
+/******/ 		var ns = Object.create(null);
+/******/ 		__nccwpck_require__.r(ns);
+/******/ 		var def = {};
+/******/ 		leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 		for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 			Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 		}
+/******/ 		def['default'] = () => (value);
+/******/ 		__nccwpck_require__.d(ns, def);
+/******/ 		return ns;
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/define property getters */
 /******/ (() => {
 /******/ 	// define getter functions for harmony exports
@@ -47833,9 +48020,42 @@ exports.visitAsync = visitAsync;
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/ensure chunk */
+/******/ (() => {
+/******/ 	__nccwpck_require__.f = {};
+/******/ 	// This file contains only the entry chunk.
+/******/ 	// The chunk loading function for additional chunks
+/******/ 	__nccwpck_require__.e = (chunkId) => {
+/******/ 		return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 			__nccwpck_require__.f[key](chunkId, promises);
+/******/ 			return promises;
+/******/ 		}, []));
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/get javascript chunk filename */
+/******/ (() => {
+/******/ 	// This function allow to reference async chunks
+/******/ 	__nccwpck_require__.u = (chunkId) => {
+/******/ 		// return url for filenames based on template
+/******/ 		return "" + chunkId + ".index.js";
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/hasOwnProperty shorthand */
 /******/ (() => {
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/make namespace object */
+/******/ (() => {
+/******/ 	// define __esModule on exports
+/******/ 	__nccwpck_require__.r = (exports) => {
+/******/ 		if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 			Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 		}
+/******/ 		Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 	};
 /******/ })();
 /******/ 
 /******/ /* webpack/runtime/node module decorator */
@@ -47845,6 +48065,69 @@ exports.visitAsync = visitAsync;
 /******/ 		if (!module.children) module.children = [];
 /******/ 		return module;
 /******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/import chunk loading */
+/******/ (() => {
+/******/ 	// no baseURI
+/******/ 	
+/******/ 	// object to store loaded and loading chunks
+/******/ 	// undefined = chunk not loaded, null = chunk preloaded/prefetched
+/******/ 	// [resolve, Promise] = chunk loading, 0 = chunk loaded
+/******/ 	var installedChunks = {
+/******/ 		792: 0
+/******/ 	};
+/******/ 	
+/******/ 	var installChunk = (data) => {
+/******/ 		var {ids, modules, runtime} = data;
+/******/ 		// add "modules" to the modules object,
+/******/ 		// then flag all "ids" as loaded and fire callback
+/******/ 		var moduleId, chunkId, i = 0;
+/******/ 		for(moduleId in modules) {
+/******/ 			if(__nccwpck_require__.o(modules, moduleId)) {
+/******/ 				__nccwpck_require__.m[moduleId] = modules[moduleId];
+/******/ 			}
+/******/ 		}
+/******/ 		if(runtime) runtime(__nccwpck_require__);
+/******/ 		for(;i < ids.length; i++) {
+/******/ 			chunkId = ids[i];
+/******/ 			if(__nccwpck_require__.o(installedChunks, chunkId) && installedChunks[chunkId]) {
+/******/ 				installedChunks[chunkId][0]();
+/******/ 			}
+/******/ 			installedChunks[ids[i]] = 0;
+/******/ 		}
+/******/ 	
+/******/ 	}
+/******/ 	
+/******/ 	__nccwpck_require__.f.j = (chunkId, promises) => {
+/******/ 			// import() chunk loading for javascript
+/******/ 			var installedChunkData = __nccwpck_require__.o(installedChunks, chunkId) ? installedChunks[chunkId] : undefined;
+/******/ 			if(installedChunkData !== 0) { // 0 means "already installed".
+/******/ 	
+/******/ 				// a Promise means "currently loading".
+/******/ 				if(installedChunkData) {
+/******/ 					promises.push(installedChunkData[1]);
+/******/ 				} else {
+/******/ 					if(true) { // all chunks have JS
+/******/ 						// setup Promise in chunk cache
+/******/ 						var promise = import("./" + __nccwpck_require__.u(chunkId)).then(installChunk, (e) => {
+/******/ 							if(installedChunks[chunkId] !== 0) installedChunks[chunkId] = undefined;
+/******/ 							throw e;
+/******/ 						});
+/******/ 						var promise = Promise.race([promise, new Promise((resolve) => (installedChunkData = installedChunks[chunkId] = [resolve]))])
+/******/ 						promises.push(installedChunkData[1] = promise);
+/******/ 					}
+/******/ 				}
+/******/ 			}
+/******/ 	};
+/******/ 	
+/******/ 	// no prefetching
+/******/ 	
+/******/ 	// no preloaded
+/******/ 	
+/******/ 	// no external install chunk
+/******/ 	
+/******/ 	// no on chunks loaded
 /******/ })();
 /******/ 
 /************************************************************************/
@@ -48147,6 +48430,8 @@ const buildIsoInputs = defineInputs({
     output: filePath({ default: 'diskless-boot.iso' }),
     'cache-dir': filePath({}),
     cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),
+    'cache-max-age': integer({ min: 1, max: 3650, default: '30' }),
+    'cache-max-size': byteSize({ min: 1, max: 2 ** 50, default: '2G' }),
     'boot-mode': choice(['bios', 'uefi', 'both'], { default: 'both' }),
     'volume-id': fields_text({
         default: 'DISKLESS',
@@ -48155,63 +48440,299 @@ const buildIsoInputs = defineInputs({
     }),
 });
 
-;// CONCATENATED MODULE: ./src/iso/build.ts
-
-/** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
-function buildIso(_options, _reporter) {
-    return Promise.reject(new NotBuiltError('build-iso', 5));
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/options.ts
-/** Inputs of build-rootfs (action.yml and `diskless build-rootfs` flags). */
-
-
-
-/** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
-const VAR_DIR = /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
-const buildRootfsInputs = defineInputs({
-    source: filePath({ absolute: true, default: '/' }),
-    target: filePath({ absolute: true, required: true }),
-    template: filePath({}),
-    exclude: list({ expected: 'rsync exclude patterns, one per line' }),
-    'mask-services': list({ expected: 'systemd unit names, one per line' }),
-    'enable-services': list({ expected: 'systemd unit names, one per line' }),
-    'var-dirs': list({
-        expected: 'lines of "path [owner[:group]] [mode]" with path relative to /var',
-        item: (line) => VAR_DIR.test(line),
-    }),
-    layout: choice(['versioned', 'in-place'], { default: 'versioned' }),
-    keep: integer({ min: 2, max: 1000, default: '5' }),
-    'copy-usr': bool({ default: 'false' }),
-    'client-ssh-keys': bool({ default: 'true' }),
-    'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
-    'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
-    'nfs-server': fields_text({
-        pattern: /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,
-        expected: 'a host name or IPv4 address such as 10.0.0.1 (an IPv6 address in [brackets])',
-    }),
-    'client-hostname': fields_text({
-        pattern: /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
-        expected: 'a host name label such as diskless (letters, digits and -, up to 63)',
-        default: 'diskless',
-    }),
-    'template-values': list({
-        expected: 'lines of NAME=value with NAME in capitals, digits and _',
-        item: (line) => /^[A-Z][A-Z0-9_]*=/.test(line),
-    }),
-}, (o) => {
-    if (o.target === '/') {
-        throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
-    }
-});
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/iso/files.ts
+/** Small file helpers the ISO build shares: digests, atomic writes, quiet removal. */
+
+
+
+
+async function sha256File(file) {
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_.createReadStream)(file))
+        hash.update(chunk);
+    return hash.digest('hex');
+}
+function sha256(data) {
+    return (0,external_node_crypto_.createHash)('sha256').update(data).digest('hex');
+}
+/** A temporary name beside `file`, hidden, unique to this process and call. */
+function tempBeside(file, tag = 'tmp') {
+    const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
+}
+/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
+async function writeFileAtomic(file, data, mode = 0o644) {
+    const tmp = tempBeside(file);
+    try {
+        await (0,promises_.writeFile)(tmp, data, { mode });
+        await (0,promises_.rename)(tmp, file);
+    }
+    catch (error) {
+        await (0,promises_.rm)(tmp, { force: true });
+        throw error;
+    }
+}
+async function exists(file) {
+    try {
+        await (0,promises_.lstat)(file);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function seconds(ms) {
+    return (ms / 1000).toFixed(1);
+}
+
+;// CONCATENATED MODULE: ./src/iso/cache-github.ts
+/**
+ * The initramfs cache in GitHub's Actions cache (@actions/cache), used only where the
+ * runner provides it (ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL). The entry is a directory
+ * holding the image and its record; a restored image is checked against the record's
+ * SHA-256 like a local one. A failed restore is a miss and a failed save a warning: the
+ * cache makes builds faster, it never makes them fail.
+ */
+
+
+
+
+/** True when the runner gives this job GitHub's cache service. */
+function githubCacheAvailable(env = process.env) {
+    return Boolean(env.ACTIONS_CACHE_URL ?? env.ACTIONS_RESULTS_URL);
+}
+class GithubCache {
+    name = "GitHub's Actions cache";
+    /** The same path on save and restore: @actions/cache keys entries by their paths too. */
+    dir = external_node_path_default().join(process.env.RUNNER_TEMP ?? external_node_os_default().tmpdir(), 'diskless-initramfs-cache');
+    async restore(key, dest, reporter) {
+        await (0,promises_.rm)(this.dir, { recursive: true, force: true });
+        let found;
+        try {
+            const cache = await __nccwpck_require__.e(/* import() */ 305).then(__nccwpck_require__.bind(__nccwpck_require__, 4305));
+            found = await cache.restoreCache([this.dir], key);
+        }
+        catch (error) {
+            reporter.warning(`Could not read GitHub's cache: ${error.message}; building the initramfs`);
+            return { hit: false };
+        }
+        if (found !== key)
+            return { hit: false };
+        try {
+            const meta = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(this.dir, 'meta.json'), 'utf8'));
+            const img = external_node_path_default().join(this.dir, 'initrd.img');
+            const digest = await sha256File(img);
+            if (meta.key !== key || digest !== meta.sha256) {
+                reporter.warning(`The cached initramfs ${key} from GitHub's cache is corrupt (SHA-256 ${digest}, not ${meta.sha256}); rebuilding`);
+                return { hit: false, corrupt: 'digest mismatch' };
+            }
+            await (0,promises_.copyFile)(img, dest);
+            return { hit: true, meta };
+        }
+        catch (error) {
+            reporter.warning(`The cached initramfs ${key} from GitHub's cache is unreadable (${error.message}); rebuilding`);
+            return { hit: false, corrupt: 'unreadable' };
+        }
+        finally {
+            await (0,promises_.rm)(this.dir, { recursive: true, force: true });
+        }
+    }
+    async save(key, file, meta, reporter) {
+        try {
+            await (0,promises_.rm)(this.dir, { recursive: true, force: true });
+            await (0,promises_.mkdir)(this.dir, { recursive: true });
+            await (0,promises_.copyFile)(file, external_node_path_default().join(this.dir, 'initrd.img'));
+            await (0,promises_.writeFile)(external_node_path_default().join(this.dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+            const cache = await __nccwpck_require__.e(/* import() */ 305).then(__nccwpck_require__.bind(__nccwpck_require__, 4305));
+            const id = await cache.saveCache([this.dir], key);
+            if (id === -1)
+                reporter.warning(`GitHub's cache did not take the initramfs ${key} (see the lines above)`);
+        }
+        catch (error) {
+            reporter.warning(`Could not save the initramfs to GitHub's cache: ${error.message}`);
+        }
+        finally {
+            await (0,promises_.rm)(this.dir, { recursive: true, force: true });
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/iso/cache-local.ts
+/**
+ * The initramfs cache in a local directory on the self-hosted master.
+ *
+ *   <dir>/<key>.img    the image
+ *   <dir>/<key>.json   { key, sha256, size, kernelVersion, created }, written after the image
+ *
+ * Both are written through a temporary file and a rename, so a reader never sees half an
+ * entry. An entry is used only when its image has the recorded size and SHA-256; anything
+ * else is removed and rebuilt. A hit refreshes the entry's time; after a store, entries
+ * unused for longer than the maximum age go, then the least recently used until the
+ * directory fits the maximum size (the entry just stored always stays).
+ */
+
+
+
+const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
+class LocalCache {
+    dir;
+    maxAgeDays;
+    maxBytes;
+    name;
+    constructor(dir, maxAgeDays, maxBytes) {
+        this.dir = dir;
+        this.maxAgeDays = maxAgeDays;
+        this.maxBytes = maxBytes;
+        this.name = `local (${dir})`;
+    }
+    files(key) {
+        return { img: external_node_path_default().join(this.dir, `${key}.img`), json: external_node_path_default().join(this.dir, `${key}.json`) };
+    }
+    async restore(key, dest, reporter) {
+        const { img, json } = this.files(key);
+        let meta;
+        try {
+            meta = JSON.parse(await (0,promises_.readFile)(json, 'utf8'));
+        }
+        catch (error) {
+            if (error.code === 'ENOENT')
+                return { hit: false };
+            return this.corrupt(key, `its record ${json} is unreadable`, reporter);
+        }
+        const size = await (0,promises_.stat)(img).then((s) => s.size, () => -1);
+        if (meta.key !== key || size !== meta.size) {
+            return this.corrupt(key, `${img} has ${size < 0 ? 'gone' : `${size} bytes, not ${meta.size}`}`, reporter);
+        }
+        const tmp = tempBeside(dest);
+        await (0,promises_.copyFile)(img, tmp);
+        const digest = await sha256File(tmp);
+        if (digest !== meta.sha256) {
+            await (0,promises_.rm)(tmp, { force: true });
+            return this.corrupt(key, `${img} has SHA-256 ${digest}, not ${meta.sha256}`, reporter);
+        }
+        await (0,promises_.rename)(tmp, dest);
+        const now = new Date();
+        await (0,promises_.utimes)(json, now, now).catch(() => undefined);
+        return { hit: true, meta };
+    }
+    async corrupt(key, why, reporter) {
+        reporter.warning(`The cached initramfs ${key} is corrupt (${why}); removing it and rebuilding`);
+        await this.remove(key);
+        return { hit: false, corrupt: why };
+    }
+    async remove(key) {
+        const { img, json } = this.files(key);
+        await (0,promises_.rm)(json, { force: true }); // the record first: without it the image is never used
+        await (0,promises_.rm)(img, { force: true });
+    }
+    async save(key, file, meta, reporter) {
+        const { img, json } = this.files(key);
+        try {
+            await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
+            const tmp = tempBeside(img);
+            try {
+                await (0,promises_.copyFile)(file, tmp);
+                await (0,promises_.rename)(tmp, img);
+            }
+            catch (error) {
+                await (0,promises_.rm)(tmp, { force: true });
+                throw error;
+            }
+            await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
+            const pruned = await this.prune(key);
+            if (pruned.length > 0)
+                reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
+        }
+        catch (error) {
+            reporter.warning(`Could not save the initramfs to the cache ${this.dir}: ${error.message}`);
+        }
+    }
+    /** Removes entries by age, then by total size (least recently used first); returns their keys. */
+    async prune(keep, now = Date.now()) {
+        const names = await (0,promises_.readdir)(this.dir);
+        const entries = [];
+        for (const name of names) {
+            const full = external_node_path_default().join(this.dir, name);
+            if (name.startsWith('.') && name.includes('.tmp-')) {
+                // A temporary file of a build that died: gone once it is clearly not in use.
+                const st = await (0,promises_.stat)(full).catch(() => undefined);
+                if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS)
+                    await (0,promises_.rm)(full, { force: true });
+                continue;
+            }
+            if (!name.endsWith('.json'))
+                continue;
+            const key = name.slice(0, -'.json'.length);
+            const used = (await (0,promises_.stat)(full).catch(() => undefined))?.mtimeMs ?? 0;
+            const bytes = (await (0,promises_.stat)(external_node_path_default().join(this.dir, `${key}.img`)).catch(() => undefined))?.size ?? 0;
+            entries.push({ key, used, bytes });
+        }
+        // Images without a record are leftovers of an interrupted save or removal.
+        for (const name of names) {
+            if (name.endsWith('.img') && !names.includes(`${name.slice(0, -4)}.json`)) {
+                const st = await (0,promises_.stat)(external_node_path_default().join(this.dir, name)).catch(() => undefined);
+                if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS)
+                    await (0,promises_.rm)(external_node_path_default().join(this.dir, name), { force: true });
+            }
+        }
+        const pruned = [];
+        const maxAge = this.maxAgeDays * 24 * 60 * 60 * 1000;
+        entries.sort((a, b) => a.used - b.used); // oldest use first
+        let total = entries.reduce((n, e) => n + e.bytes, 0);
+        for (const e of entries) {
+            if (e.key === keep)
+                continue;
+            if (now - e.used > maxAge || total > this.maxBytes) {
+                await this.remove(e.key);
+                total -= e.bytes;
+                pruned.push(e.key);
+            }
+        }
+        return pruned;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/iso/cache.ts
+/** Picks the initramfs cache backend from the `cache` and `cache-dir` inputs. */
+
+
+
+/**
+ * auto: local when a cache directory is given, else GitHub's where the runner has it,
+ * else none. local needs cache-dir. github where it is not available builds uncached,
+ * with a warning (the same workflow then also runs outside Actions).
+ */
+function chooseCache(o, reporter) {
+    const local = () => o.cacheDir ? new LocalCache(o.cacheDir, o.maxAgeDays, o.maxBytes) : undefined;
+    switch (o.cache) {
+        case 'off':
+            return undefined;
+        case 'local': {
+            const c = local();
+            if (!c) {
+                throw new DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
+            }
+            return c;
+        }
+        case 'github':
+            if (githubCacheAvailable())
+                return new GithubCache();
+            reporter.warning("cache is github, but GitHub's cache is not available here (no ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL); building the initramfs without a cache");
+            return undefined;
+        case 'auto':
+            return local() ?? (githubCacheAvailable() ? new GithubCache() : undefined);
+    }
+}
+
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: ./src/process/run.ts
@@ -48278,6 +48799,1164 @@ function run(cmd, args, options = {}) {
         child.stdin.end(options.input ?? '');
     });
 }
+
+;// CONCATENATED MODULE: ./src/iso/initramfs.ts
+/**
+ * The client's initramfs, made from the client root's own etc/initramfs-tools (never the
+ * master's): the directory is copied to a work directory, told BOOT=nfs with MODULES and
+ * COMPRESS the sysroot can honour, and given to `mkinitramfs -d`. When the sysroot is not
+ * /, mkinitramfs runs inside it with chroot and /proc mounted, and /proc is unmounted again
+ * whatever happens.
+ */
+
+
+
+
+
+const CONFIG_DIR = 'etc/initramfs-tools';
+/** Lists a tree in a fixed order with each entry's mode and content digest. */
+async function listTree(dir) {
+    const out = [];
+    const names = (await (0,promises_.readdir)(dir, { recursive: true })).sort();
+    for (const rel of names) {
+        const full = external_node_path_default().join(dir, rel);
+        const st = await (0,promises_.lstat)(full);
+        const mode = st.mode & 0o7777;
+        if (st.isSymbolicLink())
+            out.push({ rel, kind: 'l', mode, content: await (0,promises_.readlink)(full) });
+        else if (st.isDirectory())
+            out.push({ rel, kind: 'd', mode, content: '' });
+        else if (st.isFile())
+            out.push({ rel, kind: 'f', mode, content: sha256(await (0,promises_.readFile)(full)) });
+    }
+    return out;
+}
+/** The programs each COMPRESS value needs in the sysroot (gzip is Essential in Debian). */
+const COMPRESSORS = {
+    gzip: 'usr/bin/gzip',
+    zstd: 'usr/bin/zstd',
+    xz: 'usr/bin/xz',
+    lzma: 'usr/bin/lzma',
+    lz4: 'usr/bin/lz4',
+    lzop: 'usr/bin/lzop',
+    bzip2: 'usr/bin/bzip2',
+};
+const ASSIGNMENT = /^\s*(BOOT|MODULES|COMPRESS)=["']?([^"'\s#]*)["']?/;
+function assignments(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const m = ASSIGNMENT.exec(line);
+        if (m)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** The settings the copy must say, and why each differs from what the client's says. */
+async function decide(given, sysroot, reporter) {
+    let modules = given.MODULES ?? 'most';
+    if (modules === 'most' || modules === 'dep' || !['netboot', 'list'].includes(modules)) {
+        reporter.info(`MODULES=${modules} in the client's config becomes MODULES=netboot: a diskless client needs its network and NFS drivers${modules === 'dep' ? ', and dep would pick the drivers of the machine that builds' : ''} (set MODULES=list or netboot to choose)`);
+        modules = 'netboot';
+    }
+    let compress = given.COMPRESS ?? '';
+    const tool = COMPRESSORS[compress];
+    if (!tool || !(await exists(external_node_path_default().join(sysroot, tool)))) {
+        const fallback = (await exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
+        if (compress !== '') {
+            reporter.warning(`COMPRESS=${compress} in the client's initramfs config is not available in ${sysroot} (no ${tool ?? 'such compressor'}); using ${fallback}`);
+        }
+        compress = fallback;
+    }
+    return { BOOT: 'nfs', MODULES: modules, COMPRESS: compress };
+}
+/**
+ * Copies the client root's etc/initramfs-tools into `dest` and makes it say BOOT=nfs and
+ * MODULES and COMPRESS that work in the sysroot. initramfs.conf is edited in place; when a
+ * conf.d file sets one of these too, conf.d/zz-diskless (read last) restates them.
+ */
+async function prepareConfig(root, sysroot, dest, reporter) {
+    const src = external_node_path_default().join(root, CONFIG_DIR);
+    const st = await (0,promises_.lstat)(src).catch(() => undefined);
+    if (!st?.isDirectory()) {
+        throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
+    }
+    await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    const confFile = external_node_path_default().join(dest, 'initramfs.conf');
+    const conf = (await exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
+    const given = Object.fromEntries(assignments(conf));
+    const confD = external_node_path_default().join(dest, 'conf.d');
+    const overridden = new Set();
+    const confDNames = (await exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
+    for (const name of confDNames) {
+        const file = external_node_path_default().join(confD, name);
+        if (!(await (0,promises_.lstat)(file)).isFile())
+            continue;
+        for (const [key, value] of assignments(await (0,promises_.readFile)(file, 'utf8'))) {
+            given[key] = value;
+            overridden.add(key);
+        }
+    }
+    const settings = await decide(given, sysroot, reporter);
+    let text = conf;
+    for (const key of ['BOOT', 'MODULES', 'COMPRESS']) {
+        const line = `${key}=${settings[key]}`;
+        const pattern = new RegExp(`^\\s*${key}=.*$`, 'gm');
+        text = pattern.test(text)
+            ? text.replace(pattern, line)
+            : `${text.replace(/\n?$/, '\n')}${line}\n`;
+    }
+    await (0,promises_.writeFile)(confFile, text, { mode: 0o644 });
+    if (overridden.size > 0) {
+        await (0,promises_.writeFile)(external_node_path_default().join(confD, 'zz-diskless'), `# Written by diskless build-iso: a diskless client boots from NFS.\nBOOT=${settings.BOOT}\nMODULES=${settings.MODULES}\nCOMPRESS=${settings.COMPRESS}\n`, { mode: 0o644 });
+    }
+    return { dir: dest, settings, entries: await listTree(dest) };
+}
+/** Installed package versions of the sysroot, from its dpkg status file. */
+async function packageVersions(sysroot) {
+    const versions = new Map();
+    let status;
+    try {
+        status = await (0,promises_.readFile)(external_node_path_default().join(sysroot, 'var/lib/dpkg/status'), 'utf8');
+    }
+    catch {
+        return versions;
+    }
+    for (const stanza of status.split(/\n\n+/)) {
+        const name = /^Package: (.+)$/m.exec(stanza)?.[1];
+        const version = /^Version: (.+)$/m.exec(stanza)?.[1];
+        const state = /^Status: (.+)$/m.exec(stanza)?.[1];
+        if (name && version && state?.endsWith(' installed'))
+            versions.set(name, version);
+    }
+    return versions;
+}
+/** mkinitramfs in the sysroot, or a clear error naming the package. */
+async function findMkinitramfs(sysroot) {
+    if (await exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
+        return;
+    if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
+        return;
+    throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+}
+/** A host path inside the sysroot, as the sysroot sees it. */
+function inside(sysroot, file) {
+    return `/${external_node_path_default().relative(sysroot, file)}`;
+}
+/**
+ * Runs mkinitramfs with the prepared config. `config` and `output` must lie inside the
+ * sysroot when it is not /. SOURCE_DATE_EPOCH makes the image reproducible.
+ */
+async function mkinitramfs(o) {
+    const onLine = (line) => {
+        if (line.trim() !== '')
+            o.reporter.debug(`mkinitramfs: ${line}`);
+    };
+    if (o.sysroot === '/') {
+        await run('mkinitramfs', ['-d', o.config, '-o', o.output, o.version], {
+            env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch) },
+            debianPackage: 'initramfs-tools',
+            onLine,
+        });
+        return;
+    }
+    const proc = external_node_path_default().join(o.sysroot, 'proc');
+    const env = {
+        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+        LANG: 'C.UTF-8',
+        SOURCE_DATE_EPOCH: String(o.epoch),
+    };
+    await run('mount', ['-t', 'proc', 'proc', proc], { debianPackage: 'mount' });
+    try {
+        await run('chroot', [
+            o.sysroot,
+            'mkinitramfs',
+            '-d',
+            inside(o.sysroot, o.config),
+            '-o',
+            inside(o.sysroot, o.output),
+            o.version,
+        ], { env, debianPackage: 'coreutils', onLine });
+    }
+    finally {
+        // A failure to unmount must not hide the build's own error, and must not leave it.
+        try {
+            await run('umount', [proc]);
+        }
+        catch {
+            await run('umount', ['-l', proc]).catch(() => undefined);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/iso/cache-key.ts
+/**
+ * The initramfs cache key: a hash of everything that changes the image mkinitramfs makes.
+ *
+ *   kernel       version, image digest, the modules directory's contents list
+ *   tools        the versions of initramfs-tools and of the packages whose files it copies
+ *                into the image (busybox, klibc, udev, kmod, libc, compressors), and
+ *                every file of the sysroot's usr/share/initramfs-tools (hooks, scripts)
+ *   client       every file (path, mode, content) of the adjusted copy of the client's
+ *                etc/initramfs-tools, including hooks, scripts and the BOOT, MODULES and
+ *                COMPRESS this build set
+ *   date         SOURCE_DATE_EPOCH given to mkinitramfs (the image's timestamps)
+ */
+
+
+
+/** Bumped when the way the initramfs is made changes for the same inputs. */
+const KEY_FORMAT = 1;
+/** Packages whose files mkinitramfs copies into a BOOT=nfs image on Debian. */
+const IMAGE_PACKAGES = [
+    'initramfs-tools',
+    'initramfs-tools-core',
+    'klibc-utils',
+    'libklibc',
+    'busybox',
+    'udev',
+    'kmod',
+    'libkmod2',
+    'libc6',
+    'zstd',
+    'gzip',
+    'xz-utils',
+    'lz4',
+];
+async function sharedTree(sysroot) {
+    try {
+        return await listTree(external_node_path_default().join(sysroot, 'usr/share/initramfs-tools'));
+    }
+    catch {
+        return [];
+    }
+}
+function treeText(entries) {
+    return entries.map((e) => `${e.kind} ${e.mode.toString(8)} ${e.rel} ${e.content}`).join('\n');
+}
+/** `diskless-initramfs-<kernel version>-<sha256 of the inputs>`: also a valid GitHub cache key. */
+function cacheKey(k) {
+    const packages = IMAGE_PACKAGES.map((p) => `${p}=${k.packages.get(p) ?? '-'}`).join('\n');
+    const digest = sha256([
+        `format ${KEY_FORMAT}`,
+        `kernel ${k.kernel.version} ${k.kernel.digest} ${k.kernel.modulesDigest}`,
+        `epoch ${k.epoch}`,
+        `packages\n${packages}`,
+        `shared\n${treeText(k.shared)}`,
+        `config\n${treeText(k.config)}`,
+    ].join('\n\n'));
+    return `diskless-initramfs-${k.kernel.version}-${digest}`;
+}
+
+;// CONCATENATED MODULE: ./src/iso/tools.ts
+/**
+ * The host programs and files the ISO is made with, and the Debian package of each.
+ * They are looked up before any slow work starts, so a missing one fails the build at
+ * once with one line naming what to install, not after a minute of mkinitramfs.
+ */
+
+
+
+
+const PROGRAMS = [
+    { name: 'xorriso', debianPackage: 'xorriso', for: 'iso' },
+    { name: 'grub-mkimage', debianPackage: 'grub-common', for: 'uefi' },
+    { name: 'mformat', debianPackage: 'mtools', for: 'uefi' },
+    { name: 'mmd', debianPackage: 'mtools', for: 'uefi' },
+    { name: 'mcopy', debianPackage: 'mtools', for: 'uefi' },
+];
+/** Where Debian's packages put the boot loader files. */
+const LOADER_FILES = {
+    isolinuxBin: { file: '/usr/lib/ISOLINUX/isolinux.bin', debianPackage: 'isolinux' },
+    isohybridMbr: { file: '/usr/lib/ISOLINUX/isohdpfx.bin', debianPackage: 'isolinux' },
+    ldlinux: { file: '/usr/lib/syslinux/modules/bios/ldlinux.c32', debianPackage: 'syslinux-common' },
+    grubEfiModules: {
+        file: '/usr/lib/grub/x86_64-efi/linux.mod',
+        debianPackage: 'grub-efi-amd64-bin',
+    },
+};
+async function isExecutable(file) {
+    try {
+        await (0,promises_.access)(file, external_node_fs_.constants.X_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+async function tools_exists(file) {
+    try {
+        await (0,promises_.access)(file, external_node_fs_.constants.R_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/** The program's path on PATH (as the environment has it now), or undefined. */
+async function which(name, env = process.env) {
+    for (const dir of (env.PATH ?? '').split(':')) {
+        if (dir === '')
+            continue;
+        const file = external_node_path_default().join(dir, name);
+        if (await isExecutable(file))
+            return file;
+    }
+    return undefined;
+}
+function installLine(what, packages) {
+    const unique = [...new Set(packages)].sort();
+    return `${what.join(', ')} ${what.length === 1 ? 'is' : 'are'} missing; install the Debian package${unique.length === 1 ? '' : 's'} ${unique.join(' ')}`;
+}
+/**
+ * Finds every program and loader file the boot mode needs; throws one DisklessError
+ * naming all that are missing and the Debian packages that provide them.
+ */
+async function findTools(mode) {
+    const uefi = mode !== 'bios';
+    const bios = mode !== 'uefi';
+    const missing = [];
+    const packages = [];
+    const found = {};
+    for (const p of PROGRAMS) {
+        if (p.for === 'uefi' && !uefi)
+            continue;
+        const file = await which(p.name);
+        if (file)
+            found[p.name] = file;
+        else {
+            missing.push(`${p.name} (not on PATH)`);
+            packages.push(p.debianPackage);
+        }
+    }
+    const files = [
+        ...(bios ? [LOADER_FILES.isolinuxBin, LOADER_FILES.ldlinux] : []),
+        LOADER_FILES.isohybridMbr,
+        ...(uefi ? [LOADER_FILES.grubEfiModules] : []),
+    ];
+    for (const f of files) {
+        if (await tools_exists(f.file))
+            continue;
+        missing.push(f === LOADER_FILES.grubEfiModules ? `GRUB's EFI modules (${external_node_path_default().dirname(f.file)})` : f.file);
+        packages.push(f.debianPackage);
+    }
+    if (missing.length > 0)
+        throw new DisklessError(installLine(missing, packages));
+    return {
+        xorriso: found.xorriso ?? 'xorriso',
+        grubMkimage: found['grub-mkimage'] ?? 'grub-mkimage',
+        mformat: found.mformat ?? 'mformat',
+        mmd: found.mmd ?? 'mmd',
+        mcopy: found.mcopy ?? 'mcopy',
+    };
+}
+
+;// CONCATENATED MODULE: ./src/iso/loaders.ts
+/**
+ * The ISO's tree and its boot loaders, laid out in a staging directory:
+ *
+ *   boot/vmlinuz, boot/initrd.img          the kernel and the client initramfs
+ *   isolinux/isolinux.bin, ldlinux.c32     BIOS (isolinux 6 needs ldlinux.c32 beside it)
+ *   isolinux/isolinux.cfg                  the BIOS menu
+ *   boot/grub/grub.cfg                     the UEFI menu
+ *   boot/grub/efiboot.img                  El Torito EFI image: a FAT image (mtools) with
+ *                                          EFI/BOOT/BOOTX64.EFI from grub-mkimage
+ *   boot/grub/diskless-<tag>.id            the file GRUB's embedded config searches for
+ *
+ * Both menus boot the same kernel with the same command line and talk on the serial
+ * console too. Every tool gets SOURCE_DATE_EPOCH and fixed ids, so the tree is the same
+ * for the same inputs.
+ */
+
+
+
+
+const KERNEL_PATH = 'boot/vmlinuz';
+const INITRD_PATH = 'boot/initrd.img';
+const ISOLINUX_CFG = 'isolinux/isolinux.cfg';
+const GRUB_CFG = 'boot/grub/grub.cfg';
+const EFI_IMAGE = 'boot/grub/efiboot.img';
+const ISOLINUX_BIN = 'isolinux/isolinux.bin';
+const BOOT_CATALOG = 'boot/boot.cat';
+/** The FAT volume id of the EFI image: fixed, so the image is reproducible. */
+const FAT_SERIAL = 'D15C1E55';
+const GRUB_MODULES = [
+    'all_video',
+    'configfile',
+    'echo',
+    'efi_gop',
+    'gzio',
+    'iso9660',
+    'linux',
+    'normal',
+    'part_gpt',
+    'part_msdos',
+    'search',
+    'search_fs_file',
+    'serial',
+    'terminal',
+    'test',
+];
+/** The kernel's command line: the NFS root, DHCP, read-only, the consoles, then `extra`. */
+function kernelCommandLine(nfsRoot, extra) {
+    return [
+        'console=tty0',
+        'console=ttyS0,115200n8',
+        'root=/dev/nfs',
+        `nfsroot=${nfsRoot},vers=3,tcp`,
+        'ip=dhcp',
+        'ro',
+        ...(extra?.trim() ? [extra.trim().replace(/\s+/g, ' ')] : []),
+    ].join(' ');
+}
+function isolinuxConfig(cmdline, label) {
+    return [
+        'SERIAL 0 115200',
+        'DEFAULT diskless',
+        'PROMPT 0',
+        'TIMEOUT 1',
+        'LABEL diskless',
+        `  SAY Booting ${label}`,
+        `  KERNEL /${KERNEL_PATH}`,
+        `  APPEND initrd=/${INITRD_PATH} ${cmdline}`,
+        '',
+    ].join('\n');
+}
+function grubConfig(cmdline, label) {
+    return [
+        'serial --unit=0 --speed=115200',
+        'terminal_input console serial',
+        'terminal_output console serial',
+        'set default=0',
+        'set timeout=1',
+        `menuentry '${label.replace(/'/g, '')}' {`,
+        `  linux /${KERNEL_PATH} ${cmdline}`,
+        `  initrd /${INITRD_PATH}`,
+        '}',
+        '',
+    ].join('\n');
+}
+/** The config built into the EFI binary: find this ISO by its id file, then read its menu. */
+function embeddedGrubConfig(idFile) {
+    return [
+        `search --no-floppy --set=root --file /${idFile}`,
+        'set prefix=($root)/boot/grub',
+        `configfile ($root)/${GRUB_CFG}`,
+        '',
+    ].join('\n');
+}
+async function put(stage, rel, data) {
+    const file = external_node_path_default().join(stage, rel);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    await (0,promises_.writeFile)(file, data, { mode: 0o644 });
+}
+async function copyInto(stage, rel, from) {
+    const file = external_node_path_default().join(stage, rel);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    await (0,promises_.copyFile)(from, file);
+    await (0,promises_.chmod)(file, 0o644);
+}
+/** Lays out the ISO tree in `stage`: kernel, initramfs, isolinux and the GRUB EFI image. */
+async function stageTree(o) {
+    const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
+    await copyInto(o.stage, KERNEL_PATH, o.kernel);
+    await copyInto(o.stage, INITRD_PATH, o.initrd);
+    const configs = [];
+    if (o.mode !== 'uefi') {
+        await copyInto(o.stage, ISOLINUX_BIN, LOADER_FILES.isolinuxBin.file);
+        await copyInto(o.stage, 'isolinux/ldlinux.c32', LOADER_FILES.ldlinux.file);
+        await put(o.stage, ISOLINUX_CFG, isolinuxConfig(o.cmdline, o.label));
+        configs.push(ISOLINUX_CFG);
+    }
+    if (o.mode === 'bios')
+        return { configs, idFile: undefined, efiBytes: 0 };
+    const idFile = `boot/grub/diskless-${o.tag}.id`;
+    await put(o.stage, idFile, `${o.label}\n`);
+    await put(o.stage, GRUB_CFG, grubConfig(o.cmdline, o.label));
+    configs.push(GRUB_CFG);
+    const embedded = external_node_path_default().join(o.scratch, 'grub-embedded.cfg');
+    await (0,promises_.writeFile)(embedded, embeddedGrubConfig(idFile));
+    const efi = external_node_path_default().join(o.scratch, 'BOOTX64.EFI');
+    // grub-mkimage with the modules built in and the config embedded: unlike
+    // grub-mkstandalone, whose memdisk tar records the build's clock, it is reproducible.
+    await run(o.tools.grubMkimage, [
+        '--format=x86_64-efi',
+        `--output=${efi}`,
+        '--prefix=/boot/grub',
+        `--config=${embedded}`,
+        ...GRUB_MODULES,
+    ], { env, debianPackage: 'grub-common' });
+    const efiBytes = (await (0,promises_.stat)(efi)).size;
+    // FAT12/16 with room for the binary, its directories and the FAT itself.
+    const sectors = Math.ceil((efiBytes * 1.05 + 256 * 1024) / 512 / 64) * 64;
+    const image = external_node_path_default().join(o.stage, EFI_IMAGE);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(image), { recursive: true });
+    const m = { env, debianPackage: 'mtools' };
+    await run(o.tools.mformat, ['-i', image, '-C', '-T', String(sectors), '-N', FAT_SERIAL, '-v', 'EFIBOOT', '::'], m);
+    await run(o.tools.mmd, ['-i', image, '::/EFI', '::/EFI/BOOT'], m);
+    await run(o.tools.mcopy, ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], m);
+    await (0,promises_.chmod)(image, 0o644);
+    return { configs, idFile, efiBytes };
+}
+
+;// CONCATENATED MODULE: ./src/iso/check.ts
+/**
+ * Reads the finished ISO back with xorriso before it is handed on: its files (kernel and
+ * initramfs of the right sizes, loader files), its El Torito boot records, its isohybrid
+ * MBR, the loader configs with the expected command line, and the EFI image's binary and
+ * the config built into it. A failure names everything that is missing or wrong.
+ */
+
+
+
+
+
+/** Lists the ISO: files with sizes, El Torito records and the system area summary. */
+async function listIso(xorriso, iso) {
+    const { stdout } = await run(xorriso, [
+        '-indev',
+        iso,
+        '-report_el_torito',
+        'plain',
+        '-report_system_area',
+        'plain',
+        '-find',
+        '/',
+        '-type',
+        'f',
+        '-exec',
+        'lsdl',
+        '--',
+    ], { debianPackage: 'xorriso' });
+    const files = new Map();
+    const numbered = new Map();
+    let systemArea = '';
+    for (const line of stdout.split('\n')) {
+        const file = /^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)\s+.*?'(\/.*)'$/.exec(line);
+        if (file?.[1] && file[2])
+            files.set(file[2].replace(/'"'"'/g, "'"), Number(file[1]));
+        const img = /^El Torito boot img :\s+(\d+)\s+(\S+)/.exec(line);
+        if (img?.[1] && img[2])
+            numbered.set(img[1], { ...numbered.get(img[1]), platform: img[2] });
+        const imgPath = /^El Torito img path :\s+(\d+)\s+(\S.*)$/.exec(line);
+        if (imgPath?.[1] && imgPath[2]) {
+            numbered.set(imgPath[1], { ...numbered.get(imgPath[1]), path: imgPath[2].trim() });
+        }
+        const area = /^System area summary:\s*(.*)$/.exec(line);
+        if (area?.[1])
+            systemArea = area[1].trim();
+    }
+    const bootRecords = [...numbered.values()].map((r) => ({
+        platform: r.platform ?? '?',
+        path: r.path ?? '?',
+    }));
+    return { files, bootRecords, systemArea };
+}
+async function extract(xorriso, iso, pairs) {
+    if (pairs.length === 0)
+        return;
+    await run(xorriso, ['-indev', iso, '-osirrox', 'on', ...pairs.flatMap(([from, to]) => ['-extract', from, to])], { debianPackage: 'xorriso' });
+}
+/** Checks the ISO; returns its listing, or throws naming every problem found. */
+async function checkIso(tools, iso, scratch, want) {
+    const listing = await listIso(tools.xorriso, iso);
+    const problems = [];
+    const bios = want.mode !== 'uefi';
+    const uefi = want.mode !== 'bios';
+    const expectFile = (rel, bytes) => {
+        const size = listing.files.get(`/${rel}`);
+        if (size === undefined)
+            problems.push(`no /${rel}`);
+        else if (bytes !== undefined && size !== bytes) {
+            problems.push(`/${rel} has ${size} bytes, not ${bytes}`);
+        }
+    };
+    expectFile(KERNEL_PATH, want.kernelBytes);
+    expectFile(INITRD_PATH, want.initrdBytes);
+    const record = (platform, image) => {
+        if (!listing.bootRecords.some((r) => r.platform === platform && r.path === `/${image}`)) {
+            problems.push(`no ${platform} El Torito boot record for /${image}`);
+        }
+    };
+    if (bios) {
+        expectFile(ISOLINUX_BIN);
+        expectFile('isolinux/ldlinux.c32');
+        expectFile(ISOLINUX_CFG);
+        record('BIOS', ISOLINUX_BIN);
+        if (!/\bMBR isohybrid\b/.test(listing.systemArea)) {
+            problems.push(`no isohybrid MBR (system area: ${listing.systemArea || 'empty'})`);
+        }
+    }
+    if (uefi) {
+        expectFile(EFI_IMAGE);
+        expectFile(GRUB_CFG);
+        if (want.idFile)
+            expectFile(want.idFile);
+        record('UEFI', EFI_IMAGE);
+    }
+    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(scratch, 'check-'));
+    try {
+        const wanted = [];
+        if (bios && listing.files.has(`/${ISOLINUX_CFG}`)) {
+            wanted.push([`/${ISOLINUX_CFG}`, external_node_path_default().join(dir, 'isolinux.cfg')]);
+        }
+        if (uefi && listing.files.has(`/${GRUB_CFG}`)) {
+            wanted.push([`/${GRUB_CFG}`, external_node_path_default().join(dir, 'grub.cfg')]);
+        }
+        if (uefi && listing.files.has(`/${EFI_IMAGE}`)) {
+            wanted.push([`/${EFI_IMAGE}`, external_node_path_default().join(dir, 'efiboot.img')]);
+        }
+        await extract(tools.xorriso, iso, wanted);
+        const has = (file) => wanted.some(([, to]) => to === external_node_path_default().join(dir, file));
+        if (has('isolinux.cfg')) {
+            const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'isolinux.cfg'), 'utf8');
+            if (!cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)) {
+                problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
+            }
+            if (!/^SERIAL 0 115200$/m.test(cfg))
+                problems.push(`/${ISOLINUX_CFG} has no serial console`);
+        }
+        if (has('grub.cfg')) {
+            const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'grub.cfg'), 'utf8');
+            const lines = cfg.split('\n').map((l) => l.trim());
+            if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
+                problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
+            }
+            if (!lines.includes(`initrd /${INITRD_PATH}`))
+                problems.push(`/${GRUB_CFG} loads no initramfs`);
+            if (!lines.includes('terminal_output console serial')) {
+                problems.push(`/${GRUB_CFG} has no serial console`);
+            }
+        }
+        if (has('efiboot.img')) {
+            const efi = external_node_path_default().join(dir, 'BOOTX64.EFI');
+            try {
+                await run(tools.mcopy, ['-i', external_node_path_default().join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
+                    env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+                    debianPackage: 'mtools',
+                });
+                const binary = await (0,promises_.readFile)(efi);
+                if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
+                    problems.push(`the EFI image's GRUB does not search for /${want.idFile}`);
+                }
+            }
+            catch {
+                problems.push(`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`);
+            }
+        }
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    }
+    if (problems.length > 0) {
+        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+    }
+    return listing;
+}
+
+;// CONCATENATED MODULE: ./src/iso/iso.ts
+/**
+ * The ISO itself, with `xorriso -as mkisofs`: ISO 9660 with Rock Ridge and Joliet, El
+ * Torito records for isolinux (BIOS) and the GRUB EFI image (UEFI), and an isohybrid MBR
+ * (isolinux's isohdpfx.bin) with a GPT entry for the EFI image, so the same file boots
+ * from a CD drive or written to a disk.
+ *
+ * Reproducible: xorriso takes every date (volume dates, file dates, the volume "UUID" and
+ * the GPT ids derived from it) from SOURCE_DATE_EPOCH; it writes directories and file data
+ * in sorted order, and the MBR and volume ids are fixed. The same staged tree and date
+ * give the same bytes.
+ */
+
+
+
+/** `YYYYMMDDhhmmsscc` in UTC, xorriso's form of a fixed date. */
+function isoDate(epoch) {
+    const d = new Date(epoch * 1000);
+    const p = (n, w = 2) => String(n).padStart(w, '0');
+    return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}00`;
+}
+function xorrisoArgs(o) {
+    const date = isoDate(o.epoch);
+    const args = ['-as', 'mkisofs', '-o', o.output, '-V', o.volumeId, '-r', '-J', '-joliet-long'];
+    // Every date from the epoch: the volume's (and the MBR id and GPT GUIDs made from it), and
+    // each file's, whatever the staged files' own times.
+    args.push(`--modification-date=${date}`, '--set_all_file_dates', date);
+    args.push('--gpt_disk_guid', 'modification-date');
+    args.push('-isohybrid-mbr', LOADER_FILES.isohybridMbr.file, '-c', BOOT_CATALOG);
+    if (o.mode !== 'uefi') {
+        args.push('-b', ISOLINUX_BIN, '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table');
+    }
+    if (o.mode !== 'bios') {
+        if (o.mode === 'both')
+            args.push('-eltorito-alt-boot');
+        args.push('-e', EFI_IMAGE, '-no-emul-boot', '-isohybrid-gpt-basdat');
+    }
+    args.push(o.stage);
+    return args;
+}
+async function makeIso(o) {
+    await run(o.tools.xorriso, xorrisoArgs(o), {
+        env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), TZ: 'UTC' },
+        debianPackage: 'xorriso',
+    });
+}
+
+;// CONCATENATED MODULE: ./src/iso/kernel.ts
+/**
+ * The kernel that goes on the ISO: the `kernel` input (a path or a version), else the
+ * sysroot's /vmlinuz link, else its newest /boot/vmlinuz-*. Its version is read from the
+ * image's own header (bzImage's kernel_version string) and must match the file name and
+ * a modules directory in the sysroot: an initramfs with another kernel's modules, or
+ * none, would not boot.
+ */
+
+
+
+
+const VERSION = /^\d+\.\d+[\w.+~-]*$/;
+/** Compares kernel versions like `sort -V` does for the usual Debian ones. */
+function compareVersions(a, b) {
+    const pa = a.split(/(\d+)/);
+    const pb = b.split(/(\d+)/);
+    for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+        const x = pa[i] ?? '';
+        const y = pb[i] ?? '';
+        if (x === y)
+            continue;
+        if (/^\d+$/.test(x) && /^\d+$/.test(y))
+            return Number(x) - Number(y);
+        return x < y ? -1 : 1;
+    }
+    return 0;
+}
+/**
+ * The version string in a bzImage's setup header: at 0x202 the magic "HdrS", at 0x20E a
+ * pointer (minus 0x200) to a NUL-terminated "6.1.0-28-amd64 (debian-kernel@...) #1 ...".
+ */
+async function imageVersion(image) {
+    const fh = await (0,promises_.open)(image, 'r');
+    try {
+        const header = Buffer.alloc(0x210);
+        const { bytesRead } = await fh.read(header, 0, header.length, 0);
+        if (bytesRead < header.length || header.toString('latin1', 0x202, 0x206) !== 'HdrS') {
+            return undefined;
+        }
+        const offset = header.readUInt16LE(0x20e) + 0x200;
+        const text = Buffer.alloc(256);
+        const got = await fh.read(text, 0, text.length, offset);
+        const raw = text.toString('latin1', 0, got.bytesRead);
+        const version = raw
+            .slice(0, raw.indexOf('\0') < 0 ? raw.length : raw.indexOf('\0'))
+            .split(' ')[0];
+        return version && VERSION.test(version) ? version : undefined;
+    }
+    finally {
+        await fh.close();
+    }
+}
+/** Resolves a link inside `root` as the sysroot would see it (absolute targets stay inside). */
+async function resolveInside(root, rel) {
+    let current = external_node_path_default().join(root, rel);
+    for (let hops = 0; hops < 10; hops++) {
+        let target;
+        try {
+            target = await (0,promises_.readlink)(current);
+        }
+        catch (error) {
+            if (error.code === 'EINVAL')
+                return current; // not a link
+            return undefined;
+        }
+        current = external_node_path_default().isAbsolute(target)
+            ? external_node_path_default().join(root, target)
+            : external_node_path_default().join(external_node_path_default().dirname(current), target);
+    }
+    return undefined;
+}
+async function isFile(file) {
+    try {
+        return (await (0,promises_.stat)(file)).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+async function newestImage(sysroot) {
+    let names;
+    try {
+        names = await (0,promises_.readdir)(external_node_path_default().join(sysroot, 'boot'));
+    }
+    catch {
+        return undefined;
+    }
+    const versions = names
+        .filter((n) => n.startsWith('vmlinuz-') && VERSION.test(n.slice('vmlinuz-'.length)))
+        .map((n) => n.slice('vmlinuz-'.length))
+        .sort(compareVersions);
+    const newest = versions.at(-1);
+    return newest ? external_node_path_default().join(sysroot, 'boot', `vmlinuz-${newest}`) : undefined;
+}
+const INSTALL_KERNEL = 'install the Debian package linux-image-amd64 there, or give the kernel input';
+/** Finds the kernel image the `kernel` input (or the sysroot's default) names. */
+async function findImage(sysroot, input) {
+    if (input && !input.includes('/')) {
+        if (!VERSION.test(input)) {
+            throw new DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
+        }
+        const image = external_node_path_default().join(sysroot, 'boot', `vmlinuz-${input}`);
+        if (!(await isFile(image))) {
+            throw new DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
+        }
+        return image;
+    }
+    if (input) {
+        // An absolute path is the sysroot's own (/boot/vmlinuz-X), unless it already lies in it.
+        const candidates = external_node_path_default().isAbsolute(input) && sysroot !== '/' && !input.startsWith(`${sysroot}/`)
+            ? [external_node_path_default().join(sysroot, input), input]
+            : [external_node_path_default().resolve(input)];
+        for (const c of candidates) {
+            if (await isFile(c))
+                return c;
+        }
+        throw new DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
+    }
+    const linked = await resolveInside(sysroot, 'vmlinuz');
+    if (linked && (await isFile(linked)))
+        return linked;
+    const newest = await newestImage(sysroot);
+    if (newest)
+        return newest;
+    throw new DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
+}
+/** The sorted contents list of a modules directory, hashed. */
+async function modulesList(dir) {
+    const entries = await (0,promises_.readdir)(dir, { recursive: true, withFileTypes: true });
+    const lines = [];
+    for (const e of entries) {
+        const full = external_node_path_default().join(e.parentPath, e.name);
+        const rel = external_node_path_default().relative(dir, full);
+        const st = await (0,promises_.stat)(full).catch(() => undefined);
+        lines.push(`${rel}\0${e.isDirectory() ? 'd' : e.isSymbolicLink() ? 'l' : 'f'}\0${st ? st.mode.toString(8) : '-'}\0${st?.isFile() ? st.size : 0}`);
+    }
+    lines.sort();
+    return { digest: sha256(lines.join('\n')), count: lines.length };
+}
+async function findKernel(sysroot, input) {
+    const image = await findImage(sysroot, input);
+    const fromHeader = await imageVersion(image);
+    const base = external_node_path_default().basename(image);
+    const fromName = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : undefined;
+    if (fromHeader && fromName && VERSION.test(fromName) && fromHeader !== fromName) {
+        throw new DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
+    }
+    const version = fromHeader ?? (fromName && VERSION.test(fromName) ? fromName : undefined);
+    if (!version) {
+        throw new DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
+    }
+    if (input && !input.includes('/') && input !== version) {
+        throw new DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
+    }
+    // Merged /usr (lib -> usr/lib) or not: never follow a link that could leave the sysroot.
+    const merged = external_node_path_default().join(sysroot, 'usr/lib/modules', version);
+    const modulesDir = (await isFile(external_node_path_default().join(merged, 'modules.dep')))
+        ? merged
+        : external_node_path_default().join(sysroot, 'lib/modules', version);
+    if (!(await isFile(external_node_path_default().join(modulesDir, 'modules.dep')))) {
+        throw new DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
+    }
+    const modules = await modulesList(modulesDir);
+    return {
+        image,
+        version,
+        digest: await sha256File(image),
+        mtime: Math.floor((await (0,promises_.stat)(image)).mtimeMs / 1000),
+        modulesDir,
+        modulesDigest: modules.digest,
+        modulesCount: modules.count,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/iso/build.ts
+/**
+ * build-iso: the kernel, the client's NFS initramfs and two boot loaders in one ISO.
+ *
+ *   kernel     the tools and loader files are there; the kernel, its version and modules
+ *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs); the cache key; a hit
+ *              copies the cached image, a miss runs mkinitramfs (in the sysroot) and stores it
+ *   loaders    the ISO tree: isolinux (BIOS) and a GRUB EFI image (UEFI), one command line
+ *   iso        xorriso, reproducibly, into a temporary file beside `output`
+ *   check      the ISO read back; only then is it renamed to `output`, with <output>.sha256
+ *
+ * A failure at any point leaves no partial ISO at `output` (a previous one stays as it was),
+ * no work files, and no /proc mounted in the sysroot.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+const PHASES = ['kernel', 'initramfs', 'loaders', 'iso', 'check'];
+function build_formatBytes(bytes) {
+    const units = ['B', 'KiB', 'MiB', 'GiB'];
+    let v = bytes;
+    let u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
+}
+/** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
+function isoEpoch(kernelMtime) {
+    const env = process.env.SOURCE_DATE_EPOCH;
+    if (env && /^\d{1,12}$/.test(env.trim())) {
+        return { epoch: Number(env.trim()), from: 'SOURCE_DATE_EPOCH' };
+    }
+    return { epoch: kernelMtime, from: "the kernel image's date" };
+}
+/** Moves a file, copying when it crosses filesystems (the sysroot may be elsewhere). */
+async function move(from, to) {
+    try {
+        await (0,promises_.rename)(from, to);
+    }
+    catch (error) {
+        if (error.code !== 'EXDEV')
+            throw error;
+        await (0,promises_.copyFile)(from, to);
+        await (0,promises_.rm)(from, { force: true });
+    }
+}
+/** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
+async function buildIso(options, reporter) {
+    const started = Date.now();
+    const times = new Map();
+    async function phase(name, title, work) {
+        const t0 = Date.now();
+        try {
+            return await reporter.group(title, work);
+        }
+        finally {
+            times.set(name, Date.now() - t0);
+        }
+    }
+    const sysroot = external_node_path_default().resolve(options.sysroot);
+    const output = external_node_path_default().resolve(options.output);
+    const mode = options.bootMode;
+    const cmdline = kernelCommandLine(options.nfsRoot, options.cmdline);
+    const cache = chooseCache({
+        cache: options.cache,
+        cacheDir: options.cacheDir,
+        maxAgeDays: options.cacheMaxAge,
+        maxBytes: options.cacheMaxSize,
+    }, reporter);
+    const scratch = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-iso-'));
+    let sysrootWork;
+    let partial;
+    try {
+        const { tools, kernel } = await phase('kernel', 'Kernel and tools', async () => {
+            const tools = await findTools(mode);
+            const kernel = await findKernel(sysroot, options.kernel);
+            await findMkinitramfs(sysroot);
+            reporter.info(`Kernel ${kernel.version}: ${kernel.image} (${kernel.modulesCount} entries in ${kernel.modulesDir})`);
+            return { tools, kernel };
+        });
+        const { epoch, from } = isoEpoch(kernel.mtime);
+        const initrd = await phase('initramfs', 'Initramfs', async () => {
+            // mkinitramfs in a chroot sees only the sysroot: its work files must lie inside it.
+            const work = sysroot === '/'
+                ? scratch
+                : (sysrootWork = await (0,promises_.mkdtemp)(external_node_path_default().join(sysroot, 'tmp', 'diskless-initramfs-')));
+            const config = await prepareConfig(options.root, sysroot, external_node_path_default().join(work, 'conf'), reporter);
+            reporter.info(`Client config ${external_node_path_default().join(options.root, 'etc/initramfs-tools')}: BOOT=${config.settings.BOOT} MODULES=${config.settings.MODULES} COMPRESS=${config.settings.COMPRESS}`);
+            const key = cacheKey({
+                kernel,
+                packages: await packageVersions(sysroot),
+                shared: await sharedTree(sysroot),
+                config: config.entries,
+                epoch: kernel.mtime,
+            });
+            const image = external_node_path_default().join(scratch, 'initrd.img');
+            const restored = cache ? await cache.restore(key, image, reporter) : { hit: false };
+            if (restored.hit) {
+                reporter.info(`Cache hit (${cache?.name ?? ''}): ${key}; mkinitramfs does not run`);
+            }
+            else {
+                reporter.info(`Cache ${cache ? `miss (${cache.name})` : 'off'}: ${key}; running mkinitramfs${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+                const made = external_node_path_default().join(work, 'initrd.img');
+                await mkinitramfs({
+                    sysroot,
+                    config: config.dir,
+                    output: made,
+                    version: kernel.version,
+                    epoch: kernel.mtime,
+                    reporter,
+                });
+                await move(made, image);
+            }
+            const digest = restored.hit ? restored.meta.sha256 : await sha256File(image);
+            const bytes = (await (0,promises_.stat)(image)).size;
+            if (!restored.hit && cache) {
+                await cache.save(key, image, {
+                    key,
+                    sha256: digest,
+                    size: bytes,
+                    kernelVersion: kernel.version,
+                    created: new Date().toISOString(),
+                }, reporter);
+            }
+            reporter.info(`Initramfs: ${build_formatBytes(bytes)}, SHA-256 ${digest}`);
+            return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
+        });
+        const staged = await phase('loaders', 'Boot loaders', async () => {
+            const stage = external_node_path_default().join(scratch, 'iso');
+            const label = `diskless ${kernel.version} (NFS root ${options.nfsRoot})`;
+            const tag = sha256([kernel.digest, initrd.digest, cmdline, options.volumeId].join('\n')).slice(0, 16);
+            const s = await stageTree({
+                stage,
+                scratch,
+                tools,
+                mode,
+                kernel: kernel.image,
+                initrd: initrd.image,
+                cmdline,
+                label,
+                tag,
+                epoch,
+            });
+            reporter.info(`${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${build_formatBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`);
+            reporter.info(`Command line: ${cmdline}`);
+            return { stage, ...s };
+        });
+        await phase('iso', 'ISO image', async () => {
+            await (0,promises_.mkdir)(external_node_path_default().dirname(output), { recursive: true });
+            partial = tempBeside(output, 'partial');
+            await makeIso({
+                tools,
+                stage: staged.stage,
+                output: partial,
+                volumeId: options.volumeId,
+                mode,
+                epoch,
+            });
+            reporter.info(`Volume ${options.volumeId}, dated ${new Date(epoch * 1000).toISOString()} (from ${from})`);
+        });
+        const result = await phase('check', 'Check the ISO', async () => {
+            const iso = partial ?? '';
+            const listing = await checkIso(tools, iso, scratch, {
+                mode,
+                cmdline,
+                kernelBytes: (await (0,promises_.stat)(kernel.image)).size,
+                initrdBytes: initrd.bytes,
+                idFile: staged.idFile,
+            });
+            reporter.info(`${listing.files.size} files; boot records: ${listing.bootRecords.map((r) => `${r.platform} ${r.path}`).join(', ')}; system area: ${listing.systemArea || 'none'}`);
+            const digest = await sha256File(iso);
+            const size = (await (0,promises_.stat)(iso)).size;
+            const sumFile = `${output}.sha256`;
+            const sumTmp = tempBeside(sumFile);
+            await writeFileAtomic(sumTmp, `${digest}  ${external_node_path_default().basename(output)}\n`);
+            try {
+                await (0,promises_.rename)(iso, output);
+                partial = undefined;
+                await (0,promises_.rename)(sumTmp, sumFile);
+            }
+            finally {
+                await (0,promises_.rm)(sumTmp, { force: true });
+            }
+            reporter.info(`Wrote ${output} (${build_formatBytes(size)}) and ${sumFile}`);
+            return { digest, size };
+        });
+        const phaseTimes = PHASES.map((p) => `${p} ${seconds(times.get(p) ?? 0)} s`).join(', ');
+        return {
+            outputs: {
+                iso: output,
+                sha256: result.digest,
+                size: result.size,
+                'kernel-version': kernel.version,
+                'initramfs-cache-hit': initrd.hit,
+                'cache-key': initrd.key,
+            },
+            summary: [
+                ['Kernel', `${kernel.version} (${kernel.image})`],
+                [
+                    'Initramfs',
+                    `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${build_formatBytes(initrd.bytes)}`,
+                ],
+                ['Cache key', initrd.key],
+                ['ISO', output],
+                ['Size', `${build_formatBytes(result.size)} (${result.size} bytes)`],
+                ['SHA-256', result.digest],
+                [
+                    'Boot',
+                    mode === 'both'
+                        ? 'BIOS (isolinux) and UEFI (GRUB)'
+                        : mode === 'bios'
+                            ? 'BIOS (isolinux)'
+                            : 'UEFI (GRUB)',
+                ],
+                ['Command line', cmdline],
+                ['Time per phase', phaseTimes],
+                ['Duration', `${seconds(Date.now() - started)} s`],
+            ],
+        };
+    }
+    finally {
+        if (partial)
+            await (0,promises_.rm)(partial, { force: true });
+        if (sysrootWork)
+            await (0,promises_.rm)(sysrootWork, { recursive: true, force: true });
+        await (0,promises_.rm)(scratch, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/options.ts
+/** Inputs of build-rootfs (action.yml and `diskless build-rootfs` flags). */
+
+
+
+/** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
+const VAR_DIR = /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
+const buildRootfsInputs = defineInputs({
+    source: filePath({ absolute: true, default: '/' }),
+    target: filePath({ absolute: true, required: true }),
+    template: filePath({}),
+    exclude: list({ expected: 'rsync exclude patterns, one per line' }),
+    'mask-services': list({ expected: 'systemd unit names, one per line' }),
+    'enable-services': list({ expected: 'systemd unit names, one per line' }),
+    'var-dirs': list({
+        expected: 'lines of "path [owner[:group]] [mode]" with path relative to /var',
+        item: (line) => VAR_DIR.test(line),
+    }),
+    layout: choice(['versioned', 'in-place'], { default: 'versioned' }),
+    keep: integer({ min: 2, max: 1000, default: '5' }),
+    'copy-usr': bool({ default: 'false' }),
+    'client-ssh-keys': bool({ default: 'true' }),
+    'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
+    'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
+    'nfs-server': fields_text({
+        pattern: /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,
+        expected: 'a host name or IPv4 address such as 10.0.0.1 (an IPv6 address in [brackets])',
+    }),
+    'client-hostname': fields_text({
+        pattern: /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
+        expected: 'a host name label such as diskless (letters, digits and -, up to 63)',
+        default: 'diskless',
+    }),
+    'template-values': list({
+        expected: 'lines of NAME=value with NAME in capitals, digits and _',
+        item: (line) => /^[A-Z][A-Z0-9_]*=/.test(line),
+    }),
+}, (o) => {
+    if (o.target === '/') {
+        throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
+    }
+});
 
 ;// CONCATENATED MODULE: ./src/rootfs/tree.ts
 /**
@@ -48733,7 +50412,7 @@ async function resolveLoosely(p) {
         }
     }
 }
-function inside(parent, child) {
+function guard_inside(parent, child) {
     const rel = external_node_path_default().relative(parent, child);
     return rel === '' || (!rel.startsWith('..') && !external_node_path_default().isAbsolute(rel));
 }
@@ -48776,7 +50455,7 @@ async function checkPaths(o) {
     if (target === source) {
         throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
     }
-    if (inside(target, source)) {
+    if (guard_inside(target, source)) {
         throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
     }
     if (o.template !== undefined) {
@@ -48806,7 +50485,7 @@ async function checkPaths(o) {
             }
         }
     }
-    return { source, target, marker, targetInSource: inside(source, target) };
+    return { source, target, marker, targetInSource: guard_inside(source, target) };
 }
 /** Creates the target and its marker (first build only). */
 async function claimTarget(target, layout) {
@@ -49898,7 +51577,7 @@ async function hashFiles(dir, names) {
         h.update(await (0,promises_.readFile)(external_node_path_default().join(dir, name)));
     return h.digest('hex');
 }
-function seconds(since) {
+function build_seconds(since) {
     return Math.round((Date.now() - since) / 100) / 10;
 }
 /** Builds a client root release from the master's root. */
@@ -50034,7 +51713,7 @@ async function buildRootfs(options, reporter) {
                     const pruned = layout === 'versioned'
                         ? await prune(target, options.keep, [previousMeta.id, previousMeta.previous], reporter)
                         : [];
-                    const duration = seconds(started);
+                    const duration = build_seconds(started);
                     return {
                         outputs: {
                             root: previousRoot,
@@ -50155,7 +51834,7 @@ async function buildRootfs(options, reporter) {
                 reporter.info(`Synced ${target} in place`);
             }
         });
-        const duration = seconds(started);
+        const duration = build_seconds(started);
         return {
             outputs: {
                 root: finalRoot,
@@ -51125,6 +52804,8 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
                 if (p.created) {
                     reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
                 }
+                if (!p.created && !p.claimTypeChanged)
+                    reporter.info('the drive is ready: nothing to change');
                 if (p.claimTypeChanged) {
                     reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
                 }
@@ -52529,16 +54210,17 @@ async function runEmulatorCommand(args, stop) {
     try {
         const { options, generated } = parseEmulatorArgs(args);
         const emulator = await startEmulator(options);
-        console.log(`url=${emulator.url}`);
-        for (const a of options.accounts) {
-            console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
-        }
+        // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
         const stopped = new AbortController();
         const onSignal = () => {
             stopped.abort();
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
+        console.log(`url=${emulator.url}`);
+        for (const a of options.accounts) {
+            console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
+        }
         const signals = [stopped.signal, ...(stop ? [stop] : [])];
         try {
             if (!signals.some((s) => s.aborted))
@@ -52560,8 +54242,6 @@ async function runEmulatorCommand(args, stop) {
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./src/harness/action-yml.ts
@@ -52945,10 +54625,10 @@ async function runActionCommand(args) {
     if (!name || name.startsWith('--')) {
         throw new InputError('action', 'diskless action: expected an action name or directory first');
     }
-    const dir = (0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(ACTIONS_DIR, name, 'action.yml'))
+    const dir = (0,external_node_fs_.existsSync)(external_node_path_default().join(ACTIONS_DIR, name, 'action.yml'))
         ? external_node_path_default().join(ACTIONS_DIR, name)
         : external_node_path_default().resolve(name);
-    if (!(0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(dir, 'action.yml'))) {
+    if (!(0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'action.yml'))) {
         throw new InputError('action', `diskless action: no action.yml for ${JSON.stringify(name)}`);
     }
     const inputs = {};

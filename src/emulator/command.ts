@@ -209,16 +209,17 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
   try {
     const { options, generated } = parseEmulatorArgs(args);
     const emulator = await startEmulator(options);
-    console.log(`url=${emulator.url}`);
-    for (const a of options.accounts) {
-      console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
-    }
+    // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
     const stopped = new AbortController();
     const onSignal = () => {
       stopped.abort();
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    console.log(`url=${emulator.url}`);
+    for (const a of options.accounts) {
+      console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
+    }
     const signals = [stopped.signal, ...(stop ? [stop] : [])];
     try {
       if (!signals.some((s) => s.aborted)) await once(AbortSignal.any(signals), 'abort');

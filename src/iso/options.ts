@@ -1,5 +1,5 @@
 /** Inputs of build-iso (action.yml and `diskless build-iso` flags). */
-import { choice, filePath, text } from '../inputs/fields.js';
+import { byteSize, choice, filePath, integer, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 
 /** `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. */
@@ -18,6 +18,8 @@ export const buildIsoInputs = defineInputs({
   output: filePath({ default: 'diskless-boot.iso' }),
   'cache-dir': filePath({}),
   cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),
+  'cache-max-age': integer({ min: 1, max: 3650, default: '30' }),
+  'cache-max-size': byteSize({ min: 1, max: 2 ** 50, default: '2G' }),
   'boot-mode': choice(['bios', 'uefi', 'both'], { default: 'both' }),
   'volume-id': text({
     default: 'DISKLESS',

@@ -2,8 +2,10 @@
 // runner-faithful harness: bad input fails with one clear line and exit code 1.
 // upload-drive, which holds a credential, has its own file (upload-drive.test.ts).
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from '../../src/harness/run-action.js';
+import { readFile } from 'node:fs/promises';
+import { makeClient, overlay, SAMPLE_ROOT_TIMEOUT, sampleRoot } from '../iso/fixture.js';
 import { makeMaster, makeTemplate, tempDir } from '../rootfs/fixture.js';
 
 const actionsDir = path.resolve(import.meta.dirname, '../../actions');
@@ -28,7 +30,6 @@ const cases: Case[] = [
     valid: () => ({ root: '/srv/diskless/current', 'nfs-root': '10.0.0.1:/srv/diskless/current' }),
     missing: 'nfs-root',
     malformed: ['boot-mode', 'efi', 'expected one of bios | uefi | both'],
-    issue: 5,
   },
 ];
 
@@ -99,5 +100,48 @@ describe('build-rootfs bundle on a fixture master root', () => {
     expect(again.exitCode).toBe(0);
     expect(again.outputs.changed).toBe('false');
     expect(again.outputs.release).toBe(run.outputs.release);
+  });
+});
+
+describe('build-iso bundle on the sample root', () => {
+  // A private overlay of the sample root: mkinitramfs leaves nothing in the cached root.
+  let view: { root: string; remove: () => void };
+  beforeAll(async () => {
+    view = await overlay(sampleRoot());
+  }, SAMPLE_ROOT_TIMEOUT);
+  afterAll(() => {
+    view.remove();
+  });
+
+  it('builds the ISO and publishes its outputs, summary and .sha256', async () => {
+    const out = await tempDir('contract-iso');
+    const output = path.join(out, 'boot.iso');
+    const inputs = {
+      root: await makeClient(view.root),
+      sysroot: view.root,
+      'nfs-root': '10.0.0.1:/srv/diskless/current',
+      output,
+      'cache-dir': path.join(out, 'cache'),
+    };
+    const run = await runAction({ actionDir: path.join(actionsDir, 'build-iso'), inputs });
+    expect(run.main.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(run.outputs.iso).toBe(output);
+    expect(run.outputs.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await readFile(`${output}.sha256`, 'utf8')).toBe(
+      `${run.outputs.sha256 ?? ''}  boot.iso\n`,
+    );
+    expect(Number(run.outputs.size)).toBeGreaterThan(1 << 20);
+    expect(run.outputs['kernel-version']).toMatch(/^6\.\d+\.\d+-\d+-amd64$/);
+    expect(run.outputs['initramfs-cache-hit']).toBe('false');
+    expect(run.outputs['cache-key']).toMatch(/^diskless-initramfs-/);
+    expect(run.summary).toContain('build-iso');
+    expect(run.summary).toContain(run.outputs['cache-key']);
+    expect(run.summary).toContain('Time per phase');
+
+    const again = await runAction({ actionDir: path.join(actionsDir, 'build-iso'), inputs });
+    expect(again.exitCode).toBe(0);
+    expect(again.outputs['initramfs-cache-hit']).toBe('true');
+    expect(again.outputs.sha256).toBe(run.outputs.sha256);
   });
 });

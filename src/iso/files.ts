@@ -1,0 +1,50 @@
+/** Small file helpers the ISO build shares: digests, atomic writes, quiet removal. */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A temporary name beside `file`, hidden, unique to this process and call. */
+export function tempBeside(file: string, tag = 'tmp'): string {
+  const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${nonce}`);
+}
+
+/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Buffer,
+  mode = 0o644,
+): Promise<void> {
+  const tmp = tempBeside(file);
+  try {
+    await writeFile(tmp, data, { mode });
+    await rename(tmp, file);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await lstat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function seconds(ms: number): string {
+  return (ms / 1000).toFixed(1);
+}
