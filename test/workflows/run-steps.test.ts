@@ -1,0 +1,284 @@
+// The `run:` steps of diskless-image.yml that decide things, run with bash and jq the way
+// the runner runs them (env, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY): the target check, the
+// skip decision, a leg's result and the report that merges and records them.
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { stepOf, workflow, type Job } from './workflows.js';
+
+const { build, upload, report } = workflow('diskless-image.yml').doc.jobs as Record<
+  'build' | 'upload' | 'report',
+  Job
+>;
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-run-steps-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  outputs: Record<string, string>;
+  summary: string;
+}
+
+/** Runs a step's script as the runner does for `shell: bash`, with `env` as its env. */
+async function run(script: string | undefined, env: Record<string, string>): Promise<Ran> {
+  const output = path.join(dir, 'output');
+  const summary = path.join(dir, 'summary');
+  await writeFile(output, '');
+  await writeFile(summary, '');
+  const file = path.join(dir, 'step.sh');
+  await writeFile(file, script ?? '');
+  const r = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', file], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      GITHUB_OUTPUT: output,
+      GITHUB_STEP_SUMMARY: summary,
+      ...env,
+    },
+  });
+  // GITHUB_OUTPUT as the runner reads it: name=value lines and name<<DELIMITER blocks.
+  const outputs: Record<string, string> = {};
+  const lines = (await readFile(output, 'utf8')).split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
+    if (heredoc) {
+      const [, name = '', delimiter] = heredoc;
+      const end = lines.indexOf(delimiter ?? '', i + 1);
+      if (end < 0) throw new Error(`GITHUB_OUTPUT: ${name} has no closing ${delimiter ?? ''}`);
+      outputs[name] = lines.slice(i + 1, end).join('\n');
+      i = end;
+    } else if (line.indexOf('=') > 0) {
+      outputs[line.slice(0, line.indexOf('='))] = line.slice(line.indexOf('=') + 1);
+    }
+  }
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    outputs,
+    summary: await readFile(summary, 'utf8'),
+  };
+}
+
+const LON = { name: 'lon-p', 'api-url': 'https://api-lon-p.example/', 'drive-name': 'boot' };
+const SAT = { name: 'sat-p', 'api-url': 'https://api-sat-p.example/', 'drive-uuid': 'u-1' };
+const SHA = 'a'.repeat(64);
+
+describe('the target check', () => {
+  const plan = stepOf(build, { id: 'plan' }).run;
+
+  it('selects every target, or the one named', async () => {
+    const targets = JSON.stringify([LON, SAT]);
+    const all = await run(plan, { TARGETS: targets, TARGET: '' });
+    expect(all.status).toBe(0);
+    expect(JSON.parse(all.outputs.selected ?? '')).toEqual([LON, SAT]);
+    const one = await run(plan, { TARGETS: targets, TARGET: 'sat-p' });
+    expect(JSON.parse(one.outputs.selected ?? '')).toEqual([SAT]);
+  });
+
+  it('refuses an unknown target name, listing the known ones', async () => {
+    const r = await run(plan, { TARGETS: JSON.stringify([LON, SAT]), TARGET: 'fra-p' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(
+      '::error::no target is named "fra-p"; expected one of: lon-p, sat-p',
+    );
+  });
+
+  it('refuses bad targets before anything is built, naming every problem', async () => {
+    const bad = [
+      { ...LON, name: 'a b', 'drive-uuid': 'x', zone: 'lon' },
+      { ...SAT, 'api-url': 'ftp://x' },
+      { ...SAT },
+      3,
+    ];
+    const r = await run(plan, { TARGETS: JSON.stringify(bad), TARGET: '' });
+    expect(r.status).toBe(1);
+    const errors = r.stdout.split('\n').filter((l) => l.startsWith('::error::'));
+    expect(errors).toEqual([
+      '::error::every target must be an object',
+      '::error::target "a b": name must be 1 to 40 of A-Z, a-z, 0-9, _ . -',
+      '::error::target "a b": give exactly one of drive-name and drive-uuid',
+      '::error::target "a b": unknown keys zone',
+      '::error::target "sat-p": api-url must be an http(s) URL',
+      '::error::duplicate target names: sat-p',
+    ]);
+    for (const targets of ['[]', '{"name": "x"}', 'not json']) {
+      const e = await run(plan, { TARGETS: targets, TARGET: '' });
+      expect(e.status, targets).toBe(1);
+      expect(e.stdout, targets).toMatch(
+        /::error::targets (must be a non-empty JSON array|is not valid JSON)/,
+      );
+    }
+  });
+});
+
+describe('the settings', () => {
+  const read = stepOf(build, { id: 'settings' }).run;
+
+  it("hands each settings file to build-rootfs's list input of the same name", async () => {
+    const settings = path.join(dir, 'settings');
+    await mkdir(settings);
+    const varDirs = '# comment\nspool/rsyslog root:adm 0750\nlib/varnish varnish 0755';
+    await writeFile(path.join(settings, 'var-dirs'), varDirs); // no final newline
+    await writeFile(path.join(settings, 'template-values'), 'NAMESERVER=10.1.1.1\n');
+    const r = await run(read, { SETTINGS_DIR: settings });
+    expect(r.status).toBe(0);
+    expect(r.outputs['var-dirs']?.trim()).toBe(varDirs);
+    expect(r.outputs['template-values']?.trim()).toBe('NAMESERVER=10.1.1.1');
+    expect(r.outputs).not.toHaveProperty('exclude');
+    expect(r.stdout).toContain(`${settings}/var-dirs: 2 entries`);
+    const rootfs = stepOf(build, { id: 'rootfs' });
+    for (const name of ['var-dirs', 'template-values', 'exclude', 'mask-services']) {
+      expect(rootfs.with?.[name]).toBe(`\${{ steps.settings.outputs.${name} }}`);
+    }
+  });
+});
+
+describe('the skip decision', () => {
+  const decide = stepOf(build, { id: 'decide' }).run;
+
+  async function decideFor(o: { changed: boolean; force: boolean; last: Record<string, string> }) {
+    const published = path.join(dir, 'published');
+    await mkdir(published, { recursive: true });
+    for (const [name, sha] of Object.entries(o.last)) {
+      await writeFile(path.join(published, `${name}.sha256`), `${sha}\n`);
+    }
+    const r = await run(decide, {
+      SELECTED: JSON.stringify([LON, SAT]),
+      CHANGED: String(o.changed),
+      SHA256: SHA,
+      FORCE: String(o.force),
+      DRY_RUN: 'false',
+      PUBLISHED: published,
+      RELEASE: '20250101T000000Z',
+    });
+    expect(r.status).toBe(0);
+    return {
+      names: (JSON.parse(r.outputs.matrix ?? '') as { name: string }[]).map((t) => t.name),
+      summary: r.summary,
+    };
+  }
+
+  it('skips a target that already has this ISO when the client root did not change', async () => {
+    const d = await decideFor({ changed: false, force: false, last: { 'lon-p': SHA } });
+    expect(d.names).toEqual(['sat-p']);
+    expect(d.summary).toContain('| lon-p | `' + SHA + '` | no (up to date) |');
+    expect(d.summary).toContain('| sat-p | `none` | yes (the target has not received this ISO) |');
+  });
+
+  it('skips everything when nothing changed anywhere', async () => {
+    const d = await decideFor({
+      changed: false,
+      force: false,
+      last: { 'lon-p': SHA, 'sat-p': SHA },
+    });
+    expect(d.names).toEqual([]);
+  });
+
+  it('uploads everywhere when the client root changed, or when forced', async () => {
+    const last = { 'lon-p': SHA, 'sat-p': SHA };
+    expect((await decideFor({ changed: true, force: false, last })).names).toEqual([
+      'lon-p',
+      'sat-p',
+    ]);
+    expect((await decideFor({ changed: false, force: true, last })).names).toEqual([
+      'lon-p',
+      'sat-p',
+    ]);
+  });
+
+  it('uploads when a target last received another ISO', async () => {
+    const d = await decideFor({ changed: false, force: false, last: { 'lon-p': 'b'.repeat(64) } });
+    expect(d.names).toEqual(['lon-p', 'sat-p']);
+  });
+});
+
+describe('the upload results', () => {
+  const record = stepOf(upload, { name: 'Record the result' }).run;
+  const merge = stepOf(report, { id: 'merge' }).run;
+
+  async function leg(name: string, uuid: string, dryRun: boolean, results: string) {
+    const r = await run(record, {
+      NAME: name,
+      DRIVE_UUID: uuid,
+      CREATED: 'true',
+      UP_TO_DATE: 'false',
+      BYTES_SENT: '1234',
+      SHA256: SHA,
+      DRY_RUN: String(dryRun),
+      OUT: results,
+    });
+    expect(r.status).toBe(0);
+  }
+
+  it('merges the legs into drive-uuids and records what each real upload sent', async () => {
+    const results = path.join(dir, 'results');
+    const published = path.join(dir, 'state/published');
+    await leg('lon-p', 'uuid-lon', false, results);
+    await leg('sat-p', 'uuid-sat', true, results);
+    expect(JSON.parse(await readFile(path.join(results, 'lon-p.json'), 'utf8'))).toEqual({
+      name: 'lon-p',
+      'drive-uuid': 'uuid-lon',
+      sha256: SHA,
+      created: true,
+      'up-to-date': false,
+      'bytes-sent': 1234,
+      'dry-run': false,
+    });
+
+    const r = await run(merge, {
+      RESULTS: results,
+      PUBLISHED: published,
+      SHA256: SHA,
+      RELEASE: '20250101T000000Z',
+      UPLOAD_RESULT: 'success',
+    });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.outputs['drive-uuids'] ?? '')).toEqual({
+      'lon-p': 'uuid-lon',
+      'sat-p': 'uuid-sat',
+    });
+    expect(JSON.parse(r.outputs.uploaded ?? '')).toEqual(['lon-p']);
+    // The dry run records nothing: the next run still uploads to sat-p.
+    expect(await readdir(published)).toEqual(['lon-p.sha256']);
+    expect(await readFile(path.join(published, 'lon-p.sha256'), 'utf8')).toBe(`${SHA}\n`);
+    expect(r.summary).toContain('| lon-p | `uuid-lon` | true | false | 1234 | false |');
+  });
+
+  it('reports no upload when every target was up to date, and fails after a failed leg', async () => {
+    const empty = path.join(dir, 'none');
+    const skipped = await run(merge, {
+      RESULTS: empty,
+      PUBLISHED: path.join(dir, 'published'),
+      SHA256: SHA,
+      RELEASE: 'r',
+      UPLOAD_RESULT: 'skipped',
+    });
+    expect(skipped.status).toBe(0);
+    expect(skipped.outputs['drive-uuids']).toBe('{}');
+    expect(skipped.outputs.uploaded).toBe('[]');
+    expect(skipped.summary).toContain('No drive was written');
+
+    const failed = await run(merge, {
+      RESULTS: empty,
+      PUBLISHED: path.join(dir, 'published'),
+      SHA256: SHA,
+      RELEASE: 'r',
+      UPLOAD_RESULT: 'failure',
+    });
+    expect(failed.status).toBe(1);
+    expect(failed.stdout).toContain('::error::at least one upload leg did not finish');
+  });
+});

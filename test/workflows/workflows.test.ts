@@ -1,0 +1,462 @@
+// The workflows, parsed: GitHub's own parser (@actions/workflow-parser) for the schema and
+// the reusable-workflow call, then the contract with the actions, the job graph, the
+// artifact hand-over, the pins, timeouts, permissions and concurrency.
+import path from 'node:path';
+import {
+  NoOperationTraceWriter,
+  convertWorkflowTemplate,
+  parseWorkflow,
+} from '@actions/workflow-parser';
+import { describe, expect, it } from 'vitest';
+import type { ActionDefinition } from '../../src/harness/action-yml.js';
+import {
+  REPO,
+  type Job,
+  type InputSpec,
+  expand,
+  globMatch,
+  inputProblems,
+  loadWorkflow,
+  localActions,
+  needsOf,
+  references,
+  stepOf,
+  workflow,
+  workflowFiles,
+} from './workflows.js';
+
+const IMAGE = 'diskless-image.yml';
+const REBUILD = 'rebuild.yml';
+
+/** Parses and converts a workflow the way GitHub does; local reusable workflows are fetched. */
+async function githubParse(rel: string, content: string) {
+  const parsed = parseWorkflow({ name: rel, content }, new NoOperationTraceWriter());
+  const parseErrors = parsed.context.errors.getErrors().map((e) => e.message);
+  if (!parsed.value) return { parseErrors, errors: [], template: undefined };
+  const template = await convertWorkflowTemplate(
+    parsed.context,
+    parsed.value,
+    {
+      getFileContent: (ref) => {
+        if (!('path' in ref)) throw new Error(`not a local workflow: ${JSON.stringify(ref)}`);
+        const called = loadWorkflow(path.join(REPO, ref.path));
+        return Promise.resolve({ name: called.rel, content: called.text });
+      },
+    },
+    { fetchReusableWorkflowDepth: 1 },
+  );
+  return { parseErrors, errors: (template.errors ?? []).map((e) => e.Message), template };
+}
+
+describe("GitHub's workflow parser", () => {
+  it.each(workflowFiles().map((f) => [path.basename(f), f]))(
+    'accepts %s with no error',
+    async (_name, file) => {
+      const w = loadWorkflow(file);
+      const { parseErrors, errors } = await githubParse(w.rel, w.text);
+      expect(parseErrors).toEqual([]);
+      expect(errors).toEqual([]);
+    },
+  );
+
+  it('rejects a call that passes an input the reusable workflow does not declare', async () => {
+    const w = workflow(REBUILD);
+    const bad = w.text.replace('client-hostname: diskless', 'client-hostnme: diskless');
+    expect(bad).not.toBe(w.text);
+    const { errors } = await githubParse(w.rel, bad);
+    expect(errors.join('\n')).toMatch(/client-hostnme is not defined in the referenced workflow/);
+  });
+
+  it('sees the three triggers of rebuild.yml and the reusable job graph', async () => {
+    const w = workflow(REBUILD);
+    const { template } = await githubParse(w.rel, w.text);
+    expect(Object.keys(template?.events ?? {}).sort()).toEqual([
+      'push',
+      'schedule',
+      'workflow_dispatch',
+    ]);
+    const [call] = template?.jobs ?? [];
+    expect(call?.type).toBe('reusableWorkflowJob');
+    const called = call?.type === 'reusableWorkflowJob' ? (call.jobs ?? []) : [];
+    expect(called.map((j) => [j.id.value, (j.needs ?? []).map((n) => n.value).sort()])).toEqual([
+      ['build', []],
+      ['upload', ['build']],
+      ['report', ['build', 'upload']],
+    ]);
+  });
+});
+
+describe('rebuild.yml (the template repository role)', () => {
+  const { doc } = workflow(REBUILD);
+  const on = doc.on as {
+    push: { branches: string[]; paths: string[] };
+    schedule: { cron: string }[];
+    workflow_dispatch: { inputs: Record<string, InputSpec> };
+  };
+
+  it('rebuilds on a push to the default branch that touches the overlay or the settings', () => {
+    expect(on.push.branches).toEqual(['main']);
+    expect(on.push.paths).toEqual(
+      expect.arrayContaining([
+        'template/**',
+        'settings/**',
+        '.github/workflows/rebuild.yml',
+        `.github/workflows/${IMAGE}`,
+      ]),
+    );
+  });
+
+  it('rebuilds nightly', () => {
+    expect(on.schedule).toHaveLength(1);
+    const fields = (on.schedule[0]?.cron ?? '').split(/\s+/);
+    expect(fields).toHaveLength(5);
+    // minute and hour fixed, every day of the month, every month, every day of the week
+    expect(fields.slice(0, 2).every((f) => /^\d+$/.test(f))).toBe(true);
+    expect(fields.slice(2)).toEqual(['*', '*', '*']);
+  });
+
+  it('runs on demand with force, dry-run and target inputs', () => {
+    const inputs = on.workflow_dispatch.inputs;
+    expect(inputs.force).toMatchObject({ type: 'boolean', default: false });
+    expect(inputs['dry-run']).toMatchObject({ type: 'boolean', default: false });
+    expect(inputs.target).toMatchObject({ type: 'string', default: '' });
+  });
+
+  it('calls diskless-image.yml with every required input, and only on demand forced or dry', () => {
+    const image = workflow(IMAGE).doc.on.workflow_call as { inputs: Record<string, InputSpec> };
+    const jobs = Object.values(doc.jobs);
+    expect(jobs).toHaveLength(1);
+    const call = jobs[0] as Job;
+    expect(call.uses).toBe(`./.github/workflows/${IMAGE}`);
+    const given = Object.keys(call.with ?? {});
+    for (const [name, spec] of Object.entries(image.inputs)) {
+      if (spec.required) expect(given, `required input ${name}`).toContain(name);
+    }
+    for (const name of given) expect(Object.keys(image.inputs)).toContain(name);
+    for (const name of ['force', 'dry-run', 'target']) {
+      expect(String(call.with?.[name])).toContain("github.event_name == 'workflow_dispatch'");
+      expect(String(call.with?.[name])).toContain(`inputs.${name}`);
+    }
+    // Off until the repository says otherwise (a fresh copy has no master yet).
+    expect(call.if).toBe("vars.DISKLESS_ENABLED == 'true'");
+  });
+
+  it('never runs two rebuilds at once and never cancels a running one', () => {
+    expect(doc.concurrency).toEqual({ group: 'diskless-rebuild', 'cancel-in-progress': false });
+  });
+});
+
+describe('diskless-image.yml (the reusable pipeline)', () => {
+  const { doc } = workflow(IMAGE);
+  const call = doc.on.workflow_call as {
+    inputs: Record<string, InputSpec>;
+    secrets: Record<string, { required?: boolean }>;
+    outputs: Record<string, { value: string }>;
+  };
+  const { build, upload, report } = doc.jobs as Record<'build' | 'upload' | 'report', Job>;
+
+  it('is only a reusable workflow, with typed inputs and secrets', () => {
+    expect(Object.keys(doc.on)).toEqual(['workflow_call']);
+    for (const [name, spec] of Object.entries(call.inputs)) {
+      expect(['string', 'boolean', 'number'], `type of input ${name}`).toContain(spec.type);
+      expect(spec.description, `description of input ${name}`).toBeTruthy();
+      if (spec.default !== undefined) {
+        expect(typeof spec.default, `default of ${name}`).toBe(
+          spec.type === 'number' ? 'number' : spec.type === 'boolean' ? 'boolean' : 'string',
+        );
+      }
+    }
+    expect(Object.keys(call.secrets).sort()).toEqual([
+      'ELASTICSTACK_API_KEY',
+      'ELASTICSTACK_API_USER',
+    ]);
+  });
+
+  it('has the job graph build -> upload (matrix) -> report', () => {
+    expect(Object.keys(doc.jobs)).toEqual(['build', 'upload', 'report']);
+    expect(needsOf(build)).toEqual([]);
+    expect(needsOf(upload)).toEqual(['build']);
+    expect(needsOf(report).sort()).toEqual(['build', 'upload']);
+    expect(upload.if).toBe("needs.build.outputs.matrix != '[]'");
+    expect(upload.strategy).toEqual({
+      'fail-fast': false,
+      matrix: { target: '${{ fromJSON(needs.build.outputs.matrix) }}' },
+    });
+    // The report runs after skipped or failed legs too, but not without a build.
+    expect(report.if).toBe("always() && needs.build.result == 'success'");
+  });
+
+  it('builds on the self-hosted master given by labels, in the workflow order', () => {
+    expect(build['runs-on']).toBe('${{ fromJSON(inputs.runs-on) }}');
+    expect(report['runs-on']).toBe('${{ fromJSON(inputs.runs-on) }}');
+    expect(String(call.inputs['runs-on']?.default)).toContain('self-hosted');
+    const order = (build.steps ?? []).map((s) => s.uses?.replace(/@.*/, '') ?? s.id);
+    expect(order).toEqual([
+      'plan',
+      'actions/checkout',
+      'settings',
+      './actions/build-rootfs',
+      './actions/build-iso',
+      'decide',
+      'actions/upload-artifact',
+    ]);
+    const iso = stepOf(build, { uses: './actions/build-iso' });
+    expect(iso.with?.root).toBe('${{ steps.rootfs.outputs.root }}');
+    expect(iso.with?.cache).toBe('local');
+    expect(iso.with?.['cache-dir']).toBe('${{ inputs.cache-dir }}');
+    expect(String(call.inputs['cache-dir']?.default)).toMatch(/^\//);
+  });
+
+  it('passes each local action only inputs its action.yml declares, and all it requires', async () => {
+    const actions = await localActions();
+    const problems: string[] = [];
+    let steps = 0;
+    for (const file of workflowFiles()) {
+      for (const job of Object.values(loadWorkflow(file).doc.jobs)) {
+        for (const step of job.steps ?? []) {
+          if (!step.uses?.startsWith('./actions/')) continue;
+          steps++;
+          const action = actions.get(step.uses);
+          if (!action) problems.push(`${step.uses}: no action.yml`);
+          else problems.push(...inputProblems(step, action));
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(steps).toBe(3);
+  });
+
+  it('finds an undeclared or missing input (the check above can fail)', async () => {
+    const action = (await localActions()).get('./actions/upload-drive') as ActionDefinition;
+    const leg = stepOf(upload, { uses: './actions/upload-drive' });
+    const { 'api-key': _key, ...rest } = leg.with ?? {};
+    expect(inputProblems({ ...leg, with: { ...rest, 'drive-nam': 'x' } }, action)).toEqual([
+      './actions/upload-drive: input "drive-nam" is not declared in its action.yml',
+      './actions/upload-drive: required input "api-key" is missing',
+    ]);
+  });
+
+  it('reads only outputs the actions and jobs declare', async () => {
+    const actions = await localActions();
+    const problems: string[] = [];
+    for (const [jobId, job] of Object.entries(doc.jobs)) {
+      const ids = new Map((job.steps ?? []).filter((s) => s.id).map((s) => [s.id, s]));
+      for (const [stepId, output] of references(job, 'steps', 'outputs')) {
+        const step = ids.get(stepId);
+        if (!step) {
+          problems.push(`${jobId}: no step ${stepId}`);
+          continue;
+        }
+        const action = step.uses ? actions.get(step.uses) : undefined;
+        if (action && !Object.hasOwn(action.outputs, output)) {
+          problems.push(`${jobId}: ${step.uses ?? ''} has no output ${output}`);
+        }
+      }
+      for (const [needed, output] of references(job, 'needs', 'outputs')) {
+        if (!needsOf(job).includes(needed)) problems.push(`${jobId}: needs.${needed} not needed`);
+        if (!Object.hasOwn(doc.jobs[needed]?.outputs ?? {}, output)) {
+          problems.push(`${jobId}: job ${needed} has no output ${output}`);
+        }
+      }
+    }
+    for (const [jobId, output] of references(call.outputs, 'jobs', 'outputs')) {
+      if (!Object.hasOwn(doc.jobs[jobId]?.outputs ?? {}, output)) {
+        problems.push(`workflow output: job ${jobId} has no output ${output}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(Object.keys(call.outputs).sort()).toEqual(
+      ['changed', 'drive-uuids', 'iso-sha256', 'release', 'uploaded'].sort(),
+    );
+  });
+
+  it('hands the ISO and its .sha256 over as one artifact, and the upload reads it from there', () => {
+    const iso = stepOf(build, { uses: './actions/build-iso' });
+    const handOver = stepOf(build, { uses: 'actions/upload-artifact' });
+    const fetch = stepOf(upload, { uses: 'actions/download-artifact' });
+    const send = stepOf(upload, { uses: './actions/upload-drive' });
+
+    // Same name on both sides: the build's output is the name it uploaded under.
+    const values = {
+      'inputs.artifact-name': 'diskless-iso',
+      'needs.build.outputs.artifact': expand(build.outputs?.artifact ?? '', {
+        'inputs.artifact-name': 'diskless-iso',
+      }),
+      'inputs.iso-name': 'diskless-boot.iso',
+      'runner.temp': '/runner/temp',
+      'steps.iso.outputs.iso': expand(String(iso.with?.output), {
+        'runner.temp': '/master/temp',
+        'inputs.iso-name': 'diskless-boot.iso',
+      }),
+    };
+    expect(expand(String(handOver.with?.name), values)).toBe('diskless-iso');
+    expect(expand(String(fetch.with?.name), values)).toBe('diskless-iso');
+
+    // The ISO and the checksum file build-iso writes beside it, nothing else.
+    const paths = String(handOver.with?.path)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .map((l) => expand(l, values));
+    expect(paths).toEqual([
+      '/master/temp/diskless-iso/diskless-boot.iso',
+      '/master/temp/diskless-iso/diskless-boot.iso.sha256',
+    ]);
+    expect(handOver.with?.['if-no-files-found']).toBe('error');
+    expect(handOver.if).toBe("steps.decide.outputs.matrix != '[]'");
+
+    // upload-artifact drops the common directory: the files land in the download path.
+    const image = expand(String(send.with?.image), values);
+    expect(image).toBe(
+      path.join(expand(String(fetch.with?.path), values), path.basename(paths[0] ?? '')),
+    );
+    const check = stepOf(upload, { name: "Check the ISO against the build's SHA-256" });
+    expect(expand(String(check.env?.ISO), values)).toBe(image);
+    expect(check.env?.EXPECTED).toBe('${{ needs.build.outputs.sha256 }}');
+    const order = (upload.steps ?? []).map((s) => s.uses?.replace(/@.*/, '') ?? s.name);
+    expect(order.indexOf('actions/download-artifact')).toBeLessThan(order.indexOf(check.name));
+    expect(order.indexOf(check.name)).toBeLessThan(order.indexOf('./actions/upload-drive'));
+  });
+
+  it('collects every leg result into the report job', () => {
+    const legOut = stepOf(upload, { name: 'Hand the result over' });
+    const collect = stepOf(report, { uses: 'actions/download-artifact' });
+    const values = {
+      'needs.build.outputs.artifact': 'diskless-iso',
+      'matrix.target.name': 'lon-p',
+    };
+    expect(globMatch(expand(String(collect.with?.pattern), values), 'diskless-iso')).toBe(false);
+    expect(
+      globMatch(
+        expand(String(collect.with?.pattern), values),
+        expand(String(legOut.with?.name), values),
+      ),
+    ).toBe(true);
+    expect(collect.with?.['merge-multiple']).toBe(true);
+    expect(report.outputs?.['drive-uuids']).toBe('${{ steps.merge.outputs.drive-uuids }}');
+  });
+
+  it('skips an up-to-date upload only when nothing changed and the target has this ISO', () => {
+    const decide = stepOf(build, { id: 'decide' });
+    expect(decide.env).toMatchObject({
+      CHANGED: '${{ steps.rootfs.outputs.changed }}',
+      SHA256: '${{ steps.iso.outputs.sha256 }}',
+      FORCE: '${{ inputs.force }}',
+    });
+    const send = stepOf(upload, { uses: './actions/upload-drive' });
+    expect(send.with?.['dry-run']).toBe('${{ inputs.dry-run }}');
+  });
+
+  it('gives the API secrets to the upload step only, from a GitHub environment', () => {
+    expect(upload.environment).toBe('${{ matrix.target.environment || inputs.environment }}');
+    for (const [jobId, job] of Object.entries(doc.jobs)) {
+      for (const step of job.steps ?? []) {
+        const used = JSON.stringify(step).match(/secrets\.[A-Z_]+/g) ?? [];
+        for (const secret of used) {
+          expect(Object.keys(call.secrets)).toContain(secret.slice('secrets.'.length));
+        }
+        if (used.length > 0) {
+          expect(jobId, `secrets in ${step.name ?? step.uses ?? ''}`).toBe('upload');
+          expect([
+            './actions/upload-drive',
+            undefined, // the check that the environment has them
+          ]).toContain(step.uses);
+        }
+      }
+    }
+    expect(workflow(REBUILD).doc.jobs.image?.secrets).toBe('inherit');
+  });
+
+  it('never cancels a running build or upload, and never shares a group with its caller', () => {
+    expect(build.concurrency?.['cancel-in-progress']).toBe(false);
+    expect(upload.concurrency?.['cancel-in-progress']).toBe(false);
+    expect(upload.concurrency?.group).toContain('matrix.target.');
+    const caller = workflow(REBUILD).doc.concurrency?.group;
+    for (const job of Object.values(doc.jobs)) {
+      if (job.concurrency) expect(job.concurrency.group).not.toBe(caller);
+    }
+    expect(doc.concurrency).toBeUndefined();
+  });
+});
+
+describe('every workflow', () => {
+  const all = workflowFiles().map(loadWorkflow);
+
+  it('pins every third-party action to a full commit SHA with its version in a comment', () => {
+    const problems: string[] = [];
+    let pinned = 0;
+    for (const w of all) {
+      for (const [i, line] of w.text.split('\n').entries()) {
+        const m = /^\s*(?:-\s+)?uses:\s*(\S+)(.*)$/.exec(line);
+        if (!m) continue;
+        const [, ref = '', rest = ''] = m;
+        if (ref.startsWith('./')) continue;
+        pinned++;
+        if (!/^[\w.-]+\/[\w.-]+(?:\/[\w./-]+)?@[0-9a-f]{40}$/.test(ref)) {
+          problems.push(`${w.rel}:${i + 1}: ${ref} is not pinned to a full commit SHA`);
+        }
+        if (!/^\s+#\s*v\d+\.\d+\.\d+\s*$/.test(rest)) {
+          problems.push(`${w.rel}:${i + 1}: ${ref} has no "# vX.Y.Z" comment`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(pinned).toBeGreaterThanOrEqual(7);
+  });
+
+  it('pins each action to one SHA everywhere', () => {
+    const shas = new Map<string, Set<string>>();
+    for (const w of all) {
+      for (const m of w.text.matchAll(/uses:\s*([\w.-]+\/[\w.-]+)@(\S+)\s*#\s*(\S+)/g)) {
+        const key = m[1] ?? '';
+        shas.set(key, (shas.get(key) ?? new Set()).add(`${m[2] ?? ''} ${m[3] ?? ''}`));
+      }
+    }
+    for (const [action, refs] of shas) expect([...refs], action).toHaveLength(1);
+  });
+
+  it('gives every job with steps a timeout', () => {
+    for (const w of all) {
+      for (const [id, job] of Object.entries(w.doc.jobs)) {
+        if (job.uses) continue; // a reusable-workflow call takes no timeout; its jobs do
+        const t = job['timeout-minutes'];
+        expect(t, `${w.rel} job ${id}`).toBeTypeOf('number');
+        expect(t, `${w.rel} job ${id}`).toBeGreaterThan(0);
+        expect(t, `${w.rel} job ${id}`).toBeLessThanOrEqual(180);
+      }
+    }
+  });
+
+  it('grants least permissions: nothing at the top of the new workflows, read-only contents at most', () => {
+    for (const w of all) {
+      const scopes = [w.doc.permissions, ...Object.values(w.doc.jobs).map((j) => j.permissions)];
+      for (const p of scopes) {
+        if (p === undefined) continue;
+        expect(typeof p, w.rel).toBe('object');
+        for (const [scope, level] of Object.entries(p as Record<string, string>)) {
+          expect(`${scope}: ${level}`, w.rel).toBe('contents: read');
+        }
+      }
+    }
+    for (const name of [IMAGE, REBUILD]) {
+      const { doc } = workflow(name);
+      expect(doc.permissions, name).toEqual({});
+      for (const [id, job] of Object.entries(doc.jobs)) {
+        expect(job.permissions, `${name} job ${id}`).toBeDefined();
+      }
+    }
+    expect(workflow(IMAGE).doc.jobs.report?.permissions).toEqual({});
+  });
+
+  it('checks out without leaving the token behind', () => {
+    for (const w of all) {
+      for (const job of Object.values(w.doc.jobs)) {
+        for (const step of job.steps ?? []) {
+          if (step.uses?.startsWith('actions/checkout@')) {
+            expect(step.with?.['persist-credentials'], w.rel).toBe(false);
+          }
+        }
+      }
+    }
+  });
+});
