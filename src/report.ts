@@ -10,6 +10,28 @@ export interface Reporter {
   group<T>(name: string, work: () => Promise<T>): Promise<T>;
 }
 
+/**
+ * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
+ * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
+ */
+export function timedPhases(reporter: Reporter): {
+  seconds: Record<string, number>;
+  phase: <T>(key: string, title: string, work: () => Promise<T>) => Promise<T>;
+} {
+  const seconds: Record<string, number> = {};
+  return {
+    seconds,
+    async phase(key, title, work) {
+      const started = performance.now();
+      try {
+        return await reporter.group(title, work);
+      } finally {
+        seconds[key] = (seconds[key] ?? 0) + (performance.now() - started) / 1000;
+      }
+    },
+  };
+}
+
 /** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
 export function humanBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

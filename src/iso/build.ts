@@ -14,7 +14,7 @@
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Reporter, StepReport } from '../report.js';
+import { humanBytes, timedPhases, type Reporter, type StepReport } from '../report.js';
 import { chooseCache } from './cache.js';
 import { cacheKey, sharedTree } from './cache-key.js';
 import { checkIso } from './check.js';
@@ -28,17 +28,6 @@ import { findTools } from './tools.js';
 
 export const PHASES = ['kernel', 'initramfs', 'loaders', 'iso', 'check'] as const;
 export type Phase = (typeof PHASES)[number];
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
-}
 
 /** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
 function isoEpoch(kernelMtime: number): { epoch: number; from: string } {
@@ -63,15 +52,7 @@ async function move(from: string, to: string): Promise<void> {
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Promise<StepReport> {
   const started = Date.now();
-  const times = new Map<Phase, number>();
-  async function phase<T>(name: Phase, title: string, work: () => Promise<T>): Promise<T> {
-    const t0 = Date.now();
-    try {
-      return await reporter.group(title, work);
-    } finally {
-      times.set(name, Date.now() - t0);
-    }
-  }
+  const { seconds: times, phase } = timedPhases(reporter);
   const sysroot = path.resolve(options.sysroot);
   const output = path.resolve(options.output);
   const mode = options.bootMode;
@@ -153,7 +134,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
           reporter,
         );
       }
-      reporter.info(`Initramfs: ${formatBytes(bytes)}, SHA-256 ${digest}`);
+      reporter.info(`Initramfs: ${humanBytes(bytes)}, SHA-256 ${digest}`);
       return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
     });
 
@@ -176,7 +157,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         epoch,
       });
       reporter.info(
-        `${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${formatBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`,
+        `${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${humanBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`,
       );
       reporter.info(`Command line: ${cmdline}`);
       return { stage, ...s };
@@ -222,11 +203,11 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       } finally {
         await rm(sumTmp, { force: true });
       }
-      reporter.info(`Wrote ${output} (${formatBytes(size)}) and ${sumFile}`);
+      reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
       return { digest, size };
     });
 
-    const phaseTimes = PHASES.map((p) => `${p} ${seconds(times.get(p) ?? 0)} s`).join(', ');
+    const phaseTimes = PHASES.map((p) => `${p} ${(times[p] ?? 0).toFixed(2)} s`).join(', ');
     return {
       outputs: {
         iso: output,
@@ -240,11 +221,11 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         ['Kernel', `${kernel.version} (${kernel.image})`],
         [
           'Initramfs',
-          `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${formatBytes(initrd.bytes)}`,
+          `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
         ],
         ['Cache key', initrd.key],
         ['ISO', output],
-        ['Size', `${formatBytes(result.size)} (${result.size} bytes)`],
+        ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
         ['SHA-256', result.digest],
         [
           'Boot',

@@ -9,7 +9,7 @@ import { DriveApi } from '../drive/api.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
-import type { Reporter, StepReport } from '../report.js';
+import { timedPhases, type Reporter, type StepReport } from '../report.js';
 import { chunkCount, digestImage, imageIdentity, imageSize, type ImageDigests } from './image.js';
 import { defaultStateDir, openJournal } from './journal.js';
 import type { UploadDriveOptions } from './options.js';
@@ -46,16 +46,7 @@ export async function upload(
   policy: RetryPolicy = defaultRetryPolicy,
 ): Promise<UploadResult> {
   const started = performance.now();
-  const phases: Record<string, number> = {};
-  /** A log group that also times itself. */
-  const phase = async <T>(key: string, title: string, work: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await reporter.group(title, work);
-    } finally {
-      phases[key] = (phases[key] ?? 0) + (performance.now() - t) / 1000;
-    }
-  };
+  const { seconds: phases, phase } = timedPhases(reporter);
   const size = await imageSize(o.image);
   const identity = await imageIdentity(o.image);
   const stats = emptyStats();
