@@ -48167,6 +48167,25 @@ function redact(text, secrets) {
 }
 
 ;// CONCATENATED MODULE: ./src/report.ts
+/**
+ * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
+ * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
+ */
+function timedPhases(reporter) {
+    const seconds = {};
+    return {
+        seconds,
+        async phase(key, title, work) {
+            const started = performance.now();
+            try {
+                return await reporter.group(title, work);
+            }
+            finally {
+                seconds[key] = (seconds[key] ?? 0) + (performance.now() - started) / 1000;
+            }
+        },
+    };
+}
 /** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
 function humanBytes(bytes) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -49701,17 +49720,8 @@ async function findKernel(sysroot, input) {
 
 
 
+
 const PHASES = ['kernel', 'initramfs', 'loaders', 'iso', 'check'];
-function build_formatBytes(bytes) {
-    const units = ['B', 'KiB', 'MiB', 'GiB'];
-    let v = bytes;
-    let u = 0;
-    while (v >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
-}
 /** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
 function isoEpoch(kernelMtime) {
     const env = process.env.SOURCE_DATE_EPOCH;
@@ -49735,16 +49745,7 @@ async function move(from, to) {
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 async function buildIso(options, reporter) {
     const started = Date.now();
-    const times = new Map();
-    async function phase(name, title, work) {
-        const t0 = Date.now();
-        try {
-            return await reporter.group(title, work);
-        }
-        finally {
-            times.set(name, Date.now() - t0);
-        }
-    }
+    const { seconds: times, phase } = timedPhases(reporter);
     const sysroot = external_node_path_default().resolve(options.sysroot);
     const output = external_node_path_default().resolve(options.output);
     const mode = options.bootMode;
@@ -49810,7 +49811,7 @@ async function buildIso(options, reporter) {
                     created: new Date().toISOString(),
                 }, reporter);
             }
-            reporter.info(`Initramfs: ${build_formatBytes(bytes)}, SHA-256 ${digest}`);
+            reporter.info(`Initramfs: ${humanBytes(bytes)}, SHA-256 ${digest}`);
             return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
         });
         const staged = await phase('loaders', 'Boot loaders', async () => {
@@ -49829,7 +49830,7 @@ async function buildIso(options, reporter) {
                 tag,
                 epoch,
             });
-            reporter.info(`${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${build_formatBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`);
+            reporter.info(`${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${humanBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`);
             reporter.info(`Command line: ${cmdline}`);
             return { stage, ...s };
         });
@@ -49869,10 +49870,10 @@ async function buildIso(options, reporter) {
             finally {
                 await (0,promises_.rm)(sumTmp, { force: true });
             }
-            reporter.info(`Wrote ${output} (${build_formatBytes(size)}) and ${sumFile}`);
+            reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
             return { digest, size };
         });
-        const phaseTimes = PHASES.map((p) => `${p} ${seconds(times.get(p) ?? 0)} s`).join(', ');
+        const phaseTimes = PHASES.map((p) => `${p} ${(times[p] ?? 0).toFixed(2)} s`).join(', ');
         return {
             outputs: {
                 iso: output,
@@ -49886,11 +49887,11 @@ async function buildIso(options, reporter) {
                 ['Kernel', `${kernel.version} (${kernel.image})`],
                 [
                     'Initramfs',
-                    `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${build_formatBytes(initrd.bytes)}`,
+                    `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
                 ],
                 ['Cache key', initrd.key],
                 ['ISO', output],
-                ['Size', `${build_formatBytes(result.size)} (${result.size} bytes)`],
+                ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
                 ['SHA-256', result.digest],
                 [
                     'Boot',
@@ -52750,19 +52751,10 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
 
 
 
+
 async function upload(o, reporter, policy = defaultRetryPolicy) {
     const started = performance.now();
-    const phases = {};
-    /** A log group that also times itself. */
-    const phase = async (key, title, work) => {
-        const t = performance.now();
-        try {
-            return await reporter.group(title, work);
-        }
-        finally {
-            phases[key] = (phases[key] ?? 0) + (performance.now() - t) / 1000;
-        }
-    };
+    const { seconds: phases, phase } = timedPhases(reporter);
     const size = await imageSize(o.image);
     const identity = await imageIdentity(o.image);
     const stats = emptyStats();
