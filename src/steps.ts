@@ -3,6 +3,8 @@
  * entries and the CLI both run a step through this table, so a step has one set of
  * inputs, one implementation and one report, whoever starts it.
  */
+import { bootTestInputs } from './boot/options.js';
+import { runBootTest } from './boot/step.js';
 import { readInputs, type Fields, type InputSchema, type Options } from './inputs/read.js';
 import { buildIsoInputs } from './iso/options.js';
 import { buildIso } from './iso/build.js';
@@ -55,6 +57,12 @@ export const steps = {
     title: 'Upload the image to the shared drive',
     inputs: uploadDriveInputs,
     run: uploadDrive,
+  }),
+  'boot-test': step({
+    name: 'boot-test',
+    title: 'Boot the ISO in QEMU against its release over NFS',
+    inputs: bootTestInputs,
+    run: runBootTest,
   }),
 } satisfies Record<string, Step>;
 

@@ -23,6 +23,7 @@ import {
   stepOf,
   workflow,
   workflowFiles,
+  evaluateIf,
 } from './workflows.js';
 
 const IMAGE = 'diskless-image.yml';
@@ -80,8 +81,9 @@ describe("GitHub's workflow parser", () => {
     const called = call?.type === 'reusableWorkflowJob' ? (call.jobs ?? []) : [];
     expect(called.map((j) => [j.id.value, (j.needs ?? []).map((n) => n.value).sort()])).toEqual([
       ['build', []],
-      ['upload', ['build']],
-      ['report', ['build', 'upload']],
+      ['boot-test', ['build']],
+      ['upload', ['boot-test', 'build']],
+      ['report', ['boot-test', 'build', 'upload']],
     ]);
   });
 });
@@ -153,7 +155,12 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     secrets: Record<string, { required?: boolean }>;
     outputs: Record<string, { value: string }>;
   };
-  const { build, upload, report } = doc.jobs as Record<'build' | 'upload' | 'report', Job>;
+  const {
+    build,
+    'boot-test': bootTest,
+    upload,
+    report,
+  } = doc.jobs as Record<'build' | 'boot-test' | 'upload' | 'report', Job>;
 
   it('is only a reusable workflow, with typed inputs and secrets', () => {
     expect(Object.keys(doc.on)).toEqual(['workflow_call']);
@@ -172,18 +179,70 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     ]);
   });
 
-  it('has the job graph build -> upload (matrix) -> report', () => {
-    expect(Object.keys(doc.jobs)).toEqual(['build', 'upload', 'report']);
+  it('has the job graph build -> boot-test -> upload (matrix) -> report', () => {
+    expect(Object.keys(doc.jobs)).toEqual(['build', 'boot-test', 'upload', 'report']);
     expect(needsOf(build)).toEqual([]);
-    expect(needsOf(upload)).toEqual(['build']);
-    expect(needsOf(report).sort()).toEqual(['build', 'upload']);
-    expect(upload.if).toBe("needs.build.outputs.matrix != '[]'");
+    expect(needsOf(bootTest)).toEqual(['build']);
+    expect(needsOf(upload).sort()).toEqual(['boot-test', 'build']);
+    expect(needsOf(report).sort()).toEqual(['boot-test', 'build', 'upload']);
     expect(upload.strategy).toEqual({
       'fail-fast': false,
       matrix: { target: '${{ fromJSON(needs.build.outputs.matrix) }}' },
     });
     // The report runs after skipped or failed legs too, but not without a build.
     expect(report.if).toBe("always() && needs.build.result == 'success'");
+  });
+
+  describe('gates the upload on the boot test', () => {
+    type Result = 'success' | 'failure' | 'cancelled' | 'skipped';
+    const when = (
+      job: Job,
+      o: { bootTest: boolean; matrix?: string; boot?: Result; cancelled?: boolean },
+    ): boolean =>
+      evaluateIf(job.if ?? '', {
+        inputs: { 'boot-test': o.bootTest },
+        needs: {
+          build: { result: 'success', outputs: { matrix: o.matrix ?? '[{"name":"a"}]' } },
+          'boot-test': { result: o.boot ?? 'skipped' },
+        },
+        cancelled: o.cancelled ?? false,
+        // success(): every job in the chain of needs succeeded (the build does here).
+        success: o.boot === undefined || o.boot === 'success',
+      });
+
+    it('boots on the master, the ISO as handed over, against the new release', () => {
+      expect(bootTest['runs-on']).toBe('${{ fromJSON(inputs.runs-on) }}');
+      expect(call.inputs['boot-test']?.default).toBe(true);
+      expect(when(bootTest, { bootTest: true })).toBe(true);
+      expect(when(bootTest, { bootTest: false })).toBe(false);
+      expect(when(bootTest, { bootTest: true, matrix: '[]' })).toBe(false);
+      const order = (bootTest.steps ?? []).map((s) => s.uses?.replace(/@.*/, ''));
+      expect(order).toEqual([
+        'actions/checkout',
+        'actions/download-artifact',
+        './actions/boot-test',
+      ]);
+      const fetch = stepOf(bootTest, { uses: 'actions/download-artifact' });
+      expect(fetch.with?.name).toBe('${{ needs.build.outputs.artifact }}');
+      const boot = stepOf(bootTest, { uses: './actions/boot-test' });
+      expect(boot.with?.iso).toBe(`${String(fetch.with?.path)}/\${{ inputs.iso-name }}`);
+      expect(boot.with?.root).toBe('${{ needs.build.outputs.root }}');
+      expect(build.outputs?.root).toBe('${{ steps.rootfs.outputs.root }}');
+    });
+
+    it('uploads after a passing boot test, or when the test is turned off', () => {
+      expect(when(upload, { bootTest: true, boot: 'success' })).toBe(true);
+      expect(when(upload, { bootTest: false, boot: 'skipped' })).toBe(true);
+    });
+
+    it('never uploads after a failed, cancelled or missing boot test, or with nothing to send', () => {
+      expect(when(upload, { bootTest: true, boot: 'failure' })).toBe(false);
+      expect(when(upload, { bootTest: true, boot: 'cancelled' })).toBe(false);
+      // Turned on but skipped: its build said there was nothing to upload.
+      expect(when(upload, { bootTest: true, boot: 'skipped' })).toBe(false);
+      expect(when(upload, { bootTest: false, boot: 'skipped', matrix: '[]' })).toBe(false);
+      expect(when(upload, { bootTest: true, boot: 'success', cancelled: true })).toBe(false);
+    });
   });
 
   it('builds on the self-hosted master given by labels, in the workflow order', () => {
@@ -223,7 +282,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(steps).toBe(3);
+    expect(steps).toBe(4);
   });
 
   it('finds an undeclared or missing input (the check above can fail)', async () => {

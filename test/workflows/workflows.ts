@@ -5,6 +5,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { data, Evaluator, Lexer, Parser } from '@actions/expressions';
+import type { FunctionDefinition } from '@actions/expressions/funcs/info';
+import { truthy } from '@actions/expressions/result';
 import { parse } from 'yaml';
 import { readActionYml, type ActionDefinition } from '../../src/harness/action-yml.js';
 
@@ -171,4 +174,41 @@ export function globMatch(pattern: string, name: string): boolean {
     .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
     .join('[^/]*');
   return new RegExp(`^${body}$`).test(name);
+}
+
+/**
+ * Evaluates a job's `if:` as the runner does, with GitHub's own expression library: the
+ * implicit `success() &&` when no status function is used, and the status functions
+ * answered from `status`.
+ */
+export function evaluateIf(
+  condition: string,
+  status: { inputs: object; needs: object; cancelled: boolean; success: boolean },
+): boolean {
+  let text = condition.trim().replace(/^\$\{\{([\s\S]*)\}\}$/, '$1');
+  if (!/\b(success|failure|cancelled|always)\(\)/.test(text)) text = `success() && (${text})`;
+  const fn = (name: string, value: boolean): FunctionDefinition => ({
+    name,
+    minArgs: 0,
+    maxArgs: 0,
+    call: () => new data.BooleanData(value),
+  });
+  const functions = [
+    fn('success', status.success && !status.cancelled),
+    fn('failure', false),
+    fn('cancelled', status.cancelled),
+    fn('always', true),
+  ];
+  const lexed = new Lexer(text).lex();
+  const expr = new Parser(lexed.tokens, ['inputs', 'needs'], functions).parse();
+  const context = JSON.parse(
+    JSON.stringify({ inputs: status.inputs, needs: status.needs }),
+    data.reviver,
+  ) as data.Dictionary;
+  const result = new Evaluator(
+    expr,
+    context,
+    new Map(functions.map((f) => [f.name.toLowerCase(), f])),
+  ).evaluate();
+  return truthy(result);
 }

@@ -70965,39 +70965,6 @@ function copyFile(srcFile, destFile, force) {
 /************************************************************************/
 var __webpack_exports__ = {};
 
-;// CONCATENATED MODULE: ./src/errors.ts
-/**
- * Errors a user can act on. Their message is one line that says what was wrong and
- * what was expected; the action entries and the CLI print it as is (no stack trace)
- * and exit with code 1. Anything else is a bug and is shown with its stack.
- */
-class DisklessError extends Error {
-    name = 'DisklessError';
-}
-/** A runner input or CLI flag that is missing or malformed. */
-class InputError extends DisklessError {
-    input;
-    name = 'InputError';
-    constructor(input, message) {
-        super(message);
-        this.input = input;
-    }
-}
-/** A step whose inputs are valid but whose work belongs to an issue that has not landed. */
-class NotBuiltError extends DisklessError {
-    name = 'NotBuiltError';
-    constructor(step, issue) {
-        super(`${step}: the inputs are valid, but this step is not built yet (issue #${issue}); nothing was changed`);
-    }
-}
-function errorMessage(error) {
-    return error instanceof Error ? error.message : String(error);
-}
-/** Replaces every secret value in `text` with ***, as the runner's log does. */
-function redact(text, secrets) {
-    return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
-}
-
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
@@ -71142,6 +71109,39 @@ function list(o = {}) {
     }, { multiline: true, empty: () => [] });
 }
 
+;// CONCATENATED MODULE: ./src/errors.ts
+/**
+ * Errors a user can act on. Their message is one line that says what was wrong and
+ * what was expected; the action entries and the CLI print it as is (no stack trace)
+ * and exit with code 1. Anything else is a bug and is shown with its stack.
+ */
+class DisklessError extends Error {
+    name = 'DisklessError';
+}
+/** A runner input or CLI flag that is missing or malformed. */
+class InputError extends DisklessError {
+    input;
+    name = 'InputError';
+    constructor(input, message) {
+        super(message);
+        this.input = input;
+    }
+}
+/** A step whose inputs are valid but whose work belongs to an issue that has not landed. */
+class NotBuiltError extends DisklessError {
+    name = 'NotBuiltError';
+    constructor(step, issue) {
+        super(`${step}: the inputs are valid, but this step is not built yet (issue #${issue}); nothing was changed`);
+    }
+}
+function errorMessage(error) {
+    return error instanceof Error ? error.message : String(error);
+}
+/** Replaces every secret value in `text` with ***, as the runner's log does. */
+function redact(text, secrets) {
+    return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
+}
+
 ;// CONCATENATED MODULE: ./src/inputs/read.ts
 /**
  * Turns raw inputs (from the runner, CLI flags or a test) into one validated, typed
@@ -71201,6 +71201,816 @@ function secretInputs(schema) {
         .map(([name]) => name);
 }
 
+;// CONCATENATED MODULE: ./src/boot/options.ts
+/** Inputs of boot-test (action.yml and `diskless boot-test` flags). */
+
+
+/** `/nfs/path=/local/dir`: serve a local directory at the NFS path a client mounts. */
+const EXPORT_LINE = /^\/[^=\s]*=\/\S*$/;
+const bootTestInputs = defineInputs({
+    iso: filePath({ required: true }),
+    root: filePath({ absolute: true }),
+    exports: list({
+        expected: 'lines of /nfs/path=/local/dir',
+        item: (line) => EXPORT_LINE.test(line),
+    }),
+    firmware: choice(['bios', 'uefi', 'both'], { default: 'both' }),
+    until: choice(['login', 'report'], { default: 'login' }),
+    'boot-timeout': integer({ min: 30, max: 3600, default: '300' }),
+    memory: integer({ min: 256, max: 65536, default: '1024' }),
+    'work-dir': filePath({ absolute: true }),
+});
+
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(1455);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/process/run.ts
+/**
+ * Runs a program without a shell and captures its output. A non-zero exit becomes a
+ * DisklessError naming the command, its exit code and the last lines of its stderr, so
+ * a failing tool explains itself in one line.
+ */
+
+
+/** The program and its arguments, quoted only where needed, for messages. */
+function showCommand(cmd, args) {
+    return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+}
+/** The last non-empty lines of a program's stderr, joined on one line. */
+function tail(stderr, lines = 3) {
+    return stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '')
+        .slice(-lines)
+        .join(' / ');
+}
+function run(cmd, args, options = {}) {
+    return new Promise((resolve, reject) => {
+        const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            stdio: ['pipe', 'pipe', 'pipe'],
+            env: options.env ?? process.env,
+            cwd: options.cwd,
+        });
+        const out = [];
+        const err = [];
+        let partial = '';
+        child.stdout.on('data', (b) => {
+            out.push(b);
+            if (!options.onLine)
+                return;
+            const lines = (partial + b.toString('utf8')).split('\n');
+            partial = lines.pop() ?? '';
+            for (const line of lines)
+                options.onLine(line);
+        });
+        child.stderr.on('data', (b) => err.push(b));
+        child.on('error', (error) => {
+            reject(new DisklessError(error.code === 'ENOENT'
+                ? `${cmd}: command not found; install the Debian package ${options.debianPackage ?? cmd}`
+                : `${showCommand(cmd, args)}: ${error.message}`));
+        });
+        child.on('close', (code, signal) => {
+            if (partial !== '' && options.onLine)
+                options.onLine(partial);
+            const stdout = Buffer.concat(out).toString('utf8');
+            const stderr = Buffer.concat(err).toString('utf8');
+            const exit = code ?? -1;
+            if (exit === 0 || options.okCodes?.includes(exit)) {
+                resolve({ code: exit, stdout, stderr });
+                return;
+            }
+            const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
+            const why = tail(stderr);
+            reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
+        });
+        child.stdin.on('error', () => undefined); // a program that does not read its stdin
+        child.stdin.end(options.input ?? '');
+    });
+}
+
+;// CONCATENATED MODULE: ./src/boot/namespace.ts
+/**
+ * A private network and mount namespace for a boot test. The NFS master is an NFS server
+ * itself: its kernel nfsd holds port 2049 and its rpcbind knows the NFS programs. The
+ * test's rpcbind, nfs-ganesha and QEMU therefore run in a namespace of their own, with
+ * their own loopback and their own /run (rpcbind's socket and lock live there), so they
+ * never meet the master's NFS service and nothing they register outlives the test.
+ *
+ * A holder process (unshare ... sleep) keeps the namespace alive; each program is started
+ * inside it with nsenter. Stopping the holder ends the namespace.
+ */
+
+
+
+
+const READY = 'diskless-namespace-ready';
+// Runs inside the new namespaces: loopback up, a private /run (and /var/lib/nfs, where
+// NFS programs keep state), then wait.
+const SETUP = [
+    'set -e',
+    'ip link set lo up',
+    'mount -t tmpfs -o mode=0755 diskless-run /run',
+    'mkdir -p /run/rpcbind /run/ganesha',
+    'if [ -d /var/lib/nfs ]; then mount -t tmpfs -o mode=0755 diskless-nfs /var/lib/nfs; fi',
+    `echo ${READY}`,
+    'exec sleep infinity',
+].join('\n');
+const sleep = (ms) => new Promise((resolve) => {
+    setTimeout(resolve, ms);
+});
+/** Makes the namespace; its holder is stopped with the other processes of `procs`. */
+async function privateNamespace(procs, work) {
+    const log = external_node_path_default().join(work, 'namespace.log');
+    const holder = await procs.start('namespace', 'unshare', [
+        '--net',
+        '--mount',
+        '--propagation',
+        'private',
+        '--fork',
+        '--kill-child',
+        '--',
+        'sh',
+        '-c',
+        SETUP,
+    ], { log, debianPackage: 'util-linux' });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+        const text = await (0,promises_.readFile)(log, 'utf8').catch(() => '');
+        if (text.includes(READY))
+            break;
+        if (holder.done() || Date.now() > deadline) {
+            await procs.stop(holder);
+            throw new DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${text.trim().split('\n').slice(-3).join(' / ') || 'no output'}`);
+        }
+        await sleep(50);
+    }
+    const enter = (cmd, args) => [
+        '--target',
+        String(holder.pid),
+        '--net',
+        '--mount',
+        '--',
+        cmd,
+        ...args,
+    ];
+    return {
+        holder,
+        start: (name, cmd, args, o = {}) => procs.start(name, 'nsenter', enter(cmd, args), o),
+        run: async (cmd, args) => (await run('nsenter', enter(cmd, args))).stdout,
+    };
+}
+/** TCP ports something listens on inside the namespace (ss from iproute2). */
+async function listeningPorts(ns) {
+    const out = await ns.run('ss', ['-Hltn']);
+    const ports = new Set();
+    for (const line of out.split('\n')) {
+        // State Recv-Q Send-Q Local:Port Peer:Port
+        const local = line.trim().split(/\s+/)[3];
+        const port = Number(local?.slice(local.lastIndexOf(':') + 1));
+        if (Number.isInteger(port) && port > 0)
+            ports.add(port);
+    }
+    return ports;
+}
+
+;// CONCATENATED MODULE: ./src/boot/nfs.ts
+/**
+ * A userspace NFS server for boot tests (e2e-boot.md): nfs-ganesha with rpcbind on the
+ * loopback of the test's private namespace, serving NFSv3 over TCP only, read-only,
+ * without a grace period.
+ * Each export has the path the clients mount (the pseudo path: with
+ * Mount_Path_Pseudo the MOUNT protocol uses it too) and the local directory served there,
+ * so a release can be served at the path the ISO's nfsroot= names.
+ *
+ * ganesha keeps old directory entries of a tree rebuilt under it: it is started for each
+ * test, after the release was built, and stopped afterwards.
+ */
+
+
+
+
+const NFS_PORT = 2049;
+const MOUNT_PORT = 20048;
+const PORTMAP_PORT = 111;
+/** The TCP ports a client needs: the portmapper (klibc's nfsmount asks it), NFS, MOUNT. */
+const NFS_CLIENT_PORTS = [PORTMAP_PORT, NFS_PORT, MOUNT_PORT];
+function quote(value) {
+    if (/["\\\n]/.test(value)) {
+        throw new DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
+    }
+    return `"${value}"`;
+}
+/**
+ * ganesha.conf for these exports: NFSv3 over TCP, read-only, no root squash. It listens on
+ * every address of the private namespace, which has only its loopback (no Bind_addr: with
+ * no other interface up, glibc does not resolve even "127.0.0.1", AI_ADDRCONFIG).
+ */
+function ganeshaConfig(exports, o) {
+    const blocks = exports.map((e, i) => [
+        'EXPORT {',
+        `  Export_Id = ${i + 1};`,
+        `  Path = ${quote(e.dir)};`,
+        `  Pseudo = ${quote(e.pseudo)};`,
+        '  Access_Type = RO;',
+        '  Squash = No_Root_Squash;',
+        '  Protocols = 3, 4;',
+        '  Transports = TCP;',
+        '  SecType = sys;',
+        '  FSAL { Name = VFS; }',
+        '}',
+    ].join('\n'));
+    return `# Written by diskless-node's boot test (state in ${o.stateDir}).
+NFS_CORE_PARAM {
+  Protocols = 3, 4;
+  NFS_Port = ${NFS_PORT};
+  MNT_Port = ${MOUNT_PORT};
+  Enable_NLM = false;
+  Enable_RQUOTA = false;
+  Enable_UDP = false;
+  Mount_Path_Pseudo = true;
+}
+NFSV4 {
+  Graceless = true;
+  RecoveryRoot = ${quote(external_node_path_default().join(o.stateDir, 'recovery'))};
+}
+NFS_KRB5 {
+  Active_krb5 = false;
+}
+LOG {
+  Default_Log_Level = EVENT;
+}
+${blocks.join('\n')}
+`;
+}
+const nfs_sleep = (ms) => new Promise((resolve) => {
+    setTimeout(resolve, ms);
+});
+async function tailOf(file, lines = 8) {
+    const text = await (0,promises_.readFile)(file, 'utf8').catch(() => '');
+    return text.trim().split('\n').slice(-lines).join(' / ');
+}
+/** Waits until every port accepts connections, or fails when `program` exits first. */
+async function waitForPorts(ns, ports, program, log, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const open = await listeningPorts(ns);
+        if (ports.every((p) => open.has(p)))
+            return;
+        if (program.done()) {
+            throw new DisklessError(`${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${await tailOf(log)}`);
+        }
+        if (Date.now() > deadline) {
+            throw new DisklessError(`${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${await tailOf(log)}`);
+        }
+        await nfs_sleep(200);
+    }
+}
+/** Starts rpcbind and nfs-ganesha with `exports` in `ns`, their files in `dir`. */
+async function startNfsServer(procs, ns, o, reporter) {
+    const exports = [];
+    for (const e of o.exports) {
+        if (!external_node_path_default().isAbsolute(e.pseudo) || e.pseudo === '/') {
+            throw new DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
+        }
+        const dir = await (0,promises_.realpath)(e.dir).catch(() => undefined);
+        if (!dir || !(await (0,promises_.stat)(dir)).isDirectory()) {
+            throw new DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
+        }
+        const pseudo = external_node_path_default().normalize(e.pseudo).replace(/\/+$/, '');
+        if (exports.some((x) => x.pseudo === pseudo)) {
+            throw new DisklessError(`NFS export ${pseudo}: given twice`);
+        }
+        exports.push({ pseudo, dir });
+    }
+    await (0,promises_.mkdir)(external_node_path_default().join(o.dir, 'recovery'), { recursive: true });
+    const started = [];
+    const stop = async () => {
+        for (const p of started.reverse())
+            await procs.stop(p);
+    };
+    try {
+        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace's
+        // loopback is reached only through QEMU's forwards.
+        const rpcbindLog = external_node_path_default().join(o.dir, 'rpcbind.log');
+        const rpcbind = await ns.start('rpcbind', 'rpcbind', ['-f'], {
+            log: rpcbindLog,
+            debianPackage: 'rpcbind',
+        });
+        started.push(rpcbind);
+        await waitForPorts(ns, [PORTMAP_PORT], rpcbind, rpcbindLog, 10_000);
+        reporter.info(`rpcbind: started, pid ${rpcbind.pid}`);
+        const config = external_node_path_default().join(o.dir, 'ganesha.conf');
+        await (0,promises_.writeFile)(config, ganeshaConfig(exports, { stateDir: o.dir }));
+        const log = external_node_path_default().join(o.dir, 'ganesha.log');
+        const ganesha = await ns.start('ganesha.nfsd', 'ganesha.nfsd', ['-F', '-f', config, '-L', log, '-p', external_node_path_default().join(o.dir, 'ganesha.pid')], { log: external_node_path_default().join(o.dir, 'ganesha.out'), debianPackage: 'nfs-ganesha-vfs' });
+        started.push(ganesha);
+        await waitForPorts(ns, [NFS_PORT, MOUNT_PORT], ganesha, log, 30_000);
+        reporter.info(`nfs-ganesha: started, pid ${ganesha.pid}, serving`);
+        for (const e of exports)
+            reporter.info(`  ${e.pseudo} <- ${e.dir} (read-only)`);
+        return { exports, config, stop };
+    }
+    catch (error) {
+        await stop();
+        throw error;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/boot/qemu.ts
+/**
+ * The QEMU command line of a boot test: the ISO as a CD, BIOS (SeaBIOS) or UEFI (OVMF)
+ * firmware, TCG (no KVM needed), the serial console to a file, and an isolated user-mode
+ * network (restrict=on) in which the NFS server's address forwards only the NFS ports to
+ * this machine's loopback, one socat per connection (e2e-boot.md).
+ */
+
+
+const FIRMWARES = ['bios', 'uefi'];
+const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
+/**
+ * slirp's network around `server`: its /24, with slirp's own host, DNS and DHCP addresses
+ * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
+ */
+function slirpNetwork(server) {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(server);
+    const octets = m ? m.slice(1).map(Number) : [];
+    const [a = -1, b = -1, c = -1, d = -1] = octets;
+    if (!m || octets.some((o) => o > 255) || d === 0 || d === 255 || a === 127) {
+        throw new DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
+    }
+    const net = `${a}.${b}.${c}`;
+    const host = d === 2 ? 254 : 2;
+    const dns = d === 3 ? 253 : 3;
+    const dhcp = d >= 15 && d < 40 ? 200 : 15;
+    return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${net}.${dhcp}`;
+}
+/** The arguments of qemu-system-x86_64 for one boot. */
+function qemuArgs(o) {
+    const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
+    const firmware = o.firmware === 'uefi'
+        ? [
+            '-drive',
+            `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
+            '-drive',
+            `if=pflash,format=raw,unit=1,file=${o.ovmfVars ?? ''}`,
+        ]
+        : [];
+    if (o.firmware === 'uefi' && !o.ovmfVars) {
+        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+    }
+    return [
+        '-accel',
+        'tcg',
+        '-m',
+        String(o.memoryMiB ?? 1024),
+        '-display',
+        'none',
+        '-monitor',
+        'none',
+        '-no-reboot',
+        '-serial',
+        `file:${o.serialLog}`,
+        ...firmware,
+        '-cdrom',
+        o.iso,
+        '-boot',
+        'd',
+        // No option ROM: the firmware must not try a network boot.
+        '-device',
+        'virtio-net-pci,netdev=n0,romfile=',
+        '-netdev',
+        ['user', 'id=n0', 'restrict=on', slirpNetwork(o.server), ...forwards].join(','),
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/boot/serial.ts
+/**
+ * Watching a guest's serial console log: the boot succeeded when the success line
+ * appears, and failed when a known failure line appears, QEMU exits first, or time runs
+ * out. The guest reports facts as `DISKLESS-REPORT <key> <value>` lines.
+ */
+
+const REPORT_PREFIX = 'DISKLESS-REPORT';
+const BOOT_OK = 'DISKLESS-BOOT-OK';
+const SUCCESS = {
+    report: new RegExp(`^${BOOT_OK}\\s*$`, 'm'),
+    login: /^\S+ login: ?/m,
+};
+/** Lines after which the boot cannot succeed. */
+const FAILURES = [
+    /Kernel panic - not syncing.*/,
+    /Give up waiting for root.*/,
+    /ALERT! .*/,
+    /You are in emergency mode.*/,
+    /Cannot open root device.*/,
+];
+const serial_sleep = (ms) => new Promise((resolve) => {
+    setTimeout(resolve, ms);
+});
+async function readLog(file) {
+    const text = await (0,promises_.readFile)(file, 'utf8').catch(() => '');
+    return text.replace(/\r/g, '');
+}
+/** Waits for the success line of `until` in `log` while `qemu` runs. */
+async function watchSerial(o) {
+    const seconds = () => Math.round((Date.now() - o.startedAt) / 100) / 10;
+    for (;;) {
+        // Read once more after QEMU exits: the last lines may land between two polls.
+        const exited = o.qemu.done();
+        const text = await readLog(o.log);
+        if (o.until === 'report' ? SUCCESS.report.test(text) : SUCCESS.login.test(text)) {
+            return { ok: true, seconds: seconds() };
+        }
+        for (const failure of FAILURES) {
+            const m = failure.exec(text);
+            if (m)
+                return { ok: false, seconds: seconds(), why: `the console says "${m[0].trim()}"` };
+        }
+        if (exited) {
+            return {
+                ok: false,
+                seconds: seconds(),
+                why: `QEMU exited (${String(await o.qemu.exited)}) before the client reached the check`,
+            };
+        }
+        if (Date.now() - o.startedAt > o.timeoutMs) {
+            return {
+                ok: false,
+                seconds: seconds(),
+                why: `the client did not reach the check within ${o.timeoutMs / 1000} s`,
+            };
+        }
+        await serial_sleep(250);
+    }
+}
+/** The `DISKLESS-REPORT key value` lines of a log, in order. */
+function reportLines(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const i = line.indexOf(`${REPORT_PREFIX} `);
+        if (i < 0)
+            continue;
+        const rest = line.slice(i + REPORT_PREFIX.length + 1).trim();
+        const sp = rest.indexOf(' ');
+        out.push(sp < 0 ? { key: rest, value: '' } : { key: rest.slice(0, sp), value: rest.slice(sp + 1) });
+    }
+    return out;
+}
+/** The last `lines` lines of a serial log, for a failure message. */
+function serial_tail(text, lines = 40) {
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/boot/boot-test.ts
+/**
+ * The boot test: boots an ISO in QEMU against a release served by a userspace NFS server
+ * on this machine, once per firmware, and tells whether the client got to its check.
+ *
+ * What to serve comes from the ISO and the release themselves: the ISO's nfsroot= names
+ * the server address and the root's path; the release's etc/fstab names the other NFS
+ * mounts (/usr, /home). Each path is served from the same local directory (as on the
+ * master) unless `exports` maps it elsewhere; the root is served from `root`.
+ */
+
+
+
+
+
+
+
+
+/** A boot that did not reach its check: what happened, and the end of the serial console. */
+class BootError extends DisklessError {
+    firmware;
+    serialLog;
+    serialTail;
+    name = 'BootError';
+    constructor(firmware, why, serialLog, serialTail) {
+        super(`${firmware} boot failed: ${why} (serial console: ${serialLog})\n--- the serial console's last lines:\n${serialTail}\n---`);
+        this.firmware = firmware;
+        this.serialLog = serialLog;
+        this.serialTail = serialTail;
+    }
+}
+/** Which firmware the ISO boots on and the NFS root its menus mount. */
+async function readIsoBoot(iso, scratch) {
+    const configs = [
+        ['bios', '/isolinux/isolinux.cfg'],
+        ['uefi', '/boot/grub/grub.cfg'],
+    ];
+    const firmware = [];
+    let nfsroot;
+    for (const [fw, file] of configs) {
+        const dest = external_node_path_default().join(scratch, `${fw}.cfg`);
+        // A file the ISO does not have makes xorriso fail: that firmware is not booted.
+        const got = await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
+            debianPackage: 'xorriso',
+        }).then(() => (0,promises_.readFile)(dest, 'utf8'), () => undefined);
+        if (got === undefined)
+            continue;
+        const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(got);
+        if (!m?.[1] || !m[2])
+            continue;
+        firmware.push(fw);
+        nfsroot ??= `${m[1]}:${m[2]}`;
+    }
+    if (!nfsroot) {
+        throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected isolinux/isolinux.cfg or boot/grub/grub.cfg from build-iso)`);
+    }
+    const [server = '', rootPath = ''] = nfsroot.split(':');
+    return { firmware, server, rootPath };
+}
+/** The NFS mounts of a client root's etc/fstab: server and path per mount point. */
+async function fstabNfsMounts(root) {
+    const text = await (0,promises_.readFile)(external_node_path_default().join(root, 'etc/fstab'), 'utf8').catch(() => '');
+    const out = [];
+    for (const raw of text.split('\n')) {
+        const [spec = '', file = '', type = ''] = raw.replace(/#.*/, '').trim().split(/\s+/);
+        if (!/^nfs4?$/.test(type))
+            continue;
+        const colon = spec.indexOf(':');
+        if (colon < 0)
+            continue;
+        out.push({ server: spec.slice(0, colon), path: spec.slice(colon + 1), mountPoint: file });
+    }
+    return out;
+}
+/** Boots `o.iso` once per firmware against an NFS server started for the test. */
+async function bootTest(procs, o, reporter) {
+    await (0,promises_.mkdir)(o.work, { recursive: true });
+    const iso = await readIsoBoot(o.iso, o.work);
+    for (const fw of o.firmware) {
+        if (!iso.firmware.includes(fw)) {
+            throw new DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
+        }
+    }
+    const root = o.root ?? iso.rootPath;
+    const overrides = new Map((o.exports ?? []).map((e) => [e.pseudo.replace(/\/+$/, ''), e.dir]));
+    const exports = [{ pseudo: iso.rootPath, dir: root }];
+    for (const m of await fstabNfsMounts(root)) {
+        if (m.server !== iso.server) {
+            throw new DisklessError(`${external_node_path_default().join(root, 'etc/fstab')} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
+        }
+        const pseudo = m.path.replace(/\/+$/, '');
+        exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
+    }
+    reporter.info(`ISO ${o.iso}: boots on ${iso.firmware.join(' and ')}, mounts / from ${iso.server}:${iso.rootPath}`);
+    const { ns, nfs } = await reporter.group('Start the NFS server', async () => {
+        const ns = await privateNamespace(procs, o.work);
+        reporter.info(`private network and mount namespace: holder pid ${ns.holder.pid}`);
+        return {
+            ns,
+            nfs: await startNfsServer(procs, ns, { dir: external_node_path_default().join(o.work, 'nfs'), exports }, reporter),
+        };
+    });
+    try {
+        const results = [];
+        for (const firmware of o.firmware) {
+            results.push(await reporter.group(`Boot with ${firmware === 'bios' ? 'BIOS (SeaBIOS)' : 'UEFI (OVMF)'}`, () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter)));
+        }
+        return results;
+    }
+    finally {
+        await nfs.stop();
+        await procs.stop(ns.holder);
+    }
+}
+async function bootOnce(ns, procs, o, reporter) {
+    const serialLog = external_node_path_default().join(o.work, `serial-${o.firmware}.log`);
+    await (0,promises_.copyFile)('/dev/null', serialLog);
+    let ovmfVars;
+    if (o.firmware === 'uefi') {
+        ovmfVars = external_node_path_default().join(o.work, 'OVMF_VARS.fd');
+        await (0,promises_.copyFile)(OVMF_VARS, ovmfVars).catch(() => {
+            throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+        });
+    }
+    const args = qemuArgs({
+        iso: o.iso,
+        firmware: o.firmware,
+        serialLog,
+        server: o.server,
+        ovmfVars,
+        ovmfCode: OVMF_CODE,
+        memoryMiB: o.memoryMiB,
+    });
+    const startedAt = Date.now();
+    const qemu = await ns.start('qemu', 'qemu-system-x86_64', args, {
+        log: external_node_path_default().join(o.work, `qemu-${o.firmware}.log`),
+        debianPackage: 'qemu-system-x86',
+    });
+    reporter.info(`QEMU pid ${qemu.pid}, serial console in ${serialLog}`);
+    try {
+        const end = await watchSerial({
+            log: serialLog,
+            qemu,
+            until: o.until,
+            timeoutMs: o.timeoutSeconds * 1000,
+            startedAt,
+        });
+        if (!end.ok) {
+            throw new BootError(o.firmware, `${end.why} (after ${end.seconds} s)`, serialLog, serial_tail(await readLog(serialLog)));
+        }
+        reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
+        if (o.until === 'report') {
+            // The report unit powers the client off; give it time to, then stop QEMU anyway.
+            const deadline = new Promise((resolve) => {
+                setTimeout(() => {
+                    resolve('late');
+                }, 60_000).unref();
+            });
+            if ((await Promise.race([qemu.exited, deadline])) === 'late') {
+                reporter.info('the client did not power off within 60 s; stopping QEMU');
+            }
+        }
+        return {
+            firmware: o.firmware,
+            seconds: end.seconds,
+            serialLog,
+            report: reportLines(await readLog(serialLog)),
+        };
+    }
+    finally {
+        await procs.stop(qemu);
+    }
+}
+
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/boot/processes.ts
+/**
+ * The programs a boot test starts (rpcbind, nfs-ganesha, QEMU), tracked by pid so that
+ * every one of them is stopped again, in reverse order, even when the test fails or is
+ * interrupted: SIGTERM first, SIGKILL when it has not exited after a grace period.
+ */
+
+
+
+
+
+class Processes {
+    entries = [];
+    /** Starts a program in the background; rejects when it cannot be started at all. */
+    async start(name, cmd, args, o = {}) {
+        const fd = o.log ? (0,external_node_fs_.openSync)(o.log, 'a') : undefined;
+        let child;
+        try {
+            child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+                stdio: ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
+                env: o.env ?? process.env,
+            });
+        }
+        finally {
+            if (fd !== undefined)
+                (0,external_node_fs_.closeSync)(fd);
+        }
+        let finished = false;
+        const exited = new Promise((resolve) => {
+            child.once('exit', (code, signal) => {
+                finished = true;
+                resolve(code ?? signal ?? -1);
+            });
+        });
+        // events.once rejects when the child emits 'error' (e.g. ENOENT) instead of 'spawn'.
+        const failure = await (0,external_node_events_.once)(child, 'spawn').then(() => undefined, (error) => error);
+        if (failure) {
+            throw new DisklessError(failure.code === 'ENOENT'
+                ? `${cmd}: command not found; install the Debian package ${o.debianPackage ?? cmd}`
+                : `${showCommand(cmd, args)}: ${failure.message}`);
+        }
+        const pid = child.pid;
+        if (pid === undefined)
+            throw new DisklessError(`${showCommand(cmd, args)}: no process id`);
+        const started = { name, pid, exited, done: () => finished };
+        this.entries.push({ started, child });
+        return started;
+    }
+    /** Pids of the programs started and still running. */
+    running() {
+        return this.entries
+            .filter((e) => !e.started.done())
+            .map((e) => ({ name: e.started.name, pid: e.started.pid }));
+    }
+    /** Stops one program by its pid: SIGTERM, then SIGKILL after `graceMs`. */
+    async stop(started, graceMs = 5000) {
+        const entry = this.entries.find((e) => e.started === started);
+        if (!entry || started.done())
+            return;
+        entry.child.kill('SIGTERM');
+        const timer = new Promise((resolve) => {
+            setTimeout(() => {
+                resolve('timeout');
+            }, graceMs).unref();
+        });
+        if ((await Promise.race([started.exited, timer])) === 'timeout' && !started.done()) {
+            entry.child.kill('SIGKILL');
+            await started.exited;
+        }
+    }
+    /** Stops every program still running, the last started first. */
+    async stopAll() {
+        for (const e of [...this.entries].reverse())
+            await this.stop(e.started);
+    }
+}
+/**
+ * Runs `work` with a fresh process list and stops everything it started afterwards, also
+ * on SIGINT, SIGTERM or SIGHUP (then the process exits with 128 + the signal's number).
+ */
+async function withProcesses(work) {
+    const p = new Processes();
+    const signals = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
+    const handlers = new Map();
+    for (const [signal, number] of Object.entries(signals)) {
+        const handler = () => {
+            process.stderr.write(`\n${signal}: stopping ${String(p.running().length)} program(s)\n`);
+            void p.stopAll().finally(() => process.exit(128 + number));
+        };
+        handlers.set(signal, handler);
+        process.once(signal, handler);
+    }
+    try {
+        return await work(p);
+    }
+    finally {
+        await p.stopAll();
+        for (const [signal, handler] of handlers)
+            process.removeListener(signal, handler);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/boot/step.ts
+/**
+ * The boot-test step: boots the ISO once per firmware against its release served over
+ * NFS, and reports the boot times and what the client reported. Every program it starts
+ * is stopped again, also on failure or Ctrl-C; the logs stay in the work directory when
+ * a boot fails.
+ */
+
+
+
+
+
+
+
+async function runBootTest(o, reporter) {
+    const work = o.workDir ?? (await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-boot-')));
+    await (0,promises_.mkdir)(work, { recursive: true });
+    reporter.info(`boot test: serial consoles and server logs in ${work}`);
+    const results = await withProcesses((procs) => bootTest(procs, {
+        iso: o.iso,
+        root: o.root,
+        exports: o.exports.map((line) => {
+            const eq = line.indexOf('=');
+            return { pseudo: line.slice(0, eq), dir: line.slice(eq + 1) };
+        }),
+        firmware: o.firmware === 'both' ? FIRMWARES : [o.firmware],
+        until: o.until,
+        timeoutSeconds: o.bootTimeout,
+        memoryMiB: o.memory,
+        work,
+    }, reporter));
+    for (const r of results) {
+        if (r.report.length === 0)
+            continue;
+        await reporter.group(`What the client reported (${r.firmware})`, () => {
+            for (const line of r.report) {
+                reporter.info(`${r.firmware}: ${REPORT_PREFIX} ${line.key} ${line.value}`);
+            }
+            return Promise.resolve();
+        });
+    }
+    // A passing test's logs are only kept where the caller asked for them.
+    if (!o.workDir)
+        await (0,promises_.rm)(work, { recursive: true, force: true });
+    const seconds = (fw) => String(results.find((r) => r.firmware === fw)?.seconds ?? '');
+    const hostname = results[0]?.report.find((l) => l.key === 'hostname')?.value;
+    return {
+        outputs: {
+            booted: results.map((r) => r.firmware).join(','),
+            'bios-seconds': seconds('bios'),
+            'uefi-seconds': seconds('uefi'),
+            'work-dir': o.workDir ?? '',
+        },
+        summary: [
+            ['ISO', o.iso],
+            ...results.map((r) => [
+                r.firmware === 'bios' ? 'BIOS (SeaBIOS) boot' : 'UEFI (OVMF) boot',
+                `ok in ${String(r.seconds)} s (QEMU start to ${o.until === 'report' ? 'the report' : 'the login prompt'})`,
+            ]),
+            ...(hostname ? [['Client host name', hostname]] : []),
+        ],
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/iso/options.ts
 /** Inputs of build-iso (action.yml and `diskless build-iso` flags). */
 
@@ -71230,11 +72040,6 @@ const buildIsoInputs = defineInputs({
     }),
 });
 
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(1455);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 ;// CONCATENATED MODULE: ./src/report.ts
 /**
  * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
@@ -71298,8 +72103,6 @@ const silentReporter = streamReporter(() => undefined);
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/iso/files.ts
 /** Small file helpers the ISO build shares: digests, atomic writes, quiet removal. */
 
@@ -71582,73 +72385,6 @@ function chooseCache(o, reporter) {
         case 'auto':
             return local() ?? (githubCacheAvailable() ? new GithubCache() : undefined);
     }
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./src/process/run.ts
-/**
- * Runs a program without a shell and captures its output. A non-zero exit becomes a
- * DisklessError naming the command, its exit code and the last lines of its stderr, so
- * a failing tool explains itself in one line.
- */
-
-
-/** The program and its arguments, quoted only where needed, for messages. */
-function showCommand(cmd, args) {
-    return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
-}
-/** The last non-empty lines of a program's stderr, joined on one line. */
-function tail(stderr, lines = 3) {
-    return stderr
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '')
-        .slice(-lines)
-        .join(' / ');
-}
-function run(cmd, args, options = {}) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-            stdio: ['pipe', 'pipe', 'pipe'],
-            env: options.env ?? process.env,
-            cwd: options.cwd,
-        });
-        const out = [];
-        const err = [];
-        let partial = '';
-        child.stdout.on('data', (b) => {
-            out.push(b);
-            if (!options.onLine)
-                return;
-            const lines = (partial + b.toString('utf8')).split('\n');
-            partial = lines.pop() ?? '';
-            for (const line of lines)
-                options.onLine(line);
-        });
-        child.stderr.on('data', (b) => err.push(b));
-        child.on('error', (error) => {
-            reject(new DisklessError(error.code === 'ENOENT'
-                ? `${cmd}: command not found; install the Debian package ${options.debianPackage ?? cmd}`
-                : `${showCommand(cmd, args)}: ${error.message}`));
-        });
-        child.on('close', (code, signal) => {
-            if (partial !== '' && options.onLine)
-                options.onLine(partial);
-            const stdout = Buffer.concat(out).toString('utf8');
-            const stderr = Buffer.concat(err).toString('utf8');
-            const exit = code ?? -1;
-            if (exit === 0 || options.okCodes?.includes(exit)) {
-                resolve({ code: exit, stdout, stderr });
-                return;
-            }
-            const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
-            const why = tail(stderr);
-            reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
-        });
-        child.stdin.on('error', () => undefined); // a program that does not read its stdin
-        child.stdin.end(options.input ?? '');
-    });
 }
 
 ;// CONCATENATED MODULE: ./src/iso/initramfs.ts
@@ -74800,7 +75536,7 @@ function backoffDelay(policy, attempt, error, random = Math.random) {
         return jittered;
     return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
 }
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const retry_sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Runs `work` until it succeeds, fails with a non-transient error, or has used every
  * attempt; `onRetry` hears about each failure that will be retried.
@@ -74815,7 +75551,7 @@ async function withRetry(work, policy, onRetry = () => undefined) {
                 throw error;
             const delay = backoffDelay(policy, attempt, error);
             onRetry(error, attempt, delay);
-            await sleep(delay);
+            await retry_sleep(delay);
         }
     }
 }
@@ -75848,6 +76584,8 @@ async function uploadDrive(options, reporter) {
 
 
 
+
+
 function step(s) {
     return {
         name: s.name,
@@ -75874,6 +76612,12 @@ const steps = {
         title: 'Upload the image to the shared drive',
         inputs: uploadDriveInputs,
         run: uploadDrive,
+    }),
+    'boot-test': step({
+        name: 'boot-test',
+        title: 'Boot the ISO in QEMU against its release over NFS',
+        inputs: bootTestInputs,
+        run: runBootTest,
     }),
 };
 function isStepName(name) {

@@ -1,0 +1,235 @@
+/**
+ * The boot test: boots an ISO in QEMU against a release served by a userspace NFS server
+ * on this machine, once per firmware, and tells whether the client got to its check.
+ *
+ * What to serve comes from the ISO and the release themselves: the ISO's nfsroot= names
+ * the server address and the root's path; the release's etc/fstab names the other NFS
+ * mounts (/usr, /home). Each path is served from the same local directory (as on the
+ * master) unless `exports` maps it elsewhere; the root is served from `root`.
+ */
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DisklessError } from '../errors.js';
+import { run } from '../process/run.js';
+import type { Reporter } from '../report.js';
+import { privateNamespace, type Namespace } from './namespace.js';
+import { startNfsServer, type NfsExport } from './nfs.js';
+import type { Processes } from './processes.js';
+import { OVMF_CODE, OVMF_VARS, qemuArgs, type Firmware } from './qemu.js';
+import { readLog, reportLines, tail, watchSerial, type BootUntil } from './serial.js';
+
+export interface BootRun {
+  iso: string;
+  /** The client root served at the ISO's nfsroot path (default: that path itself). */
+  root?: string;
+  /** Local directories for NFS paths (pseudo -> dir), overriding "the same path". */
+  exports?: readonly NfsExport[];
+  firmware: readonly Firmware[];
+  until: BootUntil;
+  /** Limit per boot. */
+  timeoutSeconds: number;
+  /** Directory for the serial logs and the NFS server's files. */
+  work: string;
+  memoryMiB?: number;
+}
+
+export interface BootResult {
+  firmware: Firmware;
+  /** Seconds from QEMU's start to the success line. */
+  seconds: number;
+  serialLog: string;
+  report: { key: string; value: string }[];
+}
+
+/** A boot that did not reach its check: what happened, and the end of the serial console. */
+export class BootError extends DisklessError {
+  override name = 'BootError';
+  constructor(
+    readonly firmware: Firmware,
+    why: string,
+    readonly serialLog: string,
+    readonly serialTail: string,
+  ) {
+    super(
+      `${firmware} boot failed: ${why} (serial console: ${serialLog})\n--- the serial console's last lines:\n${serialTail}\n---`,
+    );
+  }
+}
+
+export interface IsoBoot {
+  firmware: Firmware[];
+  server: string;
+  rootPath: string;
+}
+
+/** Which firmware the ISO boots on and the NFS root its menus mount. */
+export async function readIsoBoot(iso: string, scratch: string): Promise<IsoBoot> {
+  const configs: [Firmware, string][] = [
+    ['bios', '/isolinux/isolinux.cfg'],
+    ['uefi', '/boot/grub/grub.cfg'],
+  ];
+  const firmware: Firmware[] = [];
+  let nfsroot: string | undefined;
+  for (const [fw, file] of configs) {
+    const dest = path.join(scratch, `${fw}.cfg`);
+    // A file the ISO does not have makes xorriso fail: that firmware is not booted.
+    const got = await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
+      debianPackage: 'xorriso',
+    }).then(
+      () => readFile(dest, 'utf8'),
+      () => undefined,
+    );
+    if (got === undefined) continue;
+    const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(got);
+    if (!m?.[1] || !m[2]) continue;
+    firmware.push(fw);
+    nfsroot ??= `${m[1]}:${m[2]}`;
+  }
+  if (!nfsroot) {
+    throw new DisklessError(
+      `${iso}: no boot menu with nfsroot= found (expected isolinux/isolinux.cfg or boot/grub/grub.cfg from build-iso)`,
+    );
+  }
+  const [server = '', rootPath = ''] = nfsroot.split(':');
+  return { firmware, server, rootPath };
+}
+
+/** The NFS mounts of a client root's etc/fstab: server and path per mount point. */
+export async function fstabNfsMounts(
+  root: string,
+): Promise<{ server: string; path: string; mountPoint: string }[]> {
+  const text = await readFile(path.join(root, 'etc/fstab'), 'utf8').catch(() => '');
+  const out: { server: string; path: string; mountPoint: string }[] = [];
+  for (const raw of text.split('\n')) {
+    const [spec = '', file = '', type = ''] = raw.replace(/#.*/, '').trim().split(/\s+/);
+    if (!/^nfs4?$/.test(type)) continue;
+    const colon = spec.indexOf(':');
+    if (colon < 0) continue;
+    out.push({ server: spec.slice(0, colon), path: spec.slice(colon + 1), mountPoint: file });
+  }
+  return out;
+}
+
+/** Boots `o.iso` once per firmware against an NFS server started for the test. */
+export async function bootTest(
+  procs: Processes,
+  o: BootRun,
+  reporter: Reporter,
+): Promise<BootResult[]> {
+  await mkdir(o.work, { recursive: true });
+  const iso = await readIsoBoot(o.iso, o.work);
+  for (const fw of o.firmware) {
+    if (!iso.firmware.includes(fw)) {
+      throw new DisklessError(
+        `${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`,
+      );
+    }
+  }
+  const root = o.root ?? iso.rootPath;
+  const overrides = new Map((o.exports ?? []).map((e) => [e.pseudo.replace(/\/+$/, ''), e.dir]));
+  const exports: NfsExport[] = [{ pseudo: iso.rootPath, dir: root }];
+  for (const m of await fstabNfsMounts(root)) {
+    if (m.server !== iso.server) {
+      throw new DisklessError(
+        `${path.join(root, 'etc/fstab')} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`,
+      );
+    }
+    const pseudo = m.path.replace(/\/+$/, '');
+    exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
+  }
+  reporter.info(
+    `ISO ${o.iso}: boots on ${iso.firmware.join(' and ')}, mounts / from ${iso.server}:${iso.rootPath}`,
+  );
+  const { ns, nfs } = await reporter.group('Start the NFS server', async () => {
+    const ns = await privateNamespace(procs, o.work);
+    reporter.info(`private network and mount namespace: holder pid ${ns.holder.pid}`);
+    return {
+      ns,
+      nfs: await startNfsServer(procs, ns, { dir: path.join(o.work, 'nfs'), exports }, reporter),
+    };
+  });
+  try {
+    const results: BootResult[] = [];
+    for (const firmware of o.firmware) {
+      results.push(
+        await reporter.group(
+          `Boot with ${firmware === 'bios' ? 'BIOS (SeaBIOS)' : 'UEFI (OVMF)'}`,
+          () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter),
+        ),
+      );
+    }
+    return results;
+  } finally {
+    await nfs.stop();
+    await procs.stop(ns.holder);
+  }
+}
+
+async function bootOnce(
+  ns: Namespace,
+  procs: Processes,
+  o: Omit<BootRun, 'firmware'> & { firmware: Firmware; server: string },
+  reporter: Reporter,
+): Promise<BootResult> {
+  const serialLog = path.join(o.work, `serial-${o.firmware}.log`);
+  await copyFile('/dev/null', serialLog);
+  let ovmfVars: string | undefined;
+  if (o.firmware === 'uefi') {
+    ovmfVars = path.join(o.work, 'OVMF_VARS.fd');
+    await copyFile(OVMF_VARS, ovmfVars).catch(() => {
+      throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+    });
+  }
+  const args = qemuArgs({
+    iso: o.iso,
+    firmware: o.firmware,
+    serialLog,
+    server: o.server,
+    ovmfVars,
+    ovmfCode: OVMF_CODE,
+    memoryMiB: o.memoryMiB,
+  });
+  const startedAt = Date.now();
+  const qemu = await ns.start('qemu', 'qemu-system-x86_64', args, {
+    log: path.join(o.work, `qemu-${o.firmware}.log`),
+    debianPackage: 'qemu-system-x86',
+  });
+  reporter.info(`QEMU pid ${qemu.pid}, serial console in ${serialLog}`);
+  try {
+    const end = await watchSerial({
+      log: serialLog,
+      qemu,
+      until: o.until,
+      timeoutMs: o.timeoutSeconds * 1000,
+      startedAt,
+    });
+    if (!end.ok) {
+      throw new BootError(
+        o.firmware,
+        `${end.why} (after ${end.seconds} s)`,
+        serialLog,
+        tail(await readLog(serialLog)),
+      );
+    }
+    reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
+    if (o.until === 'report') {
+      // The report unit powers the client off; give it time to, then stop QEMU anyway.
+      const deadline = new Promise<'late'>((resolve) => {
+        setTimeout(() => {
+          resolve('late');
+        }, 60_000).unref();
+      });
+      if ((await Promise.race([qemu.exited, deadline])) === 'late') {
+        reporter.info('the client did not power off within 60 s; stopping QEMU');
+      }
+    }
+    return {
+      firmware: o.firmware,
+      seconds: end.seconds,
+      serialLog,
+      report: reportLines(await readLog(serialLog)),
+    };
+  } finally {
+    await procs.stop(qemu);
+  }
+}

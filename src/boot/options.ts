@@ -1,0 +1,22 @@
+/** Inputs of boot-test (action.yml and `diskless boot-test` flags). */
+import { choice, filePath, integer, list } from '../inputs/fields.js';
+import { defineInputs, type Options } from '../inputs/read.js';
+
+/** `/nfs/path=/local/dir`: serve a local directory at the NFS path a client mounts. */
+const EXPORT_LINE = /^\/[^=\s]*=\/\S*$/;
+
+export const bootTestInputs = defineInputs({
+  iso: filePath({ required: true }),
+  root: filePath({ absolute: true }),
+  exports: list({
+    expected: 'lines of /nfs/path=/local/dir',
+    item: (line) => EXPORT_LINE.test(line),
+  }),
+  firmware: choice(['bios', 'uefi', 'both'], { default: 'both' }),
+  until: choice(['login', 'report'], { default: 'login' }),
+  'boot-timeout': integer({ min: 30, max: 3600, default: '300' }),
+  memory: integer({ min: 256, max: 65536, default: '1024' }),
+  'work-dir': filePath({ absolute: true }),
+});
+
+export type BootTestOptions = Options<typeof bootTestInputs.fields>;

@@ -1,0 +1,89 @@
+/**
+ * The QEMU command line of a boot test: the ISO as a CD, BIOS (SeaBIOS) or UEFI (OVMF)
+ * firmware, TCG (no KVM needed), the serial console to a file, and an isolated user-mode
+ * network (restrict=on) in which the NFS server's address forwards only the NFS ports to
+ * this machine's loopback, one socat per connection (e2e-boot.md).
+ */
+import { DisklessError } from '../errors.js';
+import { NFS_CLIENT_PORTS } from './nfs.js';
+
+export type Firmware = 'bios' | 'uefi';
+export const FIRMWARES: readonly Firmware[] = ['bios', 'uefi'];
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
+
+export interface QemuOptions {
+  iso: string;
+  firmware: Firmware;
+  /** File the guest's serial console is written to. */
+  serialLog: string;
+  /** The NFS server's IPv4 address as the guest sees it (the ISO's nfsroot= host). */
+  server: string;
+  /** A writable copy of OVMF_VARS.fd, for uefi. */
+  ovmfVars?: string;
+  ovmfCode?: string;
+  memoryMiB?: number;
+}
+
+/**
+ * slirp's network around `server`: its /24, with slirp's own host, DNS and DHCP addresses
+ * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
+ */
+export function slirpNetwork(server: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(server);
+  const octets = m ? m.slice(1).map(Number) : [];
+  const [a = -1, b = -1, c = -1, d = -1] = octets;
+  if (!m || octets.some((o) => o > 255) || d === 0 || d === 255 || a === 127) {
+    throw new DisklessError(
+      `NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`,
+    );
+  }
+  const net = `${a}.${b}.${c}`;
+  const host = d === 2 ? 254 : 2;
+  const dns = d === 3 ? 253 : 3;
+  const dhcp = d >= 15 && d < 40 ? 200 : 15;
+  return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${net}.${dhcp}`;
+}
+
+/** The arguments of qemu-system-x86_64 for one boot. */
+export function qemuArgs(o: QemuOptions): string[] {
+  const forwards = NFS_CLIENT_PORTS.map(
+    (port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`,
+  );
+  const firmware =
+    o.firmware === 'uefi'
+      ? [
+          '-drive',
+          `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
+          '-drive',
+          `if=pflash,format=raw,unit=1,file=${o.ovmfVars ?? ''}`,
+        ]
+      : [];
+  if (o.firmware === 'uefi' && !o.ovmfVars) {
+    throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+  }
+  return [
+    '-accel',
+    'tcg',
+    '-m',
+    String(o.memoryMiB ?? 1024),
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-no-reboot',
+    '-serial',
+    `file:${o.serialLog}`,
+    ...firmware,
+    '-cdrom',
+    o.iso,
+    '-boot',
+    'd',
+    // No option ROM: the firmware must not try a network boot.
+    '-device',
+    'virtio-net-pci,netdev=n0,romfile=',
+    '-netdev',
+    ['user', 'id=n0', 'restrict=on', slirpNetwork(o.server), ...forwards].join(','),
+  ];
+}
