@@ -7,7 +7,7 @@
  * mounts (/usr, /home). Each path is served from the same local directory (as on the
  * master) unless `exports` maps it elsewhere; the root is served from `root`.
  */
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { run } from '../process/run.js';
@@ -64,33 +64,42 @@ export interface IsoBoot {
 
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 export async function readIsoBoot(iso: string, scratch: string): Promise<IsoBoot> {
+  if (!(await stat(iso).catch(() => undefined))?.isFile()) {
+    throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
+  }
+  // One listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
+  const listing = (
+    await run('xorriso', ['-indev', iso, '-find', '/', '-type', 'f'], { debianPackage: 'xorriso' })
+  ).stdout;
   const configs: [Firmware, string][] = [
     ['bios', '/isolinux/isolinux.cfg'],
     ['uefi', '/boot/grub/grub.cfg'],
   ];
   const firmware: Firmware[] = [];
-  let nfsroot: string | undefined;
+  const roots = new Map<Firmware, string>();
   for (const [fw, file] of configs) {
+    if (!listing.includes(`'${file}'`)) continue;
     const dest = path.join(scratch, `${fw}.cfg`);
-    // A file the ISO does not have makes xorriso fail: that firmware is not booted.
-    const got = await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
+    await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
       debianPackage: 'xorriso',
-    }).then(
-      () => readFile(dest, 'utf8'),
-      () => undefined,
-    );
-    if (got === undefined) continue;
-    const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(got);
+    });
+    const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(await readFile(dest, 'utf8'));
     if (!m?.[1] || !m[2]) continue;
     firmware.push(fw);
-    nfsroot ??= `${m[1]}:${m[2]}`;
+    roots.set(fw, `${m[1]}:${m[2]}`);
   }
-  if (!nfsroot) {
+  const distinct = [...new Set(roots.values())];
+  if (distinct.length === 0) {
     throw new DisklessError(
       `${iso}: no boot menu with nfsroot= found (expected isolinux/isolinux.cfg or boot/grub/grub.cfg from build-iso)`,
     );
   }
-  const [server = '', rootPath = ''] = nfsroot.split(':');
+  if (distinct.length > 1) {
+    throw new DisklessError(
+      `${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`,
+    );
+  }
+  const [server = '', rootPath = ''] = (distinct[0] ?? '').split(':');
   return { firmware, server, rootPath };
 }
 
@@ -136,6 +145,17 @@ export async function bootTest(
     }
     const pseudo = m.path.replace(/\/+$/, '');
     exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
+    overrides.delete(pseudo);
+  }
+  if (overrides.size > 0) {
+    throw new DisklessError(
+      `exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${path.join(root, 'etc/fstab')} (it mounts ${
+        exports
+          .slice(1)
+          .map((e) => e.pseudo)
+          .join(', ') || 'nothing over NFS'
+      }); expected the NFS paths the client mounts`,
+    );
   }
   reporter.info(
     `ISO ${o.iso}: boots on ${iso.firmware.join(' and ')}, mounts / from ${iso.server}:${iso.rootPath}`,

@@ -31,10 +31,21 @@ export interface QemuOptions {
  * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
  */
 export function slirpNetwork(server: string): string {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(server);
+  // Plain decimal octets only: QEMU would read 010 as octal.
+  const octet = '(0|[1-9]\\d{0,2})';
+  const m = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`).exec(server);
   const octets = m ? m.slice(1).map(Number) : [];
   const [a = -1, b = -1, c = -1, d = -1] = octets;
-  if (!m || octets.some((o) => o > 255) || d === 0 || d === 255 || a === 127) {
+  // A unicast host address: not 0.x, loopback, multicast or reserved, not .0 or .255.
+  if (
+    !m ||
+    octets.some((o) => o > 255) ||
+    a === 0 ||
+    a === 127 ||
+    a >= 224 ||
+    d === 0 ||
+    d === 255
+  ) {
     throw new DisklessError(
       `NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`,
     );

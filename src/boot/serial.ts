@@ -20,7 +20,7 @@ export const SUCCESS: Record<BootUntil, RegExp> = {
 /** Lines after which the boot cannot succeed. */
 export const FAILURES: readonly RegExp[] = [
   /Kernel panic - not syncing.*/,
-  /Give up waiting for root.*/,
+  /Gave up waiting for root.*/,
   /ALERT! .*/,
   /You are in emergency mode.*/,
   /Cannot open root device.*/,

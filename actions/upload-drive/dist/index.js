@@ -71538,10 +71538,19 @@ const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
  * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
  */
 function slirpNetwork(server) {
-    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(server);
+    // Plain decimal octets only: QEMU would read 010 as octal.
+    const octet = '(0|[1-9]\\d{0,2})';
+    const m = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`).exec(server);
     const octets = m ? m.slice(1).map(Number) : [];
     const [a = -1, b = -1, c = -1, d = -1] = octets;
-    if (!m || octets.some((o) => o > 255) || d === 0 || d === 255 || a === 127) {
+    // A unicast host address: not 0.x, loopback, multicast or reserved, not .0 or .255.
+    if (!m ||
+        octets.some((o) => o > 255) ||
+        a === 0 ||
+        a === 127 ||
+        a >= 224 ||
+        d === 0 ||
+        d === 255) {
         throw new DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
     }
     const net = `${a}.${b}.${c}`;
@@ -71605,7 +71614,7 @@ const SUCCESS = {
 /** Lines after which the boot cannot succeed. */
 const FAILURES = [
     /Kernel panic - not syncing.*/,
-    /Give up waiting for root.*/,
+    /Gave up waiting for root.*/,
     /ALERT! .*/,
     /You are in emergency mode.*/,
     /Cannot open root device.*/,
@@ -71700,30 +71709,38 @@ class BootError extends DisklessError {
 }
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 async function readIsoBoot(iso, scratch) {
+    if (!(await (0,promises_.stat)(iso).catch(() => undefined))?.isFile()) {
+        throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
+    }
+    // One listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
+    const listing = (await run('xorriso', ['-indev', iso, '-find', '/', '-type', 'f'], { debianPackage: 'xorriso' })).stdout;
     const configs = [
         ['bios', '/isolinux/isolinux.cfg'],
         ['uefi', '/boot/grub/grub.cfg'],
     ];
     const firmware = [];
-    let nfsroot;
+    const roots = new Map();
     for (const [fw, file] of configs) {
-        const dest = external_node_path_default().join(scratch, `${fw}.cfg`);
-        // A file the ISO does not have makes xorriso fail: that firmware is not booted.
-        const got = await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
-            debianPackage: 'xorriso',
-        }).then(() => (0,promises_.readFile)(dest, 'utf8'), () => undefined);
-        if (got === undefined)
+        if (!listing.includes(`'${file}'`))
             continue;
-        const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(got);
+        const dest = external_node_path_default().join(scratch, `${fw}.cfg`);
+        await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
+            debianPackage: 'xorriso',
+        });
+        const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(await (0,promises_.readFile)(dest, 'utf8'));
         if (!m?.[1] || !m[2])
             continue;
         firmware.push(fw);
-        nfsroot ??= `${m[1]}:${m[2]}`;
+        roots.set(fw, `${m[1]}:${m[2]}`);
     }
-    if (!nfsroot) {
+    const distinct = [...new Set(roots.values())];
+    if (distinct.length === 0) {
         throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected isolinux/isolinux.cfg or boot/grub/grub.cfg from build-iso)`);
     }
-    const [server = '', rootPath = ''] = nfsroot.split(':');
+    if (distinct.length > 1) {
+        throw new DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
+    }
+    const [server = '', rootPath = ''] = (distinct[0] ?? '').split(':');
     return { firmware, server, rootPath };
 }
 /** The NFS mounts of a client root's etc/fstab: server and path per mount point. */
@@ -71759,6 +71776,13 @@ async function bootTest(procs, o, reporter) {
         }
         const pseudo = m.path.replace(/\/+$/, '');
         exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
+        overrides.delete(pseudo);
+    }
+    if (overrides.size > 0) {
+        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, 'etc/fstab')} (it mounts ${exports
+            .slice(1)
+            .map((e) => e.pseudo)
+            .join(', ') || 'nothing over NFS'}); expected the NFS paths the client mounts`);
     }
     reporter.info(`ISO ${o.iso}: boots on ${iso.firmware.join(' and ')}, mounts / from ${iso.server}:${iso.rootPath}`);
     const { ns, nfs } = await reporter.group('Start the NFS server', async () => {
