@@ -8,6 +8,7 @@ import { DisklessError } from '../../src/errors.js';
 import { bootTest, fstabNfsMounts, readIsoBoot } from '../../src/boot/boot-test.js';
 import { Processes } from '../../src/boot/processes.js';
 import { streamReporter } from '../../src/report.js';
+import { rejected } from '../helpers/errors.js';
 
 const exec = promisify(execFile);
 
@@ -63,15 +64,7 @@ menuentry "diskless" {
 }
 `;
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (error) {
-    if (error instanceof DisklessError) return error;
-    throw error;
-  }
-  throw new Error('expected a DisklessError');
-}
+const rejection = (p: Promise<unknown>): Promise<Error> => rejected(DisklessError, p);
 
 describe('readIsoBoot', () => {
   it('finds both firmwares and the NFS root of an ISO with both menus', async () => {

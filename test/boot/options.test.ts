@@ -3,20 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { bootTestInputs } from '../../src/boot/options.js';
 import { readInputs } from '../../src/inputs/read.js';
+import { thrown } from '../helpers/errors.js';
 
 function read(values: Record<string, string>) {
   return readInputs(bootTestInputs, (name) => values[name]);
 }
 
-function errorOf(run: () => unknown): InputError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InputError) return error;
-    throw error;
-  }
-  throw new Error('expected an InputError');
-}
+const errorOf = (run: () => unknown): InputError => thrown(InputError, run);
 
 describe('boot-test inputs', () => {
   it('has defaults: both firmwares, until login, 300 s per boot, 1024 MiB', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { OVMF_CODE, qemuArgs, slirpNetwork, type QemuOptions } from '../../src/boot/qemu.js';
+import { thrown } from '../helpers/errors.js';
 
 function fields(net: string): Record<string, string> {
   return Object.fromEntries(
@@ -11,15 +12,7 @@ function fields(net: string): Record<string, string> {
   );
 }
 
-function errorOf(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof DisklessError) return error;
-    throw error;
-  }
-  throw new Error('expected a DisklessError');
-}
+const errorOf = (run: () => unknown): Error => thrown(DisklessError, run);
 
 /** The value after each occurrence of `flag`. */
 function valuesOf(args: readonly string[], flag: string): string[] {

@@ -16,20 +16,13 @@ import { defineInputs, readInputs } from '../../src/inputs/read.js';
 import { uploadDriveInputs } from '../../src/upload/options.js';
 import { buildRootfsInputs } from '../../src/rootfs/options.js';
 import { buildIsoInputs } from '../../src/iso/options.js';
+import { thrown } from '../helpers/errors.js';
 
 function from(values: Record<string, string>) {
   return (name: string) => values[name];
 }
 
-function errorOf(run: () => unknown): InputError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InputError) return error;
-    throw error;
-  }
-  throw new Error('expected an InputError');
-}
+const errorOf = (run: () => unknown): InputError => thrown(InputError, run);
 
 describe('field parsers', () => {
   it('reads booleans with the runner rules only', () => {
