@@ -7,15 +7,18 @@
  * mounts (/usr, /home). Each path is served from the same local directory (as on the
  * master) unless `exports` maps it elsewhere; the root is served from `root`.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { run } from '../process/run.js';
+import { extractFromIso, listIso } from '../iso/check.js';
+import { GRUB_CFG, ISOLINUX_CFG } from '../iso/loaders.js';
 import type { Reporter } from '../report.js';
+import { FSTAB, fstabMounts } from '../rootfs/fstab.js';
 import { privateNamespace, type Namespace } from './namespace.js';
 import { startNfsServer, type NfsExport } from './nfs.js';
 import type { Processes } from './processes.js';
-import { OVMF_CODE, OVMF_VARS, qemuArgs, type Firmware } from './qemu.js';
+import { OVMF_VARS, qemuArgs, type Firmware } from './qemu.js';
 import { readLog, reportLines, tail, watchSerial, type BootUntil } from './serial.js';
 
 export interface BootRun {
@@ -37,23 +40,7 @@ export interface BootResult {
   firmware: Firmware;
   /** Seconds from QEMU's start to the success line. */
   seconds: number;
-  serialLog: string;
   report: { key: string; value: string }[];
-}
-
-/** A boot that did not reach its check: what happened, and the end of the serial console. */
-export class BootError extends DisklessError {
-  override name = 'BootError';
-  constructor(
-    readonly firmware: Firmware,
-    why: string,
-    readonly serialLog: string,
-    readonly serialTail: string,
-  ) {
-    super(
-      `${firmware} boot failed: ${why} (serial console: ${serialLog})\n--- the serial console's last lines:\n${serialTail}\n---`,
-    );
-  }
 }
 
 export interface IsoBoot {
@@ -67,23 +54,25 @@ export async function readIsoBoot(iso: string, scratch: string): Promise<IsoBoot
   if (!(await stat(iso).catch(() => undefined))?.isFile()) {
     throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
   }
-  // One listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
-  const listing = (
-    await run('xorriso', ['-indev', iso, '-find', '/', '-type', 'f'], { debianPackage: 'xorriso' })
-  ).stdout;
-  const configs: [Firmware, string][] = [
-    ['bios', '/isolinux/isolinux.cfg'],
-    ['uefi', '/boot/grub/grub.cfg'],
-  ];
+  // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
+  const { files } = await listIso('xorriso', iso);
+  const menus = (
+    [
+      ['bios', ISOLINUX_CFG],
+      ['uefi', GRUB_CFG],
+    ] as const
+  )
+    .filter(([, file]) => files.has(`/${file}`))
+    .map(([fw, file]) => ({ fw, file, local: path.join(scratch, `${fw}.cfg`) }));
+  await extractFromIso(
+    'xorriso',
+    iso,
+    menus.map((m) => [`/${m.file}`, m.local]),
+  );
   const firmware: Firmware[] = [];
   const roots = new Map<Firmware, string>();
-  for (const [fw, file] of configs) {
-    if (!listing.includes(`'${file}'`)) continue;
-    const dest = path.join(scratch, `${fw}.cfg`);
-    await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
-      debianPackage: 'xorriso',
-    });
-    const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(await readFile(dest, 'utf8'));
+  for (const { fw, local } of menus) {
+    const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(await readFile(local, 'utf8'));
     if (!m?.[1] || !m[2]) continue;
     firmware.push(fw);
     roots.set(fw, `${m[1]}:${m[2]}`);
@@ -91,7 +80,7 @@ export async function readIsoBoot(iso: string, scratch: string): Promise<IsoBoot
   const distinct = [...new Set(roots.values())];
   if (distinct.length === 0) {
     throw new DisklessError(
-      `${iso}: no boot menu with nfsroot= found (expected isolinux/isolinux.cfg or boot/grub/grub.cfg from build-iso)`,
+      `${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`,
     );
   }
   if (distinct.length > 1) {
@@ -107,16 +96,13 @@ export async function readIsoBoot(iso: string, scratch: string): Promise<IsoBoot
 export async function fstabNfsMounts(
   root: string,
 ): Promise<{ server: string; path: string; mountPoint: string }[]> {
-  const text = await readFile(path.join(root, 'etc/fstab'), 'utf8').catch(() => '');
-  const out: { server: string; path: string; mountPoint: string }[] = [];
-  for (const raw of text.split('\n')) {
-    const [spec = '', file = '', type = ''] = raw.replace(/#.*/, '').trim().split(/\s+/);
-    if (!/^nfs4?$/.test(type)) continue;
-    const colon = spec.indexOf(':');
-    if (colon < 0) continue;
-    out.push({ server: spec.slice(0, colon), path: spec.slice(colon + 1), mountPoint: file });
-  }
-  return out;
+  const text = await readFile(path.join(root, FSTAB), 'utf8').catch(() => '');
+  return fstabMounts(text)
+    .filter((m) => /^nfs4?$/.test(m.type) && m.spec.includes(':'))
+    .map((m) => {
+      const colon = m.spec.indexOf(':');
+      return { server: m.spec.slice(0, colon), path: m.spec.slice(colon + 1), mountPoint: m.file };
+    });
 }
 
 /** Boots `o.iso` once per firmware against an NFS server started for the test. */
@@ -206,7 +192,6 @@ async function bootOnce(
     serialLog,
     server: o.server,
     ovmfVars,
-    ovmfCode: OVMF_CODE,
     memoryMiB: o.memoryMiB,
   });
   const startedAt = Date.now();
@@ -224,21 +209,14 @@ async function bootOnce(
       startedAt,
     });
     if (!end.ok) {
-      throw new BootError(
-        o.firmware,
-        `${end.why} (after ${end.seconds} s)`,
-        serialLog,
-        tail(await readLog(serialLog)),
+      throw new DisklessError(
+        `${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`,
       );
     }
     reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
     if (o.until === 'report') {
       // The report unit powers the client off; give it time to, then stop QEMU anyway.
-      const deadline = new Promise<'late'>((resolve) => {
-        setTimeout(() => {
-          resolve('late');
-        }, 60_000).unref();
-      });
+      const deadline = sleep(60_000, 'late' as const, { ref: false });
       if ((await Promise.race([qemu.exited, deadline])) === 'late') {
         reporter.info('the client did not power off within 60 s; stopping QEMU');
       }
@@ -246,7 +224,6 @@ async function bootOnce(
     return {
       firmware: o.firmware,
       seconds: end.seconds,
-      serialLog,
       report: reportLines(await readLog(serialLog)),
     };
   } finally {

@@ -8,10 +8,11 @@
  * A holder process (unshare ... sleep) keeps the namespace alive; each program is started
  * inside it with nsenter. Stopping the holder ends the namespace.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { run } from '../process/run.js';
+import { lastLines, run } from '../process/run.js';
 import type { Processes, StartOptions, Started } from './processes.js';
 
 const READY = 'diskless-namespace-ready';
@@ -35,11 +36,6 @@ export interface Namespace {
   /** Runs a command inside the namespace to its end; returns its stdout. */
   run: (cmd: string, args: readonly string[]) => Promise<string>;
 }
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
 
 /** Makes the namespace; its holder is stopped with the other processes of `procs`. */
 export async function privateNamespace(procs: Processes, work: string): Promise<Namespace> {
@@ -68,7 +64,7 @@ export async function privateNamespace(procs: Processes, work: string): Promise<
     if (holder.done() || Date.now() > deadline) {
       await procs.stop(holder);
       throw new DisklessError(
-        `could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${text.trim().split('\n').slice(-3).join(' / ') || 'no output'}`,
+        `could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`,
       );
     }
     await sleep(50);

@@ -9,9 +9,11 @@
  * ganesha keeps old directory entries of a tree rebuilt under it: it is started for each
  * test, after the release was built, and stopped afterwards.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
+import { lastLines } from '../process/run.js';
 import type { Reporter } from '../report.js';
 import { listeningPorts, type Namespace } from './namespace.js';
 import type { Processes, Started } from './processes.js';
@@ -81,16 +83,6 @@ ${blocks.join('\n')}
 `;
 }
 
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-async function tailOf(file: string, lines = 8): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trim().split('\n').slice(-lines).join(' / ');
-}
-
 /** Waits until every port accepts connections, or fails when `program` exits first. */
 async function waitForPorts(
   ns: Namespace,
@@ -105,12 +97,12 @@ async function waitForPorts(
     if (ports.every((p) => open.has(p))) return;
     if (program.done()) {
       throw new DisklessError(
-        `${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${await tailOf(log)}`,
+        `${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${lastLines(await readFile(log, 'utf8').catch(() => ''), 8)}`,
       );
     }
     if (Date.now() > deadline) {
       throw new DisklessError(
-        `${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${await tailOf(log)}`,
+        `${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${lastLines(await readFile(log, 'utf8').catch(() => ''), 8)}`,
       );
     }
     await sleep(200);
@@ -118,8 +110,6 @@ async function waitForPorts(
 }
 
 export interface NfsServer {
-  exports: NfsExport[];
-  config: string;
   /** Stops ganesha and rpcbind. */
   stop: () => Promise<void>;
 }
@@ -175,7 +165,7 @@ export async function startNfsServer(
     await waitForPorts(ns, [NFS_PORT, MOUNT_PORT], ganesha, log, 30_000);
     reporter.info(`nfs-ganesha: started, pid ${ganesha.pid}, serving`);
     for (const e of exports) reporter.info(`  ${e.pseudo} <- ${e.dir} (read-only)`);
-    return { exports, config, stop };
+    return { stop };
   } catch (error) {
     await stop();
     throw error;

@@ -3,11 +3,12 @@
  * every one of them is stopped again, in reverse order, even when the test fails or is
  * interrupted: SIGTERM first, SIGKILL when it has not exited after a grace period.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, closeSync } from 'node:fs';
 import { DisklessError } from '../errors.js';
-import { showCommand } from '../process/run.js';
+import { showCommand, spawnError } from '../process/run.js';
 
 export interface Started {
   name: string;
@@ -63,13 +64,7 @@ export class Processes {
       () => undefined,
       (error: unknown) => error as NodeJS.ErrnoException,
     );
-    if (failure) {
-      throw new DisklessError(
-        failure.code === 'ENOENT'
-          ? `${cmd}: command not found; install the Debian package ${o.debianPackage ?? cmd}`
-          : `${showCommand(cmd, args)}: ${failure.message}`,
-      );
-    }
+    if (failure) throw spawnError(cmd, args, failure, o.debianPackage);
     const pid = child.pid;
     if (pid === undefined) throw new DisklessError(`${showCommand(cmd, args)}: no process id`);
     const started: Started = { name, pid, exited, done: () => finished };
@@ -89,11 +84,7 @@ export class Processes {
     const entry = this.entries.find((e) => e.started === started);
     if (!entry || started.done()) return;
     entry.child.kill('SIGTERM');
-    const timer = new Promise<'timeout'>((resolve) => {
-      setTimeout(() => {
-        resolve('timeout');
-      }, graceMs).unref();
-    });
+    const timer = sleep(graceMs, 'timeout' as const, { ref: false });
     if ((await Promise.race([started.exited, timer])) === 'timeout' && !started.done()) {
       entry.child.kill('SIGKILL');
       await started.exited;

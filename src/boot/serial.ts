@@ -3,6 +3,7 @@
  * appears, and failed when a known failure line appears, QEMU exits first, or time runs
  * out. The guest reports facts as `DISKLESS-REPORT <key> <value>` lines.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import type { Started } from './processes.js';
 
@@ -12,13 +13,13 @@ export const BOOT_OK = 'DISKLESS-BOOT-OK';
 /** report: the client's report unit prints BOOT_OK; login: a login prompt on the console. */
 export type BootUntil = 'report' | 'login';
 
-export const SUCCESS: Record<BootUntil, RegExp> = {
+const SUCCESS: Record<BootUntil, RegExp> = {
   report: new RegExp(`^${BOOT_OK}\\s*$`, 'm'),
   login: /^\S+ login: ?/m,
 };
 
 /** Lines after which the boot cannot succeed. */
-export const FAILURES: readonly RegExp[] = [
+const FAILURES: readonly RegExp[] = [
   /Kernel panic - not syncing.*/,
   /Gave up waiting for root.*/,
   /ALERT! .*/,
@@ -27,11 +28,6 @@ export const FAILURES: readonly RegExp[] = [
 ];
 
 export type WatchEnd = { ok: true; seconds: number } | { ok: false; seconds: number; why: string };
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
 
 export async function readLog(file: string): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '');
@@ -51,7 +47,7 @@ export async function watchSerial(o: {
     // Read once more after QEMU exits: the last lines may land between two polls.
     const exited = o.qemu.done();
     const text = await readLog(o.log);
-    if (o.until === 'report' ? SUCCESS.report.test(text) : SUCCESS.login.test(text)) {
+    if (SUCCESS[o.until].test(text)) {
       return { ok: true, seconds: seconds() };
     }
     for (const failure of FAILURES) {

@@ -4,7 +4,7 @@
  * is stopped again, also on failure or Ctrl-C; the logs stay in the work directory when
  * a boot fails.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Reporter, StepReport } from '../report.js';
@@ -16,7 +16,6 @@ import { REPORT_PREFIX } from './serial.js';
 
 export async function runBootTest(o: BootTestOptions, reporter: Reporter): Promise<StepReport> {
   const work = o.workDir ?? (await mkdtemp(path.join(os.tmpdir(), 'diskless-boot-')));
-  await mkdir(work, { recursive: true });
   reporter.info(`boot test: serial consoles and server logs in ${work}`);
   const results = await withProcesses((procs) =>
     bootTest(

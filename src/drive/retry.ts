@@ -2,6 +2,7 @@
  * Bounded retries with exponential backoff and full jitter, honouring the server's
  * Retry-After. Only transient failures are retried; anything else fails at once.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isTransient, ApiError } from './api-error.js';
 
 export interface RetryPolicy {
@@ -32,8 +33,6 @@ export function backoffDelay(
   if (retryAfter === undefined) return jittered;
   return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs `work` until it succeeds, fails with a non-transient error, or has used every

@@ -70,7 +70,12 @@ export async function listIso(xorriso: string, iso: string): Promise<IsoListing>
   return { files, bootRecords, systemArea };
 }
 
-async function extract(xorriso: string, iso: string, pairs: [string, string][]): Promise<void> {
+/** Copies files out of the ISO: [path in the ISO, local path] pairs, in one xorriso run. */
+export async function extractFromIso(
+  xorriso: string,
+  iso: string,
+  pairs: [string, string][],
+): Promise<void> {
   if (pairs.length === 0) return;
   await run(
     xorriso,
@@ -140,7 +145,7 @@ export async function checkIso(
     if (uefi && listing.files.has(`/${EFI_IMAGE}`)) {
       wanted.push([`/${EFI_IMAGE}`, path.join(dir, 'efiboot.img')]);
     }
-    await extract(tools.xorriso, iso, wanted);
+    await extractFromIso(tools.xorriso, iso, wanted);
     const has = (file: string) => wanted.some(([, to]) => to === path.join(dir, file));
     if (has('isolinux.cfg')) {
       const cfg = await readFile(path.join(dir, 'isolinux.cfg'), 'utf8');

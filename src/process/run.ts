@@ -30,14 +30,28 @@ export function showCommand(cmd: string, args: readonly string[]): string {
   return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
 
-/** The last non-empty lines of a program's stderr, joined on one line. */
-function tail(stderr: string, lines = 3): string {
-  return stderr
+/** The last non-empty lines of a program's output or log, joined on one line. */
+export function lastLines(text: string, lines = 3): string {
+  return text
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '')
     .slice(-lines)
     .join(' / ');
+}
+
+/** Why a program could not be started: a missing one names its Debian package. */
+export function spawnError(
+  cmd: string,
+  args: readonly string[],
+  error: NodeJS.ErrnoException,
+  debianPackage: string | undefined,
+): DisklessError {
+  return new DisklessError(
+    error.code === 'ENOENT'
+      ? `${cmd}: command not found; install the Debian package ${debianPackage ?? cmd}`
+      : `${showCommand(cmd, args)}: ${error.message}`,
+  );
 }
 
 export function run(
@@ -63,13 +77,7 @@ export function run(
     });
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        new DisklessError(
-          error.code === 'ENOENT'
-            ? `${cmd}: command not found; install the Debian package ${options.debianPackage ?? cmd}`
-            : `${showCommand(cmd, args)}: ${error.message}`,
-        ),
-      );
+      reject(spawnError(cmd, args, error, options.debianPackage));
     });
     child.on('close', (code, signal) => {
       if (partial !== '' && options.onLine) options.onLine(partial);
@@ -81,7 +89,7 @@ export function run(
         return;
       }
       const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
-      const why = tail(stderr);
+      const why = lastLines(stderr);
       reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
     });
     child.stdin.on('error', () => undefined); // a program that does not read its stdin

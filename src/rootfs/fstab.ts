@@ -11,13 +11,14 @@ export const FSTAB = 'etc/fstab';
 /** The NFS options klibc's nfsmount understands (no `defaults`), NFSv3 over TCP. */
 export const NFS_OPTIONS = 'ro,nolock,tcp,vers=3,port=2049';
 
-interface Mount {
+export interface Mount {
   spec: string;
   file: string;
   type: string;
 }
 
-function mounts(text: string): Mount[] {
+/** The lines of an fstab: spec, mount point (no trailing slash) and type. */
+export function fstabMounts(text: string): Mount[] {
   return text
     .split('\n')
     .map((line) => line.replace(/#.*/, '').trim())
@@ -30,7 +31,7 @@ function mounts(text: string): Mount[] {
 
 /** Throws when a template fstab would leave the client without its writable or /usr mounts. */
 export function checkFstab(text: string, o: { copyUsr: boolean; from: string }): void {
-  const all = mounts(text);
+  const all = fstabMounts(text);
   for (const dir of ['/var', '/tmp']) {
     const m = all.find((x) => x.file === dir);
     if (m?.type !== 'tmpfs') {

@@ -71226,6 +71226,8 @@ var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: ./src/process/run.ts
@@ -71240,14 +71242,20 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 function showCommand(cmd, args) {
     return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
-/** The last non-empty lines of a program's stderr, joined on one line. */
-function tail(stderr, lines = 3) {
-    return stderr
+/** The last non-empty lines of a program's output or log, joined on one line. */
+function lastLines(text, lines = 3) {
+    return text
         .split('\n')
         .map((l) => l.trim())
         .filter((l) => l !== '')
         .slice(-lines)
         .join(' / ');
+}
+/** Why a program could not be started: a missing one names its Debian package. */
+function spawnError(cmd, args, error, debianPackage) {
+    return new DisklessError(error.code === 'ENOENT'
+        ? `${cmd}: command not found; install the Debian package ${debianPackage ?? cmd}`
+        : `${showCommand(cmd, args)}: ${error.message}`);
 }
 function run(cmd, args, options = {}) {
     return new Promise((resolve, reject) => {
@@ -71270,9 +71278,7 @@ function run(cmd, args, options = {}) {
         });
         child.stderr.on('data', (b) => err.push(b));
         child.on('error', (error) => {
-            reject(new DisklessError(error.code === 'ENOENT'
-                ? `${cmd}: command not found; install the Debian package ${options.debianPackage ?? cmd}`
-                : `${showCommand(cmd, args)}: ${error.message}`));
+            reject(spawnError(cmd, args, error, options.debianPackage));
         });
         child.on('close', (code, signal) => {
             if (partial !== '' && options.onLine)
@@ -71285,12 +71291,472 @@ function run(cmd, args, options = {}) {
                 return;
             }
             const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
-            const why = tail(stderr);
+            const why = lastLines(stderr);
             reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
         child.stdin.end(options.input ?? '');
     });
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/iso/tools.ts
+/**
+ * The host programs and files the ISO is made with, and the Debian package of each.
+ * They are looked up before any slow work starts, so a missing one fails the build at
+ * once with one line naming what to install, not after a minute of mkinitramfs.
+ */
+
+
+
+
+const PROGRAMS = [
+    { name: 'xorriso', debianPackage: 'xorriso', for: 'iso' },
+    { name: 'grub-mkimage', debianPackage: 'grub-common', for: 'uefi' },
+    { name: 'mformat', debianPackage: 'mtools', for: 'uefi' },
+    { name: 'mmd', debianPackage: 'mtools', for: 'uefi' },
+    { name: 'mcopy', debianPackage: 'mtools', for: 'uefi' },
+];
+/** Where Debian's packages put the boot loader files. */
+const LOADER_FILES = {
+    isolinuxBin: { file: '/usr/lib/ISOLINUX/isolinux.bin', debianPackage: 'isolinux' },
+    isohybridMbr: { file: '/usr/lib/ISOLINUX/isohdpfx.bin', debianPackage: 'isolinux' },
+    ldlinux: { file: '/usr/lib/syslinux/modules/bios/ldlinux.c32', debianPackage: 'syslinux-common' },
+    grubEfiModules: {
+        file: '/usr/lib/grub/x86_64-efi/linux.mod',
+        debianPackage: 'grub-efi-amd64-bin',
+    },
+};
+async function isExecutable(file) {
+    try {
+        await (0,promises_.access)(file, external_node_fs_.constants.X_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+async function exists(file) {
+    try {
+        await (0,promises_.access)(file, external_node_fs_.constants.R_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/** The program's path on PATH (as the environment has it now), or undefined. */
+async function which(name, env = process.env) {
+    for (const dir of (env.PATH ?? '').split(':')) {
+        if (dir === '')
+            continue;
+        const file = external_node_path_default().join(dir, name);
+        if (await isExecutable(file))
+            return file;
+    }
+    return undefined;
+}
+function installLine(what, packages) {
+    const unique = [...new Set(packages)].sort();
+    return `${what.join(', ')} ${what.length === 1 ? 'is' : 'are'} missing; install the Debian package${unique.length === 1 ? '' : 's'} ${unique.join(' ')}`;
+}
+/**
+ * Finds every program and loader file the boot mode needs; throws one DisklessError
+ * naming all that are missing and the Debian packages that provide them.
+ */
+async function findTools(mode) {
+    const uefi = mode !== 'bios';
+    const bios = mode !== 'uefi';
+    const missing = [];
+    const packages = [];
+    const found = {};
+    for (const p of PROGRAMS) {
+        if (p.for === 'uefi' && !uefi)
+            continue;
+        const file = await which(p.name);
+        if (file)
+            found[p.name] = file;
+        else {
+            missing.push(`${p.name} (not on PATH)`);
+            packages.push(p.debianPackage);
+        }
+    }
+    const files = [
+        ...(bios ? [LOADER_FILES.isolinuxBin, LOADER_FILES.ldlinux] : []),
+        LOADER_FILES.isohybridMbr,
+        ...(uefi ? [LOADER_FILES.grubEfiModules] : []),
+    ];
+    for (const f of files) {
+        if (await exists(f.file))
+            continue;
+        missing.push(f === LOADER_FILES.grubEfiModules ? `GRUB's EFI modules (${external_node_path_default().dirname(f.file)})` : f.file);
+        packages.push(f.debianPackage);
+    }
+    if (missing.length > 0)
+        throw new DisklessError(installLine(missing, packages));
+    return {
+        xorriso: found.xorriso ?? 'xorriso',
+        grubMkimage: found['grub-mkimage'] ?? 'grub-mkimage',
+        mformat: found.mformat ?? 'mformat',
+        mmd: found.mmd ?? 'mmd',
+        mcopy: found.mcopy ?? 'mcopy',
+    };
+}
+
+;// CONCATENATED MODULE: ./src/iso/loaders.ts
+/**
+ * The ISO's tree and its boot loaders, laid out in a staging directory:
+ *
+ *   boot/vmlinuz, boot/initrd.img          the kernel and the client initramfs
+ *   isolinux/isolinux.bin, ldlinux.c32     BIOS (isolinux 6 needs ldlinux.c32 beside it)
+ *   isolinux/isolinux.cfg                  the BIOS menu
+ *   boot/grub/grub.cfg                     the UEFI menu
+ *   boot/grub/efiboot.img                  El Torito EFI image: a FAT image (mtools) with
+ *                                          EFI/BOOT/BOOTX64.EFI from grub-mkimage
+ *   boot/grub/diskless-<tag>.id            the file GRUB's embedded config searches for
+ *
+ * Both menus boot the same kernel with the same command line and talk on the serial
+ * console too. Every tool gets SOURCE_DATE_EPOCH and fixed ids, so the tree is the same
+ * for the same inputs.
+ */
+
+
+
+
+const KERNEL_PATH = 'boot/vmlinuz';
+const INITRD_PATH = 'boot/initrd.img';
+const ISOLINUX_CFG = 'isolinux/isolinux.cfg';
+const GRUB_CFG = 'boot/grub/grub.cfg';
+const EFI_IMAGE = 'boot/grub/efiboot.img';
+const ISOLINUX_BIN = 'isolinux/isolinux.bin';
+const BOOT_CATALOG = 'boot/boot.cat';
+/** The FAT volume id of the EFI image: fixed, so the image is reproducible. */
+const FAT_SERIAL = 'D15C1E55';
+const GRUB_MODULES = [
+    'all_video',
+    'configfile',
+    'echo',
+    'efi_gop',
+    'gzio',
+    'iso9660',
+    'linux',
+    'normal',
+    'part_gpt',
+    'part_msdos',
+    'search',
+    'search_fs_file',
+    'serial',
+    'terminal',
+    'test',
+];
+/** The kernel's command line: the NFS root, DHCP, read-only, the consoles, then `extra`. */
+function kernelCommandLine(nfsRoot, extra) {
+    return [
+        'console=tty0',
+        'console=ttyS0,115200n8',
+        'root=/dev/nfs',
+        `nfsroot=${nfsRoot},vers=3,tcp`,
+        'ip=dhcp',
+        'ro',
+        ...(extra?.trim() ? [extra.trim().replace(/\s+/g, ' ')] : []),
+    ].join(' ');
+}
+function isolinuxConfig(cmdline, label) {
+    return [
+        'SERIAL 0 115200',
+        'DEFAULT diskless',
+        'PROMPT 0',
+        'TIMEOUT 1',
+        'LABEL diskless',
+        `  SAY Booting ${label}`,
+        `  KERNEL /${KERNEL_PATH}`,
+        `  APPEND initrd=/${INITRD_PATH} ${cmdline}`,
+        '',
+    ].join('\n');
+}
+function grubConfig(cmdline, label) {
+    return [
+        'serial --unit=0 --speed=115200',
+        'terminal_input console serial',
+        'terminal_output console serial',
+        'set default=0',
+        'set timeout=1',
+        `menuentry '${label.replace(/'/g, '')}' {`,
+        `  linux /${KERNEL_PATH} ${cmdline}`,
+        `  initrd /${INITRD_PATH}`,
+        '}',
+        '',
+    ].join('\n');
+}
+/** The config built into the EFI binary: find this ISO by its id file, then read its menu. */
+function embeddedGrubConfig(idFile) {
+    return [
+        `search --no-floppy --set=root --file /${idFile}`,
+        'set prefix=($root)/boot/grub',
+        `configfile ($root)/${GRUB_CFG}`,
+        '',
+    ].join('\n');
+}
+async function put(stage, rel, data) {
+    const file = external_node_path_default().join(stage, rel);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    await (0,promises_.writeFile)(file, data, { mode: 0o644 });
+}
+async function copyInto(stage, rel, from) {
+    const file = external_node_path_default().join(stage, rel);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    await (0,promises_.copyFile)(from, file);
+    await (0,promises_.chmod)(file, 0o644);
+}
+/** Lays out the ISO tree in `stage`: kernel, initramfs, isolinux and the GRUB EFI image. */
+async function stageTree(o) {
+    const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
+    await copyInto(o.stage, KERNEL_PATH, o.kernel);
+    await copyInto(o.stage, INITRD_PATH, o.initrd);
+    const configs = [];
+    if (o.mode !== 'uefi') {
+        await copyInto(o.stage, ISOLINUX_BIN, LOADER_FILES.isolinuxBin.file);
+        await copyInto(o.stage, 'isolinux/ldlinux.c32', LOADER_FILES.ldlinux.file);
+        await put(o.stage, ISOLINUX_CFG, isolinuxConfig(o.cmdline, o.label));
+        configs.push(ISOLINUX_CFG);
+    }
+    if (o.mode === 'bios')
+        return { configs, idFile: undefined, efiBytes: 0 };
+    const idFile = `boot/grub/diskless-${o.tag}.id`;
+    await put(o.stage, idFile, `${o.label}\n`);
+    await put(o.stage, GRUB_CFG, grubConfig(o.cmdline, o.label));
+    configs.push(GRUB_CFG);
+    const embedded = external_node_path_default().join(o.scratch, 'grub-embedded.cfg');
+    await (0,promises_.writeFile)(embedded, embeddedGrubConfig(idFile));
+    const efi = external_node_path_default().join(o.scratch, 'BOOTX64.EFI');
+    // grub-mkimage with the modules built in and the config embedded: unlike
+    // grub-mkstandalone, whose memdisk tar records the build's clock, it is reproducible.
+    await run(o.tools.grubMkimage, [
+        '--format=x86_64-efi',
+        `--output=${efi}`,
+        '--prefix=/boot/grub',
+        `--config=${embedded}`,
+        ...GRUB_MODULES,
+    ], { env, debianPackage: 'grub-common' });
+    const efiBytes = (await (0,promises_.stat)(efi)).size;
+    // FAT12/16 with room for the binary, its directories and the FAT itself.
+    const sectors = Math.ceil((efiBytes * 1.05 + 256 * 1024) / 512 / 64) * 64;
+    const image = external_node_path_default().join(o.stage, EFI_IMAGE);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(image), { recursive: true });
+    const m = { env, debianPackage: 'mtools' };
+    await run(o.tools.mformat, ['-i', image, '-C', '-T', String(sectors), '-N', FAT_SERIAL, '-v', 'EFIBOOT', '::'], m);
+    await run(o.tools.mmd, ['-i', image, '::/EFI', '::/EFI/BOOT'], m);
+    await run(o.tools.mcopy, ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], m);
+    await (0,promises_.chmod)(image, 0o644);
+    return { configs, idFile, efiBytes };
+}
+
+;// CONCATENATED MODULE: ./src/iso/check.ts
+/**
+ * Reads the finished ISO back with xorriso before it is handed on: its files (kernel and
+ * initramfs of the right sizes, loader files), its El Torito boot records, its isohybrid
+ * MBR, the loader configs with the expected command line, and the EFI image's binary and
+ * the config built into it. A failure names everything that is missing or wrong.
+ */
+
+
+
+
+
+/** Lists the ISO: files with sizes, El Torito records and the system area summary. */
+async function listIso(xorriso, iso) {
+    const { stdout } = await run(xorriso, [
+        '-indev',
+        iso,
+        '-report_el_torito',
+        'plain',
+        '-report_system_area',
+        'plain',
+        '-find',
+        '/',
+        '-type',
+        'f',
+        '-exec',
+        'lsdl',
+        '--',
+    ], { debianPackage: 'xorriso' });
+    const files = new Map();
+    const numbered = new Map();
+    let systemArea = '';
+    for (const line of stdout.split('\n')) {
+        const file = /^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)\s+.*?'(\/.*)'$/.exec(line);
+        if (file?.[1] && file[2])
+            files.set(file[2].replace(/'"'"'/g, "'"), Number(file[1]));
+        const img = /^El Torito boot img :\s+(\d+)\s+(\S+)/.exec(line);
+        if (img?.[1] && img[2])
+            numbered.set(img[1], { ...numbered.get(img[1]), platform: img[2] });
+        const imgPath = /^El Torito img path :\s+(\d+)\s+(\S.*)$/.exec(line);
+        if (imgPath?.[1] && imgPath[2]) {
+            numbered.set(imgPath[1], { ...numbered.get(imgPath[1]), path: imgPath[2].trim() });
+        }
+        const area = /^System area summary:\s*(.*)$/.exec(line);
+        if (area?.[1])
+            systemArea = area[1].trim();
+    }
+    const bootRecords = [...numbered.values()].map((r) => ({
+        platform: r.platform ?? '?',
+        path: r.path ?? '?',
+    }));
+    return { files, bootRecords, systemArea };
+}
+/** Copies files out of the ISO: [path in the ISO, local path] pairs, in one xorriso run. */
+async function extractFromIso(xorriso, iso, pairs) {
+    if (pairs.length === 0)
+        return;
+    await run(xorriso, ['-indev', iso, '-osirrox', 'on', ...pairs.flatMap(([from, to]) => ['-extract', from, to])], { debianPackage: 'xorriso' });
+}
+/** Checks the ISO; returns its listing, or throws naming every problem found. */
+async function checkIso(tools, iso, scratch, want) {
+    const listing = await listIso(tools.xorriso, iso);
+    const problems = [];
+    const bios = want.mode !== 'uefi';
+    const uefi = want.mode !== 'bios';
+    const expectFile = (rel, bytes) => {
+        const size = listing.files.get(`/${rel}`);
+        if (size === undefined)
+            problems.push(`no /${rel}`);
+        else if (bytes !== undefined && size !== bytes) {
+            problems.push(`/${rel} has ${size} bytes, not ${bytes}`);
+        }
+    };
+    expectFile(KERNEL_PATH, want.kernelBytes);
+    expectFile(INITRD_PATH, want.initrdBytes);
+    const record = (platform, image) => {
+        if (!listing.bootRecords.some((r) => r.platform === platform && r.path === `/${image}`)) {
+            problems.push(`no ${platform} El Torito boot record for /${image}`);
+        }
+    };
+    if (bios) {
+        expectFile(ISOLINUX_BIN);
+        expectFile('isolinux/ldlinux.c32');
+        expectFile(ISOLINUX_CFG);
+        record('BIOS', ISOLINUX_BIN);
+        if (!/\bMBR isohybrid\b/.test(listing.systemArea)) {
+            problems.push(`no isohybrid MBR (system area: ${listing.systemArea || 'empty'})`);
+        }
+    }
+    if (uefi) {
+        expectFile(EFI_IMAGE);
+        expectFile(GRUB_CFG);
+        if (want.idFile)
+            expectFile(want.idFile);
+        record('UEFI', EFI_IMAGE);
+    }
+    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(scratch, 'check-'));
+    try {
+        const wanted = [];
+        if (bios && listing.files.has(`/${ISOLINUX_CFG}`)) {
+            wanted.push([`/${ISOLINUX_CFG}`, external_node_path_default().join(dir, 'isolinux.cfg')]);
+        }
+        if (uefi && listing.files.has(`/${GRUB_CFG}`)) {
+            wanted.push([`/${GRUB_CFG}`, external_node_path_default().join(dir, 'grub.cfg')]);
+        }
+        if (uefi && listing.files.has(`/${EFI_IMAGE}`)) {
+            wanted.push([`/${EFI_IMAGE}`, external_node_path_default().join(dir, 'efiboot.img')]);
+        }
+        await extractFromIso(tools.xorriso, iso, wanted);
+        const has = (file) => wanted.some(([, to]) => to === external_node_path_default().join(dir, file));
+        if (has('isolinux.cfg')) {
+            const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'isolinux.cfg'), 'utf8');
+            if (!cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)) {
+                problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
+            }
+            if (!/^SERIAL 0 115200$/m.test(cfg))
+                problems.push(`/${ISOLINUX_CFG} has no serial console`);
+        }
+        if (has('grub.cfg')) {
+            const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'grub.cfg'), 'utf8');
+            const lines = cfg.split('\n').map((l) => l.trim());
+            if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
+                problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
+            }
+            if (!lines.includes(`initrd /${INITRD_PATH}`))
+                problems.push(`/${GRUB_CFG} loads no initramfs`);
+            if (!lines.includes('terminal_output console serial')) {
+                problems.push(`/${GRUB_CFG} has no serial console`);
+            }
+        }
+        if (has('efiboot.img')) {
+            const efi = external_node_path_default().join(dir, 'BOOTX64.EFI');
+            try {
+                await run(tools.mcopy, ['-i', external_node_path_default().join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
+                    env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+                    debianPackage: 'mtools',
+                });
+                const binary = await (0,promises_.readFile)(efi);
+                if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
+                    problems.push(`the EFI image's GRUB does not search for /${want.idFile}`);
+                }
+            }
+            catch {
+                problems.push(`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`);
+            }
+        }
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    }
+    if (problems.length > 0) {
+        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+    }
+    return listing;
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/fstab.ts
+/**
+ * The client's fstab: / is mounted read-only over NFS by the initramfs, so fstab holds
+ * tmpfs /var and /tmp and, unless /usr is copied, the read-only NFS /usr that
+ * initramfs-tools mounts before switching root (with options klibc's nfsmount knows).
+ * It comes from the template (checked here before anything is touched) or is generated.
+ */
+
+const FSTAB = 'etc/fstab';
+/** The NFS options klibc's nfsmount understands (no `defaults`), NFSv3 over TCP. */
+const NFS_OPTIONS = 'ro,nolock,tcp,vers=3,port=2049';
+/** The lines of an fstab: spec, mount point (no trailing slash) and type. */
+function fstabMounts(text) {
+    return text
+        .split('\n')
+        .map((line) => line.replace(/#.*/, '').trim())
+        .filter((line) => line !== '')
+        .map((line) => {
+        const [spec = '', file = '', type = ''] = line.split(/\s+/);
+        return { spec, file: file.replace(/\/+$/, '') || '/', type };
+    });
+}
+/** Throws when a template fstab would leave the client without its writable or /usr mounts. */
+function checkFstab(text, o) {
+    const all = fstabMounts(text);
+    for (const dir of ['/var', '/tmp']) {
+        const m = all.find((x) => x.file === dir);
+        if (m?.type !== 'tmpfs') {
+            throw new DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
+        }
+    }
+    if (!o.copyUsr && !all.some((x) => x.file === '/usr')) {
+        throw new DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
+    }
+}
+/** An fstab for a template that has none. */
+function generateFstab(o) {
+    const lines = [
+        '# Written by diskless-node build-rootfs. / is mounted read-only over NFS by the initramfs.',
+        'tmpfs /var tmpfs mode=0755,size=25% 0 0',
+        'tmpfs /tmp tmpfs mode=1777,size=25% 0 0',
+    ];
+    if (!o.copyUsr) {
+        if (!o.nfsServer) {
+            throw new DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
+        }
+        lines.push(`${o.nfsServer}:${o.usrExport} /usr nfs ${NFS_OPTIONS} 0 0`);
+    }
+    return `${lines.join('\n')}\n`;
 }
 
 ;// CONCATENATED MODULE: ./src/boot/namespace.ts
@@ -71308,6 +71774,7 @@ function run(cmd, args, options = {}) {
 
 
 
+
 const READY = 'diskless-namespace-ready';
 // Runs inside the new namespaces: loopback up, a private /run (and /var/lib/nfs, where
 // NFS programs keep state), then wait.
@@ -71320,9 +71787,6 @@ const SETUP = [
     `echo ${READY}`,
     'exec sleep infinity',
 ].join('\n');
-const sleep = (ms) => new Promise((resolve) => {
-    setTimeout(resolve, ms);
-});
 /** Makes the namespace; its holder is stopped with the other processes of `procs`. */
 async function privateNamespace(procs, work) {
     const log = external_node_path_default().join(work, 'namespace.log');
@@ -71345,9 +71809,9 @@ async function privateNamespace(procs, work) {
             break;
         if (holder.done() || Date.now() > deadline) {
             await procs.stop(holder);
-            throw new DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${text.trim().split('\n').slice(-3).join(' / ') || 'no output'}`);
+            throw new DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
         }
-        await sleep(50);
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
     }
     const enter = (cmd, args) => [
         '--target',
@@ -71390,6 +71854,8 @@ async function listeningPorts(ns) {
  * ganesha keeps old directory entries of a tree rebuilt under it: it is started for each
  * test, after the release was built, and stopped afterwards.
  */
+
+
 
 
 
@@ -71447,13 +71913,6 @@ LOG {
 ${blocks.join('\n')}
 `;
 }
-const nfs_sleep = (ms) => new Promise((resolve) => {
-    setTimeout(resolve, ms);
-});
-async function tailOf(file, lines = 8) {
-    const text = await (0,promises_.readFile)(file, 'utf8').catch(() => '');
-    return text.trim().split('\n').slice(-lines).join(' / ');
-}
 /** Waits until every port accepts connections, or fails when `program` exits first. */
 async function waitForPorts(ns, ports, program, log, timeoutMs) {
     const deadline = Date.now() + timeoutMs;
@@ -71462,12 +71921,12 @@ async function waitForPorts(ns, ports, program, log, timeoutMs) {
         if (ports.every((p) => open.has(p)))
             return;
         if (program.done()) {
-            throw new DisklessError(`${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${await tailOf(log)}`);
+            throw new DisklessError(`${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8)}`);
         }
         if (Date.now() > deadline) {
-            throw new DisklessError(`${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${await tailOf(log)}`);
+            throw new DisklessError(`${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8)}`);
         }
-        await nfs_sleep(200);
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(200);
     }
 }
 /** Starts rpcbind and nfs-ganesha with `exports` in `ns`, their files in `dir`. */
@@ -71513,7 +71972,7 @@ async function startNfsServer(procs, ns, o, reporter) {
         reporter.info(`nfs-ganesha: started, pid ${ganesha.pid}, serving`);
         for (const e of exports)
             reporter.info(`  ${e.pseudo} <- ${e.dir} (read-only)`);
-        return { exports, config, stop };
+        return { stop };
     }
     catch (error) {
         await stop();
@@ -71605,6 +72064,7 @@ function qemuArgs(o) {
  * out. The guest reports facts as `DISKLESS-REPORT <key> <value>` lines.
  */
 
+
 const REPORT_PREFIX = 'DISKLESS-REPORT';
 const BOOT_OK = 'DISKLESS-BOOT-OK';
 const SUCCESS = {
@@ -71619,9 +72079,6 @@ const FAILURES = [
     /You are in emergency mode.*/,
     /Cannot open root device.*/,
 ];
-const serial_sleep = (ms) => new Promise((resolve) => {
-    setTimeout(resolve, ms);
-});
 async function readLog(file) {
     const text = await (0,promises_.readFile)(file, 'utf8').catch(() => '');
     return text.replace(/\r/g, '');
@@ -71633,7 +72090,7 @@ async function watchSerial(o) {
         // Read once more after QEMU exits: the last lines may land between two polls.
         const exited = o.qemu.done();
         const text = await readLog(o.log);
-        if (o.until === 'report' ? SUCCESS.report.test(text) : SUCCESS.login.test(text)) {
+        if (SUCCESS[o.until].test(text)) {
             return { ok: true, seconds: seconds() };
         }
         for (const failure of FAILURES) {
@@ -71655,7 +72112,7 @@ async function watchSerial(o) {
                 why: `the client did not reach the check within ${o.timeoutMs / 1000} s`,
             };
         }
-        await serial_sleep(250);
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(250);
     }
 }
 /** The `DISKLESS-REPORT key value` lines of a log, in order. */
@@ -71672,7 +72129,7 @@ function reportLines(text) {
     return out;
 }
 /** The last `lines` lines of a serial log, for a failure message. */
-function serial_tail(text, lines = 40) {
+function tail(text, lines = 40) {
     return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
@@ -71694,40 +72151,27 @@ function serial_tail(text, lines = 40) {
 
 
 
-/** A boot that did not reach its check: what happened, and the end of the serial console. */
-class BootError extends DisklessError {
-    firmware;
-    serialLog;
-    serialTail;
-    name = 'BootError';
-    constructor(firmware, why, serialLog, serialTail) {
-        super(`${firmware} boot failed: ${why} (serial console: ${serialLog})\n--- the serial console's last lines:\n${serialTail}\n---`);
-        this.firmware = firmware;
-        this.serialLog = serialLog;
-        this.serialTail = serialTail;
-    }
-}
+
+
+
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 async function readIsoBoot(iso, scratch) {
     if (!(await (0,promises_.stat)(iso).catch(() => undefined))?.isFile()) {
         throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
     }
-    // One listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
-    const listing = (await run('xorriso', ['-indev', iso, '-find', '/', '-type', 'f'], { debianPackage: 'xorriso' })).stdout;
-    const configs = [
-        ['bios', '/isolinux/isolinux.cfg'],
-        ['uefi', '/boot/grub/grub.cfg'],
-    ];
+    // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
+    const { files } = await listIso('xorriso', iso);
+    const menus = [
+        ['bios', ISOLINUX_CFG],
+        ['uefi', GRUB_CFG],
+    ]
+        .filter(([, file]) => files.has(`/${file}`))
+        .map(([fw, file]) => ({ fw, file, local: external_node_path_default().join(scratch, `${fw}.cfg`) }));
+    await extractFromIso('xorriso', iso, menus.map((m) => [`/${m.file}`, m.local]));
     const firmware = [];
     const roots = new Map();
-    for (const [fw, file] of configs) {
-        if (!listing.includes(`'${file}'`))
-            continue;
-        const dest = external_node_path_default().join(scratch, `${fw}.cfg`);
-        await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', file, dest], {
-            debianPackage: 'xorriso',
-        });
-        const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(await (0,promises_.readFile)(dest, 'utf8'));
+    for (const { fw, local } of menus) {
+        const m = /\bnfsroot=([^\s,:]+):([^\s,]+)/.exec(await (0,promises_.readFile)(local, 'utf8'));
         if (!m?.[1] || !m[2])
             continue;
         firmware.push(fw);
@@ -71735,7 +72179,7 @@ async function readIsoBoot(iso, scratch) {
     }
     const distinct = [...new Set(roots.values())];
     if (distinct.length === 0) {
-        throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected isolinux/isolinux.cfg or boot/grub/grub.cfg from build-iso)`);
+        throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
     }
     if (distinct.length > 1) {
         throw new DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
@@ -71745,18 +72189,13 @@ async function readIsoBoot(iso, scratch) {
 }
 /** The NFS mounts of a client root's etc/fstab: server and path per mount point. */
 async function fstabNfsMounts(root) {
-    const text = await (0,promises_.readFile)(external_node_path_default().join(root, 'etc/fstab'), 'utf8').catch(() => '');
-    const out = [];
-    for (const raw of text.split('\n')) {
-        const [spec = '', file = '', type = ''] = raw.replace(/#.*/, '').trim().split(/\s+/);
-        if (!/^nfs4?$/.test(type))
-            continue;
-        const colon = spec.indexOf(':');
-        if (colon < 0)
-            continue;
-        out.push({ server: spec.slice(0, colon), path: spec.slice(colon + 1), mountPoint: file });
-    }
-    return out;
+    const text = await (0,promises_.readFile)(external_node_path_default().join(root, FSTAB), 'utf8').catch(() => '');
+    return fstabMounts(text)
+        .filter((m) => /^nfs4?$/.test(m.type) && m.spec.includes(':'))
+        .map((m) => {
+        const colon = m.spec.indexOf(':');
+        return { server: m.spec.slice(0, colon), path: m.spec.slice(colon + 1), mountPoint: m.file };
+    });
 }
 /** Boots `o.iso` once per firmware against an NFS server started for the test. */
 async function bootTest(procs, o, reporter) {
@@ -71821,7 +72260,6 @@ async function bootOnce(ns, procs, o, reporter) {
         serialLog,
         server: o.server,
         ovmfVars,
-        ovmfCode: OVMF_CODE,
         memoryMiB: o.memoryMiB,
     });
     const startedAt = Date.now();
@@ -71839,16 +72277,12 @@ async function bootOnce(ns, procs, o, reporter) {
             startedAt,
         });
         if (!end.ok) {
-            throw new BootError(o.firmware, `${end.why} (after ${end.seconds} s)`, serialLog, serial_tail(await readLog(serialLog)));
+            throw new DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
         }
         reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
         if (o.until === 'report') {
             // The report unit powers the client off; give it time to, then stop QEMU anyway.
-            const deadline = new Promise((resolve) => {
-                setTimeout(() => {
-                    resolve('late');
-                }, 60_000).unref();
-            });
+            const deadline = (0,external_node_timers_promises_namespaceObject.setTimeout)(60_000, 'late', { ref: false });
             if ((await Promise.race([qemu.exited, deadline])) === 'late') {
                 reporter.info('the client did not power off within 60 s; stopping QEMU');
             }
@@ -71856,7 +72290,6 @@ async function bootOnce(ns, procs, o, reporter) {
         return {
             firmware: o.firmware,
             seconds: end.seconds,
-            serialLog,
             report: reportLines(await readLog(serialLog)),
         };
     }
@@ -71867,14 +72300,13 @@ async function bootOnce(ns, procs, o, reporter) {
 
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/boot/processes.ts
 /**
  * The programs a boot test starts (rpcbind, nfs-ganesha, QEMU), tracked by pid so that
  * every one of them is stopped again, in reverse order, even when the test fails or is
  * interrupted: SIGTERM first, SIGKILL when it has not exited after a grace period.
  */
+
 
 
 
@@ -71905,11 +72337,8 @@ class Processes {
         });
         // events.once rejects when the child emits 'error' (e.g. ENOENT) instead of 'spawn'.
         const failure = await (0,external_node_events_.once)(child, 'spawn').then(() => undefined, (error) => error);
-        if (failure) {
-            throw new DisklessError(failure.code === 'ENOENT'
-                ? `${cmd}: command not found; install the Debian package ${o.debianPackage ?? cmd}`
-                : `${showCommand(cmd, args)}: ${failure.message}`);
-        }
+        if (failure)
+            throw spawnError(cmd, args, failure, o.debianPackage);
         const pid = child.pid;
         if (pid === undefined)
             throw new DisklessError(`${showCommand(cmd, args)}: no process id`);
@@ -71929,11 +72358,7 @@ class Processes {
         if (!entry || started.done())
             return;
         entry.child.kill('SIGTERM');
-        const timer = new Promise((resolve) => {
-            setTimeout(() => {
-                resolve('timeout');
-            }, graceMs).unref();
-        });
+        const timer = (0,external_node_timers_promises_namespaceObject.setTimeout)(graceMs, 'timeout', { ref: false });
         if ((await Promise.race([started.exited, timer])) === 'timeout' && !started.done()) {
             entry.child.kill('SIGKILL');
             await started.exited;
@@ -71987,7 +72412,6 @@ async function withProcesses(work) {
 
 async function runBootTest(o, reporter) {
     const work = o.workDir ?? (await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-boot-')));
-    await (0,promises_.mkdir)(work, { recursive: true });
     reporter.info(`boot test: serial consoles and server logs in ${work}`);
     const results = await withProcesses((procs) => bootTest(procs, {
         iso: o.iso,
@@ -72159,7 +72583,7 @@ async function writeFileAtomic(file, data, mode = 0o644) {
         throw error;
     }
 }
-async function exists(file) {
+async function files_exists(file) {
     try {
         await (0,promises_.lstat)(file);
         return true;
@@ -72471,8 +72895,8 @@ async function decide(given, sysroot, reporter) {
     }
     let compress = given.COMPRESS ?? '';
     const tool = COMPRESSORS[compress];
-    if (!tool || !(await exists(external_node_path_default().join(sysroot, tool)))) {
-        const fallback = (await exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
+    if (!tool || !(await files_exists(external_node_path_default().join(sysroot, tool)))) {
+        const fallback = (await files_exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
         if (compress !== '') {
             reporter.warning(`COMPRESS=${compress} in the client's initramfs config is not available in ${sysroot} (no ${tool ?? 'such compressor'}); using ${fallback}`);
         }
@@ -72493,11 +72917,11 @@ async function prepareConfig(root, sysroot, dest, reporter) {
     }
     await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const confFile = external_node_path_default().join(dest, 'initramfs.conf');
-    const conf = (await exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
+    const conf = (await files_exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
     const given = Object.fromEntries(assignments(conf));
     const confD = external_node_path_default().join(dest, 'conf.d');
     const overridden = new Set();
-    const confDNames = (await exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
+    const confDNames = (await files_exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
     for (const name of confDNames) {
         const file = external_node_path_default().join(confD, name);
         if (!(await (0,promises_.lstat)(file)).isFile())
@@ -72543,9 +72967,9 @@ async function packageVersions(sysroot) {
 }
 /** mkinitramfs in the sysroot, or a clear error naming the package. */
 async function findMkinitramfs(sysroot) {
-    if (await exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
+    if (await files_exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
         return;
-    if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
+    if (await files_exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
         return;
     throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
 }
@@ -72656,412 +73080,6 @@ function cacheKey(k) {
         `config\n${treeText(k.config)}`,
     ].join('\n\n'));
     return `diskless-initramfs-${k.kernel.version}-${digest}`;
-}
-
-;// CONCATENATED MODULE: ./src/iso/tools.ts
-/**
- * The host programs and files the ISO is made with, and the Debian package of each.
- * They are looked up before any slow work starts, so a missing one fails the build at
- * once with one line naming what to install, not after a minute of mkinitramfs.
- */
-
-
-
-
-const PROGRAMS = [
-    { name: 'xorriso', debianPackage: 'xorriso', for: 'iso' },
-    { name: 'grub-mkimage', debianPackage: 'grub-common', for: 'uefi' },
-    { name: 'mformat', debianPackage: 'mtools', for: 'uefi' },
-    { name: 'mmd', debianPackage: 'mtools', for: 'uefi' },
-    { name: 'mcopy', debianPackage: 'mtools', for: 'uefi' },
-];
-/** Where Debian's packages put the boot loader files. */
-const LOADER_FILES = {
-    isolinuxBin: { file: '/usr/lib/ISOLINUX/isolinux.bin', debianPackage: 'isolinux' },
-    isohybridMbr: { file: '/usr/lib/ISOLINUX/isohdpfx.bin', debianPackage: 'isolinux' },
-    ldlinux: { file: '/usr/lib/syslinux/modules/bios/ldlinux.c32', debianPackage: 'syslinux-common' },
-    grubEfiModules: {
-        file: '/usr/lib/grub/x86_64-efi/linux.mod',
-        debianPackage: 'grub-efi-amd64-bin',
-    },
-};
-async function isExecutable(file) {
-    try {
-        await (0,promises_.access)(file, external_node_fs_.constants.X_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-async function tools_exists(file) {
-    try {
-        await (0,promises_.access)(file, external_node_fs_.constants.R_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-/** The program's path on PATH (as the environment has it now), or undefined. */
-async function which(name, env = process.env) {
-    for (const dir of (env.PATH ?? '').split(':')) {
-        if (dir === '')
-            continue;
-        const file = external_node_path_default().join(dir, name);
-        if (await isExecutable(file))
-            return file;
-    }
-    return undefined;
-}
-function installLine(what, packages) {
-    const unique = [...new Set(packages)].sort();
-    return `${what.join(', ')} ${what.length === 1 ? 'is' : 'are'} missing; install the Debian package${unique.length === 1 ? '' : 's'} ${unique.join(' ')}`;
-}
-/**
- * Finds every program and loader file the boot mode needs; throws one DisklessError
- * naming all that are missing and the Debian packages that provide them.
- */
-async function findTools(mode) {
-    const uefi = mode !== 'bios';
-    const bios = mode !== 'uefi';
-    const missing = [];
-    const packages = [];
-    const found = {};
-    for (const p of PROGRAMS) {
-        if (p.for === 'uefi' && !uefi)
-            continue;
-        const file = await which(p.name);
-        if (file)
-            found[p.name] = file;
-        else {
-            missing.push(`${p.name} (not on PATH)`);
-            packages.push(p.debianPackage);
-        }
-    }
-    const files = [
-        ...(bios ? [LOADER_FILES.isolinuxBin, LOADER_FILES.ldlinux] : []),
-        LOADER_FILES.isohybridMbr,
-        ...(uefi ? [LOADER_FILES.grubEfiModules] : []),
-    ];
-    for (const f of files) {
-        if (await tools_exists(f.file))
-            continue;
-        missing.push(f === LOADER_FILES.grubEfiModules ? `GRUB's EFI modules (${external_node_path_default().dirname(f.file)})` : f.file);
-        packages.push(f.debianPackage);
-    }
-    if (missing.length > 0)
-        throw new DisklessError(installLine(missing, packages));
-    return {
-        xorriso: found.xorriso ?? 'xorriso',
-        grubMkimage: found['grub-mkimage'] ?? 'grub-mkimage',
-        mformat: found.mformat ?? 'mformat',
-        mmd: found.mmd ?? 'mmd',
-        mcopy: found.mcopy ?? 'mcopy',
-    };
-}
-
-;// CONCATENATED MODULE: ./src/iso/loaders.ts
-/**
- * The ISO's tree and its boot loaders, laid out in a staging directory:
- *
- *   boot/vmlinuz, boot/initrd.img          the kernel and the client initramfs
- *   isolinux/isolinux.bin, ldlinux.c32     BIOS (isolinux 6 needs ldlinux.c32 beside it)
- *   isolinux/isolinux.cfg                  the BIOS menu
- *   boot/grub/grub.cfg                     the UEFI menu
- *   boot/grub/efiboot.img                  El Torito EFI image: a FAT image (mtools) with
- *                                          EFI/BOOT/BOOTX64.EFI from grub-mkimage
- *   boot/grub/diskless-<tag>.id            the file GRUB's embedded config searches for
- *
- * Both menus boot the same kernel with the same command line and talk on the serial
- * console too. Every tool gets SOURCE_DATE_EPOCH and fixed ids, so the tree is the same
- * for the same inputs.
- */
-
-
-
-
-const KERNEL_PATH = 'boot/vmlinuz';
-const INITRD_PATH = 'boot/initrd.img';
-const ISOLINUX_CFG = 'isolinux/isolinux.cfg';
-const GRUB_CFG = 'boot/grub/grub.cfg';
-const EFI_IMAGE = 'boot/grub/efiboot.img';
-const ISOLINUX_BIN = 'isolinux/isolinux.bin';
-const BOOT_CATALOG = 'boot/boot.cat';
-/** The FAT volume id of the EFI image: fixed, so the image is reproducible. */
-const FAT_SERIAL = 'D15C1E55';
-const GRUB_MODULES = [
-    'all_video',
-    'configfile',
-    'echo',
-    'efi_gop',
-    'gzio',
-    'iso9660',
-    'linux',
-    'normal',
-    'part_gpt',
-    'part_msdos',
-    'search',
-    'search_fs_file',
-    'serial',
-    'terminal',
-    'test',
-];
-/** The kernel's command line: the NFS root, DHCP, read-only, the consoles, then `extra`. */
-function kernelCommandLine(nfsRoot, extra) {
-    return [
-        'console=tty0',
-        'console=ttyS0,115200n8',
-        'root=/dev/nfs',
-        `nfsroot=${nfsRoot},vers=3,tcp`,
-        'ip=dhcp',
-        'ro',
-        ...(extra?.trim() ? [extra.trim().replace(/\s+/g, ' ')] : []),
-    ].join(' ');
-}
-function isolinuxConfig(cmdline, label) {
-    return [
-        'SERIAL 0 115200',
-        'DEFAULT diskless',
-        'PROMPT 0',
-        'TIMEOUT 1',
-        'LABEL diskless',
-        `  SAY Booting ${label}`,
-        `  KERNEL /${KERNEL_PATH}`,
-        `  APPEND initrd=/${INITRD_PATH} ${cmdline}`,
-        '',
-    ].join('\n');
-}
-function grubConfig(cmdline, label) {
-    return [
-        'serial --unit=0 --speed=115200',
-        'terminal_input console serial',
-        'terminal_output console serial',
-        'set default=0',
-        'set timeout=1',
-        `menuentry '${label.replace(/'/g, '')}' {`,
-        `  linux /${KERNEL_PATH} ${cmdline}`,
-        `  initrd /${INITRD_PATH}`,
-        '}',
-        '',
-    ].join('\n');
-}
-/** The config built into the EFI binary: find this ISO by its id file, then read its menu. */
-function embeddedGrubConfig(idFile) {
-    return [
-        `search --no-floppy --set=root --file /${idFile}`,
-        'set prefix=($root)/boot/grub',
-        `configfile ($root)/${GRUB_CFG}`,
-        '',
-    ].join('\n');
-}
-async function put(stage, rel, data) {
-    const file = external_node_path_default().join(stage, rel);
-    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
-    await (0,promises_.writeFile)(file, data, { mode: 0o644 });
-}
-async function copyInto(stage, rel, from) {
-    const file = external_node_path_default().join(stage, rel);
-    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
-    await (0,promises_.copyFile)(from, file);
-    await (0,promises_.chmod)(file, 0o644);
-}
-/** Lays out the ISO tree in `stage`: kernel, initramfs, isolinux and the GRUB EFI image. */
-async function stageTree(o) {
-    const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
-    await copyInto(o.stage, KERNEL_PATH, o.kernel);
-    await copyInto(o.stage, INITRD_PATH, o.initrd);
-    const configs = [];
-    if (o.mode !== 'uefi') {
-        await copyInto(o.stage, ISOLINUX_BIN, LOADER_FILES.isolinuxBin.file);
-        await copyInto(o.stage, 'isolinux/ldlinux.c32', LOADER_FILES.ldlinux.file);
-        await put(o.stage, ISOLINUX_CFG, isolinuxConfig(o.cmdline, o.label));
-        configs.push(ISOLINUX_CFG);
-    }
-    if (o.mode === 'bios')
-        return { configs, idFile: undefined, efiBytes: 0 };
-    const idFile = `boot/grub/diskless-${o.tag}.id`;
-    await put(o.stage, idFile, `${o.label}\n`);
-    await put(o.stage, GRUB_CFG, grubConfig(o.cmdline, o.label));
-    configs.push(GRUB_CFG);
-    const embedded = external_node_path_default().join(o.scratch, 'grub-embedded.cfg');
-    await (0,promises_.writeFile)(embedded, embeddedGrubConfig(idFile));
-    const efi = external_node_path_default().join(o.scratch, 'BOOTX64.EFI');
-    // grub-mkimage with the modules built in and the config embedded: unlike
-    // grub-mkstandalone, whose memdisk tar records the build's clock, it is reproducible.
-    await run(o.tools.grubMkimage, [
-        '--format=x86_64-efi',
-        `--output=${efi}`,
-        '--prefix=/boot/grub',
-        `--config=${embedded}`,
-        ...GRUB_MODULES,
-    ], { env, debianPackage: 'grub-common' });
-    const efiBytes = (await (0,promises_.stat)(efi)).size;
-    // FAT12/16 with room for the binary, its directories and the FAT itself.
-    const sectors = Math.ceil((efiBytes * 1.05 + 256 * 1024) / 512 / 64) * 64;
-    const image = external_node_path_default().join(o.stage, EFI_IMAGE);
-    await (0,promises_.mkdir)(external_node_path_default().dirname(image), { recursive: true });
-    const m = { env, debianPackage: 'mtools' };
-    await run(o.tools.mformat, ['-i', image, '-C', '-T', String(sectors), '-N', FAT_SERIAL, '-v', 'EFIBOOT', '::'], m);
-    await run(o.tools.mmd, ['-i', image, '::/EFI', '::/EFI/BOOT'], m);
-    await run(o.tools.mcopy, ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], m);
-    await (0,promises_.chmod)(image, 0o644);
-    return { configs, idFile, efiBytes };
-}
-
-;// CONCATENATED MODULE: ./src/iso/check.ts
-/**
- * Reads the finished ISO back with xorriso before it is handed on: its files (kernel and
- * initramfs of the right sizes, loader files), its El Torito boot records, its isohybrid
- * MBR, the loader configs with the expected command line, and the EFI image's binary and
- * the config built into it. A failure names everything that is missing or wrong.
- */
-
-
-
-
-
-/** Lists the ISO: files with sizes, El Torito records and the system area summary. */
-async function listIso(xorriso, iso) {
-    const { stdout } = await run(xorriso, [
-        '-indev',
-        iso,
-        '-report_el_torito',
-        'plain',
-        '-report_system_area',
-        'plain',
-        '-find',
-        '/',
-        '-type',
-        'f',
-        '-exec',
-        'lsdl',
-        '--',
-    ], { debianPackage: 'xorriso' });
-    const files = new Map();
-    const numbered = new Map();
-    let systemArea = '';
-    for (const line of stdout.split('\n')) {
-        const file = /^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)\s+.*?'(\/.*)'$/.exec(line);
-        if (file?.[1] && file[2])
-            files.set(file[2].replace(/'"'"'/g, "'"), Number(file[1]));
-        const img = /^El Torito boot img :\s+(\d+)\s+(\S+)/.exec(line);
-        if (img?.[1] && img[2])
-            numbered.set(img[1], { ...numbered.get(img[1]), platform: img[2] });
-        const imgPath = /^El Torito img path :\s+(\d+)\s+(\S.*)$/.exec(line);
-        if (imgPath?.[1] && imgPath[2]) {
-            numbered.set(imgPath[1], { ...numbered.get(imgPath[1]), path: imgPath[2].trim() });
-        }
-        const area = /^System area summary:\s*(.*)$/.exec(line);
-        if (area?.[1])
-            systemArea = area[1].trim();
-    }
-    const bootRecords = [...numbered.values()].map((r) => ({
-        platform: r.platform ?? '?',
-        path: r.path ?? '?',
-    }));
-    return { files, bootRecords, systemArea };
-}
-async function extract(xorriso, iso, pairs) {
-    if (pairs.length === 0)
-        return;
-    await run(xorriso, ['-indev', iso, '-osirrox', 'on', ...pairs.flatMap(([from, to]) => ['-extract', from, to])], { debianPackage: 'xorriso' });
-}
-/** Checks the ISO; returns its listing, or throws naming every problem found. */
-async function checkIso(tools, iso, scratch, want) {
-    const listing = await listIso(tools.xorriso, iso);
-    const problems = [];
-    const bios = want.mode !== 'uefi';
-    const uefi = want.mode !== 'bios';
-    const expectFile = (rel, bytes) => {
-        const size = listing.files.get(`/${rel}`);
-        if (size === undefined)
-            problems.push(`no /${rel}`);
-        else if (bytes !== undefined && size !== bytes) {
-            problems.push(`/${rel} has ${size} bytes, not ${bytes}`);
-        }
-    };
-    expectFile(KERNEL_PATH, want.kernelBytes);
-    expectFile(INITRD_PATH, want.initrdBytes);
-    const record = (platform, image) => {
-        if (!listing.bootRecords.some((r) => r.platform === platform && r.path === `/${image}`)) {
-            problems.push(`no ${platform} El Torito boot record for /${image}`);
-        }
-    };
-    if (bios) {
-        expectFile(ISOLINUX_BIN);
-        expectFile('isolinux/ldlinux.c32');
-        expectFile(ISOLINUX_CFG);
-        record('BIOS', ISOLINUX_BIN);
-        if (!/\bMBR isohybrid\b/.test(listing.systemArea)) {
-            problems.push(`no isohybrid MBR (system area: ${listing.systemArea || 'empty'})`);
-        }
-    }
-    if (uefi) {
-        expectFile(EFI_IMAGE);
-        expectFile(GRUB_CFG);
-        if (want.idFile)
-            expectFile(want.idFile);
-        record('UEFI', EFI_IMAGE);
-    }
-    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(scratch, 'check-'));
-    try {
-        const wanted = [];
-        if (bios && listing.files.has(`/${ISOLINUX_CFG}`)) {
-            wanted.push([`/${ISOLINUX_CFG}`, external_node_path_default().join(dir, 'isolinux.cfg')]);
-        }
-        if (uefi && listing.files.has(`/${GRUB_CFG}`)) {
-            wanted.push([`/${GRUB_CFG}`, external_node_path_default().join(dir, 'grub.cfg')]);
-        }
-        if (uefi && listing.files.has(`/${EFI_IMAGE}`)) {
-            wanted.push([`/${EFI_IMAGE}`, external_node_path_default().join(dir, 'efiboot.img')]);
-        }
-        await extract(tools.xorriso, iso, wanted);
-        const has = (file) => wanted.some(([, to]) => to === external_node_path_default().join(dir, file));
-        if (has('isolinux.cfg')) {
-            const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'isolinux.cfg'), 'utf8');
-            if (!cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)) {
-                problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
-            }
-            if (!/^SERIAL 0 115200$/m.test(cfg))
-                problems.push(`/${ISOLINUX_CFG} has no serial console`);
-        }
-        if (has('grub.cfg')) {
-            const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'grub.cfg'), 'utf8');
-            const lines = cfg.split('\n').map((l) => l.trim());
-            if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
-                problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
-            }
-            if (!lines.includes(`initrd /${INITRD_PATH}`))
-                problems.push(`/${GRUB_CFG} loads no initramfs`);
-            if (!lines.includes('terminal_output console serial')) {
-                problems.push(`/${GRUB_CFG} has no serial console`);
-            }
-        }
-        if (has('efiboot.img')) {
-            const efi = external_node_path_default().join(dir, 'BOOTX64.EFI');
-            try {
-                await run(tools.mcopy, ['-i', external_node_path_default().join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
-                    env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
-                    debianPackage: 'mtools',
-                });
-                const binary = await (0,promises_.readFile)(efi);
-                if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
-                    problems.push(`the EFI image's GRUB does not search for /${want.idFile}`);
-                }
-            }
-            catch {
-                problems.push(`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`);
-            }
-        }
-    }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true });
-    }
-    if (problems.length > 0) {
-        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
-    }
-    return listing;
 }
 
 ;// CONCATENATED MODULE: ./src/iso/iso.ts
@@ -73922,56 +73940,6 @@ function exclusions(c) {
             ...c.extra,
         ]),
     ];
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/fstab.ts
-/**
- * The client's fstab: / is mounted read-only over NFS by the initramfs, so fstab holds
- * tmpfs /var and /tmp and, unless /usr is copied, the read-only NFS /usr that
- * initramfs-tools mounts before switching root (with options klibc's nfsmount knows).
- * It comes from the template (checked here before anything is touched) or is generated.
- */
-
-const FSTAB = 'etc/fstab';
-/** The NFS options klibc's nfsmount understands (no `defaults`), NFSv3 over TCP. */
-const NFS_OPTIONS = 'ro,nolock,tcp,vers=3,port=2049';
-function mounts(text) {
-    return text
-        .split('\n')
-        .map((line) => line.replace(/#.*/, '').trim())
-        .filter((line) => line !== '')
-        .map((line) => {
-        const [spec = '', file = '', type = ''] = line.split(/\s+/);
-        return { spec, file: file.replace(/\/+$/, '') || '/', type };
-    });
-}
-/** Throws when a template fstab would leave the client without its writable or /usr mounts. */
-function checkFstab(text, o) {
-    const all = mounts(text);
-    for (const dir of ['/var', '/tmp']) {
-        const m = all.find((x) => x.file === dir);
-        if (m?.type !== 'tmpfs') {
-            throw new DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
-        }
-    }
-    if (!o.copyUsr && !all.some((x) => x.file === '/usr')) {
-        throw new DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
-    }
-}
-/** An fstab for a template that has none. */
-function generateFstab(o) {
-    const lines = [
-        '# Written by diskless-node build-rootfs. / is mounted read-only over NFS by the initramfs.',
-        'tmpfs /var tmpfs mode=0755,size=25% 0 0',
-        'tmpfs /tmp tmpfs mode=1777,size=25% 0 0',
-    ];
-    if (!o.copyUsr) {
-        if (!o.nfsServer) {
-            throw new DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
-        }
-        lines.push(`${o.nfsServer}:${o.usrExport} /usr nfs ${NFS_OPTIONS} 0 0`);
-    }
-    return `${lines.join('\n')}\n`;
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/guard.ts
@@ -75546,6 +75514,7 @@ function parseRetryAfter(value, now = Date.now()) {
  * Retry-After. Only transient failures are retried; anything else fails at once.
  */
 
+
 const defaultRetryPolicy = {
     attempts: 6,
     baseDelayMs: 250,
@@ -75560,7 +75529,6 @@ function backoffDelay(policy, attempt, error, random = Math.random) {
         return jittered;
     return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
 }
-const retry_sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Runs `work` until it succeeds, fails with a non-transient error, or has used every
  * attempt; `onRetry` hears about each failure that will be retried.
@@ -75575,7 +75543,7 @@ async function withRetry(work, policy, onRetry = () => undefined) {
                 throw error;
             const delay = backoffDelay(policy, attempt, error);
             onRetry(error, attempt, delay);
-            await retry_sleep(delay);
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
         }
     }
 }
