@@ -18,16 +18,6 @@ export class InputError extends DisklessError {
   }
 }
 
-/** A step whose inputs are valid but whose work belongs to an issue that has not landed. */
-export class NotBuiltError extends DisklessError {
-  override name = 'NotBuiltError';
-  constructor(step: string, issue: number) {
-    super(
-      `${step}: the inputs are valid, but this step is not built yet (issue #${issue}); nothing was changed`,
-    );
-  }
-}
-
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

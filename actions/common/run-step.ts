@@ -3,6 +3,7 @@
  * library step, publish outputs and the job summary, and turn any error into a single
  * `core.setFailed` (exit code 1). Each action's main.ts is a one-line call to this.
  */
+import { secretInputs } from '../../src/inputs/read.js';
 import * as core from '@actions/core';
 import { DisklessError, errorMessage, redact } from '../../src/errors.js';
 import type { Reporter } from '../../src/report.js';
@@ -28,9 +29,8 @@ function html(text: string): string {
 
 export async function runStep(step: Step): Promise<void> {
   // Mask every credential before anything else can print, even a validation error.
-  const secrets = Object.entries(step.inputs.fields)
-    .filter(([, field]) => field.secret)
-    .map(([name]) => core.getInput(name))
+  const secrets = secretInputs(step.inputs)
+    .map((name) => core.getInput(name))
     .filter((value) => value !== '');
   for (const secret of secrets) core.setSecret(secret);
 

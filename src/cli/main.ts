@@ -4,6 +4,7 @@
  * and the same inputs as the actions. Logs go to stderr; the step's outputs go to
  * stdout as name=value lines (or one JSON object with --json) so they can be chained.
  */
+import { secretInputs } from '../inputs/read.js';
 import { DisklessError, errorMessage, redact } from '../errors.js';
 import { streamReporter } from '../report.js';
 import { isStepName, steps, type Step } from '../steps.js';
@@ -47,8 +48,7 @@ async function runStepCommand(step: Step, args: string[]): Promise<number> {
   }
   const get = flagSource(parsed, step.inputs.fields, process.env);
   const secrets: string[] = [];
-  for (const [name, field] of Object.entries(step.inputs.fields)) {
-    if (!field.secret) continue;
+  for (const name of secretInputs(step.inputs)) {
     secrets.push(get(name) ?? '');
     if (parsed.raw.has(name)) {
       console.error(`warning: --${name} is visible to other users in ps; prefer ${envName(name)}`);

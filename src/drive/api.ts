@@ -15,7 +15,6 @@ export interface DriveInfo {
   claimType: string;
   /** Set while a server has the drive attached. */
   claimed: string | undefined;
-  imaging: string | undefined;
   /** The user:* metadata, keys without the `user:` prefix. */
   meta: Record<string, string>;
   /** The drive's write counters; undefined when the API does not report them. */
@@ -70,7 +69,6 @@ export function toDriveInfo(o: Json): DriveInfo {
     size,
     claimType: str(o['claim:type']) ?? 'exclusive',
     claimed: str(o.claimed) || undefined,
-    imaging: str(o.imaging) || undefined,
     meta,
     writeRequests: num(o['write:requests']),
     writeBytes: num(o['write:bytes']),
@@ -171,12 +169,6 @@ export class DriveApi {
     return withRetry(work, this.retry, this.onRetry);
   }
 
-  async list(): Promise<string[]> {
-    const out = await this.retried(() => this.json('GET', 'drives/list'));
-    if (!Array.isArray(out)) return [];
-    return out.map((d) => (typeof d === 'string' ? d : (str((d as Json).drive) ?? '')));
-  }
-
   async infoAll(): Promise<DriveInfo[]> {
     const out = await this.retried(() => this.json('GET', 'drives/info'));
     return Array.isArray(out) ? out.map((d) => toDriveInfo(d as Json)) : [];
@@ -186,7 +178,7 @@ export class DriveApi {
     return toDriveInfo((await this.retried(() => this.json('GET', `drives/${uuid}/info`))) as Json);
   }
 
-  /** Not retried here: a create whose answer was lost may have happened (see ensureDrive). */
+  /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
   async create(fields: Record<string, string>): Promise<DriveInfo> {
     return toDriveInfo((await this.json('POST', 'drives/create', fields)) as Json);
   }
@@ -195,10 +187,6 @@ export class DriveApi {
     return toDriveInfo(
       (await this.retried(() => this.json('POST', `drives/${uuid}/set`, fields))) as Json,
     );
-  }
-
-  async destroy(uuid: string): Promise<void> {
-    await this.retried(() => this.exchange('POST', `drives/${uuid}/destroy`));
   }
 
   /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */

@@ -66,6 +66,22 @@ function one(key: string, value: string | string[]): string {
   return value;
 }
 
+/** One value out of `choices`, else a usage error naming the field and the choices. */
+function oneOf<const C extends string>(
+  key: string,
+  value: string | string[],
+  choices: readonly C[],
+): C {
+  const v = one(key, value);
+  if (!(choices as readonly string[]).includes(v)) {
+    throw new ApiError(
+      'usage',
+      `Invalid ${key} ${JSON.stringify(v)}: expected ${choices.join(' or ')}`,
+    );
+  }
+  return v as C;
+}
+
 function many(value: string | string[]): string[] {
   return (Array.isArray(value) ? value : value.split(/\s+/)).filter((v) => v !== '');
 }
@@ -92,17 +108,9 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
       case 'size':
         changes.size = parseDriveSize(one(key, value));
         break;
-      case 'claim:type': {
-        const claim = one(key, value);
-        if (claim !== 'exclusive' && claim !== 'shared') {
-          throw new ApiError(
-            'usage',
-            `Invalid claim:type ${JSON.stringify(claim)}: expected exclusive or shared`,
-          );
-        }
-        changes.claimType = claim;
+      case 'claim:type':
+        changes.claimType = oneOf(key, value, ['exclusive', 'shared']);
         break;
-      }
       case 'readers': {
         const readers = many(value);
         const bad = readers.find((r) => !UUID_PATTERN.test(r));
@@ -115,17 +123,9 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
       case 'tags':
         changes.tags = many(value);
         break;
-      case 'encryption:cipher': {
-        const cipher = one(key, value);
-        if (cipher !== 'none' && cipher !== 'aes-xts-plain') {
-          throw new ApiError(
-            'usage',
-            `Invalid encryption:cipher ${JSON.stringify(cipher)}: expected none or aes-xts-plain`,
-          );
-        }
-        changes.encryptionCipher = cipher;
+      case 'encryption:cipher':
+        changes.encryptionCipher = oneOf(key, value, ['none', 'aes-xts-plain']);
         break;
-      }
       case 'tier': {
         const tier = one(key, value);
         if (!/^[a-z][a-z0-9-]*$/.test(tier)) {

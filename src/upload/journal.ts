@@ -21,9 +21,6 @@ export interface JournalHeader {
 }
 
 export interface Journal {
-  header: JournalHeader;
-  /** Chunks confirmed written. */
-  done: Set<number>;
   /** Journals chunk `index` as written. */
   confirm(index: number): Promise<void>;
   remove(): Promise<void>;
@@ -79,17 +76,13 @@ export async function findJournal(
 export async function openJournal(
   stateDir: string,
   header: JournalHeader,
-  done: Set<number>,
   resumed: boolean,
 ): Promise<Journal> {
   const file = journalFile(stateDir, header.drive);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   if (!resumed) await writeFile(file, `${JSON.stringify(header)}\n`, { mode: 0o600 });
   return {
-    header,
-    done,
     async confirm(index) {
-      done.add(index);
       await appendFile(file, `${index}\n`);
     },
     remove: () => rm(file, { force: true }),

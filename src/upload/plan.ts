@@ -6,9 +6,9 @@
  * zeros. When nothing is known, every chunk is sent.
  */
 import type { DriveInfo } from '../drive/api.js';
-import { type ImageDigests } from './image.js';
+import { chunkLength, type ImageDigests } from './image.js';
 import { findJournal } from './journal.js';
-import { shortDigest, trustedRecord } from './record.js';
+import { shortDigest, trustedRecord, type DriveRecord } from './record.js';
 
 export interface Plan {
   /** Chunks to send, ascending. */
@@ -17,8 +17,6 @@ export interface Plan {
   todoBytes: number;
   /** Short digest per chunk of what the drive held when this upload began ('' = unknown). */
   basis: string[];
-  /** Chunks an interrupted run already had confirmed. */
-  done: Set<number>;
   resumed: boolean;
   /** The drive's record says it holds this very image. */
   upToDate: boolean;
@@ -28,6 +26,7 @@ export interface Plan {
 
 function basisOf(
   drive: DriveInfo | undefined,
+  record: DriveRecord | undefined,
   d: ImageDigests,
 ): { basis: string[]; source: string } {
   const unknown = () => d.chunks.map(() => '');
@@ -37,7 +36,6 @@ function basisOf(
       source: 'new drive (reads as zeros)',
     };
   }
-  const record = trustedRecord(drive);
   if (!record) {
     const why = drive.meta['diskless-sha256']
       ? 'written to since the last upload'
@@ -57,7 +55,7 @@ export async function planUpload(
 ): Promise<Plan> {
   const record = drive ? trustedRecord(drive) : undefined;
   const upToDate = !!record && record.sha256 === d.sha256 && record.size === d.size;
-  let { basis, source } = basisOf(drive, d);
+  let { basis, source } = basisOf(drive, record, d);
   let done = new Set<number>();
   let resumed = false;
   if (drive && !upToDate) {
@@ -72,9 +70,6 @@ export async function planUpload(
   const todo = upToDate
     ? []
     : d.chunks.flatMap((digest, i) => (done.has(i) || basis[i] === shortDigest(digest) ? [] : [i]));
-  const todoBytes = todo.reduce(
-    (sum, i) => sum + Math.min(d.chunkSize, d.size - i * d.chunkSize),
-    0,
-  );
-  return { todo, todoBytes, basis, done, resumed, upToDate, source };
+  const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+  return { todo, todoBytes, basis, resumed, upToDate, source };
 }

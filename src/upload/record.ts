@@ -4,10 +4,11 @@
  * that moment. The next run trusts it only while those counters are unchanged (nobody
  * wrote to the drive since), and then sends only the chunks whose digest differs.
  */
+import { chunkCount } from './image.js';
 import type { DriveInfo } from '../drive/api.js';
 
 /** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
-export const SHORT = 12;
+const SHORT = 12;
 
 export interface DriveRecord {
   sha256: string;
@@ -48,7 +49,7 @@ export function decodeRecord(meta: Record<string, string>): DriveRecord | undefi
   const packed = meta[KEYS.chunks] ?? '';
   const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
   if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0)) return undefined;
-  if (packed.length !== Math.ceil(size / chunkSize) * SHORT) return undefined;
+  if (packed.length !== chunkCount(size, chunkSize) * SHORT) return undefined;
   const chunks: string[] = [];
   for (let i = 0; i < packed.length; i += SHORT) chunks.push(packed.slice(i, i + SHORT));
   return {

@@ -14,8 +14,6 @@ import { chunkLength, readFully, type ImageDigests } from './image.js';
 
 export interface TransferStats {
   chunksSent: number;
-  /** Image bytes the sent chunks hold. */
-  bytesRaw: number;
   /** Bytes of chunk bodies on the wire (after compression), successful requests only. */
   bytesSent: number;
   /** Chunks sent gzip-compressed. */
@@ -25,7 +23,7 @@ export interface TransferStats {
 }
 
 export function emptyStats(): TransferStats {
-  return { chunksSent: 0, bytesRaw: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
+  return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
 
 export interface Transfer {
@@ -64,7 +62,6 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
           },
         );
         t.stats.chunksSent++;
-        t.stats.bytesRaw += raw.length;
         t.stats.bytesSent += body.data.length;
         if (body.gzip) t.stats.chunksCompressed++;
         await t.confirmed(index, raw.length);

@@ -10,7 +10,7 @@ import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 import { timedPhases, type Reporter, type StepReport } from '../report.js';
-import { chunkCount, digestImage, imageIdentity, imageSize, type ImageDigests } from './image.js';
+import { digestImage, imageIdentity, imageSize, type ImageDigests } from './image.js';
 import { defaultStateDir, openJournal } from './journal.js';
 import type { UploadDriveOptions } from './options.js';
 import { planUpload, type Plan } from './plan.js';
@@ -134,7 +134,7 @@ export async function upload(
       claimTypeChanged: prepared?.claimTypeChanged,
       sha256: digests.sha256,
       imageBytes: size,
-      chunksTotal: chunkCount(size, o.chunkSize),
+      chunksTotal: digests.chunks.length,
       chunksSkipped: digests.chunks.length - plan.todo.length,
       chunksVerified: 0,
       chunksRewritten: 0,
@@ -210,7 +210,6 @@ async function write(
             chunkSize: o.chunkSize,
             basis: plan.basis,
           },
-          plan.done,
           plan.resumed,
         )
       : undefined;

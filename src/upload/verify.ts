@@ -45,14 +45,13 @@ export async function findMismatches(
   indexes: readonly number[],
   concurrency: number,
   sample: 'one-piece' | 'whole' = 'whole',
-  random = Math.random,
 ): Promise<number[]> {
   const pieces = indexes.flatMap((index) => {
     const start = index * d.chunkSize;
     const length = chunkLength(index, d.size, d.chunkSize);
     if (sample === 'one-piece') {
       const size = Math.min(SAMPLE_PIECE, length);
-      const at = Math.floor(random() * Math.floor(length / size)) * size;
+      const at = Math.floor(Math.random() * Math.floor(length / size)) * size;
       return [{ index, offset: start + at, size }];
     }
     return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({

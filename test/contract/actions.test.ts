@@ -14,8 +14,6 @@ interface Case {
   valid: () => Record<string, string>;
   missing: string;
   malformed: [input: string, value: string, expected: string];
-  /** The issue of a step that is not built yet; built steps have their own run below. */
-  issue?: number;
 }
 
 const cases: Case[] = [
@@ -61,16 +59,6 @@ describe.each(cases)('$action bundle', (c) => {
     expect(line).toContain(`got "${value}"`);
     expect(line).toContain(expected);
     expect(line).not.toContain('\n');
-  });
-
-  if (c.issue === undefined) return;
-  it('validates good inputs, then says the step is not built yet instead of faking success', async () => {
-    const run = await runAction({ actionDir: dir, inputs: c.valid() });
-    expect(run.exitCode).toBe(1);
-    expect(failureLine(run)).toBe(
-      `${c.action}: the inputs are valid, but this step is not built yet (issue #${c.issue ?? 0}); nothing was changed`,
-    );
-    expect(run.outputs).toEqual({});
   });
 });
 

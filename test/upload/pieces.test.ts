@@ -104,7 +104,7 @@ describe('resume journal', () => {
       chunkSize: 4,
       basis: ['', ''],
     };
-    const j = await openJournal(dir, header, new Set(), false);
+    const j = await openJournal(dir, header, false);
     await j.confirm(3);
     await j.confirm(1);
     await appendFile(path.join(dir, 'uploads', 'd1.journal'), '2'); // cut mid-line
@@ -122,7 +122,6 @@ describe('resume journal', () => {
     await openJournal(
       dir,
       { version: 1, drive: 'd2', sha256: 'aa', chunkSize: 4, basis: [] },
-      new Set(),
       false,
     );
     const text = await readFile(path.join(dir, 'uploads', 'd2.journal'), 'utf8');

@@ -71127,13 +71127,6 @@ class InputError extends DisklessError {
         this.input = input;
     }
 }
-/** A step whose inputs are valid but whose work belongs to an issue that has not landed. */
-class NotBuiltError extends DisklessError {
-    name = 'NotBuiltError';
-    constructor(step, issue) {
-        super(`${step}: the inputs are valid, but this step is not built yet (issue #${issue}); nothing was changed`);
-    }
-}
 function errorMessage(error) {
     return error instanceof Error ? error.message : String(error);
 }
@@ -75596,7 +75589,6 @@ function toDriveInfo(o) {
         size,
         claimType: str(o['claim:type']) ?? 'exclusive',
         claimed: str(o.claimed) || undefined,
-        imaging: str(o.imaging) || undefined,
         meta,
         writeRequests: num(o['write:requests']),
         writeBytes: num(o['write:bytes']),
@@ -75679,12 +75671,6 @@ class DriveApi {
     retried(work) {
         return withRetry(work, this.retry, this.onRetry);
     }
-    async list() {
-        const out = await this.retried(() => this.json('GET', 'drives/list'));
-        if (!Array.isArray(out))
-            return [];
-        return out.map((d) => (typeof d === 'string' ? d : (str(d.drive) ?? '')));
-    }
     async infoAll() {
         const out = await this.retried(() => this.json('GET', 'drives/info'));
         return Array.isArray(out) ? out.map((d) => toDriveInfo(d)) : [];
@@ -75692,15 +75678,12 @@ class DriveApi {
     async info(uuid) {
         return toDriveInfo((await this.retried(() => this.json('GET', `drives/${uuid}/info`))));
     }
-    /** Not retried here: a create whose answer was lost may have happened (see ensureDrive). */
+    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
     async create(fields) {
         return toDriveInfo((await this.json('POST', 'drives/create', fields)));
     }
     async set(uuid, fields) {
         return toDriveInfo((await this.retried(() => this.json('POST', `drives/${uuid}/set`, fields))));
-    }
-    async destroy(uuid) {
-        await this.retried(() => this.exchange('POST', `drives/${uuid}/destroy`));
     }
     /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
     read(uuid, offset, size) {
@@ -75897,16 +75880,13 @@ async function findJournal(stateDir, drive, sha256, chunkSize) {
     return { header, done };
 }
 /** Starts (or continues) the journal for this upload. */
-async function openJournal(stateDir, header, done, resumed) {
+async function openJournal(stateDir, header, resumed) {
     const file = journalFile(stateDir, header.drive);
     await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true, mode: 0o700 });
     if (!resumed)
         await (0,promises_.writeFile)(file, `${JSON.stringify(header)}\n`, { mode: 0o600 });
     return {
-        header,
-        done,
         async confirm(index) {
-            done.add(index);
             await (0,promises_.appendFile)(file, `${index}\n`);
         },
         remove: () => (0,promises_.rm)(file, { force: true }),
@@ -75914,6 +75894,13 @@ async function openJournal(stateDir, header, done, resumed) {
 }
 
 ;// CONCATENATED MODULE: ./src/upload/record.ts
+/**
+ * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
+ * size and chunk size, a short digest per chunk, and the drive's write counters at
+ * that moment. The next run trusts it only while those counters are unchanged (nobody
+ * wrote to the drive since), and then sends only the chunks whose digest differs.
+ */
+
 /** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
 const SHORT = 12;
 const KEYS = {
@@ -75943,7 +75930,7 @@ function decodeRecord(meta) {
     const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
     if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
         return undefined;
-    if (packed.length !== Math.ceil(size / chunkSize) * SHORT)
+    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
         return undefined;
     const chunks = [];
     for (let i = 0; i < packed.length; i += SHORT)
@@ -75971,7 +75958,7 @@ function trustedRecord(drive) {
 
 
 
-function basisOf(drive, d) {
+function basisOf(drive, record, d) {
     const unknown = () => d.chunks.map(() => '');
     if (!drive) {
         return {
@@ -75979,7 +75966,6 @@ function basisOf(drive, d) {
             source: 'new drive (reads as zeros)',
         };
     }
-    const record = trustedRecord(drive);
     if (!record) {
         const why = drive.meta['diskless-sha256']
             ? 'written to since the last upload'
@@ -75994,7 +75980,7 @@ function basisOf(drive, d) {
 async function planUpload(drive, d, stateDir) {
     const record = drive ? trustedRecord(drive) : undefined;
     const upToDate = !!record && record.sha256 === d.sha256 && record.size === d.size;
-    let { basis, source } = basisOf(drive, d);
+    let { basis, source } = basisOf(drive, record, d);
     let done = new Set();
     let resumed = false;
     if (drive && !upToDate) {
@@ -76009,8 +75995,8 @@ async function planUpload(drive, d, stateDir) {
     const todo = upToDate
         ? []
         : d.chunks.flatMap((digest, i) => (done.has(i) || basis[i] === shortDigest(digest) ? [] : [i]));
-    const todoBytes = todo.reduce((sum, i) => sum + Math.min(d.chunkSize, d.size - i * d.chunkSize), 0);
-    return { todo, todoBytes, basis, done, resumed, upToDate, source };
+    const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    return { todo, todoBytes, basis, resumed, upToDate, source };
 }
 
 ;// CONCATENATED MODULE: ./src/upload/progress.ts
@@ -76169,7 +76155,7 @@ async function chunkBody(raw) {
 
 
 function emptyStats() {
-    return { chunksSent: 0, bytesRaw: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
+    return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
 async function sendChunks(t, indexes) {
     const { size, chunkSize, chunks } = t.digests;
@@ -76189,7 +76175,6 @@ async function sendChunks(t, indexes) {
                     t.onRetry(index, error, attempt, delay);
                 });
                 t.stats.chunksSent++;
-                t.stats.bytesRaw += raw.length;
                 t.stats.bytesSent += body.data.length;
                 if (body.gzip)
                     t.stats.chunksCompressed++;
@@ -76251,13 +76236,13 @@ const SAMPLE_PIECE = 256 * 1024;
  * piece read back is hashed as it streams in and compared with the same piece of the
  * image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample = 'whole', random = Math.random) {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample = 'whole') {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
         if (sample === 'one-piece') {
             const size = Math.min(SAMPLE_PIECE, length);
-            const at = Math.floor(random() * Math.floor(length / size)) * size;
+            const at = Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
         return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
@@ -76379,7 +76364,7 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
             claimTypeChanged: prepared?.claimTypeChanged,
             sha256: digests.sha256,
             imageBytes: size,
-            chunksTotal: chunkCount(size, o.chunkSize),
+            chunksTotal: digests.chunks.length,
             chunksSkipped: digests.chunks.length - plan.todo.length,
             chunksVerified: 0,
             chunksRewritten: 0,
@@ -76434,7 +76419,7 @@ async function write(o, reporter, phase, c) {
             sha256: digests.sha256,
             chunkSize: o.chunkSize,
             basis: plan.basis,
-        }, plan.done, plan.resumed)
+        }, plan.resumed)
         : undefined;
     if (journal) {
         await phase('send', `Send ${plan.todo.length} chunks (${o.concurrency} at a time)`, async () => {
@@ -76626,6 +76611,7 @@ var core = __nccwpck_require__(3838);
  */
 
 
+
 const coreReporter = {
     info: (message) => {
         core/* info */.pq(message);
@@ -76644,9 +76630,8 @@ function html(text) {
 }
 async function runStep(step) {
     // Mask every credential before anything else can print, even a validation error.
-    const secrets = Object.entries(step.inputs.fields)
-        .filter(([, field]) => field.secret)
-        .map(([name]) => core/* getInput */.V4(name))
+    const secrets = secretInputs(step.inputs)
+        .map((name) => core/* getInput */.V4(name))
         .filter((value) => value !== '');
     for (const secret of secrets)
         core/* setSecret */.Pq(secret);
