@@ -48151,13 +48151,6 @@ class InputError extends DisklessError {
         this.input = input;
     }
 }
-/** A step whose inputs are valid but whose work belongs to an issue that has not landed. */
-class NotBuiltError extends DisklessError {
-    name = 'NotBuiltError';
-    constructor(step, issue) {
-        super(`${step}: the inputs are valid, but this step is not built yet (issue #${issue}); nothing was changed`);
-    }
-}
 function errorMessage(error) {
     return error instanceof Error ? error.message : String(error);
 }
@@ -48165,67 +48158,6 @@ function errorMessage(error) {
 function redact(text, secrets) {
     return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
 }
-
-;// CONCATENATED MODULE: ./src/report.ts
-/**
- * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
- * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
- */
-function timedPhases(reporter) {
-    const seconds = {};
-    return {
-        seconds,
-        async phase(key, title, work) {
-            const started = performance.now();
-            try {
-                return await reporter.group(title, work);
-            }
-            finally {
-                seconds[key] = (seconds[key] ?? 0) + (performance.now() - started) / 1000;
-            }
-        },
-    };
-}
-/** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
-function humanBytes(bytes) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let v = bytes;
-    let u = 0;
-    while (v >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
-}
-/** A reporter that prints to a stream, for the CLI and local runs. */
-function streamReporter(write, debug = false) {
-    let depth = 0;
-    const indent = () => '  '.repeat(depth);
-    return {
-        info: (message) => {
-            write(`${indent()}${message}`);
-        },
-        warning: (message, where) => {
-            write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`);
-        },
-        debug: (message) => {
-            if (debug)
-                write(`${indent()}debug: ${message}`);
-        },
-        async group(name, work) {
-            write(`${indent()}> ${name}`);
-            depth += 1;
-            try {
-                return await work();
-            }
-            finally {
-                depth -= 1;
-            }
-        },
-    };
-}
-/** A reporter that drops everything, for library callers that want silence. */
-const silentReporter = streamReporter(() => undefined);
 
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
@@ -48429,6 +48361,67 @@ function secretInputs(schema) {
         .filter(([, field]) => field.secret)
         .map(([name]) => name);
 }
+
+;// CONCATENATED MODULE: ./src/report.ts
+/**
+ * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
+ * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
+ */
+function timedPhases(reporter) {
+    const seconds = {};
+    return {
+        seconds,
+        async phase(key, title, work) {
+            const started = performance.now();
+            try {
+                return await reporter.group(title, work);
+            }
+            finally {
+                seconds[key] = (seconds[key] ?? 0) + (performance.now() - started) / 1000;
+            }
+        },
+    };
+}
+/** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
+function humanBytes(bytes) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = bytes;
+    let u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
+}
+/** A reporter that prints to a stream, for the CLI and local runs. */
+function streamReporter(write, debug = false) {
+    let depth = 0;
+    const indent = () => '  '.repeat(depth);
+    return {
+        info: (message) => {
+            write(`${indent()}${message}`);
+        },
+        warning: (message, where) => {
+            write(`${indent()}warning: ${where?.file ? `${where.file}: ` : ''}${message}`);
+        },
+        debug: (message) => {
+            if (debug)
+                write(`${indent()}debug: ${message}`);
+        },
+        async group(name, work) {
+            write(`${indent()}> ${name}`);
+            depth += 1;
+            try {
+                return await work();
+            }
+            finally {
+                depth -= 1;
+            }
+        },
+    };
+}
+/** A reporter that drops everything, for library callers that want silence. */
+const silentReporter = streamReporter(() => undefined);
 
 ;// CONCATENATED MODULE: ./src/boot/options.ts
 /** Inputs of boot-test (action.yml and `diskless boot-test` flags). */
@@ -52764,7 +52757,6 @@ function toDriveInfo(o) {
         size,
         claimType: str(o['claim:type']) ?? 'exclusive',
         claimed: str(o.claimed) || undefined,
-        imaging: str(o.imaging) || undefined,
         meta,
         writeRequests: num(o['write:requests']),
         writeBytes: num(o['write:bytes']),
@@ -52847,12 +52839,6 @@ class DriveApi {
     retried(work) {
         return withRetry(work, this.retry, this.onRetry);
     }
-    async list() {
-        const out = await this.retried(() => this.json('GET', 'drives/list'));
-        if (!Array.isArray(out))
-            return [];
-        return out.map((d) => (typeof d === 'string' ? d : (str(d.drive) ?? '')));
-    }
     async infoAll() {
         const out = await this.retried(() => this.json('GET', 'drives/info'));
         return Array.isArray(out) ? out.map((d) => toDriveInfo(d)) : [];
@@ -52860,15 +52846,12 @@ class DriveApi {
     async info(uuid) {
         return toDriveInfo((await this.retried(() => this.json('GET', `drives/${uuid}/info`))));
     }
-    /** Not retried here: a create whose answer was lost may have happened (see ensureDrive). */
+    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
     async create(fields) {
         return toDriveInfo((await this.json('POST', 'drives/create', fields)));
     }
     async set(uuid, fields) {
         return toDriveInfo((await this.retried(() => this.json('POST', `drives/${uuid}/set`, fields))));
-    }
-    async destroy(uuid) {
-        await this.retried(() => this.exchange('POST', `drives/${uuid}/destroy`));
     }
     /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
     read(uuid, offset, size) {
@@ -53065,16 +53048,13 @@ async function findJournal(stateDir, drive, sha256, chunkSize) {
     return { header, done };
 }
 /** Starts (or continues) the journal for this upload. */
-async function openJournal(stateDir, header, done, resumed) {
+async function openJournal(stateDir, header, resumed) {
     const file = journalFile(stateDir, header.drive);
     await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true, mode: 0o700 });
     if (!resumed)
         await (0,promises_.writeFile)(file, `${JSON.stringify(header)}\n`, { mode: 0o600 });
     return {
-        header,
-        done,
         async confirm(index) {
-            done.add(index);
             await (0,promises_.appendFile)(file, `${index}\n`);
         },
         remove: () => (0,promises_.rm)(file, { force: true }),
@@ -53082,6 +53062,13 @@ async function openJournal(stateDir, header, done, resumed) {
 }
 
 ;// CONCATENATED MODULE: ./src/upload/record.ts
+/**
+ * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
+ * size and chunk size, a short digest per chunk, and the drive's write counters at
+ * that moment. The next run trusts it only while those counters are unchanged (nobody
+ * wrote to the drive since), and then sends only the chunks whose digest differs.
+ */
+
 /** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
 const SHORT = 12;
 const KEYS = {
@@ -53111,7 +53098,7 @@ function decodeRecord(meta) {
     const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
     if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
         return undefined;
-    if (packed.length !== Math.ceil(size / chunkSize) * SHORT)
+    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
         return undefined;
     const chunks = [];
     for (let i = 0; i < packed.length; i += SHORT)
@@ -53139,7 +53126,7 @@ function trustedRecord(drive) {
 
 
 
-function basisOf(drive, d) {
+function basisOf(drive, record, d) {
     const unknown = () => d.chunks.map(() => '');
     if (!drive) {
         return {
@@ -53147,7 +53134,6 @@ function basisOf(drive, d) {
             source: 'new drive (reads as zeros)',
         };
     }
-    const record = trustedRecord(drive);
     if (!record) {
         const why = drive.meta['diskless-sha256']
             ? 'written to since the last upload'
@@ -53162,7 +53148,7 @@ function basisOf(drive, d) {
 async function planUpload(drive, d, stateDir) {
     const record = drive ? trustedRecord(drive) : undefined;
     const upToDate = !!record && record.sha256 === d.sha256 && record.size === d.size;
-    let { basis, source } = basisOf(drive, d);
+    let { basis, source } = basisOf(drive, record, d);
     let done = new Set();
     let resumed = false;
     if (drive && !upToDate) {
@@ -53177,8 +53163,8 @@ async function planUpload(drive, d, stateDir) {
     const todo = upToDate
         ? []
         : d.chunks.flatMap((digest, i) => (done.has(i) || basis[i] === shortDigest(digest) ? [] : [i]));
-    const todoBytes = todo.reduce((sum, i) => sum + Math.min(d.chunkSize, d.size - i * d.chunkSize), 0);
-    return { todo, todoBytes, basis, done, resumed, upToDate, source };
+    const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    return { todo, todoBytes, basis, resumed, upToDate, source };
 }
 
 ;// CONCATENATED MODULE: ./src/upload/progress.ts
@@ -53337,7 +53323,7 @@ async function chunkBody(raw) {
 
 
 function emptyStats() {
-    return { chunksSent: 0, bytesRaw: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
+    return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
 async function sendChunks(t, indexes) {
     const { size, chunkSize, chunks } = t.digests;
@@ -53357,7 +53343,6 @@ async function sendChunks(t, indexes) {
                     t.onRetry(index, error, attempt, delay);
                 });
                 t.stats.chunksSent++;
-                t.stats.bytesRaw += raw.length;
                 t.stats.bytesSent += body.data.length;
                 if (body.gzip)
                     t.stats.chunksCompressed++;
@@ -53419,13 +53404,13 @@ const SAMPLE_PIECE = 256 * 1024;
  * piece read back is hashed as it streams in and compared with the same piece of the
  * image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample = 'whole', random = Math.random) {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample = 'whole') {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
         if (sample === 'one-piece') {
             const size = Math.min(SAMPLE_PIECE, length);
-            const at = Math.floor(random() * Math.floor(length / size)) * size;
+            const at = Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
         return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
@@ -53547,7 +53532,7 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
             claimTypeChanged: prepared?.claimTypeChanged,
             sha256: digests.sha256,
             imageBytes: size,
-            chunksTotal: chunkCount(size, o.chunkSize),
+            chunksTotal: digests.chunks.length,
             chunksSkipped: digests.chunks.length - plan.todo.length,
             chunksVerified: 0,
             chunksRewritten: 0,
@@ -53602,7 +53587,7 @@ async function write(o, reporter, phase, c) {
             sha256: digests.sha256,
             chunkSize: o.chunkSize,
             basis: plan.basis,
-        }, plan.done, plan.resumed)
+        }, plan.resumed)
         : undefined;
     if (journal) {
         await phase('send', `Send ${plan.todo.length} chunks (${o.concurrency} at a time)`, async () => {
@@ -53906,6 +53891,14 @@ function one(key, value) {
         throw new api_error_ApiError('usage', `Field ${key} takes one value, not a list`);
     return value;
 }
+/** One value out of `choices`, else a usage error naming the field and the choices. */
+function oneOf(key, value, choices) {
+    const v = one(key, value);
+    if (!choices.includes(v)) {
+        throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(v)}: expected ${choices.join(' or ')}`);
+    }
+    return v;
+}
 function many(value) {
     return (Array.isArray(value) ? value : value.split(/\s+/)).filter((v) => v !== '');
 }
@@ -53931,14 +53924,9 @@ function parseChanges(fields, mode) {
             case 'size':
                 changes.size = parseDriveSize(one(key, value));
                 break;
-            case 'claim:type': {
-                const claim = one(key, value);
-                if (claim !== 'exclusive' && claim !== 'shared') {
-                    throw new api_error_ApiError('usage', `Invalid claim:type ${JSON.stringify(claim)}: expected exclusive or shared`);
-                }
-                changes.claimType = claim;
+            case 'claim:type':
+                changes.claimType = oneOf(key, value, ['exclusive', 'shared']);
                 break;
-            }
             case 'readers': {
                 const readers = many(value);
                 const bad = readers.find((r) => !UUID_PATTERN.test(r));
@@ -53951,14 +53939,9 @@ function parseChanges(fields, mode) {
             case 'tags':
                 changes.tags = many(value);
                 break;
-            case 'encryption:cipher': {
-                const cipher = one(key, value);
-                if (cipher !== 'none' && cipher !== 'aes-xts-plain') {
-                    throw new api_error_ApiError('usage', `Invalid encryption:cipher ${JSON.stringify(cipher)}: expected none or aes-xts-plain`);
-                }
-                changes.encryptionCipher = cipher;
+            case 'encryption:cipher':
+                changes.encryptionCipher = oneOf(key, value, ['none', 'aes-xts-plain']);
                 break;
-            }
             case 'tier': {
                 const tier = one(key, value);
                 if (!/^[a-z][a-z0-9-]*$/.test(tier)) {
@@ -55472,6 +55455,7 @@ function flagSource(parsed, fields, env) {
 
 
 
+
 const USAGE = `usage: diskless <command> [flags]
 
 Steps (same inputs as the actions, as --flags or DISKLESS_<INPUT> variables):
@@ -55506,9 +55490,7 @@ async function runStepCommand(step, args) {
     }
     const get = flagSource(parsed, step.inputs.fields, process.env);
     const secrets = [];
-    for (const [name, field] of Object.entries(step.inputs.fields)) {
-        if (!field.secret)
-            continue;
+    for (const name of secretInputs(step.inputs)) {
         secrets.push(get(name) ?? '');
         if (parsed.raw.has(name)) {
             console.error(`warning: --${name} is visible to other users in ps; prefer ${envName(name)}`);
