@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { bootTest, fstabNfsMounts, readIsoBoot } from '../../src/boot/boot-test.js';
 import { Processes } from '../../src/boot/processes.js';
-import { streamReporter } from '../../src/report.js';
+import { silentReporter } from '../../src/report.js';
 import { rejected } from '../helpers/errors.js';
 
 const exec = promisify(execFile);
@@ -223,7 +223,7 @@ describe('bootTest', () => {
           timeoutSeconds: 30,
           work: await fresh('work'),
         },
-        streamReporter(() => undefined),
+        silentReporter,
       ),
     );
     expect(e.message).toMatch(

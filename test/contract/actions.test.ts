@@ -3,10 +3,11 @@
 // upload-drive, which holds a credential, has its own file (upload-drive.test.ts).
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAction, type ActionRun } from '../../src/harness/run-action.js';
+import { runAction } from '../../src/harness/run-action.js';
 import { readFile } from 'node:fs/promises';
 import { makeClient, overlay, SAMPLE_ROOT_TIMEOUT, sampleRoot } from '../iso/fixture.js';
 import { makeMaster, makeTemplate, tempDir } from '../rootfs/fixture.js';
+import { failureLine } from '../helpers/actions.js';
 
 const actionsDir = path.resolve(import.meta.dirname, '../../actions');
 interface Case {
@@ -30,12 +31,6 @@ const cases: Case[] = [
     malformed: ['boot-mode', 'efi', 'expected one of bios | uefi | both'],
   },
 ];
-
-function failureLine(run: ActionRun): string {
-  const errors = run.main.annotations.filter((a) => a.level === 'error');
-  expect(errors).toHaveLength(1);
-  return errors[0]?.message ?? '';
-}
 
 describe.each(cases)('$action bundle', (c) => {
   const dir = path.join(actionsDir, c.action);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { runAction, type ActionRun } from '../../src/harness/run-action.js';
+import { failureLine } from '../helpers/actions.js';
 
 const dir = path.resolve(import.meta.dirname, '../../actions/upload-drive');
 const USER = 'b0e2c2a4-1111-4222-8333-944445555666';
@@ -40,12 +41,6 @@ const valid = () => ({
   'drive-name': 'contract-boot',
   'state-dir': state,
 });
-
-function failureLine(run: ActionRun): string {
-  const errors = run.main.annotations.filter((a) => a.level === 'error');
-  expect(errors).toHaveLength(1);
-  return errors[0]?.message ?? '';
-}
 
 /** Everything the action printed except the ::add-mask:: command that registers the key. */
 function everythingShown(run: ActionRun): string {

@@ -10,6 +10,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { runAction } from '../../src/harness/run-action.js';
+import { list } from '../../src/inputs/fields.js';
+import { reportLines } from '../../src/boot/serial.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Firmware } from '../../src/boot/qemu.js';
 import { overlay, sampleRoot, tempDir } from '../iso/fixture.js';
@@ -44,32 +47,20 @@ interface Built {
   masterHostKeySha256: string;
 }
 
-/** Lines of a settings file, without comments and blank lines. */
+/** Lines of a settings file, as the input of the same name reads them. */
 async function settingLines(name: string): Promise<string[]> {
-  const text = await readFile(path.join(repo, 'settings', name), 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
+  return list().parse(await readFile(path.join(repo, 'settings', name), 'utf8').catch(() => ''));
 }
 
-/** Runs a bundled action through the runner harness; returns its outputs. */
-function action(
+/** Runs a bundled action through the runner harness; its outputs and rendered log. */
+async function action(
   name: string,
   inputs: Record<string, string>,
-): { outputs: Record<string, string>; log: string } {
-  const args = ['dist/cli/index.js', 'action', name];
-  for (const [k, v] of Object.entries(inputs)) args.push('--input', `${k}=${v}`);
-  let log: string;
-  try {
-    log = execFileSync(process.execPath, args, { cwd: repo, encoding: 'utf8', stdio: 'pipe' });
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string };
-    throw new Error(`${name} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
-  const outputs: Record<string, string> = {};
-  for (const m of log.matchAll(/^output ([a-z0-9-]+)=(.*)$/gm)) outputs[m[1] ?? ''] = m[2] ?? '';
-  return { outputs, log };
+): Promise<{ outputs: Record<string, string>; log: string }> {
+  const run = await runAction({ actionDir: path.join(repo, 'actions', name), inputs });
+  const log = run.main.log.join('\n');
+  if (run.exitCode !== 0) throw new Error(`${name} failed:\n${log}\n${run.main.stderr}`);
+  return { outputs: run.outputs, log };
 }
 
 /** A writable copy of the sample root, as a master: secrets, host keys, a server daemon. */
@@ -148,7 +139,7 @@ beforeAll(async () => {
     'mask-services': SERVER_UNIT,
     'enable-services': 'diskless-boot-report.service',
   };
-  const rootfs = action('build-rootfs', rootfsInputs);
+  const rootfs = await action('build-rootfs', rootfsInputs);
   const release = rootfs.outputs.root ?? '';
   const isoInputs = {
     sysroot: copy,
@@ -157,11 +148,11 @@ beforeAll(async () => {
     'cache-dir': '/var/cache/diskless/initramfs',
     cache: 'local',
   };
-  const iso = action('build-iso', {
+  const { outputs: iso } = await action('build-iso', {
     ...isoInputs,
     root: release,
     output: path.join(work, 'diskless-boot.iso'),
-  }).outputs;
+  });
   // /usr of the master copy comes from the sample root itself (the copy did not change
   // it; nfs-ganesha cannot serve an overlayfs), /home likewise.
   const exports = [
@@ -191,7 +182,7 @@ beforeAll(async () => {
   // The bundled boot-test action: one NFS server, both boots in sequence. A failed boot
   // fails every test below with the action's log (the end of the serial console in it).
   try {
-    const boot = action('boot-test', {
+    const boot = await action('boot-test', {
       iso: built.iso,
       root: release,
       exports,
@@ -201,9 +192,8 @@ beforeAll(async () => {
       'work-dir': path.join(work, 'boot'),
     });
     for (const fw of ['bios', 'uefi'] as const) {
-      const report = [
-        ...boot.log.matchAll(new RegExp(`^${fw}: DISKLESS-REPORT (\\S+) ?(.*)$`, 'gm')),
-      ].map((m) => ({ key: m[1] ?? '', value: m[2] ?? '' }));
+      const lines = boot.log.split('\n').filter((l) => l.trimStart().startsWith(`${fw}: `));
+      const report = reportLines(lines.join('\n'));
       boots.set(fw, { seconds: Number(boot.outputs[`${fw}-seconds`]), report });
     }
     expect(boot.outputs.booted).toBe('bios,uefi');
@@ -359,19 +349,19 @@ describe('the example template alone, booted until its login prompt', () => {
   };
 
   beforeAll(async () => {
-    const rootfs = action('build-rootfs', {
+    const rootfs = await action('build-rootfs', {
       ...built.rootfsInputs,
       template: path.join(repo, 'template'),
       'enable-services': '',
     });
     const release = rootfs.outputs.root ?? '';
-    const iso = action('build-iso', {
+    const { outputs: iso } = await action('build-iso', {
       ...built.isoInputs,
       root: release,
       output: path.join(built.work, 'plain', 'diskless-boot.iso'),
-    }).outputs;
+    });
     const workDir = path.join(built.work, 'boot-login');
-    const boot = action('boot-test', {
+    const boot = await action('boot-test', {
       iso: iso.iso ?? '',
       root: release,
       exports: built.exports,

@@ -4,8 +4,7 @@
  * roots with their own etc/initramfs-tools, and readers of what a build leaves behind.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
 import { buildIsoInputs, type BuildIsoOptions } from '../../src/iso/options.js';
@@ -23,9 +22,9 @@ export function sampleRoot(): string {
   }).trim();
 }
 
-export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `diskless-${prefix}-`));
-}
+import { tempDir } from '../helpers/temp.js';
+
+export { tempDir };
 
 /** A writable view of `lower` (overlayfs): changes and /proc mounts stay private to it. */
 export async function overlay(lower: string): Promise<{ root: string; remove: () => void }> {

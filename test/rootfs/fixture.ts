@@ -4,8 +4,7 @@
  * with logs and caches, a /usr, a file capability, hard links, an ACL and an xattr.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, chown, link, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
 import type { Reporter } from '../../src/report.js';
@@ -54,9 +53,9 @@ async function put(root: string, rel: string, data: string, mode = 0o644): Promi
   await chmod(file, mode);
 }
 
-export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `diskless-${prefix}-`));
-}
+import { tempDir } from '../helpers/temp.js';
+
+export { tempDir };
 
 export async function makeMaster(): Promise<string> {
   const root = await tempDir('master');

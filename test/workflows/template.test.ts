@@ -10,6 +10,7 @@ import { buildRootfs } from '../../src/rootfs/build.js';
 import { loadTemplate } from '../../src/rootfs/overlay.js';
 import { collector, makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { REPO } from './workflows.js';
+import { list } from '../../src/inputs/fields.js';
 
 const TEMPLATE = path.join(REPO, 'template');
 const SETTINGS = path.join(REPO, 'settings');
@@ -21,10 +22,7 @@ function settings(name: string): string {
 
 /** The non-comment lines of a settings file. */
 function entries(name: string): string[] {
-  return settings(name)
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
+  return list().parse(settings(name));
 }
 
 async function templateFiles(dir = TEMPLATE, rel = ''): Promise<string[]> {

@@ -1,0 +1,9 @@
+import { expect } from 'vitest';
+import type { ActionRun } from '../../src/harness/run-action.js';
+
+/** The one error annotation a failed action run wrote (the step's one failure line). */
+export function failureLine(run: ActionRun): string {
+  const errors = run.main.annotations.filter((a) => a.level === 'error');
+  expect(errors).toHaveLength(1);
+  return errors[0]?.message ?? '';
+}
