@@ -11,14 +11,14 @@
  * A failure at any point leaves no partial ISO at `output` (a previous one stays as it was),
  * no work files, and no /proc mounted in the sysroot.
  */
-import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { humanBytes, timedPhases, type Reporter, type StepReport } from '../report.js';
 import { chooseCache } from './cache.js';
 import { cacheKey, sharedTree } from './cache-key.js';
 import { checkIso } from './check.js';
-import { seconds, sha256, sha256File, tempBeside, writeFileAtomic } from './files.js';
+import { seconds, sha256, sha256File, tempBeside } from '../files.js';
 import { findMkinitramfs, mkinitramfs, packageVersions, prepareConfig } from './initramfs.js';
 import { makeIso } from './iso.js';
 import { findKernel } from './kernel.js';
@@ -194,9 +194,10 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       const digest = await sha256File(iso);
       const size = (await stat(iso)).size;
       const sumFile = `${output}.sha256`;
+      // Written under a temporary name first, renamed once the ISO is in place.
       const sumTmp = tempBeside(sumFile);
-      await writeFileAtomic(sumTmp, `${digest}  ${path.basename(output)}\n`);
       try {
+        await writeFile(sumTmp, `${digest}  ${path.basename(output)}\n`, { mode: 0o644 });
         await rename(iso, output);
         partial = undefined;
         await rename(sumTmp, sumFile);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
 import type { EntryMeta, InitramfsCache, Restored } from './cache-local.js';
-import { sha256File } from './files.js';
+import { sha256File } from '../files.js';
 
 /** True when the runner gives this job GitHub's cache service. */
 export function githubCacheAvailable(env = process.env): boolean {

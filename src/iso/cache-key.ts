@@ -11,7 +11,7 @@
  *   date         SOURCE_DATE_EPOCH given to mkinitramfs (the image's timestamps)
  */
 import path from 'node:path';
-import { sha256 } from './files.js';
+import { sha256 } from '../files.js';
 import { listTree, type TreeEntry } from './initramfs.js';
 import type { Kernel } from './kernel.js';
 

@@ -13,7 +13,7 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
-import { sha256File, tempBeside, writeFileAtomic } from './files.js';
+import { sha256File, tempBeside, writeFileAtomic } from '../files.js';
 
 export interface EntryMeta {
   key: string;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { run } from '../process/run.js';
 import type { Reporter } from '../report.js';
-import { exists, sha256 } from './files.js';
+import { exists, sha256 } from '../files.js';
 
 export const CONFIG_DIR = 'etc/initramfs-tools';
 

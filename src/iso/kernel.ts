@@ -8,7 +8,7 @@
 import { open, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { sha256, sha256File } from './files.js';
+import { sha256, sha256File } from '../files.js';
 
 export interface Kernel {
   /** The image on the host (inside the sysroot). */

@@ -45,22 +45,12 @@ export interface Tools {
   mcopy: string;
 }
 
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether this process may use `file` in `mode` (constants.X_OK, R_OK). */
+function can(file: string, mode: number): Promise<boolean> {
+  return access(file, mode).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The program's path on PATH (as the environment has it now), or undefined. */
@@ -68,7 +58,7 @@ export async function which(name: string, env = process.env): Promise<string | u
   for (const dir of (env.PATH ?? '').split(':')) {
     if (dir === '') continue;
     const file = path.join(dir, name);
-    if (await isExecutable(file)) return file;
+    if (await can(file, constants.X_OK)) return file;
   }
   return undefined;
 }
@@ -103,7 +93,7 @@ export async function findTools(mode: BootMode): Promise<Tools> {
     ...(uefi ? [LOADER_FILES.grubEfiModules] : []),
   ];
   for (const f of files) {
-    if (await exists(f.file)) continue;
+    if (await can(f.file, constants.R_OK)) continue;
     missing.push(
       f === LOADER_FILES.grubEfiModules ? `GRUB's EFI modules (${path.dirname(f.file)})` : f.file,
     );

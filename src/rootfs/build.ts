@@ -13,6 +13,7 @@
  *   publish  rename into releases/<id>, switch current atomically, prune
  */
 import { createHash } from 'node:crypto';
+import { sha256 } from '../files.js';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,8 +80,7 @@ function templateValues(o: BuildRootfsOptions, nfsRoot: string, usrExport: strin
 function hashEntries(entries: readonly TemplateEntry[]): string {
   const h = createHash('sha256');
   for (const e of entries) {
-    if (e.kind === 'file')
-      h.update(`f ${e.rel} ${e.mode} ${createHash('sha256').update(e.data).digest('hex')}\n`);
+    if (e.kind === 'file') h.update(`f ${e.rel} ${e.mode} ${sha256(e.data)}\n`);
     else if (e.kind === 'dir') h.update(`d ${e.rel} ${e.mode}\n`);
     else h.update(`l ${e.rel} ${e.target}\n`);
   }
@@ -152,7 +152,8 @@ export async function buildRootfs(
   // The /var skeleton only reads the source: walk it while the lock is taken, and again
   // only if we had to wait for another build (the master may have changed meanwhile).
   const lockWait = { happened: false };
-  const early = buildSkeleton({ source, varDirs: options.varDirs, skip: [] });
+  const skeletonOf = () => buildSkeleton({ source, varDirs: options.varDirs });
+  const early = skeletonOf();
   early.catch(() => undefined); // awaited below
   const buildLock = await holdLocks([await lockFile(target)], () => {
     lockWait.happened = true;
@@ -194,37 +195,33 @@ export async function buildRootfs(
     let id: string;
     let root: string;
     try {
-      skeleton = lockWait.happened
-        ? await buildSkeleton({ source, varDirs: options.varDirs, skip: [] })
-        : await early;
+      skeleton = lockWait.happened ? await skeletonOf() : await early;
       if (
         options.clientSshKeys &&
         (await lstatOrUndefined(path.join(source, 'etc/ssh')))?.isDirectory()
       ) {
         sshKeyDir = await clientKeys(options.stateDir, reporter);
       }
-      fingerprint = createHash('sha256')
-        .update(
-          JSON.stringify({
-            format: FORMAT,
-            source,
-            excludes,
-            copyUsr: options.copyUsr,
-            mask: options.maskServices,
-            enable: options.enableServices,
-            template: hashEntries(template),
-            fstab,
-            skeleton: skeleton.sha256,
-            keys: sshKeyDir
-              ? await hashFiles(
-                  sshKeyDir,
-                  CLIENT_KEY_PATHS.map((p) => path.basename(p)),
-                )
-              : null,
-            allow: options.secretAllow,
-          }),
-        )
-        .digest('hex');
+      fingerprint = sha256(
+        JSON.stringify({
+          format: FORMAT,
+          source,
+          excludes,
+          copyUsr: options.copyUsr,
+          mask: options.maskServices,
+          enable: options.enableServices,
+          template: hashEntries(template),
+          fstab,
+          skeleton: skeleton.sha256,
+          keys: sshKeyDir
+            ? await hashFiles(
+                sshKeyDir,
+                CLIENT_KEY_PATHS.map((p) => path.basename(p)),
+              )
+            : null,
+          allow: options.secretAllow,
+        }),
+      );
 
       if (previousRoot && previousMeta?.fingerprint === fingerprint) {
         const diff = await reporter.group('Compare with the previous release', async () => {
@@ -314,7 +311,7 @@ export async function buildRootfs(
 
     const tree = new ClientTree(root, layout === 'versioned' ? previousRoot : undefined);
     const keys = await reporter.group("Scrub the master's identity", () =>
-      scrub(tree, { clientSshKeys: options.clientSshKeys, stateDir: options.stateDir }, reporter),
+      scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter),
     );
     await reporter.group('Overlay the template', async () => {
       const n = await applyTemplate(tree, template);

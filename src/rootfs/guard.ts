@@ -3,7 +3,8 @@
  * anything is written. A target this tool made carries a marker file, so a non-empty
  * directory without one (someone's data, a mistyped path) is never synced over.
  */
-import { lstat, mkdir, readdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../files.js';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { lstatOrUndefined } from './tree.js';
@@ -68,8 +69,6 @@ export interface Checked {
   source: string;
   target: string;
   marker: Marker | undefined;
-  /** true when the target is inside the source (then it is excluded from the copy). */
-  targetInSource: boolean;
 }
 
 /** Every refusal; throws a DisklessError naming the input, and changes nothing. */
@@ -149,23 +148,18 @@ export async function checkPaths(o: {
       }
     }
   }
-  return { source, target, marker, targetInSource: inside(source, target) };
+  return { source, target, marker };
 }
 
 /** Creates the target and its marker (first build only). */
-export async function claimTarget(target: string, layout: Layout): Promise<Marker> {
+export async function claimTarget(target: string, layout: Layout): Promise<void> {
   await mkdir(target, { recursive: true, mode: 0o755 });
-  const existing = await readMarker(target);
-  if (existing) return existing;
-  const marker: Marker = { tool: 'diskless-node', layout, created: new Date().toISOString() };
-  await writeMarker(target, marker);
-  return marker;
+  if (await readMarker(target)) return;
+  await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
 }
 
 export async function writeMarker(target: string, marker: Marker): Promise<void> {
-  const tmp = path.join(target, `${MARKER}.tmp`);
-  await writeFile(tmp, `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o644 });
-  await rename(tmp, path.join(target, MARKER));
+  await writeFileAtomic(path.join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
 }
 
 /** The lock file of a target (created if missing; never holds data). */

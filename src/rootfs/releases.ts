@@ -6,7 +6,8 @@
  * in `releases/.partial-<id>` and renamed into place only when complete.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { writeFileAtomic } from '../files.js';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import type { Reporter } from '../report.js';
@@ -100,9 +101,10 @@ export async function readMeta(target: string, id: string): Promise<ReleaseMeta 
 }
 
 export async function writeMeta(target: string, meta: ReleaseMeta): Promise<void> {
-  const file = path.join(target, RELEASES, `${meta.id}.json`);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-  await rename(`${file}.tmp`, file);
+  await writeFileAtomic(
+    path.join(target, RELEASES, `${meta.id}.json`),
+    `${JSON.stringify(meta, null, 2)}\n`,
+  );
 }
 
 /** Points `current` at `id` atomically. */

@@ -88,7 +88,8 @@ export interface ScrubResult {
 /** Writes the client's identity files; removes what the copy could not exclude. */
 export async function scrub(
   tree: ClientTree,
-  o: { clientSshKeys: boolean; stateDir: string },
+  /** keyDir: the clients' keys (clientKeys), made by the build when it wants them. */
+  o: { clientSshKeys: boolean; keyDir: string | undefined },
   reporter: Reporter,
 ): Promise<ScrubResult> {
   // Empty: systemd sees a read-only root with no id and makes a transient one at boot.
@@ -101,8 +102,8 @@ export async function scrub(
   }
   let sshKeys = false;
   const sshd = await tree.stat('etc/ssh');
-  if (o.clientSshKeys && sshd?.isDirectory()) {
-    const dir = await clientKeys(o.stateDir, reporter);
+  if (o.keyDir && sshd?.isDirectory()) {
+    const dir = o.keyDir;
     for (const rel of CLIENT_KEY_PATHS) {
       const from = path.join(dir, path.basename(rel));
       const st = await stat(from);

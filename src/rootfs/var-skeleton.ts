@@ -8,7 +8,7 @@
  * The archive is written here (GNU tar format, read by the client's GNU tar) so it is
  * byte-for-byte the same for the same skeleton: an unchanged /var costs nothing.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../files.js';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
@@ -85,15 +85,12 @@ export async function readAccounts(root: string): Promise<Accounts> {
   return a;
 }
 
-/** Directories and symlinks under `varDir`, without files, other filesystems or `skip`. */
-export async function scanVar(
-  varDir: string,
-  skip: readonly string[] = [],
-): Promise<SkeletonEntry[]> {
+/** Directories and symlinks under `varDir`, without files or other filesystems. */
+async function scanVar(varDir: string): Promise<SkeletonEntry[]> {
   const top = await lstat(varDir).catch(() => undefined);
   if (!top?.isDirectory()) return [];
   const dev = top.dev;
-  const skipped = new Set([...SKIP_BELOW, ...skip]);
+  const skipped = new Set(SKIP_BELOW);
   const out: SkeletonEntry[] = [];
   async function walk(rel: string): Promise<void> {
     const dir = path.join(varDir, rel);
@@ -274,11 +271,10 @@ export interface Skeleton {
 export async function buildSkeleton(o: {
   source: string;
   varDirs: readonly string[];
-  skip: readonly string[];
 }): Promise<Skeleton> {
   const accounts = await readAccounts(o.source);
-  const scanned = await scanVar(path.join(o.source, 'var'), o.skip);
+  const scanned = await scanVar(path.join(o.source, 'var'));
   const entries = addVarDirs(scanned, o.varDirs, accounts);
   const tar = skeletonTar(entries, accounts);
-  return { entries, tar, sha256: createHash('sha256').update(tar).digest('hex') };
+  return { entries, tar, sha256: sha256(tar) };
 }

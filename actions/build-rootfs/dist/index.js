@@ -71321,23 +71321,9 @@ const LOADER_FILES = {
         debianPackage: 'grub-efi-amd64-bin',
     },
 };
-async function isExecutable(file) {
-    try {
-        await (0,promises_.access)(file, external_node_fs_.constants.X_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-async function exists(file) {
-    try {
-        await (0,promises_.access)(file, external_node_fs_.constants.R_OK);
-        return true;
-    }
-    catch {
-        return false;
-    }
+/** Whether this process may use `file` in `mode` (constants.X_OK, R_OK). */
+function can(file, mode) {
+    return (0,promises_.access)(file, mode).then(() => true, () => false);
 }
 /** The program's path on PATH (as the environment has it now), or undefined. */
 async function which(name, env = process.env) {
@@ -71345,7 +71331,7 @@ async function which(name, env = process.env) {
         if (dir === '')
             continue;
         const file = external_node_path_default().join(dir, name);
-        if (await isExecutable(file))
+        if (await can(file, external_node_fs_.constants.X_OK))
             return file;
     }
     return undefined;
@@ -71381,7 +71367,7 @@ async function findTools(mode) {
         ...(uefi ? [LOADER_FILES.grubEfiModules] : []),
     ];
     for (const f of files) {
-        if (await exists(f.file))
+        if (await can(f.file, external_node_fs_.constants.R_OK))
             continue;
         missing.push(f === LOADER_FILES.grubEfiModules ? `GRUB's EFI modules (${external_node_path_default().dirname(f.file)})` : f.file);
         packages.push(f.debianPackage);
@@ -72544,8 +72530,8 @@ const silentReporter = streamReporter(() => undefined);
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/iso/files.ts
-/** Small file helpers the ISO build shares: digests, atomic writes, quiet removal. */
+;// CONCATENATED MODULE: ./src/files.ts
+/** Small file helpers shared by the steps: digests, atomic writes, existence. */
 
 
 
@@ -72576,7 +72562,7 @@ async function writeFileAtomic(file, data, mode = 0o644) {
         throw error;
     }
 }
-async function files_exists(file) {
+async function exists(file) {
     try {
         await (0,promises_.lstat)(file);
         return true;
@@ -72888,8 +72874,8 @@ async function decide(given, sysroot, reporter) {
     }
     let compress = given.COMPRESS ?? '';
     const tool = COMPRESSORS[compress];
-    if (!tool || !(await files_exists(external_node_path_default().join(sysroot, tool)))) {
-        const fallback = (await files_exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
+    if (!tool || !(await exists(external_node_path_default().join(sysroot, tool)))) {
+        const fallback = (await exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
         if (compress !== '') {
             reporter.warning(`COMPRESS=${compress} in the client's initramfs config is not available in ${sysroot} (no ${tool ?? 'such compressor'}); using ${fallback}`);
         }
@@ -72910,11 +72896,11 @@ async function prepareConfig(root, sysroot, dest, reporter) {
     }
     await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const confFile = external_node_path_default().join(dest, 'initramfs.conf');
-    const conf = (await files_exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
+    const conf = (await exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
     const given = Object.fromEntries(assignments(conf));
     const confD = external_node_path_default().join(dest, 'conf.d');
     const overridden = new Set();
-    const confDNames = (await files_exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
+    const confDNames = (await exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
     for (const name of confDNames) {
         const file = external_node_path_default().join(confD, name);
         if (!(await (0,promises_.lstat)(file)).isFile())
@@ -72960,9 +72946,9 @@ async function packageVersions(sysroot) {
 }
 /** mkinitramfs in the sysroot, or a clear error naming the package. */
 async function findMkinitramfs(sysroot) {
-    if (await files_exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
+    if (await exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
         return;
-    if (await files_exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
+    if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
         return;
     throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
 }
@@ -73463,9 +73449,10 @@ async function buildIso(options, reporter) {
             const digest = await sha256File(iso);
             const size = (await (0,promises_.stat)(iso)).size;
             const sumFile = `${output}.sha256`;
+            // Written under a temporary name first, renamed once the ISO is in place.
             const sumTmp = tempBeside(sumFile);
-            await writeFileAtomic(sumTmp, `${digest}  ${external_node_path_default().basename(output)}\n`);
             try {
+                await (0,promises_.writeFile)(sumTmp, `${digest}  ${external_node_path_default().basename(output)}\n`, { mode: 0o644 });
                 await (0,promises_.rename)(iso, output);
                 partial = undefined;
                 await (0,promises_.rename)(sumTmp, sumFile);
@@ -73816,7 +73803,9 @@ async function clientKeys(stateDir, reporter) {
     return dir;
 }
 /** Writes the client's identity files; removes what the copy could not exclude. */
-async function scrub(tree, o, reporter) {
+async function scrub(tree, 
+/** keyDir: the clients' keys (clientKeys), made by the build when it wants them. */
+o, reporter) {
     // Empty: systemd sees a read-only root with no id and makes a transient one at boot.
     await tree.writeFile('etc/machine-id', '', { mode: 0o444, mtime: new Date(0) });
     await tree.symlink('etc/mtab', '../proc/self/mounts');
@@ -73828,8 +73817,8 @@ async function scrub(tree, o, reporter) {
     }
     let sshKeys = false;
     const sshd = await tree.stat('etc/ssh');
-    if (o.clientSshKeys && sshd?.isDirectory()) {
-        const dir = await clientKeys(o.stateDir, reporter);
+    if (o.keyDir && sshd?.isDirectory()) {
+        const dir = o.keyDir;
         for (const rel of CLIENT_KEY_PATHS) {
             const from = external_node_path_default().join(dir, external_node_path_default().basename(rel));
             const st = await (0,promises_.stat)(from);
@@ -73945,6 +73934,7 @@ function exclusions(c) {
 
 
 
+
 const MARKER = '.diskless-target';
 const LOCK = '.diskless-lock';
 /** Top-level names of the tool's own files in a target (in-place: inside the client root). */
@@ -74039,22 +74029,17 @@ async function checkPaths(o) {
             }
         }
     }
-    return { source, target, marker, targetInSource: guard_inside(source, target) };
+    return { source, target, marker };
 }
 /** Creates the target and its marker (first build only). */
 async function claimTarget(target, layout) {
     await (0,promises_.mkdir)(target, { recursive: true, mode: 0o755 });
-    const existing = await readMarker(target);
-    if (existing)
-        return existing;
-    const marker = { tool: 'diskless-node', layout, created: new Date().toISOString() };
-    await writeMarker(target, marker);
-    return marker;
+    if (await readMarker(target))
+        return;
+    await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
 }
 async function writeMarker(target, marker) {
-    const tmp = external_node_path_default().join(target, `${MARKER}.tmp`);
-    await (0,promises_.writeFile)(tmp, `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o644 });
-    await (0,promises_.rename)(tmp, external_node_path_default().join(target, MARKER));
+    await writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
 }
 /** The lock file of a target (created if missing; never holds data). */
 async function lockFile(target) {
@@ -74271,6 +74256,7 @@ async function applyTemplate(tree, entries) {
 
 
 
+
 const RELEASES = 'releases';
 const CURRENT = 'current';
 const PARTIAL = '.partial-';
@@ -74335,9 +74321,7 @@ async function readMeta(target, id) {
     }
 }
 async function writeMeta(target, meta) {
-    const file = external_node_path_default().join(target, RELEASES, `${meta.id}.json`);
-    await (0,promises_.writeFile)(`${file}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-    await (0,promises_.rename)(`${file}.tmp`, file);
+    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
 }
 /** Points `current` at `id` atomically. */
 async function switchCurrent(target, id) {
@@ -74897,13 +74881,13 @@ async function readAccounts(root) {
     }
     return a;
 }
-/** Directories and symlinks under `varDir`, without files, other filesystems or `skip`. */
-async function scanVar(varDir, skip = []) {
+/** Directories and symlinks under `varDir`, without files or other filesystems. */
+async function scanVar(varDir) {
     const top = await (0,promises_.lstat)(varDir).catch(() => undefined);
     if (!top?.isDirectory())
         return [];
     const dev = top.dev;
-    const skipped = new Set([...SKIP_BELOW, ...skip]);
+    const skipped = new Set(SKIP_BELOW);
     const out = [];
     async function walk(rel) {
         const dir = external_node_path_default().join(varDir, rel);
@@ -75054,10 +75038,10 @@ function skeletonTar(entries, accounts) {
 }
 async function buildSkeleton(o) {
     const accounts = await readAccounts(o.source);
-    const scanned = await scanVar(external_node_path_default().join(o.source, 'var'), o.skip);
+    const scanned = await scanVar(external_node_path_default().join(o.source, 'var'));
     const entries = addVarDirs(scanned, o.varDirs, accounts);
     const tar = skeletonTar(entries, accounts);
-    return { entries, tar, sha256: (0,external_node_crypto_.createHash)('sha256').update(tar).digest('hex') };
+    return { entries, tar, sha256: sha256(tar) };
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/build.ts
@@ -75075,6 +75059,7 @@ async function buildSkeleton(o) {
  *   scan     no private keys or credentials in the client root
  *   publish  rename into releases/<id>, switch current atomically, prune
  */
+
 
 
 
@@ -75117,7 +75102,7 @@ function hashEntries(entries) {
     const h = (0,external_node_crypto_.createHash)('sha256');
     for (const e of entries) {
         if (e.kind === 'file')
-            h.update(`f ${e.rel} ${e.mode} ${(0,external_node_crypto_.createHash)('sha256').update(e.data).digest('hex')}\n`);
+            h.update(`f ${e.rel} ${e.mode} ${sha256(e.data)}\n`);
         else if (e.kind === 'dir')
             h.update(`d ${e.rel} ${e.mode}\n`);
         else
@@ -75184,7 +75169,8 @@ async function buildRootfs(options, reporter) {
     // The /var skeleton only reads the source: walk it while the lock is taken, and again
     // only if we had to wait for another build (the master may have changed meanwhile).
     const lockWait = { happened: false };
-    const early = buildSkeleton({ source, varDirs: options.varDirs, skip: [] });
+    const skeletonOf = () => buildSkeleton({ source, varDirs: options.varDirs });
+    const early = skeletonOf();
     early.catch(() => undefined); // awaited below
     const buildLock = await holdLocks([await lockFile(target)], () => {
         lockWait.happened = true;
@@ -75225,15 +75211,12 @@ async function buildRootfs(options, reporter) {
         let id;
         let root;
         try {
-            skeleton = lockWait.happened
-                ? await buildSkeleton({ source, varDirs: options.varDirs, skip: [] })
-                : await early;
+            skeleton = lockWait.happened ? await skeletonOf() : await early;
             if (options.clientSshKeys &&
                 (await lstatOrUndefined(external_node_path_default().join(source, 'etc/ssh')))?.isDirectory()) {
                 sshKeyDir = await clientKeys(options.stateDir, reporter);
             }
-            fingerprint = (0,external_node_crypto_.createHash)('sha256')
-                .update(JSON.stringify({
+            fingerprint = sha256(JSON.stringify({
                 format: FORMAT,
                 source,
                 excludes,
@@ -75247,8 +75230,7 @@ async function buildRootfs(options, reporter) {
                     ? await hashFiles(sshKeyDir, CLIENT_KEY_PATHS.map((p) => external_node_path_default().basename(p)))
                     : null,
                 allow: options.secretAllow,
-            }))
-                .digest('hex');
+            }));
             if (previousRoot && previousMeta?.fingerprint === fingerprint) {
                 const diff = await reporter.group('Compare with the previous release', async () => {
                     const lines = await differences({
@@ -75320,7 +75302,7 @@ async function buildRootfs(options, reporter) {
             await dpkgLock?.release();
         }
         const tree = new ClientTree(root, layout === 'versioned' ? previousRoot : undefined);
-        const keys = await reporter.group("Scrub the master's identity", () => scrub(tree, { clientSshKeys: options.clientSshKeys, stateDir: options.stateDir }, reporter));
+        const keys = await reporter.group("Scrub the master's identity", () => scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter));
         await reporter.group('Overlay the template', async () => {
             const n = await applyTemplate(tree, template);
             reporter.info(options.template

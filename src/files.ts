@@ -1,4 +1,4 @@
-/** Small file helpers the ISO build shares: digests, atomic writes, quiet removal. */
+/** Small file helpers shared by the steps: digests, atomic writes, existence. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, rename, rm, writeFile } from 'node:fs/promises';
