@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chooseCache } from '../../src/iso/cache.js';
 import { LocalCache } from '../../src/iso/cache-local.js';
-import { sha256 } from '../../src/iso/files.js';
+import { sha256 } from '../../src/files.js';
 import { collect, tempDir } from './fixture.js';
 
 const DAY = 24 * 60 * 60 * 1000;
