@@ -4,7 +4,9 @@
  * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
  */
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
+import { DisklessError } from '../errors.js';
 import { ApiError, NetworkError, parseRetryAfter } from './api-error.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 
@@ -34,6 +36,10 @@ export interface DriveApiOptions {
 }
 
 type Json = Record<string, unknown>;
+
+/** A write's body: a buffer (raw or gzip), or a stream of `length` raw bytes. */
+export type WriteBody =
+  { data: Buffer; gzip: boolean } | { data: Readable; gzip: false; length: number };
 
 async function collect(body: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -110,7 +116,7 @@ export class DriveApi {
   private async exchange<T = Buffer>(
     method: 'GET' | 'POST',
     path: string,
-    body?: { data: Buffer | string; type: string; gzip?: boolean },
+    body?: { data: Buffer | string | Readable; type: string; gzip?: boolean; length?: number },
     consume: (body: AsyncIterable<Buffer>) => Promise<T> = collect as (
       b: AsyncIterable<Buffer>,
     ) => Promise<T>,
@@ -124,6 +130,9 @@ export class DriveApi {
     if (body) {
       headers['content-type'] = body.type;
       if (body.gzip) headers['content-encoding'] = 'gzip';
+      // A stream has no length of its own: the API wants one (no chunked bodies), and
+      // undici fails the request if the stream then brings more or fewer bytes.
+      if (body.length !== undefined) headers['content-length'] = String(body.length);
     }
     const network = (error: unknown) =>
       new NetworkError(what, (error as { code?: string }).code ?? String(error), error);
@@ -136,6 +145,13 @@ export class DriveApi {
         body: body?.data ?? (method === 'POST' ? '' : undefined),
       });
     } catch (error) {
+      // A streamed body that ran short or long: the file changed under it, and sending it
+      // again cannot help.
+      if ((error as { code?: string }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+        throw new DisklessError(
+          `${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`,
+        );
+      }
       throw network(error);
     }
     if (res.statusCode >= 400) {
@@ -213,12 +229,14 @@ export class DriveApi {
     );
   }
 
-  /** One write request, not retried: the caller counts and schedules retries. */
-  async writeOnce(uuid: string, offset: number, data: Buffer, gzip: boolean): Promise<void> {
+  /**
+   * One write request, not retried: the caller counts and schedules retries. The body is
+   * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
+   */
+  async writeOnce(uuid: string, offset: number, body: WriteBody): Promise<void> {
     await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
-      data,
       type: 'application/octet-stream',
-      gzip,
+      ...body,
     });
   }
 }

@@ -22,12 +22,14 @@ Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
   --account USER:KEY     an account (repeatable); by default one random account
   --latency-ms N         delay added before every response
   --connection-mbit N    bandwidth cap per connection, Mbit/s
-  --link-mbit N          bandwidth cap shared by all connections, Mbit/s
+  --link-mbit N          bandwidth cap shared by all connections, Mbit/s (split
+                         evenly between the transfers in progress)
   --error-rate R         share (0..1) of requests answered 500 system
   --throttle-rate R      share answered 429 with Retry-After
   --retry-after N        Retry-After seconds of throttled answers (default 1)
   --busy-rate R          share answered 409 busy
-  --cut-rate R           share whose connection is reset while the body is read
+  --cut-rate R           share whose connection is reset half-way through the body
+                         (a raw write keeps the part that arrived)
   --fault-on WHICH       writes (default) or all: which requests get those faults
   --seed N               seed of the fault PRNG
   --max-write-bytes N    largest write accepted, decompressed (default 64M)

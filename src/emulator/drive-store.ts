@@ -3,10 +3,21 @@
  * (a new drive reads as zeros without using space) and <uuid>.json its metadata and
  * counters, replaced atomically (temp file + rename) so a restart never sees half a
  * file. Every operation is checked against the caller's account: another account's
- * drive is reported missing, as if absent.
+ * drive is reported missing, as if absent. Writes go to the data file as their bytes
+ * come (see `writer`).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  truncate,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError, driveMissing } from './api-error.js';
 import type { DriveChanges, DriveMeta } from './drive-fields.js';
@@ -18,6 +29,14 @@ interface Entry {
   tail: Promise<void>;
   /** A save queued but not started yet: later callers share it (its snapshot is newer). */
   queued: Promise<void> | undefined;
+}
+
+/** A write in progress, fed in order; `end` must always be called, also after a failure. */
+export interface DriveWriter {
+  /** Writes the next bytes after those written so far. */
+  write(data: Buffer): Promise<void>;
+  /** Flushes (with fsync), closes, counts the request; returns the bytes written. */
+  end(): Promise<number>;
 }
 
 function ioError(error: unknown, what: string): ApiError {
@@ -187,32 +206,65 @@ export class DriveStore {
 
   /** Resolves once the bytes are in the drive file (and on disk with fsync). */
   async write(user: string, uuid: string, offset: number, data: Buffer): Promise<void> {
+    const writer = await this.writer(user, uuid, offset, data.length);
+    try {
+      await writer.write(data);
+    } finally {
+      await writer.end();
+    }
+  }
+
+  /**
+   * Opens a write of `length` bytes at `offset`, the range checked first (nothing is
+   * written past the end). The bytes go into the drive file as they are handed over, so
+   * a body is stored while it arrives, as a real service streams it to its disks.
+   */
+  async writer(user: string, uuid: string, offset: number, length: number): Promise<DriveWriter> {
     const e = this.entry(user, uuid);
-    this.checkRange(e, offset, data.length, 'write');
-    if (data.length > 0) {
-      try {
-        const handle = await open(this.dataPath(e.meta.drive), 'r+');
+    this.checkRange(e, offset, length, 'write');
+    const where = `write drive ${e.meta.drive}`;
+    let handle: FileHandle;
+    try {
+      handle = await open(this.dataPath(e.meta.drive), 'r+');
+    } catch (error) {
+      throw ioError(error, where);
+    }
+    let written = 0;
+    return {
+      write: async (data) => {
+        if (written + data.length > length) {
+          throw new ApiError('usage', `Write refused: more than the ${length} bytes announced`);
+        }
         try {
           for (let done = 0; done < data.length;) {
             const { bytesWritten } = await handle.write(
               data,
               done,
               data.length - done,
-              offset + done,
+              offset + written,
             );
             done += bytesWritten;
+            written += bytesWritten;
           }
+        } catch (error) {
+          throw ioError(error, where);
+        }
+      },
+      end: async () => {
+        // Counted at once, and even when cut short: what reached the drive changed it.
+        e.meta.counters.writeBytes += written;
+        e.meta.counters.writeRequests += 1;
+        try {
           if (this.fsync) await handle.sync();
+        } catch (error) {
+          throw ioError(error, where);
         } finally {
           await handle.close();
+          await this.save(e);
         }
-      } catch (error) {
-        throw ioError(error, `write drive ${e.meta.drive}`);
-      }
-    }
-    e.meta.counters.writeBytes += data.length;
-    e.meta.counters.writeRequests += 1;
-    await this.save(e);
+        return written;
+      },
+    };
   }
 
   /** Saves the metadata as it is when the save runs; concurrent callers share a save. */

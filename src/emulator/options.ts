@@ -16,7 +16,7 @@ export interface Faults {
   latencyMs?: number;
   /** Bandwidth cap of each TCP connection (request bodies in, response bodies out). */
   connectionBytesPerSecond?: number;
-  /** One cap shared by all connections together (a shared token bucket). */
+  /** One cap shared by all connections, split evenly between the transfers in progress. */
   linkBytesPerSecond?: number;
   /** Share (0..1) of eligible requests answered 500 `system`. */
   errorRate?: number;
@@ -26,7 +26,10 @@ export interface Faults {
   retryAfterSeconds?: number;
   /** Share (0..1) of eligible requests answered 409 `busy`. */
   busyRate?: number;
-  /** Share (0..1) of eligible requests whose connection is reset while the body is read. */
+  /**
+   * Share (0..1) of eligible requests whose connection is reset half-way through the body;
+   * a raw write keeps (and counts) the part that arrived, as a streaming service would.
+   */
   cutRate?: number;
   /** Which requests the error, throttle, busy and cut faults hit (default 'writes'). */
   faultOn?: 'writes' | 'all';

@@ -5,7 +5,7 @@
  * the rest is read (and paced) but dropped, so the client is not cut off mid-send.
  */
 import type { IncomingMessage } from 'node:http';
-import { pace, type Pacer } from './bandwidth.js';
+import type { Pacer } from './bandwidth.js';
 
 /** Thrown after a cut fault reset the connection: there is no one to answer. */
 export class ConnectionCut extends Error {
@@ -13,10 +13,13 @@ export class ConnectionCut extends Error {
 }
 
 export interface BodyOptions {
-  pacers: readonly Pacer[];
+  /** The connection's pacer (its share of the link). */
+  pacer: Pacer;
   keep: number;
   /** Reset the connection (RST) once this many body bytes have been read. */
   cutAfter?: number;
+  /** Takes each chunk as it arrives instead of keeping it (a write streamed to the drive). */
+  sink?: ((chunk: Buffer) => Promise<void>) | undefined;
   /** Called with each chunk's size as it is read off the wire. */
   onBytes: (bytes: number) => void;
 }
@@ -41,8 +44,9 @@ export async function readBody(req: IncomingMessage, o: BodyOptions): Promise<Bo
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
     o.onBytes(chunk.length);
-    await pace(o.pacers, chunk.length);
+    await Promise.all([o.pacer.pass(chunk.length), o.sink?.(chunk)]);
     if (o.cutAfter !== undefined && size >= o.cutAfter) cut(req);
+    if (o.sink) continue;
     if (size <= o.keep) chunks.push(chunk);
     else chunks.length = 0; // over the limit: free what was kept, drain the rest
   }

@@ -3,7 +3,8 @@
  * endpoints, injects the configured faults and paces bodies through the bandwidth caps.
  * Order per request: auth (401), route (404) and method (405), fault draw, body read
  * (a cut fault resets the connection here), injected error answers, the work itself,
- * latency, then the paced response.
+ * latency, then the paced response. A valid raw write is written to the drive while its
+ * body is read; every other body is read whole first.
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -13,9 +14,9 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
 import { ApiError, errorParts } from './api-error.js';
-import { Pacer, pace, sliceSize } from './bandwidth.js';
+import { Link, type Pacer } from './bandwidth.js';
 import { driveInfo, parseChanges } from './drive-fields.js';
-import { DriveStore } from './drive-store.js';
+import { DriveStore, type DriveWriter } from './drive-store.js';
 import { FaultPicker } from './faults.js';
 import {
   DEFAULT_MAX_WRITE_BYTES,
@@ -124,13 +125,20 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     bytesWritten: 0,
     connections: 0,
   };
-  const link = new Pacer(() => picker.current.linkBytesPerSecond);
-  const connectionPacers = new WeakMap<Socket, Pacer>();
+  const link = new Link(() => ({
+    link: picker.current.linkBytesPerSecond,
+    connection: picker.current.connectionBytesPerSecond,
+  }));
+  const pacers = new WeakMap<Socket, Pacer>();
   const inflight = new Set<Promise<void>>();
 
-  function pacersOf(req: IncomingMessage): Pacer[] {
-    const own = connectionPacers.get(req.socket);
-    return own ? [own, link] : [link];
+  function pacerOf(req: IncomingMessage): Pacer {
+    let pacer = pacers.get(req.socket);
+    if (!pacer) {
+      pacer = link.pacer();
+      pacers.set(req.socket, pacer);
+    }
+    return pacer;
   }
 
   /** Sends a reply after the injected latency, its body paced through the caps. */
@@ -140,27 +148,45 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     if (res.destroyed) return;
     stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
     res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
-    const pacers = pacersOf(req);
-    const slice = sliceSize(pacers, [
-      picker.current.connectionBytesPerSecond,
-      picker.current.linkBytesPerSecond,
-    ]);
+    const pacer = pacerOf(req);
+    const slice = pacer.sliceSize();
     if (!Number.isFinite(slice)) {
       stats.bytesSent += reply.body.length;
       res.end(reply.body);
       return;
     }
-    // (a getter: the socket can go away while we wait)
-    const gone = () => res.destroyed;
-    for (let at = 0; at < reply.body.length && !gone(); at += slice) {
-      const part = reply.body.subarray(at, at + slice);
-      await pace(pacers, part.length);
-      stats.bytesSent += part.length;
-      // Waiting for 'drain' after every slice would lose an event-loop turn each time;
-      // a few slices in the buffer keep memory bounded without that.
-      if (!res.write(part) && res.writableLength > 4 * slice) await drained(res);
-    }
+    await link.carry(async () => {
+      // (a getter: the socket can go away while we wait)
+      const gone = () => res.destroyed;
+      for (let at = 0; at < reply.body.length && !gone(); at += slice) {
+        const part = reply.body.subarray(at, at + slice);
+        await pacer.pass(part.length);
+        stats.bytesSent += part.length;
+        // Waiting for 'drain' after every slice would lose an event-loop turn each time;
+        // a few slices in the buffer keep memory bounded without that.
+        if (!res.write(part) && res.writableLength > 4 * slice) await drained(res);
+      }
+    });
     res.end();
+  }
+
+  /**
+   * A raw write that can go to the drive while its body arrives: a known length within
+   * the limit, to an existing drive, inside it. Anything else is read whole and answered
+   * by `work`, with its error if it has one.
+   */
+  async function streamedWrite(
+    req: IncomingMessage,
+    user: string,
+    route: Route,
+  ): Promise<DriveWriter | undefined> {
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    const length = Number(req.headers['content-length'] ?? NaN);
+    const offset = Number(route.offset ?? '0');
+    if (route.endpoint !== 'write' || encoding !== 'identity') return undefined;
+    if (!Number.isSafeInteger(length) || length > maxWriteBytes) return undefined;
+    if (!/^\d+$/.test(route.offset ?? '0') || !Number.isSafeInteger(offset)) return undefined;
+    return store.writer(user, route.uuid ?? '', offset, length).catch(() => undefined);
   }
 
   async function work(
@@ -168,6 +194,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     user: string,
     route: Route,
     body: Buffer,
+    writer: DriveWriter | undefined,
   ): Promise<Reply> {
     const json = wantsJson(req.headers.accept);
     switch (route.endpoint) {
@@ -209,6 +236,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
       }
       case 'write': {
+        if (writer) {
+          stats.bytesWritten += await writer.end(); // the bytes went in as they came
+          return NO_CONTENT;
+        }
         const uuid = route.uuid ?? '';
         store.get(user, uuid);
         const offset = parseOffset(route.offset ?? '0', 'offset');
@@ -253,26 +284,37 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       const isWrite = route.endpoint === 'write';
       const gzip = /gzip/i.test(req.headers['content-encoding'] ?? '');
       const length = Number(req.headers['content-length'] ?? NaN);
-      const body = await readBody(req, {
-        pacers: pacersOf(req),
-        // gzip of incompressible data is slightly larger than the data itself
-        keep: isWrite
-          ? gzip
-            ? maxWriteBytes + (maxWriteBytes >> 6) + 65536
-            : maxWriteBytes
-          : MAX_FIELDS_BYTES,
-        cutAfter:
-          fault === 'cut'
-            ? length > 0
-              ? Math.ceil(length / 2)
-              : Number.isNaN(length)
-                ? 1
-                : 0
-            : undefined,
-        onBytes: (n) => {
-          stats.bytesReceived += n;
-        },
-      });
+      const writer =
+        fault === undefined || fault === 'cut' ? await streamedWrite(req, user, route) : undefined;
+      const body = await link
+        .carry(() =>
+          readBody(req, {
+            pacer: pacerOf(req),
+            sink: writer && ((part) => writer.write(part)),
+            // gzip of incompressible data is slightly larger than the data itself
+            keep: isWrite
+              ? gzip
+                ? maxWriteBytes + (maxWriteBytes >> 6) + 65536
+                : maxWriteBytes
+              : MAX_FIELDS_BYTES,
+            cutAfter:
+              fault === 'cut'
+                ? length > 0
+                  ? Math.ceil(length / 2)
+                  : Number.isNaN(length)
+                    ? 1
+                    : 0
+                : undefined,
+            onBytes: (n) => {
+              stats.bytesReceived += n;
+            },
+          }),
+        )
+        .catch(async (error: unknown) => {
+          if (error instanceof ConnectionCut) stats.faults.cut += 1;
+          await writer?.end(); // a cut body: what arrived is on the drive, and counted
+          throw error;
+        });
       if (fault !== undefined) stats.faults[fault] += 1;
       if (fault === 'error')
         throw new ApiError('system', 'Injected fault: internal error, please retry');
@@ -296,12 +338,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
           `Write refused: the body is over the ${maxWriteBytes}-byte limit`,
         );
       }
-      await send(req, res, await work(req, user, route, body.data));
+      await send(req, res, await work(req, user, route, body.data, writer));
     } catch (error) {
-      if (error instanceof ConnectionCut) {
-        stats.faults.cut += 1;
-        return;
-      }
+      if (error instanceof ConnectionCut) return; // counted when it happened
       if (res.headersSent || res.destroyed) return;
       if (!(error instanceof ApiError)) {
         // The client disconnected mid-body, or a bug: answer if anyone is listening.
@@ -325,9 +364,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     inflight.add(done);
     void done.finally(() => inflight.delete(done));
   });
-  server.on('connection', (socket: Socket) => {
+  server.on('connection', () => {
     stats.connections += 1;
-    connectionPacers.set(socket, new Pacer(() => picker.current.connectionBytesPerSecond));
   });
 
   server.listen(options.port ?? 0, options.host ?? '127.0.0.1');

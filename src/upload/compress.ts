@@ -1,22 +1,18 @@
 /**
  * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
  * compressed and barely shrink, and deflating incompressible data runs at a few tens
- * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first, and only a chunk
- * whose sample shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
+ * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
+ * the image is hashed, so sending starts at once), and only a chunk whose sample
+ * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
  */
 import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { gzip, gzipSync } from 'node:zlib';
 
 const gzipAsync = promisify(gzip);
 /** Compress the whole chunk only when the sample promises at least this ratio... */
 const PROMISING = 0.8;
 /** ...and send it compressed only when it really saves at least a tenth. */
 const WORTH = 0.9;
-
-export interface Body {
-  data: Buffer;
-  gzip: boolean;
-}
 
 /** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
 const WINDOWS = 16;
@@ -30,10 +26,14 @@ function sampleOf(raw: Buffer): Buffer {
   );
 }
 
-export async function chunkBody(raw: Buffer): Promise<Body> {
+/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
+export function promising(raw: Buffer): boolean {
   const sample = sampleOf(raw);
-  const probe = await gzipAsync(sample, { level: 1 });
-  if (probe.length > sample.length * PROMISING) return { data: raw, gzip: false };
+  return gzipSync(sample, { level: 1 }).length <= sample.length * PROMISING;
+}
+
+/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
+export async function chunkBody(raw: Buffer): Promise<{ data: Buffer; gzip: boolean }> {
   const packed = await gzipAsync(raw, { level: 1 });
   return packed.length <= raw.length * WORTH
     ? { data: packed, gzip: true }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { DisklessError } from '../errors.js';
+import { promising } from './compress.js';
 
 export interface ImageDigests {
   size: number;
@@ -15,6 +16,8 @@ export interface ImageDigests {
   chunks: string[];
   /** Chunks that are all zeros (a fresh drive already reads them as zeros). */
   zero: boolean[];
+  /** Chunks whose sample compresses well: only these are tried with gzip when sent. */
+  compressible: boolean[];
 }
 
 /** Size of the image, or a clear error when it is missing, empty or not a file. */
@@ -107,7 +110,10 @@ function wholeImageSha256(file: string, size: number): Promise<string> {
   });
 }
 
-/** The image's sha256 and a digest per chunk. Memory: one chunk (plus the hashing thread's). */
+/**
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
+ */
 export async function digestImage(
   file: string,
   size: number,
@@ -121,6 +127,7 @@ export async function digestImage(
     const zeros = new Map<number, string>();
     const chunks: string[] = [];
     const zero: boolean[] = [];
+    const compressible: boolean[] = [];
     for (let i = 0; i < chunkCount(size, chunkSize); i++) {
       const length = chunkLength(i, size, chunkSize);
       const view = buffer.subarray(0, length);
@@ -133,8 +140,9 @@ export async function digestImage(
       }
       chunks.push(digest);
       zero.push(digest === zeroForLength);
+      compressible.push(zero.at(-1) === false && promising(view));
     }
-    return { size, chunkSize, sha256: await whole, chunks, zero };
+    return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
   } finally {
     await handle.close();
   }

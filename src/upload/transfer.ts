@@ -1,12 +1,14 @@
 /**
- * Sends chunks of the image in parallel over the API's kept-alive connections. Each
- * worker owns one chunk-sized buffer (memory is bounded by concurrency x chunk size),
- * compresses only where it pays and retries transient failures. The first chunk that
+ * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
+ * that do not compress (most of a boot image) stream from the file; a worker reads a
+ * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
+ * chunk size at worst). Transient failures are retried. The first chunk that
  * still fails stops new work; the writes in flight finish, so the journal stays exact.
  */
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ApiError, isTransient, NetworkError } from '../drive/api-error.js';
-import type { DriveApi } from '../drive/api.js';
+import type { DriveApi, WriteBody } from '../drive/api.js';
 import { withRetry, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { chunkBody } from './compress.js';
@@ -40,21 +42,34 @@ export interface Transfer {
 }
 
 export async function sendChunks(t: Transfer, indexes: readonly number[]): Promise<void> {
-  const { size, chunkSize, chunks } = t.digests;
+  const { size, chunkSize, chunks, compressible } = t.digests;
   const handle = await open(t.image, 'r');
   let next = 0;
   let failure: { index: number; error: unknown } | undefined;
 
   const worker = async () => {
-    const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+    let buffer: Buffer | undefined; // only chunks worth compressing are read whole
     while (failure === undefined && next < indexes.length) {
       const index = indexes[next++] ?? 0;
-      const raw = buffer.subarray(0, chunkLength(index, size, chunkSize));
+      const offset = index * chunkSize;
+      const length = chunkLength(index, size, chunkSize);
       try {
-        await readFully(handle, raw, index * chunkSize);
-        const body = await chunkBody(raw);
+        let packed: { data: Buffer; gzip: boolean } | undefined;
+        if (compressible[index]) {
+          buffer ??= Buffer.allocUnsafe(Math.min(chunkSize, size));
+          const raw = buffer.subarray(0, length);
+          await readFully(handle, raw, offset);
+          packed = await chunkBody(raw);
+        }
+        // The rest stream from the image: sending starts at once and memory stays small.
+        const body = (): WriteBody =>
+          packed ?? {
+            data: createReadStream(t.image, { start: offset, end: offset + length - 1 }),
+            gzip: false,
+            length,
+          };
         await withRetry(
-          () => t.api.writeOnce(t.drive, index * chunkSize, body.data, body.gzip),
+          () => t.api.writeOnce(t.drive, offset, body()),
           t.policy,
           (error, attempt, delay) => {
             t.stats.retries++;
@@ -62,9 +77,9 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
           },
         );
         t.stats.chunksSent++;
-        t.stats.bytesSent += body.data.length;
-        if (body.gzip) t.stats.chunksCompressed++;
-        await t.confirmed(index, raw.length);
+        t.stats.bytesSent += packed?.data.length ?? length;
+        if (packed?.gzip) t.stats.chunksCompressed++;
+        await t.confirmed(index, length);
       } catch (error) {
         failure ??= { index, error };
       }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fairShare } from '../../src/emulator/bandwidth.js';
 import type { Faults } from '../../src/emulator/index.js';
 import { call, createDrive, properties, start, type Started } from './helpers.js';
 
@@ -84,9 +85,10 @@ describe('fault injection', () => {
     expect((await call(s.emulator, `drives/${uuid}/read/0/3`)).body).toEqual(Buffer.alloc(3));
   });
 
-  it('cuts the connection mid-body: the client gets a socket error and nothing is written', async () => {
+  it('cuts the connection mid-body: the client gets a socket error, and what arrived is on the drive and counted', async () => {
     s = await start({ faults: { cutRate: 1 } });
     const uuid = await createDrive(s.emulator, 'name d\nsize 4M');
+    const created = s.emulator.stats.bytesReceived;
     const body = randomBytes(2 * MiB);
     const error = await call(s.emulator, `drives/${uuid}/write`, { body }).then(
       () => undefined,
@@ -95,14 +97,18 @@ describe('fault injection', () => {
     expect(error).toBeDefined();
     expect(error?.code).toMatch(/ECONNRESET|UND_ERR_SOCKET|EPIPE/);
     expect(s.emulator.stats.faults.cut).toBe(1);
-    // part of the body came in, not all of it
-    expect(s.emulator.stats.bytesReceived).toBeGreaterThan(0);
-    expect(s.emulator.stats.bytesReceived).toBeLessThan(14 + body.length);
+    // part of the body came in (about half), not all of it
+    const arrived = s.emulator.stats.bytesReceived - created;
+    expect(arrived).toBeGreaterThanOrEqual(body.length / 2);
+    expect(arrived).toBeLessThan(body.length);
     s.emulator.setFaults({});
+    // a real drive is written as the body streams in: a cut write leaves its first part
     const read = await call(s.emulator, `drives/${uuid}/read/0/${2 * MiB}`);
-    expect(read.body.equals(Buffer.alloc(2 * MiB))).toBe(true);
+    expect(read.body.subarray(0, arrived).equals(body.subarray(0, arrived))).toBe(true);
+    expect(read.body.subarray(arrived).equals(Buffer.alloc(2 * MiB - arrived))).toBe(true);
     const info = properties((await call(s.emulator, `drives/${uuid}/info`)).text);
-    expect(info['write:requests']).toBe('0');
+    expect(info['write:requests']).toBe('1');
+    expect(info['write:bytes']).toBe(String(arrived));
   });
 
   it('adds latencyMs before each response', async () => {
@@ -116,23 +122,29 @@ describe('fault injection', () => {
 });
 
 describe('bandwidth caps', () => {
-  /** Runs `n` 4 MiB writes at once, each on its own connection; returns seconds taken. */
-  async function writeAtOnce(
+  /** Runs `n` 4 MiB writes at once, each on its own connection; returns each one's seconds. */
+  async function writesAtOnce(
     st: Started,
     uuid: string,
     n: number,
     faults: Faults,
-  ): Promise<number> {
+  ): Promise<number[]> {
     st.emulator.setFaults(faults);
     const body = randomBytes(4 * MiB);
     const t0 = performance.now();
     const answers = await Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        call(st.emulator, `drives/${uuid}/write/${i * 4 * MiB}`, { body }),
-      ),
+      Array.from({ length: n }, async (_, i) => {
+        const answer = await call(st.emulator, `drives/${uuid}/write/${i * 4 * MiB}`, { body });
+        return { status: answer.status, seconds: (performance.now() - t0) / 1000 };
+      }),
     );
     expect(answers.map((a) => a.status)).toEqual(Array<number>(n).fill(204));
-    return (performance.now() - t0) / 1000;
+    return answers.map((a) => a.seconds);
+  }
+
+  /** Seconds until the last of `n` writes at once is answered. */
+  async function writeAtOnce(st: Started, uuid: string, n: number, f: Faults): Promise<number> {
+    return Math.max(...(await writesAtOnce(st, uuid, n, f)));
   }
 
   it('a 4 MiB body at 8 MiB/s per connection takes about 0.5 s, in and out', async () => {
@@ -165,5 +177,34 @@ describe('bandwidth caps', () => {
     });
     expect(shared).toBeGreaterThan(1 * 0.95);
     expect(shared).toBeLessThan(1 * 1.4);
+  });
+
+  it('splits the link evenly between the transfers in progress, each at most its cap', async () => {
+    s = await start();
+    const uuid = await createDrive(s.emulator, 'name d\nsize 64M');
+    // 6 connections capped at 8 MiB/s on a 24 MiB/s link: 4 MiB/s each, so every 4 MiB
+    // write takes about 1 s. A first-come link let some run at their cap (0.5 s) and
+    // left the others to finish alone.
+    const each = await writesAtOnce(s, uuid, 6, {
+      connectionBytesPerSecond: 8 * MiB,
+      linkBytesPerSecond: 24 * MiB,
+    });
+    for (const seconds of each) {
+      expect(seconds).toBeGreaterThan(1 * 0.9);
+      expect(seconds).toBeLessThan(1 * 1.4);
+    }
+  });
+});
+
+describe('fair share', () => {
+  it('is the link divided by the transfers in progress, never above the connection cap', () => {
+    const caps = { link: 50e6, connection: 6.25e6 };
+    expect(fairShare(caps, 9)).toBeCloseTo(50e6 / 9);
+    expect(fairShare(caps, 4)).toBe(6.25e6);
+    expect(fairShare(caps, 0)).toBe(6.25e6);
+    expect(fairShare({ link: 50e6 }, 2)).toBe(25e6);
+    expect(fairShare({ connection: 1e6 }, 100)).toBe(1e6);
+    expect(fairShare({}, 3)).toBeUndefined();
+    expect(fairShare({ link: 0, connection: 0 }, 3)).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 // upload-drive against the emulator over real HTTP: what lands on the drive, what is
 // sent, and what is refused.
 import { randomBytes } from 'node:crypto';
-import { appendFile, open, writeFile } from 'node:fs/promises';
+import { appendFile, open, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/index.js';
@@ -110,7 +110,10 @@ describe('upload-drive', () => {
     const image = await writeImage(data);
     const first = await run(emu.url, { image, 'drive-name': 'shared-boot', 'state-dir': state });
     const client = api(emu.url);
-    await client.writeOnce(first.driveUuid, 5 * MiB, Buffer.from('someone else'), false);
+    await client.writeOnce(first.driveUuid, 5 * MiB, {
+      data: Buffer.from('someone else'),
+      gzip: false,
+    });
     await client.close();
     const again = await run(emu.url, { image, 'drive-name': 'shared-boot', 'state-dir': state });
     expect(again.upToDate).toBe(false);
@@ -170,6 +173,34 @@ describe('upload-drive', () => {
     expect(checked.chunksRewritten).toBe(1);
     expect(lines.join('\n')).toContain('chunks 1 differ from the image; rewriting them');
     expect((await readDrive(emu.url, first.driveUuid, data.length)).equals(data)).toBe(true);
+  });
+
+  it('stops at once, without retrying, when the image shrinks while it is sent', async () => {
+    const data = randomBytes(8 * MiB);
+    const image = await writeImage(data);
+    emu.setFaults({ connectionBytesPerSecond: 16 * MiB });
+    const cut = setInterval(() => {
+      if ((emu.stats.endpoints.write ?? 0) >= 2) void truncate(image, 3 * MiB);
+    }, 2);
+    const lines: string[] = [];
+    await expect(
+      run(
+        emu.url,
+        {
+          image,
+          'drive-name': 'shrinking',
+          'state-dir': state,
+          'chunk-size': '1M',
+          concurrency: '1',
+        },
+        lines,
+      ),
+    ).rejects.toThrow(/did not have the 1048576 bytes announced: the file being sent changed/);
+    clearInterval(cut);
+    emu.setFaults({});
+    expect(lines.join('\n')).not.toMatch(/retry/);
+    const [drive] = await drives();
+    expect(drive?.meta['diskless-sha256']).toBeUndefined();
   });
 
   it('refuses to record an image that changed while it was being sent', async () => {
