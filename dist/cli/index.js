@@ -52701,6 +52701,7 @@ async function withRetry(work, policy, onRetry = () => undefined) {
 
 
 
+
 async function collect(body) {
     const parts = [];
     for await (const part of body)
@@ -52784,6 +52785,10 @@ class DriveApi {
             headers['content-type'] = body.type;
             if (body.gzip)
                 headers['content-encoding'] = 'gzip';
+            // A stream has no length of its own: the API wants one (no chunked bodies), and
+            // undici fails the request if the stream then brings more or fewer bytes.
+            if (body.length !== undefined)
+                headers['content-length'] = String(body.length);
         }
         const network = (error) => new NetworkError(what, error.code ?? String(error), error);
         let res;
@@ -52796,6 +52801,11 @@ class DriveApi {
             });
         }
         catch (error) {
+            // A streamed body that ran short or long: the file changed under it, and sending it
+            // again cannot help.
+            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+            }
             throw network(error);
         }
         if (res.statusCode >= 400) {
@@ -52851,23 +52861,67 @@ class DriveApi {
             return { sha256: hash.digest('hex'), bytes };
         }));
     }
-    /** One write request, not retried: the caller counts and schedules retries. */
-    async writeOnce(uuid, offset, data, gzip) {
+    /**
+     * One write request, not retried: the caller counts and schedules retries. The body is
+     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
+     */
+    async writeOnce(uuid, offset, body) {
         await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
-            data,
             type: 'application/octet-stream',
-            gzip,
+            ...body,
         });
     }
 }
 
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/upload/compress.ts
+/**
+ * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
+ * compressed and barely shrink, and deflating incompressible data runs at a few tens
+ * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
+ * the image is hashed, so sending starts at once), and only a chunk whose sample
+ * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
+ */
+
+
+const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
+/** Compress the whole chunk only when the sample promises at least this ratio... */
+const PROMISING = 0.8;
+/** ...and send it compressed only when it really saves at least a tenth. */
+const WORTH = 0.9;
+/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
+const WINDOWS = 16;
+const WINDOW = 4 * 1024;
+function sampleOf(raw) {
+    if (raw.length <= WINDOWS * WINDOW)
+        return raw;
+    const step = Math.floor((raw.length - WINDOW) / (WINDOWS - 1));
+    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + WINDOW)));
+}
+/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
+function promising(raw) {
+    const sample = sampleOf(raw);
+    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+}
+/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
+async function chunkBody(raw) {
+    const packed = await gzipAsync(raw, { level: 1 });
+    return packed.length <= raw.length * WORTH
+        ? { data: packed, gzip: true }
+        : { data: raw, gzip: false };
+}
+
 ;// CONCATENATED MODULE: ./src/upload/image.ts
 /**
  * The image to upload: checked before anything is sent, then read once to get its
  * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
  */
+
 
 
 
@@ -52946,7 +53000,10 @@ function wholeImageSha256(file, size) {
         worker.once('error', reject);
     });
 }
-/** The image's sha256 and a digest per chunk. Memory: one chunk (plus the hashing thread's). */
+/**
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
+ */
 async function digestImage(file, size, chunkSize) {
     const whole = wholeImageSha256(file, size);
     whole.catch(() => undefined); // awaited below, after the chunks
@@ -52956,6 +53013,7 @@ async function digestImage(file, size, chunkSize) {
         const zeros = new Map();
         const chunks = [];
         const zero = [];
+        const compressible = [];
         for (let i = 0; i < chunkCount(size, chunkSize); i++) {
             const length = chunkLength(i, size, chunkSize);
             const view = buffer.subarray(0, length);
@@ -52968,8 +53026,9 @@ async function digestImage(file, size, chunkSize) {
             }
             chunks.push(digest);
             zero.push(digest === zeroForLength);
+            compressible.push(zero.at(-1) === false && promising(view));
         }
-        return { size, chunkSize, sha256: await whole, chunks, zero };
+        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
     }
     finally {
         await handle.close();
@@ -53253,51 +53312,15 @@ async function prepareDrive(api, target, o, policy) {
     return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
 }
 
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./src/upload/compress.ts
-/**
- * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
- * compressed and barely shrink, and deflating incompressible data runs at a few tens
- * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first, and only a chunk
- * whose sample shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
- */
-
-
-const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
-/** Compress the whole chunk only when the sample promises at least this ratio... */
-const PROMISING = 0.8;
-/** ...and send it compressed only when it really saves at least a tenth. */
-const WORTH = 0.9;
-/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
-const WINDOWS = 16;
-const WINDOW = 4 * 1024;
-function sampleOf(raw) {
-    if (raw.length <= WINDOWS * WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + WINDOW)));
-}
-async function chunkBody(raw) {
-    const sample = sampleOf(raw);
-    const probe = await gzipAsync(sample, { level: 1 });
-    if (probe.length > sample.length * PROMISING)
-        return { data: raw, gzip: false };
-    const packed = await gzipAsync(raw, { level: 1 });
-    return packed.length <= raw.length * WORTH
-        ? { data: packed, gzip: true }
-        : { data: raw, gzip: false };
-}
-
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
- * Sends chunks of the image in parallel over the API's kept-alive connections. Each
- * worker owns one chunk-sized buffer (memory is bounded by concurrency x chunk size),
- * compresses only where it pays and retries transient failures. The first chunk that
+ * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
+ * that do not compress (most of a boot image) stream from the file; a worker reads a
+ * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
+ * chunk size at worst). Transient failures are retried. The first chunk that
  * still fails stops new work; the writes in flight finish, so the journal stays exact.
  */
+
 
 
 
@@ -53308,27 +53331,39 @@ function emptyStats() {
     return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
 async function sendChunks(t, indexes) {
-    const { size, chunkSize, chunks } = t.digests;
+    const { size, chunkSize, chunks, compressible } = t.digests;
     const handle = await (0,promises_.open)(t.image, 'r');
     let next = 0;
     let failure;
     const worker = async () => {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        let buffer; // only chunks worth compressing are read whole
         while (failure === undefined && next < indexes.length) {
             const index = indexes[next++] ?? 0;
-            const raw = buffer.subarray(0, chunkLength(index, size, chunkSize));
+            const offset = index * chunkSize;
+            const length = chunkLength(index, size, chunkSize);
             try {
-                await readFully(handle, raw, index * chunkSize);
-                const body = await chunkBody(raw);
-                await withRetry(() => t.api.writeOnce(t.drive, index * chunkSize, body.data, body.gzip), t.policy, (error, attempt, delay) => {
+                let packed;
+                if (compressible[index]) {
+                    buffer ??= Buffer.allocUnsafe(Math.min(chunkSize, size));
+                    const raw = buffer.subarray(0, length);
+                    await readFully(handle, raw, offset);
+                    packed = await chunkBody(raw);
+                }
+                // The rest stream from the image: sending starts at once and memory stays small.
+                const body = () => packed ?? {
+                    data: (0,external_node_fs_.createReadStream)(t.image, { start: offset, end: offset + length - 1 }),
+                    gzip: false,
+                    length,
+                };
+                await withRetry(() => t.api.writeOnce(t.drive, offset, body()), t.policy, (error, attempt, delay) => {
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
                 t.stats.chunksSent++;
-                t.stats.bytesSent += body.data.length;
-                if (body.gzip)
+                t.stats.bytesSent += packed?.data.length ?? length;
+                if (packed?.gzip)
                     t.stats.chunksCompressed++;
-                await t.confirmed(index, raw.length);
+                await t.confirmed(index, length);
             }
             catch (error) {
                 failure ??= { index, error };
@@ -53799,54 +53834,81 @@ function errorParts(error) {
 
 ;// CONCATENATED MODULE: ./src/emulator/bandwidth.ts
 /**
- * Bandwidth caps as pacers on a virtual time line (GCRA, a token bucket with no saved-up
- * burst): booking n bytes moves the line's "free at" time on by n / rate, and the bytes
- * may pass once every line they cross (the connection's, the shared link's) is free.
- * Booking on both lines at once, rather than one after the other, makes the slower cap
- * win instead of the two adding up.
+ * Bandwidth caps. The shared link is split evenly between the transfers in progress
+ * (request bodies being read, response bodies being written), and no transfer gets
+ * more than the per-connection cap: the max-min fair share that TCP flows through one
+ * bottleneck settle at. (A first-come queue on the link instead let some connections
+ * run at their cap while others starved, and the starved ones then finished alone,
+ * leaving the link half idle: no real network behaves like that.)
  *
- * Timers fire late by a millisecond or so; a line that was busy until just now keeps its
- * "free at" time in the past (up to SLACK_MS) so that lateness is made up on the next
- * booking instead of being lost on every chunk. A line idle for longer starts afresh, so
- * no burst is saved up between requests.
+ * Each connection paces itself at its current share on a virtual time line (GCRA, a
+ * token bucket with no saved-up burst): booking n bytes moves its "free at" time on by
+ * n / rate, and the bytes may pass once that time has come. Timers fire late by a
+ * millisecond or so; a line that was busy until just now keeps its "free at" time in
+ * the past (up to SLACK_MS) so that lateness is made up on the next booking instead of
+ * being lost on every chunk. A line idle for longer starts afresh, so no burst is saved
+ * up between requests.
  */
 
 const SLACK_MS = 25;
+/** The fair share of one transfer among `transfers` in progress; undefined: no cap. */
+function fairShare(caps, transfers) {
+    const limits = [
+        caps.link !== undefined && caps.link > 0 ? caps.link / Math.max(1, transfers) : undefined,
+        caps.connection !== undefined && caps.connection > 0 ? caps.connection : undefined,
+    ].filter((r) => r !== undefined);
+    return limits.length === 0 ? undefined : Math.min(...limits);
+}
 class Pacer {
     rate;
     freeAt = 0;
-    /** `rate` is read on every booking, so caps can change while running. */
+    /** `rate` is read on every booking: caps and shares change while running. */
     constructor(rate) {
         this.rate = rate;
     }
-    /** Books n bytes; returns when (performance.now() ms) they have passed this line. */
-    book(bytes) {
+    /** Waits until `bytes` booked now have passed this line. */
+    async pass(bytes) {
         const now = performance.now();
         const rate = this.rate();
-        if (rate === undefined || rate <= 0)
-            return now;
+        if (rate === undefined)
+            return;
         if (this.freeAt < now - SLACK_MS)
             this.freeAt = now;
         this.freeAt += (bytes / rate) * 1000;
-        return this.freeAt;
+        const wait = this.freeAt - now;
+        if (wait > 0.5)
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(wait);
+    }
+    /** Slices a response body is written in: about 5 ms of the line, 1 to 64 KiB. */
+    sliceSize() {
+        const rate = this.rate();
+        if (rate === undefined)
+            return Infinity;
+        return Math.min(65536, Math.max(1024, Math.floor(rate / 200)));
     }
 }
-/** Waits until `bytes` have passed every pacer. */
-async function pace(pacers, bytes) {
-    let until = 0;
-    for (const p of pacers)
-        until = Math.max(until, p.book(bytes));
-    const wait = until - performance.now();
-    if (wait > 0.5)
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(wait);
-}
-/** Slices a response body is written in when paced: small enough to be smooth. */
-function sliceSize(pacers, rates) {
-    const active = rates.filter((r) => r !== undefined && r > 0);
-    if (pacers.length === 0 || active.length === 0)
-        return Infinity;
-    // About 5 ms of the slowest line, between 1 KiB and 64 KiB.
-    return Math.min(65536, Math.max(1024, Math.floor(Math.min(...active) / 200)));
+/** The shared link: counts the transfers in progress and hands each connection its pacer. */
+class Link {
+    caps;
+    transfers = 0;
+    /** `caps` is read on every booking, so caps can change while running. */
+    constructor(caps) {
+        this.caps = caps;
+    }
+    /** A connection's pacer: its bytes go at the fair share of the moment. */
+    pacer() {
+        return new Pacer(() => fairShare(this.caps(), this.transfers));
+    }
+    /** Runs `transfer` counted as in progress. */
+    async carry(transfer) {
+        this.transfers++;
+        try {
+            return await transfer();
+        }
+        finally {
+            this.transfers--;
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/drive-fields.ts
@@ -53976,7 +54038,8 @@ function driveInfo(meta) {
  * (a new drive reads as zeros without using space) and <uuid>.json its metadata and
  * counters, replaced atomically (temp file + rename) so a restart never sees half a
  * file. Every operation is checked against the caller's account: another account's
- * drive is reported missing, as if absent.
+ * drive is reported missing, as if absent. Writes go to the data file as their bytes
+ * come (see `writer`).
  */
 
 
@@ -54139,30 +54202,65 @@ class DriveStore {
     }
     /** Resolves once the bytes are in the drive file (and on disk with fsync). */
     async write(user, uuid, offset, data) {
+        const writer = await this.writer(user, uuid, offset, data.length);
+        try {
+            await writer.write(data);
+        }
+        finally {
+            await writer.end();
+        }
+    }
+    /**
+     * Opens a write of `length` bytes at `offset`, the range checked first (nothing is
+     * written past the end). The bytes go into the drive file as they are handed over, so
+     * a body is stored while it arrives, as a real service streams it to its disks.
+     */
+    async writer(user, uuid, offset, length) {
         const e = this.entry(user, uuid);
-        this.checkRange(e, offset, data.length, 'write');
-        if (data.length > 0) {
-            try {
-                const handle = await (0,promises_.open)(this.dataPath(e.meta.drive), 'r+');
+        this.checkRange(e, offset, length, 'write');
+        const where = `write drive ${e.meta.drive}`;
+        let handle;
+        try {
+            handle = await (0,promises_.open)(this.dataPath(e.meta.drive), 'r+');
+        }
+        catch (error) {
+            throw ioError(error, where);
+        }
+        let written = 0;
+        return {
+            write: async (data) => {
+                if (written + data.length > length) {
+                    throw new api_error_ApiError('usage', `Write refused: more than the ${length} bytes announced`);
+                }
                 try {
                     for (let done = 0; done < data.length;) {
-                        const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
+                        const { bytesWritten } = await handle.write(data, done, data.length - done, offset + written);
                         done += bytesWritten;
+                        written += bytesWritten;
                     }
+                }
+                catch (error) {
+                    throw ioError(error, where);
+                }
+            },
+            end: async () => {
+                // Counted at once, and even when cut short: what reached the drive changed it.
+                e.meta.counters.writeBytes += written;
+                e.meta.counters.writeRequests += 1;
+                try {
                     if (this.fsync)
                         await handle.sync();
                 }
+                catch (error) {
+                    throw ioError(error, where);
+                }
                 finally {
                     await handle.close();
+                    await this.save(e);
                 }
-            }
-            catch (error) {
-                throw ioError(error, `write drive ${e.meta.drive}`);
-            }
-        }
-        e.meta.counters.writeBytes += data.length;
-        e.meta.counters.writeRequests += 1;
-        await this.save(e);
+                return written;
+            },
+        };
     }
     /** Saves the metadata as it is when the save runs; concurrent callers share a save. */
     save(e) {
@@ -54258,7 +54356,6 @@ const DEFAULT_MAX_WRITE_BYTES = 64 * 2 ** 20;
 const MAX_READ_BYTES = 4096 * 1024;
 
 ;// CONCATENATED MODULE: ./src/emulator/request-body.ts
-
 /** Thrown after a cut fault reset the connection: there is no one to answer. */
 class ConnectionCut extends Error {
     name = 'ConnectionCut';
@@ -54275,9 +54372,11 @@ async function readBody(req, o) {
     for await (const chunk of req) {
         size += chunk.length;
         o.onBytes(chunk.length);
-        await pace(o.pacers, chunk.length);
+        await Promise.all([o.pacer.pass(chunk.length), o.sink?.(chunk)]);
         if (o.cutAfter !== undefined && size >= o.cutAfter)
             cut(req);
+        if (o.sink)
+            continue;
         if (size <= o.keep)
             chunks.push(chunk);
         else
@@ -54440,7 +54539,8 @@ function renderList(key, values, json) {
  * endpoints, injects the configured faults and paces bodies through the bandwidth caps.
  * Order per request: auth (401), route (404) and method (405), fault draw, body read
  * (a cut fault resets the connection here), injected error answers, the work itself,
- * latency, then the paced response.
+ * latency, then the paced response. A valid raw write is written to the drive while its
+ * body is read; every other body is read whole first.
  */
 
 
@@ -54523,12 +54623,19 @@ async function startEmulator(options) {
         bytesWritten: 0,
         connections: 0,
     };
-    const link = new Pacer(() => picker.current.linkBytesPerSecond);
-    const connectionPacers = new WeakMap();
+    const link = new Link(() => ({
+        link: picker.current.linkBytesPerSecond,
+        connection: picker.current.connectionBytesPerSecond,
+    }));
+    const pacers = new WeakMap();
     const inflight = new Set();
-    function pacersOf(req) {
-        const own = connectionPacers.get(req.socket);
-        return own ? [own, link] : [link];
+    function pacerOf(req) {
+        let pacer = pacers.get(req.socket);
+        if (!pacer) {
+            pacer = link.pacer();
+            pacers.set(req.socket, pacer);
+        }
+        return pacer;
     }
     /** Sends a reply after the injected latency, its body paced through the caps. */
     async function send(req, res, reply) {
@@ -54539,30 +54646,46 @@ async function startEmulator(options) {
             return;
         stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
         res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
-        const pacers = pacersOf(req);
-        const slice = sliceSize(pacers, [
-            picker.current.connectionBytesPerSecond,
-            picker.current.linkBytesPerSecond,
-        ]);
+        const pacer = pacerOf(req);
+        const slice = pacer.sliceSize();
         if (!Number.isFinite(slice)) {
             stats.bytesSent += reply.body.length;
             res.end(reply.body);
             return;
         }
-        // (a getter: the socket can go away while we wait)
-        const gone = () => res.destroyed;
-        for (let at = 0; at < reply.body.length && !gone(); at += slice) {
-            const part = reply.body.subarray(at, at + slice);
-            await pace(pacers, part.length);
-            stats.bytesSent += part.length;
-            // Waiting for 'drain' after every slice would lose an event-loop turn each time;
-            // a few slices in the buffer keep memory bounded without that.
-            if (!res.write(part) && res.writableLength > 4 * slice)
-                await drained(res);
-        }
+        await link.carry(async () => {
+            // (a getter: the socket can go away while we wait)
+            const gone = () => res.destroyed;
+            for (let at = 0; at < reply.body.length && !gone(); at += slice) {
+                const part = reply.body.subarray(at, at + slice);
+                await pacer.pass(part.length);
+                stats.bytesSent += part.length;
+                // Waiting for 'drain' after every slice would lose an event-loop turn each time;
+                // a few slices in the buffer keep memory bounded without that.
+                if (!res.write(part) && res.writableLength > 4 * slice)
+                    await drained(res);
+            }
+        });
         res.end();
     }
-    async function work(req, user, route, body) {
+    /**
+     * A raw write that can go to the drive while its body arrives: a known length within
+     * the limit, to an existing drive, inside it. Anything else is read whole and answered
+     * by `work`, with its error if it has one.
+     */
+    async function streamedWrite(req, user, route) {
+        const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+        const length = Number(req.headers['content-length'] ?? NaN);
+        const offset = Number(route.offset ?? '0');
+        if (route.endpoint !== 'write' || encoding !== 'identity')
+            return undefined;
+        if (!Number.isSafeInteger(length) || length > maxWriteBytes)
+            return undefined;
+        if (!/^\d+$/.test(route.offset ?? '0') || !Number.isSafeInteger(offset))
+            return undefined;
+        return store.writer(user, route.uuid ?? '', offset, length).catch(() => undefined);
+    }
+    async function work(req, user, route, body, writer) {
         const json = wantsJson(req.headers.accept);
         switch (route.endpoint) {
             case 'list':
@@ -54594,6 +54717,10 @@ async function startEmulator(options) {
                 return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
             }
             case 'write': {
+                if (writer) {
+                    stats.bytesWritten += await writer.end(); // the bytes went in as they came
+                    return NO_CONTENT;
+                }
                 const uuid = route.uuid ?? '';
                 store.get(user, uuid);
                 const offset = parseOffset(route.offset ?? '0', 'offset');
@@ -54632,8 +54759,11 @@ async function startEmulator(options) {
             const isWrite = route.endpoint === 'write';
             const gzip = /gzip/i.test(req.headers['content-encoding'] ?? '');
             const length = Number(req.headers['content-length'] ?? NaN);
-            const body = await readBody(req, {
-                pacers: pacersOf(req),
+            const writer = fault === undefined || fault === 'cut' ? await streamedWrite(req, user, route) : undefined;
+            const body = await link
+                .carry(() => readBody(req, {
+                pacer: pacerOf(req),
+                sink: writer && ((part) => writer.write(part)),
                 // gzip of incompressible data is slightly larger than the data itself
                 keep: isWrite
                     ? gzip
@@ -54650,6 +54780,12 @@ async function startEmulator(options) {
                 onBytes: (n) => {
                     stats.bytesReceived += n;
                 },
+            }))
+                .catch(async (error) => {
+                if (error instanceof ConnectionCut)
+                    stats.faults.cut += 1;
+                await writer?.end(); // a cut body: what arrived is on the drive, and counted
+                throw error;
             });
             if (fault !== undefined)
                 stats.faults[fault] += 1;
@@ -54669,13 +54805,11 @@ async function startEmulator(options) {
             if (body.overLimit) {
                 throw new api_error_ApiError('usage', `Write refused: the body is over the ${maxWriteBytes}-byte limit`);
             }
-            await send(req, res, await work(req, user, route, body.data));
+            await send(req, res, await work(req, user, route, body.data, writer));
         }
         catch (error) {
-            if (error instanceof ConnectionCut) {
-                stats.faults.cut += 1;
-                return;
-            }
+            if (error instanceof ConnectionCut)
+                return; // counted when it happened
             if (res.headersSent || res.destroyed)
                 return;
             if (!(error instanceof api_error_ApiError)) {
@@ -54700,9 +54834,8 @@ async function startEmulator(options) {
         inflight.add(done);
         void done.finally(() => inflight.delete(done));
     });
-    server.on('connection', (socket) => {
+    server.on('connection', () => {
         stats.connections += 1;
-        connectionPacers.set(socket, new Pacer(() => picker.current.connectionBytesPerSecond));
     });
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
     await Promise.race([
@@ -54760,12 +54893,14 @@ Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
   --account USER:KEY     an account (repeatable); by default one random account
   --latency-ms N         delay added before every response
   --connection-mbit N    bandwidth cap per connection, Mbit/s
-  --link-mbit N          bandwidth cap shared by all connections, Mbit/s
+  --link-mbit N          bandwidth cap shared by all connections, Mbit/s (split
+                         evenly between the transfers in progress)
   --error-rate R         share (0..1) of requests answered 500 system
   --throttle-rate R      share answered 429 with Retry-After
   --retry-after N        Retry-After seconds of throttled answers (default 1)
   --busy-rate R          share answered 409 busy
-  --cut-rate R           share whose connection is reset while the body is read
+  --cut-rate R           share whose connection is reset half-way through the body
+                         (a raw write keeps the part that arrived)
   --fault-on WHICH       writes (default) or all: which requests get those faults
   --seed N               seed of the fault PRNG
   --max-write-bytes N    largest write accepted, decompressed (default 64M)

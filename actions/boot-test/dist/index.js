@@ -75533,6 +75533,7 @@ async function withRetry(work, policy, onRetry = () => undefined) {
 
 
 
+
 async function collect(body) {
     const parts = [];
     for await (const part of body)
@@ -75616,6 +75617,10 @@ class DriveApi {
             headers['content-type'] = body.type;
             if (body.gzip)
                 headers['content-encoding'] = 'gzip';
+            // A stream has no length of its own: the API wants one (no chunked bodies), and
+            // undici fails the request if the stream then brings more or fewer bytes.
+            if (body.length !== undefined)
+                headers['content-length'] = String(body.length);
         }
         const network = (error) => new NetworkError(what, error.code ?? String(error), error);
         let res;
@@ -75628,6 +75633,11 @@ class DriveApi {
             });
         }
         catch (error) {
+            // A streamed body that ran short or long: the file changed under it, and sending it
+            // again cannot help.
+            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+            }
             throw network(error);
         }
         if (res.statusCode >= 400) {
@@ -75683,23 +75693,67 @@ class DriveApi {
             return { sha256: hash.digest('hex'), bytes };
         }));
     }
-    /** One write request, not retried: the caller counts and schedules retries. */
-    async writeOnce(uuid, offset, data, gzip) {
+    /**
+     * One write request, not retried: the caller counts and schedules retries. The body is
+     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
+     */
+    async writeOnce(uuid, offset, body) {
         await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
-            data,
             type: 'application/octet-stream',
-            gzip,
+            ...body,
         });
     }
 }
 
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/upload/compress.ts
+/**
+ * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
+ * compressed and barely shrink, and deflating incompressible data runs at a few tens
+ * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
+ * the image is hashed, so sending starts at once), and only a chunk whose sample
+ * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
+ */
+
+
+const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
+/** Compress the whole chunk only when the sample promises at least this ratio... */
+const PROMISING = 0.8;
+/** ...and send it compressed only when it really saves at least a tenth. */
+const WORTH = 0.9;
+/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
+const WINDOWS = 16;
+const WINDOW = 4 * 1024;
+function sampleOf(raw) {
+    if (raw.length <= WINDOWS * WINDOW)
+        return raw;
+    const step = Math.floor((raw.length - WINDOW) / (WINDOWS - 1));
+    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + WINDOW)));
+}
+/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
+function promising(raw) {
+    const sample = sampleOf(raw);
+    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+}
+/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
+async function chunkBody(raw) {
+    const packed = await gzipAsync(raw, { level: 1 });
+    return packed.length <= raw.length * WORTH
+        ? { data: packed, gzip: true }
+        : { data: raw, gzip: false };
+}
+
 ;// CONCATENATED MODULE: ./src/upload/image.ts
 /**
  * The image to upload: checked before anything is sent, then read once to get its
  * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
  */
+
 
 
 
@@ -75778,7 +75832,10 @@ function wholeImageSha256(file, size) {
         worker.once('error', reject);
     });
 }
-/** The image's sha256 and a digest per chunk. Memory: one chunk (plus the hashing thread's). */
+/**
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
+ */
 async function digestImage(file, size, chunkSize) {
     const whole = wholeImageSha256(file, size);
     whole.catch(() => undefined); // awaited below, after the chunks
@@ -75788,6 +75845,7 @@ async function digestImage(file, size, chunkSize) {
         const zeros = new Map();
         const chunks = [];
         const zero = [];
+        const compressible = [];
         for (let i = 0; i < chunkCount(size, chunkSize); i++) {
             const length = chunkLength(i, size, chunkSize);
             const view = buffer.subarray(0, length);
@@ -75800,8 +75858,9 @@ async function digestImage(file, size, chunkSize) {
             }
             chunks.push(digest);
             zero.push(digest === zeroForLength);
+            compressible.push(zero.at(-1) === false && promising(view));
         }
-        return { size, chunkSize, sha256: await whole, chunks, zero };
+        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
     }
     finally {
         await handle.close();
@@ -76085,51 +76144,15 @@ async function prepareDrive(api, target, o, policy) {
     return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
 }
 
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./src/upload/compress.ts
-/**
- * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
- * compressed and barely shrink, and deflating incompressible data runs at a few tens
- * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first, and only a chunk
- * whose sample shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
- */
-
-
-const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
-/** Compress the whole chunk only when the sample promises at least this ratio... */
-const PROMISING = 0.8;
-/** ...and send it compressed only when it really saves at least a tenth. */
-const WORTH = 0.9;
-/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
-const WINDOWS = 16;
-const WINDOW = 4 * 1024;
-function sampleOf(raw) {
-    if (raw.length <= WINDOWS * WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + WINDOW)));
-}
-async function chunkBody(raw) {
-    const sample = sampleOf(raw);
-    const probe = await gzipAsync(sample, { level: 1 });
-    if (probe.length > sample.length * PROMISING)
-        return { data: raw, gzip: false };
-    const packed = await gzipAsync(raw, { level: 1 });
-    return packed.length <= raw.length * WORTH
-        ? { data: packed, gzip: true }
-        : { data: raw, gzip: false };
-}
-
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
- * Sends chunks of the image in parallel over the API's kept-alive connections. Each
- * worker owns one chunk-sized buffer (memory is bounded by concurrency x chunk size),
- * compresses only where it pays and retries transient failures. The first chunk that
+ * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
+ * that do not compress (most of a boot image) stream from the file; a worker reads a
+ * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
+ * chunk size at worst). Transient failures are retried. The first chunk that
  * still fails stops new work; the writes in flight finish, so the journal stays exact.
  */
+
 
 
 
@@ -76140,27 +76163,39 @@ function emptyStats() {
     return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
 async function sendChunks(t, indexes) {
-    const { size, chunkSize, chunks } = t.digests;
+    const { size, chunkSize, chunks, compressible } = t.digests;
     const handle = await (0,promises_.open)(t.image, 'r');
     let next = 0;
     let failure;
     const worker = async () => {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        let buffer; // only chunks worth compressing are read whole
         while (failure === undefined && next < indexes.length) {
             const index = indexes[next++] ?? 0;
-            const raw = buffer.subarray(0, chunkLength(index, size, chunkSize));
+            const offset = index * chunkSize;
+            const length = chunkLength(index, size, chunkSize);
             try {
-                await readFully(handle, raw, index * chunkSize);
-                const body = await chunkBody(raw);
-                await withRetry(() => t.api.writeOnce(t.drive, index * chunkSize, body.data, body.gzip), t.policy, (error, attempt, delay) => {
+                let packed;
+                if (compressible[index]) {
+                    buffer ??= Buffer.allocUnsafe(Math.min(chunkSize, size));
+                    const raw = buffer.subarray(0, length);
+                    await readFully(handle, raw, offset);
+                    packed = await chunkBody(raw);
+                }
+                // The rest stream from the image: sending starts at once and memory stays small.
+                const body = () => packed ?? {
+                    data: (0,external_node_fs_.createReadStream)(t.image, { start: offset, end: offset + length - 1 }),
+                    gzip: false,
+                    length,
+                };
+                await withRetry(() => t.api.writeOnce(t.drive, offset, body()), t.policy, (error, attempt, delay) => {
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
                 t.stats.chunksSent++;
-                t.stats.bytesSent += body.data.length;
-                if (body.gzip)
+                t.stats.bytesSent += packed?.data.length ?? length;
+                if (packed?.gzip)
                     t.stats.chunksCompressed++;
-                await t.confirmed(index, raw.length);
+                await t.confirmed(index, length);
             }
             catch (error) {
                 failure ??= { index, error };
