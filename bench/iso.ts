@@ -16,15 +16,11 @@ import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readInputs } from '../src/inputs/read.js';
-import { buildIso, PHASES, type Phase } from '../src/iso/build.js';
+import { buildIso, PHASE_TITLES, PHASES, type Phase } from '../src/iso/build.js';
 import { buildIsoInputs } from '../src/iso/options.js';
 import type { Reporter } from '../src/report.js';
+import { flag, median } from './lib/measure.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const RUNS = Number(flag('--runs') ?? '3');
 const repo = path.resolve(import.meta.dirname, '..');
 const sysroot =
@@ -34,13 +30,7 @@ const sysroot =
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim();
 
-const GROUP_PHASE: Record<string, Phase> = {
-  'Kernel and tools': 'kernel',
-  Initramfs: 'initramfs',
-  'Boot loaders': 'loaders',
-  'ISO image': 'iso',
-  'Check the ISO': 'check',
-};
+const GROUP_PHASE = new Map<string, Phase>(PHASES.map((p) => [PHASE_TITLES[p], p]));
 
 interface Timed {
   total: number;
@@ -62,7 +52,7 @@ async function timedBuild(inputs: Record<string, string>): Promise<Timed> {
       try {
         return await work();
       } finally {
-        const phase = GROUP_PHASE[name];
+        const phase = GROUP_PHASE.get(name);
         if (phase) phases[phase] += Number(process.hrtime.bigint() - t0) / 1e9;
       }
     },
@@ -78,11 +68,6 @@ async function timedBuild(inputs: Record<string, string>): Promise<Timed> {
     sha256: String(report.outputs.sha256),
     hit: report.outputs['initramfs-cache-hit'] === true,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'diskless-bench-iso-'));

@@ -19,12 +19,8 @@ import { silentReporter } from '../src/report.js';
 import { buildRootfs } from '../src/rootfs/build.js';
 import { exclusions } from '../src/rootfs/exclusions.js';
 import { buildRootfsInputs } from '../src/rootfs/options.js';
+import { flag, median } from './lib/measure.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const RUNS = Number(flag('--runs') ?? '5');
 const CACHE = flag('--root') ?? '/var/cache/diskless-bench/bookworm-root';
 const MIRROR = process.env.DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
@@ -42,21 +38,11 @@ function ensureRoot(): void {
   execFileSync('touch', [`${CACHE}.done`]);
 }
 
-function seconds(work: () => void): number {
-  const start = process.hrtime.bigint();
-  work();
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-async function secondsAsync(work: () => Promise<unknown>): Promise<number> {
+/** How long `work` took, in seconds; `work` may be synchronous. */
+async function seconds(work: () => unknown): Promise<number> {
   const start = process.hrtime.bigint();
   await work();
   return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 /** du in bytes of `b` beyond what `a` already holds (hard links counted once). */
@@ -112,16 +98,16 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       return { release: String(r.outputs.release), changed: r.outputs.changed === true };
     };
 
-    const firstPlain = seconds(rsync);
+    const firstPlain = await seconds(rsync);
     let first = { release: '', changed: false };
-    const firstTool = await secondsAsync(async () => (first = await tool()));
+    const firstTool = await seconds(async () => (first = await tool()));
 
     const nochangePlain: number[] = [];
     const nochangeTool: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      nochangePlain.push(seconds(rsync));
+      nochangePlain.push(await seconds(rsync));
       let r = { release: '', changed: true };
-      nochangeTool.push(await secondsAsync(async () => (r = await tool())));
+      nochangeTool.push(await seconds(async () => (r = await tool())));
       if (r.changed) throw new Error('a no-change rebuild published a release');
     }
 
@@ -133,9 +119,9 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
     const bound: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       await appendFile(changedFile, `change ${i}\n`);
-      onePlain.push(seconds(rsync));
+      onePlain.push(await seconds(rsync));
       let r = { release: '', changed: false };
-      oneTool.push(await secondsAsync(async () => (r = await tool())));
+      oneTool.push(await seconds(async () => (r = await tool())));
       if (!r.changed) throw new Error('a one-file-changed rebuild published nothing');
       const prevDir = path.join(target, 'releases', previous);
       const newDir = path.join(target, 'releases', r.release);

@@ -27,6 +27,7 @@ const LINK_MBIT = 400;
 const LINK_BYTES_PER_S = (LINK_MBIT * 1e6) / 8;
 const USER = randomUUID();
 const KEY = randomBytes(18).toString('base64url');
+const AUTH = `Basic ${Buffer.from(`${USER}:${KEY}`).toString('base64')}`;
 
 async function startEmulator(dataDir: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
@@ -75,7 +76,7 @@ async function api(
   const res = await fetch(new URL(p, url), {
     method,
     headers: {
-      authorization: `Basic ${Buffer.from(`${USER}:${KEY}`).toString('base64')}`,
+      authorization: AUTH,
       accept: 'application/json',
       'content-type': 'application/json',
     },
@@ -104,7 +105,7 @@ async function baseline(url: string, image: string): Promise<{ seconds: number; 
       method: 'POST',
       path: `/drives/${String(drive.drive)}/write/${at}`,
       headers: {
-        authorization: `Basic ${Buffer.from(`${USER}:${KEY}`).toString('base64')}`,
+        authorization: AUTH,
         'content-type': 'application/octet-stream',
         'content-encoding': 'gzip',
       },

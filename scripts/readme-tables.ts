@@ -4,6 +4,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { format, resolveConfig } from 'prettier';
+import { exists } from '../src/files.js';
 import { readActionYml, type ActionDefinition } from '../src/harness/action-yml.js';
 
 export const root = path.resolve(import.meta.dirname, '..');
@@ -12,12 +13,9 @@ export async function actionNames(): Promise<string[]> {
   const entries = await readdir(path.join(root, 'actions'), { withFileTypes: true });
   const names: string[] = [];
   for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    try {
-      await readFile(path.join(root, 'actions', e.name, 'action.yml'));
+    // A folder without an action.yml is not an action (shared entry code).
+    if (e.isDirectory() && (await exists(path.join(root, 'actions', e.name, 'action.yml')))) {
       names.push(e.name);
-    } catch {
-      // not an action (shared entry code)
     }
   }
   return names.sort();

@@ -20,20 +20,32 @@ export function tempBeside(file: string, tag = 'tmp'): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${nonce}`);
 }
 
+/**
+ * Puts `file` in place through a temporary name beside it: `make` creates the temporary
+ * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
+ * the new, never half of it. A failure leaves no temporary behind.
+ */
+export async function replaceAtomic(
+  file: string,
+  make: (tmp: string) => Promise<void>,
+): Promise<void> {
+  const tmp = tempBeside(file);
+  try {
+    await make(tmp);
+    await rename(tmp, file);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
 /** Writes `file` through a temporary file and a rename: readers see the old or the new. */
 export async function writeFileAtomic(
   file: string,
   data: string | Buffer,
   mode = 0o644,
 ): Promise<void> {
-  const tmp = tempBeside(file);
-  try {
-    await writeFile(tmp, data, { mode });
-    await rename(tmp, file);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+  await replaceAtomic(file, (tmp) => writeFile(tmp, data, { mode }));
 }
 
 export async function exists(file: string): Promise<boolean> {

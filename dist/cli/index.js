@@ -48289,18 +48289,19 @@ function httpUrl(o) {
 }
 /** One value per line; blank lines and lines starting with `#` are ignored. */
 function list(o = {}) {
-    return field(o, 'one value per line', (raw) => {
+    const f = field(o, 'one value per line', (raw) => {
         const items = raw
             .split(/\r?\n/)
             .map((line) => line.trim())
             .filter((line) => line !== '' && !line.startsWith('#'));
         for (const item of items) {
             if (o.item && !o.item(item)) {
-                throw new FieldError(`${o.expected ?? 'one value per line'} (line ${JSON.stringify(item)} is not)`);
+                throw new FieldError(`${f.expected} (line ${JSON.stringify(item)} is not)`);
             }
         }
         return items;
     }, { multiline: true, empty: () => [] });
+    return f;
 }
 
 ;// CONCATENATED MODULE: ./src/inputs/read.ts
@@ -48484,7 +48485,6 @@ function run(cmd, args, options = {}) {
         const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
             stdio: ['pipe', 'pipe', 'pipe'],
             env: options.env ?? process.env,
-            cwd: options.cwd,
         });
         const out = [];
         const err = [];
@@ -48517,7 +48517,7 @@ function run(cmd, args, options = {}) {
             reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
-        child.stdin.end(options.input ?? '');
+        child.stdin.end();
     });
 }
 
@@ -48555,8 +48555,8 @@ function can(file, mode) {
     return (0,promises_.access)(file, mode).then(() => true, () => false);
 }
 /** The program's path on PATH (as the environment has it now), or undefined. */
-async function which(name, env = process.env) {
-    for (const dir of (env.PATH ?? '').split(':')) {
+async function which(name) {
+    for (const dir of (process.env.PATH ?? '').split(':')) {
         if (dir === '')
             continue;
         const file = external_node_path_default().join(dir, name);
@@ -48638,6 +48638,7 @@ const ISOLINUX_CFG = 'isolinux/isolinux.cfg';
 const GRUB_CFG = 'boot/grub/grub.cfg';
 const EFI_IMAGE = 'boot/grub/efiboot.img';
 const ISOLINUX_BIN = 'isolinux/isolinux.bin';
+const LDLINUX = 'isolinux/ldlinux.c32';
 const BOOT_CATALOG = 'boot/boot.cat';
 /** The FAT volume id of the EFI image: fixed, so the image is reproducible. */
 const FAT_SERIAL = 'D15C1E55';
@@ -48722,19 +48723,16 @@ async function stageTree(o) {
     const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
     await copyInto(o.stage, KERNEL_PATH, o.kernel);
     await copyInto(o.stage, INITRD_PATH, o.initrd);
-    const configs = [];
     if (o.mode !== 'uefi') {
         await copyInto(o.stage, ISOLINUX_BIN, LOADER_FILES.isolinuxBin.file);
-        await copyInto(o.stage, 'isolinux/ldlinux.c32', LOADER_FILES.ldlinux.file);
+        await copyInto(o.stage, LDLINUX, LOADER_FILES.ldlinux.file);
         await put(o.stage, ISOLINUX_CFG, isolinuxConfig(o.cmdline, o.label));
-        configs.push(ISOLINUX_CFG);
     }
     if (o.mode === 'bios')
-        return { configs, idFile: undefined, efiBytes: 0 };
+        return { idFile: undefined, efiBytes: 0 };
     const idFile = `boot/grub/diskless-${o.tag}.id`;
     await put(o.stage, idFile, `${o.label}\n`);
     await put(o.stage, GRUB_CFG, grubConfig(o.cmdline, o.label));
-    configs.push(GRUB_CFG);
     const embedded = external_node_path_default().join(o.scratch, 'grub-embedded.cfg');
     await (0,promises_.writeFile)(embedded, embeddedGrubConfig(idFile));
     const efi = external_node_path_default().join(o.scratch, 'BOOTX64.EFI');
@@ -48757,7 +48755,7 @@ async function stageTree(o) {
     await run(o.tools.mmd, ['-i', image, '::/EFI', '::/EFI/BOOT'], m);
     await run(o.tools.mcopy, ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], m);
     await (0,promises_.chmod)(image, 0o644);
-    return { configs, idFile, efiBytes };
+    return { idFile, efiBytes };
 }
 
 ;// CONCATENATED MODULE: ./src/iso/check.ts
@@ -48842,7 +48840,7 @@ async function checkIso(tools, iso, scratch, want) {
     };
     if (bios) {
         expectFile(ISOLINUX_BIN);
-        expectFile('isolinux/ldlinux.c32');
+        expectFile(LDLINUX);
         expectFile(ISOLINUX_CFG);
         record('BIOS', ISOLINUX_BIN);
         if (!/\bMBR isohybrid\b/.test(listing.systemArea)) {
@@ -49128,11 +49126,13 @@ async function waitForPorts(ns, ports, program, log, timeoutMs) {
         const open = await listeningPorts(ns);
         if (ports.every((p) => open.has(p)))
             return;
-        if (program.done()) {
-            throw new DisklessError(`${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8)}`);
-        }
-        if (Date.now() > deadline) {
-            throw new DisklessError(`${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8)}`);
+        const exited = program.done();
+        if (exited || Date.now() > deadline) {
+            const what = exited
+                ? `exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}`
+                : `did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s`;
+            const why = lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8);
+            throw new DisklessError(`${program.name} ${what}: ${why}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(200);
     }
@@ -49198,6 +49198,11 @@ async function startNfsServer(procs, ns, o, reporter) {
 
 
 const FIRMWARES = ['bios', 'uefi'];
+/** The firmware's name in logs and summaries. */
+const FIRMWARE_NAMES = {
+    bios: 'BIOS (SeaBIOS)',
+    uefi: 'UEFI (OVMF)',
+};
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
 /**
@@ -49229,16 +49234,11 @@ function slirpNetwork(server) {
 /** The arguments of qemu-system-x86_64 for one boot. */
 function qemuArgs(o) {
     const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
-    const firmware = o.firmware === 'uefi'
-        ? [
-            '-drive',
-            `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
-            '-drive',
-            `if=pflash,format=raw,unit=1,file=${o.ovmfVars ?? ''}`,
-        ]
-        : [];
-    if (o.firmware === 'uefi' && !o.ovmfVars) {
-        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+    const firmware = [];
+    if (o.firmware === 'uefi') {
+        if (!o.ovmfVars)
+            throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+        firmware.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`);
     }
     return [
         '-accel',
@@ -49419,14 +49419,14 @@ async function bootTest(procs, o, reporter) {
     const exports = [{ pseudo: iso.rootPath, dir: root }];
     for (const m of await fstabNfsMounts(root)) {
         if (m.server !== iso.server) {
-            throw new DisklessError(`${external_node_path_default().join(root, 'etc/fstab')} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
+            throw new DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
         }
         const pseudo = m.path.replace(/\/+$/, '');
         exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
         overrides.delete(pseudo);
     }
     if (overrides.size > 0) {
-        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, 'etc/fstab')} (it mounts ${exports
+        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
             .slice(1)
             .map((e) => e.pseudo)
             .join(', ') || 'nothing over NFS'}); expected the NFS paths the client mounts`);
@@ -49443,7 +49443,7 @@ async function bootTest(procs, o, reporter) {
     try {
         const results = [];
         for (const firmware of o.firmware) {
-            results.push(await reporter.group(`Boot with ${firmware === 'bios' ? 'BIOS (SeaBIOS)' : 'UEFI (OVMF)'}`, () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter)));
+            results.push(await reporter.group(`Boot with ${FIRMWARE_NAMES[firmware]}`, () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter)));
         }
         return results;
     }
@@ -49659,7 +49659,7 @@ async function runBootTest(o, reporter) {
         summary: [
             ['ISO', o.iso],
             ...results.map((r) => [
-                r.firmware === 'bios' ? 'BIOS (SeaBIOS) boot' : 'UEFI (OVMF) boot',
+                `${FIRMWARE_NAMES[r.firmware]} boot`,
                 `ok in ${String(r.seconds)} s (QEMU start to ${o.until === 'report' ? 'the report' : 'the login prompt'})`,
             ]),
             ...(hostname ? [['Client host name', hostname]] : []),
@@ -49718,17 +49718,25 @@ function tempBeside(file, tag = 'tmp') {
     const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
 }
-/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function writeFileAtomic(file, data, mode = 0o644) {
+/**
+ * Puts `file` in place through a temporary name beside it: `make` creates the temporary
+ * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
+ * the new, never half of it. A failure leaves no temporary behind.
+ */
+async function replaceAtomic(file, make) {
     const tmp = tempBeside(file);
     try {
-        await (0,promises_.writeFile)(tmp, data, { mode });
+        await make(tmp);
         await (0,promises_.rename)(tmp, file);
     }
     catch (error) {
         await (0,promises_.rm)(tmp, { force: true });
         throw error;
     }
+}
+/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
+async function writeFileAtomic(file, data, mode = 0o644) {
+    await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
 }
 async function exists(file) {
     try {
@@ -49755,6 +49763,7 @@ function seconds(ms) {
 
 
 
+
 /** True when the runner gives this job GitHub's cache service. */
 function githubCacheAvailable(env = process.env) {
     return Boolean(env.ACTIONS_CACHE_URL ?? env.ACTIONS_RESULTS_URL);
@@ -49771,7 +49780,7 @@ class GithubCache {
             found = await cache.restoreCache([this.dir], key);
         }
         catch (error) {
-            reporter.warning(`Could not read GitHub's cache: ${error.message}; building the initramfs`);
+            reporter.warning(`Could not read GitHub's cache: ${errorMessage(error)}; building the initramfs`);
             return { hit: false };
         }
         if (found !== key)
@@ -49782,14 +49791,14 @@ class GithubCache {
             const digest = await sha256File(img);
             if (meta.key !== key || digest !== meta.sha256) {
                 reporter.warning(`The cached initramfs ${key} from GitHub's cache is corrupt (SHA-256 ${digest}, not ${meta.sha256}); rebuilding`);
-                return { hit: false, corrupt: 'digest mismatch' };
+                return { hit: false };
             }
             await (0,promises_.copyFile)(img, dest);
             return { hit: true, meta };
         }
         catch (error) {
-            reporter.warning(`The cached initramfs ${key} from GitHub's cache is unreadable (${error.message}); rebuilding`);
-            return { hit: false, corrupt: 'unreadable' };
+            reporter.warning(`The cached initramfs ${key} from GitHub's cache is unreadable (${errorMessage(error)}); rebuilding`);
+            return { hit: false };
         }
         finally {
             await (0,promises_.rm)(this.dir, { recursive: true, force: true });
@@ -49807,7 +49816,7 @@ class GithubCache {
                 reporter.warning(`GitHub's cache did not take the initramfs ${key} (see the lines above)`);
         }
         catch (error) {
-            reporter.warning(`Could not save the initramfs to GitHub's cache: ${error.message}`);
+            reporter.warning(`Could not save the initramfs to GitHub's cache: ${errorMessage(error)}`);
         }
         finally {
             await (0,promises_.rm)(this.dir, { recursive: true, force: true });
@@ -49828,6 +49837,7 @@ class GithubCache {
  * unused for longer than the maximum age go, then the least recently used until the
  * directory fits the maximum size (the entry just stored always stays).
  */
+
 
 
 
@@ -49876,7 +49886,7 @@ class LocalCache {
     async corrupt(key, why, reporter) {
         reporter.warning(`The cached initramfs ${key} is corrupt (${why}); removing it and rebuilding`);
         await this.remove(key);
-        return { hit: false, corrupt: why };
+        return { hit: false };
     }
     async remove(key) {
         const { img, json } = this.files(key);
@@ -49887,22 +49897,14 @@ class LocalCache {
         const { img, json } = this.files(key);
         try {
             await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
-            const tmp = tempBeside(img);
-            try {
-                await (0,promises_.copyFile)(file, tmp);
-                await (0,promises_.rename)(tmp, img);
-            }
-            catch (error) {
-                await (0,promises_.rm)(tmp, { force: true });
-                throw error;
-            }
+            await replaceAtomic(img, (tmp) => (0,promises_.copyFile)(file, tmp));
             await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
             const pruned = await this.prune(key);
             if (pruned.length > 0)
                 reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
         }
         catch (error) {
-            reporter.warning(`Could not save the initramfs to the cache ${this.dir}: ${error.message}`);
+            reporter.warning(`Could not save the initramfs to the cache ${this.dir}: ${errorMessage(error)}`);
         }
     }
     /** Removes entries by age, then by total size (least recently used first); returns their keys. */
@@ -50036,7 +50038,7 @@ function assignments(text) {
 /** The settings the copy must say, and why each differs from what the client's says. */
 async function decide(given, sysroot, reporter) {
     let modules = given.MODULES ?? 'most';
-    if (modules === 'most' || modules === 'dep' || !['netboot', 'list'].includes(modules)) {
+    if (!['netboot', 'list'].includes(modules)) {
         reporter.info(`MODULES=${modules} in the client's config becomes MODULES=netboot: a diskless client needs its network and NFS drivers${modules === 'dep' ? ', and dep would pick the drivers of the machine that builds' : ''} (set MODULES=list or netboot to choose)`);
         modules = 'netboot';
     }
@@ -50420,11 +50422,12 @@ async function findKernel(sysroot, input) {
     const image = await findImage(sysroot, input);
     const fromHeader = await imageVersion(image);
     const base = external_node_path_default().basename(image);
-    const fromName = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : undefined;
-    if (fromHeader && fromName && VERSION.test(fromName) && fromHeader !== fromName) {
+    const named = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : '';
+    const fromName = VERSION.test(named) ? named : undefined;
+    if (fromHeader && fromName && fromHeader !== fromName) {
         throw new DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
     }
-    const version = fromHeader ?? (fromName && VERSION.test(fromName) ? fromName : undefined);
+    const version = fromHeader ?? fromName;
     if (!version) {
         throw new DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
     }
@@ -50478,7 +50481,15 @@ async function findKernel(sysroot, input) {
 
 
 
-const PHASES = ['kernel', 'initramfs', 'loaders', 'iso', 'check'];
+/** The phases in order, each with the title of its log group (the bench times them by it). */
+const PHASE_TITLES = {
+    kernel: 'Kernel and tools',
+    initramfs: 'Initramfs',
+    loaders: 'Boot loaders',
+    iso: 'ISO image',
+    check: 'Check the ISO',
+};
+const PHASES = Object.keys(PHASE_TITLES);
 /** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
 function isoEpoch(kernelMtime) {
     const env = process.env.SOURCE_DATE_EPOCH;
@@ -50502,7 +50513,8 @@ async function move(from, to) {
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 async function buildIso(options, reporter) {
     const started = Date.now();
-    const { seconds: times, phase } = timedPhases(reporter);
+    const timed = timedPhases(reporter);
+    const phase = (p, work) => timed.phase(p, PHASE_TITLES[p], work);
     const sysroot = external_node_path_default().resolve(options.sysroot);
     const output = external_node_path_default().resolve(options.output);
     const mode = options.bootMode;
@@ -50517,7 +50529,7 @@ async function buildIso(options, reporter) {
     let sysrootWork;
     let partial;
     try {
-        const { tools, kernel } = await phase('kernel', 'Kernel and tools', async () => {
+        const { tools, kernel } = await phase('kernel', async () => {
             const tools = await findTools(mode);
             const kernel = await findKernel(sysroot, options.kernel);
             await findMkinitramfs(sysroot);
@@ -50525,7 +50537,7 @@ async function buildIso(options, reporter) {
             return { tools, kernel };
         });
         const { epoch, from } = isoEpoch(kernel.mtime);
-        const initrd = await phase('initramfs', 'Initramfs', async () => {
+        const initrd = await phase('initramfs', async () => {
             // mkinitramfs in a chroot sees only the sysroot: its work files must lie inside it.
             const work = sysroot === '/'
                 ? scratch
@@ -50571,7 +50583,7 @@ async function buildIso(options, reporter) {
             reporter.info(`Initramfs: ${humanBytes(bytes)}, SHA-256 ${digest}`);
             return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
         });
-        const staged = await phase('loaders', 'Boot loaders', async () => {
+        const staged = await phase('loaders', async () => {
             const stage = external_node_path_default().join(scratch, 'iso');
             const label = `diskless ${kernel.version} (NFS root ${options.nfsRoot})`;
             const tag = sha256([kernel.digest, initrd.digest, cmdline, options.volumeId].join('\n')).slice(0, 16);
@@ -50591,7 +50603,7 @@ async function buildIso(options, reporter) {
             reporter.info(`Command line: ${cmdline}`);
             return { stage, ...s };
         });
-        await phase('iso', 'ISO image', async () => {
+        await phase('iso', async () => {
             await (0,promises_.mkdir)(external_node_path_default().dirname(output), { recursive: true });
             partial = tempBeside(output, 'partial');
             await makeIso({
@@ -50604,7 +50616,7 @@ async function buildIso(options, reporter) {
             });
             reporter.info(`Volume ${options.volumeId}, dated ${new Date(epoch * 1000).toISOString()} (from ${from})`);
         });
-        const result = await phase('check', 'Check the ISO', async () => {
+        const result = await phase('check', async () => {
             const iso = partial ?? '';
             const listing = await checkIso(tools, iso, scratch, {
                 mode,
@@ -50631,7 +50643,7 @@ async function buildIso(options, reporter) {
             reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
             return { digest, size };
         });
-        const phaseTimes = PHASES.map((p) => `${p} ${(times[p] ?? 0).toFixed(2)} s`).join(', ');
+        const phaseTimes = PHASES.map((p) => `${p} ${(timed.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
         return {
             outputs: {
                 iso: output,
@@ -50718,18 +50730,6 @@ const buildRootfsInputs = defineInputs({
 });
 
 ;// CONCATENATED MODULE: ./src/rootfs/tree.ts
-/**
- * Writes into a client root under construction without ever following a symlink out of
- * it and without editing any file in place.
- *
- * A release is made with `rsync --link-dest`, so most of its files are hard links shared
- * with older releases that running clients use: writing into one would change them all.
- * Every write here creates a new file beside the old one and renames it over, and when
- * the previous release holds an identical file at the same path, the new one is a hard
- * link to it instead, so an unchanged generated file costs no disk either. Every path the
- * build writes or removes after the copy is recorded as managed: change detection leaves
- * those paths to the build, not to the master.
- */
 
 
 
@@ -50753,9 +50753,6 @@ function cleanRelative(rel) {
     }
     return norm;
 }
-function tempName(file) {
-    return external_node_path_default().join(external_node_path_default().dirname(file), `.diskless-tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-}
 class ClientTree {
     root;
     previous;
@@ -50775,11 +50772,11 @@ class ClientTree {
     }
     /**
      * Makes sure every parent of `rel` is a real directory inside the root, creating
-     * missing ones (owner root, `mode`). A symlink on the way is refused: following it
+     * missing ones (owner root, mode 755). A symlink on the way is refused: following it
      * could write outside the client root (an absolute link points into the master).
      */
-    async parents(rel, mode = 0o755) {
-        const parts = cleanRelative(rel).split('/').slice(0, -1);
+    async parents(clean) {
+        const parts = clean.split('/').slice(0, -1);
         let sofar = '';
         for (const part of parts) {
             sofar = sofar ? `${sofar}/${part}` : part;
@@ -50787,48 +50784,40 @@ class ClientTree {
             if (st?.isDirectory())
                 continue;
             if (st) {
-                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${cleanRelative(rel)}`);
+                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
             }
-            await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode });
+            await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
             this.managed.add(sofar);
         }
     }
     /** Makes `rel` a directory (and its parents); an existing directory is left as it is. */
-    async directory(rel, attrs = { mode: 0o755 }) {
-        await this.parents(rel);
-        const file = this.abs(rel);
+    async directory(rel, mode) {
+        const clean = cleanRelative(rel);
+        await this.parents(clean);
+        const file = external_node_path_default().join(this.root, clean);
         const st = await lstatOrUndefined(file);
         if (st?.isDirectory())
             return;
         if (st)
             await (0,promises_.unlink)(file);
-        await (0,promises_.mkdir)(file, { mode: attrs.mode });
-        await (0,promises_.chown)(file, attrs.uid ?? 0, attrs.gid ?? 0);
-        await (0,promises_.chmod)(file, attrs.mode);
-        this.managed.add(cleanRelative(rel));
+        await (0,promises_.mkdir)(file, { mode });
+        await (0,promises_.chown)(file, 0, 0);
+        await (0,promises_.chmod)(file, mode);
+        this.managed.add(clean);
     }
     /** Replaces `rel` with a file holding `data` (never writes into the existing file). */
     async writeFile(rel, data, attrs) {
-        const clean = cleanRelative(rel);
-        await this.parents(clean);
-        const file = external_node_path_default().join(this.root, clean);
-        const current = await lstatOrUndefined(file);
-        if (current?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected a file there`);
-        }
         const body = typeof data === 'string' ? Buffer.from(data) : data;
-        const uid = attrs.uid ?? 0;
-        const gid = attrs.gid ?? 0;
-        const tmp = tempName(file);
-        const same = await this.identicalInPrevious(clean, body, { ...attrs, uid, gid });
-        if (same) {
-            await (0,promises_.link)(same, tmp);
-        }
-        else {
+        await this.replace(rel, 'a file', async (tmp, clean) => {
+            const same = await this.identicalInPrevious(clean, body, attrs);
+            if (same) {
+                await (0,promises_.link)(same, tmp);
+                return;
+            }
             const handle = await (0,promises_.open)(tmp, 'wx', 0o600);
             try {
                 await handle.writeFile(body);
-                await handle.chown(uid, gid);
+                await handle.chown(0, 0);
                 await handle.chmod(attrs.mode);
                 if (attrs.mtime)
                     await handle.utimes(attrs.mtime, attrs.mtime);
@@ -50836,23 +50825,11 @@ class ClientTree {
             finally {
                 await handle.close();
             }
-        }
-        await this.replaceWith(tmp, file);
-        this.managed.add(clean);
+        });
     }
     /** Replaces `rel` with a symlink to `target`. */
     async symlink(rel, target) {
-        const clean = cleanRelative(rel);
-        await this.parents(clean);
-        const file = external_node_path_default().join(this.root, clean);
-        const current = await lstatOrUndefined(file);
-        if (current?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected a symlink there`);
-        }
-        const tmp = tempName(file);
-        await (0,promises_.symlink)(target, tmp);
-        await this.replaceWith(tmp, file);
-        this.managed.add(clean);
+        await this.replace(rel, 'a symlink', (tmp) => (0,promises_.symlink)(target, tmp));
     }
     /** Removes `rel` (a whole directory tree too); unlinking never touches other releases. */
     async remove(rel) {
@@ -50865,14 +50842,19 @@ class ClientTree {
         this.managed.add(clean);
         return true;
     }
-    async replaceWith(tmp, file) {
-        try {
-            await (0,promises_.rename)(tmp, file);
+    /**
+     * Replaces `rel` (`what`: a file, a symlink) with what `make` creates at a temporary
+     * name beside it, renamed over it: readers see the old or the new, never a mixture.
+     */
+    async replace(rel, what, make) {
+        const clean = cleanRelative(rel);
+        await this.parents(clean);
+        const file = external_node_path_default().join(this.root, clean);
+        if ((await lstatOrUndefined(file))?.isDirectory()) {
+            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
         }
-        catch (error) {
-            await (0,promises_.rm)(tmp, { force: true });
-            throw error;
-        }
+        await replaceAtomic(file, (tmp) => make(tmp, clean));
+        this.managed.add(clean);
     }
     /** The previous release's file at `rel` when it has the same content and attributes. */
     async identicalInPrevious(rel, body, attrs) {
@@ -50883,8 +50865,8 @@ class ClientTree {
         if (!st?.isFile() ||
             st.size !== body.length ||
             (st.mode & 0o7777) !== attrs.mode ||
-            st.uid !== attrs.uid ||
-            st.gid !== attrs.gid ||
+            st.uid !== 0 ||
+            st.gid !== 0 ||
             (attrs.mtime && Math.floor(st.mtimeMs / 1000) !== Math.floor(attrs.mtime.getTime() / 1000))) {
             return undefined;
         }
@@ -50986,9 +50968,8 @@ o, reporter) {
     let sshKeys = false;
     const sshd = await tree.stat('etc/ssh');
     if (o.keyDir && sshd?.isDirectory()) {
-        const dir = o.keyDir;
         for (const rel of CLIENT_KEY_PATHS) {
-            const from = external_node_path_default().join(dir, external_node_path_default().basename(rel));
+            const from = external_node_path_default().join(o.keyDir, external_node_path_default().basename(rel));
             const st = await (0,promises_.stat)(from);
             await tree.writeFile(rel, await (0,promises_.readFile)(from), {
                 mode: rel.endsWith('.pub') ? 0o644 : 0o600,
@@ -50996,7 +50977,7 @@ o, reporter) {
             });
         }
         sshKeys = true;
-        reporter.info(`Installed the clients' own ssh host keys from ${dir}`);
+        reporter.info(`Installed the clients' own ssh host keys from ${o.keyDir}`);
     }
     else if (!o.clientSshKeys) {
         reporter.info('client-ssh-keys is false: the client root has no ssh host keys');
@@ -51092,12 +51073,127 @@ function exclusions(c) {
     ];
 }
 
+;// CONCATENATED MODULE: ./src/rootfs/releases.ts
+/**
+ * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
+ * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
+ * a relative symlink to the newest, switched atomically (a new link renamed over the old
+ * one) so a client mounting it sees either release, never a mixture. A release is built
+ * in `releases/.partial-<id>` and renamed into place only when complete.
+ */
+
+
+
+
+
+const RELEASES = 'releases';
+const CURRENT = 'current';
+const PARTIAL = '.partial-';
+const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
+function isReleaseId(name) {
+    return ID.test(name);
+}
+/**
+ * A new id from the clock that sorts after every existing one (`existing` oldest first),
+ * even within the same second or when the clock went back: pruning goes by this order.
+ */
+function newReleaseId(now, existing) {
+    const base = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    const latest = existing[existing.length - 1];
+    if (latest === undefined || compareIds(base, latest) > 0)
+        return base;
+    const [date = base, n = '0'] = latest.split('-');
+    return `${date}-${Number(n) + 1}`;
+}
+/** Release ids, oldest first (the id's order is the build order). */
+async function listReleases(target) {
+    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
+    const ids = [];
+    for (const name of names) {
+        if (isReleaseId(name) &&
+            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
+            ids.push(name);
+        }
+    }
+    return ids.sort(compareIds);
+}
+function compareIds(a, b) {
+    const [da = '', na = '0'] = a.split('-');
+    const [db = '', nb = '0'] = b.split('-');
+    return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
+}
+/** The id `current` points at, if any. */
+async function currentId(target) {
+    let link;
+    try {
+        link = await (0,promises_.readlink)(external_node_path_default().join(target, CURRENT));
+    }
+    catch {
+        return undefined;
+    }
+    const id = external_node_path_default().basename(link);
+    if (!isReleaseId(id) ||
+        !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
+        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
+    }
+    return id;
+}
+async function readMeta(target, id) {
+    try {
+        return JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(target, RELEASES, `${id}.json`), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+async function writeMeta(target, meta) {
+    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+}
+/** Points `current` at `id` atomically. */
+async function switchCurrent(target, id) {
+    await replaceAtomic(external_node_path_default().join(target, CURRENT), (tmp) => (0,promises_.symlink)(`${RELEASES}/${id}`, tmp));
+}
+/** Removes builds that died half-way (their directories were never published). */
+async function removePartials(target, reporter) {
+    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
+    for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
+        reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, name), { recursive: true, force: true });
+    }
+}
+/**
+ * Removes all but the `keep` newest releases, never the current one nor the one before
+ * it (clients that booted it may still run on it). Returns the removed ids.
+ */
+async function prune(target, keep, protect, reporter) {
+    const ids = await listReleases(target);
+    const kept = new Set([
+        ...ids.slice(-keep),
+        ...protect.filter((p) => p !== undefined),
+    ]);
+    const removed = [];
+    for (const id of ids) {
+        if (kept.has(id))
+            continue;
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, `${id}.json`), { force: true });
+        removed.push(id);
+    }
+    if (removed.length > 0)
+        reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
+    return removed;
+}
+
 ;// CONCATENATED MODULE: ./src/rootfs/guard.ts
 /**
  * Refusals: every check that stops a build which would destroy data runs here, before
  * anything is written. A target this tool made carries a marker file, so a non-empty
  * directory without one (someone's data, a mistyped path) is never synced over.
  */
+
 
 
 
@@ -51191,9 +51287,10 @@ async function checkPaths(o) {
             throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
         }
         if (marker?.layout === 'versioned') {
-            const current = await lstatOrUndefined(external_node_path_default().join(target, 'current'));
+            const link = external_node_path_default().join(target, CURRENT);
+            const current = await lstatOrUndefined(link);
             if (current && !current.isSymbolicLink()) {
-                throw new DisklessError(`Input "target": ${external_node_path_default().join(target, 'current')} is not a symlink; expected the link this tool switches (nothing was changed)`);
+                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
             }
         }
     }
@@ -51397,7 +51494,7 @@ async function applyTemplate(tree, entries) {
         if (entry.kind === 'dir') {
             // An existing directory keeps its owner and mode (a checkout's umask must not
             // loosen /etc); a new one gets the template's mode.
-            await tree.directory(entry.rel, { mode: entry.mode });
+            await tree.directory(entry.rel, entry.mode);
         }
         else if (entry.kind === 'symlink') {
             await tree.symlink(entry.rel, entry.target);
@@ -51409,129 +51506,6 @@ async function applyTemplate(tree, entries) {
         }
     }
     return files;
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/releases.ts
-/**
- * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
- * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
- * a relative symlink to the newest, switched atomically (a new link renamed over the old
- * one) so a client mounting it sees either release, never a mixture. A release is built
- * in `releases/.partial-<id>` and renamed into place only when complete.
- */
-
-
-
-
-
-
-const RELEASES = 'releases';
-const CURRENT = 'current';
-const PARTIAL = '.partial-';
-const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
-function isReleaseId(name) {
-    return ID.test(name);
-}
-/**
- * A new id from the clock that sorts after every existing one (`existing` oldest first),
- * even within the same second or when the clock went back: pruning goes by this order.
- */
-function newReleaseId(now, existing) {
-    const base = now
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z');
-    const latest = existing[existing.length - 1];
-    if (latest === undefined || compareIds(base, latest) > 0)
-        return base;
-    const [date = base, n = '0'] = latest.split('-');
-    return `${date}-${Number(n) + 1}`;
-}
-/** Release ids, oldest first (the id's order is the build order). */
-async function listReleases(target) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    const ids = [];
-    for (const name of names) {
-        if (isReleaseId(name) &&
-            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
-            ids.push(name);
-        }
-    }
-    return ids.sort(compareIds);
-}
-function compareIds(a, b) {
-    const [da = '', na = '0'] = a.split('-');
-    const [db = '', nb = '0'] = b.split('-');
-    return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
-}
-/** The id `current` points at, if any. */
-async function currentId(target) {
-    let link;
-    try {
-        link = await (0,promises_.readlink)(external_node_path_default().join(target, CURRENT));
-    }
-    catch {
-        return undefined;
-    }
-    const id = external_node_path_default().basename(link);
-    if (!isReleaseId(id) ||
-        !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
-        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
-    }
-    return id;
-}
-async function readMeta(target, id) {
-    try {
-        return JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(target, RELEASES, `${id}.json`), 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-async function writeMeta(target, meta) {
-    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
-}
-/** Points `current` at `id` atomically. */
-async function switchCurrent(target, id) {
-    const tmp = external_node_path_default().join(target, `.${CURRENT}-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-    await (0,promises_.symlink)(`${RELEASES}/${id}`, tmp);
-    try {
-        await (0,promises_.rename)(tmp, external_node_path_default().join(target, CURRENT));
-    }
-    catch (error) {
-        await (0,promises_.rm)(tmp, { force: true });
-        throw error;
-    }
-}
-/** Removes builds that died half-way (their directories were never published). */
-async function removePartials(target, reporter) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
-        reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, name), { recursive: true, force: true });
-    }
-}
-/**
- * Removes all but the `keep` newest releases, never the current one nor the one before
- * it (clients that booted it may still run on it). Returns the removed ids.
- */
-async function prune(target, keep, protect, reporter) {
-    const ids = await listReleases(target);
-    const kept = new Set([
-        ...ids.slice(-keep),
-        ...protect.filter((p) => p !== undefined),
-    ]);
-    const removed = [];
-    for (const id of ids) {
-        if (kept.has(id))
-            continue;
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, `${id}.json`), { force: true });
-        removed.push(id);
-    }
-    if (removed.length > 0)
-        reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
-    return removed;
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/rsync.ts
@@ -51610,13 +51584,13 @@ async function copy(o, reporter) {
             slash(o.source),
             slash(o.dest),
         ];
-        reporter.debug(`rsync ${args.join(' ')}`);
+        reporter.debug(showCommand('rsync', args));
         const { code, stdout, stderr } = await run('rsync', args, {
             okCodes: [VANISHED],
             debianPackage: 'rsync',
         });
         if (code === VANISHED) {
-            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`);
         }
         return {
             transferred: statNumber(stdout, 'Number of regular files transferred'),
@@ -51626,16 +51600,6 @@ async function copy(o, reporter) {
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/secret-scan.ts
-/**
- * The last check before a release is published: no private key material and no known
- * credential file in the client root, wherever it came from (the master, the template).
- * A hit fails the build listing paths only, never contents, unless `secret-allow` names
- * the path.
- *
- * To stay fast it reads only small text files, and in a versioned build only the files
- * that are not hard links to the previous release: those were scanned when it was built
- * (a change of the allow-list makes the build start from a full scan).
- */
 
 
 
@@ -51714,22 +51678,30 @@ async function scanSecrets(o) {
     const result = { hits: [], files: 0, bytes: 0, read: 0 };
     const seen = new Set();
     const dev = (await (0,promises_.lstat)(o.root)).dev;
-    async function check(rel, file, size, ino, nlink) {
+    /**
+     * Decides `rel` by its path when it can (accepted or allowed: no hit; a known credential
+     * file: a hit) and says whether it did; false leaves it to the content.
+     */
+    function decidedByPath(rel) {
         if (accepted.has(rel) || allowed(rel))
+            return true;
+        if (!CREDENTIAL_PATHS.some((re) => re.test(rel)))
+            return false;
+        result.hits.push(`/${rel}`);
+        return true;
+    }
+    async function check(rel, file, st) {
+        if (decidedByPath(rel))
             return;
-        if (CREDENTIAL_PATHS.some((re) => re.test(rel))) {
-            result.hits.push(`/${rel}`);
+        if (st.size === 0 || st.size > MAX_READ)
             return;
-        }
-        if (size === 0 || size > MAX_READ)
-            return;
-        if (nlink > 1 && o.previous) {
+        if (st.nlink > 1 && o.previous) {
             const old = await lstatOrUndefined(external_node_path_default().join(o.previous, rel));
-            if (old && old.ino === ino && old.dev === dev)
+            if (old && old.ino === st.ino && old.dev === dev)
                 return; // scanned with the previous release
         }
         result.read++;
-        if (await hasKeyMaterial(file, size))
+        if (await hasKeyMaterial(file, st.size))
             result.hits.push(`/${rel}`);
     }
     async function walk(rel) {
@@ -51751,15 +51723,11 @@ async function scanSecrets(o) {
                         result.files++;
                         result.bytes += st.size;
                     }
-                    await check(childRel, file, st.size, st.ino, st.nlink);
+                    await check(childRel, file, st);
                 }));
             }
             else if (entry.isSymbolicLink()) {
-                if (!accepted.has(childRel) &&
-                    !allowed(childRel) &&
-                    CREDENTIAL_PATHS.some((re) => re.test(childRel))) {
-                    result.hits.push(`/${childRel}`);
-                }
+                decidedByPath(childRel); // a link is not read: only its path can be a hit
             }
         }
         await Promise.all(pending);
@@ -51868,6 +51836,12 @@ async function snapshot(root) {
     await walk('etc/systemd/system');
     return out;
 }
+/** `systemctl --root` on the client root: works offline, on its files only. */
+async function systemctl(root, verb, units) {
+    await run('systemctl', [`--root=${root}`, '--quiet', verb, ...units], {
+        debianPackage: 'systemd',
+    });
+}
 async function removeRcLinks(tree, base) {
     const removed = [];
     const etc = await (0,promises_.readdir)(tree.abs('etc')).catch(() => []);
@@ -51928,9 +51902,7 @@ async function configureServices(tree, o, reporter) {
             }
         }
         if (masks.length > 0) {
-            await run('systemctl', [`--root=${root}`, '--quiet', 'mask', ...masks], {
-                debianPackage: 'systemd',
-            });
+            await systemctl(root, 'mask', masks);
             reporter.info(`Masked ${masks.join(', ')}`);
         }
         for (const base of sysv) {
@@ -51952,9 +51924,7 @@ async function configureServices(tree, o, reporter) {
                 units.push(unit);
         }
         if (units.length > 0) {
-            await run('systemctl', [`--root=${root}`, '--quiet', 'enable', ...units], {
-                debianPackage: 'systemd',
-            });
+            await systemctl(root, 'enable', units);
             reporter.info(`Enabled ${units.join(', ')}`);
         }
         for (const base of sysvEnable) {
@@ -52165,9 +52135,9 @@ function header(o) {
     h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'binary');
     return h;
 }
-function padded(data) {
-    const pad = (512 - (data.length % 512)) % 512;
-    return Buffer.concat([data, Buffer.alloc(pad)]);
+/** `data` padded with zeros to a whole number of `size` blocks. */
+function padded(data, size = 512) {
+    return Buffer.concat([data, Buffer.alloc((size - (data.length % size)) % size)]);
 }
 /** A GNU long-name ('L') or long-link ('K') record when `value` does not fit in 100 bytes. */
 function longRecord(type, value) {
@@ -52199,10 +52169,8 @@ function skeletonTar(entries, accounts) {
         }));
     }
     blocks.push(Buffer.alloc(1024));
-    const tar = Buffer.concat(blocks);
     // Round up to tar's default 10 KiB record, as GNU tar writes it.
-    const record = 20 * 512;
-    return Buffer.concat([tar, Buffer.alloc((record - (tar.length % record)) % record)]);
+    return padded(Buffer.concat(blocks), 20 * 512);
 }
 async function buildSkeleton(o) {
     const accounts = await readAccounts(o.source);
@@ -52245,7 +52213,6 @@ async function buildSkeleton(o) {
 
 
 
-
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 1;
 function templateValues(o, nfsRoot, usrExport) {
@@ -52267,25 +52234,53 @@ function templateValues(o, nfsRoot, usrExport) {
     return values;
 }
 function hashEntries(entries) {
-    const h = (0,external_node_crypto_.createHash)('sha256');
-    for (const e of entries) {
-        if (e.kind === 'file')
-            h.update(`f ${e.rel} ${e.mode} ${sha256(e.data)}\n`);
-        else if (e.kind === 'dir')
-            h.update(`d ${e.rel} ${e.mode}\n`);
-        else
-            h.update(`l ${e.rel} ${e.target}\n`);
-    }
-    return h.digest('hex');
+    return sha256(entries
+        .map((e) => e.kind === 'file'
+        ? `f ${e.rel} ${e.mode} ${sha256(e.data)}\n`
+        : e.kind === 'dir'
+            ? `d ${e.rel} ${e.mode}\n`
+            : `l ${e.rel} ${e.target}\n`)
+        .join(''));
 }
 async function hashFiles(dir, names) {
-    const h = (0,external_node_crypto_.createHash)('sha256');
-    for (const name of names)
-        h.update(await (0,promises_.readFile)(external_node_path_default().join(dir, name)));
-    return h.digest('hex');
+    return sha256(Buffer.concat(await Promise.all(names.map((n) => (0,promises_.readFile)(external_node_path_default().join(dir, n))))));
 }
-function build_seconds(since) {
-    return Math.round((Date.now() - since) / 100) / 10;
+/**
+ * The release a build starts from: in place, what the marker says the last build made
+ * of the target itself; versioned, the one `current` points at (its root even when its
+ * metadata is lost).
+ */
+async function previousRelease(target, layout, marker) {
+    if (layout === 'in-place') {
+        const meta = marker?.last;
+        return { meta, root: meta ? target : undefined };
+    }
+    const id = await currentId(target);
+    if (!id)
+        return {};
+    return { id, meta: await readMeta(target, id), root: external_node_path_default().join(target, RELEASES, id) };
+}
+/** The step's outputs and summary; `started` is the build's start (Date.now()). */
+function stepReport(o) {
+    const duration = Math.round((Date.now() - o.started) / 100) / 10;
+    return {
+        outputs: {
+            root: o.root,
+            release: o.meta.id,
+            changed: o.changed,
+            files: o.meta.files,
+            bytes: o.meta.bytes,
+            duration,
+        },
+        summary: [
+            ['Client root', o.root],
+            ['Release', `${o.meta.id}${o.note}`],
+            ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
+            ...o.rows,
+            ...(o.pruned.length > 0 ? [['Pruned', o.pruned.join(', ')]] : []),
+            ['Duration', `${duration} s`],
+        ],
+    };
 }
 /** Builds a client root release from the master's root. */
 async function buildRootfs(options, reporter) {
@@ -52303,7 +52298,7 @@ async function buildRootfs(options, reporter) {
         return c;
     });
     const { source, target } = checked;
-    const nfsRoot = layout === 'versioned' ? external_node_path_default().join(target, 'current') : target;
+    const nfsRoot = layout === 'versioned' ? external_node_path_default().join(target, CURRENT) : target;
     const usrExport = external_node_path_default().join(source, 'usr');
     const values = templateValues(options, nfsRoot, usrExport);
     const template = options.template ? await loadTemplate(options.template, values) : [];
@@ -52347,19 +52342,7 @@ async function buildRootfs(options, reporter) {
     let staging;
     try {
         const marker = await readMarker(target);
-        const previousId = layout === 'versioned' ? await currentId(target) : undefined;
-        const previousMeta = layout === 'versioned'
-            ? previousId
-                ? await readMeta(target, previousId)
-                : undefined
-            : marker?.last;
-        const previousRoot = layout === 'versioned'
-            ? previousId
-                ? external_node_path_default().join(target, RELEASES, previousId)
-                : undefined
-            : previousMeta
-                ? target
-                : undefined;
+        const { id: previousId, meta: previousMeta, root: previousRoot, } = await previousRelease(target, layout, marker);
         if (layout === 'versioned')
             await removePartials(target, reporter);
         // ---- compare, then copy holding the dpkg lock of the source ----
@@ -52417,24 +52400,15 @@ async function buildRootfs(options, reporter) {
                     const pruned = layout === 'versioned'
                         ? await prune(target, options.keep, [previousMeta.id, previousMeta.previous], reporter)
                         : [];
-                    const duration = build_seconds(started);
-                    return {
-                        outputs: {
-                            root: previousRoot,
-                            release: previousMeta.id,
-                            changed: false,
-                            files: previousMeta.files,
-                            bytes: previousMeta.bytes,
-                            duration,
-                        },
-                        summary: [
-                            ['Client root', previousRoot],
-                            ['Release', `${previousMeta.id} (unchanged: nothing published)`],
-                            ['Files', `${previousMeta.files} (${humanBytes(previousMeta.bytes)})`],
-                            ...(pruned.length > 0 ? [['Pruned', pruned.join(', ')]] : []),
-                            ['Duration', `${duration} s`],
-                        ],
-                    };
+                    return stepReport({
+                        root: previousRoot,
+                        meta: previousMeta,
+                        changed: false,
+                        note: ' (unchanged: nothing published)',
+                        rows: [],
+                        pruned,
+                        started,
+                    });
                 }
             }
             else if (previousMeta) {
@@ -52482,7 +52456,7 @@ async function buildRootfs(options, reporter) {
             }
         });
         await reporter.group('Prepare the tmpfs /var', async () => {
-            await tree.directory('var', { mode: 0o755 }); // the copy left it empty
+            await tree.directory('var', 0o755); // the copy left it empty
             await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
             await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
                 mode: 0o644,
@@ -52527,7 +52501,7 @@ async function buildRootfs(options, reporter) {
                 await (0,promises_.rename)(root, finalRoot);
                 staging = undefined;
                 await switchCurrent(target, id);
-                reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, 'current')} points at it`);
+                reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} points at it`);
                 pruned = await prune(target, options.keep, [id, previousId], reporter);
             }
             else {
@@ -52538,26 +52512,18 @@ async function buildRootfs(options, reporter) {
                 reporter.info(`Synced ${target} in place`);
             }
         });
-        const duration = build_seconds(started);
-        return {
-            outputs: {
-                root: finalRoot,
-                release: id,
-                changed: true,
-                files: meta.files,
-                bytes: meta.bytes,
-                duration,
-            },
-            summary: [
-                ['Client root', finalRoot],
-                ['Release', previousMeta ? `${id} (previous ${previousMeta.id})` : id],
-                ['Files', `${meta.files} (${humanBytes(meta.bytes)})`],
+        return stepReport({
+            root: finalRoot,
+            meta,
+            changed: true,
+            note: previousMeta ? ` (previous ${previousMeta.id})` : '',
+            rows: [
                 ['Masked', services.masked.join(', ') || 'none'],
                 ['Enabled', services.enabled.join(', ') || 'none'],
-                ...(pruned.length > 0 ? [['Pruned', pruned.join(', ')]] : []),
-                ['Duration', `${duration} s`],
             ],
-        };
+            pruned,
+            started,
+        });
     }
     finally {
         if (staging)
@@ -52926,6 +52892,7 @@ async function chunkBody(raw) {
 
 
 
+
 /** Size of the image, or a clear error when it is missing, empty or not a file. */
 async function imageSize(file) {
     let info;
@@ -53018,15 +52985,16 @@ async function digestImage(file, size, chunkSize) {
             const length = chunkLength(i, size, chunkSize);
             const view = buffer.subarray(0, length);
             await readFully(handle, view, i * chunkSize);
-            const digest = (0,external_node_crypto_.createHash)('sha256').update(view).digest('hex');
+            const digest = sha256(view);
             let zeroForLength = zeros.get(length);
             if (zeroForLength === undefined) {
                 zeroForLength = zeroDigest(length);
                 zeros.set(length, zeroForLength);
             }
+            const isZero = digest === zeroForLength;
             chunks.push(digest);
-            zero.push(digest === zeroForLength);
-            compressible.push(zero.at(-1) === false && promising(view));
+            zero.push(isZero);
+            compressible.push(!isZero && promising(view));
         }
         return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
     }
@@ -53288,7 +53256,7 @@ function checkFits(imageBytes, image, driveBytes, drive) {
  * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
  * exist anyway, so before trying again we look for it by name and adopt a single match.
  */
-async function createDrive(api, fields, policy = defaultRetryPolicy) {
+async function createDrive(api, fields, policy) {
     const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
     return withRetry(async (attempt) => {
         if (attempt > 1) {
@@ -53421,7 +53389,7 @@ const SAMPLE_PIECE = 256 * 1024;
  * piece read back is hashed as it streams in and compared with the same piece of the
  * image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample = 'whole') {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample) {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -53447,8 +53415,7 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const want = buffer.subarray(0, piece.size);
             await readFully(handle, want, piece.offset);
             const got = await api.readDigest(drive, piece.offset, piece.size);
-            const expected = (0,external_node_crypto_.createHash)('sha256').update(want).digest('hex');
-            if (got.bytes !== piece.size || got.sha256 !== expected)
+            if (got.bytes !== piece.size || got.sha256 !== sha256(want))
                 bad.add(piece.index);
         }
     };
@@ -53626,9 +53593,8 @@ async function write(o, reporter, phase, c) {
             reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
         });
     }
-    const mustRecord = !plan.upToDate || stats.chunksSent > 0;
     // The write counters are final once the writes are: ask for them while verifying.
-    const counters = mustRecord ? api.info(uuid) : undefined;
+    const counters = plan.upToDate ? undefined : api.info(uuid);
     counters?.catch(() => undefined);
     const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
     if (check.length > 0) {
@@ -53653,7 +53619,8 @@ async function write(o, reporter, phase, c) {
     if ((await imageIdentity(o.image)) !== c.identity) {
         throw new DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
     }
-    if (stats.chunksSent > 0 || mustRecord) {
+    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+    if (!plan.upToDate || result.chunksRewritten > 0) {
         await phase('record', 'Record what the drive holds', async () => {
             // A rewrite during verification moved the counters on: ask again.
             const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
@@ -53784,6 +53751,63 @@ const steps = {
 };
 function isStepName(name) {
     return Object.hasOwn(steps, name);
+}
+
+;// CONCATENATED MODULE: ./src/emulator/faults.ts
+function mulberry32(seed) {
+    let a = seed >>> 0;
+    return () => {
+        a = (a + 0x6d2b79f5) >>> 0;
+        let t = a;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+}
+/** Each fault kind and the field of Faults holding its share of requests. */
+const FAULT_RATES = {
+    error: 'errorRate',
+    throttle: 'throttleRate',
+    busy: 'busyRate',
+    cut: 'cutRate',
+};
+const KINDS = Object.keys(FAULT_RATES);
+/** The shares of all faults together: one draw picks at most one, so at most 1. */
+function totalRate(f) {
+    return KINDS.reduce((sum, kind) => sum + (f[FAULT_RATES[kind]] ?? 0), 0);
+}
+class FaultPicker {
+    faults;
+    random;
+    constructor(faults) {
+        this.faults = faults;
+        this.random = mulberry32(faults.seed ?? Math.floor(Math.random() * 2 ** 32));
+    }
+    get current() {
+        return this.faults;
+    }
+    /** New faults; a given seed restarts the PRNG, else its sequence carries on. */
+    set(faults) {
+        this.faults = faults;
+        if (faults.seed !== undefined)
+            this.random = mulberry32(faults.seed);
+    }
+    /** The fault for a request, if any; `isWrite` is for faultOn 'writes' (the default). */
+    pick(isWrite) {
+        const f = this.faults;
+        if (!isWrite && f.faultOn !== 'all')
+            return undefined;
+        if (totalRate(f) === 0)
+            return undefined;
+        const r = this.random();
+        let edge = 0;
+        for (const kind of KINDS) {
+            edge += f[FAULT_RATES[kind]] ?? 0;
+            if (r < edge)
+                return kind;
+        }
+        return undefined;
+    }
 }
 
 // EXTERNAL MODULE: external "node:http"
@@ -54045,6 +54069,7 @@ function driveInfo(meta) {
 
 
 
+
 function ioError(error, what) {
     const code = error.code;
     if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') {
@@ -54270,18 +54295,17 @@ class DriveStore {
             e.queued = undefined;
             if (e.destroyed)
                 return;
-            const target = this.metaPath(e.meta.drive);
-            const temp = `${target}.tmp-${(0,external_node_crypto_.randomUUID)()}`;
-            const handle = await (0,promises_.open)(temp, 'w');
-            try {
-                await handle.writeFile(`${JSON.stringify(e.meta, null, 2)}\n`);
-                if (this.fsync)
-                    await handle.sync();
-            }
-            finally {
-                await handle.close();
-            }
-            await (0,promises_.rename)(temp, target);
+            await replaceAtomic(this.metaPath(e.meta.drive), async (temp) => {
+                const handle = await (0,promises_.open)(temp, 'w');
+                try {
+                    await handle.writeFile(`${JSON.stringify(e.meta, null, 2)}\n`);
+                    if (this.fsync)
+                        await handle.sync();
+                }
+                finally {
+                    await handle.close();
+                }
+            });
         });
         e.tail = run.catch(() => undefined);
         e.queued = run.catch((error) => {
@@ -54292,57 +54316,6 @@ class DriveStore {
     /** Waits for every metadata save in progress. */
     async flush() {
         await Promise.all([...this.entries.values()].map((e) => e.tail));
-    }
-}
-
-;// CONCATENATED MODULE: ./src/emulator/faults.ts
-function mulberry32(seed) {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
-class FaultPicker {
-    faults;
-    random;
-    constructor(faults) {
-        this.faults = faults;
-        this.random = mulberry32(faults.seed ?? Math.floor(Math.random() * 2 ** 32));
-    }
-    get current() {
-        return this.faults;
-    }
-    /** New faults; a given seed restarts the PRNG, else its sequence carries on. */
-    set(faults) {
-        this.faults = faults;
-        if (faults.seed !== undefined)
-            this.random = mulberry32(faults.seed);
-    }
-    /** The fault for a request, if any; `isWrite` is for faultOn 'writes' (the default). */
-    pick(isWrite) {
-        const f = this.faults;
-        if (!isWrite && f.faultOn !== 'all')
-            return undefined;
-        const shares = [
-            ['error', f.errorRate],
-            ['throttle', f.throttleRate],
-            ['busy', f.busyRate],
-            ['cut', f.cutRate],
-        ];
-        if (shares.every(([, rate]) => !rate))
-            return undefined;
-        const r = this.random();
-        let edge = 0;
-        for (const [kind, rate] of shares) {
-            edge += rate ?? 0;
-            if (r < edge)
-                return kind;
-        }
-        return undefined;
     }
 }
 
@@ -54591,6 +54564,10 @@ function parseOffset(raw, what) {
     }
     return n;
 }
+/** The request's Content-Encoding, normalised; `identity` when there is none. */
+function contentEncoding(req) {
+    return (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+}
 function rendered(r) {
     return { status: 200, headers: r.headers, body: r.body };
 }
@@ -54673,17 +54650,20 @@ async function startEmulator(options) {
      * the limit, to an existing drive, inside it. Anything else is read whole and answered
      * by `work`, with its error if it has one.
      */
-    async function streamedWrite(req, user, route) {
-        const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-        const length = Number(req.headers['content-length'] ?? NaN);
-        const offset = Number(route.offset ?? '0');
+    async function streamedWrite(user, route, encoding, length) {
         if (route.endpoint !== 'write' || encoding !== 'identity')
             return undefined;
         if (!Number.isSafeInteger(length) || length > maxWriteBytes)
             return undefined;
-        if (!/^\d+$/.test(route.offset ?? '0') || !Number.isSafeInteger(offset))
-            return undefined;
-        return store.writer(user, route.uuid ?? '', offset, length).catch(() => undefined);
+        try {
+            const offset = parseOffset(route.offset ?? '0', 'offset');
+            return await store.writer(user, route.uuid ?? '', offset, length);
+        }
+        catch (error) {
+            if (error instanceof api_error_ApiError)
+                return undefined;
+            throw error;
+        }
     }
     async function work(req, user, route, body, writer) {
         const json = wantsJson(req.headers.accept);
@@ -54724,7 +54704,7 @@ async function startEmulator(options) {
                 const uuid = route.uuid ?? '';
                 store.get(user, uuid);
                 const offset = parseOffset(route.offset ?? '0', 'offset');
-                const data = await decodeWrite(req, body);
+                const data = await decodeWrite(contentEncoding(req), body);
                 await store.write(user, uuid, offset, data);
                 stats.bytesWritten += data.length;
                 return NO_CONTENT;
@@ -54732,8 +54712,7 @@ async function startEmulator(options) {
         }
     }
     /** The bytes a write carries: the body as is, or inflated when gzip. */
-    async function decodeWrite(req, body) {
-        const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    async function decodeWrite(encoding, body) {
         if (encoding === 'identity')
             return body;
         if (encoding !== 'gzip' && encoding !== 'x-gzip') {
@@ -54755,11 +54734,14 @@ async function startEmulator(options) {
         try {
             const user = authenticate(req, keys);
             route = routeRequest(req.method ?? 'GET', req.url ?? '/');
-            const fault = picker.pick(route.endpoint === 'write');
             const isWrite = route.endpoint === 'write';
-            const gzip = /gzip/i.test(req.headers['content-encoding'] ?? '');
+            const fault = picker.pick(isWrite);
+            const encoding = contentEncoding(req);
+            const gzip = encoding.includes('gzip');
             const length = Number(req.headers['content-length'] ?? NaN);
-            const writer = fault === undefined || fault === 'cut' ? await streamedWrite(req, user, route) : undefined;
+            const writer = fault === undefined || fault === 'cut'
+                ? await streamedWrite(user, route, encoding, length)
+                : undefined;
             const body = await link
                 .carry(() => readBody(req, {
                 pacer: pacerOf(req),
@@ -54883,6 +54865,7 @@ async function startEmulator(options) {
 
 
 
+
 const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 
 Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
@@ -54969,16 +54952,10 @@ function parseEmulatorArgs(args) {
                 faults.linkBytesPerSecond = mbit(flag, value('Mbit/s'));
                 break;
             case 'error-rate':
-                faults.errorRate = rate(flag, value('a share'));
-                break;
             case 'throttle-rate':
-                faults.throttleRate = rate(flag, value('a share'));
-                break;
             case 'busy-rate':
-                faults.busyRate = rate(flag, value('a share'));
-                break;
             case 'cut-rate':
-                faults.cutRate = rate(flag, value('a share'));
+                faults[FAULT_RATES[flag.slice(0, -'-rate'.length)]] = rate(flag, value('a share'));
                 break;
             case 'retry-after':
                 faults.retryAfterSeconds = number(flag, value('seconds'), 'whole seconds, 0 or more', (n) => Number.isInteger(n) && n >= 0);
@@ -55009,10 +54986,7 @@ function parseEmulatorArgs(args) {
     }
     if (dataDir === undefined)
         throw new InputError('data', 'Flag --data is required: expected the directory holding the drives');
-    const rates = (faults.errorRate ?? 0) +
-        (faults.throttleRate ?? 0) +
-        (faults.busyRate ?? 0) +
-        (faults.cutRate ?? 0);
+    const rates = totalRate(faults);
     if (rates > 1)
         throw new InputError('error-rate', `The fault rates add up to ${rates}: expected at most 1 in all`);
     let generated;
@@ -55076,6 +55050,10 @@ var dist = __nccwpck_require__(8815);
 function fail(file, what) {
     throw new Error(`${file}: ${what}`);
 }
+/** A description as written, trimmed; '' when there is none. */
+function description(value) {
+    return typeof value === 'string' ? value.trim() : '';
+}
 async function readActionYml(dir) {
     const file = external_node_path_default().join(dir, 'action.yml');
     const doc = (0,dist/* parse */.qg)(await (0,promises_.readFile)(file, 'utf8'));
@@ -55091,7 +55069,7 @@ async function readActionYml(dir) {
         const spec = (raw ?? {});
         const def = spec.default;
         inputs[name] = {
-            description: typeof spec.description === 'string' ? spec.description.trim() : '',
+            description: description(spec.description),
             required: spec.required === true,
             // The runner hands every default over as a string (YAML 5 and true become "5", "true").
             default: def === undefined || def === null
@@ -55104,14 +55082,12 @@ async function readActionYml(dir) {
     const outputs = {};
     for (const [name, raw] of Object.entries((doc.outputs ?? {}))) {
         const spec = (raw ?? {});
-        outputs[name] = {
-            description: typeof spec.description === 'string' ? spec.description.trim() : '',
-        };
+        outputs[name] = { description: description(spec.description) };
     }
     return {
         dir,
         name: typeof doc.name === 'string' ? doc.name : external_node_path_default().basename(dir),
-        description: typeof doc.description === 'string' ? doc.description.trim() : '',
+        description: description(doc.description),
         inputs,
         outputs,
         runs,
@@ -55416,12 +55392,10 @@ async function runAction(options) {
             exportedEnv,
             addedPath,
             summary: main.summary + (post?.summary ?? ''),
-            runnerDir: options.keep ? runnerDir : undefined,
         };
     }
     finally {
-        if (!options.keep)
-            await (0,promises_.rm)(runnerDir, { recursive: true, force: true });
+        await (0,promises_.rm)(runnerDir, { recursive: true, force: true });
     }
 }
 
@@ -55483,8 +55457,8 @@ async function runActionCommand(args) {
     }
     const run = await runAction({ actionDir: dir, inputs, env, workspace, debug });
     if (json) {
-        const { action: _a, runnerDir: _r, ...rest } = run;
-        console.log(JSON.stringify(rest, null, 2));
+        const { action: _action, ...shown } = run;
+        console.log(JSON.stringify(shown, null, 2));
         return run.exitCode;
     }
     console.log(run.main.log.join('\n'));

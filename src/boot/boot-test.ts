@@ -18,7 +18,7 @@ import { FSTAB, fstabMounts } from '../rootfs/fstab.js';
 import { privateNamespace, type Namespace } from './namespace.js';
 import { startNfsServer, type NfsExport } from './nfs.js';
 import type { Processes } from './processes.js';
-import { OVMF_VARS, qemuArgs, type Firmware } from './qemu.js';
+import { FIRMWARE_NAMES, OVMF_VARS, qemuArgs, type Firmware } from './qemu.js';
 import { readLog, reportLines, tail, watchSerial, type BootUntil } from './serial.js';
 
 export interface BootRun {
@@ -126,7 +126,7 @@ export async function bootTest(
   for (const m of await fstabNfsMounts(root)) {
     if (m.server !== iso.server) {
       throw new DisklessError(
-        `${path.join(root, 'etc/fstab')} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`,
+        `${path.join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`,
       );
     }
     const pseudo = m.path.replace(/\/+$/, '');
@@ -135,7 +135,7 @@ export async function bootTest(
   }
   if (overrides.size > 0) {
     throw new DisklessError(
-      `exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${path.join(root, 'etc/fstab')} (it mounts ${
+      `exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${path.join(root, FSTAB)} (it mounts ${
         exports
           .slice(1)
           .map((e) => e.pseudo)
@@ -158,9 +158,8 @@ export async function bootTest(
     const results: BootResult[] = [];
     for (const firmware of o.firmware) {
       results.push(
-        await reporter.group(
-          `Boot with ${firmware === 'bios' ? 'BIOS (SeaBIOS)' : 'UEFI (OVMF)'}`,
-          () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter),
+        await reporter.group(`Boot with ${FIRMWARE_NAMES[firmware]}`, () =>
+          bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter),
         ),
       );
     }

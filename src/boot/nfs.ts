@@ -18,9 +18,9 @@ import type { Reporter } from '../report.js';
 import { listeningPorts, type Namespace } from './namespace.js';
 import type { Processes, Started } from './processes.js';
 
-export const NFS_PORT = 2049;
-export const MOUNT_PORT = 20048;
-export const PORTMAP_PORT = 111;
+const NFS_PORT = 2049;
+const MOUNT_PORT = 20048;
+const PORTMAP_PORT = 111;
 /** The TCP ports a client needs: the portmapper (klibc's nfsmount asks it), NFS, MOUNT. */
 export const NFS_CLIENT_PORTS = [PORTMAP_PORT, NFS_PORT, MOUNT_PORT] as const;
 
@@ -95,15 +95,13 @@ async function waitForPorts(
   for (;;) {
     const open = await listeningPorts(ns);
     if (ports.every((p) => open.has(p))) return;
-    if (program.done()) {
-      throw new DisklessError(
-        `${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${lastLines(await readFile(log, 'utf8').catch(() => ''), 8)}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      throw new DisklessError(
-        `${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${lastLines(await readFile(log, 'utf8').catch(() => ''), 8)}`,
-      );
+    const exited = program.done();
+    if (exited || Date.now() > deadline) {
+      const what = exited
+        ? `exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}`
+        : `did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s`;
+      const why = lastLines(await readFile(log, 'utf8').catch(() => ''), 8);
+      throw new DisklessError(`${program.name} ${what}: ${why}`);
     }
     await sleep(200);
   }

@@ -9,6 +9,11 @@ import { NFS_CLIENT_PORTS } from './nfs.js';
 
 export type Firmware = 'bios' | 'uefi';
 export const FIRMWARES: readonly Firmware[] = ['bios', 'uefi'];
+/** The firmware's name in logs and summaries. */
+export const FIRMWARE_NAMES: Record<Firmware, string> = {
+  bios: 'BIOS (SeaBIOS)',
+  uefi: 'UEFI (OVMF)',
+};
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
@@ -62,17 +67,15 @@ export function qemuArgs(o: QemuOptions): string[] {
   const forwards = NFS_CLIENT_PORTS.map(
     (port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`,
   );
-  const firmware =
-    o.firmware === 'uefi'
-      ? [
-          '-drive',
-          `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
-          '-drive',
-          `if=pflash,format=raw,unit=1,file=${o.ovmfVars ?? ''}`,
-        ]
-      : [];
-  if (o.firmware === 'uefi' && !o.ovmfVars) {
-    throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+  const firmware: string[] = [];
+  if (o.firmware === 'uefi') {
+    if (!o.ovmfVars) throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+    firmware.push(
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`,
+    );
   }
   return [
     '-accel',

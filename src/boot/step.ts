@@ -11,7 +11,7 @@ import type { Reporter, StepReport } from '../report.js';
 import { bootTest } from './boot-test.js';
 import type { BootTestOptions } from './options.js';
 import { withProcesses } from './processes.js';
-import { FIRMWARES } from './qemu.js';
+import { FIRMWARE_NAMES, FIRMWARES, type Firmware } from './qemu.js';
 import { REPORT_PREFIX } from './serial.js';
 
 export async function runBootTest(o: BootTestOptions, reporter: Reporter): Promise<StepReport> {
@@ -47,7 +47,7 @@ export async function runBootTest(o: BootTestOptions, reporter: Reporter): Promi
   }
   // A passing test's logs are only kept where the caller asked for them.
   if (!o.workDir) await rm(work, { recursive: true, force: true });
-  const seconds = (fw: string): string =>
+  const seconds = (fw: Firmware): string =>
     String(results.find((r) => r.firmware === fw)?.seconds ?? '');
   const hostname = results[0]?.report.find((l) => l.key === 'hostname')?.value;
   return {
@@ -60,7 +60,7 @@ export async function runBootTest(o: BootTestOptions, reporter: Reporter): Promi
     summary: [
       ['ISO', o.iso],
       ...results.map((r): [string, string] => [
-        r.firmware === 'bios' ? 'BIOS (SeaBIOS) boot' : 'UEFI (OVMF) boot',
+        `${FIRMWARE_NAMES[r.firmware]} boot`,
         `ok in ${String(r.seconds)} s (QEMU start to ${o.until === 'report' ? 'the report' : 'the login prompt'})`,
       ]),
       ...(hostname ? [['Client host name', hostname] as [string, string]] : []),

@@ -53,8 +53,8 @@ export async function runActionCommand(args: string[]): Promise<number> {
   }
   const run = await runAction({ actionDir: dir, inputs, env, workspace, debug });
   if (json) {
-    const { action: _a, runnerDir: _r, ...rest } = run;
-    console.log(JSON.stringify(rest, null, 2));
+    const { action: _action, ...shown } = run;
+    console.log(JSON.stringify(shown, null, 2));
     return run.exitCode;
   }
   console.log(run.main.log.join('\n'));

@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { DisklessError, errorMessage, InputError } from '../errors.js';
 import { parseByteSize } from '../inputs/fields.js';
-import type { Account, EmulatorOptions, Faults } from './options.js';
+import { FAULT_RATES, totalRate } from './faults.js';
+import type { Account, EmulatorOptions, FaultKind, Faults } from './options.js';
 import { startEmulator } from './server.js';
 
 export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
@@ -122,16 +123,13 @@ export function parseEmulatorArgs(args: string[]): {
         faults.linkBytesPerSecond = mbit(flag, value('Mbit/s'));
         break;
       case 'error-rate':
-        faults.errorRate = rate(flag, value('a share'));
-        break;
       case 'throttle-rate':
-        faults.throttleRate = rate(flag, value('a share'));
-        break;
       case 'busy-rate':
-        faults.busyRate = rate(flag, value('a share'));
-        break;
       case 'cut-rate':
-        faults.cutRate = rate(flag, value('a share'));
+        faults[FAULT_RATES[flag.slice(0, -'-rate'.length) as FaultKind]] = rate(
+          flag,
+          value('a share'),
+        );
         break;
       case 'retry-after':
         faults.retryAfterSeconds = number(
@@ -181,11 +179,7 @@ export function parseEmulatorArgs(args: string[]): {
       'data',
       'Flag --data is required: expected the directory holding the drives',
     );
-  const rates =
-    (faults.errorRate ?? 0) +
-    (faults.throttleRate ?? 0) +
-    (faults.busyRate ?? 0) +
-    (faults.cutRate ?? 0);
+  const rates = totalRate(faults);
   if (rates > 1)
     throw new InputError(
       'error-rate',

@@ -12,13 +12,13 @@ import {
   open,
   readdir,
   readFile,
-  rename,
   rm,
   truncate,
   writeFile,
   type FileHandle,
 } from 'node:fs/promises';
 import path from 'node:path';
+import { replaceAtomic } from '../files.js';
 import { ApiError, driveMissing } from './api-error.js';
 import type { DriveChanges, DriveMeta } from './drive-fields.js';
 
@@ -273,16 +273,15 @@ export class DriveStore {
     const run = e.tail.then(async () => {
       e.queued = undefined;
       if (e.destroyed) return;
-      const target = this.metaPath(e.meta.drive);
-      const temp = `${target}.tmp-${randomUUID()}`;
-      const handle = await open(temp, 'w');
-      try {
-        await handle.writeFile(`${JSON.stringify(e.meta, null, 2)}\n`);
-        if (this.fsync) await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, target);
+      await replaceAtomic(this.metaPath(e.meta.drive), async (temp) => {
+        const handle = await open(temp, 'w');
+        try {
+          await handle.writeFile(`${JSON.stringify(e.meta, null, 2)}\n`);
+          if (this.fsync) await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      });
     });
     e.tail = run.catch(() => undefined);
     e.queued = run.catch((error: unknown) => {

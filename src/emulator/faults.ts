@@ -17,6 +17,21 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+/** Each fault kind and the field of Faults holding its share of requests. */
+export const FAULT_RATES = {
+  error: 'errorRate',
+  throttle: 'throttleRate',
+  busy: 'busyRate',
+  cut: 'cutRate',
+} as const satisfies Record<FaultKind, keyof Faults>;
+
+const KINDS = Object.keys(FAULT_RATES) as FaultKind[];
+
+/** The shares of all faults together: one draw picks at most one, so at most 1. */
+export function totalRate(f: Faults): number {
+  return KINDS.reduce((sum, kind) => sum + (f[FAULT_RATES[kind]] ?? 0), 0);
+}
+
 export class FaultPicker {
   private random: () => number;
 
@@ -38,17 +53,11 @@ export class FaultPicker {
   pick(isWrite: boolean): FaultKind | undefined {
     const f = this.faults;
     if (!isWrite && f.faultOn !== 'all') return undefined;
-    const shares: [FaultKind, number | undefined][] = [
-      ['error', f.errorRate],
-      ['throttle', f.throttleRate],
-      ['busy', f.busyRate],
-      ['cut', f.cutRate],
-    ];
-    if (shares.every(([, rate]) => !rate)) return undefined;
+    if (totalRate(f) === 0) return undefined;
     const r = this.random();
     let edge = 0;
-    for (const [kind, rate] of shares) {
-      edge += rate ?? 0;
+    for (const kind of KINDS) {
+      edge += f[FAULT_RATES[kind]] ?? 0;
       if (r < edge) return kind;
     }
     return undefined;

@@ -90,6 +90,11 @@ function parseOffset(raw: string, what: string): number {
   return n;
 }
 
+/** The request's Content-Encoding, normalised; `identity` when there is none. */
+function contentEncoding(req: IncomingMessage): string {
+  return (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+}
+
 function rendered(r: Rendered): Reply {
   return { status: 200, headers: r.headers, body: r.body };
 }
@@ -176,17 +181,20 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
    * by `work`, with its error if it has one.
    */
   async function streamedWrite(
-    req: IncomingMessage,
     user: string,
     route: Route,
+    encoding: string,
+    length: number,
   ): Promise<DriveWriter | undefined> {
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    const length = Number(req.headers['content-length'] ?? NaN);
-    const offset = Number(route.offset ?? '0');
     if (route.endpoint !== 'write' || encoding !== 'identity') return undefined;
     if (!Number.isSafeInteger(length) || length > maxWriteBytes) return undefined;
-    if (!/^\d+$/.test(route.offset ?? '0') || !Number.isSafeInteger(offset)) return undefined;
-    return store.writer(user, route.uuid ?? '', offset, length).catch(() => undefined);
+    try {
+      const offset = parseOffset(route.offset ?? '0', 'offset');
+      return await store.writer(user, route.uuid ?? '', offset, length);
+    } catch (error) {
+      if (error instanceof ApiError) return undefined;
+      throw error;
+    }
   }
 
   async function work(
@@ -243,7 +251,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         const uuid = route.uuid ?? '';
         store.get(user, uuid);
         const offset = parseOffset(route.offset ?? '0', 'offset');
-        const data = await decodeWrite(req, body);
+        const data = await decodeWrite(contentEncoding(req), body);
         await store.write(user, uuid, offset, data);
         stats.bytesWritten += data.length;
         return NO_CONTENT;
@@ -252,8 +260,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   }
 
   /** The bytes a write carries: the body as is, or inflated when gzip. */
-  async function decodeWrite(req: IncomingMessage, body: Buffer): Promise<Buffer> {
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  async function decodeWrite(encoding: string, body: Buffer): Promise<Buffer> {
     if (encoding === 'identity') return body;
     if (encoding !== 'gzip' && encoding !== 'x-gzip') {
       throw new ApiError(
@@ -280,12 +287,15 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     try {
       const user = authenticate(req, keys);
       route = routeRequest(req.method ?? 'GET', req.url ?? '/');
-      const fault = picker.pick(route.endpoint === 'write');
       const isWrite = route.endpoint === 'write';
-      const gzip = /gzip/i.test(req.headers['content-encoding'] ?? '');
+      const fault = picker.pick(isWrite);
+      const encoding = contentEncoding(req);
+      const gzip = encoding.includes('gzip');
       const length = Number(req.headers['content-length'] ?? NaN);
       const writer =
-        fault === undefined || fault === 'cut' ? await streamedWrite(req, user, route) : undefined;
+        fault === undefined || fault === 'cut'
+          ? await streamedWrite(user, route, encoding, length)
+          : undefined;
       const body = await link
         .carry(() =>
           readBody(req, {

@@ -29,6 +29,11 @@ function fail(file: string, what: string): never {
   throw new Error(`${file}: ${what}`);
 }
 
+/** A description as written, trimmed; '' when there is none. */
+function description(value: unknown): string {
+  return typeof value === 'string' ? value.trim() : '';
+}
+
 export async function readActionYml(dir: string): Promise<ActionDefinition> {
   const file = path.join(dir, 'action.yml');
   const doc = parse(await readFile(file, 'utf8')) as Record<string, unknown> | null;
@@ -42,7 +47,7 @@ export async function readActionYml(dir: string): Promise<ActionDefinition> {
     const spec = (raw ?? {}) as Record<string, unknown>;
     const def = spec.default;
     inputs[name] = {
-      description: typeof spec.description === 'string' ? spec.description.trim() : '',
+      description: description(spec.description),
       required: spec.required === true,
       // The runner hands every default over as a string (YAML 5 and true become "5", "true").
       default:
@@ -56,14 +61,12 @@ export async function readActionYml(dir: string): Promise<ActionDefinition> {
   const outputs: Record<string, { description: string }> = {};
   for (const [name, raw] of Object.entries((doc.outputs ?? {}) as Record<string, unknown>)) {
     const spec = (raw ?? {}) as Record<string, unknown>;
-    outputs[name] = {
-      description: typeof spec.description === 'string' ? spec.description.trim() : '',
-    };
+    outputs[name] = { description: description(spec.description) };
   }
   return {
     dir,
     name: typeof doc.name === 'string' ? doc.name : path.basename(dir),
-    description: typeof doc.description === 'string' ? doc.description.trim() : '',
+    description: description(doc.description),
     inputs,
     outputs,
     runs,

@@ -27,8 +27,6 @@ export interface RunActionOptions {
   timeoutMs?: number;
   /** Show ::debug:: lines in the log, as ACTIONS_STEP_DEBUG does. */
   debug?: boolean;
-  /** Keep the temporary runner directory (for inspection). */
-  keep?: boolean;
 }
 
 export interface StepRun {
@@ -57,7 +55,6 @@ export interface ActionRun {
   addedPath: string[];
   /** Summary of main and post, as the job summary would show it. */
   summary: string;
-  runnerDir: string | undefined;
 }
 
 /** The runner's variable name for an input: upper-cased, spaces to _, hyphens kept. */
@@ -229,9 +226,8 @@ export async function runAction(options: RunActionOptions): Promise<ActionRun> {
       exportedEnv,
       addedPath,
       summary: main.summary + (post?.summary ?? ''),
-      runnerDir: options.keep ? runnerDir : undefined,
     };
   } finally {
-    if (!options.keep) await rm(runnerDir, { recursive: true, force: true });
+    await rm(runnerDir, { recursive: true, force: true });
   }
 }

@@ -181,7 +181,7 @@ export function httpUrl<const O extends Common>(o: O): Field<Out<string, O>> {
 export function list(
   o: { expected?: string; item?: (line: string) => boolean } = {},
 ): Field<string[]> {
-  return field(
+  const f: Field<string[]> = field(
     o,
     'one value per line',
     (raw) => {
@@ -191,13 +191,12 @@ export function list(
         .filter((line) => line !== '' && !line.startsWith('#'));
       for (const item of items) {
         if (o.item && !o.item(item)) {
-          throw new FieldError(
-            `${o.expected ?? 'one value per line'} (line ${JSON.stringify(item)} is not)`,
-          );
+          throw new FieldError(`${f.expected} (line ${JSON.stringify(item)} is not)`);
         }
       }
       return items;
     },
     { multiline: true, empty: () => [] },
   );
+  return f;
 }

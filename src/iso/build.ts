@@ -26,8 +26,16 @@ import { kernelCommandLine, stageTree } from './loaders.js';
 import type { BuildIsoOptions } from './options.js';
 import { findTools } from './tools.js';
 
-export const PHASES = ['kernel', 'initramfs', 'loaders', 'iso', 'check'] as const;
-export type Phase = (typeof PHASES)[number];
+/** The phases in order, each with the title of its log group (the bench times them by it). */
+export const PHASE_TITLES = {
+  kernel: 'Kernel and tools',
+  initramfs: 'Initramfs',
+  loaders: 'Boot loaders',
+  iso: 'ISO image',
+  check: 'Check the ISO',
+} as const;
+export type Phase = keyof typeof PHASE_TITLES;
+export const PHASES = Object.keys(PHASE_TITLES) as Phase[];
 
 /** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
 function isoEpoch(kernelMtime: number): { epoch: number; from: string } {
@@ -52,7 +60,8 @@ async function move(from: string, to: string): Promise<void> {
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Promise<StepReport> {
   const started = Date.now();
-  const { seconds: times, phase } = timedPhases(reporter);
+  const timed = timedPhases(reporter);
+  const phase = <T>(p: Phase, work: () => Promise<T>) => timed.phase(p, PHASE_TITLES[p], work);
   const sysroot = path.resolve(options.sysroot);
   const output = path.resolve(options.output);
   const mode = options.bootMode;
@@ -71,7 +80,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
   let sysrootWork: string | undefined;
   let partial: string | undefined;
   try {
-    const { tools, kernel } = await phase('kernel', 'Kernel and tools', async () => {
+    const { tools, kernel } = await phase('kernel', async () => {
       const tools = await findTools(mode);
       const kernel = await findKernel(sysroot, options.kernel);
       await findMkinitramfs(sysroot);
@@ -82,7 +91,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
     });
     const { epoch, from } = isoEpoch(kernel.mtime);
 
-    const initrd = await phase('initramfs', 'Initramfs', async () => {
+    const initrd = await phase('initramfs', async () => {
       // mkinitramfs in a chroot sees only the sysroot: its work files must lie inside it.
       const work =
         sysroot === '/'
@@ -138,7 +147,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
     });
 
-    const staged = await phase('loaders', 'Boot loaders', async () => {
+    const staged = await phase('loaders', async () => {
       const stage = path.join(scratch, 'iso');
       const label = `diskless ${kernel.version} (NFS root ${options.nfsRoot})`;
       const tag = sha256(
@@ -163,7 +172,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       return { stage, ...s };
     });
 
-    await phase('iso', 'ISO image', async () => {
+    await phase('iso', async () => {
       await mkdir(path.dirname(output), { recursive: true });
       partial = tempBeside(output, 'partial');
       await makeIso({
@@ -179,7 +188,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       );
     });
 
-    const result = await phase('check', 'Check the ISO', async () => {
+    const result = await phase('check', async () => {
       const iso = partial ?? '';
       const listing = await checkIso(tools, iso, scratch, {
         mode,
@@ -208,7 +217,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       return { digest, size };
     });
 
-    const phaseTimes = PHASES.map((p) => `${p} ${(times[p] ?? 0).toFixed(2)} s`).join(', ');
+    const phaseTimes = PHASES.map((p) => `${p} ${(timed.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
     return {
       outputs: {
         iso: output,

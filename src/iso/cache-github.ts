@@ -8,6 +8,7 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { errorMessage } from '../errors.js';
 import type { Reporter } from '../report.js';
 import type { EntryMeta, InitramfsCache, Restored } from './cache-local.js';
 import { sha256File } from '../files.js';
@@ -33,7 +34,7 @@ export class GithubCache implements InitramfsCache {
       found = await cache.restoreCache([this.dir], key);
     } catch (error) {
       reporter.warning(
-        `Could not read GitHub's cache: ${(error as Error).message}; building the initramfs`,
+        `Could not read GitHub's cache: ${errorMessage(error)}; building the initramfs`,
       );
       return { hit: false };
     }
@@ -48,15 +49,15 @@ export class GithubCache implements InitramfsCache {
         reporter.warning(
           `The cached initramfs ${key} from GitHub's cache is corrupt (SHA-256 ${digest}, not ${meta.sha256}); rebuilding`,
         );
-        return { hit: false, corrupt: 'digest mismatch' };
+        return { hit: false };
       }
       await copyFile(img, dest);
       return { hit: true, meta };
     } catch (error) {
       reporter.warning(
-        `The cached initramfs ${key} from GitHub's cache is unreadable (${(error as Error).message}); rebuilding`,
+        `The cached initramfs ${key} from GitHub's cache is unreadable (${errorMessage(error)}); rebuilding`,
       );
-      return { hit: false, corrupt: 'unreadable' };
+      return { hit: false };
     } finally {
       await rm(this.dir, { recursive: true, force: true });
     }
@@ -73,9 +74,7 @@ export class GithubCache implements InitramfsCache {
       if (id === -1)
         reporter.warning(`GitHub's cache did not take the initramfs ${key} (see the lines above)`);
     } catch (error) {
-      reporter.warning(
-        `Could not save the initramfs to GitHub's cache: ${(error as Error).message}`,
-      );
+      reporter.warning(`Could not save the initramfs to GitHub's cache: ${errorMessage(error)}`);
     } finally {
       await rm(this.dir, { recursive: true, force: true });
     }

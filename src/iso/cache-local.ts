@@ -12,8 +12,9 @@
  */
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
+import { errorMessage } from '../errors.js';
 import type { Reporter } from '../report.js';
-import { sha256File, tempBeside, writeFileAtomic } from '../files.js';
+import { replaceAtomic, sha256File, tempBeside, writeFileAtomic } from '../files.js';
 
 export interface EntryMeta {
   key: string;
@@ -23,7 +24,7 @@ export interface EntryMeta {
   created: string;
 }
 
-export type Restored = { hit: true; meta: EntryMeta } | { hit: false; corrupt?: string };
+export type Restored = { hit: true; meta: EntryMeta } | { hit: false };
 
 export interface InitramfsCache {
   readonly name: string;
@@ -85,7 +86,7 @@ export class LocalCache implements InitramfsCache {
   private async corrupt(key: string, why: string, reporter: Reporter): Promise<Restored> {
     reporter.warning(`The cached initramfs ${key} is corrupt (${why}); removing it and rebuilding`);
     await this.remove(key);
-    return { hit: false, corrupt: why };
+    return { hit: false };
   }
 
   private async remove(key: string): Promise<void> {
@@ -98,21 +99,14 @@ export class LocalCache implements InitramfsCache {
     const { img, json } = this.files(key);
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o755 });
-      const tmp = tempBeside(img);
-      try {
-        await copyFile(file, tmp);
-        await rename(tmp, img);
-      } catch (error) {
-        await rm(tmp, { force: true });
-        throw error;
-      }
+      await replaceAtomic(img, (tmp) => copyFile(file, tmp));
       await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
       const pruned = await this.prune(key);
       if (pruned.length > 0)
         reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
     } catch (error) {
       reporter.warning(
-        `Could not save the initramfs to the cache ${this.dir}: ${(error as Error).message}`,
+        `Could not save the initramfs to the cache ${this.dir}: ${errorMessage(error)}`,
       );
     }
   }

@@ -15,6 +15,7 @@ import {
   ISOLINUX_BIN,
   ISOLINUX_CFG,
   KERNEL_PATH,
+  LDLINUX,
 } from './loaders.js';
 import type { BootMode, Tools } from './tools.js';
 
@@ -119,7 +120,7 @@ export async function checkIso(
   };
   if (bios) {
     expectFile(ISOLINUX_BIN);
-    expectFile('isolinux/ldlinux.c32');
+    expectFile(LDLINUX);
     expectFile(ISOLINUX_CFG);
     record('BIOS', ISOLINUX_BIN);
     if (!/\bMBR isohybrid\b/.test(listing.systemArea)) {

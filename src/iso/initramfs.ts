@@ -81,7 +81,7 @@ async function decide(
   reporter: Reporter,
 ): Promise<Settings> {
   let modules = given.MODULES ?? 'most';
-  if (modules === 'most' || modules === 'dep' || !['netboot', 'list'].includes(modules)) {
+  if (!['netboot', 'list'].includes(modules)) {
     reporter.info(
       `MODULES=${modules} in the client's config becomes MODULES=netboot: a diskless client needs its network and NFS drivers${modules === 'dep' ? ', and dep would pick the drivers of the machine that builds' : ''} (set MODULES=list or netboot to choose)`,
     );

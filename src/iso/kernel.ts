@@ -168,13 +168,14 @@ export async function findKernel(sysroot: string, input: string | undefined): Pr
   const image = await findImage(sysroot, input);
   const fromHeader = await imageVersion(image);
   const base = path.basename(image);
-  const fromName = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : undefined;
-  if (fromHeader && fromName && VERSION.test(fromName) && fromHeader !== fromName) {
+  const named = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : '';
+  const fromName = VERSION.test(named) ? named : undefined;
+  if (fromHeader && fromName && fromHeader !== fromName) {
     throw new DisklessError(
       `kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`,
     );
   }
-  const version = fromHeader ?? (fromName && VERSION.test(fromName) ? fromName : undefined);
+  const version = fromHeader ?? fromName;
   if (!version) {
     throw new DisklessError(
       `kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`,

@@ -24,6 +24,7 @@ export const ISOLINUX_CFG = 'isolinux/isolinux.cfg';
 export const GRUB_CFG = 'boot/grub/grub.cfg';
 export const EFI_IMAGE = 'boot/grub/efiboot.img';
 export const ISOLINUX_BIN = 'isolinux/isolinux.bin';
+export const LDLINUX = 'isolinux/ldlinux.c32';
 export const BOOT_CATALOG = 'boot/boot.cat';
 
 /** The FAT volume id of the EFI image: fixed, so the image is reproducible. */
@@ -127,8 +128,6 @@ export interface StageOptions {
 }
 
 export interface Staged {
-  /** Paths inside the ISO of the loader configs written. */
-  configs: string[];
   idFile: string | undefined;
   efiBytes: number;
 }
@@ -138,19 +137,16 @@ export async function stageTree(o: StageOptions): Promise<Staged> {
   const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
   await copyInto(o.stage, KERNEL_PATH, o.kernel);
   await copyInto(o.stage, INITRD_PATH, o.initrd);
-  const configs: string[] = [];
   if (o.mode !== 'uefi') {
     await copyInto(o.stage, ISOLINUX_BIN, LOADER_FILES.isolinuxBin.file);
-    await copyInto(o.stage, 'isolinux/ldlinux.c32', LOADER_FILES.ldlinux.file);
+    await copyInto(o.stage, LDLINUX, LOADER_FILES.ldlinux.file);
     await put(o.stage, ISOLINUX_CFG, isolinuxConfig(o.cmdline, o.label));
-    configs.push(ISOLINUX_CFG);
   }
-  if (o.mode === 'bios') return { configs, idFile: undefined, efiBytes: 0 };
+  if (o.mode === 'bios') return { idFile: undefined, efiBytes: 0 };
 
   const idFile = `boot/grub/diskless-${o.tag}.id`;
   await put(o.stage, idFile, `${o.label}\n`);
   await put(o.stage, GRUB_CFG, grubConfig(o.cmdline, o.label));
-  configs.push(GRUB_CFG);
   const embedded = path.join(o.scratch, 'grub-embedded.cfg');
   await writeFile(embedded, embeddedGrubConfig(idFile));
   const efi = path.join(o.scratch, 'BOOTX64.EFI');
@@ -181,5 +177,5 @@ export async function stageTree(o: StageOptions): Promise<Staged> {
   await run(o.tools.mmd, ['-i', image, '::/EFI', '::/EFI/BOOT'], m);
   await run(o.tools.mcopy, ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], m);
   await chmod(image, 0o644);
-  return { configs, idFile, efiBytes };
+  return { idFile, efiBytes };
 }

@@ -54,8 +54,8 @@ function can(file: string, mode: number): Promise<boolean> {
 }
 
 /** The program's path on PATH (as the environment has it now), or undefined. */
-export async function which(name: string, env = process.env): Promise<string | undefined> {
-  for (const dir of (env.PATH ?? '').split(':')) {
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
     if (dir === '') continue;
     const file = path.join(dir, name);
     if (await can(file, constants.X_OK)) return file;

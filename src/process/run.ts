@@ -9,10 +9,7 @@ import { DisklessError } from '../errors.js';
 export interface RunOptions {
   /** Exit codes that count as success besides 0 (e.g. rsync's 24, "files vanished"). */
   okCodes?: readonly number[];
-  /** Written to the program's stdin, which is closed afterwards. */
-  input?: string;
   env?: NodeJS.ProcessEnv;
-  cwd?: string;
   /** Called with each complete line of stdout as it arrives. */
   onLine?: (line: string) => void;
   /** The Debian package that provides the program, named when it is missing. */
@@ -63,7 +60,6 @@ export function run(
     const child = spawn(cmd, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: options.env ?? process.env,
-      cwd: options.cwd,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -93,6 +89,6 @@ export function run(
       reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
     });
     child.stdin.on('error', () => undefined); // a program that does not read its stdin
-    child.stdin.end(options.input ?? '');
+    child.stdin.end();
   });
 }

@@ -12,12 +12,11 @@
  *   scan     no private keys or credentials in the client root
  *   publish  rename into releases/<id>, switch current atomically, prune
  */
-import { createHash } from 'node:crypto';
-import { sha256 } from '../files.js';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
+import { sha256 } from '../files.js';
 import { humanBytes, type Reporter, type StepReport } from '../report.js';
 import { exclusions } from './exclusions.js';
 import { checkFstab, FSTAB, generateFstab } from './fstab.js';
@@ -29,11 +28,13 @@ import {
   TOOL_FILES,
   writeMarker,
   type Layout,
+  type Marker,
 } from './guard.js';
 import { holdLocks, type HeldLock } from './lock.js';
 import type { BuildRootfsOptions } from './options.js';
 import { applyTemplate, loadTemplate, type TemplateEntry, type TemplateValues } from './overlay.js';
 import {
+  CURRENT,
   currentId,
   listReleases,
   newReleaseId,
@@ -78,23 +79,73 @@ function templateValues(o: BuildRootfsOptions, nfsRoot: string, usrExport: strin
 }
 
 function hashEntries(entries: readonly TemplateEntry[]): string {
-  const h = createHash('sha256');
-  for (const e of entries) {
-    if (e.kind === 'file') h.update(`f ${e.rel} ${e.mode} ${sha256(e.data)}\n`);
-    else if (e.kind === 'dir') h.update(`d ${e.rel} ${e.mode}\n`);
-    else h.update(`l ${e.rel} ${e.target}\n`);
-  }
-  return h.digest('hex');
+  return sha256(
+    entries
+      .map((e) =>
+        e.kind === 'file'
+          ? `f ${e.rel} ${e.mode} ${sha256(e.data)}\n`
+          : e.kind === 'dir'
+            ? `d ${e.rel} ${e.mode}\n`
+            : `l ${e.rel} ${e.target}\n`,
+      )
+      .join(''),
+  );
 }
 
 async function hashFiles(dir: string, names: readonly string[]): Promise<string> {
-  const h = createHash('sha256');
-  for (const name of names) h.update(await readFile(path.join(dir, name)));
-  return h.digest('hex');
+  return sha256(Buffer.concat(await Promise.all(names.map((n) => readFile(path.join(dir, n))))));
 }
 
-function seconds(since: number): number {
-  return Math.round((Date.now() - since) / 100) / 10;
+/**
+ * The release a build starts from: in place, what the marker says the last build made
+ * of the target itself; versioned, the one `current` points at (its root even when its
+ * metadata is lost).
+ */
+async function previousRelease(
+  target: string,
+  layout: Layout,
+  marker: Marker | undefined,
+): Promise<{ id?: string; meta?: ReleaseMeta; root?: string }> {
+  if (layout === 'in-place') {
+    const meta = marker?.last as ReleaseMeta | undefined;
+    return { meta, root: meta ? target : undefined };
+  }
+  const id = await currentId(target);
+  if (!id) return {};
+  return { id, meta: await readMeta(target, id), root: path.join(target, RELEASES, id) };
+}
+
+/** The step's outputs and summary; `started` is the build's start (Date.now()). */
+function stepReport(o: {
+  root: string;
+  meta: Pick<ReleaseMeta, 'id' | 'files' | 'bytes'>;
+  changed: boolean;
+  /** Shown after the release id. */
+  note: string;
+  /** Rows between Files and Pruned. */
+  rows: [string, string][];
+  pruned: readonly string[];
+  started: number;
+}): StepReport {
+  const duration = Math.round((Date.now() - o.started) / 100) / 10;
+  return {
+    outputs: {
+      root: o.root,
+      release: o.meta.id,
+      changed: o.changed,
+      files: o.meta.files,
+      bytes: o.meta.bytes,
+      duration,
+    },
+    summary: [
+      ['Client root', o.root],
+      ['Release', `${o.meta.id}${o.note}`],
+      ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
+      ...o.rows,
+      ...(o.pruned.length > 0 ? ([['Pruned', o.pruned.join(', ')]] as [string, string][]) : []),
+      ['Duration', `${duration} s`],
+    ],
+  };
 }
 
 /** Builds a client root release from the master's root. */
@@ -117,7 +168,7 @@ export async function buildRootfs(
     return c;
   });
   const { source, target } = checked;
-  const nfsRoot = layout === 'versioned' ? path.join(target, 'current') : target;
+  const nfsRoot = layout === 'versioned' ? path.join(target, CURRENT) : target;
   const usrExport = path.join(source, 'usr');
   const values = templateValues(options, nfsRoot, usrExport);
   const template = options.template ? await loadTemplate(options.template, values) : [];
@@ -162,21 +213,11 @@ export async function buildRootfs(
   let staging: string | undefined;
   try {
     const marker = await readMarker(target);
-    const previousId = layout === 'versioned' ? await currentId(target) : undefined;
-    const previousMeta =
-      layout === 'versioned'
-        ? previousId
-          ? await readMeta(target, previousId)
-          : undefined
-        : (marker?.last as ReleaseMeta | undefined);
-    const previousRoot =
-      layout === 'versioned'
-        ? previousId
-          ? path.join(target, RELEASES, previousId)
-          : undefined
-        : previousMeta
-          ? target
-          : undefined;
+    const {
+      id: previousId,
+      meta: previousMeta,
+      root: previousRoot,
+    } = await previousRelease(target, layout, marker);
     if (layout === 'versioned') await removePartials(target, reporter);
 
     // ---- compare, then copy holding the dpkg lock of the source ----
@@ -249,24 +290,15 @@ export async function buildRootfs(
                   reporter,
                 )
               : [];
-          const duration = seconds(started);
-          return {
-            outputs: {
-              root: previousRoot,
-              release: previousMeta.id,
-              changed: false,
-              files: previousMeta.files,
-              bytes: previousMeta.bytes,
-              duration,
-            },
-            summary: [
-              ['Client root', previousRoot],
-              ['Release', `${previousMeta.id} (unchanged: nothing published)`],
-              ['Files', `${previousMeta.files} (${humanBytes(previousMeta.bytes)})`],
-              ...(pruned.length > 0 ? ([['Pruned', pruned.join(', ')]] as [string, string][]) : []),
-              ['Duration', `${duration} s`],
-            ],
-          };
+          return stepReport({
+            root: previousRoot,
+            meta: previousMeta,
+            changed: false,
+            note: ' (unchanged: nothing published)',
+            rows: [],
+            pruned,
+            started,
+          });
         }
       } else if (previousMeta) {
         reporter.info(
@@ -326,7 +358,7 @@ export async function buildRootfs(
       }
     });
     await reporter.group('Prepare the tmpfs /var', async () => {
-      await tree.directory('var', { mode: 0o755 }); // the copy left it empty
+      await tree.directory('var', 0o755); // the copy left it empty
       await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
       await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
         mode: 0o644,
@@ -381,7 +413,7 @@ export async function buildRootfs(
         await rename(root, finalRoot);
         staging = undefined;
         await switchCurrent(target, id);
-        reporter.info(`Published ${RELEASES}/${id}; ${path.join(target, 'current')} points at it`);
+        reporter.info(`Published ${RELEASES}/${id}; ${path.join(target, CURRENT)} points at it`);
         pruned = await prune(target, options.keep, [id, previousId], reporter);
       } else {
         await writeMarker(target, {
@@ -391,26 +423,18 @@ export async function buildRootfs(
         reporter.info(`Synced ${target} in place`);
       }
     });
-    const duration = seconds(started);
-    return {
-      outputs: {
-        root: finalRoot,
-        release: id,
-        changed: true,
-        files: meta.files,
-        bytes: meta.bytes,
-        duration,
-      },
-      summary: [
-        ['Client root', finalRoot],
-        ['Release', previousMeta ? `${id} (previous ${previousMeta.id})` : id],
-        ['Files', `${meta.files} (${humanBytes(meta.bytes)})`],
+    return stepReport({
+      root: finalRoot,
+      meta,
+      changed: true,
+      note: previousMeta ? ` (previous ${previousMeta.id})` : '',
+      rows: [
         ['Masked', services.masked.join(', ') || 'none'],
         ['Enabled', services.enabled.join(', ') || 'none'],
-        ...(pruned.length > 0 ? ([['Pruned', pruned.join(', ')]] as [string, string][]) : []),
-        ['Duration', `${duration} s`],
       ],
-    };
+      pruned,
+      started,
+    });
   } finally {
     if (staging) await rm(staging, { recursive: true, force: true });
     await buildLock.release();

@@ -4,9 +4,10 @@
  * directory without one (someone's data, a mistyped path) is never synced over.
  */
 import { lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../files.js';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
+import { CURRENT } from './releases.js';
 import { lstatOrUndefined } from './tree.js';
 
 export type Layout = 'versioned' | 'in-place';
@@ -140,10 +141,11 @@ export async function checkPaths(o: {
       );
     }
     if (marker?.layout === 'versioned') {
-      const current = await lstatOrUndefined(path.join(target, 'current'));
+      const link = path.join(target, CURRENT);
+      const current = await lstatOrUndefined(link);
       if (current && !current.isSymbolicLink()) {
         throw new DisklessError(
-          `Input "target": ${path.join(target, 'current')} is not a symlink; expected the link this tool switches (nothing was changed)`,
+          `Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`,
         );
       }
     }

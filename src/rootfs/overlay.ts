@@ -110,7 +110,7 @@ export async function applyTemplate(
     if (entry.kind === 'dir') {
       // An existing directory keeps its owner and mode (a checkout's umask must not
       // loosen /etc); a new one gets the template's mode.
-      await tree.directory(entry.rel, { mode: entry.mode });
+      await tree.directory(entry.rel, entry.mode);
     } else if (entry.kind === 'symlink') {
       await tree.symlink(entry.rel, entry.target);
       files++;

@@ -5,11 +5,10 @@
  * one) so a client mounting it sees either release, never a mixture. A release is built
  * in `releases/.partial-<id>` and renamed into place only when complete.
  */
-import { randomBytes } from 'node:crypto';
-import { readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
-import { writeFileAtomic } from '../files.js';
+import { readdir, readFile, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
+import { replaceAtomic, writeFileAtomic } from '../files.js';
 import type { Reporter } from '../report.js';
 import { lstatOrUndefined } from './tree.js';
 
@@ -109,14 +108,7 @@ export async function writeMeta(target: string, meta: ReleaseMeta): Promise<void
 
 /** Points `current` at `id` atomically. */
 export async function switchCurrent(target: string, id: string): Promise<void> {
-  const tmp = path.join(target, `.${CURRENT}-${randomBytes(6).toString('hex')}`);
-  await symlink(`${RELEASES}/${id}`, tmp);
-  try {
-    await rename(tmp, path.join(target, CURRENT));
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+  await replaceAtomic(path.join(target, CURRENT), (tmp) => symlink(`${RELEASES}/${id}`, tmp));
 }
 
 /** Removes builds that died half-way (their directories were never published). */

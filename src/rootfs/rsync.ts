@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
-import { run } from '../process/run.js';
+import { lastLines, run, showCommand } from '../process/run.js';
 import { escapePattern } from './exclusions.js';
 
 // --modify-window=-1: compare times to the nanosecond, so a same-size edit within the
@@ -111,14 +111,14 @@ export async function copy(
       slash(o.source),
       slash(o.dest),
     ];
-    reporter.debug(`rsync ${args.join(' ')}`);
+    reporter.debug(showCommand('rsync', args));
     const { code, stdout, stderr } = await run('rsync', args, {
       okCodes: [VANISHED],
       debianPackage: 'rsync',
     });
     if (code === VANISHED) {
       reporter.warning(
-        `rsync: some files vanished while they were copied (normal on a live system): ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`,
+        `rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`,
       );
     }
     return {

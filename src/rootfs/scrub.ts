@@ -10,8 +10,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
 import { run } from '../process/run.js';
-import type { ClientTree } from './tree.js';
-import { lstatOrUndefined } from './tree.js';
+import { lstatOrUndefined, type ClientTree } from './tree.js';
 
 /** rsync exclude patterns for the master's secrets and identity. */
 export const SECRET_EXCLUDES: readonly string[] = [
@@ -103,9 +102,8 @@ export async function scrub(
   let sshKeys = false;
   const sshd = await tree.stat('etc/ssh');
   if (o.keyDir && sshd?.isDirectory()) {
-    const dir = o.keyDir;
     for (const rel of CLIENT_KEY_PATHS) {
-      const from = path.join(dir, path.basename(rel));
+      const from = path.join(o.keyDir, path.basename(rel));
       const st = await stat(from);
       await tree.writeFile(rel, await readFile(from), {
         mode: rel.endsWith('.pub') ? 0o644 : 0o600,
@@ -113,7 +111,7 @@ export async function scrub(
       });
     }
     sshKeys = true;
-    reporter.info(`Installed the clients' own ssh host keys from ${dir}`);
+    reporter.info(`Installed the clients' own ssh host keys from ${o.keyDir}`);
   } else if (!o.clientSshKeys) {
     reporter.info('client-ssh-keys is false: the client root has no ssh host keys');
   }

@@ -8,6 +8,7 @@
  * that are not hard links to the previous release: those were scanned when it was built
  * (a change of the allow-list makes the build start from a full scan).
  */
+import type { Stats } from 'node:fs';
 import { open, readdir, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
@@ -108,25 +109,26 @@ export async function scanSecrets(o: {
   const seen = new Set<number>();
   const dev = (await lstat(o.root)).dev;
 
-  async function check(
-    rel: string,
-    file: string,
-    size: number,
-    ino: number,
-    nlink: number,
-  ): Promise<void> {
-    if (accepted.has(rel) || allowed(rel)) return;
-    if (CREDENTIAL_PATHS.some((re) => re.test(rel))) {
-      result.hits.push(`/${rel}`);
-      return;
-    }
-    if (size === 0 || size > MAX_READ) return;
-    if (nlink > 1 && o.previous) {
+  /**
+   * Decides `rel` by its path when it can (accepted or allowed: no hit; a known credential
+   * file: a hit) and says whether it did; false leaves it to the content.
+   */
+  function decidedByPath(rel: string): boolean {
+    if (accepted.has(rel) || allowed(rel)) return true;
+    if (!CREDENTIAL_PATHS.some((re) => re.test(rel))) return false;
+    result.hits.push(`/${rel}`);
+    return true;
+  }
+
+  async function check(rel: string, file: string, st: Stats): Promise<void> {
+    if (decidedByPath(rel)) return;
+    if (st.size === 0 || st.size > MAX_READ) return;
+    if (st.nlink > 1 && o.previous) {
       const old = await lstatOrUndefined(path.join(o.previous, rel));
-      if (old && old.ino === ino && old.dev === dev) return; // scanned with the previous release
+      if (old && old.ino === st.ino && old.dev === dev) return; // scanned with the previous release
     }
     result.read++;
-    if (await hasKeyMaterial(file, size)) result.hits.push(`/${rel}`);
+    if (await hasKeyMaterial(file, st.size)) result.hits.push(`/${rel}`);
   }
 
   async function walk(rel: string): Promise<void> {
@@ -147,17 +149,11 @@ export async function scanSecrets(o: {
               result.files++;
               result.bytes += st.size;
             }
-            await check(childRel, file, st.size, st.ino, st.nlink);
+            await check(childRel, file, st);
           }),
         );
       } else if (entry.isSymbolicLink()) {
-        if (
-          !accepted.has(childRel) &&
-          !allowed(childRel) &&
-          CREDENTIAL_PATHS.some((re) => re.test(childRel))
-        ) {
-          result.hits.push(`/${childRel}`);
-        }
+        decidedByPath(childRel); // a link is not read: only its path can be a hit
       }
     }
     await Promise.all(pending);

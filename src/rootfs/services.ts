@@ -93,6 +93,17 @@ async function snapshot(root: string): Promise<Map<string, string>> {
   return out;
 }
 
+/** `systemctl --root` on the client root: works offline, on its files only. */
+async function systemctl(
+  root: string,
+  verb: 'mask' | 'enable',
+  units: readonly string[],
+): Promise<void> {
+  await run('systemctl', [`--root=${root}`, '--quiet', verb, ...units], {
+    debianPackage: 'systemd',
+  });
+}
+
 async function removeRcLinks(tree: ClientTree, base: string): Promise<string[]> {
   const removed: string[] = [];
   const etc = await readdir(tree.abs('etc')).catch(() => [] as string[]);
@@ -160,9 +171,7 @@ export async function configureServices(
       }
     }
     if (masks.length > 0) {
-      await run('systemctl', [`--root=${root}`, '--quiet', 'mask', ...masks], {
-        debianPackage: 'systemd',
-      });
+      await systemctl(root, 'mask', masks);
       reporter.info(`Masked ${masks.join(', ')}`);
     }
     for (const base of sysv) {
@@ -185,9 +194,7 @@ export async function configureServices(
       else units.push(unit);
     }
     if (units.length > 0) {
-      await run('systemctl', [`--root=${root}`, '--quiet', 'enable', ...units], {
-        debianPackage: 'systemd',
-      });
+      await systemctl(root, 'enable', units);
       reporter.info(`Enabled ${units.join(', ')}`);
     }
     for (const base of sysvEnable) {

@@ -10,7 +10,6 @@
  * build writes or removes after the copy is recorded as managed: change detection leaves
  * those paths to the build, not to the master.
  */
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import {
   chmod,
@@ -20,18 +19,17 @@ import {
   mkdir,
   open,
   readFile,
-  rename,
   rm,
   symlink,
   unlink,
 } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
+import { replaceAtomic } from '../files.js';
 
+/** What the build gives a file it writes; the owner is always root. */
 export interface FileAttrs {
   mode: number;
-  uid?: number;
-  gid?: number;
   /** Modification time; the time of writing when omitted. */
   mtime?: Date;
 }
@@ -55,10 +53,6 @@ export function cleanRelative(rel: string): string {
   return norm;
 }
 
-function tempName(file: string): string {
-  return path.join(path.dirname(file), `.diskless-tmp-${randomBytes(6).toString('hex')}`);
-}
-
 export class ClientTree {
   /** Paths (relative, no leading /) the build wrote or removed after the copy. */
   readonly managed = new Set<string>();
@@ -79,11 +73,11 @@ export class ClientTree {
 
   /**
    * Makes sure every parent of `rel` is a real directory inside the root, creating
-   * missing ones (owner root, `mode`). A symlink on the way is refused: following it
+   * missing ones (owner root, mode 755). A symlink on the way is refused: following it
    * could write outside the client root (an absolute link points into the master).
    */
-  async parents(rel: string, mode = 0o755): Promise<void> {
-    const parts = cleanRelative(rel).split('/').slice(0, -1);
+  private async parents(clean: string): Promise<void> {
+    const parts = clean.split('/').slice(0, -1);
     let sofar = '';
     for (const part of parts) {
       sofar = sofar ? `${sofar}/${part}` : part;
@@ -91,71 +85,52 @@ export class ClientTree {
       if (st?.isDirectory()) continue;
       if (st) {
         throw new DisklessError(
-          `client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${cleanRelative(rel)}`,
+          `client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`,
         );
       }
-      await mkdir(path.join(this.root, sofar), { mode });
+      await mkdir(path.join(this.root, sofar), { mode: 0o755 });
       this.managed.add(sofar);
     }
   }
 
   /** Makes `rel` a directory (and its parents); an existing directory is left as it is. */
-  async directory(rel: string, attrs: FileAttrs = { mode: 0o755 }): Promise<void> {
-    await this.parents(rel);
-    const file = this.abs(rel);
+  async directory(rel: string, mode: number): Promise<void> {
+    const clean = cleanRelative(rel);
+    await this.parents(clean);
+    const file = path.join(this.root, clean);
     const st = await lstatOrUndefined(file);
     if (st?.isDirectory()) return;
     if (st) await unlink(file);
-    await mkdir(file, { mode: attrs.mode });
-    await chown(file, attrs.uid ?? 0, attrs.gid ?? 0);
-    await chmod(file, attrs.mode);
-    this.managed.add(cleanRelative(rel));
+    await mkdir(file, { mode });
+    await chown(file, 0, 0);
+    await chmod(file, mode);
+    this.managed.add(clean);
   }
 
   /** Replaces `rel` with a file holding `data` (never writes into the existing file). */
   async writeFile(rel: string, data: string | Buffer, attrs: FileAttrs): Promise<void> {
-    const clean = cleanRelative(rel);
-    await this.parents(clean);
-    const file = path.join(this.root, clean);
-    const current = await lstatOrUndefined(file);
-    if (current?.isDirectory()) {
-      throw new DisklessError(`client root: /${clean} is a directory; expected a file there`);
-    }
     const body = typeof data === 'string' ? Buffer.from(data) : data;
-    const uid = attrs.uid ?? 0;
-    const gid = attrs.gid ?? 0;
-    const tmp = tempName(file);
-    const same = await this.identicalInPrevious(clean, body, { ...attrs, uid, gid });
-    if (same) {
-      await link(same, tmp);
-    } else {
+    await this.replace(rel, 'a file', async (tmp, clean) => {
+      const same = await this.identicalInPrevious(clean, body, attrs);
+      if (same) {
+        await link(same, tmp);
+        return;
+      }
       const handle = await open(tmp, 'wx', 0o600);
       try {
         await handle.writeFile(body);
-        await handle.chown(uid, gid);
+        await handle.chown(0, 0);
         await handle.chmod(attrs.mode);
         if (attrs.mtime) await handle.utimes(attrs.mtime, attrs.mtime);
       } finally {
         await handle.close();
       }
-    }
-    await this.replaceWith(tmp, file);
-    this.managed.add(clean);
+    });
   }
 
   /** Replaces `rel` with a symlink to `target`. */
   async symlink(rel: string, target: string): Promise<void> {
-    const clean = cleanRelative(rel);
-    await this.parents(clean);
-    const file = path.join(this.root, clean);
-    const current = await lstatOrUndefined(file);
-    if (current?.isDirectory()) {
-      throw new DisklessError(`client root: /${clean} is a directory; expected a symlink there`);
-    }
-    const tmp = tempName(file);
-    await symlink(target, tmp);
-    await this.replaceWith(tmp, file);
-    this.managed.add(clean);
+    await this.replace(rel, 'a symlink', (tmp) => symlink(target, tmp));
   }
 
   /** Removes `rel` (a whole directory tree too); unlinking never touches other releases. */
@@ -169,20 +144,30 @@ export class ClientTree {
     return true;
   }
 
-  private async replaceWith(tmp: string, file: string): Promise<void> {
-    try {
-      await rename(tmp, file);
-    } catch (error) {
-      await rm(tmp, { force: true });
-      throw error;
+  /**
+   * Replaces `rel` (`what`: a file, a symlink) with what `make` creates at a temporary
+   * name beside it, renamed over it: readers see the old or the new, never a mixture.
+   */
+  private async replace(
+    rel: string,
+    what: string,
+    make: (tmp: string, clean: string) => Promise<void>,
+  ): Promise<void> {
+    const clean = cleanRelative(rel);
+    await this.parents(clean);
+    const file = path.join(this.root, clean);
+    if ((await lstatOrUndefined(file))?.isDirectory()) {
+      throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
     }
+    await replaceAtomic(file, (tmp) => make(tmp, clean));
+    this.managed.add(clean);
   }
 
   /** The previous release's file at `rel` when it has the same content and attributes. */
   private async identicalInPrevious(
     rel: string,
     body: Buffer,
-    attrs: Required<Pick<FileAttrs, 'mode' | 'uid' | 'gid'>> & FileAttrs,
+    attrs: FileAttrs,
   ): Promise<string | undefined> {
     if (!this.previous) return undefined;
     const old = path.join(this.previous, rel);
@@ -191,8 +176,8 @@ export class ClientTree {
       !st?.isFile() ||
       st.size !== body.length ||
       (st.mode & 0o7777) !== attrs.mode ||
-      st.uid !== attrs.uid ||
-      st.gid !== attrs.gid ||
+      st.uid !== 0 ||
+      st.gid !== 0 ||
       (attrs.mtime && Math.floor(st.mtimeMs / 1000) !== Math.floor(attrs.mtime.getTime() / 1000))
     ) {
       return undefined;

@@ -8,10 +8,10 @@
  * The archive is written here (GNU tar format, read by the client's GNU tar) so it is
  * byte-for-byte the same for the same skeleton: an unchanged /var costs nothing.
  */
-import { sha256 } from '../files.js';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
+import { sha256 } from '../files.js';
 
 export const SKELETON = 'etc/diskless/var-skel.tar';
 export const POPULATE_UNIT = 'diskless-populate-var.service';
@@ -220,9 +220,9 @@ function header(o: {
   return h;
 }
 
-function padded(data: Buffer): Buffer {
-  const pad = (512 - (data.length % 512)) % 512;
-  return Buffer.concat([data, Buffer.alloc(pad)]);
+/** `data` padded with zeros to a whole number of `size` blocks. */
+function padded(data: Buffer, size = 512): Buffer {
+  return Buffer.concat([data, Buffer.alloc((size - (data.length % size)) % size)]);
 }
 
 /** A GNU long-name ('L') or long-link ('K') record when `value` does not fit in 100 bytes. */
@@ -256,10 +256,8 @@ export function skeletonTar(entries: readonly SkeletonEntry[], accounts: Account
     );
   }
   blocks.push(Buffer.alloc(1024));
-  const tar = Buffer.concat(blocks);
   // Round up to tar's default 10 KiB record, as GNU tar writes it.
-  const record = 20 * 512;
-  return Buffer.concat([tar, Buffer.alloc((record - (tar.length % record)) % record)]);
+  return padded(Buffer.concat(blocks), 20 * 512);
 }
 
 export interface Skeleton {

@@ -3,9 +3,10 @@
  * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { DisklessError } from '../errors.js';
+import { sha256 } from '../files.js';
 import { promising } from './compress.js';
 
 export interface ImageDigests {
@@ -69,7 +70,7 @@ export function zeroDigest(length: number): string {
 
 /** Reads exactly buffer.length bytes at `position` (short reads are retried). */
 export async function readFully(
-  handle: import('node:fs/promises').FileHandle,
+  handle: FileHandle,
   buffer: Buffer,
   position: number,
 ): Promise<void> {
@@ -132,15 +133,16 @@ export async function digestImage(
       const length = chunkLength(i, size, chunkSize);
       const view = buffer.subarray(0, length);
       await readFully(handle, view, i * chunkSize);
-      const digest = createHash('sha256').update(view).digest('hex');
+      const digest = sha256(view);
       let zeroForLength = zeros.get(length);
       if (zeroForLength === undefined) {
         zeroForLength = zeroDigest(length);
         zeros.set(length, zeroForLength);
       }
+      const isZero = digest === zeroForLength;
       chunks.push(digest);
-      zero.push(digest === zeroForLength);
-      compressible.push(zero.at(-1) === false && promising(view));
+      zero.push(isZero);
+      compressible.push(!isZero && promising(view));
     }
     return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
   } finally {

@@ -5,7 +5,7 @@
  */
 import { ApiError, NetworkError } from '../drive/api-error.js';
 import type { DriveApi, DriveInfo } from '../drive/api.js';
-import { defaultRetryPolicy, withRetry, type RetryPolicy } from '../drive/retry.js';
+import { withRetry, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 
@@ -75,10 +75,10 @@ export function checkFits(
  * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
  * exist anyway, so before trying again we look for it by name and adopt a single match.
  */
-export async function createDrive(
+async function createDrive(
   api: DriveApi,
   fields: { name: string; size: number; claimType: string },
-  policy: RetryPolicy = defaultRetryPolicy,
+  policy: RetryPolicy,
 ): Promise<DriveInfo> {
   const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
   return withRetry(async (attempt) => {

@@ -247,9 +247,8 @@ async function write(
     );
   }
 
-  const mustRecord = !plan.upToDate || stats.chunksSent > 0;
   // The write counters are final once the writes are: ask for them while verifying.
-  const counters = mustRecord ? api.info(uuid) : undefined;
+  const counters = plan.upToDate ? undefined : api.info(uuid);
   counters?.catch(() => undefined);
   const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
   if (check.length > 0) {
@@ -287,7 +286,8 @@ async function write(
       `Image ${o.image} changed while it was being uploaded; build it again, then upload`,
     );
   }
-  if (stats.chunksSent > 0 || mustRecord) {
+  // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+  if (!plan.upToDate || result.chunksRewritten > 0) {
     await phase('record', 'Record what the drive holds', async () => {
       // A rewrite during verification moved the counters on: ask again.
       const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
@@ -316,7 +316,7 @@ async function write(
   await journal?.remove();
 }
 
-export function uploadReport(r: UploadResult): StepReport {
+function uploadReport(r: UploadResult): StepReport {
   const send = r.phases.send ?? 0;
   const mbps = send > 0 ? (r.stats.bytesSent / send / 1e6).toFixed(1) : '-';
   const state = r.dryRun

@@ -5,9 +5,9 @@
  * first, the last and two at random), a cheap proof that the writes landed where and
  * as they should.
  */
-import { createHash } from 'node:crypto';
-import type { DriveApi } from '../drive/api.js';
 import { open } from 'node:fs/promises';
+import type { DriveApi } from '../drive/api.js';
+import { sha256 } from '../files.js';
 import { chunkLength, readFully, type ImageDigests } from './image.js';
 
 export function chunksToVerify(
@@ -44,7 +44,7 @@ export async function findMismatches(
   d: ImageDigests,
   indexes: readonly number[],
   concurrency: number,
-  sample: 'one-piece' | 'whole' = 'whole',
+  sample: 'one-piece' | 'whole',
 ): Promise<number[]> {
   const pieces = indexes.flatMap((index) => {
     const start = index * d.chunkSize;
@@ -70,8 +70,7 @@ export async function findMismatches(
       const want = buffer.subarray(0, piece.size);
       await readFully(handle, want, piece.offset);
       const got = await api.readDigest(drive, piece.offset, piece.size);
-      const expected = createHash('sha256').update(want).digest('hex');
-      if (got.bytes !== piece.size || got.sha256 !== expected) bad.add(piece.index);
+      if (got.bytes !== piece.size || got.sha256 !== sha256(want)) bad.add(piece.index);
     }
   };
   try {

@@ -1,21 +1,18 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { bootTest, fstabNfsMounts, readIsoBoot } from '../../src/boot/boot-test.js';
 import { Processes } from '../../src/boot/processes.js';
+import { run } from '../../src/process/run.js';
 import { silentReporter } from '../../src/report.js';
 import { rejected } from '../helpers/errors.js';
-
-const exec = promisify(execFile);
+import { tempDir } from '../helpers/temp.js';
 
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'boot-iso-'));
+  dir = await tempDir('boot-iso');
 });
 
 afterAll(async () => {
@@ -45,7 +42,7 @@ async function tree(files: Record<string, string>): Promise<string> {
 async function iso(files: Record<string, string>): Promise<string> {
   const src = await tree(files);
   const out = path.join(await fresh('iso'), 'diskless.iso');
-  await exec('xorriso', ['-as', 'mkisofs', '-o', out, src]);
+  await run('xorriso', ['-as', 'mkisofs', '-o', out, src]);
   return out;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { ganeshaConfig, NFS_CLIENT_PORTS } from '../../src/boot/nfs.js';
+import { thrown } from '../helpers/errors.js';
 
 /** The top-level blocks of a ganesha.conf: name and body (blocks do not nest beyond FSAL). */
 function blocks(conf: string): { name: string; body: string }[] {
@@ -82,14 +83,11 @@ describe('ganeshaConfig', () => {
   it.each(['/srv/my"release', '/srv/back\\slash', '/srv/new\nline'])(
     'refuses the export path %j, naming it',
     (dir) => {
-      let error: unknown;
-      try {
-        ganeshaConfig([{ pseudo: '/srv/diskless/current', dir }], { stateDir: '/tmp/s' });
-      } catch (e) {
-        error = e;
-      }
+      const error = thrown(DisklessError, () =>
+        ganeshaConfig([{ pseudo: '/srv/diskless/current', dir }], { stateDir: '/tmp/s' }),
+      );
       expect(error).toBeInstanceOf(DisklessError);
-      expect((error as Error).message).toContain(JSON.stringify(dir));
+      expect(error.message).toContain(JSON.stringify(dir));
     },
   );
 

@@ -1,14 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { Processes, withProcesses, type Started } from '../../src/boot/processes.js';
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
+import { tempDir } from '../helpers/temp.js';
 
 /** True while a process with this pid exists (and is not a zombie we could still signal). */
 function alive(pid: number): boolean {
@@ -24,7 +20,7 @@ let dir: string;
 let procs: Processes;
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'boot-procs-'));
+  dir = await tempDir('boot-procs');
   procs = new Processes();
 });
 

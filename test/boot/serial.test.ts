@@ -1,6 +1,6 @@
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { appendFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Processes, type Started } from '../../src/boot/processes.js';
 import {
@@ -12,11 +12,7 @@ import {
   type BootUntil,
   type WatchEnd,
 } from '../../src/boot/serial.js';
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
+import { tempDir } from '../helpers/temp.js';
 
 // Boot noise as a serial console shows it: CRLF line ends, kernel timestamps.
 const NOISE = [
@@ -31,7 +27,7 @@ let log: string;
 let procs: Processes;
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'boot-serial-'));
+  dir = await tempDir('boot-serial');
   log = path.join(dir, 'serial.log');
   procs = new Processes();
 });

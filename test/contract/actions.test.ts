@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction } from '../../src/harness/run-action.js';
 import { readFile } from 'node:fs/promises';
 import { makeClient, overlay, SAMPLE_ROOT_TIMEOUT, sampleRoot } from '../iso/fixture.js';
-import { makeMaster, makeTemplate, tempDir } from '../rootfs/fixture.js';
+import { makeMaster, makeTemplate } from '../rootfs/fixture.js';
 import { failureLine } from '../helpers/actions.js';
+import { tempDir } from '../helpers/temp.js';
 
 const actionsDir = path.resolve(import.meta.dirname, '../../actions');
 interface Case {

@@ -1,13 +1,13 @@
 // The bundled CLI (package.json's bin), run as a user would.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { tempDir } from '../helpers/temp.js';
 
 const cli = path.resolve(import.meta.dirname, '../../dist/cli/index.js');
 const SECRET = 'cli-secret-key-0123456789';
@@ -27,7 +27,7 @@ async function diskless(args: string[], env: Record<string, string> = {}) {
 let emu: Emulator;
 let upload: string[];
 beforeAll(async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-cli-'));
+  const dir = await tempDir('cli');
   emu = await startEmulator({ dataDir: dir, accounts: [{ user: 'u', key: SECRET }] });
   const image = path.join(dir, 'boot.iso');
   await writeFile(image, Buffer.alloc(100_000, 'boot image '));
@@ -85,7 +85,7 @@ describe('diskless CLI', () => {
   });
 
   it('serves the emulator and prints its URL first', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-cli-emu-'));
+    const dir = await tempDir('cli-emu');
     const child = spawn(cli, ['emulator', '--port', '0', '--data', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -2,13 +2,13 @@
 // emulator over real HTTP: outputs, summary, refusals, and the API key kept out of
 // everything it prints.
 import { createHash } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { runAction, type ActionRun } from '../../src/harness/run-action.js';
 import { failureLine } from '../helpers/actions.js';
+import { tempDir } from '../helpers/temp.js';
 
 const dir = path.resolve(import.meta.dirname, '../../actions/upload-drive');
 const USER = 'b0e2c2a4-1111-4222-8333-944445555666';
@@ -19,7 +19,7 @@ let image: string;
 let state: string;
 let data: Buffer;
 beforeAll(async () => {
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'diskless-contract-'));
+  const tmp = await tempDir('contract');
   emu = await startEmulator({
     dataDir: path.join(tmp, 'emu'),
     accounts: [{ user: USER, key: SECRET }],

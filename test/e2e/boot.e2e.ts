@@ -7,9 +7,9 @@
  * Needs root and the Debian packages of .ci/run.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { sha256 } from '../../src/files.js';
 import { runAction } from '../../src/harness/run-action.js';
 import { list } from '../../src/inputs/fields.js';
 import { reportLines } from '../../src/boot/serial.js';
@@ -174,9 +174,7 @@ beforeAll(async () => {
     masterMachineId: (await readFile(path.join(copy, 'etc/machine-id'), 'utf8')).trim(),
     masterHostKey:
       (await readFile(path.join(copy, `${MASTER_HOST_KEY}.pub`), 'utf8')).split(' ')[1] ?? '',
-    masterHostKeySha256: createHash('sha256')
-      .update(await readFile(path.join(copy, MASTER_HOST_KEY)))
-      .digest('hex'),
+    masterHostKeySha256: sha256(await readFile(path.join(copy, MASTER_HOST_KEY))),
   };
 
   // The bundled boot-test action: one NFS server, both boots in sequence. A failed boot

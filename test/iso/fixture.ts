@@ -9,6 +9,7 @@ import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
 import { buildIsoInputs, type BuildIsoOptions } from '../../src/iso/options.js';
 import type { Reporter } from '../../src/report.js';
+import { tempDir } from '../helpers/temp.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 
@@ -21,8 +22,6 @@ export function sampleRoot(): string {
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim();
 }
-
-import { tempDir } from '../helpers/temp.js';
 
 export { tempDir };
 
@@ -52,7 +51,7 @@ export async function overlay(lower: string): Promise<{ root: string; remove: ()
   };
 }
 
-export const HOOK_LOG = 'tmp/diskless-test-hook-runs';
+const HOOK_LOG = 'tmp/diskless-test-hook-runs';
 export const CLIENT_MARK = 'DISKLESS_TEST_CLIENT_CONFIG=1';
 
 const COUNTING_HOOK = `#!/bin/sh

@@ -1,11 +1,11 @@
 // build-rootfs against fixture master roots with the real rsync, systemctl, ssh-keygen,
 // tar, setcap/getcap and getfacl (run as root, never on the machine's own /).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
+import { exists, sha256 } from '../../src/files.js';
 import { buildRootfs } from '../../src/rootfs/build.js';
 import { holdLocks } from '../../src/rootfs/lock.js';
 import {
@@ -30,23 +30,13 @@ async function manifest(dir: string, o: { dirTimes?: boolean } = {}): Promise<Ma
       let what = `${st.mode.toString(8)} ${st.uid}:${st.gid} ino=${st.ino}`;
       if (!st.isDirectory() || o.dirTimes !== false) what += ` mtime=${st.mtimeMs}`;
       if (st.isSymbolicLink()) what += ` -> ${await readlink(file)}`;
-      else if (st.isFile())
-        what += ` ${createHash('sha256')
-          .update(await readFile(file))
-          .digest('hex')}`;
+      else if (st.isFile()) what += ` ${sha256(await readFile(file))}`;
       out.set(child, what);
       if (st.isDirectory()) await walk(child);
     }
   }
   await walk('');
   return out;
-}
-
-async function exists(file: string): Promise<boolean> {
-  return lstat(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 let master: string;

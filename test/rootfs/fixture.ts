@@ -9,6 +9,9 @@ import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
 import type { Reporter } from '../../src/report.js';
 import { buildRootfsInputs, type BuildRootfsOptions } from '../../src/rootfs/options.js';
+import { tempDir } from '../helpers/temp.js';
+
+export { tempDir };
 
 export const PRIVATE_KEY = [
   '-----BEGIN OPENSSH PRIVATE KEY-----',
@@ -52,10 +55,6 @@ async function put(root: string, rel: string, data: string, mode = 0o644): Promi
   await writeFile(file, data, { mode });
   await chmod(file, mode);
 }
-
-import { tempDir } from '../helpers/temp.js';
-
-export { tempDir };
 
 export async function makeMaster(): Promise<string> {
   const root = await tempDir('master');

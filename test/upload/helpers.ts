@@ -1,7 +1,6 @@
 // Shared setup of the upload tests: an in-process emulator, images, and a reader.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DriveApi } from '../../src/drive/api.js';
 import { defaultRetryPolicy } from '../../src/drive/retry.js';
@@ -10,6 +9,7 @@ import { readInputs } from '../../src/inputs/read.js';
 import { streamReporter } from '../../src/report.js';
 import { uploadDriveInputs, type UploadDriveOptions } from '../../src/upload/options.js';
 import { upload } from '../../src/upload/upload.js';
+import { tempDir } from '../helpers/temp.js';
 
 export const USER = '6a1d5c3e-0b7e-4f0e-9a57-1c2d3e4f5a6b';
 export const KEY = 'emulator-key-that-must-never-show';
@@ -22,8 +22,8 @@ export const fastRetries = {
   maxRetryAfterMs: 100,
 };
 
-export async function tmpDir(): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), 'diskless-upload-'));
+export function tmpDir(): Promise<string> {
+  return tempDir('upload');
 }
 
 export async function emulator(dataDir?: string): Promise<Emulator> {
@@ -75,14 +75,4 @@ export async function readDrive(url: string, uuid: string, size: number): Promis
   } finally {
     await client.close();
   }
-}
-
-/** The error a run fails with; fails the test when it succeeds. */
-export async function failure(work: Promise<unknown>): Promise<Error> {
-  try {
-    await work;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the upload to fail');
 }

@@ -1,21 +1,22 @@
 // Unit tests of the upload's parts: no network.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile, appendFile, mkdir } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { ApiError, NetworkError, isTransient, parseRetryAfter } from '../../src/drive/api-error.js';
 import { toDriveInfo } from '../../src/drive/api.js';
 import { backoffDelay, defaultRetryPolicy, withRetry } from '../../src/drive/retry.js';
+import { sha256 } from '../../src/files.js';
 import { chunkBody, promising } from '../../src/upload/compress.js';
 import { startProgress } from '../../src/upload/progress.js';
 import { digestImage, imageSize, zeroDigest } from '../../src/upload/image.js';
 import { findJournal, openJournal } from '../../src/upload/journal.js';
 import { decodeRecord, encodeRecord, trustedRecord } from '../../src/upload/record.js';
 import { chunksToVerify } from '../../src/upload/verify.js';
+import { tempDir } from '../helpers/temp.js';
 
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'diskless-upload-unit-'));
+const tmp = () => tempDir('upload-unit');
 
 describe('compression', () => {
   it('gzips only chunks whose sample promises a gain, and only when it pays', async () => {
@@ -58,8 +59,7 @@ describe('image', () => {
     // zero chunks are never sent, so never compressed
     expect(d.compressible).toEqual([false, false, true, false]);
     expect(d.chunks[1]).toBe(zeroDigest(4096));
-    const { createHash } = await import('node:crypto');
-    expect(d.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    expect(d.sha256).toBe(sha256(data));
   });
 });
 
@@ -125,7 +125,6 @@ describe('resume journal', () => {
 
   it('keeps nothing secret and is private to its user', async () => {
     const dir = await tmp();
-    await mkdir(dir, { recursive: true });
     await openJournal(
       dir,
       { version: 1, drive: 'd2', sha256: 'aa', chunkSize: 4, basis: [] },

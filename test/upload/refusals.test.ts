@@ -4,10 +4,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/index.js';
 import { InputError } from '../../src/errors.js';
+import { rejected } from '../helpers/errors.js';
 import {
   api,
   emulator,
-  failure,
   isoLike,
   KEY,
   MiB,
@@ -44,7 +44,8 @@ async function makeDrive(name: string, size: number, claimType = 'exclusive') {
 describe('upload-drive refuses, changing nothing', () => {
   it('a wrong key, naming the user and never the key', async () => {
     const image = await writeImage(isoLike(MiB));
-    const error = await failure(
+    const error = await rejected(
+      Error,
       run(emu.url, {
         image,
         'drive-name': 'x',
@@ -74,7 +75,10 @@ describe('upload-drive refuses, changing nothing', () => {
     const b = await makeDrive('twin', MiB);
     const creates = emu.stats.endpoints.create;
     const image = await writeImage(isoLike(MiB));
-    const error = await failure(run(emu.url, { image, 'drive-name': 'twin', 'state-dir': state }));
+    const error = await rejected(
+      Error,
+      run(emu.url, { image, 'drive-name': 'twin', 'state-dir': state }),
+    );
     expect(error.message).toContain('2 drives are named "twin"');
     expect(error.message).toContain(a.uuid);
     expect(error.message).toContain(b.uuid);

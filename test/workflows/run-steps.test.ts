@@ -2,10 +2,11 @@
 // the runner runs them (env, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY): the target check, the
 // skip decision, a leg's result and the report that merges and records them.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseFileCommands } from '../../src/harness/file-commands.js';
+import { tempDir } from '../helpers/temp.js';
 import { stepOf, workflow, type Job } from './workflows.js';
 
 const { build, upload, report } = workflow('diskless-image.yml').doc.jobs as Record<
@@ -15,7 +16,7 @@ const { build, upload, report } = workflow('diskless-image.yml').doc.jobs as Rec
 
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-run-steps-'));
+  dir = await tempDir('run-steps');
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -47,27 +48,12 @@ async function run(script: string | undefined, env: Record<string, string>): Pro
       ...env,
     },
   });
-  // GITHUB_OUTPUT as the runner reads it: name=value lines and name<<DELIMITER blocks.
-  const outputs: Record<string, string> = {};
-  const lines = (await readFile(output, 'utf8')).split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] ?? '';
-    const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
-    if (heredoc) {
-      const [, name = '', delimiter] = heredoc;
-      const end = lines.indexOf(delimiter ?? '', i + 1);
-      if (end < 0) throw new Error(`GITHUB_OUTPUT: ${name} has no closing ${delimiter ?? ''}`);
-      outputs[name] = lines.slice(i + 1, end).join('\n');
-      i = end;
-    } else if (line.indexOf('=') > 0) {
-      outputs[line.slice(0, line.indexOf('='))] = line.slice(line.indexOf('=') + 1);
-    }
-  }
   return {
     status: r.status,
     stdout: r.stdout,
     stderr: r.stderr,
-    outputs,
+    // GITHUB_OUTPUT as the runner reads it, with the harness's parser of its format.
+    outputs: parseFileCommands(await readFile(output, 'utf8'), 'GITHUB_OUTPUT'),
     summary: await readFile(summary, 'utf8'),
   };
 }

@@ -10,6 +10,7 @@ import type { FunctionDefinition } from '@actions/expressions/funcs/info';
 import { truthy } from '@actions/expressions/result';
 import { parse } from 'yaml';
 import { readActionYml, type ActionDefinition } from '../../src/harness/action-yml.js';
+import { actionNames } from '../../scripts/readme-tables.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const WORKFLOW_DIR = path.join(REPO, '.github/workflows');
@@ -105,14 +106,9 @@ export function stepOf(job: Job, match: { id?: string; uses?: string; name?: str
 }
 
 export async function localActions(): Promise<Map<string, ActionDefinition>> {
-  const dir = path.join(REPO, 'actions');
   const out = new Map<string, ActionDefinition>();
-  for (const name of readdirSync(dir).sort()) {
-    try {
-      out.set(`./actions/${name}`, await readActionYml(path.join(dir, name)));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
+  for (const name of await actionNames()) {
+    out.set(`./actions/${name}`, await readActionYml(path.join(REPO, 'actions', name)));
   }
   return out;
 }

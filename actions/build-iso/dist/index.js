@@ -71095,18 +71095,19 @@ function httpUrl(o) {
 }
 /** One value per line; blank lines and lines starting with `#` are ignored. */
 function list(o = {}) {
-    return field(o, 'one value per line', (raw) => {
+    const f = field(o, 'one value per line', (raw) => {
         const items = raw
             .split(/\r?\n/)
             .map((line) => line.trim())
             .filter((line) => line !== '' && !line.startsWith('#'));
         for (const item of items) {
             if (o.item && !o.item(item)) {
-                throw new FieldError(`${o.expected ?? 'one value per line'} (line ${JSON.stringify(item)} is not)`);
+                throw new FieldError(`${f.expected} (line ${JSON.stringify(item)} is not)`);
             }
         }
         return items;
     }, { multiline: true, empty: () => [] });
+    return f;
 }
 
 ;// CONCATENATED MODULE: ./src/errors.ts
@@ -71255,7 +71256,6 @@ function run(cmd, args, options = {}) {
         const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
             stdio: ['pipe', 'pipe', 'pipe'],
             env: options.env ?? process.env,
-            cwd: options.cwd,
         });
         const out = [];
         const err = [];
@@ -71288,7 +71288,7 @@ function run(cmd, args, options = {}) {
             reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
-        child.stdin.end(options.input ?? '');
+        child.stdin.end();
     });
 }
 
@@ -71326,8 +71326,8 @@ function can(file, mode) {
     return (0,promises_.access)(file, mode).then(() => true, () => false);
 }
 /** The program's path on PATH (as the environment has it now), or undefined. */
-async function which(name, env = process.env) {
-    for (const dir of (env.PATH ?? '').split(':')) {
+async function which(name) {
+    for (const dir of (process.env.PATH ?? '').split(':')) {
         if (dir === '')
             continue;
         const file = external_node_path_default().join(dir, name);
@@ -71409,6 +71409,7 @@ const ISOLINUX_CFG = 'isolinux/isolinux.cfg';
 const GRUB_CFG = 'boot/grub/grub.cfg';
 const EFI_IMAGE = 'boot/grub/efiboot.img';
 const ISOLINUX_BIN = 'isolinux/isolinux.bin';
+const LDLINUX = 'isolinux/ldlinux.c32';
 const BOOT_CATALOG = 'boot/boot.cat';
 /** The FAT volume id of the EFI image: fixed, so the image is reproducible. */
 const FAT_SERIAL = 'D15C1E55';
@@ -71493,19 +71494,16 @@ async function stageTree(o) {
     const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
     await copyInto(o.stage, KERNEL_PATH, o.kernel);
     await copyInto(o.stage, INITRD_PATH, o.initrd);
-    const configs = [];
     if (o.mode !== 'uefi') {
         await copyInto(o.stage, ISOLINUX_BIN, LOADER_FILES.isolinuxBin.file);
-        await copyInto(o.stage, 'isolinux/ldlinux.c32', LOADER_FILES.ldlinux.file);
+        await copyInto(o.stage, LDLINUX, LOADER_FILES.ldlinux.file);
         await put(o.stage, ISOLINUX_CFG, isolinuxConfig(o.cmdline, o.label));
-        configs.push(ISOLINUX_CFG);
     }
     if (o.mode === 'bios')
-        return { configs, idFile: undefined, efiBytes: 0 };
+        return { idFile: undefined, efiBytes: 0 };
     const idFile = `boot/grub/diskless-${o.tag}.id`;
     await put(o.stage, idFile, `${o.label}\n`);
     await put(o.stage, GRUB_CFG, grubConfig(o.cmdline, o.label));
-    configs.push(GRUB_CFG);
     const embedded = external_node_path_default().join(o.scratch, 'grub-embedded.cfg');
     await (0,promises_.writeFile)(embedded, embeddedGrubConfig(idFile));
     const efi = external_node_path_default().join(o.scratch, 'BOOTX64.EFI');
@@ -71528,7 +71526,7 @@ async function stageTree(o) {
     await run(o.tools.mmd, ['-i', image, '::/EFI', '::/EFI/BOOT'], m);
     await run(o.tools.mcopy, ['-i', image, efi, '::/EFI/BOOT/BOOTX64.EFI'], m);
     await (0,promises_.chmod)(image, 0o644);
-    return { configs, idFile, efiBytes };
+    return { idFile, efiBytes };
 }
 
 ;// CONCATENATED MODULE: ./src/iso/check.ts
@@ -71613,7 +71611,7 @@ async function checkIso(tools, iso, scratch, want) {
     };
     if (bios) {
         expectFile(ISOLINUX_BIN);
-        expectFile('isolinux/ldlinux.c32');
+        expectFile(LDLINUX);
         expectFile(ISOLINUX_CFG);
         record('BIOS', ISOLINUX_BIN);
         if (!/\bMBR isohybrid\b/.test(listing.systemArea)) {
@@ -71899,11 +71897,13 @@ async function waitForPorts(ns, ports, program, log, timeoutMs) {
         const open = await listeningPorts(ns);
         if (ports.every((p) => open.has(p)))
             return;
-        if (program.done()) {
-            throw new DisklessError(`${program.name} exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}: ${lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8)}`);
-        }
-        if (Date.now() > deadline) {
-            throw new DisklessError(`${program.name} did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s: ${lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8)}`);
+        const exited = program.done();
+        if (exited || Date.now() > deadline) {
+            const what = exited
+                ? `exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}`
+                : `did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s`;
+            const why = lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8);
+            throw new DisklessError(`${program.name} ${what}: ${why}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(200);
     }
@@ -71969,6 +71969,11 @@ async function startNfsServer(procs, ns, o, reporter) {
 
 
 const FIRMWARES = ['bios', 'uefi'];
+/** The firmware's name in logs and summaries. */
+const FIRMWARE_NAMES = {
+    bios: 'BIOS (SeaBIOS)',
+    uefi: 'UEFI (OVMF)',
+};
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
 /**
@@ -72000,16 +72005,11 @@ function slirpNetwork(server) {
 /** The arguments of qemu-system-x86_64 for one boot. */
 function qemuArgs(o) {
     const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
-    const firmware = o.firmware === 'uefi'
-        ? [
-            '-drive',
-            `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
-            '-drive',
-            `if=pflash,format=raw,unit=1,file=${o.ovmfVars ?? ''}`,
-        ]
-        : [];
-    if (o.firmware === 'uefi' && !o.ovmfVars) {
-        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+    const firmware = [];
+    if (o.firmware === 'uefi') {
+        if (!o.ovmfVars)
+            throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+        firmware.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`);
     }
     return [
         '-accel',
@@ -72190,14 +72190,14 @@ async function bootTest(procs, o, reporter) {
     const exports = [{ pseudo: iso.rootPath, dir: root }];
     for (const m of await fstabNfsMounts(root)) {
         if (m.server !== iso.server) {
-            throw new DisklessError(`${external_node_path_default().join(root, 'etc/fstab')} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
+            throw new DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
         }
         const pseudo = m.path.replace(/\/+$/, '');
         exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
         overrides.delete(pseudo);
     }
     if (overrides.size > 0) {
-        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, 'etc/fstab')} (it mounts ${exports
+        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
             .slice(1)
             .map((e) => e.pseudo)
             .join(', ') || 'nothing over NFS'}); expected the NFS paths the client mounts`);
@@ -72214,7 +72214,7 @@ async function bootTest(procs, o, reporter) {
     try {
         const results = [];
         for (const firmware of o.firmware) {
-            results.push(await reporter.group(`Boot with ${firmware === 'bios' ? 'BIOS (SeaBIOS)' : 'UEFI (OVMF)'}`, () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter)));
+            results.push(await reporter.group(`Boot with ${FIRMWARE_NAMES[firmware]}`, () => bootOnce(ns, procs, { ...o, firmware, server: iso.server }, reporter)));
         }
         return results;
     }
@@ -72430,7 +72430,7 @@ async function runBootTest(o, reporter) {
         summary: [
             ['ISO', o.iso],
             ...results.map((r) => [
-                r.firmware === 'bios' ? 'BIOS (SeaBIOS) boot' : 'UEFI (OVMF) boot',
+                `${FIRMWARE_NAMES[r.firmware]} boot`,
                 `ok in ${String(r.seconds)} s (QEMU start to ${o.until === 'report' ? 'the report' : 'the login prompt'})`,
             ]),
             ...(hostname ? [['Client host name', hostname]] : []),
@@ -72550,17 +72550,25 @@ function tempBeside(file, tag = 'tmp') {
     const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
 }
-/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function writeFileAtomic(file, data, mode = 0o644) {
+/**
+ * Puts `file` in place through a temporary name beside it: `make` creates the temporary
+ * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
+ * the new, never half of it. A failure leaves no temporary behind.
+ */
+async function replaceAtomic(file, make) {
     const tmp = tempBeside(file);
     try {
-        await (0,promises_.writeFile)(tmp, data, { mode });
+        await make(tmp);
         await (0,promises_.rename)(tmp, file);
     }
     catch (error) {
         await (0,promises_.rm)(tmp, { force: true });
         throw error;
     }
+}
+/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
+async function writeFileAtomic(file, data, mode = 0o644) {
+    await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
 }
 async function exists(file) {
     try {
@@ -72587,6 +72595,7 @@ function seconds(ms) {
 
 
 
+
 /** True when the runner gives this job GitHub's cache service. */
 function githubCacheAvailable(env = process.env) {
     return Boolean(env.ACTIONS_CACHE_URL ?? env.ACTIONS_RESULTS_URL);
@@ -72603,7 +72612,7 @@ class GithubCache {
             found = await cache.restoreCache([this.dir], key);
         }
         catch (error) {
-            reporter.warning(`Could not read GitHub's cache: ${error.message}; building the initramfs`);
+            reporter.warning(`Could not read GitHub's cache: ${errorMessage(error)}; building the initramfs`);
             return { hit: false };
         }
         if (found !== key)
@@ -72614,14 +72623,14 @@ class GithubCache {
             const digest = await sha256File(img);
             if (meta.key !== key || digest !== meta.sha256) {
                 reporter.warning(`The cached initramfs ${key} from GitHub's cache is corrupt (SHA-256 ${digest}, not ${meta.sha256}); rebuilding`);
-                return { hit: false, corrupt: 'digest mismatch' };
+                return { hit: false };
             }
             await (0,promises_.copyFile)(img, dest);
             return { hit: true, meta };
         }
         catch (error) {
-            reporter.warning(`The cached initramfs ${key} from GitHub's cache is unreadable (${error.message}); rebuilding`);
-            return { hit: false, corrupt: 'unreadable' };
+            reporter.warning(`The cached initramfs ${key} from GitHub's cache is unreadable (${errorMessage(error)}); rebuilding`);
+            return { hit: false };
         }
         finally {
             await (0,promises_.rm)(this.dir, { recursive: true, force: true });
@@ -72639,7 +72648,7 @@ class GithubCache {
                 reporter.warning(`GitHub's cache did not take the initramfs ${key} (see the lines above)`);
         }
         catch (error) {
-            reporter.warning(`Could not save the initramfs to GitHub's cache: ${error.message}`);
+            reporter.warning(`Could not save the initramfs to GitHub's cache: ${errorMessage(error)}`);
         }
         finally {
             await (0,promises_.rm)(this.dir, { recursive: true, force: true });
@@ -72660,6 +72669,7 @@ class GithubCache {
  * unused for longer than the maximum age go, then the least recently used until the
  * directory fits the maximum size (the entry just stored always stays).
  */
+
 
 
 
@@ -72708,7 +72718,7 @@ class LocalCache {
     async corrupt(key, why, reporter) {
         reporter.warning(`The cached initramfs ${key} is corrupt (${why}); removing it and rebuilding`);
         await this.remove(key);
-        return { hit: false, corrupt: why };
+        return { hit: false };
     }
     async remove(key) {
         const { img, json } = this.files(key);
@@ -72719,22 +72729,14 @@ class LocalCache {
         const { img, json } = this.files(key);
         try {
             await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
-            const tmp = tempBeside(img);
-            try {
-                await (0,promises_.copyFile)(file, tmp);
-                await (0,promises_.rename)(tmp, img);
-            }
-            catch (error) {
-                await (0,promises_.rm)(tmp, { force: true });
-                throw error;
-            }
+            await replaceAtomic(img, (tmp) => (0,promises_.copyFile)(file, tmp));
             await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
             const pruned = await this.prune(key);
             if (pruned.length > 0)
                 reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
         }
         catch (error) {
-            reporter.warning(`Could not save the initramfs to the cache ${this.dir}: ${error.message}`);
+            reporter.warning(`Could not save the initramfs to the cache ${this.dir}: ${errorMessage(error)}`);
         }
     }
     /** Removes entries by age, then by total size (least recently used first); returns their keys. */
@@ -72868,7 +72870,7 @@ function assignments(text) {
 /** The settings the copy must say, and why each differs from what the client's says. */
 async function decide(given, sysroot, reporter) {
     let modules = given.MODULES ?? 'most';
-    if (modules === 'most' || modules === 'dep' || !['netboot', 'list'].includes(modules)) {
+    if (!['netboot', 'list'].includes(modules)) {
         reporter.info(`MODULES=${modules} in the client's config becomes MODULES=netboot: a diskless client needs its network and NFS drivers${modules === 'dep' ? ', and dep would pick the drivers of the machine that builds' : ''} (set MODULES=list or netboot to choose)`);
         modules = 'netboot';
     }
@@ -73252,11 +73254,12 @@ async function findKernel(sysroot, input) {
     const image = await findImage(sysroot, input);
     const fromHeader = await imageVersion(image);
     const base = external_node_path_default().basename(image);
-    const fromName = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : undefined;
-    if (fromHeader && fromName && VERSION.test(fromName) && fromHeader !== fromName) {
+    const named = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : '';
+    const fromName = VERSION.test(named) ? named : undefined;
+    if (fromHeader && fromName && fromHeader !== fromName) {
         throw new DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
     }
-    const version = fromHeader ?? (fromName && VERSION.test(fromName) ? fromName : undefined);
+    const version = fromHeader ?? fromName;
     if (!version) {
         throw new DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
     }
@@ -73310,7 +73313,15 @@ async function findKernel(sysroot, input) {
 
 
 
-const PHASES = ['kernel', 'initramfs', 'loaders', 'iso', 'check'];
+/** The phases in order, each with the title of its log group (the bench times them by it). */
+const PHASE_TITLES = {
+    kernel: 'Kernel and tools',
+    initramfs: 'Initramfs',
+    loaders: 'Boot loaders',
+    iso: 'ISO image',
+    check: 'Check the ISO',
+};
+const PHASES = Object.keys(PHASE_TITLES);
 /** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
 function isoEpoch(kernelMtime) {
     const env = process.env.SOURCE_DATE_EPOCH;
@@ -73334,7 +73345,8 @@ async function move(from, to) {
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 async function buildIso(options, reporter) {
     const started = Date.now();
-    const { seconds: times, phase } = timedPhases(reporter);
+    const timed = timedPhases(reporter);
+    const phase = (p, work) => timed.phase(p, PHASE_TITLES[p], work);
     const sysroot = external_node_path_default().resolve(options.sysroot);
     const output = external_node_path_default().resolve(options.output);
     const mode = options.bootMode;
@@ -73349,7 +73361,7 @@ async function buildIso(options, reporter) {
     let sysrootWork;
     let partial;
     try {
-        const { tools, kernel } = await phase('kernel', 'Kernel and tools', async () => {
+        const { tools, kernel } = await phase('kernel', async () => {
             const tools = await findTools(mode);
             const kernel = await findKernel(sysroot, options.kernel);
             await findMkinitramfs(sysroot);
@@ -73357,7 +73369,7 @@ async function buildIso(options, reporter) {
             return { tools, kernel };
         });
         const { epoch, from } = isoEpoch(kernel.mtime);
-        const initrd = await phase('initramfs', 'Initramfs', async () => {
+        const initrd = await phase('initramfs', async () => {
             // mkinitramfs in a chroot sees only the sysroot: its work files must lie inside it.
             const work = sysroot === '/'
                 ? scratch
@@ -73403,7 +73415,7 @@ async function buildIso(options, reporter) {
             reporter.info(`Initramfs: ${humanBytes(bytes)}, SHA-256 ${digest}`);
             return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
         });
-        const staged = await phase('loaders', 'Boot loaders', async () => {
+        const staged = await phase('loaders', async () => {
             const stage = external_node_path_default().join(scratch, 'iso');
             const label = `diskless ${kernel.version} (NFS root ${options.nfsRoot})`;
             const tag = sha256([kernel.digest, initrd.digest, cmdline, options.volumeId].join('\n')).slice(0, 16);
@@ -73423,7 +73435,7 @@ async function buildIso(options, reporter) {
             reporter.info(`Command line: ${cmdline}`);
             return { stage, ...s };
         });
-        await phase('iso', 'ISO image', async () => {
+        await phase('iso', async () => {
             await (0,promises_.mkdir)(external_node_path_default().dirname(output), { recursive: true });
             partial = tempBeside(output, 'partial');
             await makeIso({
@@ -73436,7 +73448,7 @@ async function buildIso(options, reporter) {
             });
             reporter.info(`Volume ${options.volumeId}, dated ${new Date(epoch * 1000).toISOString()} (from ${from})`);
         });
-        const result = await phase('check', 'Check the ISO', async () => {
+        const result = await phase('check', async () => {
             const iso = partial ?? '';
             const listing = await checkIso(tools, iso, scratch, {
                 mode,
@@ -73463,7 +73475,7 @@ async function buildIso(options, reporter) {
             reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
             return { digest, size };
         });
-        const phaseTimes = PHASES.map((p) => `${p} ${(times[p] ?? 0).toFixed(2)} s`).join(', ');
+        const phaseTimes = PHASES.map((p) => `${p} ${(timed.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
         return {
             outputs: {
                 iso: output,
@@ -73550,18 +73562,6 @@ const buildRootfsInputs = defineInputs({
 });
 
 ;// CONCATENATED MODULE: ./src/rootfs/tree.ts
-/**
- * Writes into a client root under construction without ever following a symlink out of
- * it and without editing any file in place.
- *
- * A release is made with `rsync --link-dest`, so most of its files are hard links shared
- * with older releases that running clients use: writing into one would change them all.
- * Every write here creates a new file beside the old one and renames it over, and when
- * the previous release holds an identical file at the same path, the new one is a hard
- * link to it instead, so an unchanged generated file costs no disk either. Every path the
- * build writes or removes after the copy is recorded as managed: change detection leaves
- * those paths to the build, not to the master.
- */
 
 
 
@@ -73585,9 +73585,6 @@ function cleanRelative(rel) {
     }
     return norm;
 }
-function tempName(file) {
-    return external_node_path_default().join(external_node_path_default().dirname(file), `.diskless-tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-}
 class ClientTree {
     root;
     previous;
@@ -73607,11 +73604,11 @@ class ClientTree {
     }
     /**
      * Makes sure every parent of `rel` is a real directory inside the root, creating
-     * missing ones (owner root, `mode`). A symlink on the way is refused: following it
+     * missing ones (owner root, mode 755). A symlink on the way is refused: following it
      * could write outside the client root (an absolute link points into the master).
      */
-    async parents(rel, mode = 0o755) {
-        const parts = cleanRelative(rel).split('/').slice(0, -1);
+    async parents(clean) {
+        const parts = clean.split('/').slice(0, -1);
         let sofar = '';
         for (const part of parts) {
             sofar = sofar ? `${sofar}/${part}` : part;
@@ -73619,48 +73616,40 @@ class ClientTree {
             if (st?.isDirectory())
                 continue;
             if (st) {
-                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${cleanRelative(rel)}`);
+                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
             }
-            await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode });
+            await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
             this.managed.add(sofar);
         }
     }
     /** Makes `rel` a directory (and its parents); an existing directory is left as it is. */
-    async directory(rel, attrs = { mode: 0o755 }) {
-        await this.parents(rel);
-        const file = this.abs(rel);
+    async directory(rel, mode) {
+        const clean = cleanRelative(rel);
+        await this.parents(clean);
+        const file = external_node_path_default().join(this.root, clean);
         const st = await lstatOrUndefined(file);
         if (st?.isDirectory())
             return;
         if (st)
             await (0,promises_.unlink)(file);
-        await (0,promises_.mkdir)(file, { mode: attrs.mode });
-        await (0,promises_.chown)(file, attrs.uid ?? 0, attrs.gid ?? 0);
-        await (0,promises_.chmod)(file, attrs.mode);
-        this.managed.add(cleanRelative(rel));
+        await (0,promises_.mkdir)(file, { mode });
+        await (0,promises_.chown)(file, 0, 0);
+        await (0,promises_.chmod)(file, mode);
+        this.managed.add(clean);
     }
     /** Replaces `rel` with a file holding `data` (never writes into the existing file). */
     async writeFile(rel, data, attrs) {
-        const clean = cleanRelative(rel);
-        await this.parents(clean);
-        const file = external_node_path_default().join(this.root, clean);
-        const current = await lstatOrUndefined(file);
-        if (current?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected a file there`);
-        }
         const body = typeof data === 'string' ? Buffer.from(data) : data;
-        const uid = attrs.uid ?? 0;
-        const gid = attrs.gid ?? 0;
-        const tmp = tempName(file);
-        const same = await this.identicalInPrevious(clean, body, { ...attrs, uid, gid });
-        if (same) {
-            await (0,promises_.link)(same, tmp);
-        }
-        else {
+        await this.replace(rel, 'a file', async (tmp, clean) => {
+            const same = await this.identicalInPrevious(clean, body, attrs);
+            if (same) {
+                await (0,promises_.link)(same, tmp);
+                return;
+            }
             const handle = await (0,promises_.open)(tmp, 'wx', 0o600);
             try {
                 await handle.writeFile(body);
-                await handle.chown(uid, gid);
+                await handle.chown(0, 0);
                 await handle.chmod(attrs.mode);
                 if (attrs.mtime)
                     await handle.utimes(attrs.mtime, attrs.mtime);
@@ -73668,23 +73657,11 @@ class ClientTree {
             finally {
                 await handle.close();
             }
-        }
-        await this.replaceWith(tmp, file);
-        this.managed.add(clean);
+        });
     }
     /** Replaces `rel` with a symlink to `target`. */
     async symlink(rel, target) {
-        const clean = cleanRelative(rel);
-        await this.parents(clean);
-        const file = external_node_path_default().join(this.root, clean);
-        const current = await lstatOrUndefined(file);
-        if (current?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected a symlink there`);
-        }
-        const tmp = tempName(file);
-        await (0,promises_.symlink)(target, tmp);
-        await this.replaceWith(tmp, file);
-        this.managed.add(clean);
+        await this.replace(rel, 'a symlink', (tmp) => (0,promises_.symlink)(target, tmp));
     }
     /** Removes `rel` (a whole directory tree too); unlinking never touches other releases. */
     async remove(rel) {
@@ -73697,14 +73674,19 @@ class ClientTree {
         this.managed.add(clean);
         return true;
     }
-    async replaceWith(tmp, file) {
-        try {
-            await (0,promises_.rename)(tmp, file);
+    /**
+     * Replaces `rel` (`what`: a file, a symlink) with what `make` creates at a temporary
+     * name beside it, renamed over it: readers see the old or the new, never a mixture.
+     */
+    async replace(rel, what, make) {
+        const clean = cleanRelative(rel);
+        await this.parents(clean);
+        const file = external_node_path_default().join(this.root, clean);
+        if ((await lstatOrUndefined(file))?.isDirectory()) {
+            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
         }
-        catch (error) {
-            await (0,promises_.rm)(tmp, { force: true });
-            throw error;
-        }
+        await replaceAtomic(file, (tmp) => make(tmp, clean));
+        this.managed.add(clean);
     }
     /** The previous release's file at `rel` when it has the same content and attributes. */
     async identicalInPrevious(rel, body, attrs) {
@@ -73715,8 +73697,8 @@ class ClientTree {
         if (!st?.isFile() ||
             st.size !== body.length ||
             (st.mode & 0o7777) !== attrs.mode ||
-            st.uid !== attrs.uid ||
-            st.gid !== attrs.gid ||
+            st.uid !== 0 ||
+            st.gid !== 0 ||
             (attrs.mtime && Math.floor(st.mtimeMs / 1000) !== Math.floor(attrs.mtime.getTime() / 1000))) {
             return undefined;
         }
@@ -73818,9 +73800,8 @@ o, reporter) {
     let sshKeys = false;
     const sshd = await tree.stat('etc/ssh');
     if (o.keyDir && sshd?.isDirectory()) {
-        const dir = o.keyDir;
         for (const rel of CLIENT_KEY_PATHS) {
-            const from = external_node_path_default().join(dir, external_node_path_default().basename(rel));
+            const from = external_node_path_default().join(o.keyDir, external_node_path_default().basename(rel));
             const st = await (0,promises_.stat)(from);
             await tree.writeFile(rel, await (0,promises_.readFile)(from), {
                 mode: rel.endsWith('.pub') ? 0o644 : 0o600,
@@ -73828,7 +73809,7 @@ o, reporter) {
             });
         }
         sshKeys = true;
-        reporter.info(`Installed the clients' own ssh host keys from ${dir}`);
+        reporter.info(`Installed the clients' own ssh host keys from ${o.keyDir}`);
     }
     else if (!o.clientSshKeys) {
         reporter.info('client-ssh-keys is false: the client root has no ssh host keys');
@@ -73924,12 +73905,127 @@ function exclusions(c) {
     ];
 }
 
+;// CONCATENATED MODULE: ./src/rootfs/releases.ts
+/**
+ * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
+ * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
+ * a relative symlink to the newest, switched atomically (a new link renamed over the old
+ * one) so a client mounting it sees either release, never a mixture. A release is built
+ * in `releases/.partial-<id>` and renamed into place only when complete.
+ */
+
+
+
+
+
+const RELEASES = 'releases';
+const CURRENT = 'current';
+const PARTIAL = '.partial-';
+const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
+function isReleaseId(name) {
+    return ID.test(name);
+}
+/**
+ * A new id from the clock that sorts after every existing one (`existing` oldest first),
+ * even within the same second or when the clock went back: pruning goes by this order.
+ */
+function newReleaseId(now, existing) {
+    const base = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    const latest = existing[existing.length - 1];
+    if (latest === undefined || compareIds(base, latest) > 0)
+        return base;
+    const [date = base, n = '0'] = latest.split('-');
+    return `${date}-${Number(n) + 1}`;
+}
+/** Release ids, oldest first (the id's order is the build order). */
+async function listReleases(target) {
+    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
+    const ids = [];
+    for (const name of names) {
+        if (isReleaseId(name) &&
+            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
+            ids.push(name);
+        }
+    }
+    return ids.sort(compareIds);
+}
+function compareIds(a, b) {
+    const [da = '', na = '0'] = a.split('-');
+    const [db = '', nb = '0'] = b.split('-');
+    return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
+}
+/** The id `current` points at, if any. */
+async function currentId(target) {
+    let link;
+    try {
+        link = await (0,promises_.readlink)(external_node_path_default().join(target, CURRENT));
+    }
+    catch {
+        return undefined;
+    }
+    const id = external_node_path_default().basename(link);
+    if (!isReleaseId(id) ||
+        !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
+        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
+    }
+    return id;
+}
+async function readMeta(target, id) {
+    try {
+        return JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(target, RELEASES, `${id}.json`), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+async function writeMeta(target, meta) {
+    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+}
+/** Points `current` at `id` atomically. */
+async function switchCurrent(target, id) {
+    await replaceAtomic(external_node_path_default().join(target, CURRENT), (tmp) => (0,promises_.symlink)(`${RELEASES}/${id}`, tmp));
+}
+/** Removes builds that died half-way (their directories were never published). */
+async function removePartials(target, reporter) {
+    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
+    for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
+        reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, name), { recursive: true, force: true });
+    }
+}
+/**
+ * Removes all but the `keep` newest releases, never the current one nor the one before
+ * it (clients that booted it may still run on it). Returns the removed ids.
+ */
+async function prune(target, keep, protect, reporter) {
+    const ids = await listReleases(target);
+    const kept = new Set([
+        ...ids.slice(-keep),
+        ...protect.filter((p) => p !== undefined),
+    ]);
+    const removed = [];
+    for (const id of ids) {
+        if (kept.has(id))
+            continue;
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, `${id}.json`), { force: true });
+        removed.push(id);
+    }
+    if (removed.length > 0)
+        reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
+    return removed;
+}
+
 ;// CONCATENATED MODULE: ./src/rootfs/guard.ts
 /**
  * Refusals: every check that stops a build which would destroy data runs here, before
  * anything is written. A target this tool made carries a marker file, so a non-empty
  * directory without one (someone's data, a mistyped path) is never synced over.
  */
+
 
 
 
@@ -74023,9 +74119,10 @@ async function checkPaths(o) {
             throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
         }
         if (marker?.layout === 'versioned') {
-            const current = await lstatOrUndefined(external_node_path_default().join(target, 'current'));
+            const link = external_node_path_default().join(target, CURRENT);
+            const current = await lstatOrUndefined(link);
             if (current && !current.isSymbolicLink()) {
-                throw new DisklessError(`Input "target": ${external_node_path_default().join(target, 'current')} is not a symlink; expected the link this tool switches (nothing was changed)`);
+                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
             }
         }
     }
@@ -74229,7 +74326,7 @@ async function applyTemplate(tree, entries) {
         if (entry.kind === 'dir') {
             // An existing directory keeps its owner and mode (a checkout's umask must not
             // loosen /etc); a new one gets the template's mode.
-            await tree.directory(entry.rel, { mode: entry.mode });
+            await tree.directory(entry.rel, entry.mode);
         }
         else if (entry.kind === 'symlink') {
             await tree.symlink(entry.rel, entry.target);
@@ -74241,129 +74338,6 @@ async function applyTemplate(tree, entries) {
         }
     }
     return files;
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/releases.ts
-/**
- * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
- * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
- * a relative symlink to the newest, switched atomically (a new link renamed over the old
- * one) so a client mounting it sees either release, never a mixture. A release is built
- * in `releases/.partial-<id>` and renamed into place only when complete.
- */
-
-
-
-
-
-
-const RELEASES = 'releases';
-const CURRENT = 'current';
-const PARTIAL = '.partial-';
-const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
-function isReleaseId(name) {
-    return ID.test(name);
-}
-/**
- * A new id from the clock that sorts after every existing one (`existing` oldest first),
- * even within the same second or when the clock went back: pruning goes by this order.
- */
-function newReleaseId(now, existing) {
-    const base = now
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z');
-    const latest = existing[existing.length - 1];
-    if (latest === undefined || compareIds(base, latest) > 0)
-        return base;
-    const [date = base, n = '0'] = latest.split('-');
-    return `${date}-${Number(n) + 1}`;
-}
-/** Release ids, oldest first (the id's order is the build order). */
-async function listReleases(target) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    const ids = [];
-    for (const name of names) {
-        if (isReleaseId(name) &&
-            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
-            ids.push(name);
-        }
-    }
-    return ids.sort(compareIds);
-}
-function compareIds(a, b) {
-    const [da = '', na = '0'] = a.split('-');
-    const [db = '', nb = '0'] = b.split('-');
-    return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
-}
-/** The id `current` points at, if any. */
-async function currentId(target) {
-    let link;
-    try {
-        link = await (0,promises_.readlink)(external_node_path_default().join(target, CURRENT));
-    }
-    catch {
-        return undefined;
-    }
-    const id = external_node_path_default().basename(link);
-    if (!isReleaseId(id) ||
-        !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
-        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
-    }
-    return id;
-}
-async function readMeta(target, id) {
-    try {
-        return JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(target, RELEASES, `${id}.json`), 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-async function writeMeta(target, meta) {
-    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
-}
-/** Points `current` at `id` atomically. */
-async function switchCurrent(target, id) {
-    const tmp = external_node_path_default().join(target, `.${CURRENT}-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-    await (0,promises_.symlink)(`${RELEASES}/${id}`, tmp);
-    try {
-        await (0,promises_.rename)(tmp, external_node_path_default().join(target, CURRENT));
-    }
-    catch (error) {
-        await (0,promises_.rm)(tmp, { force: true });
-        throw error;
-    }
-}
-/** Removes builds that died half-way (their directories were never published). */
-async function removePartials(target, reporter) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
-        reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, name), { recursive: true, force: true });
-    }
-}
-/**
- * Removes all but the `keep` newest releases, never the current one nor the one before
- * it (clients that booted it may still run on it). Returns the removed ids.
- */
-async function prune(target, keep, protect, reporter) {
-    const ids = await listReleases(target);
-    const kept = new Set([
-        ...ids.slice(-keep),
-        ...protect.filter((p) => p !== undefined),
-    ]);
-    const removed = [];
-    for (const id of ids) {
-        if (kept.has(id))
-            continue;
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, `${id}.json`), { force: true });
-        removed.push(id);
-    }
-    if (removed.length > 0)
-        reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
-    return removed;
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/rsync.ts
@@ -74442,13 +74416,13 @@ async function copy(o, reporter) {
             slash(o.source),
             slash(o.dest),
         ];
-        reporter.debug(`rsync ${args.join(' ')}`);
+        reporter.debug(showCommand('rsync', args));
         const { code, stdout, stderr } = await run('rsync', args, {
             okCodes: [VANISHED],
             debianPackage: 'rsync',
         });
         if (code === VANISHED) {
-            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`);
         }
         return {
             transferred: statNumber(stdout, 'Number of regular files transferred'),
@@ -74458,16 +74432,6 @@ async function copy(o, reporter) {
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/secret-scan.ts
-/**
- * The last check before a release is published: no private key material and no known
- * credential file in the client root, wherever it came from (the master, the template).
- * A hit fails the build listing paths only, never contents, unless `secret-allow` names
- * the path.
- *
- * To stay fast it reads only small text files, and in a versioned build only the files
- * that are not hard links to the previous release: those were scanned when it was built
- * (a change of the allow-list makes the build start from a full scan).
- */
 
 
 
@@ -74546,22 +74510,30 @@ async function scanSecrets(o) {
     const result = { hits: [], files: 0, bytes: 0, read: 0 };
     const seen = new Set();
     const dev = (await (0,promises_.lstat)(o.root)).dev;
-    async function check(rel, file, size, ino, nlink) {
+    /**
+     * Decides `rel` by its path when it can (accepted or allowed: no hit; a known credential
+     * file: a hit) and says whether it did; false leaves it to the content.
+     */
+    function decidedByPath(rel) {
         if (accepted.has(rel) || allowed(rel))
+            return true;
+        if (!CREDENTIAL_PATHS.some((re) => re.test(rel)))
+            return false;
+        result.hits.push(`/${rel}`);
+        return true;
+    }
+    async function check(rel, file, st) {
+        if (decidedByPath(rel))
             return;
-        if (CREDENTIAL_PATHS.some((re) => re.test(rel))) {
-            result.hits.push(`/${rel}`);
+        if (st.size === 0 || st.size > MAX_READ)
             return;
-        }
-        if (size === 0 || size > MAX_READ)
-            return;
-        if (nlink > 1 && o.previous) {
+        if (st.nlink > 1 && o.previous) {
             const old = await lstatOrUndefined(external_node_path_default().join(o.previous, rel));
-            if (old && old.ino === ino && old.dev === dev)
+            if (old && old.ino === st.ino && old.dev === dev)
                 return; // scanned with the previous release
         }
         result.read++;
-        if (await hasKeyMaterial(file, size))
+        if (await hasKeyMaterial(file, st.size))
             result.hits.push(`/${rel}`);
     }
     async function walk(rel) {
@@ -74583,15 +74555,11 @@ async function scanSecrets(o) {
                         result.files++;
                         result.bytes += st.size;
                     }
-                    await check(childRel, file, st.size, st.ino, st.nlink);
+                    await check(childRel, file, st);
                 }));
             }
             else if (entry.isSymbolicLink()) {
-                if (!accepted.has(childRel) &&
-                    !allowed(childRel) &&
-                    CREDENTIAL_PATHS.some((re) => re.test(childRel))) {
-                    result.hits.push(`/${childRel}`);
-                }
+                decidedByPath(childRel); // a link is not read: only its path can be a hit
             }
         }
         await Promise.all(pending);
@@ -74700,6 +74668,12 @@ async function snapshot(root) {
     await walk('etc/systemd/system');
     return out;
 }
+/** `systemctl --root` on the client root: works offline, on its files only. */
+async function systemctl(root, verb, units) {
+    await run('systemctl', [`--root=${root}`, '--quiet', verb, ...units], {
+        debianPackage: 'systemd',
+    });
+}
 async function removeRcLinks(tree, base) {
     const removed = [];
     const etc = await (0,promises_.readdir)(tree.abs('etc')).catch(() => []);
@@ -74760,9 +74734,7 @@ async function configureServices(tree, o, reporter) {
             }
         }
         if (masks.length > 0) {
-            await run('systemctl', [`--root=${root}`, '--quiet', 'mask', ...masks], {
-                debianPackage: 'systemd',
-            });
+            await systemctl(root, 'mask', masks);
             reporter.info(`Masked ${masks.join(', ')}`);
         }
         for (const base of sysv) {
@@ -74784,9 +74756,7 @@ async function configureServices(tree, o, reporter) {
                 units.push(unit);
         }
         if (units.length > 0) {
-            await run('systemctl', [`--root=${root}`, '--quiet', 'enable', ...units], {
-                debianPackage: 'systemd',
-            });
+            await systemctl(root, 'enable', units);
             reporter.info(`Enabled ${units.join(', ')}`);
         }
         for (const base of sysvEnable) {
@@ -74997,9 +74967,9 @@ function header(o) {
     h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'binary');
     return h;
 }
-function padded(data) {
-    const pad = (512 - (data.length % 512)) % 512;
-    return Buffer.concat([data, Buffer.alloc(pad)]);
+/** `data` padded with zeros to a whole number of `size` blocks. */
+function padded(data, size = 512) {
+    return Buffer.concat([data, Buffer.alloc((size - (data.length % size)) % size)]);
 }
 /** A GNU long-name ('L') or long-link ('K') record when `value` does not fit in 100 bytes. */
 function longRecord(type, value) {
@@ -75031,10 +75001,8 @@ function skeletonTar(entries, accounts) {
         }));
     }
     blocks.push(Buffer.alloc(1024));
-    const tar = Buffer.concat(blocks);
     // Round up to tar's default 10 KiB record, as GNU tar writes it.
-    const record = 20 * 512;
-    return Buffer.concat([tar, Buffer.alloc((record - (tar.length % record)) % record)]);
+    return padded(Buffer.concat(blocks), 20 * 512);
 }
 async function buildSkeleton(o) {
     const accounts = await readAccounts(o.source);
@@ -75077,7 +75045,6 @@ async function buildSkeleton(o) {
 
 
 
-
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 1;
 function templateValues(o, nfsRoot, usrExport) {
@@ -75099,25 +75066,53 @@ function templateValues(o, nfsRoot, usrExport) {
     return values;
 }
 function hashEntries(entries) {
-    const h = (0,external_node_crypto_.createHash)('sha256');
-    for (const e of entries) {
-        if (e.kind === 'file')
-            h.update(`f ${e.rel} ${e.mode} ${sha256(e.data)}\n`);
-        else if (e.kind === 'dir')
-            h.update(`d ${e.rel} ${e.mode}\n`);
-        else
-            h.update(`l ${e.rel} ${e.target}\n`);
-    }
-    return h.digest('hex');
+    return sha256(entries
+        .map((e) => e.kind === 'file'
+        ? `f ${e.rel} ${e.mode} ${sha256(e.data)}\n`
+        : e.kind === 'dir'
+            ? `d ${e.rel} ${e.mode}\n`
+            : `l ${e.rel} ${e.target}\n`)
+        .join(''));
 }
 async function hashFiles(dir, names) {
-    const h = (0,external_node_crypto_.createHash)('sha256');
-    for (const name of names)
-        h.update(await (0,promises_.readFile)(external_node_path_default().join(dir, name)));
-    return h.digest('hex');
+    return sha256(Buffer.concat(await Promise.all(names.map((n) => (0,promises_.readFile)(external_node_path_default().join(dir, n))))));
 }
-function build_seconds(since) {
-    return Math.round((Date.now() - since) / 100) / 10;
+/**
+ * The release a build starts from: in place, what the marker says the last build made
+ * of the target itself; versioned, the one `current` points at (its root even when its
+ * metadata is lost).
+ */
+async function previousRelease(target, layout, marker) {
+    if (layout === 'in-place') {
+        const meta = marker?.last;
+        return { meta, root: meta ? target : undefined };
+    }
+    const id = await currentId(target);
+    if (!id)
+        return {};
+    return { id, meta: await readMeta(target, id), root: external_node_path_default().join(target, RELEASES, id) };
+}
+/** The step's outputs and summary; `started` is the build's start (Date.now()). */
+function stepReport(o) {
+    const duration = Math.round((Date.now() - o.started) / 100) / 10;
+    return {
+        outputs: {
+            root: o.root,
+            release: o.meta.id,
+            changed: o.changed,
+            files: o.meta.files,
+            bytes: o.meta.bytes,
+            duration,
+        },
+        summary: [
+            ['Client root', o.root],
+            ['Release', `${o.meta.id}${o.note}`],
+            ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
+            ...o.rows,
+            ...(o.pruned.length > 0 ? [['Pruned', o.pruned.join(', ')]] : []),
+            ['Duration', `${duration} s`],
+        ],
+    };
 }
 /** Builds a client root release from the master's root. */
 async function buildRootfs(options, reporter) {
@@ -75135,7 +75130,7 @@ async function buildRootfs(options, reporter) {
         return c;
     });
     const { source, target } = checked;
-    const nfsRoot = layout === 'versioned' ? external_node_path_default().join(target, 'current') : target;
+    const nfsRoot = layout === 'versioned' ? external_node_path_default().join(target, CURRENT) : target;
     const usrExport = external_node_path_default().join(source, 'usr');
     const values = templateValues(options, nfsRoot, usrExport);
     const template = options.template ? await loadTemplate(options.template, values) : [];
@@ -75179,19 +75174,7 @@ async function buildRootfs(options, reporter) {
     let staging;
     try {
         const marker = await readMarker(target);
-        const previousId = layout === 'versioned' ? await currentId(target) : undefined;
-        const previousMeta = layout === 'versioned'
-            ? previousId
-                ? await readMeta(target, previousId)
-                : undefined
-            : marker?.last;
-        const previousRoot = layout === 'versioned'
-            ? previousId
-                ? external_node_path_default().join(target, RELEASES, previousId)
-                : undefined
-            : previousMeta
-                ? target
-                : undefined;
+        const { id: previousId, meta: previousMeta, root: previousRoot, } = await previousRelease(target, layout, marker);
         if (layout === 'versioned')
             await removePartials(target, reporter);
         // ---- compare, then copy holding the dpkg lock of the source ----
@@ -75249,24 +75232,15 @@ async function buildRootfs(options, reporter) {
                     const pruned = layout === 'versioned'
                         ? await prune(target, options.keep, [previousMeta.id, previousMeta.previous], reporter)
                         : [];
-                    const duration = build_seconds(started);
-                    return {
-                        outputs: {
-                            root: previousRoot,
-                            release: previousMeta.id,
-                            changed: false,
-                            files: previousMeta.files,
-                            bytes: previousMeta.bytes,
-                            duration,
-                        },
-                        summary: [
-                            ['Client root', previousRoot],
-                            ['Release', `${previousMeta.id} (unchanged: nothing published)`],
-                            ['Files', `${previousMeta.files} (${humanBytes(previousMeta.bytes)})`],
-                            ...(pruned.length > 0 ? [['Pruned', pruned.join(', ')]] : []),
-                            ['Duration', `${duration} s`],
-                        ],
-                    };
+                    return stepReport({
+                        root: previousRoot,
+                        meta: previousMeta,
+                        changed: false,
+                        note: ' (unchanged: nothing published)',
+                        rows: [],
+                        pruned,
+                        started,
+                    });
                 }
             }
             else if (previousMeta) {
@@ -75314,7 +75288,7 @@ async function buildRootfs(options, reporter) {
             }
         });
         await reporter.group('Prepare the tmpfs /var', async () => {
-            await tree.directory('var', { mode: 0o755 }); // the copy left it empty
+            await tree.directory('var', 0o755); // the copy left it empty
             await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
             await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
                 mode: 0o644,
@@ -75359,7 +75333,7 @@ async function buildRootfs(options, reporter) {
                 await (0,promises_.rename)(root, finalRoot);
                 staging = undefined;
                 await switchCurrent(target, id);
-                reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, 'current')} points at it`);
+                reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} points at it`);
                 pruned = await prune(target, options.keep, [id, previousId], reporter);
             }
             else {
@@ -75370,26 +75344,18 @@ async function buildRootfs(options, reporter) {
                 reporter.info(`Synced ${target} in place`);
             }
         });
-        const duration = build_seconds(started);
-        return {
-            outputs: {
-                root: finalRoot,
-                release: id,
-                changed: true,
-                files: meta.files,
-                bytes: meta.bytes,
-                duration,
-            },
-            summary: [
-                ['Client root', finalRoot],
-                ['Release', previousMeta ? `${id} (previous ${previousMeta.id})` : id],
-                ['Files', `${meta.files} (${humanBytes(meta.bytes)})`],
+        return stepReport({
+            root: finalRoot,
+            meta,
+            changed: true,
+            note: previousMeta ? ` (previous ${previousMeta.id})` : '',
+            rows: [
                 ['Masked', services.masked.join(', ') || 'none'],
                 ['Enabled', services.enabled.join(', ') || 'none'],
-                ...(pruned.length > 0 ? [['Pruned', pruned.join(', ')]] : []),
-                ['Duration', `${duration} s`],
             ],
-        };
+            pruned,
+            started,
+        });
     }
     finally {
         if (staging)
@@ -75758,6 +75724,7 @@ async function chunkBody(raw) {
 
 
 
+
 /** Size of the image, or a clear error when it is missing, empty or not a file. */
 async function imageSize(file) {
     let info;
@@ -75850,15 +75817,16 @@ async function digestImage(file, size, chunkSize) {
             const length = chunkLength(i, size, chunkSize);
             const view = buffer.subarray(0, length);
             await readFully(handle, view, i * chunkSize);
-            const digest = (0,external_node_crypto_.createHash)('sha256').update(view).digest('hex');
+            const digest = sha256(view);
             let zeroForLength = zeros.get(length);
             if (zeroForLength === undefined) {
                 zeroForLength = zeroDigest(length);
                 zeros.set(length, zeroForLength);
             }
+            const isZero = digest === zeroForLength;
             chunks.push(digest);
-            zero.push(digest === zeroForLength);
-            compressible.push(zero.at(-1) === false && promising(view));
+            zero.push(isZero);
+            compressible.push(!isZero && promising(view));
         }
         return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
     }
@@ -76120,7 +76088,7 @@ function checkFits(imageBytes, image, driveBytes, drive) {
  * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
  * exist anyway, so before trying again we look for it by name and adopt a single match.
  */
-async function createDrive(api, fields, policy = defaultRetryPolicy) {
+async function createDrive(api, fields, policy) {
     const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
     return withRetry(async (attempt) => {
         if (attempt > 1) {
@@ -76253,7 +76221,7 @@ const SAMPLE_PIECE = 256 * 1024;
  * piece read back is hashed as it streams in and compared with the same piece of the
  * image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample = 'whole') {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample) {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -76279,8 +76247,7 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const want = buffer.subarray(0, piece.size);
             await readFully(handle, want, piece.offset);
             const got = await api.readDigest(drive, piece.offset, piece.size);
-            const expected = (0,external_node_crypto_.createHash)('sha256').update(want).digest('hex');
-            if (got.bytes !== piece.size || got.sha256 !== expected)
+            if (got.bytes !== piece.size || got.sha256 !== sha256(want))
                 bad.add(piece.index);
         }
     };
@@ -76458,9 +76425,8 @@ async function write(o, reporter, phase, c) {
             reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
         });
     }
-    const mustRecord = !plan.upToDate || stats.chunksSent > 0;
     // The write counters are final once the writes are: ask for them while verifying.
-    const counters = mustRecord ? api.info(uuid) : undefined;
+    const counters = plan.upToDate ? undefined : api.info(uuid);
     counters?.catch(() => undefined);
     const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
     if (check.length > 0) {
@@ -76485,7 +76451,8 @@ async function write(o, reporter, phase, c) {
     if ((await imageIdentity(o.image)) !== c.identity) {
         throw new DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
     }
-    if (stats.chunksSent > 0 || mustRecord) {
+    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+    if (!plan.upToDate || result.chunksRewritten > 0) {
         await phase('record', 'Record what the drive holds', async () => {
             // A rewrite during verification moved the counters on: ask again.
             const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
