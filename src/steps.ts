@@ -9,6 +9,8 @@ import { readInputs, type Fields, type InputSchema, type Options } from './input
 import { buildIsoInputs } from './iso/options.js';
 import { buildIso } from './iso/build.js';
 import type { Reporter, StepReport } from './report.js';
+import { promoteInputs } from './releases/options.js';
+import { promote } from './releases/promote.js';
 import { buildRootfsInputs } from './rootfs/options.js';
 import { buildRootfs } from './rootfs/build.js';
 import { uploadDriveInputs } from './upload/options.js';
@@ -63,6 +65,12 @@ export const steps = {
     title: 'Boot the ISO in QEMU against its release over NFS',
     inputs: bootTestInputs,
     run: runBootTest,
+  }),
+  promote: step({
+    name: 'promote',
+    title: 'Make a tested release current, or roll back',
+    inputs: promoteInputs,
+    run: promote,
   }),
 } satisfies Record<string, Step>;
 

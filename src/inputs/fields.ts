@@ -179,7 +179,7 @@ export function httpUrl<const O extends Common>(o: O): Field<Out<string, O>> {
 
 /** One value per line; blank lines and lines starting with `#` are ignored. */
 export function list(
-  o: { expected?: string; item?: (line: string) => boolean } = {},
+  o: { expected?: string; item?: (line: string) => boolean; default?: string } = {},
 ): Field<string[]> {
   const f: Field<string[]> = field(
     o,

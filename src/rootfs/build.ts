@@ -10,7 +10,12 @@
  *   var      the /var skeleton archive and the unit that unpacks it at boot
  *   services server-only units masked, client units enabled
  *   scan     no private keys or credentials in the client root
- *   publish  rename into releases/<id>, switch current atomically, prune
+ *   publish  rename into releases/<id>; with publish, switch current atomically
+ *   retain   remove old releases that nothing uses any more (retention.ts)
+ *
+ * A versioned build starts from the newest staged release (built, never promoted) when
+ * there is one, else from the current one: a staged release that has not passed its boot
+ * test yet is not built again when nothing changed, and a rolled-back one is not reused.
  */
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -33,20 +38,29 @@ import {
 import { holdLocks, type HeldLock } from './lock.js';
 import type { BuildRootfsOptions } from './options.js';
 import { applyTemplate, loadTemplate, type TemplateEntry, type TemplateValues } from './overlay.js';
+import { everPromoted, readHistory, whoRan } from '../releases/history.js';
+import { releasesInUse } from '../releases/in-use.js';
 import {
+  compareIds,
   CURRENT,
   currentId,
   listReleases,
   newReleaseId,
   PARTIAL,
-  prune,
   readMeta,
   RELEASES,
   removePartials,
-  switchCurrent,
+  removeRelease,
   writeMeta,
   type ReleaseMeta,
-} from './releases.js';
+} from '../releases/layout.js';
+import { makeCurrent } from '../releases/promote.js';
+import {
+  applyRetention,
+  planRetention,
+  releaseMetas,
+  retentionRows,
+} from '../releases/retention.js';
 import { copy, differences } from './rsync.js';
 import { CLIENT_KEY_PATHS, clientKeys, scrub } from './scrub.js';
 import { assertNoSecrets, scanSecrets } from './secret-scan.js';
@@ -55,7 +69,11 @@ import { ClientTree, lstatOrUndefined } from './tree.js';
 import { buildSkeleton, POPULATE_UNIT, POPULATE_UNIT_TEXT, SKELETON } from './var-skeleton.js';
 
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
-const FORMAT = 1;
+const FORMAT = 2;
+/** The release id inside the root, for the client (and its operator) to read. */
+const RELEASE_FILE = 'etc/diskless/release';
+/** agetty shows /etc/issue.d/*.issue at the console login prompt. */
+const ISSUE_FILE = 'etc/issue.d/diskless-release.issue';
 
 function templateValues(o: BuildRootfsOptions, nfsRoot: string, usrExport: string): TemplateValues {
   const values: TemplateValues = {
@@ -98,21 +116,67 @@ async function hashFiles(dir: string, names: readonly string[]): Promise<string>
 
 /**
  * The release a build starts from: in place, what the marker says the last build made
- * of the target itself; versioned, the one `current` points at (its root even when its
- * metadata is lost).
+ * of the target itself; versioned, the newest staged release (newer than current and never
+ * promoted), else the current one, else the newest (its root even when its metadata is
+ * lost). `current` is what `current` points at.
  */
 async function previousRelease(
   target: string,
   layout: Layout,
   marker: Marker | undefined,
-): Promise<{ id?: string; meta?: ReleaseMeta; root?: string }> {
+): Promise<{ id?: string; meta?: ReleaseMeta; root?: string; current?: string }> {
   if (layout === 'in-place') {
     const meta = marker?.last as ReleaseMeta | undefined;
     return { meta, root: meta ? target : undefined };
   }
-  const id = await currentId(target);
+  const current = await currentId(target);
+  const ids = await listReleases(target);
+  const promoted = everPromoted(await readHistory(target));
+  const staged = ids.filter(
+    (id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0),
+  );
+  const id = staged.at(-1) ?? current ?? ids.at(-1);
   if (!id) return {};
-  return { id, meta: await readMeta(target, id), root: path.join(target, RELEASES, id) };
+  return { id, meta: await readMeta(target, id), root: path.join(target, RELEASES, id), current };
+}
+
+/**
+ * Retention after a build: what nothing uses any more goes. Never fails the build (its
+ * release is complete and may be live): a failure is a warning and everything stays.
+ */
+async function retain(
+  target: string,
+  options: BuildRootfsOptions,
+  reporter: Reporter,
+): Promise<[string, string][]> {
+  try {
+    return await reporter.group('Retention', async () => {
+      const ids = await listReleases(target);
+      const current = await currentId(target);
+      const inUse = await releasesInUse({
+        target,
+        current,
+        mountTables: options.nfsMounts,
+        keepReleases: options.keepReleases,
+      });
+      for (const problem of inUse.problems) reporter.warning(`Retention: ${problem}`);
+      const plan = planRetention({
+        ids,
+        metas: await releaseMetas(target, ids),
+        history: await readHistory(target),
+        inUse,
+        keep: options.keep,
+        keepDays: options.keepDays,
+        now: Date.now(),
+      });
+      for (const [id, why] of plan.keep) reporter.info(`Keeping ${id}: ${why.join('; ')}`);
+      const removed = await applyRetention(target, plan, reporter);
+      return retentionRows(plan, removed);
+    });
+  } catch (error) {
+    reporter.warning(`Retention did not run, nothing was removed: ${(error as Error).message}`);
+    return [['Releases removed', 'none (retention failed, see the warnings)']];
+  }
 }
 
 /** The step's outputs and summary; `started` is the build's start (Date.now()). */
@@ -122,9 +186,10 @@ function stepReport(o: {
   changed: boolean;
   /** Shown after the release id. */
   note: string;
-  /** Rows between Files and Pruned. */
+  /** Rows after Files. */
   rows: [string, string][];
-  pruned: readonly string[];
+  /** The release is current now. */
+  published: boolean;
   started: number;
 }): StepReport {
   const duration = Math.round((Date.now() - o.started) / 100) / 10;
@@ -133,6 +198,7 @@ function stepReport(o: {
       root: o.root,
       release: o.meta.id,
       changed: o.changed,
+      published: o.published,
       files: o.meta.files,
       bytes: o.meta.bytes,
       duration,
@@ -142,7 +208,6 @@ function stepReport(o: {
       ['Release', `${o.meta.id}${o.note}`],
       ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
       ...o.rows,
-      ...(o.pruned.length > 0 ? ([['Pruned', o.pruned.join(', ')]] as [string, string][]) : []),
       ['Duration', `${duration} s`],
     ],
   };
@@ -217,6 +282,7 @@ export async function buildRootfs(
       id: previousId,
       meta: previousMeta,
       root: previousRoot,
+      current,
     } = await previousRelease(target, layout, marker);
     if (layout === 'versioned') await removePartials(target, reporter);
 
@@ -281,22 +347,22 @@ export async function buildRootfs(
           return lines;
         });
         if (diff.length === 0) {
-          const pruned =
-            layout === 'versioned'
-              ? await prune(
-                  target,
-                  options.keep,
-                  [previousMeta.id, previousMeta.previous],
-                  reporter,
-                )
-              : [];
+          // Unchanged: nothing new. With publish, the release it equals becomes current
+          // (a staged one that the last run did not get to promote).
+          const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
+          if (promote) {
+            await makeCurrent(target, previousMeta.id, current, whoRan(process.env));
+            reporter.info(`${path.join(target, CURRENT)} now points at ${previousMeta.id}`);
+          }
+          const published =
+            layout === 'in-place' || (options.publish && previousMeta.id === current) || promote;
           return stepReport({
             root: previousRoot,
             meta: previousMeta,
             changed: false,
-            note: ' (unchanged: nothing published)',
-            rows: [],
-            pruned,
+            note: ` (unchanged: nothing new${promote ? '; made current' : ''})`,
+            rows: layout === 'versioned' ? await retain(target, options, reporter) : [],
+            published,
             started,
           });
         }
@@ -347,6 +413,11 @@ export async function buildRootfs(
     );
     await reporter.group('Overlay the template', async () => {
       const n = await applyTemplate(tree, template);
+      await tree.writeFile(RELEASE_FILE, `${id}\n`, { mode: 0o644, mtime: new Date(0) });
+      await tree.writeFile(ISSUE_FILE, `diskless release ${id}\n\n`, {
+        mode: 0o644,
+        mtime: new Date(0),
+      });
       reporter.info(
         options.template
           ? `Laid ${n} file(s) of ${options.template} over the root`
@@ -405,16 +476,26 @@ export async function buildRootfs(
       bytes: scan.bytes,
     };
     let finalRoot = root;
-    let pruned: string[] = [];
     await reporter.group('Publish', async () => {
       if (layout === 'versioned') {
         finalRoot = path.join(target, RELEASES, id);
         await writeMeta(target, meta);
         await rename(root, finalRoot);
         staging = undefined;
-        await switchCurrent(target, id);
+        if (!options.publish) {
+          reporter.info(
+            `Staged ${RELEASES}/${id}; ${path.join(target, CURRENT)} still points at ${current ?? 'nothing'} (promote the release once it passed its boot test)`,
+          );
+          return;
+        }
+        try {
+          await makeCurrent(target, id, current, whoRan(process.env));
+        } catch (error) {
+          // Not live: the release must not linger as if it had been published.
+          await removeRelease(target, id);
+          throw error;
+        }
         reporter.info(`Published ${RELEASES}/${id}; ${path.join(target, CURRENT)} points at it`);
-        pruned = await prune(target, options.keep, [id, previousId], reporter);
       } else {
         await writeMarker(target, {
           ...(marker ?? { tool: 'diskless-node', layout, created: meta.created }),
@@ -431,8 +512,15 @@ export async function buildRootfs(
       rows: [
         ['Masked', services.masked.join(', ') || 'none'],
         ['Enabled', services.enabled.join(', ') || 'none'],
+        [
+          'Current',
+          layout === 'in-place' || options.publish
+            ? 'this release'
+            : `${current ?? 'none'} (staged, not published)`,
+        ],
+        ...(layout === 'versioned' ? await retain(target, options, reporter) : []),
       ],
-      pruned,
+      published: layout === 'in-place' || options.publish,
       started,
     });
   } finally {

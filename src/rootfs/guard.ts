@@ -7,7 +7,7 @@ import { lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/pr
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
-import { CURRENT } from './releases.js';
+import { CURRENT } from '../releases/layout.js';
 import { lstatOrUndefined } from './tree.js';
 
 export type Layout = 'versioned' | 'in-place';

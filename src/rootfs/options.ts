@@ -2,6 +2,7 @@
 import { InputError } from '../errors.js';
 import { bool, choice, filePath, integer, list, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
+import { isReleaseId } from '../releases/layout.js';
 
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
 const VAR_DIR =
@@ -20,7 +21,18 @@ export const buildRootfsInputs = defineInputs(
       item: (line) => VAR_DIR.test(line),
     }),
     layout: choice(['versioned', 'in-place'], { default: 'versioned' }),
+    publish: bool({ default: 'true' }),
     keep: integer({ min: 2, max: 1000, default: '5' }),
+    'keep-days': integer({ min: 0, max: 36500, default: '30' }),
+    'keep-releases': list({
+      expected: 'release ids such as 20261129T120000Z, one per line',
+      item: isReleaseId,
+    }),
+    'nfs-mounts': list({
+      expected: 'absolute paths of NFS mount tables (rmtab or `showmount -a` output), one per line',
+      item: (line) => line.startsWith('/'),
+      default: '/var/lib/nfs/rmtab',
+    }),
     'copy-usr': bool({ default: 'false' }),
     'client-ssh-keys': bool({ default: 'true' }),
     'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
@@ -41,6 +53,12 @@ export const buildRootfsInputs = defineInputs(
     }),
   },
   (o) => {
+    if (o.layout === 'in-place' && !o.publish) {
+      throw new InputError(
+        'publish',
+        'Input "publish": got "false"; expected true with layout in-place (an in-place build is live as it is made; use the versioned layout to stage a release)',
+      );
+    }
     if (o.target === '/') {
       throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
     }

@@ -8,6 +8,10 @@
  * anything would change at all; paths the build itself manages (the overlay, generated
  * files, masks) are left out of that comparison, since the master's version of them never
  * reaches a client. Directory times are ignored there: /tmp's or /run's change all the time.
+ * A file whose only difference is its modification time (ldconfig, package scripts touch
+ * files without changing them) is compared by content in a second dry run over just those
+ * files (-c): a new release comes only from a change of content, owner, mode, ACLs or
+ * xattrs, and the cost of reading is paid for the touched files alone.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -72,8 +76,66 @@ export async function differences(o: {
       ],
       { okCodes: [VANISHED] },
     );
-    return stdout.split('\n').filter((line) => line.trim() !== '');
+    // A symlink's content is its target, which rsync compares itself: its time alone is
+    // no change. A file's time alone sends it to the content comparison.
+    const lines = stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
+    const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
+    if (touched.length === 0) return lines;
+    const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
+    return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
   });
+}
+
+/** Itemized lines (YXcstpoguax) whose only difference is the modification time. */
+const FILE_TIME_ONLY = /^[>.]f\.\.[tT]\.{6} /;
+const LINK_TIME_ONLY = /^[.c]L\.\.[tT]\.{6} /;
+
+/** The path of an itemized line, with rsync's \#ooo escapes (one byte each) undone. */
+export function itemPath(line: string): string {
+  const parts = line.slice(12).split(/\\#([0-7]{3})/);
+  // split with a capture group: text, byte, text, byte, ..., text
+  const bytes = parts.map((part, i) =>
+    i % 2 === 1 ? Buffer.from([parseInt(part, 8)]) : Buffer.from(part, 'utf8'),
+  );
+  return Buffer.concat(bytes).toString('utf8');
+}
+
+/** Which of `files` (relative paths) differ in content between `source` and `dest`. */
+async function contentDiffers(
+  source: string,
+  dest: string,
+  files: readonly string[],
+): Promise<Set<string>> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-rsync-'));
+  try {
+    const list = path.join(dir, 'files');
+    await writeFile(list, Buffer.from(`${files.join('\0')}\0`));
+    const { stdout } = await run(
+      'rsync',
+      [
+        ...BASE.filter((arg) => arg !== '--delete'),
+        '--dry-run',
+        '--itemize-changes',
+        '--checksum',
+        '--from0',
+        `--files-from=${list}`,
+        slash(source),
+        slash(dest),
+      ],
+      { okCodes: [VANISHED] },
+    );
+    // With -c an equal file only gets its time set ('.' first): a transfer means content.
+    return new Set(
+      stdout
+        .split('\n')
+        .filter((line) => /^[>c]/.test(line))
+        .map(itemPath),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export interface CopyStats {

@@ -206,7 +206,8 @@ describe('rebuilds of a versioned target', () => {
     const master2 = await makeMaster();
     await chmod(master2, 0o755);
     const target = path.join(await tempDir('target'), 'clients');
-    const raw = { source: master2, keep: '2' };
+    // keep-days 0: only keep and the in-use signals hold a release (retention.test.ts).
+    const raw = { source: master2, keep: '2', 'keep-days': '0' };
     const first = await buildRootfs(inputs(target, raw), collector());
 
     const again = await buildRootfs(inputs(target, raw), collector());
@@ -256,7 +257,7 @@ describe('rebuilds of a versioned target', () => {
     ]);
     expect(n.ino).not.toBe(o.ino);
 
-    // Two more changed builds with keep=2: the two newest stay, which are current and previous.
+    // Two more changed builds with keep=2 and keep-days 0: the two newest stay.
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.4\n');
     const third = await buildRootfs(inputs(target, raw), collector());
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.5\n');

@@ -1,21 +1,24 @@
 /**
  * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
- * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
- * a relative symlink to the newest, switched atomically (a new link renamed over the old
- * one) so a client mounting it sees either release, never a mixture. A release is built
- * in `releases/.partial-<id>` and renamed into place only when complete.
+ * `<target>/releases/<id>.json` what the build knew about it, `<target>/releases/<id>.iso`
+ * (with `.sha256`) the boot image the workflow built for it, and `<target>/current` is a
+ * relative symlink to the promoted release, switched atomically (a new link renamed over
+ * the old one) so a client mounting it sees either release, never a mixture. A release is
+ * built in `releases/.partial-<id>` and renamed into place only when complete; its metadata
+ * is written before the rename, so a release directory with metadata is complete.
  */
 import { readdir, readFile, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { replaceAtomic, writeFileAtomic } from '../files.js';
 import type { Reporter } from '../report.js';
-import { lstatOrUndefined } from './tree.js';
+import { lstatOrUndefined } from '../rootfs/tree.js';
 
 export const RELEASES = 'releases';
 export const CURRENT = 'current';
 export const PARTIAL = '.partial-';
-const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
+/** A release id: the UTC time of its build, with a counter when two fall in one second. */
+export const RELEASE_ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
 
 export interface ReleaseMeta {
   id: string;
@@ -30,7 +33,7 @@ export interface ReleaseMeta {
 }
 
 export function isReleaseId(name: string): boolean {
-  return ID.test(name);
+  return RELEASE_ID.test(name);
 }
 
 /**
@@ -63,7 +66,8 @@ export async function listReleases(target: string): Promise<string[]> {
   return ids.sort(compareIds);
 }
 
-function compareIds(a: string, b: string): number {
+/** Build order of two ids: negative when `a` is older. */
+export function compareIds(a: string, b: string): number {
   const [da = '', na = '0'] = a.split('-');
   const [db = '', nb = '0'] = b.split('-');
   return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
@@ -106,6 +110,28 @@ export async function writeMeta(target: string, meta: ReleaseMeta): Promise<void
   );
 }
 
+/** A release that a build finished: its directory and its metadata are both there. */
+export async function isComplete(target: string, id: string): Promise<boolean> {
+  return (
+    isReleaseId(id) &&
+    (await lstatOrUndefined(path.join(target, RELEASES, id)))?.isDirectory() === true &&
+    (await readMeta(target, id)) !== undefined
+  );
+}
+
+/** The boot image kept for a release (and `<that>.sha256`), removed together with it. */
+export function releaseIso(target: string, id: string): string {
+  return path.join(target, RELEASES, `${id}.iso`);
+}
+
+/** Removes a release: its root, its metadata and its kept ISO. */
+export async function removeRelease(target: string, id: string): Promise<void> {
+  await rm(path.join(target, RELEASES, id), { recursive: true, force: true });
+  for (const file of [`${id}.json`, `${id}.iso`, `${id}.iso.sha256`]) {
+    await rm(path.join(target, RELEASES, file), { force: true });
+  }
+}
+
 /** Points `current` at `id` atomically. */
 export async function switchCurrent(target: string, id: string): Promise<void> {
   await replaceAtomic(path.join(target, CURRENT), (tmp) => symlink(`${RELEASES}/${id}`, tmp));
@@ -118,31 +144,4 @@ export async function removePartials(target: string, reporter: Reporter): Promis
     reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
     await rm(path.join(target, RELEASES, name), { recursive: true, force: true });
   }
-}
-
-/**
- * Removes all but the `keep` newest releases, never the current one nor the one before
- * it (clients that booted it may still run on it). Returns the removed ids.
- */
-export async function prune(
-  target: string,
-  keep: number,
-  protect: readonly (string | undefined)[],
-  reporter: Reporter,
-): Promise<string[]> {
-  const ids = await listReleases(target);
-  const kept = new Set([
-    ...ids.slice(-keep),
-    ...protect.filter((p): p is string => p !== undefined),
-  ]);
-  const removed: string[] = [];
-  for (const id of ids) {
-    if (kept.has(id)) continue;
-    await rm(path.join(target, RELEASES, id), { recursive: true, force: true });
-    await rm(path.join(target, RELEASES, `${id}.json`), { force: true });
-    removed.push(id);
-  }
-  if (removed.length > 0)
-    reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
-  return removed;
 }

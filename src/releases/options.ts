@@ -1,0 +1,16 @@
+/** Inputs of promote (action.yml and `diskless promote` flags). */
+import { bool, filePath, text } from '../inputs/fields.js';
+import { defineInputs, type Options } from '../inputs/read.js';
+import { RELEASE_ID } from './layout.js';
+
+export const promoteInputs = defineInputs({
+  target: filePath({ absolute: true, required: true }),
+  release: text({
+    required: true,
+    pattern: new RegExp(`^(?:previous|${RELEASE_ID.source.slice(1, -1)})$`),
+    expected: 'a release id such as 20261129T120000Z, or previous',
+  }),
+  'dry-run': bool({ default: 'false' }),
+});
+
+export type PromoteOptions = Options<typeof promoteInputs.fields>;
