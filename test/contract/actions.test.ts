@@ -31,6 +31,12 @@ const cases: Case[] = [
     missing: 'nfs-root',
     malformed: ['boot-mode', 'efi', 'expected one of bios | uefi | both'],
   },
+  {
+    action: 'promote',
+    valid: () => ({ target: '/srv/diskless-contract-test', release: 'previous' }),
+    missing: 'release',
+    malformed: ['release', 'latest', 'expected a release id such as 20261129T120000Z, or previous'],
+  },
 ];
 
 describe.each(cases)('$action bundle', (c) => {

@@ -2,10 +2,13 @@
 // the runner runs them (env, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY): the target check, the
 // skip decision, a leg's result and the report that merges and records them.
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseFileCommands } from '../../src/harness/file-commands.js';
+import { releasesInUse } from '../../src/releases/in-use.js';
+import { readLedger, recordUpload } from '../../src/releases/ledger.js';
 import { tempDir } from '../helpers/temp.js';
 import { stepOf, workflow, type Job } from './workflows.js';
 
@@ -61,6 +64,8 @@ async function run(script: string | undefined, env: Record<string, string>): Pro
 const LON = { name: 'lon-p', 'api-url': 'https://api-lon-p.example/', 'drive-name': 'boot' };
 const SAT = { name: 'sat-p', 'api-url': 'https://api-sat-p.example/', 'drive-uuid': 'u-1' };
 const SHA = 'a'.repeat(64);
+const RELEASE = '20250101T000000Z';
+const NOW = '2025-01-01T00:00:00.000Z';
 
 describe('the target check', () => {
   const plan = stepOf(build, { id: 'plan' }).run;
@@ -132,14 +137,57 @@ describe('the settings', () => {
   });
 });
 
+describe('naming the release and its ISO', () => {
+  const step = stepOf(build, { id: 'release' }).run;
+
+  it('names the release path and its kept ISO, and whether it is current already', async () => {
+    const target = path.join(dir, 'rootfs');
+    await mkdir(path.join(target, 'releases', RELEASE), { recursive: true });
+    await symlink(`releases/${RELEASE}`, path.join(target, 'current'));
+    const r = await run(step, { TARGET: target, RELEASE, ROLLBACK: 'false' });
+    expect(r.status).toBe(0);
+    expect(r.outputs).toMatchObject({
+      release: RELEASE,
+      root: `${target}/releases/${RELEASE}`,
+      iso: `${target}/releases/${RELEASE}.iso`,
+      'iso-file': `${RELEASE}.iso`,
+      promote: 'false',
+    });
+    const other = await run(step, {
+      TARGET: target,
+      RELEASE: '20250102T000000Z',
+      ROLLBACK: 'false',
+    });
+    expect(other.outputs.promote).toBe('true');
+  });
+
+  it('rolls back only to a release whose kept ISO matches its .sha256', async () => {
+    const target = path.join(dir, 'rootfs');
+    const iso = path.join(target, 'releases', `${RELEASE}.iso`);
+    await mkdir(path.dirname(iso), { recursive: true });
+    const missing = await run(step, { TARGET: target, RELEASE, ROLLBACK: 'true' });
+    expect(missing.status).toBe(1);
+    expect(missing.stdout).toContain(`::error::${iso}: no kept ISO with a matching .sha256`);
+    await writeFile(iso, 'an iso');
+    const digest = createHash('sha256').update('an iso').digest('hex');
+    await writeFile(`${iso}.sha256`, `${'0'.repeat(64)}  ${RELEASE}.iso\n`);
+    expect((await run(step, { TARGET: target, RELEASE, ROLLBACK: 'true' })).status).toBe(1);
+    await writeFile(`${iso}.sha256`, `${digest}  ${RELEASE}.iso\n`);
+    const ok = await run(step, { TARGET: target, RELEASE, ROLLBACK: 'true' });
+    expect(ok.status).toBe(0);
+    expect(ok.outputs.sha256).toBe(digest);
+  });
+});
+
 describe('the skip decision', () => {
   const decide = stepOf(build, { id: 'decide' }).run;
 
   async function decideFor(o: { changed: boolean; force: boolean; last: Record<string, string> }) {
-    const published = path.join(dir, 'published');
-    await mkdir(published, { recursive: true });
+    // The ledger as the library writes it (retention reads the same files).
+    const target = path.join(dir, 'rootfs');
+    await mkdir(target, { recursive: true });
     for (const [name, sha] of Object.entries(o.last)) {
-      await writeFile(path.join(published, `${name}.sha256`), `${sha}\n`);
+      await recordUpload(target, { target: name, release: RELEASE, sha256: sha, time: NOW });
     }
     const r = await run(decide, {
       SELECTED: JSON.stringify([LON, SAT]),
@@ -147,8 +195,8 @@ describe('the skip decision', () => {
       SHA256: SHA,
       FORCE: String(o.force),
       DRY_RUN: 'false',
-      PUBLISHED: published,
-      RELEASE: '20250101T000000Z',
+      LEDGER: path.join(target, 'ledger'),
+      RELEASE,
     });
     expect(r.status).toBe(0);
     return {
@@ -211,7 +259,7 @@ describe('the upload results', () => {
 
   it('merges the legs into drive-uuids and records what each real upload sent', async () => {
     const results = path.join(dir, 'results');
-    const published = path.join(dir, 'state/published');
+    const target = path.join(dir, 'rootfs');
     await leg('lon-p', 'uuid-lon', false, results);
     await leg('sat-p', 'uuid-sat', true, results);
     expect(JSON.parse(await readFile(path.join(results, 'lon-p.json'), 'utf8'))).toEqual({
@@ -226,10 +274,14 @@ describe('the upload results', () => {
 
     const r = await run(merge, {
       RESULTS: results,
-      PUBLISHED: published,
+      LEDGER: path.join(target, 'ledger'),
       SHA256: SHA,
-      RELEASE: '20250101T000000Z',
+      RELEASE,
       UPLOAD_RESULT: 'success',
+      BOOT_TEST_RESULT: 'success',
+      PROMOTE_RESULT: 'success',
+      PREVIOUS: '20241231T000000Z',
+      DRY_RUN: 'false',
     });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.outputs['drive-uuids'] ?? '')).toEqual({
@@ -237,9 +289,24 @@ describe('the upload results', () => {
       'sat-p': 'uuid-sat',
     });
     expect(JSON.parse(r.outputs.uploaded ?? '')).toEqual(['lon-p']);
-    // The dry run records nothing: the next run still uploads to sat-p.
-    expect(await readdir(published)).toEqual(['lon-p.sha256']);
-    expect(await readFile(path.join(published, 'lon-p.sha256'), 'utf8')).toBe(`${SHA}\n`);
+    // The dry run records nothing: the next run still uploads to sat-p. The ledger the
+    // step wrote is the one the library reads: retention keeps the release lon-p boots.
+    expect(await readdir(path.join(target, 'ledger'))).toEqual(['lon-p.json']);
+    const { entries, unreadable } = await readLedger(target);
+    expect(unreadable).toEqual([]);
+    expect(entries.map(({ time, ...rest }) => [rest, Number.isNaN(Date.parse(time))])).toEqual([
+      [{ target: 'lon-p', release: RELEASE, sha256: SHA, drive: 'uuid-lon' }, false],
+    ]);
+    const inUse = await releasesInUse({
+      target,
+      current: undefined,
+      mountTables: [],
+      keepReleases: [],
+    });
+    expect(inUse.reasons.get(RELEASE)).toEqual(['ledger: lon-p']);
+    expect(r.summary).toContain(
+      `Release \`${RELEASE}\` is current now (was \`20241231T000000Z\`).`,
+    );
     expect(r.summary).toContain('| lon-p | `uuid-lon` | true | false | 1234 | false |');
   });
 
@@ -247,10 +314,12 @@ describe('the upload results', () => {
     const empty = path.join(dir, 'none');
     const skipped = await run(merge, {
       RESULTS: empty,
-      PUBLISHED: path.join(dir, 'published'),
+      LEDGER: path.join(dir, 'ledger'),
       SHA256: SHA,
       RELEASE: 'r',
       UPLOAD_RESULT: 'skipped',
+      BOOT_TEST_RESULT: 'success',
+      PROMOTE_RESULT: 'success',
     });
     expect(skipped.status).toBe(0);
     expect(skipped.outputs['drive-uuids']).toBe('{}');
@@ -259,12 +328,29 @@ describe('the upload results', () => {
 
     const failed = await run(merge, {
       RESULTS: empty,
-      PUBLISHED: path.join(dir, 'published'),
+      LEDGER: path.join(dir, 'ledger'),
       SHA256: SHA,
       RELEASE: 'r',
       UPLOAD_RESULT: 'failure',
+      BOOT_TEST_RESULT: 'success',
+      PROMOTE_RESULT: 'skipped',
     });
     expect(failed.status).toBe(1);
     expect(failed.stdout).toContain('::error::at least one upload leg did not finish');
+    expect(failed.summary).toContain('Current is unchanged');
+
+    const bootFailed = await run(merge, {
+      RESULTS: empty,
+      LEDGER: path.join(dir, 'ledger'),
+      SHA256: SHA,
+      RELEASE: 'r',
+      UPLOAD_RESULT: 'skipped',
+      BOOT_TEST_RESULT: 'failure',
+      PROMOTE_RESULT: 'skipped',
+    });
+    expect(bootFailed.status).toBe(1);
+    expect(bootFailed.summary).toContain(
+      'nothing was uploaded and current and every drive are as they were',
+    );
   });
 });

@@ -24,6 +24,7 @@ import {
   workflow,
   workflowFiles,
   evaluateIf,
+  renderValue,
 } from './workflows.js';
 
 const IMAGE = 'diskless-image.yml';
@@ -83,7 +84,8 @@ describe("GitHub's workflow parser", () => {
       ['build', []],
       ['boot-test', ['build']],
       ['upload', ['boot-test', 'build']],
-      ['report', ['boot-test', 'build', 'upload']],
+      ['promote', ['boot-test', 'build', 'upload']],
+      ['report', ['boot-test', 'build', 'promote', 'upload']],
     ]);
   });
 });
@@ -159,8 +161,9 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     build,
     'boot-test': bootTest,
     upload,
+    promote,
     report,
-  } = doc.jobs as Record<'build' | 'boot-test' | 'upload' | 'report', Job>;
+  } = doc.jobs as Record<'build' | 'boot-test' | 'upload' | 'promote' | 'report', Job>;
 
   it('is only a reusable workflow, with typed inputs and secrets', () => {
     expect(Object.keys(doc.on)).toEqual(['workflow_call']);
@@ -179,12 +182,13 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     ]);
   });
 
-  it('has the job graph build -> boot-test -> upload (matrix) -> report', () => {
-    expect(Object.keys(doc.jobs)).toEqual(['build', 'boot-test', 'upload', 'report']);
+  it('has the job graph build -> boot-test -> upload (matrix) -> promote -> report', () => {
+    expect(Object.keys(doc.jobs)).toEqual(['build', 'boot-test', 'upload', 'promote', 'report']);
     expect(needsOf(build)).toEqual([]);
     expect(needsOf(bootTest)).toEqual(['build']);
     expect(needsOf(upload).sort()).toEqual(['boot-test', 'build']);
-    expect(needsOf(report).sort()).toEqual(['boot-test', 'build', 'upload']);
+    expect(needsOf(promote).sort()).toEqual(['boot-test', 'build', 'upload']);
+    expect(needsOf(report).sort()).toEqual(['boot-test', 'build', 'promote', 'upload']);
     expect(upload.strategy).toEqual({
       'fail-fast': false,
       matrix: { target: '${{ fromJSON(needs.build.outputs.matrix) }}' },
@@ -197,13 +201,30 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     type Result = 'success' | 'failure' | 'cancelled' | 'skipped';
     const when = (
       job: Job,
-      o: { bootTest: boolean; matrix?: string; boot?: Result; cancelled?: boolean },
+      o: {
+        bootTest: boolean;
+        matrix?: string;
+        boot?: Result;
+        cancelled?: boolean;
+        promote?: 'true' | 'false';
+        upload?: Result;
+        dryRun?: boolean;
+        rollbackTo?: string;
+      },
     ): boolean =>
       evaluateIf(job.if ?? '', {
-        inputs: { 'boot-test': o.bootTest },
+        inputs: {
+          'boot-test': o.bootTest,
+          'dry-run': o.dryRun ?? false,
+          'rollback-to': o.rollbackTo ?? '',
+        },
         needs: {
-          build: { result: 'success', outputs: { matrix: o.matrix ?? '[{"name":"a"}]' } },
+          build: {
+            result: 'success',
+            outputs: { matrix: o.matrix ?? '[{"name":"a"}]', promote: o.promote ?? 'true' },
+          },
           'boot-test': { result: o.boot ?? 'skipped' },
+          upload: { result: o.upload ?? 'success' },
         },
         cancelled: o.cancelled ?? false,
         // success(): every job in the chain of needs succeeded (the build does here).
@@ -215,7 +236,11 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       expect(call.inputs['boot-test']?.default).toBe(true);
       expect(when(bootTest, { bootTest: true })).toBe(true);
       expect(when(bootTest, { bootTest: false })).toBe(false);
-      expect(when(bootTest, { bootTest: true, matrix: '[]' })).toBe(false);
+      expect(when(bootTest, { bootTest: true, matrix: '[]', promote: 'false' })).toBe(false);
+      // Nothing to upload, but a staged release to promote: it is booted first.
+      expect(when(bootTest, { bootTest: true, matrix: '[]', promote: 'true' })).toBe(true);
+      // A rollback goes to a release that was live before: no boot.
+      expect(when(bootTest, { bootTest: true, rollbackTo: 'previous' })).toBe(false);
       const order = (bootTest.steps ?? []).map((s) => s.uses?.replace(/@.*/, ''));
       expect(order).toEqual([
         'actions/checkout',
@@ -225,9 +250,11 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       const fetch = stepOf(bootTest, { uses: 'actions/download-artifact' });
       expect(fetch.with?.name).toBe('${{ needs.build.outputs.artifact }}');
       const boot = stepOf(bootTest, { uses: './actions/boot-test' });
-      expect(boot.with?.iso).toBe(`${String(fetch.with?.path)}/\${{ inputs.iso-name }}`);
+      expect(boot.with?.iso).toBe(
+        `${String(fetch.with?.path)}/\${{ needs.build.outputs.iso-file }}`,
+      );
       expect(boot.with?.root).toBe('${{ needs.build.outputs.root }}');
-      expect(build.outputs?.root).toBe('${{ steps.rootfs.outputs.root }}');
+      expect(build.outputs?.root).toBe('${{ steps.release.outputs.root }}');
     });
 
     it('uploads after a passing boot test, or when the test is turned off', () => {
@@ -243,6 +270,65 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       expect(when(upload, { bootTest: false, boot: 'skipped', matrix: '[]' })).toBe(false);
       expect(when(upload, { bootTest: true, boot: 'success', cancelled: true })).toBe(false);
     });
+
+    it('uploads a rollback without a boot test', () => {
+      expect(when(upload, { bootTest: true, boot: 'skipped', rollbackTo: 'previous' })).toBe(true);
+    });
+
+    it('promotes only after a passing boot test and every upload, never in a dry run', () => {
+      expect(when(promote, { bootTest: true, boot: 'success', upload: 'success' })).toBe(true);
+      // Nothing to upload (every target has this ISO), but the release is not current yet.
+      expect(when(promote, { bootTest: true, boot: 'success', upload: 'skipped' })).toBe(true);
+      expect(when(promote, { bootTest: true, boot: 'failure', upload: 'skipped' })).toBe(false);
+      expect(when(promote, { bootTest: true, boot: 'cancelled', upload: 'skipped' })).toBe(false);
+      expect(when(promote, { bootTest: true, boot: 'skipped', upload: 'skipped' })).toBe(false);
+      expect(when(promote, { bootTest: true, boot: 'success', upload: 'failure' })).toBe(false);
+      expect(when(promote, { bootTest: true, boot: 'success', dryRun: true })).toBe(false);
+      expect(when(promote, { bootTest: true, boot: 'success', promote: 'false' })).toBe(false);
+      expect(when(promote, { bootTest: false, boot: 'skipped' })).toBe(true);
+      expect(
+        when(promote, { bootTest: true, boot: 'skipped', rollbackTo: '20261129T120000Z' }),
+      ).toBe(true);
+      expect(
+        when(promote, { bootTest: true, boot: 'skipped', rollbackTo: 'previous', dryRun: true }),
+      ).toBe(false);
+      const step = stepOf(promote, { uses: './actions/promote' });
+      expect(step.with).toEqual({
+        target: '${{ inputs.rootfs-target }}',
+        release: '${{ needs.build.outputs.release }}',
+      });
+      expect(promote['runs-on']).toBe('${{ fromJSON(inputs.runs-on) }}');
+      expect(promote.concurrency).toEqual(build.concurrency);
+    });
+
+    it("gives build-iso the release's own path as NFS root, or current when asked", () => {
+      const iso = stepOf(build, { uses: './actions/build-iso' });
+      const contexts = (isoRoot: string) => ({
+        inputs: { 'nfs-server': '10.0.0.1', 'rootfs-target': '/srv/diskless', 'iso-root': isoRoot },
+        steps: { release: { outputs: { root: '/srv/diskless/releases/20261129T120000Z' } } },
+      });
+      expect(call.inputs['iso-root']?.default).toBe('release');
+      expect(renderValue(String(iso.with?.['nfs-root']), contexts('release'))).toBe(
+        '10.0.0.1:/srv/diskless/releases/20261129T120000Z',
+      );
+      expect(renderValue(String(iso.with?.['nfs-root']), contexts('current'))).toBe(
+        '10.0.0.1:/srv/diskless/current',
+      );
+    });
+
+    it('makes nothing current before the boot test: the build only stages', () => {
+      const rootfs = stepOf(build, { uses: './actions/build-rootfs' });
+      expect(rootfs.with?.publish).toBe(false);
+      // The only promote that changes anything is the promote job's; the build's is a dry run.
+      const promotes: string[] = [];
+      for (const [jobId, job] of Object.entries(doc.jobs)) {
+        for (const step of job.steps ?? []) {
+          if (step.uses !== './actions/promote') continue;
+          promotes.push(`${jobId}:${JSON.stringify(step.with?.['dry-run'] ?? false)}`);
+        }
+      }
+      expect(promotes.sort()).toEqual(['build:true', 'promote:false']);
+    });
   });
 
   it('builds on the self-hosted master given by labels, in the workflow order', () => {
@@ -254,13 +340,17 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       'plan',
       'actions/checkout',
       'settings',
+      undefined, // the check of iso-root and rollback-to
       './actions/build-rootfs',
+      './actions/promote',
+      'release',
       './actions/build-iso',
       'decide',
       'actions/upload-artifact',
     ]);
     const iso = stepOf(build, { uses: './actions/build-iso' });
-    expect(iso.with?.root).toBe('${{ steps.rootfs.outputs.root }}');
+    expect(iso.with?.root).toBe('${{ steps.release.outputs.root }}');
+    expect(iso.with?.output).toBe('${{ steps.release.outputs.iso }}');
     expect(iso.with?.cache).toBe('local');
     expect(iso.with?.['cache-dir']).toBe('${{ inputs.cache-dir }}');
     expect(String(call.inputs['cache-dir']?.default)).toMatch(/^\//);
@@ -282,7 +372,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(steps).toBe(4);
+    expect(steps).toBe(6);
   });
 
   it('finds an undeclared or missing input (the check above can fail)', async () => {
@@ -325,7 +415,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     }
     expect(problems).toEqual([]);
     expect(Object.keys(call.outputs).sort()).toEqual(
-      ['changed', 'drive-uuids', 'iso-sha256', 'release', 'uploaded'].sort(),
+      ['changed', 'drive-uuids', 'iso-sha256', 'promoted', 'release', 'uploaded'].sort(),
     );
   });
 
@@ -341,13 +431,11 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       'needs.build.outputs.artifact': expand(build.outputs?.artifact ?? '', {
         'inputs.artifact-name': 'diskless-iso',
       }),
-      'inputs.iso-name': 'diskless-boot.iso',
+      'needs.build.outputs.iso-file': '20261129T120000Z.iso',
       'runner.temp': '/runner/temp',
-      'steps.iso.outputs.iso': expand(String(iso.with?.output), {
-        'runner.temp': '/master/temp',
-        'inputs.iso-name': 'diskless-boot.iso',
-      }),
+      'steps.release.outputs.iso': '/srv/diskless/releases/20261129T120000Z.iso',
     };
+    expect(iso.with?.output).toBe('${{ steps.release.outputs.iso }}');
     expect(expand(String(handOver.with?.name), values)).toBe('diskless-iso');
     expect(expand(String(fetch.with?.name), values)).toBe('diskless-iso');
 
@@ -357,9 +445,10 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       .map((l) => l.trim())
       .filter(Boolean)
       .map((l) => expand(l, values));
+    // Kept beside its release on the master (a rollback re-uploads it without a rebuild).
     expect(paths).toEqual([
-      '/master/temp/diskless-iso/diskless-boot.iso',
-      '/master/temp/diskless-iso/diskless-boot.iso.sha256',
+      '/srv/diskless/releases/20261129T120000Z.iso',
+      '/srv/diskless/releases/20261129T120000Z.iso.sha256',
     ]);
     expect(handOver.with?.['if-no-files-found']).toBe('error');
     expect(handOver.if).toBe("steps.decide.outputs.matrix != '[]'");
@@ -398,8 +487,8 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
   it('skips an up-to-date upload only when nothing changed and the target has this ISO', () => {
     const decide = stepOf(build, { id: 'decide' });
     expect(decide.env).toMatchObject({
-      CHANGED: '${{ steps.rootfs.outputs.changed }}',
-      SHA256: '${{ steps.iso.outputs.sha256 }}',
+      CHANGED: "${{ steps.rootfs.outputs.changed || 'false' }}",
+      SHA256: '${{ steps.iso.outputs.sha256 || steps.release.outputs.sha256 }}',
       FORCE: '${{ inputs.force }}',
     });
     const send = stepOf(upload, { uses: './actions/upload-drive' });

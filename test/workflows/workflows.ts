@@ -208,3 +208,16 @@ export function evaluateIf(
   ).evaluate();
   return truthy(result);
 }
+
+/**
+ * Renders a `with:` value the way the runner does: each `${{ expr }}` evaluated (with the
+ * real expression library: format(), &&, ||) against the given contexts.
+ */
+export function renderValue(value: string, contexts: Record<string, object>): string {
+  return value.replace(/\$\{\{([\s\S]*?)\}\}/g, (_, text: string) => {
+    const expr = new Parser(new Lexer(text).lex().tokens, Object.keys(contexts), []).parse();
+    const context = JSON.parse(JSON.stringify(contexts), data.reviver) as data.Dictionary;
+    const result = new Evaluator(expr, context, new Map()).evaluate();
+    return result.kind === data.Kind.Null ? '' : result.coerceString();
+  });
+}
