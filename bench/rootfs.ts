@@ -1,8 +1,11 @@
 /**
- * build-rootfs benchmark (issue 4): on a debootstrapped Debian root, the tool's first
- * build, no-change rebuild and one-file-changed rebuild, each against a plain
- * `rsync -aHAX --delete` with the same exclusions on the same tree, and the disk a
- * one-file-changed release adds (du counts hard links once across its arguments).
+ * build-rootfs benchmark (issues 4 and 11): on a debootstrapped Debian root, the tool's
+ * first build, no-change rebuild and one-file-changed rebuild, each against a plain
+ * `rsync -aHAX --delete` with the same exclusions on the same tree (and the no-change
+ * rebuild also against the same rsync with content comparison on, `-c`, which is what the
+ * tool's "only content makes a release" promises), a rebuild after every file under /etc
+ * and /usr/lib had only its modification time changed (no release may come of it), and the
+ * disk a one-file-changed release adds (du counts hard links once across its arguments).
  *
  *   npx tsx bench/rootfs.ts [--runs N] [--root DIR]
  *
@@ -83,9 +86,10 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
     const excludeFile = path.join(work, 'exclude');
     const patterns = exclusions({ source, target, stateDir: state, copyUsr, extra: [], env: {} });
     await writeFile(excludeFile, `${patterns.join('\n')}\n`);
-    const rsync = (): void => {
+    const rsync = (content = false): void => {
       const r = spawnSync('rsync', [
         '-aHAX',
+        ...(content ? ['-c'] : []),
         '--delete',
         `--exclude-from=${excludeFile}`,
         `${source}/`,
@@ -98,17 +102,44 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       return { release: String(r.outputs.release), changed: r.outputs.changed === true };
     };
 
-    const firstPlain = await seconds(rsync);
+    const firstPlain = await seconds(() => {
+      rsync();
+    });
     let first = { release: '', changed: false };
     const firstTool = await seconds(async () => (first = await tool()));
 
     const nochangePlain: number[] = [];
+    const nochangeContent: number[] = [];
     const nochangeTool: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      nochangePlain.push(await seconds(rsync));
+      nochangePlain.push(
+        await seconds(() => {
+          rsync();
+        }),
+      );
+      nochangeContent.push(
+        await seconds(() => {
+          rsync(true);
+        }),
+      );
       let r = { release: '', changed: true };
       nochangeTool.push(await seconds(async () => (r = await tool())));
       if (r.changed) throw new Error('a no-change rebuild published a release');
+    }
+
+    // Times only: every file under /etc (and /usr/lib, when it is copied) touched.
+    const touchedDirs = ['etc', ...(copyUsr ? ['usr/lib'] : [])].map((d) => path.join(source, d));
+    const touchedCount = Number(
+      execFileSync('sh', ['-c', 'find "$@" -type f | wc -l', 'sh', ...touchedDirs], {
+        encoding: 'utf8',
+      }).trim(),
+    );
+    const touchTool: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      execFileSync('find', [...touchedDirs, '-type', 'f', '-exec', 'touch', '-m', '{}', '+']);
+      let r = { release: '', changed: true };
+      touchTool.push(await seconds(async () => (r = await tool())));
+      if (r.changed) throw new Error('an mtime-only change published a release');
     }
 
     const changedFile = path.join(source, 'etc/bench-changed.conf');
@@ -119,7 +150,11 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
     const bound: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       await appendFile(changedFile, `change ${i}\n`);
-      onePlain.push(await seconds(rsync));
+      onePlain.push(
+        await seconds(() => {
+          rsync();
+        }),
+      );
       let r = { release: '', changed: false };
       oneTool.push(await seconds(async () => (r = await tool())));
       if (!r.changed) throw new Error('a one-file-changed rebuild published nothing');
@@ -144,7 +179,12 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       'client root size': `${(Number(tree.split('\t')[0]) / 2 ** 20).toFixed(0)} MiB`,
       'first build: tool / plain rsync': `${fmt(firstTool)} / ${fmt(firstPlain)}`,
       'no-change rebuild (median): tool / plain rsync': `${fmt(median(nochangeTool))} / ${fmt(median(nochangePlain))}`,
-      'no-change ratio (target <= 1.3)': (median(nochangeTool) / median(nochangePlain)).toFixed(2),
+      'no-change ratio to plain rsync': (median(nochangeTool) / median(nochangePlain)).toFixed(2),
+      'no-change: plain rsync -c (content comparison, median)': fmt(median(nochangeContent)),
+      'no-change ratio to rsync -c (target <= 1.3)': (
+        median(nochangeTool) / median(nochangeContent)
+      ).toFixed(2),
+      [`mtime-only change of ${touchedCount} files (median), no release`]: fmt(median(touchTool)),
       'one-file-changed (median): tool / plain rsync': `${fmt(median(oneTool))} / ${fmt(median(onePlain))}`,
       'disk added by a one-file-changed release (max)': `${Math.max(...added)} B`,
       'bound: its directories + the file (min)': `${Math.min(...bound)} B`,

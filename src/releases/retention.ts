@@ -2,8 +2,8 @@
  * Retention that never deletes a root a client may run. A release is removed only when
  * all of these hold:
  *   - it is not among the `keep` newest releases;
- *   - it stopped being current more than `keepDays` ago (a release that was never current
- *     counts from its creation; one from before the history, from the next release's);
+ *   - it stopped being current more than `keepDays` ago (one that was never current, or
+ *     left current before the history began, counts from when the next release was made);
  *   - no in-use signal names it (in-use.ts), and every signal could be read.
  * The plan is pure; `applyRetention` removes what it says, each release with its ISO.
  */

@@ -4,10 +4,15 @@
  * daemon, then the ISO booted in QEMU with BIOS (SeaBIOS) and UEFI (OVMF) against the
  * release served over NFS. The client's report unit (test/e2e/template) prints what it
  * sees on the serial console; the assertions are about the booted client.
+ *
+ * Releases as the workflow makes them: R1 (the example template alone) is published and
+ * current; R2 (with the report unit) is staged and its ISO pinned to releases/R2, so the
+ * report boots happen while current points at R1. Then R2 is promoted, rolled back with
+ * promote previous, and R1's kept ISO is booted to its login prompt, which names R1.
  * Needs root and the Debian packages of .ci/run.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sha256 } from '../../src/files.js';
 import { runAction } from '../../src/harness/run-action.js';
@@ -34,11 +39,15 @@ interface Built {
   master: string;
   copy: string;
   target: string;
+  /** R2's root (the report boots) and the ids of R1 and R2. */
   release: string;
+  r1: string;
+  r2: string;
+  /** Where current pointed while the report boots ran. */
+  currentDuringBoot: string;
+  r1Iso: Record<string, string>;
   iso: string;
   isoSha256: string;
-  rootfsInputs: Record<string, string>;
-  isoInputs: Record<string, string>;
   exports: string;
   work: string;
   varDirs: string[];
@@ -127,10 +136,10 @@ beforeAll(async () => {
     );
   }
 
-  const rootfsInputs = {
+  // R1: what the workflow's gate boots, the example template alone; published, so current.
+  const common = {
     source: copy,
     target,
-    template,
     'state-dir': path.join(work, 'state'),
     'nfs-server': SERVER,
     'client-hostname': 'diskless-e2e',
@@ -139,20 +148,35 @@ beforeAll(async () => {
     'mask-services': SERVER_UNIT,
     'enable-services': 'diskless-boot-report.service',
   };
-  const rootfs = await action('build-rootfs', rootfsInputs);
-  const release = rootfs.outputs.root ?? '';
   const isoInputs = {
     sysroot: copy,
-    'nfs-root': `${SERVER}:${target}/current`,
     cmdline: 'panic=10',
     'cache-dir': '/var/cache/diskless/initramfs',
     cache: 'local',
   };
-  const { outputs: iso } = await action('build-iso', {
-    ...isoInputs,
-    root: release,
-    output: path.join(work, 'diskless-boot.iso'),
+  /** An ISO pinned to its release, kept beside it as the workflow keeps it. */
+  const pinnedIso = async (id: string) =>
+    (
+      await action('build-iso', {
+        ...isoInputs,
+        root: path.join(target, 'releases', id),
+        'nfs-root': `${SERVER}:${target}/releases/${id}`,
+        output: path.join(target, 'releases', `${id}.iso`),
+      })
+    ).outputs;
+  const r1Build = await action('build-rootfs', {
+    ...common,
+    template: path.join(repo, 'template'),
+    'enable-services': '',
   });
+  const r1 = r1Build.outputs.release ?? '';
+  const r1Iso = await pinnedIso(r1);
+
+  // R2: the report unit added; staged (publish false), so current stays at R1.
+  const rootfs = await action('build-rootfs', { ...common, template, publish: 'false' });
+  const r2 = rootfs.outputs.release ?? '';
+  const release = rootfs.outputs.root ?? '';
+  const iso = await pinnedIso(r2);
   // /usr of the master copy comes from the sample root itself (the copy did not change
   // it; nfs-ganesha cannot serve an overlayfs), /home likewise.
   const exports = [
@@ -164,10 +188,12 @@ beforeAll(async () => {
     copy,
     target,
     release,
+    r1,
+    r2,
+    currentDuringBoot: '',
+    r1Iso,
     iso: iso.iso ?? '',
     isoSha256: iso.sha256 ?? '',
-    rootfsInputs,
-    isoInputs,
     exports,
     work,
     varDirs,
@@ -180,6 +206,7 @@ beforeAll(async () => {
   // The bundled boot-test action: one NFS server, both boots in sequence. A failed boot
   // fails every test below with the action's log (the end of the serial console in it).
   try {
+    built.currentDuringBoot = await readlink(path.join(target, 'current'));
     const boot = await action('boot-test', {
       iso: built.iso,
       root: release,
@@ -245,13 +272,19 @@ describe.each(['bios', 'uefi'] as const)('the client booted with %s', (fw) => {
     expect(fact(fw, 'system')).toBe('running');
   });
 
-  it('mounts / read-only over NFS from the release path', () => {
+  it('mounts / read-only over NFS from the path of the release its ISO is pinned to', () => {
     const root = mount(fw, '/');
     expect(root.type).toBe('nfs');
-    expect(root.spec).toBe(`${SERVER}:${built.target}/current`);
+    expect(root.spec).toBe(`${SERVER}:${built.target}/releases/${built.r2}`);
     expect(root.options).toContain('ro');
     expect(root.options).toContain('vers=3');
     expect(facts(fw, 'write')).toContain('/ read-only');
+  });
+
+  it('reports from inside the staged release while current points at the published one', () => {
+    expect(fact(fw, 'release')).toBe(built.r2);
+    expect(built.currentDuringBoot).toBe(`releases/${built.r1}`);
+    expect(built.r1).not.toBe(built.r2);
   });
 
   it('mounts /usr and /home read-only over NFS from the master', () => {
@@ -337,63 +370,74 @@ describe('both boots', () => {
 });
 
 // What the workflow's gate boots: the example template alone, no report unit; the boot
-// counts as good at the login prompt.
-describe('the example template alone, booted until its login prompt', () => {
-  let plain: {
-    release: string;
-    iso: Record<string, string>;
+// counts as good at the login prompt. First R2 is promoted and rolled back, as the
+// workflow's promote and rollback-to do; then R1's kept ISO is booted.
+describe('a rollback to R1, and R1 booted until its login prompt', () => {
+  let rollout: {
+    promoted: Record<string, string>;
+    rolledBack: Record<string, string>;
+    currentAfter: string;
     boot: { outputs: Record<string, string>; log: string };
     serial: string;
   };
 
   beforeAll(async () => {
-    const rootfs = await action('build-rootfs', {
-      ...built.rootfsInputs,
-      template: path.join(repo, 'template'),
-      'enable-services': '',
-    });
-    const release = rootfs.outputs.root ?? '';
-    const { outputs: iso } = await action('build-iso', {
-      ...built.isoInputs,
-      root: release,
-      output: path.join(built.work, 'plain', 'diskless-boot.iso'),
-    });
+    const promoted = (await action('promote', { target: built.target, release: built.r2 })).outputs;
+    const rolledBack = (await action('promote', { target: built.target, release: 'previous' }))
+      .outputs;
+    const currentAfter = await readlink(path.join(built.target, 'current'));
     const workDir = path.join(built.work, 'boot-login');
     const boot = await action('boot-test', {
-      iso: iso.iso ?? '',
-      root: release,
+      iso: built.r1Iso.iso ?? '',
+      root: path.join(built.target, 'releases', built.r1),
       exports: built.exports,
       firmware: 'bios',
       until: 'login',
       'work-dir': workDir,
     });
-    plain = {
-      release,
-      iso,
+    rollout = {
+      promoted,
+      rolledBack,
+      currentAfter,
       boot,
       serial: await readFile(path.join(workDir, 'serial-bios.log'), 'utf8'),
     };
   }, 10 * 60_000);
 
-  it('is a new release beside the first, served with the same ISO', async () => {
-    expect(plain.release).not.toBe(built.release);
+  it('promotes R2, then promote previous puts R1 back', () => {
+    expect(rollout.promoted).toMatchObject({
+      release: built.r2,
+      previous: built.r1,
+      changed: 'true',
+    });
+    expect(rollout.rolledBack).toMatchObject({
+      release: built.r1,
+      previous: built.r2,
+      changed: 'true',
+    });
+    expect(rollout.currentAfter).toBe(`releases/${built.r1}`);
+  });
+
+  it('kept an ISO per release, each pinned to its own root, one initramfs for both', async () => {
+    expect(built.r1Iso.iso).toBe(path.join(built.target, 'releases', `${built.r1}.iso`));
+    expect(await readFile(`${built.r1Iso.iso ?? ''}.sha256`, 'utf8')).toBe(
+      `${built.r1Iso.sha256 ?? ''}  ${built.r1}.iso\n`,
+    );
+    expect(built.isoSha256).not.toBe(built.r1Iso.sha256);
     expect(await readFile(path.join(built.release, 'etc/diskless/boot-report'), 'utf8')).toContain(
       'DISKLESS-BOOT-OK',
     );
-    await expect(readFile(path.join(plain.release, 'etc/diskless/boot-report'))).rejects.toThrow(
-      /ENOENT/,
-    );
-    // The ISO holds the kernel and the client's initramfs config, not the release.
-    expect(plain.iso['initramfs-cache-hit']).toBe('true');
-    expect(plain.iso.sha256).toBe(built.isoSha256);
+    const r1Root = path.join(built.target, 'releases', built.r1);
+    await expect(readFile(path.join(r1Root, 'etc/diskless/boot-report'))).rejects.toThrow(/ENOENT/);
   });
 
-  it('reaches the login prompt on the serial console with BIOS', () => {
-    expect(plain.boot.outputs.booted).toBe('bios');
-    expect(Number(plain.boot.outputs['bios-seconds'])).toBeGreaterThan(0);
-    expect(plain.boot.outputs['uefi-seconds']).toBe('');
-    expect(plain.serial).toMatch(/^diskless-e2e login: ?/m);
-    expect(plain.serial).not.toContain('DISKLESS-BOOT-OK');
-    process.stderr.write(`bios, login prompt: ${plain.boot.outputs['bios-seconds'] ?? ''} s\n`);
+  it('boots the rolled-back release to its login prompt with BIOS, which names R1', () => {
+    expect(rollout.boot.outputs.booted).toBe('bios');
+    expect(Number(rollout.boot.outputs['bios-seconds'])).toBeGreaterThan(0);
+    expect(rollout.boot.outputs['uefi-seconds']).toBe('');
+    expect(rollout.serial).toMatch(/^diskless-e2e login: ?/m);
+    expect(rollout.serial).toContain(`diskless release ${built.r1}`);
+    expect(rollout.serial).not.toContain('DISKLESS-BOOT-OK');
+    process.stderr.write(`bios, login prompt: ${rollout.boot.outputs['bios-seconds'] ?? ''} s\n`);
   });
 });

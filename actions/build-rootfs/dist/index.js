@@ -72567,7 +72567,7 @@ async function replaceAtomic(file, make) {
     }
 }
 /** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function writeFileAtomic(file, data, mode = 0o644) {
+async function files_writeFileAtomic(file, data, mode = 0o644) {
     await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
 }
 async function exists(file) {
@@ -72730,7 +72730,7 @@ class LocalCache {
         try {
             await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
             await replaceAtomic(img, (tmp) => (0,promises_.copyFile)(file, tmp));
-            await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
+            await files_writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
             const pruned = await this.prune(key);
             if (pruned.length > 0)
                 reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
@@ -73518,49 +73518,6 @@ async function buildIso(options, reporter) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/rootfs/options.ts
-/** Inputs of build-rootfs (action.yml and `diskless build-rootfs` flags). */
-
-
-
-/** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
-const VAR_DIR = /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
-const buildRootfsInputs = defineInputs({
-    source: filePath({ absolute: true, default: '/' }),
-    target: filePath({ absolute: true, required: true }),
-    template: filePath({}),
-    exclude: list({ expected: 'rsync exclude patterns, one per line' }),
-    'mask-services': list({ expected: 'systemd unit names, one per line' }),
-    'enable-services': list({ expected: 'systemd unit names, one per line' }),
-    'var-dirs': list({
-        expected: 'lines of "path [owner[:group]] [mode]" with path relative to /var',
-        item: (line) => VAR_DIR.test(line),
-    }),
-    layout: choice(['versioned', 'in-place'], { default: 'versioned' }),
-    keep: integer({ min: 2, max: 1000, default: '5' }),
-    'copy-usr': bool({ default: 'false' }),
-    'client-ssh-keys': bool({ default: 'true' }),
-    'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
-    'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
-    'nfs-server': fields_text({
-        pattern: /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,
-        expected: 'a host name or IPv4 address such as 10.0.0.1 (an IPv6 address in [brackets])',
-    }),
-    'client-hostname': fields_text({
-        pattern: /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
-        expected: 'a host name label such as diskless (letters, digits and -, up to 63)',
-        default: 'diskless',
-    }),
-    'template-values': list({
-        expected: 'lines of NAME=value with NAME in capitals, digits and _',
-        item: (line) => /^[A-Z][A-Z0-9_]*=/.test(line),
-    }),
-}, (o) => {
-    if (o.target === '/') {
-        throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
-    }
-});
-
 ;// CONCATENATED MODULE: ./src/rootfs/tree.ts
 
 
@@ -73705,6 +73662,581 @@ class ClientTree {
         return (await (0,promises_.readFile)(old)).equals(body) ? old : undefined;
     }
 }
+
+;// CONCATENATED MODULE: ./src/releases/layout.ts
+/**
+ * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
+ * `<target>/releases/<id>.json` what the build knew about it, `<target>/releases/<id>.iso`
+ * (with `.sha256`) the boot image the workflow built for it, and `<target>/current` is a
+ * relative symlink to the promoted release, switched atomically (a new link renamed over
+ * the old one) so a client mounting it sees either release, never a mixture. A release is
+ * built in `releases/.partial-<id>` and renamed into place only when complete; its metadata
+ * is written before the rename, so a release directory with metadata is complete.
+ */
+
+
+
+
+
+const RELEASES = 'releases';
+const CURRENT = 'current';
+const PARTIAL = '.partial-';
+/** A release id: the UTC time of its build, with a counter when two fall in one second. */
+const RELEASE_ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
+function layout_isReleaseId(name) {
+    return RELEASE_ID.test(name);
+}
+/**
+ * A new id from the clock that sorts after every existing one (`existing` oldest first),
+ * even within the same second or when the clock went back: pruning goes by this order.
+ */
+function newReleaseId(now, existing) {
+    const base = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    const latest = existing[existing.length - 1];
+    if (latest === undefined || compareIds(base, latest) > 0)
+        return base;
+    const [date = base, n = '0'] = latest.split('-');
+    return `${date}-${Number(n) + 1}`;
+}
+/** Release ids, oldest first (the id's order is the build order). */
+async function listReleases(target) {
+    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
+    const ids = [];
+    for (const name of names) {
+        if (layout_isReleaseId(name) &&
+            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
+            ids.push(name);
+        }
+    }
+    return ids.sort(compareIds);
+}
+/** Build order of two ids: negative when `a` is older. */
+function compareIds(a, b) {
+    const [da = '', na = '0'] = a.split('-');
+    const [db = '', nb = '0'] = b.split('-');
+    return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
+}
+/** The id `current` points at, if any. */
+async function currentId(target) {
+    let link;
+    try {
+        link = await (0,promises_.readlink)(external_node_path_default().join(target, CURRENT));
+    }
+    catch {
+        return undefined;
+    }
+    const id = external_node_path_default().basename(link);
+    if (!layout_isReleaseId(id) ||
+        !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
+        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
+    }
+    return id;
+}
+async function readMeta(target, id) {
+    try {
+        return JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(target, RELEASES, `${id}.json`), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+async function writeMeta(target, meta) {
+    await files_writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+}
+/** A release that a build finished: its directory and its metadata are both there. */
+async function isComplete(target, id) {
+    return (layout_isReleaseId(id) &&
+        (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory() === true &&
+        (await readMeta(target, id)) !== undefined);
+}
+/** The boot image kept for a release (and `<that>.sha256`), removed together with it. */
+function releaseIso(target, id) {
+    return path.join(target, RELEASES, `${id}.iso`);
+}
+/** Removes a release: its root, its metadata and its kept ISO. */
+async function removeRelease(target, id) {
+    await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
+    for (const file of [`${id}.json`, `${id}.iso`, `${id}.iso.sha256`]) {
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, file), { force: true });
+    }
+}
+/** Points `current` at `id` atomically. */
+async function switchCurrent(target, id) {
+    await replaceAtomic(external_node_path_default().join(target, CURRENT), (tmp) => (0,promises_.symlink)(`${RELEASES}/${id}`, tmp));
+}
+/** Removes builds that died half-way (their directories were never published). */
+async function removePartials(target, reporter) {
+    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
+    for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
+        reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
+        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, name), { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/releases/options.ts
+/** Inputs of promote (action.yml and `diskless promote` flags). */
+
+
+
+const promoteInputs = defineInputs({
+    target: filePath({ absolute: true, required: true }),
+    release: fields_text({
+        required: true,
+        pattern: new RegExp(`^(?:previous|${RELEASE_ID.source.slice(1, -1)})$`),
+        expected: 'a release id such as 20261129T120000Z, or previous',
+    }),
+    'dry-run': bool({ default: 'false' }),
+});
+
+;// CONCATENATED MODULE: ./src/rootfs/guard.ts
+/**
+ * Refusals: every check that stops a build which would destroy data runs here, before
+ * anything is written. A target this tool made carries a marker file, so a non-empty
+ * directory without one (someone's data, a mistyped path) is never synced over.
+ */
+
+
+
+
+
+
+const MARKER = '.diskless-target';
+const LOCK = '.diskless-lock';
+/** Top-level names of the tool's own files in a target (in-place: inside the client root). */
+const TOOL_FILES = [MARKER, LOCK];
+/** Resolves symlinks of the longest existing prefix of `p` (the rest may not exist yet). */
+async function resolveLoosely(p) {
+    const rest = [];
+    let at = external_node_path_default().resolve(p);
+    for (;;) {
+        try {
+            return external_node_path_default().join(await (0,promises_.realpath)(at), ...rest.reverse());
+        }
+        catch {
+            const parent = external_node_path_default().dirname(at);
+            if (parent === at)
+                return external_node_path_default().resolve(p);
+            rest.push(external_node_path_default().basename(at));
+            at = parent;
+        }
+    }
+}
+function guard_inside(parent, child) {
+    const rel = external_node_path_default().relative(parent, child);
+    return rel === '' || (!rel.startsWith('..') && !external_node_path_default().isAbsolute(rel));
+}
+async function readMarker(target) {
+    let text;
+    try {
+        text = await (0,promises_.readFile)(external_node_path_default().join(target, MARKER), 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        const m = JSON.parse(text);
+        if (m.tool === 'diskless-node' && (m.layout === 'versioned' || m.layout === 'in-place')) {
+            return m;
+        }
+    }
+    catch {
+        // fall through
+    }
+    throw new DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
+}
+/** Every refusal; throws a DisklessError naming the input, and changes nothing. */
+async function checkPaths(o) {
+    if (!o.target || !external_node_path_default().isAbsolute(o.target)) {
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
+    }
+    if (!external_node_path_default().isAbsolute(o.source)) {
+        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
+    }
+    const sourceStat = await lstatOrUndefined(o.source);
+    const source = sourceStat ? await (0,promises_.realpath)(o.source) : o.source;
+    if (!(await lstatOrUndefined(source))?.isDirectory()) {
+        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
+    }
+    const target = await resolveLoosely(o.target);
+    if (target === '/') {
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
+    }
+    if (target === source) {
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
+    }
+    if (guard_inside(target, source)) {
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
+    }
+    if (o.template !== undefined) {
+        const st = await lstatOrUndefined(o.template);
+        if (!st?.isDirectory()) {
+            throw new DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
+        }
+    }
+    const targetStat = await lstatOrUndefined(target);
+    let marker;
+    if (targetStat) {
+        if (!targetStat.isDirectory()) {
+            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
+        }
+        marker = await readMarker(target);
+        const names = await (0,promises_.readdir)(target);
+        if (!marker && names.length > 0) {
+            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
+        }
+        if (marker && marker.layout !== o.layout) {
+            throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
+        }
+        if (marker?.layout === 'versioned') {
+            const link = external_node_path_default().join(target, CURRENT);
+            const current = await lstatOrUndefined(link);
+            if (current && !current.isSymbolicLink()) {
+                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
+            }
+        }
+    }
+    return { source, target, marker };
+}
+/** Creates the target and its marker (first build only). */
+async function claimTarget(target, layout) {
+    await (0,promises_.mkdir)(target, { recursive: true, mode: 0o755 });
+    if (await readMarker(target))
+        return;
+    await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
+}
+async function writeMarker(target, marker) {
+    await files_writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+}
+/** The lock file of a target (created if missing; never holds data). */
+async function lockFile(target) {
+    const file = external_node_path_default().join(target, LOCK);
+    if (!(await lstatOrUndefined(file)))
+        await (0,promises_.writeFile)(file, '', { mode: 0o644, flag: 'a' });
+    const st = await (0,promises_.lstat)(file);
+    if (!st.isFile()) {
+        throw new DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
+    }
+    return file;
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/lock.ts
+/**
+ * Locks held by a helper process, so that they are the same kind of lock the other
+ * party takes and vanish with the build if it dies.
+ *
+ * apt and dpkg lock /var/lib/dpkg/lock-frontend and /var/lib/dpkg/lock with fcntl(2)
+ * record locks (F_SETLK on the whole file). Node has no fcntl, and flock(1) takes
+ * flock(2) locks, which Linux keeps apart from fcntl locks: neither would stop an
+ * `apt-get upgrade`. So a small Perl program (perl-base is Essential on Debian) opens
+ * each file, takes a write lock with F_SETLK (F_SETLKW after saying it waits), prints
+ * "locked", and holds the locks until its stdin closes: when the build releases them,
+ * or when the build process dies and the kernel closes the pipe.
+ *
+ * The build lock of a target uses the same helper on a file of the target, so two builds
+ * of one target, from two processes or one, exclude each other.
+ */
+
+
+// struct flock on LP64 Linux: short l_type, short l_whence, (pad), off_t l_start,
+// off_t l_len, pid_t l_pid, (pad). Refuse other layouts rather than guess.
+const HOLDER = String.raw `
+use strict; use warnings; use Fcntl qw(F_SETLK F_SETLKW F_WRLCK SEEK_SET O_RDWR);
+$| = 1;
+die "diskless lock: only 64-bit systems are supported\n" unless length(pack('l!', 0)) == 8;
+my @held;
+for my $file (@ARGV) {
+  sysopen(my $fh, $file, O_RDWR) or die "diskless lock: cannot open $file: $!\n";
+  my $lock = pack('s s x4 q q i x4', F_WRLCK, SEEK_SET, 0, 0, 0);
+  unless (fcntl($fh, F_SETLK, $lock)) {
+    print "waiting $file\n";
+    fcntl($fh, F_SETLKW, $lock) or die "diskless lock: cannot lock $file: $!\n";
+  }
+  push @held, $fh;
+}
+print "locked\n";
+1 while <STDIN>;
+`;
+/**
+ * Takes write locks on `files` (which must exist), in order, waiting as long as
+ * another process holds one; `onWait` is told which file it waits for.
+ */
+function holdLocks(files, onWait) {
+    return new Promise((resolve, reject) => {
+        const child = (0,external_node_child_process_namespaceObject.spawn)('perl', ['-e', HOLDER, '--', ...files], {
+            stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        let buffered = '';
+        let locked = false;
+        const exited = new Promise((done) => {
+            child.on('close', () => {
+                done();
+            });
+        });
+        child.stderr.on('data', (b) => {
+            stderr += b.toString('utf8');
+        });
+        child.stdout.on('data', (b) => {
+            buffered += b.toString('utf8');
+            let nl;
+            while ((nl = buffered.indexOf('\n')) >= 0) {
+                const line = buffered.slice(0, nl);
+                buffered = buffered.slice(nl + 1);
+                if (line.startsWith('waiting '))
+                    onWait(line.slice('waiting '.length));
+                if (line === 'locked') {
+                    locked = true;
+                    resolve({
+                        release: async () => {
+                            child.stdin.end();
+                            await exited;
+                        },
+                    });
+                }
+            }
+        });
+        child.on('error', (error) => {
+            reject(new DisklessError(`perl (needed to take the locks): ${error.message}`));
+        });
+        child.on('close', (code) => {
+            if (!locked) {
+                reject(new DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
+            }
+        });
+        child.stdin.on('error', () => undefined);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/releases/history.ts
+/**
+ * The promotion history of a target: every time `current` moved, when, from which release
+ * to which, and who or what moved it. `previous` (the rollback) and retention's "stopped
+ * being current" both read it. It lives in `<target>/promotions.json`, one JSON array,
+ * replaced atomically under the target's build lock, so jq can read it too.
+ */
+
+
+
+
+
+const HISTORY = 'promotions.json';
+async function readHistory(target) {
+    const file = external_node_path_default().join(target, HISTORY);
+    let text;
+    try {
+        text = await (0,promises_.readFile)(file, 'utf8');
+    }
+    catch {
+        return [];
+    }
+    try {
+        const parsed = JSON.parse(text);
+        if (Array.isArray(parsed))
+            return parsed;
+    }
+    catch {
+        // fall through to the error below
+    }
+    throw new DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
+}
+async function appendPromotion(target, entry) {
+    const history = await readHistory(target);
+    await files_writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
+}
+/**
+ * The release that was current before `current`: the `from` of the promotion that made it
+ * current (undefined when history does not know, e.g. the first release).
+ */
+function previousOf(history, current) {
+    for (let i = history.length - 1; i >= 0; i--) {
+        const p = history[i];
+        if (p?.to === current)
+            return p.from;
+    }
+    return undefined;
+}
+/** Releases that have been current at some time, by the history. */
+function everPromoted(history) {
+    return new Set(history.flatMap((p) => (p.from ? [p.from, p.to] : [p.to])));
+}
+/** When each release last stopped being current (ms since the epoch). */
+function leftCurrentAt(history) {
+    const out = new Map();
+    for (const p of history)
+        if (p.from && p.from !== p.to)
+            out.set(p.from, Date.parse(p.time));
+    return out;
+}
+/** Names the run that promotes, for the history: the workflow run, else user@host. */
+function whoRan(env) {
+    if (env.GITHUB_RUN_ID) {
+        const run = `${env.GITHUB_REPOSITORY ?? ''} ${env.GITHUB_WORKFLOW ?? 'workflow'} run ${env.GITHUB_RUN_ID}`;
+        return `${run.trim()}${env.GITHUB_ACTOR ? ` by ${env.GITHUB_ACTOR}` : ''}`;
+    }
+    return `${env.SUDO_USER ?? env.USER ?? 'unknown'}@${external_node_os_default().hostname()} (diskless command line)`;
+}
+
+;// CONCATENATED MODULE: ./src/releases/promote.ts
+/**
+ * promote: makes a complete release current, atomically, and records it. `previous` is
+ * the release that was current before the current one (by the history), so a rollback is
+ * `promote previous`, and a second one undoes the first.
+ *
+ *   check    the target is a versioned target of this tool; the id names a complete release
+ *   lock     the target's build lock: never while a build publishes or prunes
+ *   resolve  `previous` through the history
+ *   switch   `current` replaced atomically; the history records time, from, to and who
+ */
+
+
+
+
+
+
+/**
+ * Points `current` at `id` and records the promotion; on a failure to record, `current`
+ * goes back to what it was, so the history never misses a switch. The caller holds the
+ * target's build lock.
+ */
+async function makeCurrent(target, id, from, by) {
+    await switchCurrent(target, id);
+    try {
+        await appendPromotion(target, {
+            time: new Date().toISOString(),
+            ...(from ? { from } : {}),
+            to: id,
+            by,
+            ...(from && compareIds(id, from) < 0 ? { rollback: true } : {}),
+        });
+    }
+    catch (error) {
+        if (from)
+            await switchCurrent(target, from);
+        throw error;
+    }
+}
+async function checkTarget(target) {
+    const marker = await readMarker(target);
+    if (marker?.layout !== 'versioned') {
+        throw new DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
+    }
+}
+/** The id `release` names: itself, or the previous one by the history. */
+async function resolve(target, release, current) {
+    let id = release;
+    if (release === 'previous') {
+        const history = await readHistory(target);
+        const previous = current ? previousOf(history, current) : undefined;
+        if (!previous) {
+            throw new DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
+        }
+        id = previous;
+    }
+    if (!(await isComplete(target, id))) {
+        const known = (await listReleases(target)).slice(-5).reverse();
+        throw new DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
+    }
+    return id;
+}
+async function promote(options, reporter) {
+    const target = external_node_path_default().resolve(options.target);
+    await checkTarget(target);
+    const lock = await holdLocks([await lockFile(target)], () => {
+        reporter.info(`A build of ${target} is running; waiting for it to finish`);
+    });
+    try {
+        const current = await currentId(target);
+        const id = await resolve(target, options.release, current);
+        const by = whoRan(process.env);
+        let what;
+        if (id === current) {
+            what = `${id} is already current; nothing changed`;
+        }
+        else if (options.dryRun) {
+            what = `dry run: would make ${id} current (now ${current ?? 'none'})`;
+        }
+        else {
+            await makeCurrent(target, id, current, by);
+            what = `${external_node_path_default().join(target, CURRENT)} now points at ${RELEASES}/${id} (was ${current ?? 'none'})`;
+        }
+        reporter.info(what);
+        const changed = id !== current && !options.dryRun;
+        return {
+            outputs: { release: id, previous: current ?? '', changed },
+            summary: [
+                ['Target', target],
+                ['Release', id],
+                ['Previous', current ?? 'none'],
+                ['Result', what],
+                ...(changed ? [['By', by]] : []),
+            ],
+        };
+    }
+    finally {
+        await lock.release();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/options.ts
+/** Inputs of build-rootfs (action.yml and `diskless build-rootfs` flags). */
+
+
+
+
+/** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
+const VAR_DIR = /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
+const buildRootfsInputs = defineInputs({
+    source: filePath({ absolute: true, default: '/' }),
+    target: filePath({ absolute: true, required: true }),
+    template: filePath({}),
+    exclude: list({ expected: 'rsync exclude patterns, one per line' }),
+    'mask-services': list({ expected: 'systemd unit names, one per line' }),
+    'enable-services': list({ expected: 'systemd unit names, one per line' }),
+    'var-dirs': list({
+        expected: 'lines of "path [owner[:group]] [mode]" with path relative to /var',
+        item: (line) => VAR_DIR.test(line),
+    }),
+    layout: choice(['versioned', 'in-place'], { default: 'versioned' }),
+    publish: bool({ default: 'true' }),
+    keep: integer({ min: 2, max: 1000, default: '5' }),
+    'keep-days': integer({ min: 0, max: 36500, default: '30' }),
+    'keep-releases': list({
+        expected: 'release ids such as 20261129T120000Z, one per line',
+        item: layout_isReleaseId,
+    }),
+    'nfs-mounts': list({
+        expected: 'absolute paths of NFS mount tables (rmtab or `showmount -a` output), one per line',
+        item: (line) => line.startsWith('/'),
+        default: '/var/lib/nfs/rmtab',
+    }),
+    'copy-usr': bool({ default: 'false' }),
+    'client-ssh-keys': bool({ default: 'true' }),
+    'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
+    'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
+    'nfs-server': fields_text({
+        pattern: /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,
+        expected: 'a host name or IPv4 address such as 10.0.0.1 (an IPv6 address in [brackets])',
+    }),
+    'client-hostname': fields_text({
+        pattern: /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/,
+        expected: 'a host name label such as diskless (letters, digits and -, up to 63)',
+        default: 'diskless',
+    }),
+    'template-values': list({
+        expected: 'lines of NAME=value with NAME in capitals, digits and _',
+        item: (line) => /^[A-Z][A-Z0-9_]*=/.test(line),
+    }),
+}, (o) => {
+    if (o.layout === 'in-place' && !o.publish) {
+        throw new InputError('publish', 'Input "publish": got "false"; expected true with layout in-place (an in-place build is live as it is made; use the versioned layout to stage a release)');
+    }
+    if (o.target === '/') {
+        throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
+    }
+});
 
 ;// CONCATENATED MODULE: ./src/rootfs/scrub.ts
 /**
@@ -73905,339 +74437,6 @@ function exclusions(c) {
     ];
 }
 
-;// CONCATENATED MODULE: ./src/rootfs/releases.ts
-/**
- * The versioned layout: `<target>/releases/<id>/` holds one immutable client root each,
- * `<target>/releases/<id>.json` what the build knew about it, and `<target>/current` is
- * a relative symlink to the newest, switched atomically (a new link renamed over the old
- * one) so a client mounting it sees either release, never a mixture. A release is built
- * in `releases/.partial-<id>` and renamed into place only when complete.
- */
-
-
-
-
-
-const RELEASES = 'releases';
-const CURRENT = 'current';
-const PARTIAL = '.partial-';
-const ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
-function isReleaseId(name) {
-    return ID.test(name);
-}
-/**
- * A new id from the clock that sorts after every existing one (`existing` oldest first),
- * even within the same second or when the clock went back: pruning goes by this order.
- */
-function newReleaseId(now, existing) {
-    const base = now
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z');
-    const latest = existing[existing.length - 1];
-    if (latest === undefined || compareIds(base, latest) > 0)
-        return base;
-    const [date = base, n = '0'] = latest.split('-');
-    return `${date}-${Number(n) + 1}`;
-}
-/** Release ids, oldest first (the id's order is the build order). */
-async function listReleases(target) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    const ids = [];
-    for (const name of names) {
-        if (isReleaseId(name) &&
-            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
-            ids.push(name);
-        }
-    }
-    return ids.sort(compareIds);
-}
-function compareIds(a, b) {
-    const [da = '', na = '0'] = a.split('-');
-    const [db = '', nb = '0'] = b.split('-');
-    return da === db ? Number(na) - Number(nb) : da < db ? -1 : 1;
-}
-/** The id `current` points at, if any. */
-async function currentId(target) {
-    let link;
-    try {
-        link = await (0,promises_.readlink)(external_node_path_default().join(target, CURRENT));
-    }
-    catch {
-        return undefined;
-    }
-    const id = external_node_path_default().basename(link);
-    if (!isReleaseId(id) ||
-        !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
-        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
-    }
-    return id;
-}
-async function readMeta(target, id) {
-    try {
-        return JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(target, RELEASES, `${id}.json`), 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-async function writeMeta(target, meta) {
-    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
-}
-/** Points `current` at `id` atomically. */
-async function switchCurrent(target, id) {
-    await replaceAtomic(external_node_path_default().join(target, CURRENT), (tmp) => (0,promises_.symlink)(`${RELEASES}/${id}`, tmp));
-}
-/** Removes builds that died half-way (their directories were never published). */
-async function removePartials(target, reporter) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    for (const name of names.filter((n) => n.startsWith(PARTIAL))) {
-        reporter.info(`Removing ${RELEASES}/${name}, left by a build that did not finish`);
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, name), { recursive: true, force: true });
-    }
-}
-/**
- * Removes all but the `keep` newest releases, never the current one nor the one before
- * it (clients that booted it may still run on it). Returns the removed ids.
- */
-async function prune(target, keep, protect, reporter) {
-    const ids = await listReleases(target);
-    const kept = new Set([
-        ...ids.slice(-keep),
-        ...protect.filter((p) => p !== undefined),
-    ]);
-    const removed = [];
-    for (const id of ids) {
-        if (kept.has(id))
-            continue;
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
-        await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, `${id}.json`), { force: true });
-        removed.push(id);
-    }
-    if (removed.length > 0)
-        reporter.info(`Pruned ${removed.length} old release(s): ${removed.join(', ')}`);
-    return removed;
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/guard.ts
-/**
- * Refusals: every check that stops a build which would destroy data runs here, before
- * anything is written. A target this tool made carries a marker file, so a non-empty
- * directory without one (someone's data, a mistyped path) is never synced over.
- */
-
-
-
-
-
-
-const MARKER = '.diskless-target';
-const LOCK = '.diskless-lock';
-/** Top-level names of the tool's own files in a target (in-place: inside the client root). */
-const TOOL_FILES = [MARKER, LOCK];
-/** Resolves symlinks of the longest existing prefix of `p` (the rest may not exist yet). */
-async function resolveLoosely(p) {
-    const rest = [];
-    let at = external_node_path_default().resolve(p);
-    for (;;) {
-        try {
-            return external_node_path_default().join(await (0,promises_.realpath)(at), ...rest.reverse());
-        }
-        catch {
-            const parent = external_node_path_default().dirname(at);
-            if (parent === at)
-                return external_node_path_default().resolve(p);
-            rest.push(external_node_path_default().basename(at));
-            at = parent;
-        }
-    }
-}
-function guard_inside(parent, child) {
-    const rel = external_node_path_default().relative(parent, child);
-    return rel === '' || (!rel.startsWith('..') && !external_node_path_default().isAbsolute(rel));
-}
-async function readMarker(target) {
-    let text;
-    try {
-        text = await (0,promises_.readFile)(external_node_path_default().join(target, MARKER), 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    try {
-        const m = JSON.parse(text);
-        if (m.tool === 'diskless-node' && (m.layout === 'versioned' || m.layout === 'in-place')) {
-            return m;
-        }
-    }
-    catch {
-        // fall through
-    }
-    throw new DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
-}
-/** Every refusal; throws a DisklessError naming the input, and changes nothing. */
-async function checkPaths(o) {
-    if (!o.target || !external_node_path_default().isAbsolute(o.target)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
-    }
-    if (!external_node_path_default().isAbsolute(o.source)) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
-    }
-    const sourceStat = await lstatOrUndefined(o.source);
-    const source = sourceStat ? await (0,promises_.realpath)(o.source) : o.source;
-    if (!(await lstatOrUndefined(source))?.isDirectory()) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
-    }
-    const target = await resolveLoosely(o.target);
-    if (target === '/') {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
-    }
-    if (target === source) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
-    }
-    if (guard_inside(target, source)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
-    }
-    if (o.template !== undefined) {
-        const st = await lstatOrUndefined(o.template);
-        if (!st?.isDirectory()) {
-            throw new DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
-        }
-    }
-    const targetStat = await lstatOrUndefined(target);
-    let marker;
-    if (targetStat) {
-        if (!targetStat.isDirectory()) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
-        }
-        marker = await readMarker(target);
-        const names = await (0,promises_.readdir)(target);
-        if (!marker && names.length > 0) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
-        }
-        if (marker && marker.layout !== o.layout) {
-            throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
-        }
-        if (marker?.layout === 'versioned') {
-            const link = external_node_path_default().join(target, CURRENT);
-            const current = await lstatOrUndefined(link);
-            if (current && !current.isSymbolicLink()) {
-                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
-            }
-        }
-    }
-    return { source, target, marker };
-}
-/** Creates the target and its marker (first build only). */
-async function claimTarget(target, layout) {
-    await (0,promises_.mkdir)(target, { recursive: true, mode: 0o755 });
-    if (await readMarker(target))
-        return;
-    await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
-}
-async function writeMarker(target, marker) {
-    await writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
-}
-/** The lock file of a target (created if missing; never holds data). */
-async function lockFile(target) {
-    const file = external_node_path_default().join(target, LOCK);
-    if (!(await lstatOrUndefined(file)))
-        await (0,promises_.writeFile)(file, '', { mode: 0o644, flag: 'a' });
-    const st = await (0,promises_.lstat)(file);
-    if (!st.isFile()) {
-        throw new DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
-    }
-    return file;
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/lock.ts
-/**
- * Locks held by a helper process, so that they are the same kind of lock the other
- * party takes and vanish with the build if it dies.
- *
- * apt and dpkg lock /var/lib/dpkg/lock-frontend and /var/lib/dpkg/lock with fcntl(2)
- * record locks (F_SETLK on the whole file). Node has no fcntl, and flock(1) takes
- * flock(2) locks, which Linux keeps apart from fcntl locks: neither would stop an
- * `apt-get upgrade`. So a small Perl program (perl-base is Essential on Debian) opens
- * each file, takes a write lock with F_SETLK (F_SETLKW after saying it waits), prints
- * "locked", and holds the locks until its stdin closes: when the build releases them,
- * or when the build process dies and the kernel closes the pipe.
- *
- * The build lock of a target uses the same helper on a file of the target, so two builds
- * of one target, from two processes or one, exclude each other.
- */
-
-
-// struct flock on LP64 Linux: short l_type, short l_whence, (pad), off_t l_start,
-// off_t l_len, pid_t l_pid, (pad). Refuse other layouts rather than guess.
-const HOLDER = String.raw `
-use strict; use warnings; use Fcntl qw(F_SETLK F_SETLKW F_WRLCK SEEK_SET O_RDWR);
-$| = 1;
-die "diskless lock: only 64-bit systems are supported\n" unless length(pack('l!', 0)) == 8;
-my @held;
-for my $file (@ARGV) {
-  sysopen(my $fh, $file, O_RDWR) or die "diskless lock: cannot open $file: $!\n";
-  my $lock = pack('s s x4 q q i x4', F_WRLCK, SEEK_SET, 0, 0, 0);
-  unless (fcntl($fh, F_SETLK, $lock)) {
-    print "waiting $file\n";
-    fcntl($fh, F_SETLKW, $lock) or die "diskless lock: cannot lock $file: $!\n";
-  }
-  push @held, $fh;
-}
-print "locked\n";
-1 while <STDIN>;
-`;
-/**
- * Takes write locks on `files` (which must exist), in order, waiting as long as
- * another process holds one; `onWait` is told which file it waits for.
- */
-function holdLocks(files, onWait) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_node_child_process_namespaceObject.spawn)('perl', ['-e', HOLDER, '--', ...files], {
-            stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        let stderr = '';
-        let buffered = '';
-        let locked = false;
-        const exited = new Promise((done) => {
-            child.on('close', () => {
-                done();
-            });
-        });
-        child.stderr.on('data', (b) => {
-            stderr += b.toString('utf8');
-        });
-        child.stdout.on('data', (b) => {
-            buffered += b.toString('utf8');
-            let nl;
-            while ((nl = buffered.indexOf('\n')) >= 0) {
-                const line = buffered.slice(0, nl);
-                buffered = buffered.slice(nl + 1);
-                if (line.startsWith('waiting '))
-                    onWait(line.slice('waiting '.length));
-                if (line === 'locked') {
-                    locked = true;
-                    resolve({
-                        release: async () => {
-                            child.stdin.end();
-                            await exited;
-                        },
-                    });
-                }
-            }
-        });
-        child.on('error', (error) => {
-            reject(new DisklessError(`perl (needed to take the locks): ${error.message}`));
-        });
-        child.on('close', (code) => {
-            if (!locked) {
-                reject(new DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
-            }
-        });
-        child.stdin.on('error', () => undefined);
-    });
-}
-
 ;// CONCATENATED MODULE: ./src/rootfs/overlay.ts
 /**
  * The template: a directory tree laid over the copy (owner root, modes kept). A file
@@ -74340,6 +74539,208 @@ async function applyTemplate(tree, entries) {
     return files;
 }
 
+;// CONCATENATED MODULE: ./src/releases/ledger.ts
+/**
+ * The upload ledger: what each upload target (a zone's drive) was last given, one file per
+ * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
+ * the release their drive's ISO names, so every release in the ledger is in use. The
+ * workflow's report job writes these files with jq (same fields); `recordUpload` is the
+ * library's writer for everything else.
+ */
+
+
+
+
+const LEDGER = 'ledger';
+/** An upload target's name, as the workflow's targets input allows it. */
+const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+async function recordUpload(target, entry) {
+    if (!TARGET_NAME.test(entry.target) || !isReleaseId(entry.release)) {
+        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
+    }
+    const dir = path.join(target, LEDGER);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await writeFileAtomic(path.join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
+}
+/**
+ * Every readable entry. A file that is not an entry is reported in `unreadable`, never
+ * taken as "nothing in use": retention then keeps everything (see in-use.ts).
+ */
+async function readLedger(target) {
+    const dir = external_node_path_default().join(target, LEDGER);
+    const names = await (0,promises_.readdir)(dir).catch(() => []);
+    const entries = [];
+    const unreadable = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+        try {
+            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
+            if (typeof e.target === 'string' && typeof e.release === 'string' && layout_isReleaseId(e.release)) {
+                entries.push(e);
+                continue;
+            }
+        }
+        catch {
+            // reported below
+        }
+        unreadable.push(external_node_path_default().join(dir, name));
+    }
+    return { entries, unreadable };
+}
+
+;// CONCATENATED MODULE: ./src/releases/in-use.ts
+/**
+ * Which releases are in use: the one place that says so, for retention and the summary.
+ * A release is in use while any signal names it:
+ *   current   `<target>/current` points at it (new clients mount it)
+ *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts)
+ *   mounted   the NFS server's mount table names it (rmtab lines, or `showmount -a` output)
+ *   kept      the operator named it (input keep-releases)
+ * A signal that cannot be read (a damaged ledger file, an unreadable mount table that was
+ * asked for) makes the answer unsafe: retention then removes nothing.
+ */
+
+
+
+
+
+/** The exported path of each `host:/path[:0x...]` line (rmtab, `showmount -a`). */
+function mountedPaths(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const at = line.indexOf(':/');
+        if (at < 0)
+            continue;
+        out.push(line
+            .slice(at + 1)
+            .replace(/:0x[0-9a-f]+\s*$/i, '')
+            .trim());
+    }
+    return out;
+}
+/** What a mounted path means for `target`: one release, every release, or nothing. */
+function releaseOfMount(target, mounted, current) {
+    const rel = external_node_path_default().relative(target, external_node_path_default().resolve(mounted));
+    if (rel.startsWith('..') || external_node_path_default().isAbsolute(rel))
+        return {};
+    const [first = '', second] = rel.split((external_node_path_default()).sep);
+    if (rel === '' || (first === RELEASES && second === undefined))
+        return { all: true };
+    if (first === CURRENT)
+        return current ? { id: current } : {};
+    if (first === RELEASES && second !== undefined)
+        return { id: second };
+    return {};
+}
+async function releasesInUse(o) {
+    const reasons = new Map();
+    const problems = [];
+    let all;
+    const add = (id, why) => {
+        const list = reasons.get(id) ?? [];
+        if (!list.includes(why))
+            list.push(why);
+        reasons.set(id, list);
+    };
+    if (o.current)
+        add(o.current, 'current');
+    const ledger = await readLedger(o.target);
+    for (const e of ledger.entries)
+        add(e.release, `ledger: ${e.target}`);
+    for (const file of ledger.unreadable)
+        problems.push(`${file} is not a ledger entry`);
+    for (const table of o.mountTables) {
+        let text;
+        try {
+            text = await (0,promises_.readFile)(table, 'utf8');
+        }
+        catch (error) {
+            if (error.code === 'ENOENT')
+                continue;
+            problems.push(`${table}: ${errorMessage(error)}`);
+            continue;
+        }
+        for (const mounted of mountedPaths(text)) {
+            const r = releaseOfMount(o.target, mounted, o.current);
+            if (r.all)
+                all = `${mounted} is mounted (${table})`;
+            if (r.id)
+                add(r.id, `mounted: ${table}`);
+        }
+    }
+    for (const id of o.keepReleases)
+        add(id, 'keep-releases');
+    return all ? { reasons, problems, all } : { reasons, problems };
+}
+
+;// CONCATENATED MODULE: ./src/releases/retention.ts
+
+
+const DAY = 24 * 3600 * 1000;
+function planRetention(o) {
+    const left = leftCurrentAt(o.history);
+    const keep = new Map();
+    const remove = [];
+    const newest = new Set(o.ids.slice(-o.keep));
+    o.ids.forEach((id, i) => {
+        const why = [...(o.inUse.reasons.get(id) ?? [])];
+        if (newest.has(id))
+            why.push(`among the ${o.keep} newest`);
+        // When it stopped being current; never current: when the next release superseded it.
+        const next = o.ids[i + 1];
+        const nextCreated = next !== undefined ? o.metas.get(next)?.created : undefined;
+        const at = left.get(id) ?? Date.parse(nextCreated ?? o.metas.get(id)?.created ?? '');
+        if (Number.isNaN(at))
+            why.push('its age is unknown');
+        else if (o.now - at < o.keepDays * DAY) {
+            why.push(`current or new within ${o.keepDays} day(s)`);
+        }
+        if (o.inUse.all)
+            why.push(o.inUse.all);
+        if (o.inUse.problems.length > 0)
+            why.push('a signal of what is in use could not be read');
+        if (why.length > 0)
+            keep.set(id, why);
+        else
+            remove.push(id);
+    });
+    return { remove, keep };
+}
+/** Reads the metadata the plan needs. */
+async function releaseMetas(target, ids) {
+    const out = new Map();
+    for (const id of ids)
+        out.set(id, await readMeta(target, id));
+    return out;
+}
+/**
+ * Removes what the plan says. A failure is a warning (the build it follows is done and
+ * may be live): the release stays for the next run, never half-reported as removed.
+ */
+async function applyRetention(target, plan, reporter) {
+    const removed = [];
+    for (const id of plan.remove) {
+        try {
+            await removeRelease(target, id);
+            removed.push(id);
+        }
+        catch (error) {
+            reporter.warning(`Could not remove release ${id}: ${error.message}`);
+        }
+    }
+    if (removed.length > 0) {
+        reporter.info(`Removed ${removed.length} old release(s): ${removed.join(', ')}`);
+    }
+    return removed;
+}
+/** Summary rows: every release kept and why, and every release removed. */
+function retentionRows(plan, removed) {
+    const kept = [...plan.keep].map(([id, why]) => `${id} (${why.join('; ')})`);
+    return [
+        ['Releases kept', kept.join(', ') || 'none'],
+        ['Releases removed', removed.join(', ') || 'none'],
+    ];
+}
+
 ;// CONCATENATED MODULE: ./src/rootfs/rsync.ts
 /**
  * The copy: rsync with hard links (-H), ACLs (-A), extended attributes (-X, so file
@@ -74351,6 +74752,10 @@ async function applyTemplate(tree, entries) {
  * anything would change at all; paths the build itself manages (the overlay, generated
  * files, masks) are left out of that comparison, since the master's version of them never
  * reaches a client. Directory times are ignored there: /tmp's or /run's change all the time.
+ * A file whose only difference is its modification time (ldconfig, package scripts touch
+ * files without changing them) is compared by content in a second dry run over just those
+ * files (-c): a new release comes only from a change of content, owner, mode, ACLs or
+ * xattrs, and the cost of reading is paid for the touched files alone.
  */
 
 
@@ -74397,8 +74802,53 @@ async function differences(o) {
             slash(o.source),
             slash(o.dest),
         ], { okCodes: [VANISHED] });
-        return stdout.split('\n').filter((line) => line.trim() !== '');
+        // A symlink's content is its target, which rsync compares itself: its time alone is
+        // no change. A file's time alone sends it to the content comparison.
+        const lines = stdout
+            .split('\n')
+            .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
+        const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
+        if (touched.length === 0)
+            return lines;
+        const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
+        return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
     });
+}
+/** Itemized lines (YXcstpoguax) whose only difference is the modification time. */
+const FILE_TIME_ONLY = /^[>.]f\.\.[tT]\.{6} /;
+const LINK_TIME_ONLY = /^[.c]L\.\.[tT]\.{6} /;
+/** The path of an itemized line, with rsync's \#ooo escapes (one byte each) undone. */
+function itemPath(line) {
+    const parts = line.slice(12).split(/\\#([0-7]{3})/);
+    // split with a capture group: text, byte, text, byte, ..., text
+    const bytes = parts.map((part, i) => i % 2 === 1 ? Buffer.from([parseInt(part, 8)]) : Buffer.from(part, 'utf8'));
+    return Buffer.concat(bytes).toString('utf8');
+}
+/** Which of `files` (relative paths) differ in content between `source` and `dest`. */
+async function contentDiffers(source, dest, files) {
+    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
+    try {
+        const list = external_node_path_default().join(dir, 'files');
+        await (0,promises_.writeFile)(list, Buffer.from(`${files.join('\0')}\0`));
+        const { stdout } = await run('rsync', [
+            ...BASE.filter((arg) => arg !== '--delete'),
+            '--dry-run',
+            '--itemize-changes',
+            '--checksum',
+            '--from0',
+            `--files-from=${list}`,
+            slash(source),
+            slash(dest),
+        ], { okCodes: [VANISHED] });
+        // With -c an equal file only gets its time set ('.' first): a transfer means content.
+        return new Set(stdout
+            .split('\n')
+            .filter((line) => /^[>c]/.test(line))
+            .map(itemPath));
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    }
 }
 function statNumber(stdout, label) {
     const m = new RegExp(`^${label}: ([\\d,]+)`, 'm').exec(stdout);
@@ -75025,7 +75475,12 @@ async function buildSkeleton(o) {
  *   var      the /var skeleton archive and the unit that unpacks it at boot
  *   services server-only units masked, client units enabled
  *   scan     no private keys or credentials in the client root
- *   publish  rename into releases/<id>, switch current atomically, prune
+ *   publish  rename into releases/<id>; with publish, switch current atomically
+ *   retain   remove old releases that nothing uses any more (retention.ts)
+ *
+ * A versioned build starts from the newest staged release (built, never promoted) when
+ * there is one, else from the current one: a staged release that has not passed its boot
+ * test yet is not built again when nothing changed, and a rolled-back one is not reused.
  */
 
 
@@ -75045,8 +75500,16 @@ async function buildSkeleton(o) {
 
 
 
+
+
+
+
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
-const FORMAT = 1;
+const FORMAT = 2;
+/** The release id inside the root, for the client (and its operator) to read. */
+const RELEASE_FILE = 'etc/diskless/release';
+/** agetty shows /etc/issue.d/*.issue at the console login prompt. */
+const ISSUE_FILE = 'etc/issue.d/diskless-release.issue';
 function templateValues(o, nfsRoot, usrExport) {
     const values = {
         NFS_SERVER: { value: o.nfsServer, input: 'nfs-server' },
@@ -75079,18 +75542,60 @@ async function hashFiles(dir, names) {
 }
 /**
  * The release a build starts from: in place, what the marker says the last build made
- * of the target itself; versioned, the one `current` points at (its root even when its
- * metadata is lost).
+ * of the target itself; versioned, the newest staged release (newer than current and never
+ * promoted), else the current one, else the newest (its root even when its metadata is
+ * lost). `current` is what `current` points at.
  */
 async function previousRelease(target, layout, marker) {
     if (layout === 'in-place') {
         const meta = marker?.last;
         return { meta, root: meta ? target : undefined };
     }
-    const id = await currentId(target);
+    const current = await currentId(target);
+    const ids = await listReleases(target);
+    const promoted = everPromoted(await readHistory(target));
+    const staged = ids.filter((id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0));
+    const id = staged.at(-1) ?? current ?? ids.at(-1);
     if (!id)
         return {};
-    return { id, meta: await readMeta(target, id), root: external_node_path_default().join(target, RELEASES, id) };
+    return { id, meta: await readMeta(target, id), root: external_node_path_default().join(target, RELEASES, id), current };
+}
+/**
+ * Retention after a build: what nothing uses any more goes. Never fails the build (its
+ * release is complete and may be live): a failure is a warning and everything stays.
+ */
+async function retain(target, options, reporter) {
+    try {
+        return await reporter.group('Retention', async () => {
+            const ids = await listReleases(target);
+            const current = await currentId(target);
+            const inUse = await releasesInUse({
+                target,
+                current,
+                mountTables: options.nfsMounts,
+                keepReleases: options.keepReleases,
+            });
+            for (const problem of inUse.problems)
+                reporter.warning(`Retention: ${problem}`);
+            const plan = planRetention({
+                ids,
+                metas: await releaseMetas(target, ids),
+                history: await readHistory(target),
+                inUse,
+                keep: options.keep,
+                keepDays: options.keepDays,
+                now: Date.now(),
+            });
+            for (const [id, why] of plan.keep)
+                reporter.info(`Keeping ${id}: ${why.join('; ')}`);
+            const removed = await applyRetention(target, plan, reporter);
+            return retentionRows(plan, removed);
+        });
+    }
+    catch (error) {
+        reporter.warning(`Retention did not run, nothing was removed: ${error.message}`);
+        return [['Releases removed', 'none (retention failed, see the warnings)']];
+    }
 }
 /** The step's outputs and summary; `started` is the build's start (Date.now()). */
 function stepReport(o) {
@@ -75100,6 +75605,7 @@ function stepReport(o) {
             root: o.root,
             release: o.meta.id,
             changed: o.changed,
+            published: o.published,
             files: o.meta.files,
             bytes: o.meta.bytes,
             duration,
@@ -75109,7 +75615,6 @@ function stepReport(o) {
             ['Release', `${o.meta.id}${o.note}`],
             ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
             ...o.rows,
-            ...(o.pruned.length > 0 ? [['Pruned', o.pruned.join(', ')]] : []),
             ['Duration', `${duration} s`],
         ],
     };
@@ -75174,7 +75679,7 @@ async function buildRootfs(options, reporter) {
     let staging;
     try {
         const marker = await readMarker(target);
-        const { id: previousId, meta: previousMeta, root: previousRoot, } = await previousRelease(target, layout, marker);
+        const { id: previousId, meta: previousMeta, root: previousRoot, current, } = await previousRelease(target, layout, marker);
         if (layout === 'versioned')
             await removePartials(target, reporter);
         // ---- compare, then copy holding the dpkg lock of the source ----
@@ -75229,16 +75734,21 @@ async function buildRootfs(options, reporter) {
                     return lines;
                 });
                 if (diff.length === 0) {
-                    const pruned = layout === 'versioned'
-                        ? await prune(target, options.keep, [previousMeta.id, previousMeta.previous], reporter)
-                        : [];
+                    // Unchanged: nothing new. With publish, the release it equals becomes current
+                    // (a staged one that the last run did not get to promote).
+                    const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
+                    if (promote) {
+                        await makeCurrent(target, previousMeta.id, current, whoRan(process.env));
+                        reporter.info(`${external_node_path_default().join(target, CURRENT)} now points at ${previousMeta.id}`);
+                    }
+                    const published = layout === 'in-place' || (options.publish && previousMeta.id === current) || promote;
                     return stepReport({
                         root: previousRoot,
                         meta: previousMeta,
                         changed: false,
-                        note: ' (unchanged: nothing published)',
-                        rows: [],
-                        pruned,
+                        note: ` (unchanged: nothing new${promote ? '; made current' : ''})`,
+                        rows: layout === 'versioned' ? await retain(target, options, reporter) : [],
+                        published,
                         started,
                     });
                 }
@@ -75279,6 +75789,11 @@ async function buildRootfs(options, reporter) {
         const keys = await reporter.group("Scrub the master's identity", () => scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter));
         await reporter.group('Overlay the template', async () => {
             const n = await applyTemplate(tree, template);
+            await tree.writeFile(RELEASE_FILE, `${id}\n`, { mode: 0o644, mtime: new Date(0) });
+            await tree.writeFile(ISSUE_FILE, `diskless release ${id}\n\n`, {
+                mode: 0o644,
+                mtime: new Date(0),
+            });
             reporter.info(options.template
                 ? `Laid ${n} file(s) of ${options.template} over the root`
                 : 'No template given');
@@ -75325,16 +75840,25 @@ async function buildRootfs(options, reporter) {
             bytes: scan.bytes,
         };
         let finalRoot = root;
-        let pruned = [];
         await reporter.group('Publish', async () => {
             if (layout === 'versioned') {
                 finalRoot = external_node_path_default().join(target, RELEASES, id);
                 await writeMeta(target, meta);
                 await (0,promises_.rename)(root, finalRoot);
                 staging = undefined;
-                await switchCurrent(target, id);
+                if (!options.publish) {
+                    reporter.info(`Staged ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} still points at ${current ?? 'nothing'} (promote the release once it passed its boot test)`);
+                    return;
+                }
+                try {
+                    await makeCurrent(target, id, current, whoRan(process.env));
+                }
+                catch (error) {
+                    // Not live: the release must not linger as if it had been published.
+                    await removeRelease(target, id);
+                    throw error;
+                }
                 reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} points at it`);
-                pruned = await prune(target, options.keep, [id, previousId], reporter);
             }
             else {
                 await writeMarker(target, {
@@ -75352,8 +75876,15 @@ async function buildRootfs(options, reporter) {
             rows: [
                 ['Masked', services.masked.join(', ') || 'none'],
                 ['Enabled', services.enabled.join(', ') || 'none'],
+                [
+                    'Current',
+                    layout === 'in-place' || options.publish
+                        ? 'this release'
+                        : `${current ?? 'none'} (staged, not published)`,
+                ],
+                ...(layout === 'versioned' ? await retain(target, options, reporter) : []),
             ],
-            pruned,
+            published: layout === 'in-place' || options.publish,
             started,
         });
     }
@@ -76547,6 +77078,8 @@ async function uploadDrive(options, reporter) {
 
 
 
+
+
 function step(s) {
     return {
         name: s.name,
@@ -76579,6 +77112,12 @@ const steps = {
         title: 'Boot the ISO in QEMU against its release over NFS',
         inputs: bootTestInputs,
         run: runBootTest,
+    }),
+    promote: step({
+        name: 'promote',
+        title: 'Make a tested release current, or roll back',
+        inputs: promoteInputs,
+        run: promote,
     }),
 };
 function isStepName(name) {
