@@ -354,8 +354,7 @@ export async function buildRootfs(
             await makeCurrent(target, previousMeta.id, current, whoRan(process.env));
             reporter.info(`${path.join(target, CURRENT)} now points at ${previousMeta.id}`);
           }
-          const published =
-            layout === 'in-place' || (options.publish && previousMeta.id === current) || promote;
+          const published = layout === 'in-place' || previousMeta.id === current || promote;
           return stepReport({
             root: previousRoot,
             meta: previousMeta,
