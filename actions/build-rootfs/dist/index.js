@@ -75741,7 +75741,7 @@ async function buildRootfs(options, reporter) {
                         await makeCurrent(target, previousMeta.id, current, whoRan(process.env));
                         reporter.info(`${external_node_path_default().join(target, CURRENT)} now points at ${previousMeta.id}`);
                     }
-                    const published = layout === 'in-place' || (options.publish && previousMeta.id === current) || promote;
+                    const published = layout === 'in-place' || previousMeta.id === current || promote;
                     return stepReport({
                         root: previousRoot,
                         meta: previousMeta,
