@@ -60,15 +60,43 @@ function str(v: unknown): string | undefined {
   return undefined;
 }
 
-export function toDriveInfo(o: Json): DriveInfo {
+/** What came back, for an error line: its kind and its start, on one line. */
+export function showAnswer(answer: unknown): string {
+  if (answer === undefined) return 'an empty answer';
+  const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+  const kind =
+    typeof answer === 'string'
+      ? /^\s*</.test(answer)
+        ? 'HTML'
+        : 'text'
+      : Array.isArray(answer)
+        ? 'a JSON array'
+        : answer === null
+          ? 'JSON null'
+          : `a JSON ${typeof answer}`;
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
+}
+
+/** A drive object as the API documents it, or a one-line error naming the request. */
+export function toDriveInfo(answer: unknown, request = 'the API'): DriveInfo {
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+    throw new DisklessError(
+      `${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`,
+    );
+  }
+  const o = answer as Json;
   const meta: Record<string, string> = {};
   for (const [k, v] of Object.entries(o)) {
     if (k.startsWith('user:')) meta[k.slice(5)] = str(v) ?? '';
   }
   const size = num(o.size);
   const uuid = str(o.drive);
-  if (!uuid || size === undefined)
-    throw new Error(`drive info without drive or size: ${JSON.stringify(o)}`);
+  if (!uuid || size === undefined) {
+    throw new DisklessError(
+      `${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`,
+    );
+  }
   return {
     uuid,
     name: str(o.name) ?? '',
@@ -174,10 +202,34 @@ export class DriveApi {
     }
   }
 
+  /** The request as errors name it: method and full URL (never credentials: none are in it). */
+  requestName(method: 'GET' | 'POST', path: string): string {
+    return `${method} ${new URL(path, this.url).href}`;
+  }
+
+  /**
+   * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
+   * page, a wrong URL) is a one-line error naming the URL and what came back.
+   */
   private async json(method: 'GET' | 'POST', path: string, input?: Json): Promise<unknown> {
     const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
     const text = (await this.exchange(method, path, body)).toString('utf8').trim();
-    return text === '' ? undefined : (JSON.parse(text) as unknown);
+    if (text === '') return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new DisklessError(
+        `${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`,
+      );
+    }
+  }
+
+  /** A drive object answer; an empty or other answer is a one-line error. */
+  private async drive(method: 'GET' | 'POST', path: string, input?: Json): Promise<DriveInfo> {
+    const call = () => this.json(method, path, input);
+    const answer =
+      method === 'POST' && path === 'drives/create' ? await call() : await this.retried(call);
+    return toDriveInfo(answer, this.requestName(method, path));
   }
 
   /** Retries an idempotent call on transient failures. */
@@ -185,24 +237,29 @@ export class DriveApi {
     return withRetry(work, this.retry, this.onRetry);
   }
 
+  /** Every drive; a listing that is not an array is an error, never "no drives". */
   async infoAll(): Promise<DriveInfo[]> {
+    const request = this.requestName('GET', 'drives/info');
     const out = await this.retried(() => this.json('GET', 'drives/info'));
-    return Array.isArray(out) ? out.map((d) => toDriveInfo(d as Json)) : [];
+    if (!Array.isArray(out)) {
+      throw new DisklessError(
+        `${request}: expected a JSON array of drives, got ${showAnswer(out)}`,
+      );
+    }
+    return out.map((d) => toDriveInfo(d, request));
   }
 
-  async info(uuid: string): Promise<DriveInfo> {
-    return toDriveInfo((await this.retried(() => this.json('GET', `drives/${uuid}/info`))) as Json);
+  info(uuid: string): Promise<DriveInfo> {
+    return this.drive('GET', `drives/${uuid}/info`);
   }
 
   /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
-  async create(fields: Record<string, string>): Promise<DriveInfo> {
-    return toDriveInfo((await this.json('POST', 'drives/create', fields)) as Json);
+  create(fields: Record<string, string>): Promise<DriveInfo> {
+    return this.drive('POST', 'drives/create', fields);
   }
 
-  async set(uuid: string, fields: Record<string, string>): Promise<DriveInfo> {
-    return toDriveInfo(
-      (await this.retried(() => this.json('POST', `drives/${uuid}/set`, fields))) as Json,
-    );
+  set(uuid: string, fields: Record<string, string>): Promise<DriveInfo> {
+    return this.drive('POST', `drives/${uuid}/set`, fields);
   }
 
   /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */

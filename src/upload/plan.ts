@@ -4,10 +4,15 @@
  * write counters show nobody wrote since), from the journal of an interrupted upload
  * of this same image, or, for a drive just created, from the fact that it reads as
  * zeros. When nothing is known, every chunk is sent.
+ *
+ * A journal is trusted only while the drive shows what it saw: the same record as when
+ * that upload began, and the write counters it saw after its writes (or, killed before it
+ * saw them, counters that only grew). Otherwise someone else wrote or recorded in between,
+ * and the run starts over. A resumed run re-reads every chunk it does not send (upload.ts).
  */
 import type { DriveInfo } from '../drive/api.js';
 import { chunkLength, type ImageDigests } from './image.js';
-import { findJournal } from './journal.js';
+import { countersOf, findJournal } from './journal.js';
 import { shortDigest, trustedRecord, type DriveRecord } from './record.js';
 
 export interface Plan {
@@ -60,11 +65,15 @@ export async function planUpload(
   let resumed = false;
   if (drive && !upToDate) {
     const journal = await findJournal(stateDir, drive.uuid, d.sha256, d.chunkSize);
-    if (journal) {
+    const stale = journal ? staleJournal(journal, drive) : undefined;
+    if (journal && !stale) {
       ({ basis } = journal.header);
       done = journal.done;
       resumed = true;
       source = `resuming an interrupted upload (${done.size} chunks already confirmed)`;
+    } else if (stale) {
+      source = `an interrupted upload's journal no longer matches the drive (${stale}): starting over, sending every chunk`;
+      basis = d.chunks.map(() => '');
     }
   }
   const todo = upToDate
@@ -72,4 +81,21 @@ export async function planUpload(
     : d.chunks.flatMap((digest, i) => (done.has(i) || basis[i] === shortDigest(digest) ? [] : [i]));
   const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
   return { todo, todoBytes, basis, resumed, upToDate, source };
+}
+
+/** Why a journal no longer describes the drive, or undefined while it does. */
+function staleJournal(
+  journal: { header: { record: string; writes: string }; seen: string | undefined },
+  drive: DriveInfo,
+): string | undefined {
+  const record = drive.meta['diskless-sha256'] ?? '';
+  if (record !== journal.header.record) return 'another image was recorded on it since';
+  const now = countersOf(drive);
+  if (!now) return 'the API reports no write counters';
+  if (journal.seen !== undefined) {
+    return now === journal.seen ? undefined : 'it was written to since';
+  }
+  const [r0 = 0, b0 = 0] = journal.header.writes.split(':').map(Number);
+  const [r1 = 0, b1 = 0] = now.split(':').map(Number);
+  return journal.header.writes && (r1 < r0 || b1 < b0) ? 'its write counters went back' : undefined;
 }

@@ -11,7 +11,7 @@ import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 import { timedPhases, type Reporter, type StepReport } from '../report.js';
 import { digestImage, imageIdentity, imageSize, type ImageDigests } from './image.js';
-import { defaultStateDir, openJournal } from './journal.js';
+import { countersOf, defaultStateDir, openJournal } from './journal.js';
 import type { UploadDriveOptions } from './options.js';
 import { planUpload, type Plan } from './plan.js';
 import { startProgress } from './progress.js';
@@ -204,11 +204,13 @@ async function write(
       ? await openJournal(
           c.stateDir,
           {
-            version: 1,
+            version: 2,
             drive: uuid,
             sha256: digests.sha256,
             chunkSize: o.chunkSize,
             basis: plan.basis,
+            record: c.prepared.drive.meta['diskless-sha256'] ?? '',
+            writes: countersOf(c.prepared.drive),
           },
           plan.resumed,
         )
@@ -247,17 +249,30 @@ async function write(
     );
   }
 
-  // The write counters are final once the writes are: ask for them while verifying.
+  // The write counters are final once the writes are: ask for them while verifying, and
+  // journal them, so a later run can tell whether anyone wrote to the drive since.
   const counters = plan.upToDate ? undefined : api.info(uuid);
-  counters?.catch(() => undefined);
+  const seen = counters?.then((d) => journal?.seen(countersOf(d)));
+  seen?.catch(() => undefined);
   const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
-  if (check.length > 0) {
+  // A resumed run did not send what the interrupted one did: every such chunk is read back.
+  const sending = new Set(plan.todo);
+  const unsent =
+    plan.resumed && o.verify !== 'full'
+      ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+      : [];
+  const sampled = check.filter((i) => !unsent.includes(i));
+  if (check.length + unsent.length > 0) {
     const how = o.verify === 'full' ? 'whole' : 'one-piece';
+    const total = sampled.length + unsent.length;
     await phase(
       'verify',
-      `Verify ${check.length} chunks${how === 'whole' ? '' : ' (a piece of each)'}`,
+      `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`,
       async () => {
-        let bad = await findMismatches(api, uuid, o.image, digests, check, o.concurrency, how);
+        let bad = [
+          ...(await findMismatches(api, uuid, o.image, digests, sampled, o.concurrency, how)),
+          ...(await findMismatches(api, uuid, o.image, digests, unsent, o.concurrency, 'whole')),
+        ].sort((a, b) => a - b);
         if (bad.length > 0) {
           reporter.warning(
             `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
@@ -271,9 +286,9 @@ async function write(
             );
           }
         }
-        result.chunksVerified = check.length;
+        result.chunksVerified = total;
         reporter.info(
-          `verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+          `verified ${total} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
         );
       },
     );
@@ -290,6 +305,7 @@ async function write(
   if (!plan.upToDate || result.chunksRewritten > 0) {
     await phase('record', 'Record what the drive holds', async () => {
       // A rewrite during verification moved the counters on: ask again.
+      await seen;
       const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
       if (now.writeRequests === undefined || now.writeBytes === undefined) {
         reporter.warning(

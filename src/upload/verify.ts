@@ -3,7 +3,9 @@
  * and compares each piece's sha256 with the image's. `full` checks every byte of the
  * image; `sample` checks a 256 KiB piece of each of up to four chunks this run wrote (the
  * first, the last and two at random), a cheap proof that the writes landed where and
- * as they should.
+ * as they should, or, when it wrote none (the drive was up to date), of four chunks spread
+ * over the whole image. A sample always reads the image's first 256 KiB: the boot sector
+ * and volume descriptors, and the 4 KiB a fresh drive of the real service already holds.
  */
 import { open } from 'node:fs/promises';
 import type { DriveApi } from '../drive/api.js';
@@ -16,11 +18,12 @@ export function chunksToVerify(
   total: number,
   random = Math.random,
 ): number[] {
-  if (mode === 'full') return Array.from({ length: total }, (_, i) => i);
-  if (mode === 'none' || sent.length === 0) return [];
-  const sorted = [...sent].sort((a, b) => a - b);
-  const pick = new Set([sorted[0] ?? 0, sorted.at(-1) ?? 0]);
-  for (let tries = 0; pick.size < Math.min(4, sorted.length) && tries < 32; tries++) {
+  const all = Array.from({ length: total }, (_, i) => i);
+  if (mode === 'full') return all;
+  if (mode === 'none' || total === 0) return [];
+  const sorted = sent.length > 0 ? [...sent].sort((a, b) => a - b) : all;
+  const pick = new Set([0, sorted[0] ?? 0, sorted.at(-1) ?? 0]);
+  for (let tries = 0; pick.size < Math.min(5, sorted.length + 1) && tries < 32; tries++) {
     pick.add(sorted[Math.floor(random() * sorted.length)] ?? 0);
   }
   return [...pick].sort((a, b) => a - b);
@@ -51,7 +54,8 @@ export async function findMismatches(
     const length = chunkLength(index, d.size, d.chunkSize);
     if (sample === 'one-piece') {
       const size = Math.min(SAMPLE_PIECE, length);
-      const at = Math.floor(Math.random() * Math.floor(length / size)) * size;
+      // Chunk 0's piece is the image's start, always (see the header).
+      const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
       return [{ index, offset: start + at, size }];
     }
     return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({

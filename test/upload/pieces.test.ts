@@ -105,18 +105,23 @@ describe('resume journal', () => {
   it('lists confirmed chunks of the same image and ignores a line cut by a kill', async () => {
     const dir = await tmp();
     const header = {
-      version: 1 as const,
+      version: 2 as const,
       drive: 'd1',
       sha256: 'aa',
       chunkSize: 4,
       basis: ['', ''],
+      record: '',
+      writes: '1:4096',
     };
     const j = await openJournal(dir, header, false);
     await j.confirm(3);
     await j.confirm(1);
+    expect((await findJournal(dir, 'd1', 'aa', 4))?.seen).toBeUndefined();
+    await j.seen('3:12');
     await appendFile(path.join(dir, 'uploads', 'd1.journal'), '2'); // cut mid-line
     const found = await findJournal(dir, 'd1', 'aa', 4);
     expect(found?.done).toEqual(new Set([3, 1]));
+    expect(found?.seen).toBe('3:12');
     expect(await findJournal(dir, 'd1', 'bb', 4)).toBeUndefined();
     expect(await findJournal(dir, 'd1', 'aa', 8)).toBeUndefined();
     await j.remove();
@@ -127,29 +132,40 @@ describe('resume journal', () => {
     const dir = await tmp();
     await openJournal(
       dir,
-      { version: 1, drive: 'd2', sha256: 'aa', chunkSize: 4, basis: [] },
+      { version: 2, drive: 'd2', sha256: 'aa', chunkSize: 4, basis: [], record: '', writes: '' },
       false,
     );
     const text = await readFile(path.join(dir, 'uploads', 'd2.journal'), 'utf8');
     expect(JSON.parse(text.split('\n')[0] ?? '')).toEqual({
-      version: 1,
+      version: 2,
       drive: 'd2',
       sha256: 'aa',
       chunkSize: 4,
       basis: [],
+      record: '',
+      writes: '',
     });
   });
 });
 
 describe('verification choice', () => {
-  it('samples the first, last and two more chunks sent; full checks all', () => {
+  it('samples the image start, the first, last and two more chunks sent; full checks all', () => {
     const picked = chunksToVerify('sample', [9, 2, 5, 7, 3], 10, () => 0.5);
-    expect(picked[0]).toBe(2);
+    expect(picked[0]).toBe(0);
+    expect(picked).toContain(2);
     expect(picked.at(-1)).toBe(9);
-    expect(picked.length).toBeLessThanOrEqual(4);
-    expect(chunksToVerify('sample', [], 10)).toEqual([]);
+    expect(picked.length).toBeLessThanOrEqual(5);
     expect(chunksToVerify('none', [1], 10)).toEqual([]);
     expect(chunksToVerify('full', [], 3)).toEqual([0, 1, 2]);
+  });
+
+  it('samples across the whole image when nothing was sent (an up-to-date drive)', () => {
+    let r = 0;
+    const picked = chunksToVerify('sample', [], 10, () => (r = (r + 0.37) % 1));
+    expect(picked[0]).toBe(0);
+    expect(picked.at(-1)).toBe(9);
+    expect(picked.length).toBe(5);
+    expect(chunksToVerify('sample', [], 1)).toEqual([0]);
   });
 });
 

@@ -76053,7 +76053,29 @@ function str(v) {
         return v.map(String).join(' ');
     return undefined;
 }
-function toDriveInfo(o) {
+/** What came back, for an error line: its kind and its start, on one line. */
+function showAnswer(answer) {
+    if (answer === undefined)
+        return 'an empty answer';
+    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+    const kind = typeof answer === 'string'
+        ? /^\s*</.test(answer)
+            ? 'HTML'
+            : 'text'
+        : Array.isArray(answer)
+            ? 'a JSON array'
+            : answer === null
+                ? 'JSON null'
+                : `a JSON ${typeof answer}`;
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
+}
+/** A drive object as the API documents it, or a one-line error naming the request. */
+function toDriveInfo(answer, request = 'the API') {
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+        throw new DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
+    }
+    const o = answer;
     const meta = {};
     for (const [k, v] of Object.entries(o)) {
         if (k.startsWith('user:'))
@@ -76061,8 +76083,9 @@ function toDriveInfo(o) {
     }
     const size = num(o.size);
     const uuid = str(o.drive);
-    if (!uuid || size === undefined)
-        throw new Error(`drive info without drive or size: ${JSON.stringify(o)}`);
+    if (!uuid || size === undefined) {
+        throw new DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
+    }
     return {
         uuid,
         name: str(o.name) ?? '',
@@ -76151,28 +76174,54 @@ class DriveApi {
             throw network(error);
         }
     }
+    /** The request as errors name it: method and full URL (never credentials: none are in it). */
+    requestName(method, path) {
+        return `${method} ${new URL(path, this.url).href}`;
+    }
+    /**
+     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
+     * page, a wrong URL) is a one-line error naming the URL and what came back.
+     */
     async json(method, path, input) {
         const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
         const text = (await this.exchange(method, path, body)).toString('utf8').trim();
-        return text === '' ? undefined : JSON.parse(text);
+        if (text === '')
+            return undefined;
+        try {
+            return JSON.parse(text);
+        }
+        catch {
+            throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
+        }
+    }
+    /** A drive object answer; an empty or other answer is a one-line error. */
+    async drive(method, path, input) {
+        const call = () => this.json(method, path, input);
+        const answer = method === 'POST' && path === 'drives/create' ? await call() : await this.retried(call);
+        return toDriveInfo(answer, this.requestName(method, path));
     }
     /** Retries an idempotent call on transient failures. */
     retried(work) {
         return withRetry(work, this.retry, this.onRetry);
     }
+    /** Every drive; a listing that is not an array is an error, never "no drives". */
     async infoAll() {
+        const request = this.requestName('GET', 'drives/info');
         const out = await this.retried(() => this.json('GET', 'drives/info'));
-        return Array.isArray(out) ? out.map((d) => toDriveInfo(d)) : [];
+        if (!Array.isArray(out)) {
+            throw new DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
+        }
+        return out.map((d) => toDriveInfo(d, request));
     }
-    async info(uuid) {
-        return toDriveInfo((await this.retried(() => this.json('GET', `drives/${uuid}/info`))));
+    info(uuid) {
+        return this.drive('GET', `drives/${uuid}/info`);
     }
     /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
-    async create(fields) {
-        return toDriveInfo((await this.json('POST', 'drives/create', fields)));
+    create(fields) {
+        return this.drive('POST', 'drives/create', fields);
     }
-    async set(uuid, fields) {
-        return toDriveInfo((await this.retried(() => this.json('POST', `drives/${uuid}/set`, fields))));
+    set(uuid, fields) {
+        return this.drive('POST', `drives/${uuid}/set`, fields);
     }
     /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
     read(uuid, offset, size) {
@@ -76374,11 +76423,21 @@ async function digestImage(file, size, chunkSize) {
  * what it lists. It is removed once the upload is recorded on the drive.
  *
  * It also keeps the basis the interrupted run started from (the short digests of what
- * the drive held then), since the interrupted writes leave the drive's record untrusted.
+ * the drive held then), since the interrupted writes leave the drive's record untrusted,
+ * and what it saw of the drive: its record and write counters when the upload began, and
+ * the counters once its writes were done (`seen`). A later run trusts the journal only
+ * while the drive still shows those (plan.ts): a write by anyone else since, or another
+ * image recorded, and it starts over.
  */
 
 
 
+/** Write counters as the journal keeps them. */
+function countersOf(d) {
+    return d.writeRequests === undefined || d.writeBytes === undefined
+        ? ''
+        : `${d.writeRequests}:${d.writeBytes}`;
+}
 /** Where journals live when no state-dir is given: $XDG_STATE_HOME/diskless or ~/.local/state/diskless. */
 function defaultStateDir(env = process.env) {
     const base = env.XDG_STATE_HOME || external_node_path_default().join(external_node_os_default().homedir(), '.local', 'state');
@@ -76404,7 +76463,9 @@ async function findJournal(stateDir, drive, sha256, chunkSize) {
     catch {
         return undefined;
     }
-    if (parsed.version !== 1 ||
+    if (parsed.version !== 2 ||
+        typeof parsed.record !== 'string' ||
+        typeof parsed.writes !== 'string' ||
         parsed.drive !== drive ||
         parsed.sha256 !== sha256 ||
         parsed.chunkSize !== chunkSize ||
@@ -76413,11 +76474,16 @@ async function findJournal(stateDir, drive, sha256, chunkSize) {
     }
     const header = parsed;
     const done = new Set();
+    let seen;
     // A line cut short by a kill is ignored: only whole "index\n" lines count.
-    for (const line of lines.slice(0, -1))
+    for (const line of lines.slice(0, -1)) {
         if (/^\d+$/.test(line))
             done.add(Number(line));
-    return { header, done };
+        const m = /^seen (\d+:\d+)$/.exec(line);
+        if (m)
+            seen = m[1];
+    }
+    return { header, done, seen };
 }
 /** Starts (or continues) the journal for this upload. */
 async function openJournal(stateDir, header, resumed) {
@@ -76428,6 +76494,10 @@ async function openJournal(stateDir, header, resumed) {
     return {
         async confirm(index) {
             await (0,promises_.appendFile)(file, `${index}\n`);
+        },
+        async seen(writes) {
+            if (writes)
+                await (0,promises_.appendFile)(file, `seen ${writes}\n`);
         },
         remove: () => (0,promises_.rm)(file, { force: true }),
     };
@@ -76525,11 +76595,16 @@ async function planUpload(drive, d, stateDir) {
     let resumed = false;
     if (drive && !upToDate) {
         const journal = await findJournal(stateDir, drive.uuid, d.sha256, d.chunkSize);
-        if (journal) {
+        const stale = journal ? staleJournal(journal, drive) : undefined;
+        if (journal && !stale) {
             ({ basis } = journal.header);
             done = journal.done;
             resumed = true;
             source = `resuming an interrupted upload (${done.size} chunks already confirmed)`;
+        }
+        else if (stale) {
+            source = `an interrupted upload's journal no longer matches the drive (${stale}): starting over, sending every chunk`;
+            basis = d.chunks.map(() => '');
         }
     }
     const todo = upToDate
@@ -76537,6 +76612,21 @@ async function planUpload(drive, d, stateDir) {
         : d.chunks.flatMap((digest, i) => (done.has(i) || basis[i] === shortDigest(digest) ? [] : [i]));
     const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
     return { todo, todoBytes, basis, resumed, upToDate, source };
+}
+/** Why a journal no longer describes the drive, or undefined while it does. */
+function staleJournal(journal, drive) {
+    const record = drive.meta['diskless-sha256'] ?? '';
+    if (record !== journal.header.record)
+        return 'another image was recorded on it since';
+    const now = countersOf(drive);
+    if (!now)
+        return 'the API reports no write counters';
+    if (journal.seen !== undefined) {
+        return now === journal.seen ? undefined : 'it was written to since';
+    }
+    const [r0 = 0, b0 = 0] = journal.header.writes.split(':').map(Number);
+    const [r1 = 0, b1 = 0] = now.split(':').map(Number);
+    return journal.header.writes && (r1 < r0 || b1 < b0) ? 'its write counters went back' : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/upload/progress.ts
@@ -76726,19 +76816,22 @@ async function sendChunks(t, indexes) {
  * and compares each piece's sha256 with the image's. `full` checks every byte of the
  * image; `sample` checks a 256 KiB piece of each of up to four chunks this run wrote (the
  * first, the last and two at random), a cheap proof that the writes landed where and
- * as they should.
+ * as they should, or, when it wrote none (the drive was up to date), of four chunks spread
+ * over the whole image. A sample always reads the image's first 256 KiB: the boot sector
+ * and volume descriptors, and the 4 KiB a fresh drive of the real service already holds.
  */
 
 
 
 function chunksToVerify(mode, sent, total, random = Math.random) {
+    const all = Array.from({ length: total }, (_, i) => i);
     if (mode === 'full')
-        return Array.from({ length: total }, (_, i) => i);
-    if (mode === 'none' || sent.length === 0)
+        return all;
+    if (mode === 'none' || total === 0)
         return [];
-    const sorted = [...sent].sort((a, b) => a - b);
-    const pick = new Set([sorted[0] ?? 0, sorted.at(-1) ?? 0]);
-    for (let tries = 0; pick.size < Math.min(4, sorted.length) && tries < 32; tries++) {
+    const sorted = sent.length > 0 ? [...sent].sort((a, b) => a - b) : all;
+    const pick = new Set([0, sorted[0] ?? 0, sorted.at(-1) ?? 0]);
+    for (let tries = 0; pick.size < Math.min(5, sorted.length + 1) && tries < 32; tries++) {
         pick.add(sorted[Math.floor(random() * sorted.length)] ?? 0);
     }
     return [...pick].sort((a, b) => a - b);
@@ -76758,7 +76851,8 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
         const length = chunkLength(index, d.size, d.chunkSize);
         if (sample === 'one-piece') {
             const size = Math.min(SAMPLE_PIECE, length);
-            const at = Math.floor(Math.random() * Math.floor(length / size)) * size;
+            // Chunk 0's piece is the image's start, always (see the header).
+            const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
         return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
@@ -76929,11 +77023,13 @@ async function write(o, reporter, phase, c) {
     };
     const journal = plan.todo.length > 0
         ? await openJournal(c.stateDir, {
-            version: 1,
+            version: 2,
             drive: uuid,
             sha256: digests.sha256,
             chunkSize: o.chunkSize,
             basis: plan.basis,
+            record: c.prepared.drive.meta['diskless-sha256'] ?? '',
+            writes: countersOf(c.prepared.drive),
         }, plan.resumed)
         : undefined;
     if (journal) {
@@ -76956,14 +77052,26 @@ async function write(o, reporter, phase, c) {
             reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
         });
     }
-    // The write counters are final once the writes are: ask for them while verifying.
+    // The write counters are final once the writes are: ask for them while verifying, and
+    // journal them, so a later run can tell whether anyone wrote to the drive since.
     const counters = plan.upToDate ? undefined : api.info(uuid);
-    counters?.catch(() => undefined);
+    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
+    seen?.catch(() => undefined);
     const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
-    if (check.length > 0) {
+    // A resumed run did not send what the interrupted one did: every such chunk is read back.
+    const sending = new Set(plan.todo);
+    const unsent = plan.resumed && o.verify !== 'full'
+        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+        : [];
+    const sampled = check.filter((i) => !unsent.includes(i));
+    if (check.length + unsent.length > 0) {
         const how = o.verify === 'full' ? 'whole' : 'one-piece';
-        await phase('verify', `Verify ${check.length} chunks${how === 'whole' ? '' : ' (a piece of each)'}`, async () => {
-            let bad = await findMismatches(api, uuid, o.image, digests, check, o.concurrency, how);
+        const total = sampled.length + unsent.length;
+        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            let bad = [
+                ...(await findMismatches(api, uuid, o.image, digests, sampled, o.concurrency, how)),
+                ...(await findMismatches(api, uuid, o.image, digests, unsent, o.concurrency, 'whole')),
+            ].sort((a, b) => a - b);
             if (bad.length > 0) {
                 reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
                 result.chunksRewritten = bad.length;
@@ -76973,8 +77081,8 @@ async function write(o, reporter, phase, c) {
                     throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
                 }
             }
-            result.chunksVerified = check.length;
-            reporter.info(`verified ${check.length} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+            result.chunksVerified = total;
+            reporter.info(`verified ${total} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
         });
     }
     // The chunks were sent as read after hashing; a file replaced or rewritten since would
@@ -76986,6 +77094,7 @@ async function write(o, reporter, phase, c) {
     if (!plan.upToDate || result.chunksRewritten > 0) {
         await phase('record', 'Record what the drive holds', async () => {
             // A rewrite during verification moved the counters on: ask again.
+            await seen;
             const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
             if (now.writeRequests === undefined || now.writeBytes === undefined) {
                 reporter.warning('the API reports no write counters: the next upload will send every chunk');
