@@ -10,7 +10,7 @@ import { parseFileCommands } from '../../src/harness/file-commands.js';
 import { releasesInUse } from '../../src/releases/in-use.js';
 import { readLedger, recordUpload } from '../../src/releases/ledger.js';
 import { tempDir } from '../helpers/temp.js';
-import { stepOf, workflow, type Job } from './workflows.js';
+import { renderValue, stepOf, workflow, type Job } from './workflows.js';
 
 const { build, upload, report } = workflow('diskless-image.yml').doc.jobs as Record<
   'build' | 'upload' | 'report',
@@ -179,7 +179,7 @@ describe('naming the release and its ISO', () => {
   });
 });
 
-describe('the skip decision', () => {
+describe('the targets decision', () => {
   const decide = stepOf(build, { id: 'decide' }).run;
 
   async function decideFor(o: { changed: boolean; force: boolean; last: Record<string, string> }) {
@@ -200,42 +200,37 @@ describe('the skip decision', () => {
     });
     expect(r.status).toBe(0);
     return {
-      names: (JSON.parse(r.outputs.matrix ?? '') as { name: string }[]).map((t) => t.name),
+      targets: JSON.parse(r.outputs.matrix ?? '') as unknown[],
       summary: r.summary,
     };
   }
 
-  it('skips a target that already has this ISO when the client root did not change', async () => {
-    const d = await decideFor({ changed: false, force: false, last: { 'lon-p': SHA } });
-    expect(d.names).toEqual(['sat-p']);
-    expect(d.summary).toContain('| lon-p | `' + SHA + '` | no (up to date) |');
-    expect(d.summary).toContain('| sat-p | `none` | yes (the target has not received this ISO) |');
-  });
-
-  it('skips everything when nothing changed anywhere', async () => {
+  it('gives every selected target a leg that asks its drive, whatever the ledger says', async () => {
     const d = await decideFor({
       changed: false,
       force: false,
       last: { 'lon-p': SHA, 'sat-p': SHA },
     });
-    expect(d.names).toEqual([]);
+    expect(d.targets).toEqual([LON, SAT]);
+    expect(d.summary).toContain(
+      '| lon-p | `' +
+        SHA +
+        '` | yes: it asks the drive (nothing is sent to a drive that holds this ISO) |',
+    );
   });
 
-  it('uploads everywhere when the client root changed, or when forced', async () => {
-    const last = { 'lon-p': SHA, 'sat-p': SHA };
-    expect((await decideFor({ changed: true, force: false, last })).names).toEqual([
-      'lon-p',
-      'sat-p',
-    ]);
-    expect((await decideFor({ changed: false, force: true, last })).names).toEqual([
-      'lon-p',
-      'sat-p',
-    ]);
+  it('says so when forced, and shows a target the ledger does not know', async () => {
+    const d = await decideFor({ changed: false, force: true, last: { 'lon-p': SHA } });
+    expect(d.targets).toEqual([LON, SAT]);
+    expect(d.summary).toContain(
+      '| sat-p | `none` | yes, forced: every byte read back, what differs rewritten |',
+    );
   });
 
-  it('uploads when a target last received another ISO', async () => {
-    const d = await decideFor({ changed: false, force: false, last: { 'lon-p': 'b'.repeat(64) } });
-    expect(d.names).toEqual(['lon-p', 'sat-p']);
+  it('a forced run reads every drive back in full', () => {
+    const send = stepOf(upload, { uses: './actions/upload-drive' });
+    expect(renderValue(String(send.with?.verify), { inputs: { force: true } })).toBe('full');
+    expect(renderValue(String(send.with?.verify), { inputs: { force: false } })).toBe('sample');
   });
 });
 

@@ -236,9 +236,8 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       expect(call.inputs['boot-test']?.default).toBe(true);
       expect(when(bootTest, { bootTest: true })).toBe(true);
       expect(when(bootTest, { bootTest: false })).toBe(false);
-      expect(when(bootTest, { bootTest: true, matrix: '[]', promote: 'false' })).toBe(false);
-      // Nothing to upload, but a staged release to promote: it is booted first.
-      expect(when(bootTest, { bootTest: true, matrix: '[]', promote: 'true' })).toBe(true);
+      // The release is current already: it passed its boot test when it was promoted.
+      expect(when(bootTest, { bootTest: true, promote: 'false' })).toBe(false);
       // A rollback goes to a release that was live before: no boot.
       expect(when(bootTest, { bootTest: true, rollbackTo: 'previous' })).toBe(false);
       const order = (bootTest.steps ?? []).map((s) => s.uses?.replace(/@.*/, ''));
@@ -271,13 +270,14 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       expect(when(upload, { bootTest: true, boot: 'success', cancelled: true })).toBe(false);
     });
 
-    it('uploads a rollback without a boot test', () => {
+    it('uploads a rollback, or the release current already, without a boot test', () => {
       expect(when(upload, { bootTest: true, boot: 'skipped', rollbackTo: 'previous' })).toBe(true);
+      expect(when(upload, { bootTest: true, boot: 'skipped', promote: 'false' })).toBe(true);
     });
 
     it('promotes only after a passing boot test and every upload, never in a dry run', () => {
       expect(when(promote, { bootTest: true, boot: 'success', upload: 'success' })).toBe(true);
-      // Nothing to upload (every target has this ISO), but the release is not current yet.
+      // No upload leg (no target selected), but the release is not current yet.
       expect(when(promote, { bootTest: true, boot: 'success', upload: 'skipped' })).toBe(true);
       expect(when(promote, { bootTest: true, boot: 'failure', upload: 'skipped' })).toBe(false);
       expect(when(promote, { bootTest: true, boot: 'cancelled', upload: 'skipped' })).toBe(false);
