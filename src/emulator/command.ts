@@ -1,5 +1,5 @@
 /**
- * `diskless emulator`: runs the drive-API emulator until SIGINT or SIGTERM. Prints
+ * `diskless emulator`: runs the local ElasticStack cloud until SIGINT or SIGTERM. Prints
  * `url=<base url>` as the first stdout line, then one `account=` line per account (the
  * key only for an account it made up, since a given key is already known to the
  * caller), so scripts can read where to connect.
@@ -10,12 +10,44 @@ import path from 'node:path';
 import { DisklessError, errorMessage, InputError } from '../errors.js';
 import { parseByteSize } from '../inputs/fields.js';
 import { FAULT_RATES, totalRate } from './faults.js';
-import type { Account, EmulatorOptions, FaultKind, Faults } from './options.js';
+import {
+  RECORDED_QUIRKS,
+  type Account,
+  type EmulatorOptions,
+  type FaultKind,
+  type Faults,
+  type Quirks,
+} from './options.js';
 import { startEmulator } from './server.js';
+
+/** The quirks by their command-line names. */
+const QUIRK_FLAGS: Record<string, keyof Quirks> = {
+  'string-counters': 'stringCounters',
+  'omit-defaults': 'omitDefaults',
+  'not-found-400': 'notFoundAs400',
+  'service-write': 'serviceWrite',
+  'one-writer': 'oneWriterPerDrive',
+};
+
+function parseQuirks(value: string): Quirks {
+  if (value === 'recorded') return { ...RECORDED_QUIRKS };
+  const quirks: Quirks = {};
+  for (const name of value.split(',')) {
+    const quirk = QUIRK_FLAGS[name.trim()];
+    if (quirk === undefined) {
+      throw new InputError(
+        'quirks',
+        `Invalid --quirks ${JSON.stringify(value)}: expected recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+      );
+    }
+    quirks[quirk] = true;
+  }
+  return quirks;
+}
 
 export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 
-Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
+Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT or SIGTERM.
 
   --data DIR             directory holding the drives (required; reused across runs)
   --port N               TCP port, 0 for any free one (default 0)
@@ -34,7 +66,10 @@ Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
   --fault-on WHICH       writes (default) or all: which requests get those faults
   --seed N               seed of the fault PRNG
   --max-write-bytes N    largest write accepted, decompressed (default 64M)
-  --fsync                fsync every write before acknowledging it`;
+  --fsync                fsync every write before acknowledging it
+  --quirks LIST          the real service's recorded behaviour: "recorded" (all of
+                         them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}
+  --imaging-mbit N       speed of the image call's server-side copy (default 2048)`;
 
 function need(flag: string, value: string | undefined, expected: string): string {
   if (value === undefined || value.startsWith('--')) {
@@ -63,6 +98,8 @@ export function parseEmulatorArgs(args: string[]): {
   let port = 0;
   let maxWriteBytes: number | undefined;
   let fsync = false;
+  let quirks: Quirks | undefined;
+  let imagingBytesPerSecond: number | undefined;
   const rate = (f: string, v: string) =>
     number(f, v, 'a share from 0 to 1, e.g. 0.05', (n) => n >= 0 && n <= 1);
   const mbit = (f: string, v: string) =>
@@ -170,6 +207,12 @@ export function parseEmulatorArgs(args: string[]): {
         maxWriteBytes = n;
         break;
       }
+      case 'quirks':
+        quirks = parseQuirks(value('recorded or a list of quirks'));
+        break;
+      case 'imaging-mbit':
+        imagingBytesPerSecond = mbit(flag, value('Mbit/s'));
+        break;
       default:
         throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --help`);
     }
@@ -190,7 +233,20 @@ export function parseEmulatorArgs(args: string[]): {
     generated = { user: randomUUID(), key: randomBytes(18).toString('base64url') };
     accounts.push(generated);
   }
-  return { options: { dataDir, host, port, accounts, faults, maxWriteBytes, fsync }, generated };
+  return {
+    options: {
+      dataDir,
+      host,
+      port,
+      accounts,
+      faults,
+      maxWriteBytes,
+      fsync,
+      quirks,
+      imagingBytesPerSecond,
+    },
+    generated,
+  };
 }
 
 /**

@@ -6,7 +6,7 @@
 import { parseByteSize, UUID_PATTERN } from '../inputs/fields.js';
 import { ApiError } from './api-error.js';
 import type { Quirks } from './options.js';
-import type { Fields, Info } from './wire-format.js';
+import type { Fields, Info, InfoValue } from './wire-format.js';
 
 export type ClaimType = 'exclusive' | 'shared';
 
@@ -189,9 +189,8 @@ export function driveInfo(
   if (use.claimed.length > 0) info.claimed = use.claimed;
   if (use.imaging !== undefined) info.imaging = use.imaging;
   for (const [k, v] of Object.entries(meta.userKeys)) info[`user:${k}`] = v;
-  if (quirks.omitDefaults) {
-    if (meta.claimType === 'exclusive') delete info['claim:type'];
-    for (const key of ['readers', 'tags'] as const) if (meta[key].length === 0) delete info[key];
-  }
-  return info;
+  if (!quirks.omitDefaults) return info;
+  const defaults = (key: string, value: InfoValue) =>
+    (key === 'claim:type' && value === 'exclusive') || (Array.isArray(value) && value.length === 0);
+  return Object.fromEntries(Object.entries(info).filter(([k, v]) => !defaults(k, v)));
 }

@@ -6,7 +6,12 @@
 import type { IncomingMessage } from 'node:http';
 import { NO_CONTENT, rendered, type Reply } from './reply.js';
 import type { ServerEndpoint } from './routes.js';
-import { parseServerChanges, serverInfo, type ServerMeta, type ServerRun } from './server-fields.js';
+import {
+  parseServerChanges,
+  serverInfo,
+  type ServerMeta,
+  type ServerRun,
+} from './server-fields.js';
 import type { ServerStore } from './server-store.js';
 import { parseFields, renderList, renderObject, renderObjects, wantsJson } from './wire-format.js';
 

@@ -129,7 +129,10 @@ export function parseServerChanges(fields: Fields, mode: 'create' | 'set'): Serv
   for (const [key, raw] of fields) {
     const check = checkOf(key);
     if (!check) {
-      throw new ApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`);
+      throw new ApiError(
+        'usage',
+        `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`,
+      );
     }
     if (Array.isArray(raw) && !LISTS.has(key)) {
       throw new ApiError('usage', `Field ${key} takes one value, not a list`);
@@ -147,9 +150,9 @@ export function parseServerChanges(fields: Fields, mode: 'create' | 'set'): Serv
 
 /** A configuration after `changes`: named keys replaced, empty ones removed. */
 export function applyServerChanges(config: ServerConfig, changes: ServerConfig): ServerConfig {
-  const next = { ...config, ...changes };
-  for (const [key, value] of Object.entries(changes)) if (value === '') delete next[key];
-  return next;
+  return Object.fromEntries(
+    Object.entries({ ...config, ...changes }).filter(([, value]) => value !== ''),
+  );
 }
 
 /** Checks a whole configuration: the required keys, and boot devices that are attached. */

@@ -261,7 +261,12 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       case 'info': {
         const full = route.full ?? false;
         return route.uuid === undefined
-          ? rendered(renderObjects(store.list(user).map((m) => infoOf(m, full)), json))
+          ? rendered(
+              renderObjects(
+                store.list(user).map((m) => infoOf(m, full)),
+                json,
+              ),
+            )
           : rendered(renderObject(infoOf(store.get(user, route.uuid), full), json));
       }
       case 'create': {

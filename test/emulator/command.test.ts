@@ -54,6 +54,26 @@ describe('diskless emulator flags', () => {
     });
   });
 
+  it('takes the recorded quirks, all or some, and the imaging speed', () => {
+    const all = parseEmulatorArgs(['--data', dir, '--quirks', 'recorded']).options;
+    expect(all.quirks).toEqual({
+      stringCounters: true,
+      omitDefaults: true,
+      notFoundAs400: true,
+      serviceWrite: true,
+      oneWriterPerDrive: true,
+    });
+    const some = parseEmulatorArgs([
+      '--data',
+      dir,
+      '--quirks=not-found-400,one-writer',
+      '--imaging-mbit',
+      '8',
+    ]).options;
+    expect(some.quirks).toEqual({ notFoundAs400: true, oneWriterPerDrive: true });
+    expect(some.imagingBytesPerSecond).toBe(1_000_000);
+  });
+
   it('refuses bad flags with one line naming the flag, the value and what was expected', async () => {
     const errors: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
@@ -66,6 +86,11 @@ describe('diskless emulator flags', () => {
       [['--data', dir, '--bogus', '1'], /Unknown flag --bogus/],
       [['--data', dir, '--seed'], /--seed needs a value/],
       [['--port', '0'], /--data is required/],
+      [
+        ['--data', dir, '--quirks', 'strings'],
+        /--quirks "strings": expected recorded or a comma-separated list of string-counters, /,
+      ],
+      [['--data', dir, '--imaging-mbit', '-1'], /--imaging-mbit "-1": expected a positive number/],
     ];
     for (const [args, message] of cases) {
       errors.length = 0;
