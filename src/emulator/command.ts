@@ -13,11 +13,17 @@ import { FAULT_RATES, totalRate } from './faults.js';
 import {
   RECORDED_QUIRKS,
   type Account,
+  type Emulator,
   type EmulatorOptions,
   type FaultKind,
   type Faults,
   type Quirks,
 } from './options.js';
+import { EXPORT_LINE } from '../boot/options.js';
+import type { NfsExport } from '../boot/nfs.js';
+import { slirpNetwork, type Firmware } from '../boot/qemu.js';
+import { streamReporter } from '../report.js';
+import { startQemuRunner, type QemuRunnerOptions } from './qemu-runner.js';
 import { startEmulator } from './server.js';
 
 /** The quirks by their command-line names. */
@@ -69,7 +75,17 @@ Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT o
   --fsync                fsync every write before acknowledging it
   --quirks LIST          the real service's recorded behaviour: "recorded" (all of
                          them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}
-  --imaging-mbit N       speed of the image call's server-side copy (default 2048)`;
+  --imaging-mbit N       speed of the image call's server-side copy (default 2048)
+
+Servers are state only unless --run-servers: then each started server is a QEMU machine
+booting its CD (the drive's file, read-only) against an NFS server on this machine
+(nfs-ganesha in a private namespace; needs root and the boot test's Debian packages).
+  --run-servers          boot started servers in QEMU
+  --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
+  --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
+  --firmware F           bios (default) or uefi
+  --work DIR             consoles (DIR/consoles/<server>.log) and the NFS server's
+                         files (default DATA/runner)`;
 
 function need(flag: string, value: string | undefined, expected: string): string {
   if (value === undefined || value.startsWith('--')) {
@@ -90,6 +106,8 @@ function number(flag: string, value: string, expected: string, ok: (n: number) =
 export function parseEmulatorArgs(args: string[]): {
   options: EmulatorOptions;
   generated: Account | undefined;
+  /** With --run-servers: the QEMU runner to start. */
+  runner: QemuRunnerOptions | undefined;
 } {
   const faults: Faults = {};
   const accounts: Account[] = [];
@@ -98,6 +116,11 @@ export function parseEmulatorArgs(args: string[]): {
   let port = 0;
   let maxWriteBytes: number | undefined;
   let fsync = false;
+  let runServers = false;
+  let firmware: Firmware = 'bios';
+  let nfsServer = '10.0.2.100';
+  let work: string | undefined;
+  const exports: NfsExport[] = [];
   let quirks: Quirks | undefined;
   let imagingBytesPerSecond: number | undefined;
   const rate = (f: string, v: string) =>
@@ -113,8 +136,9 @@ export function parseEmulatorArgs(args: string[]): {
         `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`,
       );
     const flag = m[1] ?? '';
-    if (flag === 'fsync') {
-      fsync = true;
+    if (flag === 'fsync' || flag === 'run-servers') {
+      if (flag === 'fsync') fsync = true;
+      else runServers = true;
       continue;
     }
     const value = (expected: string) => m[2] ?? need(flag, args[++i], expected);
@@ -207,6 +231,36 @@ export function parseEmulatorArgs(args: string[]): {
         maxWriteBytes = n;
         break;
       }
+      case 'nfs-export': {
+        const v = value('/nfs/path=/local/dir');
+        if (!EXPORT_LINE.test(v)) {
+          throw new InputError(
+            flag,
+            `Invalid --nfs-export ${JSON.stringify(v)}: expected /nfs/path=/local/dir`,
+          );
+        }
+        const eq = v.indexOf('=');
+        exports.push({ pseudo: v.slice(0, eq), dir: v.slice(eq + 1) });
+        break;
+      }
+      case 'nfs-server':
+        nfsServer = value('an IPv4 address');
+        slirpNetwork(nfsServer); // checks it, with one clear line
+        break;
+      case 'firmware': {
+        const v = value('bios or uefi');
+        if (v !== 'bios' && v !== 'uefi') {
+          throw new InputError(
+            flag,
+            `Invalid --firmware ${JSON.stringify(v)}: expected bios or uefi`,
+          );
+        }
+        firmware = v;
+        break;
+      }
+      case 'work':
+        work = path.resolve(value('a directory'));
+        break;
       case 'quirks':
         quirks = parseQuirks(value('recorded or a list of quirks'));
         break;
@@ -228,6 +282,15 @@ export function parseEmulatorArgs(args: string[]): {
       'error-rate',
       `The fault rates add up to ${rates}: expected at most 1 in all`,
     );
+  if (runServers && exports.length === 0) {
+    throw new InputError(
+      'nfs-export',
+      'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
+    );
+  }
+  const runner = runServers
+    ? { work: work ?? path.join(dataDir, 'runner'), nfsServer, exports, firmware }
+    : undefined;
   let generated: Account | undefined;
   if (accounts.length === 0) {
     generated = { user: randomUUID(), key: randomBytes(18).toString('base64url') };
@@ -246,6 +309,7 @@ export function parseEmulatorArgs(args: string[]): {
       imagingBytesPerSecond,
     },
     generated,
+    runner,
   };
 }
 
@@ -259,8 +323,22 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
     return 0;
   }
   try {
-    const { options, generated } = parseEmulatorArgs(args);
-    const emulator = await startEmulator(options);
+    const { options, generated, runner } = parseEmulatorArgs(args);
+    const qemu = runner
+      ? await startQemuRunner({
+          ...runner,
+          reporter: streamReporter((l) => {
+            console.error(l);
+          }),
+        })
+      : undefined;
+    let emulator: Emulator;
+    try {
+      emulator = await startEmulator({ ...options, runner: qemu });
+    } catch (error) {
+      await qemu?.close();
+      throw error;
+    }
     // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
     const stopped = new AbortController();
     const onSignal = () => {
@@ -269,6 +347,7 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     console.log(`url=${emulator.url}`);
+    if (runner) console.log(`consoles=${path.join(runner.work, 'consoles')}`);
     for (const a of options.accounts) {
       console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
     }
