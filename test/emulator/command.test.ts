@@ -74,6 +74,29 @@ describe('diskless emulator flags', () => {
     expect(some.imagingBytesPerSecond).toBe(1_000_000);
   });
 
+  it('takes the QEMU runner flags, and needs an export with --run-servers', () => {
+    const { runner } = parseEmulatorArgs([
+      '--data',
+      dir,
+      '--run-servers',
+      '--nfs-export',
+      '/srv/diskless/current=/srv/diskless/releases/7',
+      '--nfs-export=/usr=/usr',
+      '--firmware',
+      'uefi',
+    ]);
+    expect(runner).toEqual({
+      work: path.join(dir, 'runner'),
+      nfsServer: '10.0.2.100',
+      firmware: 'uefi',
+      exports: [
+        { pseudo: '/srv/diskless/current', dir: '/srv/diskless/releases/7' },
+        { pseudo: '/usr', dir: '/usr' },
+      ],
+    });
+    expect(parseEmulatorArgs(['--data', dir]).runner).toBeUndefined();
+  });
+
   it('refuses bad flags with one line naming the flag, the value and what was expected', async () => {
     const errors: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
@@ -91,6 +114,16 @@ describe('diskless emulator flags', () => {
         /--quirks "strings": expected recorded or a comma-separated list of string-counters, /,
       ],
       [['--data', dir, '--imaging-mbit', '-1'], /--imaging-mbit "-1": expected a positive number/],
+      [['--data', dir, '--run-servers'], /--run-servers needs --nfs-export/],
+      [
+        ['--data', dir, '--nfs-export', 'usr'],
+        /--nfs-export "usr": expected \/nfs\/path=\/local\/dir/,
+      ],
+      [['--data', dir, '--firmware', 'coreboot'], /--firmware "coreboot": expected bios or uefi/],
+      [
+        ['--data', dir, '--nfs-server', 'nfs.local'],
+        /NFS server "nfs\.local": expected the IPv4 address/,
+      ],
     ];
     for (const [args, message] of cases) {
       errors.length = 0;
