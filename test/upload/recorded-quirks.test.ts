@@ -2,17 +2,13 @@
 // counters, defaults left out, not-found as 400 system, the service's own first write,
 // 409 to concurrent writes on one drive): the upload still lands whole and verified.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RECORDED_QUIRKS, startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { isoLike, KEY, MiB, readDrive, run, tmpDir, USER, writeImage } from './helpers.js';
+import { RECORDED_QUIRKS, type Emulator } from '../../src/emulator/index.js';
+import { emulator, isoLike, MiB, readDrive, run, tmpDir, writeImage } from './helpers.js';
 
 let emu: Emulator;
 let state: string;
 beforeEach(async () => {
-  emu = await startEmulator({
-    dataDir: await tmpDir(),
-    accounts: [{ user: USER, key: KEY }],
-    quirks: RECORDED_QUIRKS,
-  });
+  emu = await emulator(undefined, { quirks: RECORDED_QUIRKS });
   state = await tmpDir();
 });
 afterEach(async () => {
