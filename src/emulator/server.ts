@@ -278,6 +278,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         const uuid = route.uuid ?? '';
         store.get(user, uuid); // 404 before 400: the drive must exist
         const changes = parseChanges(parseFields(body, req.headers['content-type']), 'set');
+        // A new size changes the bytes a running server or a copy sees.
+        if (changes.size !== undefined) checkChangeable(user, uuid, 'write');
         return rendered(renderObject(infoOf(await store.update(user, uuid, changes), false), json));
       }
       case 'destroy':

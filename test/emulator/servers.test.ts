@@ -156,6 +156,9 @@ describe('servers', () => {
     const written = await call(s.emulator, `drives/${shared}/write/0`, { body: 'data' });
     expect(written.status).toBe(204);
     expect((await call(s.emulator, `drives/${shared}/read/0/4`)).text).toBe('data');
+    const resized = await call(s.emulator, `drives/${exclusive}/set`, { body: 'size 2M' });
+    expect(resized.status).toBe(409);
+    expect((await info('drives', exclusive)).size).toBe(String(2 ** 20));
     for (const d of [exclusive, shared]) {
       const r = await call(s.emulator, `drives/${d}/destroy`, { method: 'POST' });
       expect(r.status).toBe(409);
