@@ -41,6 +41,12 @@ const NIC_DEVICES: Record<string, string> = {
   virtio: 'virtio-net-pci',
 };
 
+/** A MAC address of its own per server (QEMU's prefix, then the UUID's first bytes). */
+export function macOf(server: string): string {
+  const hex = server.replace(/-/g, '').slice(0, 6).padEnd(6, '0');
+  return `52:54:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+}
+
 /** QEMU's -drive for an attached drive: IDE bus and unit, or virtio block. */
 function driveArg(d: BootSpec['drives'][number]): string {
   const media = d.media === 'cdrom' ? 'media=cdrom,readonly=on' : 'media=disk';
@@ -80,7 +86,7 @@ export function machineArgs(
     `order=${first?.media === 'cdrom' ? 'd' : 'c'}`,
     // No option ROM: the firmware must not try a network boot.
     '-device',
-    `${NIC_DEVICES[spec.nicModel] ?? 'e1000'},netdev=n0,romfile=`,
+    `${NIC_DEVICES[spec.nicModel] ?? 'e1000'},netdev=n0,mac=${macOf(spec.server)},romfile=`,
     '-netdev',
     nfsNetdev(o.nfsServer, spec.ip),
   ];

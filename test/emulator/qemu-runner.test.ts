@@ -45,7 +45,7 @@ describe('machineArgs', () => {
     expect(netdev).toContain('dhcpstart=10.0.2.16');
     expect(netdev).toContain('restrict=on');
     expect(netdev).toContain('guestfwd=tcp:10.0.2.100:2049-cmd:socat - TCP:127.0.0.1:2049');
-    expect(values(args, '-device')).toEqual(['e1000,netdev=n0,romfile=']);
+    expect(values(args, '-device')).toEqual(['e1000,netdev=n0,mac=52:54:00:c0:ff:ee,romfile=']);
   });
 
   it('appends the console to its file and opens a monitor for the power button', () => {
