@@ -21,6 +21,7 @@ import type { Firmware } from '../src/boot/qemu.js';
 import { startEmulator } from '../src/emulator/index.js';
 import { startQemuRunner } from '../src/emulator/qemu-runner.js';
 import { runAction } from '../src/harness/run-action.js';
+import { list } from '../src/inputs/fields.js';
 import { bootReports, untilBoots } from '../test/e2e/cloud.js';
 import { flag, median } from './lib/measure.js';
 
@@ -109,6 +110,12 @@ async function apiOverhead(): Promise<void> {
   }
 }
 
+/** A settings file's lines, as the input of the same name reads them. */
+async function setting(name: string): Promise<string> {
+  const text = await readFile(path.join(repo, 'settings', name), 'utf8').catch(() => '');
+  return list().parse(text).join('\n');
+}
+
 /** A release of the sample root with the report unit, and an ISO that stays up. */
 async function buildClient(
   work: string,
@@ -134,6 +141,8 @@ async function buildClient(
     'state-dir': path.join(work, 'state'),
     'nfs-server': NFS_SERVER,
     'client-hostname': 'diskless-bench',
+    'var-dirs': await setting('var-dirs'),
+    'template-values': await setting('template-values'),
     'enable-services': 'diskless-boot-report.service',
   });
   const iso = await action('build-iso', {
