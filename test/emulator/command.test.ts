@@ -97,6 +97,23 @@ describe('diskless emulator flags', () => {
     expect(parseEmulatorArgs(['--data', dir]).runner).toBeUndefined();
   });
 
+  it('with --run-servers, refuses an export that is not a directory in one line, exit 1', async () => {
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
+    const missing = path.join(dir, 'no-such-release');
+    const code = await runEmulatorCommand([
+      '--data',
+      dir,
+      '--run-servers',
+      '--nfs-export',
+      `/srv/diskless/current=${missing}`,
+    ]);
+    expect(code).toBe(1);
+    expect(errors.at(-1)).toBe(
+      `diskless emulator: NFS export /srv/diskless/current: ${missing} is not a directory`,
+    );
+  });
+
   it('refuses bad flags with one line naming the flag, the value and what was expected', async () => {
     const errors: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
