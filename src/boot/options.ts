@@ -3,7 +3,7 @@ import { choice, filePath, integer, list } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 
 /** `/nfs/path=/local/dir`: serve a local directory at the NFS path a client mounts. */
-const EXPORT_LINE = /^\/[^=\s]*=\/\S*$/;
+export const EXPORT_LINE = /^\/[^=\s]*=\/\S*$/;
 
 export const bootTestInputs = defineInputs({
   iso: filePath({ required: true }),

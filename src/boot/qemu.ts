@@ -34,8 +34,9 @@ export interface QemuOptions {
 /**
  * slirp's network around `server`: its /24, with slirp's own host, DNS and DHCP addresses
  * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
+ * `guest`, an address in that /24, is the one the guest's DHCP gets (its first lease).
  */
-export function slirpNetwork(server: string): string {
+export function slirpNetwork(server: string, guest?: string): string {
   // Plain decimal octets only: QEMU would read 010 as octal.
   const octet = '(0|[1-9]\\d{0,2})';
   const m = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`).exec(server);
@@ -59,24 +60,45 @@ export function slirpNetwork(server: string): string {
   const host = d === 2 ? 254 : 2;
   const dns = d === 3 ? 253 : 3;
   const dhcp = d >= 15 && d < 40 ? 200 : 15;
-  return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${net}.${dhcp}`;
+  let start = `${net}.${dhcp}`;
+  if (guest !== undefined) {
+    const last = Number(guest.slice(net.length + 1));
+    const inside = Number.isInteger(last) && last >= 4 && last <= 252 && last !== d;
+    if (!guest.startsWith(`${net}.`) || !inside) {
+      throw new DisklessError(
+        `guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`,
+      );
+    }
+    start = guest;
+  }
+  return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${start}`;
+}
+
+/**
+ * The user-mode NIC of a boot: isolated (restrict=on), the NFS server's address forwarding
+ * only the NFS ports to this machine's loopback, one socat per connection.
+ */
+export function nfsNetdev(server: string, guest?: string): string {
+  const forwards = NFS_CLIENT_PORTS.map(
+    (port) => `guestfwd=tcp:${server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`,
+  );
+  return ['user', 'id=n0', 'restrict=on', slirpNetwork(server, guest), ...forwards].join(',');
+}
+
+/** The firmware's flash drives: none for SeaBIOS (QEMU's default), OVMF's code and vars for UEFI. */
+export function firmwareArgs(o: Pick<QemuOptions, 'firmware' | 'ovmfVars' | 'ovmfCode'>): string[] {
+  if (o.firmware !== 'uefi') return [];
+  if (!o.ovmfVars) throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+  return [
+    '-drive',
+    `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
+    '-drive',
+    `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`,
+  ];
 }
 
 /** The arguments of qemu-system-x86_64 for one boot. */
 export function qemuArgs(o: QemuOptions): string[] {
-  const forwards = NFS_CLIENT_PORTS.map(
-    (port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`,
-  );
-  const firmware: string[] = [];
-  if (o.firmware === 'uefi') {
-    if (!o.ovmfVars) throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
-    firmware.push(
-      '-drive',
-      `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
-      '-drive',
-      `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`,
-    );
-  }
   return [
     '-accel',
     'tcg',
@@ -89,7 +111,7 @@ export function qemuArgs(o: QemuOptions): string[] {
     '-no-reboot',
     '-serial',
     `file:${o.serialLog}`,
-    ...firmware,
+    ...firmwareArgs(o),
     '-cdrom',
     o.iso,
     '-boot',
@@ -98,6 +120,6 @@ export function qemuArgs(o: QemuOptions): string[] {
     '-device',
     'virtio-net-pci,netdev=n0,romfile=',
     '-netdev',
-    ['user', 'id=n0', 'restrict=on', slirpNetwork(o.server), ...forwards].join(','),
+    nfsNetdev(o.server),
   ];
 }

@@ -22,7 +22,7 @@ ${Object.values(steps)
 Tools:
   action        run a bundled action the way the GitHub runner does
                 (diskless action <name|dir> --input key=value ... [--json])
-  emulator      serve a local ElasticStack drive API for tests and dry runs
+  emulator      serve a local ElasticStack cloud (drives, servers, image) for tests and dry runs
                 (diskless emulator --port 0 --data DIR [--account USER:KEY] ...)
 
 Run "diskless <command> --help" for a command's flags.`;

@@ -21,6 +21,8 @@ const STATUS: Record<ErrorType, number> = {
 
 export class ApiError extends Error {
   readonly status: number;
+  /** A drive or server that does not exist (answered 400 system with the recorded quirk). */
+  notFound = false;
   constructor(
     readonly type: ErrorType,
     message: string,
@@ -32,11 +34,18 @@ export class ApiError extends Error {
   }
 }
 
-export function driveMissing(uuid: string): ApiError {
-  return new ApiError(
+/** A drive or server that is not there (or another account's), in the service's words. */
+export function notFound(object: 'Drive' | 'Server', uuid: string): ApiError {
+  const error = new ApiError(
     'missing',
-    `Drive ${uuid} could not be found. Please re-validate your entry.`,
+    `${object} ${uuid} could not be found. Please re-validate your entry.`,
   );
+  error.notFound = true;
+  return error;
+}
+
+export function driveMissing(uuid: string): ApiError {
+  return notFound('Drive', uuid);
 }
 
 /** Header values must be one line of visible ASCII. */

@@ -1,5 +1,5 @@
 /**
- * `diskless emulator`: runs the drive-API emulator until SIGINT or SIGTERM. Prints
+ * `diskless emulator`: runs the local ElasticStack cloud until SIGINT or SIGTERM. Prints
  * `url=<base url>` as the first stdout line, then one `account=` line per account (the
  * key only for an account it made up, since a given key is already known to the
  * caller), so scripts can read where to connect.
@@ -10,12 +10,50 @@ import path from 'node:path';
 import { DisklessError, errorMessage, InputError } from '../errors.js';
 import { parseByteSize } from '../inputs/fields.js';
 import { FAULT_RATES, totalRate } from './faults.js';
-import type { Account, EmulatorOptions, FaultKind, Faults } from './options.js';
+import {
+  RECORDED_QUIRKS,
+  type Account,
+  type Emulator,
+  type EmulatorOptions,
+  type FaultKind,
+  type Faults,
+  type Quirks,
+} from './options.js';
+import { EXPORT_LINE } from '../boot/options.js';
+import type { NfsExport } from '../boot/nfs.js';
+import { slirpNetwork, type Firmware } from '../boot/qemu.js';
+import { streamReporter } from '../report.js';
+import { startQemuRunner, type QemuRunnerOptions } from './qemu-runner.js';
 import { startEmulator } from './server.js';
+
+/** The quirks by their command-line names. */
+const QUIRK_FLAGS: Record<string, keyof Quirks> = {
+  'string-counters': 'stringCounters',
+  'omit-defaults': 'omitDefaults',
+  'not-found-400': 'notFoundAs400',
+  'service-write': 'serviceWrite',
+  'one-writer': 'oneWriterPerDrive',
+};
+
+function parseQuirks(value: string): Quirks {
+  if (value === 'recorded') return { ...RECORDED_QUIRKS };
+  const quirks: Quirks = {};
+  for (const name of value.split(',')) {
+    const quirk = QUIRK_FLAGS[name.trim()];
+    if (quirk === undefined) {
+      throw new InputError(
+        'quirks',
+        `Invalid --quirks ${JSON.stringify(value)}: expected recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+      );
+    }
+    quirks[quirk] = true;
+  }
+  return quirks;
+}
 
 export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 
-Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
+Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT or SIGTERM.
 
   --data DIR             directory holding the drives (required; reused across runs)
   --port N               TCP port, 0 for any free one (default 0)
@@ -34,7 +72,20 @@ Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
   --fault-on WHICH       writes (default) or all: which requests get those faults
   --seed N               seed of the fault PRNG
   --max-write-bytes N    largest write accepted, decompressed (default 64M)
-  --fsync                fsync every write before acknowledging it`;
+  --fsync                fsync every write before acknowledging it
+  --quirks LIST          the real service's recorded behaviour: "recorded" (all of
+                         them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}
+  --imaging-mbit N       speed of the image call's server-side copy (default 2048)
+
+Servers are state only unless --run-servers: then each started server is a QEMU machine
+booting its CD (the drive's file, read-only) against an NFS server on this machine
+(nfs-ganesha in a private namespace; needs root and the boot test's Debian packages).
+  --run-servers          boot started servers in QEMU
+  --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
+  --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
+  --firmware F           bios (default) or uefi
+  --work DIR             consoles (DIR/consoles/<server>.log) and the NFS server's
+                         files (default DATA/runner)`;
 
 function need(flag: string, value: string | undefined, expected: string): string {
   if (value === undefined || value.startsWith('--')) {
@@ -55,6 +106,8 @@ function number(flag: string, value: string, expected: string, ok: (n: number) =
 export function parseEmulatorArgs(args: string[]): {
   options: EmulatorOptions;
   generated: Account | undefined;
+  /** With --run-servers: the QEMU runner to start. */
+  runner: QemuRunnerOptions | undefined;
 } {
   const faults: Faults = {};
   const accounts: Account[] = [];
@@ -63,6 +116,13 @@ export function parseEmulatorArgs(args: string[]): {
   let port = 0;
   let maxWriteBytes: number | undefined;
   let fsync = false;
+  let runServers = false;
+  let firmware: Firmware = 'bios';
+  let nfsServer = '10.0.2.100';
+  let work: string | undefined;
+  const exports: NfsExport[] = [];
+  let quirks: Quirks | undefined;
+  let imagingBytesPerSecond: number | undefined;
   const rate = (f: string, v: string) =>
     number(f, v, 'a share from 0 to 1, e.g. 0.05', (n) => n >= 0 && n <= 1);
   const mbit = (f: string, v: string) =>
@@ -76,8 +136,9 @@ export function parseEmulatorArgs(args: string[]): {
         `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`,
       );
     const flag = m[1] ?? '';
-    if (flag === 'fsync') {
-      fsync = true;
+    if (flag === 'fsync' || flag === 'run-servers') {
+      if (flag === 'fsync') fsync = true;
+      else runServers = true;
       continue;
     }
     const value = (expected: string) => m[2] ?? need(flag, args[++i], expected);
@@ -170,6 +231,42 @@ export function parseEmulatorArgs(args: string[]): {
         maxWriteBytes = n;
         break;
       }
+      case 'nfs-export': {
+        const v = value('/nfs/path=/local/dir');
+        if (!EXPORT_LINE.test(v)) {
+          throw new InputError(
+            flag,
+            `Invalid --nfs-export ${JSON.stringify(v)}: expected /nfs/path=/local/dir`,
+          );
+        }
+        const eq = v.indexOf('=');
+        exports.push({ pseudo: v.slice(0, eq), dir: v.slice(eq + 1) });
+        break;
+      }
+      case 'nfs-server':
+        nfsServer = value('an IPv4 address');
+        slirpNetwork(nfsServer); // checks it, with one clear line
+        break;
+      case 'firmware': {
+        const v = value('bios or uefi');
+        if (v !== 'bios' && v !== 'uefi') {
+          throw new InputError(
+            flag,
+            `Invalid --firmware ${JSON.stringify(v)}: expected bios or uefi`,
+          );
+        }
+        firmware = v;
+        break;
+      }
+      case 'work':
+        work = path.resolve(value('a directory'));
+        break;
+      case 'quirks':
+        quirks = parseQuirks(value('recorded or a list of quirks'));
+        break;
+      case 'imaging-mbit':
+        imagingBytesPerSecond = mbit(flag, value('Mbit/s'));
+        break;
       default:
         throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --help`);
     }
@@ -185,12 +282,35 @@ export function parseEmulatorArgs(args: string[]): {
       'error-rate',
       `The fault rates add up to ${rates}: expected at most 1 in all`,
     );
+  if (runServers && exports.length === 0) {
+    throw new InputError(
+      'nfs-export',
+      'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
+    );
+  }
+  const runner = runServers
+    ? { work: work ?? path.join(dataDir, 'runner'), nfsServer, exports, firmware }
+    : undefined;
   let generated: Account | undefined;
   if (accounts.length === 0) {
     generated = { user: randomUUID(), key: randomBytes(18).toString('base64url') };
     accounts.push(generated);
   }
-  return { options: { dataDir, host, port, accounts, faults, maxWriteBytes, fsync }, generated };
+  return {
+    options: {
+      dataDir,
+      host,
+      port,
+      accounts,
+      faults,
+      maxWriteBytes,
+      fsync,
+      quirks,
+      imagingBytesPerSecond,
+    },
+    generated,
+    runner,
+  };
 }
 
 /**
@@ -203,8 +323,22 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
     return 0;
   }
   try {
-    const { options, generated } = parseEmulatorArgs(args);
-    const emulator = await startEmulator(options);
+    const { options, generated, runner } = parseEmulatorArgs(args);
+    const qemu = runner
+      ? await startQemuRunner({
+          ...runner,
+          reporter: streamReporter((l) => {
+            console.error(l);
+          }),
+        })
+      : undefined;
+    let emulator: Emulator;
+    try {
+      emulator = await startEmulator({ ...options, runner: qemu });
+    } catch (error) {
+      await qemu?.close();
+      throw error;
+    }
     // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
     const stopped = new AbortController();
     const onSignal = () => {
@@ -213,6 +347,7 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     console.log(`url=${emulator.url}`);
+    if (runner) console.log(`consoles=${path.join(runner.work, 'consoles')}`);
     for (const a of options.accounts) {
       console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
     }

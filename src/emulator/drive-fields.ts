@@ -5,7 +5,8 @@
  */
 import { parseByteSize, UUID_PATTERN } from '../inputs/fields.js';
 import { ApiError } from './api-error.js';
-import type { Fields, Info } from './wire-format.js';
+import type { Quirks } from './options.js';
+import type { Fields, Info, InfoValue } from './wire-format.js';
 
 export type ClaimType = 'exclusive' | 'shared';
 
@@ -154,24 +155,42 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
   return changes;
 }
 
+/** What a drive's info shows beyond its metadata: who uses it right now. */
+export interface DriveUse {
+  /** Claims of running servers and copies on it. */
+  claimed: string[];
+  /** Its `imaging` value while a copy onto it is queued or running. */
+  imaging?: string;
+}
+
 /** The info keys, in the order the service lists them. */
-export function driveInfo(meta: DriveMeta): Info {
+export function driveInfo(
+  meta: DriveMeta,
+  use: DriveUse = { claimed: [] },
+  quirks: Quirks = {},
+): Info {
+  const counter = (n: number) => (quirks.stringCounters ? String(n) : n);
   const info: Info = {
     drive: meta.drive,
     name: meta.name,
     size: meta.size,
     user: meta.user,
-    status: 'active',
+    status: use.imaging === undefined ? 'active' : 'imaging',
     'claim:type': meta.claimType,
     readers: meta.readers,
     tags: meta.tags,
     'encryption:cipher': meta.encryptionCipher,
     tier: meta.tier,
-    'read:bytes': meta.counters.readBytes,
-    'read:requests': meta.counters.readRequests,
-    'write:bytes': meta.counters.writeBytes,
-    'write:requests': meta.counters.writeRequests,
+    'read:bytes': counter(meta.counters.readBytes),
+    'read:requests': counter(meta.counters.readRequests),
+    'write:bytes': counter(meta.counters.writeBytes),
+    'write:requests': counter(meta.counters.writeRequests),
   };
+  if (use.claimed.length > 0) info.claimed = use.claimed;
+  if (use.imaging !== undefined) info.imaging = use.imaging;
   for (const [k, v] of Object.entries(meta.userKeys)) info[`user:${k}`] = v;
-  return info;
+  if (!quirks.omitDefaults) return info;
+  const defaults = (key: string, value: InfoValue) =>
+    (key === 'claim:type' && value === 'exclusive') || (Array.isArray(value) && value.length === 0);
+  return Object.fromEntries(Object.entries(info).filter(([k, v]) => !defaults(k, v)));
 }

@@ -66,7 +66,7 @@ export class DriveStore {
       if (!file.endsWith('.json')) continue;
       const meta = JSON.parse(await readFile(path.join(store.dir, file), 'utf8')) as DriveMeta;
       // The data file is made before the metadata; recreate it (as zeros) if lost.
-      const handle = await open(store.dataPath(meta.drive), 'a');
+      const handle = await open(store.dataFile(meta.drive), 'a');
       await handle.truncate(meta.size);
       await handle.close();
       store.entries.set(meta.drive, {
@@ -79,7 +79,8 @@ export class DriveStore {
     return store;
   }
 
-  private dataPath(uuid: string): string {
+  /** The file holding a drive's bytes (for the image call and the server runner). */
+  dataFile(uuid: string): string {
     return path.join(this.dir, `${uuid}.img`);
   }
 
@@ -105,7 +106,8 @@ export class DriveStore {
     return this.entry(user, uuid).meta;
   }
 
-  async create(user: string, changes: DriveChanges): Promise<DriveMeta> {
+  /** `serviceWrite`: count the 4 KiB write the real service makes to a new drive. */
+  async create(user: string, changes: DriveChanges, serviceWrite = false): Promise<DriveMeta> {
     const meta: DriveMeta = {
       drive: randomUUID(),
       name: changes.name ?? '',
@@ -119,13 +121,18 @@ export class DriveStore {
       ),
       encryptionCipher: changes.encryptionCipher ?? 'aes-xts-plain',
       tier: changes.tier ?? 'disk',
-      counters: { readBytes: 0, readRequests: 0, writeBytes: 0, writeRequests: 0 },
+      counters: {
+        readBytes: 0,
+        readRequests: 0,
+        writeBytes: serviceWrite ? 4096 : 0,
+        writeRequests: serviceWrite ? 1 : 0,
+      },
     };
     try {
-      await writeFile(this.dataPath(meta.drive), '');
-      await truncate(this.dataPath(meta.drive), meta.size);
+      await writeFile(this.dataFile(meta.drive), '');
+      await truncate(this.dataFile(meta.drive), meta.size);
     } catch (error) {
-      await rm(this.dataPath(meta.drive), { force: true });
+      await rm(this.dataFile(meta.drive), { force: true });
       throw ioError(error, `create a drive of ${meta.size} bytes`);
     }
     const e: Entry = { meta, destroyed: false, tail: Promise.resolve(), queued: undefined };
@@ -138,7 +145,7 @@ export class DriveStore {
     const e = this.entry(user, uuid);
     if (changes.size !== undefined && changes.size !== e.meta.size) {
       try {
-        await truncate(this.dataPath(e.meta.drive), changes.size);
+        await truncate(this.dataFile(e.meta.drive), changes.size);
       } catch (error) {
         throw ioError(error, `resize drive ${e.meta.drive}`);
       }
@@ -163,7 +170,7 @@ export class DriveStore {
     this.entries.delete(e.meta.drive);
     await e.tail; // a save still running must not bring the metadata back
     await rm(this.metaPath(e.meta.drive), { force: true });
-    await rm(this.dataPath(e.meta.drive), { force: true });
+    await rm(this.dataFile(e.meta.drive), { force: true });
   }
 
   /**
@@ -185,7 +192,7 @@ export class DriveStore {
     this.checkRange(e, offset, length, 'read');
     const data = Buffer.alloc(length);
     try {
-      const handle = await open(this.dataPath(e.meta.drive), 'r');
+      const handle = await open(this.dataFile(e.meta.drive), 'r');
       try {
         for (let done = 0; done < length;) {
           const { bytesRead } = await handle.read(data, done, length - done, offset + done);
@@ -225,7 +232,7 @@ export class DriveStore {
     const where = `write drive ${e.meta.drive}`;
     let handle: FileHandle;
     try {
-      handle = await open(this.dataPath(e.meta.drive), 'r+');
+      handle = await open(this.dataFile(e.meta.drive), 'r+');
     } catch (error) {
       throw ioError(error, where);
     }

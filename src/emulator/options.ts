@@ -2,6 +2,7 @@
  * The emulator's public types: how it is started, the faults it can inject and the
  * counters it keeps so tests and benchmarks can assert what happened on the wire.
  */
+import type { ServerRunner } from './server-runner.js';
 
 export interface Account {
   /** The API user (an account UUID on the real service); the Basic-auth username. */
@@ -37,6 +38,36 @@ export interface Faults {
   seed?: number;
 }
 
+/**
+ * What the real service's recorded answers show (elastichosts-api.md section 9) where the
+ * emulator's plain behaviour differs; each off by default, all on with RECORDED_QUIRKS.
+ */
+export interface Quirks {
+  /** Counters (read:bytes, write:requests, ...) as JSON strings, not numbers. */
+  stringCounters?: boolean;
+  /** Keys with their default or an empty value left out (no claim:type exclusive, no []). */
+  omitDefaults?: boolean;
+  /** A drive or server that does not exist: 400 `system` "... could not be found", not 404. */
+  notFoundAs400?: boolean;
+  /** A new drive already shows the service's own 4 KiB write in its counters. */
+  serviceWrite?: boolean;
+  /** A write while another write to the same drive is in progress: 409 `busy`. */
+  oneWriterPerDrive?: boolean;
+}
+
+export const QUIRK_NAMES = [
+  'stringCounters',
+  'omitDefaults',
+  'notFoundAs400',
+  'serviceWrite',
+  'oneWriterPerDrive',
+] as const satisfies readonly (keyof Quirks)[];
+
+/** Every recorded quirk on. */
+export const RECORDED_QUIRKS: Required<Quirks> = Object.fromEntries(
+  QUIRK_NAMES.map((q) => [q, true]),
+) as Required<Quirks>;
+
 export interface EmulatorOptions {
   /** Directory holding the drives (created if missing); reused across restarts. */
   dataDir: string;
@@ -50,6 +81,12 @@ export interface EmulatorOptions {
   maxWriteBytes?: number;
   /** fsync each write and metadata file before acknowledging it (default false). */
   fsync?: boolean;
+  /** The real service's recorded behaviour, per quirk (default: all off). */
+  quirks?: Quirks;
+  /** Speed of the image call's server-side copy, source bytes per second (default 256 MiB/s). */
+  imagingBytesPerSecond?: number;
+  /** Runs started servers (default: none, servers are state only). */
+  runner?: ServerRunner;
 }
 
 export type FaultKind = 'error' | 'throttle' | 'busy' | 'cut';
@@ -84,6 +121,7 @@ export interface Emulator {
   close(): Promise<void>;
 }
 
+export const DEFAULT_IMAGING_BYTES_PER_SECOND = 256 * 2 ** 20;
 export const DEFAULT_MAX_WRITE_BYTES = 64 * 2 ** 20;
 /** The documented read limit: SIZE must be at most 4096 KiB. */
 export const MAX_READ_BYTES = 4096 * 1024;

@@ -15,10 +15,12 @@ import { gunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
 import { ApiError, errorParts } from './api-error.js';
 import { Link, type Pacer } from './bandwidth.js';
-import { driveInfo, parseChanges } from './drive-fields.js';
+import { driveInfo, parseChanges, type DriveMeta } from './drive-fields.js';
 import { DriveStore, type DriveWriter } from './drive-store.js';
 import { FaultPicker } from './faults.js';
+import { Imaging } from './imaging.js';
 import {
+  DEFAULT_IMAGING_BYTES_PER_SECOND,
   DEFAULT_MAX_WRITE_BYTES,
   MAX_READ_BYTES,
   type Emulator,
@@ -26,26 +28,16 @@ import {
   type EmulatorStats,
   type Faults,
 } from './options.js';
+import { NO_CONTENT, rendered, type Reply } from './reply.js';
 import { ConnectionCut, readBody } from './request-body.js';
-import { routeRequest, type Route } from './routes.js';
-import {
-  parseFields,
-  renderList,
-  renderObject,
-  renderObjects,
-  wantsJson,
-  type Rendered,
-} from './wire-format.js';
+import { routeName, routeRequest, type Route } from './routes.js';
+import { serverCall } from './server-calls.js';
+import { ServerStore } from './server-store.js';
+import { parseFields, renderList, renderObject, renderObjects, wantsJson } from './wire-format.js';
 
 const inflate = promisify(gunzip);
 /** Bodies of the non-write calls (create, set) are small key-value sets. */
 const MAX_FIELDS_BYTES = 1 << 20;
-
-interface Reply {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
 
 function checkOptions(o: EmulatorOptions): void {
   for (const a of o.accounts) {
@@ -61,6 +53,13 @@ function checkOptions(o: EmulatorOptions): void {
     throw new InputError(
       'maxWriteBytes',
       `Invalid maxWriteBytes ${max}: expected a positive integer`,
+    );
+  }
+  const rate = o.imagingBytesPerSecond ?? DEFAULT_IMAGING_BYTES_PER_SECOND;
+  if (!(rate > 0)) {
+    throw new InputError(
+      'imagingBytesPerSecond',
+      `Invalid imagingBytesPerSecond ${rate}: expected a positive number`,
     );
   }
 }
@@ -95,10 +94,6 @@ function contentEncoding(req: IncomingMessage): string {
   return (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
 }
 
-function rendered(r: Rendered): Reply {
-  return { status: 200, headers: r.headers, body: r.body };
-}
-
 /** Resolves on 'drain', or on 'close' when the client went away (no drain will come). */
 function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
@@ -112,13 +107,19 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
-const NO_CONTENT: Reply = { status: 204, headers: {}, body: Buffer.alloc(0) };
-
 export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
   checkOptions(options);
   const maxWriteBytes = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
   const keys = new Map(options.accounts.map((a) => [a.user, a.key]));
+  const quirks = options.quirks ?? {};
   const store = await DriveStore.open(options.dataDir, options.fsync ?? false);
+  const imaging = new Imaging(
+    store,
+    options.imagingBytesPerSecond ?? DEFAULT_IMAGING_BYTES_PER_SECOND,
+  );
+  const servers = await ServerStore.open(options.dataDir, store, imaging, options.runner);
+  /** Drives with a write in progress (for the one-writer quirk). */
+  const writing = new Set<string>();
   const picker = new FaultPicker(options.faults ?? {});
   const stats: EmulatorStats = {
     requests: 0,
@@ -186,7 +187,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     encoding: string,
     length: number,
   ): Promise<DriveWriter | undefined> {
-    if (route.endpoint !== 'write' || encoding !== 'identity') return undefined;
+    if (route.object !== 'drives' || route.endpoint !== 'write' || encoding !== 'identity') {
+      return undefined;
+    }
     if (!Number.isSafeInteger(length) || length > maxWriteBytes) return undefined;
     try {
       const offset = parseOffset(route.offset ?? '0', 'offset');
@@ -194,6 +197,37 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     } catch (error) {
       if (error instanceof ApiError) return undefined;
       throw error;
+    }
+  }
+
+  /** A drive's info with its claims, imaging state and the quirks. */
+  function infoOf(meta: DriveMeta, full: boolean) {
+    return driveInfo(
+      meta,
+      {
+        claimed: [...servers.claimsOf(meta.drive), ...imaging.claimsOf(meta.drive)],
+        imaging: imaging.state(meta.drive, full),
+      },
+      quirks,
+    );
+  }
+
+  /**
+   * Refuses a change of a drive's bytes (write, image onto it, destroy) while it is being
+   * imaged, or while a running server claims it and it is exclusive (shared drives take
+   * writes, as the real service presumably does; destroy is refused for both).
+   */
+  function checkChangeable(user: string, uuid: string, what: 'write' | 'destroy'): void {
+    const meta = store.get(user, uuid);
+    if (imaging.busy(meta.drive)) {
+      throw new ApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
+    }
+    const claim = servers.claimsOf(meta.drive)[0];
+    if (claim !== undefined && (what === 'destroy' || meta.claimType === 'exclusive')) {
+      throw new ApiError(
+        'busy',
+        `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`,
+      );
     }
   }
 
@@ -205,6 +239,16 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     writer: DriveWriter | undefined,
   ): Promise<Reply> {
     const json = wantsJson(req.headers.accept);
+    if (route.object === 'servers') {
+      return serverCall(
+        servers,
+        req,
+        user,
+        { endpoint: route.endpoint, uuid: route.uuid, start: route.start ?? false },
+        body,
+        quirks.omitDefaults ?? false,
+      );
+    }
     switch (route.endpoint) {
       case 'list':
         return rendered(
@@ -214,23 +258,41 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
             json,
           ),
         );
-      case 'info':
+      case 'info': {
+        const full = route.full ?? false;
         return route.uuid === undefined
-          ? rendered(renderObjects(store.list(user).map(driveInfo), json))
-          : rendered(renderObject(driveInfo(store.get(user, route.uuid)), json));
+          ? rendered(
+              renderObjects(
+                store.list(user).map((m) => infoOf(m, full)),
+                json,
+              ),
+            )
+          : rendered(renderObject(infoOf(store.get(user, route.uuid), full), json));
+      }
       case 'create': {
         const changes = parseChanges(parseFields(body, req.headers['content-type']), 'create');
-        return rendered(renderObject(driveInfo(await store.create(user, changes)), json));
+        const meta = await store.create(user, changes, quirks.serviceWrite ?? false);
+        return rendered(renderObject(infoOf(meta, false), json));
       }
       case 'set': {
         const uuid = route.uuid ?? '';
         store.get(user, uuid); // 404 before 400: the drive must exist
         const changes = parseChanges(parseFields(body, req.headers['content-type']), 'set');
-        return rendered(renderObject(driveInfo(await store.update(user, uuid, changes)), json));
+        // A new size changes the bytes a running server or a copy sees.
+        if (changes.size !== undefined) checkChangeable(user, uuid, 'write');
+        return rendered(renderObject(infoOf(await store.update(user, uuid, changes), false), json));
       }
       case 'destroy':
+        checkChangeable(user, route.uuid ?? '', 'destroy');
         await store.destroy(user, route.uuid ?? '');
         return NO_CONTENT;
+      case 'image': {
+        const dest = route.uuid ?? '';
+        store.get(user, route.source ?? ''); // both must exist: 404 first
+        checkChangeable(user, dest, 'write');
+        imaging.image(user, dest, route.source ?? '', route.conversion ?? 'none');
+        return NO_CONTENT;
+      }
       case 'read': {
         const offset = parseOffset(route.offset ?? '', 'offset');
         const size = parseOffset(route.size ?? '', 'size');
@@ -284,10 +346,25 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.requests += 1;
     let route: Route | undefined;
+    let writingNow: string | undefined;
     try {
       const user = authenticate(req, keys);
       route = routeRequest(req.method ?? 'GET', req.url ?? '/');
-      const isWrite = route.endpoint === 'write';
+      const isWrite = route.object === 'drives' && route.endpoint === 'write';
+      if (isWrite) {
+        const drive = store.get(user, route.uuid ?? '').drive;
+        checkChangeable(user, drive, 'write');
+        if (quirks.oneWriterPerDrive) {
+          if (writing.has(drive)) {
+            throw new ApiError(
+              'busy',
+              `Drive ${drive} has a write in progress: one writer at a time`,
+            );
+          }
+          writing.add(drive);
+          writingNow = drive;
+        }
+      }
       const fault = picker.pick(isWrite);
       const encoding = contentEncoding(req);
       const gzip = encoding.includes('gzip');
@@ -356,11 +433,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         // The client disconnected mid-body, or a bug: answer if anyone is listening.
         if (req.destroyed) return;
       }
-      const api =
+      let api =
         error instanceof ApiError ? error : new ApiError('system', 'Internal emulator error');
+      // The recorded answer to a missing drive: 400 system, not 404 missing.
+      if (api.notFound && quirks.notFoundAs400) api = new ApiError('system', api.message, 400);
       await send(req, res, errorParts(api));
     } finally {
-      const name = route?.endpoint ?? 'unknown';
+      if (writingNow !== undefined) writing.delete(writingNow);
+      const name = route ? routeName(route) : 'unknown';
       stats.endpoints[name] = (stats.endpoints[name] ?? 0) + 1;
     }
   }
@@ -405,6 +485,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         server.closeAllConnections();
         await Promise.allSettled([...inflight]);
         await closed;
+        await servers.close();
+        await imaging.close();
         await store.flush();
       })();
       return closing;

@@ -4,6 +4,9 @@
  * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
  * chunk size at worst). Transient failures are retried. The first chunk that
  * still fails stops new work; the writes in flight finish, so the journal stays exact.
+ * A service that answers 409 busy to a write may refuse concurrent writes to one drive
+ * (the only production uploader on record wrote one chunk at a time "to avoid
+ * collisions"): after the first such answer, writes go one at a time.
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -46,6 +49,14 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
   const handle = await open(t.image, 'r');
   let next = 0;
   let failure: { index: number; error: unknown } | undefined;
+  let oneAtATime = false;
+  let lane: Promise<unknown> = Promise.resolve();
+  const write = (offset: number, body: () => WriteBody): Promise<void> => {
+    if (!oneAtATime) return t.api.writeOnce(t.drive, offset, body());
+    const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
+    lane = turn.catch(() => undefined);
+    return turn;
+  };
 
   const worker = async () => {
     let buffer: Buffer | undefined; // only chunks worth compressing are read whole
@@ -69,9 +80,10 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
             length,
           };
         await withRetry(
-          () => t.api.writeOnce(t.drive, offset, body()),
+          () => write(offset, body),
           t.policy,
           (error, attempt, delay) => {
+            if (error instanceof ApiError && error.status === 409) oneAtATime = true;
             t.stats.retries++;
             t.onRetry(index, error, attempt, delay);
           },

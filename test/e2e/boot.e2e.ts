@@ -21,6 +21,10 @@ import { reportLines } from '../../src/boot/serial.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Firmware } from '../../src/boot/qemu.js';
 import { overlay, sampleRoot, tempDir } from '../iso/fixture.js';
+import { startQemuRunner, type QemuRunner } from '../../src/emulator/qemu-runner.js';
+import type { Emulator } from '../../src/emulator/index.js';
+import { alice, call, properties, start as startCloud, type Started } from '../emulator/helpers.js';
+import { bootReports, info, untilBoots, uploadCd } from './cloud.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const SERVER = '10.0.2.100';
@@ -440,4 +444,130 @@ describe('a rollback to R1, and R1 booted until its login prompt', () => {
     expect(rollout.serial).not.toContain('DISKLESS-BOOT-OK');
     process.stderr.write(`bios, login prompt: ${rollout.boot.outputs['bios-seconds'] ?? ''} s\n`);
   });
+});
+
+// The emulator as a local cloud: two servers booting the boot test's release from CDs
+// uploaded over the API, watched from the inside; a set of the CD and a reset of one.
+describe('the local cloud: servers that boot their CD in QEMU', () => {
+  const cloud: {
+    s?: Started;
+    runner?: QemuRunner;
+    cds: Record<'a' | 'b', string>;
+    servers: string[];
+  } = { cds: { a: '', b: '' }, servers: [] };
+  const BOOT_LIMIT = 15 * 60_000;
+
+  beforeAll(async () => {
+    // Two CDs of the same release that stay up after their report, told apart by a mark.
+    for (const cd of ['a', 'b'] as const) {
+      const { outputs } = await action('build-iso', {
+        ...built.isoInputs,
+        cmdline: `panic=10 diskless.stay diskless.cd=${cd}`,
+        root: built.release,
+        output: path.join(built.work, 'cloud', `cd-${cd}.iso`),
+      });
+      cloud.cds[cd] = outputs.iso ?? '';
+    }
+    const exports = [
+      { pseudo: `${built.target}/current`, dir: built.release },
+      ...built.exports.split('\n').map((l) => {
+        const [pseudo = '', dir = ''] = l.split('=');
+        return { pseudo, dir };
+      }),
+    ];
+    cloud.runner = await startQemuRunner({
+      work: path.join(built.work, 'cloud', 'runner'),
+      nfsServer: SERVER,
+      exports,
+    });
+    cloud.s = await startCloud({ runner: cloud.runner });
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await cloud.s?.stop(); // stops every machine and the NFS server
+  });
+
+  function emulator(): Emulator {
+    if (!cloud.s) throw new Error('the cloud did not start');
+    return cloud.s.emulator;
+  }
+
+  it(
+    'boots two servers created through the API, each reporting from inside at its own address',
+    async () => {
+      const e = emulator();
+      const a = await uploadCd(e, 'cd-a', cloud.cds.a);
+      const b = await uploadCd(e, 'cd-b', cloud.cds.b);
+      cloud.cds = { a, b };
+      // Both at once: the two boots share the machine's cores.
+      const created = await Promise.all(
+        ['web1', 'web2'].map((name) =>
+          call(e, 'servers/create', {
+            body: `name ${name}\ncpu 2000\nmem 1024\npersistent true\nide:0:1 ${a}\nide:0:1:media cdrom\nboot ide:0:1\nnic:0:model virtio\nnic:0:dhcp auto`,
+          }),
+        ),
+      );
+      cloud.servers = created.map((r) => properties(r.text).server ?? '');
+      const runner = cloud.runner as QemuRunner;
+      const seconds = await Promise.all(
+        cloud.servers.map((s) => untilBoots(runner.consoleOf(s), 1, BOOT_LIMIT)),
+      );
+      process.stderr.write(`cloud: two servers reported in ${seconds.join(' s and ')} s\n`);
+      const addresses = new Set<string>();
+      for (const s of cloud.servers) {
+        const server = await info(e, 'servers', s);
+        expect(server.status).toBe('active');
+        const [report] = await bootReports(runner.consoleOf(s));
+        expect(report?.get('hostname')).toBe('diskless-e2e');
+        expect(report?.get('cmdline')).toMatch(/ diskless\.cd=a( |$)/);
+        expect(report?.get('system')).toBe('running');
+        // The address the guest really has is the one the API shows.
+        const ipv4 = (report?.get('address') ?? '')
+          .split(' ')
+          .filter((a) => /^\d+(\.\d+){3}$/.test(a));
+        expect(ipv4).toEqual([server['nic:0:dhcp:ip']]);
+        addresses.add(server['nic:0:dhcp:ip'] ?? '');
+      }
+      expect(addresses.size).toBe(2);
+      expect((await info(e, 'drives', a)).claimed?.split(' ').sort()).toEqual(
+        cloud.servers.map((s) => `${alice.user}:guest:${s}:ide:0:1`).sort(),
+      );
+    },
+    BOOT_LIMIT + 120_000,
+  );
+
+  it(
+    'after a set of the CD and a reset, one server boots the new CD; the other runs on',
+    async () => {
+      const e = emulator();
+      const runner = cloud.runner as QemuRunner;
+      const [web1 = '', web2 = ''] = cloud.servers;
+      expect(web1).not.toBe('');
+      const web2Started = (await info(e, 'servers', web2)).started;
+      const set = await call(e, `servers/${web1}/set`, { body: `ide:0:1 ${cloud.cds.b}` });
+      expect(set.status).toBe(200);
+      // Pending until the reset: web1 still runs off CD a.
+      expect((await info(e, 'drives', cloud.cds.b)).claimed).toBeUndefined();
+      expect((await call(e, `servers/${web1}/reset`, { method: 'POST' })).status).toBe(204);
+      expect((await info(e, 'drives', cloud.cds.b)).claimed).toBe(
+        `${alice.user}:guest:${web1}:ide:0:1`,
+      );
+      const seconds = await untilBoots(runner.consoleOf(web1), 2, BOOT_LIMIT);
+      process.stderr.write(`cloud: web1 rebooted onto CD b in ${String(seconds)} s\n`);
+      const [first, second] = await bootReports(runner.consoleOf(web1));
+      expect(first?.get('cmdline')).toMatch(/ diskless\.cd=a( |$)/);
+      expect(second?.get('cmdline')).toMatch(/ diskless\.cd=b( |$)/);
+      expect(second?.get('machine-id')).not.toBe(first?.get('machine-id'));
+      // web2 was not touched: one boot, same start, still running.
+      expect(await bootReports(runner.consoleOf(web2))).toHaveLength(1);
+      expect(await info(e, 'servers', web2)).toMatchObject({
+        status: 'active',
+        started: web2Started,
+      });
+      expect((await call(e, `servers/${web2}/stop`, { method: 'POST' })).status).toBe(204);
+      expect((await info(e, 'servers', web2)).status).toBe('stopped');
+      expect((await info(e, 'drives', cloud.cds.a)).claimed).toBeUndefined();
+    },
+    BOOT_LIMIT + 120_000,
+  );
 });

@@ -54,6 +54,66 @@ describe('diskless emulator flags', () => {
     });
   });
 
+  it('takes the recorded quirks, all or some, and the imaging speed', () => {
+    const all = parseEmulatorArgs(['--data', dir, '--quirks', 'recorded']).options;
+    expect(all.quirks).toEqual({
+      stringCounters: true,
+      omitDefaults: true,
+      notFoundAs400: true,
+      serviceWrite: true,
+      oneWriterPerDrive: true,
+    });
+    const some = parseEmulatorArgs([
+      '--data',
+      dir,
+      '--quirks=not-found-400,one-writer',
+      '--imaging-mbit',
+      '8',
+    ]).options;
+    expect(some.quirks).toEqual({ notFoundAs400: true, oneWriterPerDrive: true });
+    expect(some.imagingBytesPerSecond).toBe(1_000_000);
+  });
+
+  it('takes the QEMU runner flags, and needs an export with --run-servers', () => {
+    const { runner } = parseEmulatorArgs([
+      '--data',
+      dir,
+      '--run-servers',
+      '--nfs-export',
+      '/srv/diskless/current=/srv/diskless/releases/7',
+      '--nfs-export=/usr=/usr',
+      '--firmware',
+      'uefi',
+    ]);
+    expect(runner).toEqual({
+      work: path.join(dir, 'runner'),
+      nfsServer: '10.0.2.100',
+      firmware: 'uefi',
+      exports: [
+        { pseudo: '/srv/diskless/current', dir: '/srv/diskless/releases/7' },
+        { pseudo: '/usr', dir: '/usr' },
+      ],
+    });
+    expect(parseEmulatorArgs(['--data', dir]).runner).toBeUndefined();
+  });
+
+  it('with --run-servers, refuses an export that is not a directory in one line, exit 1', async () => {
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
+    const missing = path.join(dir, 'no-such-release');
+    const code = await runEmulatorCommand([
+      '--data',
+      dir,
+      '--run-servers',
+      '--nfs-export',
+      `/srv/diskless/current=${missing}`,
+    ]);
+    expect(code).toBe(1);
+    expect(errors.at(-1)).toBe(
+      `diskless emulator: NFS export /srv/diskless/current: ${missing} is not a directory`,
+    );
+  });
+
   it('refuses bad flags with one line naming the flag, the value and what was expected', async () => {
     const errors: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
@@ -66,6 +126,21 @@ describe('diskless emulator flags', () => {
       [['--data', dir, '--bogus', '1'], /Unknown flag --bogus/],
       [['--data', dir, '--seed'], /--seed needs a value/],
       [['--port', '0'], /--data is required/],
+      [
+        ['--data', dir, '--quirks', 'strings'],
+        /--quirks "strings": expected recorded or a comma-separated list of string-counters, /,
+      ],
+      [['--data', dir, '--imaging-mbit', '-1'], /--imaging-mbit "-1": expected a positive number/],
+      [['--data', dir, '--run-servers'], /--run-servers needs --nfs-export/],
+      [
+        ['--data', dir, '--nfs-export', 'usr'],
+        /--nfs-export "usr": expected \/nfs\/path=\/local\/dir/,
+      ],
+      [['--data', dir, '--firmware', 'coreboot'], /--firmware "coreboot": expected bios or uefi/],
+      [
+        ['--data', dir, '--nfs-server', 'nfs.local'],
+        /NFS server "nfs\.local": expected the IPv4 address/,
+      ],
     ];
     for (const [args, message] of cases) {
       errors.length = 0;

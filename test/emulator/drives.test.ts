@@ -163,7 +163,7 @@ describe('drive calls', () => {
     }
     expect((await call(s.emulator, 'drives/list', { method: 'PUT' })).status).toBe(405);
     expect((await call(s.emulator, `drives/${uuid}/info`)).status).toBe(200);
-    const unknown = await call(s.emulator, 'servers/list');
+    const unknown = await call(s.emulator, 'resources/list');
     expect(unknown.status).toBe(404);
     expect(unknown.headers['x-elastic-error']).toMatch(/^missing /);
   });

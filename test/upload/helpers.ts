@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DriveApi } from '../../src/drive/api.js';
 import { defaultRetryPolicy } from '../../src/drive/retry.js';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { readInputs } from '../../src/inputs/read.js';
 import { streamReporter } from '../../src/report.js';
 import { uploadDriveInputs, type UploadDriveOptions } from '../../src/upload/options.js';
@@ -26,10 +26,14 @@ export function tmpDir(): Promise<string> {
   return tempDir('upload');
 }
 
-export async function emulator(dataDir?: string): Promise<Emulator> {
+export async function emulator(
+  dataDir?: string,
+  extra: Partial<EmulatorOptions> = {},
+): Promise<Emulator> {
   return startEmulator({
     dataDir: dataDir ?? (await tmpDir()),
     accounts: [{ user: USER, key: KEY }],
+    ...extra,
   });
 }
 

@@ -1,0 +1,54 @@
+/**
+ * The local cloud in the boot test: the emulator with its QEMU runner, CDs uploaded over
+ * its API, and the consoles of its servers read boot by boot.
+ */
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BOOT_OK, readLog, reportLines, tail } from '../../src/boot/serial.js';
+import type { Emulator } from '../../src/emulator/index.js';
+import { call, createDrive, properties } from '../emulator/helpers.js';
+
+const CHUNK = 4 * 2 ** 20;
+
+/** A shared drive holding the ISO, written over the API in 4 MiB chunks. */
+export async function uploadCd(e: Emulator, name: string, iso: string): Promise<string> {
+  const data = await readFile(iso);
+  const uuid = await createDrive(e, `name ${name}\nsize ${data.length}\nclaim:type shared`);
+  for (let at = 0; at < data.length; at += CHUNK) {
+    const r = await call(e, `drives/${uuid}/write/${at}`, { body: data.subarray(at, at + CHUNK) });
+    if (r.status !== 204) throw new Error(`writing ${name} at ${at}: ${r.status} ${r.text}`);
+  }
+  return uuid;
+}
+
+/** One object's info as text keys; fails on anything but 200. */
+export async function info(
+  e: Emulator,
+  object: string,
+  uuid: string,
+): Promise<Record<string, string>> {
+  const r = await call(e, `${object}/${uuid}/info`);
+  if (r.status !== 200) throw new Error(`${object}/${uuid}/info: ${r.status} ${r.text}`);
+  return properties(r.text);
+}
+
+/** The reports of each boot on a console, in order (one per DISKLESS-BOOT-OK). */
+export async function bootReports(console: string): Promise<Map<string, string>[]> {
+  const text = await readLog(console);
+  const boots = text.split(BOOT_OK).slice(0, -1);
+  return boots.map((b) => new Map(reportLines(b).map((l) => [l.key, l.value])));
+}
+
+/** Waits until the console shows `count` finished boots; fails with its end after `limitMs`. */
+export async function untilBoots(console: string, count: number, limitMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if ((await bootReports(console)).length >= count) return (Date.now() - started) / 1000;
+    if (Date.now() - started > limitMs) {
+      throw new Error(
+        `${console}: ${count} boot(s) not reported within ${limitMs / 1000} s; its end:\n${tail(await readLog(console))}`,
+      );
+    }
+    await sleep(500);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The QEMU runner's command line per server (the boots themselves are in the e2e test):
+ * drives at their devices with CDs read-only, the boot order, the NIC model, the DHCP
+ * lease the API shows, the console appended, the monitor for the power button.
+ */
+import { describe, expect, it } from 'vitest';
+import { machineArgs } from '../../src/emulator/qemu-runner.js';
+import type { BootSpec } from '../../src/emulator/server-runner.js';
+
+const spec: BootSpec = {
+  server: 'c0ffee00-0000-4000-8000-000000000001',
+  name: 'web1',
+  mem: 1024,
+  smp: 1,
+  drives: [
+    { device: 'ide:0:1', file: '/data/drives/cd.img', media: 'cdrom' },
+    { device: 'block:0', file: '/data/drives/disk.img', media: 'disk' },
+  ],
+  boot: ['ide:0:1'],
+  nicModel: 'virtio',
+  ip: '10.0.2.16',
+};
+const where = { console: '/w/consoles/c.log', monitor: '/w/m.sock', nfsServer: '10.0.2.100' };
+
+function values(args: string[], option: string): string[] {
+  return args.flatMap((a, i) => (args[i - 1] === option ? [a] : []));
+}
+
+describe('machineArgs', () => {
+  it('attaches the CD read-only at its IDE place, the disk as virtio, boots the CD', () => {
+    const args = machineArgs(spec, { ...where, firmware: 'bios' });
+    expect(values(args, '-drive')).toEqual([
+      'file=/data/drives/cd.img,format=raw,media=cdrom,readonly=on,if=ide,bus=0,unit=1',
+      'file=/data/drives/disk.img,format=raw,media=disk,if=virtio,index=0',
+    ]);
+    expect(values(args, '-boot')).toEqual(['order=d']);
+    expect(values(args, '-m')).toEqual(['1024']);
+    expect(values(args, '-accel')).toEqual(['tcg']);
+    expect(args).not.toContain('-no-reboot'); // a guest reboot keeps the server running
+  });
+
+  it('gives the guest the lease the API shows, on the NFS network, with the chosen NIC', () => {
+    const args = machineArgs({ ...spec, nicModel: 'e1000' }, { ...where, firmware: 'bios' });
+    const [netdev = ''] = values(args, '-netdev');
+    expect(netdev).toContain('dhcpstart=10.0.2.16');
+    expect(netdev).toContain('restrict=on');
+    expect(netdev).toContain('guestfwd=tcp:10.0.2.100:2049-cmd:socat - TCP:127.0.0.1:2049');
+    expect(values(args, '-device')).toEqual(['e1000,netdev=n0,mac=52:54:00:c0:ff:ee,romfile=']);
+  });
+
+  it('appends the console to its file and opens a monitor for the power button', () => {
+    const args = machineArgs(spec, { ...where, firmware: 'bios' });
+    expect(values(args, '-chardev')).toEqual(['file,id=console,path=/w/consoles/c.log,append=on']);
+    expect(values(args, '-serial')).toEqual(['chardev:console']);
+    expect(values(args, '-monitor')).toEqual(['unix:/w/m.sock,server=on,wait=off']);
+  });
+
+  it('uses OVMF for UEFI, with the server own variables', () => {
+    const args = machineArgs(spec, { ...where, firmware: 'uefi', ovmfVars: '/w/vars.fd' });
+    expect(values(args, '-drive')).toContain('if=pflash,format=raw,unit=1,file=/w/vars.fd');
+  });
+
+  it('refuses devices it cannot attach and addresses outside the network, naming them', () => {
+    expect(() =>
+      machineArgs(
+        { ...spec, drives: [{ device: 'scsi:0:1', file: '/d', media: 'disk' }] },
+        { ...where, firmware: 'bios' },
+      ),
+    ).toThrow(/device scsi:0:1: the QEMU runner attaches ide:B:U and block:N drives only/);
+    expect(() => machineArgs({ ...spec, ip: '10.0.3.5' }, { ...where, firmware: 'bios' })).toThrow(
+      /guest address "10\.0\.3\.5": expected an address in 10\.0\.2\.4 to 10\.0\.2\.252/,
+    );
+  });
+});
