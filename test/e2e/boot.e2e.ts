@@ -50,6 +50,8 @@ interface Built {
   /** Where current pointed while the report boots ran. */
   currentDuringBoot: string;
   r1Iso: Record<string, string>;
+  /** build-iso's inputs besides root, nfs-root and output. */
+  isoInputs: Record<string, string>;
   iso: string;
   isoSha256: string;
   exports: string;
@@ -196,6 +198,7 @@ beforeAll(async () => {
     r2,
     currentDuringBoot: '',
     r1Iso,
+    isoInputs,
     iso: iso.iso ?? '',
     isoSha256: iso.sha256 ?? '',
     exports,
@@ -464,12 +467,13 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
         ...built.isoInputs,
         cmdline: `panic=10 diskless.stay diskless.cd=${cd}`,
         root: built.release,
+        'nfs-root': `${SERVER}:${built.target}/releases/${built.r2}`,
         output: path.join(built.work, 'cloud', `cd-${cd}.iso`),
       });
       cloud.cds[cd] = outputs.iso ?? '';
     }
     const exports = [
-      { pseudo: `${built.target}/current`, dir: built.release },
+      { pseudo: `${built.target}/releases/${built.r2}`, dir: built.release },
       ...built.exports.split('\n').map((l) => {
         const [pseudo = '', dir = ''] = l.split('=');
         return { pseudo, dir };
