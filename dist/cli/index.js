@@ -49208,8 +49208,9 @@ const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
 /**
  * slirp's network around `server`: its /24, with slirp's own host, DNS and DHCP addresses
  * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
+ * `guest`, an address in that /24, is the one the guest's DHCP gets (its first lease).
  */
-function slirpNetwork(server) {
+function slirpNetwork(server, guest) {
     // Plain decimal octets only: QEMU would read 010 as octal.
     const octet = '(0|[1-9]\\d{0,2})';
     const m = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`).exec(server);
@@ -49229,17 +49230,40 @@ function slirpNetwork(server) {
     const host = d === 2 ? 254 : 2;
     const dns = d === 3 ? 253 : 3;
     const dhcp = d >= 15 && d < 40 ? 200 : 15;
-    return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${net}.${dhcp}`;
+    let start = `${net}.${dhcp}`;
+    if (guest !== undefined) {
+        const last = Number(guest.slice(net.length + 1));
+        const inside = Number.isInteger(last) && last >= 4 && last <= 252 && last !== d;
+        if (!guest.startsWith(`${net}.`) || !inside) {
+            throw new DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
+        }
+        start = guest;
+    }
+    return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${start}`;
+}
+/**
+ * The user-mode NIC of a boot: isolated (restrict=on), the NFS server's address forwarding
+ * only the NFS ports to this machine's loopback, one socat per connection.
+ */
+function nfsNetdev(server, guest) {
+    const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
+    return ['user', 'id=n0', 'restrict=on', slirpNetwork(server, guest), ...forwards].join(',');
+}
+/** The firmware's flash drives: none for SeaBIOS (QEMU's default), OVMF's code and vars for UEFI. */
+function firmwareArgs(o) {
+    if (o.firmware !== 'uefi')
+        return [];
+    if (!o.ovmfVars)
+        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+    return [
+        '-drive',
+        `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
+        '-drive',
+        `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`,
+    ];
 }
 /** The arguments of qemu-system-x86_64 for one boot. */
 function qemuArgs(o) {
-    const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
-    const firmware = [];
-    if (o.firmware === 'uefi') {
-        if (!o.ovmfVars)
-            throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
-        firmware.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`);
-    }
     return [
         '-accel',
         'tcg',
@@ -49252,7 +49276,7 @@ function qemuArgs(o) {
         '-no-reboot',
         '-serial',
         `file:${o.serialLog}`,
-        ...firmware,
+        ...firmwareArgs(o),
         '-cdrom',
         o.iso,
         '-boot',
@@ -49261,7 +49285,7 @@ function qemuArgs(o) {
         '-device',
         'virtio-net-pci,netdev=n0,romfile=',
         '-netdev',
-        ['user', 'id=n0', 'restrict=on', slirpNetwork(o.server), ...forwards].join(','),
+        nfsNetdev(o.server),
     ];
 }
 
@@ -53908,6 +53932,9 @@ async function prepareDrive(api, target, o, policy) {
  * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
  * chunk size at worst). Transient failures are retried. The first chunk that
  * still fails stops new work; the writes in flight finish, so the journal stays exact.
+ * A service that answers 409 busy to a write may refuse concurrent writes to one drive
+ * (the only production uploader on record wrote one chunk at a time "to avoid
+ * collisions"): after the first such answer, writes go one at a time.
  */
 
 
@@ -53924,6 +53951,15 @@ async function sendChunks(t, indexes) {
     const handle = await (0,promises_.open)(t.image, 'r');
     let next = 0;
     let failure;
+    let oneAtATime = false;
+    let lane = Promise.resolve();
+    const write = (offset, body) => {
+        if (!oneAtATime)
+            return t.api.writeOnce(t.drive, offset, body());
+        const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
+        lane = turn.catch(() => undefined);
+        return turn;
+    };
     const worker = async () => {
         let buffer; // only chunks worth compressing are read whole
         while (failure === undefined && next < indexes.length) {
@@ -53944,7 +53980,9 @@ async function sendChunks(t, indexes) {
                     gzip: false,
                     length,
                 };
-                await withRetry(() => t.api.writeOnce(t.drive, offset, body()), t.policy, (error, attempt, delay) => {
+                await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
+                    if (error instanceof ApiError && error.status === 409)
+                        oneAtATime = true;
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
@@ -54458,6 +54496,164 @@ class FaultPicker {
     }
 }
 
+;// CONCATENATED MODULE: ./src/emulator/options.ts
+const QUIRK_NAMES = [
+    'stringCounters',
+    'omitDefaults',
+    'notFoundAs400',
+    'serviceWrite',
+    'oneWriterPerDrive',
+];
+/** Every recorded quirk on. */
+const RECORDED_QUIRKS = Object.fromEntries(QUIRK_NAMES.map((q) => [q, true]));
+const DEFAULT_IMAGING_BYTES_PER_SECOND = 256 * 2 ** 20;
+const DEFAULT_MAX_WRITE_BYTES = 64 * 2 ** 20;
+/** The documented read limit: SIZE must be at most 4096 KiB. */
+const MAX_READ_BYTES = 4096 * 1024;
+
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/emulator/qemu-runner.ts
+/**
+ * The server runner that boots for real: each started server is a QEMU machine (TCG)
+ * booting its drives' files, CDs read-only, its NIC on the NFS network the boot test
+ * builds (nfs-ganesha and rpcbind in a private namespace, the NFS server's address
+ * forwarding only the NFS ports), so a client can be watched from the inside. The guest's
+ * DHCP lease is the address the emulator shows as nic:0:dhcp:ip. Each serial console is
+ * appended to <work>/consoles/<server uuid>.log across boots. `shutdown` is the ACPI
+ * power button (QEMU's monitor); every process started is stopped by `close`.
+ */
+
+
+
+
+
+
+
+
+
+const NIC_DEVICES = {
+    e1000: 'e1000',
+    rtl8139: 'rtl8139',
+    virtio: 'virtio-net-pci',
+};
+/** A MAC address of its own per server (QEMU's prefix, then the UUID's first bytes). */
+function macOf(server) {
+    const hex = server.replace(/-/g, '').slice(0, 6).padEnd(6, '0');
+    return `52:54:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+}
+/** QEMU's -drive for an attached drive: IDE bus and unit, or virtio block. */
+function driveArg(d) {
+    const media = d.media === 'cdrom' ? 'media=cdrom,readonly=on' : 'media=disk';
+    const ide = /^ide:([01]):([01])$/.exec(d.device);
+    if (ide)
+        return `file=${d.file},format=raw,${media},if=ide,bus=${ide[1]},unit=${ide[2]}`;
+    const block = /^block:([0-7])$/.exec(d.device);
+    if (block)
+        return `file=${d.file},format=raw,${media},if=virtio,index=${block[1]}`;
+    throw new DisklessError(`device ${d.device}: the QEMU runner attaches ide:B:U and block:N drives only`);
+}
+/** The QEMU command line of one server. */
+function machineArgs(spec, o) {
+    const first = spec.drives.find((d) => d.device === spec.boot[0]);
+    return [
+        '-accel',
+        'tcg',
+        '-m',
+        String(spec.mem),
+        '-smp',
+        String(spec.smp),
+        '-display',
+        'none',
+        '-monitor',
+        `unix:${o.monitor},server=on,wait=off`,
+        '-chardev',
+        `file,id=console,path=${o.console},append=on`,
+        '-serial',
+        'chardev:console',
+        ...firmwareArgs({ firmware: o.firmware, ovmfVars: o.ovmfVars }),
+        ...spec.drives.flatMap((d) => ['-drive', driveArg(d)]),
+        '-boot',
+        `order=${first?.media === 'cdrom' ? 'd' : 'c'}`,
+        // No option ROM: the firmware must not try a network boot.
+        '-device',
+        `${NIC_DEVICES[spec.nicModel] ?? 'e1000'},netdev=n0,mac=${macOf(spec.server)},romfile=`,
+        '-netdev',
+        nfsNetdev(o.nfsServer, spec.ip),
+    ];
+}
+/** Presses the ACPI power button through the machine's monitor socket. */
+function pressPowerButton(monitor) {
+    return new Promise((resolve, reject) => {
+        const socket = (0,external_node_net_.createConnection)(monitor, () => {
+            socket.end('system_powerdown\n');
+        });
+        socket.on('error', (error) => {
+            reject(new DisklessError(`QEMU monitor ${monitor}: ${error.message}`));
+        });
+        socket.on('close', () => {
+            resolve();
+        });
+    });
+}
+/** Starts the NFS server in a private namespace; machines start as servers start. */
+async function startQemuRunner(o) {
+    const reporter = o.reporter ?? silentReporter;
+    const firmware = o.firmware ?? 'bios';
+    const procs = new Processes();
+    const consoles = external_node_path_default().join(o.work, 'consoles');
+    const machines = external_node_path_default().join(o.work, 'machines');
+    await (0,promises_.mkdir)(consoles, { recursive: true });
+    await (0,promises_.mkdir)(machines, { recursive: true });
+    let ns;
+    try {
+        ns = await privateNamespace(procs, o.work);
+        // Stopped with every other process by close().
+        await startNfsServer(procs, ns, { dir: external_node_path_default().join(o.work, 'nfs'), exports: o.exports }, reporter);
+    }
+    catch (error) {
+        await procs.stopAll();
+        throw error;
+    }
+    const inside = ns;
+    const consoleOf = (server) => external_node_path_default().join(consoles, `${server}.log`);
+    return {
+        consoleOf,
+        async start(spec) {
+            const monitor = external_node_path_default().join(machines, `${spec.server}.monitor`);
+            let ovmfVars;
+            if (firmware === 'uefi') {
+                ovmfVars = external_node_path_default().join(machines, `${spec.server}.OVMF_VARS.fd`);
+                await (0,promises_.copyFile)(OVMF_VARS, ovmfVars).catch(() => {
+                    throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+                });
+            }
+            const ip = spec.ip ?? '';
+            const args = machineArgs(spec, {
+                console: consoleOf(spec.server),
+                monitor,
+                nfsServer: o.nfsServer,
+                firmware,
+                ovmfVars,
+            });
+            const qemu = await inside.start(`qemu ${spec.name}`, 'qemu-system-x86_64', args, {
+                log: external_node_path_default().join(machines, `${spec.server}.qemu.log`),
+                debianPackage: 'qemu-system-x86',
+            });
+            reporter.info(`server ${spec.name} (${spec.server}): QEMU pid ${qemu.pid}, ${ip}`);
+            return {
+                ip,
+                exited: qemu.exited.then(() => undefined),
+                stop: () => procs.stop(qemu),
+                shutdown: () => pressPowerButton(monitor),
+            };
+        },
+        async close() {
+            await procs.stopAll();
+        },
+    };
+}
+
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: ./src/emulator/api-error.ts
@@ -54476,6 +54672,8 @@ class api_error_ApiError extends Error {
     type;
     headers;
     status;
+    /** A drive or server that does not exist (answered 400 system with the recorded quirk). */
+    notFound = false;
     constructor(type, message, status, headers = {}) {
         super(message);
         this.type = type;
@@ -54483,8 +54681,14 @@ class api_error_ApiError extends Error {
         this.status = status ?? STATUS[type];
     }
 }
+/** A drive or server that is not there (or another account's), in the service's words. */
+function notFound(object, uuid) {
+    const error = new api_error_ApiError('missing', `${object} ${uuid} could not be found. Please re-validate your entry.`);
+    error.notFound = true;
+    return error;
+}
 function driveMissing(uuid) {
-    return new api_error_ApiError('missing', `Drive ${uuid} could not be found. Please re-validate your entry.`);
+    return notFound('Drive', uuid);
 }
 /** Header values must be one line of visible ASCII. */
 function headerSafe(text) {
@@ -54682,26 +54886,34 @@ function parseChanges(fields, mode) {
     return changes;
 }
 /** The info keys, in the order the service lists them. */
-function driveInfo(meta) {
+function driveInfo(meta, use = { claimed: [] }, quirks = {}) {
+    const counter = (n) => (quirks.stringCounters ? String(n) : n);
     const info = {
         drive: meta.drive,
         name: meta.name,
         size: meta.size,
         user: meta.user,
-        status: 'active',
+        status: use.imaging === undefined ? 'active' : 'imaging',
         'claim:type': meta.claimType,
         readers: meta.readers,
         tags: meta.tags,
         'encryption:cipher': meta.encryptionCipher,
         tier: meta.tier,
-        'read:bytes': meta.counters.readBytes,
-        'read:requests': meta.counters.readRequests,
-        'write:bytes': meta.counters.writeBytes,
-        'write:requests': meta.counters.writeRequests,
+        'read:bytes': counter(meta.counters.readBytes),
+        'read:requests': counter(meta.counters.readRequests),
+        'write:bytes': counter(meta.counters.writeBytes),
+        'write:requests': counter(meta.counters.writeRequests),
     };
+    if (use.claimed.length > 0)
+        info.claimed = use.claimed;
+    if (use.imaging !== undefined)
+        info.imaging = use.imaging;
     for (const [k, v] of Object.entries(meta.userKeys))
         info[`user:${k}`] = v;
-    return info;
+    if (!quirks.omitDefaults)
+        return info;
+    const defaults = (key, value) => (key === 'claim:type' && value === 'exclusive') || (Array.isArray(value) && value.length === 0);
+    return Object.fromEntries(Object.entries(info).filter(([k, v]) => !defaults(k, v)));
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/drive-store.ts
@@ -54745,7 +54957,7 @@ class DriveStore {
                 continue;
             const meta = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(store.dir, file), 'utf8'));
             // The data file is made before the metadata; recreate it (as zeros) if lost.
-            const handle = await (0,promises_.open)(store.dataPath(meta.drive), 'a');
+            const handle = await (0,promises_.open)(store.dataFile(meta.drive), 'a');
             await handle.truncate(meta.size);
             await handle.close();
             store.entries.set(meta.drive, {
@@ -54757,7 +54969,8 @@ class DriveStore {
         }
         return store;
     }
-    dataPath(uuid) {
+    /** The file holding a drive's bytes (for the image call and the server runner). */
+    dataFile(uuid) {
         return external_node_path_default().join(this.dir, `${uuid}.img`);
     }
     metaPath(uuid) {
@@ -54779,7 +54992,8 @@ class DriveStore {
     get(user, uuid) {
         return this.entry(user, uuid).meta;
     }
-    async create(user, changes) {
+    /** `serviceWrite`: count the 4 KiB write the real service makes to a new drive. */
+    async create(user, changes, serviceWrite = false) {
         const meta = {
             drive: (0,external_node_crypto_.randomUUID)(),
             name: changes.name ?? '',
@@ -54791,14 +55005,19 @@ class DriveStore {
             userKeys: Object.fromEntries(Object.entries(changes.userKeys ?? {}).filter(([, v]) => v !== '')),
             encryptionCipher: changes.encryptionCipher ?? 'aes-xts-plain',
             tier: changes.tier ?? 'disk',
-            counters: { readBytes: 0, readRequests: 0, writeBytes: 0, writeRequests: 0 },
+            counters: {
+                readBytes: 0,
+                readRequests: 0,
+                writeBytes: serviceWrite ? 4096 : 0,
+                writeRequests: serviceWrite ? 1 : 0,
+            },
         };
         try {
-            await (0,promises_.writeFile)(this.dataPath(meta.drive), '');
-            await (0,promises_.truncate)(this.dataPath(meta.drive), meta.size);
+            await (0,promises_.writeFile)(this.dataFile(meta.drive), '');
+            await (0,promises_.truncate)(this.dataFile(meta.drive), meta.size);
         }
         catch (error) {
-            await (0,promises_.rm)(this.dataPath(meta.drive), { force: true });
+            await (0,promises_.rm)(this.dataFile(meta.drive), { force: true });
             throw ioError(error, `create a drive of ${meta.size} bytes`);
         }
         const e = { meta, destroyed: false, tail: Promise.resolve(), queued: undefined };
@@ -54810,7 +55029,7 @@ class DriveStore {
         const e = this.entry(user, uuid);
         if (changes.size !== undefined && changes.size !== e.meta.size) {
             try {
-                await (0,promises_.truncate)(this.dataPath(e.meta.drive), changes.size);
+                await (0,promises_.truncate)(this.dataFile(e.meta.drive), changes.size);
             }
             catch (error) {
                 throw ioError(error, `resize drive ${e.meta.drive}`);
@@ -54835,7 +55054,7 @@ class DriveStore {
         this.entries.delete(e.meta.drive);
         await e.tail; // a save still running must not bring the metadata back
         await (0,promises_.rm)(this.metaPath(e.meta.drive), { force: true });
-        await (0,promises_.rm)(this.dataPath(e.meta.drive), { force: true });
+        await (0,promises_.rm)(this.dataFile(e.meta.drive), { force: true });
     }
     /**
      * Reads and writes must lie inside the drive: past the end is 400 usage and nothing is
@@ -54852,7 +55071,7 @@ class DriveStore {
         this.checkRange(e, offset, length, 'read');
         const data = Buffer.alloc(length);
         try {
-            const handle = await (0,promises_.open)(this.dataPath(e.meta.drive), 'r');
+            const handle = await (0,promises_.open)(this.dataFile(e.meta.drive), 'r');
             try {
                 for (let done = 0; done < length;) {
                     const { bytesRead } = await handle.read(data, done, length - done, offset + done);
@@ -54894,7 +55113,7 @@ class DriveStore {
         const where = `write drive ${e.meta.drive}`;
         let handle;
         try {
-            handle = await (0,promises_.open)(this.dataPath(e.meta.drive), 'r+');
+            handle = await (0,promises_.open)(this.dataFile(e.meta.drive), 'r+');
         }
         catch (error) {
             throw ioError(error, where);
@@ -54967,14 +55186,160 @@ class DriveStore {
     }
 }
 
-;// CONCATENATED MODULE: ./src/emulator/options.ts
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/emulator/imaging.ts
 /**
- * The emulator's public types: how it is started, the faults it can inject and the
- * counters it keeps so tests and benchmarks can assert what happened on the wire.
+ * The image call: a server-side copy of one drive onto another, as is, gzipped or
+ * gunzipped. Copies run one at a time in the order asked for (the others show `imaging
+ * queued`); each takes time in proportion to the source's size (`bytesPerSecond`) and
+ * claims both drives until it is done, so nothing writes to, images onto or destroys
+ * either meanwhile. The destination is emptied first; all-zero pieces are skipped, so a
+ * big destination stays sparse. A gzip stream followed by the zeros of a larger source
+ * drive ends where the stream ends.
  */
-const DEFAULT_MAX_WRITE_BYTES = 64 * 2 ** 20;
-/** The documented read limit: SIZE must be at most 4096 KiB. */
-const MAX_READ_BYTES = 4096 * 1024;
+
+
+
+
+
+
+const imaging_PIECE = 1 << 20;
+class Imaging {
+    drives;
+    bytesPerSecond;
+    jobs = [];
+    stopping = new AbortController();
+    worker = Promise.resolve();
+    constructor(drives, bytesPerSecond) {
+        this.drives = drives;
+        this.bytesPerSecond = bytesPerSecond;
+    }
+    jobOf(drive) {
+        return this.jobs.find((j) => j.dest === drive || j.source === drive);
+    }
+    /** True while a copy to or from the drive is queued or running. */
+    busy(drive) {
+        return this.jobOf(drive) !== undefined;
+    }
+    /** The destination's `imaging` value: queued, true, or with `full` a percentage. */
+    state(drive, full) {
+        const job = this.jobs.find((j) => j.dest === drive);
+        if (!job)
+            return undefined;
+        if (!job.running)
+            return 'queued';
+        return full ? `${Math.floor((100 * job.done) / Math.max(job.total, 1))}%` : 'true';
+    }
+    /** The claims a copy holds on a drive (both of its drives). */
+    claimsOf(drive) {
+        const job = this.jobOf(drive);
+        return job ? [`${job.user}:imaging:${job.dest}`] : [];
+    }
+    /** Queues a copy of `source` onto `dest`; the caller checked the servers' claims. */
+    image(user, dest, source, conversion) {
+        const to = this.drives.get(user, dest);
+        const from = this.drives.get(user, source);
+        if (to.drive === from.drive) {
+            throw new api_error_ApiError('usage', `Cannot image drive ${to.drive} onto itself`);
+        }
+        for (const d of [to, from]) {
+            if (this.busy(d.drive)) {
+                throw new api_error_ApiError('busy', `Drive ${d.drive} is being imaged: wait until it is done`);
+            }
+        }
+        if (conversion === 'none' && from.size > to.size) {
+            throw new api_error_ApiError('usage', `Cannot image drive ${from.drive} (${from.size} bytes) onto drive ${to.drive} (${to.size} bytes): it does not fit`);
+        }
+        this.jobs.push({
+            user,
+            dest: to.drive,
+            source: from.drive,
+            conversion,
+            done: 0,
+            total: from.size,
+            running: false,
+        });
+        this.worker = this.worker.then(() => this.runNext());
+    }
+    async runNext() {
+        const job = this.jobs[0];
+        if (!job || this.stopping.signal.aborted)
+            return;
+        job.running = true;
+        try {
+            await this.copy(job);
+        }
+        catch {
+            // A copy cut short (a bad gzip stream, shutdown) leaves what it wrote.
+        }
+        finally {
+            this.jobs.shift();
+        }
+    }
+    async copy(job) {
+        const dest = this.drives.get(job.user, job.dest);
+        const destFile = this.drives.dataFile(job.dest);
+        await (0,promises_.truncate)(destFile, 0);
+        await (0,promises_.truncate)(destFile, dest.size);
+        const started = Date.now();
+        const signal = this.stopping.signal;
+        const rate = this.bytesPerSecond;
+        const paced = async function* (source) {
+            for await (const piece of source) {
+                job.done += piece.length;
+                const due = started + (job.done / rate) * 1000;
+                if (due > Date.now())
+                    await (0,external_node_timers_promises_namespaceObject.setTimeout)(due - Date.now(), undefined, { signal });
+                yield piece;
+            }
+        };
+        const handle = await (0,promises_.open)(destFile, 'r+');
+        let at = 0;
+        const sink = async (source) => {
+            for await (const piece of source) {
+                const room = Math.max(0, Math.min(piece.length, dest.size - at));
+                const part = piece.subarray(0, room);
+                if (part.some((b) => b !== 0))
+                    await handle.write(part, 0, part.length, at);
+                at += piece.length;
+            }
+        };
+        const read = (0,external_node_fs_.createReadStream)(this.drives.dataFile(job.source), {
+            highWaterMark: imaging_PIECE,
+            end: job.total - 1,
+        });
+        try {
+            if (job.conversion === 'none') {
+                await (0,external_node_stream_promises_namespaceObject.pipeline)(read, paced, sink, { signal });
+                return;
+            }
+            const converter = job.conversion === 'gzip' ? (0,external_node_zlib_.createGzip)() : (0,external_node_zlib_.createGunzip)();
+            await (0,external_node_stream_promises_namespaceObject.pipeline)(read, paced, converter, sink, { signal }).catch((error) => {
+                // gunzip ends with the gzip stream; the rest of the source drive is padding.
+                const ended = error.code === 'ERR_STREAM_PREMATURE_CLOSE';
+                if (!(ended && converter.readableEnded))
+                    throw error;
+            });
+        }
+        finally {
+            read.destroy();
+            await handle.close();
+        }
+    }
+    /** Stops the copy in progress and drops the queue. */
+    async close() {
+        this.stopping.abort();
+        await this.worker;
+        this.jobs.length = 0;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/emulator/reply.ts
+const NO_CONTENT = { status: 204, headers: {}, body: Buffer.alloc(0) };
+function rendered(r) {
+    return { status: 200, headers: r.headers, body: r.body };
+}
 
 ;// CONCATENATED MODULE: ./src/emulator/request-body.ts
 /** Thrown after a cut fault reset the connection: there is no one to answer. */
@@ -55010,48 +55375,83 @@ async function readBody(req, o) {
 
 ;// CONCATENATED MODULE: ./src/emulator/routes.ts
 /**
- * The drive endpoints: object + action in the path. Reads take GET or POST (the stock
- * CLI sends everything as POST); calls that change state take POST only (405 method).
+ * The endpoints of drives and servers: object + action in the path. Reads take GET or
+ * POST (the stock CLI sends everything as POST); calls that change state take POST only
+ * (405 method).
  */
 
+/** The name a route is counted under in the stats: drive calls bare, servers/<action>. */
+function routeName(route) {
+    return route.object === 'drives' ? route.endpoint : `servers/${route.endpoint}`;
+}
 const READS = new Set(['list', 'info', 'read']);
-function match(parts) {
-    const [top, a, b, c, d, ...rest] = parts;
-    if (top !== 'drives' || a === undefined || rest.length > 0)
+const SERVER_ACTIONS = new Set(['set', 'start', 'stop', 'shutdown', 'reset', 'destroy']);
+function matchDrive(parts) {
+    const [a, b, c, d, e, ...rest] = parts;
+    if (a === undefined || rest.length > 0)
         return undefined;
+    const drive = (endpoint, more = {}) => ({ object: 'drives', endpoint, ...more });
     if (b === undefined) {
         if (a === 'list' || a === 'create' || a === 'info')
-            return { endpoint: a };
+            return drive(a);
         return undefined;
     }
     if (a === 'info' && b === 'full' && c === undefined)
-        return { endpoint: 'info' };
+        return drive('info', { full: true });
     if (b === 'info' && (c === undefined || (c === 'full' && d === undefined))) {
-        return { endpoint: 'info', uuid: a };
+        return drive('info', { uuid: a, full: c === 'full' });
     }
     if ((b === 'set' || b === 'destroy') && c === undefined)
-        return { endpoint: b, uuid: a };
-    if (b === 'read' && c !== undefined && d !== undefined) {
-        return { endpoint: 'read', uuid: a, offset: c, size: d };
+        return drive(b, { uuid: a });
+    if (b === 'read' && c !== undefined && d !== undefined && e === undefined) {
+        return drive('read', { uuid: a, offset: c, size: d });
     }
     if (b === 'write' && d === undefined)
-        return { endpoint: 'write', uuid: a, offset: c };
+        return drive('write', { uuid: a, offset: c });
+    if (b === 'image' && c !== undefined && e === undefined) {
+        if (d !== undefined && d !== 'gzip' && d !== 'gunzip')
+            return undefined;
+        return drive('image', { uuid: a, source: c, conversion: d ?? 'none' });
+    }
+    return undefined;
+}
+function matchServer(parts) {
+    const [a, b, c, ...rest] = parts;
+    if (a === undefined || rest.length > 0)
+        return undefined;
+    if (a === 'list' && b === undefined)
+        return { object: 'servers', endpoint: 'list' };
+    if (a === 'info' && (b === undefined || (b === 'full' && c === undefined))) {
+        return { object: 'servers', endpoint: 'info' };
+    }
+    if (a === 'create' && (b === undefined || (b === 'stopped' && c === undefined))) {
+        return { object: 'servers', endpoint: 'create', start: b === undefined };
+    }
+    if (b === 'info' && (c === undefined || c === 'full')) {
+        return { object: 'servers', endpoint: 'info', uuid: a };
+    }
+    if (b !== undefined && SERVER_ACTIONS.has(b) && c === undefined) {
+        return { object: 'servers', endpoint: b, uuid: a };
+    }
     return undefined;
 }
 function routeRequest(method, url) {
     const pathname = new URL(url, 'http://emulator').pathname;
     let route;
     try {
-        route = match(pathname
+        const [top, ...parts] = pathname
             .split('/')
             .filter((p) => p !== '')
-            .map(decodeURIComponent));
+            .map(decodeURIComponent);
+        route =
+            top === 'drives' ? matchDrive(parts) : top === 'servers' ? matchServer(parts) : undefined;
     }
     catch {
         route = undefined; // malformed %-escapes
     }
-    if (!route)
-        throw new api_error_ApiError('missing', `No API call ${pathname} (only drives are emulated)`);
+    if (!route) {
+        throw new api_error_ApiError('missing', `No API call ${pathname} (drives and servers are emulated)`);
+    }
     const allowed = READS.has(route.endpoint) ? ['GET', 'POST'] : ['POST'];
     if (!allowed.includes(method)) {
         throw new api_error_ApiError('method', `Method ${method} not allowed on ${pathname}: use ${allowed.join(' or ')}`, 405, {
@@ -55059,6 +55459,174 @@ function routeRequest(method, url) {
         });
     }
     return route;
+}
+
+;// CONCATENATED MODULE: ./src/emulator/server-fields.ts
+/**
+ * What a server is, and the checks on the keys a client may send to servers/create and
+ * servers/UUID/set (elastichosts-api.md section 5). As for drives, unknown or read-only
+ * keys are refused (400 usage) rather than ignored. A server's keys are kept as the
+ * client sent them (lists space-separated); set replaces the keys it names, keeps the
+ * others and removes those it sends empty.
+ */
+
+
+/** Device ids: IDE bus 0-1 unit 0-1, SCSI 0:0-7, virtio block 0-7, SATA 0:0-5. */
+const DEVICE_PATTERN = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
+const MEDIA_PATTERN = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5]):media$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const LISTS = new Set(['boot', 'tags', 'avoid:drives', 'avoid:servers']);
+const NUMBERS = new Set(['cpu', 'mem']);
+function wholeNumber(min, max, unit) {
+    return (key, value) => {
+        const n = /^\d+$/.test(value) ? Number(value) : NaN;
+        if (!(n >= min && n <= max)) {
+            throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${min} to ${max} ${unit}`);
+        }
+        return String(n);
+    };
+}
+function server_fields_choice(...choices) {
+    return (key, value) => {
+        if (!choices.includes(value)) {
+            throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${choices.join(' or ')}`);
+        }
+        return value;
+    };
+}
+const anyText = (_key, value) => value;
+const CHECKS = {
+    name: anyText,
+    cpu: wholeNumber(100, 100_000, 'MHz'),
+    smp: (key, value) => (value === 'auto' ? value : wholeNumber(1, 64, 'cores or auto')(key, value)),
+    mem: wholeNumber(16, 1_048_576, 'MB'),
+    persistent: server_fields_choice('true', 'false'),
+    boot: (key, value) => {
+        const bad = value.split(' ').find((d) => !DEVICE_PATTERN.test(d));
+        if (bad !== undefined) {
+            throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(bad)}: expected device ids such as ide:0:0 or block:0`);
+        }
+        return value;
+    },
+    'nic:0:model': server_fields_choice('e1000', 'rtl8139', 'virtio'),
+    'nic:0:dhcp': (key, value) => (value === 'auto' ? value : ipv4(key, value)),
+    'nic:1:model': server_fields_choice('e1000', 'rtl8139', 'virtio'),
+    'nic:1:vlan': anyText,
+    'nic:1:mac': anyText,
+    vnc: (key, value) => (value === 'auto' ? value : ipv4(key, value)),
+    'vnc:ip': (key, value) => (value === 'auto' ? value : ipv4(key, value)),
+    'vnc:password': anyText,
+    password: anyText,
+    'vnc:tls': server_fields_choice('on', 'off'),
+    tags: anyText,
+    'avoid:drives': anyText,
+    'avoid:servers': anyText,
+};
+function ipv4(key, value) {
+    if (!IPV4.test(value)) {
+        throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected auto or an IPv4 address`);
+    }
+    return value;
+}
+function checkOf(key) {
+    if (DEVICE_PATTERN.test(key)) {
+        return (k, value) => {
+            if (!UUID_PATTERN.test(value)) {
+                throw new api_error_ApiError('usage', `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`);
+            }
+            return value.toLowerCase();
+        };
+    }
+    if (MEDIA_PATTERN.test(key))
+        return server_fields_choice('disk', 'cdrom');
+    if (key.startsWith('user:') && key.length > 5)
+        return anyText;
+    return CHECKS[key];
+}
+/**
+ * The keys a create or set body asks for, checked one by one; an empty value stands for
+ * "remove" (set) or "not given" (create). Lists arrive as JSON arrays or space-separated.
+ */
+function parseServerChanges(fields, mode) {
+    const changes = {};
+    for (const [key, raw] of fields) {
+        const check = checkOf(key);
+        if (!check) {
+            throw new api_error_ApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`);
+        }
+        if (Array.isArray(raw) && !LISTS.has(key)) {
+            throw new api_error_ApiError('usage', `Field ${key} takes one value, not a list`);
+        }
+        const value = (Array.isArray(raw) ? raw.join(' ') : raw).trim().replace(/\s+/g, ' ');
+        if (value === '') {
+            if (key === 'name')
+                throw new api_error_ApiError('usage', 'Field name must not be empty');
+            if (mode === 'set')
+                changes[key] = '';
+            continue;
+        }
+        changes[key] = check(key, value);
+    }
+    return changes;
+}
+/** A configuration after `changes`: named keys replaced, empty ones removed. */
+function applyServerChanges(config, changes) {
+    return Object.fromEntries(Object.entries({ ...config, ...changes }).filter(([, value]) => value !== ''));
+}
+/** Checks a whole configuration: the required keys, and boot devices that are attached. */
+function checkServerConfig(config) {
+    for (const key of ['name', 'cpu', 'mem']) {
+        if (config[key] === undefined)
+            throw new api_error_ApiError('usage', `Field ${key} is required`);
+    }
+    for (const device of (config.boot ?? '').split(' ').filter((d) => d !== '')) {
+        if (config[device] === undefined) {
+            throw new api_error_ApiError('usage', `Invalid boot ${JSON.stringify(device)}: no drive is attached at ${device}`);
+        }
+    }
+}
+/** The attached drives: device id -> drive UUID and media. */
+function serverDevices(config) {
+    return Object.keys(config)
+        .filter((k) => DEVICE_PATTERN.test(k))
+        .sort()
+        .map((device) => ({
+        device,
+        drive: config[device] ?? '',
+        media: config[`${device}:media`] === 'cdrom' ? 'cdrom' : 'disk',
+    }));
+}
+/** The info keys: identity and state first, then the configuration in key order. */
+function serverInfo(meta, run, omitDefaults) {
+    const info = {
+        server: meta.server,
+        name: meta.config.name ?? '',
+        user: meta.user,
+        status: run ? 'active' : 'stopped',
+    };
+    const config = { smp: 'auto', persistent: 'false', ...meta.config };
+    if (omitDefaults) {
+        if (meta.config.smp === undefined)
+            delete config.smp;
+        if (meta.config.persistent === undefined)
+            delete config.persistent;
+    }
+    for (const key of Object.keys(config).sort()) {
+        if (key === 'name')
+            continue;
+        const value = config[key] ?? '';
+        let shown = value;
+        if (LISTS.has(key))
+            shown = value.split(' ');
+        else if (NUMBERS.has(key) || (key === 'smp' && value !== 'auto'))
+            shown = Number(value);
+        info[key] = shown;
+    }
+    if (run) {
+        info.started = run.started;
+        info['nic:0:dhcp:ip'] = run.ip;
+    }
+    return info;
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/wire-format.ts
@@ -55154,6 +55722,290 @@ function renderList(key, values, json) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/emulator/server-calls.ts
+
+
+
+async function serverCall(servers, req, user, call, body, omitDefaults) {
+    const json = wantsJson(req.headers.accept);
+    const info = (s) => serverInfo(s.meta, s.run, omitDefaults);
+    const one = (uuid) => rendered(renderObject(info(servers.get(user, uuid)), json));
+    const uuid = call.uuid ?? '';
+    const changes = (mode) => parseServerChanges(parseFields(body, req.headers['content-type']), mode);
+    switch (call.endpoint) {
+        case 'list':
+            return rendered(renderList('server', servers.list(user).map((s) => s.meta.server), json));
+        case 'info':
+            return call.uuid === undefined
+                ? rendered(renderObjects(servers.list(user).map(info), json))
+                : one(uuid);
+        case 'create':
+            return one((await servers.create(user, changes('create'), call.start)).server);
+        case 'set':
+            servers.get(user, uuid); // 404 before 400: the server must exist
+            return one((await servers.set(user, uuid, changes('set'))).server);
+        case 'start':
+        case 'stop':
+        case 'shutdown':
+        case 'reset':
+        case 'destroy':
+            await servers[call.endpoint](user, uuid);
+            return NO_CONTENT;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/emulator/server-store.ts
+/**
+ * The servers: their configuration on disk (<dataDir>/servers/<uuid>.json, replaced
+ * atomically), their run state in memory (after a restart every server is stopped).
+ * A running server claims its drives as `<user>:guest:<server>:<device>`; a server keeps
+ * running with the configuration it was started with, so device changes made meanwhile
+ * apply at its next start or reset. A non-persistent server is destroyed when it stops,
+ * by a call or by itself (its guest powered off). With a runner each start boots a machine.
+ */
+
+
+
+
+
+
+/** Addresses handed out to servers with nic:0:dhcp auto: 10.0.2.15 and up. */
+const FIRST_AUTO_HOST = 15;
+class ServerStore {
+    dir;
+    drives;
+    imaging;
+    runner;
+    entries = new Map();
+    constructor(dir, drives, imaging, runner) {
+        this.dir = dir;
+        this.drives = drives;
+        this.imaging = imaging;
+        this.runner = runner;
+    }
+    static async open(dataDir, drives, imaging, runner) {
+        const store = new ServerStore(external_node_path_default().join(dataDir, 'servers'), drives, imaging, runner);
+        await (0,promises_.mkdir)(store.dir, { recursive: true });
+        for (const file of await (0,promises_.readdir)(store.dir)) {
+            if (!file.endsWith('.json') || file.startsWith('.'))
+                continue;
+            const meta = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(store.dir, file), 'utf8'));
+            store.entries.set(meta.server, { meta, changing: false });
+        }
+        return store;
+    }
+    file(uuid) {
+        return external_node_path_default().join(this.dir, `${uuid}.json`);
+    }
+    async save(meta) {
+        await replaceAtomic(this.file(meta.server), (temp) => (0,promises_.writeFile)(temp, `${JSON.stringify(meta, null, 2)}\n`));
+    }
+    entry(user, uuid) {
+        const e = this.entries.get(uuid.toLowerCase());
+        if (!e || e.meta.user !== user)
+            throw notFound('Server', uuid);
+        return e;
+    }
+    /** The caller's servers by name, then UUID. */
+    list(user) {
+        return [...this.entries.values()]
+            .filter((e) => e.meta.user === user)
+            .sort((a, b) => (a.meta.config.name ?? '').localeCompare(b.meta.config.name ?? '') ||
+            a.meta.server.localeCompare(b.meta.server))
+            .map((e) => ({ meta: e.meta, run: e.run }));
+    }
+    get(user, uuid) {
+        const e = this.entry(user, uuid);
+        return { meta: e.meta, run: e.run };
+    }
+    /** Claims of running servers on a drive: `<user>:guest:<server>:<device>`. */
+    claimsOf(drive) {
+        const claims = [];
+        for (const e of this.entries.values()) {
+            if (!e.run)
+                continue;
+            for (const d of serverDevices(e.run.config)) {
+                if (d.drive === drive)
+                    claims.push(`${e.meta.user}:guest:${e.meta.server}:${d.device}`);
+            }
+        }
+        return claims;
+    }
+    /** Every drive a configuration names must exist and belong to the caller. */
+    checkDrives(user, config) {
+        for (const d of serverDevices(config))
+            this.drives.get(user, d.drive);
+    }
+    async create(user, changes, start) {
+        const config = applyServerChanges({}, changes);
+        checkServerConfig(config);
+        this.checkDrives(user, config);
+        const meta = { server: (0,external_node_crypto_.randomUUID)(), user, config };
+        const e = { meta, changing: false };
+        this.entries.set(meta.server, e);
+        await this.save(meta);
+        if (start) {
+            try {
+                await this.start(user, meta.server);
+            }
+            catch (error) {
+                // Created but not started (a drive is busy): the call fails, nothing is left.
+                this.entries.delete(meta.server);
+                await (0,promises_.rm)(this.file(meta.server), { force: true });
+                throw error;
+            }
+        }
+        return meta;
+    }
+    /** Changes the configuration; a running server picks device changes up at reset. */
+    async set(user, uuid, changes) {
+        const e = this.entry(user, uuid);
+        const config = applyServerChanges(e.meta.config, changes);
+        checkServerConfig(config);
+        this.checkDrives(user, config);
+        e.meta = { ...e.meta, config };
+        await this.save(e.meta);
+        return e.meta;
+    }
+    claim(e, work) {
+        if (e.changing) {
+            throw new api_error_ApiError('busy', `Server ${e.meta.server} is starting or stopping: try again when it is done`);
+        }
+        e.changing = true;
+        return work().finally(() => {
+            e.changing = false;
+        });
+    }
+    async start(user, uuid) {
+        const e = this.entry(user, uuid);
+        if (e.run)
+            throw new api_error_ApiError('busy', `Server ${e.meta.server} is already running`);
+        await this.claim(e, () => this.boot(e));
+    }
+    /** Starts the server's machine with its current configuration. */
+    async boot(e) {
+        const config = e.meta.config;
+        const devices = serverDevices(config);
+        for (const d of devices) {
+            const drive = this.drives.get(e.meta.user, d.drive);
+            if (this.imaging.busy(drive.drive)) {
+                throw new api_error_ApiError('busy', `Drive ${drive.drive} is being imaged: wait until it is done`);
+            }
+            const other = this.claimsOf(drive.drive).find((c) => !c.includes(`:${e.meta.server}:`));
+            if (drive.claimType === 'exclusive' && other !== undefined) {
+                throw new api_error_ApiError('busy', `Drive ${drive.drive} is exclusive and claimed by ${other}: stop that server or make the drive shared`);
+            }
+        }
+        const ip = config['nic:0:dhcp'] === 'auto' ? this.freeAddress() : config['nic:0:dhcp'];
+        let address = ip ?? '';
+        if (this.runner) {
+            const machine = await this.runner.start({
+                server: e.meta.server,
+                name: config.name ?? '',
+                mem: Number(config.mem),
+                smp: config.smp === undefined || config.smp === 'auto' ? 1 : Number(config.smp),
+                drives: devices.map((d) => ({
+                    device: d.device,
+                    file: this.drives.dataFile(d.drive),
+                    media: d.media,
+                })),
+                boot: (config.boot ?? '').split(' ').filter((b) => b !== ''),
+                nicModel: config['nic:0:model'] ?? 'e1000',
+                ip,
+            });
+            e.machine = machine;
+            address = machine.ip;
+            void machine.exited.then(() => this.poweredOff(e, machine));
+        }
+        e.run = { started: Math.floor(Date.now() / 1000), config, ip: address };
+    }
+    /** The lowest auto address no running server has. */
+    freeAddress() {
+        const used = new Set([...this.entries.values()].map((e) => e.run?.ip));
+        for (let host = FIRST_AUTO_HOST; host < 255; host++) {
+            if (!used.has(`10.0.2.${host}`))
+                return `10.0.2.${host}`;
+        }
+        throw new api_error_ApiError('full', 'No address left for another running server');
+    }
+    /** The guest stopped by itself: the server is stopped (and gone if not persistent). */
+    async poweredOff(e, machine) {
+        if (e.machine !== machine)
+            return; // stopped or reset by a call: that call handles it
+        e.machine = undefined;
+        e.run = undefined;
+        await this.stopped(e);
+    }
+    async stopped(e) {
+        if (e.meta.config.persistent !== 'true')
+            await this.forget(e);
+    }
+    async forget(e) {
+        this.entries.delete(e.meta.server);
+        await (0,promises_.rm)(this.file(e.meta.server), { force: true });
+    }
+    /** Pulls the plug of a running server's machine. */
+    async halt(e) {
+        const machine = e.machine;
+        e.machine = undefined;
+        e.run = undefined;
+        await machine?.stop();
+    }
+    running(user, uuid) {
+        const e = this.entry(user, uuid);
+        if (!e.run)
+            throw new api_error_ApiError('busy', `Server ${e.meta.server} is not running`);
+        return e;
+    }
+    async stop(user, uuid) {
+        const e = this.running(user, uuid);
+        await this.claim(e, async () => {
+            await this.halt(e);
+            await this.stopped(e);
+        });
+    }
+    /** ACPI power-down: a machine stops once its guest has shut down; state only, at once. */
+    async shutdown(user, uuid) {
+        const e = this.running(user, uuid);
+        if (e.machine) {
+            await e.machine.shutdown();
+            return;
+        }
+        await this.stop(user, uuid);
+    }
+    /** Restarts the server with its current configuration (pending device changes apply). */
+    async reset(user, uuid) {
+        const e = this.running(user, uuid);
+        await this.claim(e, async () => {
+            await this.halt(e);
+            try {
+                await this.boot(e);
+            }
+            catch (error) {
+                await this.stopped(e);
+                throw error;
+            }
+        });
+    }
+    /** Destroys the server, stopping it first if it runs. */
+    async destroy(user, uuid) {
+        const e = this.entry(user, uuid);
+        await this.claim(e, async () => {
+            await this.halt(e);
+            await this.forget(e);
+        });
+    }
+    /** Stops every machine (at emulator shutdown); persistent servers stay, stopped. */
+    async close() {
+        const running = [...this.entries.values()].filter((e) => e.run);
+        await Promise.all(running.map(async (e) => {
+            await this.halt(e);
+            await this.stopped(e);
+        }));
+        await this.runner?.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/emulator/server.ts
 /**
  * The emulator's HTTP server (node:http, no framework): authenticates, routes the drive
@@ -55163,6 +56015,10 @@ function renderList(key, values, json) {
  * latency, then the paced response. A valid raw write is written to the drive while its
  * body is read; every other body is read whole first.
  */
+
+
+
+
 
 
 
@@ -55191,6 +56047,10 @@ function checkOptions(o) {
     if (!Number.isSafeInteger(max) || max < 1) {
         throw new InputError('maxWriteBytes', `Invalid maxWriteBytes ${max}: expected a positive integer`);
     }
+    const rate = o.imagingBytesPerSecond ?? DEFAULT_IMAGING_BYTES_PER_SECOND;
+    if (!(rate > 0)) {
+        throw new InputError('imagingBytesPerSecond', `Invalid imagingBytesPerSecond ${rate}: expected a positive number`);
+    }
 }
 /** The account a request's Basic credentials name, or a 401. */
 function authenticate(req, keys) {
@@ -55216,9 +56076,6 @@ function parseOffset(raw, what) {
 function contentEncoding(req) {
     return (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
 }
-function rendered(r) {
-    return { status: 200, headers: r.headers, body: r.body };
-}
 /** Resolves on 'drain', or on 'close' when the client went away (no drain will come). */
 function drained(res) {
     return new Promise((resolve) => {
@@ -55231,12 +56088,16 @@ function drained(res) {
         res.on('close', done);
     });
 }
-const NO_CONTENT = { status: 204, headers: {}, body: Buffer.alloc(0) };
 async function startEmulator(options) {
     checkOptions(options);
     const maxWriteBytes = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
     const keys = new Map(options.accounts.map((a) => [a.user, a.key]));
+    const quirks = options.quirks ?? {};
     const store = await DriveStore.open(options.dataDir, options.fsync ?? false);
+    const imaging = new Imaging(store, options.imagingBytesPerSecond ?? DEFAULT_IMAGING_BYTES_PER_SECOND);
+    const servers = await ServerStore.open(options.dataDir, store, imaging, options.runner);
+    /** Drives with a write in progress (for the one-writer quirk). */
+    const writing = new Set();
     const picker = new FaultPicker(options.faults ?? {});
     const stats = {
         requests: 0,
@@ -55299,8 +56160,9 @@ async function startEmulator(options) {
      * by `work`, with its error if it has one.
      */
     async function streamedWrite(user, route, encoding, length) {
-        if (route.endpoint !== 'write' || encoding !== 'identity')
+        if (route.object !== 'drives' || route.endpoint !== 'write' || encoding !== 'identity') {
             return undefined;
+        }
         if (!Number.isSafeInteger(length) || length > maxWriteBytes)
             return undefined;
         try {
@@ -55313,28 +56175,67 @@ async function startEmulator(options) {
             throw error;
         }
     }
+    /** A drive's info with its claims, imaging state and the quirks. */
+    function infoOf(meta, full) {
+        return driveInfo(meta, {
+            claimed: [...servers.claimsOf(meta.drive), ...imaging.claimsOf(meta.drive)],
+            imaging: imaging.state(meta.drive, full),
+        }, quirks);
+    }
+    /**
+     * Refuses a change of a drive's bytes (write, image onto it, destroy) while it is being
+     * imaged, or while a running server claims it and it is exclusive (shared drives take
+     * writes, as the real service presumably does; destroy is refused for both).
+     */
+    function checkChangeable(user, uuid, what) {
+        const meta = store.get(user, uuid);
+        if (imaging.busy(meta.drive)) {
+            throw new api_error_ApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
+        }
+        const claim = servers.claimsOf(meta.drive)[0];
+        if (claim !== undefined && (what === 'destroy' || meta.claimType === 'exclusive')) {
+            throw new api_error_ApiError('busy', `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`);
+        }
+    }
     async function work(req, user, route, body, writer) {
         const json = wantsJson(req.headers.accept);
+        if (route.object === 'servers') {
+            return serverCall(servers, req, user, { endpoint: route.endpoint, uuid: route.uuid, start: route.start ?? false }, body, quirks.omitDefaults ?? false);
+        }
         switch (route.endpoint) {
             case 'list':
                 return rendered(renderList('drive', store.list(user).map((d) => d.drive), json));
-            case 'info':
+            case 'info': {
+                const full = route.full ?? false;
                 return route.uuid === undefined
-                    ? rendered(renderObjects(store.list(user).map(driveInfo), json))
-                    : rendered(renderObject(driveInfo(store.get(user, route.uuid)), json));
+                    ? rendered(renderObjects(store.list(user).map((m) => infoOf(m, full)), json))
+                    : rendered(renderObject(infoOf(store.get(user, route.uuid), full), json));
+            }
             case 'create': {
                 const changes = parseChanges(parseFields(body, req.headers['content-type']), 'create');
-                return rendered(renderObject(driveInfo(await store.create(user, changes)), json));
+                const meta = await store.create(user, changes, quirks.serviceWrite ?? false);
+                return rendered(renderObject(infoOf(meta, false), json));
             }
             case 'set': {
                 const uuid = route.uuid ?? '';
                 store.get(user, uuid); // 404 before 400: the drive must exist
                 const changes = parseChanges(parseFields(body, req.headers['content-type']), 'set');
-                return rendered(renderObject(driveInfo(await store.update(user, uuid, changes)), json));
+                // A new size changes the bytes a running server or a copy sees.
+                if (changes.size !== undefined)
+                    checkChangeable(user, uuid, 'write');
+                return rendered(renderObject(infoOf(await store.update(user, uuid, changes), false), json));
             }
             case 'destroy':
+                checkChangeable(user, route.uuid ?? '', 'destroy');
                 await store.destroy(user, route.uuid ?? '');
                 return NO_CONTENT;
+            case 'image': {
+                const dest = route.uuid ?? '';
+                store.get(user, route.source ?? ''); // both must exist: 404 first
+                checkChangeable(user, dest, 'write');
+                imaging.image(user, dest, route.source ?? '', route.conversion ?? 'none');
+                return NO_CONTENT;
+            }
             case 'read': {
                 const offset = parseOffset(route.offset ?? '', 'offset');
                 const size = parseOffset(route.size ?? '', 'size');
@@ -55379,10 +56280,22 @@ async function startEmulator(options) {
     async function handle(req, res) {
         stats.requests += 1;
         let route;
+        let writingNow;
         try {
             const user = authenticate(req, keys);
             route = routeRequest(req.method ?? 'GET', req.url ?? '/');
-            const isWrite = route.endpoint === 'write';
+            const isWrite = route.object === 'drives' && route.endpoint === 'write';
+            if (isWrite) {
+                const drive = store.get(user, route.uuid ?? '').drive;
+                checkChangeable(user, drive, 'write');
+                if (quirks.oneWriterPerDrive) {
+                    if (writing.has(drive)) {
+                        throw new api_error_ApiError('busy', `Drive ${drive} has a write in progress: one writer at a time`);
+                    }
+                    writing.add(drive);
+                    writingNow = drive;
+                }
+            }
             const fault = picker.pick(isWrite);
             const encoding = contentEncoding(req);
             const gzip = encoding.includes('gzip');
@@ -55447,11 +56360,16 @@ async function startEmulator(options) {
                 if (req.destroyed)
                     return;
             }
-            const api = error instanceof api_error_ApiError ? error : new api_error_ApiError('system', 'Internal emulator error');
+            let api = error instanceof api_error_ApiError ? error : new api_error_ApiError('system', 'Internal emulator error');
+            // The recorded answer to a missing drive: 400 system, not 404 missing.
+            if (api.notFound && quirks.notFoundAs400)
+                api = new api_error_ApiError('system', api.message, 400);
             await send(req, res, errorParts(api));
         }
         finally {
-            const name = route?.endpoint ?? 'unknown';
+            if (writingNow !== undefined)
+                writing.delete(writingNow);
+            const name = route ? routeName(route) : 'unknown';
             stats.endpoints[name] = (stats.endpoints[name] ?? 0) + 1;
         }
     }
@@ -55493,6 +56411,8 @@ async function startEmulator(options) {
                 server.closeAllConnections();
                 await Promise.allSettled([...inflight]);
                 await closed;
+                await servers.close();
+                await imaging.close();
                 await store.flush();
             })();
             return closing;
@@ -55502,7 +56422,7 @@ async function startEmulator(options) {
 
 ;// CONCATENATED MODULE: ./src/emulator/command.ts
 /**
- * `diskless emulator`: runs the drive-API emulator until SIGINT or SIGTERM. Prints
+ * `diskless emulator`: runs the local ElasticStack cloud until SIGINT or SIGTERM. Prints
  * `url=<base url>` as the first stdout line, then one `account=` line per account (the
  * key only for an account it made up, since a given key is already known to the
  * caller), so scripts can read where to connect.
@@ -55514,9 +56434,35 @@ async function startEmulator(options) {
 
 
 
+
+
+
+
+
+/** The quirks by their command-line names. */
+const QUIRK_FLAGS = {
+    'string-counters': 'stringCounters',
+    'omit-defaults': 'omitDefaults',
+    'not-found-400': 'notFoundAs400',
+    'service-write': 'serviceWrite',
+    'one-writer': 'oneWriterPerDrive',
+};
+function parseQuirks(value) {
+    if (value === 'recorded')
+        return { ...RECORDED_QUIRKS };
+    const quirks = {};
+    for (const name of value.split(',')) {
+        const quirk = QUIRK_FLAGS[name.trim()];
+        if (quirk === undefined) {
+            throw new InputError('quirks', `Invalid --quirks ${JSON.stringify(value)}: expected recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`);
+        }
+        quirks[quirk] = true;
+    }
+    return quirks;
+}
 const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 
-Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
+Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT or SIGTERM.
 
   --data DIR             directory holding the drives (required; reused across runs)
   --port N               TCP port, 0 for any free one (default 0)
@@ -55535,7 +56481,20 @@ Runs a local emulator of the ElasticStack drive API until SIGINT or SIGTERM.
   --fault-on WHICH       writes (default) or all: which requests get those faults
   --seed N               seed of the fault PRNG
   --max-write-bytes N    largest write accepted, decompressed (default 64M)
-  --fsync                fsync every write before acknowledging it`;
+  --fsync                fsync every write before acknowledging it
+  --quirks LIST          the real service's recorded behaviour: "recorded" (all of
+                         them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}
+  --imaging-mbit N       speed of the image call's server-side copy (default 2048)
+
+Servers are state only unless --run-servers: then each started server is a QEMU machine
+booting its CD (the drive's file, read-only) against an NFS server on this machine
+(nfs-ganesha in a private namespace; needs root and the boot test's Debian packages).
+  --run-servers          boot started servers in QEMU
+  --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
+  --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
+  --firmware F           bios (default) or uefi
+  --work DIR             consoles (DIR/consoles/<server>.log) and the NFS server's
+                         files (default DATA/runner)`;
 function need(flag, value, expected) {
     if (value === undefined || value.startsWith('--')) {
         throw new InputError(flag, `Flag --${flag} needs a value: expected ${expected}`);
@@ -55558,6 +56517,13 @@ function parseEmulatorArgs(args) {
     let port = 0;
     let maxWriteBytes;
     let fsync = false;
+    let runServers = false;
+    let firmware = 'bios';
+    let nfsServer = '10.0.2.100';
+    let work;
+    const exports = [];
+    let quirks;
+    let imagingBytesPerSecond;
     const rate = (f, v) => number(f, v, 'a share from 0 to 1, e.g. 0.05', (n) => n >= 0 && n <= 1);
     const mbit = (f, v) => number(f, v, 'a positive number of Mbit/s, e.g. 50', (n) => n > 0) * 125_000;
     for (let i = 0; i < args.length; i++) {
@@ -55566,8 +56532,11 @@ function parseEmulatorArgs(args) {
         if (!m)
             throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`);
         const flag = m[1] ?? '';
-        if (flag === 'fsync') {
-            fsync = true;
+        if (flag === 'fsync' || flag === 'run-servers') {
+            if (flag === 'fsync')
+                fsync = true;
+            else
+                runServers = true;
             continue;
         }
         const value = (expected) => m[2] ?? need(flag, args[++i], expected);
@@ -55628,6 +56597,36 @@ function parseEmulatorArgs(args) {
                 maxWriteBytes = n;
                 break;
             }
+            case 'nfs-export': {
+                const v = value('/nfs/path=/local/dir');
+                if (!EXPORT_LINE.test(v)) {
+                    throw new InputError(flag, `Invalid --nfs-export ${JSON.stringify(v)}: expected /nfs/path=/local/dir`);
+                }
+                const eq = v.indexOf('=');
+                exports.push({ pseudo: v.slice(0, eq), dir: v.slice(eq + 1) });
+                break;
+            }
+            case 'nfs-server':
+                nfsServer = value('an IPv4 address');
+                slirpNetwork(nfsServer); // checks it, with one clear line
+                break;
+            case 'firmware': {
+                const v = value('bios or uefi');
+                if (v !== 'bios' && v !== 'uefi') {
+                    throw new InputError(flag, `Invalid --firmware ${JSON.stringify(v)}: expected bios or uefi`);
+                }
+                firmware = v;
+                break;
+            }
+            case 'work':
+                work = external_node_path_default().resolve(value('a directory'));
+                break;
+            case 'quirks':
+                quirks = parseQuirks(value('recorded or a list of quirks'));
+                break;
+            case 'imaging-mbit':
+                imagingBytesPerSecond = mbit(flag, value('Mbit/s'));
+                break;
             default:
                 throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --help`);
         }
@@ -55637,12 +56636,32 @@ function parseEmulatorArgs(args) {
     const rates = totalRate(faults);
     if (rates > 1)
         throw new InputError('error-rate', `The fault rates add up to ${rates}: expected at most 1 in all`);
+    if (runServers && exports.length === 0) {
+        throw new InputError('nfs-export', 'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount');
+    }
+    const runner = runServers
+        ? { work: work ?? external_node_path_default().join(dataDir, 'runner'), nfsServer, exports, firmware }
+        : undefined;
     let generated;
     if (accounts.length === 0) {
         generated = { user: (0,external_node_crypto_.randomUUID)(), key: (0,external_node_crypto_.randomBytes)(18).toString('base64url') };
         accounts.push(generated);
     }
-    return { options: { dataDir, host, port, accounts, faults, maxWriteBytes, fsync }, generated };
+    return {
+        options: {
+            dataDir,
+            host,
+            port,
+            accounts,
+            faults,
+            maxWriteBytes,
+            fsync,
+            quirks,
+            imagingBytesPerSecond,
+        },
+        generated,
+        runner,
+    };
 }
 /**
  * Runs the emulator until SIGINT/SIGTERM (or `stop` aborts, for tests); returns the
@@ -55654,8 +56673,23 @@ async function runEmulatorCommand(args, stop) {
         return 0;
     }
     try {
-        const { options, generated } = parseEmulatorArgs(args);
-        const emulator = await startEmulator(options);
+        const { options, generated, runner } = parseEmulatorArgs(args);
+        const qemu = runner
+            ? await startQemuRunner({
+                ...runner,
+                reporter: streamReporter((l) => {
+                    console.error(l);
+                }),
+            })
+            : undefined;
+        let emulator;
+        try {
+            emulator = await startEmulator({ ...options, runner: qemu });
+        }
+        catch (error) {
+            await qemu?.close();
+            throw error;
+        }
         // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
         const stopped = new AbortController();
         const onSignal = () => {
@@ -55664,6 +56698,8 @@ async function runEmulatorCommand(args, stop) {
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
         console.log(`url=${emulator.url}`);
+        if (runner)
+            console.log(`consoles=${external_node_path_default().join(runner.work, 'consoles')}`);
         for (const a of options.accounts) {
             console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
         }
@@ -56205,7 +57241,7 @@ ${Object.values(steps)
 Tools:
   action        run a bundled action the way the GitHub runner does
                 (diskless action <name|dir> --input key=value ... [--json])
-  emulator      serve a local ElasticStack drive API for tests and dry runs
+  emulator      serve a local ElasticStack cloud (drives, servers, image) for tests and dry runs
                 (diskless emulator --port 0 --data DIR [--account USER:KEY] ...)
 
 Run "diskless <command> --help" for a command's flags.`;

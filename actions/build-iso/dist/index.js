@@ -71979,8 +71979,9 @@ const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
 /**
  * slirp's network around `server`: its /24, with slirp's own host, DNS and DHCP addresses
  * moved out of the server's way (a guestfwd cannot use slirp's host or DNS address).
+ * `guest`, an address in that /24, is the one the guest's DHCP gets (its first lease).
  */
-function slirpNetwork(server) {
+function slirpNetwork(server, guest) {
     // Plain decimal octets only: QEMU would read 010 as octal.
     const octet = '(0|[1-9]\\d{0,2})';
     const m = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`).exec(server);
@@ -72000,17 +72001,40 @@ function slirpNetwork(server) {
     const host = d === 2 ? 254 : 2;
     const dns = d === 3 ? 253 : 3;
     const dhcp = d >= 15 && d < 40 ? 200 : 15;
-    return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${net}.${dhcp}`;
+    let start = `${net}.${dhcp}`;
+    if (guest !== undefined) {
+        const last = Number(guest.slice(net.length + 1));
+        const inside = Number.isInteger(last) && last >= 4 && last <= 252 && last !== d;
+        if (!guest.startsWith(`${net}.`) || !inside) {
+            throw new DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
+        }
+        start = guest;
+    }
+    return `net=${net}.0/24,host=${net}.${host},dns=${net}.${dns},dhcpstart=${start}`;
+}
+/**
+ * The user-mode NIC of a boot: isolated (restrict=on), the NFS server's address forwarding
+ * only the NFS ports to this machine's loopback, one socat per connection.
+ */
+function nfsNetdev(server, guest) {
+    const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
+    return ['user', 'id=n0', 'restrict=on', slirpNetwork(server, guest), ...forwards].join(',');
+}
+/** The firmware's flash drives: none for SeaBIOS (QEMU's default), OVMF's code and vars for UEFI. */
+function firmwareArgs(o) {
+    if (o.firmware !== 'uefi')
+        return [];
+    if (!o.ovmfVars)
+        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+    return [
+        '-drive',
+        `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
+        '-drive',
+        `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`,
+    ];
 }
 /** The arguments of qemu-system-x86_64 for one boot. */
 function qemuArgs(o) {
-    const forwards = NFS_CLIENT_PORTS.map((port) => `guestfwd=tcp:${o.server}:${port}-cmd:socat - TCP:127.0.0.1:${port}`);
-    const firmware = [];
-    if (o.firmware === 'uefi') {
-        if (!o.ovmfVars)
-            throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
-        firmware.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${o.ovmfVars}`);
-    }
     return [
         '-accel',
         'tcg',
@@ -72023,7 +72047,7 @@ function qemuArgs(o) {
         '-no-reboot',
         '-serial',
         `file:${o.serialLog}`,
-        ...firmware,
+        ...firmwareArgs(o),
         '-cdrom',
         o.iso,
         '-boot',
@@ -72032,7 +72056,7 @@ function qemuArgs(o) {
         '-device',
         'virtio-net-pci,netdev=n0,romfile=',
         '-netdev',
-        ['user', 'id=n0', 'restrict=on', slirpNetwork(o.server), ...forwards].join(','),
+        nfsNetdev(o.server),
     ];
 }
 
@@ -76740,6 +76764,9 @@ async function prepareDrive(api, target, o, policy) {
  * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
  * chunk size at worst). Transient failures are retried. The first chunk that
  * still fails stops new work; the writes in flight finish, so the journal stays exact.
+ * A service that answers 409 busy to a write may refuse concurrent writes to one drive
+ * (the only production uploader on record wrote one chunk at a time "to avoid
+ * collisions"): after the first such answer, writes go one at a time.
  */
 
 
@@ -76756,6 +76783,15 @@ async function sendChunks(t, indexes) {
     const handle = await (0,promises_.open)(t.image, 'r');
     let next = 0;
     let failure;
+    let oneAtATime = false;
+    let lane = Promise.resolve();
+    const write = (offset, body) => {
+        if (!oneAtATime)
+            return t.api.writeOnce(t.drive, offset, body());
+        const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
+        lane = turn.catch(() => undefined);
+        return turn;
+    };
     const worker = async () => {
         let buffer; // only chunks worth compressing are read whole
         while (failure === undefined && next < indexes.length) {
@@ -76776,7 +76812,9 @@ async function sendChunks(t, indexes) {
                     gzip: false,
                     length,
                 };
-                await withRetry(() => t.api.writeOnce(t.drive, offset, body()), t.policy, (error, attempt, delay) => {
+                await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
+                    if (error instanceof ApiError && error.status === 409)
+                        oneAtATime = true;
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
