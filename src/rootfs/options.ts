@@ -7,6 +7,9 @@ import { defineInputs, type Options } from '../inputs/read.js';
 const VAR_DIR =
   /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
 
+/** A user or group name as Debian's adduser accepts it. */
+const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]*\$?$/i;
+
 export const buildRootfsInputs = defineInputs(
   {
     source: filePath({ absolute: true, default: '/' }),
@@ -25,6 +28,16 @@ export const buildRootfsInputs = defineInputs(
     'client-ssh-keys': bool({ default: 'true' }),
     'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
     'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
+    'share-home': bool({ default: 'false' }),
+    'client-users': list({
+      expected: 'account names of the master, one per line',
+      item: (line) => ACCOUNT_NAME.test(line),
+    }),
+    'keep-password-hashes': list({
+      expected: 'account names of the master, one per line',
+      item: (line) => ACCOUNT_NAME.test(line),
+    }),
+    'host-keys-at-boot': bool({ default: 'false' }),
     'nfs-server': text({
       pattern:
         /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,
