@@ -229,7 +229,7 @@ export async function buildRootfs(
       root: previousRoot,
     } = await previousRelease(target, layout, marker);
     if (layout === 'versioned') await removePartials(target, reporter);
-    await reporter.group('Scan what clients mount from the master', () =>
+    const mountedHits = await reporter.group('Scan what clients mount from the master', () =>
       scanMountedTrees({ ...options, source }, reporter),
     );
 
@@ -297,6 +297,7 @@ export async function buildRootfs(
           return lines;
         });
         if (diff.length === 0) {
+          assertNoSecrets(mountedHits);
           const pruned =
             layout === 'versioned'
               ? await prune(
@@ -418,7 +419,7 @@ export async function buildRootfs(
         rel: h.path.slice(1),
       }));
       reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-      assertNoSecrets(hits);
+      assertNoSecrets([...mountedHits, ...hits]);
       return result;
     });
 

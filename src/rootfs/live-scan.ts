@@ -12,7 +12,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../files.js';
 import { humanBytes, type Reporter } from '../report.js';
 import { withoutShippedFiles } from '../secrets/packaged.js';
-import { assertNoSecrets, scanSecrets, type ScanResult } from '../secrets/scan-tree.js';
+import { scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
 import { lstatOrUndefined } from './tree.js';
 
 function signature(st: Stats): string {
@@ -27,7 +27,10 @@ async function readState(file: string): Promise<Record<string, string>> {
   }
 }
 
-/** Scans `source`/`dir` as clients see it at /`dir`; throws on hits, naming them all. */
+/**
+ * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
+ * saved only after a clean scan, so files with hits are read again next time.
+ */
 export async function scanLiveTree(
   o: {
     source: string;
@@ -38,9 +41,9 @@ export async function scanLiveTree(
     allow: readonly string[];
   },
   reporter: Reporter,
-): Promise<ScanResult | undefined> {
+): Promise<SecretHit[]> {
   const root = path.join(o.source, o.dir);
-  if (!(await lstatOrUndefined(root))?.isDirectory()) return undefined;
+  if (!(await lstatOrUndefined(root))?.isDirectory()) return [];
   const stateFile = path.join(o.stateDir, `scanned-${o.dir}.json`);
   const before = await readState(stateFile);
   const after: Record<string, string> = {};
@@ -62,13 +65,18 @@ export async function scanLiveTree(
   reporter.info(
     `/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`,
   );
-  assertNoSecrets(hits, `the master's /${o.dir}, which clients mount (${o.reason}),`);
-  await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
-  await writeFileAtomic(stateFile, JSON.stringify(after));
-  return result;
+  if (hits.length === 0) {
+    await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(stateFile, JSON.stringify(after));
+  }
+  return hits;
 }
 
-/** Scans what the clients mount from the master: /usr unless copied, /home if shared. */
+/**
+ * Scans what the clients mount from the master: /usr unless copied, /home if shared.
+ * The hits fail the build together with the client root's (or alone when nothing else
+ * changed), so one run names them all.
+ */
 export async function scanMountedTrees(
   o: {
     source: string;
@@ -78,12 +86,18 @@ export async function scanMountedTrees(
     secretAllow: readonly string[];
   },
   reporter: Reporter,
-): Promise<void> {
+): Promise<SecretHit[]> {
+  const hits: SecretHit[] = [];
   const common = { source: o.source, stateDir: o.stateDir, allow: o.secretAllow };
   if (!o.copyUsr) {
-    await scanLiveTree({ ...common, dir: 'usr', reason: 'copy-usr is false' }, reporter);
+    hits.push(
+      ...(await scanLiveTree({ ...common, dir: 'usr', reason: 'copy-usr is false' }, reporter)),
+    );
   }
   if (o.shareHome) {
-    await scanLiveTree({ ...common, dir: 'home', reason: 'share-home is true' }, reporter);
+    hits.push(
+      ...(await scanLiveTree({ ...common, dir: 'home', reason: 'share-home is true' }, reporter)),
+    );
   }
+  return hits;
 }

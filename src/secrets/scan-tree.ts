@@ -205,9 +205,9 @@ export function showHits(hits: readonly SecretHit[]): string {
 }
 
 /** Fails the build when a scan found anything; the message lists every path and rule. */
-export function assertNoSecrets(hits: readonly SecretHit[], where = 'the client root'): void {
+export function assertNoSecrets(hits: readonly SecretHit[], where = 'clients could read'): void {
   if (hits.length === 0) return;
   throw new DisklessError(
-    `secret scan: ${where} would hold private keys or credentials: ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`,
+    `secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`,
   );
 }
