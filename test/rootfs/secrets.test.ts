@@ -119,3 +119,94 @@ describe('accounts', () => {
     ).rejects.toThrow(/^Input "keep-password-hashes": got "bob"; expected the name of an account/);
   });
 });
+
+describe('what clients mount from the master', () => {
+  it("scans a shared /home and fails on its users' keys; reads only what changed in /usr on a rebuild", async () => {
+    const home = await makeMaster();
+    execFileSync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-f',
+      path.join(home, 'home/alice/id_backup'),
+    ]);
+    const state = await tempDir('state');
+    const target = path.join(await tempDir('target'), 'clients');
+    const run = (extra: Record<string, string>, reporter = collector()) =>
+      buildRootfs(
+        options({ source: home, target, 'state-dir': state, 'nfs-server': '10.0.0.1', ...extra }),
+        reporter,
+      );
+    const shared = collector();
+    const error = await run({ 'share-home': 'true' }, shared).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DisklessError);
+    expect((error as Error).message).toContain('/home/alice/.netrc (credential-file)');
+    expect((error as Error).message).toContain('/home/alice/id_backup (pem-private-key)');
+    expect(shared.lines.join('\n')).toMatch(
+      /\/usr \(copy-usr is false\): read [1-9]\d* of \d+ file\(s\).*first scan/,
+    );
+
+    // Not shared: /home is not scanned and the clients get their own; /usr was scanned
+    // clean above, so nothing in it is read again until something changes.
+    const again = collector();
+    const report = await run({}, again);
+    expect(await readFile(path.join(String(report.outputs.root), 'etc/fstab'), 'utf8')).toMatch(
+      /^tmpfs \/home tmpfs /m,
+    );
+    expect(again.lines.join('\n')).not.toContain('/home (share-home');
+    expect(again.lines.join('\n')).toMatch(
+      /\/usr \(copy-usr is false\): read 0 of [1-9]\d* file\(s\)/,
+    );
+    await writeFile(path.join(home, 'usr/bin/varnishd'), '#!/bin/sh\n# upgraded\n');
+    const third = collector();
+    await run({}, third);
+    expect(third.lines.join('\n')).toMatch(/\/usr \(copy-usr is false\): read 1 of /);
+  });
+});
+
+describe('host-keys-at-boot', () => {
+  it('puts no private host key in the root; the unit makes the keys sshd is told to use', async () => {
+    const target = path.join(await tempDir('target'), 'clients');
+    const report = await buildRootfs(
+      inputs(target, await tempDir('state'), {
+        'secret-allow': Object.keys(planted.found).join('\n'),
+        'host-keys-at-boot': 'true',
+      }),
+      collector(),
+    );
+    const root = String(report.outputs.root);
+    expect(
+      (await readdir(path.join(root, 'etc/ssh'))).filter((n) => n.startsWith('ssh_host_')),
+    ).toEqual([]);
+    const unitFile = 'etc/systemd/system/diskless-ssh-host-keys.service';
+    expect(
+      await exists(
+        path.join(
+          root,
+          'etc/systemd/system/multi-user.target.wants/diskless-ssh-host-keys.service',
+        ),
+      ),
+    ).toBe(true);
+    // Run the unit's commands into a scratch /run: every HostKey sshd is given exists.
+    const run = await tempDir('run');
+    const unit = await readFile(path.join(root, unitFile), 'utf8');
+    for (const line of unit.split('\n').filter((l) => l.startsWith('ExecStart='))) {
+      const [cmd = '', ...args] = line
+        .slice('ExecStart='.length)
+        .replaceAll('/run', run)
+        .split(' ');
+      execFileSync(cmd, args);
+    }
+    const dropIn = await readFile(
+      path.join(root, 'etc/ssh/sshd_config.d/diskless-host-keys.conf'),
+      'utf8',
+    );
+    const keys = [...dropIn.matchAll(/^HostKey (\S+)$/gm)].map((m) =>
+      (m[1] ?? '').replace('/run', run),
+    );
+    expect(keys).toHaveLength(3);
+    for (const key of keys) expect(await readFile(key, 'utf8'), key).toMatch(/PRIVATE KEY/);
+  });
+});
