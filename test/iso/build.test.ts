@@ -64,7 +64,7 @@ describe('build-iso on a debootstrapped sysroot', () => {
     expect(report.outputs.sha256).toBe(sha256sum(output));
     expect(report.outputs.size).toBe((await stat(output)).size);
     expect(await readFile(`${output}.sha256`, 'utf8')).toBe(`${sha256sum(output)}  boot.iso\n`);
-    expect(await readdir(outDir)).toEqual(['boot.iso', 'boot.iso.sha256']);
+    expect(await readdir(outDir)).toEqual(['boot.iso', 'boot.iso.contents', 'boot.iso.sha256']);
     expect(await hookRuns(sysroot.root)).toBe(1);
     expect(c.groups).toEqual([
       'Kernel and tools',

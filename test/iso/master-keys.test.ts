@@ -116,7 +116,7 @@ describe('build-iso on a master with dropbear-initramfs', () => {
         name,
       ).toBe(false);
     }
-  });
+  }, 300_000);
 });
 
 describe('the image scan', () => {
