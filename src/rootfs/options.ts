@@ -2,6 +2,7 @@
 import { InputError } from '../errors.js';
 import { bool, choice, filePath, integer, list, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
+import { UNIT_NAME } from './services.js';
 
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
 const VAR_DIR =
@@ -16,8 +17,14 @@ export const buildRootfsInputs = defineInputs(
     target: filePath({ absolute: true, required: true }),
     template: filePath({}),
     exclude: list({ expected: 'rsync exclude patterns, one per line' }),
-    'mask-services': list({ expected: 'systemd unit names, one per line' }),
-    'enable-services': list({ expected: 'systemd unit names, one per line' }),
+    'mask-services': list({
+      expected: 'systemd unit names, one per line, none starting with -',
+      item: (line) => UNIT_NAME.test(line),
+    }),
+    'enable-services': list({
+      expected: 'systemd unit names, one per line, none starting with -',
+      item: (line) => UNIT_NAME.test(line),
+    }),
     'var-dirs': list({
       expected: 'lines of "path [owner[:group]] [mode]" with path relative to /var',
       item: (line) => VAR_DIR.test(line),
