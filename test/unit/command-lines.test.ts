@@ -64,15 +64,16 @@ describe('paths with spaces in fstab', () => {
   });
 
   it('unescaped in a template fstab are refused, naming the line', () => {
-    const error = thrown(DisklessError, () => { checkFstab(
+    const error = thrown(DisklessError, () => {
+      checkFstab(
         'tmpfs /var tmpfs mode=0755 0 0\ntmpfs /tmp tmpfs defaults 0 0\n10.0.0.1:/srv/my master/usr /usr nfs ro 0 0\n',
         {
           copyUsr: false,
           shareHome: false,
           from: 'template/etc/fstab',
         },
-      ); },
-    );
+      );
+    });
     expect(error.message).toMatch(
       /template\/etc\/fstab: the line ".*my master.*" has more than 6 fields/,
     );
