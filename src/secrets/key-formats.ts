@@ -112,15 +112,21 @@ function javaKeystoreHasPrivateEntry(data: Buffer): boolean {
   }
 }
 
-/** The rules that match anywhere in a window of a file (`rel`: its path in the root). */
-export function windowRules(data: Buffer, rel: string): string[] {
+/** The rules that match anywhere in a window (`text`: it as latin1) of the file at `rel`. */
+export function windowRules(data: Buffer, text: string, rel: string): string[] {
   const hits: string[] = [];
-  const text = data.toString('latin1');
-  if (PEM_KEY.test(text)) hits.push('pem-private-key');
-  if (PUTTY_KEY.test(text)) hits.push('putty-private-key');
-  if (OPENSSH_BINARY.test(text)) hits.push('openssh-private-key');
-  if (JWK_TYPE.test(text) && JWK_PRIVATE.test(text)) hits.push('json-web-key-private');
-  if (WIREGUARD_KEY.test(text)) hits.push('wireguard-private-key');
+  // Cheap substring checks first: most windows hold none of the markers.
+  if (text.includes('PRIVATE KEY') && PEM_KEY.test(text)) hits.push('pem-private-key');
+  if (text.includes('PuTTY-User-Key-File') && PUTTY_KEY.test(text)) hits.push('putty-private-key');
+  if (text.includes('openssh-key-v1') && OPENSSH_BINARY.test(text)) {
+    hits.push('openssh-private-key');
+  }
+  if (text.includes('"kty"') && JWK_TYPE.test(text) && JWK_PRIVATE.test(text)) {
+    hits.push('json-web-key-private');
+  }
+  if (/Pr(?:ivate|eshared)Key/.test(text) && WIREGUARD_KEY.test(text)) {
+    hits.push('wireguard-private-key');
+  }
   if (utf16Pem(data)) hits.push('pem-private-key-utf16');
   if (base64Pem(text)) hits.push('pem-private-key-base64');
   for (const file of PASSWORD_FILES) {

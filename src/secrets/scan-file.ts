@@ -32,8 +32,9 @@ export async function scanFile(
         if (rule) hits.add(rule);
       }
       position += bytesRead;
-      for (const rule of windowRules(window, rel)) hits.add(rule);
-      await tokens.add(rel, lintableText(window));
+      const text = window.toString('latin1');
+      for (const rule of windowRules(window, text, rel)) hits.add(rule);
+      await tokens.add(rel, lintableText(window, text));
       if (bytesRead === 0 || position >= size || window.length < buf.length) break;
       buf.copyWithin(0, window.length - OVERLAP, window.length);
       kept = OVERLAP;

@@ -16,19 +16,29 @@ const CONFIG = {
 const BATCH = 1 << 20;
 /** Files are joined with a blank line, so no rule spans two of them. */
 const SEPARATOR = '\n\n';
-/** Printable runs of binary content long enough to hold a token. */
-const STRINGS = /[\x20-\x7e\t]{16,}/g;
+/** Printable runs of binary content this long can hold a token. */
+const MIN_STRING = 16;
 
 /** A rule id as reported: `secretlint/aws` for @secretlint/secretlint-rule-aws. */
 function ruleName(id: string): string {
   return `secretlint/${id.replace(/^@secretlint\/secretlint-rule-/, '')}`;
 }
 
-/** The text secretlint sees of a window: the text itself, or a binary's strings. */
-export function lintableText(window: Buffer): string {
-  const text = window.toString('latin1');
+/**
+ * The text secretlint sees of a window (`text`: the window as latin1): the text itself, or
+ * a binary's printable runs, one a line (one pass over the bytes, like strings(1)).
+ */
+export function lintableText(window: Buffer, text: string): string {
   if (!window.subarray(0, 8192).includes(0)) return text;
-  return (text.match(STRINGS) ?? []).join('\n');
+  const runs: string[] = [];
+  let start = 0;
+  for (let i = 0; i <= window.length; i++) {
+    const c = i < window.length ? (window[i] ?? 0) : 0;
+    if ((c >= 0x20 && c <= 0x7e) || c === 0x09) continue;
+    if (i - start >= MIN_STRING) runs.push(text.slice(start, i));
+    start = i + 1;
+  }
+  return runs.join('\n');
 }
 
 export class TokenScanner {
