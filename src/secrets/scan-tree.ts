@@ -9,7 +9,7 @@
  * are read: those were scanned when it was built (a change of the allow-list makes the
  * build start from a full scan). `unchanged` lets a caller skip files it knows.
  */
-import type { Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { readdir, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
@@ -177,16 +177,15 @@ export async function scanSecrets(o: {
       if (entry.isDirectory()) {
         if (!decidedByPath(`${childRel}/`)) pending.push(walk(childRel));
       } else if (entry.isFile()) {
-        pending.push(
-          lstat(file).then(async (st) => {
-            if (st.nlink === 1 || !seen.has(st.ino)) {
-              seen.add(st.ino);
-              result.files++;
-              result.bytes += st.size;
-            }
-            await check(childRel, file, st);
-          }),
-        );
+        // Synchronous: a walk of an unchanged tree is all lstat, and the thread pool's
+        // round trips would cost more than the calls themselves.
+        const st = lstatSync(file);
+        if (st.nlink === 1 || !seen.has(st.ino)) {
+          seen.add(st.ino);
+          result.files++;
+          result.bytes += st.size;
+        }
+        pending.push(check(childRel, file, st));
       } else if (entry.isSymbolicLink()) {
         decidedByPath(childRel); // a link is not read: only its path can be a hit
       }
