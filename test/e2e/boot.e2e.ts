@@ -154,11 +154,8 @@ beforeAll(async () => {
     output: path.join(work, 'diskless-boot.iso'),
   });
   // /usr of the master copy comes from the sample root itself (the copy did not change
-  // it; nfs-ganesha cannot serve an overlayfs), /home likewise.
-  const exports = [
-    `${path.join(copy, 'usr')}=${path.join(master, 'usr')}`,
-    `/home=${path.join(master, 'home')}`,
-  ].join('\n');
+  // it; nfs-ganesha cannot serve an overlayfs). /home is the clients' own tmpfs.
+  const exports = [`${path.join(copy, 'usr')}=${path.join(master, 'usr')}`].join('\n');
   built = {
     master,
     copy,
