@@ -18,8 +18,9 @@ import { humanBytes, timedPhases, type Reporter, type StepReport } from '../repo
 import { chooseCache } from './cache.js';
 import { cacheKey, sharedTree } from './cache-key.js';
 import { checkIso } from './check.js';
-import { seconds, sha256, sha256File, tempBeside } from '../files.js';
+import { seconds, sha256, sha256File, tempBeside, writeFileAtomic } from '../files.js';
 import { findMkinitramfs, mkinitramfs, packageVersions, prepareConfig } from './initramfs.js';
+import { scanImage } from './image-scan.js';
 import { makeIso } from './iso.js';
 import { findKernel } from './kernel.js';
 import { kernelCommandLine, stageTree } from './loaders.js';
@@ -169,7 +170,12 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         `${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${humanBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`,
       );
       reporter.info(`Command line: ${cmdline}`);
-      return { stage, ...s };
+      const scanStart = Date.now();
+      const contents = await scanImage({ stage, scratch });
+      reporter.info(
+        `Listed and scanned ${contents.files} files of the ISO tree and the initramfs in ${seconds(Date.now() - scanStart)} s: no secrets`,
+      );
+      return { stage, contents, ...s };
     });
 
     await phase('iso', async () => {
@@ -210,6 +216,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         await rename(iso, output);
         partial = undefined;
         await rename(sumTmp, sumFile);
+        await writeFileAtomic(`${output}.contents`, staged.contents.listing);
       } finally {
         await rm(sumTmp, { force: true });
       }

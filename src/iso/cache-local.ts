@@ -8,7 +8,9 @@
  * entry. An entry is used only when its image has the recorded size and SHA-256; anything
  * else is removed and rebuilt. A hit refreshes the entry's time; after a store, entries
  * unused for longer than the maximum age go, then the least recently used until the
- * directory fits the maximum size (the entry just stored always stays).
+ * directory fits the maximum size (the entry just stored always stays). Pruning touches
+ * only what this cache wrote: records that are its JSON, images named like its keys, and
+ * its own temporary files, so a cache-dir shared with anything else loses nothing else.
  */
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +37,20 @@ export interface InitramfsCache {
 }
 
 const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
+/** The start of every key cacheKey makes: leftover images and temporaries are recognised by it. */
+const KEY_PREFIX = 'diskless-initramfs-';
+
+/** The record of `key` when `file` is one this cache wrote, else undefined. */
+async function ownRecord(file: string, key: string): Promise<EntryMeta | undefined> {
+  try {
+    const meta = JSON.parse(await readFile(file, 'utf8')) as Partial<EntryMeta>;
+    return meta.key === key && typeof meta.sha256 === 'string' && typeof meta.size === 'number'
+      ? (meta as EntryMeta)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export class LocalCache implements InitramfsCache {
   readonly name: string;
@@ -117,7 +133,7 @@ export class LocalCache implements InitramfsCache {
     const entries: { key: string; used: number; bytes: number }[] = [];
     for (const name of names) {
       const full = path.join(this.dir, name);
-      if (name.startsWith('.') && name.includes('.tmp-')) {
+      if (name.startsWith(`.${KEY_PREFIX}`) && name.includes('.tmp-')) {
         // A temporary file of a build that died: gone once it is clearly not in use.
         const st = await stat(full).catch(() => undefined);
         if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS) await rm(full, { force: true });
@@ -125,6 +141,7 @@ export class LocalCache implements InitramfsCache {
       }
       if (!name.endsWith('.json')) continue;
       const key = name.slice(0, -'.json'.length);
+      if (!(await ownRecord(full, key))) continue; // not this cache's
       const used = (await stat(full).catch(() => undefined))?.mtimeMs ?? 0;
       const bytes =
         (await stat(path.join(this.dir, `${key}.img`)).catch(() => undefined))?.size ?? 0;
@@ -132,7 +149,11 @@ export class LocalCache implements InitramfsCache {
     }
     // Images without a record are leftovers of an interrupted save or removal.
     for (const name of names) {
-      if (name.endsWith('.img') && !names.includes(`${name.slice(0, -4)}.json`)) {
+      if (
+        name.startsWith(KEY_PREFIX) &&
+        name.endsWith('.img') &&
+        !names.includes(`${name.slice(0, -4)}.json`)
+      ) {
         const st = await stat(path.join(this.dir, name)).catch(() => undefined);
         if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS)
           await rm(path.join(this.dir, name), { force: true });

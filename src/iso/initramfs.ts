@@ -11,6 +11,7 @@ import { DisklessError } from '../errors.js';
 import { run } from '../process/run.js';
 import type { Reporter } from '../report.js';
 import { exists, sha256 } from '../files.js';
+import { disableMasterOnlyFeatures } from './client-only.js';
 
 export const CONFIG_DIR = 'etc/initramfs-tools';
 
@@ -144,6 +145,7 @@ export async function prepareConfig(
       : `${text.replace(/\n?$/, '\n')}${line}\n`;
   }
   await writeFile(confFile, text, { mode: 0o644 });
+  await disableMasterOnlyFeatures(dest);
   if (overridden.size > 0) {
     await writeFile(
       path.join(confD, 'zz-diskless'),

@@ -2,8 +2,14 @@
 import { byteSize, choice, filePath, integer, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 
-/** `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. */
-export const NFS_ROOT = /^(?:\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):\/[^\s,]*$/;
+/**
+ * `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. Neither
+ * it nor `cmdline` may hold a character GRUB's script parser treats specially (quotes, $,
+ * \, ;, &, |, <, >, parentheses, braces, #, backquote): isolinux passes them on as they
+ * are and GRUB would not, so BIOS and UEFI would boot different command lines.
+ */
+export const NFS_ROOT = /^(?:\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):\/[^\s,$;&|<>(){}"'`\\#]*$/;
+const CMDLINE = /^[^$;&|<>(){}"'`\\#\n]*$/;
 
 export const buildIsoInputs = defineInputs({
   root: filePath({ required: true }),
@@ -12,9 +18,14 @@ export const buildIsoInputs = defineInputs({
   'nfs-root': text({
     required: true,
     pattern: NFS_ROOT,
-    expected: 'host:/absolute/path, e.g. 10.0.0.1:/srv/diskless/current',
+    expected:
+      'host:/absolute/path without spaces, commas or GRUB metacharacters, e.g. 10.0.0.1:/srv/diskless/current',
   }),
-  cmdline: text({ expected: 'extra kernel arguments' }),
+  cmdline: text({
+    pattern: CMDLINE,
+    expected:
+      'extra kernel arguments without quotes or any of $ ; & | < > ( ) { } # ` \\ (GRUB would read them, isolinux not)',
+  }),
   output: filePath({ default: 'diskless-boot.iso' }),
   'cache-dir': filePath({}),
   cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),

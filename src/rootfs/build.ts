@@ -23,6 +23,8 @@ import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { sha256 } from '../files.js';
 import { humanBytes, type Reporter, type StepReport } from '../report.js';
+import { clientAccounts, writeAccounts } from './accounts.js';
+import { BOOT_KEYS_UNIT, installBootHostKeys } from './boot-host-keys.js';
 import { exclusions } from './exclusions.js';
 import { checkFstab, FSTAB, generateFstab } from './fstab.js';
 import {
@@ -35,6 +37,7 @@ import {
   type Layout,
   type Marker,
 } from './guard.js';
+import { scanMountedTrees } from './live-scan.js';
 import { holdLocks, type HeldLock } from './lock.js';
 import type { BuildRootfsOptions } from './options.js';
 import { applyTemplate, loadTemplate, type TemplateEntry, type TemplateValues } from './overlay.js';
@@ -63,7 +66,8 @@ import {
 } from '../releases/retention.js';
 import { copy, differences } from './rsync.js';
 import { CLIENT_KEY_PATHS, clientKeys, scrub } from './scrub.js';
-import { assertNoSecrets, scanSecrets } from './secret-scan.js';
+import { withoutShippedFiles } from '../secrets/packaged.js';
+import { assertNoSecrets, scanSecrets } from '../secrets/scan-tree.js';
 import { configureServices } from './services.js';
 import { ClientTree, lstatOrUndefined } from './tree.js';
 import { buildSkeleton, POPULATE_UNIT, POPULATE_UNIT_TEXT, SKELETON } from './var-skeleton.js';
@@ -242,13 +246,19 @@ export async function buildRootfs(
   if (templateFstab?.kind === 'file') {
     checkFstab(templateFstab.data.toString('utf8'), {
       copyUsr: options.copyUsr,
+      shareHome: options.shareHome,
       from: templateFstab.from,
     });
   } else if (templateFstab) {
     throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
   } else {
-    fstab = generateFstab({ copyUsr: options.copyUsr, nfsServer: options.nfsServer, usrExport });
+    fstab = generateFstab({
+      ...options,
+      usrExport,
+      homeExport: path.join(source, 'home'),
+    });
   }
+  const accounts = await clientAccounts(source, options);
   const excludes = exclusions({
     source,
     target,
@@ -285,6 +295,9 @@ export async function buildRootfs(
       current,
     } = await previousRelease(target, layout, marker);
     if (layout === 'versioned') await removePartials(target, reporter);
+    const mountedHits = await reporter.group('Scan what clients mount from the master', () =>
+      scanMountedTrees({ ...options, source }, reporter),
+    );
 
     // ---- compare, then copy holding the dpkg lock of the source ----
     const dpkgFiles: string[] = [];
@@ -305,6 +318,7 @@ export async function buildRootfs(
       skeleton = lockWait.happened ? await skeletonOf() : await early;
       if (
         options.clientSshKeys &&
+        !options.hostKeysAtBoot &&
         (await lstatOrUndefined(path.join(source, 'etc/ssh')))?.isDirectory()
       ) {
         sshKeyDir = await clientKeys(options.stateDir, reporter);
@@ -327,6 +341,8 @@ export async function buildRootfs(
               )
             : null,
           allow: options.secretAllow,
+          accounts: [...accounts],
+          bootKeys: options.hostKeysAtBoot,
         }),
       );
 
@@ -347,6 +363,7 @@ export async function buildRootfs(
           return lines;
         });
         if (diff.length === 0) {
+          assertNoSecrets(mountedHits);
           // Unchanged: nothing new. With publish, the release it equals becomes current
           // (a staged one that the last run did not get to promote).
           const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
@@ -410,6 +427,8 @@ export async function buildRootfs(
     const keys = await reporter.group("Scrub the master's identity", () =>
       scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter),
     );
+    await writeAccounts(tree, accounts);
+    if (options.hostKeysAtBoot) await installBootHostKeys(tree);
     await reporter.group('Overlay the template', async () => {
       const n = await applyTemplate(tree, template);
       await tree.writeFile(RELEASE_FILE, `${id}\n`, { mode: 0o644, mtime: new Date(0) });
@@ -445,7 +464,11 @@ export async function buildRootfs(
           source,
           copyUsr: options.copyUsr,
           mask: options.maskServices,
-          enable: [POPULATE_UNIT, ...options.enableServices],
+          enable: [
+            POPULATE_UNIT,
+            ...(options.hostKeysAtBoot ? [BOOT_KEYS_UNIT] : []),
+            ...options.enableServices,
+          ],
         },
         reporter,
       ),
@@ -460,8 +483,13 @@ export async function buildRootfs(
         accepted: keys.sshKeys ? CLIENT_KEY_PATHS : [],
         skip: layout === 'in-place' ? TOOL_FILES : [],
       });
-      reporter.info(`Read ${result.read} of ${result.files} file(s); ${result.hits.length} hit(s)`);
-      assertNoSecrets(result.hits);
+      // A file a Debian package shipped unchanged is public (library self-test keys).
+      const hits = await withoutShippedFiles(result.hits, source, (h) => ({
+        file: path.join(root, h.path),
+        rel: h.path.slice(1),
+      }));
+      reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
+      assertNoSecrets([...mountedHits, ...hits]);
       return result;
     });
 

@@ -3,10 +3,14 @@ import { InputError } from '../errors.js';
 import { bool, choice, filePath, integer, list, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 import { isReleaseId } from '../releases/layout.js';
+import { UNIT_NAME } from './services.js';
 
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
 const VAR_DIR =
   /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
+
+/** A user or group name as Debian's adduser accepts it. */
+const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]*\$?$/i;
 
 export const buildRootfsInputs = defineInputs(
   {
@@ -14,8 +18,14 @@ export const buildRootfsInputs = defineInputs(
     target: filePath({ absolute: true, required: true }),
     template: filePath({}),
     exclude: list({ expected: 'rsync exclude patterns, one per line' }),
-    'mask-services': list({ expected: 'systemd unit names, one per line' }),
-    'enable-services': list({ expected: 'systemd unit names, one per line' }),
+    'mask-services': list({
+      expected: 'systemd unit names, one per line, none starting with -',
+      item: (line) => UNIT_NAME.test(line),
+    }),
+    'enable-services': list({
+      expected: 'systemd unit names, one per line, none starting with -',
+      item: (line) => UNIT_NAME.test(line),
+    }),
     'var-dirs': list({
       expected: 'lines of "path [owner[:group]] [mode]" with path relative to /var',
       item: (line) => VAR_DIR.test(line),
@@ -37,6 +47,16 @@ export const buildRootfsInputs = defineInputs(
     'client-ssh-keys': bool({ default: 'true' }),
     'state-dir': filePath({ absolute: true, default: '/var/lib/diskless' }),
     'secret-allow': list({ expected: 'paths inside the client root, one per line' }),
+    'share-home': bool({ default: 'false' }),
+    'client-users': list({
+      expected: 'account names of the master, one per line',
+      item: (line) => ACCOUNT_NAME.test(line),
+    }),
+    'keep-password-hashes': list({
+      expected: 'account names of the master, one per line',
+      item: (line) => ACCOUNT_NAME.test(line),
+    }),
+    'host-keys-at-boot': bool({ default: 'false' }),
     'nfs-server': text({
       pattern:
         /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/,

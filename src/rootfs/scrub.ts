@@ -9,6 +9,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
+import { KEY_STORES } from '../secrets/key-stores.js';
 import { run } from '../process/run.js';
 import { lstatOrUndefined, type ClientTree } from './tree.js';
 
@@ -54,6 +55,8 @@ export const SECRET_EXCLUDES: readonly string[] = [
   '.pgpass',
   '.ssh/id_*',
   '*.keytab',
+  // Where Debian packages keep private keys and credentials (dropbear, WireGuard, ...).
+  ...KEY_STORES,
 ];
 
 /** Host key types given to clients. */

@@ -43,7 +43,8 @@ export const DEFAULT_MASKS: readonly string[] = [
 
 const UNIT_DIRS = ['etc/systemd/system', 'lib/systemd/system', 'usr/lib/systemd/system'];
 const SUFFIXES = /\.(service|socket|timer|target|path|mount|automount|swap|slice|scope|device)$/;
-const UNIT_NAME = /^[\w:@.\\-]+$/;
+/** A unit name; never one starting with - (systemctl would read it as an option). */
+export const UNIT_NAME = /^(?!-)[\w:@.\\-]+$/;
 
 export function unitName(name: string): string {
   if (!UNIT_NAME.test(name)) {
@@ -99,7 +100,7 @@ async function systemctl(
   verb: 'mask' | 'enable',
   units: readonly string[],
 ): Promise<void> {
-  await run('systemctl', [`--root=${root}`, '--quiet', verb, ...units], {
+  await run('systemctl', [`--root=${root}`, '--quiet', verb, '--', ...units], {
     debianPackage: 'systemd',
   });
 }

@@ -38,6 +38,18 @@ describe('the local initramfs cache', () => {
     expect((await readdir(dir)).sort()).toEqual(['b.img', 'b.json', 'c.img', 'c.json']);
   });
 
+  it('prunes only its own entries in a cache-dir shared with other files', async () => {
+    const dir = await tempDir('cache');
+    await entry(dir, 'old', 100, 40);
+    const others = ['notes.json', 'photo.img', '.editor.swp.tmp-1', 'report.json.img'];
+    await writeFile(path.join(dir, 'notes.json'), '{"key":"notes"}');
+    for (const name of others.slice(1)) await writeFile(path.join(dir, name), 'x'.repeat(5000));
+    const long = new Date(Date.now() - 40 * DAY);
+    for (const name of others) await utimes(path.join(dir, name), long, long);
+    expect(await new LocalCache(dir, 30, 100).prune('none')).toEqual(['old']);
+    expect((await readdir(dir)).sort()).toEqual([...others].sort());
+  });
+
   it('keeps the entry just stored even when it alone is over the size', async () => {
     const dir = await tempDir('cache');
     await entry(dir, 'big', 2000, 0);

@@ -2,11 +2,12 @@
 // fixture master root the way the build job passes them (run as root, like test/rootfs).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { buildRootfs } from '../../src/rootfs/build.js';
+import { fstabMounts } from '../../src/rootfs/fstab.js';
 import { loadTemplate } from '../../src/rootfs/overlay.js';
 import { collector, makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { REPO } from './workflows.js';
@@ -110,14 +111,14 @@ describe('build-rootfs with the template and settings, as the build job runs it'
     await expect(readFile(path.join(root, 'etc/fstab.tmpl'))).rejects.toThrow(/ENOENT/);
   });
 
-  it('mounts /usr and /home read-only from the master with options klibc understands', async () => {
+  it('mounts /usr read-only from the master with options klibc understands, and a /home of its own', async () => {
     const mounts = (await client('etc/fstab'))
       .split('\n')
       .filter((l) => l.trim() && !l.startsWith('#'))
       .map((l) => l.trim().split(/\s+/));
     expect(mounts).toEqual([
       [`10.0.0.1:${master}/usr`, '/usr', 'nfs', 'ro,nolock,tcp,vers=3,port=2049', '0', '0'],
-      ['10.0.0.1:/home', '/home', 'nfs', 'ro,nolock,tcp,vers=3,port=2049', '0', '0'],
+      ['tmpfs', '/home', 'tmpfs', 'mode=0755,size=64m', '0', '0'],
       ['tmpfs', '/var', 'tmpfs', 'mode=0755,size=256m', '0', '0'],
       ['tmpfs', '/tmp', 'tmpfs', 'mode=1777,size=25%,nosuid,nodev', '0', '0'],
     ]);
@@ -186,5 +187,42 @@ describe('build-rootfs with the template and settings, as the build job runs it'
     );
     // root:adm 0750 as settings/var-dirs asks (adm is gid 4 in the fixture)
     expect(listing).toMatch(/^drwxr-x--- 0\/4 .* \.\/spool\/rsyslog\/$/m);
+  });
+});
+
+describe('the example template as shipped keeps the master users and /usr keys from clients', () => {
+  it("gives no client the master's /home, and fails the build on a key under the master's /usr", async () => {
+    const master = await makeMaster();
+    const state = await tempDir('state');
+    const target = path.join(await tempDir('target'), 'clients');
+    const inputs = options({
+      source: master,
+      target,
+      template: TEMPLATE,
+      'state-dir': state,
+      'nfs-server': '10.0.0.1',
+      'template-values': settings('template-values'),
+    });
+    const report = await buildRootfs(inputs, collector());
+    const root = String(report.outputs.root);
+    const fstab = await readFile(path.join(root, 'etc/fstab'), 'utf8');
+    expect(fstabMounts(fstab).filter((m) => m.file === '/home')).toEqual([
+      { spec: 'tmpfs', file: '/home', type: 'tmpfs' },
+    ]);
+    expect(await readdir(path.join(root, 'home'))).toEqual([]);
+    // A key under the master's live /usr: the build fails naming it, and publishes nothing.
+    const key = path.join(master, 'usr/local/etc/app/client.key');
+    await mkdir(path.dirname(key), { recursive: true });
+    execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key]);
+    await writeFile(path.join(master, 'etc/motd'), 'changed\n');
+    const error = await buildRootfs(inputs, collector()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DisklessError);
+    expect((error as Error).message).toContain('/usr/local/etc/app/client.key (pem-private-key)');
+    expect(await readlink(path.join(target, 'current'))).toBe(
+      `releases/${String(report.outputs.release)}`,
+    );
+    for (const dir of [master, path.dirname(target), state]) {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -110,13 +110,37 @@ describe('rebuild.yml (the template repository role)', () => {
     );
   });
 
-  it('rebuilds nightly', () => {
+  it("rebuilds nightly, after Debian's apt-daily-upgrade window (06:00 plus up to an hour)", () => {
     expect(on.schedule).toHaveLength(1);
     const fields = (on.schedule[0]?.cron ?? '').split(/\s+/);
     expect(fields).toHaveLength(5);
     // minute and hour fixed, every day of the month, every month, every day of the week
     expect(fields.slice(0, 2).every((f) => /^\d+$/.test(f))).toBe(true);
     expect(fields.slice(2)).toEqual(['*', '*', '*']);
+    const minutes = Number(fields[1]) * 60 + Number(fields[0]);
+    expect(minutes).toBeGreaterThanOrEqual(7 * 60);
+    expect(minutes).toBeLessThan(24 * 60);
+  });
+
+  it('runs the master jobs only from the default branch (or its schedule)', () => {
+    const [call] = Object.values(doc.jobs);
+    const build = workflow(IMAGE).doc.jobs.build;
+    const runs = (job: Job | undefined, github: object) =>
+      evaluateIf(job?.if ?? '', {
+        inputs: {},
+        needs: {},
+        cancelled: false,
+        success: true,
+        vars: { DISKLESS_ENABLED: 'true' },
+        github: { repository: 'o/r', event: { repository: { default_branch: 'main' } }, ...github },
+      });
+    for (const job of [call, build]) {
+      expect(runs(job, { event_name: 'push', ref_name: 'main' })).toBe(true);
+      expect(runs(job, { event_name: 'schedule', ref_name: 'main', event: {} })).toBe(true);
+      expect(runs(job, { event_name: 'workflow_dispatch', ref_name: 'main' })).toBe(true);
+      expect(runs(job, { event_name: 'workflow_dispatch', ref_name: 'unreviewed' })).toBe(false);
+      expect(runs(job, { event_name: 'push', ref_name: 'unreviewed' })).toBe(false);
+    }
   });
 
   it('runs on demand with force, dry-run and target inputs', () => {
@@ -142,7 +166,21 @@ describe('rebuild.yml (the template repository role)', () => {
       expect(String(call.with?.[name])).toContain(`inputs.${name}`);
     }
     // Off until the repository says otherwise (a fresh copy has no master yet).
-    expect(call.if).toBe("vars.DISKLESS_ENABLED == 'true'");
+    const onMain = (vars: object) =>
+      evaluateIf(call.if ?? '', {
+        inputs: {},
+        needs: {},
+        cancelled: false,
+        success: true,
+        vars,
+        github: {
+          event_name: 'push',
+          ref_name: 'main',
+          event: { repository: { default_branch: 'main' } },
+        },
+      });
+    expect(onMain({})).toBe(false);
+    expect(onMain({ DISKLESS_ENABLED: 'true' })).toBe(true);
   });
 
   it('never runs two rebuilds at once and never cancels a running one', () => {
@@ -603,6 +641,28 @@ describe('every workflow', () => {
           if (step.uses?.startsWith('actions/checkout@')) {
             expect(step.with?.['persist-credentials'], w.rel).toBe(false);
           }
+        }
+      }
+    }
+  });
+});
+
+describe('ci.yml and the self-hosted master', () => {
+  it("runs only on GitHub-hosted runners, and no workflow gives a fork's pull request the master", () => {
+    const ci = workflow('ci.yml');
+    for (const [id, job] of Object.entries(ci.doc.jobs)) {
+      const runsOn = JSON.stringify(job['runs-on'] ?? '');
+      expect(runsOn, `ci.yml job ${id}`).toMatch(/^"ubuntu-[\d.]+"$/);
+      expect(job.uses, `ci.yml job ${id}`).toBeUndefined();
+    }
+    for (const file of workflowFiles()) {
+      const w = loadWorkflow(file);
+      expect(Object.keys(w.doc.on), w.rel).not.toContain('pull_request_target');
+      if (Object.hasOwn(w.doc.on, 'pull_request')) {
+        // A workflow a pull request starts uses no self-hosted runner and no other workflow.
+        for (const job of Object.values(w.doc.jobs)) {
+          expect(JSON.stringify(job['runs-on'] ?? ''), w.rel).not.toMatch(/self-hosted|inputs\./);
+          expect(job.uses, w.rel).toBeUndefined();
         }
       }
     }

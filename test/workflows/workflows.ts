@@ -179,7 +179,14 @@ export function globMatch(pattern: string, name: string): boolean {
  */
 export function evaluateIf(
   condition: string,
-  status: { inputs: object; needs: object; cancelled: boolean; success: boolean },
+  status: {
+    inputs: object;
+    needs: object;
+    cancelled: boolean;
+    success: boolean;
+    github?: object;
+    vars?: object;
+  },
 ): boolean {
   let text = condition.trim().replace(/^\$\{\{([\s\S]*)\}\}$/, '$1');
   if (!/\b(success|failure|cancelled|always)\(\)/.test(text)) text = `success() && (${text})`;
@@ -196,9 +203,14 @@ export function evaluateIf(
     fn('always', true),
   ];
   const lexed = new Lexer(text).lex();
-  const expr = new Parser(lexed.tokens, ['inputs', 'needs'], functions).parse();
+  const expr = new Parser(lexed.tokens, ['inputs', 'needs', 'github', 'vars'], functions).parse();
   const context = JSON.parse(
-    JSON.stringify({ inputs: status.inputs, needs: status.needs }),
+    JSON.stringify({
+      inputs: status.inputs,
+      needs: status.needs,
+      github: status.github ?? {},
+      vars: status.vars ?? {},
+    }),
     data.reviver,
   ) as data.Dictionary;
   const result = new Evaluator(

@@ -1,0 +1,103 @@
+/**
+ * What clients mount live from the master is theirs to read too: /usr unless copy-usr,
+ * and /home when share-home. These trees never enter a release, so they are scanned on
+ * every build, before the comparison with the previous release (an upgrade changes /usr
+ * without changing the client root). The first scan reads everything; afterwards only
+ * files whose size, times or inode changed since the last clean scan are read, so a
+ * rebuild with nothing changed only walks the tree. The state lives in the state dir.
+ */
+import type { Stats } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from '../files.js';
+import { humanBytes, type Reporter } from '../report.js';
+import { withoutShippedFiles } from '../secrets/packaged.js';
+import { scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
+import { lstatOrUndefined } from './tree.js';
+
+function signature(st: Stats): string {
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+}
+
+async function readState(file: string): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
+ * saved only after a clean scan, so files with hits are read again next time.
+ */
+export async function scanLiveTree(
+  o: {
+    source: string;
+    dir: 'usr' | 'home';
+    /** Why clients can read it: the input that makes them mount it. */
+    reason: string;
+    stateDir: string;
+    allow: readonly string[];
+  },
+  reporter: Reporter,
+): Promise<SecretHit[]> {
+  const root = path.join(o.source, o.dir);
+  if (!(await lstatOrUndefined(root))?.isDirectory()) return [];
+  const stateFile = path.join(o.stateDir, `scanned-${o.dir}.json`);
+  const before = await readState(stateFile);
+  const after: Record<string, string> = {};
+  const first = Object.keys(before).length === 0;
+  const result = await scanSecrets({
+    root,
+    prefix: `/${o.dir}`,
+    allow: o.allow,
+    unchanged: (rel, st) => {
+      const sig = signature(st);
+      after[rel] = sig;
+      return before[rel] === sig;
+    },
+  });
+  const hits = await withoutShippedFiles(result.hits, o.source, (hit) => {
+    const rel = hit.path.replace(/^\/+/, '');
+    return { file: path.join(o.source, rel), rel };
+  });
+  reporter.info(
+    `/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`,
+  );
+  if (hits.length === 0) {
+    await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(stateFile, JSON.stringify(after));
+  }
+  return hits;
+}
+
+/**
+ * Scans what the clients mount from the master: /usr unless copied, /home if shared.
+ * The hits fail the build together with the client root's (or alone when nothing else
+ * changed), so one run names them all.
+ */
+export async function scanMountedTrees(
+  o: {
+    source: string;
+    copyUsr: boolean;
+    shareHome: boolean;
+    stateDir: string;
+    secretAllow: readonly string[];
+  },
+  reporter: Reporter,
+): Promise<SecretHit[]> {
+  const hits: SecretHit[] = [];
+  const common = { source: o.source, stateDir: o.stateDir, allow: o.secretAllow };
+  if (!o.copyUsr) {
+    hits.push(
+      ...(await scanLiveTree({ ...common, dir: 'usr', reason: 'copy-usr is false' }, reporter)),
+    );
+  }
+  if (o.shareHome) {
+    hits.push(
+      ...(await scanLiveTree({ ...common, dir: 'home', reason: 'share-home is true' }, reporter)),
+    );
+  }
+  return hits;
+}
