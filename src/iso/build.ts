@@ -19,7 +19,9 @@ import { chooseCache } from './cache.js';
 import { cacheKey, sharedTree } from './cache-key.js';
 import { checkIso } from './check.js';
 import { seconds, sha256, sha256File, tempBeside } from '../files.js';
-import { findMkinitramfs, mkinitramfs, packageVersions, prepareConfig } from './initramfs.js';
+import { findMkinitramfs, mkinitramfs, packageVersions } from './initramfs.js';
+import { checkClientInitramfs } from './initramfs-check.js';
+import { checkCompression, prepareClientConfig } from './modules.js';
 import { makeIso } from './iso.js';
 import { findKernel } from './kernel.js';
 import { kernelCommandLine, stageTree } from './loaders.js';
@@ -84,6 +86,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       const tools = await findTools(mode);
       const kernel = await findKernel(sysroot, options.kernel);
       await findMkinitramfs(sysroot);
+      await checkCompression(options.initramfsCompression, sysroot);
       reporter.info(
         `Kernel ${kernel.version}: ${kernel.image} (${kernel.modulesCount} entries in ${kernel.modulesDir})`,
       );
@@ -97,7 +100,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         sysroot === '/'
           ? scratch
           : (sysrootWork = await mkdtemp(path.join(sysroot, 'tmp', 'diskless-initramfs-')));
-      const config = await prepareConfig(options.root, sysroot, path.join(work, 'conf'), reporter);
+      const config = await prepareClientConfig(options, sysroot, path.join(work, 'conf'), reporter);
       reporter.info(
         `Client config ${path.join(options.root, 'etc/initramfs-tools')}: BOOT=${config.settings.BOOT} MODULES=${config.settings.MODULES} COMPRESS=${config.settings.COMPRESS}`,
       );
@@ -127,6 +130,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         });
         await move(made, image);
       }
+      reporter.info(await checkClientInitramfs(image, scratch, config));
       const digest = restored.hit ? restored.meta.sha256 : await sha256File(image);
       const bytes = (await stat(image)).size;
       if (!restored.hit && cache) {
