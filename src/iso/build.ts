@@ -2,8 +2,9 @@
  * build-iso: the kernel, the client's NFS initramfs and two boot loaders in one ISO.
  *
  *   kernel     the tools and loader files are there; the kernel, its version and modules
- *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs); the cache key; a hit
- *              copies the cached image, a miss runs mkinitramfs (in the sysroot) and stores it
+ *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs, the chosen modules); the
+ *              cache key; a hit copies the cached image, a miss runs mkinitramfs (in the
+ *              sysroot); either is unpacked and checked for an NFS boot before it is stored
  *   loaders    the ISO tree: isolinux (BIOS) and a GRUB EFI image (UEFI), one command line
  *   iso        xorriso, reproducibly, into a temporary file beside `output`
  *   check      the ISO read back; only then is it renamed to `output`, with <output>.sha256

@@ -201,7 +201,7 @@ describe.each(BOOTS)(
       expect(address).toMatch(/^10\.0\.2\.\d+$/);
       expect(facts(suite, image, 'net-iface')).toEqual([`${device} up carrier=1`]);
       expect(fact(suite, image, 'net-addresses').split(' ')).toContain(address);
-      expect(fact(suite, image, 'net-default-route')).toBe(device);
+      expect(fact(suite, image, 'net-routes')).toBe(device);
       expect(facts(suite, image, 'net-service')).toEqual([
         'systemd-networkd.service inactive',
         'networking.service inactive',
