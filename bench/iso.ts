@@ -1,7 +1,7 @@
 /**
  * build-iso benchmark (issue 5): a cold build (empty initramfs cache: mkinitramfs runs)
  * against a cache-hit build on the same inputs, each phase timed, on the sample root
- * (scripts/sample-root: Debian bookworm with linux-image-amd64) as sysroot and a client
+ * (scripts/sample-root: Debian trixie with linux-image-amd64) as sysroot and a client
  * config copied from it unchanged (Debian's MODULES=most, so netboot; COMPRESS=zstd).
  * Prints the ratio (target: a hit takes at most 15% of a cold build) and whether the two
  * ISOs are byte-identical.

@@ -4,6 +4,9 @@
 //
 //   npm run bench -- upload            (or: npx tsx bench/upload.ts [--small-only])
 //
+// With --images A.iso,B.iso it uploads those files instead (cold, each to a new drive) and
+// prints the time of each: bench/lean-image.ts compares its ISOs that way.
+//
 // The baseline is implemented here, as elastichosts-upload did it: 4 MiB chunks, each
 // gzip-compressed (gzip's default level), sent one request at a time on a new
 // connection (curl per chunk), no skipping.
@@ -17,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { Client } from 'undici';
+import { flag } from './lib/measure.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'dist/cli/index.js');
@@ -208,6 +212,33 @@ async function scenario(label: string, size: number): Promise<string[]> {
   }
 }
 
+/** Cold uploads of real images over the same link, one new drive each. */
+async function realImages(images: string[]): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-bench-upload-'));
+  const emu = await startEmulator(path.join(dir, 'emu'));
+  try {
+    for (const [i, image] of images.entries()) {
+      const run = await action(emu.url, image, `image-${i}`, path.join(dir, `state-${i}`));
+      const size = (await readFile(image)).length;
+      console.log(
+        `${image}: ${(size / MiB).toFixed(1)} MiB, cold upload ${run.seconds.toFixed(2)} s, ${(Number(run.outputs['bytes-sent']) / MiB).toFixed(1)} MiB sent`,
+      );
+    }
+  } finally {
+    emu.child.kill('SIGTERM');
+    await once(emu.child, 'exit');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const images = flag('--images');
+if (images) {
+  console.log(
+    `upload of real images: emulator with ${LATENCY_MS} ms latency, ${CONNECTION_MBIT} Mbit/s per connection, ${LINK_MBIT} Mbit/s link`,
+  );
+  await realImages(images.split(','));
+  process.exit(0);
+}
 const small = process.argv.includes('--small-only');
 console.log(
   `upload benchmark: emulator with ${LATENCY_MS} ms latency, ${CONNECTION_MBIT} Mbit/s per connection, ${LINK_MBIT} Mbit/s link`,

@@ -2,8 +2,9 @@
  * build-iso: the kernel, the client's NFS initramfs and two boot loaders in one ISO.
  *
  *   kernel     the tools and loader files are there; the kernel, its version and modules
- *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs); the cache key; a hit
- *              copies the cached image, a miss runs mkinitramfs (in the sysroot) and stores it
+ *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs, the chosen modules); the
+ *              cache key; a hit copies the cached image, a miss runs mkinitramfs (in the
+ *              sysroot); either is unpacked and checked for an NFS boot before it is stored
  *   loaders    the ISO tree: isolinux (BIOS) and a GRUB EFI image (UEFI), one command line
  *   iso        xorriso, reproducibly, into a temporary file beside `output`
  *   check      the ISO read back; only then is it renamed to `output`, with <output>.sha256
@@ -19,8 +20,10 @@ import { chooseCache } from './cache.js';
 import { cacheKey, sharedTree } from './cache-key.js';
 import { checkIso } from './check.js';
 import { seconds, sha256, sha256File, tempBeside, writeFileAtomic } from '../files.js';
-import { findMkinitramfs, mkinitramfs, packageVersions, prepareConfig } from './initramfs.js';
+import { findMkinitramfs, mkinitramfs, packageVersions } from './initramfs.js';
 import { scanImage } from './image-scan.js';
+import { checkClientInitramfs } from './initramfs-check.js';
+import { checkCompression, prepareClientConfig } from './modules.js';
 import { makeIso } from './iso.js';
 import { findKernel } from './kernel.js';
 import { kernelCommandLine, stageTree } from './loaders.js';
@@ -85,6 +88,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
       const tools = await findTools(mode);
       const kernel = await findKernel(sysroot, options.kernel);
       await findMkinitramfs(sysroot);
+      await checkCompression(options.initramfsCompression, sysroot);
       reporter.info(
         `Kernel ${kernel.version}: ${kernel.image} (${kernel.modulesCount} entries in ${kernel.modulesDir})`,
       );
@@ -98,7 +102,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         sysroot === '/'
           ? scratch
           : (sysrootWork = await mkdtemp(path.join(sysroot, 'tmp', 'diskless-initramfs-')));
-      const config = await prepareConfig(options.root, sysroot, path.join(work, 'conf'), reporter);
+      const config = await prepareClientConfig(options, sysroot, path.join(work, 'conf'), reporter);
       reporter.info(
         `Client config ${path.join(options.root, 'etc/initramfs-tools')}: BOOT=${config.settings.BOOT} MODULES=${config.settings.MODULES} COMPRESS=${config.settings.COMPRESS}`,
       );
@@ -128,6 +132,7 @@ export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Pr
         });
         await move(made, image);
       }
+      reporter.info(await checkClientInitramfs(image, scratch, config));
       const digest = restored.hit ? restored.meta.sha256 : await sha256File(image);
       const bytes = (await stat(image)).size;
       if (!restored.hit && cache) {

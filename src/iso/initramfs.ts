@@ -54,7 +54,7 @@ export async function listTree(dir: string): Promise<TreeEntry[]> {
 }
 
 /** The programs each COMPRESS value needs in the sysroot (gzip is Essential in Debian). */
-const COMPRESSORS: Record<string, string> = {
+export const COMPRESSORS: Record<string, string> = {
   gzip: 'usr/bin/gzip',
   zstd: 'usr/bin/zstd',
   xz: 'usr/bin/xz',
@@ -66,7 +66,7 @@ const COMPRESSORS: Record<string, string> = {
 
 const ASSIGNMENT = /^\s*(BOOT|MODULES|COMPRESS)=["']?([^"'\s#]*)["']?/;
 
-function assignments(text: string): [keyof Settings, string][] {
+export function assignments(text: string): [keyof Settings, string][] {
   const out: [keyof Settings, string][] = [];
   for (const line of text.split('\n')) {
     const m = ASSIGNMENT.exec(line);
@@ -112,6 +112,7 @@ export async function prepareConfig(
   sysroot: string,
   dest: string,
   reporter: Reporter,
+  chosen: Partial<Pick<Settings, 'MODULES' | 'COMPRESS'>> = {},
 ): Promise<PreparedConfig> {
   const src = path.join(root, CONFIG_DIR);
   const st = await lstat(src).catch(() => undefined);
@@ -135,7 +136,7 @@ export async function prepareConfig(
       overridden.add(key);
     }
   }
-  const settings = await decide(given, sysroot, reporter);
+  const settings = await decide({ ...given, ...chosen }, sysroot, reporter);
   let text = conf;
   for (const key of ['BOOT', 'MODULES', 'COMPRESS'] as const) {
     const line = `${key}=${settings[key]}`;

@@ -1,6 +1,7 @@
 /** Inputs of build-iso (action.yml and `diskless build-iso` flags). */
-import { byteSize, choice, filePath, integer, text } from '../inputs/fields.js';
+import { byteSize, choice, filePath, integer, list, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
+import { MODULE_NAME, moduleChoice } from './modules.js';
 
 /**
  * `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. Neither
@@ -11,32 +12,42 @@ import { defineInputs, type Options } from '../inputs/read.js';
 export const NFS_ROOT = /^(?:\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):\/[^\s,$;&|<>(){}"'`\\#]*$/;
 const CMDLINE = /^[^$;&|<>(){}"'`\\#\n]*$/;
 
-export const buildIsoInputs = defineInputs({
-  root: filePath({ required: true }),
-  sysroot: filePath({ absolute: true, default: '/' }),
-  kernel: text({ expected: 'a kernel image path or a version like 6.1.0-28-amd64' }),
-  'nfs-root': text({
-    required: true,
-    pattern: NFS_ROOT,
-    expected:
-      'host:/absolute/path without spaces, commas or GRUB metacharacters, e.g. 10.0.0.1:/srv/diskless/current',
-  }),
-  cmdline: text({
-    pattern: CMDLINE,
-    expected:
-      'extra kernel arguments without quotes or any of $ ; & | < > ( ) { } # ` \\ (GRUB would read them, isolinux not)',
-  }),
-  output: filePath({ default: 'diskless-boot.iso' }),
-  'cache-dir': filePath({}),
-  cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),
-  'cache-max-age': integer({ min: 1, max: 3650, default: '30' }),
-  'cache-max-size': byteSize({ min: 1, max: 2 ** 50, default: '2G' }),
-  'boot-mode': choice(['bios', 'uefi', 'both'], { default: 'both' }),
-  'volume-id': text({
-    default: 'DISKLESS',
-    pattern: /^[A-Z0-9_]{1,32}$/,
-    expected: 'an ISO 9660 volume id: 1 to 32 of A-Z, 0-9 and _',
-  }),
-});
+export const buildIsoInputs = defineInputs(
+  {
+    root: filePath({ required: true }),
+    sysroot: filePath({ absolute: true, default: '/' }),
+    kernel: text({ expected: 'a kernel image path or a version like 6.1.0-28-amd64' }),
+    'nfs-root': text({
+      required: true,
+      pattern: NFS_ROOT,
+      expected:
+        'host:/absolute/path without spaces, commas or GRUB metacharacters, e.g. 10.0.0.1:/srv/diskless/current',
+    }),
+    cmdline: text({
+      pattern: CMDLINE,
+      expected:
+        'extra kernel arguments without quotes or any of $ ; & | < > ( ) { } # ` \\ (GRUB would read them, isolinux not)',
+    }),
+    output: filePath({ default: 'diskless-boot.iso' }),
+    'cache-dir': filePath({}),
+    cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),
+    'cache-max-age': integer({ min: 1, max: 3650, default: '30' }),
+    'cache-max-size': byteSize({ min: 1, max: 2 ** 50, default: '2G' }),
+    'initramfs-modules': list({
+      expected:
+        'netboot (every network driver), vm (the virtual NICs virtio, e1000 and rtl8139 and the NFS client) or kernel module names, one per line',
+      item: (line) => MODULE_NAME.test(line),
+    }),
+    'initramfs-compression': choice(['gzip', 'zstd', 'xz', 'lz4'], {}),
+    'boot-mode': choice(['bios', 'uefi', 'both'], { default: 'both' }),
+    'volume-id': text({
+      default: 'DISKLESS',
+      pattern: /^[A-Z0-9_]{1,32}$/,
+      expected: 'an ISO 9660 volume id: 1 to 32 of A-Z, 0-9 and _',
+    }),
+  },
+  // A preset mixed with module names is refused here, with the other input errors.
+  (o) => void moduleChoice(o.initramfsModules),
+);
 
 export type BuildIsoOptions = Options<typeof buildIsoInputs.fields>;

@@ -19,6 +19,8 @@ interface Program {
 
 const PROGRAMS: readonly Program[] = [
   { name: 'xorriso', debianPackage: 'xorriso', for: 'iso' },
+  // The initramfs content check unpacks the image with initramfs-tools' own tool.
+  { name: 'unmkinitramfs', debianPackage: 'initramfs-tools-core', for: 'iso' },
   { name: 'grub-mkimage', debianPackage: 'grub-common', for: 'uefi' },
   { name: 'mformat', debianPackage: 'mtools', for: 'uefi' },
   { name: 'mmd', debianPackage: 'mtools', for: 'uefi' },

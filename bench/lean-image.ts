@@ -1,0 +1,116 @@
+/**
+ * The lean boot image against netboot (issue 15), on each Debian release of
+ * scripts/sample-root: a client release (build-rootfs with the example template and the
+ * boot report unit), then three ISOs of it: the vm preset with zstd (what the workflow
+ * builds), netboot with zstd (the default on a Debian sysroot) and netboot with gzip (the
+ * 35 MiB image of before). Prints each ISO's size and initramfs size, the time to upload
+ * it over the upload bench's link (bench/upload.ts --images), and with --boot the time
+ * from QEMU's start to the client's report with BIOS and with UEFI. Target: the lean ISO
+ * at most half of 35 MiB, and no slower to boot.
+ *
+ *   npm run bench -- lean-image [--suites trixie,bookworm] [--boot]
+ *
+ * Needs root, the sample roots, the bundled actions (npm run build) and, for --boot, the
+ * packages of the boot test. Each boot takes about a minute under TCG.
+ */
+import { spawnSync } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runAction } from '../src/harness/run-action.js';
+import { flag } from './lib/measure.js';
+
+const repo = path.resolve(import.meta.dirname, '..');
+const SERVER = '10.0.2.100';
+const MiB = 2 ** 20;
+const suites = (flag('--suites') ?? 'trixie,bookworm').split(',');
+const boot = process.argv.includes('--boot');
+const IMAGES = {
+  'vm zstd': { 'initramfs-modules': 'vm', 'initramfs-compression': 'zstd' },
+  'netboot zstd': { 'initramfs-modules': 'netboot', 'initramfs-compression': 'zstd' },
+  'netboot gzip': { 'initramfs-modules': 'netboot', 'initramfs-compression': 'gzip' },
+} as const;
+
+async function action(name: string, inputs: Record<string, string>) {
+  const run = await runAction({ actionDir: path.join(repo, 'actions', name), inputs });
+  if (run.exitCode !== 0) {
+    throw new Error(`${name} failed:\n${run.main.log.join('\n')}\n${run.main.stderr}`);
+  }
+  return { outputs: run.outputs, log: run.main.log.join('\n') };
+}
+
+function sampleRoot(suite: string): string {
+  const r = spawnSync(path.join(repo, 'scripts/sample-root'), ['--suite', suite], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`scripts/sample-root --suite ${suite} failed`);
+  return r.stdout.trim();
+}
+
+const work = await mkdtemp(path.join(os.tmpdir(), 'diskless-bench-lean-'));
+const rows: string[] = [];
+const isos: string[] = [];
+try {
+  const template = path.join(work, 'template');
+  await cp(path.join(repo, 'template'), template, { recursive: true });
+  await cp(path.join(repo, 'test/e2e/template'), template, { recursive: true });
+  for (const suite of suites) {
+    const master = sampleRoot(suite);
+    const rootfs = await action('build-rootfs', {
+      source: master,
+      target: path.join(work, suite, 'rootfs'),
+      template,
+      'state-dir': path.join(work, suite, 'state'),
+      'nfs-server': SERVER,
+      'client-hostname': `bench-${suite}`,
+      'enable-services': 'diskless-boot-report.service',
+      // The site's settings, as the demo and the workflow pass them.
+      'var-dirs': await readFile(path.join(repo, 'settings/var-dirs'), 'utf8'),
+      'template-values': await readFile(path.join(repo, 'settings/template-values'), 'utf8'),
+    });
+    const root = rootfs.outputs.root ?? '';
+    for (const [label, inputs] of Object.entries(IMAGES)) {
+      const iso = path.join(work, suite, `${label.replace(' ', '-')}.iso`);
+      const built = await action('build-iso', {
+        root,
+        sysroot: master,
+        'nfs-root': `${SERVER}:${root}`,
+        cmdline: 'panic=10',
+        output: iso,
+        'cache-dir': '/var/cache/diskless-bench/initramfs',
+        cache: 'local',
+        ...inputs,
+      });
+      isos.push(iso);
+      const initrd = /Initramfs: ([\d.]+ \w+),/.exec(built.log)?.[1] ?? '?';
+      let times = '';
+      if (boot) {
+        const b = await action('boot-test', {
+          iso,
+          root,
+          exports: `/home=${path.join(master, 'home')}`,
+          firmware: 'both',
+          until: 'report',
+          'boot-timeout': '600',
+        });
+        times = `, boot to the report: BIOS ${b.outputs['bios-seconds'] ?? '?'} s, UEFI ${b.outputs['uefi-seconds'] ?? '?'} s`;
+      }
+      const row = `${suite.padEnd(9)} ${label.padEnd(13)} ISO ${(Number(built.outputs.size) / MiB).toFixed(1)} MiB, initramfs ${initrd}${times}`;
+      rows.push(row);
+      console.log(row);
+    }
+  }
+  console.log(`\nlean (vm preset, zstd) against netboot, ${suites.join(' and ')}:`);
+  for (const row of rows) console.log(`  ${row}`);
+  console.log(`target: the lean ISO <= ${(35 / 2).toFixed(1)} MiB (half of 35 MiB)\n`);
+  // The upload bench's emulator and link, with these ISOs.
+  const upload = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(import.meta.dirname, 'upload.ts'), '--images', isos.join(',')],
+    { stdio: 'inherit' },
+  );
+  if (upload.status !== 0) throw new Error('bench/upload.ts --images failed');
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
