@@ -78762,6 +78762,8 @@ var external_node_fs_ = __nccwpck_require__(3024);
 
 const PROGRAMS = [
     { name: 'xorriso', debianPackage: 'xorriso', for: 'iso' },
+    // The initramfs content check unpacks the image with initramfs-tools' own tool.
+    { name: 'unmkinitramfs', debianPackage: 'initramfs-tools-core', for: 'iso' },
     { name: 'grub-mkimage', debianPackage: 'grub-common', for: 'uefi' },
     { name: 'mformat', debianPackage: 'mtools', for: 'uefi' },
     { name: 'mmd', debianPackage: 'mtools', for: 'uefi' },
@@ -79941,8 +79943,404 @@ async function runBootTest(o, reporter) {
     };
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/files.ts
+/** Small file helpers shared by the steps: digests, atomic writes, existence. */
+
+
+
+
+async function sha256File(file) {
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_.createReadStream)(file))
+        hash.update(chunk);
+    return hash.digest('hex');
+}
+function sha256(data) {
+    return (0,external_node_crypto_.createHash)('sha256').update(data).digest('hex');
+}
+/** A temporary name beside `file`, hidden, unique to this process and call. */
+function tempBeside(file, tag = 'tmp') {
+    const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
+}
+/**
+ * Puts `file` in place through a temporary name beside it: `make` creates the temporary
+ * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
+ * the new, never half of it. A failure leaves no temporary behind.
+ */
+async function replaceAtomic(file, make) {
+    const tmp = tempBeside(file);
+    try {
+        await make(tmp);
+        await (0,promises_.rename)(tmp, file);
+    }
+    catch (error) {
+        await (0,promises_.rm)(tmp, { force: true });
+        throw error;
+    }
+}
+/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
+async function files_writeFileAtomic(file, data, mode = 0o644) {
+    await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
+}
+async function exists(file) {
+    try {
+        await (0,promises_.lstat)(file);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function seconds(ms) {
+    return (ms / 1000).toFixed(1);
+}
+
+;// CONCATENATED MODULE: ./src/iso/client-only.ts
+/**
+ * The initramfs is built with the master's packages, so mkinitramfs runs the master's
+ * hooks: dropbear-initramfs copies the master's dropbear host keys (remote LUKS unlock)
+ * and cryptsetup-initramfs the keyfiles its KEYFILE_PATTERN names. Neither hook reads the
+ * client's config, so the config copy gets a hook of its own, run after them, that takes
+ * these master-only features out again: a diskless client has no disk to unlock, and the
+ * image sits on a cloud drive every client reads and in a workflow artifact.
+ */
+
+
+const CLIENT_ONLY_HOOK = 'hooks/zz-diskless-client-only';
+/** What the hook removes from the image, relative to its root. */
+const MASTER_ONLY = [
+    // dropbear-initramfs: the server, its host keys and config, root's home, its scripts
+    'etc/dropbear',
+    'sbin/dropbear',
+    'usr/sbin/dropbear',
+    'root-*',
+    'scripts/init-premount/dropbear',
+    'scripts/init-bottom/dropbear',
+    // cryptsetup-initramfs: its crypttab and keyfiles, and the scripts that unlock
+    'cryptroot',
+    'conf/conf.d/cryptroot',
+    'scripts/local-top/cryptroot',
+    'scripts/local-block/cryptroot',
+    'scripts/local-bottom/cryptroot',
+    'scripts/local-bottom/cryptgnupg-sc',
+    'scripts/local-top/cryptopensc',
+    'scripts/local-bottom/cryptopensc',
+];
+const HOOK = `#!/bin/sh
+# Written by diskless build-iso: the master's dropbear (host keys) and cryptsetup
+# (keyfiles) features are not the diskless client's; take them out of its initramfs.
+PREREQ=""
+prereqs() { echo "$PREREQ"; }
+case "$1" in prereqs) prereqs; exit 0 ;; esac
+cd "$DESTDIR" || exit 1
+rm -rf -- ${MASTER_ONLY.join(' ')}
+exit 0
+`;
+/** Adds the hook to the client's config copy in `configDir`. */
+async function disableMasterOnlyFeatures(configDir) {
+    const file = external_node_path_default().join(configDir, CLIENT_ONLY_HOOK);
+    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    await (0,promises_.writeFile)(file, HOOK, { mode: 0o755 });
+    await (0,promises_.chmod)(file, 0o755);
+}
+
+;// CONCATENATED MODULE: ./src/iso/initramfs.ts
+/**
+ * The client's initramfs, made from the client root's own etc/initramfs-tools (never the
+ * master's): the directory is copied to a work directory, told BOOT=nfs with MODULES and
+ * COMPRESS the sysroot can honour, and given to `mkinitramfs -d`. When the sysroot is not
+ * /, mkinitramfs runs inside it with chroot and /proc mounted, and /proc is unmounted again
+ * whatever happens.
+ */
+
+
+
+
+
+
+const CONFIG_DIR = 'etc/initramfs-tools';
+/** Lists a tree in a fixed order with each entry's mode and content digest. */
+async function listTree(dir) {
+    const out = [];
+    const names = (await (0,promises_.readdir)(dir, { recursive: true })).sort();
+    for (const rel of names) {
+        const full = external_node_path_default().join(dir, rel);
+        const st = await (0,promises_.lstat)(full);
+        const mode = st.mode & 0o7777;
+        if (st.isSymbolicLink())
+            out.push({ rel, kind: 'l', mode, content: await (0,promises_.readlink)(full) });
+        else if (st.isDirectory())
+            out.push({ rel, kind: 'd', mode, content: '' });
+        else if (st.isFile())
+            out.push({ rel, kind: 'f', mode, content: sha256(await (0,promises_.readFile)(full)) });
+    }
+    return out;
+}
+/** The programs each COMPRESS value needs in the sysroot (gzip is Essential in Debian). */
+const COMPRESSORS = {
+    gzip: 'usr/bin/gzip',
+    zstd: 'usr/bin/zstd',
+    xz: 'usr/bin/xz',
+    lzma: 'usr/bin/lzma',
+    lz4: 'usr/bin/lz4',
+    lzop: 'usr/bin/lzop',
+    bzip2: 'usr/bin/bzip2',
+};
+const ASSIGNMENT = /^\s*(BOOT|MODULES|COMPRESS)=["']?([^"'\s#]*)["']?/;
+function assignments(text) {
+    const out = [];
+    for (const line of text.split('\n')) {
+        const m = ASSIGNMENT.exec(line);
+        if (m)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** The settings the copy must say, and why each differs from what the client's says. */
+async function decide(given, sysroot, reporter) {
+    let modules = given.MODULES ?? 'most';
+    if (!['netboot', 'list'].includes(modules)) {
+        reporter.info(`MODULES=${modules} in the client's config becomes MODULES=netboot: a diskless client needs its network and NFS drivers${modules === 'dep' ? ', and dep would pick the drivers of the machine that builds' : ''} (set MODULES=list or netboot to choose)`);
+        modules = 'netboot';
+    }
+    let compress = given.COMPRESS ?? '';
+    const tool = COMPRESSORS[compress];
+    if (!tool || !(await exists(external_node_path_default().join(sysroot, tool)))) {
+        const fallback = (await exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
+        if (compress !== '') {
+            reporter.warning(`COMPRESS=${compress} in the client's initramfs config is not available in ${sysroot} (no ${tool ?? 'such compressor'}); using ${fallback}`);
+        }
+        compress = fallback;
+    }
+    return { BOOT: 'nfs', MODULES: modules, COMPRESS: compress };
+}
+/**
+ * Copies the client root's etc/initramfs-tools into `dest` and makes it say BOOT=nfs and
+ * MODULES and COMPRESS that work in the sysroot. initramfs.conf is edited in place; when a
+ * conf.d file sets one of these too, conf.d/zz-diskless (read last) restates them.
+ */
+async function prepareConfig(root, sysroot, dest, reporter, chosen = {}) {
+    const src = external_node_path_default().join(root, CONFIG_DIR);
+    const st = await (0,promises_.lstat)(src).catch(() => undefined);
+    if (!st?.isDirectory()) {
+        throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
+    }
+    await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    const confFile = external_node_path_default().join(dest, 'initramfs.conf');
+    const conf = (await exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
+    const given = Object.fromEntries(assignments(conf));
+    const confD = external_node_path_default().join(dest, 'conf.d');
+    const overridden = new Set();
+    const confDNames = (await exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
+    for (const name of confDNames) {
+        const file = external_node_path_default().join(confD, name);
+        if (!(await (0,promises_.lstat)(file)).isFile())
+            continue;
+        for (const [key, value] of assignments(await (0,promises_.readFile)(file, 'utf8'))) {
+            given[key] = value;
+            overridden.add(key);
+        }
+    }
+    const settings = await decide({ ...given, ...chosen }, sysroot, reporter);
+    let text = conf;
+    for (const key of ['BOOT', 'MODULES', 'COMPRESS']) {
+        const line = `${key}=${settings[key]}`;
+        const pattern = new RegExp(`^\\s*${key}=.*$`, 'gm');
+        text = pattern.test(text)
+            ? text.replace(pattern, line)
+            : `${text.replace(/\n?$/, '\n')}${line}\n`;
+    }
+    await (0,promises_.writeFile)(confFile, text, { mode: 0o644 });
+    await disableMasterOnlyFeatures(dest);
+    if (overridden.size > 0) {
+        await (0,promises_.writeFile)(external_node_path_default().join(confD, 'zz-diskless'), `# Written by diskless build-iso: a diskless client boots from NFS.\nBOOT=${settings.BOOT}\nMODULES=${settings.MODULES}\nCOMPRESS=${settings.COMPRESS}\n`, { mode: 0o644 });
+    }
+    return { dir: dest, settings, entries: await listTree(dest) };
+}
+/** Installed package versions of the sysroot, from its dpkg status file. */
+async function packageVersions(sysroot) {
+    const versions = new Map();
+    let status;
+    try {
+        status = await (0,promises_.readFile)(external_node_path_default().join(sysroot, 'var/lib/dpkg/status'), 'utf8');
+    }
+    catch {
+        return versions;
+    }
+    for (const stanza of status.split(/\n\n+/)) {
+        const name = /^Package: (.+)$/m.exec(stanza)?.[1];
+        const version = /^Version: (.+)$/m.exec(stanza)?.[1];
+        const state = /^Status: (.+)$/m.exec(stanza)?.[1];
+        if (name && version && state?.endsWith(' installed'))
+            versions.set(name, version);
+    }
+    return versions;
+}
+/** mkinitramfs in the sysroot, or a clear error naming the package. */
+async function findMkinitramfs(sysroot) {
+    if (await exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
+        return;
+    if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
+        return;
+    throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+}
+/** A host path inside the sysroot, as the sysroot sees it. */
+function inside(sysroot, file) {
+    return `/${external_node_path_default().relative(sysroot, file)}`;
+}
+/**
+ * Runs mkinitramfs with the prepared config. `config` and `output` must lie inside the
+ * sysroot when it is not /. SOURCE_DATE_EPOCH makes the image reproducible.
+ */
+async function mkinitramfs(o) {
+    const onLine = (line) => {
+        if (line.trim() !== '')
+            o.reporter.debug(`mkinitramfs: ${line}`);
+    };
+    if (o.sysroot === '/') {
+        await run('mkinitramfs', ['-d', o.config, '-o', o.output, o.version], {
+            env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch) },
+            debianPackage: 'initramfs-tools',
+            onLine,
+        });
+        return;
+    }
+    const proc = external_node_path_default().join(o.sysroot, 'proc');
+    const env = {
+        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+        LANG: 'C.UTF-8',
+        SOURCE_DATE_EPOCH: String(o.epoch),
+    };
+    await run('mount', ['-t', 'proc', 'proc', proc], { debianPackage: 'mount' });
+    try {
+        await run('chroot', [
+            o.sysroot,
+            'mkinitramfs',
+            '-d',
+            inside(o.sysroot, o.config),
+            '-o',
+            inside(o.sysroot, o.output),
+            o.version,
+        ], { env, debianPackage: 'coreutils', onLine });
+    }
+    finally {
+        // A failure to unmount must not hide the build's own error, and must not leave it.
+        try {
+            await run('umount', [proc]);
+        }
+        catch {
+            await run('umount', ['-l', proc]).catch(() => undefined);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/iso/modules.ts
+/**
+ * Which kernel modules the client's initramfs carries (build-iso's `initramfs-modules`).
+ * Debian's MODULES=netboot copies every network driver there is (25 MiB of a 35 MiB ISO);
+ * a cloud server has one of a few virtual NICs. The `vm` preset lists exactly what an NFS
+ * boot of a KVM guest needs, so the image is a quarter of the size:
+ *
+ *   netboot   MODULES=netboot: every network driver (Debian's choice for NFS roots)
+ *   vm        MODULES=list: the virtual NICs ElasticStack offers (virtio, e1000,
+ *             rtl8139), the PCI transport of virtio, packet sockets for DHCP, the NFS
+ *             client; mkinitramfs adds what they depend on (sunrpc, lockd, failover, ...)
+ *   names     MODULES=list with these modules (and their dependencies)
+ *   (empty)   as the client's initramfs.conf says (build-iso's rule: list stays, else netboot)
+ *
+ * The chosen names are appended to the copy of the client's `modules` file, which
+ * mkinitramfs reads in every MODULES mode; the content check then expects each of them.
+ */
+
+
+
+
+
+const MODULE_PRESETS = ['netboot', 'vm'];
+/** The drivers of the NIC models an ElasticStack server can have (nic:0:model). */
+const VM_NIC_DRIVERS = ['virtio_net', 'e1000', '8139too', '8139cp'];
+/** The NFS client, for root=/dev/nfs with vers=3 (the kernel command line build-iso writes). */
+const NFS_MODULES = ['nfs', 'nfsv3', 'sunrpc'];
+/** The `vm` preset: what a KVM guest needs to reach its NFS root, and nothing else. */
+const VM_MODULES = ['virtio_pci', ...VM_NIC_DRIVERS, 'af_packet', ...NFS_MODULES];
+/** A module name as modprobe takes it. */
+const MODULE_NAME = /^[A-Za-z0-9_-]+$/;
+/** Reads the `initramfs-modules` input's lines (already split and trimmed). */
+function moduleChoice(lines) {
+    const [first, ...more] = lines;
+    if (first === undefined)
+        return { setting: undefined, names: [], label: "the client's" };
+    const preset = MODULE_PRESETS.find((p) => p === first);
+    if (preset && more.length > 0) {
+        throw new InputError('initramfs-modules', `Input "initramfs-modules": got the preset ${preset} and ${more.length} more line(s); expected one preset (${MODULE_PRESETS.join(' | ')}) or module names, one per line`);
+    }
+    if (preset === 'netboot')
+        return { setting: 'netboot', names: [], label: 'netboot' };
+    if (preset === 'vm')
+        return { setting: 'list', names: VM_MODULES, label: 'vm preset' };
+    return { setting: 'list', names: lines, label: `list of ${lines.length}` };
+}
+/** Appends `names` to `<configDir>/modules` (the client's own entries stay first). */
+async function writeModuleList(configDir, names) {
+    if (names.length === 0)
+        return;
+    const file = external_node_path_default().join(configDir, 'modules');
+    const before = (await exists(file)) ? await (0,promises_.readFile)(file, 'utf8') : '';
+    const text = before === '' || before.endsWith('\n') ? before : `${before}\n`;
+    await (0,promises_.writeFile)(file, `${text}# Added by diskless build-iso (initramfs-modules)\n${names.join('\n')}\n`, { mode: 0o644 });
+}
+/** The module names a config's `modules` file lists (comments and options left out). */
+function listedModules(text) {
+    return text
+        .split('\n')
+        .map((line) => line.replace(/#.*/, '').trim().split(/\s+/)[0] ?? '')
+        .filter((name) => MODULE_NAME.test(name));
+}
+/**
+ * The modules the content check expects: the NFS client, each module the config's
+ * `modules` file lists, and with MODULES=netboot the drivers of ElasticStack's NIC models.
+ */
+async function requiredModules(configDir, setting) {
+    const file = external_node_path_default().join(configDir, 'modules');
+    const listed = (await exists(file)) ? listedModules(await (0,promises_.readFile)(file, 'utf8')) : [];
+    const nics = setting === 'netboot' ? VM_NIC_DRIVERS : [];
+    return [...new Set([...NFS_MODULES, ...nics, ...listed])];
+}
+/**
+ * Fails when the asked-for compressor is not in the sysroot: an explicit choice is never
+ * silently replaced (the client's own COMPRESS still falls back, with a warning).
+ */
+async function checkCompression(compression, sysroot) {
+    if (compression === undefined)
+        return;
+    const tool = COMPRESSORS[compression] ?? '';
+    if (await exists(external_node_path_default().join(sysroot, tool)))
+        return;
+    throw new InputError('initramfs-compression', `Input "initramfs-compression": got "${compression}", but ${sysroot} has no /${tool}; expected a compressor installed there (install the Debian package ${compression === 'xz' ? 'xz-utils' : compression} in the sysroot, or choose gzip)`);
+}
+/**
+ * The client's config prepared for mkinitramfs (initramfs.ts) with build-iso's module and
+ * compression choices applied: MODULES and COMPRESS set, the chosen names in `modules`.
+ */
+async function prepareClientConfig(options, sysroot, dest, reporter) {
+    const modules = moduleChoice(options.initramfsModules);
+    const config = await prepareConfig(options.root, sysroot, dest, reporter, {
+        ...(modules.setting && { MODULES: modules.setting }),
+        ...(options.initramfsCompression && { COMPRESS: options.initramfsCompression }),
+    });
+    if (modules.names.length === 0)
+        return config;
+    await writeModuleList(config.dir, modules.names);
+    reporter.info(`Initramfs modules: ${modules.label} (${modules.names.join(' ')})`);
+    return { ...config, entries: await listTree(config.dir) };
+}
+
 ;// CONCATENATED MODULE: ./src/iso/options.ts
 /** Inputs of build-iso (action.yml and `diskless build-iso` flags). */
+
 
 
 /**
@@ -79971,13 +80369,20 @@ const buildIsoInputs = defineInputs({
     cache: choice(['auto', 'local', 'github', 'off'], { default: 'auto' }),
     'cache-max-age': integer({ min: 1, max: 3650, default: '30' }),
     'cache-max-size': byteSize({ min: 1, max: 2 ** 50, default: '2G' }),
+    'initramfs-modules': list({
+        expected: 'netboot (every network driver), vm (the virtual NICs virtio, e1000 and rtl8139 and the NFS client) or kernel module names, one per line',
+        item: (line) => MODULE_NAME.test(line),
+    }),
+    'initramfs-compression': choice(['gzip', 'zstd', 'xz', 'lz4'], {}),
     'boot-mode': choice(['bios', 'uefi', 'both'], { default: 'both' }),
     'volume-id': fields_text({
         default: 'DISKLESS',
         pattern: /^[A-Z0-9_]{1,32}$/,
         expected: 'an ISO 9660 volume id: 1 to 32 of A-Z, 0-9 and _',
     }),
-});
+}, 
+// A preset mixed with module names is refused here, with the other input errors.
+(o) => void moduleChoice(o.initramfsModules));
 
 ;// CONCATENATED MODULE: ./src/report.ts
 /**
@@ -80039,61 +80444,6 @@ function streamReporter(write, debug = false) {
 }
 /** A reporter that drops everything, for library callers that want silence. */
 const silentReporter = streamReporter(() => undefined);
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/files.ts
-/** Small file helpers shared by the steps: digests, atomic writes, existence. */
-
-
-
-
-async function sha256File(file) {
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_.createReadStream)(file))
-        hash.update(chunk);
-    return hash.digest('hex');
-}
-function sha256(data) {
-    return (0,external_node_crypto_.createHash)('sha256').update(data).digest('hex');
-}
-/** A temporary name beside `file`, hidden, unique to this process and call. */
-function tempBeside(file, tag = 'tmp') {
-    const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
-}
-/**
- * Puts `file` in place through a temporary name beside it: `make` creates the temporary
- * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
- * the new, never half of it. A failure leaves no temporary behind.
- */
-async function replaceAtomic(file, make) {
-    const tmp = tempBeside(file);
-    try {
-        await make(tmp);
-        await (0,promises_.rename)(tmp, file);
-    }
-    catch (error) {
-        await (0,promises_.rm)(tmp, { force: true });
-        throw error;
-    }
-}
-/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function files_writeFileAtomic(file, data, mode = 0o644) {
-    await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
-}
-async function exists(file) {
-    try {
-        await (0,promises_.lstat)(file);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-function seconds(ms) {
-    return (ms / 1000).toFixed(1);
-}
 
 ;// CONCATENATED MODULE: ./src/iso/cache-github.ts
 /**
@@ -80345,245 +80695,6 @@ function chooseCache(o, reporter) {
             return undefined;
         case 'auto':
             return local() ?? (githubCacheAvailable() ? new GithubCache() : undefined);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/iso/client-only.ts
-/**
- * The initramfs is built with the master's packages, so mkinitramfs runs the master's
- * hooks: dropbear-initramfs copies the master's dropbear host keys (remote LUKS unlock)
- * and cryptsetup-initramfs the keyfiles its KEYFILE_PATTERN names. Neither hook reads the
- * client's config, so the config copy gets a hook of its own, run after them, that takes
- * these master-only features out again: a diskless client has no disk to unlock, and the
- * image sits on a cloud drive every client reads and in a workflow artifact.
- */
-
-
-const CLIENT_ONLY_HOOK = 'hooks/zz-diskless-client-only';
-/** What the hook removes from the image, relative to its root. */
-const MASTER_ONLY = [
-    // dropbear-initramfs: the server, its host keys and config, root's home, its scripts
-    'etc/dropbear',
-    'sbin/dropbear',
-    'usr/sbin/dropbear',
-    'root-*',
-    'scripts/init-premount/dropbear',
-    'scripts/init-bottom/dropbear',
-    // cryptsetup-initramfs: its crypttab and keyfiles, and the scripts that unlock
-    'cryptroot',
-    'conf/conf.d/cryptroot',
-    'scripts/local-top/cryptroot',
-    'scripts/local-block/cryptroot',
-    'scripts/local-bottom/cryptroot',
-    'scripts/local-bottom/cryptgnupg-sc',
-    'scripts/local-top/cryptopensc',
-    'scripts/local-bottom/cryptopensc',
-];
-const HOOK = `#!/bin/sh
-# Written by diskless build-iso: the master's dropbear (host keys) and cryptsetup
-# (keyfiles) features are not the diskless client's; take them out of its initramfs.
-PREREQ=""
-prereqs() { echo "$PREREQ"; }
-case "$1" in prereqs) prereqs; exit 0 ;; esac
-cd "$DESTDIR" || exit 1
-rm -rf -- ${MASTER_ONLY.join(' ')}
-exit 0
-`;
-/** Adds the hook to the client's config copy in `configDir`. */
-async function disableMasterOnlyFeatures(configDir) {
-    const file = external_node_path_default().join(configDir, CLIENT_ONLY_HOOK);
-    await (0,promises_.mkdir)(external_node_path_default().dirname(file), { recursive: true });
-    await (0,promises_.writeFile)(file, HOOK, { mode: 0o755 });
-    await (0,promises_.chmod)(file, 0o755);
-}
-
-;// CONCATENATED MODULE: ./src/iso/initramfs.ts
-/**
- * The client's initramfs, made from the client root's own etc/initramfs-tools (never the
- * master's): the directory is copied to a work directory, told BOOT=nfs with MODULES and
- * COMPRESS the sysroot can honour, and given to `mkinitramfs -d`. When the sysroot is not
- * /, mkinitramfs runs inside it with chroot and /proc mounted, and /proc is unmounted again
- * whatever happens.
- */
-
-
-
-
-
-
-const CONFIG_DIR = 'etc/initramfs-tools';
-/** Lists a tree in a fixed order with each entry's mode and content digest. */
-async function listTree(dir) {
-    const out = [];
-    const names = (await (0,promises_.readdir)(dir, { recursive: true })).sort();
-    for (const rel of names) {
-        const full = external_node_path_default().join(dir, rel);
-        const st = await (0,promises_.lstat)(full);
-        const mode = st.mode & 0o7777;
-        if (st.isSymbolicLink())
-            out.push({ rel, kind: 'l', mode, content: await (0,promises_.readlink)(full) });
-        else if (st.isDirectory())
-            out.push({ rel, kind: 'd', mode, content: '' });
-        else if (st.isFile())
-            out.push({ rel, kind: 'f', mode, content: sha256(await (0,promises_.readFile)(full)) });
-    }
-    return out;
-}
-/** The programs each COMPRESS value needs in the sysroot (gzip is Essential in Debian). */
-const COMPRESSORS = {
-    gzip: 'usr/bin/gzip',
-    zstd: 'usr/bin/zstd',
-    xz: 'usr/bin/xz',
-    lzma: 'usr/bin/lzma',
-    lz4: 'usr/bin/lz4',
-    lzop: 'usr/bin/lzop',
-    bzip2: 'usr/bin/bzip2',
-};
-const ASSIGNMENT = /^\s*(BOOT|MODULES|COMPRESS)=["']?([^"'\s#]*)["']?/;
-function assignments(text) {
-    const out = [];
-    for (const line of text.split('\n')) {
-        const m = ASSIGNMENT.exec(line);
-        if (m)
-            out.push([m[1], m[2] ?? '']);
-    }
-    return out;
-}
-/** The settings the copy must say, and why each differs from what the client's says. */
-async function decide(given, sysroot, reporter) {
-    let modules = given.MODULES ?? 'most';
-    if (!['netboot', 'list'].includes(modules)) {
-        reporter.info(`MODULES=${modules} in the client's config becomes MODULES=netboot: a diskless client needs its network and NFS drivers${modules === 'dep' ? ', and dep would pick the drivers of the machine that builds' : ''} (set MODULES=list or netboot to choose)`);
-        modules = 'netboot';
-    }
-    let compress = given.COMPRESS ?? '';
-    const tool = COMPRESSORS[compress];
-    if (!tool || !(await exists(external_node_path_default().join(sysroot, tool)))) {
-        const fallback = (await exists(external_node_path_default().join(sysroot, COMPRESSORS.zstd ?? ''))) ? 'zstd' : 'gzip';
-        if (compress !== '') {
-            reporter.warning(`COMPRESS=${compress} in the client's initramfs config is not available in ${sysroot} (no ${tool ?? 'such compressor'}); using ${fallback}`);
-        }
-        compress = fallback;
-    }
-    return { BOOT: 'nfs', MODULES: modules, COMPRESS: compress };
-}
-/**
- * Copies the client root's etc/initramfs-tools into `dest` and makes it say BOOT=nfs and
- * MODULES and COMPRESS that work in the sysroot. initramfs.conf is edited in place; when a
- * conf.d file sets one of these too, conf.d/zz-diskless (read last) restates them.
- */
-async function prepareConfig(root, sysroot, dest, reporter) {
-    const src = external_node_path_default().join(root, CONFIG_DIR);
-    const st = await (0,promises_.lstat)(src).catch(() => undefined);
-    if (!st?.isDirectory()) {
-        throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
-    }
-    await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-    const confFile = external_node_path_default().join(dest, 'initramfs.conf');
-    const conf = (await exists(confFile)) ? await (0,promises_.readFile)(confFile, 'utf8') : '';
-    const given = Object.fromEntries(assignments(conf));
-    const confD = external_node_path_default().join(dest, 'conf.d');
-    const overridden = new Set();
-    const confDNames = (await exists(confD)) ? (await (0,promises_.readdir)(confD)).sort() : [];
-    for (const name of confDNames) {
-        const file = external_node_path_default().join(confD, name);
-        if (!(await (0,promises_.lstat)(file)).isFile())
-            continue;
-        for (const [key, value] of assignments(await (0,promises_.readFile)(file, 'utf8'))) {
-            given[key] = value;
-            overridden.add(key);
-        }
-    }
-    const settings = await decide(given, sysroot, reporter);
-    let text = conf;
-    for (const key of ['BOOT', 'MODULES', 'COMPRESS']) {
-        const line = `${key}=${settings[key]}`;
-        const pattern = new RegExp(`^\\s*${key}=.*$`, 'gm');
-        text = pattern.test(text)
-            ? text.replace(pattern, line)
-            : `${text.replace(/\n?$/, '\n')}${line}\n`;
-    }
-    await (0,promises_.writeFile)(confFile, text, { mode: 0o644 });
-    await disableMasterOnlyFeatures(dest);
-    if (overridden.size > 0) {
-        await (0,promises_.writeFile)(external_node_path_default().join(confD, 'zz-diskless'), `# Written by diskless build-iso: a diskless client boots from NFS.\nBOOT=${settings.BOOT}\nMODULES=${settings.MODULES}\nCOMPRESS=${settings.COMPRESS}\n`, { mode: 0o644 });
-    }
-    return { dir: dest, settings, entries: await listTree(dest) };
-}
-/** Installed package versions of the sysroot, from its dpkg status file. */
-async function packageVersions(sysroot) {
-    const versions = new Map();
-    let status;
-    try {
-        status = await (0,promises_.readFile)(external_node_path_default().join(sysroot, 'var/lib/dpkg/status'), 'utf8');
-    }
-    catch {
-        return versions;
-    }
-    for (const stanza of status.split(/\n\n+/)) {
-        const name = /^Package: (.+)$/m.exec(stanza)?.[1];
-        const version = /^Version: (.+)$/m.exec(stanza)?.[1];
-        const state = /^Status: (.+)$/m.exec(stanza)?.[1];
-        if (name && version && state?.endsWith(' installed'))
-            versions.set(name, version);
-    }
-    return versions;
-}
-/** mkinitramfs in the sysroot, or a clear error naming the package. */
-async function findMkinitramfs(sysroot) {
-    if (await exists(external_node_path_default().join(sysroot, 'usr/sbin/mkinitramfs')))
-        return;
-    if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
-        return;
-    throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
-}
-/** A host path inside the sysroot, as the sysroot sees it. */
-function inside(sysroot, file) {
-    return `/${external_node_path_default().relative(sysroot, file)}`;
-}
-/**
- * Runs mkinitramfs with the prepared config. `config` and `output` must lie inside the
- * sysroot when it is not /. SOURCE_DATE_EPOCH makes the image reproducible.
- */
-async function mkinitramfs(o) {
-    const onLine = (line) => {
-        if (line.trim() !== '')
-            o.reporter.debug(`mkinitramfs: ${line}`);
-    };
-    if (o.sysroot === '/') {
-        await run('mkinitramfs', ['-d', o.config, '-o', o.output, o.version], {
-            env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch) },
-            debianPackage: 'initramfs-tools',
-            onLine,
-        });
-        return;
-    }
-    const proc = external_node_path_default().join(o.sysroot, 'proc');
-    const env = {
-        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-        LANG: 'C.UTF-8',
-        SOURCE_DATE_EPOCH: String(o.epoch),
-    };
-    await run('mount', ['-t', 'proc', 'proc', proc], { debianPackage: 'mount' });
-    try {
-        await run('chroot', [
-            o.sysroot,
-            'mkinitramfs',
-            '-d',
-            inside(o.sysroot, o.config),
-            '-o',
-            inside(o.sysroot, o.output),
-            o.version,
-        ], { env, debianPackage: 'coreutils', onLine });
-    }
-    finally {
-        // A failure to unmount must not hide the build's own error, and must not leave it.
-        try {
-            await run('umount', [proc]);
-        }
-        catch {
-            await run('umount', ['-l', proc]).catch(() => undefined);
-        }
     }
 }
 
@@ -82333,6 +82444,123 @@ async function scanImage(o) {
     return { listing: `${lines.join('\n')}\n`, files };
 }
 
+;// CONCATENATED MODULE: ./src/iso/initramfs-check.ts
+/**
+ * The made (or cached) initramfs is unpacked with initramfs-tools' own unmkinitramfs and
+ * checked for everything a BOOT=nfs boot needs before the ISO is made: update-initramfs
+ * has been seen to succeed with a required file missing, and then every server fails to
+ * boot. Checked: the nfs boot script and klibc's mount and network helpers, the config
+ * saying BOOT=nfs, and each required kernel module (a file in the image, or built into
+ * the kernel as the image's modules.builtin says). A failure names every missing piece.
+ */
+
+
+
+
+
+
+
+/** Files of initramfs-tools' NFS boot, by what they do (basename: anywhere in the image). */
+const BOOT_FILES = [
+    { what: 'the nfs boot script', rel: 'scripts/nfs' },
+    { what: "the boot scripts' functions (configure_networking)", rel: 'scripts/functions' },
+    { what: 'the NFS mount helper (klibc-utils)', basename: 'nfsmount' },
+    { what: 'the network helper (klibc-utils)', basename: 'ipconfig' },
+];
+const MODULE_FILE = /\.ko(?:\.(?:xz|zst|gz))?$/;
+/** modprobe treats - and _ in module names alike. */
+function moduleKey(name) {
+    return name.replace(MODULE_FILE, '').replace(/-/g, '_');
+}
+/** Unpacks `image` under `scratch` and reads what the check needs; removes the copy. */
+async function readInitramfs(image, scratch) {
+    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(scratch, 'initramfs-'));
+    try {
+        await run('unmkinitramfs', [image, dir], { debianPackage: 'initramfs-tools-core' });
+        // With more than one archive in the image (microcode, or trixie's uncompressed archive
+        // of already compressed modules) each is unpacked into its own directory: early,
+        // early2, ..., main. The kernel unpacks them all into one root; so does this union.
+        const segments = (await exists(external_node_path_default().join(dir, 'main', 'init')))
+            ? (await (0,promises_.readdir)(dir)).sort().map((d) => external_node_path_default().join(dir, d))
+            : [dir];
+        const where = new Map();
+        for (const segment of segments) {
+            for (const rel of await (0,promises_.readdir)(segment, { recursive: true })) {
+                where.set(rel, external_node_path_default().join(segment, rel));
+            }
+        }
+        const files = [...where.keys()].sort();
+        const modules = new Set();
+        const builtin = new Set();
+        for (const rel of files) {
+            const name = external_node_path_default().basename(rel);
+            if (MODULE_FILE.test(name))
+                modules.add(moduleKey(name));
+            if (name === 'modules.builtin' &&
+                /(?:^|\/)lib\/modules\/[^/]+\/modules\.builtin$/.test(rel)) {
+                for (const line of (await (0,promises_.readFile)(where.get(rel) ?? '', 'utf8')).split('\n')) {
+                    if (line.trim() !== '')
+                        builtin.add(moduleKey(external_node_path_default().basename(line.trim())));
+                }
+            }
+        }
+        let boot;
+        const confs = [
+            'conf/initramfs.conf',
+            ...files.filter((f) => f.startsWith('conf/conf.d/')).sort(),
+        ];
+        for (const rel of confs) {
+            const file = where.get(rel) ?? '';
+            if (!(await (0,promises_.stat)(file).catch(() => undefined))?.isFile())
+                continue;
+            for (const [key, value] of assignments(await (0,promises_.readFile)(file, 'utf8'))) {
+                if (key === 'BOOT')
+                    boot = value;
+            }
+        }
+        return {
+            paths: new Set(files),
+            basenames: new Set(files.map((f) => external_node_path_default().basename(f))),
+            modules,
+            builtin,
+            boot,
+        };
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    }
+}
+/**
+ * Checks the initramfs at `image` for an NFS boot with `modules`; returns what it found,
+ * or throws one DisklessError naming every missing piece.
+ */
+async function checkInitramfs(image, scratch, modules) {
+    const found = await readInitramfs(image, scratch);
+    const problems = [];
+    for (const f of BOOT_FILES) {
+        const ok = 'rel' in f ? found.paths.has(f.rel) : found.basenames.has(f.basename);
+        if (!ok)
+            problems.push(`${f.what} ${'rel' in f ? f.rel : f.basename}`);
+    }
+    if (found.boot !== 'nfs') {
+        problems.push(`the config with BOOT=nfs (conf/initramfs.conf and conf.d say ${found.boot === undefined ? 'no BOOT' : `BOOT=${found.boot}`})`);
+    }
+    const missing = [...new Set(modules)].filter((m) => !found.modules.has(moduleKey(m)) && !found.builtin.has(moduleKey(m)));
+    if (missing.length > 0) {
+        problems.push(`kernel module${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`);
+    }
+    if (problems.length > 0) {
+        throw new DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
+    }
+    return found;
+}
+/** build-iso's check of its initramfs against the prepared config; returns the log line. */
+async function checkClientInitramfs(image, scratch, config) {
+    const needed = await requiredModules(config.dir, config.settings.MODULES);
+    const found = await checkInitramfs(image, scratch, needed);
+    return `Initramfs checked (unmkinitramfs): scripts/nfs, nfsmount, ipconfig, BOOT=nfs and the modules ${needed.join(', ')}; ${found.modules.size} modules in it`;
+}
+
 ;// CONCATENATED MODULE: ./src/iso/iso.ts
 /**
  * The ISO itself, with `xorriso -as mkisofs`: ISO 9660 with Rock Ridge and Joliet, El
@@ -82561,8 +82789,9 @@ async function findKernel(sysroot, input) {
  * build-iso: the kernel, the client's NFS initramfs and two boot loaders in one ISO.
  *
  *   kernel     the tools and loader files are there; the kernel, its version and modules
- *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs); the cache key; a hit
- *              copies the cached image, a miss runs mkinitramfs (in the sysroot) and stores it
+ *   initramfs  the client's etc/initramfs-tools, adjusted (BOOT=nfs, the chosen modules); the
+ *              cache key; a hit copies the cached image, a miss runs mkinitramfs (in the
+ *              sysroot); either is unpacked and checked for an NFS boot before it is stored
  *   loaders    the ISO tree: isolinux (BIOS) and a GRUB EFI image (UEFI), one command line
  *   iso        xorriso, reproducibly, into a temporary file beside `output`
  *   check      the ISO read back; only then is it renamed to `output`, with <output>.sha256
@@ -82570,6 +82799,8 @@ async function findKernel(sysroot, input) {
  * A failure at any point leaves no partial ISO at `output` (a previous one stays as it was),
  * no work files, and no /proc mounted in the sysroot.
  */
+
+
 
 
 
@@ -82636,6 +82867,7 @@ async function buildIso(options, reporter) {
             const tools = await findTools(mode);
             const kernel = await findKernel(sysroot, options.kernel);
             await findMkinitramfs(sysroot);
+            await checkCompression(options.initramfsCompression, sysroot);
             reporter.info(`Kernel ${kernel.version}: ${kernel.image} (${kernel.modulesCount} entries in ${kernel.modulesDir})`);
             return { tools, kernel };
         });
@@ -82645,7 +82877,7 @@ async function buildIso(options, reporter) {
             const work = sysroot === '/'
                 ? scratch
                 : (sysrootWork = await (0,promises_.mkdtemp)(external_node_path_default().join(sysroot, 'tmp', 'diskless-initramfs-')));
-            const config = await prepareConfig(options.root, sysroot, external_node_path_default().join(work, 'conf'), reporter);
+            const config = await prepareClientConfig(options, sysroot, external_node_path_default().join(work, 'conf'), reporter);
             reporter.info(`Client config ${external_node_path_default().join(options.root, 'etc/initramfs-tools')}: BOOT=${config.settings.BOOT} MODULES=${config.settings.MODULES} COMPRESS=${config.settings.COMPRESS}`);
             const key = cacheKey({
                 kernel,
@@ -82672,6 +82904,7 @@ async function buildIso(options, reporter) {
                 });
                 await move(made, image);
             }
+            reporter.info(await checkClientInitramfs(image, scratch, config));
             const digest = restored.hit ? restored.meta.sha256 : await sha256File(image);
             const bytes = (await (0,promises_.stat)(image)).size;
             if (!restored.hit && cache) {
