@@ -116,11 +116,9 @@ beforeAll(async () => {
       };
     }
     releases.set(suite, { root, isos });
-    // /usr comes from the sample root itself (nfs-ganesha cannot serve an overlayfs).
-    const exports = [
-      `${path.join(view.root, 'usr')}=${path.join(master, 'usr')}`,
-      `/home=${path.join(master, 'home')}`,
-    ].join('\n');
+    // /usr comes from the sample root itself (nfs-ganesha cannot serve an overlayfs); the
+    // example template gives clients a /home of their own (tmpfs), so none is exported.
+    const exports = `${path.join(view.root, 'usr')}=${path.join(master, 'usr')}`;
     for (const b of BOOTS.filter((x) => x.suite === suite)) {
       try {
         const boot = await action('boot-test', {
