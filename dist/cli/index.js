@@ -60283,10 +60283,6 @@ async function isComplete(target, id) {
         (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory() === true &&
         (await readMeta(target, id)) !== undefined);
 }
-/** The boot image kept for a release (and `<that>.sha256`), removed together with it. */
-function releaseIso(target, id) {
-    return path.join(target, RELEASES, `${id}.iso`);
-}
 /** Removes a release: its root, its metadata and its kept ISO. */
 async function removeRelease(target, id) {
     await (0,promises_.rm)(external_node_path_default().join(target, RELEASES, id), { recursive: true, force: true });
@@ -62915,10 +62911,13 @@ class DriveApi {
             throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
         }
     }
-    /** A drive object answer; an empty or other answer is a one-line error. */
-    async drive(method, path, input) {
-        const call = () => this.json(method, path, input);
-        const answer = method === 'POST' && path === 'drives/create' ? await call() : await this.retried(call);
+    /**
+     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
+     * idempotent calls.
+     */
+    async drive(method, path, o) {
+        const call = () => this.json(method, path, o.input);
+        const answer = o.retry ? await this.retried(call) : await call();
         return toDriveInfo(answer, this.requestName(method, path));
     }
     /** Retries an idempotent call on transient failures. */
@@ -62935,14 +62934,14 @@ class DriveApi {
         return out.map((d) => toDriveInfo(d, request));
     }
     info(uuid) {
-        return this.drive('GET', `drives/${uuid}/info`);
+        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
     }
     /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
     create(fields) {
-        return this.drive('POST', 'drives/create', fields);
+        return this.drive('POST', 'drives/create', { input: fields, retry: false });
     }
     set(uuid, fields) {
-        return this.drive('POST', `drives/${uuid}/set`, fields);
+        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
     }
     /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
     read(uuid, offset, size) {

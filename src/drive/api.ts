@@ -224,11 +224,17 @@ export class DriveApi {
     }
   }
 
-  /** A drive object answer; an empty or other answer is a one-line error. */
-  private async drive(method: 'GET' | 'POST', path: string, input?: Json): Promise<DriveInfo> {
-    const call = () => this.json(method, path, input);
-    const answer =
-      method === 'POST' && path === 'drives/create' ? await call() : await this.retried(call);
+  /**
+   * A drive object answer; an empty or other answer is a one-line error. `retry` only for
+   * idempotent calls.
+   */
+  private async drive(
+    method: 'GET' | 'POST',
+    path: string,
+    o: { input?: Json; retry: boolean },
+  ): Promise<DriveInfo> {
+    const call = () => this.json(method, path, o.input);
+    const answer = o.retry ? await this.retried(call) : await call();
     return toDriveInfo(answer, this.requestName(method, path));
   }
 
@@ -250,16 +256,16 @@ export class DriveApi {
   }
 
   info(uuid: string): Promise<DriveInfo> {
-    return this.drive('GET', `drives/${uuid}/info`);
+    return this.drive('GET', `drives/${uuid}/info`, { retry: true });
   }
 
   /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
   create(fields: Record<string, string>): Promise<DriveInfo> {
-    return this.drive('POST', 'drives/create', fields);
+    return this.drive('POST', 'drives/create', { input: fields, retry: false });
   }
 
   set(uuid: string, fields: Record<string, string>): Promise<DriveInfo> {
-    return this.drive('POST', `drives/${uuid}/set`, fields);
+    return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
   }
 
   /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */

@@ -119,11 +119,6 @@ export async function isComplete(target: string, id: string): Promise<boolean> {
   );
 }
 
-/** The boot image kept for a release (and `<that>.sha256`), removed together with it. */
-export function releaseIso(target: string, id: string): string {
-  return path.join(target, RELEASES, `${id}.iso`);
-}
-
 /** Removes a release: its root, its metadata and its kept ISO. */
 export async function removeRelease(target: string, id: string): Promise<void> {
   await rm(path.join(target, RELEASES, id), { recursive: true, force: true });

@@ -12,7 +12,7 @@ import { isReleaseId } from './layout.js';
 
 export const LEDGER = 'ledger';
 /** An upload target's name, as the workflow's targets input allows it. */
-export const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
 
 export interface LedgerEntry {
   /** The upload target's name (zone or account). */
