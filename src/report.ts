@@ -32,6 +32,25 @@ export function timedPhases(reporter: Reporter): {
   };
 }
 
+/**
+ * A reporter for work that runs beside other work: it keeps the lines, and `replay`
+ * prints them later in one piece, so concurrent steps do not interleave their logs.
+ */
+export function deferredReporter(): { reporter: Reporter; replay(to: Reporter): void } {
+  const lines: [kind: 'info' | 'warning' | 'debug', message: string][] = [];
+  return {
+    reporter: {
+      info: (m) => lines.push(['info', m]),
+      warning: (m) => lines.push(['warning', m]),
+      debug: (m) => lines.push(['debug', m]),
+      group: (_name, work) => work(),
+    },
+    replay(to) {
+      for (const [kind, message] of lines.splice(0)) to[kind](message);
+    },
+  };
+}
+
 /** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
 export function humanBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { sha256 } from '../files.js';
-import { humanBytes, type Reporter, type StepReport } from '../report.js';
+import { deferredReporter, humanBytes, type Reporter, type StepReport } from '../report.js';
 import { clientAccounts, writeAccounts } from './accounts.js';
 import { BOOT_KEYS_UNIT, installBootHostKeys } from './boot-host-keys.js';
 import { exclusions } from './exclusions.js';
@@ -67,7 +67,7 @@ import {
 import { copy, differences } from './rsync.js';
 import { CLIENT_KEY_PATHS, clientKeys, scrub } from './scrub.js';
 import { withoutShippedFiles } from '../secrets/packaged.js';
-import { assertNoSecrets, scanSecrets } from '../secrets/scan-tree.js';
+import { assertNoSecrets, scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
 import { configureServices } from './services.js';
 import { ClientTree, lstatOrUndefined } from './tree.js';
 import { buildSkeleton, POPULATE_UNIT, POPULATE_UNIT_TEXT, SKELETON } from './var-skeleton.js';
@@ -294,10 +294,32 @@ export async function buildRootfs(
       root: previousRoot,
       current,
     } = await previousRelease(target, layout, marker);
+    // The comparison with the previous release (an rsync dry run) and the scan of what
+    // clients mount (a find) are processes of their own: both start now and run beside
+    // the fingerprint's work. The comparison counts only if the fingerprint matches; the
+    // scan's lines are printed in a group of their own once it is done.
+    const comparison = previousRoot
+      ? differences({
+          source,
+          dest: previousRoot,
+          excludes,
+          managed: previousMeta?.managed ?? [],
+          toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+        })
+      : undefined;
+    comparison?.catch(() => undefined); // awaited below
     if (layout === 'versioned') await removePartials(target, reporter);
-    const mountedHits = await reporter.group('Scan what clients mount from the master', () =>
-      scanMountedTrees({ ...options, source }, reporter),
-    );
+    const mountedLog = deferredReporter();
+    const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+    mountedScan.catch(() => undefined); // awaited below
+    const mountedHits = () =>
+      reporter.group('Scan what clients mount from the master', async () => {
+        try {
+          return await mountedScan;
+        } finally {
+          mountedLog.replay(reporter);
+        }
+      });
 
     // ---- compare, then copy holding the dpkg lock of the source ----
     const dpkgFiles: string[] = [];
@@ -310,6 +332,7 @@ export async function buildRootfs(
     // copy then waits for apt to finish.
     let dpkgLock: HeldLock | undefined;
     let skeleton;
+    let mounted: SecretHit[];
     let fingerprint: string;
     let sshKeyDir: string | undefined;
     let id: string;
@@ -348,13 +371,7 @@ export async function buildRootfs(
 
       if (previousRoot && previousMeta?.fingerprint === fingerprint) {
         const diff = await reporter.group('Compare with the previous release', async () => {
-          const lines = await differences({
-            source,
-            dest: previousRoot,
-            excludes,
-            managed: previousMeta.managed,
-            toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-          });
+          const lines = (await comparison) ?? [];
           reporter.info(
             lines.length === 0
               ? `Nothing differs from ${previousMeta.id}`
@@ -363,7 +380,7 @@ export async function buildRootfs(
           return lines;
         });
         if (diff.length === 0) {
-          assertNoSecrets(mountedHits);
+          assertNoSecrets(await mountedHits());
           // Unchanged: nothing new. With publish, the release it equals becomes current
           // (a staged one that the last run did not get to promote).
           const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
@@ -387,6 +404,9 @@ export async function buildRootfs(
           `The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`,
         );
       }
+      // Not needed, but not left running while the copy writes where it reads.
+      await comparison?.catch(() => undefined);
+      mounted = await mountedHits();
 
       if (dpkgFiles.length > 0) {
         dpkgLock = await holdLocks(dpkgFiles, (file) => {
@@ -489,7 +509,7 @@ export async function buildRootfs(
         rel: h.path.slice(1),
       }));
       reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-      assertNoSecrets([...mountedHits, ...hits]);
+      assertNoSecrets([...mounted, ...hits]);
       return result;
     });
 

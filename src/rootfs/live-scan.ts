@@ -3,13 +3,18 @@
  * and /home when share-home. These trees never enter a release, so they are scanned on
  * every build, before the comparison with the previous release (an upgrade changes /usr
  * without changing the client root). The first scan reads everything; afterwards only
- * files whose size, times or inode changed since the last clean scan are read, so a
- * rebuild with nothing changed only walks the tree. The state lives in the state dir.
+ * files whose size, times or inode changed since the last clean scan are read. Before
+ * that walk, one find(1) lists every entry with its type, size, times and inode: when
+ * that listing is the one the last clean scan started from, nothing in the tree changed
+ * (writing a file, or renaming, chmod-ing or replacing one, moves its ctime, which no
+ * program can set back) and the walk is skipped, so a rebuild with nothing changed
+ * costs one find, run beside the comparison. The state lives in the state dir.
  */
 import type { Stats } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../files.js';
+import { sha256, writeFileAtomic } from '../files.js';
+import { run } from '../process/run.js';
 import { humanBytes, type Reporter } from '../report.js';
 import { withoutShippedFiles } from '../secrets/packaged.js';
 import { scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
@@ -19,12 +24,41 @@ function signature(st: Stats): string {
   return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 }
 
-async function readState(file: string): Promise<Record<string, string>> {
+/** What a clean scan leaves: the listing it started from and each file's signature. */
+interface ScanState {
+  /** What the scan passed files against: the rules' version and the allow list. */
+  config: string;
+  /** sha256 of the find listing the scan started from. */
+  listing: string;
+  files: Record<string, string>;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+async function readState(file: string): Promise<ScanState> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as Record<string, string>;
+    const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown> | null;
+    const { config, listing, files } = state ?? {};
+    if (typeof config === 'string' && typeof listing === 'string' && isRecord(files)) {
+      return { config, listing, files: files as Record<string, string> };
+    }
   } catch {
-    return {};
+    // missing or unreadable: a first scan
   }
+  return { config: '', listing: '', files: {} };
+}
+
+// Rules or allow list changed: files the last clean scan passed are read again.
+const SCANNER = 'secretlint-11+diskless-1';
+
+/** The sha256 of every entry under `root` as find(1) prints it: type, size, times, inode, path. */
+async function listingOf(root: string): Promise<string> {
+  const { stdout } = await run('find', [root, '-printf', '%y %s %T@ %C@ %i %P\\0'], {
+    debianPackage: 'findutils',
+  });
+  return sha256(stdout);
 }
 
 /**
@@ -45,7 +79,17 @@ export async function scanLiveTree(
   const root = path.join(o.source, o.dir);
   if (!(await lstatOrUndefined(root))?.isDirectory()) return [];
   const stateFile = path.join(o.stateDir, `scanned-${o.dir}.json`);
-  const before = await readState(stateFile);
+  const config = sha256(JSON.stringify([SCANNER, o.allow]));
+  const [state, listing] = await Promise.all([readState(stateFile), listingOf(root)]);
+  const same = state.config === config;
+  if (same && state.listing === listing) {
+    const files = Object.keys(state.files).length;
+    reporter.info(
+      `/${o.dir} (${o.reason}): read 0 of ${files} file(s) (nothing changed since the last clean scan); 0 hit(s)`,
+    );
+    return [];
+  }
+  const before = same ? state.files : {};
   const after: Record<string, string> = {};
   const first = Object.keys(before).length === 0;
   const result = await scanSecrets({
@@ -67,7 +111,10 @@ export async function scanLiveTree(
   );
   if (hits.length === 0) {
     await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(stateFile, JSON.stringify(after));
+    await writeFileAtomic(
+      stateFile,
+      JSON.stringify({ config, listing, files: after } satisfies ScanState),
+    );
   }
   return hits;
 }

@@ -2,7 +2,7 @@
 // and dropbearkey); each one is kept out of the client or fails the build by path and
 // rule, all in one run, and nothing printed holds a secret's contents.
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
@@ -163,6 +163,20 @@ describe('what clients mount from the master', () => {
     const third = collector();
     await run({}, third);
     expect(third.lines.join('\n')).toMatch(/\/usr \(copy-usr is false\): read 1 of /);
+    // A key written over a clean file of the same size, its modification time put back,
+    // is still read: the write moved its ctime, which nothing can set back.
+    const key = execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519'], { encoding: 'utf8' });
+    const notes = path.join(home, 'usr/bin/notes.txt');
+    await writeFile(notes, 'x'.repeat(key.length));
+    await run({});
+    const stamp = path.join(state, 'notes-mtime');
+    execFileSync('touch', ['-r', notes, stamp]); // to the nanosecond
+    await writeFile(notes, key);
+    execFileSync('touch', ['-r', stamp, notes]);
+    expect((await stat(notes)).mtimeMs).toBe((await stat(stamp)).mtimeMs);
+    expect((await stat(notes)).size).toBe(key.length);
+    const planted = await run({}).catch((e: unknown) => e);
+    expect((planted as Error).message).toContain('/usr/bin/notes.txt (pem-private-key)');
   });
 });
 
