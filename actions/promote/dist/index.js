@@ -80029,14 +80029,23 @@ const MASTER_ONLY = [
     'scripts/local-top/cryptopensc',
     'scripts/local-bottom/cryptopensc',
 ];
+/**
+ * What a lean image (MODULES=list: the drivers of virtual machines, named) leaves out
+ * besides: udev's hardware database, which trixie's udev hook copies in (13 MiB, 2.2 MiB
+ * of the compressed image). It names vendors, keyboards and sensors; nothing of an NFS
+ * boot reads it, and udev goes on without it.
+ */
+const NOT_IN_LEAN = ['usr/lib/udev/hwdb.bin'];
 const HOOK = `#!/bin/sh
 # Written by diskless build-iso: the master's dropbear (host keys) and cryptsetup
 # (keyfiles) features are not the diskless client's; take them out of its initramfs.
+# A lean image (MODULES=list) also goes without udev's hardware database.
 PREREQ=""
 prereqs() { echo "$PREREQ"; }
 case "$1" in prereqs) prereqs; exit 0 ;; esac
 cd "$DESTDIR" || exit 1
 rm -rf -- ${MASTER_ONLY.join(' ')}
+if [ "$MODULES" = list ]; then rm -f -- ${NOT_IN_LEAN.join(' ')}; fi
 exit 0
 `;
 /** Adds the hook to the client's config copy in `configDir`. */
@@ -80401,6 +80410,25 @@ function timedPhases(reporter) {
             finally {
                 seconds[key] = (seconds[key] ?? 0) + (performance.now() - started) / 1000;
             }
+        },
+    };
+}
+/**
+ * A reporter for work that runs beside other work: it keeps the lines, and `replay`
+ * prints them later in one piece, so concurrent steps do not interleave their logs.
+ */
+function deferredReporter() {
+    const lines = [];
+    return {
+        reporter: {
+            info: (m) => lines.push(['info', m]),
+            warning: (m) => lines.push(['warning', m]),
+            debug: (m) => lines.push(['debug', m]),
+            group: (_name, work) => work(),
+        },
+        replay(to) {
+            for (const [kind, message] of lines.splice(0))
+                to[kind](message);
         },
     };
 }
@@ -84248,16 +84276,34 @@ async function withoutShippedFiles(hits, source, fileOf) {
 
 
 
+
 function signature(st) {
     return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 }
+function isRecord(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 async function readState(file) {
     try {
-        return JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        const state = JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        const { config, listing, files } = state ?? {};
+        if (typeof config === 'string' && typeof listing === 'string' && isRecord(files)) {
+            return { config, listing, files: files };
+        }
     }
     catch {
-        return {};
+        // missing or unreadable: a first scan
     }
+    return { config: '', listing: '', files: {} };
+}
+// Rules or allow list changed: files the last clean scan passed are read again.
+const SCANNER = 'secretlint-11+diskless-1';
+/** The sha256 of every entry under `root` as find(1) prints it: type, size, times, inode, path. */
+async function listingOf(root) {
+    const { stdout } = await run('find', [root, '-printf', '%y %s %T@ %C@ %i %P\\0'], {
+        debianPackage: 'findutils',
+    });
+    return sha256(stdout);
 }
 /**
  * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
@@ -84268,7 +84314,15 @@ async function scanLiveTree(o, reporter) {
     if (!(await lstatOrUndefined(root))?.isDirectory())
         return [];
     const stateFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.json`);
-    const before = await readState(stateFile);
+    const config = sha256(JSON.stringify([SCANNER, o.allow]));
+    const [state, listing] = await Promise.all([readState(stateFile), listingOf(root)]);
+    const same = state.config === config;
+    if (same && state.listing === listing) {
+        const files = Object.keys(state.files).length;
+        reporter.info(`/${o.dir} (${o.reason}): read 0 of ${files} file(s) (nothing changed since the last clean scan); 0 hit(s)`);
+        return [];
+    }
+    const before = same ? state.files : {};
     const after = {};
     const first = Object.keys(before).length === 0;
     const result = await scanSecrets({
@@ -84288,7 +84342,7 @@ async function scanLiveTree(o, reporter) {
     reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
     if (hits.length === 0) {
         await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
-        await files_writeFileAtomic(stateFile, JSON.stringify(after));
+        await files_writeFileAtomic(stateFile, JSON.stringify({ config, listing, files: after }));
     }
     return hits;
 }
@@ -85212,9 +85266,33 @@ async function buildRootfs(options, reporter) {
     try {
         const marker = await readMarker(target);
         const { id: previousId, meta: previousMeta, root: previousRoot, current, } = await previousRelease(target, layout, marker);
+        // The comparison with the previous release (an rsync dry run) and the scan of what
+        // clients mount (a find) are processes of their own: both start now and run beside
+        // the fingerprint's work. The comparison counts only if the fingerprint matches; the
+        // scan's lines are printed in a group of their own once it is done.
+        const comparison = previousRoot
+            ? differences({
+                source,
+                dest: previousRoot,
+                excludes,
+                managed: previousMeta?.managed ?? [],
+                toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+            })
+            : undefined;
+        comparison?.catch(() => undefined); // awaited below
         if (layout === 'versioned')
             await removePartials(target, reporter);
-        const mountedHits = await reporter.group('Scan what clients mount from the master', () => scanMountedTrees({ ...options, source }, reporter));
+        const mountedLog = deferredReporter();
+        const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+        mountedScan.catch(() => undefined); // awaited below
+        const mountedHits = () => reporter.group('Scan what clients mount from the master', async () => {
+            try {
+                return await mountedScan;
+            }
+            finally {
+                mountedLog.replay(reporter);
+            }
+        });
         // ---- compare, then copy holding the dpkg lock of the source ----
         const dpkgFiles = [];
         for (const name of ['lock-frontend', 'lock']) {
@@ -85227,6 +85305,7 @@ async function buildRootfs(options, reporter) {
         // copy then waits for apt to finish.
         let dpkgLock;
         let skeleton;
+        let mounted;
         let fingerprint;
         let sshKeyDir;
         let id;
@@ -85257,20 +85336,14 @@ async function buildRootfs(options, reporter) {
             }));
             if (previousRoot && previousMeta?.fingerprint === fingerprint) {
                 const diff = await reporter.group('Compare with the previous release', async () => {
-                    const lines = await differences({
-                        source,
-                        dest: previousRoot,
-                        excludes,
-                        managed: previousMeta.managed,
-                        toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-                    });
+                    const lines = (await comparison) ?? [];
                     reporter.info(lines.length === 0
                         ? `Nothing differs from ${previousMeta.id}`
                         : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`);
                     return lines;
                 });
                 if (diff.length === 0) {
-                    assertNoSecrets(mountedHits);
+                    assertNoSecrets(await mountedHits());
                     // Unchanged: nothing new. With publish, the release it equals becomes current
                     // (a staged one that the last run did not get to promote).
                     const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
@@ -85293,6 +85366,9 @@ async function buildRootfs(options, reporter) {
             else if (previousMeta) {
                 reporter.info(`The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`);
             }
+            // Not needed, but not left running while the copy writes where it reads.
+            await comparison?.catch(() => undefined);
+            mounted = await mountedHits();
             if (dpkgFiles.length > 0) {
                 dpkgLock = await holdLocks(dpkgFiles, (file) => {
                     reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
@@ -85376,7 +85452,7 @@ async function buildRootfs(options, reporter) {
                 rel: h.path.slice(1),
             }));
             reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-            assertNoSecrets([...mountedHits, ...hits]);
+            assertNoSecrets([...mounted, ...hits]);
             return result;
         });
         const meta = {
