@@ -31,8 +31,9 @@ interface Entry {
   changing: boolean;
 }
 
-/** Addresses handed out to servers with nic:0:dhcp auto: 10.0.2.15 and up. */
+/** Addresses handed out to servers with nic:0:dhcp auto: x.y.z.15 and up (10.0.2 or the runner's network). */
 const FIRST_AUTO_HOST = 15;
+const LAST_AUTO_HOST = 253;
 
 export class ServerStore {
   private readonly entries = new Map<string, Entry>();
@@ -205,8 +206,9 @@ export class ServerStore {
   /** The lowest auto address no running server has. */
   private freeAddress(): string {
     const used = new Set([...this.entries.values()].map((e) => e.run?.ip));
-    for (let host = FIRST_AUTO_HOST; host < 255; host++) {
-      if (!used.has(`10.0.2.${host}`)) return `10.0.2.${host}`;
+    const prefix = this.runner?.network ?? '10.0.2';
+    for (let host = FIRST_AUTO_HOST; host <= LAST_AUTO_HOST; host++) {
+      if (!used.has(`${prefix}.${String(host)}`)) return `${prefix}.${String(host)}`;
     }
     throw new ApiError('full', 'No address left for another running server');
   }
