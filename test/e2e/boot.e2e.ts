@@ -25,7 +25,7 @@ import { startQemuRunner, type QemuRunner } from '../../src/emulator/qemu-runner
 import type { Emulator } from '../../src/emulator/index.js';
 import { alice, call, properties, start as startCloud, type Started } from '../emulator/helpers.js';
 import { tcpGreeting } from '../emulator/tcp.js';
-import { bootReports, info, untilBoots, uploadCd } from './cloud.js';
+import { bootReports, info, untilBoots, untilStatus, uploadCd } from './cloud.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const SERVER = '10.0.2.100';
@@ -542,7 +542,7 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
   );
 
   it(
-    'after a set of the CD and a reset, one server boots the new CD; the other runs on',
+    'after a set of the CD and a reset, one server boots the new CD; the other runs on until its shutdown',
     async () => {
       const e = emulator();
       const runner = cloud.runner as QemuRunner;
@@ -568,15 +568,24 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
       expect(await tcpGreeting(web1Ip, 22)).toBe(
         `DISKLESS-HEALTH ${second?.get('machine-id') ?? ''}\n`,
       );
-      // web2 was not touched: one boot, same start, still running.
+      // web2 was not touched: one boot, same start, still running and answering.
       expect(await bootReports(runner.consoleOf(web2))).toHaveLength(1);
+      const web2Ip = (await info(e, 'servers', web2))['nic:0:dhcp:ip'] ?? '';
+      expect(await tcpGreeting(web2Ip, 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
       expect(await info(e, 'servers', web2)).toMatchObject({
         status: 'active',
         started: web2Started,
       });
-      expect((await call(e, `servers/${web2}/stop`, { method: 'POST' })).status).toBe(204);
-      expect((await info(e, 'servers', web2)).status).toBe('stopped');
+      // shutdown presses web2's power button: its OS powers the machine off.
+      expect((await call(e, `servers/${web2}/shutdown`, { method: 'POST' })).status).toBe(204);
+      await untilStatus(e, web2, 'stopped', 5 * 60_000);
+      const console2 = await readFile(runner.consoleOf(web2), 'utf8');
+      expect(console2).toContain('DISKLESS-POWER-BUTTON pressed: powering off');
+      expect(console2).toMatch(/reboot: Power down\s*$/);
       expect((await info(e, 'drives', cloud.cds.a)).claimed).toBeUndefined();
+      await expect(tcpGreeting(web2Ip, 22, 2000)).rejects.toThrow();
+      expect((await call(e, `servers/${web1}/stop`, { method: 'POST' })).status).toBe(204);
+      expect((await info(e, 'servers', web1)).status).toBe('stopped');
     },
     BOOT_LIMIT + 120_000,
   );
