@@ -256,6 +256,12 @@ export async function startCloudNetwork(
     attach: (server) =>
       serial(async () => {
         checkServerAddress(server.ip, prefix);
+        const other = [...leases.values()].find((l) => l.ip === server.ip);
+        if (other) {
+          throw new DisklessError(
+            `server address ${server.ip}: already leased to the running server with MAC ${other.mac}`,
+          );
+        }
         const tap = `dlt${String(taps++)}`;
         await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
         await ip(['link', 'set', tap, 'master', BRIDGE, 'up']);
