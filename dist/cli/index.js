@@ -56661,8 +56661,8 @@ async function startNfsServer(procs, ns, o, reporter) {
             await procs.stop(p);
     };
     try {
-        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace's
-        // loopback is reached only through QEMU's forwards.
+        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace is
+        // reached only through QEMU's forwards (boot test) or the local cloud's bridge.
         const rpcbindLog = external_node_path_default().join(o.dir, 'rpcbind.log');
         const rpcbind = await ns.start('rpcbind', 'rpcbind', ['-f'], {
             log: rpcbindLog,
@@ -64117,16 +64117,245 @@ const MAX_READ_BYTES = 4096 * 1024;
 
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/emulator/cloud-network.ts
+/**
+ * The local cloud's network, so that a server's nic:0:dhcp:ip is the address its VM really
+ * has and this machine reaches it (a health check, ssh from the master). Inside the
+ * runner's private namespace: a bridge (the servers' gateway, x.y.z.1/24), one tap per
+ * machine on it, dnsmasq answering DHCP with one static lease per server (its MAC -> the
+ * address the emulator shows), and the NFS server's address (the CDs' nfsroot=) on the
+ * namespace's loopback, reached through the gateway. A veth pair puts this machine on the
+ * bridge as x.y.z.254/24: its connected route is the route to the servers, and theirs back.
+ *
+ * The /24 is picked per runner (10.213.N.0/24 with no route of this machine overlapping it)
+ * and claimed by creating the host end's name, dlcN: two runners never share one. When the
+ * namespace ends, its taps, bridge and the veth pair (both ends) go with it; `close` also
+ * deletes the host end itself.
+ */
+
+
+
+
+
+/** Servers' networks are 10.213.N.0/24; N is picked per runner. */
+const NETWORK_BASE = '10.213';
+const BRIDGE = 'dlbr0';
+const GATEWAY_HOST = 1;
+const HOST_HOST = 254;
+/** The first and last address a server may have (the gateway and this machine excluded). */
+const FIRST_SERVER_HOST = 2;
+const LAST_SERVER_HOST = 253;
+/** The number of an IPv4 address, or undefined. */
+function ipNumber(ip) {
+    const parts = ip.split('.').map(Number);
+    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+        return undefined;
+    }
+    return parts.reduce((n, p) => n * 256 + p, 0);
+}
+/** True when `a.b.c.d/len` (a route's dst; "default" is never) overlaps the /24 `prefix`. */
+function overlaps(dst, prefix) {
+    if (dst === 'default')
+        return false;
+    const [address = '', bits = '32'] = dst.split('/');
+    const start = ipNumber(address);
+    const len = Number(bits);
+    const net = ipNumber(`${prefix}.0`);
+    if (start === undefined || net === undefined || !(len >= 0 && len <= 32))
+        return false;
+    const common = Math.min(len, 24);
+    const mask = common === 0 ? 0 : (0xffffffff << (32 - common)) >>> 0;
+    return (start & mask) >>> 0 === (net & mask) >>> 0;
+}
+/** Checks that `ip` is a server's address on the network; one line naming it if not. */
+function checkServerAddress(ip, prefix) {
+    const last = Number(ip.slice(prefix.length + 1));
+    const ok = ip.startsWith(`${prefix}.`) &&
+        /^\d+$/.test(ip.slice(prefix.length + 1)) &&
+        last >= FIRST_SERVER_HOST &&
+        last <= LAST_SERVER_HOST;
+    if (!ok) {
+        throw new DisklessError(`server address ${JSON.stringify(ip)}: expected an address in ${prefix}.${FIRST_SERVER_HOST} to ${prefix}.${LAST_SERVER_HOST}, the local cloud's network`);
+    }
+}
+/** Claims a free 10.213.N.0/24 by creating the veth pair dlcNh (here) / dlcNn (in `ns`). */
+async function claimNetwork(ns, nfsServer) {
+    const routes = JSON.parse((await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { debianPackage: 'iproute2' }))
+        .stdout || '[]');
+    const first = process.pid % 250;
+    for (let i = 0; i < 250; i++) {
+        const n = (first + i) % 250;
+        const prefix = `${NETWORK_BASE}.${String(n)}`;
+        if (overlaps(`${nfsServer}/32`, prefix) || routes.some((r) => overlaps(r.dst, prefix))) {
+            continue;
+        }
+        const host = `dlc${String(n)}h`;
+        const inside = `dlc${String(n)}n`;
+        const made = await run('ip', [
+            'link',
+            'add',
+            host,
+            'type',
+            'veth',
+            'peer',
+            'name',
+            inside,
+            'netns',
+            String(ns.holder.pid),
+        ]).then(() => true, (error) => {
+            // Another runner's network: try the next one.
+            if (error instanceof DisklessError && /File exists/.test(error.message))
+                return false;
+            throw error;
+        });
+        if (made)
+            return { prefix, host, inside };
+    }
+    throw new DisklessError(`no free network ${NETWORK_BASE}.N.0/24 left for the local cloud`);
+}
+/** dnsmasq's DHCP server on the bridge: static leases only, never expiring, no DNS. */
+function dnsmasqArgs(o) {
+    return [
+        '--keep-in-foreground',
+        '--conf-file=/dev/null',
+        '--port=0',
+        '--no-resolv',
+        '--no-hosts',
+        '--bind-interfaces',
+        `--interface=${BRIDGE}`,
+        `--dhcp-range=${o.prefix}.0,static,255.255.255.0,infinite`,
+        `--dhcp-hostsfile=${o.hostsFile}`,
+        `--dhcp-leasefile=${o.leaseFile}`,
+        '--dhcp-authoritative',
+        '--no-ping',
+        '--log-dhcp',
+        '--log-facility=-',
+        '--user=root',
+        '--pid-file=',
+    ];
+}
+/** The lease database without the leases no current static lease backs. */
+function keptLeases(leases, hosts) {
+    return leases
+        .split('\n')
+        .filter((line) => {
+        // expiry mac ip hostname client-id
+        const [, mac = '', ip = ''] = line.split(' ');
+        return hosts.get(mac.toLowerCase()) === ip;
+    })
+        .map((line) => `${line}\n`)
+        .join('');
+}
+/** Builds the network in `ns`; dnsmasq is (re)started with each machine attached. */
+async function startCloudNetwork(procs, ns, o) {
+    const { prefix, host, inside } = await claimNetwork(ns, o.nfsServer);
+    const gateway = `${prefix}.${String(GATEWAY_HOST)}`;
+    const hostAddress = `${prefix}.${String(HOST_HOST)}`;
+    const close = async () => {
+        await run('ip', ['link', 'del', host]).catch(() => undefined); // gone with the namespace
+    };
+    const ip = (args) => ns.run('ip', args);
+    try {
+        await ip(['link', 'add', BRIDGE, 'type', 'bridge', 'forward_delay', '0']);
+        await ip(['addr', 'add', `${gateway}/24`, 'dev', BRIDGE]);
+        await ip(['link', 'set', BRIDGE, 'up']);
+        await ip(['link', 'set', inside, 'master', BRIDGE, 'up']);
+        await ip(['addr', 'add', `${o.nfsServer}/32`, 'dev', 'lo']);
+        await run('ip', ['addr', 'add', `${hostAddress}/24`, 'dev', host]);
+        await run('ip', ['link', 'set', host, 'up']);
+    }
+    catch (error) {
+        await close();
+        throw error;
+    }
+    o.reporter.info(`local cloud network ${prefix}.0/24: gateway ${gateway}, this machine ${hostAddress} (${host}), NFS server ${o.nfsServer} behind the gateway`);
+    const hostsFile = external_node_path_default().join(o.dir, 'dhcp-hosts');
+    const leaseFile = external_node_path_default().join(o.dir, 'dhcp-leases');
+    const log = external_node_path_default().join(o.dir, 'dnsmasq.log');
+    await (0,promises_.writeFile)(hostsFile, '');
+    await (0,promises_.writeFile)(leaseFile, '');
+    /** Each tap's MAC and address, in the order attached. */
+    const leases = new Map();
+    let dnsmasq;
+    let taps = 0;
+    let queue = Promise.resolve();
+    const serial = (work) => {
+        const next = queue.then(work, work);
+        queue = next.catch(() => undefined);
+        return next;
+    };
+    /** Restarts dnsmasq with the current static leases; returns once it serves DHCP. */
+    const restartDhcp = async () => {
+        if (dnsmasq)
+            await procs.stop(dnsmasq);
+        const macs = new Map([...leases.values()].map((l) => [l.mac.toLowerCase(), l.ip]));
+        await (0,promises_.writeFile)(hostsFile, [...leases.values()].map((l) => `${l.mac},${l.ip},infinite\n`).join(''));
+        // A stale lease of a stopped server would keep its address from the next one.
+        await (0,promises_.writeFile)(leaseFile, keptLeases(await (0,promises_.readFile)(leaseFile, 'utf8'), macs));
+        const before = (await (0,promises_.readFile)(log, 'utf8').catch(() => '')).length;
+        const started = await ns.start('dnsmasq', 'dnsmasq', dnsmasqArgs({ prefix, hostsFile, leaseFile }), {
+            log,
+            debianPackage: 'dnsmasq-base',
+        });
+        dnsmasq = started;
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+            const text = (await (0,promises_.readFile)(log, 'utf8').catch(() => '')).slice(before);
+            if (/DHCP, static leases only/.test(text))
+                return;
+            if (started.done() || Date.now() > deadline) {
+                throw new DisklessError(`dnsmasq ${started.done() ? 'exited' : 'did not start serving DHCP within 10 s'}: ${lastLines(text) || 'no output'}`);
+            }
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
+        }
+    };
+    return {
+        prefix,
+        gateway,
+        hostAddress,
+        hostInterface: host,
+        hostsFile,
+        leaseFile,
+        attach: (server) => serial(async () => {
+            checkServerAddress(server.ip, prefix);
+            const other = [...leases.values()].find((l) => l.ip === server.ip);
+            if (other) {
+                throw new DisklessError(`server address ${server.ip}: already leased to the running server with MAC ${other.mac}`);
+            }
+            const tap = `dlt${String(taps++)}`;
+            await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+            await ip(['link', 'set', tap, 'master', BRIDGE, 'up']);
+            leases.set(tap, server);
+            try {
+                await restartDhcp();
+            }
+            catch (error) {
+                leases.delete(tap);
+                await ip(['link', 'del', tap]).catch(() => undefined);
+                throw error;
+            }
+            return tap;
+        }),
+        detach: (tap) => serial(async () => {
+            leases.delete(tap);
+            await ip(['link', 'del', tap]).catch(() => undefined);
+        }),
+        close,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/emulator/qemu-runner.ts
 /**
  * The server runner that boots for real: each started server is a QEMU machine (TCG)
- * booting its drives' files, CDs read-only, its NIC on the NFS network the boot test
- * builds (nfs-ganesha and rpcbind in a private namespace, the NFS server's address
- * forwarding only the NFS ports), so a client can be watched from the inside. The guest's
- * DHCP lease is the address the emulator shows as nic:0:dhcp:ip. Each serial console is
- * appended to <work>/consoles/<server uuid>.log across boots. `shutdown` is the ACPI
- * power button (QEMU's monitor); every process started is stopped by `close`.
+ * booting its drives' files, CDs read-only, so a client can be watched from the inside.
+ * The NFS server the boot test builds (nfs-ganesha and rpcbind) runs in a private
+ * namespace; each machine's NIC is a tap on that namespace's bridge (cloud-network.ts),
+ * where dnsmasq leases it the address the emulator shows as nic:0:dhcp:ip, and this
+ * machine reaches that address (a health check, ssh). Each serial console is appended to
+ * <work>/consoles/<server uuid>.log across boots. `shutdown` is the ACPI power button
+ * (QEMU's monitor); every process started is stopped by `close`, the network goes with it.
  */
+
 
 
 
@@ -64183,7 +64412,7 @@ function machineArgs(spec, o) {
         '-device',
         `${NIC_DEVICES[spec.nicModel] ?? 'e1000'},netdev=n0,mac=${macOf(spec.server)},romfile=`,
         '-netdev',
-        nfsNetdev(o.nfsServer, spec.ip),
+        `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
     ];
 }
 /** Presses the ACPI power button through the machine's monitor socket. */
@@ -64200,7 +64429,7 @@ function pressPowerButton(monitor) {
         });
     });
 }
-/** Starts the NFS server in a private namespace; machines start as servers start. */
+/** Starts the NFS server and the servers' network in a private namespace; machines start as servers start. */
 async function startQemuRunner(o) {
     const reporter = o.reporter ?? silentReporter;
     const firmware = o.firmware ?? 'bios';
@@ -64210,18 +64439,24 @@ async function startQemuRunner(o) {
     await (0,promises_.mkdir)(consoles, { recursive: true });
     await (0,promises_.mkdir)(machines, { recursive: true });
     let ns;
+    let net;
     try {
         ns = await privateNamespace(procs, o.work);
+        net = await startCloudNetwork(procs, ns, { dir: o.work, nfsServer: o.nfsServer, reporter });
         // Stopped with every other process by close().
         await startNfsServer(procs, ns, { dir: external_node_path_default().join(o.work, 'nfs'), exports: o.exports }, reporter);
     }
     catch (error) {
         await procs.stopAll();
+        await net?.close();
         throw error;
     }
     const inside = ns;
+    const network = net;
     const consoleOf = (server) => external_node_path_default().join(consoles, `${server}.log`);
     return {
+        network: network.prefix,
+        net: network,
         consoleOf,
         async start(spec) {
             const monitor = external_node_path_default().join(machines, `${spec.server}.monitor`);
@@ -64232,28 +64467,39 @@ async function startQemuRunner(o) {
                     throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
                 });
             }
-            const ip = spec.ip ?? '';
+            if (spec.ip === undefined) {
+                throw new DisklessError(`server ${spec.name}: the QEMU runner needs its address`);
+            }
+            const ip = spec.ip;
+            const mac = macOf(spec.server);
+            const tap = await network.attach({ mac, ip });
             const args = machineArgs(spec, {
                 console: consoleOf(spec.server),
                 monitor,
-                nfsServer: o.nfsServer,
+                tap,
                 firmware,
                 ovmfVars,
             });
-            const qemu = await inside.start(`qemu ${spec.name}`, 'qemu-system-x86_64', args, {
+            const qemu = await inside
+                .start(`qemu ${spec.name}`, 'qemu-system-x86_64', args, {
                 log: external_node_path_default().join(machines, `${spec.server}.qemu.log`),
                 debianPackage: 'qemu-system-x86',
+            })
+                .catch(async (error) => {
+                await network.detach(tap);
+                throw error;
             });
-            reporter.info(`server ${spec.name} (${spec.server}): QEMU pid ${qemu.pid}, ${ip}`);
+            reporter.info(`server ${spec.name} (${spec.server}): QEMU pid ${qemu.pid}, ${ip} (${mac})`);
             return {
                 ip,
-                exited: qemu.exited.then(() => undefined),
+                exited: qemu.exited.then(() => network.detach(tap)),
                 stop: () => procs.stop(qemu),
                 shutdown: () => pressPowerButton(monitor),
             };
         },
         async close() {
             await procs.stopAll();
+            await network.close();
         },
     };
 }
@@ -65373,14 +65619,17 @@ async function serverCall(servers, req, user, call, body, omitDefaults) {
 
 
 
-/** Addresses handed out to servers with nic:0:dhcp auto: 10.0.2.15 and up. */
+/** Addresses handed out to servers with nic:0:dhcp auto: x.y.z.15 and up (10.0.2 or the runner's network). */
 const FIRST_AUTO_HOST = 15;
+const LAST_AUTO_HOST = 253;
 class ServerStore {
     dir;
     drives;
     imaging;
     runner;
     entries = new Map();
+    /** Addresses of servers whose machines are starting (not yet in their run). */
+    booting = new Set();
     constructor(dir, drives, imaging, runner) {
         this.dir = dir;
         this.drives = drives;
@@ -65501,6 +65750,21 @@ class ServerStore {
             }
         }
         const ip = config['nic:0:dhcp'] === 'auto' ? this.freeAddress() : config['nic:0:dhcp'];
+        let address;
+        // Taken while the machine starts: a server started meanwhile gets another one.
+        if (ip !== undefined)
+            this.booting.add(ip);
+        try {
+            address = await this.startMachine(e, config, devices, ip);
+        }
+        finally {
+            if (ip !== undefined)
+                this.booting.delete(ip);
+        }
+        e.run = { started: Math.floor(Date.now() / 1000), config, ip: address };
+    }
+    /** With a runner, boots the machine; the address its NIC has (`ip` without a runner). */
+    async startMachine(e, config, devices, ip) {
         let address = ip ?? '';
         if (this.runner) {
             const machine = await this.runner.start({
@@ -65521,14 +65785,17 @@ class ServerStore {
             address = machine.ip;
             void machine.exited.then(() => this.poweredOff(e, machine));
         }
-        e.run = { started: Math.floor(Date.now() / 1000), config, ip: address };
+        return address;
     }
     /** The lowest auto address no running server has. */
     freeAddress() {
         const used = new Set([...this.entries.values()].map((e) => e.run?.ip));
-        for (let host = FIRST_AUTO_HOST; host < 255; host++) {
-            if (!used.has(`10.0.2.${host}`))
-                return `10.0.2.${host}`;
+        for (const ip of this.booting)
+            used.add(ip);
+        const prefix = this.runner?.network ?? '10.0.2';
+        for (let host = FIRST_AUTO_HOST; host <= LAST_AUTO_HOST; host++) {
+            if (!used.has(`${prefix}.${String(host)}`))
+                return `${prefix}.${String(host)}`;
         }
         throw new api_error_ApiError('full', 'No address left for another running server');
     }
@@ -66092,7 +66359,9 @@ Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT o
 
 Servers are state only unless --run-servers: then each started server is a QEMU machine
 booting its CD (the drive's file, read-only) against an NFS server on this machine
-(nfs-ganesha in a private namespace; needs root and the boot test's Debian packages).
+(nfs-ganesha in a private namespace; needs root, the boot test's Debian packages and
+dnsmasq-base). Servers get their nic:0:dhcp:ip by DHCP on a network of their own,
+10.213.N.0/24 (printed as network=), which this machine reaches at .254.
   --run-servers          boot started servers in QEMU
   --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
   --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
@@ -66304,6 +66573,8 @@ async function runEmulatorCommand(args, stop) {
         console.log(`url=${emulator.url}`);
         if (runner)
             console.log(`consoles=${external_node_path_default().join(runner.work, 'consoles')}`);
+        if (qemu)
+            console.log(`network=${qemu.network}.0/24`);
         for (const a of options.accounts) {
             console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
         }

@@ -140,8 +140,8 @@ export async function startNfsServer(
     for (const p of started.reverse()) await procs.stop(p);
   };
   try {
-    // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace's
-    // loopback is reached only through QEMU's forwards.
+    // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace is
+    // reached only through QEMU's forwards (boot test) or the local cloud's bridge.
     const rpcbindLog = path.join(o.dir, 'rpcbind.log');
     const rpcbind = await ns.start('rpcbind', 'rpcbind', ['-f'], {
       log: rpcbindLog,

@@ -79,7 +79,9 @@ Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT o
 
 Servers are state only unless --run-servers: then each started server is a QEMU machine
 booting its CD (the drive's file, read-only) against an NFS server on this machine
-(nfs-ganesha in a private namespace; needs root and the boot test's Debian packages).
+(nfs-ganesha in a private namespace; needs root, the boot test's Debian packages and
+dnsmasq-base). Servers get their nic:0:dhcp:ip by DHCP on a network of their own,
+10.213.N.0/24 (printed as network=), which this machine reaches at .254.
   --run-servers          boot started servers in QEMU
   --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
   --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
@@ -348,6 +350,7 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
     process.once('SIGTERM', onSignal);
     console.log(`url=${emulator.url}`);
     if (runner) console.log(`consoles=${path.join(runner.work, 'consoles')}`);
+    if (qemu) console.log(`network=${qemu.network}.0/24`);
     for (const a of options.accounts) {
       console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
     }

@@ -1,11 +1,12 @@
 /**
  * The server runner that boots for real: each started server is a QEMU machine (TCG)
- * booting its drives' files, CDs read-only, its NIC on the NFS network the boot test
- * builds (nfs-ganesha and rpcbind in a private namespace, the NFS server's address
- * forwarding only the NFS ports), so a client can be watched from the inside. The guest's
- * DHCP lease is the address the emulator shows as nic:0:dhcp:ip. Each serial console is
- * appended to <work>/consoles/<server uuid>.log across boots. `shutdown` is the ACPI
- * power button (QEMU's monitor); every process started is stopped by `close`.
+ * booting its drives' files, CDs read-only, so a client can be watched from the inside.
+ * The NFS server the boot test builds (nfs-ganesha and rpcbind) runs in a private
+ * namespace; each machine's NIC is a tap on that namespace's bridge (cloud-network.ts),
+ * where dnsmasq leases it the address the emulator shows as nic:0:dhcp:ip, and this
+ * machine reaches that address (a health check, ssh). Each serial console is appended to
+ * <work>/consoles/<server uuid>.log across boots. `shutdown` is the ACPI power button
+ * (QEMU's monitor); every process started is stopped by `close`, the network goes with it.
  */
 import { copyFile, mkdir } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -13,9 +14,10 @@ import path from 'node:path';
 import { privateNamespace, type Namespace } from '../boot/namespace.js';
 import { startNfsServer, type NfsExport } from '../boot/nfs.js';
 import { Processes } from '../boot/processes.js';
-import { firmwareArgs, nfsNetdev, OVMF_VARS, type Firmware } from '../boot/qemu.js';
+import { firmwareArgs, OVMF_VARS, type Firmware } from '../boot/qemu.js';
 import { DisklessError } from '../errors.js';
 import { silentReporter, type Reporter } from '../report.js';
+import { startCloudNetwork, type CloudNetwork } from './cloud-network.js';
 import type { BootSpec, RunningServer, ServerRunner } from './server-runner.js';
 
 export interface QemuRunnerOptions {
@@ -32,7 +34,10 @@ export interface QemuRunnerOptions {
 
 /** A started QEMU runner; `consoleOf` names a server's serial console file. */
 export interface QemuRunner extends ServerRunner {
+  readonly network: string;
   consoleOf(server: string): string;
+  /** The servers' network: its bridge, this machine's end of it, dnsmasq's files. */
+  readonly net: Omit<CloudNetwork, 'attach' | 'detach' | 'close'>;
 }
 
 const NIC_DEVICES: Record<string, string> = {
@@ -62,7 +67,7 @@ function driveArg(d: BootSpec['drives'][number]): string {
 /** The QEMU command line of one server. */
 export function machineArgs(
   spec: BootSpec,
-  o: { console: string; monitor: string; nfsServer: string; firmware: Firmware; ovmfVars?: string },
+  o: { console: string; monitor: string; tap: string; firmware: Firmware; ovmfVars?: string },
 ): string[] {
   const first = spec.drives.find((d) => d.device === spec.boot[0]);
   return [
@@ -88,7 +93,7 @@ export function machineArgs(
     '-device',
     `${NIC_DEVICES[spec.nicModel] ?? 'e1000'},netdev=n0,mac=${macOf(spec.server)},romfile=`,
     '-netdev',
-    nfsNetdev(o.nfsServer, spec.ip),
+    `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
   ];
 }
 
@@ -107,7 +112,7 @@ function pressPowerButton(monitor: string): Promise<void> {
   });
 }
 
-/** Starts the NFS server in a private namespace; machines start as servers start. */
+/** Starts the NFS server and the servers' network in a private namespace; machines start as servers start. */
 export async function startQemuRunner(o: QemuRunnerOptions): Promise<QemuRunner> {
   const reporter = o.reporter ?? silentReporter;
   const firmware = o.firmware ?? 'bios';
@@ -116,9 +121,11 @@ export async function startQemuRunner(o: QemuRunnerOptions): Promise<QemuRunner>
   const machines = path.join(o.work, 'machines');
   await mkdir(consoles, { recursive: true });
   await mkdir(machines, { recursive: true });
-  let ns: Namespace;
+  let ns: Namespace | undefined;
+  let net: CloudNetwork | undefined;
   try {
     ns = await privateNamespace(procs, o.work);
+    net = await startCloudNetwork(procs, ns, { dir: o.work, nfsServer: o.nfsServer, reporter });
     // Stopped with every other process by close().
     await startNfsServer(
       procs,
@@ -128,12 +135,16 @@ export async function startQemuRunner(o: QemuRunnerOptions): Promise<QemuRunner>
     );
   } catch (error) {
     await procs.stopAll();
+    await net?.close();
     throw error;
   }
   const inside = ns;
+  const network = net;
   const consoleOf = (server: string) => path.join(consoles, `${server}.log`);
 
   return {
+    network: network.prefix,
+    net: network,
     consoleOf,
     async start(spec: BootSpec): Promise<RunningServer> {
       const monitor = path.join(machines, `${spec.server}.monitor`);
@@ -144,28 +155,39 @@ export async function startQemuRunner(o: QemuRunnerOptions): Promise<QemuRunner>
           throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
         });
       }
-      const ip = spec.ip ?? '';
+      if (spec.ip === undefined) {
+        throw new DisklessError(`server ${spec.name}: the QEMU runner needs its address`);
+      }
+      const ip = spec.ip;
+      const mac = macOf(spec.server);
+      const tap = await network.attach({ mac, ip });
       const args = machineArgs(spec, {
         console: consoleOf(spec.server),
         monitor,
-        nfsServer: o.nfsServer,
+        tap,
         firmware,
         ovmfVars,
       });
-      const qemu = await inside.start(`qemu ${spec.name}`, 'qemu-system-x86_64', args, {
-        log: path.join(machines, `${spec.server}.qemu.log`),
-        debianPackage: 'qemu-system-x86',
-      });
-      reporter.info(`server ${spec.name} (${spec.server}): QEMU pid ${qemu.pid}, ${ip}`);
+      const qemu = await inside
+        .start(`qemu ${spec.name}`, 'qemu-system-x86_64', args, {
+          log: path.join(machines, `${spec.server}.qemu.log`),
+          debianPackage: 'qemu-system-x86',
+        })
+        .catch(async (error: unknown) => {
+          await network.detach(tap);
+          throw error;
+        });
+      reporter.info(`server ${spec.name} (${spec.server}): QEMU pid ${qemu.pid}, ${ip} (${mac})`);
       return {
         ip,
-        exited: qemu.exited.then(() => undefined),
+        exited: qemu.exited.then(() => network.detach(tap)),
         stop: () => procs.stop(qemu),
         shutdown: () => pressPowerButton(monitor),
       };
     },
     async close(): Promise<void> {
       await procs.stopAll();
+      await network.close();
     },
   };
 }

@@ -16,7 +16,7 @@ export interface BootSpec {
   /** Devices to boot from, in order. */
   boot: string[];
   nicModel: string;
-  /** An address the client asked for (nic:0:dhcp), or undefined for auto. */
+  /** The address the server gets: the one asked for (nic:0:dhcp) or an auto one. */
   ip: string | undefined;
 }
 
@@ -33,6 +33,11 @@ export interface RunningServer {
 }
 
 export interface ServerRunner {
+  /**
+   * The /24 its servers' addresses are in, as the first three octets (e.g. 10.213.7);
+   * nic:0:dhcp auto picks from it. Without one, 10.0.2.
+   */
+  readonly network?: string;
   start(spec: BootSpec): Promise<RunningServer>;
   /** Stops every machine and helper it started. */
   close(): Promise<void>;

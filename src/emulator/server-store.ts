@@ -31,11 +31,14 @@ interface Entry {
   changing: boolean;
 }
 
-/** Addresses handed out to servers with nic:0:dhcp auto: 10.0.2.15 and up. */
+/** Addresses handed out to servers with nic:0:dhcp auto: x.y.z.15 and up (10.0.2 or the runner's network). */
 const FIRST_AUTO_HOST = 15;
+const LAST_AUTO_HOST = 253;
 
 export class ServerStore {
   private readonly entries = new Map<string, Entry>();
+  /** Addresses of servers whose machines are starting (not yet in their run). */
+  private readonly booting = new Set<string>();
 
   private constructor(
     private readonly dir: string,
@@ -179,6 +182,24 @@ export class ServerStore {
       }
     }
     const ip = config['nic:0:dhcp'] === 'auto' ? this.freeAddress() : config['nic:0:dhcp'];
+    let address: string;
+    // Taken while the machine starts: a server started meanwhile gets another one.
+    if (ip !== undefined) this.booting.add(ip);
+    try {
+      address = await this.startMachine(e, config, devices, ip);
+    } finally {
+      if (ip !== undefined) this.booting.delete(ip);
+    }
+    e.run = { started: Math.floor(Date.now() / 1000), config, ip: address };
+  }
+
+  /** With a runner, boots the machine; the address its NIC has (`ip` without a runner). */
+  private async startMachine(
+    e: Entry,
+    config: ServerConfig,
+    devices: ReturnType<typeof serverDevices>,
+    ip: string | undefined,
+  ): Promise<string> {
     let address = ip ?? '';
     if (this.runner) {
       const machine = await this.runner.start({
@@ -199,14 +220,16 @@ export class ServerStore {
       address = machine.ip;
       void machine.exited.then(() => this.poweredOff(e, machine));
     }
-    e.run = { started: Math.floor(Date.now() / 1000), config, ip: address };
+    return address;
   }
 
   /** The lowest auto address no running server has. */
   private freeAddress(): string {
     const used = new Set([...this.entries.values()].map((e) => e.run?.ip));
-    for (let host = FIRST_AUTO_HOST; host < 255; host++) {
-      if (!used.has(`10.0.2.${host}`)) return `10.0.2.${host}`;
+    for (const ip of this.booting) used.add(ip);
+    const prefix = this.runner?.network ?? '10.0.2';
+    for (let host = FIRST_AUTO_HOST; host <= LAST_AUTO_HOST; host++) {
+      if (!used.has(`${prefix}.${String(host)}`)) return `${prefix}.${String(host)}`;
     }
     throw new ApiError('full', 'No address left for another running server');
   }

@@ -24,7 +24,8 @@ import { overlay, sampleRoot, tempDir } from '../iso/fixture.js';
 import { startQemuRunner, type QemuRunner } from '../../src/emulator/qemu-runner.js';
 import type { Emulator } from '../../src/emulator/index.js';
 import { alice, call, properties, start as startCloud, type Started } from '../emulator/helpers.js';
-import { bootReports, info, untilBoots, uploadCd } from './cloud.js';
+import { tcpGreeting } from '../emulator/tcp.js';
+import { bootReports, info, untilBoots, untilStatus, uploadCd } from './cloud.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const SERVER = '10.0.2.100';
@@ -492,7 +493,7 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
   }
 
   it(
-    'boots two servers created through the API, each reporting from inside at its own address',
+    'boots two servers created through the API, each reporting from inside at its own address, reached there from this machine',
     async () => {
       const e = emulator();
       const a = await uploadCd(e, 'cd-a', cloud.cds.a);
@@ -526,8 +527,13 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
           .filter((a) => /^\d+(\.\d+){3}$/.test(a));
         expect(ipv4).toEqual([server['nic:0:dhcp:ip']]);
         addresses.add(server['nic:0:dhcp:ip'] ?? '');
+        // This process (the master) reaches it there: its TCP health check names its boot.
+        expect(await tcpGreeting(server['nic:0:dhcp:ip'] ?? '', 22)).toBe(
+          `DISKLESS-HEALTH ${report?.get('machine-id') ?? ''}\n`,
+        );
       }
       expect(addresses.size).toBe(2);
+      expect([...addresses].every((a) => a.startsWith(`${runner.network}.`))).toBe(true);
       expect((await info(e, 'drives', a)).claimed?.split(' ').sort()).toEqual(
         cloud.servers.map((s) => `${alice.user}:guest:${s}:ide:0:1`).sort(),
       );
@@ -536,7 +542,7 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
   );
 
   it(
-    'after a set of the CD and a reset, one server boots the new CD; the other runs on',
+    'after a set of the CD and a reset, one server boots the new CD; the other runs on until its shutdown',
     async () => {
       const e = emulator();
       const runner = cloud.runner as QemuRunner;
@@ -557,15 +563,29 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
       expect(first?.get('cmdline')).toMatch(/ diskless\.cd=a( |$)/);
       expect(second?.get('cmdline')).toMatch(/ diskless\.cd=b( |$)/);
       expect(second?.get('machine-id')).not.toBe(first?.get('machine-id'));
-      // web2 was not touched: one boot, same start, still running.
+      // Reset keeps the address: the health check reaches the new boot there.
+      const web1Ip = (await info(e, 'servers', web1))['nic:0:dhcp:ip'] ?? '';
+      expect(await tcpGreeting(web1Ip, 22)).toBe(
+        `DISKLESS-HEALTH ${second?.get('machine-id') ?? ''}\n`,
+      );
+      // web2 was not touched: one boot, same start, still running and answering.
       expect(await bootReports(runner.consoleOf(web2))).toHaveLength(1);
+      const web2Ip = (await info(e, 'servers', web2))['nic:0:dhcp:ip'] ?? '';
+      expect(await tcpGreeting(web2Ip, 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
       expect(await info(e, 'servers', web2)).toMatchObject({
         status: 'active',
         started: web2Started,
       });
-      expect((await call(e, `servers/${web2}/stop`, { method: 'POST' })).status).toBe(204);
-      expect((await info(e, 'servers', web2)).status).toBe('stopped');
+      // shutdown presses web2's power button: its OS powers the machine off.
+      expect((await call(e, `servers/${web2}/shutdown`, { method: 'POST' })).status).toBe(204);
+      await untilStatus(e, web2, 'stopped', 5 * 60_000);
+      const console2 = await readFile(runner.consoleOf(web2), 'utf8');
+      expect(console2).toContain('DISKLESS-POWER-BUTTON pressed: powering off');
+      expect(console2).toMatch(/reboot: Power down\s*$/);
       expect((await info(e, 'drives', cloud.cds.a)).claimed).toBeUndefined();
+      await expect(tcpGreeting(web2Ip, 22, 2000)).rejects.toThrow();
+      expect((await call(e, `servers/${web1}/stop`, { method: 'POST' })).status).toBe(204);
+      expect((await info(e, 'servers', web1)).status).toBe('stopped');
     },
     BOOT_LIMIT + 120_000,
   );

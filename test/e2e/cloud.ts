@@ -52,3 +52,23 @@ export async function untilBoots(console: string, count: number, limitMs: number
     await sleep(500);
   }
 }
+
+/** Waits until a server's status is `status`; fails with the last one after `limitMs`. */
+export async function untilStatus(
+  e: Emulator,
+  server: string,
+  status: string,
+  limitMs: number,
+): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const now = (await info(e, 'servers', server)).status;
+    if (now === status) return;
+    if (Date.now() - started > limitMs) {
+      throw new Error(
+        `server ${server}: still ${String(now)}, not ${status}, after ${limitMs / 1000} s`,
+      );
+    }
+    await sleep(500);
+  }
+}

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseEmulatorArgs, runEmulatorCommand } from '../../src/emulator/command.js';
+import { run } from '../../src/process/run.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -113,6 +114,33 @@ describe('diskless emulator flags', () => {
       `diskless emulator: NFS export /srv/diskless/current: ${missing} is not a directory`,
     );
   });
+
+  it('with --run-servers, prints the servers network, which this machine routes to, gone once stopped', async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((line: string) => lines.push(line));
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const stop = new AbortController();
+    const done = runEmulatorCommand(
+      ['--data', dir, '--run-servers', '--nfs-export', `/srv/diskless/current=${dir}`],
+      stop.signal,
+    );
+    let network: string | undefined;
+    for (let i = 0; i < 600 && network === undefined; i++) {
+      network = lines.find((l) => l.startsWith('network='))?.slice('network='.length);
+      if (network === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(network).toMatch(/^10\.213\.\d+\.0\/24$/);
+    const prefix = (network ?? '').replace(/\.0\/24$/, '');
+    const route = async () =>
+      (await run('ip', ['-j', '-4', 'route', 'show', `${prefix}.0/24`])).stdout;
+    const [here] = JSON.parse(await route()) as { dev: string; prefsrc: string }[];
+    expect(here).toMatchObject({ dev: expect.stringMatching(/^dlc\d+h$/) as string });
+    expect(here?.prefsrc).toBe(`${prefix}.254`);
+    stop.abort();
+    expect(await done).toBe(0);
+    expect(JSON.parse(await route())).toEqual([]);
+    expect((await run('ip', ['-o', 'link', 'show'])).stdout).not.toContain(`${here?.dev ?? '?'}@`);
+  }, 120_000);
 
   it('refuses bad flags with one line naming the flag, the value and what was expected', async () => {
     const errors: string[] = [];

@@ -6,6 +6,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ServerRunner } from '../../src/emulator/server-runner.js';
 import { bob, call, createDrive, properties, start, alice, type Started } from './helpers.js';
 
 let s: Started;
@@ -253,6 +254,43 @@ describe('servers', () => {
       expect((await call(again.emulator, `servers/${temp}/info`)).status).toBe(404);
     } finally {
       await again.emulator.close();
+    }
+  });
+});
+
+// A stand-in runner (unit level): its machines take a moment to start, as QEMU's do.
+describe('servers with a runner', () => {
+  it("gives servers started at once distinct auto addresses in the runner's network", async () => {
+    const asked: (string | undefined)[] = [];
+    const runner: ServerRunner = {
+      network: '10.213.9',
+      async start(spec) {
+        asked.push(spec.ip);
+        await new Promise((r) => setTimeout(r, 50));
+        return {
+          ip: spec.ip ?? '',
+          exited: new Promise(() => undefined),
+          stop: () => Promise.resolve(),
+          shutdown: () => Promise.resolve(),
+        };
+      },
+      close: () => Promise.resolve(),
+    };
+    const r = await start({ runner });
+    try {
+      const created = await Promise.all(
+        ['web1', 'web2', 'web3'].map((name) =>
+          call(r.emulator, 'servers/create', {
+            body: `name ${name}\ncpu 1000\nmem 512\nnic:0:dhcp auto`,
+          }),
+        ),
+      );
+      const ips = created.map((c) => properties(c.text)['nic:0:dhcp:ip']);
+      expect(new Set(ips).size).toBe(3);
+      expect(ips.every((ip) => /^10\.213\.9\.(1[5-7])$/.test(ip ?? ''))).toBe(true);
+      expect([...asked].sort()).toEqual([...ips].sort());
+    } finally {
+      await r.stop();
     }
   });
 });

@@ -79413,8 +79413,8 @@ async function startNfsServer(procs, ns, o, reporter) {
             await procs.stop(p);
     };
     try {
-        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace's
-        // loopback is reached only through QEMU's forwards.
+        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace is
+        // reached only through QEMU's forwards (boot test) or the local cloud's bridge.
         const rpcbindLog = external_node_path_default().join(o.dir, 'rpcbind.log');
         const rpcbind = await ns.start('rpcbind', 'rpcbind', ['-f'], {
             log: rpcbindLog,
