@@ -34,7 +34,6 @@ export const uploadDriveInputs = defineInputs(
     concurrency: integer({ min: 1, max: 64, default: '12' }),
     verify: choice(['none', 'sample', 'full'], { default: 'sample' }),
     'dry-run': bool({ default: 'false' }),
-    'state-dir': filePath({}),
     // standby: a new drive per image, never a drive a server runs from; in-place: the 2011 way.
     mode: choice(['standby', 'in-place'], { default: 'standby' }),
     release: text({
@@ -43,6 +42,7 @@ export const uploadDriveInputs = defineInputs(
     }),
     'allow-claimed': bool({ default: 'false' }),
     'keep-drives': integer({ min: 1, max: 100, default: '3' }),
+    'state-dir': filePath({}),
   },
   (o) => {
     if (!o.driveUuid === !o.driveName) {
