@@ -52,7 +52,7 @@ async function startServer(name: string, cd: string): Promise<string> {
   });
   const text = await res.text();
   expect(res.status, text).toBe(200);
-  return String((JSON.parse(text) as { server: string }).server);
+  return (JSON.parse(text) as { server: string }).server;
 }
 
 async function drivesNamed(prefix: string) {
