@@ -83,7 +83,16 @@ export async function writePlan(
           plan.resumed,
         )
       : undefined;
-  if (journal) await send(c, journal, transfer, reporter, phase);
+  // A full verify starts at once: chunks this run does not send (a server-side copy's)
+  // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+  // so the reads overlap the writes instead of following them.
+  const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+  try {
+    if (journal) await send(c, journal, transfer, reporter, phase, early?.add);
+  } catch (error) {
+    await early?.done().catch(() => undefined);
+    throw error;
+  }
 
   // The write counters are final once the writes are: ask for them while verifying, and
   // journal them, so a later run can tell whether anyone wrote to the drive since.
@@ -107,9 +116,9 @@ export async function writePlan(
       async () => {
         const find = (indexes: readonly number[], whole: 'one-piece' | 'whole') =>
           findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
-        let bad = [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort(
-          (a, b) => a - b,
-        );
+        let bad = early
+          ? await early.done()
+          : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
         if (bad.length > 0) {
           await c.rewriteGuard?.(bad);
           reporter.warning(
@@ -173,12 +182,56 @@ export async function writePlan(
   return out;
 }
 
+/**
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
+ */
+function earlyVerify(
+  c: WriteContext,
+  out: WriteOutcome,
+): { add: (index: number) => void; done: () => Promise<number[]> } {
+  const sending = new Set(c.plan.todo);
+  const check = (indexes: number[]) => {
+    const read = findMismatches(
+      c.api,
+      c.drive.uuid,
+      c.image,
+      c.digests,
+      indexes,
+      c.concurrency,
+      'whole',
+      out,
+    );
+    read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+    return read;
+  };
+  const reads: Promise<number[]>[] = [
+    check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+  ];
+  const added = new Set<number>();
+  return {
+    add: (index) => {
+      if (added.has(index)) return;
+      added.add(index);
+      reads.push(check([index]));
+    },
+    done: async () => {
+      const missing = c.plan.todo.filter((i) => !added.has(i));
+      if (missing.length > 0) reads.push(check(missing));
+      const bad = (await Promise.all(reads)).flat();
+      return [...new Set(bad)].sort((a, b) => a - b);
+    },
+  };
+}
+
 async function send(
   c: WriteContext,
   journal: Journal,
   transfer: Omit<Transfer, 'confirmed'>,
   reporter: Reporter,
   phase: Phase,
+  confirmed: ((index: number) => void) | undefined,
 ): Promise<void> {
   const { plan, stats } = c;
   await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
@@ -197,6 +250,7 @@ async function send(
           confirmed: async (i, bytes) => {
             progress.add(bytes);
             await journal.confirm(i);
+            confirmed?.(i);
           },
         },
         plan.todo,
