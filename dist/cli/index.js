@@ -62943,7 +62943,6 @@ const uploadDriveInputs = defineInputs({
     concurrency: integer({ min: 1, max: 64, default: '12' }),
     verify: choice(['none', 'sample', 'full'], { default: 'sample' }),
     'dry-run': bool({ default: 'false' }),
-    'state-dir': filePath({}),
     // standby: a new drive per image, never a drive a server runs from; in-place: the 2011 way.
     mode: choice(['standby', 'in-place'], { default: 'standby' }),
     release: fields_text({
@@ -62952,6 +62951,7 @@ const uploadDriveInputs = defineInputs({
     }),
     'allow-claimed': bool({ default: 'false' }),
     'keep-drives': integer({ min: 1, max: 100, default: '3' }),
+    'state-dir': filePath({}),
 }, (o) => {
     if (!o.driveUuid === !o.driveName) {
         throw new InputError('drive-uuid', `Inputs "drive-uuid" and "drive-name": got ${o.driveUuid ? 'both' : 'neither'}; expected exactly one`);
@@ -63919,8 +63919,18 @@ async function writePlan(c, reporter, phase) {
             writes: countersOf(c.drive),
         }, plan.resumed)
         : undefined;
-    if (journal)
-        await send(c, journal, transfer, reporter, phase);
+    // A full verify starts at once: chunks this run does not send (a server-side copy's)
+    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+    // so the reads overlap the writes instead of following them.
+    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+    try {
+        if (journal)
+            await send(c, journal, transfer, reporter, phase, early?.add);
+    }
+    catch (error) {
+        await early?.done().catch(() => undefined);
+        throw error;
+    }
     // The write counters are final once the writes are: ask for them while verifying, and
     // journal them, so a later run can tell whether anyone wrote to the drive since.
     const counters = plan.upToDate ? undefined : api.info(uuid);
@@ -63938,7 +63948,9 @@ async function writePlan(c, reporter, phase) {
         const total = sampled.length + unsent.length;
         await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
             const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
-            let bad = [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+            let bad = early
+                ? await early.done()
+                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
             if (bad.length > 0) {
                 await c.rewriteGuard?.(bad);
                 reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
@@ -63984,7 +63996,39 @@ async function writePlan(c, reporter, phase) {
     await journal?.remove();
     return out;
 }
-async function send(c, journal, transfer, reporter, phase) {
+/**
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
+ */
+function earlyVerify(c, out) {
+    const sending = new Set(c.plan.todo);
+    const check = (indexes) => {
+        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
+        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+        return read;
+    };
+    const reads = [
+        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+    ];
+    const added = new Set();
+    return {
+        add: (index) => {
+            if (added.has(index))
+                return;
+            added.add(index);
+            reads.push(check([index]));
+        },
+        done: async () => {
+            const missing = c.plan.todo.filter((i) => !added.has(i));
+            if (missing.length > 0)
+                reads.push(check(missing));
+            const bad = (await Promise.all(reads)).flat();
+            return [...new Set(bad)].sort((a, b) => a - b);
+        },
+    };
+}
+async function send(c, journal, transfer, reporter, phase, confirmed) {
     const { plan, stats } = c;
     await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
         const progress = startProgress('upload', plan.todoBytes, (line) => {
@@ -63996,6 +64040,7 @@ async function send(c, journal, transfer, reporter, phase) {
                 confirmed: async (i, bytes) => {
                     progress.add(bytes);
                     await journal.confirm(i);
+                    confirmed?.(i);
                 },
             }, plan.todo);
         }
