@@ -84,6 +84,8 @@ export async function standby(s: Session): Promise<UploadResult> {
   result.previous = found.live && { uuid: found.live.uuid, name: found.live.name };
   result.copiedFrom = copiedFrom;
   const claimed = serverClaims(drive).length > 0;
+  // Retention's listing goes out while the record is written: one round trip fewer.
+  let listing: Promise<DriveInfo[]> | undefined;
   Object.assign(
     result,
     await writePlan(
@@ -92,6 +94,10 @@ export async function standby(s: Session): Promise<UploadResult> {
         drive,
         // What this run wrote (or copied) is read back whole; a reused drive as asked.
         verify: plan.upToDate ? s.o.verify : 'full',
+        verified: () => {
+          listing = s.api.infoAll();
+          listing.catch(() => undefined); // awaited by retention
+        },
         rewriteGuard: claimed
           ? async (bad) => {
               throw new DisklessError(
@@ -104,7 +110,7 @@ export async function standby(s: Session): Promise<UploadResult> {
       s.phase,
     ),
   );
-  result.removed = await retention(s, drive.uuid, found.live?.uuid, false);
+  result.removed = await retention(s, drive.uuid, found.live?.uuid, false, 0, listing);
   return result;
 }
 
@@ -269,12 +275,15 @@ async function retention(
   previous: string | undefined,
   dryRun: boolean,
   extra = 0,
+  listing?: Promise<DriveInfo[]>,
 ): Promise<{ uuid: string; name: string }[]> {
   return s.phase(
     'retention',
     `Keep the ${s.o.keepDrives} newest drives of "${s.o.driveName ?? ''}"`,
     async () => {
-      const family = (await s.api.infoAll()).filter((d) => inFamily(d, s.o.driveName ?? ''));
+      const family = (await (listing ?? s.api.infoAll())).filter((d) =>
+        inFamily(d, s.o.driveName ?? ''),
+      );
       const verdicts = judgeFamily(family, { current, previous, keep: s.o.keepDrives - extra });
       const removed = await applyRetention(s.api, verdicts, s.reporter, dryRun);
       return removed.map((d) => ({ uuid: d.uuid, name: d.name }));

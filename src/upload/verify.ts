@@ -36,6 +36,12 @@ export function chunksToVerify(
  */
 const PIECE = 4 * 2 ** 20;
 
+/**
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
+ */
+const SMALL_PIECE = 2 ** 20;
+
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 
@@ -63,10 +69,11 @@ export async function findMismatches(
       const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
       return [{ index, offset: start + at, size }];
     }
-    return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+    const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+    return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
       index,
-      offset: start + k * PIECE,
-      size: Math.min(PIECE, length - k * PIECE),
+      offset: start + k * piece,
+      size: Math.min(piece, length - k * piece),
     }));
   });
   const bad = new Set<number>();

@@ -36,6 +36,8 @@ export interface WriteContext {
   identity: string;
   /** Recorded with the image: the release it boots. */
   release: string | undefined;
+  /** Told once the drive is verified, before the record is written (work to overlap it). */
+  verified?: () => void;
   /** Refuses a rewrite of chunks found different (a reused drive a server runs from). */
   rewriteGuard?: (bad: number[]) => Promise<void>;
 }
@@ -148,6 +150,7 @@ export async function writePlan(
       `Image ${c.image} changed while it was being uploaded; build it again, then upload`,
     );
   }
+  c.verified?.();
   // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
   if (!plan.upToDate || out.chunksRewritten > 0) {
     await phase('record', 'Record what the drive holds', async () => {
