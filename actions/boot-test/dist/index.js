@@ -86564,12 +86564,25 @@ async function sendChunks(t, indexes) {
     let failure;
     let oneAtATime = false;
     let lane = Promise.resolve();
+    // Writes sent before the switch to one at a time: the lane waits for them first.
+    const inFlight = new Set();
     const write = (offset, body) => {
-        if (!oneAtATime)
-            return t.api.writeOnce(t.drive, offset, body());
+        if (!oneAtATime) {
+            const sent = t.api.writeOnce(t.drive, offset, body());
+            inFlight.add(sent);
+            const drop = () => inFlight.delete(sent);
+            sent.then(drop, drop);
+            return sent;
+        }
         const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
         lane = turn.catch(() => undefined);
         return turn;
+    };
+    const oneByOne = () => {
+        if (oneAtATime)
+            return;
+        oneAtATime = true;
+        lane = Promise.allSettled([...inFlight]);
     };
     const worker = async () => {
         let buffer; // only chunks worth compressing are read whole
@@ -86593,7 +86606,7 @@ async function sendChunks(t, indexes) {
                 };
                 await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
                     if (error instanceof ApiError && error.status === 409)
-                        oneAtATime = true;
+                        oneByOne();
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
@@ -86659,6 +86672,11 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
  * digest, so nothing is read from the image and each chunk costs one round trip.
  */
 const PIECE = 4 * 2 ** 20;
+/**
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
+ */
+const SMALL_PIECE = 2 ** 20;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 /**
@@ -86676,10 +86694,11 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
-        return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+        const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+        return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
             index,
-            offset: start + k * PIECE,
-            size: Math.min(PIECE, length - k * PIECE),
+            offset: start + k * piece,
+            size: Math.min(piece, length - k * piece),
         }));
     });
     const bad = new Set();
@@ -86802,6 +86821,7 @@ async function writePlan(c, reporter, phase) {
     if ((await imageIdentity(c.image)) !== c.identity) {
         throw new DisklessError(`Image ${c.image} changed while it was being uploaded; build it again, then upload`);
     }
+    c.verified?.();
     // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
     if (!plan.upToDate || out.chunksRewritten > 0) {
         await phase('record', 'Record what the drive holds', async () => {
@@ -86949,18 +86969,24 @@ async function standby(s) {
     result.previous = found.live && { uuid: found.live.uuid, name: found.live.name };
     result.copiedFrom = copiedFrom;
     const claimed = serverClaims(drive).length > 0;
+    // Retention's listing goes out while the record is written: one round trip fewer.
+    let listing;
     Object.assign(result, await writePlan({
         ...writeContext(s, found.digests, plan, stateDir),
         drive,
         // What this run wrote (or copied) is read back whole; a reused drive as asked.
         verify: plan.upToDate ? s.o.verify : 'full',
+        verified: () => {
+            listing = s.api.infoAll();
+            listing.catch(() => undefined); // awaited by retention
+        },
         rewriteGuard: claimed
             ? async (bad) => {
                 throw new DisklessError(`Drive ${drive.uuid} "${drive.name}": chunks ${bad.join(', ')} differ from its record, and it is claimed by ${await describeHolders(s.api, drive)}; not rewritten. Stop those servers or roll them to another drive, then upload again`);
             }
             : undefined,
     }, s.reporter, s.phase));
-    result.removed = await retention(s, drive.uuid, found.live?.uuid, false);
+    result.removed = await retention(s, drive.uuid, found.live?.uuid, false, 0, listing);
     return result;
 }
 /** The family's drives (listed while the image is hashed), then the image's own drive. */
@@ -87082,9 +87108,9 @@ async function waitImaging(s, drive) {
     return now;
 }
 /** Removes old drives of the family (or says which it would); the drives removed. */
-async function retention(s, current, previous, dryRun, extra = 0) {
+async function retention(s, current, previous, dryRun, extra = 0, listing) {
     return s.phase('retention', `Keep the ${s.o.keepDrives} newest drives of "${s.o.driveName ?? ''}"`, async () => {
-        const family = (await s.api.infoAll()).filter((d) => inFamily(d, s.o.driveName ?? ''));
+        const family = (await (listing ?? s.api.infoAll())).filter((d) => inFamily(d, s.o.driveName ?? ''));
         const verdicts = judgeFamily(family, { current, previous, keep: s.o.keepDrives - extra });
         const removed = await retention_applyRetention(s.api, verdicts, s.reporter, dryRun);
         return removed.map((d) => ({ uuid: d.uuid, name: d.name }));
