@@ -15,13 +15,21 @@ export interface DriveInfo {
   name: string;
   size: number;
   claimType: string;
-  /** Set while a server has the drive attached. */
+  /** Set while a server has the drive attached (or a copy reads or writes it). */
   claimed: string | undefined;
+  /** Set while a server-side copy (the image call) writes the drive: true, queued or a %. */
+  imaging: string | undefined;
   /** The user:* metadata, keys without the `user:` prefix. */
   meta: Record<string, string>;
   /** The drive's write counters; undefined when the API does not report them. */
   writeRequests: number | undefined;
   writeBytes: number | undefined;
+}
+
+export interface ServerBrief {
+  uuid: string;
+  name: string;
+  status: string;
 }
 
 export interface DriveApiOptions {
@@ -103,6 +111,7 @@ export function toDriveInfo(answer: unknown, request = 'the API'): DriveInfo {
     size,
     claimType: str(o['claim:type']) ?? 'exclusive',
     claimed: str(o.claimed) || undefined,
+    imaging: str(o.imaging) === 'false' ? undefined : str(o.imaging) || undefined,
     meta,
     writeRequests: num(o['write:requests']),
     writeBytes: num(o['write:bytes']),
@@ -266,6 +275,34 @@ export class DriveApi {
 
   set(uuid: string, fields: Record<string, string>): Promise<DriveInfo> {
     return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
+  }
+
+  /**
+   * Starts a server-side copy of drive SOURCE onto DEST (asynchronous: poll DEST's
+   * `imaging`). Not retried: a second call after a lost answer would queue a second copy.
+   */
+  async image(dest: string, source: string): Promise<void> {
+    await this.json('POST', `drives/${dest}/image/${source}`);
+  }
+
+  /** Removes a drive and its data; not retried (a lost answer may have removed it). */
+  async destroy(uuid: string): Promise<void> {
+    await this.json('POST', `drives/${uuid}/destroy`);
+  }
+
+  /** Every server: UUID, name and status (to say which servers hold a drive). */
+  async servers(): Promise<ServerBrief[]> {
+    const request = this.requestName('GET', 'servers/info');
+    const out = await this.retried(() => this.json('GET', 'servers/info'));
+    if (!Array.isArray(out)) {
+      throw new DisklessError(
+        `${request}: expected a JSON array of servers, got ${showAnswer(out)}`,
+      );
+    }
+    return out.map((s: unknown) => {
+      const o = (typeof s === 'object' && s !== null ? s : {}) as Json;
+      return { uuid: str(o.server) ?? '', name: str(o.name) ?? '', status: str(o.status) ?? '' };
+    });
   }
 
   /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */

@@ -99,3 +99,29 @@ function staleJournal(
   const [r1 = 0, b1 = 0] = now.split(':').map(Number);
   return journal.header.writes && (r1 < r0 || b1 < b0) ? 'its write counters went back' : undefined;
 }
+
+/**
+ * The plan for a drive this run has just made (standby mode): a server-side copy of a
+ * drive whose record is trusted holds that record's chunks; a new drive that nothing was
+ * copied onto reads as zeros; a drive whose content is unknown gets every chunk.
+ */
+export function planFresh(
+  d: ImageDigests,
+  holds: { copied: DriveRecord } | { zeros: true } | { unknown: true },
+): Plan {
+  let basis: string[];
+  let source: string;
+  if ('copied' in holds) {
+    basis = d.chunks.map((_, i) => holds.copied.chunks[i] ?? '');
+    source = 'server-side copy of the live drive';
+  } else if ('zeros' in holds) {
+    basis = d.chunks.map((c, i) => (d.zero[i] ? shortDigest(c) : ''));
+    source = 'new drive (reads as zeros)';
+  } else {
+    basis = d.chunks.map(() => '');
+    source = 'drive of unknown content: sending every chunk';
+  }
+  const todo = d.chunks.flatMap((digest, i) => (basis[i] === shortDigest(digest) ? [] : [i]));
+  const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+  return { todo, todoBytes, basis, resumed: false, upToDate: false, source };
+}

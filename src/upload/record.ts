@@ -3,6 +3,8 @@
  * size and chunk size, a short digest per chunk, and the drive's write counters at
  * that moment. The next run trusts it only while those counters are unchanged (nobody
  * wrote to the drive since), and then sends only the chunks whose digest differs.
+ * Besides, the release the image boots (when known: the ledger of releases in use reads
+ * it) and when the upload finished (standby mode tells the newest drive of a family by it).
  */
 import { chunkCount } from './image.js';
 import type { DriveInfo } from '../drive/api.js';
@@ -18,6 +20,10 @@ export interface DriveRecord {
   chunks: string[];
   writeRequests: number;
   writeBytes: number;
+  /** The release the image boots, when the upload was told. */
+  release?: string | undefined;
+  /** When the upload finished, ISO 8601 UTC. */
+  uploaded?: string | undefined;
 }
 
 const KEYS = {
@@ -26,7 +32,19 @@ const KEYS = {
   chunkSize: 'diskless-chunk-size',
   chunks: 'diskless-chunks',
   writes: 'diskless-writes',
+  release: 'diskless-release',
+  uploaded: 'diskless-uploaded',
 } as const;
+
+/** When the drive's image was uploaded ('' when it has no such record): sorts as text. */
+export function uploadedAt(drive: { meta: Record<string, string> }): string {
+  return drive.meta[KEYS.uploaded] ?? '';
+}
+
+/** The release the drive's image boots, as recorded ('' when unknown). */
+export function releaseOf(drive: { meta: Record<string, string> }): string {
+  return drive.meta[KEYS.release] ?? '';
+}
 
 export function shortDigest(hex: string): string {
   return hex.slice(0, SHORT);
@@ -39,6 +57,9 @@ export function encodeRecord(r: DriveRecord): Record<string, string> {
     [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
     [`user:${KEYS.chunks}`]: r.chunks.join(''),
     [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
+    // Always set, so a record of another image never keeps an older release or time.
+    [`user:${KEYS.release}`]: r.release ?? '',
+    [`user:${KEYS.uploaded}`]: r.uploaded ?? '',
   };
 }
 

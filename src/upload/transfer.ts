@@ -51,11 +51,24 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
   let failure: { index: number; error: unknown } | undefined;
   let oneAtATime = false;
   let lane: Promise<unknown> = Promise.resolve();
+  // Writes sent before the switch to one at a time: the lane waits for them first.
+  const inFlight = new Set<Promise<void>>();
   const write = (offset: number, body: () => WriteBody): Promise<void> => {
-    if (!oneAtATime) return t.api.writeOnce(t.drive, offset, body());
+    if (!oneAtATime) {
+      const sent = t.api.writeOnce(t.drive, offset, body());
+      inFlight.add(sent);
+      const drop = () => inFlight.delete(sent);
+      sent.then(drop, drop);
+      return sent;
+    }
     const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
     lane = turn.catch(() => undefined);
     return turn;
+  };
+  const oneByOne = () => {
+    if (oneAtATime) return;
+    oneAtATime = true;
+    lane = Promise.allSettled([...inFlight]);
   };
 
   const worker = async () => {
@@ -83,7 +96,7 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
           () => write(offset, body),
           t.policy,
           (error, attempt, delay) => {
-            if (error instanceof ApiError && error.status === 409) oneAtATime = true;
+            if (error instanceof ApiError && error.status === 409) oneByOne();
             t.stats.retries++;
             t.onRetry(index, error, attempt, delay);
           },

@@ -1,5 +1,5 @@
 /**
- * Reads the drive back through the API's read endpoint (1 MiB pieces, in parallel)
+ * Reads the drive back through the API's read endpoint (up to 4 MiB a read, in parallel)
  * and compares each piece's sha256 with the image's. `full` checks every byte of the
  * image; `sample` checks a 256 KiB piece of each of up to four chunks this run wrote (the
  * first, the last and two at random), a cheap proof that the writes landed where and
@@ -29,16 +29,26 @@ export function chunksToVerify(
   return [...pick].sort((a, b) => a - b);
 }
 
-/** Reads go out in pieces this big, in parallel: a chunk is not limited to one connection. */
-const PIECE = 2 ** 20;
+/**
+ * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
+ * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
+ * digest, so nothing is read from the image and each chunk costs one round trip.
+ */
+const PIECE = 4 * 2 ** 20;
+
+/**
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
+ */
+const SMALL_PIECE = 2 ** 20;
 
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 
 /**
- * Indexes of the chunks whose bytes on the drive differ from the image. Each 1 MiB
- * piece read back is hashed as it streams in and compared with the same piece of the
- * image file, so memory stays at one piece per connection.
+ * Indexes of the chunks whose bytes on the drive differ from the image. Each piece read
+ * back is hashed as it streams in and compared with the chunk's digest (a whole chunk) or
+ * with the same piece of the image file, so memory stays at one piece per connection.
  */
 export async function findMismatches(
   api: DriveApi,
@@ -48,6 +58,7 @@ export async function findMismatches(
   indexes: readonly number[],
   concurrency: number,
   sample: 'one-piece' | 'whole',
+  counted: { bytesRead: number } = { bytesRead: 0 },
 ): Promise<number[]> {
   const pieces = indexes.flatMap((index) => {
     const start = index * d.chunkSize;
@@ -58,23 +69,33 @@ export async function findMismatches(
       const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
       return [{ index, offset: start + at, size }];
     }
-    return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+    const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+    return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
       index,
-      offset: start + k * PIECE,
-      size: Math.min(PIECE, length - k * PIECE),
+      offset: start + k * piece,
+      size: Math.min(piece, length - k * piece),
     }));
   });
   const bad = new Set<number>();
   const handle = await open(image, 'r');
   let next = 0;
   const worker = async () => {
-    const buffer = Buffer.allocUnsafe(PIECE);
+    let buffer: Buffer | undefined; // only for pieces smaller than their chunk
     for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
       if (bad.has(piece.index)) continue;
-      const want = buffer.subarray(0, piece.size);
-      await readFully(handle, want, piece.offset);
+      const whole =
+        piece.offset === piece.index * d.chunkSize &&
+        piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+      let expected = d.chunks[piece.index];
+      if (!whole) {
+        buffer ??= Buffer.allocUnsafe(PIECE);
+        const want = buffer.subarray(0, piece.size);
+        await readFully(handle, want, piece.offset);
+        expected = sha256(want);
+      }
       const got = await api.readDigest(drive, piece.offset, piece.size);
-      if (got.bytes !== piece.size || got.sha256 !== sha256(want)) bad.add(piece.index);
+      counted.bytesRead += got.bytes;
+      if (got.bytes !== piece.size || got.sha256 !== expected) bad.add(piece.index);
     }
   };
   try {

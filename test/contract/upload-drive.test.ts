@@ -62,9 +62,19 @@ describe('upload-drive bundle', () => {
       sha256: createHash('sha256').update(data).digest('hex'),
     });
     expect(first.outputs['drive-uuid']).toMatch(/^[0-9a-f-]{36}$/);
+    const sha = createHash('sha256').update(data).digest('hex');
+    // Standby mode by default: a drive of its own per image, read back whole.
+    expect(first.outputs).toMatchObject({
+      mode: 'standby',
+      'drive-name': `contract-boot-${sha.slice(0, 8)}`,
+      'previous-drive': '',
+      'copied-from': '',
+      'chunks-verified': '2',
+      'bytes-read': String(data.length),
+    });
     expect(Number(first.outputs['bytes-sent'])).toBeLessThan(data.length / 2); // compressible: gzip paid
     expect(first.summary).toContain('<td>created</td>');
-    expect(first.main.log).toContain('##[group]Find the drive');
+    expect(first.main.log).toContain('##[group]Find the drives of "contract-boot"');
     expect(first.main.log).toContain('##[group]Send 2 chunks (12 at a time)');
 
     const second = await runAction({ actionDir: dir, inputs: valid() });
@@ -76,7 +86,64 @@ describe('upload-drive bundle', () => {
       'chunks-sent': '0',
       'drive-uuid': first.outputs['drive-uuid'],
     });
-    expect(second.summary).toContain('up to date');
+    expect(second.summary).toContain('reused: the drive already held this image');
+
+    // A changed image: a new drive, copied on the server from the first; chainable outputs.
+    const changed = Buffer.from(data);
+    changed.fill('new text ', 4 << 20);
+    await writeFile(image, changed);
+    const third = await runAction({
+      actionDir: dir,
+      inputs: { ...valid(), release: '20260101T000000Z' },
+    });
+    expect(third.exitCode, third.main.log.join('\n')).toBe(0);
+    expect(third.outputs).toMatchObject({
+      created: 'true',
+      'previous-drive': first.outputs['drive-uuid'],
+      'previous-drive-name': first.outputs['drive-name'],
+      'copied-from': first.outputs['drive-uuid'],
+      'chunks-sent': '1',
+      release: '20260101T000000Z',
+    });
+    expect(third.outputs['drive-uuid']).not.toBe(first.outputs['drive-uuid']);
+    await writeFile(image, data);
+  });
+
+  it('refuses, in-place, a drive a running server claims, naming the server', async () => {
+    const created = await runAction({
+      actionDir: dir,
+      inputs: { ...valid(), mode: 'in-place', 'drive-name': 'contract-in-place' },
+    });
+    expect(created.exitCode).toBe(0);
+    const auth = `Basic ${Buffer.from(`${USER}:${SECRET}`).toString('base64')}`;
+    const res = await fetch(new URL('servers/create', emu.url), {
+      method: 'POST',
+      headers: {
+        authorization: auth,
+        'content-type': 'application/json',
+        accept: 'application/json',
+      },
+      body: JSON.stringify({
+        name: 'contract-web',
+        cpu: '1000',
+        mem: '512',
+        'ide:0:1': created.outputs['drive-uuid'],
+        'ide:0:1:media': 'cdrom',
+      }),
+    });
+    const server = (JSON.parse(await res.text()) as { server: string }).server;
+    await writeFile(image, Buffer.concat([Buffer.alloc(4096, 3), data.subarray(4096)]));
+    const run = await runAction({
+      actionDir: dir,
+      inputs: { ...valid(), mode: 'in-place', 'drive-name': 'contract-in-place' },
+    });
+    await writeFile(image, data);
+    expect(run.exitCode).toBe(1);
+    expect(failureLine(run)).toMatch(
+      new RegExp(
+        `^Drive .* is claimed by server ${server} "contract-web": in-place mode does not write`,
+      ),
+    );
   });
 
   it('fails with exit code 1 and a clear line when a required input is missing', async () => {

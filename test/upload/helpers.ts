@@ -51,8 +51,18 @@ export async function writeImage(data: Buffer, dir?: string): Promise<string> {
   return file;
 }
 
+/**
+ * The inputs with the test's API; mode in-place unless the test says otherwise (most
+ * tests here are about writing one drive; standby.test.ts names its mode).
+ */
 export function options(url: string, raw: Record<string, string>): UploadDriveOptions {
-  const all: Record<string, string> = { 'api-url': url, 'api-user': USER, 'api-key': KEY, ...raw };
+  const all: Record<string, string> = {
+    'api-url': url,
+    'api-user': USER,
+    'api-key': KEY,
+    mode: 'in-place',
+    ...raw,
+  };
   return readInputs(uploadDriveInputs, (name) => all[name]);
 }
 

@@ -19,56 +19,63 @@ afterEach(async () => {
 });
 
 describe('upload-drive killed with SIGKILL', () => {
-  it('is finished by the next run, which sends only the rest', async () => {
-    const data = randomBytes(16 * MiB);
-    const image = await writeImage(data);
-    const state = await tmpDir();
-    const chunks = 16;
-    const concurrency = 2;
-    // Slow enough to kill it half-way: 2 connections at 8 MiB/s each.
-    emu.setFaults({ connectionBytesPerSecond: 8 * MiB });
-    const args = [
-      'upload-drive',
-      '--image',
-      image,
-      '--api-url',
-      emu.url,
-      '--api-user',
-      USER,
-      '--drive-name',
-      'killed',
-      '--chunk-size',
-      '1M',
-      '--concurrency',
-      String(concurrency),
-      '--state-dir',
-      state,
-    ];
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { ...process.env, DISKLESS_API_KEY: KEY },
-      stdio: 'ignore',
-    });
-    const exited = once(child, 'exit');
-    while ((emu.stats.endpoints.write ?? 0) < chunks / 2) {
-      await new Promise((r) => setTimeout(r, 5));
-      if (child.exitCode !== null) throw new Error('the upload finished before it could be killed');
-    }
-    child.kill('SIGKILL');
-    const [, signal] = (await exited) as [number | null, string | null];
-    expect(signal).toBe('SIGKILL');
-    emu.setFaults({});
+  it.each(['in-place', 'standby'])(
+    'is finished by the next run, which sends only the rest (%s)',
+    async (mode) => {
+      const data = randomBytes(16 * MiB);
+      const image = await writeImage(data);
+      const state = await tmpDir();
+      const chunks = 16;
+      const concurrency = 2;
+      // Slow enough to kill it half-way: 2 connections at 8 MiB/s each.
+      emu.setFaults({ connectionBytesPerSecond: 8 * MiB });
+      const args = [
+        'upload-drive',
+        '--image',
+        image,
+        '--api-url',
+        emu.url,
+        '--api-user',
+        USER,
+        '--mode',
+        mode,
+        '--drive-name',
+        'killed',
+        '--chunk-size',
+        '1M',
+        '--concurrency',
+        String(concurrency),
+        '--state-dir',
+        state,
+      ];
+      const child = spawn(process.execPath, [cli, ...args], {
+        env: { ...process.env, DISKLESS_API_KEY: KEY },
+        stdio: 'ignore',
+      });
+      const exited = once(child, 'exit');
+      while ((emu.stats.endpoints.write ?? 0) < chunks / 2) {
+        await new Promise((r) => setTimeout(r, 5));
+        if (child.exitCode !== null)
+          throw new Error('the upload finished before it could be killed');
+      }
+      child.kill('SIGKILL');
+      const [, signal] = (await exited) as [number | null, string | null];
+      expect(signal).toBe('SIGKILL');
+      emu.setFaults({});
 
-    const second = await run(emu.url, {
-      image,
-      'drive-name': 'killed',
-      'state-dir': state,
-      'chunk-size': '1M',
-    });
-    expect(second.resumed).toBe(true);
-    expect(second.created).toBe(false);
-    // About half is left; the writes in flight at the kill may be sent again.
-    expect(second.stats.chunksSent).toBeLessThanOrEqual(chunks / 2 + concurrency);
-    expect(second.stats.chunksSent).toBeGreaterThan(0);
-    expect((await readDrive(emu.url, second.driveUuid, data.length)).equals(data)).toBe(true);
-  });
+      const second = await run(emu.url, {
+        image,
+        'drive-name': 'killed',
+        'state-dir': state,
+        'chunk-size': '1M',
+        mode,
+      });
+      expect(second.resumed).toBe(true);
+      expect(second.created).toBe(false);
+      // About half is left; the writes in flight at the kill may be sent again.
+      expect(second.stats.chunksSent).toBeLessThanOrEqual(chunks / 2 + concurrency);
+      expect(second.stats.chunksSent).toBeGreaterThan(0);
+      expect((await readDrive(emu.url, second.driveUuid, data.length)).equals(data)).toBe(true);
+    },
+  );
 });

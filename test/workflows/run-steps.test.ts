@@ -227,6 +227,17 @@ describe('the targets decision', () => {
     );
   });
 
+  it('writes a standby drive for a drive-name target and exposes it for a rollout', () => {
+    const send = stepOf(upload, { uses: './actions/upload-drive' });
+    const mode = String(send.with?.mode);
+    expect(renderValue(mode, { matrix: { target: { 'drive-name': 'boot' } } })).toBe('standby');
+    expect(renderValue(mode, { matrix: { target: { 'drive-uuid': 'u-1' } } })).toBe('in-place');
+    expect(String(send.with?.release)).toContain('needs.build.outputs.release');
+    const outputs = (upload as { outputs?: Record<string, string> }).outputs ?? {};
+    expect(outputs['drive-uuid']).toBe('${{ steps.upload.outputs.drive-uuid }}');
+    expect(outputs['previous-drive']).toBe('${{ steps.upload.outputs.previous-drive }}');
+  });
+
   it('a forced run reads every drive back in full', () => {
     const send = stepOf(upload, { uses: './actions/upload-drive' });
     expect(renderValue(String(send.with?.verify), { inputs: { force: true } })).toBe('full');
@@ -242,6 +253,9 @@ describe('the upload results', () => {
     const r = await run(record, {
       NAME: name,
       DRIVE_UUID: uuid,
+      DRIVE_NAME: `boot-${name}-0123abcd`,
+      PREVIOUS_DRIVE: name === 'lon-p' ? 'uuid-lon-before' : '',
+      MODE: 'standby',
       CREATED: 'true',
       UP_TO_DATE: 'false',
       BYTES_SENT: '1234',
@@ -260,6 +274,9 @@ describe('the upload results', () => {
     expect(JSON.parse(await readFile(path.join(results, 'lon-p.json'), 'utf8'))).toEqual({
       name: 'lon-p',
       'drive-uuid': 'uuid-lon',
+      'drive-name': 'boot-lon-p-0123abcd',
+      'previous-drive': 'uuid-lon-before',
+      mode: 'standby',
       sha256: SHA,
       created: true,
       'up-to-date': false,
@@ -283,6 +300,11 @@ describe('the upload results', () => {
       'lon-p': 'uuid-lon',
       'sat-p': 'uuid-sat',
     });
+    // For a rollout (or a rollback) per target: the live drive before this run.
+    expect(JSON.parse(r.outputs['previous-drives'] ?? '')).toEqual({
+      'lon-p': 'uuid-lon-before',
+      'sat-p': '',
+    });
     expect(JSON.parse(r.outputs.uploaded ?? '')).toEqual(['lon-p']);
     // The dry run records nothing: the next run still uploads to sat-p. The ledger the
     // step wrote is the one the library reads: retention keeps the release lon-p boots.
@@ -302,7 +324,9 @@ describe('the upload results', () => {
     expect(r.summary).toContain(
       `Release \`${RELEASE}\` is current now (was \`20241231T000000Z\`).`,
     );
-    expect(r.summary).toContain('| lon-p | `uuid-lon` | true | false | 1234 | false |');
+    expect(r.summary).toContain(
+      '| lon-p | boot-lon-p-0123abcd `uuid-lon` | `uuid-lon-before` | true | false | 1234 | false |',
+    );
   });
 
   it('reports no upload when every target was up to date, and fails after a failed leg', async () => {

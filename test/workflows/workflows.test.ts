@@ -453,7 +453,15 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     }
     expect(problems).toEqual([]);
     expect(Object.keys(call.outputs).sort()).toEqual(
-      ['changed', 'drive-uuids', 'iso-sha256', 'promoted', 'release', 'uploaded'].sort(),
+      [
+        'changed',
+        'drive-uuids',
+        'previous-drives',
+        'iso-sha256',
+        'promoted',
+        'release',
+        'uploaded',
+      ].sort(),
     );
   });
 

@@ -85520,8 +85520,316 @@ async function buildRootfs(options, reporter) {
     }
 }
 
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/upload/compress.ts
+/**
+ * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
+ * compressed and barely shrink, and deflating incompressible data runs at a few tens
+ * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
+ * the image is hashed, so sending starts at once), and only a chunk whose sample
+ * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
+ */
+
+
+const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
+/** Compress the whole chunk only when the sample promises at least this ratio... */
+const PROMISING = 0.8;
+/** ...and send it compressed only when it really saves at least a tenth. */
+const WORTH = 0.9;
+/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
+const WINDOWS = 16;
+const compress_WINDOW = 4 * 1024;
+function sampleOf(raw) {
+    if (raw.length <= WINDOWS * compress_WINDOW)
+        return raw;
+    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
+    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
+}
+/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
+function promising(raw) {
+    const sample = sampleOf(raw);
+    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+}
+/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
+async function chunkBody(raw) {
+    const packed = await gzipAsync(raw, { level: 1 });
+    return packed.length <= raw.length * WORTH
+        ? { data: packed, gzip: true }
+        : { data: raw, gzip: false };
+}
+
+;// CONCATENATED MODULE: ./src/upload/image.ts
+/**
+ * The image to upload: checked before anything is sent, then read once to get its
+ * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
+ */
+
+
+
+
+
+
+/** Size of the image, or a clear error when it is missing, empty or not a file. */
+async function imageSize(file) {
+    let info;
+    try {
+        info = await (0,promises_.stat)(file);
+    }
+    catch {
+        throw new DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
+    }
+    if (!info.isFile()) {
+        throw new DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
+    }
+    if (info.size === 0) {
+        throw new DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
+    }
+    return info.size;
+}
+/** Identifies the file's content version: a change or replacement changes it. */
+async function imageIdentity(file) {
+    const s = await (0,promises_.stat)(file, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+function chunkCount(size, chunkSize) {
+    return Math.ceil(size / chunkSize);
+}
+function chunkLength(index, size, chunkSize) {
+    return Math.min(chunkSize, size - index * chunkSize);
+}
+/** sha256 of `length` zero bytes, without allocating them all. */
+function zeroDigest(length) {
+    const block = Buffer.alloc(Math.min(length, 1 << 16));
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    for (let left = length; left > 0; left -= block.length) {
+        hash.update(left >= block.length ? block : block.subarray(0, left));
+    }
+    return hash.digest('hex');
+}
+/** Reads exactly buffer.length bytes at `position` (short reads are retried). */
+async function readFully(handle, buffer, position) {
+    let done = 0;
+    while (done < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
+        if (bytesRead === 0)
+            throw new DisklessError('image: the file got shorter while it was read');
+        done += bytesRead;
+    }
+}
+// The whole-image sha256 is computed on a second thread while this one hashes each
+// chunk: the two passes over the data then cost about one (the machines have 2 cores).
+const WHOLE_IMAGE_HASHER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
+const fd = openSync(workerData.file, 'r');
+const hash = createHash('sha256');
+const buffer = Buffer.allocUnsafe(4 << 20);
+for (let at = 0; at < workerData.size; ) {
+  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
+  if (n === 0) throw new Error('the file got shorter while it was read');
+  hash.update(buffer.subarray(0, n));
+  at += n;
+}
+closeSync(fd);
+parentPort.postMessage(hash.digest('hex'));
+`;
+function wholeImageSha256(file, size) {
+    return new Promise((resolve, reject) => {
+        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
+        worker.once('message', (hex) => {
+            resolve(hex);
+        });
+        worker.once('error', reject);
+    });
+}
+/**
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
+ */
+async function digestImage(file, size, chunkSize) {
+    const whole = wholeImageSha256(file, size);
+    whole.catch(() => undefined); // awaited below, after the chunks
+    const handle = await (0,promises_.open)(file, 'r');
+    try {
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        const zeros = new Map();
+        const chunks = [];
+        const zero = [];
+        const compressible = [];
+        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
+            const length = chunkLength(i, size, chunkSize);
+            const view = buffer.subarray(0, length);
+            await readFully(handle, view, i * chunkSize);
+            const digest = sha256(view);
+            let zeroForLength = zeros.get(length);
+            if (zeroForLength === undefined) {
+                zeroForLength = zeroDigest(length);
+                zeros.set(length, zeroForLength);
+            }
+            const isZero = digest === zeroForLength;
+            chunks.push(digest);
+            zero.push(isZero);
+            compressible.push(!isZero && promising(view));
+        }
+        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
+    }
+    finally {
+        await handle.close();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/upload/record.ts
+/**
+ * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
+ * size and chunk size, a short digest per chunk, and the drive's write counters at
+ * that moment. The next run trusts it only while those counters are unchanged (nobody
+ * wrote to the drive since), and then sends only the chunks whose digest differs.
+ * Besides, the release the image boots (when known: the ledger of releases in use reads
+ * it) and when the upload finished (standby mode tells the newest drive of a family by it).
+ */
+
+/** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
+const SHORT = 12;
+const KEYS = {
+    sha256: 'diskless-sha256',
+    size: 'diskless-size',
+    chunkSize: 'diskless-chunk-size',
+    chunks: 'diskless-chunks',
+    writes: 'diskless-writes',
+    release: 'diskless-release',
+    uploaded: 'diskless-uploaded',
+};
+/** When the drive's image was uploaded ('' when it has no such record): sorts as text. */
+function uploadedAt(drive) {
+    return drive.meta[KEYS.uploaded] ?? '';
+}
+/** The release the drive's image boots, as recorded ('' when unknown). */
+function releaseOf(drive) {
+    return drive.meta[KEYS.release] ?? '';
+}
+function shortDigest(hex) {
+    return hex.slice(0, SHORT);
+}
+function encodeRecord(r) {
+    return {
+        [`user:${KEYS.sha256}`]: r.sha256,
+        [`user:${KEYS.size}`]: String(r.size),
+        [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
+        [`user:${KEYS.chunks}`]: r.chunks.join(''),
+        [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
+        // Always set, so a record of another image never keeps an older release or time.
+        [`user:${KEYS.release}`]: r.release ?? '',
+        [`user:${KEYS.uploaded}`]: r.uploaded ?? '',
+    };
+}
+function decodeRecord(meta) {
+    const sha256 = meta[KEYS.sha256];
+    const size = Number(meta[KEYS.size]);
+    const chunkSize = Number(meta[KEYS.chunkSize]);
+    const packed = meta[KEYS.chunks] ?? '';
+    const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
+    if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
+        return undefined;
+    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
+        return undefined;
+    const chunks = [];
+    for (let i = 0; i < packed.length; i += SHORT)
+        chunks.push(packed.slice(i, i + SHORT));
+    return {
+        sha256,
+        size,
+        chunkSize,
+        chunks,
+        writeRequests: Number(writes[1]),
+        writeBytes: Number(writes[2]),
+    };
+}
+/** The record, if the drive shows no write since it was made; else undefined. */
+function trustedRecord(drive) {
+    const record = decodeRecord(drive.meta);
+    if (!record || drive.writeRequests === undefined || drive.writeBytes === undefined)
+        return undefined;
+    if (drive.writeRequests !== record.writeRequests || drive.writeBytes !== record.writeBytes)
+        return undefined;
+    return record;
+}
+
+;// CONCATENATED MODULE: ./src/upload/family.ts
+
+/** Longest drive-name in standby mode: the drive name adds 9 characters, 128 at most. */
+const MAX_FAMILY_NAME = 119;
+function standbyName(family, sha256) {
+    return `${family}-${sha256.slice(0, 8)}`;
+}
+function inFamily(drive, family) {
+    if (drive.name === family)
+        return true;
+    return (drive.name.length === family.length + 9 &&
+        drive.name.startsWith(`${family}-`) &&
+        /^[0-9a-f]{8}$/.test(drive.name.slice(family.length + 1)));
+}
+/** Newest upload first: by the recorded time, then by name (stable). */
+function newestFirst(drives) {
+    return [...drives].sort((a, b) => uploadedAt(b).localeCompare(uploadedAt(a)) || a.name.localeCompare(b.name));
+}
+/** The live drive of the family, leaving out `except` (the standby being written). */
+function liveDrive(family, except) {
+    const others = newestFirst(family.filter((d) => d.uuid !== except));
+    return others.find((d) => serverClaims(d).length > 0) ?? others[0];
+}
+/**
+ * The claims on a drive, one per holder: a server's `<user>:guest:<server>:<device>` (or
+ * a bare server UUID, as the Drive API page describes them), or a copy's
+ * `<user>:imaging:<drive>`.
+ */
+function claimsOf(d) {
+    return (d.claimed ?? '').split(/\s+/).filter((c) => c !== '');
+}
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+/** UUIDs of the servers claiming the drive (copies in progress left out). */
+function serverClaims(d) {
+    const servers = claimsOf(d).flatMap((c) => {
+        if (/:imaging:/.test(c))
+            return [];
+        const guest = /:guest:([^:]+)/.exec(c);
+        if (guest?.[1])
+            return [guest[1]];
+        const bare = UUID.exec(c);
+        return bare ? [bare[0]] : [];
+    });
+    return [...new Set(servers)];
+}
+/**
+ * Who holds the drive, for an error line: `server <uuid> "<name>"` per server (names
+ * from servers/info, best effort), and the copies in progress.
+ */
+async function describeHolders(api, d) {
+    const held = serverClaims(d);
+    const names = new Map();
+    if (held.length > 0) {
+        const all = await api.servers().catch(() => []);
+        for (const s of all)
+            names.set(s.uuid, s.name);
+    }
+    const parts = held.map((uuid) => {
+        const name = names.get(uuid);
+        return `server ${uuid}${name ? ` "${name}"` : ''}`;
+    });
+    if (claimsOf(d).some((c) => /:imaging:/.test(c)))
+        parts.push('a server-side copy (imaging)');
+    return parts.length > 0 ? parts.join(', ') : (d.claimed ?? 'unknown holders');
+}
+
 ;// CONCATENATED MODULE: ./src/upload/options.ts
 /** Inputs of upload-drive (action.yml and `diskless upload-drive` flags). */
+
+
 
 
 
@@ -85543,10 +85851,27 @@ const uploadDriveInputs = defineInputs({
     concurrency: integer({ min: 1, max: 64, default: '12' }),
     verify: choice(['none', 'sample', 'full'], { default: 'sample' }),
     'dry-run': bool({ default: 'false' }),
+    // standby: a new drive per image, never a drive a server runs from; in-place: the 2011 way.
+    mode: choice(['standby', 'in-place'], { default: 'standby' }),
+    release: fields_text({
+        pattern: RELEASE_ID,
+        expected: 'a release id such as 20260101T000000Z (the release the ISO boots)',
+    }),
+    'allow-claimed': bool({ default: 'false' }),
+    'keep-drives': integer({ min: 1, max: 100, default: '3' }),
     'state-dir': filePath({}),
 }, (o) => {
     if (!o.driveUuid === !o.driveName) {
         throw new InputError('drive-uuid', `Inputs "drive-uuid" and "drive-name": got ${o.driveUuid ? 'both' : 'neither'}; expected exactly one`);
+    }
+    if (o.mode === 'standby' && o.driveUuid) {
+        throw new InputError('drive-uuid', `Input "drive-uuid": got "${o.driveUuid}"; expected only with mode in-place (standby mode names a new drive per image after drive-name)`);
+    }
+    if (o.mode === 'standby' && o.allowClaimed) {
+        throw new InputError('allow-claimed', 'Input "allow-claimed": got "true"; expected only with mode in-place (standby mode never writes a claimed drive)');
+    }
+    if (o.mode === 'standby' && o.driveName && o.driveName.length > MAX_FAMILY_NAME) {
+        throw new InputError('drive-name', `Input "drive-name": got "${o.driveName}"; expected at most ${MAX_FAMILY_NAME} characters in standby mode (the drive is named "<drive-name>-<8 hex digits of the image's sha256>")`);
     }
 });
 
@@ -85717,6 +86042,7 @@ function toDriveInfo(answer, request = 'the API') {
         size,
         claimType: str(o['claim:type']) ?? 'exclusive',
         claimed: str(o.claimed) || undefined,
+        imaging: str(o.imaging) === 'false' ? undefined : str(o.imaging) || undefined,
         meta,
         writeRequests: num(o['write:requests']),
         writeBytes: num(o['write:bytes']),
@@ -85851,6 +86177,29 @@ class DriveApi {
     set(uuid, fields) {
         return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
     }
+    /**
+     * Starts a server-side copy of drive SOURCE onto DEST (asynchronous: poll DEST's
+     * `imaging`). Not retried: a second call after a lost answer would queue a second copy.
+     */
+    async image(dest, source) {
+        await this.json('POST', `drives/${dest}/image/${source}`);
+    }
+    /** Removes a drive and its data; not retried (a lost answer may have removed it). */
+    async destroy(uuid) {
+        await this.json('POST', `drives/${uuid}/destroy`);
+    }
+    /** Every server: UUID, name and status (to say which servers hold a drive). */
+    async servers() {
+        const request = this.requestName('GET', 'servers/info');
+        const out = await this.retried(() => this.json('GET', 'servers/info'));
+        if (!Array.isArray(out)) {
+            throw new DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
+        }
+        return out.map((s) => {
+            const o = (typeof s === 'object' && s !== null ? s : {});
+            return { uuid: str(o.server) ?? '', name: str(o.name) ?? '', status: str(o.status) ?? '' };
+        });
+    }
     /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
     read(uuid, offset, size) {
         return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
@@ -85876,170 +86225,6 @@ class DriveApi {
             type: 'application/octet-stream',
             ...body,
         });
-    }
-}
-
-// EXTERNAL MODULE: external "node:worker_threads"
-var external_node_worker_threads_ = __nccwpck_require__(5919);
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./src/upload/compress.ts
-/**
- * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
- * compressed and barely shrink, and deflating incompressible data runs at a few tens
- * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
- * the image is hashed, so sending starts at once), and only a chunk whose sample
- * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
- */
-
-
-const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
-/** Compress the whole chunk only when the sample promises at least this ratio... */
-const PROMISING = 0.8;
-/** ...and send it compressed only when it really saves at least a tenth. */
-const WORTH = 0.9;
-/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
-const WINDOWS = 16;
-const compress_WINDOW = 4 * 1024;
-function sampleOf(raw) {
-    if (raw.length <= WINDOWS * compress_WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
-}
-/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
-function promising(raw) {
-    const sample = sampleOf(raw);
-    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
-}
-/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
-async function chunkBody(raw) {
-    const packed = await gzipAsync(raw, { level: 1 });
-    return packed.length <= raw.length * WORTH
-        ? { data: packed, gzip: true }
-        : { data: raw, gzip: false };
-}
-
-;// CONCATENATED MODULE: ./src/upload/image.ts
-/**
- * The image to upload: checked before anything is sent, then read once to get its
- * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
- */
-
-
-
-
-
-
-/** Size of the image, or a clear error when it is missing, empty or not a file. */
-async function imageSize(file) {
-    let info;
-    try {
-        info = await (0,promises_.stat)(file);
-    }
-    catch {
-        throw new DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
-    }
-    if (!info.isFile()) {
-        throw new DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
-    }
-    if (info.size === 0) {
-        throw new DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
-    }
-    return info.size;
-}
-/** Identifies the file's content version: a change or replacement changes it. */
-async function imageIdentity(file) {
-    const s = await (0,promises_.stat)(file, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-}
-function chunkCount(size, chunkSize) {
-    return Math.ceil(size / chunkSize);
-}
-function chunkLength(index, size, chunkSize) {
-    return Math.min(chunkSize, size - index * chunkSize);
-}
-/** sha256 of `length` zero bytes, without allocating them all. */
-function zeroDigest(length) {
-    const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    for (let left = length; left > 0; left -= block.length) {
-        hash.update(left >= block.length ? block : block.subarray(0, left));
-    }
-    return hash.digest('hex');
-}
-/** Reads exactly buffer.length bytes at `position` (short reads are retried). */
-async function readFully(handle, buffer, position) {
-    let done = 0;
-    while (done < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
-        if (bytesRead === 0)
-            throw new DisklessError('image: the file got shorter while it was read');
-        done += bytesRead;
-    }
-}
-// The whole-image sha256 is computed on a second thread while this one hashes each
-// chunk: the two passes over the data then cost about one (the machines have 2 cores).
-const WHOLE_IMAGE_HASHER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
-const fd = openSync(workerData.file, 'r');
-const hash = createHash('sha256');
-const buffer = Buffer.allocUnsafe(4 << 20);
-for (let at = 0; at < workerData.size; ) {
-  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
-  if (n === 0) throw new Error('the file got shorter while it was read');
-  hash.update(buffer.subarray(0, n));
-  at += n;
-}
-closeSync(fd);
-parentPort.postMessage(hash.digest('hex'));
-`;
-function wholeImageSha256(file, size) {
-    return new Promise((resolve, reject) => {
-        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
-        worker.once('message', (hex) => {
-            resolve(hex);
-        });
-        worker.once('error', reject);
-    });
-}
-/**
- * The image's sha256, a digest per chunk and which chunks are worth compressing.
- * Memory: one chunk (plus the hashing thread's).
- */
-async function digestImage(file, size, chunkSize) {
-    const whole = wholeImageSha256(file, size);
-    whole.catch(() => undefined); // awaited below, after the chunks
-    const handle = await (0,promises_.open)(file, 'r');
-    try {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-        const zeros = new Map();
-        const chunks = [];
-        const zero = [];
-        const compressible = [];
-        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
-            const length = chunkLength(i, size, chunkSize);
-            const view = buffer.subarray(0, length);
-            await readFully(handle, view, i * chunkSize);
-            const digest = sha256(view);
-            let zeroForLength = zeros.get(length);
-            if (zeroForLength === undefined) {
-                zeroForLength = zeroDigest(length);
-                zeros.set(length, zeroForLength);
-            }
-            const isZero = digest === zeroForLength;
-            chunks.push(digest);
-            zero.push(isZero);
-            compressible.push(!isZero && promising(view));
-        }
-        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
-    }
-    finally {
-        await handle.close();
     }
 }
 
@@ -86131,67 +86316,6 @@ async function openJournal(stateDir, header, resumed) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/upload/record.ts
-/**
- * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
- * size and chunk size, a short digest per chunk, and the drive's write counters at
- * that moment. The next run trusts it only while those counters are unchanged (nobody
- * wrote to the drive since), and then sends only the chunks whose digest differs.
- */
-
-/** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
-const SHORT = 12;
-const KEYS = {
-    sha256: 'diskless-sha256',
-    size: 'diskless-size',
-    chunkSize: 'diskless-chunk-size',
-    chunks: 'diskless-chunks',
-    writes: 'diskless-writes',
-};
-function shortDigest(hex) {
-    return hex.slice(0, SHORT);
-}
-function encodeRecord(r) {
-    return {
-        [`user:${KEYS.sha256}`]: r.sha256,
-        [`user:${KEYS.size}`]: String(r.size),
-        [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
-        [`user:${KEYS.chunks}`]: r.chunks.join(''),
-        [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
-    };
-}
-function decodeRecord(meta) {
-    const sha256 = meta[KEYS.sha256];
-    const size = Number(meta[KEYS.size]);
-    const chunkSize = Number(meta[KEYS.chunkSize]);
-    const packed = meta[KEYS.chunks] ?? '';
-    const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
-    if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
-        return undefined;
-    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
-        return undefined;
-    const chunks = [];
-    for (let i = 0; i < packed.length; i += SHORT)
-        chunks.push(packed.slice(i, i + SHORT));
-    return {
-        sha256,
-        size,
-        chunkSize,
-        chunks,
-        writeRequests: Number(writes[1]),
-        writeBytes: Number(writes[2]),
-    };
-}
-/** The record, if the drive shows no write since it was made; else undefined. */
-function trustedRecord(drive) {
-    const record = decodeRecord(drive.meta);
-    if (!record || drive.writeRequests === undefined || drive.writeBytes === undefined)
-        return undefined;
-    if (drive.writeRequests !== record.writeRequests || drive.writeBytes !== record.writeBytes)
-        return undefined;
-    return record;
-}
-
 ;// CONCATENATED MODULE: ./src/upload/plan.ts
 
 
@@ -86256,31 +86380,131 @@ function staleJournal(journal, drive) {
     const [r1 = 0, b1 = 0] = now.split(':').map(Number);
     return journal.header.writes && (r1 < r0 || b1 < b0) ? 'its write counters went back' : undefined;
 }
-
-;// CONCATENATED MODULE: ./src/upload/progress.ts
-function mib(bytes) {
-    return (bytes / 2 ** 20).toFixed(1);
+/**
+ * The plan for a drive this run has just made (standby mode): a server-side copy of a
+ * drive whose record is trusted holds that record's chunks; a new drive that nothing was
+ * copied onto reads as zeros; a drive whose content is unknown gets every chunk.
+ */
+function planFresh(d, holds) {
+    let basis;
+    let source;
+    if ('copied' in holds) {
+        basis = d.chunks.map((_, i) => holds.copied.chunks[i] ?? '');
+        source = 'server-side copy of the live drive';
+    }
+    else if ('zeros' in holds) {
+        basis = d.chunks.map((c, i) => (d.zero[i] ? shortDigest(c) : ''));
+        source = 'new drive (reads as zeros)';
+    }
+    else {
+        basis = d.chunks.map(() => '');
+        source = 'drive of unknown content: sending every chunk';
+    }
+    const todo = d.chunks.flatMap((digest, i) => (basis[i] === shortDigest(digest) ? [] : [i]));
+    const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    return { todo, todoBytes, basis, resumed: false, upToDate: false, source };
 }
-function startProgress(label, total, print, retries, everyMs = 5_000) {
-    const started = performance.now();
-    let done = 0;
-    const line = () => {
-        const seconds = (performance.now() - started) / 1000;
-        const rate = seconds > 0 ? done / seconds : 0;
-        const eta = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
-        const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
-        print(`${label}: ${percent}% (${mib(done)} of ${mib(total)} MiB), ${(rate / 1e6).toFixed(1)} MB/s` +
-            `${eta === undefined ? '' : `, ETA ${eta} s`}, ${retries()} retries`);
-    };
-    const timer = setInterval(line, everyMs);
-    timer.unref();
+
+;// CONCATENATED MODULE: ./src/upload/retention.ts
+
+
+function judgeFamily(family, o) {
+    // The drive just written ranks first whatever its record says (a dry run's is not yet).
+    const sorted = newestFirst(family);
+    const ranked = [
+        ...sorted.filter((d) => d.uuid === o.current),
+        ...sorted.filter((d) => d.uuid !== o.current),
+    ];
+    return ranked.map((drive, rank) => {
+        const why = [
+            drive.uuid === o.current ? 'the drive just written' : '',
+            drive.uuid === o.previous ? 'the previous drive (rollback)' : '',
+            claimsOf(drive).length > 0 ? `claimed (${drive.claimed ?? ''})` : '',
+            drive.imaging ? 'being imaged' : '',
+            rank < o.keep ? `one of the ${o.keep} newest` : '',
+        ].filter((w) => w !== '');
+        return { drive, keep: why.length > 0 ? why.join(', ') : undefined };
+    });
+}
+/** Removes what `judgeFamily` lets go (or only says so in a dry run); returns the UUIDs removed. */
+async function retention_applyRetention(api, verdicts, reporter, dryRun) {
+    const removed = [];
+    for (const { drive, keep } of verdicts) {
+        const label = `drive ${drive.uuid} "${drive.name}"`;
+        if (keep) {
+            reporter.info(`keep ${label}: ${keep}`);
+            continue;
+        }
+        if (dryRun) {
+            reporter.info(`dry run: would remove ${label} (older than the keep-drives newest)`);
+            removed.push(drive);
+            continue;
+        }
+        try {
+            await api.destroy(drive.uuid);
+            reporter.info(`removed ${label} (older than the keep-drives newest, unclaimed)`);
+            removed.push(drive);
+        }
+        catch (error) {
+            reporter.warning(`could not remove ${label}: ${errorMessage(error)}; it stays`);
+        }
+    }
+    return removed;
+}
+
+;// CONCATENATED MODULE: ./src/upload/session.ts
+/**
+ * What an upload run carries through its phases in either mode (the session), what it
+ * reports (the result), and the small helpers both modes use to log and start writing.
+ */
+
+
+function logImage(s, digests) {
+    s.reporter.info(`${external_node_path_default().basename(s.o.image)}: ${s.size} bytes, ${digests.chunks.length} chunks of ${formatBytes(s.o.chunkSize)}, sha256 ${digests.sha256}`);
+}
+function logPlan(s, plan, digests) {
+    s.reporter.info(plan.upToDate
+        ? 'the drive already holds this image: up to date'
+        : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`);
+}
+/** The result before anything is written; the modes fill in the rest. */
+function baseResult(s, digests, plan, drive) {
     return {
-        add(bytes) {
-            done += bytes;
-        },
-        stop() {
-            clearInterval(timer);
-        },
+        mode: s.o.mode,
+        ...drive,
+        dryRun: s.o.dryRun,
+        upToDate: plan.upToDate,
+        sha256: digests.sha256,
+        release: s.o.release,
+        imageBytes: s.size,
+        chunksTotal: digests.chunks.length,
+        chunksSkipped: digests.chunks.length - plan.todo.length,
+        chunksVerified: 0,
+        chunksRewritten: 0,
+        bytesRead: 0,
+        resumed: plan.resumed,
+        previous: undefined,
+        copiedFrom: undefined,
+        removed: [],
+        stats: s.stats,
+        seconds: 0,
+        phases: s.phases,
+    };
+}
+/** What writePlan needs from the session; the caller adds the drive and the verify mode. */
+function writeContext(s, digests, plan, stateDir) {
+    return {
+        api: s.api,
+        policy: s.policy,
+        stats: s.stats,
+        digests,
+        plan,
+        image: s.o.image,
+        chunkSize: s.o.chunkSize,
+        concurrency: s.o.concurrency,
+        stateDir,
+        identity: s.identity,
+        release: s.o.release,
     };
 }
 
@@ -86361,6 +86585,33 @@ async function prepareDrive(api, target, o, policy) {
     return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
 }
 
+;// CONCATENATED MODULE: ./src/upload/progress.ts
+function mib(bytes) {
+    return (bytes / 2 ** 20).toFixed(1);
+}
+function startProgress(label, total, print, retries, everyMs = 5_000) {
+    const started = performance.now();
+    let done = 0;
+    const line = () => {
+        const seconds = (performance.now() - started) / 1000;
+        const rate = seconds > 0 ? done / seconds : 0;
+        const eta = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
+        const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
+        print(`${label}: ${percent}% (${mib(done)} of ${mib(total)} MiB), ${(rate / 1e6).toFixed(1)} MB/s` +
+            `${eta === undefined ? '' : `, ETA ${eta} s`}, ${retries()} retries`);
+    };
+    const timer = setInterval(line, everyMs);
+    timer.unref();
+    return {
+        add(bytes) {
+            done += bytes;
+        },
+        stop() {
+            clearInterval(timer);
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
  * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
@@ -86389,12 +86640,25 @@ async function sendChunks(t, indexes) {
     let failure;
     let oneAtATime = false;
     let lane = Promise.resolve();
+    // Writes sent before the switch to one at a time: the lane waits for them first.
+    const inFlight = new Set();
     const write = (offset, body) => {
-        if (!oneAtATime)
-            return t.api.writeOnce(t.drive, offset, body());
+        if (!oneAtATime) {
+            const sent = t.api.writeOnce(t.drive, offset, body());
+            inFlight.add(sent);
+            const drop = () => inFlight.delete(sent);
+            sent.then(drop, drop);
+            return sent;
+        }
         const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
         lane = turn.catch(() => undefined);
         return turn;
+    };
+    const oneByOne = () => {
+        if (oneAtATime)
+            return;
+        oneAtATime = true;
+        lane = Promise.allSettled([...inFlight]);
     };
     const worker = async () => {
         let buffer; // only chunks worth compressing are read whole
@@ -86418,7 +86682,7 @@ async function sendChunks(t, indexes) {
                 };
                 await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
                     if (error instanceof ApiError && error.status === 409)
-                        oneAtATime = true;
+                        oneByOne();
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
@@ -86454,7 +86718,7 @@ async function sendChunks(t, indexes) {
 
 ;// CONCATENATED MODULE: ./src/upload/verify.ts
 /**
- * Reads the drive back through the API's read endpoint (1 MiB pieces, in parallel)
+ * Reads the drive back through the API's read endpoint (up to 4 MiB a read, in parallel)
  * and compares each piece's sha256 with the image's. `full` checks every byte of the
  * image; `sample` checks a 256 KiB piece of each of up to four chunks this run wrote (the
  * first, the last and two at random), a cheap proof that the writes landed where and
@@ -86478,16 +86742,25 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
     }
     return [...pick].sort((a, b) => a - b);
 }
-/** Reads go out in pieces this big, in parallel: a chunk is not limited to one connection. */
-const PIECE = 2 ** 20;
+/**
+ * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
+ * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
+ * digest, so nothing is read from the image and each chunk costs one round trip.
+ */
+const PIECE = 4 * 2 ** 20;
+/**
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
+ */
+const SMALL_PIECE = 2 ** 20;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 /**
- * Indexes of the chunks whose bytes on the drive differ from the image. Each 1 MiB
- * piece read back is hashed as it streams in and compared with the same piece of the
- * image file, so memory stays at one piece per connection.
+ * Indexes of the chunks whose bytes on the drive differ from the image. Each piece read
+ * back is hashed as it streams in and compared with the chunk's digest (a whole chunk) or
+ * with the same piece of the image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample) {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample, counted = { bytesRead: 0 }) {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -86497,24 +86770,33 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
-        return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+        const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+        return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
             index,
-            offset: start + k * PIECE,
-            size: Math.min(PIECE, length - k * PIECE),
+            offset: start + k * piece,
+            size: Math.min(piece, length - k * piece),
         }));
     });
     const bad = new Set();
     const handle = await (0,promises_.open)(image, 'r');
     let next = 0;
     const worker = async () => {
-        const buffer = Buffer.allocUnsafe(PIECE);
+        let buffer; // only for pieces smaller than their chunk
         for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
             if (bad.has(piece.index))
                 continue;
-            const want = buffer.subarray(0, piece.size);
-            await readFully(handle, want, piece.offset);
+            const whole = piece.offset === piece.index * d.chunkSize &&
+                piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+            let expected = d.chunks[piece.index];
+            if (!whole) {
+                buffer ??= Buffer.allocUnsafe(PIECE);
+                const want = buffer.subarray(0, piece.size);
+                await readFully(handle, want, piece.offset);
+                expected = sha256(want);
+            }
             const got = await api.readDigest(drive, piece.offset, piece.size);
-            if (got.bytes !== piece.size || got.sha256 !== sha256(want))
+            counted.bytesRead += got.bytes;
+            if (got.bytes !== piece.size || got.sha256 !== expected)
                 bad.add(piece.index);
         }
     };
@@ -86527,12 +86809,416 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
     return [...bad].sort((a, b) => a - b);
 }
 
+;// CONCATENATED MODULE: ./src/upload/write.ts
+
+
+
+
+
+
+
+
+/** Sends the plan, verifies, and records what the drive holds. */
+async function writePlan(c, reporter, phase) {
+    const { api, stats, digests, plan } = c;
+    const uuid = c.drive.uuid;
+    const out = { chunksVerified: 0, chunksRewritten: 0, bytesRead: 0 };
+    const transfer = {
+        api,
+        drive: uuid,
+        image: c.image,
+        digests,
+        concurrency: c.concurrency,
+        policy: c.policy,
+        stats,
+        onRetry: (index, error, attempt, delay) => {
+            reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+        },
+    };
+    const journal = plan.todo.length > 0
+        ? await openJournal(c.stateDir, {
+            version: 2,
+            drive: uuid,
+            sha256: digests.sha256,
+            chunkSize: c.chunkSize,
+            basis: plan.basis,
+            record: c.drive.meta['diskless-sha256'] ?? '',
+            writes: countersOf(c.drive),
+        }, plan.resumed)
+        : undefined;
+    // A full verify starts at once: chunks this run does not send (a server-side copy's)
+    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+    // so the reads overlap the writes instead of following them.
+    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+    try {
+        if (journal)
+            await send(c, journal, transfer, reporter, phase, early?.add);
+    }
+    catch (error) {
+        await early?.done().catch(() => undefined);
+        throw error;
+    }
+    // The write counters are final once the writes are: ask for them while verifying, and
+    // journal them, so a later run can tell whether anyone wrote to the drive since.
+    const counters = plan.upToDate ? undefined : api.info(uuid);
+    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
+    seen?.catch(() => undefined);
+    const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
+    // A resumed run did not send what the interrupted one did: every such chunk is read back.
+    const sending = new Set(plan.todo);
+    const unsent = plan.resumed && c.verify !== 'full'
+        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+        : [];
+    const sampled = check.filter((i) => !unsent.includes(i));
+    if (check.length + unsent.length > 0) {
+        const how = c.verify === 'full' ? 'whole' : 'one-piece';
+        const total = sampled.length + unsent.length;
+        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
+            let bad = early
+                ? await early.done()
+                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+            if (bad.length > 0) {
+                await c.rewriteGuard?.(bad);
+                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
+                out.chunksRewritten = bad.length;
+                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+                bad = await find(bad, 'whole');
+                if (bad.length > 0) {
+                    throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
+                }
+            }
+            out.chunksVerified = total;
+            reporter.info(`verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+        });
+    }
+    // The chunks were sent as read after hashing; a file replaced or rewritten since would
+    // have put a mix of two images on the drive: never record that as this image.
+    if ((await imageIdentity(c.image)) !== c.identity) {
+        throw new DisklessError(`Image ${c.image} changed while it was being uploaded; build it again, then upload`);
+    }
+    c.verified?.();
+    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+    if (!plan.upToDate || out.chunksRewritten > 0) {
+        await phase('record', 'Record what the drive holds', async () => {
+            // A rewrite during verification moved the counters on: ask again.
+            await seen;
+            const now = out.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
+            if (now.writeRequests === undefined || now.writeBytes === undefined) {
+                reporter.warning('the API reports no write counters: the next upload will send every chunk');
+                return;
+            }
+            await api.set(uuid, encodeRecord({
+                sha256: digests.sha256,
+                size: digests.size,
+                chunkSize: c.chunkSize,
+                chunks: digests.chunks.map(shortDigest),
+                writeRequests: now.writeRequests,
+                writeBytes: now.writeBytes,
+                release: c.release,
+                uploaded: new Date().toISOString(),
+            }));
+            reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
+        });
+    }
+    await journal?.remove();
+    return out;
+}
+/**
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
+ */
+function earlyVerify(c, out) {
+    const sending = new Set(c.plan.todo);
+    const check = (indexes) => {
+        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
+        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+        return read;
+    };
+    const reads = [
+        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+    ];
+    const added = new Set();
+    return {
+        add: (index) => {
+            if (added.has(index))
+                return;
+            added.add(index);
+            reads.push(check([index]));
+        },
+        done: async () => {
+            const missing = c.plan.todo.filter((i) => !added.has(i));
+            if (missing.length > 0)
+                reads.push(check(missing));
+            const bad = (await Promise.all(reads)).flat();
+            return [...new Set(bad)].sort((a, b) => a - b);
+        },
+    };
+}
+async function send(c, journal, transfer, reporter, phase, confirmed) {
+    const { plan, stats } = c;
+    await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
+        const progress = startProgress('upload', plan.todoBytes, (line) => {
+            reporter.info(line);
+        }, () => stats.retries);
+        try {
+            await sendChunks({
+                ...transfer,
+                confirmed: async (i, bytes) => {
+                    progress.add(bytes);
+                    await journal.confirm(i);
+                    confirmed?.(i);
+                },
+            }, plan.todo);
+        }
+        finally {
+            progress.stop();
+        }
+        reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/upload/standby.ts
+/**
+ * Standby mode, the default: the image goes to a drive of its own, named from
+ * `drive-name` and the image's digest, never to a drive a running server uses. When the
+ * family has a live drive with a trusted record, the new drive starts as a server-side
+ * copy of it (the image call), so only the chunks that changed are sent. The drive is
+ * read back whole before its record is written: a drive with a record is complete, and
+ * only then may a rollout point servers at it. A drive that already holds the image is
+ * reused, nothing sent. Then the family's retention removes old drives (family.ts,
+ * retention.ts).
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+async function standby(s) {
+    const found = await find(s);
+    const stateDir = s.o.stateDir ?? defaultStateDir();
+    const reuse = reusable(found);
+    if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
+        const d = found.existing;
+        throw new DisklessError(`Drive ${d.uuid} "${d.name}" does not hold this image completely (no trusted record of it) and is claimed by ${await describeHolders(s.api, d)}: standby mode never writes a drive a running server uses; nothing was written`);
+    }
+    if (s.o.dryRun)
+        return dryRun(s, found, reuse);
+    let drive;
+    let plan;
+    let created = false;
+    let copiedFrom;
+    if (reuse && found.existing) {
+        drive = found.existing;
+        plan = await planUpload(drive, found.digests, stateDir);
+        s.reporter.info(`drive ${drive.uuid} "${drive.name}" already holds this image: reused`);
+    }
+    else {
+        const resumed = found.existing
+            ? await planUpload(found.existing, found.digests, stateDir)
+            : undefined;
+        if (found.existing && resumed?.resumed) {
+            drive = await waitImaging(s, found.existing);
+            plan = resumed;
+        }
+        else {
+            const made = await make(s, found);
+            ({ drive, created, copiedFrom } = made);
+            plan = made.plan;
+        }
+    }
+    logPlan(s, plan, found.digests);
+    const result = baseResult(s, found.digests, plan, {
+        driveUuid: drive.uuid,
+        driveName: drive.name,
+        created,
+        claimTypeChanged: undefined,
+    });
+    result.previous = found.live && { uuid: found.live.uuid, name: found.live.name };
+    result.copiedFrom = copiedFrom;
+    const claimed = serverClaims(drive).length > 0;
+    // Retention's listing goes out while the record is written: one round trip fewer.
+    let listing;
+    Object.assign(result, await writePlan({
+        ...writeContext(s, found.digests, plan, stateDir),
+        drive,
+        // What this run wrote (or copied) is read back whole; a reused drive as asked.
+        verify: plan.upToDate ? s.o.verify : 'full',
+        verified: () => {
+            listing = s.api.infoAll();
+            listing.catch(() => undefined); // awaited by retention
+        },
+        rewriteGuard: claimed
+            ? async (bad) => {
+                throw new DisklessError(`Drive ${drive.uuid} "${drive.name}": chunks ${bad.join(', ')} differ from its record, and it is claimed by ${await describeHolders(s.api, drive)}; not rewritten. Stop those servers or roll them to another drive, then upload again`);
+            }
+            : undefined,
+    }, s.reporter, s.phase));
+    result.removed = await retention(s, drive.uuid, found.live?.uuid, false, 0, listing);
+    return result;
+}
+/** The family's drives (listed while the image is hashed), then the image's own drive. */
+async function find(s) {
+    const familyName = s.o.driveName ?? '';
+    const family = await s.phase('find', `Find the drives of "${familyName}"`, async () => (await s.api.infoAll()).filter((d) => inFamily(d, familyName)));
+    const digests = await s.hashing;
+    logImage(s, digests);
+    const name = standbyName(familyName, digests.sha256);
+    const same = family.filter((d) => d.name === name);
+    if (same.length > 1) {
+        throw new DisklessError(`Input "drive-name": ${same.length} drives are named "${name}" (${same.map((d) => d.uuid).join(', ')}); remove or rename all but one`);
+    }
+    const existing = same[0];
+    const live = liveDrive(family, existing?.uuid);
+    if (live) {
+        s.reporter.info(`live drive of "${familyName}": ${live.uuid} "${live.name}"${live.claimed ? `, claimed: ${live.claimed}` : ', claimed by no running server'}`);
+    }
+    else
+        s.reporter.info(`"${familyName}" has no drive yet`);
+    const record = live ? trustedRecord(live) : undefined;
+    const source = live && record && record.chunkSize === digests.chunkSize ? { drive: live, record } : undefined;
+    if (live && !source) {
+        s.reporter.info(`drive ${live.uuid} has no trusted upload record with ${formatBytes(digests.chunkSize)} chunks: no server-side copy, every chunk is sent`);
+    }
+    const size = existing?.size ?? newSize(s, source);
+    checkFits(s.size, s.o.image, size, existing ? existing.uuid : `"${name}" (drive-size)`);
+    return { family, digests, name, existing, live, source };
+}
+/** A new drive's size: drive-size or the image's, and room for the copy of the live drive. */
+function newSize(s, source) {
+    return Math.max(s.o.driveSize ?? s.size, source?.drive.size ?? 0);
+}
+/** The image's drive already holds it: a trusted record of this very image. */
+function reusable(f) {
+    const record = f.existing ? trustedRecord(f.existing) : undefined;
+    return !!record && record.sha256 === f.digests.sha256 && record.size === f.digests.size;
+}
+/**
+ * Creates the image's drive (or takes the one a killed run left), copies the live drive
+ * onto it on the server when that is worth it, and plans the chunks that still differ.
+ */
+async function make(s, f) {
+    let drive;
+    let created = false;
+    if (f.existing) {
+        drive = await waitImaging(s, f.existing);
+        s.reporter.info(`drive ${drive.uuid} "${drive.name}" exists without a complete upload: made again`);
+    }
+    else {
+        drive = await s.phase('prepare', `Create drive "${f.name}"`, async () => {
+            const p = await prepareDrive(s.api, { kind: 'new', name: f.name }, { size: newSize(s, f.source), claimType: s.o.claimType }, s.policy);
+            s.reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
+            return p.drive;
+        });
+        created = true;
+    }
+    if (f.source) {
+        const copied = await standby_copy(s, drive, f.source.drive);
+        if (copied) {
+            return {
+                drive: copied,
+                created,
+                copiedFrom: f.source.drive.uuid,
+                plan: planFresh(f.digests, { copied: f.source.record }),
+            };
+        }
+    }
+    return {
+        drive,
+        created,
+        copiedFrom: undefined,
+        plan: planFresh(f.digests, created ? { zeros: true } : { unknown: true }),
+    };
+}
+/**
+ * The server-side copy of `source` onto `dest`; the drive as it is after the copy, or
+ * undefined when the API refused it (then every chunk is sent instead).
+ */
+async function standby_copy(s, dest, source) {
+    return s.phase('copy', `Copy drive "${source.name}" onto "${dest.name}" on the server`, async () => {
+        try {
+            await s.api.image(dest.uuid, source.uuid);
+        }
+        catch (error) {
+            if (!(error instanceof ApiError) || error.status === 401 || error.status === 403)
+                throw error;
+            s.reporter.warning(`the server-side copy of drive ${source.uuid} onto ${dest.uuid} was refused (${errorMessage(error)}): sending every chunk instead`);
+            return undefined;
+        }
+        s.reporter.info(`copying drive ${source.uuid} onto ${dest.uuid} on the server`);
+        return waitImaging(s, dest);
+    });
+}
+const POLL_FIRST_MS = 50;
+const POLL_MAX_MS = 2000;
+const IMAGING_TIMEOUT_MS = 2 * 3600_000;
+/** Waits until no copy writes the drive (a copy this run or a killed one started); its info then. */
+async function waitImaging(s, drive) {
+    const started = Date.now();
+    let said = started;
+    let delay = POLL_FIRST_MS;
+    let now = drive;
+    // The drive as listed may predate the copy just started: always ask once.
+    for (let first = true; first || now.imaging; first = false) {
+        if (!first) {
+            if (Date.now() - started > IMAGING_TIMEOUT_MS) {
+                throw new DisklessError(`drive ${drive.uuid}: the server-side copy onto it did not finish in ${IMAGING_TIMEOUT_MS / 60_000} minutes (imaging ${now.imaging}); run again later`);
+            }
+            if (Date.now() - said > 10_000) {
+                s.reporter.info(`drive ${drive.uuid}: copy in progress (imaging ${now.imaging})`);
+                said = Date.now();
+            }
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+            delay = Math.min(POLL_MAX_MS, delay * 1.5);
+        }
+        now = await s.api.info(drive.uuid);
+    }
+    return now;
+}
+/** Removes old drives of the family (or says which it would); the drives removed. */
+async function retention(s, current, previous, dryRun, extra = 0, listing) {
+    return s.phase('retention', `Keep the ${s.o.keepDrives} newest drives of "${s.o.driveName ?? ''}"`, async () => {
+        const family = (await (listing ?? s.api.infoAll())).filter((d) => inFamily(d, s.o.driveName ?? ''));
+        const verdicts = judgeFamily(family, { current, previous, keep: s.o.keepDrives - extra });
+        const removed = await retention_applyRetention(s.api, verdicts, s.reporter, dryRun);
+        return removed.map((d) => ({ uuid: d.uuid, name: d.name }));
+    });
+}
+/** Says what a run would do, writing nothing. */
+async function dryRun(s, f, reuse) {
+    const plan = reuse
+        ? { todo: [], todoBytes: 0, basis: [], resumed: false, upToDate: true, source: 'record' }
+        : planFresh(f.digests, f.source ? { copied: f.source.record } : { zeros: true });
+    logPlan(s, plan, f.digests);
+    const result = baseResult(s, f.digests, plan, {
+        driveUuid: f.existing?.uuid ?? '',
+        driveName: f.name,
+        created: false,
+        claimTypeChanged: undefined,
+    });
+    result.previous = f.live && { uuid: f.live.uuid, name: f.live.name };
+    s.reporter.info(`dry run: would ${reuse ? `reuse drive ${f.existing?.uuid ?? ''}` : `${f.existing ? 'make again' : 'create'} drive "${f.name}"${f.source ? `, copy drive ${f.source.drive.uuid} onto it on the server` : ''} and send ${plan.todo.length} chunks`}; nothing was written`);
+    // The drive this run would write is the newest: it counts as one of the kept.
+    result.removed = await retention(s, f.existing?.uuid ?? '', f.live?.uuid, true, f.existing ? 0 : 1);
+    return result;
+}
+
 ;// CONCATENATED MODULE: ./src/upload/upload.ts
 /**
- * upload-drive: puts an image on a shared ElasticStack drive, sending only what the
- * drive lacks. Nothing is written until the image is checked, the drive found and
- * the image known to fit; then the drive is created or fixed, the planned chunks are
- * sent, a sample (or all) is read back, and what the drive now holds is recorded on it.
+ * upload-drive: puts an image on an ElasticStack drive, sending only what the drive
+ * lacks. Nothing is written until the image is checked, the drive found and the image
+ * known to fit. Standby mode (standby.ts, the default) writes a new drive per image and
+ * never one a server runs from; in-place mode (here, the 2011 way) creates or fixes one
+ * drive, sends the planned chunks, reads a sample (or all) back, and records on the drive
+ * what it now holds; it refuses a drive a running server claims unless allowed.
  */
 
 
@@ -86553,7 +87239,6 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
     const { seconds: phases, phase } = timedPhases(reporter);
     const size = await imageSize(o.image);
     const identity = await imageIdentity(o.image);
-    const stats = emptyStats();
     const api = new DriveApi({
         url: o.apiUrl,
         user: o.apiUser,
@@ -86571,75 +87256,22 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
             phases.hash = (performance.now() - hashStarted) / 1000;
             return d;
         });
-        hashing.catch(() => undefined); // awaited below; an early refusal must not leave it unhandled
-        const target = await phase('find', 'Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName })).catch((error) => {
+        hashing.catch(() => undefined); // awaited later; an early refusal must not leave it unhandled
+        const session = {
+            o,
+            reporter,
+            policy,
+            api,
+            stats: emptyStats(),
+            size,
+            identity,
+            hashing,
+            phases,
+            phase,
+        };
+        const result = await (o.mode === 'standby' ? standby(session) : inPlace(session)).catch((error) => {
             throw explainApiError(error, api);
         });
-        const name = target.kind === 'existing' ? target.drive.name : target.name;
-        if (target.kind === 'existing') {
-            const d = target.drive;
-            reporter.info(`drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`);
-            checkFits(size, o.image, d.size, d.uuid);
-        }
-        else {
-            reporter.info(`no drive is named "${name}": it will be created`);
-            checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
-        }
-        const preparing = o.dryRun
-            ? undefined
-            : phase('prepare', 'Prepare the drive', async () => {
-                const p = await prepareDrive(api, target, { size: o.driveSize ?? size, claimType: o.claimType }, policy);
-                if (p.created) {
-                    reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
-                }
-                if (!p.created && !p.claimTypeChanged)
-                    reporter.info('the drive is ready: nothing to change');
-                if (p.claimTypeChanged) {
-                    reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
-                }
-                return p;
-            });
-        const [digests, prepared] = await Promise.all([hashing, preparing]);
-        reporter.info(`${external_node_path_default().basename(o.image)}: ${size} bytes, ${digests.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${digests.sha256}`);
-        const stateDir = o.stateDir ?? defaultStateDir();
-        const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
-        reporter.info(plan.upToDate
-            ? 'the drive already holds this image: up to date'
-            : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`);
-        const result = {
-            driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
-            driveName: name,
-            created: prepared?.created ?? false,
-            dryRun: o.dryRun,
-            upToDate: plan.upToDate,
-            claimTypeChanged: prepared?.claimTypeChanged,
-            sha256: digests.sha256,
-            imageBytes: size,
-            chunksTotal: digests.chunks.length,
-            chunksSkipped: digests.chunks.length - plan.todo.length,
-            chunksVerified: 0,
-            chunksRewritten: 0,
-            resumed: plan.resumed,
-            stats,
-            seconds: 0,
-            phases,
-        };
-        if (!prepared) {
-            reporter.info(`dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`);
-        }
-        else {
-            await write(o, reporter, phase, {
-                api,
-                policy,
-                stats,
-                digests,
-                plan,
-                prepared,
-                stateDir,
-                result,
-                identity,
-            });
-        }
         result.seconds = (performance.now() - started) / 1000;
         return result;
     }
@@ -86647,113 +87279,59 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
         await api.close();
     }
 }
-/** Sends the plan, verifies, and records what the drive holds. */
-async function write(o, reporter, phase, c) {
-    const { api, stats, digests, plan, result } = c;
-    const uuid = c.prepared.drive.uuid;
-    const transfer = {
-        api,
-        drive: uuid,
-        image: o.image,
-        digests,
-        concurrency: o.concurrency,
-        policy: c.policy,
-        stats,
-        onRetry: (index, error, attempt, delay) => {
-            reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
-        },
-    };
-    const journal = plan.todo.length > 0
-        ? await openJournal(c.stateDir, {
-            version: 2,
-            drive: uuid,
-            sha256: digests.sha256,
-            chunkSize: o.chunkSize,
-            basis: plan.basis,
-            record: c.prepared.drive.meta['diskless-sha256'] ?? '',
-            writes: countersOf(c.prepared.drive),
-        }, plan.resumed)
-        : undefined;
-    if (journal) {
-        await phase('send', `Send ${plan.todo.length} chunks (${o.concurrency} at a time)`, async () => {
-            const progress = startProgress('upload', plan.todoBytes, (line) => {
-                reporter.info(line);
-            }, () => stats.retries);
-            try {
-                await sendChunks({
-                    ...transfer,
-                    confirmed: async (i, bytes) => {
-                        progress.add(bytes);
-                        await journal.confirm(i);
-                    },
-                }, plan.todo);
+/** The 2011 mode: one drive, found by UUID or name, rewritten where it differs. */
+async function inPlace(s) {
+    const { o, reporter, api, phase, size } = s;
+    const target = await phase('find', 'Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName }));
+    const name = target.kind === 'existing' ? target.drive.name : target.name;
+    if (target.kind === 'existing') {
+        const d = target.drive;
+        reporter.info(`drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`);
+        checkFits(size, o.image, d.size, d.uuid);
+        if (serverClaims(d).length > 0) {
+            const holders = await describeHolders(api, d);
+            if (!o.allowClaimed) {
+                throw new DisklessError(`Drive ${d.uuid} "${d.name}" is claimed by ${holders}: in-place mode does not write a drive a running server uses; nothing was written. ` +
+                    'Use mode standby (a new drive, then a rollout), stop the servers, or set allow-claimed: true');
             }
-            finally {
-                progress.stop();
+            reporter.warning(`drive ${d.uuid} is claimed by ${holders}; writing it anyway (allow-claimed): a server that reads it meanwhile sees a mix of two images`);
+        }
+    }
+    else {
+        reporter.info(`no drive is named "${name}": it will be created`);
+        checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
+    }
+    const preparing = o.dryRun
+        ? undefined
+        : phase('prepare', 'Prepare the drive', async () => {
+            const p = await prepareDrive(api, target, { size: o.driveSize ?? size, claimType: o.claimType }, s.policy);
+            if (p.created) {
+                reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
             }
-            reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
+            if (!p.created && !p.claimTypeChanged)
+                reporter.info('the drive is ready: nothing to change');
+            if (p.claimTypeChanged) {
+                reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
+            }
+            return p;
         });
+    const [digests, prepared] = await Promise.all([s.hashing, preparing]);
+    logImage(s, digests);
+    const stateDir = o.stateDir ?? defaultStateDir();
+    const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
+    logPlan(s, plan, digests);
+    const result = baseResult(s, digests, plan, {
+        driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
+        driveName: name,
+        created: prepared?.created ?? false,
+        claimTypeChanged: prepared?.claimTypeChanged,
+    });
+    if (!prepared) {
+        reporter.info(`dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`);
+        return result;
     }
-    // The write counters are final once the writes are: ask for them while verifying, and
-    // journal them, so a later run can tell whether anyone wrote to the drive since.
-    const counters = plan.upToDate ? undefined : api.info(uuid);
-    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
-    seen?.catch(() => undefined);
-    const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
-    // A resumed run did not send what the interrupted one did: every such chunk is read back.
-    const sending = new Set(plan.todo);
-    const unsent = plan.resumed && o.verify !== 'full'
-        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
-        : [];
-    const sampled = check.filter((i) => !unsent.includes(i));
-    if (check.length + unsent.length > 0) {
-        const how = o.verify === 'full' ? 'whole' : 'one-piece';
-        const total = sampled.length + unsent.length;
-        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            let bad = [
-                ...(await findMismatches(api, uuid, o.image, digests, sampled, o.concurrency, how)),
-                ...(await findMismatches(api, uuid, o.image, digests, unsent, o.concurrency, 'whole')),
-            ].sort((a, b) => a - b);
-            if (bad.length > 0) {
-                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
-                result.chunksRewritten = bad.length;
-                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency, 'whole');
-                if (bad.length > 0) {
-                    throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
-                }
-            }
-            result.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
-        });
-    }
-    // The chunks were sent as read after hashing; a file replaced or rewritten since would
-    // have put a mix of two images on the drive: never record that as this image.
-    if ((await imageIdentity(o.image)) !== c.identity) {
-        throw new DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
-    }
-    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
-    if (!plan.upToDate || result.chunksRewritten > 0) {
-        await phase('record', 'Record what the drive holds', async () => {
-            // A rewrite during verification moved the counters on: ask again.
-            await seen;
-            const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
-            if (now.writeRequests === undefined || now.writeBytes === undefined) {
-                reporter.warning('the API reports no write counters: the next upload will send every chunk');
-                return;
-            }
-            await api.set(uuid, encodeRecord({
-                sha256: digests.sha256,
-                size: digests.size,
-                chunkSize: o.chunkSize,
-                chunks: digests.chunks.map(shortDigest),
-                writeRequests: now.writeRequests,
-                writeBytes: now.writeBytes,
-            }));
-            reporter.info(`recorded image ${digests.sha256.slice(0, 16)}... and ${digests.chunks.length} chunk digests on the drive`);
-        });
-    }
-    await journal?.remove();
+    Object.assign(result, await writePlan({ ...writeContext(s, digests, plan, stateDir), drive: prepared.drive, verify: o.verify }, reporter, phase));
+    return result;
 }
 function uploadReport(r) {
     const send = r.phases.send ?? 0;
@@ -86761,13 +87339,24 @@ function uploadReport(r) {
     const state = r.dryRun
         ? 'dry run: nothing written'
         : r.created
-            ? 'created'
+            ? r.copiedFrom
+                ? 'created as a server-side copy of the live drive'
+                : 'created'
             : r.upToDate
-                ? 'up to date'
+                ? r.mode === 'standby'
+                    ? 'reused: the drive already held this image'
+                    : 'up to date'
                 : 'updated';
     return {
         outputs: {
             'drive-uuid': r.driveUuid,
+            'drive-name': r.driveName,
+            mode: r.mode,
+            'previous-drive': r.previous?.uuid ?? '',
+            'previous-drive-name': r.previous?.name ?? '',
+            'copied-from': r.copiedFrom ?? '',
+            'drives-removed': r.removed.map((d) => d.uuid).join(' '),
+            release: r.release ?? '',
             created: r.created,
             'up-to-date': r.upToDate,
             'bytes-sent': r.stats.bytesSent,
@@ -86776,6 +87365,7 @@ function uploadReport(r) {
             'chunks-skipped': r.chunksSkipped,
             'chunks-retried': r.stats.retries,
             'chunks-verified': r.chunksVerified,
+            'bytes-read': r.bytesRead,
             sha256: r.sha256,
             duration: r.seconds.toFixed(2),
             'send-seconds': send.toFixed(2),
@@ -86787,7 +87377,19 @@ function uploadReport(r) {
                 'Result',
                 `${state}${r.resumed ? ', resumed' : ''}${r.claimTypeChanged ? `, claim type ${r.claimTypeChanged}` : ''}`,
             ],
-            ['Image', `${r.imageBytes} bytes, sha256 ${r.sha256}`],
+            ['Mode', r.mode],
+            [
+                'Previous drive (rollback)',
+                r.previous
+                    ? `${r.previous.name} (${r.previous.uuid})`
+                    : r.mode === 'standby'
+                        ? 'none'
+                        : '-',
+            ],
+            [
+                'Image',
+                `${r.imageBytes} bytes, sha256 ${r.sha256}${r.release ? `, boots release ${r.release}` : ''}`,
+            ],
             ['Bytes on the wire', `${r.stats.bytesSent} (${r.stats.chunksCompressed} chunks compressed)`],
             [
                 'Chunks sent / skipped / total',
@@ -86796,7 +87398,11 @@ function uploadReport(r) {
             ['Retries', String(r.stats.retries)],
             [
                 'Verified chunks',
-                `${r.chunksVerified}${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+                `${r.chunksVerified} (${r.bytesRead} bytes read back)${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+            ],
+            [
+                r.dryRun ? 'Drives retention would remove' : 'Drives removed (retention)',
+                r.removed.length > 0 ? r.removed.map((d) => `${d.name} (${d.uuid})`).join(', ') : 'none',
             ],
             ['Throughput while sending', `${mbps} MB/s`],
             [

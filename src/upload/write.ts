@@ -1,0 +1,268 @@
+/**
+ * The writing half of an upload, shared by both modes: send the planned chunks (journalled,
+ * so a killed run resumes), read back what must be checked, rewrite what differs, and
+ * record on the drive what it now holds. The write counters are asked for while the
+ * verify reads run: they are final once the writes are.
+ */
+import type { DriveApi, DriveInfo } from '../drive/api.js';
+import type { RetryPolicy } from '../drive/retry.js';
+import { DisklessError, errorMessage } from '../errors.js';
+import { formatBytes } from '../inputs/fields.js';
+import type { Reporter } from '../report.js';
+import { imageIdentity, type ImageDigests } from './image.js';
+import { countersOf, openJournal, type Journal } from './journal.js';
+import type { Plan } from './plan.js';
+import { startProgress } from './progress.js';
+import { encodeRecord, shortDigest } from './record.js';
+import { sendChunks, type Transfer, type TransferStats } from './transfer.js';
+import { chunksToVerify, findMismatches } from './verify.js';
+
+export type Phase = <T>(key: string, title: string, work: () => Promise<T>) => Promise<T>;
+
+export interface WriteContext {
+  api: DriveApi;
+  policy: RetryPolicy;
+  stats: TransferStats;
+  digests: ImageDigests;
+  plan: Plan;
+  /** The drive written, as it was before this run's writes. */
+  drive: DriveInfo;
+  image: string;
+  chunkSize: number;
+  concurrency: number;
+  verify: 'none' | 'sample' | 'full';
+  stateDir: string;
+  /** The image file's identity when it was hashed (imageIdentity). */
+  identity: string;
+  /** Recorded with the image: the release it boots. */
+  release: string | undefined;
+  /** Told once the drive is verified, before the record is written (work to overlap it). */
+  verified?: () => void;
+  /** Refuses a rewrite of chunks found different (a reused drive a server runs from). */
+  rewriteGuard?: (bad: number[]) => Promise<void>;
+}
+
+export interface WriteOutcome {
+  chunksVerified: number;
+  chunksRewritten: number;
+  bytesRead: number;
+}
+
+/** Sends the plan, verifies, and records what the drive holds. */
+export async function writePlan(
+  c: WriteContext,
+  reporter: Reporter,
+  phase: Phase,
+): Promise<WriteOutcome> {
+  const { api, stats, digests, plan } = c;
+  const uuid = c.drive.uuid;
+  const out: WriteOutcome = { chunksVerified: 0, chunksRewritten: 0, bytesRead: 0 };
+  const transfer: Omit<Transfer, 'confirmed'> = {
+    api,
+    drive: uuid,
+    image: c.image,
+    digests,
+    concurrency: c.concurrency,
+    policy: c.policy,
+    stats,
+    onRetry: (index, error, attempt, delay) => {
+      reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+    },
+  };
+  const journal =
+    plan.todo.length > 0
+      ? await openJournal(
+          c.stateDir,
+          {
+            version: 2,
+            drive: uuid,
+            sha256: digests.sha256,
+            chunkSize: c.chunkSize,
+            basis: plan.basis,
+            record: c.drive.meta['diskless-sha256'] ?? '',
+            writes: countersOf(c.drive),
+          },
+          plan.resumed,
+        )
+      : undefined;
+  // A full verify starts at once: chunks this run does not send (a server-side copy's)
+  // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+  // so the reads overlap the writes instead of following them.
+  const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+  try {
+    if (journal) await send(c, journal, transfer, reporter, phase, early?.add);
+  } catch (error) {
+    await early?.done().catch(() => undefined);
+    throw error;
+  }
+
+  // The write counters are final once the writes are: ask for them while verifying, and
+  // journal them, so a later run can tell whether anyone wrote to the drive since.
+  const counters = plan.upToDate ? undefined : api.info(uuid);
+  const seen = counters?.then((d) => journal?.seen(countersOf(d)));
+  seen?.catch(() => undefined);
+  const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
+  // A resumed run did not send what the interrupted one did: every such chunk is read back.
+  const sending = new Set(plan.todo);
+  const unsent =
+    plan.resumed && c.verify !== 'full'
+      ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+      : [];
+  const sampled = check.filter((i) => !unsent.includes(i));
+  if (check.length + unsent.length > 0) {
+    const how = c.verify === 'full' ? 'whole' : 'one-piece';
+    const total = sampled.length + unsent.length;
+    await phase(
+      'verify',
+      `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`,
+      async () => {
+        const find = (indexes: readonly number[], whole: 'one-piece' | 'whole') =>
+          findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
+        let bad = early
+          ? await early.done()
+          : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+        if (bad.length > 0) {
+          await c.rewriteGuard?.(bad);
+          reporter.warning(
+            `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
+          );
+          out.chunksRewritten = bad.length;
+          await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+          bad = await find(bad, 'whole');
+          if (bad.length > 0) {
+            throw new DisklessError(
+              `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
+            );
+          }
+        }
+        out.chunksVerified = total;
+        reporter.info(
+          `verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+        );
+      },
+    );
+  }
+
+  // The chunks were sent as read after hashing; a file replaced or rewritten since would
+  // have put a mix of two images on the drive: never record that as this image.
+  if ((await imageIdentity(c.image)) !== c.identity) {
+    throw new DisklessError(
+      `Image ${c.image} changed while it was being uploaded; build it again, then upload`,
+    );
+  }
+  c.verified?.();
+  // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+  if (!plan.upToDate || out.chunksRewritten > 0) {
+    await phase('record', 'Record what the drive holds', async () => {
+      // A rewrite during verification moved the counters on: ask again.
+      await seen;
+      const now = out.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
+      if (now.writeRequests === undefined || now.writeBytes === undefined) {
+        reporter.warning(
+          'the API reports no write counters: the next upload will send every chunk',
+        );
+        return;
+      }
+      await api.set(
+        uuid,
+        encodeRecord({
+          sha256: digests.sha256,
+          size: digests.size,
+          chunkSize: c.chunkSize,
+          chunks: digests.chunks.map(shortDigest),
+          writeRequests: now.writeRequests,
+          writeBytes: now.writeBytes,
+          release: c.release,
+          uploaded: new Date().toISOString(),
+        }),
+      );
+      reporter.info(
+        `recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`,
+      );
+    });
+  }
+  await journal?.remove();
+  return out;
+}
+
+/**
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
+ */
+function earlyVerify(
+  c: WriteContext,
+  out: WriteOutcome,
+): { add: (index: number) => void; done: () => Promise<number[]> } {
+  const sending = new Set(c.plan.todo);
+  const check = (indexes: number[]) => {
+    const read = findMismatches(
+      c.api,
+      c.drive.uuid,
+      c.image,
+      c.digests,
+      indexes,
+      c.concurrency,
+      'whole',
+      out,
+    );
+    read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+    return read;
+  };
+  const reads: Promise<number[]>[] = [
+    check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+  ];
+  const added = new Set<number>();
+  return {
+    add: (index) => {
+      if (added.has(index)) return;
+      added.add(index);
+      reads.push(check([index]));
+    },
+    done: async () => {
+      const missing = c.plan.todo.filter((i) => !added.has(i));
+      if (missing.length > 0) reads.push(check(missing));
+      const bad = (await Promise.all(reads)).flat();
+      return [...new Set(bad)].sort((a, b) => a - b);
+    },
+  };
+}
+
+async function send(
+  c: WriteContext,
+  journal: Journal,
+  transfer: Omit<Transfer, 'confirmed'>,
+  reporter: Reporter,
+  phase: Phase,
+  confirmed: ((index: number) => void) | undefined,
+): Promise<void> {
+  const { plan, stats } = c;
+  await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
+    const progress = startProgress(
+      'upload',
+      plan.todoBytes,
+      (line) => {
+        reporter.info(line);
+      },
+      () => stats.retries,
+    );
+    try {
+      await sendChunks(
+        {
+          ...transfer,
+          confirmed: async (i, bytes) => {
+            progress.add(bytes);
+            await journal.confirm(i);
+            confirmed?.(i);
+          },
+        },
+        plan.todo,
+      );
+    } finally {
+      progress.stop();
+    }
+    reporter.info(
+      `sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`,
+    );
+  });
+}
