@@ -6,7 +6,7 @@
  * either shape are read: numbers or strings, lists as arrays or space-separated.
  */
 import { ApiError } from '../drive/api-error.js';
-import { DriveApi, showAnswer, toDriveInfo, type DriveInfo } from '../drive/api.js';
+import { DriveApi, showAnswer, type DriveInfo } from '../drive/api.js';
 import { DisklessError } from '../errors.js';
 import { explainApiError } from '../upload/target.js';
 import {

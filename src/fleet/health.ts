@@ -43,11 +43,15 @@ async function probe(c: HealthCheck, ip: string, timeoutMs: number): Promise<str
         socket.destroy();
         resolve(why);
       };
-      socket.once('connect', () => done(undefined));
-      socket.once('timeout', () => done(`no answer on ${ip}:${c.port}`));
-      socket.once('error', (e: NodeJS.ErrnoException) =>
-        done(`${ip}:${c.port}: ${e.code ?? e.message}`),
-      );
+      socket.once('connect', () => {
+        done(undefined);
+      });
+      socket.once('timeout', () => {
+        done(`no answer on ${ip}:${c.port}`);
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        done(`${ip}:${c.port}: ${e.code ?? e.message}`);
+      });
     });
   }
   const url = c.url.replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip);

@@ -14,7 +14,7 @@ import { elasticStack } from '../fleet/elasticstack.js';
 import { describeCheck, parseHealthCheck, waitHealthy, type HealthCheck } from '../fleet/health.js';
 import type { ArtifactView, Provider } from '../fleet/provider.js';
 import { StepFailure, type Reporter, type StepReport } from '../report.js';
-import { type LedgerEntry, recordUpload } from '../releases/ledger.js';
+import { recordUpload } from '../releases/ledger.js';
 import { isReleaseId } from '../releases/layout.js';
 import type { RolloutOptions } from './options.js';
 import { chooseServers, planMove, type Move } from './plan.js';
@@ -270,7 +270,9 @@ export async function rollout(
       url: x.apiUrl,
       user: x.apiUser,
       key: x.apiKey,
-      onRetry: (e, n, ms) => reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`),
+      onRetry: (e, n, ms) => {
+        reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
+      },
     }),
 ): Promise<StepReport> {
   const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };

@@ -65,7 +65,9 @@ export async function tcpListeners(ips: string[]): Promise<{ port: number; close
     const s = tcpServer((socket) => socket.end());
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.listen(port, ip, () => resolve());
+      s.listen(port, ip, () => {
+        resolve();
+      });
     });
     port = (s.address() as AddressInfo).port;
     servers.push(s);
@@ -83,17 +85,26 @@ export async function httpListener(
   ip: string,
   handler: (req: IncomingMessage) => Promise<number>,
 ): Promise<{ port: number; requests: number; close(): void }> {
-  const state = { port: 0, requests: 0, close: () => undefined as void };
+  const state = {
+    port: 0,
+    requests: 0,
+    close: () => {
+      s.close();
+      s.closeAllConnections();
+    },
+  };
   const s = httpServer((req: IncomingMessage, res: ServerResponse) => {
     state.requests += 1;
-    void handler(req).then((status) => res.writeHead(status).end(String(status)));
+    void handler(req).then((status) => {
+      res.writeHead(status).end(String(status));
+    });
   });
-  await new Promise<void>((resolve) => s.listen(0, ip, () => resolve()));
+  await new Promise<void>((resolve) => {
+    s.listen(0, ip, () => {
+      resolve();
+    });
+  });
   state.port = (s.address() as AddressInfo).port;
-  state.close = () => {
-    s.close();
-    s.closeAllConnections();
-  };
   return state;
 }
 
