@@ -23,11 +23,10 @@ export function fleetRows(
       (a) => a.claimedBy.includes(s.id) && (cds.includes(a.id) || families.has(a.family)),
     );
     const next = cds.map((id) => label(artifacts.get(id), id)).join(', ') || 'no CD';
-    if (!s.running)
-      return [`Server ${s.name || s.id}`, `${s.status}; boots ${next} at its next start`];
+    if (!s.running) return [s.name || s.id, `${s.status}; boots ${next} at its next start`];
     const now = runs.map((a) => label(a, a.id)).join(', ');
-    if (now === '' || now === next) return [`Server ${s.name || s.id}`, `runs ${now || next}`];
-    return [`Server ${s.name || s.id}`, `runs ${now} until its next boot, then ${next}`];
+    if (now === '' || now === next) return [s.name || s.id, `runs ${now || next}`];
+    return [s.name || s.id, `runs ${now} until its next boot, then ${next}`];
   });
 }
 

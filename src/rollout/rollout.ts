@@ -222,6 +222,10 @@ async function finish(ctx: Context, failure: string | undefined): Promise<StepRe
     );
   }
   const chosen = new Set(ctx.moves.map((m) => m.server.id));
+  const fleet = fleetRows(
+    servers.filter((s) => chosen.has(s.id)),
+    ctx.artifacts,
+  );
   return {
     outputs: {
       'servers-updated': ctx.updated.join(' '),
@@ -230,6 +234,7 @@ async function finish(ctx: Context, failure: string | undefined): Promise<StepRe
       'failed-server': ctx.failed ?? '',
       release: ctx.target.release ?? '',
       ledger: entry ? JSON.stringify(entry) : '',
+      fleet: JSON.stringify(Object.fromEntries(fleet)),
       'dry-run': o.dryRun,
     },
     summary: [
@@ -248,10 +253,7 @@ async function finish(ctx: Context, failure: string | undefined): Promise<StepRe
             ? 'dry run: nothing changed'
             : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
       ],
-      ...fleetRows(
-        servers.filter((s) => chosen.has(s.id)),
-        ctx.artifacts,
-      ),
+      ...fleet.map(([name, runs]): [string, string] => [`Server ${name}`, runs]),
     ],
   };
 }
