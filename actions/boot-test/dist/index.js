@@ -84432,11 +84432,11 @@ function fleetRows(servers, artifacts) {
         const runs = [...artifacts.values()].filter((a) => a.claimedBy.includes(s.id) && (cds.includes(a.id) || families.has(a.family)));
         const next = cds.map((id) => label(artifacts.get(id), id)).join(', ') || 'no CD';
         if (!s.running)
-            return [`Server ${s.name || s.id}`, `${s.status}; boots ${next} at its next start`];
+            return [s.name || s.id, `${s.status}; boots ${next} at its next start`];
         const now = runs.map((a) => label(a, a.id)).join(', ');
         if (now === '' || now === next)
-            return [`Server ${s.name || s.id}`, `runs ${now || next}`];
-        return [`Server ${s.name || s.id}`, `runs ${now} until its next boot, then ${next}`];
+            return [s.name || s.id, `runs ${now || next}`];
+        return [s.name || s.id, `runs ${now} until its next boot, then ${next}`];
     });
 }
 /** The ledger entry for the upload target `name`; undefined when the drive names no release. */
@@ -84655,6 +84655,7 @@ async function finish(ctx, failure) {
         ctx.reporter.info(`Ledger: ${o.rootfsTarget}/ledger/${entry.target}.json (${[entry.release, ...(entry.also ?? []).map((a) => a.release)].join(', ')})`);
     }
     const chosen = new Set(ctx.moves.map((m) => m.server.id));
+    const fleet = fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts);
     return {
         outputs: {
             'servers-updated': ctx.updated.join(' '),
@@ -84663,6 +84664,7 @@ async function finish(ctx, failure) {
             'failed-server': ctx.failed ?? '',
             release: ctx.target.release ?? '',
             ledger: entry ? JSON.stringify(entry) : '',
+            fleet: JSON.stringify(Object.fromEntries(fleet)),
             'dry-run': o.dryRun,
         },
         summary: [
@@ -84681,7 +84683,7 @@ async function finish(ctx, failure) {
                         ? 'dry run: nothing changed'
                         : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
             ],
-            ...fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts),
+            ...fleet.map(([name, runs]) => [`Server ${name}`, runs]),
         ],
     };
 }
