@@ -2,6 +2,8 @@
  * How the library talks to whoever runs it. The action entries back this with
  * @actions/core (log groups, annotations), the CLI with stderr; tests collect it.
  */
+import { DisklessError } from './errors.js';
+
 export interface Reporter {
   info(message: string): void;
   warning(message: string, where?: { file?: string; line?: number }): void;
@@ -71,6 +73,20 @@ export interface StepReport {
   outputs: Record<string, OutputValue>;
   /** Rows of the job summary: label, value. */
   summary: [string, string][];
+}
+
+/**
+ * A step that failed after it changed something: the failure line, and the outputs and
+ * summary that say what it did before (published before the step is marked failed).
+ */
+export class StepFailure extends DisklessError {
+  override name = 'StepFailure';
+  constructor(
+    message: string,
+    readonly report: StepReport,
+  ) {
+    super(message);
+  }
 }
 
 /** A reporter that prints to a stream, for the CLI and local runs. */

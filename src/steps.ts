@@ -11,6 +11,8 @@ import { buildIso } from './iso/build.js';
 import type { Reporter, StepReport } from './report.js';
 import { promoteInputs } from './releases/options.js';
 import { promote } from './releases/promote.js';
+import { rolloutInputs } from './rollout/options.js';
+import { rollout } from './rollout/rollout.js';
 import { buildRootfsInputs } from './rootfs/options.js';
 import { buildRootfs } from './rootfs/build.js';
 import { uploadDriveInputs } from './upload/options.js';
@@ -71,6 +73,12 @@ export const steps = {
     title: 'Make a tested release current, or roll back',
     inputs: promoteInputs,
     run: promote,
+  }),
+  rollout: step({
+    name: 'rollout',
+    title: 'Get the servers onto a new boot drive, batch by batch, or back',
+    inputs: rolloutInputs,
+    run: rollout,
   }),
 } satisfies Record<string, Step>;
 

@@ -6,7 +6,7 @@
 import { secretInputs } from '../../src/inputs/read.js';
 import * as core from '@actions/core';
 import { DisklessError, errorMessage, redact } from '../../src/errors.js';
-import type { Reporter } from '../../src/report.js';
+import { StepFailure, type Reporter, type StepReport } from '../../src/report.js';
 import type { Step } from '../../src/steps.js';
 
 const coreReporter: Reporter = {
@@ -27,6 +27,22 @@ function html(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** Sets the outputs and writes the summary table (when run by a runner). */
+async function publish(step: Step, report: StepReport): Promise<void> {
+  for (const [name, value] of Object.entries(report.outputs)) core.setOutput(name, value);
+  if (!process.env.GITHUB_STEP_SUMMARY) return; // run outside a runner: no summary file
+  await core.summary
+    .addHeading(`${step.name}: ${step.title}`, 3)
+    .addTable([
+      [
+        { data: 'What', header: true },
+        { data: 'Value', header: true },
+      ],
+      ...report.summary.map(([label, value]) => [html(label), html(value)]),
+    ])
+    .write();
+}
+
 export async function runStep(step: Step): Promise<void> {
   // Mask every credential before anything else can print, even a validation error.
   const secrets = secretInputs(step.inputs)
@@ -36,20 +52,11 @@ export async function runStep(step: Step): Promise<void> {
 
   try {
     const report = await step.start((name) => core.getInput(name), coreReporter);
-    for (const [name, value] of Object.entries(report.outputs)) core.setOutput(name, value);
-    if (!process.env.GITHUB_STEP_SUMMARY) return; // run outside a runner: no summary file
-    await core.summary
-      .addHeading(`${step.name}: ${step.title}`, 3)
-      .addTable([
-        [
-          { data: 'What', header: true },
-          { data: 'Value', header: true },
-        ],
-        ...report.summary.map(([label, value]) => [html(label), html(value)]),
-      ])
-      .write();
+    await publish(step, report);
   } catch (error) {
     const message = redact(errorMessage(error), secrets);
+    // A step that failed half-way still says what it did (outputs and its table).
+    if (error instanceof StepFailure) await publish(step, error.report);
     if (!(error instanceof DisklessError) && error instanceof Error && error.stack) {
       core.debug(redact(error.stack, secrets));
     }

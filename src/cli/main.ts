@@ -6,7 +6,7 @@
  */
 import { secretInputs } from '../inputs/read.js';
 import { DisklessError, errorMessage, redact } from '../errors.js';
-import { streamReporter } from '../report.js';
+import { StepFailure, streamReporter, type StepReport } from '../report.js';
 import { isStepName, steps, type Step } from '../steps.js';
 import { runEmulatorCommand } from '../emulator/command.js';
 import { runActionCommand } from './action-command.js';
@@ -40,6 +40,11 @@ function stepHelp(step: Step): string {
   return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${lines.join('\n')}\n  --json             print the outputs as one JSON object\n  --debug            show debug lines`;
 }
 
+function printOutputs(report: StepReport, json: boolean): void {
+  if (json) console.log(JSON.stringify(report.outputs, null, 2));
+  else for (const [k, v] of Object.entries(report.outputs)) console.log(`${k}=${String(v)}`);
+}
+
 async function runStepCommand(step: Step, args: string[]): Promise<number> {
   const parsed = parseFlags(args, step.inputs.fields, ['json', 'debug', 'help']);
   if (parsed.switches.has('help')) {
@@ -58,12 +63,11 @@ async function runStepCommand(step: Step, args: string[]): Promise<number> {
     console.error(redact(line, secrets));
   }, parsed.switches.has('debug'));
   try {
-    const report = await step.start(get, reporter);
-    if (parsed.switches.has('json')) console.log(JSON.stringify(report.outputs, null, 2));
-    else for (const [k, v] of Object.entries(report.outputs)) console.log(`${k}=${String(v)}`);
+    printOutputs(await step.start(get, reporter), parsed.switches.has('json'));
     return 0;
   } catch (error) {
     if (!(error instanceof DisklessError)) throw error;
+    if (error instanceof StepFailure) printOutputs(error.report, parsed.switches.has('json'));
     console.error(`diskless ${step.name}: ${redact(errorMessage(error), secrets)}`);
     return 1;
   }

@@ -252,6 +252,19 @@ export class DriveApi {
     return withRetry(work, this.retry, this.onRetry);
   }
 
+  /**
+   * Any other JSON call of the API (the servers calls): the answer as parsed JSON, or
+   * undefined for an empty answer (204). `retry` only for calls that may be repeated.
+   */
+  async call(
+    method: 'GET' | 'POST',
+    path: string,
+    o: { input?: Json; retry: boolean },
+  ): Promise<unknown> {
+    const call = () => this.json(method, path, o.input);
+    return o.retry ? this.retried(call) : call();
+  }
+
   /** Every drive; a listing that is not an array is an error, never "no drives". */
   async infoAll(): Promise<DriveInfo[]> {
     const request = this.requestName('GET', 'drives/info');

@@ -2,7 +2,8 @@
  * Which releases are in use: the one place that says so, for retention and the summary.
  * A release is in use while any signal names it:
  *   current   `<target>/current` points at it (new clients mount it)
- *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts)
+ *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts), or the
+ *             target's rollout saw a server run it, boot it next, or keep it for a rollback
  *   mounted   the NFS server's mount table names it (rmtab lines, or `showmount -a` output)
  *   kept      the operator named it (input keep-releases)
  * A signal that cannot be read (a damaged ledger file, an unreadable mount table that was
@@ -72,7 +73,10 @@ export async function releasesInUse(o: {
   if (o.current) add(o.current, 'current');
 
   const ledger = await readLedger(o.target);
-  for (const e of ledger.entries) add(e.release, `ledger: ${e.target}`);
+  for (const e of ledger.entries) {
+    add(e.release, `ledger: ${e.target}`);
+    for (const a of e.also ?? []) add(a.release, `ledger: ${e.target}: ${a.why}`);
+  }
   for (const file of ledger.unreadable) problems.push(`${file} is not a ledger entry`);
 
   for (const table of o.mountTables) {

@@ -2,8 +2,9 @@
  * The upload ledger: what each upload target (a zone's drive) was last given, one file per
  * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
  * the release their drive's ISO names, so every release in the ledger is in use. The
- * workflow's report job writes these files with jq (same fields); `recordUpload` is the
- * library's writer for everything else.
+ * workflow's report job writes these files with jq (same fields), from the upload leg or,
+ * when the target had a rollout, from the rollout's `ledger` output (which adds `also`);
+ * `recordUpload` is the library's writer for everything else.
  */
 import { readdir, readFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,10 +24,21 @@ export interface LedgerEntry {
   sha256: string;
   drive?: string;
   time: string;
+  /**
+   * Other releases this target's servers still need, written by the rollout from what the
+   * cloud says: a drive a running server has claimed (a server started before it was
+   * repointed runs the old image until its next boot), a drive a server boots next, the
+   * previous drive kept for a rollback. Each with the reason, for the summary.
+   */
+  also?: { release: string; why: string }[];
 }
 
 export async function recordUpload(target: string, entry: LedgerEntry): Promise<void> {
-  if (!TARGET_NAME.test(entry.target) || !isReleaseId(entry.release)) {
+  if (
+    !TARGET_NAME.test(entry.target) ||
+    !isReleaseId(entry.release) ||
+    !(entry.also ?? []).every((a) => isReleaseId(a.release))
+  ) {
     throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
   }
   const dir = path.join(target, LEDGER);
@@ -51,7 +63,14 @@ export async function readLedger(
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
     try {
       const e = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as Partial<LedgerEntry>;
-      if (typeof e.target === 'string' && typeof e.release === 'string' && isReleaseId(e.release)) {
+      const also = e.also ?? [];
+      if (
+        typeof e.target === 'string' &&
+        typeof e.release === 'string' &&
+        isReleaseId(e.release) &&
+        Array.isArray(also) &&
+        also.every((a) => typeof a.release === 'string' && isReleaseId(a.release))
+      ) {
         entries.push(e as LedgerEntry);
         continue;
       }

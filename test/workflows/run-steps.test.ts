@@ -9,7 +9,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseFileCommands } from '../../src/harness/file-commands.js';
 import { releasesInUse } from '../../src/releases/in-use.js';
 import { readLedger, recordUpload } from '../../src/releases/ledger.js';
+import { start, type Started } from '../emulator/helpers.js';
 import { tempDir } from '../helpers/temp.js';
+import { bootDrive, bootServer, R1, R2, runRollout } from '../rollout/fleet.js';
 import { renderValue, stepOf, workflow, type Job } from './workflows.js';
 
 const { build, upload, report } = workflow('diskless-image.yml').doc.jobs as Record<
@@ -18,10 +20,13 @@ const { build, upload, report } = workflow('diskless-image.yml').doc.jobs as Rec
 >;
 
 let dir: string;
+let s: Started | undefined;
 beforeEach(async () => {
   dir = await tempDir('run-steps');
 });
 afterEach(async () => {
+  await s?.stop();
+  s = undefined;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -371,5 +376,115 @@ describe('the upload results', () => {
     expect(bootFailed.summary).toContain(
       'nothing was uploaded and current and every drive are as they were',
     );
+  });
+});
+
+describe('the rollout results', () => {
+  const { rollout } = workflow('diskless-image.yml').doc.jobs as Record<'rollout', Job>;
+  const plan = stepOf(rollout, { id: 'plan' }).run;
+  const record = stepOf(rollout, { name: 'Record the rollout' }).run;
+  const merge = stepOf(report, { id: 'merge' }).run;
+
+  it('plans from the upload leg: its drive, the mode and the servers, one per line', async () => {
+    const result = path.join(dir, 'lon-p.json');
+    const uuid = '0f2c4d8e-1b3a-4c5d-9e8f-a1b2c3d4e5f6';
+    await writeFile(result, JSON.stringify({ name: 'lon-p', 'drive-uuid': uuid }));
+    const target = { ...LON, servers: ['web1', 'tag:canary'], rollout: 'none' };
+    const r = await run(plan, {
+      RESULT: result,
+      TARGET: JSON.stringify(target),
+      ROLLOUT: 'rolling',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.outputs).toEqual({
+      drive: uuid,
+      mode: 'none',
+      restart: 'none',
+      servers: 'web1\ntag:canary',
+    });
+    const byDefault = await run(plan, {
+      RESULT: result,
+      TARGET: JSON.stringify(LON),
+      ROLLOUT: 'rolling',
+    });
+    expect(byDefault.outputs).toMatchObject({ mode: 'rolling', restart: 'rolling', servers: '' });
+    await writeFile(result, JSON.stringify({ name: 'lon-p', 'drive-uuid': '' }));
+    const none = await run(plan, {
+      RESULT: result,
+      TARGET: JSON.stringify(LON),
+      ROLLOUT: 'rolling',
+    });
+    expect(none.status).toBe(1);
+    expect(none.stdout).toContain('no drive UUID from the upload leg');
+  });
+
+  it("records the rollout's ledger entry on the master, where retention reads it, and shows who runs what", async () => {
+    s = await start();
+    const e = s.emulator;
+    const d1 = await bootDrive(e, 'aaaaaaaa', R1);
+    const d2 = await bootDrive(e, 'bbbbbbbb', R2);
+    await bootServer(e, { name: 'web1', cd: d1, ip: '127.0.0.51' });
+    const rolled = await runRollout(e, {
+      drive: d2,
+      restart: 'none',
+      'ledger-name': 'lon-p',
+    });
+    expect(rolled.error).toBeUndefined();
+    const out = path.join(dir, 'rollouts');
+    const o = rolled.outputs;
+    const rec = await run(record, {
+      NAME: 'lon-p',
+      OUTCOME: 'success',
+      UPDATED: String(o['servers-updated']),
+      RESTARTED: String(o['servers-restarted']),
+      FAILED: String(o['failed-server']),
+      PREVIOUS: String(o['previous-drive']),
+      FLEET: String(o.fleet),
+      LEDGER_ENTRY: String(o.ledger),
+      OUT: out,
+    });
+    expect(rec.status, rec.stderr).toBe(0);
+    const target = path.join(dir, 'rootfs');
+    const r = await run(merge, {
+      RESULTS: path.join(dir, 'none'),
+      ROLLOUTS: out,
+      LEDGER: path.join(target, 'ledger'),
+      SHA256: SHA,
+      RELEASE: R2,
+      UPLOAD_RESULT: 'success',
+      BOOT_TEST_RESULT: 'success',
+      PROMOTE_RESULT: 'success',
+      ROLLOUT_RESULT: 'success',
+    });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.summary).toMatch(
+      new RegExp(
+        `\\| lon-p \\| success \\| web1 \\| runs ${R1} \\(drive boot-cd-aaaaaaaa, .*\\) until its next boot, then ${R2} `,
+      ),
+    );
+    const inUse = await releasesInUse({
+      target,
+      current: undefined,
+      mountTables: [],
+      keepReleases: [],
+    });
+    expect(inUse.problems).toEqual([]);
+    expect(inUse.reasons.get(R2)).toEqual(['ledger: lon-p']);
+    expect(inUse.reasons.get(R1)?.[0]).toMatch(
+      /^ledger: lon-p: drive [0-9a-f]{8} runs on web1; previous drive/,
+    );
+
+    const failed = await run(merge, {
+      RESULTS: path.join(dir, 'none'),
+      LEDGER: path.join(target, 'ledger'),
+      SHA256: SHA,
+      RELEASE: R2,
+      UPLOAD_RESULT: 'success',
+      BOOT_TEST_RESULT: 'success',
+      PROMOTE_RESULT: 'success',
+      ROLLOUT_RESULT: 'failure',
+    });
+    expect(failed.status).toBe(1);
+    expect(failed.stdout).toContain('::error::a rollout stopped');
   });
 });

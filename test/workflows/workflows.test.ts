@@ -85,7 +85,8 @@ describe("GitHub's workflow parser", () => {
       ['boot-test', ['build']],
       ['upload', ['boot-test', 'build']],
       ['promote', ['boot-test', 'build', 'upload']],
-      ['report', ['boot-test', 'build', 'promote', 'upload']],
+      ['rollout', ['boot-test', 'build', 'promote', 'upload']],
+      ['report', ['boot-test', 'build', 'promote', 'rollout', 'upload']],
     ]);
   });
 });
@@ -200,8 +201,9 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     'boot-test': bootTest,
     upload,
     promote,
+    rollout,
     report,
-  } = doc.jobs as Record<'build' | 'boot-test' | 'upload' | 'promote' | 'report', Job>;
+  } = doc.jobs as Record<'build' | 'boot-test' | 'upload' | 'promote' | 'rollout' | 'report', Job>;
 
   it('is only a reusable workflow, with typed inputs and secrets', () => {
     expect(Object.keys(doc.on)).toEqual(['workflow_call']);
@@ -220,13 +222,22 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     ]);
   });
 
-  it('has the job graph build -> boot-test -> upload (matrix) -> promote -> report', () => {
-    expect(Object.keys(doc.jobs)).toEqual(['build', 'boot-test', 'upload', 'promote', 'report']);
+  it('has the job graph build -> boot-test -> upload (matrix) -> promote -> rollout (matrix) -> report', () => {
+    expect(Object.keys(doc.jobs)).toEqual([
+      'build',
+      'boot-test',
+      'upload',
+      'promote',
+      'rollout',
+      'report',
+    ]);
+    expect(needsOf(rollout).sort()).toEqual(['boot-test', 'build', 'promote', 'upload']);
+    expect(rollout.strategy).toEqual(upload.strategy);
     expect(needsOf(build)).toEqual([]);
     expect(needsOf(bootTest)).toEqual(['build']);
     expect(needsOf(upload).sort()).toEqual(['boot-test', 'build']);
     expect(needsOf(promote).sort()).toEqual(['boot-test', 'build', 'upload']);
-    expect(needsOf(report).sort()).toEqual(['boot-test', 'build', 'promote', 'upload']);
+    expect(needsOf(report).sort()).toEqual(['boot-test', 'build', 'promote', 'rollout', 'upload']);
     expect(upload.strategy).toEqual({
       'fail-fast': false,
       matrix: { target: '${{ fromJSON(needs.build.outputs.matrix) }}' },
@@ -339,6 +350,53 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       expect(promote.concurrency).toEqual(build.concurrency);
     });
 
+    it('rolls out per target after the uploads and the promotion, never after a failed boot test or in a dry run', () => {
+      const rolls = (o: Parameters<typeof when>[1] & { promoted?: Result }) =>
+        evaluateIf(rollout.if ?? '', {
+          inputs: { 'boot-test': o.bootTest, 'dry-run': o.dryRun ?? false, 'rollback-to': '' },
+          needs: {
+            build: {
+              result: 'success',
+              outputs: { matrix: o.matrix ?? '[{"name":"a"}]', promote: o.promote ?? 'true' },
+            },
+            'boot-test': { result: o.boot ?? 'skipped' },
+            upload: { result: o.upload ?? 'success' },
+            promote: { result: o.promoted ?? 'success' },
+          },
+          cancelled: o.cancelled ?? false,
+          success: false,
+        });
+      expect(rolls({ bootTest: true, boot: 'success' })).toBe(true);
+      // the release is current already (no promotion needed): its new drives still roll out
+      expect(
+        rolls({ bootTest: true, boot: 'skipped', promote: 'false', promoted: 'skipped' }),
+      ).toBe(true);
+      // a failed boot test uploads nothing, so nothing rolls out
+      expect(
+        rolls({ bootTest: true, boot: 'failure', upload: 'skipped', promoted: 'skipped' }),
+      ).toBe(false);
+      expect(
+        rolls({ bootTest: true, boot: 'success', upload: 'failure', promoted: 'skipped' }),
+      ).toBe(false);
+      expect(rolls({ bootTest: true, boot: 'success', promoted: 'failure' })).toBe(false);
+      expect(rolls({ bootTest: true, boot: 'success', promoted: 'skipped' })).toBe(false);
+      expect(rolls({ bootTest: true, boot: 'success', dryRun: true, promoted: 'skipped' })).toBe(
+        false,
+      );
+      expect(rolls({ bootTest: true, boot: 'success', cancelled: true })).toBe(false);
+      const step = stepOf(rollout, { uses: './actions/rollout' });
+      expect(step.with).toMatchObject({
+        drive: '${{ steps.plan.outputs.drive }}',
+        restart: '${{ steps.plan.outputs.restart }}',
+        'ledger-name': '${{ matrix.target.name }}',
+        'api-key': '${{ secrets.ELASTICSTACK_API_KEY }}',
+      });
+      const fetch = stepOf(rollout, { uses: 'actions/download-artifact' });
+      const leg = stepOf(upload, { name: 'Hand the result over' });
+      expect(fetch.with?.name).toBe(leg.with?.name);
+      expect(rollout.concurrency?.['cancel-in-progress']).toBe(false);
+    });
+
     it("gives build-iso the release's own path as NFS root, or current when asked", () => {
       const iso = stepOf(build, { uses: './actions/build-iso' });
       const contexts = (isoRoot: string) => ({
@@ -410,7 +468,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(steps).toBe(6);
+    expect(steps).toBe(7);
   });
 
   it('finds an undeclared or missing input (the check above can fail)', async () => {
@@ -514,7 +572,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
 
   it('collects every leg result into the report job', () => {
     const legOut = stepOf(upload, { name: 'Hand the result over' });
-    const collect = stepOf(report, { uses: 'actions/download-artifact' });
+    const collect = stepOf(report, { name: 'Fetch the upload results' });
     const values = {
       'needs.build.outputs.artifact': 'diskless-iso',
       'matrix.target.name': 'lon-p',
@@ -550,14 +608,18 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
           expect(Object.keys(call.secrets)).toContain(secret.slice('secrets.'.length));
         }
         if (used.length > 0) {
-          expect(jobId, `secrets in ${step.name ?? step.uses ?? ''}`).toBe('upload');
+          expect(['upload', 'rollout'], `secrets in ${step.name ?? step.uses ?? ''}`).toContain(
+            jobId,
+          );
           expect([
             './actions/upload-drive',
+            './actions/rollout',
             undefined, // the check that the environment has them
           ]).toContain(step.uses);
         }
       }
     }
+    expect(rollout.environment).toBe(upload.environment);
     expect(workflow(REBUILD).doc.jobs.image?.secrets).toBe('inherit');
   });
 

@@ -1,0 +1,121 @@
+/**
+ * The rollout's API overhead per server (issue 13): a rolling rollout of N state-only
+ * servers in the local cloud, each with a real TCP listener on its loopback address as an
+ * instant health check, batch 1 and batch 5. Figures: wall time per server and API
+ * requests per server, against a named baseline: the three calls a rollout cannot do
+ * without (servers/<uuid>/set, servers/<uuid>/reset, servers/<uuid>/info) made directly
+ * with one keep-alive connection, one server after the other.
+ *
+ *   npm run bench -- rollout [--servers N] [--runs N]
+ *
+ * The emulator runs in this process (its request counter is the measure); boots with real
+ * machines are the e2e's business, not this one's.
+ */
+import { Pool } from 'undici';
+import { flag, median } from './lib/measure.js';
+import { alice, basic, start } from '../test/emulator/helpers.js';
+import { bootDrive, bootServer, R1, R2, runRollout, tcpListeners } from '../test/rollout/fleet.js';
+
+const SERVERS = Number(flag('--servers') ?? '20');
+const RUNS = Number(flag('--runs') ?? '3');
+
+async function fleet() {
+  const s = await start();
+  const e = s.emulator;
+  const d1 = await bootDrive(e, 'aaaaaaaa', R1);
+  const d2 = await bootDrive(e, 'bbbbbbbb', R2);
+  const ips = Array.from({ length: SERVERS }, (_, i) => `127.0.1.${10 + i}`);
+  const ids: string[] = [];
+  for (const [i, ip] of ips.entries()) {
+    ids.push(await bootServer(e, { name: `n${String(i).padStart(3, '0')}`, cd: d1, ip }));
+  }
+  const health = await tcpListeners(ips);
+  return { s, e, d1, d2, ids, health };
+}
+
+/** The rollout step itself: seconds and requests per server. */
+async function rolloutRun(batch: number): Promise<{ perServer: number; requests: number }> {
+  const f = await fleet();
+  try {
+    const before = f.e.stats.requests;
+    const t0 = performance.now();
+    const r = await runRollout(f.e, {
+      drive: f.d2,
+      'batch-size': String(batch),
+      'health-check': `tcp:${f.health.port}`,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.error) throw r.error;
+    if (String(r.outputs['servers-restarted']).split(' ').length !== SERVERS) {
+      throw new Error(`not every server was restarted: ${String(r.outputs['servers-restarted'])}`);
+    }
+    return { perServer: seconds / SERVERS, requests: (f.e.stats.requests - before) / SERVERS };
+  } finally {
+    f.health.close();
+    await f.s.stop();
+  }
+}
+
+/** The baseline: set, reset and info per server, directly, one after the other. */
+async function baselineRun(): Promise<{ perServer: number; requests: number }> {
+  const f = await fleet();
+  const pool = new Pool(new URL(f.e.url).origin, { connections: 1 });
+  const headers = { authorization: basic(alice), accept: 'application/json' };
+  const req = async (method: 'GET' | 'POST', p: string, body?: string) => {
+    const r = await pool.request({
+      method,
+      path: `/${p}`,
+      headers: body ? { ...headers, 'content-type': 'application/json' } : headers,
+      body: body ?? (method === 'POST' ? '' : undefined),
+    });
+    await r.body.dump();
+    if (r.statusCode >= 300) throw new Error(`${method} ${p}: ${r.statusCode}`);
+  };
+  try {
+    const before = f.e.stats.requests;
+    const t0 = performance.now();
+    for (const id of f.ids) {
+      await req(
+        'POST',
+        `servers/${id}/set`,
+        JSON.stringify({ 'ide:0:1': f.d2, 'ide:0:1:media': 'cdrom' }),
+      );
+      await req('POST', `servers/${id}/reset`);
+      await req('GET', `servers/${id}/info`);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    return { perServer: seconds / SERVERS, requests: (f.e.stats.requests - before) / SERVERS };
+  } finally {
+    await pool.close();
+    f.health.close();
+    await f.s.stop();
+  }
+}
+
+async function measure(name: string, work: () => Promise<{ perServer: number; requests: number }>) {
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await work());
+  return {
+    name,
+    ms: median(runs.map((r) => r.perServer * 1000)),
+    requests: median(runs.map((r) => r.requests)),
+  };
+}
+
+const base = await measure('baseline: set + reset + info, direct', baselineRun);
+const results = [
+  await measure('rollout, batch 1, health tcp', () => rolloutRun(1)),
+  await measure('rollout, batch 5, health tcp', () => rolloutRun(5)),
+];
+console.log(
+  `rollout of ${SERVERS} state-only servers, median of ${RUNS} runs (emulator in-process)`,
+);
+console.log(
+  `  ${base.name.padEnd(38)} ${base.ms.toFixed(2)} ms/server  ${base.requests.toFixed(1)} requests/server`,
+);
+for (const r of results) {
+  console.log(
+    `  ${r.name.padEnd(38)} ${r.ms.toFixed(2)} ms/server  ${r.requests.toFixed(1)} requests/server` +
+      `  (x${(r.ms / base.ms).toFixed(2)} time, x${(r.requests / base.requests).toFixed(2)} requests vs baseline)`,
+  );
+}
