@@ -53,6 +53,9 @@ interface Built {
   r1Iso: Record<string, string>;
   /** build-iso's inputs besides root, nfs-root and output. */
   isoInputs: Record<string, string>;
+  /** build-rootfs's inputs besides template and publish, and R2's template. */
+  rootfsInputs: Record<string, string>;
+  template: string;
   iso: string;
   isoSha256: string;
   exports: string;
@@ -197,6 +200,8 @@ beforeAll(async () => {
     currentDuringBoot: '',
     r1Iso,
     isoInputs,
+    rootfsInputs: common,
+    template,
     iso: iso.iso ?? '',
     isoSha256: iso.sha256 ?? '',
     exports,
@@ -588,5 +593,174 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
       expect((await info(e, 'servers', web1)).status).toBe('stopped');
     },
     BOOT_LIMIT + 120_000,
+  );
+});
+
+// The rollout (issue 13) on the local cloud: two servers boot R2 from a standby drive D1;
+// a template change makes R3, uploaded as standby drive D2 (a server-side copy of D1 plus
+// the changed chunks); the rollout action moves the servers one at a time behind a TCP
+// health check from this machine; each reports R3 from inside. D1 and R2 stay, and a
+// rollout back to D1 (the rollback) puts both servers on R2 again.
+describe('a rolling rollout across the local cloud, and its rollback', () => {
+  const fleet: {
+    s?: Started;
+    runner?: QemuRunner;
+    r3: string;
+    isos: Record<'r2' | 'r3', string>;
+    d1: string;
+    servers: string[];
+  } = { r3: '', isos: { r2: '', r3: '' }, d1: '', servers: [] };
+  const BOOT_LIMIT = 15 * 60_000;
+  const api = () => {
+    if (!fleet.s) throw new Error('the cloud did not start');
+    return { 'api-url': fleet.s.emulator.url, 'api-user': alice.user, 'api-key': alice.key };
+  };
+  const releaseDir = (id: string) => path.join(built.target, 'releases', id);
+
+  beforeAll(async () => {
+    // R3: R2's template with one more file; staged like R2.
+    const template = path.join(built.work, 'template-r3');
+    await cp(built.template, template, { recursive: true });
+    await writeFile(path.join(template, 'etc/diskless-e2e-mark'), 'R3\n');
+    const r3 = await action('build-rootfs', {
+      ...built.rootfsInputs,
+      template,
+      publish: 'false',
+    });
+    fleet.r3 = r3.outputs.release ?? '';
+    for (const [key, id] of [
+      ['r2', built.r2],
+      ['r3', fleet.r3],
+    ] as const) {
+      const { outputs } = await action('build-iso', {
+        ...built.isoInputs,
+        cmdline: 'panic=10 diskless.stay',
+        root: releaseDir(id),
+        'nfs-root': `${SERVER}:${releaseDir(id)}`,
+        output: path.join(built.work, 'fleet', `${id}.iso`),
+      });
+      fleet.isos[key] = outputs.iso ?? '';
+    }
+    fleet.runner = await startQemuRunner({
+      work: path.join(built.work, 'fleet', 'runner'),
+      nfsServer: SERVER,
+      exports: [
+        ...[built.r2, fleet.r3].map((id) => ({ pseudo: releaseDir(id), dir: releaseDir(id) })),
+        ...built.exports.split('\n').map((l) => {
+          const [pseudo = '', dir = ''] = l.split('=');
+          return { pseudo, dir };
+        }),
+      ],
+    });
+    fleet.s = await startCloud({ runner: fleet.runner });
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await fleet.s?.stop();
+  });
+
+  /** The release each boot on a server's console reported, in order. */
+  async function releasesBooted(server: string): Promise<string[]> {
+    const runner = fleet.runner as QemuRunner;
+    return (await bootReports(runner.consoleOf(server))).map((r) => r.get('release') ?? '');
+  }
+
+  it(
+    'boots two servers from the standby drive D1 that upload-drive wrote for R2',
+    async () => {
+      if (!fleet.s) throw new Error('the cloud did not start');
+      const e = fleet.s.emulator;
+      const up = await action('upload-drive', {
+        ...api(),
+        image: fleet.isos.r2,
+        'drive-name': 'fleet-cd',
+        release: built.r2,
+      });
+      fleet.d1 = up.outputs['drive-uuid'] ?? '';
+      expect(up.outputs.mode).toBe('standby');
+      expect(up.outputs['drive-name']).toMatch(/^fleet-cd-[0-9a-f]{8}$/);
+      const created = await Promise.all(
+        ['web-a', 'web-b'].map((name) =>
+          call(e, 'servers/create', {
+            body: `name ${name}\ncpu 2000\nmem 1024\npersistent true\nide:0:1 ${fleet.d1}\nide:0:1:media cdrom\nboot ide:0:1\nnic:0:model virtio\nnic:0:dhcp auto`,
+          }),
+        ),
+      );
+      fleet.servers = created.map((r) => properties(r.text).server ?? '');
+      const runner = fleet.runner as QemuRunner;
+      await Promise.all(fleet.servers.map((s) => untilBoots(runner.consoleOf(s), 1, BOOT_LIMIT)));
+      for (const s of fleet.servers) expect(await releasesBooted(s)).toEqual([built.r2]);
+    },
+    BOOT_LIMIT + 120_000,
+  );
+
+  it(
+    'uploads R3 as D2 by a copy of D1, and moves the servers one at a time, each healthy on R3 before the next',
+    async () => {
+      if (!fleet.s) throw new Error('the cloud did not start');
+      const e = fleet.s.emulator;
+      const up = await action('upload-drive', {
+        ...api(),
+        image: fleet.isos.r3,
+        'drive-name': 'fleet-cd',
+        release: fleet.r3,
+      });
+      const d2 = up.outputs['drive-uuid'] ?? '';
+      expect(d2).not.toBe(fleet.d1);
+      expect(up.outputs['previous-drive']).toBe(fleet.d1);
+      expect(up.outputs['copied-from']).toBe(fleet.d1);
+      // Only what differs between the two ISOs went over the wire.
+      expect(Number(up.outputs['chunks-sent'])).toBeLessThan(Number(up.outputs['chunks-total']));
+      const started = Date.now();
+      const rollout = await action('rollout', {
+        ...api(),
+        drive: d2,
+        restart: 'rolling',
+        'batch-size': '1',
+        'health-check': 'tcp:22',
+        'health-timeout': '900',
+      });
+      process.stderr.write(
+        `fleet: rolling rollout of two servers in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      );
+      expect(rollout.outputs['failed-server']).toBe('');
+      expect(rollout.outputs['previous-drive']).toBe(fleet.d1);
+      expect(rollout.outputs['servers-restarted']?.split(/[\s,]+/).sort()).toEqual([
+        'web-a',
+        'web-b',
+      ]);
+      for (const s of fleet.servers) expect(await releasesBooted(s)).toEqual([built.r2, fleet.r3]);
+      // One at a time: the second server was reset only after the first came back healthy.
+      const [a, b] = await Promise.all(fleet.servers.map((s) => info(e, 'servers', s)));
+      const [first, second] = [Number(a?.started), Number(b?.started)].sort((x, y) => x - y);
+      expect((second ?? 0) - (first ?? 0)).toBeGreaterThanOrEqual(10);
+      // D1 stays (the rollback drive), and so does R2's root.
+      expect((await info(e, 'drives', fleet.d1)).name).toMatch(/^fleet-cd-/);
+      expect(spawnSync('test', ['-d', releaseDir(built.r2)]).status).toBe(0);
+      // The servers answer at their addresses, from this machine, on R3.
+      for (const s of fleet.servers) {
+        const ip = (await info(e, 'servers', s))['nic:0:dhcp:ip'] ?? '';
+        expect(await tcpGreeting(ip, 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
+      }
+    },
+    3 * BOOT_LIMIT,
+  );
+
+  it(
+    'rolls back with a rollout to the previous drive: both servers boot R2 again',
+    async () => {
+      const rollback = await action('rollout', {
+        ...api(),
+        drive: fleet.d1,
+        restart: 'rolling',
+        'health-check': 'tcp:22',
+        'health-timeout': '900',
+      });
+      expect(rollback.outputs['failed-server']).toBe('');
+      for (const s of fleet.servers) {
+        expect(await releasesBooted(s)).toEqual([built.r2, fleet.r3, built.r2]);
+      }
+    },
+    3 * BOOT_LIMIT,
   );
 });
