@@ -1588,7 +1588,7 @@ __webpack_unused_export__ = ping
 /* unused reexport */ __nccwpck_require__(2873).WebSocketStream
 /* unused reexport */ __nccwpck_require__(6919).WebSocketError
 
-__webpack_unused_export__ = makeDispatcher(api.request)
+module.exports.Em = makeDispatcher(api.request)
 __webpack_unused_export__ = makeDispatcher(api.stream)
 __webpack_unused_export__ = makeDispatcher(api.pipeline)
 __webpack_unused_export__ = makeDispatcher(api.connect)
@@ -55821,6 +55821,11 @@ function secretInputs(schema) {
 
 ;// CONCATENATED MODULE: ./src/report.ts
 /**
+ * How the library talks to whoever runs it. The action entries back this with
+ * @actions/core (log groups, annotations), the CLI with stderr; tests collect it.
+ */
+
+/**
  * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
  * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
  */
@@ -55849,6 +55854,18 @@ function humanBytes(bytes) {
         u++;
     }
     return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
+}
+/**
+ * A step that failed after it changed something: the failure line, and the outputs and
+ * summary that say what it did before (published before the step is marked failed).
+ */
+class StepFailure extends DisklessError {
+    report;
+    name = 'StepFailure';
+    constructor(message, report) {
+        super(message);
+        this.report = report;
+    }
 }
 /** A reporter that prints to a stream, for the CLI and local runs. */
 function streamReporter(write, debug = false) {
@@ -57211,7 +57228,7 @@ async function replaceAtomic(file, make) {
     }
 }
 /** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function files_writeFileAtomic(file, data, mode = 0o644) {
+async function writeFileAtomic(file, data, mode = 0o644) {
     await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
 }
 async function exists(file) {
@@ -57776,7 +57793,7 @@ class LocalCache {
         try {
             await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
             await replaceAtomic(img, (tmp) => (0,promises_.copyFile)(file, tmp));
-            await files_writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
+            await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
             const pruned = await this.prune(key);
             if (pruned.length > 0)
                 reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
@@ -60143,7 +60160,7 @@ async function buildIso(options, reporter) {
                 await (0,promises_.rename)(iso, output);
                 partial = undefined;
                 await (0,promises_.rename)(sumTmp, sumFile);
-                await files_writeFileAtomic(`${output}.contents`, staged.contents.listing);
+                await writeFileAtomic(`${output}.contents`, staged.contents.listing);
             }
             finally {
                 await (0,promises_.rm)(sumTmp, { force: true });
@@ -60214,7 +60231,7 @@ const CURRENT = 'current';
 const PARTIAL = '.partial-';
 /** A release id: the UTC time of its build, with a counter when two fall in one second. */
 const RELEASE_ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
-function layout_isReleaseId(name) {
+function isReleaseId(name) {
     return RELEASE_ID.test(name);
 }
 /**
@@ -60237,7 +60254,7 @@ async function listReleases(target) {
     const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
     const ids = [];
     for (const name of names) {
-        if (layout_isReleaseId(name) &&
+        if (isReleaseId(name) &&
             (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
             ids.push(name);
         }
@@ -60260,7 +60277,7 @@ async function currentId(target) {
         return undefined;
     }
     const id = external_node_path_default().basename(link);
-    if (!layout_isReleaseId(id) ||
+    if (!isReleaseId(id) ||
         !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
         throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
     }
@@ -60275,11 +60292,11 @@ async function readMeta(target, id) {
     }
 }
 async function writeMeta(target, meta) {
-    await files_writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
 }
 /** A release that a build finished: its directory and its metadata are both there. */
 async function isComplete(target, id) {
-    return (layout_isReleaseId(id) &&
+    return (isReleaseId(id) &&
         (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory() === true &&
         (await readMeta(target, id)) !== undefined);
 }
@@ -60435,7 +60452,7 @@ async function claimTarget(target, layout) {
     await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
 }
 async function writeMarker(target, marker) {
-    await files_writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    await writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
 }
 /** The lock file of a target (created if missing; never holds data). */
 async function lockFile(target) {
@@ -60571,7 +60588,7 @@ async function readHistory(target) {
 }
 async function appendPromotion(target, entry) {
     const history = await readHistory(target);
-    await files_writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
+    await writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
 }
 /**
  * The release that was current before `current`: the `from` of the promotion that made it
@@ -60704,6 +60721,1201 @@ async function promote(options, reporter) {
     }
     finally {
         await lock.release();
+    }
+}
+
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(6752);
+;// CONCATENATED MODULE: ./src/fleet/health.ts
+/**
+ * The health gate of a rollout: a server counts as healthy once a TCP port of its address
+ * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` answers below 400, tried
+ * again every `intervalMs` until the timeout. `none` only waits for the server to run.
+ */
+
+
+
+/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}`; undefined when neither. */
+function parseHealthCheck(raw) {
+    if (raw === 'none')
+        return { kind: 'none' };
+    const tcp = /^tcp:(\d{1,5})$/.exec(raw);
+    if (tcp) {
+        const port = Number(tcp[1]);
+        return port >= 1 && port <= 65535 ? { kind: 'tcp', port } : undefined;
+    }
+    if (/^https?:\/\//.test(raw) && raw.includes('{ip}')) {
+        try {
+            new URL(raw.replaceAll('{ip}', '127.0.0.1'));
+            return { kind: 'http', url: raw };
+        }
+        catch {
+            return undefined;
+        }
+    }
+    return undefined;
+}
+function describeCheck(c) {
+    return c.kind === 'none' ? 'none' : c.kind === 'tcp' ? `tcp:${c.port}` : c.url;
+}
+/** One try: undefined when healthy, else why not. */
+async function probe(c, ip, timeoutMs) {
+    if (c.kind === 'none')
+        return undefined;
+    if (c.kind === 'tcp') {
+        return new Promise((resolve) => {
+            const socket = (0,external_node_net_.connect)({ host: ip, port: c.port, timeout: timeoutMs });
+            const done = (why) => {
+                socket.destroy();
+                resolve(why);
+            };
+            socket.once('connect', () => {
+                done(undefined);
+            });
+            socket.once('timeout', () => {
+                done(`no answer on ${ip}:${c.port}`);
+            });
+            socket.once('error', (e) => {
+                done(`${ip}:${c.port}: ${e.code ?? e.message}`);
+            });
+        });
+    }
+    const url = c.url.replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip);
+    try {
+        const res = await (0,undici/* request */.Em)(url, {
+            method: 'GET',
+            headersTimeout: timeoutMs,
+            bodyTimeout: timeoutMs,
+        });
+        await res.body.dump();
+        return res.statusCode < 400 ? undefined : `${url}: HTTP ${res.statusCode}`;
+    }
+    catch (error) {
+        return `${url}: ${error.code ?? String(error)}`;
+    }
+}
+/**
+ * Waits until the check passes at `ip`; resolves undefined when it did, or the last reason
+ * it did not when `timeoutMs` ran out.
+ */
+async function waitHealthy(c, ip, o) {
+    const deadline = Date.now() + o.timeoutMs;
+    for (;;) {
+        const left = deadline - Date.now();
+        const why = await probe(c, ip, Math.max(100, Math.min(5_000, left)));
+        if (why === undefined)
+            return undefined;
+        if (Date.now() + o.intervalMs > deadline)
+            return why;
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(o.intervalMs);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/rollout/options.ts
+/** Inputs of rollout (action.yml and `diskless rollout` flags). */
+
+
+
+
+const rolloutInputs = defineInputs({
+    'api-url': httpUrl({ required: true }),
+    'api-user': fields_text({ required: true, expected: 'the API user (the account UUID)' }),
+    'api-key': fields_text({ required: true, secret: true, expected: 'the secret API key' }),
+    drive: uuid({ required: true }),
+    servers: list({
+        expected: 'server names, server UUIDs or tag:<tag>, one per line',
+        item: (line) => !/^tag:\s*$/.test(line),
+    }),
+    device: fields_text({
+        pattern: /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/,
+        expected: 'a device id such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)',
+    }),
+    restart: choice(['rolling', 'none'], { default: 'rolling' }),
+    'batch-size': integer({ min: 1, max: 1000, default: '1' }),
+    'health-check': fields_text({
+        default: 'tcp:22',
+        pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{ip\}\S*)$/,
+        expected: 'tcp:<port>, an http(s) URL containing {ip}, or none',
+    }),
+    'health-timeout': integer({ min: 1, max: 3600, default: '300' }),
+    'dry-run': bool({ default: 'false' }),
+    'ledger-name': fields_text({
+        pattern: /^[A-Za-z0-9_.-]{1,40}$/,
+        expected: 'an upload target name: 1 to 40 of A-Z, a-z, 0-9, _ . -',
+    }),
+    'rootfs-target': filePath({ absolute: true }),
+}, (o) => {
+    if (!parseHealthCheck(o.healthCheck)) {
+        throw new InputError('health-check', `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip}, or none`);
+    }
+    if (o.rootfsTarget && !o.ledgerName) {
+        throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
+    }
+});
+
+;// CONCATENATED MODULE: ./src/drive/api-error.ts
+
+/**
+ * An error answer of the ElasticStack API: HTTP status, the error type (first word of
+ * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
+ * server's one-line description.
+ */
+class ApiError extends DisklessError {
+    status;
+    type;
+    detail;
+    request;
+    retryAfterMs;
+    name = 'ApiError';
+    constructor(status, type, detail, request, retryAfterMs) {
+        super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
+        this.status = status;
+        this.type = type;
+        this.detail = detail;
+        this.request = request;
+        this.retryAfterMs = retryAfterMs;
+    }
+}
+/** A request that never got an answer: refused, reset, cut mid-body, timed out. */
+class NetworkError extends DisklessError {
+    request;
+    code;
+    name = 'NetworkError';
+    constructor(request, code, cause) {
+        super(`${request}: ${code}`, { cause });
+        this.request = request;
+        this.code = code;
+    }
+}
+/** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
+function isTransient(error) {
+    if (error instanceof NetworkError)
+        return true;
+    if (error instanceof ApiError) {
+        return error.status >= 500 || error.status === 429 || error.status === 409;
+    }
+    return false;
+}
+/** Retry-After in milliseconds: delta-seconds or an HTTP date. */
+function parseRetryAfter(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const at = Date.parse(value);
+    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+;// CONCATENATED MODULE: ./src/drive/retry.ts
+/**
+ * Bounded retries with exponential backoff and full jitter, honouring the server's
+ * Retry-After. Only transient failures are retried; anything else fails at once.
+ */
+
+
+const defaultRetryPolicy = {
+    attempts: 6,
+    baseDelayMs: 250,
+    maxDelayMs: 8_000,
+    maxRetryAfterMs: 60_000,
+};
+function backoffDelay(policy, attempt, error, random = Math.random) {
+    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+    const jittered = Math.round(random() * ceiling);
+    if (retryAfter === undefined)
+        return jittered;
+    return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
+}
+/**
+ * Runs `work` until it succeeds, fails with a non-transient error, or has used every
+ * attempt; `onRetry` hears about each failure that will be retried.
+ */
+async function withRetry(work, policy, onRetry = () => undefined) {
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await work(attempt);
+        }
+        catch (error) {
+            if (!isTransient(error) || attempt >= policy.attempts)
+                throw error;
+            const delay = backoffDelay(policy, attempt, error);
+            onRetry(error, attempt, delay);
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/drive/api.ts
+/**
+ * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
+ * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
+ * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
+ */
+
+
+
+
+
+async function collect(body) {
+    const parts = [];
+    for await (const part of body)
+        parts.push(part);
+    return Buffer.concat(parts);
+}
+function num(v) {
+    if (typeof v === 'number')
+        return v;
+    if (typeof v === 'string' && /^\d+$/.test(v))
+        return Number(v);
+    return undefined;
+}
+function str(v) {
+    if (typeof v === 'string')
+        return v;
+    if (typeof v === 'number')
+        return String(v);
+    if (Array.isArray(v))
+        return v.map(String).join(' ');
+    return undefined;
+}
+/** What came back, for an error line: its kind and its start, on one line. */
+function showAnswer(answer) {
+    if (answer === undefined)
+        return 'an empty answer';
+    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+    const kind = typeof answer === 'string'
+        ? /^\s*</.test(answer)
+            ? 'HTML'
+            : 'text'
+        : Array.isArray(answer)
+            ? 'a JSON array'
+            : answer === null
+                ? 'JSON null'
+                : `a JSON ${typeof answer}`;
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
+}
+/** A drive object as the API documents it, or a one-line error naming the request. */
+function toDriveInfo(answer, request = 'the API') {
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+        throw new DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
+    }
+    const o = answer;
+    const meta = {};
+    for (const [k, v] of Object.entries(o)) {
+        if (k.startsWith('user:'))
+            meta[k.slice(5)] = str(v) ?? '';
+    }
+    const size = num(o.size);
+    const uuid = str(o.drive);
+    if (!uuid || size === undefined) {
+        throw new DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
+    }
+    return {
+        uuid,
+        name: str(o.name) ?? '',
+        size,
+        claimType: str(o['claim:type']) ?? 'exclusive',
+        claimed: str(o.claimed) || undefined,
+        meta,
+        writeRequests: num(o['write:requests']),
+        writeBytes: num(o['write:bytes']),
+    };
+}
+class DriveApi {
+    url;
+    user;
+    pool;
+    auth;
+    retry;
+    onRetry;
+    constructor(o) {
+        this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
+        this.user = o.user;
+        this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
+        this.retry = o.retry ?? defaultRetryPolicy;
+        this.onRetry = o.onRetry;
+        this.pool = new undici/* Pool */.bC(this.url.origin, {
+            connections: o.connections,
+            pipelining: 1,
+            keepAliveTimeout: 30_000,
+            headersTimeout: 120_000,
+            bodyTimeout: 120_000,
+        });
+    }
+    close() {
+        return this.pool.close();
+    }
+    /**
+     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
+     * body goes to `consume` (default: collected into one Buffer), so a large read can be
+     * hashed as it streams in instead of being held whole.
+     */
+    async exchange(method, path, body, consume = collect) {
+        const target = new URL(path, this.url);
+        const what = `${method} ${target.pathname}`;
+        const headers = {
+            authorization: this.auth,
+            accept: 'application/json',
+        };
+        if (body) {
+            headers['content-type'] = body.type;
+            if (body.gzip)
+                headers['content-encoding'] = 'gzip';
+            // A stream has no length of its own: the API wants one (no chunked bodies), and
+            // undici fails the request if the stream then brings more or fewer bytes.
+            if (body.length !== undefined)
+                headers['content-length'] = String(body.length);
+        }
+        const network = (error) => new NetworkError(what, error.code ?? String(error), error);
+        let res;
+        try {
+            res = await this.pool.request({
+                method,
+                path: target.pathname + target.search,
+                headers,
+                body: body?.data ?? (method === 'POST' ? '' : undefined),
+            });
+        }
+        catch (error) {
+            // A streamed body that ran short or long: the file changed under it, and sending it
+            // again cannot help.
+            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+            }
+            throw network(error);
+        }
+        if (res.statusCode >= 400) {
+            const text = await collect(res.body).catch(() => Buffer.alloc(0));
+            const header = res.headers['x-elastic-error'];
+            const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
+            const retryAfter = res.headers['retry-after'];
+            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+        }
+        try {
+            return await consume(res.body);
+        }
+        catch (error) {
+            throw network(error);
+        }
+    }
+    /** The request as errors name it: method and full URL (never credentials: none are in it). */
+    requestName(method, path) {
+        return `${method} ${new URL(path, this.url).href}`;
+    }
+    /**
+     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
+     * page, a wrong URL) is a one-line error naming the URL and what came back.
+     */
+    async json(method, path, input) {
+        const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
+        const text = (await this.exchange(method, path, body)).toString('utf8').trim();
+        if (text === '')
+            return undefined;
+        try {
+            return JSON.parse(text);
+        }
+        catch {
+            throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
+        }
+    }
+    /**
+     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
+     * idempotent calls.
+     */
+    async drive(method, path, o) {
+        const call = () => this.json(method, path, o.input);
+        const answer = o.retry ? await this.retried(call) : await call();
+        return toDriveInfo(answer, this.requestName(method, path));
+    }
+    /** Retries an idempotent call on transient failures. */
+    retried(work) {
+        return withRetry(work, this.retry, this.onRetry);
+    }
+    /**
+     * Any other JSON call of the API (the servers calls): the answer as parsed JSON, or
+     * undefined for an empty answer (204). `retry` only for calls that may be repeated.
+     */
+    async call(method, path, o) {
+        const call = () => this.json(method, path, o.input);
+        return o.retry ? this.retried(call) : call();
+    }
+    /** Every drive; a listing that is not an array is an error, never "no drives". */
+    async infoAll() {
+        const request = this.requestName('GET', 'drives/info');
+        const out = await this.retried(() => this.json('GET', 'drives/info'));
+        if (!Array.isArray(out)) {
+            throw new DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
+        }
+        return out.map((d) => toDriveInfo(d, request));
+    }
+    info(uuid) {
+        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
+    }
+    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
+    create(fields) {
+        return this.drive('POST', 'drives/create', { input: fields, retry: false });
+    }
+    set(uuid, fields) {
+        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
+    }
+    /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
+    read(uuid, offset, size) {
+        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
+    }
+    /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
+    readDigest(uuid, offset, size) {
+        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            let bytes = 0;
+            for await (const part of body) {
+                hash.update(part);
+                bytes += part.length;
+            }
+            return { sha256: hash.digest('hex'), bytes };
+        }));
+    }
+    /**
+     * One write request, not retried: the caller counts and schedules retries. The body is
+     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
+     */
+    async writeOnce(uuid, offset, body) {
+        await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
+            type: 'application/octet-stream',
+            ...body,
+        });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/upload/target.ts
+/**
+ * Which drive to write: a given UUID that must exist, or the one drive with a given
+ * name (created when there is none, refused when there are several), with the claim
+ * type it must have and room for the image.
+ */
+
+
+
+
+/** Turns the API's refusals of our credentials into a message that names the user, never the key. */
+function explainApiError(error, api) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        return new DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
+    }
+    if (error instanceof NetworkError) {
+        return new DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
+    }
+    return error;
+}
+async function findTarget(api, want) {
+    if (want.uuid) {
+        try {
+            return { kind: 'existing', drive: await api.info(want.uuid) };
+        }
+        catch (error) {
+            if (error instanceof ApiError &&
+                (error.status === 404 ||
+                    (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
+                throw new DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
+            }
+            throw error;
+        }
+    }
+    const name = want.name ?? '';
+    const named = (await api.infoAll()).filter((d) => d.name === name);
+    if (named.length > 1) {
+        throw new DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
+    }
+    const [drive] = named;
+    return drive ? { kind: 'existing', drive } : { kind: 'new', name };
+}
+/** Refuses, before anything is written, an image that does not fit the drive. */
+function checkFits(imageBytes, image, driveBytes, drive) {
+    if (imageBytes <= driveBytes)
+        return;
+    throw new DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
+        'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
+}
+/**
+ * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
+ * exist anyway, so before trying again we look for it by name and adopt a single match.
+ */
+async function createDrive(api, fields, policy) {
+    const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
+    return withRetry(async (attempt) => {
+        if (attempt > 1) {
+            const existing = (await api.infoAll()).filter((d) => d.name === fields.name);
+            if (existing.length === 1 && existing[0])
+                return existing[0];
+        }
+        return api.create(body);
+    }, policy);
+}
+/** Creates the drive, or corrects an existing drive's claim type. */
+async function prepareDrive(api, target, o, policy) {
+    if (target.kind === 'new') {
+        const drive = await createDrive(api, { name: target.name, size: o.size, claimType: o.claimType }, policy);
+        return { drive, created: true, claimTypeChanged: undefined };
+    }
+    if (target.drive.claimType === o.claimType) {
+        return { drive: target.drive, created: false, claimTypeChanged: undefined };
+    }
+    const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
+    return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
+}
+
+;// CONCATENATED MODULE: ./src/fleet/provider.ts
+/**
+ * The cloud as the rollout sees it, behind one small interface so that the rollout,
+ * retention and the summary do not care which cloud runs the servers. A provider lists
+ * servers and what they boot, repoints a server's CD device to another artifact, restarts
+ * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
+ * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
+ *
+ * Two views of "what a server boots" exist and both matter:
+ *   - configured: the artifact its CD device names now; it boots that at its next start;
+ *   - running: the artifact the running server started with. A server that was repointed
+ *     and not restarted still runs the old one; ElasticStack shows this as the drive's
+ *     claim (`claimed`), which a running server holds on the drives it started with.
+ */
+/**
+ * What is in use: each artifact that a running server runs (its claim) or that a server's
+ * CD device names (it boots it next), with those servers' names.
+ */
+function artifactsInUse(servers, artifacts) {
+    const names = new Map(servers.map((s) => [s.id, s.name || s.id]));
+    const out = new Map();
+    const use = (id) => {
+        const u = out.get(id) ?? { claimedBy: [], referencedBy: [] };
+        out.set(id, u);
+        return u;
+    };
+    for (const a of artifacts) {
+        for (const s of a.claimedBy)
+            use(a.id).claimedBy.push(names.get(s) ?? s);
+    }
+    for (const s of servers) {
+        for (const id of new Set(Object.values(s.cds)))
+            use(id).referencedBy.push(s.name || s.id);
+    }
+    return out;
+}
+/**
+ * The family of a drive: the `diskless-family` record key when the drive has one, else
+ * its name without a trailing `-<hex digest>` (standby drives are named `<name>-<sha8>`),
+ * so `boot-cd`, `boot-cd-1a2b3c4d` and `boot-cd-99aa00ff` are one family.
+ */
+function familyOf(name, meta) {
+    return meta[RECORD_KEYS.family] || name.replace(/-[0-9a-f]{8,64}$/, '');
+}
+/** The artifact record keys read here (user:* metadata on ElasticStack), see upload/record.ts. */
+const RECORD_KEYS = {
+    release: 'diskless-release',
+    sha256: 'diskless-sha256',
+    family: 'diskless-family',
+};
+
+;// CONCATENATED MODULE: ./src/fleet/elasticstack.ts
+/**
+ * The ElasticStack provider (elastichosts-api.md section 5) over the drive API client, so
+ * it has the same auth, retries and one-line errors as upload-drive. A CD device is a
+ * device key (`ide:0:1`) holding a drive UUID with `<device>:media cdrom`; repointing is
+ * servers/<uuid>/set with both keys; restarting is servers/<uuid>/reset. Answers of
+ * either shape are read: numbers or strings, lists as arrays or space-separated.
+ */
+
+
+
+
+
+const DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
+function words(v) {
+    if (Array.isArray(v))
+        return v.map(String).filter((w) => w !== '');
+    if (typeof v === 'string')
+        return v.split(/\s+/).filter((w) => w !== '');
+    return [];
+}
+function elasticstack_text(v) {
+    if (typeof v === 'string')
+        return v;
+    if (typeof v === 'number')
+        return String(v);
+    return undefined;
+}
+/** A server object of the API as a ServerView, or a one-line error naming the request. */
+function toServerView(answer, request) {
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+        throw new DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
+    }
+    const o = answer;
+    const id = elasticstack_text(o.server);
+    if (!id)
+        throw new DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
+    const status = elasticstack_text(o.status) ?? 'unknown';
+    const running = status === 'active';
+    const cds = {};
+    for (const [key, value] of Object.entries(o)) {
+        if (DEVICE.test(key) && elasticstack_text(o[`${key}:media`]) === 'cdrom')
+            cds[key] = (elasticstack_text(value) ?? '').toLowerCase();
+    }
+    const dhcp = elasticstack_text(o['nic:0:dhcp']);
+    const started = Number(elasticstack_text(o.started));
+    return {
+        id,
+        name: elasticstack_text(o.name) ?? '',
+        tags: words(o.tags),
+        status,
+        running,
+        started: running && Number.isFinite(started) && started > 0 ? started : undefined,
+        address: elasticstack_text(o['nic:0:dhcp:ip']) || (dhcp && dhcp !== 'auto' ? dhcp : undefined),
+        cds,
+    };
+}
+/** The server UUIDs of a drive's claims: `<user>:guest:<server>:<device>`, one or several. */
+function claimants(claimed) {
+    return words(claimed)
+        .map((c) => c.split(':')[2] ?? '')
+        .filter((id) => id !== '');
+}
+function driveArtifact(d) {
+    return {
+        id: d.uuid,
+        name: d.name,
+        release: d.meta[RECORD_KEYS.release] || undefined,
+        sha256: d.meta[RECORD_KEYS.sha256] || undefined,
+        family: familyOf(d.name, d.meta),
+        claimedBy: claimants(d.claimed),
+    };
+}
+function notFound(error) {
+    return (error instanceof ApiError &&
+        (error.status === 404 ||
+            (error.status === 400 && /not be found|missing/i.test(error.detail + error.type))));
+}
+class ElasticStackProvider {
+    api;
+    kind = 'elasticstack';
+    constructor(api) {
+        this.api = api;
+    }
+    /** Runs an API call; refused credentials or an unreachable API become one clear line. */
+    async run(work) {
+        try {
+            return await work();
+        }
+        catch (error) {
+            throw explainApiError(error, this.api);
+        }
+    }
+    listServers() {
+        return this.run(async () => {
+            const request = this.api.requestName('GET', 'servers/info');
+            const out = await this.api.call('GET', 'servers/info', { retry: true });
+            if (!Array.isArray(out)) {
+                throw new DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
+            }
+            return out
+                .map((s) => toServerView(s, request))
+                .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+        });
+    }
+    server(id) {
+        const path = `servers/${id}/info`;
+        return this.run(async () => toServerView(await this.api.call('GET', path, { retry: true }), this.api.requestName('GET', path)));
+    }
+    listArtifacts() {
+        return this.run(async () => (await this.api.infoAll()).map(driveArtifact));
+    }
+    artifact(id) {
+        return this.run(async () => {
+            try {
+                return driveArtifact(await this.api.info(id));
+            }
+            catch (error) {
+                if (notFound(error)) {
+                    throw new DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
+                }
+                throw error;
+            }
+        });
+    }
+    repoint(server, device, artifact) {
+        const path = `servers/${server}/set`;
+        return this.run(async () => {
+            const answer = await this.api.call('POST', path, {
+                input: { [device]: artifact, [`${device}:media`]: 'cdrom' },
+                retry: true,
+            });
+            // The set answers with the server's info: it must now name the new drive.
+            const after = toServerView(answer, this.api.requestName('POST', path));
+            if (after.cds[device] !== artifact.toLowerCase()) {
+                throw new DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
+            }
+        });
+    }
+    restart(server) {
+        return this.run(async () => {
+            await this.api.call('POST', `servers/${server}/reset`, { retry: true });
+        });
+    }
+    close() {
+        return this.api.close();
+    }
+}
+/** A provider over a new API client with upload-drive's connection and retry settings. */
+function elasticStack(o) {
+    return new ElasticStackProvider(new DriveApi({ url: o.url, user: o.user, key: o.key, connections: 4, onRetry: o.onRetry }));
+}
+
+;// CONCATENATED MODULE: ./src/releases/ledger.ts
+/**
+ * The upload ledger: what each upload target (a zone's drive) was last given, one file per
+ * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
+ * the release their drive's ISO names, so every release in the ledger is in use. The
+ * workflow's report job writes these files with jq (same fields), from the upload leg or,
+ * when the target had a rollout, from the rollout's `ledger` output (which adds `also`);
+ * `recordUpload` is the library's writer for everything else.
+ */
+
+
+
+
+const LEDGER = 'ledger';
+/** An upload target's name, as the workflow's targets input allows it. */
+const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+async function recordUpload(target, entry) {
+    if (!TARGET_NAME.test(entry.target) ||
+        !isReleaseId(entry.release) ||
+        !(entry.also ?? []).every((a) => isReleaseId(a.release))) {
+        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
+    }
+    const dir = external_node_path_default().join(target, LEDGER);
+    await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o755 });
+    await writeFileAtomic(external_node_path_default().join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
+}
+/**
+ * Every readable entry. A file that is not an entry is reported in `unreadable`, never
+ * taken as "nothing in use": retention then keeps everything (see in-use.ts).
+ */
+async function readLedger(target) {
+    const dir = external_node_path_default().join(target, LEDGER);
+    const names = await (0,promises_.readdir)(dir).catch(() => []);
+    const entries = [];
+    const unreadable = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+        try {
+            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
+            const also = e.also ?? [];
+            if (typeof e.target === 'string' &&
+                typeof e.release === 'string' &&
+                isReleaseId(e.release) &&
+                Array.isArray(also) &&
+                also.every((a) => typeof a.release === 'string' && isReleaseId(a.release))) {
+                entries.push(e);
+                continue;
+            }
+        }
+        catch {
+            // reported below
+        }
+        unreadable.push(external_node_path_default().join(dir, name));
+    }
+    return { entries, unreadable };
+}
+
+;// CONCATENATED MODULE: ./src/rollout/plan.ts
+/**
+ * Which servers a rollout moves, on which CD device, from which drive: servers named by
+ * name, UUID or `tag:<tag>` (each entry must match), or by default every server with a
+ * CD device holding a drive of the new drive's family. Decided from one listing of
+ * servers and drives, before anything changes.
+ */
+
+
+/** The servers the `servers` input names, in listing order, each once. */
+function chooseServers(entries, servers, inFamily, family) {
+    if (entries.length === 0) {
+        const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
+        if (chosen.length === 0) {
+            throw new DisklessError(`No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
+        }
+        return chosen;
+    }
+    const picked = new Set();
+    for (const entry of entries) {
+        const tag = /^tag:(.+)$/.exec(entry)?.[1]?.trim();
+        const match = servers.filter((s) => tag !== undefined
+            ? s.tags.includes(tag)
+            : UUID_PATTERN.test(entry)
+                ? s.id.toLowerCase() === entry.toLowerCase()
+                : s.name === entry);
+        if (match.length === 0) {
+            throw new InputError('servers', `Input "servers": got ${JSON.stringify(entry)}; expected a server name, server UUID or tag:<tag>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
+        }
+        for (const s of match)
+            picked.add(s.id);
+    }
+    return servers.filter((s) => picked.has(s.id));
+}
+/** The move of one server: its device, the drive it leaves, what has to happen. */
+function planMove(server, target, o) {
+    const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
+    if (device === undefined) {
+        throw new DisklessError(`Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`);
+    }
+    const configured = server.cds[device];
+    const running = server.running
+        ? o.claims.find((a) => a.claimedBy.includes(server.id) && o.inFamily(a.id))?.id
+        : undefined;
+    const from = running ?? configured;
+    return {
+        server,
+        device,
+        from,
+        repoint: configured !== target.id,
+        restart: server.running && running !== target.id,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/rollout/result.ts
+/**
+ * What the fleet runs after a rollout, for people (one summary row per server) and for
+ * retention (a ledger entry: the release of the new drive, and `also` every other release
+ * a server of the family still runs, boots next, or that the previous drive boots).
+ */
+
+
+function label(a, id) {
+    return `${a?.release ?? 'release unknown'} (drive ${a?.name ?? '?'}, ${id.slice(0, 8)})`;
+}
+/** One row per server: the release it runs and, when it differs, the one it boots next. */
+function fleetRows(servers, artifacts) {
+    return servers.map((s) => {
+        const cds = Object.values(s.cds);
+        const families = new Set(cds.map((id) => artifacts.get(id)?.family ?? id));
+        const runs = [...artifacts.values()].filter((a) => a.claimedBy.includes(s.id) && (cds.includes(a.id) || families.has(a.family)));
+        const next = cds.map((id) => label(artifacts.get(id), id)).join(', ') || 'no CD';
+        if (!s.running)
+            return [s.name || s.id, `${s.status}; boots ${next} at its next start`];
+        const now = runs.map((a) => label(a, a.id)).join(', ');
+        if (now === '' || now === next)
+            return [s.name || s.id, `runs ${now || next}`];
+        return [s.name || s.id, `runs ${now} until its next boot, then ${next}`];
+    });
+}
+/** The ledger entry for the upload target `name`; undefined when the drive names no release. */
+function ledgerEntry(o) {
+    const release = o.target.release;
+    if (release === undefined || !isReleaseId(release))
+        return undefined;
+    const why = new Map();
+    const add = (a, reason) => {
+        if (!a?.release || !isReleaseId(a.release) || a.release === release)
+            return;
+        why.set(a.release, [...(why.get(a.release) ?? []), reason]);
+    };
+    const byId = new Map(o.artifacts.map((a) => [a.id, a]));
+    for (const [id, use] of artifactsInUse(o.servers, o.artifacts)) {
+        const a = byId.get(id);
+        if (a?.family !== o.target.family)
+            continue;
+        if (use.claimedBy.length)
+            add(a, `drive ${id.slice(0, 8)} runs on ${use.claimedBy.join(', ')}`);
+        if (use.referencedBy.length)
+            add(a, `drive ${id.slice(0, 8)} boots ${use.referencedBy.join(', ')} next`);
+    }
+    add(o.previous, `previous drive ${o.previous?.id.slice(0, 8) ?? ''} (rollback)`);
+    return {
+        target: o.name,
+        release,
+        sha256: o.target.sha256 ?? '',
+        drive: o.target.id,
+        time: (o.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z'),
+        also: [...why].map(([r, reasons]) => ({ release: r, why: reasons.join('; ') })),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/rollout/rollout.ts
+/**
+ * rollout: gets servers onto a new boot drive, batch by batch. Per batch each server's CD
+ * device is repointed, the server reset, and the batch waits until every server runs and
+ * passes the health check before the next batch starts. On the first failure it stops:
+ * the failed server goes back to the drive it ran and is restarted, servers not reached
+ * are left untouched, and the step fails saying so. A rollback is a rollout to the
+ * previous drive. `restart: none` repoints only: servers take the new drive at their next
+ * boot. What the servers run afterwards goes to the summary and, as a ledger entry, to
+ * the releases' retention (a release stays while any server runs or boots it).
+ */
+
+
+
+
+
+
+
+
+
+/** How often a restarting server is asked for its state, and the health check retried. */
+const POLL_MS = 1_000;
+const nameOf = (m) => m.server.name || m.server.id;
+/** Server names in the plan's order (servers of one batch finish in any order). */
+const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
+const rollout_short = (id) => (id ? id.slice(0, 8) : 'nothing');
+/** The artifact as people read it: name, release, short id. */
+function shown(ctx, id) {
+    if (!id)
+        return 'nothing';
+    const a = ctx.artifacts.get(id);
+    return a ? `${a.name} (${a.release ?? 'release unknown'}, ${rollout_short(id)})` : id;
+}
+/** Phase 1: the new drive, every server and drive, and what has to happen to each server. */
+async function plan(ctx) {
+    const { o, provider } = ctx;
+    const [servers, artifacts] = await Promise.all([
+        provider.listServers(),
+        provider.listArtifacts(),
+    ]);
+    ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
+    const target = ctx.artifacts.get(o.drive) ?? (await provider.artifact(o.drive));
+    ctx.target = target;
+    const inFamily = (id) => id === target.id || ctx.artifacts.get(id)?.family === target.family;
+    const chosen = chooseServers(o.servers, servers, inFamily, target.family);
+    ctx.moves = chosen.map((s) => planMove(s, target, { device: o.device, inFamily, claims: artifacts }));
+    ctx.reporter.info(`New drive: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
+        (o.restart === 'rolling'
+            ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
+            : ''));
+    for (const m of ctx.moves)
+        ctx.reporter.info(`  ${nameOf(m)}: ${describeMove(ctx, m)}`);
+}
+/** What the rollout will do to one server, for the plan's progress lines. */
+function describeMove(ctx, m) {
+    if (!m.repoint && !m.restart)
+        return 'already runs it';
+    const repoint = m.repoint
+        ? `${m.device}: ${shown(ctx, m.from)} -> ${rollout_short(ctx.target.id)}`
+        : `${m.device} names it already`;
+    if (ctx.o.restart === 'none')
+        return repoint;
+    if (m.restart)
+        return `${repoint}; reset`;
+    return m.server.running ? repoint : `${repoint}; ${m.server.status}: takes it at its next start`;
+}
+/** Waits until the server runs again and passes the check; the reason when it does not. */
+async function becomeHealthy(ctx, m, before) {
+    const resetAt = Math.floor(Date.now() / 1000);
+    const deadline = Date.now() + ctx.o.healthTimeout * 1000;
+    // Until the API shows a new start, an old instance may still answer the health check.
+    // A start less than 2 s before the reset cannot be told from the new one: accepted.
+    const restarted = (started) => started === undefined || before === undefined || started !== before || before >= resetAt - 2;
+    let s = await ctx.provider.server(m.server.id);
+    while (!s.running || !restarted(s.started)) {
+        if (Date.now() + POLL_MS > deadline)
+            return `it did not run again within ${ctx.o.healthTimeout} s (status ${s.status})`;
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(POLL_MS);
+        s = await ctx.provider.server(m.server.id);
+    }
+    if (ctx.check.kind === 'none')
+        return undefined;
+    if (!s.address)
+        return `the API shows no address for it, so health check ${describeCheck(ctx.check)} cannot run`;
+    const why = await waitHealthy(ctx.check, s.address, {
+        timeoutMs: Math.max(1_000, deadline - Date.now()),
+        intervalMs: POLL_MS,
+    });
+    return why === undefined
+        ? undefined
+        : `health check ${describeCheck(ctx.check)} failed within ${ctx.o.healthTimeout} s (${why})`;
+}
+/** One server's move; the reason it failed, or undefined. */
+async function moveOne(ctx, m, restart) {
+    const started = performance.now();
+    try {
+        if (m.repoint) {
+            await ctx.provider.repoint(m.server.id, m.device, ctx.target.id);
+            ctx.updated.push(nameOf(m));
+        }
+        if (!restart || !m.restart)
+            return undefined;
+        const before = m.server.started; // from the plan's listing: only a reset changes it
+        ctx.restarted.push(nameOf(m));
+        await ctx.provider.restart(m.server.id);
+        const why = await becomeHealthy(ctx, m, before);
+        if (why === undefined) {
+            ctx.reporter.info(`  ${nameOf(m)}: running and healthy (${describeCheck(ctx.check)}) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        }
+        return why;
+    }
+    catch (error) {
+        return errorMessage(error);
+    }
+}
+/** Puts a failed server back on the drive it ran and restarts it; what happened, in words. */
+async function revert(ctx, m) {
+    const name = nameOf(m);
+    try {
+        if (m.from && m.repoint)
+            await ctx.provider.repoint(m.server.id, m.device, m.from);
+        // Restarted only if this run reset it: a server whose repoint failed was never reset.
+        if (!m.server.running || !ctx.restarted.includes(name)) {
+            return `${name} is back on ${shown(ctx, m.from)}`;
+        }
+        const before = (await ctx.provider.server(m.server.id)).started;
+        await ctx.provider.restart(m.server.id);
+        const why = await becomeHealthy(ctx, m, before);
+        return (`${name} is back on ${shown(ctx, m.from)} and was restarted` +
+            (why ? `, but ${why}` : ', healthy again'));
+    }
+    catch (error) {
+        return `putting ${name} back on ${shown(ctx, m.from)} failed too: ${errorMessage(error)}`;
+    }
+}
+/** Phase 2: the batches, in order; throws after reverting the first batch that failed. */
+async function rollBatches(ctx) {
+    const { o, reporter } = ctx;
+    const rolling = o.restart === 'rolling';
+    const todo = ctx.moves.filter((m) => m.repoint || (rolling && m.restart));
+    const size = rolling ? o.batchSize : todo.length;
+    for (let i = 0; i < todo.length; i += size) {
+        const batch = todo.slice(i, i + size);
+        reporter.info(`[${Math.min(i + size, todo.length)}/${todo.length}] ${batch.map(nameOf).join(', ')}: ${rolling ? 'repoint, reset, wait until healthy' : 'repoint'}`);
+        const results = await Promise.all(batch.map((m) => moveOne(ctx, m, rolling)));
+        const failures = batch.flatMap((m, k) => results[k] === undefined ? [] : [{ m, why: results[k] ?? '' }]);
+        if (failures.length === 0)
+            continue;
+        ctx.failed = failures.map((f) => nameOf(f.m)).join(' ');
+        const reverted = [];
+        for (const f of failures) {
+            ctx.updated = ctx.updated.filter((n) => n !== nameOf(f.m));
+            reverted.push(await revert(ctx, f.m));
+        }
+        const untouched = todo.slice(i + size).map(nameOf);
+        throw new DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
+            (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
+            (ctx.updated.length
+                ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
+                : 'No other server was changed.'));
+    }
+    if (!rolling && todo.length > 0) {
+        reporter.info(`restart: none: ${todo.length} server(s) repointed; they keep running the old drive and take ${shown(ctx, ctx.target.id)} at their next boot`);
+    }
+}
+/** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
+async function finish(ctx, failure) {
+    const { o, provider } = ctx;
+    const [servers, artifacts] = await Promise.all([
+        provider.listServers(),
+        provider.listArtifacts(),
+    ]);
+    ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
+    const previous = mostCommon(ctx.moves.map((m) => m.from).filter((f) => f !== undefined && f !== ctx.target.id));
+    const entry = o.ledgerName === undefined
+        ? undefined
+        : ledgerEntry({
+            name: o.ledgerName,
+            target: ctx.target,
+            previous: previous ? ctx.artifacts.get(previous) : undefined,
+            servers,
+            artifacts,
+        });
+    if (!entry && o.ledgerName !== undefined)
+        ctx.reporter.warning(`Drive ${ctx.target.id} records no release (user:diskless-release): no ledger entry, retention cannot tell which release its servers run`);
+    if (entry && o.rootfsTarget && !o.dryRun) {
+        await recordUpload(o.rootfsTarget, entry);
+        ctx.reporter.info(`Ledger: ${o.rootfsTarget}/ledger/${entry.target}.json (${[entry.release, ...(entry.also ?? []).map((a) => a.release)].join(', ')})`);
+    }
+    const chosen = new Set(ctx.moves.map((m) => m.server.id));
+    const fleet = fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts);
+    return {
+        outputs: {
+            'servers-updated': inOrder(ctx, ctx.updated).join(' '),
+            'servers-restarted': inOrder(ctx, ctx.restarted).join(' '),
+            'previous-drive': previous ?? '',
+            'failed-server': ctx.failed ?? '',
+            release: ctx.target.release ?? '',
+            ledger: entry && !o.dryRun ? JSON.stringify(entry) : '',
+            fleet: JSON.stringify(Object.fromEntries(fleet)),
+            'dry-run': o.dryRun,
+        },
+        summary: [
+            ['Drive', shown(ctx, ctx.target.id)],
+            ['Previous drive', previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none'],
+            [
+                'Restart',
+                o.restart === 'rolling'
+                    ? `rolling, batches of ${o.batchSize}, health ${describeCheck(ctx.check)}`
+                    : 'none: servers take the new drive at their next boot',
+            ],
+            [
+                'Result',
+                failure ??
+                    (o.dryRun
+                        ? 'dry run: nothing changed'
+                        : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
+            ],
+            ...fleet.map(([name, runs]) => [`Server ${name}`, runs]),
+        ],
+    };
+}
+function mostCommon(ids) {
+    const counts = new Map();
+    for (const id of ids)
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+}
+async function rollout(o, reporter, connect = (x) => elasticStack({
+    url: x.apiUrl,
+    user: x.apiUser,
+    key: x.apiKey,
+    onRetry: (e, n, ms) => {
+        reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
+    },
+})) {
+    const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
+    const provider = connect(o);
+    const ctx = {
+        o,
+        reporter,
+        provider,
+        check,
+        target: undefined,
+        artifacts: new Map(),
+        moves: [],
+        updated: [],
+        restarted: [],
+        failed: undefined,
+    };
+    try {
+        await reporter.group('Plan the rollout', () => plan(ctx));
+        if (ctx.target.release !== undefined && !isReleaseId(ctx.target.release)) {
+            reporter.warning(`Drive ${ctx.target.id} records release "${ctx.target.release}", which is not a release id`);
+        }
+        if (o.dryRun) {
+            reporter.info('Dry run: no server was changed');
+            return await finish(ctx, undefined);
+        }
+        let failure;
+        await reporter
+            .group('Roll out', () => rollBatches(ctx))
+            .catch((error) => {
+            if (!(error instanceof DisklessError))
+                throw error;
+            failure = error.message;
+        });
+        if (failure === undefined)
+            return await finish(ctx, undefined);
+        const said = failure;
+        const report = await finish(ctx, said).catch((error) => {
+            throw new DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
+        });
+        throw new StepFailure(said, report);
+    }
+    finally {
+        await provider.close();
     }
 }
 
@@ -60946,7 +62158,7 @@ const buildRootfsInputs = defineInputs({
     'keep-days': integer({ min: 0, max: 36500, default: '30' }),
     'keep-releases': list({
         expected: 'release ids such as 20261129T120000Z, one per line',
-        item: layout_isReleaseId,
+        item: isReleaseId,
     }),
     'nfs-mounts': list({
         expected: 'absolute paths of NFS mount tables (rmtab or `showmount -a` output), one per line',
@@ -61456,7 +62668,7 @@ async function scanLiveTree(o, reporter) {
     reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
     if (hits.length === 0) {
         await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
-        await files_writeFileAtomic(stateFile, JSON.stringify(after));
+        await writeFileAtomic(stateFile, JSON.stringify(after));
     }
     return hits;
 }
@@ -61579,60 +62791,13 @@ async function applyTemplate(tree, entries) {
     return files;
 }
 
-;// CONCATENATED MODULE: ./src/releases/ledger.ts
-/**
- * The upload ledger: what each upload target (a zone's drive) was last given, one file per
- * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
- * the release their drive's ISO names, so every release in the ledger is in use. The
- * workflow's report job writes these files with jq (same fields); `recordUpload` is the
- * library's writer for everything else.
- */
-
-
-
-
-const LEDGER = 'ledger';
-/** An upload target's name, as the workflow's targets input allows it. */
-const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
-async function recordUpload(target, entry) {
-    if (!TARGET_NAME.test(entry.target) || !isReleaseId(entry.release)) {
-        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
-    }
-    const dir = path.join(target, LEDGER);
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await writeFileAtomic(path.join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
-}
-/**
- * Every readable entry. A file that is not an entry is reported in `unreadable`, never
- * taken as "nothing in use": retention then keeps everything (see in-use.ts).
- */
-async function readLedger(target) {
-    const dir = external_node_path_default().join(target, LEDGER);
-    const names = await (0,promises_.readdir)(dir).catch(() => []);
-    const entries = [];
-    const unreadable = [];
-    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-        try {
-            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
-            if (typeof e.target === 'string' && typeof e.release === 'string' && layout_isReleaseId(e.release)) {
-                entries.push(e);
-                continue;
-            }
-        }
-        catch {
-            // reported below
-        }
-        unreadable.push(external_node_path_default().join(dir, name));
-    }
-    return { entries, unreadable };
-}
-
 ;// CONCATENATED MODULE: ./src/releases/in-use.ts
 /**
  * Which releases are in use: the one place that says so, for retention and the summary.
  * A release is in use while any signal names it:
  *   current   `<target>/current` points at it (new clients mount it)
- *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts)
+ *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts), or the
+ *             target's rollout saw a server run it, boot it next, or keep it for a rollback
  *   mounted   the NFS server's mount table names it (rmtab lines, or `showmount -a` output)
  *   kept      the operator named it (input keep-releases)
  * A signal that cannot be read (a damaged ledger file, an unreadable mount table that was
@@ -61684,8 +62849,11 @@ async function releasesInUse(o) {
     if (o.current)
         add(o.current, 'current');
     const ledger = await readLedger(o.target);
-    for (const e of ledger.entries)
+    for (const e of ledger.entries) {
         add(e.release, `ledger: ${e.target}`);
+        for (const a of e.also ?? [])
+            add(a.release, `ledger: ${e.target}: ${a.why}`);
+    }
     for (const file of ledger.unreadable)
         problems.push(`${file} is not a ledger entry`);
     for (const table of o.mountTables) {
@@ -62642,335 +63810,6 @@ const uploadDriveInputs = defineInputs({
     }
 });
 
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./src/drive/api-error.ts
-
-/**
- * An error answer of the ElasticStack API: HTTP status, the error type (first word of
- * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
- * server's one-line description.
- */
-class ApiError extends DisklessError {
-    status;
-    type;
-    detail;
-    request;
-    retryAfterMs;
-    name = 'ApiError';
-    constructor(status, type, detail, request, retryAfterMs) {
-        super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
-        this.status = status;
-        this.type = type;
-        this.detail = detail;
-        this.request = request;
-        this.retryAfterMs = retryAfterMs;
-    }
-}
-/** A request that never got an answer: refused, reset, cut mid-body, timed out. */
-class NetworkError extends DisklessError {
-    request;
-    code;
-    name = 'NetworkError';
-    constructor(request, code, cause) {
-        super(`${request}: ${code}`, { cause });
-        this.request = request;
-        this.code = code;
-    }
-}
-/** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
-function isTransient(error) {
-    if (error instanceof NetworkError)
-        return true;
-    if (error instanceof ApiError) {
-        return error.status >= 500 || error.status === 429 || error.status === 409;
-    }
-    return false;
-}
-/** Retry-After in milliseconds: delta-seconds or an HTTP date. */
-function parseRetryAfter(value, now = Date.now()) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim()) * 1000;
-    const at = Date.parse(value);
-    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-;// CONCATENATED MODULE: ./src/drive/retry.ts
-/**
- * Bounded retries with exponential backoff and full jitter, honouring the server's
- * Retry-After. Only transient failures are retried; anything else fails at once.
- */
-
-
-const defaultRetryPolicy = {
-    attempts: 6,
-    baseDelayMs: 250,
-    maxDelayMs: 8_000,
-    maxRetryAfterMs: 60_000,
-};
-function backoffDelay(policy, attempt, error, random = Math.random) {
-    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
-    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-    const jittered = Math.round(random() * ceiling);
-    if (retryAfter === undefined)
-        return jittered;
-    return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
-}
-/**
- * Runs `work` until it succeeds, fails with a non-transient error, or has used every
- * attempt; `onRetry` hears about each failure that will be retried.
- */
-async function withRetry(work, policy, onRetry = () => undefined) {
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await work(attempt);
-        }
-        catch (error) {
-            if (!isTransient(error) || attempt >= policy.attempts)
-                throw error;
-            const delay = backoffDelay(policy, attempt, error);
-            onRetry(error, attempt, delay);
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/drive/api.ts
-/**
- * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
- * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
- * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
- */
-
-
-
-
-
-async function collect(body) {
-    const parts = [];
-    for await (const part of body)
-        parts.push(part);
-    return Buffer.concat(parts);
-}
-function num(v) {
-    if (typeof v === 'number')
-        return v;
-    if (typeof v === 'string' && /^\d+$/.test(v))
-        return Number(v);
-    return undefined;
-}
-function str(v) {
-    if (typeof v === 'string')
-        return v;
-    if (typeof v === 'number')
-        return String(v);
-    if (Array.isArray(v))
-        return v.map(String).join(' ');
-    return undefined;
-}
-/** What came back, for an error line: its kind and its start, on one line. */
-function showAnswer(answer) {
-    if (answer === undefined)
-        return 'an empty answer';
-    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
-    const kind = typeof answer === 'string'
-        ? /^\s*</.test(answer)
-            ? 'HTML'
-            : 'text'
-        : Array.isArray(answer)
-            ? 'a JSON array'
-            : answer === null
-                ? 'JSON null'
-                : `a JSON ${typeof answer}`;
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
-}
-/** A drive object as the API documents it, or a one-line error naming the request. */
-function toDriveInfo(answer, request = 'the API') {
-    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
-    }
-    const o = answer;
-    const meta = {};
-    for (const [k, v] of Object.entries(o)) {
-        if (k.startsWith('user:'))
-            meta[k.slice(5)] = str(v) ?? '';
-    }
-    const size = num(o.size);
-    const uuid = str(o.drive);
-    if (!uuid || size === undefined) {
-        throw new DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
-    }
-    return {
-        uuid,
-        name: str(o.name) ?? '',
-        size,
-        claimType: str(o['claim:type']) ?? 'exclusive',
-        claimed: str(o.claimed) || undefined,
-        meta,
-        writeRequests: num(o['write:requests']),
-        writeBytes: num(o['write:bytes']),
-    };
-}
-class DriveApi {
-    url;
-    user;
-    pool;
-    auth;
-    retry;
-    onRetry;
-    constructor(o) {
-        this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
-        this.user = o.user;
-        this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
-        this.retry = o.retry ?? defaultRetryPolicy;
-        this.onRetry = o.onRetry;
-        this.pool = new undici/* Pool */.bC(this.url.origin, {
-            connections: o.connections,
-            pipelining: 1,
-            keepAliveTimeout: 30_000,
-            headersTimeout: 120_000,
-            bodyTimeout: 120_000,
-        });
-    }
-    close() {
-        return this.pool.close();
-    }
-    /**
-     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
-     * body goes to `consume` (default: collected into one Buffer), so a large read can be
-     * hashed as it streams in instead of being held whole.
-     */
-    async exchange(method, path, body, consume = collect) {
-        const target = new URL(path, this.url);
-        const what = `${method} ${target.pathname}`;
-        const headers = {
-            authorization: this.auth,
-            accept: 'application/json',
-        };
-        if (body) {
-            headers['content-type'] = body.type;
-            if (body.gzip)
-                headers['content-encoding'] = 'gzip';
-            // A stream has no length of its own: the API wants one (no chunked bodies), and
-            // undici fails the request if the stream then brings more or fewer bytes.
-            if (body.length !== undefined)
-                headers['content-length'] = String(body.length);
-        }
-        const network = (error) => new NetworkError(what, error.code ?? String(error), error);
-        let res;
-        try {
-            res = await this.pool.request({
-                method,
-                path: target.pathname + target.search,
-                headers,
-                body: body?.data ?? (method === 'POST' ? '' : undefined),
-            });
-        }
-        catch (error) {
-            // A streamed body that ran short or long: the file changed under it, and sending it
-            // again cannot help.
-            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
-            }
-            throw network(error);
-        }
-        if (res.statusCode >= 400) {
-            const text = await collect(res.body).catch(() => Buffer.alloc(0));
-            const header = res.headers['x-elastic-error'];
-            const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
-            const retryAfter = res.headers['retry-after'];
-            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
-        }
-        try {
-            return await consume(res.body);
-        }
-        catch (error) {
-            throw network(error);
-        }
-    }
-    /** The request as errors name it: method and full URL (never credentials: none are in it). */
-    requestName(method, path) {
-        return `${method} ${new URL(path, this.url).href}`;
-    }
-    /**
-     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
-     * page, a wrong URL) is a one-line error naming the URL and what came back.
-     */
-    async json(method, path, input) {
-        const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
-        const text = (await this.exchange(method, path, body)).toString('utf8').trim();
-        if (text === '')
-            return undefined;
-        try {
-            return JSON.parse(text);
-        }
-        catch {
-            throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
-        }
-    }
-    /**
-     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
-     * idempotent calls.
-     */
-    async drive(method, path, o) {
-        const call = () => this.json(method, path, o.input);
-        const answer = o.retry ? await this.retried(call) : await call();
-        return toDriveInfo(answer, this.requestName(method, path));
-    }
-    /** Retries an idempotent call on transient failures. */
-    retried(work) {
-        return withRetry(work, this.retry, this.onRetry);
-    }
-    /** Every drive; a listing that is not an array is an error, never "no drives". */
-    async infoAll() {
-        const request = this.requestName('GET', 'drives/info');
-        const out = await this.retried(() => this.json('GET', 'drives/info'));
-        if (!Array.isArray(out)) {
-            throw new DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
-        }
-        return out.map((d) => toDriveInfo(d, request));
-    }
-    info(uuid) {
-        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
-    }
-    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
-    create(fields) {
-        return this.drive('POST', 'drives/create', { input: fields, retry: false });
-    }
-    set(uuid, fields) {
-        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
-    }
-    /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
-    read(uuid, offset, size) {
-        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
-    }
-    /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
-    readDigest(uuid, offset, size) {
-        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
-            const hash = (0,external_node_crypto_.createHash)('sha256');
-            let bytes = 0;
-            for await (const part of body) {
-                hash.update(part);
-                bytes += part.length;
-            }
-            return { sha256: hash.digest('hex'), bytes };
-        }));
-    }
-    /**
-     * One write request, not retried: the caller counts and schedules retries. The body is
-     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
-     */
-    async writeOnce(uuid, offset, body) {
-        await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
-            type: 'application/octet-stream',
-            ...body,
-        });
-    }
-}
-
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
 // EXTERNAL MODULE: external "node:util"
@@ -63374,83 +64213,6 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
             clearInterval(timer);
         },
     };
-}
-
-;// CONCATENATED MODULE: ./src/upload/target.ts
-/**
- * Which drive to write: a given UUID that must exist, or the one drive with a given
- * name (created when there is none, refused when there are several), with the claim
- * type it must have and room for the image.
- */
-
-
-
-
-/** Turns the API's refusals of our credentials into a message that names the user, never the key. */
-function explainApiError(error, api) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-        return new DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
-    }
-    if (error instanceof NetworkError) {
-        return new DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
-    }
-    return error;
-}
-async function findTarget(api, want) {
-    if (want.uuid) {
-        try {
-            return { kind: 'existing', drive: await api.info(want.uuid) };
-        }
-        catch (error) {
-            if (error instanceof ApiError &&
-                (error.status === 404 ||
-                    (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
-                throw new DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
-            }
-            throw error;
-        }
-    }
-    const name = want.name ?? '';
-    const named = (await api.infoAll()).filter((d) => d.name === name);
-    if (named.length > 1) {
-        throw new DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
-    }
-    const [drive] = named;
-    return drive ? { kind: 'existing', drive } : { kind: 'new', name };
-}
-/** Refuses, before anything is written, an image that does not fit the drive. */
-function checkFits(imageBytes, image, driveBytes, drive) {
-    if (imageBytes <= driveBytes)
-        return;
-    throw new DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
-        'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
-}
-/**
- * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
- * exist anyway, so before trying again we look for it by name and adopt a single match.
- */
-async function createDrive(api, fields, policy) {
-    const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
-    return withRetry(async (attempt) => {
-        if (attempt > 1) {
-            const existing = (await api.infoAll()).filter((d) => d.name === fields.name);
-            if (existing.length === 1 && existing[0])
-                return existing[0];
-        }
-        return api.create(body);
-    }, policy);
-}
-/** Creates the drive, or corrects an existing drive's claim type. */
-async function prepareDrive(api, target, o, policy) {
-    if (target.kind === 'new') {
-        const drive = await createDrive(api, { name: target.name, size: o.size, claimType: o.claimType }, policy);
-        return { drive, created: true, claimTypeChanged: undefined };
-    }
-    if (target.drive.claimType === o.claimType) {
-        return { drive: target.drive, created: false, claimTypeChanged: undefined };
-    }
-    const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
-    return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
 }
 
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
@@ -63923,6 +64685,8 @@ async function uploadDrive(options, reporter) {
 
 
 
+
+
 function step(s) {
     return {
         name: s.name,
@@ -63961,6 +64725,12 @@ const steps = {
         title: 'Make a tested release current, or roll back',
         inputs: promoteInputs,
         run: promote,
+    }),
+    rollout: step({
+        name: 'rollout',
+        title: 'Get the servers onto a new boot drive, batch by batch, or back',
+        inputs: rolloutInputs,
+        run: rollout,
     }),
 };
 function isStepName(name) {
@@ -64039,8 +64809,6 @@ const DEFAULT_MAX_WRITE_BYTES = 64 * 2 ** 20;
 /** The documented read limit: SIZE must be at most 4096 KiB. */
 const MAX_READ_BYTES = 4096 * 1024;
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/emulator/qemu-runner.ts
 /**
  * The server runner that boots for real: each started server is a QEMU machine (TCG)
@@ -64210,13 +64978,13 @@ class api_error_ApiError extends Error {
     }
 }
 /** A drive or server that is not there (or another account's), in the service's words. */
-function notFound(object, uuid) {
+function api_error_notFound(object, uuid) {
     const error = new api_error_ApiError('missing', `${object} ${uuid} could not be found. Please re-validate your entry.`);
     error.notFound = true;
     return error;
 }
 function driveMissing(uuid) {
-    return notFound('Drive', uuid);
+    return api_error_notFound('Drive', uuid);
 }
 /** Header values must be one line of visible ASCII. */
 function headerSafe(text) {
@@ -65331,7 +66099,7 @@ class ServerStore {
     entry(user, uuid) {
         const e = this.entries.get(uuid.toLowerCase());
         if (!e || e.meta.user !== user)
-            throw notFound('Server', uuid);
+            throw api_error_notFound('Server', uuid);
         return e;
     }
     /** The caller's servers by name, then UUID. */
@@ -66785,6 +67553,13 @@ function stepHelp(step) {
     });
     return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${lines.join('\n')}\n  --json             print the outputs as one JSON object\n  --debug            show debug lines`;
 }
+function printOutputs(report, json) {
+    if (json)
+        console.log(JSON.stringify(report.outputs, null, 2));
+    else
+        for (const [k, v] of Object.entries(report.outputs))
+            console.log(`${k}=${String(v)}`);
+}
 async function runStepCommand(step, args) {
     const parsed = parseFlags(args, step.inputs.fields, ['json', 'debug', 'help']);
     if (parsed.switches.has('help')) {
@@ -66803,17 +67578,14 @@ async function runStepCommand(step, args) {
         console.error(redact(line, secrets));
     }, parsed.switches.has('debug'));
     try {
-        const report = await step.start(get, reporter);
-        if (parsed.switches.has('json'))
-            console.log(JSON.stringify(report.outputs, null, 2));
-        else
-            for (const [k, v] of Object.entries(report.outputs))
-                console.log(`${k}=${String(v)}`);
+        printOutputs(await step.start(get, reporter), parsed.switches.has('json'));
         return 0;
     }
     catch (error) {
         if (!(error instanceof DisklessError))
             throw error;
+        if (error instanceof StepFailure)
+            printOutputs(error.report, parsed.switches.has('json'));
         console.error(`diskless ${step.name}: ${redact(errorMessage(error), secrets)}`);
         return 1;
     }
