@@ -71,26 +71,18 @@ async function plan(ctx: Context): Promise<void> {
         ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
         : ''),
   );
-  for (const m of ctx.moves) {
-    const what =
-      !m.repoint && !m.restart
-        ? 'already runs it'
-        : [
-            m.repoint
-              ? `${m.device}: ${shown(ctx, m.from)} -> ${short(target.id)}`
-              : `${m.device} names it already`,
-            o.restart === 'none'
-              ? undefined
-              : m.restart
-                ? 'reset'
-                : m.server.running
-                  ? undefined
-                  : `${m.server.status}: takes it at its next start`,
-          ]
-            .filter(Boolean)
-            .join('; ');
-    ctx.reporter.info(`  ${nameOf(m)}: ${what}`);
-  }
+  for (const m of ctx.moves) ctx.reporter.info(`  ${nameOf(m)}: ${describeMove(ctx, m)}`);
+}
+
+/** What the rollout will do to one server, for the plan's progress lines. */
+function describeMove(ctx: Context, m: Move): string {
+  if (!m.repoint && !m.restart) return 'already runs it';
+  const repoint = m.repoint
+    ? `${m.device}: ${shown(ctx, m.from)} -> ${short(ctx.target.id)}`
+    : `${m.device} names it already`;
+  if (ctx.o.restart === 'none') return repoint;
+  if (m.restart) return `${repoint}; reset`;
+  return m.server.running ? repoint : `${repoint}; ${m.server.status}: takes it at its next start`;
 }
 
 /** Waits until the server runs again and passes the check; the reason when it does not. */

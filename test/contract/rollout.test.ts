@@ -2,6 +2,7 @@
 // over real HTTP with state-only servers and a loopback TCP listener as their health:
 // outputs, the summary table of who runs which release, a failure that still publishes
 // its outputs, and the API key kept out of everything it prints.
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
@@ -108,6 +109,41 @@ describe('rollout bundle', () => {
     expect(ledger.release).toBe(R2);
     expect(ledger.also?.map((a) => a.release)).toEqual([R1]);
     expect(ledger.also?.[0]?.why).toMatch(/runs on web2/);
+  });
+
+  it('through the CLI: prints the outputs of a failed rollout, then its one error line', async () => {
+    const cli = path.resolve(import.meta.dirname, '../../dist/cli/index.js');
+    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        cli,
+        [
+          'rollout',
+          '--api-url',
+          emu.url,
+          '--api-user',
+          USER,
+          '--drive',
+          d2,
+          '--health-check',
+          `tcp:${health.port}`,
+          '--health-timeout',
+          '1',
+        ],
+        { env: { PATH: process.env.PATH ?? '', DISKLESS_API_KEY: SECRET } },
+        (error, stdout, stderr) => {
+          resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr });
+        },
+      );
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('failed-server=web2\n');
+    expect(r.stdout).toContain('servers-restarted=web2\n');
+    const last = r.stderr.trim().split('\n').at(-1) ?? '';
+    expect(last).toMatch(
+      /^diskless rollout: Rollout stopped: server web2: health check tcp:\d+ failed within 1 s/,
+    );
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    expect(await cdOf('web2')).toBe(d1);
   });
 
   it('fails with one line naming a bad input', async () => {

@@ -84494,6 +84494,8 @@ function ledgerEntry(o) {
 /** How often a restarting server is asked for its state, and the health check retried. */
 const POLL_MS = 1_000;
 const nameOf = (m) => m.server.name || m.server.id;
+/** Server names in the plan's order (servers of one batch finish in any order). */
+const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
 const rollout_short = (id) => (id ? id.slice(0, 8) : 'nothing');
 /** The artifact as people read it: name, release, short id. */
 function shown(ctx, id) {
@@ -84519,31 +84521,31 @@ async function plan(ctx) {
         (o.restart === 'rolling'
             ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
             : ''));
-    for (const m of ctx.moves) {
-        const what = !m.repoint && !m.restart
-            ? 'already runs it'
-            : [
-                m.repoint
-                    ? `${m.device}: ${shown(ctx, m.from)} -> ${rollout_short(target.id)}`
-                    : `${m.device} names it already`,
-                o.restart === 'none'
-                    ? undefined
-                    : m.restart
-                        ? 'reset'
-                        : m.server.running
-                            ? undefined
-                            : `${m.server.status}: takes it at its next start`,
-            ]
-                .filter(Boolean)
-                .join('; ');
-        ctx.reporter.info(`  ${nameOf(m)}: ${what}`);
-    }
+    for (const m of ctx.moves)
+        ctx.reporter.info(`  ${nameOf(m)}: ${describeMove(ctx, m)}`);
+}
+/** What the rollout will do to one server, for the plan's progress lines. */
+function describeMove(ctx, m) {
+    if (!m.repoint && !m.restart)
+        return 'already runs it';
+    const repoint = m.repoint
+        ? `${m.device}: ${shown(ctx, m.from)} -> ${rollout_short(ctx.target.id)}`
+        : `${m.device} names it already`;
+    if (ctx.o.restart === 'none')
+        return repoint;
+    if (m.restart)
+        return `${repoint}; reset`;
+    return m.server.running ? repoint : `${repoint}; ${m.server.status}: takes it at its next start`;
 }
 /** Waits until the server runs again and passes the check; the reason when it does not. */
-async function becomeHealthy(ctx, m) {
+async function becomeHealthy(ctx, m, before) {
+    const resetAt = Math.floor(Date.now() / 1000);
     const deadline = Date.now() + ctx.o.healthTimeout * 1000;
+    // Until the API shows a new start, an old instance may still answer the health check.
+    // A start less than 2 s before the reset cannot be told from the new one: accepted.
+    const restarted = (started) => started === undefined || before === undefined || started !== before || before >= resetAt - 2;
     let s = await ctx.provider.server(m.server.id);
-    while (!s.running) {
+    while (!s.running || !restarted(s.started)) {
         if (Date.now() + POLL_MS > deadline)
             return `it did not run again within ${ctx.o.healthTimeout} s (status ${s.status})`;
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(POLL_MS);
@@ -84571,9 +84573,10 @@ async function moveOne(ctx, m, restart) {
         }
         if (!restart || !m.restart)
             return undefined;
-        await ctx.provider.restart(m.server.id);
+        const before = m.server.started; // from the plan's listing: only a reset changes it
         ctx.restarted.push(nameOf(m));
-        const why = await becomeHealthy(ctx, m);
+        await ctx.provider.restart(m.server.id);
+        const why = await becomeHealthy(ctx, m, before);
         if (why === undefined) {
             ctx.reporter.info(`  ${nameOf(m)}: running and healthy (${describeCheck(ctx.check)}) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
         }
@@ -84589,10 +84592,13 @@ async function revert(ctx, m) {
     try {
         if (m.from && m.repoint)
             await ctx.provider.repoint(m.server.id, m.device, m.from);
-        if (!m.server.running)
+        // Restarted only if this run reset it: a server whose repoint failed was never reset.
+        if (!m.server.running || !ctx.restarted.includes(name)) {
             return `${name} is back on ${shown(ctx, m.from)}`;
+        }
+        const before = (await ctx.provider.server(m.server.id)).started;
         await ctx.provider.restart(m.server.id);
-        const why = await becomeHealthy(ctx, m);
+        const why = await becomeHealthy(ctx, m, before);
         return (`${name} is back on ${shown(ctx, m.from)} and was restarted` +
             (why ? `, but ${why}` : ', healthy again'));
     }
@@ -84623,7 +84629,7 @@ async function rollBatches(ctx) {
         throw new DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
             (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
             (ctx.updated.length
-                ? `Already on the new drive: ${ctx.updated.join(', ')}.`
+                ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
                 : 'No other server was changed.'));
     }
     if (!rolling && todo.length > 0) {
@@ -84658,12 +84664,12 @@ async function finish(ctx, failure) {
     const fleet = fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts);
     return {
         outputs: {
-            'servers-updated': ctx.updated.join(' '),
-            'servers-restarted': ctx.restarted.join(' '),
+            'servers-updated': inOrder(ctx, ctx.updated).join(' '),
+            'servers-restarted': inOrder(ctx, ctx.restarted).join(' '),
             'previous-drive': previous ?? '',
             'failed-server': ctx.failed ?? '',
             release: ctx.target.release ?? '',
-            ledger: entry ? JSON.stringify(entry) : '',
+            ledger: entry && !o.dryRun ? JSON.stringify(entry) : '',
             fleet: JSON.stringify(Object.fromEntries(fleet)),
             'dry-run': o.dryRun,
         },
@@ -84732,10 +84738,13 @@ async function rollout(o, reporter, connect = (x) => elasticStack({
                 throw error;
             failure = error.message;
         });
-        const report = await finish(ctx, failure);
-        if (failure !== undefined)
-            throw new StepFailure(failure, report);
-        return report;
+        if (failure === undefined)
+            return await finish(ctx, undefined);
+        const said = failure;
+        const report = await finish(ctx, said).catch((error) => {
+            throw new DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
+        });
+        throw new StepFailure(said, report);
     }
     finally {
         await provider.close();
