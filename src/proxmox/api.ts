@@ -181,7 +181,14 @@ export class PveApi {
         );
       }
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new NetworkError(what, code ?? cause?.code ?? (error as Error).message, error);
+      const why = code ?? cause?.code ?? (error as Error).message;
+      throw new NetworkError(
+        what,
+        /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)
+          ? `${why}: the server's certificate is not trusted; name its CA (tls-ca-file) or pin its fingerprint (tls-fingerprint)`
+          : why,
+        error,
+      );
     }
     const text = await res.body.text().catch(() => '');
     let json: { data?: unknown; message?: unknown; errors?: unknown } | undefined;

@@ -60,7 +60,8 @@ export function pveDispatcher(tls: PveTls, options: Agent.Options): Agent {
   }
   if (tls.fingerprint) {
     const pinned = normalizeFingerprint(tls.fingerprint);
-    const base = buildConnector({ rejectUnauthorized: false });
+    // No session resumption: a resumed session shows no certificate to check.
+    const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
     return new Agent({
       ...options,
       connect: (opts, callback) => {

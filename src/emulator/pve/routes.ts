@@ -123,7 +123,7 @@ const contentDelete: Handler = async (c) => {
   need(c.caller, `/storage/${c.parts[3] ?? ''}`, 'Datastore.Allocate');
   const delay =
     c.params.delay === undefined ? undefined : integerParam('delay', c.params.delay, 1, 30);
-  const upid = c.tasks.start(n, 'imgdel', v.volid, c.caller.id, async (log) => {
+  const upid = c.tasks.start(n, 'imgdel', c.parts[3] ?? '', c.caller.id, async (log) => {
     if (!(await c.storages.remove(v.volid, n))) log(`WARN: disk image '${v.volid}' does not exist`);
   });
   return delay === undefined ? upid : settle(c, n, upid, delay);
