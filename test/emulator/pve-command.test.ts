@@ -35,6 +35,11 @@ it('turns flags into options', () => {
     '--vm=102:client-b',
     '--auth-delay-ms',
     '0',
+    '--latency-ms',
+    '50',
+    '--connection-mbit',
+    '50',
+    '--link-mbit=400',
   ]);
   expect(generated).toBeUndefined();
   expect(options).toMatchObject({
@@ -43,6 +48,7 @@ it('turns flags into options', () => {
     nodes: ['pve1', 'pve2'],
     storages: [{ id: 'isos' }],
     authFailureDelayMs: 0,
+    link: { latencyMs: 50, connectionBytesPerSecond: 6_250_000, linkBytesPerSecond: 50_000_000 },
   });
   expect(options.vms?.map((v) => [v.vmid, v.name, v.address, v.config?.agent])).toEqual([
     [101, 'client-a', '10.0.0.5', '1'],

@@ -26,7 +26,10 @@ storages and uploads, tasks, VMs as state) until SIGINT or SIGTERM.
   --vm VMID:NAME[:IP]    a stopped VM with a CD drive on the first node (repeatable);
                          with IP its guest agent reports that address
   --auth-delay-ms N      delay of 401 answers (default 3000, as Proxmox)
-  --task-ms N            how long each task runs (default 50)`;
+  --task-ms N            how long each task runs (default 50)
+  --latency-ms N         delay added before every response
+  --connection-mbit N    bandwidth cap per connection (upload bodies), Mbit/s
+  --link-mbit N          bandwidth cap shared by all connections, Mbit/s`;
 
 function need(flag: string, value: string | undefined, expected: string): string {
   if (value === undefined || value.startsWith('--')) {
@@ -44,6 +47,17 @@ function wholeNumber(flag: string, value: string, max: number): number {
     );
   }
   return n;
+}
+
+function mbit(flag: string, value: string): number {
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) {
+    throw new InputError(
+      flag,
+      `Invalid --${flag} ${JSON.stringify(value)}: expected a positive number of Mbit/s, e.g. 50`,
+    );
+  }
+  return n * 125_000;
 }
 
 /** The command line as emulator options; `generated` is the made-up token, if any. */
@@ -139,6 +153,15 @@ export function parsePveEmulatorArgs(args: string[]): {
         });
         break;
       }
+      case 'latency-ms':
+        o.link = { ...o.link, latencyMs: wholeNumber(flag, value('milliseconds'), 60_000) };
+        break;
+      case 'connection-mbit':
+        o.link = { ...o.link, connectionBytesPerSecond: mbit(flag, value('Mbit/s')) };
+        break;
+      case 'link-mbit':
+        o.link = { ...o.link, linkBytesPerSecond: mbit(flag, value('Mbit/s')) };
+        break;
       case 'auth-delay-ms':
         o.authFailureDelayMs = wholeNumber(flag, value('milliseconds'), 60_000);
         break;

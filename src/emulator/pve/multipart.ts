@@ -101,6 +101,8 @@ export async function receiveUpload(
   boundary: string,
   tmpFile: string,
   onBytes: (n: number) => void,
+  /** Waits until a chunk of `n` bytes has passed the (emulated) link. */
+  pace: (n: number) => Promise<void> = () => Promise.resolve(),
 ): Promise<Upload> {
   const closing = Buffer.from(`\r\n--${boundary}`);
   const hold = closing.length + 4 + 512; // the closing delimiter, "--", CRLF, an epilogue
@@ -123,6 +125,7 @@ export async function receiveUpload(
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       onBytes(chunk.length);
+      await pace(chunk.length);
       let data = chunk;
       if (head !== undefined) {
         head = Buffer.concat([head, chunk]);

@@ -59,6 +59,18 @@ export interface PveEmulatorOptions {
   authFailureDelayMs?: number;
   /** How long a task takes before it ends (default 50 ms: clients must poll). */
   taskMs?: number;
+  /** The network between client and node, as the ElasticStack emulator models it. */
+  link?: PveLink;
+}
+
+/** Latency and bandwidth caps (upload bodies are paced through them); all off by default. */
+export interface PveLink {
+  /** Added before every response. */
+  latencyMs?: number;
+  /** Bandwidth cap of each TCP connection, bytes per second. */
+  connectionBytesPerSecond?: number;
+  /** One cap shared by all connections, bytes per second. */
+  linkBytesPerSecond?: number;
 }
 
 /** Counters since start, updated in place. */

@@ -18,6 +18,8 @@ import { InputError } from '../../errors.js';
 import { authenticate, has, type Caller } from './auth.js';
 import { CHECKSUM_ALGORITHMS, multipartBoundary, receiveUpload, type Upload } from './multipart.js';
 import type { PveEmulator, PveEmulatorOptions, PveEmulatorStats, PveToken } from './options.js';
+import { Link, type Pacer } from '../bandwidth.js';
+import type { Socket } from 'node:net';
 import { readParams } from './params.js';
 import { errorBody, failure, paramError, PveError, statusText } from './pve-error.js';
 import { isUpload, route, WithSiblings, type Context } from './routes.js';
@@ -82,6 +84,20 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
   const tasks = new Tasks(options.taskMs ?? 50);
   const stats: PveEmulatorStats = { requests: 0, statuses: {}, uploadBytes: 0, uploads: 0 };
   let uploadSeq = 0;
+  const caps = options.link ?? {};
+  const link = new Link(() => ({
+    link: caps.linkBytesPerSecond,
+    connection: caps.connectionBytesPerSecond,
+  }));
+  const pacers = new WeakMap<Socket, Pacer>();
+  function pacerOf(req: IncomingMessage): Pacer {
+    let pacer = pacers.get(req.socket);
+    if (!pacer) {
+      pacer = link.pacer();
+      pacers.set(req.socket, pacer);
+    }
+    return pacer;
+  }
 
   function send(res: ServerResponse, status: number, body: Buffer, text?: string): void {
     stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
@@ -96,6 +112,7 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
 
   async function sendError(res: ServerResponse, error: PveError): Promise<void> {
     if (error.delayed) await sleep(authDelay);
+    if (caps.latencyMs) await sleep(caps.latencyMs);
     if (res.destroyed) return;
     send(res, error.status, errorBody(error), statusText(error.message));
   }
@@ -128,7 +145,16 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
     const tmpFile = path.join(tmpDir, `pveupload-${process.pid}-${++uploadSeq}`);
     let up: Upload;
     try {
-      up = await receiveUpload(req, boundary, tmpFile, (n) => (stats.uploadBytes += n));
+      const pacer = pacerOf(req);
+      up = await link.carry(() =>
+        receiveUpload(
+          req,
+          boundary,
+          tmpFile,
+          (n) => (stats.uploadBytes += n),
+          (n) => pacer.pass(n),
+        ),
+      );
       for (const [k, v] of url.searchParams) if (k !== 'tmpfilename') up.fields[k] ??= v;
       if (url.searchParams.has('tmpfilename'))
         throw paramError({ tmpfilename: 'parameter is not allowed' });
@@ -193,6 +219,8 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
         const context: Context = { caller, params, parts, nodes, storages, vms, tasks };
         data = await handler(context);
       }
+      if (caps.latencyMs) await sleep(caps.latencyMs);
+      if (res.destroyed) return;
       const envelope =
         data instanceof WithSiblings
           ? { data: data.data, ...data.siblings }
