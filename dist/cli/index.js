@@ -66878,7 +66878,9 @@ function hashOf(algorithm) {
  * Reads the whole upload body: text parts into `fields`, the file into `tmpFile`.
  * `onBytes` hears every chunk off the wire.
  */
-async function receiveUpload(req, boundary, tmpFile, onBytes) {
+async function receiveUpload(req, boundary, tmpFile, onBytes, 
+/** Waits until a chunk of `n` bytes has passed the (emulated) link. */
+pace = () => Promise.resolve()) {
     const closing = Buffer.from(`\r\n--${boundary}`);
     const hold = closing.length + 4 + 512; // the closing delimiter, "--", CRLF, an epilogue
     let head = Buffer.alloc(0);
@@ -66902,6 +66904,7 @@ async function receiveUpload(req, boundary, tmpFile, onBytes) {
     try {
         for await (const chunk of req) {
             onBytes(chunk.length);
+            await pace(chunk.length);
             let data = chunk;
             if (head !== undefined) {
                 head = Buffer.concat([head, chunk]);
@@ -67954,6 +67957,7 @@ async function makeSelfSigned(host) {
 
 
 
+
 const server_BASE = '/api2/json/';
 function server_checkOptions(o) {
     for (const t of o.tokens) {
@@ -68007,6 +68011,20 @@ async function startPveEmulator(options) {
     const tasks = new Tasks(options.taskMs ?? 50);
     const stats = { requests: 0, statuses: {}, uploadBytes: 0, uploads: 0 };
     let uploadSeq = 0;
+    const caps = options.link ?? {};
+    const link = new Link(() => ({
+        link: caps.linkBytesPerSecond,
+        connection: caps.connectionBytesPerSecond,
+    }));
+    const pacers = new WeakMap();
+    function pacerOf(req) {
+        let pacer = pacers.get(req.socket);
+        if (!pacer) {
+            pacer = link.pacer();
+            pacers.set(req.socket, pacer);
+        }
+        return pacer;
+    }
     function send(res, status, body, text) {
         stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
         if (text !== undefined)
@@ -68021,6 +68039,8 @@ async function startPveEmulator(options) {
     async function sendError(res, error) {
         if (error.delayed)
             await (0,external_node_timers_promises_namespaceObject.setTimeout)(authDelay);
+        if (caps.latencyMs)
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(caps.latencyMs);
         if (res.destroyed)
             return;
         send(res, error.status, errorBody(error), statusText(error.message));
@@ -68044,7 +68064,8 @@ async function startPveEmulator(options) {
         const tmpFile = external_node_path_default().join(tmpDir, `pveupload-${process.pid}-${++uploadSeq}`);
         let up;
         try {
-            up = await receiveUpload(req, boundary, tmpFile, (n) => (stats.uploadBytes += n));
+            const pacer = pacerOf(req);
+            up = await link.carry(() => receiveUpload(req, boundary, tmpFile, (n) => (stats.uploadBytes += n), (n) => pacer.pass(n)));
             for (const [k, v] of url.searchParams)
                 if (k !== 'tmpfilename')
                     up.fields[k] ??= v;
@@ -68113,6 +68134,10 @@ async function startPveEmulator(options) {
                 const context = { caller, params, parts, nodes, storages, vms, tasks };
                 data = await handler(context);
             }
+            if (caps.latencyMs)
+                await (0,external_node_timers_promises_namespaceObject.setTimeout)(caps.latencyMs);
+            if (res.destroyed)
+                return;
             const envelope = data instanceof WithSiblings
                 ? { data: data.data, ...data.siblings }
                 : { data: data ?? null };
@@ -68205,7 +68230,10 @@ storages and uploads, tasks, VMs as state) until SIGINT or SIGTERM.
   --vm VMID:NAME[:IP]    a stopped VM with a CD drive on the first node (repeatable);
                          with IP its guest agent reports that address
   --auth-delay-ms N      delay of 401 answers (default 3000, as Proxmox)
-  --task-ms N            how long each task runs (default 50)`;
+  --task-ms N            how long each task runs (default 50)
+  --latency-ms N         delay added before every response
+  --connection-mbit N    bandwidth cap per connection (upload bodies), Mbit/s
+  --link-mbit N          bandwidth cap shared by all connections, Mbit/s`;
 function command_need(flag, value, expected) {
     if (value === undefined || value.startsWith('--')) {
         throw new InputError(flag, `Flag --${flag} needs a value: expected ${expected}`);
@@ -68218,6 +68246,13 @@ function command_wholeNumber(flag, value, max) {
         throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected a whole number from 0 to ${max}`);
     }
     return n;
+}
+function mbit(flag, value) {
+    const n = value.trim() === '' ? NaN : Number(value);
+    if (!(n > 0) || !Number.isFinite(n)) {
+        throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected a positive number of Mbit/s, e.g. 50`);
+    }
+    return n * 125_000;
 }
 /** The command line as emulator options; `generated` is the made-up token, if any. */
 function parsePveEmulatorArgs(args) {
@@ -68292,6 +68327,15 @@ function parsePveEmulatorArgs(args) {
                 });
                 break;
             }
+            case 'latency-ms':
+                o.link = { ...o.link, latencyMs: command_wholeNumber(flag, value('milliseconds'), 60_000) };
+                break;
+            case 'connection-mbit':
+                o.link = { ...o.link, connectionBytesPerSecond: mbit(flag, value('Mbit/s')) };
+                break;
+            case 'link-mbit':
+                o.link = { ...o.link, linkBytesPerSecond: mbit(flag, value('Mbit/s')) };
+                break;
             case 'auth-delay-ms':
                 o.authFailureDelayMs = command_wholeNumber(flag, value('milliseconds'), 60_000);
                 break;
