@@ -55,7 +55,8 @@ function report(
 
 export async function uploadPve(o: UploadPveOptions, reporter: Reporter): Promise<StepReport> {
   const api = connect(o);
-  if (o.tlsInsecure) reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
+  if (o.tlsInsecure)
+    reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
   try {
     const r = await uploadIsoImage(
       api,

@@ -16,7 +16,8 @@ export interface TaskStatus {
 }
 
 export interface WaitOptions {
-  /** Between polls; default 1 s, as the Terraform provider polls. */
+  /** Longest wait between polls; default 1 s, as the Terraform provider polls. The first
+   * polls come sooner (from 100 ms, growing by half each time): most tasks end quickly. */
   pollMs?: number;
   /** Give up after this long; default 30 min. */
   timeoutMs?: number;
@@ -66,13 +67,19 @@ export async function waitTask(
   const deadline = performance.now() + (o.timeoutMs ?? 30 * 60_000);
   const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
   let early400 = 3;
+  const longest = o.pollMs ?? 1000;
+  let delay = Math.min(100, longest);
+  const pause = async () => {
+    await sleep(delay);
+    delay = Math.min(longest, Math.ceil(delay * 1.5));
+  };
   for (;;) {
     let status: TaskStatus;
     try {
       status = await api.call<TaskStatus>('GET', path);
     } catch (error) {
       if (error instanceof PveApiError && error.status === 400 && early400-- > 0) {
-        await sleep(o.pollMs ?? 1000);
+        await pause();
         continue;
       }
       throw error;
@@ -89,6 +96,6 @@ export async function waitTask(
         `${what}: the Proxmox task ${upid} still runs after ${Math.round((o.timeoutMs ?? 1_800_000) / 1000)} s`,
       );
     }
-    await sleep(o.pollMs ?? 1000);
+    await pause();
   }
 }
