@@ -87036,6 +87036,12 @@ async function tasks_waitTask(api, upid, what, o = {}) {
     const deadline = performance.now() + (o.timeoutMs ?? 30 * 60_000);
     const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
     let early400 = 3;
+    const longest = o.pollMs ?? 1000;
+    let delay = Math.min(100, longest);
+    const pause = async () => {
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        delay = Math.min(longest, Math.ceil(delay * 1.5));
+    };
     for (;;) {
         let status;
         try {
@@ -87043,7 +87049,7 @@ async function tasks_waitTask(api, upid, what, o = {}) {
         }
         catch (error) {
             if (error instanceof api_error_PveApiError && error.status === 400 && early400-- > 0) {
-                await (0,external_node_timers_promises_namespaceObject.setTimeout)(o.pollMs ?? 1000);
+                await pause();
                 continue;
             }
             throw error;
@@ -87057,7 +87063,7 @@ async function tasks_waitTask(api, upid, what, o = {}) {
         if (performance.now() > deadline) {
             throw new errors_DisklessError(`${what}: the Proxmox task ${upid} still runs after ${Math.round((o.timeoutMs ?? 1_800_000) / 1000)} s`);
         }
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(o.pollMs ?? 1000);
+        await pause();
     }
 }
 
