@@ -17,6 +17,8 @@ import { buildRootfsInputs } from './rootfs/options.js';
 import { buildRootfs } from './rootfs/build.js';
 import { uploadDriveInputs } from './upload/options.js';
 import { uploadDrive } from './upload/upload.js';
+import { uploadPveInputs } from './proxmox/options.js';
+import { uploadPve } from './proxmox/step.js';
 
 export interface Step {
   readonly name: string;
@@ -61,6 +63,12 @@ export const steps = {
     title: 'Upload the image to the shared drive',
     inputs: uploadDriveInputs,
     run: uploadDrive,
+  }),
+  'upload-pve': step({
+    name: 'upload-pve',
+    title: 'Upload the image to a Proxmox VE storage',
+    inputs: uploadPveInputs,
+    run: uploadPve,
   }),
   'boot-test': step({
     name: 'boot-test',

@@ -23,7 +23,8 @@ Tools:
   action        run a bundled action the way the GitHub runner does
                 (diskless action <name|dir> --input key=value ... [--json])
   emulator      serve a local ElasticStack cloud (drives, servers, image) for tests and dry runs
-                (diskless emulator --port 0 --data DIR [--account USER:KEY] ...)
+                (diskless emulator --port 0 --data DIR [--account USER:KEY] ...);
+                --kind proxmox serves a Proxmox VE API (HTTPS, tokens, ISO upload, VMs)
 
 Run "diskless <command> --help" for a command's flags.`;
 

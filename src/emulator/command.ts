@@ -25,6 +25,7 @@ import { slirpNetwork, type Firmware } from '../boot/qemu.js';
 import { streamReporter } from '../report.js';
 import { startQemuRunner, type QemuRunnerOptions } from './qemu-runner.js';
 import { startEmulator } from './server.js';
+import { runPveEmulatorCommand } from './pve/command.js';
 
 /** The quirks by their command-line names. */
 const QUIRK_FLAGS: Record<string, keyof Quirks> = {
@@ -54,6 +55,7 @@ function parseQuirks(value: string): Quirks {
 export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 
 Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT or SIGTERM.
+With --kind proxmox, a Proxmox VE API instead (see diskless emulator --kind proxmox --help).
 
   --data DIR             directory holding the drives (required; reused across runs)
   --port N               TCP port, 0 for any free one (default 0)
@@ -88,6 +90,22 @@ dnsmasq-base). Servers get their nic:0:dhcp:ip by DHCP on a network of their own
   --firmware F           bios (default) or uefi
   --work DIR             consoles (DIR/consoles/<server>.log) and the NFS server's
                          files (default DATA/runner)`;
+
+/** The --kind flag's value (elasticstack when absent). */
+function emulatorKind(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (a === '--kind') return args[i + 1] ?? '';
+    if (a.startsWith('--kind=')) return a.slice('--kind='.length);
+  }
+  return 'elasticstack';
+}
+
+function withoutKind(args: string[]): string[] {
+  return args.filter(
+    (a, i) => !a.startsWith('--kind=') && a !== '--kind' && args[i - 1] !== '--kind',
+  );
+}
 
 function need(flag: string, value: string | undefined, expected: string): string {
   if (value === undefined || value.startsWith('--')) {
@@ -320,6 +338,15 @@ export function parseEmulatorArgs(args: string[]): {
  * exit code. Bad flags print one line on stderr and return 1.
  */
 export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Promise<number> {
+  const kind = emulatorKind(args);
+  if (kind === 'proxmox') return runPveEmulatorCommand(args, stop);
+  if (kind !== 'elasticstack') {
+    console.error(
+      `diskless emulator: Invalid --kind ${JSON.stringify(kind)}: expected elasticstack (default) or proxmox`,
+    );
+    return 1;
+  }
+  args = withoutKind(args);
   if (args.includes('--help') || args.includes('-h')) {
     console.log(EMULATOR_USAGE);
     return 0;

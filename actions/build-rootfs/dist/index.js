@@ -29790,7 +29790,7 @@ __webpack_unused_export__ = Client
 module.exports.bC = Pool
 __webpack_unused_export__ = BalancedPool
 __webpack_unused_export__ = RoundRobinPool
-__webpack_unused_export__ = Agent
+module.exports.g6 = Agent
 __webpack_unused_export__ = ProxyAgent
 __webpack_unused_export__ = Socks5ProxyAgent
 __webpack_unused_export__ = EnvHttpProxyAgent
@@ -29818,7 +29818,7 @@ __webpack_unused_export__ = {
 const SqliteCacheStore = __nccwpck_require__(1522)
 __webpack_unused_export__ = SqliteCacheStore
 
-__webpack_unused_export__ = buildConnector
+module.exports.gU = buildConnector
 __webpack_unused_export__ = errors
 __webpack_unused_export__ = {
   parseHeaders: util.parseHeaders,
@@ -29956,7 +29956,7 @@ __webpack_unused_export__ = ping
 /* unused reexport */ __nccwpck_require__(2873).WebSocketStream
 /* unused reexport */ __nccwpck_require__(6919).WebSocketError
 
-module.exports.Em = makeDispatcher(api.request)
+__webpack_unused_export__ = makeDispatcher(api.request)
 __webpack_unused_export__ = makeDispatcher(api.stream)
 __webpack_unused_export__ = makeDispatcher(api.pipeline)
 __webpack_unused_export__ = makeDispatcher(api.connect)
@@ -78572,11 +78572,11 @@ function list(o = {}) {
  * what was expected; the action entries and the CLI print it as is (no stack trace)
  * and exit with code 1. Anything else is a bug and is shown with its stack.
  */
-class DisklessError extends Error {
+class errors_DisklessError extends Error {
     name = 'DisklessError';
 }
 /** A runner input or CLI flag that is missing or malformed. */
-class InputError extends DisklessError {
+class InputError extends errors_DisklessError {
     input;
     name = 'InputError';
     constructor(input, message) {
@@ -78703,7 +78703,7 @@ function lastLines(text, lines = 3) {
 }
 /** Why a program could not be started: a missing one names its Debian package. */
 function spawnError(cmd, args, error, debianPackage) {
-    return new DisklessError(error.code === 'ENOENT'
+    return new errors_DisklessError(error.code === 'ENOENT'
         ? `${cmd}: command not found; install the Debian package ${debianPackage ?? cmd}`
         : `${showCommand(cmd, args)}: ${error.message}`);
 }
@@ -78741,7 +78741,7 @@ function run(cmd, args, options = {}) {
             }
             const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
             const why = lastLines(stderr);
-            reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
+            reject(new errors_DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
         child.stdin.end();
@@ -78831,7 +78831,7 @@ async function findTools(mode) {
         packages.push(f.debianPackage);
     }
     if (missing.length > 0)
-        throw new DisklessError(installLine(missing, packages));
+        throw new errors_DisklessError(installLine(missing, packages));
     return {
         xorriso: found.xorriso ?? 'xorriso',
         grubMkimage: found['grub-mkimage'] ?? 'grub-mkimage',
@@ -79138,7 +79138,7 @@ async function checkIso(tools, iso, scratch, want) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
     if (problems.length > 0) {
-        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+        throw new errors_DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
     }
     return listing;
 }
@@ -79177,22 +79177,22 @@ function fstabField(value) {
 function checkFstab(text, o) {
     for (const line of text.split('\n').map((l) => l.replace(/#.*/, '').trim())) {
         if (line.split(/\s+/).length > 6) {
-            throw new DisklessError(`template ${o.from}: the line ${JSON.stringify(line)} has more than 6 fields; expected spaces in paths written as \\040`);
+            throw new errors_DisklessError(`template ${o.from}: the line ${JSON.stringify(line)} has more than 6 fields; expected spaces in paths written as \\040`);
         }
     }
     const all = fstabMounts(text);
     const home = all.find((x) => x.file === '/home');
     if (home && /^nfs4?$/.test(home.type) && !o.shareHome) {
-        throw new DisklessError(`template ${o.from}: /home is mounted from ${home.spec} over NFS; expected a /home of the clients' own (tmpfs) unless input "share-home" is true (then the build scans the master's /home)`);
+        throw new errors_DisklessError(`template ${o.from}: /home is mounted from ${home.spec} over NFS; expected a /home of the clients' own (tmpfs) unless input "share-home" is true (then the build scans the master's /home)`);
     }
     for (const dir of ['/var', '/tmp']) {
         const m = all.find((x) => x.file === dir);
         if (m?.type !== 'tmpfs') {
-            throw new DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
+            throw new errors_DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
         }
     }
     if (!o.copyUsr && !all.some((x) => x.file === '/usr')) {
-        throw new DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
+        throw new errors_DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
     }
 }
 /** An fstab for a template that has none. */
@@ -79210,7 +79210,7 @@ function generateFstab(o) {
     }
     if (!o.copyUsr) {
         if (!o.nfsServer) {
-            throw new DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
+            throw new errors_DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
         }
         lines.push(`${o.nfsServer}:${fstabField(o.usrExport)} /usr nfs ${NFS_OPTIONS} 0 0`);
     }
@@ -79267,7 +79267,7 @@ async function privateNamespace(procs, work) {
             break;
         if (holder.done() || Date.now() > deadline) {
             await procs.stop(holder);
-            throw new DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
+            throw new errors_DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
     }
@@ -79325,7 +79325,7 @@ const PORTMAP_PORT = 111;
 const NFS_CLIENT_PORTS = [PORTMAP_PORT, NFS_PORT, MOUNT_PORT];
 function quote(value) {
     if (/["\\\n]/.test(value)) {
-        throw new DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
+        throw new errors_DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
     }
     return `"${value}"`;
 }
@@ -79384,7 +79384,7 @@ async function waitForPorts(ns, ports, program, log, timeoutMs) {
                 ? `exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}`
                 : `did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s`;
             const why = lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8);
-            throw new DisklessError(`${program.name} ${what}: ${why}`);
+            throw new errors_DisklessError(`${program.name} ${what}: ${why}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(200);
     }
@@ -79394,15 +79394,15 @@ async function startNfsServer(procs, ns, o, reporter) {
     const exports = [];
     for (const e of o.exports) {
         if (!external_node_path_default().isAbsolute(e.pseudo) || e.pseudo === '/') {
-            throw new DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
+            throw new errors_DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
         }
         const dir = await (0,promises_.realpath)(e.dir).catch(() => undefined);
         if (!dir || !(await (0,promises_.stat)(dir)).isDirectory()) {
-            throw new DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
+            throw new errors_DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
         }
         const pseudo = external_node_path_default().normalize(e.pseudo).replace(/\/+$/, '');
         if (exports.some((x) => x.pseudo === pseudo)) {
-            throw new DisklessError(`NFS export ${pseudo}: given twice`);
+            throw new errors_DisklessError(`NFS export ${pseudo}: given twice`);
         }
         exports.push({ pseudo, dir });
     }
@@ -79476,7 +79476,7 @@ function slirpNetwork(server, guest) {
         a >= 224 ||
         d === 0 ||
         d === 255) {
-        throw new DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
+        throw new errors_DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
     }
     const net = `${a}.${b}.${c}`;
     const host = d === 2 ? 254 : 2;
@@ -79487,7 +79487,7 @@ function slirpNetwork(server, guest) {
         const last = Number(guest.slice(net.length + 1));
         const inside = Number.isInteger(last) && last >= 4 && last <= 252 && last !== d;
         if (!guest.startsWith(`${net}.`) || !inside) {
-            throw new DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
+            throw new errors_DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
         }
         start = guest;
     }
@@ -79506,7 +79506,7 @@ function firmwareArgs(o) {
     if (o.firmware !== 'uefi')
         return [];
     if (!o.ovmfVars)
-        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+        throw new errors_DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
     return [
         '-drive',
         `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
@@ -79641,7 +79641,7 @@ function tail(text, lines = 40) {
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 async function readIsoBoot(iso, scratch) {
     if (!(await (0,promises_.stat)(iso).catch(() => undefined))?.isFile()) {
-        throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
+        throw new errors_DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
     }
     // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
     const { files } = await listIso('xorriso', iso);
@@ -79663,10 +79663,10 @@ async function readIsoBoot(iso, scratch) {
     }
     const distinct = [...new Set(roots.values())];
     if (distinct.length === 0) {
-        throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
+        throw new errors_DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
     }
     if (distinct.length > 1) {
-        throw new DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
+        throw new errors_DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
     }
     const [server = '', rootPath = ''] = (distinct[0] ?? '').split(':');
     return { firmware, server, rootPath };
@@ -79687,7 +79687,7 @@ async function bootTest(procs, o, reporter) {
     const iso = await readIsoBoot(o.iso, o.work);
     for (const fw of o.firmware) {
         if (!iso.firmware.includes(fw)) {
-            throw new DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
+            throw new errors_DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
         }
     }
     const root = o.root ?? iso.rootPath;
@@ -79695,14 +79695,14 @@ async function bootTest(procs, o, reporter) {
     const exports = [{ pseudo: iso.rootPath, dir: root }];
     for (const m of await fstabNfsMounts(root)) {
         if (m.server !== iso.server) {
-            throw new DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
+            throw new errors_DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
         }
         const pseudo = m.path.replace(/\/+$/, '');
         exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
         overrides.delete(pseudo);
     }
     if (overrides.size > 0) {
-        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
+        throw new errors_DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
             .slice(1)
             .map((e) => e.pseudo)
             .join(', ') || 'nothing over NFS'}); expected the NFS paths the client mounts`);
@@ -79735,7 +79735,7 @@ async function bootOnce(ns, procs, o, reporter) {
     if (o.firmware === 'uefi') {
         ovmfVars = external_node_path_default().join(o.work, 'OVMF_VARS.fd');
         await (0,promises_.copyFile)(OVMF_VARS, ovmfVars).catch(() => {
-            throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+            throw new errors_DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
         });
     }
     const args = qemuArgs({
@@ -79761,7 +79761,7 @@ async function bootOnce(ns, procs, o, reporter) {
             startedAt,
         });
         if (!end.ok) {
-            throw new DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
+            throw new errors_DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
         }
         reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
         if (o.until === 'report') {
@@ -79825,7 +79825,7 @@ class Processes {
             throw spawnError(cmd, args, failure, o.debianPackage);
         const pid = child.pid;
         if (pid === undefined)
-            throw new DisklessError(`${showCommand(cmd, args)}: no process id`);
+            throw new errors_DisklessError(`${showCommand(cmd, args)}: no process id`);
         const started = { name, pid, exited, done: () => finished };
         this.entries.push({ started, child });
         return started;
@@ -79982,7 +79982,7 @@ async function replaceAtomic(file, make) {
     }
 }
 /** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function writeFileAtomic(file, data, mode = 0o644) {
+async function files_writeFileAtomic(file, data, mode = 0o644) {
     await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
 }
 async function exists(file) {
@@ -80126,7 +80126,7 @@ async function prepareConfig(root, sysroot, dest, reporter, chosen = {}) {
     const src = external_node_path_default().join(root, CONFIG_DIR);
     const st = await (0,promises_.lstat)(src).catch(() => undefined);
     if (!st?.isDirectory()) {
-        throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
+        throw new errors_DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
     }
     await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const confFile = external_node_path_default().join(dest, 'initramfs.conf');
@@ -80185,7 +80185,7 @@ async function findMkinitramfs(sysroot) {
         return;
     if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
         return;
-    throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+    throw new errors_DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
 }
 /** A host path inside the sysroot, as the sysroot sees it. */
 function inside(sysroot, file) {
@@ -80386,11 +80386,6 @@ const buildIsoInputs = defineInputs({
 
 ;// CONCATENATED MODULE: ./src/report.ts
 /**
- * How the library talks to whoever runs it. The action entries back this with
- * @actions/core (log groups, annotations), the CLI with stderr; tests collect it.
- */
-
-/**
  * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
  * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
  */
@@ -80419,18 +80414,6 @@ function humanBytes(bytes) {
         u++;
     }
     return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
-}
-/**
- * A step that failed after it changed something: the failure line, and the outputs and
- * summary that say what it did before (published before the step is marked failed).
- */
-class StepFailure extends DisklessError {
-    report;
-    name = 'StepFailure';
-    constructor(message, report) {
-        super(message);
-        this.report = report;
-    }
 }
 /** A reporter that prints to a stream, for the CLI and local runs. */
 function streamReporter(write, debug = false) {
@@ -80625,7 +80608,7 @@ class LocalCache {
         try {
             await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
             await replaceAtomic(img, (tmp) => (0,promises_.copyFile)(file, tmp));
-            await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
+            await files_writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
             const pruned = await this.prune(key);
             if (pruned.length > 0)
                 reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
@@ -80701,7 +80684,7 @@ function chooseCache(o, reporter) {
         case 'local': {
             const c = local();
             if (!c) {
-                throw new DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
+                throw new errors_DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
             }
             return c;
         }
@@ -80794,7 +80777,7 @@ function cleanRelative(rel) {
     const trimmed = rel.replace(/^\/+/, '').replace(/\/+$/, '');
     const norm = external_node_path_default().posix.normalize(trimmed);
     if (norm === '.' || norm === '' || norm.startsWith('../') || norm === '..') {
-        throw new DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
+        throw new errors_DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
     }
     return norm;
 }
@@ -80829,7 +80812,7 @@ class ClientTree {
             if (st?.isDirectory())
                 continue;
             if (st) {
-                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
+                throw new errors_DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
             }
             await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
             this.managed.add(sofar);
@@ -80896,7 +80879,7 @@ class ClientTree {
         await this.parents(clean);
         const file = external_node_path_default().join(this.root, clean);
         if ((await lstatOrUndefined(file))?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
+            throw new errors_DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
         }
         await replaceAtomic(file, (tmp) => make(tmp, clean));
         this.managed.add(clean);
@@ -82416,7 +82399,7 @@ function showHits(hits) {
 function assertNoSecrets(hits, where = 'clients could read') {
     if (hits.length === 0)
         return;
-    throw new DisklessError(`secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`);
+    throw new errors_DisklessError(`secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`);
 }
 
 ;// CONCATENATED MODULE: ./src/iso/image-scan.ts
@@ -82567,7 +82550,7 @@ async function checkInitramfs(image, scratch, modules) {
         problems.push(`kernel module${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`);
     }
     if (problems.length > 0) {
-        throw new DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
+        throw new errors_DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
     }
     return found;
 }
@@ -82725,11 +82708,11 @@ const INSTALL_KERNEL = 'install the Debian package linux-image-amd64 there, or g
 async function findImage(sysroot, input) {
     if (input && !input.includes('/')) {
         if (!VERSION.test(input)) {
-            throw new DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
+            throw new errors_DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
         }
         const image = external_node_path_default().join(sysroot, 'boot', `vmlinuz-${input}`);
         if (!(await isFile(image))) {
-            throw new DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
+            throw new errors_DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
         }
         return image;
     }
@@ -82742,7 +82725,7 @@ async function findImage(sysroot, input) {
             if (await isFile(c))
                 return c;
         }
-        throw new DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
+        throw new errors_DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
     }
     const linked = await resolveInside(sysroot, 'vmlinuz');
     if (linked && (await isFile(linked)))
@@ -82750,7 +82733,7 @@ async function findImage(sysroot, input) {
     const newest = await newestImage(sysroot);
     if (newest)
         return newest;
-    throw new DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
+    throw new errors_DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
 }
 /** The sorted contents list of a modules directory, hashed. */
 async function modulesList(dir) {
@@ -82772,14 +82755,14 @@ async function findKernel(sysroot, input) {
     const named = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : '';
     const fromName = VERSION.test(named) ? named : undefined;
     if (fromHeader && fromName && fromHeader !== fromName) {
-        throw new DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
+        throw new errors_DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
     }
     const version = fromHeader ?? fromName;
     if (!version) {
-        throw new DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
+        throw new errors_DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
     }
     if (input && !input.includes('/') && input !== version) {
-        throw new DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
+        throw new errors_DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
     }
     // Merged /usr (lib -> usr/lib) or not: never follow a link that could leave the sysroot.
     const merged = external_node_path_default().join(sysroot, 'usr/lib/modules', version);
@@ -82787,7 +82770,7 @@ async function findKernel(sysroot, input) {
         ? merged
         : external_node_path_default().join(sysroot, 'lib/modules', version);
     if (!(await isFile(external_node_path_default().join(modulesDir, 'modules.dep')))) {
-        throw new DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
+        throw new errors_DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
     }
     const modules = await modulesList(modulesDir);
     return {
@@ -82992,7 +82975,7 @@ async function buildIso(options, reporter) {
                 await (0,promises_.rename)(iso, output);
                 partial = undefined;
                 await (0,promises_.rename)(sumTmp, sumFile);
-                await writeFileAtomic(`${output}.contents`, staged.contents.listing);
+                await files_writeFileAtomic(`${output}.contents`, staged.contents.listing);
             }
             finally {
                 await (0,promises_.rm)(sumTmp, { force: true });
@@ -83063,7 +83046,7 @@ const CURRENT = 'current';
 const PARTIAL = '.partial-';
 /** A release id: the UTC time of its build, with a counter when two fall in one second. */
 const RELEASE_ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
-function isReleaseId(name) {
+function layout_isReleaseId(name) {
     return RELEASE_ID.test(name);
 }
 /**
@@ -83086,7 +83069,7 @@ async function listReleases(target) {
     const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
     const ids = [];
     for (const name of names) {
-        if (isReleaseId(name) &&
+        if (layout_isReleaseId(name) &&
             (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
             ids.push(name);
         }
@@ -83109,9 +83092,9 @@ async function currentId(target) {
         return undefined;
     }
     const id = external_node_path_default().basename(link);
-    if (!isReleaseId(id) ||
+    if (!layout_isReleaseId(id) ||
         !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
-        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
+        throw new errors_DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
     }
     return id;
 }
@@ -83124,11 +83107,11 @@ async function readMeta(target, id) {
     }
 }
 async function writeMeta(target, meta) {
-    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+    await files_writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
 }
 /** A release that a build finished: its directory and its metadata are both there. */
 async function isComplete(target, id) {
-    return (isReleaseId(id) &&
+    return (layout_isReleaseId(id) &&
         (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory() === true &&
         (await readMeta(target, id)) !== undefined);
 }
@@ -83221,56 +83204,56 @@ async function readMarker(target) {
     catch {
         // fall through
     }
-    throw new DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
+    throw new errors_DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
 }
 /** Every refusal; throws a DisklessError naming the input, and changes nothing. */
 async function checkPaths(o) {
     if (!o.target || !external_node_path_default().isAbsolute(o.target)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
     }
     if (!external_node_path_default().isAbsolute(o.source)) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
+        throw new errors_DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
     }
     const sourceStat = await lstatOrUndefined(o.source);
     const source = sourceStat ? await (0,promises_.realpath)(o.source) : o.source;
     if (!(await lstatOrUndefined(source))?.isDirectory()) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
+        throw new errors_DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
     }
     const target = await resolveLoosely(o.target);
     if (target === '/') {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
     }
     if (target === source) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
     }
     if (guard_inside(target, source)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
     }
     if (o.template !== undefined) {
         const st = await lstatOrUndefined(o.template);
         if (!st?.isDirectory()) {
-            throw new DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
+            throw new errors_DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
         }
     }
     const targetStat = await lstatOrUndefined(target);
     let marker;
     if (targetStat) {
         if (!targetStat.isDirectory()) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
+            throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
         }
         marker = await readMarker(target);
         const names = await (0,promises_.readdir)(target);
         if (!marker && names.length > 0) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
+            throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
         }
         if (marker && marker.layout !== o.layout) {
-            throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
+            throw new errors_DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
         }
         if (marker?.layout === 'versioned') {
             const link = external_node_path_default().join(target, CURRENT);
             const current = await lstatOrUndefined(link);
             if (current && !current.isSymbolicLink()) {
-                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
+                throw new errors_DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
             }
         }
     }
@@ -83284,7 +83267,7 @@ async function claimTarget(target, layout) {
     await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
 }
 async function writeMarker(target, marker) {
-    await writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    await files_writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
 }
 /** The lock file of a target (created if missing; never holds data). */
 async function lockFile(target) {
@@ -83293,7 +83276,7 @@ async function lockFile(target) {
         await (0,promises_.writeFile)(file, '', { mode: 0o644, flag: 'a' });
     const st = await (0,promises_.lstat)(file);
     if (!st.isFile()) {
-        throw new DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
+        throw new errors_DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
     }
     return file;
 }
@@ -83375,11 +83358,11 @@ function holdLocks(files, onWait) {
             }
         });
         child.on('error', (error) => {
-            reject(new DisklessError(`perl (needed to take the locks): ${error.message}`));
+            reject(new errors_DisklessError(`perl (needed to take the locks): ${error.message}`));
         });
         child.on('close', (code) => {
             if (!locked) {
-                reject(new DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
+                reject(new errors_DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
             }
         });
         child.stdin.on('error', () => undefined);
@@ -83416,11 +83399,11 @@ async function readHistory(target) {
     catch {
         // fall through to the error below
     }
-    throw new DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
+    throw new errors_DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
 }
 async function appendPromotion(target, entry) {
     const history = await readHistory(target);
-    await writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
+    await files_writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
 }
 /**
  * The release that was current before `current`: the `from` of the promotion that made it
@@ -83497,7 +83480,7 @@ async function makeCurrent(target, id, from, by) {
 async function checkTarget(target) {
     const marker = await readMarker(target);
     if (marker?.layout !== 'versioned') {
-        throw new DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
+        throw new errors_DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
     }
 }
 /** The id `release` names: itself, or the previous one by the history. */
@@ -83507,13 +83490,13 @@ async function resolve(target, release, current) {
         const history = await readHistory(target);
         const previous = current ? previousOf(history, current) : undefined;
         if (!previous) {
-            throw new DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
+            throw new errors_DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
         }
         id = previous;
     }
     if (!(await isComplete(target, id))) {
         const known = (await listReleases(target)).slice(-5).reverse();
-        throw new DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
+        throw new errors_DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
     }
     return id;
 }
@@ -83553,1201 +83536,6 @@ async function promote(options, reporter) {
     }
     finally {
         await lock.release();
-    }
-}
-
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./src/fleet/health.ts
-/**
- * The health gate of a rollout: a server counts as healthy once a TCP port of its address
- * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` answers below 400, tried
- * again every `intervalMs` until the timeout. `none` only waits for the server to run.
- */
-
-
-
-/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}`; undefined when neither. */
-function parseHealthCheck(raw) {
-    if (raw === 'none')
-        return { kind: 'none' };
-    const tcp = /^tcp:(\d{1,5})$/.exec(raw);
-    if (tcp) {
-        const port = Number(tcp[1]);
-        return port >= 1 && port <= 65535 ? { kind: 'tcp', port } : undefined;
-    }
-    if (/^https?:\/\//.test(raw) && raw.includes('{ip}')) {
-        try {
-            new URL(raw.replaceAll('{ip}', '127.0.0.1'));
-            return { kind: 'http', url: raw };
-        }
-        catch {
-            return undefined;
-        }
-    }
-    return undefined;
-}
-function describeCheck(c) {
-    return c.kind === 'none' ? 'none' : c.kind === 'tcp' ? `tcp:${c.port}` : c.url;
-}
-/** One try: undefined when healthy, else why not. */
-async function probe(c, ip, timeoutMs) {
-    if (c.kind === 'none')
-        return undefined;
-    if (c.kind === 'tcp') {
-        return new Promise((resolve) => {
-            const socket = (0,external_node_net_.connect)({ host: ip, port: c.port, timeout: timeoutMs });
-            const done = (why) => {
-                socket.destroy();
-                resolve(why);
-            };
-            socket.once('connect', () => {
-                done(undefined);
-            });
-            socket.once('timeout', () => {
-                done(`no answer on ${ip}:${c.port}`);
-            });
-            socket.once('error', (e) => {
-                done(`${ip}:${c.port}: ${e.code ?? e.message}`);
-            });
-        });
-    }
-    const url = c.url.replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip);
-    try {
-        const res = await (0,undici/* request */.Em)(url, {
-            method: 'GET',
-            headersTimeout: timeoutMs,
-            bodyTimeout: timeoutMs,
-        });
-        await res.body.dump();
-        return res.statusCode < 400 ? undefined : `${url}: HTTP ${res.statusCode}`;
-    }
-    catch (error) {
-        return `${url}: ${error.code ?? String(error)}`;
-    }
-}
-/**
- * Waits until the check passes at `ip`; resolves undefined when it did, or the last reason
- * it did not when `timeoutMs` ran out.
- */
-async function waitHealthy(c, ip, o) {
-    const deadline = Date.now() + o.timeoutMs;
-    for (;;) {
-        const left = deadline - Date.now();
-        const why = await probe(c, ip, Math.max(100, Math.min(5_000, left)));
-        if (why === undefined)
-            return undefined;
-        if (Date.now() + o.intervalMs > deadline)
-            return why;
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(o.intervalMs);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/rollout/options.ts
-/** Inputs of rollout (action.yml and `diskless rollout` flags). */
-
-
-
-
-const rolloutInputs = defineInputs({
-    'api-url': httpUrl({ required: true }),
-    'api-user': fields_text({ required: true, expected: 'the API user (the account UUID)' }),
-    'api-key': fields_text({ required: true, secret: true, expected: 'the secret API key' }),
-    drive: uuid({ required: true }),
-    servers: list({
-        expected: 'server names, server UUIDs or tag:<tag>, one per line',
-        item: (line) => !/^tag:\s*$/.test(line),
-    }),
-    device: fields_text({
-        pattern: /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/,
-        expected: 'a device id such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)',
-    }),
-    restart: choice(['rolling', 'none'], { default: 'rolling' }),
-    'batch-size': integer({ min: 1, max: 1000, default: '1' }),
-    'health-check': fields_text({
-        default: 'tcp:22',
-        pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{ip\}\S*)$/,
-        expected: 'tcp:<port>, an http(s) URL containing {ip}, or none',
-    }),
-    'health-timeout': integer({ min: 1, max: 3600, default: '300' }),
-    'dry-run': bool({ default: 'false' }),
-    'ledger-name': fields_text({
-        pattern: /^[A-Za-z0-9_.-]{1,40}$/,
-        expected: 'an upload target name: 1 to 40 of A-Z, a-z, 0-9, _ . -',
-    }),
-    'rootfs-target': filePath({ absolute: true }),
-}, (o) => {
-    if (!parseHealthCheck(o.healthCheck)) {
-        throw new InputError('health-check', `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip}, or none`);
-    }
-    if (o.rootfsTarget && !o.ledgerName) {
-        throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
-    }
-});
-
-;// CONCATENATED MODULE: ./src/drive/api-error.ts
-
-/**
- * An error answer of the ElasticStack API: HTTP status, the error type (first word of
- * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
- * server's one-line description.
- */
-class ApiError extends DisklessError {
-    status;
-    type;
-    detail;
-    request;
-    retryAfterMs;
-    name = 'ApiError';
-    constructor(status, type, detail, request, retryAfterMs) {
-        super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
-        this.status = status;
-        this.type = type;
-        this.detail = detail;
-        this.request = request;
-        this.retryAfterMs = retryAfterMs;
-    }
-}
-/** A request that never got an answer: refused, reset, cut mid-body, timed out. */
-class NetworkError extends DisklessError {
-    request;
-    code;
-    name = 'NetworkError';
-    constructor(request, code, cause) {
-        super(`${request}: ${code}`, { cause });
-        this.request = request;
-        this.code = code;
-    }
-}
-/** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
-function isTransient(error) {
-    if (error instanceof NetworkError)
-        return true;
-    if (error instanceof ApiError) {
-        return error.status >= 500 || error.status === 429 || error.status === 409;
-    }
-    return false;
-}
-/** Retry-After in milliseconds: delta-seconds or an HTTP date. */
-function parseRetryAfter(value, now = Date.now()) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim()) * 1000;
-    const at = Date.parse(value);
-    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-;// CONCATENATED MODULE: ./src/drive/retry.ts
-/**
- * Bounded retries with exponential backoff and full jitter, honouring the server's
- * Retry-After. Only transient failures are retried; anything else fails at once.
- */
-
-
-const defaultRetryPolicy = {
-    attempts: 6,
-    baseDelayMs: 250,
-    maxDelayMs: 8_000,
-    maxRetryAfterMs: 60_000,
-};
-function backoffDelay(policy, attempt, error, random = Math.random) {
-    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
-    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-    const jittered = Math.round(random() * ceiling);
-    if (retryAfter === undefined)
-        return jittered;
-    return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
-}
-/**
- * Runs `work` until it succeeds, fails with a non-transient error, or has used every
- * attempt; `onRetry` hears about each failure that will be retried.
- */
-async function withRetry(work, policy, onRetry = () => undefined) {
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await work(attempt);
-        }
-        catch (error) {
-            if (!isTransient(error) || attempt >= policy.attempts)
-                throw error;
-            const delay = backoffDelay(policy, attempt, error);
-            onRetry(error, attempt, delay);
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/drive/api.ts
-/**
- * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
- * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
- * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
- */
-
-
-
-
-
-async function collect(body) {
-    const parts = [];
-    for await (const part of body)
-        parts.push(part);
-    return Buffer.concat(parts);
-}
-function num(v) {
-    if (typeof v === 'number')
-        return v;
-    if (typeof v === 'string' && /^\d+$/.test(v))
-        return Number(v);
-    return undefined;
-}
-function str(v) {
-    if (typeof v === 'string')
-        return v;
-    if (typeof v === 'number')
-        return String(v);
-    if (Array.isArray(v))
-        return v.map(String).join(' ');
-    return undefined;
-}
-/** What came back, for an error line: its kind and its start, on one line. */
-function showAnswer(answer) {
-    if (answer === undefined)
-        return 'an empty answer';
-    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
-    const kind = typeof answer === 'string'
-        ? /^\s*</.test(answer)
-            ? 'HTML'
-            : 'text'
-        : Array.isArray(answer)
-            ? 'a JSON array'
-            : answer === null
-                ? 'JSON null'
-                : `a JSON ${typeof answer}`;
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
-}
-/** A drive object as the API documents it, or a one-line error naming the request. */
-function toDriveInfo(answer, request = 'the API') {
-    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
-    }
-    const o = answer;
-    const meta = {};
-    for (const [k, v] of Object.entries(o)) {
-        if (k.startsWith('user:'))
-            meta[k.slice(5)] = str(v) ?? '';
-    }
-    const size = num(o.size);
-    const uuid = str(o.drive);
-    if (!uuid || size === undefined) {
-        throw new DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
-    }
-    return {
-        uuid,
-        name: str(o.name) ?? '',
-        size,
-        claimType: str(o['claim:type']) ?? 'exclusive',
-        claimed: str(o.claimed) || undefined,
-        meta,
-        writeRequests: num(o['write:requests']),
-        writeBytes: num(o['write:bytes']),
-    };
-}
-class DriveApi {
-    url;
-    user;
-    pool;
-    auth;
-    retry;
-    onRetry;
-    constructor(o) {
-        this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
-        this.user = o.user;
-        this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
-        this.retry = o.retry ?? defaultRetryPolicy;
-        this.onRetry = o.onRetry;
-        this.pool = new undici/* Pool */.bC(this.url.origin, {
-            connections: o.connections,
-            pipelining: 1,
-            keepAliveTimeout: 30_000,
-            headersTimeout: 120_000,
-            bodyTimeout: 120_000,
-        });
-    }
-    close() {
-        return this.pool.close();
-    }
-    /**
-     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
-     * body goes to `consume` (default: collected into one Buffer), so a large read can be
-     * hashed as it streams in instead of being held whole.
-     */
-    async exchange(method, path, body, consume = collect) {
-        const target = new URL(path, this.url);
-        const what = `${method} ${target.pathname}`;
-        const headers = {
-            authorization: this.auth,
-            accept: 'application/json',
-        };
-        if (body) {
-            headers['content-type'] = body.type;
-            if (body.gzip)
-                headers['content-encoding'] = 'gzip';
-            // A stream has no length of its own: the API wants one (no chunked bodies), and
-            // undici fails the request if the stream then brings more or fewer bytes.
-            if (body.length !== undefined)
-                headers['content-length'] = String(body.length);
-        }
-        const network = (error) => new NetworkError(what, error.code ?? String(error), error);
-        let res;
-        try {
-            res = await this.pool.request({
-                method,
-                path: target.pathname + target.search,
-                headers,
-                body: body?.data ?? (method === 'POST' ? '' : undefined),
-            });
-        }
-        catch (error) {
-            // A streamed body that ran short or long: the file changed under it, and sending it
-            // again cannot help.
-            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
-            }
-            throw network(error);
-        }
-        if (res.statusCode >= 400) {
-            const text = await collect(res.body).catch(() => Buffer.alloc(0));
-            const header = res.headers['x-elastic-error'];
-            const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
-            const retryAfter = res.headers['retry-after'];
-            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
-        }
-        try {
-            return await consume(res.body);
-        }
-        catch (error) {
-            throw network(error);
-        }
-    }
-    /** The request as errors name it: method and full URL (never credentials: none are in it). */
-    requestName(method, path) {
-        return `${method} ${new URL(path, this.url).href}`;
-    }
-    /**
-     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
-     * page, a wrong URL) is a one-line error naming the URL and what came back.
-     */
-    async json(method, path, input) {
-        const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
-        const text = (await this.exchange(method, path, body)).toString('utf8').trim();
-        if (text === '')
-            return undefined;
-        try {
-            return JSON.parse(text);
-        }
-        catch {
-            throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
-        }
-    }
-    /**
-     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
-     * idempotent calls.
-     */
-    async drive(method, path, o) {
-        const call = () => this.json(method, path, o.input);
-        const answer = o.retry ? await this.retried(call) : await call();
-        return toDriveInfo(answer, this.requestName(method, path));
-    }
-    /** Retries an idempotent call on transient failures. */
-    retried(work) {
-        return withRetry(work, this.retry, this.onRetry);
-    }
-    /**
-     * Any other JSON call of the API (the servers calls): the answer as parsed JSON, or
-     * undefined for an empty answer (204). `retry` only for calls that may be repeated.
-     */
-    async call(method, path, o) {
-        const call = () => this.json(method, path, o.input);
-        return o.retry ? this.retried(call) : call();
-    }
-    /** Every drive; a listing that is not an array is an error, never "no drives". */
-    async infoAll() {
-        const request = this.requestName('GET', 'drives/info');
-        const out = await this.retried(() => this.json('GET', 'drives/info'));
-        if (!Array.isArray(out)) {
-            throw new DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
-        }
-        return out.map((d) => toDriveInfo(d, request));
-    }
-    info(uuid) {
-        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
-    }
-    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
-    create(fields) {
-        return this.drive('POST', 'drives/create', { input: fields, retry: false });
-    }
-    set(uuid, fields) {
-        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
-    }
-    /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
-    read(uuid, offset, size) {
-        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
-    }
-    /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
-    readDigest(uuid, offset, size) {
-        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
-            const hash = (0,external_node_crypto_.createHash)('sha256');
-            let bytes = 0;
-            for await (const part of body) {
-                hash.update(part);
-                bytes += part.length;
-            }
-            return { sha256: hash.digest('hex'), bytes };
-        }));
-    }
-    /**
-     * One write request, not retried: the caller counts and schedules retries. The body is
-     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
-     */
-    async writeOnce(uuid, offset, body) {
-        await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
-            type: 'application/octet-stream',
-            ...body,
-        });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/upload/target.ts
-/**
- * Which drive to write: a given UUID that must exist, or the one drive with a given
- * name (created when there is none, refused when there are several), with the claim
- * type it must have and room for the image.
- */
-
-
-
-
-/** Turns the API's refusals of our credentials into a message that names the user, never the key. */
-function explainApiError(error, api) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-        return new DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
-    }
-    if (error instanceof NetworkError) {
-        return new DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
-    }
-    return error;
-}
-async function findTarget(api, want) {
-    if (want.uuid) {
-        try {
-            return { kind: 'existing', drive: await api.info(want.uuid) };
-        }
-        catch (error) {
-            if (error instanceof ApiError &&
-                (error.status === 404 ||
-                    (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
-                throw new DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
-            }
-            throw error;
-        }
-    }
-    const name = want.name ?? '';
-    const named = (await api.infoAll()).filter((d) => d.name === name);
-    if (named.length > 1) {
-        throw new DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
-    }
-    const [drive] = named;
-    return drive ? { kind: 'existing', drive } : { kind: 'new', name };
-}
-/** Refuses, before anything is written, an image that does not fit the drive. */
-function checkFits(imageBytes, image, driveBytes, drive) {
-    if (imageBytes <= driveBytes)
-        return;
-    throw new DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
-        'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
-}
-/**
- * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
- * exist anyway, so before trying again we look for it by name and adopt a single match.
- */
-async function createDrive(api, fields, policy) {
-    const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
-    return withRetry(async (attempt) => {
-        if (attempt > 1) {
-            const existing = (await api.infoAll()).filter((d) => d.name === fields.name);
-            if (existing.length === 1 && existing[0])
-                return existing[0];
-        }
-        return api.create(body);
-    }, policy);
-}
-/** Creates the drive, or corrects an existing drive's claim type. */
-async function prepareDrive(api, target, o, policy) {
-    if (target.kind === 'new') {
-        const drive = await createDrive(api, { name: target.name, size: o.size, claimType: o.claimType }, policy);
-        return { drive, created: true, claimTypeChanged: undefined };
-    }
-    if (target.drive.claimType === o.claimType) {
-        return { drive: target.drive, created: false, claimTypeChanged: undefined };
-    }
-    const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
-    return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
-}
-
-;// CONCATENATED MODULE: ./src/fleet/provider.ts
-/**
- * The cloud as the rollout sees it, behind one small interface so that the rollout,
- * retention and the summary do not care which cloud runs the servers. A provider lists
- * servers and what they boot, repoints a server's CD device to another artifact, restarts
- * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
- * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
- *
- * Two views of "what a server boots" exist and both matter:
- *   - configured: the artifact its CD device names now; it boots that at its next start;
- *   - running: the artifact the running server started with. A server that was repointed
- *     and not restarted still runs the old one; ElasticStack shows this as the drive's
- *     claim (`claimed`), which a running server holds on the drives it started with.
- */
-/**
- * What is in use: each artifact that a running server runs (its claim) or that a server's
- * CD device names (it boots it next), with those servers' names.
- */
-function artifactsInUse(servers, artifacts) {
-    const names = new Map(servers.map((s) => [s.id, s.name || s.id]));
-    const out = new Map();
-    const use = (id) => {
-        const u = out.get(id) ?? { claimedBy: [], referencedBy: [] };
-        out.set(id, u);
-        return u;
-    };
-    for (const a of artifacts) {
-        for (const s of a.claimedBy)
-            use(a.id).claimedBy.push(names.get(s) ?? s);
-    }
-    for (const s of servers) {
-        for (const id of new Set(Object.values(s.cds)))
-            use(id).referencedBy.push(s.name || s.id);
-    }
-    return out;
-}
-/**
- * The family of a drive: the `diskless-family` record key when the drive has one, else
- * its name without a trailing `-<hex digest>` (standby drives are named `<name>-<sha8>`),
- * so `boot-cd`, `boot-cd-1a2b3c4d` and `boot-cd-99aa00ff` are one family.
- */
-function familyOf(name, meta) {
-    return meta[RECORD_KEYS.family] || name.replace(/-[0-9a-f]{8,64}$/, '');
-}
-/** The artifact record keys read here (user:* metadata on ElasticStack), see upload/record.ts. */
-const RECORD_KEYS = {
-    release: 'diskless-release',
-    sha256: 'diskless-sha256',
-    family: 'diskless-family',
-};
-
-;// CONCATENATED MODULE: ./src/fleet/elasticstack.ts
-/**
- * The ElasticStack provider (elastichosts-api.md section 5) over the drive API client, so
- * it has the same auth, retries and one-line errors as upload-drive. A CD device is a
- * device key (`ide:0:1`) holding a drive UUID with `<device>:media cdrom`; repointing is
- * servers/<uuid>/set with both keys; restarting is servers/<uuid>/reset. Answers of
- * either shape are read: numbers or strings, lists as arrays or space-separated.
- */
-
-
-
-
-
-const DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
-function words(v) {
-    if (Array.isArray(v))
-        return v.map(String).filter((w) => w !== '');
-    if (typeof v === 'string')
-        return v.split(/\s+/).filter((w) => w !== '');
-    return [];
-}
-function elasticstack_text(v) {
-    if (typeof v === 'string')
-        return v;
-    if (typeof v === 'number')
-        return String(v);
-    return undefined;
-}
-/** A server object of the API as a ServerView, or a one-line error naming the request. */
-function toServerView(answer, request) {
-    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
-    }
-    const o = answer;
-    const id = elasticstack_text(o.server);
-    if (!id)
-        throw new DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
-    const status = elasticstack_text(o.status) ?? 'unknown';
-    const running = status === 'active';
-    const cds = {};
-    for (const [key, value] of Object.entries(o)) {
-        if (DEVICE.test(key) && elasticstack_text(o[`${key}:media`]) === 'cdrom')
-            cds[key] = (elasticstack_text(value) ?? '').toLowerCase();
-    }
-    const dhcp = elasticstack_text(o['nic:0:dhcp']);
-    const started = Number(elasticstack_text(o.started));
-    return {
-        id,
-        name: elasticstack_text(o.name) ?? '',
-        tags: words(o.tags),
-        status,
-        running,
-        started: running && Number.isFinite(started) && started > 0 ? started : undefined,
-        address: elasticstack_text(o['nic:0:dhcp:ip']) || (dhcp && dhcp !== 'auto' ? dhcp : undefined),
-        cds,
-    };
-}
-/** The server UUIDs of a drive's claims: `<user>:guest:<server>:<device>`, one or several. */
-function claimants(claimed) {
-    return words(claimed)
-        .map((c) => c.split(':')[2] ?? '')
-        .filter((id) => id !== '');
-}
-function driveArtifact(d) {
-    return {
-        id: d.uuid,
-        name: d.name,
-        release: d.meta[RECORD_KEYS.release] || undefined,
-        sha256: d.meta[RECORD_KEYS.sha256] || undefined,
-        family: familyOf(d.name, d.meta),
-        claimedBy: claimants(d.claimed),
-    };
-}
-function notFound(error) {
-    return (error instanceof ApiError &&
-        (error.status === 404 ||
-            (error.status === 400 && /not be found|missing/i.test(error.detail + error.type))));
-}
-class ElasticStackProvider {
-    api;
-    kind = 'elasticstack';
-    constructor(api) {
-        this.api = api;
-    }
-    /** Runs an API call; refused credentials or an unreachable API become one clear line. */
-    async run(work) {
-        try {
-            return await work();
-        }
-        catch (error) {
-            throw explainApiError(error, this.api);
-        }
-    }
-    listServers() {
-        return this.run(async () => {
-            const request = this.api.requestName('GET', 'servers/info');
-            const out = await this.api.call('GET', 'servers/info', { retry: true });
-            if (!Array.isArray(out)) {
-                throw new DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
-            }
-            return out
-                .map((s) => toServerView(s, request))
-                .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
-        });
-    }
-    server(id) {
-        const path = `servers/${id}/info`;
-        return this.run(async () => toServerView(await this.api.call('GET', path, { retry: true }), this.api.requestName('GET', path)));
-    }
-    listArtifacts() {
-        return this.run(async () => (await this.api.infoAll()).map(driveArtifact));
-    }
-    artifact(id) {
-        return this.run(async () => {
-            try {
-                return driveArtifact(await this.api.info(id));
-            }
-            catch (error) {
-                if (notFound(error)) {
-                    throw new DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
-                }
-                throw error;
-            }
-        });
-    }
-    repoint(server, device, artifact) {
-        const path = `servers/${server}/set`;
-        return this.run(async () => {
-            const answer = await this.api.call('POST', path, {
-                input: { [device]: artifact, [`${device}:media`]: 'cdrom' },
-                retry: true,
-            });
-            // The set answers with the server's info: it must now name the new drive.
-            const after = toServerView(answer, this.api.requestName('POST', path));
-            if (after.cds[device] !== artifact.toLowerCase()) {
-                throw new DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
-            }
-        });
-    }
-    restart(server) {
-        return this.run(async () => {
-            await this.api.call('POST', `servers/${server}/reset`, { retry: true });
-        });
-    }
-    close() {
-        return this.api.close();
-    }
-}
-/** A provider over a new API client with upload-drive's connection and retry settings. */
-function elasticStack(o) {
-    return new ElasticStackProvider(new DriveApi({ url: o.url, user: o.user, key: o.key, connections: 4, onRetry: o.onRetry }));
-}
-
-;// CONCATENATED MODULE: ./src/releases/ledger.ts
-/**
- * The upload ledger: what each upload target (a zone's drive) was last given, one file per
- * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
- * the release their drive's ISO names, so every release in the ledger is in use. The
- * workflow's report job writes these files with jq (same fields), from the upload leg or,
- * when the target had a rollout, from the rollout's `ledger` output (which adds `also`);
- * `recordUpload` is the library's writer for everything else.
- */
-
-
-
-
-const LEDGER = 'ledger';
-/** An upload target's name, as the workflow's targets input allows it. */
-const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
-async function recordUpload(target, entry) {
-    if (!TARGET_NAME.test(entry.target) ||
-        !isReleaseId(entry.release) ||
-        !(entry.also ?? []).every((a) => isReleaseId(a.release))) {
-        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
-    }
-    const dir = external_node_path_default().join(target, LEDGER);
-    await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o755 });
-    await writeFileAtomic(external_node_path_default().join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
-}
-/**
- * Every readable entry. A file that is not an entry is reported in `unreadable`, never
- * taken as "nothing in use": retention then keeps everything (see in-use.ts).
- */
-async function readLedger(target) {
-    const dir = external_node_path_default().join(target, LEDGER);
-    const names = await (0,promises_.readdir)(dir).catch(() => []);
-    const entries = [];
-    const unreadable = [];
-    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-        try {
-            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
-            const also = e.also ?? [];
-            if (typeof e.target === 'string' &&
-                typeof e.release === 'string' &&
-                isReleaseId(e.release) &&
-                Array.isArray(also) &&
-                also.every((a) => typeof a.release === 'string' && isReleaseId(a.release))) {
-                entries.push(e);
-                continue;
-            }
-        }
-        catch {
-            // reported below
-        }
-        unreadable.push(external_node_path_default().join(dir, name));
-    }
-    return { entries, unreadable };
-}
-
-;// CONCATENATED MODULE: ./src/rollout/plan.ts
-/**
- * Which servers a rollout moves, on which CD device, from which drive: servers named by
- * name, UUID or `tag:<tag>` (each entry must match), or by default every server with a
- * CD device holding a drive of the new drive's family. Decided from one listing of
- * servers and drives, before anything changes.
- */
-
-
-/** The servers the `servers` input names, in listing order, each once. */
-function chooseServers(entries, servers, inFamily, family) {
-    if (entries.length === 0) {
-        const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
-        if (chosen.length === 0) {
-            throw new DisklessError(`No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
-        }
-        return chosen;
-    }
-    const picked = new Set();
-    for (const entry of entries) {
-        const tag = /^tag:(.+)$/.exec(entry)?.[1]?.trim();
-        const match = servers.filter((s) => tag !== undefined
-            ? s.tags.includes(tag)
-            : UUID_PATTERN.test(entry)
-                ? s.id.toLowerCase() === entry.toLowerCase()
-                : s.name === entry);
-        if (match.length === 0) {
-            throw new InputError('servers', `Input "servers": got ${JSON.stringify(entry)}; expected a server name, server UUID or tag:<tag>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
-        }
-        for (const s of match)
-            picked.add(s.id);
-    }
-    return servers.filter((s) => picked.has(s.id));
-}
-/** The move of one server: its device, the drive it leaves, what has to happen. */
-function planMove(server, target, o) {
-    const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
-    if (device === undefined) {
-        throw new DisklessError(`Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`);
-    }
-    const configured = server.cds[device];
-    const running = server.running
-        ? o.claims.find((a) => a.claimedBy.includes(server.id) && o.inFamily(a.id))?.id
-        : undefined;
-    const from = running ?? configured;
-    return {
-        server,
-        device,
-        from,
-        repoint: configured !== target.id,
-        restart: server.running && running !== target.id,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/rollout/result.ts
-/**
- * What the fleet runs after a rollout, for people (one summary row per server) and for
- * retention (a ledger entry: the release of the new drive, and `also` every other release
- * a server of the family still runs, boots next, or that the previous drive boots).
- */
-
-
-function label(a, id) {
-    return `${a?.release ?? 'release unknown'} (drive ${a?.name ?? '?'}, ${id.slice(0, 8)})`;
-}
-/** One row per server: the release it runs and, when it differs, the one it boots next. */
-function fleetRows(servers, artifacts) {
-    return servers.map((s) => {
-        const cds = Object.values(s.cds);
-        const families = new Set(cds.map((id) => artifacts.get(id)?.family ?? id));
-        const runs = [...artifacts.values()].filter((a) => a.claimedBy.includes(s.id) && (cds.includes(a.id) || families.has(a.family)));
-        const next = cds.map((id) => label(artifacts.get(id), id)).join(', ') || 'no CD';
-        if (!s.running)
-            return [s.name || s.id, `${s.status}; boots ${next} at its next start`];
-        const now = runs.map((a) => label(a, a.id)).join(', ');
-        if (now === '' || now === next)
-            return [s.name || s.id, `runs ${now || next}`];
-        return [s.name || s.id, `runs ${now} until its next boot, then ${next}`];
-    });
-}
-/** The ledger entry for the upload target `name`; undefined when the drive names no release. */
-function ledgerEntry(o) {
-    const release = o.target.release;
-    if (release === undefined || !isReleaseId(release))
-        return undefined;
-    const why = new Map();
-    const add = (a, reason) => {
-        if (!a?.release || !isReleaseId(a.release) || a.release === release)
-            return;
-        why.set(a.release, [...(why.get(a.release) ?? []), reason]);
-    };
-    const byId = new Map(o.artifacts.map((a) => [a.id, a]));
-    for (const [id, use] of artifactsInUse(o.servers, o.artifacts)) {
-        const a = byId.get(id);
-        if (a?.family !== o.target.family)
-            continue;
-        if (use.claimedBy.length)
-            add(a, `drive ${id.slice(0, 8)} runs on ${use.claimedBy.join(', ')}`);
-        if (use.referencedBy.length)
-            add(a, `drive ${id.slice(0, 8)} boots ${use.referencedBy.join(', ')} next`);
-    }
-    add(o.previous, `previous drive ${o.previous?.id.slice(0, 8) ?? ''} (rollback)`);
-    return {
-        target: o.name,
-        release,
-        sha256: o.target.sha256 ?? '',
-        drive: o.target.id,
-        time: (o.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z'),
-        also: [...why].map(([r, reasons]) => ({ release: r, why: reasons.join('; ') })),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/rollout/rollout.ts
-/**
- * rollout: gets servers onto a new boot drive, batch by batch. Per batch each server's CD
- * device is repointed, the server reset, and the batch waits until every server runs and
- * passes the health check before the next batch starts. On the first failure it stops:
- * the failed server goes back to the drive it ran and is restarted, servers not reached
- * are left untouched, and the step fails saying so. A rollback is a rollout to the
- * previous drive. `restart: none` repoints only: servers take the new drive at their next
- * boot. What the servers run afterwards goes to the summary and, as a ledger entry, to
- * the releases' retention (a release stays while any server runs or boots it).
- */
-
-
-
-
-
-
-
-
-
-/** How often a restarting server is asked for its state, and the health check retried. */
-const POLL_MS = 1_000;
-const nameOf = (m) => m.server.name || m.server.id;
-/** Server names in the plan's order (servers of one batch finish in any order). */
-const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
-const rollout_short = (id) => (id ? id.slice(0, 8) : 'nothing');
-/** The artifact as people read it: name, release, short id. */
-function shown(ctx, id) {
-    if (!id)
-        return 'nothing';
-    const a = ctx.artifacts.get(id);
-    return a ? `${a.name} (${a.release ?? 'release unknown'}, ${rollout_short(id)})` : id;
-}
-/** Phase 1: the new drive, every server and drive, and what has to happen to each server. */
-async function plan(ctx) {
-    const { o, provider } = ctx;
-    const [servers, artifacts] = await Promise.all([
-        provider.listServers(),
-        provider.listArtifacts(),
-    ]);
-    ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
-    const target = ctx.artifacts.get(o.drive) ?? (await provider.artifact(o.drive));
-    ctx.target = target;
-    const inFamily = (id) => id === target.id || ctx.artifacts.get(id)?.family === target.family;
-    const chosen = chooseServers(o.servers, servers, inFamily, target.family);
-    ctx.moves = chosen.map((s) => planMove(s, target, { device: o.device, inFamily, claims: artifacts }));
-    ctx.reporter.info(`New drive: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
-        (o.restart === 'rolling'
-            ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
-            : ''));
-    for (const m of ctx.moves)
-        ctx.reporter.info(`  ${nameOf(m)}: ${describeMove(ctx, m)}`);
-}
-/** What the rollout will do to one server, for the plan's progress lines. */
-function describeMove(ctx, m) {
-    if (!m.repoint && !m.restart)
-        return 'already runs it';
-    const repoint = m.repoint
-        ? `${m.device}: ${shown(ctx, m.from)} -> ${rollout_short(ctx.target.id)}`
-        : `${m.device} names it already`;
-    if (ctx.o.restart === 'none')
-        return repoint;
-    if (m.restart)
-        return `${repoint}; reset`;
-    return m.server.running ? repoint : `${repoint}; ${m.server.status}: takes it at its next start`;
-}
-/** Waits until the server runs again and passes the check; the reason when it does not. */
-async function becomeHealthy(ctx, m, before) {
-    const resetAt = Math.floor(Date.now() / 1000);
-    const deadline = Date.now() + ctx.o.healthTimeout * 1000;
-    // Until the API shows a new start, an old instance may still answer the health check.
-    // A start less than 2 s before the reset cannot be told from the new one: accepted.
-    const restarted = (started) => started === undefined || before === undefined || started !== before || before >= resetAt - 2;
-    let s = await ctx.provider.server(m.server.id);
-    while (!s.running || !restarted(s.started)) {
-        if (Date.now() + POLL_MS > deadline)
-            return `it did not run again within ${ctx.o.healthTimeout} s (status ${s.status})`;
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(POLL_MS);
-        s = await ctx.provider.server(m.server.id);
-    }
-    if (ctx.check.kind === 'none')
-        return undefined;
-    if (!s.address)
-        return `the API shows no address for it, so health check ${describeCheck(ctx.check)} cannot run`;
-    const why = await waitHealthy(ctx.check, s.address, {
-        timeoutMs: Math.max(1_000, deadline - Date.now()),
-        intervalMs: POLL_MS,
-    });
-    return why === undefined
-        ? undefined
-        : `health check ${describeCheck(ctx.check)} failed within ${ctx.o.healthTimeout} s (${why})`;
-}
-/** One server's move; the reason it failed, or undefined. */
-async function moveOne(ctx, m, restart) {
-    const started = performance.now();
-    try {
-        if (m.repoint) {
-            await ctx.provider.repoint(m.server.id, m.device, ctx.target.id);
-            ctx.updated.push(nameOf(m));
-        }
-        if (!restart || !m.restart)
-            return undefined;
-        const before = m.server.started; // from the plan's listing: only a reset changes it
-        ctx.restarted.push(nameOf(m));
-        await ctx.provider.restart(m.server.id);
-        const why = await becomeHealthy(ctx, m, before);
-        if (why === undefined) {
-            ctx.reporter.info(`  ${nameOf(m)}: running and healthy (${describeCheck(ctx.check)}) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
-        }
-        return why;
-    }
-    catch (error) {
-        return errorMessage(error);
-    }
-}
-/** Puts a failed server back on the drive it ran and restarts it; what happened, in words. */
-async function revert(ctx, m) {
-    const name = nameOf(m);
-    try {
-        if (m.from && m.repoint)
-            await ctx.provider.repoint(m.server.id, m.device, m.from);
-        // Restarted only if this run reset it: a server whose repoint failed was never reset.
-        if (!m.server.running || !ctx.restarted.includes(name)) {
-            return `${name} is back on ${shown(ctx, m.from)}`;
-        }
-        const before = (await ctx.provider.server(m.server.id)).started;
-        await ctx.provider.restart(m.server.id);
-        const why = await becomeHealthy(ctx, m, before);
-        return (`${name} is back on ${shown(ctx, m.from)} and was restarted` +
-            (why ? `, but ${why}` : ', healthy again'));
-    }
-    catch (error) {
-        return `putting ${name} back on ${shown(ctx, m.from)} failed too: ${errorMessage(error)}`;
-    }
-}
-/** Phase 2: the batches, in order; throws after reverting the first batch that failed. */
-async function rollBatches(ctx) {
-    const { o, reporter } = ctx;
-    const rolling = o.restart === 'rolling';
-    const todo = ctx.moves.filter((m) => m.repoint || (rolling && m.restart));
-    const size = rolling ? o.batchSize : todo.length;
-    for (let i = 0; i < todo.length; i += size) {
-        const batch = todo.slice(i, i + size);
-        reporter.info(`[${Math.min(i + size, todo.length)}/${todo.length}] ${batch.map(nameOf).join(', ')}: ${rolling ? 'repoint, reset, wait until healthy' : 'repoint'}`);
-        const results = await Promise.all(batch.map((m) => moveOne(ctx, m, rolling)));
-        const failures = batch.flatMap((m, k) => results[k] === undefined ? [] : [{ m, why: results[k] ?? '' }]);
-        if (failures.length === 0)
-            continue;
-        ctx.failed = failures.map((f) => nameOf(f.m)).join(' ');
-        const reverted = [];
-        for (const f of failures) {
-            ctx.updated = ctx.updated.filter((n) => n !== nameOf(f.m));
-            reverted.push(await revert(ctx, f.m));
-        }
-        const untouched = todo.slice(i + size).map(nameOf);
-        throw new DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
-            (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
-            (ctx.updated.length
-                ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
-                : 'No other server was changed.'));
-    }
-    if (!rolling && todo.length > 0) {
-        reporter.info(`restart: none: ${todo.length} server(s) repointed; they keep running the old drive and take ${shown(ctx, ctx.target.id)} at their next boot`);
-    }
-}
-/** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
-async function finish(ctx, failure) {
-    const { o, provider } = ctx;
-    const [servers, artifacts] = await Promise.all([
-        provider.listServers(),
-        provider.listArtifacts(),
-    ]);
-    ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
-    const previous = mostCommon(ctx.moves.map((m) => m.from).filter((f) => f !== undefined && f !== ctx.target.id));
-    const entry = o.ledgerName === undefined
-        ? undefined
-        : ledgerEntry({
-            name: o.ledgerName,
-            target: ctx.target,
-            previous: previous ? ctx.artifacts.get(previous) : undefined,
-            servers,
-            artifacts,
-        });
-    if (!entry && o.ledgerName !== undefined)
-        ctx.reporter.warning(`Drive ${ctx.target.id} records no release (user:diskless-release): no ledger entry, retention cannot tell which release its servers run`);
-    if (entry && o.rootfsTarget && !o.dryRun) {
-        await recordUpload(o.rootfsTarget, entry);
-        ctx.reporter.info(`Ledger: ${o.rootfsTarget}/ledger/${entry.target}.json (${[entry.release, ...(entry.also ?? []).map((a) => a.release)].join(', ')})`);
-    }
-    const chosen = new Set(ctx.moves.map((m) => m.server.id));
-    const fleet = fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts);
-    return {
-        outputs: {
-            'servers-updated': inOrder(ctx, ctx.updated).join(' '),
-            'servers-restarted': inOrder(ctx, ctx.restarted).join(' '),
-            'previous-drive': previous ?? '',
-            'failed-server': ctx.failed ?? '',
-            release: ctx.target.release ?? '',
-            ledger: entry && !o.dryRun ? JSON.stringify(entry) : '',
-            fleet: JSON.stringify(Object.fromEntries(fleet)),
-            'dry-run': o.dryRun,
-        },
-        summary: [
-            ['Drive', shown(ctx, ctx.target.id)],
-            ['Previous drive', previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none'],
-            [
-                'Restart',
-                o.restart === 'rolling'
-                    ? `rolling, batches of ${o.batchSize}, health ${describeCheck(ctx.check)}`
-                    : 'none: servers take the new drive at their next boot',
-            ],
-            [
-                'Result',
-                failure ??
-                    (o.dryRun
-                        ? 'dry run: nothing changed'
-                        : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
-            ],
-            ...fleet.map(([name, runs]) => [`Server ${name}`, runs]),
-        ],
-    };
-}
-function mostCommon(ids) {
-    const counts = new Map();
-    for (const id of ids)
-        counts.set(id, (counts.get(id) ?? 0) + 1);
-    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
-}
-async function rollout(o, reporter, connect = (x) => elasticStack({
-    url: x.apiUrl,
-    user: x.apiUser,
-    key: x.apiKey,
-    onRetry: (e, n, ms) => {
-        reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
-    },
-})) {
-    const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
-    const provider = connect(o);
-    const ctx = {
-        o,
-        reporter,
-        provider,
-        check,
-        target: undefined,
-        artifacts: new Map(),
-        moves: [],
-        updated: [],
-        restarted: [],
-        failed: undefined,
-    };
-    try {
-        await reporter.group('Plan the rollout', () => plan(ctx));
-        if (ctx.target.release !== undefined && !isReleaseId(ctx.target.release)) {
-            reporter.warning(`Drive ${ctx.target.id} records release "${ctx.target.release}", which is not a release id`);
-        }
-        if (o.dryRun) {
-            reporter.info('Dry run: no server was changed');
-            return await finish(ctx, undefined);
-        }
-        let failure;
-        await reporter
-            .group('Roll out', () => rollBatches(ctx))
-            .catch((error) => {
-            if (!(error instanceof DisklessError))
-                throw error;
-            failure = error.message;
-        });
-        if (failure === undefined)
-            return await finish(ctx, undefined);
-        const said = failure;
-        const report = await finish(ctx, said).catch((error) => {
-            throw new DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
-        });
-        throw new StepFailure(said, report);
-    }
-    finally {
-        await provider.close();
     }
 }
 
@@ -84798,7 +83586,7 @@ const SUFFIXES = /\.(service|socket|timer|target|path|mount|automount|swap|slice
 const UNIT_NAME = /^(?!-)[\w:@.\\-]+$/;
 function unitName(name) {
     if (!UNIT_NAME.test(name)) {
-        throw new DisklessError(`unit ${JSON.stringify(name)}: expected a systemd unit name such as nfs-server.service`);
+        throw new errors_DisklessError(`unit ${JSON.stringify(name)}: expected a systemd unit name such as nfs-server.service`);
     }
     return SUFFIXES.test(name) ? name : `${name}.service`;
 }
@@ -84923,7 +83711,7 @@ async function configureServices(tree, o, reporter) {
             const unit = unitName(name);
             const where = await findUnit(root, unit);
             if (!where) {
-                throw new DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
+                throw new errors_DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
             }
             if (where === 'sysv')
                 sysvEnable.push(unit.replace(/\.service$/, ''));
@@ -84990,7 +83778,7 @@ const buildRootfsInputs = defineInputs({
     'keep-days': integer({ min: 0, max: 36500, default: '30' }),
     'keep-releases': list({
         expected: 'release ids such as 20261129T120000Z, one per line',
-        item: isReleaseId,
+        item: layout_isReleaseId,
     }),
     'nfs-mounts': list({
         expected: 'absolute paths of NFS mount tables (rmtab or `showmount -a` output), one per line',
@@ -85500,7 +84288,7 @@ async function scanLiveTree(o, reporter) {
     reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
     if (hits.length === 0) {
         await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
-        await writeFileAtomic(stateFile, JSON.stringify(after));
+        await files_writeFileAtomic(stateFile, JSON.stringify(after));
     }
     return hits;
 }
@@ -85541,13 +84329,13 @@ function render(text, values, file) {
         const where = `template ${file} line ${i + 1}`;
         const known = Object.hasOwn(values, name) ? values[name] : undefined;
         if (!known) {
-            throw new DisklessError(`${where}: unknown placeholder {{${name}}}; expected one of ${Object.keys(values)
+            throw new errors_DisklessError(`${where}: unknown placeholder {{${name}}}; expected one of ${Object.keys(values)
                 .sort()
                 .map((k) => `{{${k}}}`)
                 .join(', ')}`);
         }
         if (known.value === undefined || known.value === '') {
-            throw new DisklessError(`${where}: placeholder {{${name}}} has no value; expected input "${known.input}" to be set`);
+            throw new errors_DisklessError(`${where}: placeholder {{${name}}} has no value; expected input "${known.input}" to be set`);
         }
         return known.value;
     }))
@@ -85571,7 +84359,7 @@ async function loadTemplate(dir, values) {
             }
             const clash = seen.get(outRel);
             if (clash !== undefined) {
-                throw new DisklessError(`template: ${clash} and ${srcRel} both make /${outRel}; expected only one of them`);
+                throw new errors_DisklessError(`template: ${clash} and ${srcRel} both make /${outRel}; expected only one of them`);
             }
             seen.set(outRel, srcRel);
             if (st.isDirectory()) {
@@ -85595,7 +84383,7 @@ async function loadTemplate(dir, values) {
                 });
             }
             else {
-                throw new DisklessError(`template: ${srcRel} is a device, socket or pipe; expected files, directories and symlinks only`);
+                throw new errors_DisklessError(`template: ${srcRel} is a device, socket or pipe; expected files, directories and symlinks only`);
             }
         }
     }
@@ -85623,13 +84411,60 @@ async function applyTemplate(tree, entries) {
     return files;
 }
 
+;// CONCATENATED MODULE: ./src/releases/ledger.ts
+/**
+ * The upload ledger: what each upload target (a zone's drive) was last given, one file per
+ * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
+ * the release their drive's ISO names, so every release in the ledger is in use. The
+ * workflow's report job writes these files with jq (same fields); `recordUpload` is the
+ * library's writer for everything else.
+ */
+
+
+
+
+const LEDGER = 'ledger';
+/** An upload target's name, as the workflow's targets input allows it. */
+const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+async function recordUpload(target, entry) {
+    if (!TARGET_NAME.test(entry.target) || !isReleaseId(entry.release)) {
+        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
+    }
+    const dir = path.join(target, LEDGER);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await writeFileAtomic(path.join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
+}
+/**
+ * Every readable entry. A file that is not an entry is reported in `unreadable`, never
+ * taken as "nothing in use": retention then keeps everything (see in-use.ts).
+ */
+async function readLedger(target) {
+    const dir = external_node_path_default().join(target, LEDGER);
+    const names = await (0,promises_.readdir)(dir).catch(() => []);
+    const entries = [];
+    const unreadable = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+        try {
+            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
+            if (typeof e.target === 'string' && typeof e.release === 'string' && layout_isReleaseId(e.release)) {
+                entries.push(e);
+                continue;
+            }
+        }
+        catch {
+            // reported below
+        }
+        unreadable.push(external_node_path_default().join(dir, name));
+    }
+    return { entries, unreadable };
+}
+
 ;// CONCATENATED MODULE: ./src/releases/in-use.ts
 /**
  * Which releases are in use: the one place that says so, for retention and the summary.
  * A release is in use while any signal names it:
  *   current   `<target>/current` points at it (new clients mount it)
- *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts), or the
- *             target's rollout saw a server run it, boot it next, or keep it for a rollback
+ *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts)
  *   mounted   the NFS server's mount table names it (rmtab lines, or `showmount -a` output)
  *   kept      the operator named it (input keep-releases)
  * A signal that cannot be read (a damaged ledger file, an unreadable mount table that was
@@ -85681,11 +84516,8 @@ async function releasesInUse(o) {
     if (o.current)
         add(o.current, 'current');
     const ledger = await readLedger(o.target);
-    for (const e of ledger.entries) {
+    for (const e of ledger.entries)
         add(e.release, `ledger: ${e.target}`);
-        for (const a of e.also ?? [])
-            add(a.release, `ledger: ${e.target}: ${a.why}`);
-    }
     for (const file of ledger.unreadable)
         problems.push(`${file} is not a ledger entry`);
     for (const table of o.mountTables) {
@@ -86048,7 +84880,7 @@ function addVarDirs(entries, lines, accounts) {
         const ownerText = rest[0];
         const rel = external_node_path_default().posix.normalize(rawPath).replace(/\/+$/, '');
         if (rel === '.' || rel.startsWith('..') || rel.startsWith('/')) {
-            throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
+            throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
         }
         let uid = 0;
         let gid = 0;
@@ -86056,14 +84888,14 @@ function addVarDirs(entries, lines, accounts) {
             const [user = '', group] = ownerText.split(':');
             const u = accounts.users.get(user);
             if (!u) {
-                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
+                throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
             }
             uid = u.uid;
             gid = u.gid;
             if (group !== undefined) {
                 const g = accounts.groups.get(group);
                 if (g === undefined) {
-                    throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
+                    throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
                 }
                 gid = g;
             }
@@ -86074,7 +84906,7 @@ function addVarDirs(entries, lines, accounts) {
             const parent = parts.slice(0, i).join('/');
             const existing = byPath.get(parent);
             if (existing?.kind === 'symlink') {
-                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; /var/${parent} is a symlink in the skeleton, expected a directory`);
+                throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; /var/${parent} is a symlink in the skeleton, expected a directory`);
             }
             if (!existing)
                 byPath.set(parent, { rel: parent, kind: 'dir', mode: 0o755, uid: 0, gid: 0 });
@@ -86216,7 +85048,7 @@ function templateValues(o, nfsRoot, usrExport) {
         const eq = line.indexOf('=');
         const name = line.slice(0, eq);
         if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-            throw new DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
+            throw new errors_DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
         }
         values[name] = { value: line.slice(eq + 1), input: 'template-values' };
     }
@@ -86343,7 +85175,7 @@ async function buildRootfs(options, reporter) {
         });
     }
     else if (templateFstab) {
-        throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
+        throw new errors_DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
     }
     else {
         fstab = generateFstab({
@@ -86642,6 +85474,335 @@ const uploadDriveInputs = defineInputs({
     }
 });
 
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(6752);
+;// CONCATENATED MODULE: ./src/drive/api-error.ts
+
+/**
+ * An error answer of the ElasticStack API: HTTP status, the error type (first word of
+ * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
+ * server's one-line description.
+ */
+class ApiError extends errors_DisklessError {
+    status;
+    type;
+    detail;
+    request;
+    retryAfterMs;
+    name = 'ApiError';
+    constructor(status, type, detail, request, retryAfterMs) {
+        super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
+        this.status = status;
+        this.type = type;
+        this.detail = detail;
+        this.request = request;
+        this.retryAfterMs = retryAfterMs;
+    }
+}
+/** A request that never got an answer: refused, reset, cut mid-body, timed out. */
+class NetworkError extends errors_DisklessError {
+    request;
+    code;
+    name = 'NetworkError';
+    constructor(request, code, cause) {
+        super(`${request}: ${code}`, { cause });
+        this.request = request;
+        this.code = code;
+    }
+}
+/** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
+function isTransient(error) {
+    if (error instanceof NetworkError)
+        return true;
+    if (error instanceof ApiError) {
+        return error.status >= 500 || error.status === 429 || error.status === 409;
+    }
+    return false;
+}
+/** Retry-After in milliseconds: delta-seconds or an HTTP date. */
+function parseRetryAfter(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const at = Date.parse(value);
+    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+;// CONCATENATED MODULE: ./src/drive/retry.ts
+/**
+ * Bounded retries with exponential backoff and full jitter, honouring the server's
+ * Retry-After. Only transient failures are retried; anything else fails at once.
+ */
+
+
+const defaultRetryPolicy = {
+    attempts: 6,
+    baseDelayMs: 250,
+    maxDelayMs: 8_000,
+    maxRetryAfterMs: 60_000,
+};
+function backoffDelay(policy, attempt, error, random = Math.random) {
+    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+    const jittered = Math.round(random() * ceiling);
+    if (retryAfter === undefined)
+        return jittered;
+    return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
+}
+/**
+ * Runs `work` until it succeeds, fails with a non-transient error, or has used every
+ * attempt; `onRetry` hears about each failure that will be retried.
+ */
+async function withRetry(work, policy, onRetry = () => undefined) {
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await work(attempt);
+        }
+        catch (error) {
+            if (!isTransient(error) || attempt >= policy.attempts)
+                throw error;
+            const delay = backoffDelay(policy, attempt, error);
+            onRetry(error, attempt, delay);
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/drive/api.ts
+/**
+ * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
+ * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
+ * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
+ */
+
+
+
+
+
+async function collect(body) {
+    const parts = [];
+    for await (const part of body)
+        parts.push(part);
+    return Buffer.concat(parts);
+}
+function num(v) {
+    if (typeof v === 'number')
+        return v;
+    if (typeof v === 'string' && /^\d+$/.test(v))
+        return Number(v);
+    return undefined;
+}
+function str(v) {
+    if (typeof v === 'string')
+        return v;
+    if (typeof v === 'number')
+        return String(v);
+    if (Array.isArray(v))
+        return v.map(String).join(' ');
+    return undefined;
+}
+/** What came back, for an error line: its kind and its start, on one line. */
+function showAnswer(answer) {
+    if (answer === undefined)
+        return 'an empty answer';
+    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+    const kind = typeof answer === 'string'
+        ? /^\s*</.test(answer)
+            ? 'HTML'
+            : 'text'
+        : Array.isArray(answer)
+            ? 'a JSON array'
+            : answer === null
+                ? 'JSON null'
+                : `a JSON ${typeof answer}`;
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
+}
+/** A drive object as the API documents it, or a one-line error naming the request. */
+function toDriveInfo(answer, request = 'the API') {
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+        throw new errors_DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
+    }
+    const o = answer;
+    const meta = {};
+    for (const [k, v] of Object.entries(o)) {
+        if (k.startsWith('user:'))
+            meta[k.slice(5)] = str(v) ?? '';
+    }
+    const size = num(o.size);
+    const uuid = str(o.drive);
+    if (!uuid || size === undefined) {
+        throw new errors_DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
+    }
+    return {
+        uuid,
+        name: str(o.name) ?? '',
+        size,
+        claimType: str(o['claim:type']) ?? 'exclusive',
+        claimed: str(o.claimed) || undefined,
+        meta,
+        writeRequests: num(o['write:requests']),
+        writeBytes: num(o['write:bytes']),
+    };
+}
+class DriveApi {
+    url;
+    user;
+    pool;
+    auth;
+    retry;
+    onRetry;
+    constructor(o) {
+        this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
+        this.user = o.user;
+        this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
+        this.retry = o.retry ?? defaultRetryPolicy;
+        this.onRetry = o.onRetry;
+        this.pool = new undici/* Pool */.bC(this.url.origin, {
+            connections: o.connections,
+            pipelining: 1,
+            keepAliveTimeout: 30_000,
+            headersTimeout: 120_000,
+            bodyTimeout: 120_000,
+        });
+    }
+    close() {
+        return this.pool.close();
+    }
+    /**
+     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
+     * body goes to `consume` (default: collected into one Buffer), so a large read can be
+     * hashed as it streams in instead of being held whole.
+     */
+    async exchange(method, path, body, consume = collect) {
+        const target = new URL(path, this.url);
+        const what = `${method} ${target.pathname}`;
+        const headers = {
+            authorization: this.auth,
+            accept: 'application/json',
+        };
+        if (body) {
+            headers['content-type'] = body.type;
+            if (body.gzip)
+                headers['content-encoding'] = 'gzip';
+            // A stream has no length of its own: the API wants one (no chunked bodies), and
+            // undici fails the request if the stream then brings more or fewer bytes.
+            if (body.length !== undefined)
+                headers['content-length'] = String(body.length);
+        }
+        const network = (error) => new NetworkError(what, error.code ?? String(error), error);
+        let res;
+        try {
+            res = await this.pool.request({
+                method,
+                path: target.pathname + target.search,
+                headers,
+                body: body?.data ?? (method === 'POST' ? '' : undefined),
+            });
+        }
+        catch (error) {
+            // A streamed body that ran short or long: the file changed under it, and sending it
+            // again cannot help.
+            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new errors_DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+            }
+            throw network(error);
+        }
+        if (res.statusCode >= 400) {
+            const text = await collect(res.body).catch(() => Buffer.alloc(0));
+            const header = res.headers['x-elastic-error'];
+            const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
+            const retryAfter = res.headers['retry-after'];
+            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+        }
+        try {
+            return await consume(res.body);
+        }
+        catch (error) {
+            throw network(error);
+        }
+    }
+    /** The request as errors name it: method and full URL (never credentials: none are in it). */
+    requestName(method, path) {
+        return `${method} ${new URL(path, this.url).href}`;
+    }
+    /**
+     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
+     * page, a wrong URL) is a one-line error naming the URL and what came back.
+     */
+    async json(method, path, input) {
+        const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
+        const text = (await this.exchange(method, path, body)).toString('utf8').trim();
+        if (text === '')
+            return undefined;
+        try {
+            return JSON.parse(text);
+        }
+        catch {
+            throw new errors_DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
+        }
+    }
+    /**
+     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
+     * idempotent calls.
+     */
+    async drive(method, path, o) {
+        const call = () => this.json(method, path, o.input);
+        const answer = o.retry ? await this.retried(call) : await call();
+        return toDriveInfo(answer, this.requestName(method, path));
+    }
+    /** Retries an idempotent call on transient failures. */
+    retried(work) {
+        return withRetry(work, this.retry, this.onRetry);
+    }
+    /** Every drive; a listing that is not an array is an error, never "no drives". */
+    async infoAll() {
+        const request = this.requestName('GET', 'drives/info');
+        const out = await this.retried(() => this.json('GET', 'drives/info'));
+        if (!Array.isArray(out)) {
+            throw new errors_DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
+        }
+        return out.map((d) => toDriveInfo(d, request));
+    }
+    info(uuid) {
+        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
+    }
+    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
+    create(fields) {
+        return this.drive('POST', 'drives/create', { input: fields, retry: false });
+    }
+    set(uuid, fields) {
+        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
+    }
+    /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
+    read(uuid, offset, size) {
+        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
+    }
+    /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
+    readDigest(uuid, offset, size) {
+        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            let bytes = 0;
+            for await (const part of body) {
+                hash.update(part);
+                bytes += part.length;
+            }
+            return { sha256: hash.digest('hex'), bytes };
+        }));
+    }
+    /**
+     * One write request, not retried: the caller counts and schedules retries. The body is
+     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
+     */
+    async writeOnce(uuid, offset, body) {
+        await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
+            type: 'application/octet-stream',
+            ...body,
+        });
+    }
+}
+
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
 // EXTERNAL MODULE: external "node:util"
@@ -86703,13 +85864,13 @@ async function imageSize(file) {
         info = await (0,promises_.stat)(file);
     }
     catch {
-        throw new DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
     }
     if (!info.isFile()) {
-        throw new DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
     }
     if (info.size === 0) {
-        throw new DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
     }
     return info.size;
 }
@@ -86739,7 +85900,7 @@ async function readFully(handle, buffer, position) {
     while (done < buffer.length) {
         const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
         if (bytesRead === 0)
-            throw new DisklessError('image: the file got shorter while it was read');
+            throw new errors_DisklessError('image: the file got shorter while it was read');
         done += bytesRead;
     }
 }
@@ -87047,6 +86208,83 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/upload/target.ts
+/**
+ * Which drive to write: a given UUID that must exist, or the one drive with a given
+ * name (created when there is none, refused when there are several), with the claim
+ * type it must have and room for the image.
+ */
+
+
+
+
+/** Turns the API's refusals of our credentials into a message that names the user, never the key. */
+function explainApiError(error, api) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        return new errors_DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
+    }
+    if (error instanceof NetworkError) {
+        return new errors_DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
+    }
+    return error;
+}
+async function findTarget(api, want) {
+    if (want.uuid) {
+        try {
+            return { kind: 'existing', drive: await api.info(want.uuid) };
+        }
+        catch (error) {
+            if (error instanceof ApiError &&
+                (error.status === 404 ||
+                    (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
+                throw new errors_DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
+            }
+            throw error;
+        }
+    }
+    const name = want.name ?? '';
+    const named = (await api.infoAll()).filter((d) => d.name === name);
+    if (named.length > 1) {
+        throw new errors_DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
+    }
+    const [drive] = named;
+    return drive ? { kind: 'existing', drive } : { kind: 'new', name };
+}
+/** Refuses, before anything is written, an image that does not fit the drive. */
+function checkFits(imageBytes, image, driveBytes, drive) {
+    if (imageBytes <= driveBytes)
+        return;
+    throw new errors_DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
+        'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
+}
+/**
+ * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
+ * exist anyway, so before trying again we look for it by name and adopt a single match.
+ */
+async function createDrive(api, fields, policy) {
+    const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
+    return withRetry(async (attempt) => {
+        if (attempt > 1) {
+            const existing = (await api.infoAll()).filter((d) => d.name === fields.name);
+            if (existing.length === 1 && existing[0])
+                return existing[0];
+        }
+        return api.create(body);
+    }, policy);
+}
+/** Creates the drive, or corrects an existing drive's claim type. */
+async function prepareDrive(api, target, o, policy) {
+    if (target.kind === 'new') {
+        const drive = await createDrive(api, { name: target.name, size: o.size, claimType: o.claimType }, policy);
+        return { drive, created: true, claimTypeChanged: undefined };
+    }
+    if (target.drive.claimType === o.claimType) {
+        return { drive: target.drive, created: false, claimTypeChanged: undefined };
+    }
+    const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
+    return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
+}
+
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
  * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
@@ -87132,7 +86370,7 @@ async function sendChunks(t, indexes) {
         const how = isTransient(error)
             ? `after ${t.policy.attempts} attempts`
             : '(refused, not retried)';
-        throw new DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
+        throw new errors_DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
             `${errorMessage(error)}. ${t.stats.chunksSent} of ${indexes.length} chunks to send were written ` +
             `(${t.stats.bytesSent} bytes sent) and journalled: run again to resume, only the missing chunks will be sent`);
     }
@@ -87406,7 +86644,7 @@ async function write(o, reporter, phase, c) {
                 await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
                 bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency, 'whole');
                 if (bad.length > 0) {
-                    throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
+                    throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
                 }
             }
             result.chunksVerified = total;
@@ -87416,7 +86654,7 @@ async function write(o, reporter, phase, c) {
     // The chunks were sent as read after hashing; a file replaced or rewritten since would
     // have put a mix of two images on the drive: never record that as this image.
     if ((await imageIdentity(o.image)) !== c.identity) {
-        throw new DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
+        throw new errors_DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
     }
     // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
     if (!plan.upToDate || result.chunksRewritten > 0) {
@@ -87500,6 +86738,772 @@ async function uploadDrive(options, reporter) {
     return uploadReport(await upload(options, reporter));
 }
 
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: ./src/proxmox/api-error.ts
+/**
+ * Proxmox API failures as one line naming the call: the HTTP status and Proxmox's own
+ * text (the `message` of newer servers, else the status text, which older PVE 8 sends
+ * alone), with a 400's per-parameter errors. Only the network and gateway statuses are
+ * worth another try: a 500 from Proxmox is a refusal (VM locked, digest mismatch), not
+ * a passing fault.
+ */
+
+
+class api_error_PveApiError extends errors_DisklessError {
+    status;
+    detail;
+    request;
+    errors;
+    name = 'PveApiError';
+    constructor(status, 
+    /** Proxmox's text: the first line of its error message. */
+    detail, 
+    /** `METHOD url` of the call. */
+    request, errors = {}) {
+        const params = Object.entries(errors)
+            .map(([k, v]) => `${k}: ${v.trim()}`)
+            .join('; ');
+        super(`${request}: HTTP ${status}${detail ? ` ${detail}` : ''}${params ? ` (${params})` : ''}`.replace(/\s*\n\s*/g, ' '));
+        this.status = status;
+        this.detail = detail;
+        this.request = request;
+        this.errors = errors;
+    }
+}
+/** Statuses of a proxy or a node that could not be reached (595/596 from pveproxy). */
+const TRANSIENT_STATUSES = new Set([429, 502, 503, 504, 595, 596]);
+function isTransientPve(error) {
+    if (error instanceof NetworkError)
+        return true;
+    return error instanceof api_error_PveApiError && TRANSIENT_STATUSES.has(error.status);
+}
+
+
+;// CONCATENATED MODULE: ./src/proxmox/tls.ts
+/**
+ * How the client trusts the Proxmox server: the system CAs by default; a CA file for a
+ * cluster with its own CA (Proxmox's pve-root-ca.pem); a pinned SHA-256 fingerprint for
+ * a node's self-signed certificate; or certificate checks off, only when asked for by
+ * name. Never silently insecure.
+ */
+
+
+
+/** A fingerprint as Node shows it: upper-case hex pairs joined by colons. */
+function normalizeFingerprint(value) {
+    const hex = value.replace(/[:\s]/g, '').toUpperCase();
+    if (!/^[0-9A-F]{64}$/.test(hex)) {
+        throw new InputError('tls-fingerprint', `Invalid tls-fingerprint ${JSON.stringify(value)}: expected the SHA-256 fingerprint of the server's certificate, 64 hex digits (colons allowed)`);
+    }
+    return hex.replace(/(..)(?!$)/g, '$1:');
+}
+function pveDispatcher(tls, options) {
+    const chosen = [tls.caFile, tls.fingerprint, tls.insecure ? 'insecure' : undefined].filter((x) => x !== undefined && x !== '');
+    if (chosen.length > 1) {
+        throw new InputError('tls-ca-file', 'Inputs "tls-ca-file", "tls-fingerprint" and "tls-insecure": got more than one; expected at most one way to trust the server');
+    }
+    if (tls.caFile) {
+        let ca;
+        try {
+            ca = (0,external_node_fs_.readFileSync)(tls.caFile, 'utf8');
+        }
+        catch (error) {
+            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: ${error.code ?? 'unreadable'}; expected a readable PEM file`);
+        }
+        if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: no PEM certificate in it; expected a PEM file`);
+        }
+        return new undici/* Agent */.g6({ ...options, connect: { ca } });
+    }
+    if (tls.fingerprint) {
+        const pinned = normalizeFingerprint(tls.fingerprint);
+        // No session resumption: a resumed session shows no certificate to check.
+        const base = (0,undici/* buildConnector */.gU)({ rejectUnauthorized: false, maxCachedSessions: 0 });
+        return new undici/* Agent */.g6({
+            ...options,
+            connect: (opts, callback) => {
+                base(opts, (error, socket) => {
+                    if (error) {
+                        callback(error, null);
+                        return;
+                    }
+                    const got = socket.getPeerCertificate().fingerprint256;
+                    if (got !== pinned) {
+                        socket.destroy();
+                        callback(new Error(`the server's certificate has the fingerprint ${got}, not the pinned ${pinned}`), null);
+                        return;
+                    }
+                    callback(null, socket);
+                });
+            },
+        });
+    }
+    if (tls.insecure)
+        return new undici/* Agent */.g6({ ...options, connect: { rejectUnauthorized: false } });
+    return new undici/* Agent */.g6(options);
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/api.ts
+/**
+ * Client of the Proxmox VE API: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`
+ * (the secret never in a message), parameters as a query string (GET, DELETE) or a
+ * form body (POST, PUT), answers unwrapped from `{"data": …}` and failures turned into
+ * one-line errors naming the call. One undici agent, certificates checked as
+ * ./tls.ts says. The ISO upload streams its multipart body from the file.
+ */
+
+
+
+
+
+
+/** `user@realm!tokenid`, as Proxmox names an API token. */
+const TOKEN_ID = /^[^\s!@:=]+@[^\s!@:=]+![A-Za-z][A-Za-z0-9._-]*$/;
+function formOf(params) {
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+        if (v === undefined)
+            continue;
+        form.set(k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+    }
+    return form;
+}
+/** The upload's multipart parts around the file, in the order Proxmox parses them. */
+function uploadFraming(boundary, filename, checksum) {
+    const part = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const head = part('content', 'iso') +
+        (checksum
+            ? part('checksum-algorithm', checksum.algorithm) + part('checksum', checksum.value)
+            : '') +
+        `--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n';
+    return { head: Buffer.from(head), tail: Buffer.from(`\r\n--${boundary}--\r\n`) };
+}
+class PveApi {
+    /** https://host:port/api2/json, no trailing slash. */
+    base;
+    auth;
+    agent;
+    constructor(o) {
+        let url;
+        try {
+            url = new URL(o.url);
+        }
+        catch {
+            url = new URL('invalid://');
+        }
+        if (url.protocol !== 'https:') {
+            throw new InputError('api-url', `Invalid api-url ${JSON.stringify(o.url)}: expected https://host:8006 (Proxmox serves its API over HTTPS only)`);
+        }
+        const path = url.pathname.replace(/\/+$/, '').replace(/\/api2\/json$/, '');
+        this.base = `${url.origin}${path}/api2/json`;
+        if (!TOKEN_ID.test(o.tokenId)) {
+            throw new InputError('token-id', `Invalid token-id ${JSON.stringify(o.tokenId)}: expected user@realm!tokenid, e.g. ci@pve!diskless`);
+        }
+        if (o.secret === '' || /\s/.test(o.secret)) {
+            throw new InputError('token-secret', "Invalid token-secret: expected the token's secret, non-empty, no spaces");
+        }
+        this.auth = `PVEAPIToken=${o.tokenId}=${o.secret}`;
+        const timeout = o.timeoutMs ?? 300_000;
+        this.agent = pveDispatcher(o.tls, {
+            connections: 4,
+            keepAliveTimeout: 30_000,
+            headersTimeout: timeout,
+            bodyTimeout: timeout,
+        });
+    }
+    close() {
+        return this.agent.close();
+    }
+    /** One call; its `data`. `what` names it in errors: METHOD and the full URL. */
+    async call(method, path, params = {}) {
+        const form = formOf(params);
+        const query = method === 'GET' || method === 'DELETE';
+        const url = `${this.base}${path}${query && form.size > 0 ? `?${form.toString()}` : ''}`;
+        return this.exchange(`${method} ${this.base}${path}`, url, {
+            method,
+            headers: query ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
+            body: query ? undefined : form.toString(),
+        });
+    }
+    /**
+     * POST …/upload: `file` (of `size` bytes) as `filename`, with its checksum, streamed;
+     * `onBytes` hears the file's bytes as they go. Returns the task's UPID.
+     */
+    async uploadIso(node, storage, file, size, filename, checksum, onBytes) {
+        const boundary = `----diskless${(0,external_node_crypto_.randomBytes)(12).toString('hex')}`;
+        const { head, tail } = uploadFraming(boundary, filename, checksum);
+        async function* body() {
+            yield head;
+            for await (const chunk of (0,external_node_fs_.createReadStream)(file, { highWaterMark: 1 << 20 })) {
+                onBytes(chunk.length);
+                yield chunk;
+            }
+            yield tail;
+        }
+        const path = `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/upload`;
+        return this.exchange(`POST ${this.base}${path}`, `${this.base}${path}`, {
+            method: 'POST',
+            headers: {
+                'content-type': `multipart/form-data; boundary=${boundary}`,
+                'content-length': String(head.length + size + tail.length),
+            },
+            body: external_node_stream_.Readable.from(body(), { objectMode: false }),
+            expectedLength: head.length + size + tail.length,
+        });
+    }
+    async exchange(what, url, o) {
+        let res;
+        try {
+            res = await this.agent.request({
+                origin: new URL(url).origin,
+                path: url.slice(new URL(url).origin.length),
+                method: o.method,
+                headers: { authorization: this.auth, accept: 'application/json', ...o.headers },
+                body: o.body,
+            });
+        }
+        catch (error) {
+            const code = error.code;
+            if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new errors_DisklessError(`${what}: the file streamed did not have the ${String(o.expectedLength)} bytes announced: it changed while being sent`);
+            }
+            const cause = error.cause;
+            const why = code ?? cause?.code ?? error.message;
+            throw new NetworkError(what, /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)
+                ? `${why}: the server's certificate is not trusted; name its CA (tls-ca-file) or pin its fingerprint (tls-fingerprint)`
+                : why, error);
+        }
+        const text = await res.body.text().catch(() => '');
+        let json;
+        try {
+            json = JSON.parse(text);
+        }
+        catch {
+            json = undefined;
+        }
+        if (res.statusCode >= 400) {
+            const message = typeof json?.message === 'string' ? json.message.split('\n')[0] : undefined;
+            const errors = json?.errors && typeof json.errors === 'object'
+                ? json.errors
+                : {};
+            throw new api_error_PveApiError(res.statusCode, message ?? res.statusText, what, errors);
+        }
+        if (json === undefined || typeof json !== 'object' || !('data' in json)) {
+            throw new errors_DisklessError(`${what}: expected Proxmox's {"data": …} answer, got ${JSON.stringify(text.slice(0, 80))}`);
+        }
+        return json.data;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/tasks.ts
+/**
+ * Waiting for a Proxmox worker task: poll …/tasks/{upid}/status on the node the UPID
+ * names until it stopped; `OK` or `WARNINGS: n` is success, anything else is the
+ * task's failure text, reported with the last lines of its log. A 400 right after the
+ * task was made is retried (the status file may not be there yet).
+ */
+
+
+
+/** The node a UPID names (`UPID:<node>:…`), or a one-line error. */
+function upidNode(upid) {
+    const m = /^UPID:([^:]+):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:([^:]*):([^:]*):([^:]+):$/.exec(upid);
+    if (!m)
+        throw new errors_DisklessError(`Proxmox answered ${JSON.stringify(upid)}: expected a task ID (UPID:node:…)`);
+    return m[1] ?? '';
+}
+function taskSucceeded(exitstatus) {
+    return exitstatus === 'OK' || /^WARNINGS: \d+$/.test(exitstatus ?? '');
+}
+async function lastLog(api, node, upid) {
+    try {
+        const lines = await api.call('GET', `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/log`, { start: 0, limit: 0 });
+        return lines
+            .map((l) => l.t)
+            .filter((t) => !/^TASK (ERROR|OK)/.test(t))
+            .slice(-3)
+            .join(' / ');
+    }
+    catch {
+        return '';
+    }
+}
+/** Waits for the task; throws a one-line error with its failure text if it failed. */
+async function tasks_waitTask(api, upid, what, o = {}) {
+    const node = upidNode(upid);
+    const deadline = performance.now() + (o.timeoutMs ?? 30 * 60_000);
+    const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
+    let early400 = 3;
+    const longest = o.pollMs ?? 1000;
+    let delay = Math.min(100, longest);
+    const pause = async () => {
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        delay = Math.min(longest, Math.ceil(delay * 1.5));
+    };
+    for (;;) {
+        let status;
+        try {
+            status = await api.call('GET', path);
+        }
+        catch (error) {
+            if (error instanceof api_error_PveApiError && error.status === 400 && early400-- > 0) {
+                await pause();
+                continue;
+            }
+            throw error;
+        }
+        if (status.status === 'stopped') {
+            if (taskSucceeded(status.exitstatus))
+                return status;
+            const log = await lastLog(api, node, upid);
+            throw new errors_DisklessError(`${what}: the Proxmox task failed: ${status.exitstatus ?? 'unexpected status'}${log ? ` (log: ${log})` : ''} [${upid}]`);
+        }
+        if (performance.now() > deadline) {
+            throw new errors_DisklessError(`${what}: the Proxmox task ${upid} still runs after ${Math.round((o.timeoutMs ?? 1_800_000) / 1000)} s`);
+        }
+        await pause();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/vms.ts
+/**
+ * The VMs side of a Proxmox rollout, shaped for the provider interface: list the QEMU
+ * guests and what their CD-ROMs hold, repoint a CD with the config's `digest` (so a
+ * concurrent edit is refused, not lost), restart (reset or reboot), read the state and
+ * the guest agent's address, and the set of ISOs any config references
+ * (proxmox-api.md sections 5 and 6).
+ */
+
+
+
+const CD_KEY = /^(ide\d|sata\d|scsi\d+)$/;
+function vms_num(v) {
+    return typeof v === 'number' ? v : Number(v);
+}
+function vmPath(vm) {
+    return `/nodes/${encodeURIComponent(vm.node)}/qemu/${vm.vmid}`;
+}
+/** The CD-ROM drives of a config (media=cdrom), each with its volume. */
+function cdDrives(config) {
+    const out = [];
+    for (const [key, value] of Object.entries(config)) {
+        if (!CD_KEY.test(key) || typeof value !== 'string')
+            continue;
+        const fields = value.split(',');
+        if (!fields.slice(1).includes('media=cdrom'))
+            continue;
+        out.push({ key, volume: fields[0] ?? '' });
+    }
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+/** Every QEMU guest of the cluster (templates included), by VMID. */
+async function listVms(api) {
+    const items = await api.call('GET', '/cluster/resources', {
+        type: 'vm',
+    });
+    return items
+        .filter((r) => r.type === 'qemu')
+        .map((r) => ({
+        vmid: vms_num(r.vmid),
+        node: String(r.node),
+        name: typeof r.name === 'string' ? r.name : '',
+        status: typeof r.status === 'string' ? r.status : 'unknown',
+        tags: typeof r.tags === 'string' ? r.tags.split(/[;,\s]+/).filter((t) => t !== '') : [],
+        pool: typeof r.pool === 'string' ? r.pool : undefined,
+        template: vms_num(r.template) === 1,
+    }))
+        .sort((a, b) => a.vmid - b.vmid);
+}
+async function readConfig(api, vm) {
+    const raw = await api.call('GET', `${vmPath(vm)}/config`);
+    const config = {};
+    for (const [k, v] of Object.entries(raw))
+        config[k] = typeof v === 'string' ? v : String(v);
+    const digest = config.digest ?? '';
+    if (!/^[0-9a-f]{40}$/.test(digest)) {
+        throw new DisklessError(`GET ${api.base}${vmPath(vm)}/config: expected a config with a 40-hex digest, got ${JSON.stringify(digest)}`);
+    }
+    return { config, digest, cds: cdDrives(raw) };
+}
+/**
+ * Points the CD drive `key` at `volid` with the digest the config was read with: a
+ * config changed since (by someone else) is refused by Proxmox, not overwritten.
+ */
+async function repointCd(api, vm, key, volid, digest) {
+    if (!CD_KEY.test(key))
+        throw new DisklessError(`VM ${vm.vmid}: ${key} is not a drive that can be a CD-ROM`);
+    try {
+        await api.call('PUT', `${vmPath(vm)}/config`, { [key]: `${volid},media=cdrom`, digest });
+    }
+    catch (error) {
+        if (error instanceof PveApiError && /checksum mismatch|file change/i.test(error.detail)) {
+            throw new DisklessError(`VM ${vm.vmid}: its config changed while the rollout read it (digest ${digest.slice(0, 8)}… is stale): ${error.message}`);
+        }
+        throw error;
+    }
+}
+/** Restarts a VM (reset: same QEMU process; reboot: shutdown, then a new start) and waits for the task. */
+async function restartVm(api, vm, how, wait = {}) {
+    const upid = await api.call('POST', `${vmPath(vm)}/status/${how}`);
+    await waitTask(api, upid, `VM ${vm.vmid} ${how}`, wait);
+}
+function agentAddress(answer) {
+    const result = answer?.result;
+    if (!Array.isArray(result))
+        return undefined;
+    for (const iface of result) {
+        if (iface.name === 'lo')
+            continue;
+        const addrs = Array.isArray(iface['ip-addresses'])
+            ? iface['ip-addresses']
+            : [];
+        const v4 = addrs.find((a) => a['ip-address-type'] === 'ipv4' && !String(a['ip-address']).startsWith('127.'));
+        if (v4)
+            return String(v4['ip-address']);
+    }
+    return undefined;
+}
+/** The VM's state now (status/current) and, when its agent answers, its address. */
+async function vmState(api, vm) {
+    const s = await api.call('GET', `${vmPath(vm)}/status/current`);
+    const running = s.status === 'running';
+    let address;
+    if (running && s.agent !== undefined && vms_num(s.agent) === 1) {
+        try {
+            address = agentAddress(await api.call('GET', `${vmPath(vm)}/agent/network-get-interfaces`));
+        }
+        catch (error) {
+            // No agent, or not up yet: the health check's own URL decides then.
+            if (!(error instanceof PveApiError && error.status === 500))
+                throw error;
+        }
+    }
+    return {
+        running,
+        pid: s.pid === undefined ? undefined : vms_num(s.pid),
+        uptime: vms_num(s.uptime ?? 0),
+        address,
+    };
+}
+/**
+ * Every ISO volume a VM's CD-ROM references, current or pending, across all QEMU
+ * guests and templates (Proxmox keeps no reference count: DELETE never checks).
+ */
+async function isosInUse(api, vms) {
+    const used = new Map();
+    for (const vm of vms ?? (await listVms(api))) {
+        const pending = await api.call('GET', `${vmPath(vm)}/pending`);
+        const values = {};
+        for (const p of pending) {
+            for (const v of [p.value, p.pending]) {
+                if (typeof v !== 'string')
+                    continue;
+                for (const cd of cdDrives({ [p.key]: v })) {
+                    if (!cd.volume.includes(':'))
+                        continue;
+                    values[cd.volume] = true;
+                }
+            }
+        }
+        for (const volid of Object.keys(values))
+            used.set(volid, [...(used.get(volid) ?? []), vm.vmid]);
+    }
+    return used;
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/upload.ts
+/**
+ * Ships an ISO to a Proxmox storage as a new artifact, blue/green by file name:
+ * `<family>-<sha8>.iso` next to the files in use, never over one a VM references.
+ * Phases: hash the image, look at the storage (a file of that name and size is already
+ * there: nothing is sent), send it in one streamed multipart request with its sha256,
+ * so that Proxmox itself verifies what arrived, wait for the upload task (its failure
+ * text is the error), and confirm the listing. One request is not resumable, so a
+ * network failure retries the whole upload, with backoff.
+ */
+
+
+
+
+
+
+
+
+
+
+/** A family name survives Proxmox's file name normalisation unchanged. */
+const FAMILY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
+function artifactName(family, sha256) {
+    return `${family}-${sha256.slice(0, 8)}.iso`;
+}
+async function listIsos(api, node, storage) {
+    return api.call('GET', `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`, { content: 'iso' });
+}
+/** The storage must exist on the node and hold ISOs. */
+async function checkStorage(api, node, storage) {
+    const all = await api.call('GET', `/nodes/${encodeURIComponent(node)}/storage`);
+    const s = all.find((x) => x.storage === storage);
+    if (!s) {
+        throw new errors_DisklessError(`Storage ${JSON.stringify(storage)} is not on node ${JSON.stringify(node)} (or the token may not see it): expected one of ${all.map((x) => x.storage).join(', ') || 'none'}`);
+    }
+    if (!(s.content ?? '').split(',').includes('iso')) {
+        throw new errors_DisklessError(`Storage ${JSON.stringify(storage)} does not hold ISO images (content: ${s.content ?? 'none'}): expected a storage with iso content`);
+    }
+}
+/**
+ * What is there under the artifact's name: nothing (send), the same size (already
+ * there: the name carries the sha256's start, and Proxmox verified the full sha256
+ * when it was uploaded), or another size (a broken earlier try: sent again, unless a
+ * VM's CD references it).
+ */
+async function look(api, o, volid, size) {
+    const existing = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
+    if (!existing)
+        return 'absent';
+    if (Number(existing.size) === size)
+        return 'present';
+    const users = (await isosInUse(api)).get(volid);
+    if (users) {
+        throw new errors_DisklessError(`${volid} on the storage has ${Number(existing.size)} bytes, not the image's ${size}, and VM ${users.join(', ')} references it: refusing to overwrite a file in use`);
+    }
+    return 'replace';
+}
+async function send(api, o, filename, sha, size, reporter) {
+    const policy = o.retry ?? defaultRetryPolicy;
+    let retries = 0;
+    for (let attempt = 1;; attempt++) {
+        const progress = startProgress(`upload ${filename}`, size, (l) => {
+            reporter.info(l);
+        }, () => retries, o.progressMs);
+        try {
+            const upid = await api.uploadIso(o.node, o.storage, o.image, size, filename, { algorithm: 'sha256', value: sha }, (n) => {
+                progress.add(n);
+            });
+            progress.stop();
+            reporter.info(`sent ${humanBytes(size)}; Proxmox verifies the sha256 (task ${upid})`);
+            await tasks_waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
+            return attempt;
+        }
+        catch (error) {
+            progress.stop();
+            if (!isTransientPve(error) || attempt >= policy.attempts)
+                throw error;
+            retries++;
+            const delay = backoffDelay(policy, attempt, error);
+            reporter.warning(`upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`);
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        }
+    }
+}
+async function uploadIsoImage(api, o, reporter) {
+    if (!FAMILY.test(o.family)) {
+        throw new InputError('family', `Invalid family ${JSON.stringify(o.family)}: expected letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)`);
+    }
+    const { seconds: phases, phase } = timedPhases(reporter);
+    const size = await (0,promises_.stat)(o.image).then((s) => s.size, () => {
+        throw new InputError('image', `Invalid image ${JSON.stringify(o.image)}: no such file; expected the ISO to upload`);
+    });
+    const sha = await phase('hash', 'Hash the image', () => sha256File(o.image));
+    const filename = artifactName(o.family, sha);
+    const volid = `${o.storage}:iso/${filename}`;
+    const state = await phase('look', `Look at ${o.storage} on ${o.node}`, async () => {
+        await checkStorage(api, o.node, o.storage);
+        return look(api, o, volid, size);
+    });
+    const result = { volid, filename, sha256: sha, size, dryRun: o.dryRun, phases };
+    if (state === 'present') {
+        reporter.info(`${volid} is already there (${humanBytes(size)}): nothing to send`);
+        return { ...result, sent: false, attempts: 0 };
+    }
+    if (o.dryRun) {
+        reporter.info(`dry run: would ${state === 'replace' ? 'replace the broken' : 'upload'} ${volid} (${humanBytes(size)})`);
+        return { ...result, sent: false, attempts: 0 };
+    }
+    if (state === 'replace')
+        reporter.warning(`${volid} has another size (an interrupted upload?): sending it again`);
+    const attempts = await phase('send', `Upload ${filename}`, () => send(api, o, filename, sha, size, reporter));
+    await phase('confirm', 'Confirm the storage listing', async () => {
+        const item = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
+        if (!item || Number(item.size) !== size) {
+            throw new errors_DisklessError(`${volid}: after the upload task ended OK the storage lists ${item ? `${Number(item.size)} bytes` : 'no such file'}, expected ${size}`);
+        }
+    });
+    return { ...result, sent: true, attempts };
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/options.ts
+/** Inputs of upload-pve (action.yml and `diskless upload-pve` flags). */
+
+
+
+
+const uploadPveInputs = defineInputs({
+    image: filePath({ required: true }),
+    'api-url': fields_text({
+        required: true,
+        pattern: /^https:\/\/[^\s/@]+(\/\S*)?$/,
+        expected: 'the https:// URL of a Proxmox VE node, e.g. https://pve1.example:8006',
+    }),
+    'token-id': fields_text({
+        required: true,
+        pattern: TOKEN_ID,
+        expected: 'an API token ID user@realm!tokenid, e.g. ci@pve!diskless',
+    }),
+    'token-secret': fields_text({ required: true, secret: true, expected: "the API token's secret" }),
+    node: fields_text({
+        required: true,
+        pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+        expected: 'the name of the node that receives the upload, e.g. pve1',
+    }),
+    storage: fields_text({
+        required: true,
+        pattern: /^[a-zA-Z][\w.-]*$/,
+        expected: 'the ID of a storage with iso content, e.g. local or cephfs',
+    }),
+    family: fields_text({
+        default: 'diskless',
+        pattern: FAMILY,
+        expected: 'letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)',
+    }),
+    'tls-ca-file': filePath({}),
+    'tls-fingerprint': fields_text({
+        pattern: /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$/,
+        expected: "the SHA-256 fingerprint of the node's certificate, 64 hex digits (colons allowed)",
+    }),
+    'tls-insecure': bool({ default: 'false' }),
+    prune: bool({ default: 'false' }),
+    'keep-previous': integer({ min: 0, max: 100, default: '1' }),
+    'dry-run': bool({ default: 'false' }),
+});
+
+;// CONCATENATED MODULE: ./src/proxmox/retention.ts
+/**
+ * Retention of a family's ISO files on a storage: deletes `<family>-<sha8>.iso` files
+ * that no VM's CD-ROM references (current or pending), keeping the current artifact and
+ * the newest `keepPrevious` others for rollback. Proxmox itself would delete a file in
+ * use without a word (its DELETE checks no config), so the check is here, just before.
+ */
+
+
+
+
+function escapeRegExp(s) {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+async function pruneFamily(api, o, reporter) {
+    const keepPrevious = o.keepPrevious ?? 1;
+    if (!Number.isInteger(keepPrevious) || keepPrevious < 0) {
+        throw new errors_DisklessError(`Invalid keep-previous ${keepPrevious}: expected a whole number, 0 or more`);
+    }
+    const pattern = new RegExp(`^${escapeRegExp(o.storage)}:iso/${escapeRegExp(o.family)}-[0-9a-f]{8}\\.iso$`);
+    const family = (await listIsos(api, o.node, o.storage))
+        .filter((i) => pattern.test(i.volid))
+        .sort((a, b) => Number(b.ctime ?? 0) - Number(a.ctime ?? 0) || b.volid.localeCompare(a.volid));
+    const inUse = await isosInUse(api);
+    const kept = [];
+    const deleted = [];
+    let previous = 0;
+    for (const item of family) {
+        const users = inUse.get(item.volid);
+        if (item.volid === o.current || users) {
+            kept.push(item.volid);
+            if (users)
+                reporter.info(`keep ${item.volid}: in use by VM ${users.join(', ')}`);
+            continue;
+        }
+        if (previous < keepPrevious) {
+            previous++;
+            kept.push(item.volid);
+            reporter.info(`keep ${item.volid}: the previous image, for a rollback`);
+            continue;
+        }
+        deleted.push(item.volid);
+    }
+    // Checked again right before deleting: a rollout may have pointed a VM at one since.
+    const recheck = deleted.length > 0 && !o.dryRun ? await isosInUse(api) : inUse;
+    for (const volid of deleted) {
+        if (o.dryRun) {
+            reporter.info(`dry run: would delete ${volid}`);
+            continue;
+        }
+        const users = recheck.get(volid);
+        if (users) {
+            kept.push(volid);
+            reporter.warning(`not deleting ${volid}: VM ${users.join(', ')} started to use it`);
+            continue;
+        }
+        const upid = await api.call('DELETE', `/nodes/${encodeURIComponent(o.node)}/storage/${encodeURIComponent(o.storage)}/content/${encodeURIComponent(volid)}`);
+        await tasks_waitTask(api, upid, `delete of ${volid}`, o.wait);
+        reporter.info(`deleted ${volid}`);
+    }
+    return { deleted: deleted.filter((v) => !kept.includes(v)), kept, inUse };
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/step.ts
+
+
+
+function connect(o) {
+    return new PveApi({
+        url: o.apiUrl,
+        tokenId: o.tokenId,
+        secret: o.tokenSecret,
+        tls: { caFile: o.tlsCaFile, fingerprint: o.tlsFingerprint, insecure: o.tlsInsecure },
+    });
+}
+function report(o, r, pruned) {
+    const send = r.phases.send ?? 0;
+    const state = r.dryRun && !r.sent ? 'dry run: nothing sent' : r.sent ? 'uploaded' : 'already there';
+    return {
+        outputs: {
+            volid: r.volid,
+            filename: r.filename,
+            sha256: r.sha256,
+            sent: r.sent,
+            attempts: r.attempts,
+            deleted: (pruned?.deleted ?? []).join(' '),
+            'send-seconds': send.toFixed(2),
+            throughput: send > 0 && r.sent ? (r.size / send / 1e6).toFixed(1) : '-',
+        },
+        summary: [
+            ['Target', `${o.apiUrl} node ${o.node}, storage ${o.storage}`],
+            ['Artifact', r.volid],
+            ['Result', `${state}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`],
+            ['Image', `${r.size} bytes, sha256 ${r.sha256} (verified by Proxmox)`],
+            ...(pruned
+                ? [
+                    ['Deleted', pruned.deleted.join(', ') || 'none'],
+                    ['Kept', pruned.kept.join(', ') || 'none'],
+                ]
+                : []),
+        ],
+    };
+}
+async function uploadPve(o, reporter) {
+    const api = connect(o);
+    if (o.tlsInsecure)
+        reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
+    try {
+        const r = await uploadIsoImage(api, { image: o.image, family: o.family, node: o.node, storage: o.storage, dryRun: o.dryRun }, reporter);
+        const pruned = o.prune
+            ? await reporter.group('Prune old images', () => pruneFamily(api, {
+                node: o.node,
+                storage: o.storage,
+                family: o.family,
+                current: r.volid,
+                keepPrevious: o.keepPrevious,
+                dryRun: o.dryRun,
+            }, reporter))
+            : undefined;
+        return report(o, r, pruned);
+    }
+    finally {
+        await api.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/steps.ts
 /**
  * The pipeline's steps, each with its inputs and its library function. The action
@@ -87546,6 +87550,12 @@ const steps = {
         inputs: uploadDriveInputs,
         run: uploadDrive,
     }),
+    'upload-pve': step({
+        name: 'upload-pve',
+        title: 'Upload the image to a Proxmox VE storage',
+        inputs: uploadPveInputs,
+        run: uploadPve,
+    }),
     'boot-test': step({
         name: 'boot-test',
         title: 'Boot the ISO in QEMU against its release over NFS',
@@ -87557,12 +87567,6 @@ const steps = {
         title: 'Make a tested release current, or roll back',
         inputs: promoteInputs,
         run: promote,
-    }),
-    rollout: step({
-        name: 'rollout',
-        title: 'Get the servers onto a new boot drive, batch by batch, or back',
-        inputs: rolloutInputs,
-        run: rollout,
     }),
 };
 function isStepName(name) {
@@ -87577,7 +87581,6 @@ var core = __nccwpck_require__(3838);
  * library step, publish outputs and the job summary, and turn any error into a single
  * `core.setFailed` (exit code 1). Each action's main.ts is a one-line call to this.
  */
-
 
 
 
@@ -87597,23 +87600,6 @@ const coreReporter = {
 function html(text) {
     return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
-/** Sets the outputs and writes the summary table (when run by a runner). */
-async function publish(step, report) {
-    for (const [name, value] of Object.entries(report.outputs))
-        core/* setOutput */.uH(name, value);
-    if (!process.env.GITHUB_STEP_SUMMARY)
-        return; // run outside a runner: no summary file
-    await core/* summary */.z
-        .addHeading(`${step.name}: ${step.title}`, 3)
-        .addTable([
-        [
-            { data: 'What', header: true },
-            { data: 'Value', header: true },
-        ],
-        ...report.summary.map(([label, value]) => [html(label), html(value)]),
-    ])
-        .write();
-}
 async function runStep(step) {
     // Mask every credential before anything else can print, even a validation error.
     const secrets = secretInputs(step.inputs)
@@ -87623,14 +87609,24 @@ async function runStep(step) {
         core/* setSecret */.Pq(secret);
     try {
         const report = await step.start((name) => core/* getInput */.V4(name), coreReporter);
-        await publish(step, report);
+        for (const [name, value] of Object.entries(report.outputs))
+            core/* setOutput */.uH(name, value);
+        if (!process.env.GITHUB_STEP_SUMMARY)
+            return; // run outside a runner: no summary file
+        await core/* summary */.z
+            .addHeading(`${step.name}: ${step.title}`, 3)
+            .addTable([
+            [
+                { data: 'What', header: true },
+                { data: 'Value', header: true },
+            ],
+            ...report.summary.map(([label, value]) => [html(label), html(value)]),
+        ])
+            .write();
     }
     catch (error) {
         const message = redact(errorMessage(error), secrets);
-        // A step that failed half-way still says what it did (outputs and its table).
-        if (error instanceof StepFailure)
-            await publish(step, error.report);
-        if (!(error instanceof DisklessError) && error instanceof Error && error.stack) {
+        if (!(error instanceof errors_DisklessError) && error instanceof Error && error.stack) {
             core/* debug */.Yz(redact(error.stack, secrets));
         }
         core/* setFailed */.C1(message);
