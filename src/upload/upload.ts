@@ -158,7 +158,12 @@ async function inPlace(s: Session): Promise<UploadResult> {
   Object.assign(
     result,
     await writePlan(
-      { ...writeContext(s, digests, plan, stateDir), drive: prepared.drive, verify: o.verify },
+      {
+        ...writeContext(s, digests, plan, stateDir),
+        drive: prepared.drive,
+        verify: o.verify,
+        recordEarly: true,
+      },
       reporter,
       phase,
     ),

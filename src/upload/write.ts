@@ -36,6 +36,8 @@ export interface WriteContext {
   identity: string;
   /** Recorded with the image: the release it boots. */
   release: string | undefined;
+  /** Write the record while a sampled read-back runs (in-place mode; see writePlan). */
+  recordEarly?: boolean;
   /** Told once the drive is verified, before the record is written (work to overlap it). */
   verified?: () => void;
   /** Refuses a rewrite of chunks found different (a reused drive a server runs from). */
@@ -101,6 +103,19 @@ export async function writePlan(
   const counters = plan.upToDate ? undefined : api.info(uuid);
   const seen = counters?.then((d) => journal?.seen(countersOf(d)));
   seen?.catch(() => undefined);
+  // With a sampled read-back (in-place mode), the record does not wait for the sample: it
+  // goes out while the reads run. A chunk found wrong is then rewritten, which moves the
+  // write counters on, so that record is no longer trusted and is written again below.
+  // A full read-back (and standby mode) waits: there a record means "read back whole".
+  const earlyRecord =
+    c.recordEarly && counters && c.verify !== 'full'
+      ? (async () => {
+          await checkIdentity(c);
+          await seen;
+          await writeRecord(c, await counters, reporter);
+        })()
+      : undefined;
+  earlyRecord?.catch(() => undefined); // awaited after the verify
   const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
   // A resumed run did not send what the interrupted one did: every such chunk is read back.
   const sending = new Set(plan.todo);
@@ -143,46 +158,57 @@ export async function writePlan(
     );
   }
 
-  // The chunks were sent as read after hashing; a file replaced or rewritten since would
-  // have put a mix of two images on the drive: never record that as this image.
+  await earlyRecord;
+  await checkIdentity(c);
+  c.verified?.();
+  // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+  if ((!plan.upToDate && !earlyRecord) || out.chunksRewritten > 0) {
+    await phase('record', 'Record what the drive holds', async () => {
+      // A rewrite during verification moved the counters on: ask again.
+      await seen;
+      const now = out.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
+      await writeRecord(c, now, reporter);
+    });
+  }
+  await journal?.remove();
+  return out;
+}
+
+/**
+ * The chunks were sent as read after hashing; a file replaced or rewritten since would
+ * have put a mix of two images on the drive: never record that as this image.
+ */
+async function checkIdentity(c: WriteContext): Promise<void> {
   if ((await imageIdentity(c.image)) !== c.identity) {
     throw new DisklessError(
       `Image ${c.image} changed while it was being uploaded; build it again, then upload`,
     );
   }
-  c.verified?.();
-  // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
-  if (!plan.upToDate || out.chunksRewritten > 0) {
-    await phase('record', 'Record what the drive holds', async () => {
-      // A rewrite during verification moved the counters on: ask again.
-      await seen;
-      const now = out.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
-      if (now.writeRequests === undefined || now.writeBytes === undefined) {
-        reporter.warning(
-          'the API reports no write counters: the next upload will send every chunk',
-        );
-        return;
-      }
-      await api.set(
-        uuid,
-        encodeRecord({
-          sha256: digests.sha256,
-          size: digests.size,
-          chunkSize: c.chunkSize,
-          chunks: digests.chunks.map(shortDigest),
-          writeRequests: now.writeRequests,
-          writeBytes: now.writeBytes,
-          release: c.release,
-          uploaded: new Date().toISOString(),
-        }),
-      );
-      reporter.info(
-        `recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`,
-      );
-    });
+}
+
+/** Records on the drive the image it holds, with the write counters `now`. */
+async function writeRecord(c: WriteContext, now: DriveInfo, reporter: Reporter): Promise<void> {
+  const { digests } = c;
+  if (now.writeRequests === undefined || now.writeBytes === undefined) {
+    reporter.warning('the API reports no write counters: the next upload will send every chunk');
+    return;
   }
-  await journal?.remove();
-  return out;
+  await c.api.set(
+    c.drive.uuid,
+    encodeRecord({
+      sha256: digests.sha256,
+      size: digests.size,
+      chunkSize: c.chunkSize,
+      chunks: digests.chunks.map(shortDigest),
+      writeRequests: now.writeRequests,
+      writeBytes: now.writeBytes,
+      release: c.release,
+      uploaded: new Date().toISOString(),
+    }),
+  );
+  reporter.info(
+    `recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`,
+  );
 }
 
 /**
