@@ -64884,12 +64884,17 @@ function machineArgs(spec, o) {
         nfsNetdev(o.nfsServer, spec.ip),
     ];
 }
-/** Presses the ACPI power button through the machine's monitor socket. */
+/**
+ * Presses the ACPI power button through the machine's monitor socket; resolves once QEMU
+ * closed the connection. Its greeting is read and dropped: an unread socket never sees
+ * the end of the connection.
+ */
 function pressPowerButton(monitor) {
     return new Promise((resolve, reject) => {
         const socket = (0,external_node_net_.createConnection)(monitor, () => {
             socket.end('system_powerdown\n');
         });
+        socket.resume();
         socket.on('error', (error) => {
             reject(new errors_DisklessError(`QEMU monitor ${monitor}: ${error.message}`));
         });

@@ -97,12 +97,17 @@ export function machineArgs(
   ];
 }
 
-/** Presses the ACPI power button through the machine's monitor socket. */
-function pressPowerButton(monitor: string): Promise<void> {
+/**
+ * Presses the ACPI power button through the machine's monitor socket; resolves once QEMU
+ * closed the connection. Its greeting is read and dropped: an unread socket never sees
+ * the end of the connection.
+ */
+export function pressPowerButton(monitor: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(monitor, () => {
       socket.end('system_powerdown\n');
     });
+    socket.resume();
     socket.on('error', (error) => {
       reject(new DisklessError(`QEMU monitor ${monitor}: ${error.message}`));
     });

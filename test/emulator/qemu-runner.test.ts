@@ -3,8 +3,12 @@
  * drives at their devices with CDs read-only, the boot order, the NIC model and MAC on the
  * server's tap, the console appended, the monitor for the power button.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { machineArgs } from '../../src/emulator/qemu-runner.js';
+import { machineArgs, pressPowerButton } from '../../src/emulator/qemu-runner.js';
 import type { BootSpec } from '../../src/emulator/server-runner.js';
 
 const spec: BootSpec = {
@@ -64,5 +68,34 @@ describe('machineArgs', () => {
         { ...where, firmware: 'bios' },
       ),
     ).toThrow(/device scsi:0:1: the QEMU runner attaches ide:B:U and block:N drives only/);
+  });
+});
+
+// A stand-in for QEMU's monitor (the real one is driven by the e2e test's shutdown): it
+// greets first, as QEMU's does, and closes the connection once the client is done.
+describe('pressPowerButton', () => {
+  it('sends system_powerdown and resolves when the monitor closes, after its greeting', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'monitor-'));
+    const socket = path.join(dir, 'm.sock');
+    let received = '';
+    const server = createServer((c) => {
+      c.write("QEMU 7.2.0 monitor - type 'help' for more information\n(qemu) ".repeat(2000));
+      c.on('data', (b: Buffer) => (received += b.toString()));
+      c.on('end', () => c.end());
+    });
+    await new Promise<void>((r) => server.listen(socket, r));
+    try {
+      await pressPowerButton(socket);
+      expect(received).toBe('system_powerdown\n');
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the monitor it cannot reach', async () => {
+    await expect(pressPowerButton('/nonexistent/m.sock')).rejects.toThrow(
+      /QEMU monitor \/nonexistent\/m\.sock: connect ENOENT/,
+    );
   });
 });
