@@ -26,12 +26,6 @@ export interface DriveInfo {
   writeBytes: number | undefined;
 }
 
-export interface ServerBrief {
-  uuid: string;
-  name: string;
-  status: string;
-}
-
 export interface DriveApiOptions {
   url: string;
   user: string;
@@ -301,21 +295,6 @@ export class DriveApi {
   /** Removes a drive and its data; not retried (a lost answer may have removed it). */
   async destroy(uuid: string): Promise<void> {
     await this.json('POST', `drives/${uuid}/destroy`);
-  }
-
-  /** Every server: UUID, name and status (to say which servers hold a drive). */
-  async servers(): Promise<ServerBrief[]> {
-    const request = this.requestName('GET', 'servers/info');
-    const out = await this.retried(() => this.json('GET', 'servers/info'));
-    if (!Array.isArray(out)) {
-      throw new DisklessError(
-        `${request}: expected a JSON array of servers, got ${showAnswer(out)}`,
-      );
-    }
-    return out.map((s: unknown) => {
-      const o = (typeof s === 'object' && s !== null ? s : {}) as Json;
-      return { uuid: str(o.server) ?? '', name: str(o.name) ?? '', status: str(o.status) ?? '' };
-    });
   }
 
   /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */

@@ -9,13 +9,10 @@ import { ApiError } from '../drive/api-error.js';
 import { DriveApi, showAnswer, type DriveInfo } from '../drive/api.js';
 import { DisklessError } from '../errors.js';
 import { explainApiError } from '../upload/target.js';
-import {
-  familyOf,
-  RECORD_KEYS,
-  type ArtifactView,
-  type Provider,
-  type ServerView,
-} from './provider.js';
+import { claimsOf, serverClaims } from '../drive/claims.js';
+import { familyOf } from '../upload/family.js';
+import { KEYS, releaseOf } from '../upload/record.js';
+import { type ArtifactView, type Provider, type ServerView } from './provider.js';
 
 const DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
 
@@ -65,21 +62,14 @@ export function toServerView(answer: unknown, request: string): ServerView {
   };
 }
 
-/** The server UUIDs of a drive's claims: `<user>:guest:<server>:<device>`, one or several. */
-export function claimants(claimed: string | undefined): string[] {
-  return words(claimed)
-    .map((c) => c.split(':')[2] ?? '')
-    .filter((id) => id !== '');
-}
-
 export function driveArtifact(d: DriveInfo): ArtifactView {
   return {
     id: d.uuid,
     name: d.name,
-    release: d.meta[RECORD_KEYS.release] || undefined,
-    sha256: d.meta[RECORD_KEYS.sha256] || undefined,
-    family: familyOf(d.name, d.meta),
-    claimedBy: claimants(d.claimed),
+    release: releaseOf(d) || undefined,
+    sha256: d.meta[KEYS.sha256] || undefined,
+    family: familyOf(d.name),
+    claimedBy: serverClaims(d),
   };
 }
 
@@ -186,4 +176,23 @@ export function elasticStack(o: {
   return new ElasticStackProvider(
     new DriveApi({ url: o.url, user: o.user, key: o.key, connections: 4, onRetry: o.onRetry }),
   );
+}
+
+/**
+ * Who holds the drive, for an error line: `server <uuid> "<name>"` per server (names
+ * from servers/info, best effort), and the copies in progress.
+ */
+export async function describeHolders(api: DriveApi, d: DriveInfo): Promise<string> {
+  const held = serverClaims(d);
+  const names = new Map<string, string>();
+  if (held.length > 0) {
+    const all = await new ElasticStackProvider(api).listServers().catch(() => []);
+    for (const s of all) names.set(s.id, s.name);
+  }
+  const parts = held.map((uuid) => {
+    const name = names.get(uuid);
+    return `server ${uuid}${name ? ` "${name}"` : ''}`;
+  });
+  if (claimsOf(d).some((c) => /:imaging:/.test(c))) parts.push('a server-side copy (imaging)');
+  return parts.length > 0 ? parts.join(', ') : (d.claimed ?? 'unknown holders');
 }

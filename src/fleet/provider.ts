@@ -88,19 +88,3 @@ export function artifactsInUse(
   }
   return out;
 }
-
-/**
- * The family of a drive: the `diskless-family` record key when the drive has one, else
- * its name without a trailing `-<hex digest>` (standby drives are named `<name>-<sha8>`),
- * so `boot-cd`, `boot-cd-1a2b3c4d` and `boot-cd-99aa00ff` are one family.
- */
-export function familyOf(name: string, meta: Record<string, string>): string {
-  return meta[RECORD_KEYS.family] || name.replace(/-[0-9a-f]{8,64}$/, '');
-}
-
-/** The artifact record keys read here (user:* metadata on ElasticStack), see upload/record.ts. */
-export const RECORD_KEYS = {
-  release: 'diskless-release',
-  sha256: 'diskless-sha256',
-  family: 'diskless-family',
-} as const;

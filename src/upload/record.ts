@@ -26,7 +26,8 @@ export interface DriveRecord {
   uploaded?: string | undefined;
 }
 
-const KEYS = {
+/** The user:* keys of the record (without `user:`). */
+export const KEYS = {
   sha256: 'diskless-sha256',
   size: 'diskless-size',
   chunkSize: 'diskless-chunk-size',

@@ -8,7 +8,8 @@
 import type { DriveApi, DriveInfo } from '../drive/api.js';
 import { errorMessage } from '../errors.js';
 import type { Reporter } from '../report.js';
-import { claimsOf, newestFirst } from './family.js';
+import { claimsOf } from '../drive/claims.js';
+import { newestFirst } from './family.js';
 
 export interface Verdict {
   drive: DriveInfo;

@@ -3,9 +3,11 @@
  * what is in use, the drive families, and the health check's notation.
  */
 import { describe, expect, it } from 'vitest';
-import { claimants, toServerView } from '../../src/fleet/elasticstack.js';
+import { serverClaims } from '../../src/drive/claims.js';
+import { toServerView } from '../../src/fleet/elasticstack.js';
 import { parseHealthCheck } from '../../src/fleet/health.js';
-import { artifactsInUse, familyOf, type ArtifactView } from '../../src/fleet/provider.js';
+import { artifactsInUse, type ArtifactView } from '../../src/fleet/provider.js';
+import { familyOf } from '../../src/upload/family.js';
 
 const S1 = '11111111-1111-4111-8111-111111111111';
 const D1 = 'dddddddd-0000-4000-8000-000000000001';
@@ -72,8 +74,11 @@ describe('toServerView', () => {
 
 describe('what is in use', () => {
   it('reads every claim of a shared drive', () => {
-    expect(claimants(`u:guest:${S1}:ide:0:1 u:guest:s2:ide:0:1`)).toEqual([S1, 's2']);
-    expect(claimants(undefined)).toEqual([]);
+    expect(serverClaims({ claimed: `u:guest:${S1}:ide:0:1 u:guest:s2:ide:0:1` })).toEqual([
+      S1,
+      's2',
+    ]);
+    expect(serverClaims({ claimed: undefined })).toEqual([]);
   });
 
   it('names the servers that run an artifact and those that boot it next', () => {
@@ -105,10 +110,9 @@ describe('what is in use', () => {
   });
 
   it('groups standby drives by family', () => {
-    expect(familyOf('boot-cd-1a2b3c4d', {})).toBe('boot-cd');
-    expect(familyOf('boot-cd', {})).toBe('boot-cd');
-    expect(familyOf('x-1a2b3c4d', { 'diskless-family': 'boot-cd' })).toBe('boot-cd');
-    expect(familyOf('boot-cd-final', {})).toBe('boot-cd-final');
+    expect(familyOf('boot-cd-1a2b3c4d')).toBe('boot-cd');
+    expect(familyOf('boot-cd')).toBe('boot-cd');
+    expect(familyOf('boot-cd-final')).toBe('boot-cd-final');
   });
 });
 

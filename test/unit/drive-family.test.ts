@@ -2,7 +2,8 @@
 // who holds a drive (both claim formats on record), and what retention keeps.
 import { describe, expect, it } from 'vitest';
 import type { DriveInfo } from '../../src/drive/api.js';
-import { inFamily, liveDrive, serverClaims, standbyName } from '../../src/upload/family.js';
+import { serverClaims } from '../../src/drive/claims.js';
+import { inFamily, liveDrive, standbyName } from '../../src/upload/family.js';
 import { judgeFamily } from '../../src/upload/retention.js';
 
 const SERVER = '3f2a1b0c-1111-4222-8333-944445555666';
