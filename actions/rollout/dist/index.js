@@ -29790,7 +29790,7 @@ __webpack_unused_export__ = Client
 module.exports.bC = Pool
 __webpack_unused_export__ = BalancedPool
 __webpack_unused_export__ = RoundRobinPool
-__webpack_unused_export__ = Agent
+module.exports.g6 = Agent
 __webpack_unused_export__ = ProxyAgent
 __webpack_unused_export__ = Socks5ProxyAgent
 __webpack_unused_export__ = EnvHttpProxyAgent
@@ -29818,7 +29818,7 @@ __webpack_unused_export__ = {
 const SqliteCacheStore = __nccwpck_require__(1522)
 __webpack_unused_export__ = SqliteCacheStore
 
-__webpack_unused_export__ = buildConnector
+module.exports.gU = buildConnector
 __webpack_unused_export__ = errors
 __webpack_unused_export__ = {
   parseHeaders: util.parseHeaders,
@@ -78572,11 +78572,11 @@ function list(o = {}) {
  * what was expected; the action entries and the CLI print it as is (no stack trace)
  * and exit with code 1. Anything else is a bug and is shown with its stack.
  */
-class DisklessError extends Error {
+class errors_DisklessError extends Error {
     name = 'DisklessError';
 }
 /** A runner input or CLI flag that is missing or malformed. */
-class InputError extends DisklessError {
+class InputError extends errors_DisklessError {
     input;
     name = 'InputError';
     constructor(input, message) {
@@ -78703,7 +78703,7 @@ function lastLines(text, lines = 3) {
 }
 /** Why a program could not be started: a missing one names its Debian package. */
 function spawnError(cmd, args, error, debianPackage) {
-    return new DisklessError(error.code === 'ENOENT'
+    return new errors_DisklessError(error.code === 'ENOENT'
         ? `${cmd}: command not found; install the Debian package ${debianPackage ?? cmd}`
         : `${showCommand(cmd, args)}: ${error.message}`);
 }
@@ -78741,7 +78741,7 @@ function run(cmd, args, options = {}) {
             }
             const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
             const why = lastLines(stderr);
-            reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
+            reject(new errors_DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
         child.stdin.end();
@@ -78831,7 +78831,7 @@ async function findTools(mode) {
         packages.push(f.debianPackage);
     }
     if (missing.length > 0)
-        throw new DisklessError(installLine(missing, packages));
+        throw new errors_DisklessError(installLine(missing, packages));
     return {
         xorriso: found.xorriso ?? 'xorriso',
         grubMkimage: found['grub-mkimage'] ?? 'grub-mkimage',
@@ -79138,7 +79138,7 @@ async function checkIso(tools, iso, scratch, want) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
     if (problems.length > 0) {
-        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+        throw new errors_DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
     }
     return listing;
 }
@@ -79177,22 +79177,22 @@ function fstabField(value) {
 function checkFstab(text, o) {
     for (const line of text.split('\n').map((l) => l.replace(/#.*/, '').trim())) {
         if (line.split(/\s+/).length > 6) {
-            throw new DisklessError(`template ${o.from}: the line ${JSON.stringify(line)} has more than 6 fields; expected spaces in paths written as \\040`);
+            throw new errors_DisklessError(`template ${o.from}: the line ${JSON.stringify(line)} has more than 6 fields; expected spaces in paths written as \\040`);
         }
     }
     const all = fstabMounts(text);
     const home = all.find((x) => x.file === '/home');
     if (home && /^nfs4?$/.test(home.type) && !o.shareHome) {
-        throw new DisklessError(`template ${o.from}: /home is mounted from ${home.spec} over NFS; expected a /home of the clients' own (tmpfs) unless input "share-home" is true (then the build scans the master's /home)`);
+        throw new errors_DisklessError(`template ${o.from}: /home is mounted from ${home.spec} over NFS; expected a /home of the clients' own (tmpfs) unless input "share-home" is true (then the build scans the master's /home)`);
     }
     for (const dir of ['/var', '/tmp']) {
         const m = all.find((x) => x.file === dir);
         if (m?.type !== 'tmpfs') {
-            throw new DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
+            throw new errors_DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
         }
     }
     if (!o.copyUsr && !all.some((x) => x.file === '/usr')) {
-        throw new DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
+        throw new errors_DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
     }
 }
 /** An fstab for a template that has none. */
@@ -79210,7 +79210,7 @@ function generateFstab(o) {
     }
     if (!o.copyUsr) {
         if (!o.nfsServer) {
-            throw new DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
+            throw new errors_DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
         }
         lines.push(`${o.nfsServer}:${fstabField(o.usrExport)} /usr nfs ${NFS_OPTIONS} 0 0`);
     }
@@ -79267,7 +79267,7 @@ async function privateNamespace(procs, work) {
             break;
         if (holder.done() || Date.now() > deadline) {
             await procs.stop(holder);
-            throw new DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
+            throw new errors_DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
     }
@@ -79325,7 +79325,7 @@ const PORTMAP_PORT = 111;
 const NFS_CLIENT_PORTS = [PORTMAP_PORT, NFS_PORT, MOUNT_PORT];
 function quote(value) {
     if (/["\\\n]/.test(value)) {
-        throw new DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
+        throw new errors_DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
     }
     return `"${value}"`;
 }
@@ -79384,7 +79384,7 @@ async function waitForPorts(ns, ports, program, log, timeoutMs) {
                 ? `exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}`
                 : `did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s`;
             const why = lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8);
-            throw new DisklessError(`${program.name} ${what}: ${why}`);
+            throw new errors_DisklessError(`${program.name} ${what}: ${why}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(200);
     }
@@ -79394,15 +79394,15 @@ async function startNfsServer(procs, ns, o, reporter) {
     const exports = [];
     for (const e of o.exports) {
         if (!external_node_path_default().isAbsolute(e.pseudo) || e.pseudo === '/') {
-            throw new DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
+            throw new errors_DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
         }
         const dir = await (0,promises_.realpath)(e.dir).catch(() => undefined);
         if (!dir || !(await (0,promises_.stat)(dir)).isDirectory()) {
-            throw new DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
+            throw new errors_DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
         }
         const pseudo = external_node_path_default().normalize(e.pseudo).replace(/\/+$/, '');
         if (exports.some((x) => x.pseudo === pseudo)) {
-            throw new DisklessError(`NFS export ${pseudo}: given twice`);
+            throw new errors_DisklessError(`NFS export ${pseudo}: given twice`);
         }
         exports.push({ pseudo, dir });
     }
@@ -79413,8 +79413,8 @@ async function startNfsServer(procs, ns, o, reporter) {
             await procs.stop(p);
     };
     try {
-        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace's
-        // loopback is reached only through QEMU's forwards.
+        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace is
+        // reached only through QEMU's forwards (boot test) or the local cloud's bridge.
         const rpcbindLog = external_node_path_default().join(o.dir, 'rpcbind.log');
         const rpcbind = await ns.start('rpcbind', 'rpcbind', ['-f'], {
             log: rpcbindLog,
@@ -79476,7 +79476,7 @@ function slirpNetwork(server, guest) {
         a >= 224 ||
         d === 0 ||
         d === 255) {
-        throw new DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
+        throw new errors_DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
     }
     const net = `${a}.${b}.${c}`;
     const host = d === 2 ? 254 : 2;
@@ -79487,7 +79487,7 @@ function slirpNetwork(server, guest) {
         const last = Number(guest.slice(net.length + 1));
         const inside = Number.isInteger(last) && last >= 4 && last <= 252 && last !== d;
         if (!guest.startsWith(`${net}.`) || !inside) {
-            throw new DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
+            throw new errors_DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
         }
         start = guest;
     }
@@ -79506,7 +79506,7 @@ function firmwareArgs(o) {
     if (o.firmware !== 'uefi')
         return [];
     if (!o.ovmfVars)
-        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+        throw new errors_DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
     return [
         '-drive',
         `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
@@ -79641,7 +79641,7 @@ function tail(text, lines = 40) {
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 async function readIsoBoot(iso, scratch) {
     if (!(await (0,promises_.stat)(iso).catch(() => undefined))?.isFile()) {
-        throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
+        throw new errors_DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
     }
     // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
     const { files } = await listIso('xorriso', iso);
@@ -79663,10 +79663,10 @@ async function readIsoBoot(iso, scratch) {
     }
     const distinct = [...new Set(roots.values())];
     if (distinct.length === 0) {
-        throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
+        throw new errors_DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
     }
     if (distinct.length > 1) {
-        throw new DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
+        throw new errors_DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
     }
     const [server = '', rootPath = ''] = (distinct[0] ?? '').split(':');
     return { firmware, server, rootPath };
@@ -79687,7 +79687,7 @@ async function bootTest(procs, o, reporter) {
     const iso = await readIsoBoot(o.iso, o.work);
     for (const fw of o.firmware) {
         if (!iso.firmware.includes(fw)) {
-            throw new DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
+            throw new errors_DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
         }
     }
     const root = o.root ?? iso.rootPath;
@@ -79695,14 +79695,14 @@ async function bootTest(procs, o, reporter) {
     const exports = [{ pseudo: iso.rootPath, dir: root }];
     for (const m of await fstabNfsMounts(root)) {
         if (m.server !== iso.server) {
-            throw new DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
+            throw new errors_DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
         }
         const pseudo = m.path.replace(/\/+$/, '');
         exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
         overrides.delete(pseudo);
     }
     if (overrides.size > 0) {
-        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
+        throw new errors_DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
             .slice(1)
             .map((e) => e.pseudo)
             .join(', ') || 'nothing over NFS'}); expected the NFS paths the client mounts`);
@@ -79735,7 +79735,7 @@ async function bootOnce(ns, procs, o, reporter) {
     if (o.firmware === 'uefi') {
         ovmfVars = external_node_path_default().join(o.work, 'OVMF_VARS.fd');
         await (0,promises_.copyFile)(OVMF_VARS, ovmfVars).catch(() => {
-            throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+            throw new errors_DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
         });
     }
     const args = qemuArgs({
@@ -79761,7 +79761,7 @@ async function bootOnce(ns, procs, o, reporter) {
             startedAt,
         });
         if (!end.ok) {
-            throw new DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
+            throw new errors_DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
         }
         reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
         if (o.until === 'report') {
@@ -79825,7 +79825,7 @@ class Processes {
             throw spawnError(cmd, args, failure, o.debianPackage);
         const pid = child.pid;
         if (pid === undefined)
-            throw new DisklessError(`${showCommand(cmd, args)}: no process id`);
+            throw new errors_DisklessError(`${showCommand(cmd, args)}: no process id`);
         const started = { name, pid, exited, done: () => finished };
         this.entries.push({ started, child });
         return started;
@@ -80029,14 +80029,23 @@ const MASTER_ONLY = [
     'scripts/local-top/cryptopensc',
     'scripts/local-bottom/cryptopensc',
 ];
+/**
+ * What a lean image (MODULES=list: the drivers of virtual machines, named) leaves out
+ * besides: udev's hardware database, which trixie's udev hook copies in (13 MiB, 2.2 MiB
+ * of the compressed image). It names vendors, keyboards and sensors; nothing of an NFS
+ * boot reads it, and udev goes on without it.
+ */
+const NOT_IN_LEAN = ['usr/lib/udev/hwdb.bin'];
 const HOOK = `#!/bin/sh
 # Written by diskless build-iso: the master's dropbear (host keys) and cryptsetup
 # (keyfiles) features are not the diskless client's; take them out of its initramfs.
+# A lean image (MODULES=list) also goes without udev's hardware database.
 PREREQ=""
 prereqs() { echo "$PREREQ"; }
 case "$1" in prereqs) prereqs; exit 0 ;; esac
 cd "$DESTDIR" || exit 1
 rm -rf -- ${MASTER_ONLY.join(' ')}
+if [ "$MODULES" = list ]; then rm -f -- ${NOT_IN_LEAN.join(' ')}; fi
 exit 0
 `;
 /** Adds the hook to the client's config copy in `configDir`. */
@@ -80126,7 +80135,7 @@ async function prepareConfig(root, sysroot, dest, reporter, chosen = {}) {
     const src = external_node_path_default().join(root, CONFIG_DIR);
     const st = await (0,promises_.lstat)(src).catch(() => undefined);
     if (!st?.isDirectory()) {
-        throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
+        throw new errors_DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
     }
     await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const confFile = external_node_path_default().join(dest, 'initramfs.conf');
@@ -80185,7 +80194,7 @@ async function findMkinitramfs(sysroot) {
         return;
     if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
         return;
-    throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+    throw new errors_DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
 }
 /** A host path inside the sysroot, as the sysroot sees it. */
 function inside(sysroot, file) {
@@ -80409,6 +80418,25 @@ function timedPhases(reporter) {
         },
     };
 }
+/**
+ * A reporter for work that runs beside other work: it keeps the lines, and `replay`
+ * prints them later in one piece, so concurrent steps do not interleave their logs.
+ */
+function deferredReporter() {
+    const lines = [];
+    return {
+        reporter: {
+            info: (m) => lines.push(['info', m]),
+            warning: (m) => lines.push(['warning', m]),
+            debug: (m) => lines.push(['debug', m]),
+            group: (_name, work) => work(),
+        },
+        replay(to) {
+            for (const [kind, message] of lines.splice(0))
+                to[kind](message);
+        },
+    };
+}
 /** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
 function humanBytes(bytes) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -80424,7 +80452,7 @@ function humanBytes(bytes) {
  * A step that failed after it changed something: the failure line, and the outputs and
  * summary that say what it did before (published before the step is marked failed).
  */
-class StepFailure extends DisklessError {
+class StepFailure extends errors_DisklessError {
     report;
     name = 'StepFailure';
     constructor(message, report) {
@@ -80701,7 +80729,7 @@ function chooseCache(o, reporter) {
         case 'local': {
             const c = local();
             if (!c) {
-                throw new DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
+                throw new errors_DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
             }
             return c;
         }
@@ -80794,7 +80822,7 @@ function cleanRelative(rel) {
     const trimmed = rel.replace(/^\/+/, '').replace(/\/+$/, '');
     const norm = external_node_path_default().posix.normalize(trimmed);
     if (norm === '.' || norm === '' || norm.startsWith('../') || norm === '..') {
-        throw new DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
+        throw new errors_DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
     }
     return norm;
 }
@@ -80829,7 +80857,7 @@ class ClientTree {
             if (st?.isDirectory())
                 continue;
             if (st) {
-                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
+                throw new errors_DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
             }
             await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
             this.managed.add(sofar);
@@ -80896,7 +80924,7 @@ class ClientTree {
         await this.parents(clean);
         const file = external_node_path_default().join(this.root, clean);
         if ((await lstatOrUndefined(file))?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
+            throw new errors_DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
         }
         await replaceAtomic(file, (tmp) => make(tmp, clean));
         this.managed.add(clean);
@@ -82416,7 +82444,7 @@ function showHits(hits) {
 function assertNoSecrets(hits, where = 'clients could read') {
     if (hits.length === 0)
         return;
-    throw new DisklessError(`secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`);
+    throw new errors_DisklessError(`secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`);
 }
 
 ;// CONCATENATED MODULE: ./src/iso/image-scan.ts
@@ -82567,7 +82595,7 @@ async function checkInitramfs(image, scratch, modules) {
         problems.push(`kernel module${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`);
     }
     if (problems.length > 0) {
-        throw new DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
+        throw new errors_DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
     }
     return found;
 }
@@ -82725,11 +82753,11 @@ const INSTALL_KERNEL = 'install the Debian package linux-image-amd64 there, or g
 async function findImage(sysroot, input) {
     if (input && !input.includes('/')) {
         if (!VERSION.test(input)) {
-            throw new DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
+            throw new errors_DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
         }
         const image = external_node_path_default().join(sysroot, 'boot', `vmlinuz-${input}`);
         if (!(await isFile(image))) {
-            throw new DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
+            throw new errors_DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
         }
         return image;
     }
@@ -82742,7 +82770,7 @@ async function findImage(sysroot, input) {
             if (await isFile(c))
                 return c;
         }
-        throw new DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
+        throw new errors_DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
     }
     const linked = await resolveInside(sysroot, 'vmlinuz');
     if (linked && (await isFile(linked)))
@@ -82750,7 +82778,7 @@ async function findImage(sysroot, input) {
     const newest = await newestImage(sysroot);
     if (newest)
         return newest;
-    throw new DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
+    throw new errors_DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
 }
 /** The sorted contents list of a modules directory, hashed. */
 async function modulesList(dir) {
@@ -82772,14 +82800,14 @@ async function findKernel(sysroot, input) {
     const named = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : '';
     const fromName = VERSION.test(named) ? named : undefined;
     if (fromHeader && fromName && fromHeader !== fromName) {
-        throw new DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
+        throw new errors_DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
     }
     const version = fromHeader ?? fromName;
     if (!version) {
-        throw new DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
+        throw new errors_DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
     }
     if (input && !input.includes('/') && input !== version) {
-        throw new DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
+        throw new errors_DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
     }
     // Merged /usr (lib -> usr/lib) or not: never follow a link that could leave the sysroot.
     const merged = external_node_path_default().join(sysroot, 'usr/lib/modules', version);
@@ -82787,7 +82815,7 @@ async function findKernel(sysroot, input) {
         ? merged
         : external_node_path_default().join(sysroot, 'lib/modules', version);
     if (!(await isFile(external_node_path_default().join(modulesDir, 'modules.dep')))) {
-        throw new DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
+        throw new errors_DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
     }
     const modules = await modulesList(modulesDir);
     return {
@@ -83111,7 +83139,7 @@ async function currentId(target) {
     const id = external_node_path_default().basename(link);
     if (!isReleaseId(id) ||
         !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
-        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
+        throw new errors_DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
     }
     return id;
 }
@@ -83221,56 +83249,56 @@ async function readMarker(target) {
     catch {
         // fall through
     }
-    throw new DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
+    throw new errors_DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
 }
 /** Every refusal; throws a DisklessError naming the input, and changes nothing. */
 async function checkPaths(o) {
     if (!o.target || !external_node_path_default().isAbsolute(o.target)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
     }
     if (!external_node_path_default().isAbsolute(o.source)) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
+        throw new errors_DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
     }
     const sourceStat = await lstatOrUndefined(o.source);
     const source = sourceStat ? await (0,promises_.realpath)(o.source) : o.source;
     if (!(await lstatOrUndefined(source))?.isDirectory()) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
+        throw new errors_DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
     }
     const target = await resolveLoosely(o.target);
     if (target === '/') {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
     }
     if (target === source) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
     }
     if (guard_inside(target, source)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
+        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
     }
     if (o.template !== undefined) {
         const st = await lstatOrUndefined(o.template);
         if (!st?.isDirectory()) {
-            throw new DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
+            throw new errors_DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
         }
     }
     const targetStat = await lstatOrUndefined(target);
     let marker;
     if (targetStat) {
         if (!targetStat.isDirectory()) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
+            throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
         }
         marker = await readMarker(target);
         const names = await (0,promises_.readdir)(target);
         if (!marker && names.length > 0) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
+            throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
         }
         if (marker && marker.layout !== o.layout) {
-            throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
+            throw new errors_DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
         }
         if (marker?.layout === 'versioned') {
             const link = external_node_path_default().join(target, CURRENT);
             const current = await lstatOrUndefined(link);
             if (current && !current.isSymbolicLink()) {
-                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
+                throw new errors_DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
             }
         }
     }
@@ -83293,7 +83321,7 @@ async function lockFile(target) {
         await (0,promises_.writeFile)(file, '', { mode: 0o644, flag: 'a' });
     const st = await (0,promises_.lstat)(file);
     if (!st.isFile()) {
-        throw new DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
+        throw new errors_DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
     }
     return file;
 }
@@ -83375,11 +83403,11 @@ function holdLocks(files, onWait) {
             }
         });
         child.on('error', (error) => {
-            reject(new DisklessError(`perl (needed to take the locks): ${error.message}`));
+            reject(new errors_DisklessError(`perl (needed to take the locks): ${error.message}`));
         });
         child.on('close', (code) => {
             if (!locked) {
-                reject(new DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
+                reject(new errors_DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
             }
         });
         child.stdin.on('error', () => undefined);
@@ -83416,7 +83444,7 @@ async function readHistory(target) {
     catch {
         // fall through to the error below
     }
-    throw new DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
+    throw new errors_DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
 }
 async function appendPromotion(target, entry) {
     const history = await readHistory(target);
@@ -83497,7 +83525,7 @@ async function makeCurrent(target, id, from, by) {
 async function checkTarget(target) {
     const marker = await readMarker(target);
     if (marker?.layout !== 'versioned') {
-        throw new DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
+        throw new errors_DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
     }
 }
 /** The id `release` names: itself, or the previous one by the history. */
@@ -83507,13 +83535,13 @@ async function resolve(target, release, current) {
         const history = await readHistory(target);
         const previous = current ? previousOf(history, current) : undefined;
         if (!previous) {
-            throw new DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
+            throw new errors_DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
         }
         id = previous;
     }
     if (!(await isComplete(target, id))) {
         const known = (await listReleases(target)).slice(-5).reverse();
-        throw new DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
+        throw new errors_DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
     }
     return id;
 }
@@ -83694,7 +83722,7 @@ const rolloutInputs = defineInputs({
  * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
  * server's one-line description.
  */
-class ApiError extends DisklessError {
+class ApiError extends errors_DisklessError {
     status;
     type;
     detail;
@@ -83711,7 +83739,7 @@ class ApiError extends DisklessError {
     }
 }
 /** A request that never got an answer: refused, reset, cut mid-body, timed out. */
-class NetworkError extends DisklessError {
+class NetworkError extends errors_DisklessError {
     request;
     code;
     name = 'NetworkError';
@@ -83833,7 +83861,7 @@ function showAnswer(answer) {
 /** A drive object as the API documents it, or a one-line error naming the request. */
 function toDriveInfo(answer, request = 'the API') {
     if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
+        throw new errors_DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
     }
     const o = answer;
     const meta = {};
@@ -83844,7 +83872,7 @@ function toDriveInfo(answer, request = 'the API') {
     const size = num(o.size);
     const uuid = str(o.drive);
     if (!uuid || size === undefined) {
-        throw new DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
+        throw new errors_DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
     }
     return {
         uuid,
@@ -83852,6 +83880,7 @@ function toDriveInfo(answer, request = 'the API') {
         size,
         claimType: str(o['claim:type']) ?? 'exclusive',
         claimed: str(o.claimed) || undefined,
+        imaging: str(o.imaging) === 'false' ? undefined : str(o.imaging) || undefined,
         meta,
         writeRequests: num(o['write:requests']),
         writeBytes: num(o['write:bytes']),
@@ -83916,7 +83945,7 @@ class DriveApi {
             // A streamed body that ran short or long: the file changed under it, and sending it
             // again cannot help.
             if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+                throw new errors_DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
             }
             throw network(error);
         }
@@ -83951,7 +83980,7 @@ class DriveApi {
             return JSON.parse(text);
         }
         catch {
-            throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
+            throw new errors_DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
         }
     }
     /**
@@ -83980,7 +84009,7 @@ class DriveApi {
         const request = this.requestName('GET', 'drives/info');
         const out = await this.retried(() => this.json('GET', 'drives/info'));
         if (!Array.isArray(out)) {
-            throw new DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
+            throw new errors_DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
         }
         return out.map((d) => toDriveInfo(d, request));
     }
@@ -83993,6 +84022,17 @@ class DriveApi {
     }
     set(uuid, fields) {
         return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
+    }
+    /**
+     * Starts a server-side copy of drive SOURCE onto DEST (asynchronous: poll DEST's
+     * `imaging`). Not retried: a second call after a lost answer would queue a second copy.
+     */
+    async image(dest, source) {
+        await this.json('POST', `drives/${dest}/image/${source}`);
+    }
+    /** Removes a drive and its data; not retried (a lost answer may have removed it). */
+    async destroy(uuid) {
+        await this.json('POST', `drives/${uuid}/destroy`);
     }
     /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
     read(uuid, offset, size) {
@@ -84035,10 +84075,10 @@ class DriveApi {
 /** Turns the API's refusals of our credentials into a message that names the user, never the key. */
 function explainApiError(error, api) {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-        return new DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
+        return new errors_DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
     }
     if (error instanceof NetworkError) {
-        return new DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
+        return new errors_DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
     }
     return error;
 }
@@ -84051,7 +84091,7 @@ async function findTarget(api, want) {
             if (error instanceof ApiError &&
                 (error.status === 404 ||
                     (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
-                throw new DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
+                throw new errors_DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
             }
             throw error;
         }
@@ -84059,7 +84099,7 @@ async function findTarget(api, want) {
     const name = want.name ?? '';
     const named = (await api.infoAll()).filter((d) => d.name === name);
     if (named.length > 1) {
-        throw new DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
+        throw new errors_DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
     }
     const [drive] = named;
     return drive ? { kind: 'existing', drive } : { kind: 'new', name };
@@ -84068,7 +84108,7 @@ async function findTarget(api, want) {
 function checkFits(imageBytes, image, driveBytes, drive) {
     if (imageBytes <= driveBytes)
         return;
-    throw new DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
+    throw new errors_DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
         'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
 }
 /**
@@ -84099,56 +84139,304 @@ async function prepareDrive(api, target, o, policy) {
     return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
 }
 
-;// CONCATENATED MODULE: ./src/fleet/provider.ts
+;// CONCATENATED MODULE: ./src/drive/claims.ts
 /**
- * The cloud as the rollout sees it, behind one small interface so that the rollout,
- * retention and the summary do not care which cloud runs the servers. A provider lists
- * servers and what they boot, repoints a server's CD device to another artifact, restarts
- * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
- * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
- *
- * Two views of "what a server boots" exist and both matter:
- *   - configured: the artifact its CD device names now; it boots that at its next start;
- *   - running: the artifact the running server started with. A server that was repointed
- *     and not restarted still runs the old one; ElasticStack shows this as the drive's
- *     claim (`claimed`), which a running server holds on the drives it started with.
+ * Who holds a drive, read from its `claimed` field: the servers that run from it and the
+ * server-side copies in progress. upload-drive refuses or keeps drives by it; the rollout
+ * provider tells from it which drive a running server still runs.
  */
 /**
- * What is in use: each artifact that a running server runs (its claim) or that a server's
- * CD device names (it boots it next), with those servers' names.
+ * The claims on a drive, one per holder: a server's `<user>:guest:<server>:<device>` (or
+ * a bare server UUID, as the Drive API page describes them), or a copy's
+ * `<user>:imaging:<drive>`.
  */
-function artifactsInUse(servers, artifacts) {
-    const names = new Map(servers.map((s) => [s.id, s.name || s.id]));
-    const out = new Map();
-    const use = (id) => {
-        const u = out.get(id) ?? { claimedBy: [], referencedBy: [] };
-        out.set(id, u);
-        return u;
-    };
-    for (const a of artifacts) {
-        for (const s of a.claimedBy)
-            use(a.id).claimedBy.push(names.get(s) ?? s);
+function claimsOf(d) {
+    return (d.claimed ?? '').split(/\s+/).filter((c) => c !== '');
+}
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+/** UUIDs of the servers claiming the drive (copies in progress left out). */
+function serverClaims(d) {
+    const servers = claimsOf(d).flatMap((c) => {
+        if (/:imaging:/.test(c))
+            return [];
+        const guest = /:guest:([^:]+)/.exec(c);
+        if (guest?.[1])
+            return [guest[1]];
+        const bare = UUID.exec(c);
+        return bare ? [bare[0]] : [];
+    });
+    return [...new Set(servers)];
+}
+
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/upload/compress.ts
+/**
+ * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
+ * compressed and barely shrink, and deflating incompressible data runs at a few tens
+ * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
+ * the image is hashed, so sending starts at once), and only a chunk whose sample
+ * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
+ */
+
+
+const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
+/** Compress the whole chunk only when the sample promises at least this ratio... */
+const PROMISING = 0.8;
+/** ...and send it compressed only when it really saves at least a tenth. */
+const WORTH = 0.9;
+/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
+const WINDOWS = 16;
+const compress_WINDOW = 4 * 1024;
+function sampleOf(raw) {
+    if (raw.length <= WINDOWS * compress_WINDOW)
+        return raw;
+    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
+    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
+}
+/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
+function promising(raw) {
+    const sample = sampleOf(raw);
+    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+}
+/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
+async function chunkBody(raw) {
+    const packed = await gzipAsync(raw, { level: 1 });
+    return packed.length <= raw.length * WORTH
+        ? { data: packed, gzip: true }
+        : { data: raw, gzip: false };
+}
+
+;// CONCATENATED MODULE: ./src/upload/image.ts
+/**
+ * The image to upload: checked before anything is sent, then read once to get its
+ * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
+ */
+
+
+
+
+
+
+/** Size of the image, or a clear error when it is missing, empty or not a file. */
+async function imageSize(file) {
+    let info;
+    try {
+        info = await (0,promises_.stat)(file);
     }
-    for (const s of servers) {
-        for (const id of new Set(Object.values(s.cds)))
-            use(id).referencedBy.push(s.name || s.id);
+    catch {
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
     }
-    return out;
+    if (!info.isFile()) {
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
+    }
+    if (info.size === 0) {
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
+    }
+    return info.size;
+}
+/** Identifies the file's content version: a change or replacement changes it. */
+async function imageIdentity(file) {
+    const s = await (0,promises_.stat)(file, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+function chunkCount(size, chunkSize) {
+    return Math.ceil(size / chunkSize);
+}
+function chunkLength(index, size, chunkSize) {
+    return Math.min(chunkSize, size - index * chunkSize);
+}
+/** sha256 of `length` zero bytes, without allocating them all. */
+function zeroDigest(length) {
+    const block = Buffer.alloc(Math.min(length, 1 << 16));
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    for (let left = length; left > 0; left -= block.length) {
+        hash.update(left >= block.length ? block : block.subarray(0, left));
+    }
+    return hash.digest('hex');
+}
+/** Reads exactly buffer.length bytes at `position` (short reads are retried). */
+async function readFully(handle, buffer, position) {
+    let done = 0;
+    while (done < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
+        if (bytesRead === 0)
+            throw new errors_DisklessError('image: the file got shorter while it was read');
+        done += bytesRead;
+    }
+}
+// The whole-image sha256 is computed on a second thread while this one hashes each
+// chunk: the two passes over the data then cost about one (the machines have 2 cores).
+const WHOLE_IMAGE_HASHER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
+const fd = openSync(workerData.file, 'r');
+const hash = createHash('sha256');
+const buffer = Buffer.allocUnsafe(4 << 20);
+for (let at = 0; at < workerData.size; ) {
+  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
+  if (n === 0) throw new Error('the file got shorter while it was read');
+  hash.update(buffer.subarray(0, n));
+  at += n;
+}
+closeSync(fd);
+parentPort.postMessage(hash.digest('hex'));
+`;
+function wholeImageSha256(file, size) {
+    return new Promise((resolve, reject) => {
+        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
+        worker.once('message', (hex) => {
+            resolve(hex);
+        });
+        worker.once('error', reject);
+    });
 }
 /**
- * The family of a drive: the `diskless-family` record key when the drive has one, else
- * its name without a trailing `-<hex digest>` (standby drives are named `<name>-<sha8>`),
- * so `boot-cd`, `boot-cd-1a2b3c4d` and `boot-cd-99aa00ff` are one family.
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
  */
-function familyOf(name, meta) {
-    return meta[RECORD_KEYS.family] || name.replace(/-[0-9a-f]{8,64}$/, '');
+async function digestImage(file, size, chunkSize) {
+    const whole = wholeImageSha256(file, size);
+    whole.catch(() => undefined); // awaited below, after the chunks
+    const handle = await (0,promises_.open)(file, 'r');
+    try {
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        const zeros = new Map();
+        const chunks = [];
+        const zero = [];
+        const compressible = [];
+        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
+            const length = chunkLength(i, size, chunkSize);
+            const view = buffer.subarray(0, length);
+            await readFully(handle, view, i * chunkSize);
+            const digest = sha256(view);
+            let zeroForLength = zeros.get(length);
+            if (zeroForLength === undefined) {
+                zeroForLength = zeroDigest(length);
+                zeros.set(length, zeroForLength);
+            }
+            const isZero = digest === zeroForLength;
+            chunks.push(digest);
+            zero.push(isZero);
+            compressible.push(!isZero && promising(view));
+        }
+        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
+    }
+    finally {
+        await handle.close();
+    }
 }
-/** The artifact record keys read here (user:* metadata on ElasticStack), see upload/record.ts. */
-const RECORD_KEYS = {
-    release: 'diskless-release',
+
+;// CONCATENATED MODULE: ./src/upload/record.ts
+/**
+ * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
+ * size and chunk size, a short digest per chunk, and the drive's write counters at
+ * that moment. The next run trusts it only while those counters are unchanged (nobody
+ * wrote to the drive since), and then sends only the chunks whose digest differs.
+ * Besides, the release the image boots (when known: the ledger of releases in use reads
+ * it) and when the upload finished (standby mode tells the newest drive of a family by it).
+ */
+
+/** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
+const SHORT = 12;
+/** The user:* keys of the record (without `user:`). */
+const KEYS = {
     sha256: 'diskless-sha256',
-    family: 'diskless-family',
+    size: 'diskless-size',
+    chunkSize: 'diskless-chunk-size',
+    chunks: 'diskless-chunks',
+    writes: 'diskless-writes',
+    release: 'diskless-release',
+    uploaded: 'diskless-uploaded',
 };
+/** When the drive's image was uploaded ('' when it has no such record): sorts as text. */
+function uploadedAt(drive) {
+    return drive.meta[KEYS.uploaded] ?? '';
+}
+/** The release the drive's image boots, as recorded ('' when unknown). */
+function releaseOf(drive) {
+    return drive.meta[KEYS.release] ?? '';
+}
+function shortDigest(hex) {
+    return hex.slice(0, SHORT);
+}
+function encodeRecord(r) {
+    return {
+        [`user:${KEYS.sha256}`]: r.sha256,
+        [`user:${KEYS.size}`]: String(r.size),
+        [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
+        [`user:${KEYS.chunks}`]: r.chunks.join(''),
+        [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
+        // Always set, so a record of another image never keeps an older release or time.
+        [`user:${KEYS.release}`]: r.release ?? '',
+        [`user:${KEYS.uploaded}`]: r.uploaded ?? '',
+    };
+}
+function decodeRecord(meta) {
+    const sha256 = meta[KEYS.sha256];
+    const size = Number(meta[KEYS.size]);
+    const chunkSize = Number(meta[KEYS.chunkSize]);
+    const packed = meta[KEYS.chunks] ?? '';
+    const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
+    if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
+        return undefined;
+    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
+        return undefined;
+    const chunks = [];
+    for (let i = 0; i < packed.length; i += SHORT)
+        chunks.push(packed.slice(i, i + SHORT));
+    return {
+        sha256,
+        size,
+        chunkSize,
+        chunks,
+        writeRequests: Number(writes[1]),
+        writeBytes: Number(writes[2]),
+    };
+}
+/** The record, if the drive shows no write since it was made; else undefined. */
+function trustedRecord(drive) {
+    const record = decodeRecord(drive.meta);
+    if (!record || drive.writeRequests === undefined || drive.writeBytes === undefined)
+        return undefined;
+    if (drive.writeRequests !== record.writeRequests || drive.writeBytes !== record.writeBytes)
+        return undefined;
+    return record;
+}
+
+;// CONCATENATED MODULE: ./src/upload/family.ts
+
+
+/** Longest drive-name in standby mode: the drive name adds 9 characters, 128 at most. */
+const MAX_FAMILY_NAME = 119;
+function standbyName(family, sha256) {
+    return `${family}-${sha256.slice(0, 8)}`;
+}
+/** The family a drive name belongs to: the name without a trailing `-<sha8>`. */
+function familyOf(name) {
+    return name.replace(/-[0-9a-f]{8}$/, '');
+}
+function inFamily(drive, family) {
+    if (drive.name === family)
+        return true;
+    return (drive.name.length === family.length + 9 &&
+        drive.name.startsWith(`${family}-`) &&
+        /^[0-9a-f]{8}$/.test(drive.name.slice(family.length + 1)));
+}
+/** Newest upload first: by the recorded time, then by name (stable). */
+function newestFirst(drives) {
+    return [...drives].sort((a, b) => uploadedAt(b).localeCompare(uploadedAt(a)) || a.name.localeCompare(b.name));
+}
+/** The live drive of the family, leaving out `except` (the standby being written). */
+function liveDrive(family, except) {
+    const others = newestFirst(family.filter((d) => d.uuid !== except));
+    return others.find((d) => serverClaims(d).length > 0) ?? others[0];
+}
 
 ;// CONCATENATED MODULE: ./src/fleet/elasticstack.ts
 /**
@@ -84158,6 +84446,9 @@ const RECORD_KEYS = {
  * servers/<uuid>/set with both keys; restarting is servers/<uuid>/reset. Answers of
  * either shape are read: numbers or strings, lists as arrays or space-separated.
  */
+
+
+
 
 
 
@@ -84181,12 +84472,12 @@ function elasticstack_text(v) {
 /** A server object of the API as a ServerView, or a one-line error naming the request. */
 function toServerView(answer, request) {
     if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
+        throw new errors_DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
     }
     const o = answer;
     const id = elasticstack_text(o.server);
     if (!id)
-        throw new DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
+        throw new errors_DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
     const status = elasticstack_text(o.status) ?? 'unknown';
     const running = status === 'active';
     const cds = {};
@@ -84207,20 +84498,14 @@ function toServerView(answer, request) {
         cds,
     };
 }
-/** The server UUIDs of a drive's claims: `<user>:guest:<server>:<device>`, one or several. */
-function claimants(claimed) {
-    return words(claimed)
-        .map((c) => c.split(':')[2] ?? '')
-        .filter((id) => id !== '');
-}
 function driveArtifact(d) {
     return {
         id: d.uuid,
         name: d.name,
-        release: d.meta[RECORD_KEYS.release] || undefined,
-        sha256: d.meta[RECORD_KEYS.sha256] || undefined,
-        family: familyOf(d.name, d.meta),
-        claimedBy: claimants(d.claimed),
+        release: releaseOf(d) || undefined,
+        sha256: d.meta[KEYS.sha256] || undefined,
+        family: familyOf(d.name),
+        claimedBy: serverClaims(d),
     };
 }
 function notFound(error) {
@@ -84248,7 +84533,7 @@ class ElasticStackProvider {
             const request = this.api.requestName('GET', 'servers/info');
             const out = await this.api.call('GET', 'servers/info', { retry: true });
             if (!Array.isArray(out)) {
-                throw new DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
+                throw new errors_DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
             }
             return out
                 .map((s) => toServerView(s, request))
@@ -84269,7 +84554,7 @@ class ElasticStackProvider {
             }
             catch (error) {
                 if (notFound(error)) {
-                    throw new DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
+                    throw new errors_DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
                 }
                 throw error;
             }
@@ -84285,7 +84570,7 @@ class ElasticStackProvider {
             // The set answers with the server's info: it must now name the new drive.
             const after = toServerView(answer, this.api.requestName('POST', path));
             if (after.cds[device] !== artifact.toLowerCase()) {
-                throw new DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
+                throw new errors_DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
             }
         });
     }
@@ -84301,6 +84586,26 @@ class ElasticStackProvider {
 /** A provider over a new API client with upload-drive's connection and retry settings. */
 function elasticStack(o) {
     return new ElasticStackProvider(new DriveApi({ url: o.url, user: o.user, key: o.key, connections: 4, onRetry: o.onRetry }));
+}
+/**
+ * Who holds the drive, for an error line: `server <uuid> "<name>"` per server (names
+ * from servers/info, best effort), and the copies in progress.
+ */
+async function describeHolders(api, d) {
+    const held = serverClaims(d);
+    const names = new Map();
+    if (held.length > 0) {
+        const all = await new ElasticStackProvider(api).listServers().catch(() => []);
+        for (const s of all)
+            names.set(s.id, s.name);
+    }
+    const parts = held.map((uuid) => {
+        const name = names.get(uuid);
+        return `server ${uuid}${name ? ` "${name}"` : ''}`;
+    });
+    if (claimsOf(d).some((c) => /:imaging:/.test(c)))
+        parts.push('a server-side copy (imaging)');
+    return parts.length > 0 ? parts.join(', ') : (d.claimed ?? 'unknown holders');
 }
 
 ;// CONCATENATED MODULE: ./src/releases/ledger.ts
@@ -84373,7 +84678,7 @@ function chooseServers(entries, servers, inFamily, family) {
     if (entries.length === 0) {
         const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
         if (chosen.length === 0) {
-            throw new DisklessError(`No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
+            throw new errors_DisklessError(`No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
         }
         return chosen;
     }
@@ -84397,7 +84702,7 @@ function chooseServers(entries, servers, inFamily, family) {
 function planMove(server, target, o) {
     const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
     if (device === undefined) {
-        throw new DisklessError(`Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`);
+        throw new errors_DisklessError(`Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`);
     }
     const configured = server.cds[device];
     const running = server.running
@@ -84411,6 +84716,43 @@ function planMove(server, target, o) {
         repoint: configured !== target.id,
         restart: server.running && running !== target.id,
     };
+}
+
+;// CONCATENATED MODULE: ./src/fleet/provider.ts
+/**
+ * The cloud as the rollout sees it, behind one small interface so that the rollout,
+ * retention and the summary do not care which cloud runs the servers. A provider lists
+ * servers and what they boot, repoints a server's CD device to another artifact, restarts
+ * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
+ * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
+ *
+ * Two views of "what a server boots" exist and both matter:
+ *   - configured: the artifact its CD device names now; it boots that at its next start;
+ *   - running: the artifact the running server started with. A server that was repointed
+ *     and not restarted still runs the old one; ElasticStack shows this as the drive's
+ *     claim (`claimed`), which a running server holds on the drives it started with.
+ */
+/**
+ * What is in use: each artifact that a running server runs (its claim) or that a server's
+ * CD device names (it boots it next), with those servers' names.
+ */
+function artifactsInUse(servers, artifacts) {
+    const names = new Map(servers.map((s) => [s.id, s.name || s.id]));
+    const out = new Map();
+    const use = (id) => {
+        const u = out.get(id) ?? { claimedBy: [], referencedBy: [] };
+        out.set(id, u);
+        return u;
+    };
+    for (const a of artifacts) {
+        for (const s of a.claimedBy)
+            use(a.id).claimedBy.push(names.get(s) ?? s);
+    }
+    for (const s of servers) {
+        for (const id of new Set(Object.values(s.cds)))
+            use(id).referencedBy.push(s.name || s.id);
+    }
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/rollout/result.ts
@@ -84626,7 +84968,7 @@ async function rollBatches(ctx) {
             reverted.push(await revert(ctx, f.m));
         }
         const untouched = todo.slice(i + size).map(nameOf);
-        throw new DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
+        throw new errors_DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
             (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
             (ctx.updated.length
                 ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
@@ -84734,7 +85076,7 @@ async function rollout(o, reporter, connect = (x) => elasticStack({
         await reporter
             .group('Roll out', () => rollBatches(ctx))
             .catch((error) => {
-            if (!(error instanceof DisklessError))
+            if (!(error instanceof errors_DisklessError))
                 throw error;
             failure = error.message;
         });
@@ -84742,7 +85084,7 @@ async function rollout(o, reporter, connect = (x) => elasticStack({
             return await finish(ctx, undefined);
         const said = failure;
         const report = await finish(ctx, said).catch((error) => {
-            throw new DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
+            throw new errors_DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
         });
         throw new StepFailure(said, report);
     }
@@ -84798,7 +85140,7 @@ const SUFFIXES = /\.(service|socket|timer|target|path|mount|automount|swap|slice
 const UNIT_NAME = /^(?!-)[\w:@.\\-]+$/;
 function unitName(name) {
     if (!UNIT_NAME.test(name)) {
-        throw new DisklessError(`unit ${JSON.stringify(name)}: expected a systemd unit name such as nfs-server.service`);
+        throw new errors_DisklessError(`unit ${JSON.stringify(name)}: expected a systemd unit name such as nfs-server.service`);
     }
     return SUFFIXES.test(name) ? name : `${name}.service`;
 }
@@ -84923,7 +85265,7 @@ async function configureServices(tree, o, reporter) {
             const unit = unitName(name);
             const where = await findUnit(root, unit);
             if (!where) {
-                throw new DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
+                throw new errors_DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
             }
             if (where === 'sysv')
                 sysvEnable.push(unit.replace(/\.service$/, ''));
@@ -85460,16 +85802,34 @@ async function withoutShippedFiles(hits, source, fileOf) {
 
 
 
+
 function signature(st) {
     return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 }
+function isRecord(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 async function readState(file) {
     try {
-        return JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        const state = JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        const { config, listing, files } = state ?? {};
+        if (typeof config === 'string' && typeof listing === 'string' && isRecord(files)) {
+            return { config, listing, files: files };
+        }
     }
     catch {
-        return {};
+        // missing or unreadable: a first scan
     }
+    return { config: '', listing: '', files: {} };
+}
+// Rules or allow list changed: files the last clean scan passed are read again.
+const SCANNER = 'secretlint-11+diskless-1';
+/** The sha256 of every entry under `root` as find(1) prints it: type, size, times, inode, path. */
+async function listingOf(root) {
+    const { stdout } = await run('find', [root, '-printf', '%y %s %T@ %C@ %i %P\\0'], {
+        debianPackage: 'findutils',
+    });
+    return sha256(stdout);
 }
 /**
  * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
@@ -85480,7 +85840,15 @@ async function scanLiveTree(o, reporter) {
     if (!(await lstatOrUndefined(root))?.isDirectory())
         return [];
     const stateFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.json`);
-    const before = await readState(stateFile);
+    const config = sha256(JSON.stringify([SCANNER, o.allow]));
+    const [state, listing] = await Promise.all([readState(stateFile), listingOf(root)]);
+    const same = state.config === config;
+    if (same && state.listing === listing) {
+        const files = Object.keys(state.files).length;
+        reporter.info(`/${o.dir} (${o.reason}): read 0 of ${files} file(s) (nothing changed since the last clean scan); 0 hit(s)`);
+        return [];
+    }
+    const before = same ? state.files : {};
     const after = {};
     const first = Object.keys(before).length === 0;
     const result = await scanSecrets({
@@ -85500,7 +85868,7 @@ async function scanLiveTree(o, reporter) {
     reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
     if (hits.length === 0) {
         await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
-        await writeFileAtomic(stateFile, JSON.stringify(after));
+        await writeFileAtomic(stateFile, JSON.stringify({ config, listing, files: after }));
     }
     return hits;
 }
@@ -85541,13 +85909,13 @@ function render(text, values, file) {
         const where = `template ${file} line ${i + 1}`;
         const known = Object.hasOwn(values, name) ? values[name] : undefined;
         if (!known) {
-            throw new DisklessError(`${where}: unknown placeholder {{${name}}}; expected one of ${Object.keys(values)
+            throw new errors_DisklessError(`${where}: unknown placeholder {{${name}}}; expected one of ${Object.keys(values)
                 .sort()
                 .map((k) => `{{${k}}}`)
                 .join(', ')}`);
         }
         if (known.value === undefined || known.value === '') {
-            throw new DisklessError(`${where}: placeholder {{${name}}} has no value; expected input "${known.input}" to be set`);
+            throw new errors_DisklessError(`${where}: placeholder {{${name}}} has no value; expected input "${known.input}" to be set`);
         }
         return known.value;
     }))
@@ -85571,7 +85939,7 @@ async function loadTemplate(dir, values) {
             }
             const clash = seen.get(outRel);
             if (clash !== undefined) {
-                throw new DisklessError(`template: ${clash} and ${srcRel} both make /${outRel}; expected only one of them`);
+                throw new errors_DisklessError(`template: ${clash} and ${srcRel} both make /${outRel}; expected only one of them`);
             }
             seen.set(outRel, srcRel);
             if (st.isDirectory()) {
@@ -85595,7 +85963,7 @@ async function loadTemplate(dir, values) {
                 });
             }
             else {
-                throw new DisklessError(`template: ${srcRel} is a device, socket or pipe; expected files, directories and symlinks only`);
+                throw new errors_DisklessError(`template: ${srcRel} is a device, socket or pipe; expected files, directories and symlinks only`);
             }
         }
     }
@@ -86048,7 +86416,7 @@ function addVarDirs(entries, lines, accounts) {
         const ownerText = rest[0];
         const rel = external_node_path_default().posix.normalize(rawPath).replace(/\/+$/, '');
         if (rel === '.' || rel.startsWith('..') || rel.startsWith('/')) {
-            throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
+            throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
         }
         let uid = 0;
         let gid = 0;
@@ -86056,14 +86424,14 @@ function addVarDirs(entries, lines, accounts) {
             const [user = '', group] = ownerText.split(':');
             const u = accounts.users.get(user);
             if (!u) {
-                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
+                throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
             }
             uid = u.uid;
             gid = u.gid;
             if (group !== undefined) {
                 const g = accounts.groups.get(group);
                 if (g === undefined) {
-                    throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
+                    throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
                 }
                 gid = g;
             }
@@ -86074,7 +86442,7 @@ function addVarDirs(entries, lines, accounts) {
             const parent = parts.slice(0, i).join('/');
             const existing = byPath.get(parent);
             if (existing?.kind === 'symlink') {
-                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; /var/${parent} is a symlink in the skeleton, expected a directory`);
+                throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; /var/${parent} is a symlink in the skeleton, expected a directory`);
             }
             if (!existing)
                 byPath.set(parent, { rel: parent, kind: 'dir', mode: 0o755, uid: 0, gid: 0 });
@@ -86216,7 +86584,7 @@ function templateValues(o, nfsRoot, usrExport) {
         const eq = line.indexOf('=');
         const name = line.slice(0, eq);
         if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-            throw new DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
+            throw new errors_DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
         }
         values[name] = { value: line.slice(eq + 1), input: 'template-values' };
     }
@@ -86343,7 +86711,7 @@ async function buildRootfs(options, reporter) {
         });
     }
     else if (templateFstab) {
-        throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
+        throw new errors_DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
     }
     else {
         fstab = generateFstab({
@@ -86380,9 +86748,33 @@ async function buildRootfs(options, reporter) {
     try {
         const marker = await readMarker(target);
         const { id: previousId, meta: previousMeta, root: previousRoot, current, } = await previousRelease(target, layout, marker);
+        // The comparison with the previous release (an rsync dry run) and the scan of what
+        // clients mount (a find) are processes of their own: both start now and run beside
+        // the fingerprint's work. The comparison counts only if the fingerprint matches; the
+        // scan's lines are printed in a group of their own once it is done.
+        const comparison = previousRoot
+            ? differences({
+                source,
+                dest: previousRoot,
+                excludes,
+                managed: previousMeta?.managed ?? [],
+                toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+            })
+            : undefined;
+        comparison?.catch(() => undefined); // awaited below
         if (layout === 'versioned')
             await removePartials(target, reporter);
-        const mountedHits = await reporter.group('Scan what clients mount from the master', () => scanMountedTrees({ ...options, source }, reporter));
+        const mountedLog = deferredReporter();
+        const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+        mountedScan.catch(() => undefined); // awaited below
+        const mountedHits = () => reporter.group('Scan what clients mount from the master', async () => {
+            try {
+                return await mountedScan;
+            }
+            finally {
+                mountedLog.replay(reporter);
+            }
+        });
         // ---- compare, then copy holding the dpkg lock of the source ----
         const dpkgFiles = [];
         for (const name of ['lock-frontend', 'lock']) {
@@ -86395,6 +86787,7 @@ async function buildRootfs(options, reporter) {
         // copy then waits for apt to finish.
         let dpkgLock;
         let skeleton;
+        let mounted;
         let fingerprint;
         let sshKeyDir;
         let id;
@@ -86425,20 +86818,14 @@ async function buildRootfs(options, reporter) {
             }));
             if (previousRoot && previousMeta?.fingerprint === fingerprint) {
                 const diff = await reporter.group('Compare with the previous release', async () => {
-                    const lines = await differences({
-                        source,
-                        dest: previousRoot,
-                        excludes,
-                        managed: previousMeta.managed,
-                        toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-                    });
+                    const lines = (await comparison) ?? [];
                     reporter.info(lines.length === 0
                         ? `Nothing differs from ${previousMeta.id}`
                         : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`);
                     return lines;
                 });
                 if (diff.length === 0) {
-                    assertNoSecrets(mountedHits);
+                    assertNoSecrets(await mountedHits());
                     // Unchanged: nothing new. With publish, the release it equals becomes current
                     // (a staged one that the last run did not get to promote).
                     const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
@@ -86461,6 +86848,9 @@ async function buildRootfs(options, reporter) {
             else if (previousMeta) {
                 reporter.info(`The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`);
             }
+            // Not needed, but not left running while the copy writes where it reads.
+            await comparison?.catch(() => undefined);
+            mounted = await mountedHits();
             if (dpkgFiles.length > 0) {
                 dpkgLock = await holdLocks(dpkgFiles, (file) => {
                     reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
@@ -86544,7 +86934,7 @@ async function buildRootfs(options, reporter) {
                 rel: h.path.slice(1),
             }));
             reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-            assertNoSecrets([...mountedHits, ...hits]);
+            assertNoSecrets([...mounted, ...hits]);
             return result;
         });
         const meta = {
@@ -86617,6 +87007,8 @@ async function buildRootfs(options, reporter) {
 
 
 
+
+
 const MiB = 2 ** 20;
 const uploadDriveInputs = defineInputs({
     image: filePath({ required: true }),
@@ -86635,176 +87027,29 @@ const uploadDriveInputs = defineInputs({
     concurrency: integer({ min: 1, max: 64, default: '12' }),
     verify: choice(['none', 'sample', 'full'], { default: 'sample' }),
     'dry-run': bool({ default: 'false' }),
+    // standby: a new drive per image, never a drive a server runs from; in-place: the 2011 way.
+    mode: choice(['standby', 'in-place'], { default: 'standby' }),
+    release: fields_text({
+        pattern: RELEASE_ID,
+        expected: 'a release id such as 20260101T000000Z (the release the ISO boots)',
+    }),
+    'allow-claimed': bool({ default: 'false' }),
+    'keep-drives': integer({ min: 1, max: 100, default: '3' }),
     'state-dir': filePath({}),
 }, (o) => {
     if (!o.driveUuid === !o.driveName) {
         throw new InputError('drive-uuid', `Inputs "drive-uuid" and "drive-name": got ${o.driveUuid ? 'both' : 'neither'}; expected exactly one`);
     }
+    if (o.mode === 'standby' && o.driveUuid) {
+        throw new InputError('drive-uuid', `Input "drive-uuid": got "${o.driveUuid}"; expected only with mode in-place (standby mode names a new drive per image after drive-name)`);
+    }
+    if (o.mode === 'standby' && o.allowClaimed) {
+        throw new InputError('allow-claimed', 'Input "allow-claimed": got "true"; expected only with mode in-place (standby mode never writes a claimed drive)');
+    }
+    if (o.mode === 'standby' && o.driveName && o.driveName.length > MAX_FAMILY_NAME) {
+        throw new InputError('drive-name', `Input "drive-name": got "${o.driveName}"; expected at most ${MAX_FAMILY_NAME} characters in standby mode (the drive is named "<drive-name>-<8 hex digits of the image's sha256>")`);
+    }
 });
-
-// EXTERNAL MODULE: external "node:worker_threads"
-var external_node_worker_threads_ = __nccwpck_require__(5919);
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./src/upload/compress.ts
-/**
- * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
- * compressed and barely shrink, and deflating incompressible data runs at a few tens
- * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
- * the image is hashed, so sending starts at once), and only a chunk whose sample
- * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
- */
-
-
-const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
-/** Compress the whole chunk only when the sample promises at least this ratio... */
-const PROMISING = 0.8;
-/** ...and send it compressed only when it really saves at least a tenth. */
-const WORTH = 0.9;
-/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
-const WINDOWS = 16;
-const compress_WINDOW = 4 * 1024;
-function sampleOf(raw) {
-    if (raw.length <= WINDOWS * compress_WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
-}
-/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
-function promising(raw) {
-    const sample = sampleOf(raw);
-    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
-}
-/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
-async function chunkBody(raw) {
-    const packed = await gzipAsync(raw, { level: 1 });
-    return packed.length <= raw.length * WORTH
-        ? { data: packed, gzip: true }
-        : { data: raw, gzip: false };
-}
-
-;// CONCATENATED MODULE: ./src/upload/image.ts
-/**
- * The image to upload: checked before anything is sent, then read once to get its
- * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
- */
-
-
-
-
-
-
-/** Size of the image, or a clear error when it is missing, empty or not a file. */
-async function imageSize(file) {
-    let info;
-    try {
-        info = await (0,promises_.stat)(file);
-    }
-    catch {
-        throw new DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
-    }
-    if (!info.isFile()) {
-        throw new DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
-    }
-    if (info.size === 0) {
-        throw new DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
-    }
-    return info.size;
-}
-/** Identifies the file's content version: a change or replacement changes it. */
-async function imageIdentity(file) {
-    const s = await (0,promises_.stat)(file, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-}
-function chunkCount(size, chunkSize) {
-    return Math.ceil(size / chunkSize);
-}
-function chunkLength(index, size, chunkSize) {
-    return Math.min(chunkSize, size - index * chunkSize);
-}
-/** sha256 of `length` zero bytes, without allocating them all. */
-function zeroDigest(length) {
-    const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    for (let left = length; left > 0; left -= block.length) {
-        hash.update(left >= block.length ? block : block.subarray(0, left));
-    }
-    return hash.digest('hex');
-}
-/** Reads exactly buffer.length bytes at `position` (short reads are retried). */
-async function readFully(handle, buffer, position) {
-    let done = 0;
-    while (done < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
-        if (bytesRead === 0)
-            throw new DisklessError('image: the file got shorter while it was read');
-        done += bytesRead;
-    }
-}
-// The whole-image sha256 is computed on a second thread while this one hashes each
-// chunk: the two passes over the data then cost about one (the machines have 2 cores).
-const WHOLE_IMAGE_HASHER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
-const fd = openSync(workerData.file, 'r');
-const hash = createHash('sha256');
-const buffer = Buffer.allocUnsafe(4 << 20);
-for (let at = 0; at < workerData.size; ) {
-  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
-  if (n === 0) throw new Error('the file got shorter while it was read');
-  hash.update(buffer.subarray(0, n));
-  at += n;
-}
-closeSync(fd);
-parentPort.postMessage(hash.digest('hex'));
-`;
-function wholeImageSha256(file, size) {
-    return new Promise((resolve, reject) => {
-        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
-        worker.once('message', (hex) => {
-            resolve(hex);
-        });
-        worker.once('error', reject);
-    });
-}
-/**
- * The image's sha256, a digest per chunk and which chunks are worth compressing.
- * Memory: one chunk (plus the hashing thread's).
- */
-async function digestImage(file, size, chunkSize) {
-    const whole = wholeImageSha256(file, size);
-    whole.catch(() => undefined); // awaited below, after the chunks
-    const handle = await (0,promises_.open)(file, 'r');
-    try {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-        const zeros = new Map();
-        const chunks = [];
-        const zero = [];
-        const compressible = [];
-        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
-            const length = chunkLength(i, size, chunkSize);
-            const view = buffer.subarray(0, length);
-            await readFully(handle, view, i * chunkSize);
-            const digest = sha256(view);
-            let zeroForLength = zeros.get(length);
-            if (zeroForLength === undefined) {
-                zeroForLength = zeroDigest(length);
-                zeros.set(length, zeroForLength);
-            }
-            const isZero = digest === zeroForLength;
-            chunks.push(digest);
-            zero.push(isZero);
-            compressible.push(!isZero && promising(view));
-        }
-        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
-    }
-    finally {
-        await handle.close();
-    }
-}
 
 ;// CONCATENATED MODULE: ./src/upload/journal.ts
 /**
@@ -86894,67 +87139,6 @@ async function openJournal(stateDir, header, resumed) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/upload/record.ts
-/**
- * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
- * size and chunk size, a short digest per chunk, and the drive's write counters at
- * that moment. The next run trusts it only while those counters are unchanged (nobody
- * wrote to the drive since), and then sends only the chunks whose digest differs.
- */
-
-/** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
-const SHORT = 12;
-const KEYS = {
-    sha256: 'diskless-sha256',
-    size: 'diskless-size',
-    chunkSize: 'diskless-chunk-size',
-    chunks: 'diskless-chunks',
-    writes: 'diskless-writes',
-};
-function shortDigest(hex) {
-    return hex.slice(0, SHORT);
-}
-function encodeRecord(r) {
-    return {
-        [`user:${KEYS.sha256}`]: r.sha256,
-        [`user:${KEYS.size}`]: String(r.size),
-        [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
-        [`user:${KEYS.chunks}`]: r.chunks.join(''),
-        [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
-    };
-}
-function decodeRecord(meta) {
-    const sha256 = meta[KEYS.sha256];
-    const size = Number(meta[KEYS.size]);
-    const chunkSize = Number(meta[KEYS.chunkSize]);
-    const packed = meta[KEYS.chunks] ?? '';
-    const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
-    if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
-        return undefined;
-    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
-        return undefined;
-    const chunks = [];
-    for (let i = 0; i < packed.length; i += SHORT)
-        chunks.push(packed.slice(i, i + SHORT));
-    return {
-        sha256,
-        size,
-        chunkSize,
-        chunks,
-        writeRequests: Number(writes[1]),
-        writeBytes: Number(writes[2]),
-    };
-}
-/** The record, if the drive shows no write since it was made; else undefined. */
-function trustedRecord(drive) {
-    const record = decodeRecord(drive.meta);
-    if (!record || drive.writeRequests === undefined || drive.writeBytes === undefined)
-        return undefined;
-    if (drive.writeRequests !== record.writeRequests || drive.writeBytes !== record.writeBytes)
-        return undefined;
-    return record;
-}
-
 ;// CONCATENATED MODULE: ./src/upload/plan.ts
 
 
@@ -87019,6 +87203,134 @@ function staleJournal(journal, drive) {
     const [r1 = 0, b1 = 0] = now.split(':').map(Number);
     return journal.header.writes && (r1 < r0 || b1 < b0) ? 'its write counters went back' : undefined;
 }
+/**
+ * The plan for a drive this run has just made (standby mode): a server-side copy of a
+ * drive whose record is trusted holds that record's chunks; a new drive that nothing was
+ * copied onto reads as zeros; a drive whose content is unknown gets every chunk.
+ */
+function planFresh(d, holds) {
+    let basis;
+    let source;
+    if ('copied' in holds) {
+        basis = d.chunks.map((_, i) => holds.copied.chunks[i] ?? '');
+        source = 'server-side copy of the live drive';
+    }
+    else if ('zeros' in holds) {
+        basis = d.chunks.map((c, i) => (d.zero[i] ? shortDigest(c) : ''));
+        source = 'new drive (reads as zeros)';
+    }
+    else {
+        basis = d.chunks.map(() => '');
+        source = 'drive of unknown content: sending every chunk';
+    }
+    const todo = d.chunks.flatMap((digest, i) => (basis[i] === shortDigest(digest) ? [] : [i]));
+    const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    return { todo, todoBytes, basis, resumed: false, upToDate: false, source };
+}
+
+;// CONCATENATED MODULE: ./src/upload/retention.ts
+
+
+
+function judgeFamily(family, o) {
+    // The drive just written ranks first whatever its record says (a dry run's is not yet).
+    const sorted = newestFirst(family);
+    const ranked = [
+        ...sorted.filter((d) => d.uuid === o.current),
+        ...sorted.filter((d) => d.uuid !== o.current),
+    ];
+    return ranked.map((drive, rank) => {
+        const why = [
+            drive.uuid === o.current ? 'the drive just written' : '',
+            drive.uuid === o.previous ? 'the previous drive (rollback)' : '',
+            claimsOf(drive).length > 0 ? `claimed (${drive.claimed ?? ''})` : '',
+            drive.imaging ? 'being imaged' : '',
+            rank < o.keep ? `one of the ${o.keep} newest` : '',
+        ].filter((w) => w !== '');
+        return { drive, keep: why.length > 0 ? why.join(', ') : undefined };
+    });
+}
+/** Removes what `judgeFamily` lets go (or only says so in a dry run); returns the UUIDs removed. */
+async function retention_applyRetention(api, verdicts, reporter, dryRun) {
+    const removed = [];
+    for (const { drive, keep } of verdicts) {
+        const label = `drive ${drive.uuid} "${drive.name}"`;
+        if (keep) {
+            reporter.info(`keep ${label}: ${keep}`);
+            continue;
+        }
+        if (dryRun) {
+            reporter.info(`dry run: would remove ${label} (older than the keep-drives newest)`);
+            removed.push(drive);
+            continue;
+        }
+        try {
+            await api.destroy(drive.uuid);
+            reporter.info(`removed ${label} (older than the keep-drives newest, unclaimed)`);
+            removed.push(drive);
+        }
+        catch (error) {
+            reporter.warning(`could not remove ${label}: ${errorMessage(error)}; it stays`);
+        }
+    }
+    return removed;
+}
+
+;// CONCATENATED MODULE: ./src/upload/session.ts
+/**
+ * What an upload run carries through its phases in either mode (the session), what it
+ * reports (the result), and the small helpers both modes use to log and start writing.
+ */
+
+
+function logImage(s, digests) {
+    s.reporter.info(`${external_node_path_default().basename(s.o.image)}: ${s.size} bytes, ${digests.chunks.length} chunks of ${formatBytes(s.o.chunkSize)}, sha256 ${digests.sha256}`);
+}
+function logPlan(s, plan, digests) {
+    s.reporter.info(plan.upToDate
+        ? 'the drive already holds this image: up to date'
+        : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`);
+}
+/** The result before anything is written; the modes fill in the rest. */
+function baseResult(s, digests, plan, drive) {
+    return {
+        mode: s.o.mode,
+        ...drive,
+        dryRun: s.o.dryRun,
+        upToDate: plan.upToDate,
+        sha256: digests.sha256,
+        release: s.o.release,
+        imageBytes: s.size,
+        chunksTotal: digests.chunks.length,
+        chunksSkipped: digests.chunks.length - plan.todo.length,
+        chunksVerified: 0,
+        chunksRewritten: 0,
+        bytesRead: 0,
+        resumed: plan.resumed,
+        previous: undefined,
+        copiedFrom: undefined,
+        removed: [],
+        stats: s.stats,
+        seconds: 0,
+        phases: s.phases,
+    };
+}
+/** What writePlan needs from the session; the caller adds the drive and the verify mode. */
+function writeContext(s, digests, plan, stateDir) {
+    return {
+        api: s.api,
+        policy: s.policy,
+        stats: s.stats,
+        digests,
+        plan,
+        image: s.o.image,
+        chunkSize: s.o.chunkSize,
+        concurrency: s.o.concurrency,
+        stateDir,
+        identity: s.identity,
+        release: s.o.release,
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/upload/progress.ts
 function mib(bytes) {
@@ -87075,12 +87387,25 @@ async function sendChunks(t, indexes) {
     let failure;
     let oneAtATime = false;
     let lane = Promise.resolve();
+    // Writes sent before the switch to one at a time: the lane waits for them first.
+    const inFlight = new Set();
     const write = (offset, body) => {
-        if (!oneAtATime)
-            return t.api.writeOnce(t.drive, offset, body());
+        if (!oneAtATime) {
+            const sent = t.api.writeOnce(t.drive, offset, body());
+            inFlight.add(sent);
+            const drop = () => inFlight.delete(sent);
+            sent.then(drop, drop);
+            return sent;
+        }
         const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
         lane = turn.catch(() => undefined);
         return turn;
+    };
+    const oneByOne = () => {
+        if (oneAtATime)
+            return;
+        oneAtATime = true;
+        lane = Promise.allSettled([...inFlight]);
     };
     const worker = async () => {
         let buffer; // only chunks worth compressing are read whole
@@ -87104,7 +87429,7 @@ async function sendChunks(t, indexes) {
                 };
                 await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
                     if (error instanceof ApiError && error.status === 409)
-                        oneAtATime = true;
+                        oneByOne();
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
@@ -87132,7 +87457,7 @@ async function sendChunks(t, indexes) {
         const how = isTransient(error)
             ? `after ${t.policy.attempts} attempts`
             : '(refused, not retried)';
-        throw new DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
+        throw new errors_DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
             `${errorMessage(error)}. ${t.stats.chunksSent} of ${indexes.length} chunks to send were written ` +
             `(${t.stats.bytesSent} bytes sent) and journalled: run again to resume, only the missing chunks will be sent`);
     }
@@ -87140,7 +87465,7 @@ async function sendChunks(t, indexes) {
 
 ;// CONCATENATED MODULE: ./src/upload/verify.ts
 /**
- * Reads the drive back through the API's read endpoint (1 MiB pieces, in parallel)
+ * Reads the drive back through the API's read endpoint (up to 4 MiB a read, in parallel)
  * and compares each piece's sha256 with the image's. `full` checks every byte of the
  * image; `sample` checks a 256 KiB piece of each of up to four chunks this run wrote (the
  * first, the last and two at random), a cheap proof that the writes landed where and
@@ -87164,16 +87489,25 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
     }
     return [...pick].sort((a, b) => a - b);
 }
-/** Reads go out in pieces this big, in parallel: a chunk is not limited to one connection. */
-const PIECE = 2 ** 20;
+/**
+ * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
+ * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
+ * digest, so nothing is read from the image and each chunk costs one round trip.
+ */
+const PIECE = 4 * 2 ** 20;
+/**
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
+ */
+const SMALL_PIECE = 2 ** 20;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 /**
- * Indexes of the chunks whose bytes on the drive differ from the image. Each 1 MiB
- * piece read back is hashed as it streams in and compared with the same piece of the
- * image file, so memory stays at one piece per connection.
+ * Indexes of the chunks whose bytes on the drive differ from the image. Each piece read
+ * back is hashed as it streams in and compared with the chunk's digest (a whole chunk) or
+ * with the same piece of the image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample) {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample, counted = { bytesRead: 0 }) {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -87183,24 +87517,33 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
-        return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+        const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+        return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
             index,
-            offset: start + k * PIECE,
-            size: Math.min(PIECE, length - k * PIECE),
+            offset: start + k * piece,
+            size: Math.min(piece, length - k * piece),
         }));
     });
     const bad = new Set();
     const handle = await (0,promises_.open)(image, 'r');
     let next = 0;
     const worker = async () => {
-        const buffer = Buffer.allocUnsafe(PIECE);
+        let buffer; // only for pieces smaller than their chunk
         for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
             if (bad.has(piece.index))
                 continue;
-            const want = buffer.subarray(0, piece.size);
-            await readFully(handle, want, piece.offset);
+            const whole = piece.offset === piece.index * d.chunkSize &&
+                piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+            let expected = d.chunks[piece.index];
+            if (!whole) {
+                buffer ??= Buffer.allocUnsafe(PIECE);
+                const want = buffer.subarray(0, piece.size);
+                await readFully(handle, want, piece.offset);
+                expected = sha256(want);
+            }
             const got = await api.readDigest(drive, piece.offset, piece.size);
-            if (got.bytes !== piece.size || got.sha256 !== sha256(want))
+            counted.bytesRead += got.bytes;
+            if (got.bytes !== piece.size || got.sha256 !== expected)
                 bad.add(piece.index);
         }
     };
@@ -87213,13 +87556,443 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
     return [...bad].sort((a, b) => a - b);
 }
 
+;// CONCATENATED MODULE: ./src/upload/write.ts
+
+
+
+
+
+
+
+
+/** Sends the plan, verifies, and records what the drive holds. */
+async function writePlan(c, reporter, phase) {
+    const { api, stats, digests, plan } = c;
+    const uuid = c.drive.uuid;
+    const out = { chunksVerified: 0, chunksRewritten: 0, bytesRead: 0 };
+    const transfer = {
+        api,
+        drive: uuid,
+        image: c.image,
+        digests,
+        concurrency: c.concurrency,
+        policy: c.policy,
+        stats,
+        onRetry: (index, error, attempt, delay) => {
+            reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+        },
+    };
+    const journal = plan.todo.length > 0
+        ? await openJournal(c.stateDir, {
+            version: 2,
+            drive: uuid,
+            sha256: digests.sha256,
+            chunkSize: c.chunkSize,
+            basis: plan.basis,
+            record: c.drive.meta['diskless-sha256'] ?? '',
+            writes: countersOf(c.drive),
+        }, plan.resumed)
+        : undefined;
+    // A full verify starts at once: chunks this run does not send (a server-side copy's)
+    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+    // so the reads overlap the writes instead of following them.
+    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+    try {
+        if (journal)
+            await send(c, journal, transfer, reporter, phase, early?.add);
+    }
+    catch (error) {
+        await early?.done().catch(() => undefined);
+        throw error;
+    }
+    // The write counters are final once the writes are: ask for them while verifying, and
+    // journal them, so a later run can tell whether anyone wrote to the drive since.
+    const counters = plan.upToDate ? undefined : api.info(uuid);
+    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
+    seen?.catch(() => undefined);
+    // With a sampled read-back (in-place mode), the record does not wait for the sample: it
+    // goes out while the reads run. A chunk found wrong is then rewritten, which moves the
+    // write counters on, so that record is no longer trusted and is written again below.
+    // A full read-back (and standby mode) waits: there a record means "read back whole".
+    const earlyRecord = c.recordEarly && counters && c.verify !== 'full'
+        ? (async () => {
+            await checkIdentity(c);
+            await seen;
+            await writeRecord(c, await counters, reporter);
+        })()
+        : undefined;
+    earlyRecord?.catch(() => undefined); // awaited after the verify
+    const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
+    // A resumed run did not send what the interrupted one did: every such chunk is read back.
+    const sending = new Set(plan.todo);
+    const unsent = plan.resumed && c.verify !== 'full'
+        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+        : [];
+    const sampled = check.filter((i) => !unsent.includes(i));
+    if (check.length + unsent.length > 0) {
+        const how = c.verify === 'full' ? 'whole' : 'one-piece';
+        const total = sampled.length + unsent.length;
+        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
+            let bad = early
+                ? await early.done()
+                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+            if (bad.length > 0) {
+                await c.rewriteGuard?.(bad);
+                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
+                out.chunksRewritten = bad.length;
+                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+                bad = await find(bad, 'whole');
+                if (bad.length > 0) {
+                    throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
+                }
+            }
+            out.chunksVerified = total;
+            reporter.info(`verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+        });
+    }
+    await earlyRecord;
+    await checkIdentity(c);
+    c.verified?.();
+    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+    if ((!plan.upToDate && !earlyRecord) || out.chunksRewritten > 0) {
+        await phase('record', 'Record what the drive holds', async () => {
+            // A rewrite during verification moved the counters on: ask again.
+            await seen;
+            const now = out.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
+            await writeRecord(c, now, reporter);
+        });
+    }
+    await journal?.remove();
+    return out;
+}
+/**
+ * The chunks were sent as read after hashing; a file replaced or rewritten since would
+ * have put a mix of two images on the drive: never record that as this image.
+ */
+async function checkIdentity(c) {
+    if ((await imageIdentity(c.image)) !== c.identity) {
+        throw new errors_DisklessError(`Image ${c.image} changed while it was being uploaded; build it again, then upload`);
+    }
+}
+/** Records on the drive the image it holds, with the write counters `now`. */
+async function writeRecord(c, now, reporter) {
+    const { digests } = c;
+    if (now.writeRequests === undefined || now.writeBytes === undefined) {
+        reporter.warning('the API reports no write counters: the next upload will send every chunk');
+        return;
+    }
+    await c.api.set(c.drive.uuid, encodeRecord({
+        sha256: digests.sha256,
+        size: digests.size,
+        chunkSize: c.chunkSize,
+        chunks: digests.chunks.map(shortDigest),
+        writeRequests: now.writeRequests,
+        writeBytes: now.writeBytes,
+        release: c.release,
+        uploaded: new Date().toISOString(),
+    }));
+    reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
+}
+/**
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
+ */
+function earlyVerify(c, out) {
+    const sending = new Set(c.plan.todo);
+    const check = (indexes) => {
+        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
+        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+        return read;
+    };
+    const reads = [
+        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+    ];
+    const added = new Set();
+    return {
+        add: (index) => {
+            if (added.has(index))
+                return;
+            added.add(index);
+            reads.push(check([index]));
+        },
+        done: async () => {
+            const missing = c.plan.todo.filter((i) => !added.has(i));
+            if (missing.length > 0)
+                reads.push(check(missing));
+            const bad = (await Promise.all(reads)).flat();
+            return [...new Set(bad)].sort((a, b) => a - b);
+        },
+    };
+}
+async function send(c, journal, transfer, reporter, phase, confirmed) {
+    const { plan, stats } = c;
+    await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
+        const progress = startProgress('upload', plan.todoBytes, (line) => {
+            reporter.info(line);
+        }, () => stats.retries);
+        try {
+            await sendChunks({
+                ...transfer,
+                confirmed: async (i, bytes) => {
+                    progress.add(bytes);
+                    await journal.confirm(i);
+                    confirmed?.(i);
+                },
+            }, plan.todo);
+        }
+        finally {
+            progress.stop();
+        }
+        reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/upload/standby.ts
+/**
+ * Standby mode, the default: the image goes to a drive of its own, named from
+ * `drive-name` and the image's digest, never to a drive a running server uses. When the
+ * family has a live drive with a trusted record, the new drive starts as a server-side
+ * copy of it (the image call), so only the chunks that changed are sent. The drive is
+ * read back whole before its record is written: a drive with a record is complete, and
+ * only then may a rollout point servers at it. A drive that already holds the image is
+ * reused, nothing sent. Then the family's retention removes old drives (family.ts,
+ * retention.ts).
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function standby(s) {
+    const found = await find(s);
+    const stateDir = s.o.stateDir ?? defaultStateDir();
+    const reuse = reusable(found);
+    if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
+        const d = found.existing;
+        throw new errors_DisklessError(`Drive ${d.uuid} "${d.name}" does not hold this image completely (no trusted record of it) and is claimed by ${await describeHolders(s.api, d)}: standby mode never writes a drive a running server uses; nothing was written`);
+    }
+    if (s.o.dryRun)
+        return dryRun(s, found, reuse);
+    let drive;
+    let plan;
+    let created = false;
+    let copiedFrom;
+    if (reuse && found.existing) {
+        drive = found.existing;
+        plan = await planUpload(drive, found.digests, stateDir);
+        s.reporter.info(`drive ${drive.uuid} "${drive.name}" already holds this image: reused`);
+    }
+    else {
+        const resumed = found.existing
+            ? await planUpload(found.existing, found.digests, stateDir)
+            : undefined;
+        if (found.existing && resumed?.resumed) {
+            drive = await waitImaging(s, found.existing);
+            plan = resumed;
+        }
+        else {
+            const made = await make(s, found);
+            ({ drive, created, copiedFrom } = made);
+            plan = made.plan;
+        }
+    }
+    logPlan(s, plan, found.digests);
+    const result = baseResult(s, found.digests, plan, {
+        driveUuid: drive.uuid,
+        driveName: drive.name,
+        created,
+        claimTypeChanged: undefined,
+    });
+    result.previous = found.live && { uuid: found.live.uuid, name: found.live.name };
+    result.copiedFrom = copiedFrom;
+    const claimed = serverClaims(drive).length > 0;
+    // Retention's listing goes out while the record is written: one round trip fewer.
+    let listing;
+    Object.assign(result, await writePlan({
+        ...writeContext(s, found.digests, plan, stateDir),
+        drive,
+        // What this run wrote (or copied) is read back whole; a reused drive as asked.
+        verify: plan.upToDate ? s.o.verify : 'full',
+        verified: () => {
+            listing = s.api.infoAll();
+            listing.catch(() => undefined); // awaited by retention
+        },
+        rewriteGuard: claimed
+            ? async (bad) => {
+                throw new errors_DisklessError(`Drive ${drive.uuid} "${drive.name}": chunks ${bad.join(', ')} differ from its record, and it is claimed by ${await describeHolders(s.api, drive)}; not rewritten. Stop those servers or roll them to another drive, then upload again`);
+            }
+            : undefined,
+    }, s.reporter, s.phase));
+    result.removed = await retention(s, drive.uuid, found.live?.uuid, false, 0, listing);
+    return result;
+}
+/** The family's drives (listed while the image is hashed), then the image's own drive. */
+async function find(s) {
+    const familyName = s.o.driveName ?? '';
+    const family = await s.phase('find', `Find the drives of "${familyName}"`, async () => (await s.api.infoAll()).filter((d) => inFamily(d, familyName)));
+    const digests = await s.hashing;
+    logImage(s, digests);
+    const name = standbyName(familyName, digests.sha256);
+    const same = family.filter((d) => d.name === name);
+    if (same.length > 1) {
+        throw new errors_DisklessError(`Input "drive-name": ${same.length} drives are named "${name}" (${same.map((d) => d.uuid).join(', ')}); remove or rename all but one`);
+    }
+    const existing = same[0];
+    const live = liveDrive(family, existing?.uuid);
+    if (live) {
+        s.reporter.info(`live drive of "${familyName}": ${live.uuid} "${live.name}"${live.claimed ? `, claimed: ${live.claimed}` : ', claimed by no running server'}`);
+    }
+    else
+        s.reporter.info(`"${familyName}" has no drive yet`);
+    const record = live ? trustedRecord(live) : undefined;
+    const source = live && record && record.chunkSize === digests.chunkSize ? { drive: live, record } : undefined;
+    if (live && !source) {
+        s.reporter.info(`drive ${live.uuid} has no trusted upload record with ${formatBytes(digests.chunkSize)} chunks: no server-side copy, every chunk is sent`);
+    }
+    const size = existing?.size ?? newSize(s, source);
+    checkFits(s.size, s.o.image, size, existing ? existing.uuid : `"${name}" (drive-size)`);
+    return { family, digests, name, existing, live, source };
+}
+/** A new drive's size: drive-size or the image's, and room for the copy of the live drive. */
+function newSize(s, source) {
+    return Math.max(s.o.driveSize ?? s.size, source?.drive.size ?? 0);
+}
+/** The image's drive already holds it: a trusted record of this very image. */
+function reusable(f) {
+    const record = f.existing ? trustedRecord(f.existing) : undefined;
+    return !!record && record.sha256 === f.digests.sha256 && record.size === f.digests.size;
+}
+/**
+ * Creates the image's drive (or takes the one a killed run left), copies the live drive
+ * onto it on the server when that is worth it, and plans the chunks that still differ.
+ */
+async function make(s, f) {
+    let drive;
+    let created = false;
+    if (f.existing) {
+        drive = await waitImaging(s, f.existing);
+        s.reporter.info(`drive ${drive.uuid} "${drive.name}" exists without a complete upload: made again`);
+    }
+    else {
+        drive = await s.phase('prepare', `Create drive "${f.name}"`, async () => {
+            const p = await prepareDrive(s.api, { kind: 'new', name: f.name }, { size: newSize(s, f.source), claimType: s.o.claimType }, s.policy);
+            s.reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
+            return p.drive;
+        });
+        created = true;
+    }
+    if (f.source) {
+        const copied = await standby_copy(s, drive, f.source.drive);
+        if (copied) {
+            return {
+                drive: copied,
+                created,
+                copiedFrom: f.source.drive.uuid,
+                plan: planFresh(f.digests, { copied: f.source.record }),
+            };
+        }
+    }
+    return {
+        drive,
+        created,
+        copiedFrom: undefined,
+        plan: planFresh(f.digests, created ? { zeros: true } : { unknown: true }),
+    };
+}
+/**
+ * The server-side copy of `source` onto `dest`; the drive as it is after the copy, or
+ * undefined when the API refused it (then every chunk is sent instead).
+ */
+async function standby_copy(s, dest, source) {
+    return s.phase('copy', `Copy drive "${source.name}" onto "${dest.name}" on the server`, async () => {
+        try {
+            await s.api.image(dest.uuid, source.uuid);
+        }
+        catch (error) {
+            if (!(error instanceof ApiError) || error.status === 401 || error.status === 403)
+                throw error;
+            s.reporter.warning(`the server-side copy of drive ${source.uuid} onto ${dest.uuid} was refused (${errorMessage(error)}): sending every chunk instead`);
+            return undefined;
+        }
+        s.reporter.info(`copying drive ${source.uuid} onto ${dest.uuid} on the server`);
+        return waitImaging(s, dest);
+    });
+}
+const POLL_FIRST_MS = 50;
+const POLL_MAX_MS = 2000;
+const IMAGING_TIMEOUT_MS = 2 * 3600_000;
+/** Waits until no copy writes the drive (a copy this run or a killed one started); its info then. */
+async function waitImaging(s, drive) {
+    const started = Date.now();
+    let said = started;
+    let delay = POLL_FIRST_MS;
+    let now = drive;
+    // The drive as listed may predate the copy just started: always ask once.
+    for (let first = true; first || now.imaging; first = false) {
+        if (!first) {
+            if (Date.now() - started > IMAGING_TIMEOUT_MS) {
+                throw new errors_DisklessError(`drive ${drive.uuid}: the server-side copy onto it did not finish in ${IMAGING_TIMEOUT_MS / 60_000} minutes (imaging ${now.imaging}); run again later`);
+            }
+            if (Date.now() - said > 10_000) {
+                s.reporter.info(`drive ${drive.uuid}: copy in progress (imaging ${now.imaging})`);
+                said = Date.now();
+            }
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+            delay = Math.min(POLL_MAX_MS, delay * 1.5);
+        }
+        now = await s.api.info(drive.uuid);
+    }
+    return now;
+}
+/** Removes old drives of the family (or says which it would); the drives removed. */
+async function retention(s, current, previous, dryRun, extra = 0, listing) {
+    return s.phase('retention', `Keep the ${s.o.keepDrives} newest drives of "${s.o.driveName ?? ''}"`, async () => {
+        const family = (await (listing ?? s.api.infoAll())).filter((d) => inFamily(d, s.o.driveName ?? ''));
+        const verdicts = judgeFamily(family, { current, previous, keep: s.o.keepDrives - extra });
+        const removed = await retention_applyRetention(s.api, verdicts, s.reporter, dryRun);
+        return removed.map((d) => ({ uuid: d.uuid, name: d.name }));
+    });
+}
+/** Says what a run would do, writing nothing. */
+async function dryRun(s, f, reuse) {
+    const plan = reuse
+        ? { todo: [], todoBytes: 0, basis: [], resumed: false, upToDate: true, source: 'record' }
+        : planFresh(f.digests, f.source ? { copied: f.source.record } : { zeros: true });
+    logPlan(s, plan, f.digests);
+    const result = baseResult(s, f.digests, plan, {
+        driveUuid: f.existing?.uuid ?? '',
+        driveName: f.name,
+        created: false,
+        claimTypeChanged: undefined,
+    });
+    result.previous = f.live && { uuid: f.live.uuid, name: f.live.name };
+    s.reporter.info(`dry run: would ${reuse ? `reuse drive ${f.existing?.uuid ?? ''}` : `${f.existing ? 'make again' : 'create'} drive "${f.name}"${f.source ? `, copy drive ${f.source.drive.uuid} onto it on the server` : ''} and send ${plan.todo.length} chunks`}; nothing was written`);
+    // The drive this run would write is the newest: it counts as one of the kept.
+    result.removed = await retention(s, f.existing?.uuid ?? '', f.live?.uuid, true, f.existing ? 0 : 1);
+    return result;
+}
+
 ;// CONCATENATED MODULE: ./src/upload/upload.ts
 /**
- * upload-drive: puts an image on a shared ElasticStack drive, sending only what the
- * drive lacks. Nothing is written until the image is checked, the drive found and
- * the image known to fit; then the drive is created or fixed, the planned chunks are
- * sent, a sample (or all) is read back, and what the drive now holds is recorded on it.
+ * upload-drive: puts an image on an ElasticStack drive, sending only what the drive
+ * lacks. Nothing is written until the image is checked, the drive found and the image
+ * known to fit. Standby mode (standby.ts, the default) writes a new drive per image and
+ * never one a server runs from; in-place mode (here, the 2011 way) creates or fixes one
+ * drive, sends the planned chunks, reads a sample (or all) back, and records on the drive
+ * what it now holds; it refuses a drive a running server claims unless allowed.
  */
+
 
 
 
@@ -87239,7 +88012,6 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
     const { seconds: phases, phase } = timedPhases(reporter);
     const size = await imageSize(o.image);
     const identity = await imageIdentity(o.image);
-    const stats = emptyStats();
     const api = new DriveApi({
         url: o.apiUrl,
         user: o.apiUser,
@@ -87257,75 +88029,22 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
             phases.hash = (performance.now() - hashStarted) / 1000;
             return d;
         });
-        hashing.catch(() => undefined); // awaited below; an early refusal must not leave it unhandled
-        const target = await phase('find', 'Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName })).catch((error) => {
+        hashing.catch(() => undefined); // awaited later; an early refusal must not leave it unhandled
+        const session = {
+            o,
+            reporter,
+            policy,
+            api,
+            stats: emptyStats(),
+            size,
+            identity,
+            hashing,
+            phases,
+            phase,
+        };
+        const result = await (o.mode === 'standby' ? standby(session) : inPlace(session)).catch((error) => {
             throw explainApiError(error, api);
         });
-        const name = target.kind === 'existing' ? target.drive.name : target.name;
-        if (target.kind === 'existing') {
-            const d = target.drive;
-            reporter.info(`drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`);
-            checkFits(size, o.image, d.size, d.uuid);
-        }
-        else {
-            reporter.info(`no drive is named "${name}": it will be created`);
-            checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
-        }
-        const preparing = o.dryRun
-            ? undefined
-            : phase('prepare', 'Prepare the drive', async () => {
-                const p = await prepareDrive(api, target, { size: o.driveSize ?? size, claimType: o.claimType }, policy);
-                if (p.created) {
-                    reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
-                }
-                if (!p.created && !p.claimTypeChanged)
-                    reporter.info('the drive is ready: nothing to change');
-                if (p.claimTypeChanged) {
-                    reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
-                }
-                return p;
-            });
-        const [digests, prepared] = await Promise.all([hashing, preparing]);
-        reporter.info(`${external_node_path_default().basename(o.image)}: ${size} bytes, ${digests.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${digests.sha256}`);
-        const stateDir = o.stateDir ?? defaultStateDir();
-        const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
-        reporter.info(plan.upToDate
-            ? 'the drive already holds this image: up to date'
-            : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`);
-        const result = {
-            driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
-            driveName: name,
-            created: prepared?.created ?? false,
-            dryRun: o.dryRun,
-            upToDate: plan.upToDate,
-            claimTypeChanged: prepared?.claimTypeChanged,
-            sha256: digests.sha256,
-            imageBytes: size,
-            chunksTotal: digests.chunks.length,
-            chunksSkipped: digests.chunks.length - plan.todo.length,
-            chunksVerified: 0,
-            chunksRewritten: 0,
-            resumed: plan.resumed,
-            stats,
-            seconds: 0,
-            phases,
-        };
-        if (!prepared) {
-            reporter.info(`dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`);
-        }
-        else {
-            await write(o, reporter, phase, {
-                api,
-                policy,
-                stats,
-                digests,
-                plan,
-                prepared,
-                stateDir,
-                result,
-                identity,
-            });
-        }
         result.seconds = (performance.now() - started) / 1000;
         return result;
     }
@@ -87333,113 +88052,64 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
         await api.close();
     }
 }
-/** Sends the plan, verifies, and records what the drive holds. */
-async function write(o, reporter, phase, c) {
-    const { api, stats, digests, plan, result } = c;
-    const uuid = c.prepared.drive.uuid;
-    const transfer = {
-        api,
-        drive: uuid,
-        image: o.image,
-        digests,
-        concurrency: o.concurrency,
-        policy: c.policy,
-        stats,
-        onRetry: (index, error, attempt, delay) => {
-            reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
-        },
-    };
-    const journal = plan.todo.length > 0
-        ? await openJournal(c.stateDir, {
-            version: 2,
-            drive: uuid,
-            sha256: digests.sha256,
-            chunkSize: o.chunkSize,
-            basis: plan.basis,
-            record: c.prepared.drive.meta['diskless-sha256'] ?? '',
-            writes: countersOf(c.prepared.drive),
-        }, plan.resumed)
-        : undefined;
-    if (journal) {
-        await phase('send', `Send ${plan.todo.length} chunks (${o.concurrency} at a time)`, async () => {
-            const progress = startProgress('upload', plan.todoBytes, (line) => {
-                reporter.info(line);
-            }, () => stats.retries);
-            try {
-                await sendChunks({
-                    ...transfer,
-                    confirmed: async (i, bytes) => {
-                        progress.add(bytes);
-                        await journal.confirm(i);
-                    },
-                }, plan.todo);
+/** The 2011 mode: one drive, found by UUID or name, rewritten where it differs. */
+async function inPlace(s) {
+    const { o, reporter, api, phase, size } = s;
+    const target = await phase('find', 'Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName }));
+    const name = target.kind === 'existing' ? target.drive.name : target.name;
+    if (target.kind === 'existing') {
+        const d = target.drive;
+        reporter.info(`drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`);
+        checkFits(size, o.image, d.size, d.uuid);
+        if (serverClaims(d).length > 0) {
+            const holders = await describeHolders(api, d);
+            if (!o.allowClaimed) {
+                throw new errors_DisklessError(`Drive ${d.uuid} "${d.name}" is claimed by ${holders}: in-place mode does not write a drive a running server uses; nothing was written. ` +
+                    'Use mode standby (a new drive, then a rollout), stop the servers, or set allow-claimed: true');
             }
-            finally {
-                progress.stop();
+            reporter.warning(`drive ${d.uuid} is claimed by ${holders}; writing it anyway (allow-claimed): a server that reads it meanwhile sees a mix of two images`);
+        }
+    }
+    else {
+        reporter.info(`no drive is named "${name}": it will be created`);
+        checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
+    }
+    const preparing = o.dryRun
+        ? undefined
+        : phase('prepare', 'Prepare the drive', async () => {
+            const p = await prepareDrive(api, target, { size: o.driveSize ?? size, claimType: o.claimType }, s.policy);
+            if (p.created) {
+                reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
             }
-            reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
+            if (!p.created && !p.claimTypeChanged)
+                reporter.info('the drive is ready: nothing to change');
+            if (p.claimTypeChanged) {
+                reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
+            }
+            return p;
         });
+    const [digests, prepared] = await Promise.all([s.hashing, preparing]);
+    logImage(s, digests);
+    const stateDir = o.stateDir ?? defaultStateDir();
+    const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
+    logPlan(s, plan, digests);
+    const result = baseResult(s, digests, plan, {
+        driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
+        driveName: name,
+        created: prepared?.created ?? false,
+        claimTypeChanged: prepared?.claimTypeChanged,
+    });
+    if (!prepared) {
+        reporter.info(`dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`);
+        return result;
     }
-    // The write counters are final once the writes are: ask for them while verifying, and
-    // journal them, so a later run can tell whether anyone wrote to the drive since.
-    const counters = plan.upToDate ? undefined : api.info(uuid);
-    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
-    seen?.catch(() => undefined);
-    const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
-    // A resumed run did not send what the interrupted one did: every such chunk is read back.
-    const sending = new Set(plan.todo);
-    const unsent = plan.resumed && o.verify !== 'full'
-        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
-        : [];
-    const sampled = check.filter((i) => !unsent.includes(i));
-    if (check.length + unsent.length > 0) {
-        const how = o.verify === 'full' ? 'whole' : 'one-piece';
-        const total = sampled.length + unsent.length;
-        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            let bad = [
-                ...(await findMismatches(api, uuid, o.image, digests, sampled, o.concurrency, how)),
-                ...(await findMismatches(api, uuid, o.image, digests, unsent, o.concurrency, 'whole')),
-            ].sort((a, b) => a - b);
-            if (bad.length > 0) {
-                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
-                result.chunksRewritten = bad.length;
-                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency, 'whole');
-                if (bad.length > 0) {
-                    throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
-                }
-            }
-            result.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
-        });
-    }
-    // The chunks were sent as read after hashing; a file replaced or rewritten since would
-    // have put a mix of two images on the drive: never record that as this image.
-    if ((await imageIdentity(o.image)) !== c.identity) {
-        throw new DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
-    }
-    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
-    if (!plan.upToDate || result.chunksRewritten > 0) {
-        await phase('record', 'Record what the drive holds', async () => {
-            // A rewrite during verification moved the counters on: ask again.
-            await seen;
-            const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
-            if (now.writeRequests === undefined || now.writeBytes === undefined) {
-                reporter.warning('the API reports no write counters: the next upload will send every chunk');
-                return;
-            }
-            await api.set(uuid, encodeRecord({
-                sha256: digests.sha256,
-                size: digests.size,
-                chunkSize: o.chunkSize,
-                chunks: digests.chunks.map(shortDigest),
-                writeRequests: now.writeRequests,
-                writeBytes: now.writeBytes,
-            }));
-            reporter.info(`recorded image ${digests.sha256.slice(0, 16)}... and ${digests.chunks.length} chunk digests on the drive`);
-        });
-    }
-    await journal?.remove();
+    Object.assign(result, await writePlan({
+        ...writeContext(s, digests, plan, stateDir),
+        drive: prepared.drive,
+        verify: o.verify,
+        recordEarly: true,
+    }, reporter, phase));
+    return result;
 }
 function uploadReport(r) {
     const send = r.phases.send ?? 0;
@@ -87447,13 +88117,24 @@ function uploadReport(r) {
     const state = r.dryRun
         ? 'dry run: nothing written'
         : r.created
-            ? 'created'
+            ? r.copiedFrom
+                ? 'created as a server-side copy of the live drive'
+                : 'created'
             : r.upToDate
-                ? 'up to date'
+                ? r.mode === 'standby'
+                    ? 'reused: the drive already held this image'
+                    : 'up to date'
                 : 'updated';
     return {
         outputs: {
             'drive-uuid': r.driveUuid,
+            'drive-name': r.driveName,
+            mode: r.mode,
+            'previous-drive': r.previous?.uuid ?? '',
+            'previous-drive-name': r.previous?.name ?? '',
+            'copied-from': r.copiedFrom ?? '',
+            'drives-removed': r.removed.map((d) => d.uuid).join(' '),
+            release: r.release ?? '',
             created: r.created,
             'up-to-date': r.upToDate,
             'bytes-sent': r.stats.bytesSent,
@@ -87462,6 +88143,7 @@ function uploadReport(r) {
             'chunks-skipped': r.chunksSkipped,
             'chunks-retried': r.stats.retries,
             'chunks-verified': r.chunksVerified,
+            'bytes-read': r.bytesRead,
             sha256: r.sha256,
             duration: r.seconds.toFixed(2),
             'send-seconds': send.toFixed(2),
@@ -87473,7 +88155,19 @@ function uploadReport(r) {
                 'Result',
                 `${state}${r.resumed ? ', resumed' : ''}${r.claimTypeChanged ? `, claim type ${r.claimTypeChanged}` : ''}`,
             ],
-            ['Image', `${r.imageBytes} bytes, sha256 ${r.sha256}`],
+            ['Mode', r.mode],
+            [
+                'Previous drive (rollback)',
+                r.previous
+                    ? `${r.previous.name} (${r.previous.uuid})`
+                    : r.mode === 'standby'
+                        ? 'none'
+                        : '-',
+            ],
+            [
+                'Image',
+                `${r.imageBytes} bytes, sha256 ${r.sha256}${r.release ? `, boots release ${r.release}` : ''}`,
+            ],
             ['Bytes on the wire', `${r.stats.bytesSent} (${r.stats.chunksCompressed} chunks compressed)`],
             [
                 'Chunks sent / skipped / total',
@@ -87482,7 +88176,11 @@ function uploadReport(r) {
             ['Retries', String(r.stats.retries)],
             [
                 'Verified chunks',
-                `${r.chunksVerified}${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+                `${r.chunksVerified} (${r.bytesRead} bytes read back)${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+            ],
+            [
+                r.dryRun ? 'Drives retention would remove' : 'Drives removed (retention)',
+                r.removed.length > 0 ? r.removed.map((d) => `${d.name} (${d.uuid})`).join(', ') : 'none',
             ],
             ['Throughput while sending', `${mbps} MB/s`],
             [
@@ -87500,12 +88198,780 @@ async function uploadDrive(options, reporter) {
     return uploadReport(await upload(options, reporter));
 }
 
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: ./src/proxmox/api-error.ts
+/**
+ * Proxmox API failures as one line naming the call: the HTTP status and Proxmox's own
+ * text (the `message` of newer servers, else the status text, which older PVE 8 sends
+ * alone), with a 400's per-parameter errors. Only the network and gateway statuses are
+ * worth another try: a 500 from Proxmox is a refusal (VM locked, digest mismatch), not
+ * a passing fault.
+ */
+
+
+class api_error_PveApiError extends errors_DisklessError {
+    status;
+    detail;
+    request;
+    errors;
+    name = 'PveApiError';
+    constructor(status, 
+    /** Proxmox's text: the first line of its error message. */
+    detail, 
+    /** `METHOD url` of the call. */
+    request, errors = {}) {
+        const params = Object.entries(errors)
+            .map(([k, v]) => `${k}: ${v.trim()}`)
+            .join('; ');
+        super(`${request}: HTTP ${status}${detail ? ` ${detail}` : ''}${params ? ` (${params})` : ''}`.replace(/\s*\n\s*/g, ' '));
+        this.status = status;
+        this.detail = detail;
+        this.request = request;
+        this.errors = errors;
+    }
+}
+/** Statuses of a proxy or a node that could not be reached (595/596 from pveproxy). */
+const TRANSIENT_STATUSES = new Set([429, 502, 503, 504, 595, 596]);
+function isTransientPve(error) {
+    if (error instanceof NetworkError)
+        return true;
+    return error instanceof api_error_PveApiError && TRANSIENT_STATUSES.has(error.status);
+}
+
+
+;// CONCATENATED MODULE: ./src/proxmox/tls.ts
+/**
+ * How the client trusts the Proxmox server: the system CAs by default; a CA file for a
+ * cluster with its own CA (Proxmox's pve-root-ca.pem); a pinned SHA-256 fingerprint for
+ * a node's self-signed certificate; or certificate checks off, only when asked for by
+ * name. Never silently insecure.
+ */
+
+
+
+/** A fingerprint as Node shows it: upper-case hex pairs joined by colons. */
+function normalizeFingerprint(value) {
+    const hex = value.replace(/[:\s]/g, '').toUpperCase();
+    if (!/^[0-9A-F]{64}$/.test(hex)) {
+        throw new InputError('tls-fingerprint', `Invalid tls-fingerprint ${JSON.stringify(value)}: expected the SHA-256 fingerprint of the server's certificate, 64 hex digits (colons allowed)`);
+    }
+    return hex.replace(/(..)(?!$)/g, '$1:');
+}
+function pveDispatcher(tls, options) {
+    const chosen = [tls.caFile, tls.fingerprint, tls.insecure ? 'insecure' : undefined].filter((x) => x !== undefined && x !== '');
+    if (chosen.length > 1) {
+        throw new InputError('tls-ca-file', 'Inputs "tls-ca-file", "tls-fingerprint" and "tls-insecure": got more than one; expected at most one way to trust the server');
+    }
+    if (tls.caFile) {
+        let ca;
+        try {
+            ca = (0,external_node_fs_.readFileSync)(tls.caFile, 'utf8');
+        }
+        catch (error) {
+            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: ${error.code ?? 'unreadable'}; expected a readable PEM file`);
+        }
+        if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: no PEM certificate in it; expected a PEM file`);
+        }
+        return new undici/* Agent */.g6({ ...options, connect: { ca } });
+    }
+    if (tls.fingerprint) {
+        const pinned = normalizeFingerprint(tls.fingerprint);
+        // No session resumption: a resumed session shows no certificate to check.
+        const base = (0,undici/* buildConnector */.gU)({ rejectUnauthorized: false, maxCachedSessions: 0 });
+        return new undici/* Agent */.g6({
+            ...options,
+            connect: (opts, callback) => {
+                base(opts, (error, socket) => {
+                    if (error) {
+                        callback(error, null);
+                        return;
+                    }
+                    const got = socket.getPeerCertificate().fingerprint256;
+                    if (got !== pinned) {
+                        socket.destroy();
+                        callback(new Error(`the server's certificate has the fingerprint ${got}, not the pinned ${pinned}`), null);
+                        return;
+                    }
+                    callback(null, socket);
+                });
+            },
+        });
+    }
+    if (tls.insecure)
+        return new undici/* Agent */.g6({ ...options, connect: { rejectUnauthorized: false } });
+    return new undici/* Agent */.g6(options);
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/api.ts
+/**
+ * Client of the Proxmox VE API: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`
+ * (the secret never in a message), parameters as a query string (GET, DELETE) or a
+ * form body (POST, PUT), answers unwrapped from `{"data": …}` and failures turned into
+ * one-line errors naming the call. One undici agent, certificates checked as
+ * ./tls.ts says. The ISO upload streams its multipart body from the file.
+ */
+
+
+
+
+
+
+/** `user@realm!tokenid`, as Proxmox names an API token. */
+const TOKEN_ID = /^[^\s!@:=]+@[^\s!@:=]+![A-Za-z][A-Za-z0-9._-]*$/;
+function formOf(params) {
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+        if (v === undefined)
+            continue;
+        form.set(k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+    }
+    return form;
+}
+/** The upload's multipart parts around the file, in the order Proxmox parses them. */
+function uploadFraming(boundary, filename, checksum) {
+    const part = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const head = part('content', 'iso') +
+        (checksum
+            ? part('checksum-algorithm', checksum.algorithm) + part('checksum', checksum.value)
+            : '') +
+        `--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n';
+    return { head: Buffer.from(head), tail: Buffer.from(`\r\n--${boundary}--\r\n`) };
+}
+class PveApi {
+    /** https://host:port/api2/json, no trailing slash. */
+    base;
+    auth;
+    agent;
+    constructor(o) {
+        let url;
+        try {
+            url = new URL(o.url);
+        }
+        catch {
+            url = new URL('invalid://');
+        }
+        if (url.protocol !== 'https:') {
+            throw new InputError('api-url', `Invalid api-url ${JSON.stringify(o.url)}: expected https://host:8006 (Proxmox serves its API over HTTPS only)`);
+        }
+        const path = url.pathname.replace(/\/+$/, '').replace(/\/api2\/json$/, '');
+        this.base = `${url.origin}${path}/api2/json`;
+        if (!TOKEN_ID.test(o.tokenId)) {
+            throw new InputError('token-id', `Invalid token-id ${JSON.stringify(o.tokenId)}: expected user@realm!tokenid, e.g. ci@pve!diskless`);
+        }
+        if (o.secret === '' || /\s/.test(o.secret)) {
+            throw new InputError('token-secret', "Invalid token-secret: expected the token's secret, non-empty, no spaces");
+        }
+        this.auth = `PVEAPIToken=${o.tokenId}=${o.secret}`;
+        const timeout = o.timeoutMs ?? 300_000;
+        this.agent = pveDispatcher(o.tls, {
+            connections: 4,
+            keepAliveTimeout: 30_000,
+            headersTimeout: timeout,
+            bodyTimeout: timeout,
+        });
+    }
+    close() {
+        return this.agent.close();
+    }
+    /** One call; its `data`. `what` names it in errors: METHOD and the full URL. */
+    async call(method, path, params = {}) {
+        const form = formOf(params);
+        const query = method === 'GET' || method === 'DELETE';
+        const url = `${this.base}${path}${query && form.size > 0 ? `?${form.toString()}` : ''}`;
+        return this.exchange(`${method} ${this.base}${path}`, url, {
+            method,
+            headers: query ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
+            body: query ? undefined : form.toString(),
+        });
+    }
+    /**
+     * POST …/upload: `file` (of `size` bytes) as `filename`, with its checksum, streamed;
+     * `onBytes` hears the file's bytes as they go. Returns the task's UPID.
+     */
+    async uploadIso(node, storage, file, size, filename, checksum, onBytes) {
+        const boundary = `----diskless${(0,external_node_crypto_.randomBytes)(12).toString('hex')}`;
+        const { head, tail } = uploadFraming(boundary, filename, checksum);
+        async function* body() {
+            yield head;
+            for await (const chunk of (0,external_node_fs_.createReadStream)(file, { highWaterMark: 1 << 20 })) {
+                onBytes(chunk.length);
+                yield chunk;
+            }
+            yield tail;
+        }
+        const path = `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/upload`;
+        return this.exchange(`POST ${this.base}${path}`, `${this.base}${path}`, {
+            method: 'POST',
+            headers: {
+                'content-type': `multipart/form-data; boundary=${boundary}`,
+                'content-length': String(head.length + size + tail.length),
+            },
+            body: external_node_stream_.Readable.from(body(), { objectMode: false }),
+            expectedLength: head.length + size + tail.length,
+        });
+    }
+    async exchange(what, url, o) {
+        let res;
+        try {
+            res = await this.agent.request({
+                origin: new URL(url).origin,
+                path: url.slice(new URL(url).origin.length),
+                method: o.method,
+                headers: { authorization: this.auth, accept: 'application/json', ...o.headers },
+                body: o.body,
+            });
+        }
+        catch (error) {
+            const code = error.code;
+            if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new errors_DisklessError(`${what}: the file streamed did not have the ${String(o.expectedLength)} bytes announced: it changed while being sent`);
+            }
+            const cause = error.cause;
+            const why = code ?? cause?.code ?? error.message;
+            throw new NetworkError(what, /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)
+                ? `${why}: the server's certificate is not trusted; name its CA (tls-ca-file) or pin its fingerprint (tls-fingerprint)`
+                : why, error);
+        }
+        const text = await res.body.text().catch(() => '');
+        let json;
+        try {
+            json = JSON.parse(text);
+        }
+        catch {
+            json = undefined;
+        }
+        if (res.statusCode >= 400) {
+            const message = typeof json?.message === 'string' ? json.message.split('\n')[0] : undefined;
+            const errors = json?.errors && typeof json.errors === 'object'
+                ? json.errors
+                : {};
+            throw new api_error_PveApiError(res.statusCode, message ?? res.statusText, what, errors);
+        }
+        if (json === undefined || typeof json !== 'object' || !('data' in json)) {
+            throw new errors_DisklessError(`${what}: expected Proxmox's {"data": …} answer, got ${JSON.stringify(text.slice(0, 80))}`);
+        }
+        return json.data;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/tasks.ts
+/**
+ * Waiting for a Proxmox worker task: poll …/tasks/{upid}/status on the node the UPID
+ * names until it stopped; `OK` or `WARNINGS: n` is success, anything else is the
+ * task's failure text, reported with the last lines of its log. A 400 right after the
+ * task was made is retried (the status file may not be there yet).
+ */
+
+
+
+/** The node a UPID names (`UPID:<node>:…`), or a one-line error. */
+function upidNode(upid) {
+    const m = /^UPID:([^:]+):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:([^:]*):([^:]*):([^:]+):$/.exec(upid);
+    if (!m)
+        throw new errors_DisklessError(`Proxmox answered ${JSON.stringify(upid)}: expected a task ID (UPID:node:…)`);
+    return m[1] ?? '';
+}
+function taskSucceeded(exitstatus) {
+    return exitstatus === 'OK' || /^WARNINGS: \d+$/.test(exitstatus ?? '');
+}
+async function lastLog(api, node, upid) {
+    try {
+        const lines = await api.call('GET', `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/log`, { start: 0, limit: 0 });
+        return lines
+            .map((l) => l.t)
+            .filter((t) => !/^TASK (ERROR|OK)/.test(t))
+            .slice(-3)
+            .join(' / ');
+    }
+    catch {
+        return '';
+    }
+}
+/** Waits for the task; throws a one-line error with its failure text if it failed. */
+async function tasks_waitTask(api, upid, what, o = {}) {
+    const node = upidNode(upid);
+    const deadline = performance.now() + (o.timeoutMs ?? 30 * 60_000);
+    const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
+    let early400 = 3;
+    const longest = o.pollMs ?? 1000;
+    let delay = Math.min(100, longest);
+    const pause = async () => {
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        delay = Math.min(longest, Math.ceil(delay * 1.5));
+    };
+    for (;;) {
+        let status;
+        try {
+            status = await api.call('GET', path);
+        }
+        catch (error) {
+            if (error instanceof api_error_PveApiError && error.status === 400 && early400-- > 0) {
+                await pause();
+                continue;
+            }
+            throw error;
+        }
+        if (status.status === 'stopped') {
+            if (taskSucceeded(status.exitstatus))
+                return status;
+            const log = await lastLog(api, node, upid);
+            throw new errors_DisklessError(`${what}: the Proxmox task failed: ${status.exitstatus ?? 'unexpected status'}${log ? ` (log: ${log})` : ''} [${upid}]`);
+        }
+        if (performance.now() > deadline) {
+            throw new errors_DisklessError(`${what}: the Proxmox task ${upid} still runs after ${Math.round((o.timeoutMs ?? 1_800_000) / 1000)} s`);
+        }
+        await pause();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/vms.ts
+/**
+ * The VMs side of a Proxmox rollout, shaped for the provider interface: list the QEMU
+ * guests and what their CD-ROMs hold, repoint a CD with the config's `digest` (so a
+ * concurrent edit is refused, not lost), restart (reset or reboot), read the state and
+ * the guest agent's address, and the set of ISOs any config references
+ * (proxmox-api.md sections 5 and 6).
+ */
+
+
+
+const CD_KEY = /^(ide\d|sata\d|scsi\d+)$/;
+function vms_num(v) {
+    return typeof v === 'number' ? v : Number(v);
+}
+function vmPath(vm) {
+    return `/nodes/${encodeURIComponent(vm.node)}/qemu/${vm.vmid}`;
+}
+/** The CD-ROM drives of a config (media=cdrom), each with its volume. */
+function cdDrives(config) {
+    const out = [];
+    for (const [key, value] of Object.entries(config)) {
+        if (!CD_KEY.test(key) || typeof value !== 'string')
+            continue;
+        const fields = value.split(',');
+        if (!fields.slice(1).includes('media=cdrom'))
+            continue;
+        out.push({ key, volume: fields[0] ?? '' });
+    }
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+/** Every QEMU guest of the cluster (templates included), by VMID. */
+async function listVms(api) {
+    const items = await api.call('GET', '/cluster/resources', {
+        type: 'vm',
+    });
+    return items
+        .filter((r) => r.type === 'qemu')
+        .map((r) => ({
+        vmid: vms_num(r.vmid),
+        node: String(r.node),
+        name: typeof r.name === 'string' ? r.name : '',
+        status: typeof r.status === 'string' ? r.status : 'unknown',
+        tags: typeof r.tags === 'string' ? r.tags.split(/[;,\s]+/).filter((t) => t !== '') : [],
+        pool: typeof r.pool === 'string' ? r.pool : undefined,
+        template: vms_num(r.template) === 1,
+    }))
+        .sort((a, b) => a.vmid - b.vmid);
+}
+async function readConfig(api, vm) {
+    const raw = await api.call('GET', `${vmPath(vm)}/config`);
+    const config = {};
+    for (const [k, v] of Object.entries(raw))
+        config[k] = typeof v === 'string' ? v : String(v);
+    const digest = config.digest ?? '';
+    if (!/^[0-9a-f]{40}$/.test(digest)) {
+        throw new DisklessError(`GET ${api.base}${vmPath(vm)}/config: expected a config with a 40-hex digest, got ${JSON.stringify(digest)}`);
+    }
+    return { config, digest, cds: cdDrives(raw) };
+}
+/**
+ * Points the CD drive `key` at `volid` with the digest the config was read with: a
+ * config changed since (by someone else) is refused by Proxmox, not overwritten.
+ */
+async function repointCd(api, vm, key, volid, digest) {
+    if (!CD_KEY.test(key))
+        throw new DisklessError(`VM ${vm.vmid}: ${key} is not a drive that can be a CD-ROM`);
+    try {
+        await api.call('PUT', `${vmPath(vm)}/config`, { [key]: `${volid},media=cdrom`, digest });
+    }
+    catch (error) {
+        if (error instanceof PveApiError && /checksum mismatch|file change/i.test(error.detail)) {
+            throw new DisklessError(`VM ${vm.vmid}: its config changed while the rollout read it (digest ${digest.slice(0, 8)}… is stale): ${error.message}`);
+        }
+        throw error;
+    }
+}
+/** Restarts a VM (reset: same QEMU process; reboot: shutdown, then a new start) and waits for the task. */
+async function restartVm(api, vm, how, wait = {}) {
+    const upid = await api.call('POST', `${vmPath(vm)}/status/${how}`);
+    await waitTask(api, upid, `VM ${vm.vmid} ${how}`, wait);
+}
+function agentAddress(answer) {
+    const result = answer?.result;
+    if (!Array.isArray(result))
+        return undefined;
+    for (const iface of result) {
+        if (iface.name === 'lo')
+            continue;
+        const addrs = Array.isArray(iface['ip-addresses'])
+            ? iface['ip-addresses']
+            : [];
+        const v4 = addrs.find((a) => a['ip-address-type'] === 'ipv4' && !String(a['ip-address']).startsWith('127.'));
+        if (v4)
+            return String(v4['ip-address']);
+    }
+    return undefined;
+}
+/** The VM's state now (status/current) and, when its agent answers, its address. */
+async function vmState(api, vm) {
+    const s = await api.call('GET', `${vmPath(vm)}/status/current`);
+    const running = s.status === 'running';
+    let address;
+    if (running && s.agent !== undefined && vms_num(s.agent) === 1) {
+        try {
+            address = agentAddress(await api.call('GET', `${vmPath(vm)}/agent/network-get-interfaces`));
+        }
+        catch (error) {
+            // No agent, or not up yet: the health check's own URL decides then.
+            if (!(error instanceof PveApiError && error.status === 500))
+                throw error;
+        }
+    }
+    return {
+        running,
+        pid: s.pid === undefined ? undefined : vms_num(s.pid),
+        uptime: vms_num(s.uptime ?? 0),
+        address,
+    };
+}
+/**
+ * Every ISO volume a VM's CD-ROM references, current or pending, across all QEMU
+ * guests and templates (Proxmox keeps no reference count: DELETE never checks).
+ */
+async function isosInUse(api, vms) {
+    const used = new Map();
+    for (const vm of vms ?? (await listVms(api))) {
+        const pending = await api.call('GET', `${vmPath(vm)}/pending`);
+        const values = {};
+        for (const p of pending) {
+            for (const v of [p.value, p.pending]) {
+                if (typeof v !== 'string')
+                    continue;
+                for (const cd of cdDrives({ [p.key]: v })) {
+                    if (!cd.volume.includes(':'))
+                        continue;
+                    values[cd.volume] = true;
+                }
+            }
+        }
+        for (const volid of Object.keys(values))
+            used.set(volid, [...(used.get(volid) ?? []), vm.vmid]);
+    }
+    return used;
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/upload.ts
+/**
+ * Ships an ISO to a Proxmox storage as a new artifact, blue/green by file name:
+ * `<family>-<sha8>.iso` next to the files in use, never over one a VM references.
+ * Phases: hash the image, look at the storage (a file of that name and size is already
+ * there: nothing is sent), send it in one streamed multipart request with its sha256,
+ * so that Proxmox itself verifies what arrived, wait for the upload task (its failure
+ * text is the error), and confirm the listing. One request is not resumable, so a
+ * network failure retries the whole upload, with backoff.
+ */
+
+
+
+
+
+
+
+
+
+
+/** A family name survives Proxmox's file name normalisation unchanged. */
+const FAMILY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
+function artifactName(family, sha256) {
+    return `${family}-${sha256.slice(0, 8)}.iso`;
+}
+async function listIsos(api, node, storage) {
+    return api.call('GET', `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`, { content: 'iso' });
+}
+/** The storage must exist on the node and hold ISOs. */
+async function checkStorage(api, node, storage) {
+    const all = await api.call('GET', `/nodes/${encodeURIComponent(node)}/storage`);
+    const s = all.find((x) => x.storage === storage);
+    if (!s) {
+        throw new errors_DisklessError(`Storage ${JSON.stringify(storage)} is not on node ${JSON.stringify(node)} (or the token may not see it): expected one of ${all.map((x) => x.storage).join(', ') || 'none'}`);
+    }
+    if (!(s.content ?? '').split(',').includes('iso')) {
+        throw new errors_DisklessError(`Storage ${JSON.stringify(storage)} does not hold ISO images (content: ${s.content ?? 'none'}): expected a storage with iso content`);
+    }
+}
+/**
+ * What is there under the artifact's name: nothing (send), the same size (already
+ * there: the name carries the sha256's start, and Proxmox verified the full sha256
+ * when it was uploaded), or another size (a broken earlier try: sent again, unless a
+ * VM's CD references it).
+ */
+async function look(api, o, volid, size) {
+    const existing = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
+    if (!existing)
+        return 'absent';
+    if (Number(existing.size) === size)
+        return 'present';
+    const users = (await isosInUse(api)).get(volid);
+    if (users) {
+        throw new errors_DisklessError(`${volid} on the storage has ${Number(existing.size)} bytes, not the image's ${size}, and VM ${users.join(', ')} references it: refusing to overwrite a file in use`);
+    }
+    return 'replace';
+}
+async function upload_send(api, o, filename, sha, size, reporter) {
+    const policy = o.retry ?? defaultRetryPolicy;
+    let retries = 0;
+    for (let attempt = 1;; attempt++) {
+        const progress = startProgress(`upload ${filename}`, size, (l) => {
+            reporter.info(l);
+        }, () => retries, o.progressMs);
+        try {
+            const upid = await api.uploadIso(o.node, o.storage, o.image, size, filename, { algorithm: 'sha256', value: sha }, (n) => {
+                progress.add(n);
+            });
+            progress.stop();
+            reporter.info(`sent ${humanBytes(size)}; Proxmox verifies the sha256 (task ${upid})`);
+            await tasks_waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
+            return attempt;
+        }
+        catch (error) {
+            progress.stop();
+            if (!isTransientPve(error) || attempt >= policy.attempts)
+                throw error;
+            retries++;
+            const delay = backoffDelay(policy, attempt, error);
+            reporter.warning(`upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`);
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        }
+    }
+}
+async function uploadIsoImage(api, o, reporter) {
+    if (!FAMILY.test(o.family)) {
+        throw new InputError('family', `Invalid family ${JSON.stringify(o.family)}: expected letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)`);
+    }
+    const { seconds: phases, phase } = timedPhases(reporter);
+    const size = await (0,promises_.stat)(o.image).then((s) => s.size, () => {
+        throw new InputError('image', `Invalid image ${JSON.stringify(o.image)}: no such file; expected the ISO to upload`);
+    });
+    const sha = await phase('hash', 'Hash the image', () => sha256File(o.image));
+    const filename = artifactName(o.family, sha);
+    const volid = `${o.storage}:iso/${filename}`;
+    const state = await phase('look', `Look at ${o.storage} on ${o.node}`, async () => {
+        await checkStorage(api, o.node, o.storage);
+        return look(api, o, volid, size);
+    });
+    const result = { volid, filename, sha256: sha, size, dryRun: o.dryRun, phases };
+    if (state === 'present') {
+        reporter.info(`${volid} is already there (${humanBytes(size)}): nothing to send`);
+        return { ...result, sent: false, attempts: 0 };
+    }
+    if (o.dryRun) {
+        reporter.info(`dry run: would ${state === 'replace' ? 'replace the broken' : 'upload'} ${volid} (${humanBytes(size)})`);
+        return { ...result, sent: false, attempts: 0 };
+    }
+    if (state === 'replace')
+        reporter.warning(`${volid} has another size (an interrupted upload?): sending it again`);
+    const attempts = await phase('send', `Upload ${filename}`, () => upload_send(api, o, filename, sha, size, reporter));
+    await phase('confirm', 'Confirm the storage listing', async () => {
+        const item = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
+        if (!item || Number(item.size) !== size) {
+            throw new errors_DisklessError(`${volid}: after the upload task ended OK the storage lists ${item ? `${Number(item.size)} bytes` : 'no such file'}, expected ${size}`);
+        }
+    });
+    return { ...result, sent: true, attempts };
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/options.ts
+/** Inputs of upload-pve (action.yml and `diskless upload-pve` flags). */
+
+
+
+
+const uploadPveInputs = defineInputs({
+    image: filePath({ required: true }),
+    'api-url': fields_text({
+        required: true,
+        pattern: /^https:\/\/[^\s/@]+(\/\S*)?$/,
+        expected: 'the https:// URL of a Proxmox VE node, e.g. https://pve1.example:8006',
+    }),
+    'token-id': fields_text({
+        required: true,
+        pattern: TOKEN_ID,
+        expected: 'an API token ID user@realm!tokenid, e.g. ci@pve!diskless',
+    }),
+    'token-secret': fields_text({ required: true, secret: true, expected: "the API token's secret" }),
+    node: fields_text({
+        required: true,
+        pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+        expected: 'the name of the node that receives the upload, e.g. pve1',
+    }),
+    storage: fields_text({
+        required: true,
+        pattern: /^[a-zA-Z][\w.-]*$/,
+        expected: 'the ID of a storage with iso content, e.g. local or cephfs',
+    }),
+    family: fields_text({
+        default: 'diskless',
+        pattern: FAMILY,
+        expected: 'letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)',
+    }),
+    'tls-ca-file': filePath({}),
+    'tls-fingerprint': fields_text({
+        pattern: /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$/,
+        expected: "the SHA-256 fingerprint of the node's certificate, 64 hex digits (colons allowed)",
+    }),
+    'tls-insecure': bool({ default: 'false' }),
+    prune: bool({ default: 'false' }),
+    'keep-previous': integer({ min: 0, max: 100, default: '1' }),
+    'dry-run': bool({ default: 'false' }),
+});
+
+;// CONCATENATED MODULE: ./src/proxmox/retention.ts
+/**
+ * Retention of a family's ISO files on a storage: deletes `<family>-<sha8>.iso` files
+ * that no VM's CD-ROM references (current or pending), keeping the current artifact and
+ * the newest `keepPrevious` others for rollback. Proxmox itself would delete a file in
+ * use without a word (its DELETE checks no config), so the check is here, just before.
+ */
+
+
+
+
+function escapeRegExp(s) {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+async function pruneFamily(api, o, reporter) {
+    const keepPrevious = o.keepPrevious ?? 1;
+    if (!Number.isInteger(keepPrevious) || keepPrevious < 0) {
+        throw new errors_DisklessError(`Invalid keep-previous ${keepPrevious}: expected a whole number, 0 or more`);
+    }
+    const pattern = new RegExp(`^${escapeRegExp(o.storage)}:iso/${escapeRegExp(o.family)}-[0-9a-f]{8}\\.iso$`);
+    const family = (await listIsos(api, o.node, o.storage))
+        .filter((i) => pattern.test(i.volid))
+        .sort((a, b) => Number(b.ctime ?? 0) - Number(a.ctime ?? 0) || b.volid.localeCompare(a.volid));
+    const inUse = await isosInUse(api);
+    const kept = [];
+    const deleted = [];
+    let previous = 0;
+    for (const item of family) {
+        const users = inUse.get(item.volid);
+        if (item.volid === o.current || users) {
+            kept.push(item.volid);
+            if (users)
+                reporter.info(`keep ${item.volid}: in use by VM ${users.join(', ')}`);
+            continue;
+        }
+        if (previous < keepPrevious) {
+            previous++;
+            kept.push(item.volid);
+            reporter.info(`keep ${item.volid}: the previous image, for a rollback`);
+            continue;
+        }
+        deleted.push(item.volid);
+    }
+    // Checked again right before deleting: a rollout may have pointed a VM at one since.
+    const recheck = deleted.length > 0 && !o.dryRun ? await isosInUse(api) : inUse;
+    for (const volid of deleted) {
+        if (o.dryRun) {
+            reporter.info(`dry run: would delete ${volid}`);
+            continue;
+        }
+        const users = recheck.get(volid);
+        if (users) {
+            kept.push(volid);
+            reporter.warning(`not deleting ${volid}: VM ${users.join(', ')} started to use it`);
+            continue;
+        }
+        const upid = await api.call('DELETE', `/nodes/${encodeURIComponent(o.node)}/storage/${encodeURIComponent(o.storage)}/content/${encodeURIComponent(volid)}`);
+        await tasks_waitTask(api, upid, `delete of ${volid}`, o.wait);
+        reporter.info(`deleted ${volid}`);
+    }
+    return { deleted: deleted.filter((v) => !kept.includes(v)), kept, inUse };
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/step.ts
+
+
+
+function connect(o) {
+    return new PveApi({
+        url: o.apiUrl,
+        tokenId: o.tokenId,
+        secret: o.tokenSecret,
+        tls: { caFile: o.tlsCaFile, fingerprint: o.tlsFingerprint, insecure: o.tlsInsecure },
+    });
+}
+function report(o, r, pruned) {
+    const send = r.phases.send ?? 0;
+    const state = r.dryRun && !r.sent ? 'dry run: nothing sent' : r.sent ? 'uploaded' : 'already there';
+    return {
+        outputs: {
+            volid: r.volid,
+            filename: r.filename,
+            sha256: r.sha256,
+            sent: r.sent,
+            attempts: r.attempts,
+            deleted: (pruned?.deleted ?? []).join(' '),
+            'send-seconds': send.toFixed(2),
+            throughput: send > 0 && r.sent ? (r.size / send / 1e6).toFixed(1) : '-',
+        },
+        summary: [
+            ['Target', `${o.apiUrl} node ${o.node}, storage ${o.storage}`],
+            ['Artifact', r.volid],
+            ['Result', `${state}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`],
+            ['Image', `${r.size} bytes, sha256 ${r.sha256} (verified by Proxmox)`],
+            ...(pruned
+                ? [
+                    ['Deleted', pruned.deleted.join(', ') || 'none'],
+                    ['Kept', pruned.kept.join(', ') || 'none'],
+                ]
+                : []),
+        ],
+    };
+}
+async function uploadPve(o, reporter) {
+    const api = connect(o);
+    if (o.tlsInsecure)
+        reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
+    try {
+        const r = await uploadIsoImage(api, { image: o.image, family: o.family, node: o.node, storage: o.storage, dryRun: o.dryRun }, reporter);
+        const pruned = o.prune
+            ? await reporter.group('Prune old images', () => pruneFamily(api, {
+                node: o.node,
+                storage: o.storage,
+                family: o.family,
+                current: r.volid,
+                keepPrevious: o.keepPrevious,
+                dryRun: o.dryRun,
+            }, reporter))
+            : undefined;
+        return report(o, r, pruned);
+    }
+    finally {
+        await api.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/steps.ts
 /**
  * The pipeline's steps, each with its inputs and its library function. The action
  * entries and the CLI both run a step through this table, so a step has one set of
  * inputs, one implementation and one report, whoever starts it.
  */
+
+
 
 
 
@@ -87545,6 +89011,12 @@ const steps = {
         title: 'Upload the image to the shared drive',
         inputs: uploadDriveInputs,
         run: uploadDrive,
+    }),
+    'upload-pve': step({
+        name: 'upload-pve',
+        title: 'Upload the image to a Proxmox VE storage',
+        inputs: uploadPveInputs,
+        run: uploadPve,
     }),
     'boot-test': step({
         name: 'boot-test',
@@ -87630,7 +89102,7 @@ async function runStep(step) {
         // A step that failed half-way still says what it did (outputs and its table).
         if (error instanceof StepFailure)
             await publish(step, error.report);
-        if (!(error instanceof DisklessError) && error instanceof Error && error.stack) {
+        if (!(error instanceof errors_DisklessError) && error instanceof Error && error.stack) {
             core/* debug */.Yz(redact(error.stack, secrets));
         }
         core/* setFailed */.C1(message);

@@ -29956,7 +29956,7 @@ __webpack_unused_export__ = ping
 /* unused reexport */ __nccwpck_require__(2873).WebSocketStream
 /* unused reexport */ __nccwpck_require__(6919).WebSocketError
 
-__webpack_unused_export__ = makeDispatcher(api.request)
+module.exports.Em = makeDispatcher(api.request)
 __webpack_unused_export__ = makeDispatcher(api.stream)
 __webpack_unused_export__ = makeDispatcher(api.pipeline)
 __webpack_unused_export__ = makeDispatcher(api.connect)
@@ -79413,8 +79413,8 @@ async function startNfsServer(procs, ns, o, reporter) {
             await procs.stop(p);
     };
     try {
-        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace's
-        // loopback is reached only through QEMU's forwards.
+        // Not `rpcbind -h 127.0.0.1`: it crashes on bookworm (e2e-boot.md). The namespace is
+        // reached only through QEMU's forwards (boot test) or the local cloud's bridge.
         const rpcbindLog = external_node_path_default().join(o.dir, 'rpcbind.log');
         const rpcbind = await ns.start('rpcbind', 'rpcbind', ['-f'], {
             log: rpcbindLog,
@@ -79982,7 +79982,7 @@ async function replaceAtomic(file, make) {
     }
 }
 /** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function files_writeFileAtomic(file, data, mode = 0o644) {
+async function writeFileAtomic(file, data, mode = 0o644) {
     await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
 }
 async function exists(file) {
@@ -80029,14 +80029,23 @@ const MASTER_ONLY = [
     'scripts/local-top/cryptopensc',
     'scripts/local-bottom/cryptopensc',
 ];
+/**
+ * What a lean image (MODULES=list: the drivers of virtual machines, named) leaves out
+ * besides: udev's hardware database, which trixie's udev hook copies in (13 MiB, 2.2 MiB
+ * of the compressed image). It names vendors, keyboards and sensors; nothing of an NFS
+ * boot reads it, and udev goes on without it.
+ */
+const NOT_IN_LEAN = ['usr/lib/udev/hwdb.bin'];
 const HOOK = `#!/bin/sh
 # Written by diskless build-iso: the master's dropbear (host keys) and cryptsetup
 # (keyfiles) features are not the diskless client's; take them out of its initramfs.
+# A lean image (MODULES=list) also goes without udev's hardware database.
 PREREQ=""
 prereqs() { echo "$PREREQ"; }
 case "$1" in prereqs) prereqs; exit 0 ;; esac
 cd "$DESTDIR" || exit 1
 rm -rf -- ${MASTER_ONLY.join(' ')}
+if [ "$MODULES" = list ]; then rm -f -- ${NOT_IN_LEAN.join(' ')}; fi
 exit 0
 `;
 /** Adds the hook to the client's config copy in `configDir`. */
@@ -80386,6 +80395,11 @@ const buildIsoInputs = defineInputs({
 
 ;// CONCATENATED MODULE: ./src/report.ts
 /**
+ * How the library talks to whoever runs it. The action entries back this with
+ * @actions/core (log groups, annotations), the CLI with stderr; tests collect it.
+ */
+
+/**
  * Log groups that time themselves: `phase(key, title, work)` runs `work` in the group
  * `title` and adds its duration to `seconds[key]`, for the summary's time per phase.
  */
@@ -80404,6 +80418,25 @@ function timedPhases(reporter) {
         },
     };
 }
+/**
+ * A reporter for work that runs beside other work: it keeps the lines, and `replay`
+ * prints them later in one piece, so concurrent steps do not interleave their logs.
+ */
+function deferredReporter() {
+    const lines = [];
+    return {
+        reporter: {
+            info: (m) => lines.push(['info', m]),
+            warning: (m) => lines.push(['warning', m]),
+            debug: (m) => lines.push(['debug', m]),
+            group: (_name, work) => work(),
+        },
+        replay(to) {
+            for (const [kind, message] of lines.splice(0))
+                to[kind](message);
+        },
+    };
+}
 /** A byte count for people: 512 B, 3.0 MiB, 1.2 GiB. */
 function humanBytes(bytes) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -80414,6 +80447,18 @@ function humanBytes(bytes) {
         u++;
     }
     return `${u === 0 ? v : v.toFixed(1)} ${units[u] ?? 'B'}`;
+}
+/**
+ * A step that failed after it changed something: the failure line, and the outputs and
+ * summary that say what it did before (published before the step is marked failed).
+ */
+class StepFailure extends errors_DisklessError {
+    report;
+    name = 'StepFailure';
+    constructor(message, report) {
+        super(message);
+        this.report = report;
+    }
 }
 /** A reporter that prints to a stream, for the CLI and local runs. */
 function streamReporter(write, debug = false) {
@@ -80608,7 +80653,7 @@ class LocalCache {
         try {
             await (0,promises_.mkdir)(this.dir, { recursive: true, mode: 0o755 });
             await replaceAtomic(img, (tmp) => (0,promises_.copyFile)(file, tmp));
-            await files_writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
+            await writeFileAtomic(json, `${JSON.stringify(meta, null, 2)}\n`);
             const pruned = await this.prune(key);
             if (pruned.length > 0)
                 reporter.info(`Pruned ${pruned.length} old cache entr${pruned.length === 1 ? 'y' : 'ies'}`);
@@ -82975,7 +83020,7 @@ async function buildIso(options, reporter) {
                 await (0,promises_.rename)(iso, output);
                 partial = undefined;
                 await (0,promises_.rename)(sumTmp, sumFile);
-                await files_writeFileAtomic(`${output}.contents`, staged.contents.listing);
+                await writeFileAtomic(`${output}.contents`, staged.contents.listing);
             }
             finally {
                 await (0,promises_.rm)(sumTmp, { force: true });
@@ -83046,7 +83091,7 @@ const CURRENT = 'current';
 const PARTIAL = '.partial-';
 /** A release id: the UTC time of its build, with a counter when two fall in one second. */
 const RELEASE_ID = /^\d{8}T\d{6}Z(?:-\d+)?$/;
-function layout_isReleaseId(name) {
+function isReleaseId(name) {
     return RELEASE_ID.test(name);
 }
 /**
@@ -83069,7 +83114,7 @@ async function listReleases(target) {
     const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
     const ids = [];
     for (const name of names) {
-        if (layout_isReleaseId(name) &&
+        if (isReleaseId(name) &&
             (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
             ids.push(name);
         }
@@ -83092,7 +83137,7 @@ async function currentId(target) {
         return undefined;
     }
     const id = external_node_path_default().basename(link);
-    if (!layout_isReleaseId(id) ||
+    if (!isReleaseId(id) ||
         !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
         throw new errors_DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
     }
@@ -83107,11 +83152,11 @@ async function readMeta(target, id) {
     }
 }
 async function writeMeta(target, meta) {
-    await files_writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
+    await writeFileAtomic(external_node_path_default().join(target, RELEASES, `${meta.id}.json`), `${JSON.stringify(meta, null, 2)}\n`);
 }
 /** A release that a build finished: its directory and its metadata are both there. */
 async function isComplete(target, id) {
-    return (layout_isReleaseId(id) &&
+    return (isReleaseId(id) &&
         (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory() === true &&
         (await readMeta(target, id)) !== undefined);
 }
@@ -83267,7 +83312,7 @@ async function claimTarget(target, layout) {
     await writeMarker(target, { tool: 'diskless-node', layout, created: new Date().toISOString() });
 }
 async function writeMarker(target, marker) {
-    await files_writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    await writeFileAtomic(external_node_path_default().join(target, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
 }
 /** The lock file of a target (created if missing; never holds data). */
 async function lockFile(target) {
@@ -83403,7 +83448,7 @@ async function readHistory(target) {
 }
 async function appendPromotion(target, entry) {
     const history = await readHistory(target);
-    await files_writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
+    await writeFileAtomic(external_node_path_default().join(target, HISTORY), `${JSON.stringify([...history, entry], null, 2)}\n`);
 }
 /**
  * The release that was current before `current`: the `from` of the promotion that made it
@@ -83536,6 +83581,1515 @@ async function promote(options, reporter) {
     }
     finally {
         await lock.release();
+    }
+}
+
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(6752);
+;// CONCATENATED MODULE: ./src/fleet/health.ts
+/**
+ * The health gate of a rollout: a server counts as healthy once a TCP port of its address
+ * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` answers below 400, tried
+ * again every `intervalMs` until the timeout. `none` only waits for the server to run.
+ */
+
+
+
+/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}`; undefined when neither. */
+function parseHealthCheck(raw) {
+    if (raw === 'none')
+        return { kind: 'none' };
+    const tcp = /^tcp:(\d{1,5})$/.exec(raw);
+    if (tcp) {
+        const port = Number(tcp[1]);
+        return port >= 1 && port <= 65535 ? { kind: 'tcp', port } : undefined;
+    }
+    if (/^https?:\/\//.test(raw) && raw.includes('{ip}')) {
+        try {
+            new URL(raw.replaceAll('{ip}', '127.0.0.1'));
+            return { kind: 'http', url: raw };
+        }
+        catch {
+            return undefined;
+        }
+    }
+    return undefined;
+}
+function describeCheck(c) {
+    return c.kind === 'none' ? 'none' : c.kind === 'tcp' ? `tcp:${c.port}` : c.url;
+}
+/** One try: undefined when healthy, else why not. */
+async function probe(c, ip, timeoutMs) {
+    if (c.kind === 'none')
+        return undefined;
+    if (c.kind === 'tcp') {
+        return new Promise((resolve) => {
+            const socket = (0,external_node_net_.connect)({ host: ip, port: c.port, timeout: timeoutMs });
+            const done = (why) => {
+                socket.destroy();
+                resolve(why);
+            };
+            socket.once('connect', () => {
+                done(undefined);
+            });
+            socket.once('timeout', () => {
+                done(`no answer on ${ip}:${c.port}`);
+            });
+            socket.once('error', (e) => {
+                done(`${ip}:${c.port}: ${e.code ?? e.message}`);
+            });
+        });
+    }
+    const url = c.url.replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip);
+    try {
+        const res = await (0,undici/* request */.Em)(url, {
+            method: 'GET',
+            headersTimeout: timeoutMs,
+            bodyTimeout: timeoutMs,
+        });
+        await res.body.dump();
+        return res.statusCode < 400 ? undefined : `${url}: HTTP ${res.statusCode}`;
+    }
+    catch (error) {
+        return `${url}: ${error.code ?? String(error)}`;
+    }
+}
+/**
+ * Waits until the check passes at `ip`; resolves undefined when it did, or the last reason
+ * it did not when `timeoutMs` ran out.
+ */
+async function waitHealthy(c, ip, o) {
+    const deadline = Date.now() + o.timeoutMs;
+    for (;;) {
+        const left = deadline - Date.now();
+        const why = await probe(c, ip, Math.max(100, Math.min(5_000, left)));
+        if (why === undefined)
+            return undefined;
+        if (Date.now() + o.intervalMs > deadline)
+            return why;
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(o.intervalMs);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/rollout/options.ts
+/** Inputs of rollout (action.yml and `diskless rollout` flags). */
+
+
+
+
+const rolloutInputs = defineInputs({
+    'api-url': httpUrl({ required: true }),
+    'api-user': fields_text({ required: true, expected: 'the API user (the account UUID)' }),
+    'api-key': fields_text({ required: true, secret: true, expected: 'the secret API key' }),
+    drive: uuid({ required: true }),
+    servers: list({
+        expected: 'server names, server UUIDs or tag:<tag>, one per line',
+        item: (line) => !/^tag:\s*$/.test(line),
+    }),
+    device: fields_text({
+        pattern: /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/,
+        expected: 'a device id such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)',
+    }),
+    restart: choice(['rolling', 'none'], { default: 'rolling' }),
+    'batch-size': integer({ min: 1, max: 1000, default: '1' }),
+    'health-check': fields_text({
+        default: 'tcp:22',
+        pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{ip\}\S*)$/,
+        expected: 'tcp:<port>, an http(s) URL containing {ip}, or none',
+    }),
+    'health-timeout': integer({ min: 1, max: 3600, default: '300' }),
+    'dry-run': bool({ default: 'false' }),
+    'ledger-name': fields_text({
+        pattern: /^[A-Za-z0-9_.-]{1,40}$/,
+        expected: 'an upload target name: 1 to 40 of A-Z, a-z, 0-9, _ . -',
+    }),
+    'rootfs-target': filePath({ absolute: true }),
+}, (o) => {
+    if (!parseHealthCheck(o.healthCheck)) {
+        throw new InputError('health-check', `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip}, or none`);
+    }
+    if (o.rootfsTarget && !o.ledgerName) {
+        throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
+    }
+});
+
+;// CONCATENATED MODULE: ./src/drive/api-error.ts
+
+/**
+ * An error answer of the ElasticStack API: HTTP status, the error type (first word of
+ * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
+ * server's one-line description.
+ */
+class ApiError extends errors_DisklessError {
+    status;
+    type;
+    detail;
+    request;
+    retryAfterMs;
+    name = 'ApiError';
+    constructor(status, type, detail, request, retryAfterMs) {
+        super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
+        this.status = status;
+        this.type = type;
+        this.detail = detail;
+        this.request = request;
+        this.retryAfterMs = retryAfterMs;
+    }
+}
+/** A request that never got an answer: refused, reset, cut mid-body, timed out. */
+class NetworkError extends errors_DisklessError {
+    request;
+    code;
+    name = 'NetworkError';
+    constructor(request, code, cause) {
+        super(`${request}: ${code}`, { cause });
+        this.request = request;
+        this.code = code;
+    }
+}
+/** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
+function isTransient(error) {
+    if (error instanceof NetworkError)
+        return true;
+    if (error instanceof ApiError) {
+        return error.status >= 500 || error.status === 429 || error.status === 409;
+    }
+    return false;
+}
+/** Retry-After in milliseconds: delta-seconds or an HTTP date. */
+function parseRetryAfter(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const at = Date.parse(value);
+    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+;// CONCATENATED MODULE: ./src/drive/retry.ts
+/**
+ * Bounded retries with exponential backoff and full jitter, honouring the server's
+ * Retry-After. Only transient failures are retried; anything else fails at once.
+ */
+
+
+const defaultRetryPolicy = {
+    attempts: 6,
+    baseDelayMs: 250,
+    maxDelayMs: 8_000,
+    maxRetryAfterMs: 60_000,
+};
+function backoffDelay(policy, attempt, error, random = Math.random) {
+    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+    const jittered = Math.round(random() * ceiling);
+    if (retryAfter === undefined)
+        return jittered;
+    return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
+}
+/**
+ * Runs `work` until it succeeds, fails with a non-transient error, or has used every
+ * attempt; `onRetry` hears about each failure that will be retried.
+ */
+async function withRetry(work, policy, onRetry = () => undefined) {
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await work(attempt);
+        }
+        catch (error) {
+            if (!isTransient(error) || attempt >= policy.attempts)
+                throw error;
+            const delay = backoffDelay(policy, attempt, error);
+            onRetry(error, attempt, delay);
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/drive/api.ts
+/**
+ * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
+ * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
+ * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
+ */
+
+
+
+
+
+async function collect(body) {
+    const parts = [];
+    for await (const part of body)
+        parts.push(part);
+    return Buffer.concat(parts);
+}
+function num(v) {
+    if (typeof v === 'number')
+        return v;
+    if (typeof v === 'string' && /^\d+$/.test(v))
+        return Number(v);
+    return undefined;
+}
+function str(v) {
+    if (typeof v === 'string')
+        return v;
+    if (typeof v === 'number')
+        return String(v);
+    if (Array.isArray(v))
+        return v.map(String).join(' ');
+    return undefined;
+}
+/** What came back, for an error line: its kind and its start, on one line. */
+function showAnswer(answer) {
+    if (answer === undefined)
+        return 'an empty answer';
+    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+    const kind = typeof answer === 'string'
+        ? /^\s*</.test(answer)
+            ? 'HTML'
+            : 'text'
+        : Array.isArray(answer)
+            ? 'a JSON array'
+            : answer === null
+                ? 'JSON null'
+                : `a JSON ${typeof answer}`;
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
+}
+/** A drive object as the API documents it, or a one-line error naming the request. */
+function toDriveInfo(answer, request = 'the API') {
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+        throw new errors_DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
+    }
+    const o = answer;
+    const meta = {};
+    for (const [k, v] of Object.entries(o)) {
+        if (k.startsWith('user:'))
+            meta[k.slice(5)] = str(v) ?? '';
+    }
+    const size = num(o.size);
+    const uuid = str(o.drive);
+    if (!uuid || size === undefined) {
+        throw new errors_DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
+    }
+    return {
+        uuid,
+        name: str(o.name) ?? '',
+        size,
+        claimType: str(o['claim:type']) ?? 'exclusive',
+        claimed: str(o.claimed) || undefined,
+        imaging: str(o.imaging) === 'false' ? undefined : str(o.imaging) || undefined,
+        meta,
+        writeRequests: num(o['write:requests']),
+        writeBytes: num(o['write:bytes']),
+    };
+}
+class DriveApi {
+    url;
+    user;
+    pool;
+    auth;
+    retry;
+    onRetry;
+    constructor(o) {
+        this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
+        this.user = o.user;
+        this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
+        this.retry = o.retry ?? defaultRetryPolicy;
+        this.onRetry = o.onRetry;
+        this.pool = new undici/* Pool */.bC(this.url.origin, {
+            connections: o.connections,
+            pipelining: 1,
+            keepAliveTimeout: 30_000,
+            headersTimeout: 120_000,
+            bodyTimeout: 120_000,
+        });
+    }
+    close() {
+        return this.pool.close();
+    }
+    /**
+     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
+     * body goes to `consume` (default: collected into one Buffer), so a large read can be
+     * hashed as it streams in instead of being held whole.
+     */
+    async exchange(method, path, body, consume = collect) {
+        const target = new URL(path, this.url);
+        const what = `${method} ${target.pathname}`;
+        const headers = {
+            authorization: this.auth,
+            accept: 'application/json',
+        };
+        if (body) {
+            headers['content-type'] = body.type;
+            if (body.gzip)
+                headers['content-encoding'] = 'gzip';
+            // A stream has no length of its own: the API wants one (no chunked bodies), and
+            // undici fails the request if the stream then brings more or fewer bytes.
+            if (body.length !== undefined)
+                headers['content-length'] = String(body.length);
+        }
+        const network = (error) => new NetworkError(what, error.code ?? String(error), error);
+        let res;
+        try {
+            res = await this.pool.request({
+                method,
+                path: target.pathname + target.search,
+                headers,
+                body: body?.data ?? (method === 'POST' ? '' : undefined),
+            });
+        }
+        catch (error) {
+            // A streamed body that ran short or long: the file changed under it, and sending it
+            // again cannot help.
+            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new errors_DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+            }
+            throw network(error);
+        }
+        if (res.statusCode >= 400) {
+            const text = await collect(res.body).catch(() => Buffer.alloc(0));
+            const header = res.headers['x-elastic-error'];
+            const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
+            const retryAfter = res.headers['retry-after'];
+            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+        }
+        try {
+            return await consume(res.body);
+        }
+        catch (error) {
+            throw network(error);
+        }
+    }
+    /** The request as errors name it: method and full URL (never credentials: none are in it). */
+    requestName(method, path) {
+        return `${method} ${new URL(path, this.url).href}`;
+    }
+    /**
+     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
+     * page, a wrong URL) is a one-line error naming the URL and what came back.
+     */
+    async json(method, path, input) {
+        const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
+        const text = (await this.exchange(method, path, body)).toString('utf8').trim();
+        if (text === '')
+            return undefined;
+        try {
+            return JSON.parse(text);
+        }
+        catch {
+            throw new errors_DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
+        }
+    }
+    /**
+     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
+     * idempotent calls.
+     */
+    async drive(method, path, o) {
+        const call = () => this.json(method, path, o.input);
+        const answer = o.retry ? await this.retried(call) : await call();
+        return toDriveInfo(answer, this.requestName(method, path));
+    }
+    /** Retries an idempotent call on transient failures. */
+    retried(work) {
+        return withRetry(work, this.retry, this.onRetry);
+    }
+    /**
+     * Any other JSON call of the API (the servers calls): the answer as parsed JSON, or
+     * undefined for an empty answer (204). `retry` only for calls that may be repeated.
+     */
+    async call(method, path, o) {
+        const call = () => this.json(method, path, o.input);
+        return o.retry ? this.retried(call) : call();
+    }
+    /** Every drive; a listing that is not an array is an error, never "no drives". */
+    async infoAll() {
+        const request = this.requestName('GET', 'drives/info');
+        const out = await this.retried(() => this.json('GET', 'drives/info'));
+        if (!Array.isArray(out)) {
+            throw new errors_DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
+        }
+        return out.map((d) => toDriveInfo(d, request));
+    }
+    info(uuid) {
+        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
+    }
+    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
+    create(fields) {
+        return this.drive('POST', 'drives/create', { input: fields, retry: false });
+    }
+    set(uuid, fields) {
+        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
+    }
+    /**
+     * Starts a server-side copy of drive SOURCE onto DEST (asynchronous: poll DEST's
+     * `imaging`). Not retried: a second call after a lost answer would queue a second copy.
+     */
+    async image(dest, source) {
+        await this.json('POST', `drives/${dest}/image/${source}`);
+    }
+    /** Removes a drive and its data; not retried (a lost answer may have removed it). */
+    async destroy(uuid) {
+        await this.json('POST', `drives/${uuid}/destroy`);
+    }
+    /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
+    read(uuid, offset, size) {
+        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
+    }
+    /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
+    readDigest(uuid, offset, size) {
+        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            let bytes = 0;
+            for await (const part of body) {
+                hash.update(part);
+                bytes += part.length;
+            }
+            return { sha256: hash.digest('hex'), bytes };
+        }));
+    }
+    /**
+     * One write request, not retried: the caller counts and schedules retries. The body is
+     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
+     */
+    async writeOnce(uuid, offset, body) {
+        await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
+            type: 'application/octet-stream',
+            ...body,
+        });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/upload/target.ts
+/**
+ * Which drive to write: a given UUID that must exist, or the one drive with a given
+ * name (created when there is none, refused when there are several), with the claim
+ * type it must have and room for the image.
+ */
+
+
+
+
+/** Turns the API's refusals of our credentials into a message that names the user, never the key. */
+function explainApiError(error, api) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        return new errors_DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
+    }
+    if (error instanceof NetworkError) {
+        return new errors_DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
+    }
+    return error;
+}
+async function findTarget(api, want) {
+    if (want.uuid) {
+        try {
+            return { kind: 'existing', drive: await api.info(want.uuid) };
+        }
+        catch (error) {
+            if (error instanceof ApiError &&
+                (error.status === 404 ||
+                    (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
+                throw new errors_DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
+            }
+            throw error;
+        }
+    }
+    const name = want.name ?? '';
+    const named = (await api.infoAll()).filter((d) => d.name === name);
+    if (named.length > 1) {
+        throw new errors_DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
+    }
+    const [drive] = named;
+    return drive ? { kind: 'existing', drive } : { kind: 'new', name };
+}
+/** Refuses, before anything is written, an image that does not fit the drive. */
+function checkFits(imageBytes, image, driveBytes, drive) {
+    if (imageBytes <= driveBytes)
+        return;
+    throw new errors_DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
+        'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
+}
+/**
+ * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
+ * exist anyway, so before trying again we look for it by name and adopt a single match.
+ */
+async function createDrive(api, fields, policy) {
+    const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
+    return withRetry(async (attempt) => {
+        if (attempt > 1) {
+            const existing = (await api.infoAll()).filter((d) => d.name === fields.name);
+            if (existing.length === 1 && existing[0])
+                return existing[0];
+        }
+        return api.create(body);
+    }, policy);
+}
+/** Creates the drive, or corrects an existing drive's claim type. */
+async function prepareDrive(api, target, o, policy) {
+    if (target.kind === 'new') {
+        const drive = await createDrive(api, { name: target.name, size: o.size, claimType: o.claimType }, policy);
+        return { drive, created: true, claimTypeChanged: undefined };
+    }
+    if (target.drive.claimType === o.claimType) {
+        return { drive: target.drive, created: false, claimTypeChanged: undefined };
+    }
+    const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
+    return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
+}
+
+;// CONCATENATED MODULE: ./src/drive/claims.ts
+/**
+ * Who holds a drive, read from its `claimed` field: the servers that run from it and the
+ * server-side copies in progress. upload-drive refuses or keeps drives by it; the rollout
+ * provider tells from it which drive a running server still runs.
+ */
+/**
+ * The claims on a drive, one per holder: a server's `<user>:guest:<server>:<device>` (or
+ * a bare server UUID, as the Drive API page describes them), or a copy's
+ * `<user>:imaging:<drive>`.
+ */
+function claimsOf(d) {
+    return (d.claimed ?? '').split(/\s+/).filter((c) => c !== '');
+}
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+/** UUIDs of the servers claiming the drive (copies in progress left out). */
+function serverClaims(d) {
+    const servers = claimsOf(d).flatMap((c) => {
+        if (/:imaging:/.test(c))
+            return [];
+        const guest = /:guest:([^:]+)/.exec(c);
+        if (guest?.[1])
+            return [guest[1]];
+        const bare = UUID.exec(c);
+        return bare ? [bare[0]] : [];
+    });
+    return [...new Set(servers)];
+}
+
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/upload/compress.ts
+/**
+ * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
+ * compressed and barely shrink, and deflating incompressible data runs at a few tens
+ * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
+ * the image is hashed, so sending starts at once), and only a chunk whose sample
+ * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
+ */
+
+
+const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
+/** Compress the whole chunk only when the sample promises at least this ratio... */
+const PROMISING = 0.8;
+/** ...and send it compressed only when it really saves at least a tenth. */
+const WORTH = 0.9;
+/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
+const WINDOWS = 16;
+const compress_WINDOW = 4 * 1024;
+function sampleOf(raw) {
+    if (raw.length <= WINDOWS * compress_WINDOW)
+        return raw;
+    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
+    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
+}
+/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
+function promising(raw) {
+    const sample = sampleOf(raw);
+    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+}
+/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
+async function chunkBody(raw) {
+    const packed = await gzipAsync(raw, { level: 1 });
+    return packed.length <= raw.length * WORTH
+        ? { data: packed, gzip: true }
+        : { data: raw, gzip: false };
+}
+
+;// CONCATENATED MODULE: ./src/upload/image.ts
+/**
+ * The image to upload: checked before anything is sent, then read once to get its
+ * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
+ */
+
+
+
+
+
+
+/** Size of the image, or a clear error when it is missing, empty or not a file. */
+async function imageSize(file) {
+    let info;
+    try {
+        info = await (0,promises_.stat)(file);
+    }
+    catch {
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
+    }
+    if (!info.isFile()) {
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
+    }
+    if (info.size === 0) {
+        throw new errors_DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
+    }
+    return info.size;
+}
+/** Identifies the file's content version: a change or replacement changes it. */
+async function imageIdentity(file) {
+    const s = await (0,promises_.stat)(file, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+function chunkCount(size, chunkSize) {
+    return Math.ceil(size / chunkSize);
+}
+function chunkLength(index, size, chunkSize) {
+    return Math.min(chunkSize, size - index * chunkSize);
+}
+/** sha256 of `length` zero bytes, without allocating them all. */
+function zeroDigest(length) {
+    const block = Buffer.alloc(Math.min(length, 1 << 16));
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    for (let left = length; left > 0; left -= block.length) {
+        hash.update(left >= block.length ? block : block.subarray(0, left));
+    }
+    return hash.digest('hex');
+}
+/** Reads exactly buffer.length bytes at `position` (short reads are retried). */
+async function readFully(handle, buffer, position) {
+    let done = 0;
+    while (done < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
+        if (bytesRead === 0)
+            throw new errors_DisklessError('image: the file got shorter while it was read');
+        done += bytesRead;
+    }
+}
+// The whole-image sha256 is computed on a second thread while this one hashes each
+// chunk: the two passes over the data then cost about one (the machines have 2 cores).
+const WHOLE_IMAGE_HASHER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
+const fd = openSync(workerData.file, 'r');
+const hash = createHash('sha256');
+const buffer = Buffer.allocUnsafe(4 << 20);
+for (let at = 0; at < workerData.size; ) {
+  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
+  if (n === 0) throw new Error('the file got shorter while it was read');
+  hash.update(buffer.subarray(0, n));
+  at += n;
+}
+closeSync(fd);
+parentPort.postMessage(hash.digest('hex'));
+`;
+function wholeImageSha256(file, size) {
+    return new Promise((resolve, reject) => {
+        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
+        worker.once('message', (hex) => {
+            resolve(hex);
+        });
+        worker.once('error', reject);
+    });
+}
+/**
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
+ */
+async function digestImage(file, size, chunkSize) {
+    const whole = wholeImageSha256(file, size);
+    whole.catch(() => undefined); // awaited below, after the chunks
+    const handle = await (0,promises_.open)(file, 'r');
+    try {
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        const zeros = new Map();
+        const chunks = [];
+        const zero = [];
+        const compressible = [];
+        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
+            const length = chunkLength(i, size, chunkSize);
+            const view = buffer.subarray(0, length);
+            await readFully(handle, view, i * chunkSize);
+            const digest = sha256(view);
+            let zeroForLength = zeros.get(length);
+            if (zeroForLength === undefined) {
+                zeroForLength = zeroDigest(length);
+                zeros.set(length, zeroForLength);
+            }
+            const isZero = digest === zeroForLength;
+            chunks.push(digest);
+            zero.push(isZero);
+            compressible.push(!isZero && promising(view));
+        }
+        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
+    }
+    finally {
+        await handle.close();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/upload/record.ts
+/**
+ * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
+ * size and chunk size, a short digest per chunk, and the drive's write counters at
+ * that moment. The next run trusts it only while those counters are unchanged (nobody
+ * wrote to the drive since), and then sends only the chunks whose digest differs.
+ * Besides, the release the image boots (when known: the ledger of releases in use reads
+ * it) and when the upload finished (standby mode tells the newest drive of a family by it).
+ */
+
+/** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
+const SHORT = 12;
+/** The user:* keys of the record (without `user:`). */
+const KEYS = {
+    sha256: 'diskless-sha256',
+    size: 'diskless-size',
+    chunkSize: 'diskless-chunk-size',
+    chunks: 'diskless-chunks',
+    writes: 'diskless-writes',
+    release: 'diskless-release',
+    uploaded: 'diskless-uploaded',
+};
+/** When the drive's image was uploaded ('' when it has no such record): sorts as text. */
+function uploadedAt(drive) {
+    return drive.meta[KEYS.uploaded] ?? '';
+}
+/** The release the drive's image boots, as recorded ('' when unknown). */
+function releaseOf(drive) {
+    return drive.meta[KEYS.release] ?? '';
+}
+function shortDigest(hex) {
+    return hex.slice(0, SHORT);
+}
+function encodeRecord(r) {
+    return {
+        [`user:${KEYS.sha256}`]: r.sha256,
+        [`user:${KEYS.size}`]: String(r.size),
+        [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
+        [`user:${KEYS.chunks}`]: r.chunks.join(''),
+        [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
+        // Always set, so a record of another image never keeps an older release or time.
+        [`user:${KEYS.release}`]: r.release ?? '',
+        [`user:${KEYS.uploaded}`]: r.uploaded ?? '',
+    };
+}
+function decodeRecord(meta) {
+    const sha256 = meta[KEYS.sha256];
+    const size = Number(meta[KEYS.size]);
+    const chunkSize = Number(meta[KEYS.chunkSize]);
+    const packed = meta[KEYS.chunks] ?? '';
+    const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
+    if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
+        return undefined;
+    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
+        return undefined;
+    const chunks = [];
+    for (let i = 0; i < packed.length; i += SHORT)
+        chunks.push(packed.slice(i, i + SHORT));
+    return {
+        sha256,
+        size,
+        chunkSize,
+        chunks,
+        writeRequests: Number(writes[1]),
+        writeBytes: Number(writes[2]),
+    };
+}
+/** The record, if the drive shows no write since it was made; else undefined. */
+function trustedRecord(drive) {
+    const record = decodeRecord(drive.meta);
+    if (!record || drive.writeRequests === undefined || drive.writeBytes === undefined)
+        return undefined;
+    if (drive.writeRequests !== record.writeRequests || drive.writeBytes !== record.writeBytes)
+        return undefined;
+    return record;
+}
+
+;// CONCATENATED MODULE: ./src/upload/family.ts
+
+
+/** Longest drive-name in standby mode: the drive name adds 9 characters, 128 at most. */
+const MAX_FAMILY_NAME = 119;
+function standbyName(family, sha256) {
+    return `${family}-${sha256.slice(0, 8)}`;
+}
+/** The family a drive name belongs to: the name without a trailing `-<sha8>`. */
+function familyOf(name) {
+    return name.replace(/-[0-9a-f]{8}$/, '');
+}
+function inFamily(drive, family) {
+    if (drive.name === family)
+        return true;
+    return (drive.name.length === family.length + 9 &&
+        drive.name.startsWith(`${family}-`) &&
+        /^[0-9a-f]{8}$/.test(drive.name.slice(family.length + 1)));
+}
+/** Newest upload first: by the recorded time, then by name (stable). */
+function newestFirst(drives) {
+    return [...drives].sort((a, b) => uploadedAt(b).localeCompare(uploadedAt(a)) || a.name.localeCompare(b.name));
+}
+/** The live drive of the family, leaving out `except` (the standby being written). */
+function liveDrive(family, except) {
+    const others = newestFirst(family.filter((d) => d.uuid !== except));
+    return others.find((d) => serverClaims(d).length > 0) ?? others[0];
+}
+
+;// CONCATENATED MODULE: ./src/fleet/elasticstack.ts
+/**
+ * The ElasticStack provider (elastichosts-api.md section 5) over the drive API client, so
+ * it has the same auth, retries and one-line errors as upload-drive. A CD device is a
+ * device key (`ide:0:1`) holding a drive UUID with `<device>:media cdrom`; repointing is
+ * servers/<uuid>/set with both keys; restarting is servers/<uuid>/reset. Answers of
+ * either shape are read: numbers or strings, lists as arrays or space-separated.
+ */
+
+
+
+
+
+
+
+
+const DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
+function words(v) {
+    if (Array.isArray(v))
+        return v.map(String).filter((w) => w !== '');
+    if (typeof v === 'string')
+        return v.split(/\s+/).filter((w) => w !== '');
+    return [];
+}
+function elasticstack_text(v) {
+    if (typeof v === 'string')
+        return v;
+    if (typeof v === 'number')
+        return String(v);
+    return undefined;
+}
+/** A server object of the API as a ServerView, or a one-line error naming the request. */
+function toServerView(answer, request) {
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+        throw new errors_DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
+    }
+    const o = answer;
+    const id = elasticstack_text(o.server);
+    if (!id)
+        throw new errors_DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
+    const status = elasticstack_text(o.status) ?? 'unknown';
+    const running = status === 'active';
+    const cds = {};
+    for (const [key, value] of Object.entries(o)) {
+        if (DEVICE.test(key) && elasticstack_text(o[`${key}:media`]) === 'cdrom')
+            cds[key] = (elasticstack_text(value) ?? '').toLowerCase();
+    }
+    const dhcp = elasticstack_text(o['nic:0:dhcp']);
+    const started = Number(elasticstack_text(o.started));
+    return {
+        id,
+        name: elasticstack_text(o.name) ?? '',
+        tags: words(o.tags),
+        status,
+        running,
+        started: running && Number.isFinite(started) && started > 0 ? started : undefined,
+        address: elasticstack_text(o['nic:0:dhcp:ip']) || (dhcp && dhcp !== 'auto' ? dhcp : undefined),
+        cds,
+    };
+}
+function driveArtifact(d) {
+    return {
+        id: d.uuid,
+        name: d.name,
+        release: releaseOf(d) || undefined,
+        sha256: d.meta[KEYS.sha256] || undefined,
+        family: familyOf(d.name),
+        claimedBy: serverClaims(d),
+    };
+}
+function notFound(error) {
+    return (error instanceof ApiError &&
+        (error.status === 404 ||
+            (error.status === 400 && /not be found|missing/i.test(error.detail + error.type))));
+}
+class ElasticStackProvider {
+    api;
+    kind = 'elasticstack';
+    constructor(api) {
+        this.api = api;
+    }
+    /** Runs an API call; refused credentials or an unreachable API become one clear line. */
+    async run(work) {
+        try {
+            return await work();
+        }
+        catch (error) {
+            throw explainApiError(error, this.api);
+        }
+    }
+    listServers() {
+        return this.run(async () => {
+            const request = this.api.requestName('GET', 'servers/info');
+            const out = await this.api.call('GET', 'servers/info', { retry: true });
+            if (!Array.isArray(out)) {
+                throw new errors_DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
+            }
+            return out
+                .map((s) => toServerView(s, request))
+                .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+        });
+    }
+    server(id) {
+        const path = `servers/${id}/info`;
+        return this.run(async () => toServerView(await this.api.call('GET', path, { retry: true }), this.api.requestName('GET', path)));
+    }
+    listArtifacts() {
+        return this.run(async () => (await this.api.infoAll()).map(driveArtifact));
+    }
+    artifact(id) {
+        return this.run(async () => {
+            try {
+                return driveArtifact(await this.api.info(id));
+            }
+            catch (error) {
+                if (notFound(error)) {
+                    throw new errors_DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
+                }
+                throw error;
+            }
+        });
+    }
+    repoint(server, device, artifact) {
+        const path = `servers/${server}/set`;
+        return this.run(async () => {
+            const answer = await this.api.call('POST', path, {
+                input: { [device]: artifact, [`${device}:media`]: 'cdrom' },
+                retry: true,
+            });
+            // The set answers with the server's info: it must now name the new drive.
+            const after = toServerView(answer, this.api.requestName('POST', path));
+            if (after.cds[device] !== artifact.toLowerCase()) {
+                throw new errors_DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
+            }
+        });
+    }
+    restart(server) {
+        return this.run(async () => {
+            await this.api.call('POST', `servers/${server}/reset`, { retry: true });
+        });
+    }
+    close() {
+        return this.api.close();
+    }
+}
+/** A provider over a new API client with upload-drive's connection and retry settings. */
+function elasticStack(o) {
+    return new ElasticStackProvider(new DriveApi({ url: o.url, user: o.user, key: o.key, connections: 4, onRetry: o.onRetry }));
+}
+/**
+ * Who holds the drive, for an error line: `server <uuid> "<name>"` per server (names
+ * from servers/info, best effort), and the copies in progress.
+ */
+async function describeHolders(api, d) {
+    const held = serverClaims(d);
+    const names = new Map();
+    if (held.length > 0) {
+        const all = await new ElasticStackProvider(api).listServers().catch(() => []);
+        for (const s of all)
+            names.set(s.id, s.name);
+    }
+    const parts = held.map((uuid) => {
+        const name = names.get(uuid);
+        return `server ${uuid}${name ? ` "${name}"` : ''}`;
+    });
+    if (claimsOf(d).some((c) => /:imaging:/.test(c)))
+        parts.push('a server-side copy (imaging)');
+    return parts.length > 0 ? parts.join(', ') : (d.claimed ?? 'unknown holders');
+}
+
+;// CONCATENATED MODULE: ./src/releases/ledger.ts
+/**
+ * The upload ledger: what each upload target (a zone's drive) was last given, one file per
+ * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
+ * the release their drive's ISO names, so every release in the ledger is in use. The
+ * workflow's report job writes these files with jq (same fields), from the upload leg or,
+ * when the target had a rollout, from the rollout's `ledger` output (which adds `also`);
+ * `recordUpload` is the library's writer for everything else.
+ */
+
+
+
+
+const LEDGER = 'ledger';
+/** An upload target's name, as the workflow's targets input allows it. */
+const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
+async function recordUpload(target, entry) {
+    if (!TARGET_NAME.test(entry.target) ||
+        !isReleaseId(entry.release) ||
+        !(entry.also ?? []).every((a) => isReleaseId(a.release))) {
+        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
+    }
+    const dir = external_node_path_default().join(target, LEDGER);
+    await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o755 });
+    await writeFileAtomic(external_node_path_default().join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
+}
+/**
+ * Every readable entry. A file that is not an entry is reported in `unreadable`, never
+ * taken as "nothing in use": retention then keeps everything (see in-use.ts).
+ */
+async function readLedger(target) {
+    const dir = external_node_path_default().join(target, LEDGER);
+    const names = await (0,promises_.readdir)(dir).catch(() => []);
+    const entries = [];
+    const unreadable = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+        try {
+            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
+            const also = e.also ?? [];
+            if (typeof e.target === 'string' &&
+                typeof e.release === 'string' &&
+                isReleaseId(e.release) &&
+                Array.isArray(also) &&
+                also.every((a) => typeof a.release === 'string' && isReleaseId(a.release))) {
+                entries.push(e);
+                continue;
+            }
+        }
+        catch {
+            // reported below
+        }
+        unreadable.push(external_node_path_default().join(dir, name));
+    }
+    return { entries, unreadable };
+}
+
+;// CONCATENATED MODULE: ./src/rollout/plan.ts
+/**
+ * Which servers a rollout moves, on which CD device, from which drive: servers named by
+ * name, UUID or `tag:<tag>` (each entry must match), or by default every server with a
+ * CD device holding a drive of the new drive's family. Decided from one listing of
+ * servers and drives, before anything changes.
+ */
+
+
+/** The servers the `servers` input names, in listing order, each once. */
+function chooseServers(entries, servers, inFamily, family) {
+    if (entries.length === 0) {
+        const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
+        if (chosen.length === 0) {
+            throw new errors_DisklessError(`No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
+        }
+        return chosen;
+    }
+    const picked = new Set();
+    for (const entry of entries) {
+        const tag = /^tag:(.+)$/.exec(entry)?.[1]?.trim();
+        const match = servers.filter((s) => tag !== undefined
+            ? s.tags.includes(tag)
+            : UUID_PATTERN.test(entry)
+                ? s.id.toLowerCase() === entry.toLowerCase()
+                : s.name === entry);
+        if (match.length === 0) {
+            throw new InputError('servers', `Input "servers": got ${JSON.stringify(entry)}; expected a server name, server UUID or tag:<tag>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
+        }
+        for (const s of match)
+            picked.add(s.id);
+    }
+    return servers.filter((s) => picked.has(s.id));
+}
+/** The move of one server: its device, the drive it leaves, what has to happen. */
+function planMove(server, target, o) {
+    const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
+    if (device === undefined) {
+        throw new errors_DisklessError(`Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`);
+    }
+    const configured = server.cds[device];
+    const running = server.running
+        ? o.claims.find((a) => a.claimedBy.includes(server.id) && o.inFamily(a.id))?.id
+        : undefined;
+    const from = running ?? configured;
+    return {
+        server,
+        device,
+        from,
+        repoint: configured !== target.id,
+        restart: server.running && running !== target.id,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/fleet/provider.ts
+/**
+ * The cloud as the rollout sees it, behind one small interface so that the rollout,
+ * retention and the summary do not care which cloud runs the servers. A provider lists
+ * servers and what they boot, repoints a server's CD device to another artifact, restarts
+ * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
+ * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
+ *
+ * Two views of "what a server boots" exist and both matter:
+ *   - configured: the artifact its CD device names now; it boots that at its next start;
+ *   - running: the artifact the running server started with. A server that was repointed
+ *     and not restarted still runs the old one; ElasticStack shows this as the drive's
+ *     claim (`claimed`), which a running server holds on the drives it started with.
+ */
+/**
+ * What is in use: each artifact that a running server runs (its claim) or that a server's
+ * CD device names (it boots it next), with those servers' names.
+ */
+function artifactsInUse(servers, artifacts) {
+    const names = new Map(servers.map((s) => [s.id, s.name || s.id]));
+    const out = new Map();
+    const use = (id) => {
+        const u = out.get(id) ?? { claimedBy: [], referencedBy: [] };
+        out.set(id, u);
+        return u;
+    };
+    for (const a of artifacts) {
+        for (const s of a.claimedBy)
+            use(a.id).claimedBy.push(names.get(s) ?? s);
+    }
+    for (const s of servers) {
+        for (const id of new Set(Object.values(s.cds)))
+            use(id).referencedBy.push(s.name || s.id);
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/rollout/result.ts
+/**
+ * What the fleet runs after a rollout, for people (one summary row per server) and for
+ * retention (a ledger entry: the release of the new drive, and `also` every other release
+ * a server of the family still runs, boots next, or that the previous drive boots).
+ */
+
+
+function label(a, id) {
+    return `${a?.release ?? 'release unknown'} (drive ${a?.name ?? '?'}, ${id.slice(0, 8)})`;
+}
+/** One row per server: the release it runs and, when it differs, the one it boots next. */
+function fleetRows(servers, artifacts) {
+    return servers.map((s) => {
+        const cds = Object.values(s.cds);
+        const families = new Set(cds.map((id) => artifacts.get(id)?.family ?? id));
+        const runs = [...artifacts.values()].filter((a) => a.claimedBy.includes(s.id) && (cds.includes(a.id) || families.has(a.family)));
+        const next = cds.map((id) => label(artifacts.get(id), id)).join(', ') || 'no CD';
+        if (!s.running)
+            return [s.name || s.id, `${s.status}; boots ${next} at its next start`];
+        const now = runs.map((a) => label(a, a.id)).join(', ');
+        if (now === '' || now === next)
+            return [s.name || s.id, `runs ${now || next}`];
+        return [s.name || s.id, `runs ${now} until its next boot, then ${next}`];
+    });
+}
+/** The ledger entry for the upload target `name`; undefined when the drive names no release. */
+function ledgerEntry(o) {
+    const release = o.target.release;
+    if (release === undefined || !isReleaseId(release))
+        return undefined;
+    const why = new Map();
+    const add = (a, reason) => {
+        if (!a?.release || !isReleaseId(a.release) || a.release === release)
+            return;
+        why.set(a.release, [...(why.get(a.release) ?? []), reason]);
+    };
+    const byId = new Map(o.artifacts.map((a) => [a.id, a]));
+    for (const [id, use] of artifactsInUse(o.servers, o.artifacts)) {
+        const a = byId.get(id);
+        if (a?.family !== o.target.family)
+            continue;
+        if (use.claimedBy.length)
+            add(a, `drive ${id.slice(0, 8)} runs on ${use.claimedBy.join(', ')}`);
+        if (use.referencedBy.length)
+            add(a, `drive ${id.slice(0, 8)} boots ${use.referencedBy.join(', ')} next`);
+    }
+    add(o.previous, `previous drive ${o.previous?.id.slice(0, 8) ?? ''} (rollback)`);
+    return {
+        target: o.name,
+        release,
+        sha256: o.target.sha256 ?? '',
+        drive: o.target.id,
+        time: (o.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z'),
+        also: [...why].map(([r, reasons]) => ({ release: r, why: reasons.join('; ') })),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/rollout/rollout.ts
+/**
+ * rollout: gets servers onto a new boot drive, batch by batch. Per batch each server's CD
+ * device is repointed, the server reset, and the batch waits until every server runs and
+ * passes the health check before the next batch starts. On the first failure it stops:
+ * the failed server goes back to the drive it ran and is restarted, servers not reached
+ * are left untouched, and the step fails saying so. A rollback is a rollout to the
+ * previous drive. `restart: none` repoints only: servers take the new drive at their next
+ * boot. What the servers run afterwards goes to the summary and, as a ledger entry, to
+ * the releases' retention (a release stays while any server runs or boots it).
+ */
+
+
+
+
+
+
+
+
+
+/** How often a restarting server is asked for its state, and the health check retried. */
+const POLL_MS = 1_000;
+const nameOf = (m) => m.server.name || m.server.id;
+/** Server names in the plan's order (servers of one batch finish in any order). */
+const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
+const rollout_short = (id) => (id ? id.slice(0, 8) : 'nothing');
+/** The artifact as people read it: name, release, short id. */
+function shown(ctx, id) {
+    if (!id)
+        return 'nothing';
+    const a = ctx.artifacts.get(id);
+    return a ? `${a.name} (${a.release ?? 'release unknown'}, ${rollout_short(id)})` : id;
+}
+/** Phase 1: the new drive, every server and drive, and what has to happen to each server. */
+async function plan(ctx) {
+    const { o, provider } = ctx;
+    const [servers, artifacts] = await Promise.all([
+        provider.listServers(),
+        provider.listArtifacts(),
+    ]);
+    ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
+    const target = ctx.artifacts.get(o.drive) ?? (await provider.artifact(o.drive));
+    ctx.target = target;
+    const inFamily = (id) => id === target.id || ctx.artifacts.get(id)?.family === target.family;
+    const chosen = chooseServers(o.servers, servers, inFamily, target.family);
+    ctx.moves = chosen.map((s) => planMove(s, target, { device: o.device, inFamily, claims: artifacts }));
+    ctx.reporter.info(`New drive: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
+        (o.restart === 'rolling'
+            ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
+            : ''));
+    for (const m of ctx.moves)
+        ctx.reporter.info(`  ${nameOf(m)}: ${describeMove(ctx, m)}`);
+}
+/** What the rollout will do to one server, for the plan's progress lines. */
+function describeMove(ctx, m) {
+    if (!m.repoint && !m.restart)
+        return 'already runs it';
+    const repoint = m.repoint
+        ? `${m.device}: ${shown(ctx, m.from)} -> ${rollout_short(ctx.target.id)}`
+        : `${m.device} names it already`;
+    if (ctx.o.restart === 'none')
+        return repoint;
+    if (m.restart)
+        return `${repoint}; reset`;
+    return m.server.running ? repoint : `${repoint}; ${m.server.status}: takes it at its next start`;
+}
+/** Waits until the server runs again and passes the check; the reason when it does not. */
+async function becomeHealthy(ctx, m, before) {
+    const resetAt = Math.floor(Date.now() / 1000);
+    const deadline = Date.now() + ctx.o.healthTimeout * 1000;
+    // Until the API shows a new start, an old instance may still answer the health check.
+    // A start less than 2 s before the reset cannot be told from the new one: accepted.
+    const restarted = (started) => started === undefined || before === undefined || started !== before || before >= resetAt - 2;
+    let s = await ctx.provider.server(m.server.id);
+    while (!s.running || !restarted(s.started)) {
+        if (Date.now() + POLL_MS > deadline)
+            return `it did not run again within ${ctx.o.healthTimeout} s (status ${s.status})`;
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(POLL_MS);
+        s = await ctx.provider.server(m.server.id);
+    }
+    if (ctx.check.kind === 'none')
+        return undefined;
+    if (!s.address)
+        return `the API shows no address for it, so health check ${describeCheck(ctx.check)} cannot run`;
+    const why = await waitHealthy(ctx.check, s.address, {
+        timeoutMs: Math.max(1_000, deadline - Date.now()),
+        intervalMs: POLL_MS,
+    });
+    return why === undefined
+        ? undefined
+        : `health check ${describeCheck(ctx.check)} failed within ${ctx.o.healthTimeout} s (${why})`;
+}
+/** One server's move; the reason it failed, or undefined. */
+async function moveOne(ctx, m, restart) {
+    const started = performance.now();
+    try {
+        if (m.repoint) {
+            await ctx.provider.repoint(m.server.id, m.device, ctx.target.id);
+            ctx.updated.push(nameOf(m));
+        }
+        if (!restart || !m.restart)
+            return undefined;
+        const before = m.server.started; // from the plan's listing: only a reset changes it
+        ctx.restarted.push(nameOf(m));
+        await ctx.provider.restart(m.server.id);
+        const why = await becomeHealthy(ctx, m, before);
+        if (why === undefined) {
+            ctx.reporter.info(`  ${nameOf(m)}: running and healthy (${describeCheck(ctx.check)}) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        }
+        return why;
+    }
+    catch (error) {
+        return errorMessage(error);
+    }
+}
+/** Puts a failed server back on the drive it ran and restarts it; what happened, in words. */
+async function revert(ctx, m) {
+    const name = nameOf(m);
+    try {
+        if (m.from && m.repoint)
+            await ctx.provider.repoint(m.server.id, m.device, m.from);
+        // Restarted only if this run reset it: a server whose repoint failed was never reset.
+        if (!m.server.running || !ctx.restarted.includes(name)) {
+            return `${name} is back on ${shown(ctx, m.from)}`;
+        }
+        const before = (await ctx.provider.server(m.server.id)).started;
+        await ctx.provider.restart(m.server.id);
+        const why = await becomeHealthy(ctx, m, before);
+        return (`${name} is back on ${shown(ctx, m.from)} and was restarted` +
+            (why ? `, but ${why}` : ', healthy again'));
+    }
+    catch (error) {
+        return `putting ${name} back on ${shown(ctx, m.from)} failed too: ${errorMessage(error)}`;
+    }
+}
+/** Phase 2: the batches, in order; throws after reverting the first batch that failed. */
+async function rollBatches(ctx) {
+    const { o, reporter } = ctx;
+    const rolling = o.restart === 'rolling';
+    const todo = ctx.moves.filter((m) => m.repoint || (rolling && m.restart));
+    const size = rolling ? o.batchSize : todo.length;
+    for (let i = 0; i < todo.length; i += size) {
+        const batch = todo.slice(i, i + size);
+        reporter.info(`[${Math.min(i + size, todo.length)}/${todo.length}] ${batch.map(nameOf).join(', ')}: ${rolling ? 'repoint, reset, wait until healthy' : 'repoint'}`);
+        const results = await Promise.all(batch.map((m) => moveOne(ctx, m, rolling)));
+        const failures = batch.flatMap((m, k) => results[k] === undefined ? [] : [{ m, why: results[k] ?? '' }]);
+        if (failures.length === 0)
+            continue;
+        ctx.failed = failures.map((f) => nameOf(f.m)).join(' ');
+        const reverted = [];
+        for (const f of failures) {
+            ctx.updated = ctx.updated.filter((n) => n !== nameOf(f.m));
+            reverted.push(await revert(ctx, f.m));
+        }
+        const untouched = todo.slice(i + size).map(nameOf);
+        throw new errors_DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
+            (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
+            (ctx.updated.length
+                ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
+                : 'No other server was changed.'));
+    }
+    if (!rolling && todo.length > 0) {
+        reporter.info(`restart: none: ${todo.length} server(s) repointed; they keep running the old drive and take ${shown(ctx, ctx.target.id)} at their next boot`);
+    }
+}
+/** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
+async function finish(ctx, failure) {
+    const { o, provider } = ctx;
+    const [servers, artifacts] = await Promise.all([
+        provider.listServers(),
+        provider.listArtifacts(),
+    ]);
+    ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
+    const previous = mostCommon(ctx.moves.map((m) => m.from).filter((f) => f !== undefined && f !== ctx.target.id));
+    const entry = o.ledgerName === undefined
+        ? undefined
+        : ledgerEntry({
+            name: o.ledgerName,
+            target: ctx.target,
+            previous: previous ? ctx.artifacts.get(previous) : undefined,
+            servers,
+            artifacts,
+        });
+    if (!entry && o.ledgerName !== undefined)
+        ctx.reporter.warning(`Drive ${ctx.target.id} records no release (user:diskless-release): no ledger entry, retention cannot tell which release its servers run`);
+    if (entry && o.rootfsTarget && !o.dryRun) {
+        await recordUpload(o.rootfsTarget, entry);
+        ctx.reporter.info(`Ledger: ${o.rootfsTarget}/ledger/${entry.target}.json (${[entry.release, ...(entry.also ?? []).map((a) => a.release)].join(', ')})`);
+    }
+    const chosen = new Set(ctx.moves.map((m) => m.server.id));
+    const fleet = fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts);
+    return {
+        outputs: {
+            'servers-updated': inOrder(ctx, ctx.updated).join(' '),
+            'servers-restarted': inOrder(ctx, ctx.restarted).join(' '),
+            'previous-drive': previous ?? '',
+            'failed-server': ctx.failed ?? '',
+            release: ctx.target.release ?? '',
+            ledger: entry && !o.dryRun ? JSON.stringify(entry) : '',
+            fleet: JSON.stringify(Object.fromEntries(fleet)),
+            'dry-run': o.dryRun,
+        },
+        summary: [
+            ['Drive', shown(ctx, ctx.target.id)],
+            ['Previous drive', previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none'],
+            [
+                'Restart',
+                o.restart === 'rolling'
+                    ? `rolling, batches of ${o.batchSize}, health ${describeCheck(ctx.check)}`
+                    : 'none: servers take the new drive at their next boot',
+            ],
+            [
+                'Result',
+                failure ??
+                    (o.dryRun
+                        ? 'dry run: nothing changed'
+                        : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
+            ],
+            ...fleet.map(([name, runs]) => [`Server ${name}`, runs]),
+        ],
+    };
+}
+function mostCommon(ids) {
+    const counts = new Map();
+    for (const id of ids)
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+}
+async function rollout(o, reporter, connect = (x) => elasticStack({
+    url: x.apiUrl,
+    user: x.apiUser,
+    key: x.apiKey,
+    onRetry: (e, n, ms) => {
+        reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
+    },
+})) {
+    const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
+    const provider = connect(o);
+    const ctx = {
+        o,
+        reporter,
+        provider,
+        check,
+        target: undefined,
+        artifacts: new Map(),
+        moves: [],
+        updated: [],
+        restarted: [],
+        failed: undefined,
+    };
+    try {
+        await reporter.group('Plan the rollout', () => plan(ctx));
+        if (ctx.target.release !== undefined && !isReleaseId(ctx.target.release)) {
+            reporter.warning(`Drive ${ctx.target.id} records release "${ctx.target.release}", which is not a release id`);
+        }
+        if (o.dryRun) {
+            reporter.info('Dry run: no server was changed');
+            return await finish(ctx, undefined);
+        }
+        let failure;
+        await reporter
+            .group('Roll out', () => rollBatches(ctx))
+            .catch((error) => {
+            if (!(error instanceof errors_DisklessError))
+                throw error;
+            failure = error.message;
+        });
+        if (failure === undefined)
+            return await finish(ctx, undefined);
+        const said = failure;
+        const report = await finish(ctx, said).catch((error) => {
+            throw new errors_DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
+        });
+        throw new StepFailure(said, report);
+    }
+    finally {
+        await provider.close();
     }
 }
 
@@ -83778,7 +85332,7 @@ const buildRootfsInputs = defineInputs({
     'keep-days': integer({ min: 0, max: 36500, default: '30' }),
     'keep-releases': list({
         expected: 'release ids such as 20261129T120000Z, one per line',
-        item: layout_isReleaseId,
+        item: isReleaseId,
     }),
     'nfs-mounts': list({
         expected: 'absolute paths of NFS mount tables (rmtab or `showmount -a` output), one per line',
@@ -84248,16 +85802,34 @@ async function withoutShippedFiles(hits, source, fileOf) {
 
 
 
+
 function signature(st) {
     return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 }
+function isRecord(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 async function readState(file) {
     try {
-        return JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        const state = JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        const { config, listing, files } = state ?? {};
+        if (typeof config === 'string' && typeof listing === 'string' && isRecord(files)) {
+            return { config, listing, files: files };
+        }
     }
     catch {
-        return {};
+        // missing or unreadable: a first scan
     }
+    return { config: '', listing: '', files: {} };
+}
+// Rules or allow list changed: files the last clean scan passed are read again.
+const SCANNER = 'secretlint-11+diskless-1';
+/** The sha256 of every entry under `root` as find(1) prints it: type, size, times, inode, path. */
+async function listingOf(root) {
+    const { stdout } = await run('find', [root, '-printf', '%y %s %T@ %C@ %i %P\\0'], {
+        debianPackage: 'findutils',
+    });
+    return sha256(stdout);
 }
 /**
  * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
@@ -84268,7 +85840,15 @@ async function scanLiveTree(o, reporter) {
     if (!(await lstatOrUndefined(root))?.isDirectory())
         return [];
     const stateFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.json`);
-    const before = await readState(stateFile);
+    const config = sha256(JSON.stringify([SCANNER, o.allow]));
+    const [state, listing] = await Promise.all([readState(stateFile), listingOf(root)]);
+    const same = state.config === config;
+    if (same && state.listing === listing) {
+        const files = Object.keys(state.files).length;
+        reporter.info(`/${o.dir} (${o.reason}): read 0 of ${files} file(s) (nothing changed since the last clean scan); 0 hit(s)`);
+        return [];
+    }
+    const before = same ? state.files : {};
     const after = {};
     const first = Object.keys(before).length === 0;
     const result = await scanSecrets({
@@ -84288,7 +85868,7 @@ async function scanLiveTree(o, reporter) {
     reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
     if (hits.length === 0) {
         await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
-        await files_writeFileAtomic(stateFile, JSON.stringify(after));
+        await writeFileAtomic(stateFile, JSON.stringify({ config, listing, files: after }));
     }
     return hits;
 }
@@ -84411,60 +85991,13 @@ async function applyTemplate(tree, entries) {
     return files;
 }
 
-;// CONCATENATED MODULE: ./src/releases/ledger.ts
-/**
- * The upload ledger: what each upload target (a zone's drive) was last given, one file per
- * target, `<target>/ledger/<name>.json`, written after a successful upload. Servers boot
- * the release their drive's ISO names, so every release in the ledger is in use. The
- * workflow's report job writes these files with jq (same fields); `recordUpload` is the
- * library's writer for everything else.
- */
-
-
-
-
-const LEDGER = 'ledger';
-/** An upload target's name, as the workflow's targets input allows it. */
-const TARGET_NAME = /^[A-Za-z0-9_.-]{1,40}$/;
-async function recordUpload(target, entry) {
-    if (!TARGET_NAME.test(entry.target) || !isReleaseId(entry.release)) {
-        throw new Error(`not a ledger entry: ${JSON.stringify(entry)}`);
-    }
-    const dir = path.join(target, LEDGER);
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await writeFileAtomic(path.join(dir, `${entry.target}.json`), `${JSON.stringify(entry, null, 2)}\n`);
-}
-/**
- * Every readable entry. A file that is not an entry is reported in `unreadable`, never
- * taken as "nothing in use": retention then keeps everything (see in-use.ts).
- */
-async function readLedger(target) {
-    const dir = external_node_path_default().join(target, LEDGER);
-    const names = await (0,promises_.readdir)(dir).catch(() => []);
-    const entries = [];
-    const unreadable = [];
-    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-        try {
-            const e = JSON.parse(await (0,promises_.readFile)(external_node_path_default().join(dir, name), 'utf8'));
-            if (typeof e.target === 'string' && typeof e.release === 'string' && layout_isReleaseId(e.release)) {
-                entries.push(e);
-                continue;
-            }
-        }
-        catch {
-            // reported below
-        }
-        unreadable.push(external_node_path_default().join(dir, name));
-    }
-    return { entries, unreadable };
-}
-
 ;// CONCATENATED MODULE: ./src/releases/in-use.ts
 /**
  * Which releases are in use: the one place that says so, for retention and the summary.
  * A release is in use while any signal names it:
  *   current   `<target>/current` points at it (new clients mount it)
- *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts)
+ *   ledger    an upload target's drive boots an ISO pinned to it (ledger.ts), or the
+ *             target's rollout saw a server run it, boot it next, or keep it for a rollback
  *   mounted   the NFS server's mount table names it (rmtab lines, or `showmount -a` output)
  *   kept      the operator named it (input keep-releases)
  * A signal that cannot be read (a damaged ledger file, an unreadable mount table that was
@@ -84516,8 +86049,11 @@ async function releasesInUse(o) {
     if (o.current)
         add(o.current, 'current');
     const ledger = await readLedger(o.target);
-    for (const e of ledger.entries)
+    for (const e of ledger.entries) {
         add(e.release, `ledger: ${e.target}`);
+        for (const a of e.also ?? [])
+            add(a.release, `ledger: ${e.target}: ${a.why}`);
+    }
     for (const file of ledger.unreadable)
         problems.push(`${file} is not a ledger entry`);
     for (const table of o.mountTables) {
@@ -85212,9 +86748,33 @@ async function buildRootfs(options, reporter) {
     try {
         const marker = await readMarker(target);
         const { id: previousId, meta: previousMeta, root: previousRoot, current, } = await previousRelease(target, layout, marker);
+        // The comparison with the previous release (an rsync dry run) and the scan of what
+        // clients mount (a find) are processes of their own: both start now and run beside
+        // the fingerprint's work. The comparison counts only if the fingerprint matches; the
+        // scan's lines are printed in a group of their own once it is done.
+        const comparison = previousRoot
+            ? differences({
+                source,
+                dest: previousRoot,
+                excludes,
+                managed: previousMeta?.managed ?? [],
+                toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+            })
+            : undefined;
+        comparison?.catch(() => undefined); // awaited below
         if (layout === 'versioned')
             await removePartials(target, reporter);
-        const mountedHits = await reporter.group('Scan what clients mount from the master', () => scanMountedTrees({ ...options, source }, reporter));
+        const mountedLog = deferredReporter();
+        const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+        mountedScan.catch(() => undefined); // awaited below
+        const mountedHits = () => reporter.group('Scan what clients mount from the master', async () => {
+            try {
+                return await mountedScan;
+            }
+            finally {
+                mountedLog.replay(reporter);
+            }
+        });
         // ---- compare, then copy holding the dpkg lock of the source ----
         const dpkgFiles = [];
         for (const name of ['lock-frontend', 'lock']) {
@@ -85227,6 +86787,7 @@ async function buildRootfs(options, reporter) {
         // copy then waits for apt to finish.
         let dpkgLock;
         let skeleton;
+        let mounted;
         let fingerprint;
         let sshKeyDir;
         let id;
@@ -85257,20 +86818,14 @@ async function buildRootfs(options, reporter) {
             }));
             if (previousRoot && previousMeta?.fingerprint === fingerprint) {
                 const diff = await reporter.group('Compare with the previous release', async () => {
-                    const lines = await differences({
-                        source,
-                        dest: previousRoot,
-                        excludes,
-                        managed: previousMeta.managed,
-                        toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-                    });
+                    const lines = (await comparison) ?? [];
                     reporter.info(lines.length === 0
                         ? `Nothing differs from ${previousMeta.id}`
                         : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`);
                     return lines;
                 });
                 if (diff.length === 0) {
-                    assertNoSecrets(mountedHits);
+                    assertNoSecrets(await mountedHits());
                     // Unchanged: nothing new. With publish, the release it equals becomes current
                     // (a staged one that the last run did not get to promote).
                     const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
@@ -85293,6 +86848,9 @@ async function buildRootfs(options, reporter) {
             else if (previousMeta) {
                 reporter.info(`The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`);
             }
+            // Not needed, but not left running while the copy writes where it reads.
+            await comparison?.catch(() => undefined);
+            mounted = await mountedHits();
             if (dpkgFiles.length > 0) {
                 dpkgLock = await holdLocks(dpkgFiles, (file) => {
                     reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
@@ -85376,7 +86934,7 @@ async function buildRootfs(options, reporter) {
                 rel: h.path.slice(1),
             }));
             reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-            assertNoSecrets([...mountedHits, ...hits]);
+            assertNoSecrets([...mounted, ...hits]);
             return result;
         });
         const meta = {
@@ -85449,6 +87007,8 @@ async function buildRootfs(options, reporter) {
 
 
 
+
+
 const MiB = 2 ** 20;
 const uploadDriveInputs = defineInputs({
     image: filePath({ required: true }),
@@ -85467,505 +87027,29 @@ const uploadDriveInputs = defineInputs({
     concurrency: integer({ min: 1, max: 64, default: '12' }),
     verify: choice(['none', 'sample', 'full'], { default: 'sample' }),
     'dry-run': bool({ default: 'false' }),
+    // standby: a new drive per image, never a drive a server runs from; in-place: the 2011 way.
+    mode: choice(['standby', 'in-place'], { default: 'standby' }),
+    release: fields_text({
+        pattern: RELEASE_ID,
+        expected: 'a release id such as 20260101T000000Z (the release the ISO boots)',
+    }),
+    'allow-claimed': bool({ default: 'false' }),
+    'keep-drives': integer({ min: 1, max: 100, default: '3' }),
     'state-dir': filePath({}),
 }, (o) => {
     if (!o.driveUuid === !o.driveName) {
         throw new InputError('drive-uuid', `Inputs "drive-uuid" and "drive-name": got ${o.driveUuid ? 'both' : 'neither'}; expected exactly one`);
     }
+    if (o.mode === 'standby' && o.driveUuid) {
+        throw new InputError('drive-uuid', `Input "drive-uuid": got "${o.driveUuid}"; expected only with mode in-place (standby mode names a new drive per image after drive-name)`);
+    }
+    if (o.mode === 'standby' && o.allowClaimed) {
+        throw new InputError('allow-claimed', 'Input "allow-claimed": got "true"; expected only with mode in-place (standby mode never writes a claimed drive)');
+    }
+    if (o.mode === 'standby' && o.driveName && o.driveName.length > MAX_FAMILY_NAME) {
+        throw new InputError('drive-name', `Input "drive-name": got "${o.driveName}"; expected at most ${MAX_FAMILY_NAME} characters in standby mode (the drive is named "<drive-name>-<8 hex digits of the image's sha256>")`);
+    }
 });
-
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./src/drive/api-error.ts
-
-/**
- * An error answer of the ElasticStack API: HTTP status, the error type (first word of
- * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
- * server's one-line description.
- */
-class ApiError extends errors_DisklessError {
-    status;
-    type;
-    detail;
-    request;
-    retryAfterMs;
-    name = 'ApiError';
-    constructor(status, type, detail, request, retryAfterMs) {
-        super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
-        this.status = status;
-        this.type = type;
-        this.detail = detail;
-        this.request = request;
-        this.retryAfterMs = retryAfterMs;
-    }
-}
-/** A request that never got an answer: refused, reset, cut mid-body, timed out. */
-class NetworkError extends errors_DisklessError {
-    request;
-    code;
-    name = 'NetworkError';
-    constructor(request, code, cause) {
-        super(`${request}: ${code}`, { cause });
-        this.request = request;
-        this.code = code;
-    }
-}
-/** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
-function isTransient(error) {
-    if (error instanceof NetworkError)
-        return true;
-    if (error instanceof ApiError) {
-        return error.status >= 500 || error.status === 429 || error.status === 409;
-    }
-    return false;
-}
-/** Retry-After in milliseconds: delta-seconds or an HTTP date. */
-function parseRetryAfter(value, now = Date.now()) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim()) * 1000;
-    const at = Date.parse(value);
-    return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-;// CONCATENATED MODULE: ./src/drive/retry.ts
-/**
- * Bounded retries with exponential backoff and full jitter, honouring the server's
- * Retry-After. Only transient failures are retried; anything else fails at once.
- */
-
-
-const defaultRetryPolicy = {
-    attempts: 6,
-    baseDelayMs: 250,
-    maxDelayMs: 8_000,
-    maxRetryAfterMs: 60_000,
-};
-function backoffDelay(policy, attempt, error, random = Math.random) {
-    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
-    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-    const jittered = Math.round(random() * ceiling);
-    if (retryAfter === undefined)
-        return jittered;
-    return Math.min(policy.maxRetryAfterMs, retryAfter) + Math.round(random() * policy.baseDelayMs);
-}
-/**
- * Runs `work` until it succeeds, fails with a non-transient error, or has used every
- * attempt; `onRetry` hears about each failure that will be retried.
- */
-async function withRetry(work, policy, onRetry = () => undefined) {
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await work(attempt);
-        }
-        catch (error) {
-            if (!isTransient(error) || attempt >= policy.attempts)
-                throw error;
-            const delay = backoffDelay(policy, attempt, error);
-            onRetry(error, attempt, delay);
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/drive/api.ts
-/**
- * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
- * ElasticStack clouds): HTTP Basic auth with the user UUID and secret key, JSON both
- * ways, kept-alive connections from one undici pool. It never logs or echoes the key.
- */
-
-
-
-
-
-async function collect(body) {
-    const parts = [];
-    for await (const part of body)
-        parts.push(part);
-    return Buffer.concat(parts);
-}
-function num(v) {
-    if (typeof v === 'number')
-        return v;
-    if (typeof v === 'string' && /^\d+$/.test(v))
-        return Number(v);
-    return undefined;
-}
-function str(v) {
-    if (typeof v === 'string')
-        return v;
-    if (typeof v === 'number')
-        return String(v);
-    if (Array.isArray(v))
-        return v.map(String).join(' ');
-    return undefined;
-}
-/** What came back, for an error line: its kind and its start, on one line. */
-function showAnswer(answer) {
-    if (answer === undefined)
-        return 'an empty answer';
-    const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
-    const kind = typeof answer === 'string'
-        ? /^\s*</.test(answer)
-            ? 'HTML'
-            : 'text'
-        : Array.isArray(answer)
-            ? 'a JSON array'
-            : answer === null
-                ? 'JSON null'
-                : `a JSON ${typeof answer}`;
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return `${kind}: ${JSON.stringify(flat.length > 80 ? `${flat.slice(0, 77)}...` : flat)}`;
-}
-/** A drive object as the API documents it, or a one-line error naming the request. */
-function toDriveInfo(answer, request = 'the API') {
-    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new errors_DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
-    }
-    const o = answer;
-    const meta = {};
-    for (const [k, v] of Object.entries(o)) {
-        if (k.startsWith('user:'))
-            meta[k.slice(5)] = str(v) ?? '';
-    }
-    const size = num(o.size);
-    const uuid = str(o.drive);
-    if (!uuid || size === undefined) {
-        throw new errors_DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
-    }
-    return {
-        uuid,
-        name: str(o.name) ?? '',
-        size,
-        claimType: str(o['claim:type']) ?? 'exclusive',
-        claimed: str(o.claimed) || undefined,
-        meta,
-        writeRequests: num(o['write:requests']),
-        writeBytes: num(o['write:bytes']),
-    };
-}
-class DriveApi {
-    url;
-    user;
-    pool;
-    auth;
-    retry;
-    onRetry;
-    constructor(o) {
-        this.url = new URL(o.url.endsWith('/') ? o.url : `${o.url}/`);
-        this.user = o.user;
-        this.auth = `Basic ${Buffer.from(`${o.user}:${o.key}`).toString('base64')}`;
-        this.retry = o.retry ?? defaultRetryPolicy;
-        this.onRetry = o.onRetry;
-        this.pool = new undici/* Pool */.bC(this.url.origin, {
-            connections: o.connections,
-            pipelining: 1,
-            keepAliveTimeout: 30_000,
-            headersTimeout: 120_000,
-            bodyTimeout: 120_000,
-        });
-    }
-    close() {
-        return this.pool.close();
-    }
-    /**
-     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
-     * body goes to `consume` (default: collected into one Buffer), so a large read can be
-     * hashed as it streams in instead of being held whole.
-     */
-    async exchange(method, path, body, consume = collect) {
-        const target = new URL(path, this.url);
-        const what = `${method} ${target.pathname}`;
-        const headers = {
-            authorization: this.auth,
-            accept: 'application/json',
-        };
-        if (body) {
-            headers['content-type'] = body.type;
-            if (body.gzip)
-                headers['content-encoding'] = 'gzip';
-            // A stream has no length of its own: the API wants one (no chunked bodies), and
-            // undici fails the request if the stream then brings more or fewer bytes.
-            if (body.length !== undefined)
-                headers['content-length'] = String(body.length);
-        }
-        const network = (error) => new NetworkError(what, error.code ?? String(error), error);
-        let res;
-        try {
-            res = await this.pool.request({
-                method,
-                path: target.pathname + target.search,
-                headers,
-                body: body?.data ?? (method === 'POST' ? '' : undefined),
-            });
-        }
-        catch (error) {
-            // A streamed body that ran short or long: the file changed under it, and sending it
-            // again cannot help.
-            if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-                throw new errors_DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
-            }
-            throw network(error);
-        }
-        if (res.statusCode >= 400) {
-            const text = await collect(res.body).catch(() => Buffer.alloc(0));
-            const header = res.headers['x-elastic-error'];
-            const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
-            const retryAfter = res.headers['retry-after'];
-            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
-        }
-        try {
-            return await consume(res.body);
-        }
-        catch (error) {
-            throw network(error);
-        }
-    }
-    /** The request as errors name it: method and full URL (never credentials: none are in it). */
-    requestName(method, path) {
-        return `${method} ${new URL(path, this.url).href}`;
-    }
-    /**
-     * A JSON answer (undefined when empty). Text or HTML where JSON was due (a proxy's
-     * page, a wrong URL) is a one-line error naming the URL and what came back.
-     */
-    async json(method, path, input) {
-        const body = input ? { data: JSON.stringify(input), type: 'application/json' } : undefined;
-        const text = (await this.exchange(method, path, body)).toString('utf8').trim();
-        if (text === '')
-            return undefined;
-        try {
-            return JSON.parse(text);
-        }
-        catch {
-            throw new errors_DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
-        }
-    }
-    /**
-     * A drive object answer; an empty or other answer is a one-line error. `retry` only for
-     * idempotent calls.
-     */
-    async drive(method, path, o) {
-        const call = () => this.json(method, path, o.input);
-        const answer = o.retry ? await this.retried(call) : await call();
-        return toDriveInfo(answer, this.requestName(method, path));
-    }
-    /** Retries an idempotent call on transient failures. */
-    retried(work) {
-        return withRetry(work, this.retry, this.onRetry);
-    }
-    /** Every drive; a listing that is not an array is an error, never "no drives". */
-    async infoAll() {
-        const request = this.requestName('GET', 'drives/info');
-        const out = await this.retried(() => this.json('GET', 'drives/info'));
-        if (!Array.isArray(out)) {
-            throw new errors_DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
-        }
-        return out.map((d) => toDriveInfo(d, request));
-    }
-    info(uuid) {
-        return this.drive('GET', `drives/${uuid}/info`, { retry: true });
-    }
-    /** Not retried here: a create whose answer was lost may have happened (see createDrive). */
-    create(fields) {
-        return this.drive('POST', 'drives/create', { input: fields, retry: false });
-    }
-    set(uuid, fields) {
-        return this.drive('POST', `drives/${uuid}/set`, { input: fields, retry: true });
-    }
-    /** Reads SIZE bytes at OFFSET (the API allows at most 4 MiB per read). */
-    read(uuid, offset, size) {
-        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`));
-    }
-    /** sha256 and length of SIZE bytes at OFFSET, hashed as they stream in (bounded memory). */
-    readDigest(uuid, offset, size) {
-        return this.retried(() => this.exchange('GET', `drives/${uuid}/read/${offset}/${size}`, undefined, async (body) => {
-            const hash = (0,external_node_crypto_.createHash)('sha256');
-            let bytes = 0;
-            for await (const part of body) {
-                hash.update(part);
-                bytes += part.length;
-            }
-            return { sha256: hash.digest('hex'), bytes };
-        }));
-    }
-    /**
-     * One write request, not retried: the caller counts and schedules retries. The body is
-     * a buffer, or a stream of exactly `length` raw bytes (read from the image as it goes).
-     */
-    async writeOnce(uuid, offset, body) {
-        await this.exchange('POST', `drives/${uuid}/write/${offset}`, {
-            type: 'application/octet-stream',
-            ...body,
-        });
-    }
-}
-
-// EXTERNAL MODULE: external "node:worker_threads"
-var external_node_worker_threads_ = __nccwpck_require__(5919);
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./src/upload/compress.ts
-/**
- * gzip a chunk only where it pays. Kernels, initramfs and squashfs are already
- * compressed and barely shrink, and deflating incompressible data runs at a few tens
- * of MB/s, slower than the link: so a 64 KiB sample of the chunk is tried first (while
- * the image is hashed, so sending starts at once), and only a chunk whose sample
- * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
- */
-
-
-const gzipAsync = (0,external_node_util_.promisify)(external_node_zlib_.gzip);
-/** Compress the whole chunk only when the sample promises at least this ratio... */
-const PROMISING = 0.8;
-/** ...and send it compressed only when it really saves at least a tenth. */
-const WORTH = 0.9;
-/** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
-const WINDOWS = 16;
-const compress_WINDOW = 4 * 1024;
-function sampleOf(raw) {
-    if (raw.length <= WINDOWS * compress_WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
-}
-/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
-function promising(raw) {
-    const sample = sampleOf(raw);
-    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
-}
-/** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
-async function chunkBody(raw) {
-    const packed = await gzipAsync(raw, { level: 1 });
-    return packed.length <= raw.length * WORTH
-        ? { data: packed, gzip: true }
-        : { data: raw, gzip: false };
-}
-
-;// CONCATENATED MODULE: ./src/upload/image.ts
-/**
- * The image to upload: checked before anything is sent, then read once to get its
- * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
- */
-
-
-
-
-
-
-/** Size of the image, or a clear error when it is missing, empty or not a file. */
-async function imageSize(file) {
-    let info;
-    try {
-        info = await (0,promises_.stat)(file);
-    }
-    catch {
-        throw new errors_DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
-    }
-    if (!info.isFile()) {
-        throw new errors_DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
-    }
-    if (info.size === 0) {
-        throw new errors_DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
-    }
-    return info.size;
-}
-/** Identifies the file's content version: a change or replacement changes it. */
-async function imageIdentity(file) {
-    const s = await (0,promises_.stat)(file, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-}
-function chunkCount(size, chunkSize) {
-    return Math.ceil(size / chunkSize);
-}
-function chunkLength(index, size, chunkSize) {
-    return Math.min(chunkSize, size - index * chunkSize);
-}
-/** sha256 of `length` zero bytes, without allocating them all. */
-function zeroDigest(length) {
-    const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    for (let left = length; left > 0; left -= block.length) {
-        hash.update(left >= block.length ? block : block.subarray(0, left));
-    }
-    return hash.digest('hex');
-}
-/** Reads exactly buffer.length bytes at `position` (short reads are retried). */
-async function readFully(handle, buffer, position) {
-    let done = 0;
-    while (done < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
-        if (bytesRead === 0)
-            throw new errors_DisklessError('image: the file got shorter while it was read');
-        done += bytesRead;
-    }
-}
-// The whole-image sha256 is computed on a second thread while this one hashes each
-// chunk: the two passes over the data then cost about one (the machines have 2 cores).
-const WHOLE_IMAGE_HASHER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
-const fd = openSync(workerData.file, 'r');
-const hash = createHash('sha256');
-const buffer = Buffer.allocUnsafe(4 << 20);
-for (let at = 0; at < workerData.size; ) {
-  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
-  if (n === 0) throw new Error('the file got shorter while it was read');
-  hash.update(buffer.subarray(0, n));
-  at += n;
-}
-closeSync(fd);
-parentPort.postMessage(hash.digest('hex'));
-`;
-function wholeImageSha256(file, size) {
-    return new Promise((resolve, reject) => {
-        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
-        worker.once('message', (hex) => {
-            resolve(hex);
-        });
-        worker.once('error', reject);
-    });
-}
-/**
- * The image's sha256, a digest per chunk and which chunks are worth compressing.
- * Memory: one chunk (plus the hashing thread's).
- */
-async function digestImage(file, size, chunkSize) {
-    const whole = wholeImageSha256(file, size);
-    whole.catch(() => undefined); // awaited below, after the chunks
-    const handle = await (0,promises_.open)(file, 'r');
-    try {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-        const zeros = new Map();
-        const chunks = [];
-        const zero = [];
-        const compressible = [];
-        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
-            const length = chunkLength(i, size, chunkSize);
-            const view = buffer.subarray(0, length);
-            await readFully(handle, view, i * chunkSize);
-            const digest = sha256(view);
-            let zeroForLength = zeros.get(length);
-            if (zeroForLength === undefined) {
-                zeroForLength = zeroDigest(length);
-                zeros.set(length, zeroForLength);
-            }
-            const isZero = digest === zeroForLength;
-            chunks.push(digest);
-            zero.push(isZero);
-            compressible.push(!isZero && promising(view));
-        }
-        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
-    }
-    finally {
-        await handle.close();
-    }
-}
 
 ;// CONCATENATED MODULE: ./src/upload/journal.ts
 /**
@@ -86055,67 +87139,6 @@ async function openJournal(stateDir, header, resumed) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/upload/record.ts
-/**
- * What a finished upload leaves on the drive, as user:* metadata: the image's sha256,
- * size and chunk size, a short digest per chunk, and the drive's write counters at
- * that moment. The next run trusts it only while those counters are unchanged (nobody
- * wrote to the drive since), and then sends only the chunks whose digest differs.
- */
-
-/** Hex characters kept per chunk digest (48 bits): enough to tell chunks apart. */
-const SHORT = 12;
-const KEYS = {
-    sha256: 'diskless-sha256',
-    size: 'diskless-size',
-    chunkSize: 'diskless-chunk-size',
-    chunks: 'diskless-chunks',
-    writes: 'diskless-writes',
-};
-function shortDigest(hex) {
-    return hex.slice(0, SHORT);
-}
-function encodeRecord(r) {
-    return {
-        [`user:${KEYS.sha256}`]: r.sha256,
-        [`user:${KEYS.size}`]: String(r.size),
-        [`user:${KEYS.chunkSize}`]: String(r.chunkSize),
-        [`user:${KEYS.chunks}`]: r.chunks.join(''),
-        [`user:${KEYS.writes}`]: `${r.writeRequests}:${r.writeBytes}`,
-    };
-}
-function decodeRecord(meta) {
-    const sha256 = meta[KEYS.sha256];
-    const size = Number(meta[KEYS.size]);
-    const chunkSize = Number(meta[KEYS.chunkSize]);
-    const packed = meta[KEYS.chunks] ?? '';
-    const writes = /^(\d+):(\d+)$/.exec(meta[KEYS.writes] ?? '');
-    if (!sha256 || !writes || !(size > 0) || !(chunkSize > 0))
-        return undefined;
-    if (packed.length !== chunkCount(size, chunkSize) * SHORT)
-        return undefined;
-    const chunks = [];
-    for (let i = 0; i < packed.length; i += SHORT)
-        chunks.push(packed.slice(i, i + SHORT));
-    return {
-        sha256,
-        size,
-        chunkSize,
-        chunks,
-        writeRequests: Number(writes[1]),
-        writeBytes: Number(writes[2]),
-    };
-}
-/** The record, if the drive shows no write since it was made; else undefined. */
-function trustedRecord(drive) {
-    const record = decodeRecord(drive.meta);
-    if (!record || drive.writeRequests === undefined || drive.writeBytes === undefined)
-        return undefined;
-    if (drive.writeRequests !== record.writeRequests || drive.writeBytes !== record.writeBytes)
-        return undefined;
-    return record;
-}
-
 ;// CONCATENATED MODULE: ./src/upload/plan.ts
 
 
@@ -86180,6 +87203,134 @@ function staleJournal(journal, drive) {
     const [r1 = 0, b1 = 0] = now.split(':').map(Number);
     return journal.header.writes && (r1 < r0 || b1 < b0) ? 'its write counters went back' : undefined;
 }
+/**
+ * The plan for a drive this run has just made (standby mode): a server-side copy of a
+ * drive whose record is trusted holds that record's chunks; a new drive that nothing was
+ * copied onto reads as zeros; a drive whose content is unknown gets every chunk.
+ */
+function planFresh(d, holds) {
+    let basis;
+    let source;
+    if ('copied' in holds) {
+        basis = d.chunks.map((_, i) => holds.copied.chunks[i] ?? '');
+        source = 'server-side copy of the live drive';
+    }
+    else if ('zeros' in holds) {
+        basis = d.chunks.map((c, i) => (d.zero[i] ? shortDigest(c) : ''));
+        source = 'new drive (reads as zeros)';
+    }
+    else {
+        basis = d.chunks.map(() => '');
+        source = 'drive of unknown content: sending every chunk';
+    }
+    const todo = d.chunks.flatMap((digest, i) => (basis[i] === shortDigest(digest) ? [] : [i]));
+    const todoBytes = todo.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    return { todo, todoBytes, basis, resumed: false, upToDate: false, source };
+}
+
+;// CONCATENATED MODULE: ./src/upload/retention.ts
+
+
+
+function judgeFamily(family, o) {
+    // The drive just written ranks first whatever its record says (a dry run's is not yet).
+    const sorted = newestFirst(family);
+    const ranked = [
+        ...sorted.filter((d) => d.uuid === o.current),
+        ...sorted.filter((d) => d.uuid !== o.current),
+    ];
+    return ranked.map((drive, rank) => {
+        const why = [
+            drive.uuid === o.current ? 'the drive just written' : '',
+            drive.uuid === o.previous ? 'the previous drive (rollback)' : '',
+            claimsOf(drive).length > 0 ? `claimed (${drive.claimed ?? ''})` : '',
+            drive.imaging ? 'being imaged' : '',
+            rank < o.keep ? `one of the ${o.keep} newest` : '',
+        ].filter((w) => w !== '');
+        return { drive, keep: why.length > 0 ? why.join(', ') : undefined };
+    });
+}
+/** Removes what `judgeFamily` lets go (or only says so in a dry run); returns the UUIDs removed. */
+async function retention_applyRetention(api, verdicts, reporter, dryRun) {
+    const removed = [];
+    for (const { drive, keep } of verdicts) {
+        const label = `drive ${drive.uuid} "${drive.name}"`;
+        if (keep) {
+            reporter.info(`keep ${label}: ${keep}`);
+            continue;
+        }
+        if (dryRun) {
+            reporter.info(`dry run: would remove ${label} (older than the keep-drives newest)`);
+            removed.push(drive);
+            continue;
+        }
+        try {
+            await api.destroy(drive.uuid);
+            reporter.info(`removed ${label} (older than the keep-drives newest, unclaimed)`);
+            removed.push(drive);
+        }
+        catch (error) {
+            reporter.warning(`could not remove ${label}: ${errorMessage(error)}; it stays`);
+        }
+    }
+    return removed;
+}
+
+;// CONCATENATED MODULE: ./src/upload/session.ts
+/**
+ * What an upload run carries through its phases in either mode (the session), what it
+ * reports (the result), and the small helpers both modes use to log and start writing.
+ */
+
+
+function logImage(s, digests) {
+    s.reporter.info(`${external_node_path_default().basename(s.o.image)}: ${s.size} bytes, ${digests.chunks.length} chunks of ${formatBytes(s.o.chunkSize)}, sha256 ${digests.sha256}`);
+}
+function logPlan(s, plan, digests) {
+    s.reporter.info(plan.upToDate
+        ? 'the drive already holds this image: up to date'
+        : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`);
+}
+/** The result before anything is written; the modes fill in the rest. */
+function baseResult(s, digests, plan, drive) {
+    return {
+        mode: s.o.mode,
+        ...drive,
+        dryRun: s.o.dryRun,
+        upToDate: plan.upToDate,
+        sha256: digests.sha256,
+        release: s.o.release,
+        imageBytes: s.size,
+        chunksTotal: digests.chunks.length,
+        chunksSkipped: digests.chunks.length - plan.todo.length,
+        chunksVerified: 0,
+        chunksRewritten: 0,
+        bytesRead: 0,
+        resumed: plan.resumed,
+        previous: undefined,
+        copiedFrom: undefined,
+        removed: [],
+        stats: s.stats,
+        seconds: 0,
+        phases: s.phases,
+    };
+}
+/** What writePlan needs from the session; the caller adds the drive and the verify mode. */
+function writeContext(s, digests, plan, stateDir) {
+    return {
+        api: s.api,
+        policy: s.policy,
+        stats: s.stats,
+        digests,
+        plan,
+        image: s.o.image,
+        chunkSize: s.o.chunkSize,
+        concurrency: s.o.concurrency,
+        stateDir,
+        identity: s.identity,
+        release: s.o.release,
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/upload/progress.ts
 function mib(bytes) {
@@ -86206,83 +87357,6 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
             clearInterval(timer);
         },
     };
-}
-
-;// CONCATENATED MODULE: ./src/upload/target.ts
-/**
- * Which drive to write: a given UUID that must exist, or the one drive with a given
- * name (created when there is none, refused when there are several), with the claim
- * type it must have and room for the image.
- */
-
-
-
-
-/** Turns the API's refusals of our credentials into a message that names the user, never the key. */
-function explainApiError(error, api) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-        return new errors_DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
-    }
-    if (error instanceof NetworkError) {
-        return new errors_DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
-    }
-    return error;
-}
-async function findTarget(api, want) {
-    if (want.uuid) {
-        try {
-            return { kind: 'existing', drive: await api.info(want.uuid) };
-        }
-        catch (error) {
-            if (error instanceof ApiError &&
-                (error.status === 404 ||
-                    (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
-                throw new errors_DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
-            }
-            throw error;
-        }
-    }
-    const name = want.name ?? '';
-    const named = (await api.infoAll()).filter((d) => d.name === name);
-    if (named.length > 1) {
-        throw new errors_DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
-    }
-    const [drive] = named;
-    return drive ? { kind: 'existing', drive } : { kind: 'new', name };
-}
-/** Refuses, before anything is written, an image that does not fit the drive. */
-function checkFits(imageBytes, image, driveBytes, drive) {
-    if (imageBytes <= driveBytes)
-        return;
-    throw new errors_DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
-        'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
-}
-/**
- * Creates the drive. A create is not idempotent: when its answer is lost, the drive may
- * exist anyway, so before trying again we look for it by name and adopt a single match.
- */
-async function createDrive(api, fields, policy) {
-    const body = { name: fields.name, size: String(fields.size), 'claim:type': fields.claimType };
-    return withRetry(async (attempt) => {
-        if (attempt > 1) {
-            const existing = (await api.infoAll()).filter((d) => d.name === fields.name);
-            if (existing.length === 1 && existing[0])
-                return existing[0];
-        }
-        return api.create(body);
-    }, policy);
-}
-/** Creates the drive, or corrects an existing drive's claim type. */
-async function prepareDrive(api, target, o, policy) {
-    if (target.kind === 'new') {
-        const drive = await createDrive(api, { name: target.name, size: o.size, claimType: o.claimType }, policy);
-        return { drive, created: true, claimTypeChanged: undefined };
-    }
-    if (target.drive.claimType === o.claimType) {
-        return { drive: target.drive, created: false, claimTypeChanged: undefined };
-    }
-    const drive = await api.set(target.drive.uuid, { 'claim:type': o.claimType });
-    return { drive, created: false, claimTypeChanged: `${target.drive.claimType} -> ${o.claimType}` };
 }
 
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
@@ -86313,12 +87387,25 @@ async function sendChunks(t, indexes) {
     let failure;
     let oneAtATime = false;
     let lane = Promise.resolve();
+    // Writes sent before the switch to one at a time: the lane waits for them first.
+    const inFlight = new Set();
     const write = (offset, body) => {
-        if (!oneAtATime)
-            return t.api.writeOnce(t.drive, offset, body());
+        if (!oneAtATime) {
+            const sent = t.api.writeOnce(t.drive, offset, body());
+            inFlight.add(sent);
+            const drop = () => inFlight.delete(sent);
+            sent.then(drop, drop);
+            return sent;
+        }
         const turn = lane.then(() => t.api.writeOnce(t.drive, offset, body()));
         lane = turn.catch(() => undefined);
         return turn;
+    };
+    const oneByOne = () => {
+        if (oneAtATime)
+            return;
+        oneAtATime = true;
+        lane = Promise.allSettled([...inFlight]);
     };
     const worker = async () => {
         let buffer; // only chunks worth compressing are read whole
@@ -86342,7 +87429,7 @@ async function sendChunks(t, indexes) {
                 };
                 await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
                     if (error instanceof ApiError && error.status === 409)
-                        oneAtATime = true;
+                        oneByOne();
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
                 });
@@ -86378,7 +87465,7 @@ async function sendChunks(t, indexes) {
 
 ;// CONCATENATED MODULE: ./src/upload/verify.ts
 /**
- * Reads the drive back through the API's read endpoint (1 MiB pieces, in parallel)
+ * Reads the drive back through the API's read endpoint (up to 4 MiB a read, in parallel)
  * and compares each piece's sha256 with the image's. `full` checks every byte of the
  * image; `sample` checks a 256 KiB piece of each of up to four chunks this run wrote (the
  * first, the last and two at random), a cheap proof that the writes landed where and
@@ -86402,16 +87489,25 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
     }
     return [...pick].sort((a, b) => a - b);
 }
-/** Reads go out in pieces this big, in parallel: a chunk is not limited to one connection. */
-const PIECE = 2 ** 20;
+/**
+ * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
+ * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
+ * digest, so nothing is read from the image and each chunk costs one round trip.
+ */
+const PIECE = 4 * 2 ** 20;
+/**
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
+ */
+const SMALL_PIECE = 2 ** 20;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 /**
- * Indexes of the chunks whose bytes on the drive differ from the image. Each 1 MiB
- * piece read back is hashed as it streams in and compared with the same piece of the
- * image file, so memory stays at one piece per connection.
+ * Indexes of the chunks whose bytes on the drive differ from the image. Each piece read
+ * back is hashed as it streams in and compared with the chunk's digest (a whole chunk) or
+ * with the same piece of the image file, so memory stays at one piece per connection.
  */
-async function findMismatches(api, drive, image, d, indexes, concurrency, sample) {
+async function findMismatches(api, drive, image, d, indexes, concurrency, sample, counted = { bytesRead: 0 }) {
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -86421,24 +87517,33 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
-        return Array.from({ length: Math.ceil(length / PIECE) }, (_, k) => ({
+        const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+        return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
             index,
-            offset: start + k * PIECE,
-            size: Math.min(PIECE, length - k * PIECE),
+            offset: start + k * piece,
+            size: Math.min(piece, length - k * piece),
         }));
     });
     const bad = new Set();
     const handle = await (0,promises_.open)(image, 'r');
     let next = 0;
     const worker = async () => {
-        const buffer = Buffer.allocUnsafe(PIECE);
+        let buffer; // only for pieces smaller than their chunk
         for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
             if (bad.has(piece.index))
                 continue;
-            const want = buffer.subarray(0, piece.size);
-            await readFully(handle, want, piece.offset);
+            const whole = piece.offset === piece.index * d.chunkSize &&
+                piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+            let expected = d.chunks[piece.index];
+            if (!whole) {
+                buffer ??= Buffer.allocUnsafe(PIECE);
+                const want = buffer.subarray(0, piece.size);
+                await readFully(handle, want, piece.offset);
+                expected = sha256(want);
+            }
             const got = await api.readDigest(drive, piece.offset, piece.size);
-            if (got.bytes !== piece.size || got.sha256 !== sha256(want))
+            counted.bytesRead += got.bytes;
+            if (got.bytes !== piece.size || got.sha256 !== expected)
                 bad.add(piece.index);
         }
     };
@@ -86451,13 +87556,443 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
     return [...bad].sort((a, b) => a - b);
 }
 
+;// CONCATENATED MODULE: ./src/upload/write.ts
+
+
+
+
+
+
+
+
+/** Sends the plan, verifies, and records what the drive holds. */
+async function writePlan(c, reporter, phase) {
+    const { api, stats, digests, plan } = c;
+    const uuid = c.drive.uuid;
+    const out = { chunksVerified: 0, chunksRewritten: 0, bytesRead: 0 };
+    const transfer = {
+        api,
+        drive: uuid,
+        image: c.image,
+        digests,
+        concurrency: c.concurrency,
+        policy: c.policy,
+        stats,
+        onRetry: (index, error, attempt, delay) => {
+            reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
+        },
+    };
+    const journal = plan.todo.length > 0
+        ? await openJournal(c.stateDir, {
+            version: 2,
+            drive: uuid,
+            sha256: digests.sha256,
+            chunkSize: c.chunkSize,
+            basis: plan.basis,
+            record: c.drive.meta['diskless-sha256'] ?? '',
+            writes: countersOf(c.drive),
+        }, plan.resumed)
+        : undefined;
+    // A full verify starts at once: chunks this run does not send (a server-side copy's)
+    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+    // so the reads overlap the writes instead of following them.
+    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+    try {
+        if (journal)
+            await send(c, journal, transfer, reporter, phase, early?.add);
+    }
+    catch (error) {
+        await early?.done().catch(() => undefined);
+        throw error;
+    }
+    // The write counters are final once the writes are: ask for them while verifying, and
+    // journal them, so a later run can tell whether anyone wrote to the drive since.
+    const counters = plan.upToDate ? undefined : api.info(uuid);
+    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
+    seen?.catch(() => undefined);
+    // With a sampled read-back (in-place mode), the record does not wait for the sample: it
+    // goes out while the reads run. A chunk found wrong is then rewritten, which moves the
+    // write counters on, so that record is no longer trusted and is written again below.
+    // A full read-back (and standby mode) waits: there a record means "read back whole".
+    const earlyRecord = c.recordEarly && counters && c.verify !== 'full'
+        ? (async () => {
+            await checkIdentity(c);
+            await seen;
+            await writeRecord(c, await counters, reporter);
+        })()
+        : undefined;
+    earlyRecord?.catch(() => undefined); // awaited after the verify
+    const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
+    // A resumed run did not send what the interrupted one did: every such chunk is read back.
+    const sending = new Set(plan.todo);
+    const unsent = plan.resumed && c.verify !== 'full'
+        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+        : [];
+    const sampled = check.filter((i) => !unsent.includes(i));
+    if (check.length + unsent.length > 0) {
+        const how = c.verify === 'full' ? 'whole' : 'one-piece';
+        const total = sampled.length + unsent.length;
+        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
+            let bad = early
+                ? await early.done()
+                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+            if (bad.length > 0) {
+                await c.rewriteGuard?.(bad);
+                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
+                out.chunksRewritten = bad.length;
+                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
+                bad = await find(bad, 'whole');
+                if (bad.length > 0) {
+                    throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
+                }
+            }
+            out.chunksVerified = total;
+            reporter.info(`verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+        });
+    }
+    await earlyRecord;
+    await checkIdentity(c);
+    c.verified?.();
+    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
+    if ((!plan.upToDate && !earlyRecord) || out.chunksRewritten > 0) {
+        await phase('record', 'Record what the drive holds', async () => {
+            // A rewrite during verification moved the counters on: ask again.
+            await seen;
+            const now = out.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
+            await writeRecord(c, now, reporter);
+        });
+    }
+    await journal?.remove();
+    return out;
+}
+/**
+ * The chunks were sent as read after hashing; a file replaced or rewritten since would
+ * have put a mix of two images on the drive: never record that as this image.
+ */
+async function checkIdentity(c) {
+    if ((await imageIdentity(c.image)) !== c.identity) {
+        throw new errors_DisklessError(`Image ${c.image} changed while it was being uploaded; build it again, then upload`);
+    }
+}
+/** Records on the drive the image it holds, with the write counters `now`. */
+async function writeRecord(c, now, reporter) {
+    const { digests } = c;
+    if (now.writeRequests === undefined || now.writeBytes === undefined) {
+        reporter.warning('the API reports no write counters: the next upload will send every chunk');
+        return;
+    }
+    await c.api.set(c.drive.uuid, encodeRecord({
+        sha256: digests.sha256,
+        size: digests.size,
+        chunkSize: c.chunkSize,
+        chunks: digests.chunks.map(shortDigest),
+        writeRequests: now.writeRequests,
+        writeBytes: now.writeBytes,
+        release: c.release,
+        uploaded: new Date().toISOString(),
+    }));
+    reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
+}
+/**
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
+ */
+function earlyVerify(c, out) {
+    const sending = new Set(c.plan.todo);
+    const check = (indexes) => {
+        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
+        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+        return read;
+    };
+    const reads = [
+        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+    ];
+    const added = new Set();
+    return {
+        add: (index) => {
+            if (added.has(index))
+                return;
+            added.add(index);
+            reads.push(check([index]));
+        },
+        done: async () => {
+            const missing = c.plan.todo.filter((i) => !added.has(i));
+            if (missing.length > 0)
+                reads.push(check(missing));
+            const bad = (await Promise.all(reads)).flat();
+            return [...new Set(bad)].sort((a, b) => a - b);
+        },
+    };
+}
+async function send(c, journal, transfer, reporter, phase, confirmed) {
+    const { plan, stats } = c;
+    await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
+        const progress = startProgress('upload', plan.todoBytes, (line) => {
+            reporter.info(line);
+        }, () => stats.retries);
+        try {
+            await sendChunks({
+                ...transfer,
+                confirmed: async (i, bytes) => {
+                    progress.add(bytes);
+                    await journal.confirm(i);
+                    confirmed?.(i);
+                },
+            }, plan.todo);
+        }
+        finally {
+            progress.stop();
+        }
+        reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/upload/standby.ts
+/**
+ * Standby mode, the default: the image goes to a drive of its own, named from
+ * `drive-name` and the image's digest, never to a drive a running server uses. When the
+ * family has a live drive with a trusted record, the new drive starts as a server-side
+ * copy of it (the image call), so only the chunks that changed are sent. The drive is
+ * read back whole before its record is written: a drive with a record is complete, and
+ * only then may a rollout point servers at it. A drive that already holds the image is
+ * reused, nothing sent. Then the family's retention removes old drives (family.ts,
+ * retention.ts).
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function standby(s) {
+    const found = await find(s);
+    const stateDir = s.o.stateDir ?? defaultStateDir();
+    const reuse = reusable(found);
+    if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
+        const d = found.existing;
+        throw new errors_DisklessError(`Drive ${d.uuid} "${d.name}" does not hold this image completely (no trusted record of it) and is claimed by ${await describeHolders(s.api, d)}: standby mode never writes a drive a running server uses; nothing was written`);
+    }
+    if (s.o.dryRun)
+        return dryRun(s, found, reuse);
+    let drive;
+    let plan;
+    let created = false;
+    let copiedFrom;
+    if (reuse && found.existing) {
+        drive = found.existing;
+        plan = await planUpload(drive, found.digests, stateDir);
+        s.reporter.info(`drive ${drive.uuid} "${drive.name}" already holds this image: reused`);
+    }
+    else {
+        const resumed = found.existing
+            ? await planUpload(found.existing, found.digests, stateDir)
+            : undefined;
+        if (found.existing && resumed?.resumed) {
+            drive = await waitImaging(s, found.existing);
+            plan = resumed;
+        }
+        else {
+            const made = await make(s, found);
+            ({ drive, created, copiedFrom } = made);
+            plan = made.plan;
+        }
+    }
+    logPlan(s, plan, found.digests);
+    const result = baseResult(s, found.digests, plan, {
+        driveUuid: drive.uuid,
+        driveName: drive.name,
+        created,
+        claimTypeChanged: undefined,
+    });
+    result.previous = found.live && { uuid: found.live.uuid, name: found.live.name };
+    result.copiedFrom = copiedFrom;
+    const claimed = serverClaims(drive).length > 0;
+    // Retention's listing goes out while the record is written: one round trip fewer.
+    let listing;
+    Object.assign(result, await writePlan({
+        ...writeContext(s, found.digests, plan, stateDir),
+        drive,
+        // What this run wrote (or copied) is read back whole; a reused drive as asked.
+        verify: plan.upToDate ? s.o.verify : 'full',
+        verified: () => {
+            listing = s.api.infoAll();
+            listing.catch(() => undefined); // awaited by retention
+        },
+        rewriteGuard: claimed
+            ? async (bad) => {
+                throw new errors_DisklessError(`Drive ${drive.uuid} "${drive.name}": chunks ${bad.join(', ')} differ from its record, and it is claimed by ${await describeHolders(s.api, drive)}; not rewritten. Stop those servers or roll them to another drive, then upload again`);
+            }
+            : undefined,
+    }, s.reporter, s.phase));
+    result.removed = await retention(s, drive.uuid, found.live?.uuid, false, 0, listing);
+    return result;
+}
+/** The family's drives (listed while the image is hashed), then the image's own drive. */
+async function find(s) {
+    const familyName = s.o.driveName ?? '';
+    const family = await s.phase('find', `Find the drives of "${familyName}"`, async () => (await s.api.infoAll()).filter((d) => inFamily(d, familyName)));
+    const digests = await s.hashing;
+    logImage(s, digests);
+    const name = standbyName(familyName, digests.sha256);
+    const same = family.filter((d) => d.name === name);
+    if (same.length > 1) {
+        throw new errors_DisklessError(`Input "drive-name": ${same.length} drives are named "${name}" (${same.map((d) => d.uuid).join(', ')}); remove or rename all but one`);
+    }
+    const existing = same[0];
+    const live = liveDrive(family, existing?.uuid);
+    if (live) {
+        s.reporter.info(`live drive of "${familyName}": ${live.uuid} "${live.name}"${live.claimed ? `, claimed: ${live.claimed}` : ', claimed by no running server'}`);
+    }
+    else
+        s.reporter.info(`"${familyName}" has no drive yet`);
+    const record = live ? trustedRecord(live) : undefined;
+    const source = live && record && record.chunkSize === digests.chunkSize ? { drive: live, record } : undefined;
+    if (live && !source) {
+        s.reporter.info(`drive ${live.uuid} has no trusted upload record with ${formatBytes(digests.chunkSize)} chunks: no server-side copy, every chunk is sent`);
+    }
+    const size = existing?.size ?? newSize(s, source);
+    checkFits(s.size, s.o.image, size, existing ? existing.uuid : `"${name}" (drive-size)`);
+    return { family, digests, name, existing, live, source };
+}
+/** A new drive's size: drive-size or the image's, and room for the copy of the live drive. */
+function newSize(s, source) {
+    return Math.max(s.o.driveSize ?? s.size, source?.drive.size ?? 0);
+}
+/** The image's drive already holds it: a trusted record of this very image. */
+function reusable(f) {
+    const record = f.existing ? trustedRecord(f.existing) : undefined;
+    return !!record && record.sha256 === f.digests.sha256 && record.size === f.digests.size;
+}
+/**
+ * Creates the image's drive (or takes the one a killed run left), copies the live drive
+ * onto it on the server when that is worth it, and plans the chunks that still differ.
+ */
+async function make(s, f) {
+    let drive;
+    let created = false;
+    if (f.existing) {
+        drive = await waitImaging(s, f.existing);
+        s.reporter.info(`drive ${drive.uuid} "${drive.name}" exists without a complete upload: made again`);
+    }
+    else {
+        drive = await s.phase('prepare', `Create drive "${f.name}"`, async () => {
+            const p = await prepareDrive(s.api, { kind: 'new', name: f.name }, { size: newSize(s, f.source), claimType: s.o.claimType }, s.policy);
+            s.reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
+            return p.drive;
+        });
+        created = true;
+    }
+    if (f.source) {
+        const copied = await standby_copy(s, drive, f.source.drive);
+        if (copied) {
+            return {
+                drive: copied,
+                created,
+                copiedFrom: f.source.drive.uuid,
+                plan: planFresh(f.digests, { copied: f.source.record }),
+            };
+        }
+    }
+    return {
+        drive,
+        created,
+        copiedFrom: undefined,
+        plan: planFresh(f.digests, created ? { zeros: true } : { unknown: true }),
+    };
+}
+/**
+ * The server-side copy of `source` onto `dest`; the drive as it is after the copy, or
+ * undefined when the API refused it (then every chunk is sent instead).
+ */
+async function standby_copy(s, dest, source) {
+    return s.phase('copy', `Copy drive "${source.name}" onto "${dest.name}" on the server`, async () => {
+        try {
+            await s.api.image(dest.uuid, source.uuid);
+        }
+        catch (error) {
+            if (!(error instanceof ApiError) || error.status === 401 || error.status === 403)
+                throw error;
+            s.reporter.warning(`the server-side copy of drive ${source.uuid} onto ${dest.uuid} was refused (${errorMessage(error)}): sending every chunk instead`);
+            return undefined;
+        }
+        s.reporter.info(`copying drive ${source.uuid} onto ${dest.uuid} on the server`);
+        return waitImaging(s, dest);
+    });
+}
+const POLL_FIRST_MS = 50;
+const POLL_MAX_MS = 2000;
+const IMAGING_TIMEOUT_MS = 2 * 3600_000;
+/** Waits until no copy writes the drive (a copy this run or a killed one started); its info then. */
+async function waitImaging(s, drive) {
+    const started = Date.now();
+    let said = started;
+    let delay = POLL_FIRST_MS;
+    let now = drive;
+    // The drive as listed may predate the copy just started: always ask once.
+    for (let first = true; first || now.imaging; first = false) {
+        if (!first) {
+            if (Date.now() - started > IMAGING_TIMEOUT_MS) {
+                throw new errors_DisklessError(`drive ${drive.uuid}: the server-side copy onto it did not finish in ${IMAGING_TIMEOUT_MS / 60_000} minutes (imaging ${now.imaging}); run again later`);
+            }
+            if (Date.now() - said > 10_000) {
+                s.reporter.info(`drive ${drive.uuid}: copy in progress (imaging ${now.imaging})`);
+                said = Date.now();
+            }
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+            delay = Math.min(POLL_MAX_MS, delay * 1.5);
+        }
+        now = await s.api.info(drive.uuid);
+    }
+    return now;
+}
+/** Removes old drives of the family (or says which it would); the drives removed. */
+async function retention(s, current, previous, dryRun, extra = 0, listing) {
+    return s.phase('retention', `Keep the ${s.o.keepDrives} newest drives of "${s.o.driveName ?? ''}"`, async () => {
+        const family = (await (listing ?? s.api.infoAll())).filter((d) => inFamily(d, s.o.driveName ?? ''));
+        const verdicts = judgeFamily(family, { current, previous, keep: s.o.keepDrives - extra });
+        const removed = await retention_applyRetention(s.api, verdicts, s.reporter, dryRun);
+        return removed.map((d) => ({ uuid: d.uuid, name: d.name }));
+    });
+}
+/** Says what a run would do, writing nothing. */
+async function dryRun(s, f, reuse) {
+    const plan = reuse
+        ? { todo: [], todoBytes: 0, basis: [], resumed: false, upToDate: true, source: 'record' }
+        : planFresh(f.digests, f.source ? { copied: f.source.record } : { zeros: true });
+    logPlan(s, plan, f.digests);
+    const result = baseResult(s, f.digests, plan, {
+        driveUuid: f.existing?.uuid ?? '',
+        driveName: f.name,
+        created: false,
+        claimTypeChanged: undefined,
+    });
+    result.previous = f.live && { uuid: f.live.uuid, name: f.live.name };
+    s.reporter.info(`dry run: would ${reuse ? `reuse drive ${f.existing?.uuid ?? ''}` : `${f.existing ? 'make again' : 'create'} drive "${f.name}"${f.source ? `, copy drive ${f.source.drive.uuid} onto it on the server` : ''} and send ${plan.todo.length} chunks`}; nothing was written`);
+    // The drive this run would write is the newest: it counts as one of the kept.
+    result.removed = await retention(s, f.existing?.uuid ?? '', f.live?.uuid, true, f.existing ? 0 : 1);
+    return result;
+}
+
 ;// CONCATENATED MODULE: ./src/upload/upload.ts
 /**
- * upload-drive: puts an image on a shared ElasticStack drive, sending only what the
- * drive lacks. Nothing is written until the image is checked, the drive found and
- * the image known to fit; then the drive is created or fixed, the planned chunks are
- * sent, a sample (or all) is read back, and what the drive now holds is recorded on it.
+ * upload-drive: puts an image on an ElasticStack drive, sending only what the drive
+ * lacks. Nothing is written until the image is checked, the drive found and the image
+ * known to fit. Standby mode (standby.ts, the default) writes a new drive per image and
+ * never one a server runs from; in-place mode (here, the 2011 way) creates or fixes one
+ * drive, sends the planned chunks, reads a sample (or all) back, and records on the drive
+ * what it now holds; it refuses a drive a running server claims unless allowed.
  */
+
 
 
 
@@ -86477,7 +88012,6 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
     const { seconds: phases, phase } = timedPhases(reporter);
     const size = await imageSize(o.image);
     const identity = await imageIdentity(o.image);
-    const stats = emptyStats();
     const api = new DriveApi({
         url: o.apiUrl,
         user: o.apiUser,
@@ -86495,75 +88029,22 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
             phases.hash = (performance.now() - hashStarted) / 1000;
             return d;
         });
-        hashing.catch(() => undefined); // awaited below; an early refusal must not leave it unhandled
-        const target = await phase('find', 'Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName })).catch((error) => {
+        hashing.catch(() => undefined); // awaited later; an early refusal must not leave it unhandled
+        const session = {
+            o,
+            reporter,
+            policy,
+            api,
+            stats: emptyStats(),
+            size,
+            identity,
+            hashing,
+            phases,
+            phase,
+        };
+        const result = await (o.mode === 'standby' ? standby(session) : inPlace(session)).catch((error) => {
             throw explainApiError(error, api);
         });
-        const name = target.kind === 'existing' ? target.drive.name : target.name;
-        if (target.kind === 'existing') {
-            const d = target.drive;
-            reporter.info(`drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`);
-            checkFits(size, o.image, d.size, d.uuid);
-        }
-        else {
-            reporter.info(`no drive is named "${name}": it will be created`);
-            checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
-        }
-        const preparing = o.dryRun
-            ? undefined
-            : phase('prepare', 'Prepare the drive', async () => {
-                const p = await prepareDrive(api, target, { size: o.driveSize ?? size, claimType: o.claimType }, policy);
-                if (p.created) {
-                    reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
-                }
-                if (!p.created && !p.claimTypeChanged)
-                    reporter.info('the drive is ready: nothing to change');
-                if (p.claimTypeChanged) {
-                    reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
-                }
-                return p;
-            });
-        const [digests, prepared] = await Promise.all([hashing, preparing]);
-        reporter.info(`${external_node_path_default().basename(o.image)}: ${size} bytes, ${digests.chunks.length} chunks of ${formatBytes(o.chunkSize)}, sha256 ${digests.sha256}`);
-        const stateDir = o.stateDir ?? defaultStateDir();
-        const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
-        reporter.info(plan.upToDate
-            ? 'the drive already holds this image: up to date'
-            : `${plan.source}: ${plan.todo.length} of ${digests.chunks.length} chunks to send (${formatBytes(plan.todoBytes)} before compression)`);
-        const result = {
-            driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
-            driveName: name,
-            created: prepared?.created ?? false,
-            dryRun: o.dryRun,
-            upToDate: plan.upToDate,
-            claimTypeChanged: prepared?.claimTypeChanged,
-            sha256: digests.sha256,
-            imageBytes: size,
-            chunksTotal: digests.chunks.length,
-            chunksSkipped: digests.chunks.length - plan.todo.length,
-            chunksVerified: 0,
-            chunksRewritten: 0,
-            resumed: plan.resumed,
-            stats,
-            seconds: 0,
-            phases,
-        };
-        if (!prepared) {
-            reporter.info(`dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`);
-        }
-        else {
-            await write(o, reporter, phase, {
-                api,
-                policy,
-                stats,
-                digests,
-                plan,
-                prepared,
-                stateDir,
-                result,
-                identity,
-            });
-        }
         result.seconds = (performance.now() - started) / 1000;
         return result;
     }
@@ -86571,113 +88052,64 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
         await api.close();
     }
 }
-/** Sends the plan, verifies, and records what the drive holds. */
-async function write(o, reporter, phase, c) {
-    const { api, stats, digests, plan, result } = c;
-    const uuid = c.prepared.drive.uuid;
-    const transfer = {
-        api,
-        drive: uuid,
-        image: o.image,
-        digests,
-        concurrency: o.concurrency,
-        policy: c.policy,
-        stats,
-        onRetry: (index, error, attempt, delay) => {
-            reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
-        },
-    };
-    const journal = plan.todo.length > 0
-        ? await openJournal(c.stateDir, {
-            version: 2,
-            drive: uuid,
-            sha256: digests.sha256,
-            chunkSize: o.chunkSize,
-            basis: plan.basis,
-            record: c.prepared.drive.meta['diskless-sha256'] ?? '',
-            writes: countersOf(c.prepared.drive),
-        }, plan.resumed)
-        : undefined;
-    if (journal) {
-        await phase('send', `Send ${plan.todo.length} chunks (${o.concurrency} at a time)`, async () => {
-            const progress = startProgress('upload', plan.todoBytes, (line) => {
-                reporter.info(line);
-            }, () => stats.retries);
-            try {
-                await sendChunks({
-                    ...transfer,
-                    confirmed: async (i, bytes) => {
-                        progress.add(bytes);
-                        await journal.confirm(i);
-                    },
-                }, plan.todo);
+/** The 2011 mode: one drive, found by UUID or name, rewritten where it differs. */
+async function inPlace(s) {
+    const { o, reporter, api, phase, size } = s;
+    const target = await phase('find', 'Find the drive', () => findTarget(api, { uuid: o.driveUuid, name: o.driveName }));
+    const name = target.kind === 'existing' ? target.drive.name : target.name;
+    if (target.kind === 'existing') {
+        const d = target.drive;
+        reporter.info(`drive ${d.uuid} "${d.name}", ${formatBytes(d.size)}, claim type ${d.claimType}${d.claimed ? `, attached: ${d.claimed}` : ''}`);
+        checkFits(size, o.image, d.size, d.uuid);
+        if (serverClaims(d).length > 0) {
+            const holders = await describeHolders(api, d);
+            if (!o.allowClaimed) {
+                throw new errors_DisklessError(`Drive ${d.uuid} "${d.name}" is claimed by ${holders}: in-place mode does not write a drive a running server uses; nothing was written. ` +
+                    'Use mode standby (a new drive, then a rollout), stop the servers, or set allow-claimed: true');
             }
-            finally {
-                progress.stop();
+            reporter.warning(`drive ${d.uuid} is claimed by ${holders}; writing it anyway (allow-claimed): a server that reads it meanwhile sees a mix of two images`);
+        }
+    }
+    else {
+        reporter.info(`no drive is named "${name}": it will be created`);
+        checkFits(size, o.image, o.driveSize ?? size, `"${name}" (drive-size)`);
+    }
+    const preparing = o.dryRun
+        ? undefined
+        : phase('prepare', 'Prepare the drive', async () => {
+            const p = await prepareDrive(api, target, { size: o.driveSize ?? size, claimType: o.claimType }, s.policy);
+            if (p.created) {
+                reporter.info(`created drive ${p.drive.uuid} "${p.drive.name}" of ${formatBytes(p.drive.size)}, claim type ${p.drive.claimType}`);
             }
-            reporter.info(`sent ${stats.chunksSent} chunks, ${stats.bytesSent} bytes on the wire (${stats.chunksCompressed} compressed), ${stats.retries} retries`);
+            if (!p.created && !p.claimTypeChanged)
+                reporter.info('the drive is ready: nothing to change');
+            if (p.claimTypeChanged) {
+                reporter.warning(`drive ${p.drive.uuid}: claim type changed from ${p.claimTypeChanged.replace(' -> ', ' to ')}`);
+            }
+            return p;
         });
+    const [digests, prepared] = await Promise.all([s.hashing, preparing]);
+    logImage(s, digests);
+    const stateDir = o.stateDir ?? defaultStateDir();
+    const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
+    logPlan(s, plan, digests);
+    const result = baseResult(s, digests, plan, {
+        driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
+        driveName: name,
+        created: prepared?.created ?? false,
+        claimTypeChanged: prepared?.claimTypeChanged,
+    });
+    if (!prepared) {
+        reporter.info(`dry run: would ${target.kind === 'existing' ? `update drive ${target.drive.uuid}` : `create drive "${name}" of ${formatBytes(o.driveSize ?? size)}`} and send ${plan.todo.length} chunks; nothing was written`);
+        return result;
     }
-    // The write counters are final once the writes are: ask for them while verifying, and
-    // journal them, so a later run can tell whether anyone wrote to the drive since.
-    const counters = plan.upToDate ? undefined : api.info(uuid);
-    const seen = counters?.then((d) => journal?.seen(countersOf(d)));
-    seen?.catch(() => undefined);
-    const check = chunksToVerify(o.verify, plan.todo, digests.chunks.length);
-    // A resumed run did not send what the interrupted one did: every such chunk is read back.
-    const sending = new Set(plan.todo);
-    const unsent = plan.resumed && o.verify !== 'full'
-        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
-        : [];
-    const sampled = check.filter((i) => !unsent.includes(i));
-    if (check.length + unsent.length > 0) {
-        const how = o.verify === 'full' ? 'whole' : 'one-piece';
-        const total = sampled.length + unsent.length;
-        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            let bad = [
-                ...(await findMismatches(api, uuid, o.image, digests, sampled, o.concurrency, how)),
-                ...(await findMismatches(api, uuid, o.image, digests, unsent, o.concurrency, 'whole')),
-            ].sort((a, b) => a - b);
-            if (bad.length > 0) {
-                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
-                result.chunksRewritten = bad.length;
-                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await findMismatches(api, uuid, o.image, digests, bad, o.concurrency, 'whole');
-                if (bad.length > 0) {
-                    throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
-                }
-            }
-            result.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${result.chunksRewritten ? ` (${result.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
-        });
-    }
-    // The chunks were sent as read after hashing; a file replaced or rewritten since would
-    // have put a mix of two images on the drive: never record that as this image.
-    if ((await imageIdentity(o.image)) !== c.identity) {
-        throw new errors_DisklessError(`Image ${o.image} changed while it was being uploaded; build it again, then upload`);
-    }
-    // An up-to-date drive keeps its record, unless verifying it rewrote chunks.
-    if (!plan.upToDate || result.chunksRewritten > 0) {
-        await phase('record', 'Record what the drive holds', async () => {
-            // A rewrite during verification moved the counters on: ask again.
-            await seen;
-            const now = result.chunksRewritten > 0 || !counters ? await api.info(uuid) : await counters;
-            if (now.writeRequests === undefined || now.writeBytes === undefined) {
-                reporter.warning('the API reports no write counters: the next upload will send every chunk');
-                return;
-            }
-            await api.set(uuid, encodeRecord({
-                sha256: digests.sha256,
-                size: digests.size,
-                chunkSize: o.chunkSize,
-                chunks: digests.chunks.map(shortDigest),
-                writeRequests: now.writeRequests,
-                writeBytes: now.writeBytes,
-            }));
-            reporter.info(`recorded image ${digests.sha256.slice(0, 16)}... and ${digests.chunks.length} chunk digests on the drive`);
-        });
-    }
-    await journal?.remove();
+    Object.assign(result, await writePlan({
+        ...writeContext(s, digests, plan, stateDir),
+        drive: prepared.drive,
+        verify: o.verify,
+        recordEarly: true,
+    }, reporter, phase));
+    return result;
 }
 function uploadReport(r) {
     const send = r.phases.send ?? 0;
@@ -86685,13 +88117,24 @@ function uploadReport(r) {
     const state = r.dryRun
         ? 'dry run: nothing written'
         : r.created
-            ? 'created'
+            ? r.copiedFrom
+                ? 'created as a server-side copy of the live drive'
+                : 'created'
             : r.upToDate
-                ? 'up to date'
+                ? r.mode === 'standby'
+                    ? 'reused: the drive already held this image'
+                    : 'up to date'
                 : 'updated';
     return {
         outputs: {
             'drive-uuid': r.driveUuid,
+            'drive-name': r.driveName,
+            mode: r.mode,
+            'previous-drive': r.previous?.uuid ?? '',
+            'previous-drive-name': r.previous?.name ?? '',
+            'copied-from': r.copiedFrom ?? '',
+            'drives-removed': r.removed.map((d) => d.uuid).join(' '),
+            release: r.release ?? '',
             created: r.created,
             'up-to-date': r.upToDate,
             'bytes-sent': r.stats.bytesSent,
@@ -86700,6 +88143,7 @@ function uploadReport(r) {
             'chunks-skipped': r.chunksSkipped,
             'chunks-retried': r.stats.retries,
             'chunks-verified': r.chunksVerified,
+            'bytes-read': r.bytesRead,
             sha256: r.sha256,
             duration: r.seconds.toFixed(2),
             'send-seconds': send.toFixed(2),
@@ -86711,7 +88155,19 @@ function uploadReport(r) {
                 'Result',
                 `${state}${r.resumed ? ', resumed' : ''}${r.claimTypeChanged ? `, claim type ${r.claimTypeChanged}` : ''}`,
             ],
-            ['Image', `${r.imageBytes} bytes, sha256 ${r.sha256}`],
+            ['Mode', r.mode],
+            [
+                'Previous drive (rollback)',
+                r.previous
+                    ? `${r.previous.name} (${r.previous.uuid})`
+                    : r.mode === 'standby'
+                        ? 'none'
+                        : '-',
+            ],
+            [
+                'Image',
+                `${r.imageBytes} bytes, sha256 ${r.sha256}${r.release ? `, boots release ${r.release}` : ''}`,
+            ],
             ['Bytes on the wire', `${r.stats.bytesSent} (${r.stats.chunksCompressed} chunks compressed)`],
             [
                 'Chunks sent / skipped / total',
@@ -86720,7 +88176,11 @@ function uploadReport(r) {
             ['Retries', String(r.stats.retries)],
             [
                 'Verified chunks',
-                `${r.chunksVerified}${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+                `${r.chunksVerified} (${r.bytesRead} bytes read back)${r.chunksRewritten ? ` (${r.chunksRewritten} rewritten)` : ''}`,
+            ],
+            [
+                r.dryRun ? 'Drives retention would remove' : 'Drives removed (retention)',
+                r.removed.length > 0 ? r.removed.map((d) => `${d.name} (${d.uuid})`).join(', ') : 'none',
             ],
             ['Throughput while sending', `${mbps} MB/s`],
             [
@@ -87270,7 +88730,7 @@ async function look(api, o, volid, size) {
     }
     return 'replace';
 }
-async function send(api, o, filename, sha, size, reporter) {
+async function upload_send(api, o, filename, sha, size, reporter) {
     const policy = o.retry ?? defaultRetryPolicy;
     let retries = 0;
     for (let attempt = 1;; attempt++) {
@@ -87323,7 +88783,7 @@ async function uploadIsoImage(api, o, reporter) {
     }
     if (state === 'replace')
         reporter.warning(`${volid} has another size (an interrupted upload?): sending it again`);
-    const attempts = await phase('send', `Upload ${filename}`, () => send(api, o, filename, sha, size, reporter));
+    const attempts = await phase('send', `Upload ${filename}`, () => upload_send(api, o, filename, sha, size, reporter));
     await phase('confirm', 'Confirm the storage listing', async () => {
         const item = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
         if (!item || Number(item.size) !== size) {
@@ -87523,6 +88983,8 @@ async function uploadPve(o, reporter) {
 
 
 
+
+
 function step(s) {
     return {
         name: s.name,
@@ -87568,6 +89030,12 @@ const steps = {
         inputs: promoteInputs,
         run: promote,
     }),
+    rollout: step({
+        name: 'rollout',
+        title: 'Get the servers onto a new boot drive, batch by batch, or back',
+        inputs: rolloutInputs,
+        run: rollout,
+    }),
 };
 function isStepName(name) {
     return Object.hasOwn(steps, name);
@@ -87581,6 +89049,7 @@ var core = __nccwpck_require__(3838);
  * library step, publish outputs and the job summary, and turn any error into a single
  * `core.setFailed` (exit code 1). Each action's main.ts is a one-line call to this.
  */
+
 
 
 
@@ -87600,6 +89069,23 @@ const coreReporter = {
 function html(text) {
     return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
+/** Sets the outputs and writes the summary table (when run by a runner). */
+async function publish(step, report) {
+    for (const [name, value] of Object.entries(report.outputs))
+        core/* setOutput */.uH(name, value);
+    if (!process.env.GITHUB_STEP_SUMMARY)
+        return; // run outside a runner: no summary file
+    await core/* summary */.z
+        .addHeading(`${step.name}: ${step.title}`, 3)
+        .addTable([
+        [
+            { data: 'What', header: true },
+            { data: 'Value', header: true },
+        ],
+        ...report.summary.map(([label, value]) => [html(label), html(value)]),
+    ])
+        .write();
+}
 async function runStep(step) {
     // Mask every credential before anything else can print, even a validation error.
     const secrets = secretInputs(step.inputs)
@@ -87609,23 +89095,13 @@ async function runStep(step) {
         core/* setSecret */.Pq(secret);
     try {
         const report = await step.start((name) => core/* getInput */.V4(name), coreReporter);
-        for (const [name, value] of Object.entries(report.outputs))
-            core/* setOutput */.uH(name, value);
-        if (!process.env.GITHUB_STEP_SUMMARY)
-            return; // run outside a runner: no summary file
-        await core/* summary */.z
-            .addHeading(`${step.name}: ${step.title}`, 3)
-            .addTable([
-            [
-                { data: 'What', header: true },
-                { data: 'Value', header: true },
-            ],
-            ...report.summary.map(([label, value]) => [html(label), html(value)]),
-        ])
-            .write();
+        await publish(step, report);
     }
     catch (error) {
         const message = redact(errorMessage(error), secrets);
+        // A step that failed half-way still says what it did (outputs and its table).
+        if (error instanceof StepFailure)
+            await publish(step, error.report);
         if (!(error instanceof errors_DisklessError) && error instanceof Error && error.stack) {
             core/* debug */.Yz(redact(error.stack, secrets));
         }
