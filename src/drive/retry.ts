@@ -42,12 +42,14 @@ export async function withRetry<T>(
   work: (attempt: number) => Promise<T>,
   policy: RetryPolicy,
   onRetry: (error: unknown, attempt: number, delayMs: number) => void = () => undefined,
+  /** Which failures are worth another attempt (another API's errors, e.g. Proxmox's). */
+  transient: (error: unknown) => boolean = isTransient,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await work(attempt);
     } catch (error) {
-      if (!isTransient(error) || attempt >= policy.attempts) throw error;
+      if (!transient(error) || attempt >= policy.attempts) throw error;
       const delay = backoffDelay(policy, attempt, error);
       onRetry(error, attempt, delay);
       await sleep(delay);

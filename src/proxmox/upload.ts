@@ -8,8 +8,7 @@
  * network failure retries the whole upload, with backoff.
  */
 import { stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelay, defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
+import { defaultRetryPolicy, withRetry, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage, InputError } from '../errors.js';
 import { sha256File } from '../files.js';
 import { humanBytes, timedPhases, type Reporter } from '../report.js';
@@ -118,45 +117,47 @@ async function send(
   size: number,
   reporter: Reporter,
 ): Promise<number> {
-  const policy = o.retry ?? defaultRetryPolicy;
   let retries = 0;
-  for (let attempt = 1; ; attempt++) {
-    const progress = startProgress(
-      `upload ${filename}`,
-      size,
-      (l) => {
-        reporter.info(l);
-      },
-      () => retries,
-      o.progressMs,
-    );
-    try {
-      const upid = await api.uploadIso(
-        o.node,
-        o.storage,
-        o.image,
+  return withRetry(
+    async (attempt) => {
+      const progress = startProgress(
+        `upload ${filename}`,
         size,
-        filename,
-        { algorithm: 'sha256', value: sha },
-        (n) => {
-          progress.add(n);
+        (l) => {
+          reporter.info(l);
         },
+        () => retries,
+        o.progressMs,
       );
-      progress.stop();
-      reporter.info(`sent ${humanBytes(size)}; Proxmox verifies the sha256 (task ${upid})`);
-      await waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
-      return attempt;
-    } catch (error) {
-      progress.stop();
-      if (!isTransientPve(error) || attempt >= policy.attempts) throw error;
+      try {
+        const upid = await api.uploadIso(
+          o.node,
+          o.storage,
+          o.image,
+          size,
+          filename,
+          { algorithm: 'sha256', value: sha },
+          (n) => {
+            progress.add(n);
+          },
+        );
+        progress.stop();
+        reporter.info(`sent ${humanBytes(size)}; Proxmox verifies the sha256 (task ${upid})`);
+        await waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
+        return attempt;
+      } finally {
+        progress.stop();
+      }
+    },
+    o.retry ?? defaultRetryPolicy,
+    (error, attempt, delay) => {
       retries++;
-      const delay = backoffDelay(policy, attempt, error);
       reporter.warning(
         `upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`,
       );
-      await sleep(delay);
-    }
-  }
+    },
+    isTransientPve,
+  );
 }
 
 export async function uploadIsoImage(
