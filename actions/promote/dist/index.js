@@ -83793,13 +83793,15 @@ function backoffDelay(policy, attempt, error, random = Math.random) {
  * Runs `work` until it succeeds, fails with a non-transient error, or has used every
  * attempt; `onRetry` hears about each failure that will be retried.
  */
-async function withRetry(work, policy, onRetry = () => undefined) {
+async function withRetry(work, policy, onRetry = () => undefined, 
+/** Which failures are worth another attempt (another API's errors, e.g. Proxmox's). */
+transient = isTransient) {
     for (let attempt = 1;; attempt++) {
         try {
             return await work(attempt);
         }
         catch (error) {
-            if (!isTransient(error) || attempt >= policy.attempts)
+            if (!transient(error) || attempt >= policy.attempts)
                 throw error;
             const delay = backoffDelay(policy, attempt, error);
             onRetry(error, attempt, delay);
@@ -88692,7 +88694,6 @@ async function isosInUse(api, vms) {
 
 
 
-
 /** A family name survives Proxmox's file name normalisation unchanged. */
 const FAMILY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
 function artifactName(family, sha256) {
@@ -88731,9 +88732,8 @@ async function look(api, o, volid, size) {
     return 'replace';
 }
 async function upload_send(api, o, filename, sha, size, reporter) {
-    const policy = o.retry ?? defaultRetryPolicy;
     let retries = 0;
-    for (let attempt = 1;; attempt++) {
+    return withRetry(async (attempt) => {
         const progress = startProgress(`upload ${filename}`, size, (l) => {
             reporter.info(l);
         }, () => retries, o.progressMs);
@@ -88746,16 +88746,13 @@ async function upload_send(api, o, filename, sha, size, reporter) {
             await tasks_waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
             return attempt;
         }
-        catch (error) {
+        finally {
             progress.stop();
-            if (!isTransientPve(error) || attempt >= policy.attempts)
-                throw error;
-            retries++;
-            const delay = backoffDelay(policy, attempt, error);
-            reporter.warning(`upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`);
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
         }
-    }
+    }, o.retry ?? defaultRetryPolicy, (error, attempt, delay) => {
+        retries++;
+        reporter.warning(`upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`);
+    }, isTransientPve);
 }
 async function uploadIsoImage(api, o, reporter) {
     if (!FAMILY.test(o.family)) {
