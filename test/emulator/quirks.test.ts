@@ -35,7 +35,9 @@ describe('recorded quirks', () => {
       'write:bytes': 0,
       'write:requests': 0,
     });
-    const missing = await call(e.emulator, `drives/${uuid.replace(/.$/, '0')}/info`);
+    // Flip the last hex digit so the UUID is always a different, unknown one.
+    const other = uuid.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
+    const missing = await call(e.emulator, `drives/${other}/info`);
     expect(missing.status).toBe(404);
   });
 
