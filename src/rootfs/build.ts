@@ -124,11 +124,18 @@ async function hashFiles(dir: string, names: readonly string[]): Promise<string>
  * promoted), else the current one, else the newest (its root even when its metadata is
  * lost). `current` is what `current` points at.
  */
+interface PreviousRelease {
+  id?: string;
+  meta?: ReleaseMeta;
+  root?: string;
+  current?: string;
+}
+
 async function previousRelease(
   target: string,
   layout: Layout,
   marker: Marker | undefined,
-): Promise<{ id?: string; meta?: ReleaseMeta; root?: string; current?: string }> {
+): Promise<PreviousRelease> {
   if (layout === 'in-place') {
     const meta = marker?.last as ReleaseMeta | undefined;
     return { meta, root: meta ? target : undefined };
@@ -142,6 +149,11 @@ async function previousRelease(
   const id = staged.at(-1) ?? current ?? ids.at(-1);
   if (!id) return {};
   return { id, meta: await readMeta(target, id), root: path.join(target, RELEASES, id), current };
+}
+
+/** Whether two looks at the previous release saw the same one (a comparison with it holds). */
+function samePrevious(a: PreviousRelease, b: PreviousRelease): boolean {
+  return JSON.stringify([a.id, a.root, a.meta]) === JSON.stringify([b.id, b.root, b.meta]);
 }
 
 /**
@@ -237,6 +249,14 @@ export async function buildRootfs(
     return c;
   });
   const { source, target } = checked;
+  const excludes = exclusions({
+    source,
+    target,
+    stateDir: options.stateDir,
+    copyUsr: options.copyUsr,
+    extra: options.exclude,
+    env: process.env,
+  });
   const nfsRoot = layout === 'versioned' ? path.join(target, CURRENT) : target;
   const usrExport = path.join(source, 'usr');
   const values = templateValues(options, nfsRoot, usrExport);
@@ -259,14 +279,6 @@ export async function buildRootfs(
     });
   }
   const accounts = await clientAccounts(source, options);
-  const excludes = exclusions({
-    source,
-    target,
-    stateDir: options.stateDir,
-    copyUsr: options.copyUsr,
-    extra: options.exclude,
-    env: process.env,
-  });
   if (layout === 'in-place') {
     reporter.warning(
       `layout is in-place: ${target} is synced in place, and running clients see every change as it happens; the versioned layout publishes immutable releases instead`,
@@ -275,6 +287,41 @@ export async function buildRootfs(
 
   // ---- lock: one build of a target at a time ----
   await claimTarget(target, layout);
+  // The comparison with the previous release (an rsync dry run) and the scan of what
+  // clients mount (a find) are processes of their own: once the inputs are checked, both
+  // start and run beside the lock, the skeleton and the fingerprint. The scan only reads
+  // the source (and writes its state only after a clean scan).
+  // The comparison starts from a guess of the previous release made before the lock: it
+  // counts only if the guess still holds under the lock (no other build ran meanwhile),
+  // and only if the fingerprint matches. The scan's lines are printed once it is done.
+  const compareWith = (p: PreviousRelease): Promise<string[]> | undefined =>
+    p.root
+      ? differences({
+          source,
+          dest: p.root,
+          excludes,
+          managed: p.meta?.managed ?? [],
+          toolFiles: layout === 'in-place' ? TOOL_FILES : [],
+        })
+      : undefined;
+  const guessed = previousRelease(target, layout, checked.marker).then((previous) => {
+    const comparison = compareWith(previous);
+    comparison?.catch(() => undefined); // awaited below, or replaced
+    return { previous, comparison };
+  });
+  guessed.catch(() => undefined); // awaited below
+  const mountedLog = deferredReporter();
+  const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+  mountedScan.catch(() => undefined); // awaited below
+  const mountedHits = () =>
+    reporter.group('Scan what clients mount from the master', async () => {
+      try {
+        return await mountedScan;
+      } finally {
+        mountedLog.replay(reporter);
+      }
+    });
+
   // The /var skeleton only reads the source: walk it while the lock is taken, and again
   // only if we had to wait for another build (the master may have changed meanwhile).
   const lockWait = { happened: false };
@@ -288,38 +335,15 @@ export async function buildRootfs(
   let staging: string | undefined;
   try {
     const marker = await readMarker(target);
-    const {
-      id: previousId,
-      meta: previousMeta,
-      root: previousRoot,
-      current,
-    } = await previousRelease(target, layout, marker);
-    // The comparison with the previous release (an rsync dry run) and the scan of what
-    // clients mount (a find) are processes of their own: both start now and run beside
-    // the fingerprint's work. The comparison counts only if the fingerprint matches; the
-    // scan's lines are printed in a group of their own once it is done.
-    const comparison = previousRoot
-      ? differences({
-          source,
-          dest: previousRoot,
-          excludes,
-          managed: previousMeta?.managed ?? [],
-          toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-        })
-      : undefined;
+    const previous = await previousRelease(target, layout, marker);
+    const { id: previousId, meta: previousMeta, root: previousRoot, current } = previous;
+    const guess = await guessed.catch(() => undefined);
+    const comparison =
+      guess && !lockWait.happened && samePrevious(guess.previous, previous)
+        ? guess.comparison?.catch(() => compareWith(previous)) // a failed guess runs again
+        : compareWith(previous);
     comparison?.catch(() => undefined); // awaited below
     if (layout === 'versioned') await removePartials(target, reporter);
-    const mountedLog = deferredReporter();
-    const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
-    mountedScan.catch(() => undefined); // awaited below
-    const mountedHits = () =>
-      reporter.group('Scan what clients mount from the master', async () => {
-        try {
-          return await mountedScan;
-        } finally {
-          mountedLog.replay(reporter);
-        }
-      });
 
     // ---- compare, then copy holding the dpkg lock of the source ----
     const dpkgFiles: string[] = [];

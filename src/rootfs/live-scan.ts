@@ -4,11 +4,13 @@
  * every build, before the comparison with the previous release (an upgrade changes /usr
  * without changing the client root). The first scan reads everything; afterwards only
  * files whose size, times or inode changed since the last clean scan are read. Before
- * that walk, one find(1) lists every entry with its type, size, times and inode: when
- * that listing is the one the last clean scan started from, nothing in the tree changed
- * (writing a file, or renaming, chmod-ing or replacing one, moves its ctime, which no
- * program can set back) and the walk is skipped, so a rebuild with nothing changed
- * costs one find, run beside the comparison. The state lives in the state dir.
+ * that walk, one find(1) lists every entry with its ctime and inode: when that listing is
+ * the one the last clean scan started from, nothing in the tree changed (writing a file,
+ * or renaming, linking, chmod-ing or replacing one, moves its ctime, which no program can
+ * set back; a size or modification time cannot change without it) and the walk is
+ * skipped, so a rebuild with nothing changed costs one find, run beside the comparison.
+ * The state lives in the state dir: a small head (what the last clean scan started from)
+ * read on every build, and each file's signature, read only when the tree changed.
  */
 import type { Stats } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -24,38 +26,56 @@ function signature(st: Stats): string {
   return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 }
 
-/** What a clean scan leaves: the listing it started from and each file's signature. */
-interface ScanState {
+/** What a clean scan started from (the head of its state). */
+interface ScanHead {
   /** What the scan passed files against: the rules' version and the allow list. */
   config: string;
   /** sha256 of the find listing the scan started from. */
   listing: string;
-  files: Record<string, string>;
+  /** How many files it walked. */
+  files: number;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-async function readState(file: string): Promise<ScanState> {
+/** A JSON object from `file`, or undefined when it is missing or unreadable (a first scan). */
+async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
   try {
-    const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown> | null;
-    const { config, listing, files } = state ?? {};
-    if (typeof config === 'string' && typeof listing === 'string' && isRecord(files)) {
-      return { config, listing, files: files as Record<string, string> };
-    }
+    const value = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    return isRecord(value) ? value : undefined;
   } catch {
-    // missing or unreadable: a first scan
+    return undefined;
   }
-  return { config: '', listing: '', files: {} };
+}
+
+async function readHead(file: string): Promise<ScanHead> {
+  const { config, listing, files } = (await readJsonObject(file)) ?? {};
+  if (typeof config !== 'string' || typeof listing !== 'string') {
+    return { config: '', listing: '', files: 0 };
+  }
+  // An older state kept the signatures themselves in the head.
+  return { config, listing, files: isRecord(files) ? Object.keys(files).length : Number(files) };
+}
+
+/**
+ * Each file's signature at the last clean scan (thousands of entries: read only to walk);
+ * an older state kept them in the head.
+ */
+async function readSignatures(file: string, headFile: string): Promise<Record<string, string>> {
+  const files = (await readJsonObject(file)) ?? (await readJsonObject(headFile))?.files;
+  return isRecord(files) && Object.values(files).every((v) => typeof v === 'string')
+    ? (files as Record<string, string>)
+    : {};
 }
 
 // Rules or allow list changed: files the last clean scan passed are read again.
 const SCANNER = 'secretlint-11+diskless-1';
 
-/** The sha256 of every entry under `root` as find(1) prints it: type, size, times, inode, path. */
+/** The sha256 of every entry under `root` as find(1) prints it: ctime, inode, path. */
 async function listingOf(root: string): Promise<string> {
-  const { stdout } = await run('find', [root, '-printf', '%y %s %T@ %C@ %i %P\\0'], {
+  const { stdout } = await run('find', [root, '-printf', '%C@ %i %P\\0'], {
     debianPackage: 'findutils',
   });
   return sha256(stdout);
@@ -78,18 +98,18 @@ export async function scanLiveTree(
 ): Promise<SecretHit[]> {
   const root = path.join(o.source, o.dir);
   if (!(await lstatOrUndefined(root))?.isDirectory()) return [];
-  const stateFile = path.join(o.stateDir, `scanned-${o.dir}.json`);
+  const headFile = path.join(o.stateDir, `scanned-${o.dir}.json`);
+  const signaturesFile = path.join(o.stateDir, `scanned-${o.dir}.files.json`);
   const config = sha256(JSON.stringify([SCANNER, o.allow]));
-  const [state, listing] = await Promise.all([readState(stateFile), listingOf(root)]);
-  const same = state.config === config;
-  if (same && state.listing === listing) {
-    const files = Object.keys(state.files).length;
+  const [head, listing] = await Promise.all([readHead(headFile), listingOf(root)]);
+  const same = head.config === config;
+  if (same && head.listing === listing) {
     reporter.info(
-      `/${o.dir} (${o.reason}): read 0 of ${files} file(s) (nothing changed since the last clean scan); 0 hit(s)`,
+      `/${o.dir} (${o.reason}): read 0 of ${head.files} file(s) (nothing changed since the last clean scan); 0 hit(s)`,
     );
     return [];
   }
-  const before = same ? state.files : {};
+  const before = same ? await readSignatures(signaturesFile, headFile) : {};
   const after: Record<string, string> = {};
   const first = Object.keys(before).length === 0;
   const result = await scanSecrets({
@@ -111,9 +131,11 @@ export async function scanLiveTree(
   );
   if (hits.length === 0) {
     await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+    // The signatures first: a head names only a listing whose scan completed.
+    await writeFileAtomic(signaturesFile, JSON.stringify(after));
     await writeFileAtomic(
-      stateFile,
-      JSON.stringify({ config, listing, files: after } satisfies ScanState),
+      headFile,
+      JSON.stringify({ config, listing, files: result.files } satisfies ScanHead),
     );
   }
   return hits;
