@@ -1,7 +1,8 @@
 /**
  * The one place where the actions talk to the runner: read and mask inputs, run the
  * library step, publish outputs and the job summary, and turn any error into a single
- * `core.setFailed` (exit code 1). Each action's main.ts is a one-line call to this.
+ * `core.setFailed` (exit code 1). Each action's generated dist/index.js calls this through
+ * runAction in entry.ts.
  */
 import { secretInputs } from '../../src/inputs/read.js';
 import * as core from '@actions/core';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { InputError } from '../errors.js';
 import { runAction } from '../harness/run-action.js';
 
-/** The repository's actions/ folder, seen from this file (src/cli or dist/cli). */
+/** The repository's actions/ folder, seen from this file (src/cli, or the bundle in dist/bundle). */
 const ACTIONS_DIR = path.resolve(import.meta.dirname, '../../actions');
 
 function pair(flag: string, value: string | undefined): [string, string] {

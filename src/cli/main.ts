@@ -4,6 +4,7 @@
  * and the same inputs as the actions. Logs go to stderr; the step's outputs go to
  * stdout as name=value lines (or one JSON object with --json) so they can be chained.
  */
+import { realpathSync } from 'node:fs';
 import { secretInputs } from '../inputs/read.js';
 import { DisklessError, errorMessage, redact } from '../errors.js';
 import { StepFailure, streamReporter, type StepReport } from '../report.js';
@@ -87,13 +88,19 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    if (error instanceof DisklessError) console.error(`diskless: ${error.message}`);
-    else console.error(error);
-    process.exitCode = 1;
-  },
-);
+/** Runs the CLI on `argv` and sets the exit code (the bundle's dist/cli/index.js calls it). */
+export function cli(argv: string[] = process.argv.slice(2)): void {
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      if (error instanceof DisklessError) console.error(`diskless: ${error.message}`);
+      else console.error(error);
+      process.exitCode = 1;
+    },
+  );
+}
+
+// Run as a script (tsx src/cli/main.ts); the bundle only imports this module.
+if (process.argv[1] && realpathSync(process.argv[1]) === import.meta.filename) cli();

@@ -1,4 +1,0 @@
-import { steps } from '../../src/steps.js';
-import { runStep } from '../common/run-step.js';
-
-void runStep(steps['upload-pve']);
