@@ -151,14 +151,16 @@ describe('bandwidth caps', () => {
     s = await start();
     const uuid = await createDrive(s.emulator, 'name d\nsize 64M');
     const up = await writeAtOnce(s, uuid, 1, { connectionBytesPerSecond: 8 * MiB });
-    expect(up).toBeGreaterThan(0.5 * 0.95); // the cap is never exceeded
-    expect(up).toBeLessThan(0.5 * 1.4);
+    // The cap is never exceeded; the upper bounds only tell the model from a wrong one (the
+    // cap counted twice would take 1 s), with room for a loaded machine.
+    expect(up).toBeGreaterThan(0.5 * 0.95);
+    expect(up).toBeLessThan(0.5 * 1.8);
     const t0 = performance.now();
     const read = await call(s.emulator, `drives/${uuid}/read/0/${4 * MiB}`);
     const down = (performance.now() - t0) / 1000;
     expect(read.body.length).toBe(4 * MiB);
     expect(down).toBeGreaterThan(0.5 * 0.95);
-    expect(down).toBeLessThan(0.5 * 1.4);
+    expect(down).toBeLessThan(0.5 * 1.8);
     expect(s.emulator.stats.bytesReceived).toBe(15 + 4 * MiB);
     expect(s.emulator.stats.bytesSent).toBeGreaterThanOrEqual(4 * MiB);
   });
@@ -166,17 +168,18 @@ describe('bandwidth caps', () => {
   it('the per-connection cap applies to each connection, the link cap to all together', async () => {
     s = await start();
     const uuid = await createDrive(s.emulator, 'name d\nsize 64M');
-    // 4 connections at 8 MiB/s each, no link cap: together about 4x faster than one
+    // 4 connections at 8 MiB/s each, no link cap: together about 4x faster than one (one
+    // cap shared by all would take 2 s)
     const parallel = await writeAtOnce(s, uuid, 4, { connectionBytesPerSecond: 8 * MiB });
     expect(parallel).toBeGreaterThan(0.5 * 0.95);
-    expect(parallel).toBeLessThan(0.5 * 1.4);
+    expect(parallel).toBeLessThan(0.5 * 2.5);
     // the same 4 connections sharing a 16 MiB/s link: 16 MiB take about 1 s
     const shared = await writeAtOnce(s, uuid, 4, {
       connectionBytesPerSecond: 8 * MiB,
       linkBytesPerSecond: 16 * MiB,
     });
     expect(shared).toBeGreaterThan(1 * 0.95);
-    expect(shared).toBeLessThan(1 * 1.4);
+    expect(shared).toBeLessThan(1 * 1.8);
   });
 
   it('splits the link evenly between the transfers in progress, each at most its cap', async () => {
