@@ -30,6 +30,27 @@ export function chunksToVerify(
 }
 
 /**
+ * What the read-back checks of each chunk: `full` every chunk whole; `sample` one piece of
+ * the chunks chunksToVerify picks. A resumed run did not send what the interrupted one
+ * did: every chunk it does not send is read back whole, whatever the mode.
+ */
+export function readBackPlan(
+  mode: 'none' | 'sample' | 'full',
+  plan: { todo: readonly number[]; resumed: boolean },
+  total: number,
+  random = Math.random,
+): Map<number, 'whole' | 'one-piece'> {
+  const checks = new Map<number, 'whole' | 'one-piece'>();
+  const how = mode === 'full' ? 'whole' : 'one-piece';
+  for (const i of chunksToVerify(mode, plan.todo, total, random)) checks.set(i, how);
+  if (plan.resumed) {
+    const sending = new Set(plan.todo);
+    for (let i = 0; i < total; i++) if (!sending.has(i)) checks.set(i, 'whole');
+  }
+  return new Map([...checks].sort(([a], [b]) => a - b));
+}
+
+/**
  * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
  * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
  * digest, so nothing is read from the image and each chunk costs one round trip.
