@@ -47,53 +47,70 @@ export interface Transfer {
   stats: TransferStats;
   /** Called once the server has confirmed every piece of chunk `index` (the journal). */
   confirmed: (index: number, bytes: number) => Promise<void>;
+  /** Told each piece the server confirmed (to read it back at once). */
+  pieceConfirmed?: (piece: Piece) => void;
   onRetry: (index: number, error: unknown, attempt: number, delayMs: number) => void;
 }
 
 /** The largest write: long enough that a request's round trip is a small part of it. */
 const MAX_PIECE = 2 ** 20;
-/** The smallest: below it the round trips dominate. Pieces are multiples of it (aligned). */
+/** Pieces are multiples of this (aligned), the first round's smallest. */
 const MIN_PIECE = 64 * 1024;
+/** The smallest piece near the end: below it the round trips would dominate. */
+const TAIL_PIECE = 256 * 1024;
 
-/**
- * The size of the pieces: at most 1 MiB and the chunk, and small enough that there are
- * at least two pieces per connection, so a small upload still uses every connection.
- */
-export function pieceSize(bytes: number, concurrency: number, chunkSize: number): number {
-  const fair = Math.floor(bytes / (2 * concurrency) / MIN_PIECE) * MIN_PIECE;
-  return Math.min(chunkSize, MAX_PIECE, Math.max(MIN_PIECE, fair));
-}
-
-interface Piece {
+/** A range of the image written in one request, inside chunk `index`. */
+export interface Piece {
   index: number;
   offset: number;
   length: number;
 }
 
-/** The pieces of the chunks, in chunk order. */
-function piecesOf(d: ImageDigests, indexes: readonly number[], piece: number): Piece[] {
-  return indexes.flatMap((index) => {
-    const start = index * d.chunkSize;
+/**
+ * Cuts the chunks into pieces as the connections ask for them, in chunk order. Pieces of
+ * one size sent together would finish together, and then every connection would wait out
+ * its round trip at once, leaving the link idle: so the first round is staggered (1/n,
+ * 2/n, ... of a piece), and pieces shrink as the end nears (a share of what is left), so
+ * the connections run out of work at about the same time instead of one by one.
+ */
+export function pieceCutter(
+  d: Pick<ImageDigests, 'size' | 'chunkSize'>,
+  indexes: readonly number[],
+  concurrency: number,
+): () => Piece | undefined {
+  let left = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+  let chunk = 0;
+  let within = 0;
+  let issued = 0;
+  const align = (n: number) => Math.max(MIN_PIECE, Math.floor(n / MIN_PIECE) * MIN_PIECE);
+  return () => {
+    const index = indexes[chunk];
+    if (index === undefined) return undefined;
     const length = chunkLength(index, d.size, d.chunkSize);
-    return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
-      index,
-      offset: start + k * piece,
-      length: Math.min(piece, length - k * piece),
-    }));
-  });
+    const target =
+      issued < concurrency
+        ? align((MAX_PIECE * (issued + 1)) / concurrency)
+        : align(Math.min(MAX_PIECE, Math.max(TAIL_PIECE, left / concurrency)));
+    const size = Math.min(target, length - within);
+    const piece = { index, offset: index * d.chunkSize + within, length: size };
+    issued++;
+    left -= size;
+    within += size;
+    if (within >= length) {
+      chunk++;
+      within = 0;
+    }
+    return piece;
+  };
 }
 
 export async function sendChunks(t: Transfer, indexes: readonly number[]): Promise<void> {
   const { size, chunkSize, chunks, compressible } = t.digests;
-  const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, size, chunkSize), 0);
-  const piece = pieceSize(bytes, t.concurrency, chunkSize);
-  const pieces = piecesOf(t.digests, indexes, piece);
-  /** Pieces of each chunk not yet confirmed; chunks with a gzip piece. */
-  const left = new Map<number, number>();
-  for (const p of pieces) left.set(p.index, (left.get(p.index) ?? 0) + 1);
+  const nextPiece = pieceCutter(t.digests, indexes, t.concurrency);
+  /** Bytes of each chunk confirmed so far; chunks with a gzip piece. */
+  const confirmedBytes = new Map<number, number>();
   const gzipped = new Set<number>();
   const handle = await open(t.image, 'r');
-  let next = 0;
   let failure: { piece: Piece; error: unknown } | undefined;
   let oneAtATime = false;
   let lane: Promise<unknown> = Promise.resolve();
@@ -141,19 +158,21 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
       },
     );
     t.stats.bytesSent += packed?.data.length ?? p.length;
+    t.pieceConfirmed?.(p);
     if (packed?.gzip) gzipped.add(p.index);
-    const rest = (left.get(p.index) ?? 1) - 1;
-    left.set(p.index, rest);
-    if (rest > 0) return;
+    const done = (confirmedBytes.get(p.index) ?? 0) + p.length;
+    confirmedBytes.set(p.index, done);
+    const length = chunkLength(p.index, size, chunkSize);
+    if (done < length) return;
     t.stats.chunksSent++;
     if (gzipped.has(p.index)) t.stats.chunksCompressed++;
-    await t.confirmed(p.index, chunkLength(p.index, size, chunkSize));
+    await t.confirmed(p.index, length);
   };
 
   const worker = async () => {
     let buffer: Buffer | undefined; // only pieces of chunks worth compressing are read whole
-    const own = () => (buffer ??= Buffer.allocUnsafe(piece));
-    for (let p = pieces[next++]; p && failure === undefined; p = pieces[next++]) {
+    const own = () => (buffer ??= Buffer.allocUnsafe(Math.min(MAX_PIECE, chunkSize)));
+    for (let p = nextPiece(); p && failure === undefined; p = nextPiece()) {
       try {
         await sendPiece(p, own);
       } catch (error) {
@@ -163,7 +182,7 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
   };
 
   try {
-    await Promise.all(Array.from({ length: Math.min(t.concurrency, pieces.length) }, worker));
+    await Promise.all(Array.from({ length: t.concurrency }, worker));
   } finally {
     await handle.close();
   }

@@ -58,10 +58,11 @@ export function readBackPlan(
 const PIECE = 4 * 2 ** 20;
 
 /**
- * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
- * lone chunk (the last one confirmed) is not left to one connection's speed.
+ * Fewer chunks than connections (a chunk just confirmed, the last one above all): they are
+ * read in smaller pieces instead, about one per connection, so they are not left to a few
+ * connections' speed. Pieces are multiples of this.
  */
-const SMALL_PIECE = 2 ** 20;
+const PIECE_ALIGN = 64 * 1024;
 
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
@@ -81,6 +82,8 @@ export async function findMismatches(
   sample: 'one-piece' | 'whole',
   counted: { bytesRead: number } = { bytesRead: 0 },
 ): Promise<number[]> {
+  const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+  const split = Math.ceil(bytes / concurrency / PIECE_ALIGN) * PIECE_ALIGN;
   const pieces = indexes.flatMap((index) => {
     const start = index * d.chunkSize;
     const length = chunkLength(index, d.size, d.chunkSize);
@@ -90,15 +93,40 @@ export async function findMismatches(
       const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
       return [{ index, offset: start + at, size }];
     }
-    const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+    const piece = indexes.length < concurrency ? Math.min(PIECE, split) : PIECE;
     return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
       index,
       offset: start + k * piece,
       size: Math.min(piece, length - k * piece),
     }));
   });
+  return mismatchesIn(api, drive, image, d, pieces, concurrency, counted);
+}
+
+/** A range of the image to read back, inside chunk `index`. */
+export interface ReadPiece {
+  index: number;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Indexes of the chunks in which one of `pieces` reads back different from the image:
+ * a piece that is a whole chunk is compared with the chunk's digest, any other with the
+ * same range of the image file (read while the drive's bytes come in).
+ */
+export async function mismatchesIn(
+  api: DriveApi,
+  drive: string,
+  image: string,
+  d: ImageDigests,
+  pieces: readonly ReadPiece[],
+  concurrency: number,
+  counted: { bytesRead: number },
+): Promise<number[]> {
   const bad = new Set<number>();
   const handle = await open(image, 'r');
+  const largest = Math.max(0, ...pieces.map((p) => p.size));
   let next = 0;
   const worker = async () => {
     let buffer: Buffer | undefined; // only for pieces smaller than their chunk
@@ -107,14 +135,16 @@ export async function findMismatches(
       const whole =
         piece.offset === piece.index * d.chunkSize &&
         piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+      const reading = api.readDigest(drive, piece.offset, piece.size);
+      reading.catch(() => undefined); // awaited below
       let expected = d.chunks[piece.index];
       if (!whole) {
-        buffer ??= Buffer.allocUnsafe(PIECE);
+        buffer ??= Buffer.allocUnsafe(Math.min(PIECE, largest));
         const want = buffer.subarray(0, piece.size);
         await readFully(handle, want, piece.offset);
         expected = sha256(want);
       }
-      const got = await api.readDigest(drive, piece.offset, piece.size);
+      const got = await reading;
       counted.bytesRead += got.bytes;
       if (got.bytes !== piece.size || got.sha256 !== expected) bad.add(piece.index);
     }
