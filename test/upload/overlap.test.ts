@@ -26,7 +26,11 @@ function watch(check: () => boolean): { stop: () => void } {
   const timer = setInterval(() => {
     if (check()) clearInterval(timer);
   }, 1);
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      clearInterval(timer);
+    },
+  };
 }
 
 describe('the send in pieces', () => {

@@ -84194,16 +84194,24 @@ const WORTH = 0.9;
 /** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
 const WINDOWS = 16;
 const compress_WINDOW = 4 * 1024;
+/** Where the sample of a chunk of `length` bytes lies: [offset in the chunk, bytes]. */
+function sampleWindows(length) {
+    if (length <= WINDOWS * compress_WINDOW)
+        return [[0, length]];
+    const step = Math.floor((length - compress_WINDOW) / (WINDOWS - 1));
+    return Array.from({ length: WINDOWS }, (_, i) => [i * step, compress_WINDOW]);
+}
 function sampleOf(raw) {
-    if (raw.length <= WINDOWS * compress_WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
+    return Buffer.concat(sampleWindows(raw.length).map(([at, n]) => raw.subarray(at, at + n)));
+}
+/** Whether a sample (sampleWindows' bytes) looks worth compressing: it shrinks by a fifth. */
+async function promisingSample(sample) {
+    return (await gzipAsync(sample, { level: 1 })).length <= sample.length * PROMISING;
 }
 /** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
 function promising(raw) {
     const sample = sampleOf(raw);
-    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+    return gzipSync(sample, { level: 1 }).length <= sample.length * PROMISING;
 }
 /** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
 async function chunkBody(raw) {
@@ -84218,7 +84226,6 @@ async function chunkBody(raw) {
  * The image to upload: checked before anything is sent, then read once to get its
  * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
  */
-
 
 
 
@@ -84255,7 +84262,7 @@ function chunkLength(index, size, chunkSize) {
 /** sha256 of `length` zero bytes, without allocating them all. */
 function zeroDigest(length) {
     const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = (0,external_node_crypto_.createHash)('sha256');
+    const hash = createHash('sha256');
     for (let left = length; left > 0; left -= block.length) {
         hash.update(left >= block.length ? block : block.subarray(0, left));
     }
@@ -84271,65 +84278,99 @@ async function readFully(handle, buffer, position) {
         done += bytesRead;
     }
 }
-// The whole-image sha256 is computed on a second thread while this one hashes each
-// chunk: the two passes over the data then cost about one (the machines have 2 cores).
-const WHOLE_IMAGE_HASHER = `
+// One pass over the image on a second thread: the whole-image sha256 and each chunk's,
+// told chunk by chunk, so the main thread stays free to answer the API while it runs.
+const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
-const fd = openSync(workerData.file, 'r');
-const hash = createHash('sha256');
-const buffer = Buffer.allocUnsafe(4 << 20);
-for (let at = 0; at < workerData.size; ) {
-  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
-  if (n === 0) throw new Error('the file got shorter while it was read');
-  hash.update(buffer.subarray(0, n));
-  at += n;
+const { file, size, chunkSize } = workerData;
+const fd = openSync(file, 'r');
+try {
+  const whole = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+  const block = Buffer.alloc(Math.min(chunkSize, 1 << 16));
+  const zeros = new Map();
+  const zeroDigest = (length) => {
+    const hash = createHash('sha256');
+    for (let left = length; left > 0; left -= block.length) {
+      hash.update(left >= block.length ? block : block.subarray(0, left));
+    }
+    return hash.digest('hex');
+  };
+  for (let index = 0, at = 0; at < size; index++, at += chunkSize) {
+    const length = Math.min(chunkSize, size - at);
+    const view = buffer.subarray(0, length);
+    for (let done = 0; done < length; ) {
+      const n = readSync(fd, view, done, length - done, at + done);
+      if (n === 0) throw new Error('the file got shorter while it was read');
+      done += n;
+    }
+    whole.update(view);
+    const digest = createHash('sha256').update(view).digest('hex');
+    if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
+    parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
+  }
+  parentPort.postMessage({ sha256: whole.digest('hex') });
+} finally {
+  closeSync(fd);
 }
-closeSync(fd);
-parentPort.postMessage(hash.digest('hex'));
 `;
-function wholeImageSha256(file, size) {
-    return new Promise((resolve, reject) => {
-        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
-        worker.once('message', (hex) => {
-            resolve(hex);
-        });
-        worker.once('error', reject);
-    });
+/** Whether chunk `index` looks worth compressing, from its sample read off the file. */
+async function sampleCompressible(handle, index, size, chunkSize) {
+    const start = index * chunkSize;
+    const windows = sampleWindows(chunkLength(index, size, chunkSize));
+    const sample = Buffer.allocUnsafe(windows.reduce((sum, [, n]) => sum + n, 0));
+    let at = 0;
+    for (const [offset, n] of windows) {
+        await readFully(handle, sample.subarray(at, at + n), start + offset);
+        at += n;
+    }
+    return promisingSample(sample);
 }
 /**
- * The image's sha256, a digest per chunk and which chunks are worth compressing.
- * Memory: one chunk (plus the hashing thread's).
+ * The image's sha256, a digest per chunk and which chunks are worth compressing. The
+ * hashing runs on a worker thread in one pass; this thread only tries each non-zero
+ * chunk's small sample with gzip as its digest comes in.
+ * Memory: one chunk (the worker's buffer) and one sample per chunk being tried.
  */
 async function digestImage(file, size, chunkSize) {
-    const whole = wholeImageSha256(file, size);
-    whole.catch(() => undefined); // awaited below, after the chunks
+    const count = chunkCount(size, chunkSize);
+    const chunks = new Array(count).fill('');
+    const zero = new Array(count).fill(false);
+    const compressible = new Array(count).fill(false);
     const handle = await (0,promises_.open)(file, 'r');
+    const samples = [];
     try {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-        const zeros = new Map();
-        const chunks = [];
-        const zero = [];
-        const compressible = [];
-        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
-            const length = chunkLength(i, size, chunkSize);
-            const view = buffer.subarray(0, length);
-            await readFully(handle, view, i * chunkSize);
-            const digest = sha256(view);
-            let zeroForLength = zeros.get(length);
-            if (zeroForLength === undefined) {
-                zeroForLength = zeroDigest(length);
-                zeros.set(length, zeroForLength);
-            }
-            const isZero = digest === zeroForLength;
-            chunks.push(digest);
-            zero.push(isZero);
-            compressible.push(!isZero && promising(view));
-        }
-        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
+        const sha256 = await new Promise((resolve, reject) => {
+            const worker = new external_node_worker_threads_.Worker(HASHER, { eval: true, workerData: { file, size, chunkSize } });
+            worker.on('message', (m) => {
+                if ('sha256' in m) {
+                    resolve(m.sha256);
+                    return;
+                }
+                chunks[m.index] = m.digest;
+                zero[m.index] = m.zero;
+                if (m.zero)
+                    return; // zero chunks are never sent, so never compressed
+                const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
+                    compressible[m.index] = yes;
+                });
+                sampled.catch(() => undefined); // awaited below
+                samples.push(sampled);
+            });
+            worker.once('error', (error) => {
+                reject(new errors_DisklessError(`image ${file}: ${error.message}`));
+            });
+            worker.once('exit', (code) => {
+                reject(new errors_DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
+            });
+        });
+        await Promise.all(samples);
+        return { size, chunkSize, sha256, chunks, zero, compressible };
     }
     finally {
+        await Promise.allSettled(samples);
         await handle.close();
     }
 }
@@ -87363,14 +87404,20 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
 
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
- * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
- * that do not compress (most of a boot image) stream from the file; a worker reads a
- * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
- * chunk size at worst). Transient failures are retried. The first chunk that
- * still fails stops new work; the writes in flight finish, so the journal stays exact.
- * A service that answers 409 busy to a write may refuse concurrent writes to one drive
- * (the only production uploader on record wrote one chunk at a time "to avoid
- * collisions"): after the first such answer, writes go one at a time.
+ * Sends chunks of the image in parallel over the API's kept-alive connections, each chunk
+ * in pieces (writes of at most 1 MiB): the pieces go out in chunk order over all the
+ * connections, so the link always carries many transfers, chunks are confirmed one after
+ * another as the send goes (the caller reads each back while the others are still being
+ * written), and a failed request costs one piece, not a chunk. The chunk stays the unit of
+ * digests, journal and "chunks sent": it is confirmed once all its pieces are.
+ *
+ * Pieces of chunks that do not compress (most of a boot image) stream from the file; a
+ * worker reads a piece whole into its one buffer only to gzip it (memory: concurrency x
+ * one piece). Transient failures are retried per piece. The first piece that still fails
+ * stops new work; the writes in flight finish, so the journal stays exact. A service that
+ * answers 409 busy to a write may refuse concurrent writes to one drive (the only
+ * production uploader on record wrote one chunk at a time "to avoid collisions"): after
+ * the first such answer, writes go one at a time.
  */
 
 
@@ -87382,8 +87429,40 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
 function emptyStats() {
     return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
+/** The largest write: long enough that a request's round trip is a small part of it. */
+const MAX_PIECE = 2 ** 20;
+/** The smallest: below it the round trips dominate. Pieces are multiples of it (aligned). */
+const MIN_PIECE = 64 * 1024;
+/**
+ * The size of the pieces: at most 1 MiB and the chunk, and small enough that there are
+ * at least two pieces per connection, so a small upload still uses every connection.
+ */
+function pieceSize(bytes, concurrency, chunkSize) {
+    const fair = Math.floor(bytes / (2 * concurrency) / MIN_PIECE) * MIN_PIECE;
+    return Math.min(chunkSize, MAX_PIECE, Math.max(MIN_PIECE, fair));
+}
+/** The pieces of the chunks, in chunk order. */
+function piecesOf(d, indexes, piece) {
+    return indexes.flatMap((index) => {
+        const start = index * d.chunkSize;
+        const length = chunkLength(index, d.size, d.chunkSize);
+        return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
+            index,
+            offset: start + k * piece,
+            length: Math.min(piece, length - k * piece),
+        }));
+    });
+}
 async function sendChunks(t, indexes) {
     const { size, chunkSize, chunks, compressible } = t.digests;
+    const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, size, chunkSize), 0);
+    const piece = pieceSize(bytes, t.concurrency, chunkSize);
+    const pieces = piecesOf(t.digests, indexes, piece);
+    /** Pieces of each chunk not yet confirmed; chunks with a gzip piece. */
+    const left = new Map();
+    for (const p of pieces)
+        left.set(p.index, (left.get(p.index) ?? 0) + 1);
+    const gzipped = new Set();
     const handle = await (0,promises_.open)(t.image, 'r');
     let next = 0;
     let failure;
@@ -87409,57 +87488,63 @@ async function sendChunks(t, indexes) {
         oneAtATime = true;
         lane = Promise.allSettled([...inFlight]);
     };
+    const sendPiece = async (p, buffer) => {
+        let packed;
+        if (compressible[p.index]) {
+            const raw = buffer().subarray(0, p.length);
+            await readFully(handle, raw, p.offset);
+            packed = await chunkBody(raw);
+        }
+        // The rest stream from the image: sending starts at once and memory stays small.
+        const body = () => packed ?? {
+            data: (0,external_node_fs_.createReadStream)(t.image, { start: p.offset, end: p.offset + p.length - 1 }),
+            gzip: false,
+            length: p.length,
+        };
+        await withRetry(() => write(p.offset, body), t.policy, (error, attempt, delay) => {
+            if (error instanceof ApiError && error.status === 409)
+                oneByOne();
+            t.stats.retries++;
+            t.onRetry(p.index, error, attempt, delay);
+        });
+        t.stats.bytesSent += packed?.data.length ?? p.length;
+        if (packed?.gzip)
+            gzipped.add(p.index);
+        const rest = (left.get(p.index) ?? 1) - 1;
+        left.set(p.index, rest);
+        if (rest > 0)
+            return;
+        t.stats.chunksSent++;
+        if (gzipped.has(p.index))
+            t.stats.chunksCompressed++;
+        await t.confirmed(p.index, chunkLength(p.index, size, chunkSize));
+    };
     const worker = async () => {
-        let buffer; // only chunks worth compressing are read whole
-        while (failure === undefined && next < indexes.length) {
-            const index = indexes[next++] ?? 0;
-            const offset = index * chunkSize;
-            const length = chunkLength(index, size, chunkSize);
+        let buffer; // only pieces of chunks worth compressing are read whole
+        const own = () => (buffer ??= Buffer.allocUnsafe(piece));
+        for (let p = pieces[next++]; p && failure === undefined; p = pieces[next++]) {
             try {
-                let packed;
-                if (compressible[index]) {
-                    buffer ??= Buffer.allocUnsafe(Math.min(chunkSize, size));
-                    const raw = buffer.subarray(0, length);
-                    await readFully(handle, raw, offset);
-                    packed = await chunkBody(raw);
-                }
-                // The rest stream from the image: sending starts at once and memory stays small.
-                const body = () => packed ?? {
-                    data: (0,external_node_fs_.createReadStream)(t.image, { start: offset, end: offset + length - 1 }),
-                    gzip: false,
-                    length,
-                };
-                await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
-                    if (error instanceof ApiError && error.status === 409)
-                        oneByOne();
-                    t.stats.retries++;
-                    t.onRetry(index, error, attempt, delay);
-                });
-                t.stats.chunksSent++;
-                t.stats.bytesSent += packed?.data.length ?? length;
-                if (packed?.gzip)
-                    t.stats.chunksCompressed++;
-                await t.confirmed(index, length);
+                await sendPiece(p, own);
             }
             catch (error) {
-                failure ??= { index, error };
+                failure ??= { piece: p, error };
             }
         }
     };
     try {
-        await Promise.all(Array.from({ length: Math.min(t.concurrency, indexes.length) }, worker));
+        await Promise.all(Array.from({ length: Math.min(t.concurrency, pieces.length) }, worker));
     }
     finally {
         await handle.close();
     }
     if (failure) {
-        const { index, error } = failure;
+        const { piece: p, error } = failure;
         if (!(error instanceof ApiError || error instanceof NetworkError))
             throw error;
         const how = isTransient(error)
             ? `after ${t.policy.attempts} attempts`
             : '(refused, not retried)';
-        throw new errors_DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
+        throw new errors_DisklessError(`Writing chunk ${p.index + 1} of ${chunks.length} (its ${p.length} bytes at offset ${p.offset}) to drive ${t.drive} failed ${how}: ` +
             `${errorMessage(error)}. ${t.stats.chunksSent} of ${indexes.length} chunks to send were written ` +
             `(${t.stats.bytesSent} bytes sent) and journalled: run again to resume, only the missing chunks will be sent`);
     }
@@ -87490,6 +87575,24 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
         pick.add(sorted[Math.floor(random() * sorted.length)] ?? 0);
     }
     return [...pick].sort((a, b) => a - b);
+}
+/**
+ * What the read-back checks of each chunk: `full` every chunk whole; `sample` one piece of
+ * the chunks chunksToVerify picks. A resumed run did not send what the interrupted one
+ * did: every chunk it does not send is read back whole, whatever the mode.
+ */
+function readBackPlan(mode, plan, total, random = Math.random) {
+    const checks = new Map();
+    const how = mode === 'full' ? 'whole' : 'one-piece';
+    for (const i of chunksToVerify(mode, plan.todo, total, random))
+        checks.set(i, how);
+    if (plan.resumed) {
+        const sending = new Set(plan.todo);
+        for (let i = 0; i < total; i++)
+            if (!sending.has(i))
+                checks.set(i, 'whole');
+    }
+    return new Map([...checks].sort(([a], [b]) => a - b));
 }
 /**
  * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
@@ -87595,16 +87698,17 @@ async function writePlan(c, reporter, phase) {
             writes: countersOf(c.drive),
         }, plan.resumed)
         : undefined;
-    // A full verify starts at once: chunks this run does not send (a server-side copy's)
-    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
-    // so the reads overlap the writes instead of following them.
-    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+    // The read-back starts at once: chunks this run does not send (a server-side copy's, a
+    // resumed run's) are read while the others go out, and each sent chunk as soon as it is
+    // confirmed, so the reads overlap the writes instead of following them.
+    const checks = readBackPlan(c.verify, plan, digests.chunks.length);
+    const reading = checks.size > 0 ? readBack(c, checks, out) : undefined;
     try {
         if (journal)
-            await send(c, journal, transfer, reporter, phase, early?.add);
+            await send(c, journal, transfer, reporter, phase, reading?.add);
     }
     catch (error) {
-        await early?.done().catch(() => undefined);
+        await reading?.done().catch(() => undefined);
         throw error;
     }
     // The write counters are final once the writes are: ask for them while verifying, and
@@ -87624,33 +87728,23 @@ async function writePlan(c, reporter, phase) {
         })()
         : undefined;
     earlyRecord?.catch(() => undefined); // awaited after the verify
-    const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
-    // A resumed run did not send what the interrupted one did: every such chunk is read back.
-    const sending = new Set(plan.todo);
-    const unsent = plan.resumed && c.verify !== 'full'
-        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
-        : [];
-    const sampled = check.filter((i) => !unsent.includes(i));
-    if (check.length + unsent.length > 0) {
-        const how = c.verify === 'full' ? 'whole' : 'one-piece';
-        const total = sampled.length + unsent.length;
-        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
-            let bad = early
-                ? await early.done()
-                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+    if (reading) {
+        const whole = [...checks.values()].filter((how) => how === 'whole').length;
+        const total = checks.size;
+        await phase('verify', `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            let bad = await reading.done();
             if (bad.length > 0) {
                 await c.rewriteGuard?.(bad);
                 reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
                 out.chunksRewritten = bad.length;
                 await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await find(bad, 'whole');
+                bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
                 if (bad.length > 0) {
                     throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
                 }
             }
             out.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+            reporter.info(`verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
         });
     }
     await earlyRecord;
@@ -87697,32 +87791,36 @@ async function writeRecord(c, now, reporter) {
     reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
 }
 /**
- * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * Reads back what `checks` names, each chunk as soon as it is final: those the plan does
  * not send at once, the others when `add` says they were confirmed. `done` gives the
  * chunks that differ once all are read.
  */
-function earlyVerify(c, out) {
+function readBack(c, checks, out) {
     const sending = new Set(c.plan.todo);
+    const reads = [];
     const check = (indexes) => {
-        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
-        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
-        return read;
+        for (const how of ['whole', 'one-piece']) {
+            const these = indexes.filter((i) => checks.get(i) === how);
+            if (these.length === 0)
+                continue;
+            const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, these, c.concurrency, how, out);
+            read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+            reads.push(read);
+        }
     };
-    const reads = [
-        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
-    ];
+    check([...checks.keys()].filter((i) => !sending.has(i)));
     const added = new Set();
     return {
         add: (index) => {
-            if (added.has(index))
+            if (added.has(index) || !checks.has(index))
                 return;
             added.add(index);
-            reads.push(check([index]));
+            check([index]);
         },
         done: async () => {
-            const missing = c.plan.todo.filter((i) => !added.has(i));
-            if (missing.length > 0)
-                reads.push(check(missing));
+            check(c.plan.todo.filter((i) => checks.has(i) && !added.has(i)));
+            for (const i of c.plan.todo)
+                added.add(i);
             const bad = (await Promise.all(reads)).flat();
             return [...new Set(bad)].sort((a, b) => a - b);
         },
