@@ -56,8 +56,11 @@ export interface Transfer {
 const MAX_PIECE = 2 ** 20;
 /** Pieces are multiples of this (aligned), the first round's smallest. */
 const MIN_PIECE = 64 * 1024;
-/** The smallest piece near the end: below it the round trips would dominate. */
-const TAIL_PIECE = 256 * 1024;
+/**
+ * The smallest piece near the end: a connection spends a round trip (50 ms and more) per
+ * request, and with shorter bodies too few of them would be sending at once to fill the link.
+ */
+const TAIL_PIECE = 512 * 1024;
 
 /** A range of the image written in one request, inside chunk `index`. */
 export interface Piece {

@@ -282,7 +282,7 @@ describe('pieces of a send', () => {
     expect(pieces.some((p) => p.length === MiB)).toBe(true);
     const last = pieces.at(-2);
     expect(last?.length).toBeLessThan(MiB);
-    expect(last?.length).toBeGreaterThanOrEqual(256 * 1024);
+    expect(last?.length).toBeGreaterThanOrEqual(512 * 1024);
   });
 
   it('send only the chunks asked for, and a chunk smaller than a piece whole', () => {
