@@ -84278,13 +84278,14 @@ async function readFully(handle, buffer, position) {
         done += bytesRead;
     }
 }
-// One pass over the image on a second thread: the whole-image sha256 and each chunk's,
-// told chunk by chunk, so the main thread stays free to answer the API while it runs.
+// The hashing runs off the main thread, which stays free to answer the API meanwhile: one
+// thread hashes the whole image, another each chunk (telling each digest as it is
+// done); the two passes over the data then cost about one (the machines have 2 cores).
 const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
-const { file, size, chunkSize } = workerData;
+const { file, size, chunkSize, part } = workerData;
 const fd = openSync(file, 'r');
 try {
   const whole = createHash('sha256');
@@ -84306,16 +84307,39 @@ try {
       if (n === 0) throw new Error('the file got shorter while it was read');
       done += n;
     }
-    whole.update(view);
+    if (part === 'whole') {
+      whole.update(view);
+      continue;
+    }
     const digest = createHash('sha256').update(view).digest('hex');
     if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
     parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
   }
-  parentPort.postMessage({ sha256: whole.digest('hex') });
+  parentPort.postMessage(part === 'whole' ? { sha256: whole.digest('hex') } : { done: true });
 } finally {
   closeSync(fd);
 }
 `;
+/** Runs one hashing thread over the image; `told` hears each message it sends. */
+function hashThread(file, size, chunkSize, part, told) {
+    return new Promise((resolve, reject) => {
+        const worker = new external_node_worker_threads_.Worker(HASHER, {
+            eval: true,
+            workerData: { file, size, chunkSize, part },
+        });
+        worker.on('message', (m) => {
+            told(m);
+            if ('sha256' in m || 'done' in m)
+                resolve();
+        });
+        worker.once('error', (error) => {
+            reject(new errors_DisklessError(`image ${file}: ${error.message}`));
+        });
+        worker.once('exit', (code) => {
+            reject(new errors_DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
+        });
+    });
+}
 /** Whether chunk `index` looks worth compressing, from its sample read off the file. */
 async function sampleCompressible(handle, index, size, chunkSize) {
     const start = index * chunkSize;
@@ -84330,9 +84354,9 @@ async function sampleCompressible(handle, index, size, chunkSize) {
 }
 /**
  * The image's sha256, a digest per chunk and which chunks are worth compressing. The
- * hashing runs on a worker thread in one pass; this thread only tries each non-zero
- * chunk's small sample with gzip as its digest comes in.
- * Memory: one chunk (the worker's buffer) and one sample per chunk being tried.
+ * hashing runs on two worker threads; this thread only tries each non-zero chunk's small
+ * sample with gzip as its digest comes in.
+ * Memory: one chunk per hashing thread and one sample per chunk being tried.
  */
 async function digestImage(file, size, chunkSize) {
     const count = chunkCount(size, chunkSize);
@@ -84342,30 +84366,26 @@ async function digestImage(file, size, chunkSize) {
     const handle = await (0,promises_.open)(file, 'r');
     const samples = [];
     try {
-        const sha256 = await new Promise((resolve, reject) => {
-            const worker = new external_node_worker_threads_.Worker(HASHER, { eval: true, workerData: { file, size, chunkSize } });
-            worker.on('message', (m) => {
-                if ('sha256' in m) {
-                    resolve(m.sha256);
-                    return;
-                }
-                chunks[m.index] = m.digest;
-                zero[m.index] = m.zero;
-                if (m.zero)
-                    return; // zero chunks are never sent, so never compressed
-                const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
-                    compressible[m.index] = yes;
-                });
-                sampled.catch(() => undefined); // awaited below
-                samples.push(sampled);
-            });
-            worker.once('error', (error) => {
-                reject(new errors_DisklessError(`image ${file}: ${error.message}`));
-            });
-            worker.once('exit', (code) => {
-                reject(new errors_DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
-            });
+        let sha256 = '';
+        const whole = hashThread(file, size, chunkSize, 'whole', (m) => {
+            if ('sha256' in m)
+                sha256 = m.sha256;
         });
+        whole.catch(() => undefined); // awaited below
+        await hashThread(file, size, chunkSize, 'chunks', (m) => {
+            if (!('index' in m))
+                return;
+            chunks[m.index] = m.digest;
+            zero[m.index] = m.zero;
+            if (m.zero)
+                return; // zero chunks are never sent, so never compressed
+            const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
+                compressible[m.index] = yes;
+            });
+            sampled.catch(() => undefined); // awaited below
+            samples.push(sampled);
+        });
+        await whole;
         await Promise.all(samples);
         return { size, chunkSize, sha256, chunks, zero, compressible };
     }
@@ -87431,40 +87451,53 @@ function emptyStats() {
 }
 /** The largest write: long enough that a request's round trip is a small part of it. */
 const MAX_PIECE = 2 ** 20;
-/** The smallest: below it the round trips dominate. Pieces are multiples of it (aligned). */
+/** Pieces are multiples of this (aligned), the first round's smallest. */
 const MIN_PIECE = 64 * 1024;
 /**
- * The size of the pieces: at most 1 MiB and the chunk, and small enough that there are
- * at least two pieces per connection, so a small upload still uses every connection.
+ * The smallest piece near the end: a connection spends a round trip (50 ms and more) per
+ * request, and with shorter bodies too few of them would be sending at once to fill the link.
  */
-function pieceSize(bytes, concurrency, chunkSize) {
-    const fair = Math.floor(bytes / (2 * concurrency) / MIN_PIECE) * MIN_PIECE;
-    return Math.min(chunkSize, MAX_PIECE, Math.max(MIN_PIECE, fair));
-}
-/** The pieces of the chunks, in chunk order. */
-function piecesOf(d, indexes, piece) {
-    return indexes.flatMap((index) => {
-        const start = index * d.chunkSize;
+const TAIL_PIECE = 512 * 1024;
+/**
+ * Cuts the chunks into pieces as the connections ask for them, in chunk order. Pieces of
+ * one size sent together would finish together, and then every connection would wait out
+ * its round trip at once, leaving the link idle: so the first round is staggered (1/n,
+ * 2/n, ... of a piece), and pieces shrink as the end nears (a share of what is left), so
+ * the connections run out of work at about the same time instead of one by one.
+ */
+function pieceCutter(d, indexes, concurrency) {
+    let left = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    let chunk = 0;
+    let within = 0;
+    let issued = 0;
+    const align = (n) => Math.max(MIN_PIECE, Math.floor(n / MIN_PIECE) * MIN_PIECE);
+    return () => {
+        const index = indexes[chunk];
+        if (index === undefined)
+            return undefined;
         const length = chunkLength(index, d.size, d.chunkSize);
-        return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
-            index,
-            offset: start + k * piece,
-            length: Math.min(piece, length - k * piece),
-        }));
-    });
+        const target = issued < concurrency
+            ? align((MAX_PIECE * (issued + 1)) / concurrency)
+            : align(Math.min(MAX_PIECE, Math.max(TAIL_PIECE, left / concurrency)));
+        const size = Math.min(target, length - within);
+        const piece = { index, offset: index * d.chunkSize + within, length: size };
+        issued++;
+        left -= size;
+        within += size;
+        if (within >= length) {
+            chunk++;
+            within = 0;
+        }
+        return piece;
+    };
 }
 async function sendChunks(t, indexes) {
     const { size, chunkSize, chunks, compressible } = t.digests;
-    const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, size, chunkSize), 0);
-    const piece = pieceSize(bytes, t.concurrency, chunkSize);
-    const pieces = piecesOf(t.digests, indexes, piece);
-    /** Pieces of each chunk not yet confirmed; chunks with a gzip piece. */
-    const left = new Map();
-    for (const p of pieces)
-        left.set(p.index, (left.get(p.index) ?? 0) + 1);
+    const nextPiece = pieceCutter(t.digests, indexes, t.concurrency);
+    /** Bytes of each chunk confirmed so far; chunks with a gzip piece. */
+    const confirmedBytes = new Map();
     const gzipped = new Set();
     const handle = await (0,promises_.open)(t.image, 'r');
-    let next = 0;
     let failure;
     let oneAtATime = false;
     let lane = Promise.resolve();
@@ -87508,21 +87541,23 @@ async function sendChunks(t, indexes) {
             t.onRetry(p.index, error, attempt, delay);
         });
         t.stats.bytesSent += packed?.data.length ?? p.length;
+        t.pieceConfirmed?.(p);
         if (packed?.gzip)
             gzipped.add(p.index);
-        const rest = (left.get(p.index) ?? 1) - 1;
-        left.set(p.index, rest);
-        if (rest > 0)
+        const done = (confirmedBytes.get(p.index) ?? 0) + p.length;
+        confirmedBytes.set(p.index, done);
+        const length = chunkLength(p.index, size, chunkSize);
+        if (done < length)
             return;
         t.stats.chunksSent++;
         if (gzipped.has(p.index))
             t.stats.chunksCompressed++;
-        await t.confirmed(p.index, chunkLength(p.index, size, chunkSize));
+        await t.confirmed(p.index, length);
     };
     const worker = async () => {
         let buffer; // only pieces of chunks worth compressing are read whole
-        const own = () => (buffer ??= Buffer.allocUnsafe(piece));
-        for (let p = pieces[next++]; p && failure === undefined; p = pieces[next++]) {
+        const own = () => (buffer ??= Buffer.allocUnsafe(Math.min(MAX_PIECE, chunkSize)));
+        for (let p = nextPiece(); p && failure === undefined; p = nextPiece()) {
             try {
                 await sendPiece(p, own);
             }
@@ -87532,7 +87567,7 @@ async function sendChunks(t, indexes) {
         }
     };
     try {
-        await Promise.all(Array.from({ length: Math.min(t.concurrency, pieces.length) }, worker));
+        await Promise.all(Array.from({ length: t.concurrency }, worker));
     }
     finally {
         await handle.close();
@@ -87601,10 +87636,11 @@ function readBackPlan(mode, plan, total, random = Math.random) {
  */
 const PIECE = 4 * 2 ** 20;
 /**
- * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
- * lone chunk (the last one confirmed) is not left to one connection's speed.
+ * Fewer chunks than connections (a chunk just confirmed, the last one above all): they are
+ * read in smaller pieces instead, about one per connection, so they are not left to a few
+ * connections' speed. Pieces are multiples of this.
  */
-const SMALL_PIECE = 2 ** 20;
+const PIECE_ALIGN = 64 * 1024;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 /**
@@ -87613,6 +87649,8 @@ const SAMPLE_PIECE = 256 * 1024;
  * with the same piece of the image file, so memory stays at one piece per connection.
  */
 async function findMismatches(api, drive, image, d, indexes, concurrency, sample, counted = { bytesRead: 0 }) {
+    const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
+    const split = Math.ceil(bytes / concurrency / PIECE_ALIGN) * PIECE_ALIGN;
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -87622,15 +87660,24 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
-        const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
+        const piece = indexes.length < concurrency ? Math.min(PIECE, split) : PIECE;
         return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
             index,
             offset: start + k * piece,
             size: Math.min(piece, length - k * piece),
         }));
     });
+    return mismatchesIn(api, drive, image, d, pieces, concurrency, counted);
+}
+/**
+ * Indexes of the chunks in which one of `pieces` reads back different from the image:
+ * a piece that is a whole chunk is compared with the chunk's digest, any other with the
+ * same range of the image file (read while the drive's bytes come in).
+ */
+async function mismatchesIn(api, drive, image, d, pieces, concurrency, counted) {
     const bad = new Set();
     const handle = await (0,promises_.open)(image, 'r');
+    const largest = Math.max(0, ...pieces.map((p) => p.size));
     let next = 0;
     const worker = async () => {
         let buffer; // only for pieces smaller than their chunk
@@ -87639,14 +87686,16 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
                 continue;
             const whole = piece.offset === piece.index * d.chunkSize &&
                 piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+            const reading = api.readDigest(drive, piece.offset, piece.size);
+            reading.catch(() => undefined); // awaited below
             let expected = d.chunks[piece.index];
             if (!whole) {
-                buffer ??= Buffer.allocUnsafe(PIECE);
+                buffer ??= Buffer.allocUnsafe(Math.min(PIECE, largest));
                 const want = buffer.subarray(0, piece.size);
                 await readFully(handle, want, piece.offset);
                 expected = sha256(want);
             }
-            const got = await api.readDigest(drive, piece.offset, piece.size);
+            const got = await reading;
             counted.bytesRead += got.bytes;
             if (got.bytes !== piece.size || got.sha256 !== expected)
                 bad.add(piece.index);
@@ -87705,7 +87754,7 @@ async function writePlan(c, reporter, phase) {
     const reading = checks.size > 0 ? readBack(c, checks, out) : undefined;
     try {
         if (journal)
-            await send(c, journal, transfer, reporter, phase, reading?.add);
+            await send(c, journal, { ...transfer, pieceConfirmed: reading?.piece }, reporter, phase, reading?.chunk);
     }
     catch (error) {
         await reading?.done().catch(() => undefined);
@@ -87791,36 +87840,56 @@ async function writeRecord(c, now, reporter) {
     reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
 }
 /**
- * Reads back what `checks` names, each chunk as soon as it is final: those the plan does
- * not send at once, the others when `add` says they were confirmed. `done` gives the
- * chunks that differ once all are read.
+ * Reads back what `checks` names, as soon as it is final: chunks the plan does not send at
+ * once; a sent chunk read back whole piece by piece, each as soon as its write is
+ * confirmed (`piece`), so the last read follows the last write closely; a sampled one
+ * once the chunk is (`chunk`). `done` gives the chunks that differ once all are read.
  */
 function readBack(c, checks, out) {
+    const { api, digests: d, image } = c;
+    const uuid = c.drive.uuid;
     const sending = new Set(c.plan.todo);
     const reads = [];
+    const started = (read) => {
+        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+        reads.push(read);
+    };
     const check = (indexes) => {
         for (const how of ['whole', 'one-piece']) {
             const these = indexes.filter((i) => checks.get(i) === how);
             if (these.length === 0)
                 continue;
-            const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, these, c.concurrency, how, out);
-            read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
-            reads.push(read);
+            started(findMismatches(api, uuid, image, d, these, c.concurrency, how, out));
         }
     };
     check([...checks.keys()].filter((i) => !sending.has(i)));
-    const added = new Set();
+    /** Bytes of each sent chunk read back so far (whole checks); sampled chunks read. */
+    const covered = new Map();
+    const sampled = new Set();
     return {
-        add: (index) => {
-            if (added.has(index) || !checks.has(index))
+        piece: (p) => {
+            if (checks.get(p.index) !== 'whole')
                 return;
-            added.add(index);
+            covered.set(p.index, (covered.get(p.index) ?? 0) + p.length);
+            const piece = { index: p.index, offset: p.offset, size: p.length };
+            started(mismatchesIn(api, uuid, image, d, [piece], 1, out));
+        },
+        chunk: (index) => {
+            if (checks.get(index) !== 'one-piece' || sampled.has(index))
+                return;
+            sampled.add(index);
             check([index]);
         },
         done: async () => {
-            check(c.plan.todo.filter((i) => checks.has(i) && !added.has(i)));
-            for (const i of c.plan.todo)
-                added.add(i);
+            // What the send did not confirm piece by piece (it cannot, once it succeeded; but a
+            // chunk must never count as verified unread).
+            check(c.plan.todo.filter((i) => checks.has(i) &&
+                !sampled.has(i) &&
+                (covered.get(i) ?? 0) < chunkLength(i, d.size, d.chunkSize)));
+            for (const i of c.plan.todo) {
+                sampled.add(i);
+                covered.set(i, Infinity);
+            }
             const bad = (await Promise.all(reads)).flat();
             return [...new Set(bad)].sort((a, b) => a - b);
         },
