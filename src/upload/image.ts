@@ -81,14 +81,13 @@ export async function readFully(
   }
 }
 
-// The hashing runs off the main thread, which stays free to answer the API meanwhile: one
-// thread hashes the whole image, another each chunk (telling each digest as it is
-// done); the two passes over the data then cost about one (the machines have 2 cores).
+// One pass over the image on a second thread: the whole-image sha256 and each chunk's,
+// told chunk by chunk, so the main thread stays free to answer the API while it runs.
 const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
-const { file, size, chunkSize, part } = workerData;
+const { file, size, chunkSize } = workerData;
 const fd = openSync(file, 'r');
 try {
   const whole = createHash('sha256');
@@ -110,48 +109,18 @@ try {
       if (n === 0) throw new Error('the file got shorter while it was read');
       done += n;
     }
-    if (part === 'whole') {
-      whole.update(view);
-      continue;
-    }
+    whole.update(view);
     const digest = createHash('sha256').update(view).digest('hex');
     if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
     parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
   }
-  parentPort.postMessage(part === 'whole' ? { sha256: whole.digest('hex') } : { done: true });
+  parentPort.postMessage({ sha256: whole.digest('hex') });
 } finally {
   closeSync(fd);
 }
 `;
 
-type HasherMessage =
-  { index: number; digest: string; zero: boolean } | { sha256: string } | { done: true };
-
-/** Runs one hashing thread over the image; `told` hears each message it sends. */
-function hashThread(
-  file: string,
-  size: number,
-  chunkSize: number,
-  part: 'whole' | 'chunks',
-  told: (m: HasherMessage) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(HASHER, {
-      eval: true,
-      workerData: { file, size, chunkSize, part },
-    });
-    worker.on('message', (m: HasherMessage) => {
-      told(m);
-      if ('sha256' in m || 'done' in m) resolve();
-    });
-    worker.once('error', (error) => {
-      reject(new DisklessError(`image ${file}: ${error.message}`));
-    });
-    worker.once('exit', (code) => {
-      reject(new DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
-    });
-  });
-}
+type HasherMessage = { index: number; digest: string; zero: boolean } | { sha256: string };
 
 /** Whether chunk `index` looks worth compressing, from its sample read off the file. */
 async function sampleCompressible(
@@ -173,9 +142,9 @@ async function sampleCompressible(
 
 /**
  * The image's sha256, a digest per chunk and which chunks are worth compressing. The
- * hashing runs on two worker threads; this thread only tries each non-zero chunk's small
- * sample with gzip as its digest comes in.
- * Memory: one chunk per hashing thread and one sample per chunk being tried.
+ * hashing runs on a worker thread in one pass; this thread only tries each non-zero
+ * chunk's small sample with gzip as its digest comes in.
+ * Memory: one chunk (the worker's buffer) and one sample per chunk being tried.
  */
 export async function digestImage(
   file: string,
@@ -189,23 +158,29 @@ export async function digestImage(
   const handle = await open(file, 'r');
   const samples: Promise<void>[] = [];
   try {
-    let sha256 = '';
-    const whole = hashThread(file, size, chunkSize, 'whole', (m) => {
-      if ('sha256' in m) sha256 = m.sha256;
-    });
-    whole.catch(() => undefined); // awaited below
-    await hashThread(file, size, chunkSize, 'chunks', (m) => {
-      if (!('index' in m)) return;
-      chunks[m.index] = m.digest;
-      zero[m.index] = m.zero;
-      if (m.zero) return; // zero chunks are never sent, so never compressed
-      const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
-        compressible[m.index] = yes;
+    const sha256 = await new Promise<string>((resolve, reject) => {
+      const worker = new Worker(HASHER, { eval: true, workerData: { file, size, chunkSize } });
+      worker.on('message', (m: HasherMessage) => {
+        if ('sha256' in m) {
+          resolve(m.sha256);
+          return;
+        }
+        chunks[m.index] = m.digest;
+        zero[m.index] = m.zero;
+        if (m.zero) return; // zero chunks are never sent, so never compressed
+        const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
+          compressible[m.index] = yes;
+        });
+        sampled.catch(() => undefined); // awaited below
+        samples.push(sampled);
       });
-      sampled.catch(() => undefined); // awaited below
-      samples.push(sampled);
+      worker.once('error', (error) => {
+        reject(new DisklessError(`image ${file}: ${error.message}`));
+      });
+      worker.once('exit', (code) => {
+        reject(new DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
+      });
     });
-    await whole;
     await Promise.all(samples);
     return { size, chunkSize, sha256, chunks, zero, compressible };
   } finally {

@@ -58,11 +58,10 @@ export function readBackPlan(
 const PIECE = 4 * 2 ** 20;
 
 /**
- * Fewer chunks than connections (a chunk just confirmed, the last one above all): they are
- * read in smaller pieces instead, about one per connection, so they are not left to a few
- * connections' speed. Pieces are multiples of this.
+ * Fewer chunks than connections (a chunk just confirmed): each is read in 1 MiB pieces
+ * instead, in parallel, so a lone chunk is not left to one connection's speed.
  */
-const PIECE_ALIGN = 64 * 1024;
+const SMALL_PIECE = 2 ** 20;
 
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
@@ -82,8 +81,6 @@ export async function findMismatches(
   sample: 'one-piece' | 'whole',
   counted: { bytesRead: number } = { bytesRead: 0 },
 ): Promise<number[]> {
-  const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
-  const split = Math.ceil(bytes / concurrency / PIECE_ALIGN) * PIECE_ALIGN;
   const pieces = indexes.flatMap((index) => {
     const start = index * d.chunkSize;
     const length = chunkLength(index, d.size, d.chunkSize);
@@ -93,7 +90,7 @@ export async function findMismatches(
       const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
       return [{ index, offset: start + at, size }];
     }
-    const piece = indexes.length < concurrency ? Math.min(PIECE, split) : PIECE;
+    const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
     return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
       index,
       offset: start + k * piece,
@@ -104,7 +101,7 @@ export async function findMismatches(
 }
 
 /** A range of the image to read back, inside chunk `index`. */
-export interface ReadPiece {
+interface ReadPiece {
   index: number;
   offset: number;
   size: number;
@@ -115,7 +112,7 @@ export interface ReadPiece {
  * a piece that is a whole chunk is compared with the chunk's digest, any other with the
  * same range of the image file (read while the drive's bytes come in).
  */
-export async function mismatchesIn(
+async function mismatchesIn(
   api: DriveApi,
   drive: string,
   image: string,

@@ -9,13 +9,13 @@ import type { RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 import type { Reporter } from '../report.js';
-import { chunkLength, imageIdentity, type ImageDigests } from './image.js';
+import { imageIdentity, type ImageDigests } from './image.js';
 import { countersOf, openJournal, type Journal } from './journal.js';
 import type { Plan } from './plan.js';
 import { startProgress } from './progress.js';
 import { encodeRecord, shortDigest } from './record.js';
-import { sendChunks, type Piece, type Transfer, type TransferStats } from './transfer.js';
-import { findMismatches, mismatchesIn, readBackPlan } from './verify.js';
+import { sendChunks, type Transfer, type TransferStats } from './transfer.js';
+import { findMismatches, readBackPlan } from './verify.js';
 
 export type Phase = <T>(key: string, title: string, work: () => Promise<T>) => Promise<T>;
 
@@ -93,15 +93,7 @@ export async function writePlan(
   const checks = readBackPlan(c.verify, plan, digests.chunks.length);
   const reading = checks.size > 0 ? readBack(c, checks, out) : undefined;
   try {
-    if (journal)
-      await send(
-        c,
-        journal,
-        { ...transfer, pieceConfirmed: reading?.piece },
-        reporter,
-        phase,
-        reading?.chunk,
-      );
+    if (journal) await send(c, journal, transfer, reporter, phase, reading?.add);
   } catch (error) {
     await reading?.done().catch(() => undefined);
     throw error;
@@ -209,66 +201,49 @@ async function writeRecord(c: WriteContext, now: DriveInfo, reporter: Reporter):
 }
 
 /**
- * Reads back what `checks` names, as soon as it is final: chunks the plan does not send at
- * once; a sent chunk read back whole piece by piece, each as soon as its write is
- * confirmed (`piece`), so the last read follows the last write closely; a sampled one
- * once the chunk is (`chunk`). `done` gives the chunks that differ once all are read.
+ * Reads back what `checks` names, each chunk as soon as it is final: those the plan does
+ * not send at once, the others read whole when `add` says they were confirmed (so these
+ * reads overlap the writes of later chunks). `done` reads the rest (the samples of sent
+ * chunks) and gives the chunks that differ once all are read.
  */
 function readBack(
   c: WriteContext,
   checks: ReadonlyMap<number, 'whole' | 'one-piece'>,
   out: WriteOutcome,
-): {
-  piece: (p: Piece) => void;
-  chunk: (index: number) => void;
-  done: () => Promise<number[]>;
-} {
-  const { api, digests: d, image } = c;
-  const uuid = c.drive.uuid;
+): { add: (index: number) => void; done: () => Promise<number[]> } {
   const sending = new Set(c.plan.todo);
   const reads: Promise<number[]>[] = [];
-  const started = (read: Promise<number[]>) => {
-    read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
-    reads.push(read);
-  };
   const check = (indexes: number[]) => {
     for (const how of ['whole', 'one-piece'] as const) {
       const these = indexes.filter((i) => checks.get(i) === how);
       if (these.length === 0) continue;
-      started(findMismatches(api, uuid, image, d, these, c.concurrency, how, out));
+      const read = findMismatches(
+        c.api,
+        c.drive.uuid,
+        c.image,
+        c.digests,
+        these,
+        c.concurrency,
+        how,
+        out,
+      );
+      read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+      reads.push(read);
     }
   };
   check([...checks.keys()].filter((i) => !sending.has(i)));
-  /** Bytes of each sent chunk read back so far (whole checks); sampled chunks read. */
-  const covered = new Map<number, number>();
-  const sampled = new Set<number>();
+  const added = new Set<number>();
   return {
-    piece: (p) => {
-      if (checks.get(p.index) !== 'whole') return;
-      covered.set(p.index, (covered.get(p.index) ?? 0) + p.length);
-      const piece = { index: p.index, offset: p.offset, size: p.length };
-      started(mismatchesIn(api, uuid, image, d, [piece], 1, out));
-    },
-    chunk: (index) => {
-      if (checks.get(index) !== 'one-piece' || sampled.has(index)) return;
-      sampled.add(index);
+    add: (index) => {
+      // A sample is left for done(): read during the send it would only slow the writes
+      // down, read after it, it goes along with the record's round trips.
+      if (added.has(index) || checks.get(index) !== 'whole') return;
+      added.add(index);
       check([index]);
     },
     done: async () => {
-      // What the send did not confirm piece by piece (it cannot, once it succeeded; but a
-      // chunk must never count as verified unread).
-      check(
-        c.plan.todo.filter(
-          (i) =>
-            checks.has(i) &&
-            !sampled.has(i) &&
-            (covered.get(i) ?? 0) < chunkLength(i, d.size, d.chunkSize),
-        ),
-      );
-      for (const i of c.plan.todo) {
-        sampled.add(i);
-        covered.set(i, Infinity);
-      }
+      check(c.plan.todo.filter((i) => checks.has(i) && !added.has(i)));
+      for (const i of c.plan.todo) added.add(i);
       const bad = (await Promise.all(reads)).flat();
       return [...new Set(bad)].sort((a, b) => a - b);
     },

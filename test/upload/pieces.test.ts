@@ -10,7 +10,6 @@ import { backoffDelay, defaultRetryPolicy, withRetry } from '../../src/drive/ret
 import { sha256 } from '../../src/files.js';
 import { chunkBody, promising } from '../../src/upload/compress.js';
 import { startProgress } from '../../src/upload/progress.js';
-import { pieceCutter, type Piece } from '../../src/upload/transfer.js';
 import { digestImage, imageSize, zeroDigest } from '../../src/upload/image.js';
 import { findJournal, openJournal } from '../../src/upload/journal.js';
 import { decodeRecord, encodeRecord, trustedRecord } from '../../src/upload/record.js';
@@ -249,47 +248,5 @@ describe('progress', () => {
     } finally {
       vi.useRealTimers();
     }
-  });
-});
-
-describe('pieces of a send', () => {
-  const MiB = 2 ** 20;
-  const cutAll = (size: number, chunkSize: number, indexes: number[], concurrency: number) => {
-    const next = pieceCutter({ size, chunkSize }, indexes, concurrency);
-    const pieces: Piece[] = [];
-    for (let p = next(); p; p = next()) pieces.push(p);
-    return pieces;
-  };
-
-  it('tile each chunk in order, at most 1 MiB, aligned, the first round staggered', () => {
-    const size = 36 * MiB - 1000; // a short last chunk
-    const pieces = cutAll(size, 4 * MiB, [0, 1, 2, 3, 4, 5, 6, 7, 8], 12);
-    let at = 0;
-    for (const p of pieces) {
-      expect(p.offset).toBe(at); // contiguous, in chunk order
-      expect(Math.floor(p.offset / (4 * MiB))).toBe(p.index);
-      expect(Math.floor((p.offset + p.length - 1) / (4 * MiB))).toBe(p.index); // inside its chunk
-      expect(p.length).toBeLessThanOrEqual(MiB);
-      at += p.length;
-    }
-    expect(at).toBe(size);
-    expect(pieces.filter((p) => p.offset % (64 * 1024) !== 0)).toEqual([]);
-    // the first round grows piece by piece (each connection ends its first write at
-    // another time), then 1 MiB pieces, then shorter ones as the end nears
-    const first = pieces.slice(0, 5).map((p) => p.length);
-    expect(first).toEqual([...first].sort((a, b) => a - b));
-    expect(new Set(first).size).toBe(first.length);
-    expect(pieces.some((p) => p.length === MiB)).toBe(true);
-    const last = pieces.at(-2);
-    expect(last?.length).toBeLessThan(MiB);
-    expect(last?.length).toBeGreaterThanOrEqual(512 * 1024);
-  });
-
-  it('send only the chunks asked for, and a chunk smaller than a piece whole', () => {
-    const pieces = cutAll(10 * 4096, 4096, [1, 7], 4);
-    expect(pieces).toEqual([
-      { index: 1, offset: 4096, length: 4096 },
-      { index: 7, offset: 7 * 4096, length: 4096 },
-    ]);
   });
 });
