@@ -84194,24 +84194,16 @@ const WORTH = 0.9;
 /** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
 const WINDOWS = 16;
 const compress_WINDOW = 4 * 1024;
-/** Where the sample of a chunk of `length` bytes lies: [offset in the chunk, bytes]. */
-function sampleWindows(length) {
-    if (length <= WINDOWS * compress_WINDOW)
-        return [[0, length]];
-    const step = Math.floor((length - compress_WINDOW) / (WINDOWS - 1));
-    return Array.from({ length: WINDOWS }, (_, i) => [i * step, compress_WINDOW]);
-}
 function sampleOf(raw) {
-    return Buffer.concat(sampleWindows(raw.length).map(([at, n]) => raw.subarray(at, at + n)));
-}
-/** Whether a sample (sampleWindows' bytes) looks worth compressing: it shrinks by a fifth. */
-async function promisingSample(sample) {
-    return (await gzipAsync(sample, { level: 1 })).length <= sample.length * PROMISING;
+    if (raw.length <= WINDOWS * compress_WINDOW)
+        return raw;
+    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
+    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
 }
 /** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
 function promising(raw) {
     const sample = sampleOf(raw);
-    return gzipSync(sample, { level: 1 }).length <= sample.length * PROMISING;
+    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
 }
 /** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
 async function chunkBody(raw) {
@@ -84226,6 +84218,7 @@ async function chunkBody(raw) {
  * The image to upload: checked before anything is sent, then read once to get its
  * sha256 and one digest per chunk, the basis for skipping what the drive already holds.
  */
+
 
 
 
@@ -84262,7 +84255,7 @@ function chunkLength(index, size, chunkSize) {
 /** sha256 of `length` zero bytes, without allocating them all. */
 function zeroDigest(length) {
     const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = createHash('sha256');
+    const hash = (0,external_node_crypto_.createHash)('sha256');
     for (let left = length; left > 0; left -= block.length) {
         hash.update(left >= block.length ? block : block.subarray(0, left));
     }
@@ -84278,119 +84271,65 @@ async function readFully(handle, buffer, position) {
         done += bytesRead;
     }
 }
-// The hashing runs off the main thread, which stays free to answer the API meanwhile: one
-// thread hashes the whole image, another each chunk (telling each digest as it is
-// done); the two passes over the data then cost about one (the machines have 2 cores).
-const HASHER = `
+// The whole-image sha256 is computed on a second thread while this one hashes each
+// chunk: the two passes over the data then cost about one (the machines have 2 cores).
+const WHOLE_IMAGE_HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
-const { file, size, chunkSize, part } = workerData;
-const fd = openSync(file, 'r');
-try {
-  const whole = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-  const block = Buffer.alloc(Math.min(chunkSize, 1 << 16));
-  const zeros = new Map();
-  const zeroDigest = (length) => {
-    const hash = createHash('sha256');
-    for (let left = length; left > 0; left -= block.length) {
-      hash.update(left >= block.length ? block : block.subarray(0, left));
-    }
-    return hash.digest('hex');
-  };
-  for (let index = 0, at = 0; at < size; index++, at += chunkSize) {
-    const length = Math.min(chunkSize, size - at);
-    const view = buffer.subarray(0, length);
-    for (let done = 0; done < length; ) {
-      const n = readSync(fd, view, done, length - done, at + done);
-      if (n === 0) throw new Error('the file got shorter while it was read');
-      done += n;
-    }
-    if (part === 'whole') {
-      whole.update(view);
-      continue;
-    }
-    const digest = createHash('sha256').update(view).digest('hex');
-    if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
-    parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
-  }
-  parentPort.postMessage(part === 'whole' ? { sha256: whole.digest('hex') } : { done: true });
-} finally {
-  closeSync(fd);
+const fd = openSync(workerData.file, 'r');
+const hash = createHash('sha256');
+const buffer = Buffer.allocUnsafe(4 << 20);
+for (let at = 0; at < workerData.size; ) {
+  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
+  if (n === 0) throw new Error('the file got shorter while it was read');
+  hash.update(buffer.subarray(0, n));
+  at += n;
 }
+closeSync(fd);
+parentPort.postMessage(hash.digest('hex'));
 `;
-/** Runs one hashing thread over the image; `told` hears each message it sends. */
-function hashThread(file, size, chunkSize, part, told) {
+function wholeImageSha256(file, size) {
     return new Promise((resolve, reject) => {
-        const worker = new external_node_worker_threads_.Worker(HASHER, {
-            eval: true,
-            workerData: { file, size, chunkSize, part },
+        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
+        worker.once('message', (hex) => {
+            resolve(hex);
         });
-        worker.on('message', (m) => {
-            told(m);
-            if ('sha256' in m || 'done' in m)
-                resolve();
-        });
-        worker.once('error', (error) => {
-            reject(new errors_DisklessError(`image ${file}: ${error.message}`));
-        });
-        worker.once('exit', (code) => {
-            reject(new errors_DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
-        });
+        worker.once('error', reject);
     });
 }
-/** Whether chunk `index` looks worth compressing, from its sample read off the file. */
-async function sampleCompressible(handle, index, size, chunkSize) {
-    const start = index * chunkSize;
-    const windows = sampleWindows(chunkLength(index, size, chunkSize));
-    const sample = Buffer.allocUnsafe(windows.reduce((sum, [, n]) => sum + n, 0));
-    let at = 0;
-    for (const [offset, n] of windows) {
-        await readFully(handle, sample.subarray(at, at + n), start + offset);
-        at += n;
-    }
-    return promisingSample(sample);
-}
 /**
- * The image's sha256, a digest per chunk and which chunks are worth compressing. The
- * hashing runs on two worker threads; this thread only tries each non-zero chunk's small
- * sample with gzip as its digest comes in.
- * Memory: one chunk per hashing thread and one sample per chunk being tried.
+ * The image's sha256, a digest per chunk and which chunks are worth compressing.
+ * Memory: one chunk (plus the hashing thread's).
  */
 async function digestImage(file, size, chunkSize) {
-    const count = chunkCount(size, chunkSize);
-    const chunks = new Array(count).fill('');
-    const zero = new Array(count).fill(false);
-    const compressible = new Array(count).fill(false);
+    const whole = wholeImageSha256(file, size);
+    whole.catch(() => undefined); // awaited below, after the chunks
     const handle = await (0,promises_.open)(file, 'r');
-    const samples = [];
     try {
-        let sha256 = '';
-        const whole = hashThread(file, size, chunkSize, 'whole', (m) => {
-            if ('sha256' in m)
-                sha256 = m.sha256;
-        });
-        whole.catch(() => undefined); // awaited below
-        await hashThread(file, size, chunkSize, 'chunks', (m) => {
-            if (!('index' in m))
-                return;
-            chunks[m.index] = m.digest;
-            zero[m.index] = m.zero;
-            if (m.zero)
-                return; // zero chunks are never sent, so never compressed
-            const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
-                compressible[m.index] = yes;
-            });
-            sampled.catch(() => undefined); // awaited below
-            samples.push(sampled);
-        });
-        await whole;
-        await Promise.all(samples);
-        return { size, chunkSize, sha256, chunks, zero, compressible };
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        const zeros = new Map();
+        const chunks = [];
+        const zero = [];
+        const compressible = [];
+        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
+            const length = chunkLength(i, size, chunkSize);
+            const view = buffer.subarray(0, length);
+            await readFully(handle, view, i * chunkSize);
+            const digest = sha256(view);
+            let zeroForLength = zeros.get(length);
+            if (zeroForLength === undefined) {
+                zeroForLength = zeroDigest(length);
+                zeros.set(length, zeroForLength);
+            }
+            const isZero = digest === zeroForLength;
+            chunks.push(digest);
+            zero.push(isZero);
+            compressible.push(!isZero && promising(view));
+        }
+        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
     }
     finally {
-        await Promise.allSettled(samples);
         await handle.close();
     }
 }
@@ -87424,20 +87363,14 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
 
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
- * Sends chunks of the image in parallel over the API's kept-alive connections, each chunk
- * in pieces (writes of at most 1 MiB): the pieces go out in chunk order over all the
- * connections, so the link always carries many transfers, chunks are confirmed one after
- * another as the send goes (the caller reads each back while the others are still being
- * written), and a failed request costs one piece, not a chunk. The chunk stays the unit of
- * digests, journal and "chunks sent": it is confirmed once all its pieces are.
- *
- * Pieces of chunks that do not compress (most of a boot image) stream from the file; a
- * worker reads a piece whole into its one buffer only to gzip it (memory: concurrency x
- * one piece). Transient failures are retried per piece. The first piece that still fails
- * stops new work; the writes in flight finish, so the journal stays exact. A service that
- * answers 409 busy to a write may refuse concurrent writes to one drive (the only
- * production uploader on record wrote one chunk at a time "to avoid collisions"): after
- * the first such answer, writes go one at a time.
+ * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
+ * that do not compress (most of a boot image) stream from the file; a worker reads a
+ * chunk whole into its one buffer only to gzip it (memory is bounded by concurrency x
+ * chunk size at worst). Transient failures are retried. The first chunk that
+ * still fails stops new work; the writes in flight finish, so the journal stays exact.
+ * A service that answers 409 busy to a write may refuse concurrent writes to one drive
+ * (the only production uploader on record wrote one chunk at a time "to avoid
+ * collisions"): after the first such answer, writes go one at a time.
  */
 
 
@@ -87449,55 +87382,10 @@ function startProgress(label, total, print, retries, everyMs = 5_000) {
 function emptyStats() {
     return { chunksSent: 0, bytesSent: 0, chunksCompressed: 0, retries: 0 };
 }
-/** The largest write: long enough that a request's round trip is a small part of it. */
-const MAX_PIECE = 2 ** 20;
-/** Pieces are multiples of this (aligned), the first round's smallest. */
-const MIN_PIECE = 64 * 1024;
-/**
- * The smallest piece near the end: a connection spends a round trip (50 ms and more) per
- * request, and with shorter bodies too few of them would be sending at once to fill the link.
- */
-const TAIL_PIECE = 512 * 1024;
-/**
- * Cuts the chunks into pieces as the connections ask for them, in chunk order. Pieces of
- * one size sent together would finish together, and then every connection would wait out
- * its round trip at once, leaving the link idle: so the first round is staggered (1/n,
- * 2/n, ... of a piece), and pieces shrink as the end nears (a share of what is left), so
- * the connections run out of work at about the same time instead of one by one.
- */
-function pieceCutter(d, indexes, concurrency) {
-    let left = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
-    let chunk = 0;
-    let within = 0;
-    let issued = 0;
-    const align = (n) => Math.max(MIN_PIECE, Math.floor(n / MIN_PIECE) * MIN_PIECE);
-    return () => {
-        const index = indexes[chunk];
-        if (index === undefined)
-            return undefined;
-        const length = chunkLength(index, d.size, d.chunkSize);
-        const target = issued < concurrency
-            ? align((MAX_PIECE * (issued + 1)) / concurrency)
-            : align(Math.min(MAX_PIECE, Math.max(TAIL_PIECE, left / concurrency)));
-        const size = Math.min(target, length - within);
-        const piece = { index, offset: index * d.chunkSize + within, length: size };
-        issued++;
-        left -= size;
-        within += size;
-        if (within >= length) {
-            chunk++;
-            within = 0;
-        }
-        return piece;
-    };
-}
 async function sendChunks(t, indexes) {
     const { size, chunkSize, chunks, compressible } = t.digests;
-    const nextPiece = pieceCutter(t.digests, indexes, t.concurrency);
-    /** Bytes of each chunk confirmed so far; chunks with a gzip piece. */
-    const confirmedBytes = new Map();
-    const gzipped = new Set();
     const handle = await (0,promises_.open)(t.image, 'r');
+    let next = 0;
     let failure;
     let oneAtATime = false;
     let lane = Promise.resolve();
@@ -87521,65 +87409,57 @@ async function sendChunks(t, indexes) {
         oneAtATime = true;
         lane = Promise.allSettled([...inFlight]);
     };
-    const sendPiece = async (p, buffer) => {
-        let packed;
-        if (compressible[p.index]) {
-            const raw = buffer().subarray(0, p.length);
-            await readFully(handle, raw, p.offset);
-            packed = await chunkBody(raw);
-        }
-        // The rest stream from the image: sending starts at once and memory stays small.
-        const body = () => packed ?? {
-            data: (0,external_node_fs_.createReadStream)(t.image, { start: p.offset, end: p.offset + p.length - 1 }),
-            gzip: false,
-            length: p.length,
-        };
-        await withRetry(() => write(p.offset, body), t.policy, (error, attempt, delay) => {
-            if (error instanceof ApiError && error.status === 409)
-                oneByOne();
-            t.stats.retries++;
-            t.onRetry(p.index, error, attempt, delay);
-        });
-        t.stats.bytesSent += packed?.data.length ?? p.length;
-        t.pieceConfirmed?.(p);
-        if (packed?.gzip)
-            gzipped.add(p.index);
-        const done = (confirmedBytes.get(p.index) ?? 0) + p.length;
-        confirmedBytes.set(p.index, done);
-        const length = chunkLength(p.index, size, chunkSize);
-        if (done < length)
-            return;
-        t.stats.chunksSent++;
-        if (gzipped.has(p.index))
-            t.stats.chunksCompressed++;
-        await t.confirmed(p.index, length);
-    };
     const worker = async () => {
-        let buffer; // only pieces of chunks worth compressing are read whole
-        const own = () => (buffer ??= Buffer.allocUnsafe(Math.min(MAX_PIECE, chunkSize)));
-        for (let p = nextPiece(); p && failure === undefined; p = nextPiece()) {
+        let buffer; // only chunks worth compressing are read whole
+        while (failure === undefined && next < indexes.length) {
+            const index = indexes[next++] ?? 0;
+            const offset = index * chunkSize;
+            const length = chunkLength(index, size, chunkSize);
             try {
-                await sendPiece(p, own);
+                let packed;
+                if (compressible[index]) {
+                    buffer ??= Buffer.allocUnsafe(Math.min(chunkSize, size));
+                    const raw = buffer.subarray(0, length);
+                    await readFully(handle, raw, offset);
+                    packed = await chunkBody(raw);
+                }
+                // The rest stream from the image: sending starts at once and memory stays small.
+                const body = () => packed ?? {
+                    data: (0,external_node_fs_.createReadStream)(t.image, { start: offset, end: offset + length - 1 }),
+                    gzip: false,
+                    length,
+                };
+                await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
+                    if (error instanceof ApiError && error.status === 409)
+                        oneByOne();
+                    t.stats.retries++;
+                    t.onRetry(index, error, attempt, delay);
+                });
+                t.stats.chunksSent++;
+                t.stats.bytesSent += packed?.data.length ?? length;
+                if (packed?.gzip)
+                    t.stats.chunksCompressed++;
+                await t.confirmed(index, length);
             }
             catch (error) {
-                failure ??= { piece: p, error };
+                failure ??= { index, error };
             }
         }
     };
     try {
-        await Promise.all(Array.from({ length: t.concurrency }, worker));
+        await Promise.all(Array.from({ length: Math.min(t.concurrency, indexes.length) }, worker));
     }
     finally {
         await handle.close();
     }
     if (failure) {
-        const { piece: p, error } = failure;
+        const { index, error } = failure;
         if (!(error instanceof ApiError || error instanceof NetworkError))
             throw error;
         const how = isTransient(error)
             ? `after ${t.policy.attempts} attempts`
             : '(refused, not retried)';
-        throw new errors_DisklessError(`Writing chunk ${p.index + 1} of ${chunks.length} (its ${p.length} bytes at offset ${p.offset}) to drive ${t.drive} failed ${how}: ` +
+        throw new errors_DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
             `${errorMessage(error)}. ${t.stats.chunksSent} of ${indexes.length} chunks to send were written ` +
             `(${t.stats.bytesSent} bytes sent) and journalled: run again to resume, only the missing chunks will be sent`);
     }
@@ -87612,35 +87492,16 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
     return [...pick].sort((a, b) => a - b);
 }
 /**
- * What the read-back checks of each chunk: `full` every chunk whole; `sample` one piece of
- * the chunks chunksToVerify picks. A resumed run did not send what the interrupted one
- * did: every chunk it does not send is read back whole, whatever the mode.
- */
-function readBackPlan(mode, plan, total, random = Math.random) {
-    const checks = new Map();
-    const how = mode === 'full' ? 'whole' : 'one-piece';
-    for (const i of chunksToVerify(mode, plan.todo, total, random))
-        checks.set(i, how);
-    if (plan.resumed) {
-        const sending = new Set(plan.todo);
-        for (let i = 0; i < total; i++)
-            if (!sending.has(i))
-                checks.set(i, 'whole');
-    }
-    return new Map([...checks].sort(([a], [b]) => a - b));
-}
-/**
  * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
  * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
  * digest, so nothing is read from the image and each chunk costs one round trip.
  */
 const PIECE = 4 * 2 ** 20;
 /**
- * Fewer chunks than connections (a chunk just confirmed, the last one above all): they are
- * read in smaller pieces instead, about one per connection, so they are not left to a few
- * connections' speed. Pieces are multiples of this.
+ * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
+ * lone chunk (the last one confirmed) is not left to one connection's speed.
  */
-const PIECE_ALIGN = 64 * 1024;
+const SMALL_PIECE = 2 ** 20;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
 const SAMPLE_PIECE = 256 * 1024;
 /**
@@ -87649,8 +87510,6 @@ const SAMPLE_PIECE = 256 * 1024;
  * with the same piece of the image file, so memory stays at one piece per connection.
  */
 async function findMismatches(api, drive, image, d, indexes, concurrency, sample, counted = { bytesRead: 0 }) {
-    const bytes = indexes.reduce((sum, i) => sum + chunkLength(i, d.size, d.chunkSize), 0);
-    const split = Math.ceil(bytes / concurrency / PIECE_ALIGN) * PIECE_ALIGN;
     const pieces = indexes.flatMap((index) => {
         const start = index * d.chunkSize;
         const length = chunkLength(index, d.size, d.chunkSize);
@@ -87660,24 +87519,15 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             const at = index === 0 ? 0 : Math.floor(Math.random() * Math.floor(length / size)) * size;
             return [{ index, offset: start + at, size }];
         }
-        const piece = indexes.length < concurrency ? Math.min(PIECE, split) : PIECE;
+        const piece = indexes.length < concurrency ? SMALL_PIECE : PIECE;
         return Array.from({ length: Math.ceil(length / piece) }, (_, k) => ({
             index,
             offset: start + k * piece,
             size: Math.min(piece, length - k * piece),
         }));
     });
-    return mismatchesIn(api, drive, image, d, pieces, concurrency, counted);
-}
-/**
- * Indexes of the chunks in which one of `pieces` reads back different from the image:
- * a piece that is a whole chunk is compared with the chunk's digest, any other with the
- * same range of the image file (read while the drive's bytes come in).
- */
-async function mismatchesIn(api, drive, image, d, pieces, concurrency, counted) {
     const bad = new Set();
     const handle = await (0,promises_.open)(image, 'r');
-    const largest = Math.max(0, ...pieces.map((p) => p.size));
     let next = 0;
     const worker = async () => {
         let buffer; // only for pieces smaller than their chunk
@@ -87686,16 +87536,14 @@ async function mismatchesIn(api, drive, image, d, pieces, concurrency, counted) 
                 continue;
             const whole = piece.offset === piece.index * d.chunkSize &&
                 piece.size === chunkLength(piece.index, d.size, d.chunkSize);
-            const reading = api.readDigest(drive, piece.offset, piece.size);
-            reading.catch(() => undefined); // awaited below
             let expected = d.chunks[piece.index];
             if (!whole) {
-                buffer ??= Buffer.allocUnsafe(Math.min(PIECE, largest));
+                buffer ??= Buffer.allocUnsafe(PIECE);
                 const want = buffer.subarray(0, piece.size);
                 await readFully(handle, want, piece.offset);
                 expected = sha256(want);
             }
-            const got = await reading;
+            const got = await api.readDigest(drive, piece.offset, piece.size);
             counted.bytesRead += got.bytes;
             if (got.bytes !== piece.size || got.sha256 !== expected)
                 bad.add(piece.index);
@@ -87747,17 +87595,16 @@ async function writePlan(c, reporter, phase) {
             writes: countersOf(c.drive),
         }, plan.resumed)
         : undefined;
-    // The read-back starts at once: chunks this run does not send (a server-side copy's, a
-    // resumed run's) are read while the others go out, and each sent chunk as soon as it is
-    // confirmed, so the reads overlap the writes instead of following them.
-    const checks = readBackPlan(c.verify, plan, digests.chunks.length);
-    const reading = checks.size > 0 ? readBack(c, checks, out) : undefined;
+    // A full verify starts at once: chunks this run does not send (a server-side copy's)
+    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
+    // so the reads overlap the writes instead of following them.
+    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
     try {
         if (journal)
-            await send(c, journal, { ...transfer, pieceConfirmed: reading?.piece }, reporter, phase, reading?.chunk);
+            await send(c, journal, transfer, reporter, phase, early?.add);
     }
     catch (error) {
-        await reading?.done().catch(() => undefined);
+        await early?.done().catch(() => undefined);
         throw error;
     }
     // The write counters are final once the writes are: ask for them while verifying, and
@@ -87777,23 +87624,33 @@ async function writePlan(c, reporter, phase) {
         })()
         : undefined;
     earlyRecord?.catch(() => undefined); // awaited after the verify
-    if (reading) {
-        const whole = [...checks.values()].filter((how) => how === 'whole').length;
-        const total = checks.size;
-        await phase('verify', `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            let bad = await reading.done();
+    const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
+    // A resumed run did not send what the interrupted one did: every such chunk is read back.
+    const sending = new Set(plan.todo);
+    const unsent = plan.resumed && c.verify !== 'full'
+        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
+        : [];
+    const sampled = check.filter((i) => !unsent.includes(i));
+    if (check.length + unsent.length > 0) {
+        const how = c.verify === 'full' ? 'whole' : 'one-piece';
+        const total = sampled.length + unsent.length;
+        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
+            let bad = early
+                ? await early.done()
+                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
             if (bad.length > 0) {
                 await c.rewriteGuard?.(bad);
                 reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
                 out.chunksRewritten = bad.length;
                 await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
+                bad = await find(bad, 'whole');
                 if (bad.length > 0) {
                     throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
                 }
             }
             out.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+            reporter.info(`verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
         });
     }
     await earlyRecord;
@@ -87840,56 +87697,32 @@ async function writeRecord(c, now, reporter) {
     reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
 }
 /**
- * Reads back what `checks` names, as soon as it is final: chunks the plan does not send at
- * once; a sent chunk read back whole piece by piece, each as soon as its write is
- * confirmed (`piece`), so the last read follows the last write closely; a sampled one
- * once the chunk is (`chunk`). `done` gives the chunks that differ once all are read.
+ * Reads back whole, as they become final, every chunk of the image: those the plan does
+ * not send at once, the others when `add` says they were confirmed. `done` gives the
+ * chunks that differ once all are read.
  */
-function readBack(c, checks, out) {
-    const { api, digests: d, image } = c;
-    const uuid = c.drive.uuid;
+function earlyVerify(c, out) {
     const sending = new Set(c.plan.todo);
-    const reads = [];
-    const started = (read) => {
-        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
-        reads.push(read);
-    };
     const check = (indexes) => {
-        for (const how of ['whole', 'one-piece']) {
-            const these = indexes.filter((i) => checks.get(i) === how);
-            if (these.length === 0)
-                continue;
-            started(findMismatches(api, uuid, image, d, these, c.concurrency, how, out));
-        }
+        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
+        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+        return read;
     };
-    check([...checks.keys()].filter((i) => !sending.has(i)));
-    /** Bytes of each sent chunk read back so far (whole checks); sampled chunks read. */
-    const covered = new Map();
-    const sampled = new Set();
+    const reads = [
+        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
+    ];
+    const added = new Set();
     return {
-        piece: (p) => {
-            if (checks.get(p.index) !== 'whole')
+        add: (index) => {
+            if (added.has(index))
                 return;
-            covered.set(p.index, (covered.get(p.index) ?? 0) + p.length);
-            const piece = { index: p.index, offset: p.offset, size: p.length };
-            started(mismatchesIn(api, uuid, image, d, [piece], 1, out));
-        },
-        chunk: (index) => {
-            if (checks.get(index) !== 'one-piece' || sampled.has(index))
-                return;
-            sampled.add(index);
-            check([index]);
+            added.add(index);
+            reads.push(check([index]));
         },
         done: async () => {
-            // What the send did not confirm piece by piece (it cannot, once it succeeded; but a
-            // chunk must never count as verified unread).
-            check(c.plan.todo.filter((i) => checks.has(i) &&
-                !sampled.has(i) &&
-                (covered.get(i) ?? 0) < chunkLength(i, d.size, d.chunkSize)));
-            for (const i of c.plan.todo) {
-                sampled.add(i);
-                covered.set(i, Infinity);
-            }
+            const missing = c.plan.todo.filter((i) => !added.has(i));
+            if (missing.length > 0)
+                reads.push(check(missing));
             const bad = (await Promise.all(reads)).flat();
             return [...new Set(bad)].sort((a, b) => a - b);
         },
