@@ -307,7 +307,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       }
       case 'write': {
         if (writer) {
-          stats.bytesWritten += await writer.end(); // the bytes went in as they came
+          // (awaited first: "+= await" would add to a total read before the wait, losing
+          // the bytes of writes that ended meanwhile)
+          const written = await writer.end(); // the bytes went in as they came
+          stats.bytesWritten += written;
           return NO_CONTENT;
         }
         const uuid = route.uuid ?? '';

@@ -18,12 +18,20 @@ const WORTH = 0.9;
 const WINDOWS = 16;
 const WINDOW = 4 * 1024;
 
+/** Where the sample of a chunk of `length` bytes lies: [offset in the chunk, bytes]. */
+export function sampleWindows(length: number): [number, number][] {
+  if (length <= WINDOWS * WINDOW) return [[0, length]];
+  const step = Math.floor((length - WINDOW) / (WINDOWS - 1));
+  return Array.from({ length: WINDOWS }, (_, i) => [i * step, WINDOW]);
+}
+
 function sampleOf(raw: Buffer): Buffer {
-  if (raw.length <= WINDOWS * WINDOW) return raw;
-  const step = Math.floor((raw.length - WINDOW) / (WINDOWS - 1));
-  return Buffer.concat(
-    Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + WINDOW)),
-  );
+  return Buffer.concat(sampleWindows(raw.length).map(([at, n]) => raw.subarray(at, at + n)));
+}
+
+/** Whether a sample (sampleWindows' bytes) looks worth compressing: it shrinks by a fifth. */
+export async function promisingSample(sample: Buffer): Promise<boolean> {
+  return (await gzipAsync(sample, { level: 1 })).length <= sample.length * PROMISING;
 }
 
 /** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */

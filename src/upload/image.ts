@@ -6,8 +6,7 @@ import { createHash } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { DisklessError } from '../errors.js';
-import { sha256 } from '../files.js';
-import { promising } from './compress.js';
+import { promisingSample, sampleWindows } from './compress.js';
 
 export interface ImageDigests {
   size: number;
@@ -82,70 +81,110 @@ export async function readFully(
   }
 }
 
-// The whole-image sha256 is computed on a second thread while this one hashes each
-// chunk: the two passes over the data then cost about one (the machines have 2 cores).
-const WHOLE_IMAGE_HASHER = `
+// One pass over the image on a second thread: the whole-image sha256 and each chunk's,
+// told chunk by chunk, so the main thread stays free to answer the API while it runs.
+const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
-const fd = openSync(workerData.file, 'r');
-const hash = createHash('sha256');
-const buffer = Buffer.allocUnsafe(4 << 20);
-for (let at = 0; at < workerData.size; ) {
-  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
-  if (n === 0) throw new Error('the file got shorter while it was read');
-  hash.update(buffer.subarray(0, n));
-  at += n;
+const { file, size, chunkSize } = workerData;
+const fd = openSync(file, 'r');
+try {
+  const whole = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+  const block = Buffer.alloc(Math.min(chunkSize, 1 << 16));
+  const zeros = new Map();
+  const zeroDigest = (length) => {
+    const hash = createHash('sha256');
+    for (let left = length; left > 0; left -= block.length) {
+      hash.update(left >= block.length ? block : block.subarray(0, left));
+    }
+    return hash.digest('hex');
+  };
+  for (let index = 0, at = 0; at < size; index++, at += chunkSize) {
+    const length = Math.min(chunkSize, size - at);
+    const view = buffer.subarray(0, length);
+    for (let done = 0; done < length; ) {
+      const n = readSync(fd, view, done, length - done, at + done);
+      if (n === 0) throw new Error('the file got shorter while it was read');
+      done += n;
+    }
+    whole.update(view);
+    const digest = createHash('sha256').update(view).digest('hex');
+    if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
+    parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
+  }
+  parentPort.postMessage({ sha256: whole.digest('hex') });
+} finally {
+  closeSync(fd);
 }
-closeSync(fd);
-parentPort.postMessage(hash.digest('hex'));
 `;
 
-function wholeImageSha256(file: string, size: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
-    worker.once('message', (hex: string) => {
-      resolve(hex);
-    });
-    worker.once('error', reject);
-  });
+type HasherMessage = { index: number; digest: string; zero: boolean } | { sha256: string };
+
+/** Whether chunk `index` looks worth compressing, from its sample read off the file. */
+async function sampleCompressible(
+  handle: FileHandle,
+  index: number,
+  size: number,
+  chunkSize: number,
+): Promise<boolean> {
+  const start = index * chunkSize;
+  const windows = sampleWindows(chunkLength(index, size, chunkSize));
+  const sample = Buffer.allocUnsafe(windows.reduce((sum, [, n]) => sum + n, 0));
+  let at = 0;
+  for (const [offset, n] of windows) {
+    await readFully(handle, sample.subarray(at, at + n), start + offset);
+    at += n;
+  }
+  return promisingSample(sample);
 }
 
 /**
- * The image's sha256, a digest per chunk and which chunks are worth compressing.
- * Memory: one chunk (plus the hashing thread's).
+ * The image's sha256, a digest per chunk and which chunks are worth compressing. The
+ * hashing runs on a worker thread in one pass; this thread only tries each non-zero
+ * chunk's small sample with gzip as its digest comes in.
+ * Memory: one chunk (the worker's buffer) and one sample per chunk being tried.
  */
 export async function digestImage(
   file: string,
   size: number,
   chunkSize: number,
 ): Promise<ImageDigests> {
-  const whole = wholeImageSha256(file, size);
-  whole.catch(() => undefined); // awaited below, after the chunks
+  const count = chunkCount(size, chunkSize);
+  const chunks = new Array<string>(count).fill('');
+  const zero = new Array<boolean>(count).fill(false);
+  const compressible = new Array<boolean>(count).fill(false);
   const handle = await open(file, 'r');
+  const samples: Promise<void>[] = [];
   try {
-    const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-    const zeros = new Map<number, string>();
-    const chunks: string[] = [];
-    const zero: boolean[] = [];
-    const compressible: boolean[] = [];
-    for (let i = 0; i < chunkCount(size, chunkSize); i++) {
-      const length = chunkLength(i, size, chunkSize);
-      const view = buffer.subarray(0, length);
-      await readFully(handle, view, i * chunkSize);
-      const digest = sha256(view);
-      let zeroForLength = zeros.get(length);
-      if (zeroForLength === undefined) {
-        zeroForLength = zeroDigest(length);
-        zeros.set(length, zeroForLength);
-      }
-      const isZero = digest === zeroForLength;
-      chunks.push(digest);
-      zero.push(isZero);
-      compressible.push(!isZero && promising(view));
-    }
-    return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
+    const sha256 = await new Promise<string>((resolve, reject) => {
+      const worker = new Worker(HASHER, { eval: true, workerData: { file, size, chunkSize } });
+      worker.on('message', (m: HasherMessage) => {
+        if ('sha256' in m) {
+          resolve(m.sha256);
+          return;
+        }
+        chunks[m.index] = m.digest;
+        zero[m.index] = m.zero;
+        if (m.zero) return; // zero chunks are never sent, so never compressed
+        const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
+          compressible[m.index] = yes;
+        });
+        sampled.catch(() => undefined); // awaited below
+        samples.push(sampled);
+      });
+      worker.once('error', (error) => {
+        reject(new DisklessError(`image ${file}: ${error.message}`));
+      });
+      worker.once('exit', (code) => {
+        reject(new DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
+      });
+    });
+    await Promise.all(samples);
+    return { size, chunkSize, sha256, chunks, zero, compressible };
   } finally {
+    await Promise.allSettled(samples);
     await handle.close();
   }
 }

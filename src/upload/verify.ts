@@ -30,6 +30,27 @@ export function chunksToVerify(
 }
 
 /**
+ * What the read-back checks of each chunk: `full` every chunk whole; `sample` one piece of
+ * the chunks chunksToVerify picks. A resumed run did not send what the interrupted one
+ * did: every chunk it does not send is read back whole, whatever the mode.
+ */
+export function readBackPlan(
+  mode: 'none' | 'sample' | 'full',
+  plan: { todo: readonly number[]; resumed: boolean },
+  total: number,
+  random = Math.random,
+): Map<number, 'whole' | 'one-piece'> {
+  const checks = new Map<number, 'whole' | 'one-piece'>();
+  const how = mode === 'full' ? 'whole' : 'one-piece';
+  for (const i of chunksToVerify(mode, plan.todo, total, random)) checks.set(i, how);
+  if (plan.resumed) {
+    const sending = new Set(plan.todo);
+    for (let i = 0; i < total; i++) if (!sending.has(i)) checks.set(i, 'whole');
+  }
+  return new Map([...checks].sort(([a], [b]) => a - b));
+}
+
+/**
  * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
  * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
  * digest, so nothing is read from the image and each chunk costs one round trip.
@@ -37,8 +58,8 @@ export function chunksToVerify(
 const PIECE = 4 * 2 ** 20;
 
 /**
- * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
- * lone chunk (the last one confirmed) is not left to one connection's speed.
+ * Fewer chunks than connections (a chunk just confirmed): each is read in 1 MiB pieces
+ * instead, in parallel, so a lone chunk is not left to one connection's speed.
  */
 const SMALL_PIECE = 2 ** 20;
 
@@ -76,8 +97,33 @@ export async function findMismatches(
       size: Math.min(piece, length - k * piece),
     }));
   });
+  return mismatchesIn(api, drive, image, d, pieces, concurrency, counted);
+}
+
+/** A range of the image to read back, inside chunk `index`. */
+interface ReadPiece {
+  index: number;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Indexes of the chunks in which one of `pieces` reads back different from the image:
+ * a piece that is a whole chunk is compared with the chunk's digest, any other with the
+ * same range of the image file (read while the drive's bytes come in).
+ */
+async function mismatchesIn(
+  api: DriveApi,
+  drive: string,
+  image: string,
+  d: ImageDigests,
+  pieces: readonly ReadPiece[],
+  concurrency: number,
+  counted: { bytesRead: number },
+): Promise<number[]> {
   const bad = new Set<number>();
   const handle = await open(image, 'r');
+  const largest = Math.max(0, ...pieces.map((p) => p.size));
   let next = 0;
   const worker = async () => {
     let buffer: Buffer | undefined; // only for pieces smaller than their chunk
@@ -86,14 +132,16 @@ export async function findMismatches(
       const whole =
         piece.offset === piece.index * d.chunkSize &&
         piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+      const reading = api.readDigest(drive, piece.offset, piece.size);
+      reading.catch(() => undefined); // awaited below
       let expected = d.chunks[piece.index];
       if (!whole) {
-        buffer ??= Buffer.allocUnsafe(PIECE);
+        buffer ??= Buffer.allocUnsafe(Math.min(PIECE, largest));
         const want = buffer.subarray(0, piece.size);
         await readFully(handle, want, piece.offset);
         expected = sha256(want);
       }
-      const got = await api.readDigest(drive, piece.offset, piece.size);
+      const got = await reading;
       counted.bytesRead += got.bytes;
       if (got.bytes !== piece.size || got.sha256 !== expected) bad.add(piece.index);
     }

@@ -15,7 +15,7 @@ import type { Plan } from './plan.js';
 import { startProgress } from './progress.js';
 import { encodeRecord, shortDigest } from './record.js';
 import { sendChunks, type Transfer, type TransferStats } from './transfer.js';
-import { chunksToVerify, findMismatches } from './verify.js';
+import { findMismatches, readBackPlan } from './verify.js';
 
 export type Phase = <T>(key: string, title: string, work: () => Promise<T>) => Promise<T>;
 
@@ -87,14 +87,15 @@ export async function writePlan(
           plan.resumed,
         )
       : undefined;
-  // A full verify starts at once: chunks this run does not send (a server-side copy's)
-  // are read back while the others go out, and each sent chunk as soon as it is confirmed,
-  // so the reads overlap the writes instead of following them.
-  const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+  // The read-back starts at once: chunks this run does not send (a server-side copy's, a
+  // resumed run's) are read while the others go out, and each sent chunk as soon as it is
+  // confirmed, so the reads overlap the writes instead of following them.
+  const checks = readBackPlan(c.verify, plan, digests.chunks.length);
+  const reading = checks.size > 0 ? readBack(c, checks, out) : undefined;
   try {
-    if (journal) await send(c, journal, transfer, reporter, phase, early?.add);
+    if (journal) await send(c, journal, transfer, reporter, phase, reading?.add);
   } catch (error) {
-    await early?.done().catch(() => undefined);
+    await reading?.done().catch(() => undefined);
     throw error;
   }
 
@@ -116,26 +117,14 @@ export async function writePlan(
         })()
       : undefined;
   earlyRecord?.catch(() => undefined); // awaited after the verify
-  const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
-  // A resumed run did not send what the interrupted one did: every such chunk is read back.
-  const sending = new Set(plan.todo);
-  const unsent =
-    plan.resumed && c.verify !== 'full'
-      ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
-      : [];
-  const sampled = check.filter((i) => !unsent.includes(i));
-  if (check.length + unsent.length > 0) {
-    const how = c.verify === 'full' ? 'whole' : 'one-piece';
-    const total = sampled.length + unsent.length;
+  if (reading) {
+    const whole = [...checks.values()].filter((how) => how === 'whole').length;
+    const total = checks.size;
     await phase(
       'verify',
-      `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`,
+      `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`,
       async () => {
-        const find = (indexes: readonly number[], whole: 'one-piece' | 'whole') =>
-          findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
-        let bad = early
-          ? await early.done()
-          : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+        let bad = await reading.done();
         if (bad.length > 0) {
           await c.rewriteGuard?.(bad);
           reporter.warning(
@@ -143,7 +132,7 @@ export async function writePlan(
           );
           out.chunksRewritten = bad.length;
           await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-          bad = await find(bad, 'whole');
+          bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
           if (bad.length > 0) {
             throw new DisklessError(
               `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
@@ -152,7 +141,7 @@ export async function writePlan(
         }
         out.chunksVerified = total;
         reporter.info(
-          `verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+          `verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
         );
       },
     );
@@ -212,42 +201,49 @@ async function writeRecord(c: WriteContext, now: DriveInfo, reporter: Reporter):
 }
 
 /**
- * Reads back whole, as they become final, every chunk of the image: those the plan does
- * not send at once, the others when `add` says they were confirmed. `done` gives the
- * chunks that differ once all are read.
+ * Reads back what `checks` names, each chunk as soon as it is final: those the plan does
+ * not send at once, the others read whole when `add` says they were confirmed (so these
+ * reads overlap the writes of later chunks). `done` reads the rest (the samples of sent
+ * chunks) and gives the chunks that differ once all are read.
  */
-function earlyVerify(
+function readBack(
   c: WriteContext,
+  checks: ReadonlyMap<number, 'whole' | 'one-piece'>,
   out: WriteOutcome,
 ): { add: (index: number) => void; done: () => Promise<number[]> } {
   const sending = new Set(c.plan.todo);
+  const reads: Promise<number[]>[] = [];
   const check = (indexes: number[]) => {
-    const read = findMismatches(
-      c.api,
-      c.drive.uuid,
-      c.image,
-      c.digests,
-      indexes,
-      c.concurrency,
-      'whole',
-      out,
-    );
-    read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
-    return read;
+    for (const how of ['whole', 'one-piece'] as const) {
+      const these = indexes.filter((i) => checks.get(i) === how);
+      if (these.length === 0) continue;
+      const read = findMismatches(
+        c.api,
+        c.drive.uuid,
+        c.image,
+        c.digests,
+        these,
+        c.concurrency,
+        how,
+        out,
+      );
+      read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+      reads.push(read);
+    }
   };
-  const reads: Promise<number[]>[] = [
-    check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
-  ];
+  check([...checks.keys()].filter((i) => !sending.has(i)));
   const added = new Set<number>();
   return {
     add: (index) => {
-      if (added.has(index)) return;
+      // A sample is left for done(): read during the send it would only slow the writes
+      // down, read after it, it goes along with the record's round trips.
+      if (added.has(index) || checks.get(index) !== 'whole') return;
       added.add(index);
-      reads.push(check([index]));
+      check([index]);
     },
     done: async () => {
-      const missing = c.plan.todo.filter((i) => !added.has(i));
-      if (missing.length > 0) reads.push(check(missing));
+      check(c.plan.todo.filter((i) => checks.has(i) && !added.has(i)));
+      for (const i of c.plan.todo) added.add(i);
       const bad = (await Promise.all(reads)).flat();
       return [...new Set(bad)].sort((a, b) => a - b);
     },
