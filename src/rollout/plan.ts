@@ -1,6 +1,6 @@
 /**
  * Which servers a rollout moves, on which CD device, from which drive: servers named by
- * name, UUID or `tag:<tag>` (each entry must match), or by default every server with a
+ * name, id (a UUID, a Proxmox VMID), `tag:<tag>` or `pool:<pool>` (each entry must match), or by default every server with a
  * CD device holding a drive of the new drive's family. Decided from one listing of
  * servers and drives, before anything changes.
  */
@@ -38,17 +38,21 @@ export function chooseServers(
   const picked = new Set<string>();
   for (const entry of entries) {
     const tag = /^tag:(.+)$/.exec(entry)?.[1]?.trim();
+    const pool = /^pool:(.+)$/.exec(entry)?.[1]?.trim();
+    const byId = UUID_PATTERN.test(entry) || /^\d+$/.test(entry);
     const match = servers.filter((s) =>
       tag !== undefined
         ? s.tags.includes(tag)
-        : UUID_PATTERN.test(entry)
-          ? s.id.toLowerCase() === entry.toLowerCase()
-          : s.name === entry,
+        : pool !== undefined
+          ? s.pool === pool
+          : byId
+            ? s.id.toLowerCase() === entry.toLowerCase()
+            : s.name === entry,
     );
     if (match.length === 0) {
       throw new InputError(
         'servers',
-        `Input "servers": got ${JSON.stringify(entry)}; expected a server name, server UUID or tag:<tag>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`,
+        `Input "servers": got ${JSON.stringify(entry)}; expected a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`,
       );
     }
     for (const s of match) picked.add(s.id);
