@@ -25,12 +25,13 @@ export function chooseServers(
   servers: readonly ServerView[],
   inFamily: (artifact: string) => boolean,
   family: string,
+  noun = 'drive',
 ): ServerView[] {
   if (entries.length === 0) {
     const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
     if (chosen.length === 0) {
       throw new DisklessError(
-        `No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`,
+        `No server boots a${noun === 'ISO' ? 'n' : ''} ${noun} of the family "${family}" (no CD device holds one); name the servers with the "servers" input`,
       );
     }
     return chosen;
@@ -68,12 +69,14 @@ export function planMove(
     device: string | undefined;
     inFamily: (artifact: string) => boolean;
     claims: ArtifactView[];
+    noun?: string;
+    example?: string;
   },
 ): Move {
   const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
   if (device === undefined) {
     throw new DisklessError(
-      `Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`,
+      `Server ${server.name || server.id} has no CD device holding a${o.noun === 'ISO' ? 'n' : ''} ${o.noun ?? 'drive'} of the family "${target.family}"; give the "device" input (e.g. ${o.example ?? 'ide:0:1'})`,
     );
   }
   const configured = server.cds[device];

@@ -73,9 +73,16 @@ async function plan(ctx: Context): Promise<void> {
   ctx.target = target;
   const inFamily = (id: string) =>
     id === target.id || ctx.artifacts.get(id)?.family === target.family;
-  const chosen = chooseServers(o.servers, servers, inFamily, target.family);
+  const chosen = chooseServers(o.servers, servers, inFamily, target.family, noun(ctx));
+  const example = ctx.provider.kind === 'proxmox' ? 'ide2' : 'ide:0:1';
   ctx.moves = chosen.map((s) =>
-    planMove(s, target, { device: o.device, inFamily, claims: artifacts }),
+    planMove(s, target, {
+      device: o.device,
+      inFamily,
+      claims: artifacts,
+      noun: noun(ctx),
+      example,
+    }),
   );
   ctx.reporter.info(
     `New ${noun(ctx)}: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
@@ -119,10 +126,14 @@ async function becomeHealthy(
   if (ctx.check.kind === 'none') return undefined;
   if (!s.address && needsAddress(ctx.check))
     return `the API shows no address for it, so health check ${describeCheck(ctx.check)} cannot run`;
-  const why = await waitHealthy(ctx.check, { ip: s.address, name: s.name || s.id }, {
-    timeoutMs: Math.max(1_000, deadline - Date.now()),
-    intervalMs: POLL_MS,
-  });
+  const why = await waitHealthy(
+    ctx.check,
+    { ip: s.address, name: s.name || s.id },
+    {
+      timeoutMs: Math.max(1_000, deadline - Date.now()),
+      intervalMs: POLL_MS,
+    },
+  );
   return why === undefined
     ? undefined
     : `health check ${describeCheck(ctx.check)} failed within ${ctx.o.healthTimeout} s (${why})`;
@@ -296,7 +307,8 @@ function mostCommon(ids: string[]): string | undefined {
 /** The provider of the `kind` input, over a new API client. */
 export function connectProvider(o: RolloutOptions, reporter: Reporter): Provider {
   if (o.kind === 'proxmox') {
-    if (o.tlsInsecure) reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
+    if (o.tlsInsecure)
+      reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
     return proxmox({
       url: o.apiUrl,
       tokenId: o.tokenId ?? '',

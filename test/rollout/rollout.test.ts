@@ -332,7 +332,7 @@ describe('rollout, bad input and refusals', () => {
       ],
       [
         { drive: missing, device: 'hda' },
-        /^Input "device": got "hda"; expected a device id such as ide:0:1/,
+        /^Input "device": got "hda"; expected a CD device: ide:0:1 \(ide:B:U/,
       ],
       [
         { drive: missing, 'rootfs-target': '/srv/diskless' },
