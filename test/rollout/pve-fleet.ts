@@ -78,7 +78,7 @@ export async function pveFleet(members: PveMember[], size = 64 * 1024): Promise<
 export async function cdOf(s: StartedPve, vmid: number): Promise<string> {
   const r = await pve(s, 'GET', `/nodes/pve/qemu/${vmid}/config`);
   const ide2 = (r.json?.data as Record<string, unknown> | undefined)?.ide2;
-  return String(ide2 ?? '').split(',')[0] ?? '';
+  return typeof ide2 === 'string' ? (ide2.split(',')[0] ?? '') : '';
 }
 
 /** The VM's config as the API shows it. */
