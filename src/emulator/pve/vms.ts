@@ -85,18 +85,16 @@ export function machineId(vmid: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-/**
- * The runner's IDE slots for a VM's CD-ROMs, the boot CD first. The runner attaches drives
- * without a bootindex, and its SeaBIOS boots a CD on the primary channel but not one at
- * bus 1 unit 0 (where Proxmox's ide2 is), so the slots are not Proxmox's bus:unit.
- */
-const RUNNER_SLOTS = ['ide:0:1', 'ide:0:0', 'ide:1:1', 'ide:1:0'];
-
-/** The VM's CD-ROM keys, the one its `boot: order=` names first (else ide2, ide0, …) first. */
-function bootFirst(config: Record<string, string | number>, keys: string[]): string[] {
-  const order = /order=([^,]+)/.exec(String(config.boot ?? ''))?.[1]?.split(';') ?? [];
-  const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : order.length);
-  return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+/** ide0..ide3 as the runner names IDE devices (bus:unit). */
+function runnerDevice(key: string): string {
+  const ide = /^ide([0-3])$/.exec(key);
+  if (!ide) {
+    throw new DisklessError(
+      `${key}: the emulator boots CD-ROMs on ide0 to ide3 only (the QEMU runner's IDE devices)`,
+    );
+  }
+  const n = Number(ide[1]);
+  return `ide:${Math.floor(n / 2)}:${n % 2}`;
 }
 
 export class Vms {
@@ -152,18 +150,12 @@ export class Vms {
   /** With a runner: a machine booting the VM's CD-ROMs as its config says now. */
   private async boot(vm: Vm): Promise<void> {
     if (!this.runner) return;
-    const cds = Object.keys(vm.config).filter(
-      (k) => DRIVE_KEY.test(k) && isCdrom(String(vm.config[k])),
-    );
     const drives: { device: string; file: string; media: 'cdrom' }[] = [];
-    for (const key of bootFirst(vm.config, cds)) {
-      const file = this.storages.volumePath(driveVolume(String(vm.config[key])), vm.node)?.file;
-      const device = RUNNER_SLOTS[drives.length];
-      if (!file) continue;
-      if (device === undefined) {
-        throw new DisklessError(`VM ${vm.vmid}: the emulator boots at most 4 CD-ROMs`);
-      }
-      drives.push({ device, file, media: 'cdrom' });
+    for (const [key, value] of Object.entries(vm.config)) {
+      if (!DRIVE_KEY.test(key) || !isCdrom(String(value))) continue;
+      const volume = driveVolume(String(value));
+      const file = this.storages.volumePath(volume, vm.node)?.file;
+      if (file) drives.push({ device: runnerDevice(key), file, media: 'cdrom' });
     }
     if (vm.address === undefined) {
       throw failure(`VM ${vm.vmid}: the emulator's machines need an address (the VM's address)`);
