@@ -80,11 +80,7 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
   await mkdir(tmpDir, { recursive: true });
   const storages = new Storages(options.dataDir, options.storages ?? [{ id: 'local' }], nodes);
   await storages.init();
-  const vms = new Vms(options.vms ?? [], nodes, storages, options.runner);
-  await vms.init().catch(async (error: unknown) => {
-    await vms.close();
-    throw error;
-  });
+  const vms = new Vms(options.vms ?? [], nodes, storages);
   const tasks = new Tasks(options.taskMs ?? 50);
   const stats: PveEmulatorStats = {
     requests: 0,
@@ -297,7 +293,6 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
         await Promise.allSettled([...inflight]);
         await closed;
         await tasks.settle();
-        await vms.close();
         await rm(tmpDir, { recursive: true, force: true });
       })();
       return closing;
