@@ -6,6 +6,11 @@
  * without (servers/<uuid>/set, servers/<uuid>/reset, servers/<uuid>/info) made directly
  * with one keep-alive connection, one server after the other.
  *
+ * The same for kind proxmox (issue 16) against the PVE emulator over HTTPS (20 ms
+ * tasks): the rollout of N state-only VMs against the calls it cannot do without per VM
+ * (read the config for its digest, set the CD with it, reset and poll its task, read the
+ * status and the agent's address), made directly with our client, one VM after the other.
+ *
  *   npm run bench -- rollout [--servers N] [--runs N]
  *
  * The emulator runs in this process (its request counter is the measure); boots with real
@@ -15,6 +20,9 @@ import { Pool } from 'undici';
 import { flag, median } from './lib/measure.js';
 import { alice, basic, start } from '../test/emulator/helpers.js';
 import { bootDrive, bootServer, R1, R2, runRollout, tcpListeners } from '../test/rollout/fleet.js';
+import { pveFleet, runPveRollout } from '../test/rollout/pve-fleet.js';
+import { client } from '../test/proxmox/helpers.js';
+import { readConfig, repointCd, restartVm, vmState } from '../src/proxmox/index.js';
 
 const SERVERS = Number(flag('--servers') ?? '20');
 const RUNS = Number(flag('--runs') ?? '3');
@@ -117,5 +125,83 @@ for (const r of results) {
   console.log(
     `  ${r.name.padEnd(38)} ${r.ms.toFixed(2)} ms/server  ${r.requests.toFixed(1)} requests/server` +
       `  (x${(r.ms / base.ms).toFixed(2)} time, x${(r.requests / base.requests).toFixed(2)} requests vs baseline)`,
+  );
+}
+
+/** A Proxmox fleet of SERVERS state-only VMs with agent addresses and TCP listeners there. */
+async function pveVms() {
+  const ips = Array.from({ length: SERVERS }, (_, i) => `127.0.2.${10 + i}`);
+  const f = await pveFleet(
+    ips.map((ip, i) => ({ vmid: 1000 + i, name: `v${String(i).padStart(3, '0')}`, ip })),
+  );
+  const health = await tcpListeners(ips);
+  return { f, health };
+}
+
+async function pveRolloutRun(batch: number): Promise<{ perServer: number; requests: number }> {
+  const { f, health } = await pveVms();
+  try {
+    const before = f.s.emulator.stats.requests;
+    const t0 = performance.now();
+    const r = await runPveRollout(f.s, {
+      iso: f.iso2,
+      'batch-size': String(batch),
+      'health-check': `tcp:${health.port}`,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.error) throw r.error;
+    if (String(r.outputs['servers-restarted']).split(' ').length !== SERVERS) {
+      throw new Error(`not every VM was restarted: ${String(r.outputs['servers-restarted'])}`);
+    }
+    return {
+      perServer: seconds / SERVERS,
+      requests: (f.s.emulator.stats.requests - before) / SERVERS,
+    };
+  } finally {
+    health.close();
+    await f.stop();
+  }
+}
+
+async function pveBaselineRun(): Promise<{ perServer: number; requests: number }> {
+  const { f, health } = await pveVms();
+  const api = client(f.s);
+  try {
+    const before = f.s.emulator.stats.requests;
+    const t0 = performance.now();
+    for (let i = 0; i < SERVERS; i++) {
+      const vm = { node: 'pve', vmid: 1000 + i };
+      const cfg = await readConfig(api, vm);
+      await repointCd(api, vm, 'ide2', f.iso2, cfg.digest);
+      await restartVm(api, vm, 'reset');
+      await vmState(api, vm);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      perServer: seconds / SERVERS,
+      requests: (f.s.emulator.stats.requests - before) / SERVERS,
+    };
+  } finally {
+    await api.close();
+    health.close();
+    await f.stop();
+  }
+}
+
+const pveBase = await measure('baseline: config, set, reset+task, status', pveBaselineRun);
+const pveResults = [
+  await measure('rollout, batch 1, health tcp', () => pveRolloutRun(1)),
+  await measure('rollout, batch 5, health tcp', () => pveRolloutRun(5)),
+];
+console.log(
+  `\nkind proxmox: rollout of ${SERVERS} state-only VMs over HTTPS, 20 ms tasks, median of ${RUNS} runs (emulator in-process)`,
+);
+console.log(
+  `  ${pveBase.name.padEnd(38)} ${pveBase.ms.toFixed(2)} ms/VM  ${pveBase.requests.toFixed(1)} requests/VM`,
+);
+for (const r of pveResults) {
+  console.log(
+    `  ${r.name.padEnd(38)} ${r.ms.toFixed(2)} ms/VM  ${r.requests.toFixed(1)} requests/VM` +
+      `  (x${(r.ms / pveBase.ms).toFixed(2)} time, x${(r.requests / pveBase.requests).toFixed(2)} requests vs baseline)`,
   );
 }

@@ -87028,6 +87028,10 @@ function field(o, expected, parse, extra = {}) {
         empty: (extra.empty ?? (() => undefined)),
     };
 }
+/** The same field, not required: a rule across inputs says when it is needed. */
+function optional(f) {
+    return { ...f, required: false };
+}
 function fields_text(o) {
     return field(o, o.pattern ? `a value matching ${String(o.pattern)}` : 'a value', (raw) => {
         if (o.pattern && !o.pattern.test(raw))
@@ -87152,11 +87156,11 @@ function list(o = {}) {
  * what was expected; the action entries and the CLI print it as is (no stack trace)
  * and exit with code 1. Anything else is a bug and is shown with its stack.
  */
-class errors_DisklessError extends Error {
+class DisklessError extends Error {
     name = 'DisklessError';
 }
 /** A runner input or CLI flag that is missing or malformed. */
-class InputError extends errors_DisklessError {
+class InputError extends DisklessError {
     input;
     name = 'InputError';
     constructor(input, message) {
@@ -87283,7 +87287,7 @@ function lastLines(text, lines = 3) {
 }
 /** Why a program could not be started: a missing one names its Debian package. */
 function spawnError(cmd, args, error, debianPackage) {
-    return new errors_DisklessError(error.code === 'ENOENT'
+    return new DisklessError(error.code === 'ENOENT'
         ? `${cmd}: command not found; install the Debian package ${debianPackage ?? cmd}`
         : `${showCommand(cmd, args)}: ${error.message}`);
 }
@@ -87321,7 +87325,7 @@ function run(cmd, args, options = {}) {
             }
             const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
             const why = lastLines(stderr);
-            reject(new errors_DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
+            reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
         child.stdin.end();
@@ -87411,7 +87415,7 @@ async function findTools(mode) {
         packages.push(f.debianPackage);
     }
     if (missing.length > 0)
-        throw new errors_DisklessError(installLine(missing, packages));
+        throw new DisklessError(installLine(missing, packages));
     return {
         xorriso: found.xorriso ?? 'xorriso',
         grubMkimage: found['grub-mkimage'] ?? 'grub-mkimage',
@@ -87718,7 +87722,7 @@ async function checkIso(tools, iso, scratch, want) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
     if (problems.length > 0) {
-        throw new errors_DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
     }
     return listing;
 }
@@ -87757,22 +87761,22 @@ function fstabField(value) {
 function checkFstab(text, o) {
     for (const line of text.split('\n').map((l) => l.replace(/#.*/, '').trim())) {
         if (line.split(/\s+/).length > 6) {
-            throw new errors_DisklessError(`template ${o.from}: the line ${JSON.stringify(line)} has more than 6 fields; expected spaces in paths written as \\040`);
+            throw new DisklessError(`template ${o.from}: the line ${JSON.stringify(line)} has more than 6 fields; expected spaces in paths written as \\040`);
         }
     }
     const all = fstabMounts(text);
     const home = all.find((x) => x.file === '/home');
     if (home && /^nfs4?$/.test(home.type) && !o.shareHome) {
-        throw new errors_DisklessError(`template ${o.from}: /home is mounted from ${home.spec} over NFS; expected a /home of the clients' own (tmpfs) unless input "share-home" is true (then the build scans the master's /home)`);
+        throw new DisklessError(`template ${o.from}: /home is mounted from ${home.spec} over NFS; expected a /home of the clients' own (tmpfs) unless input "share-home" is true (then the build scans the master's /home)`);
     }
     for (const dir of ['/var', '/tmp']) {
         const m = all.find((x) => x.file === dir);
         if (m?.type !== 'tmpfs') {
-            throw new errors_DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
+            throw new DisklessError(`template ${o.from}: ${m ? `${dir} is mounted as ${m.type}` : `no line mounts ${dir}`}; expected "tmpfs ${dir} tmpfs ..." (the client root's ${dir} is empty and read-only)`);
         }
     }
     if (!o.copyUsr && !all.some((x) => x.file === '/usr')) {
-        throw new errors_DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
+        throw new DisklessError(`template ${o.from}: no line mounts /usr; expected one since copy-usr is false, e.g. "10.0.0.1:/usr /usr nfs ${NFS_OPTIONS} 0 0"`);
     }
 }
 /** An fstab for a template that has none. */
@@ -87790,7 +87794,7 @@ function generateFstab(o) {
     }
     if (!o.copyUsr) {
         if (!o.nfsServer) {
-            throw new errors_DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
+            throw new DisklessError('Input "nfs-server" is required when the template has no etc/fstab and copy-usr is false: expected the address clients mount /usr from');
         }
         lines.push(`${o.nfsServer}:${fstabField(o.usrExport)} /usr nfs ${NFS_OPTIONS} 0 0`);
     }
@@ -87847,7 +87851,7 @@ async function privateNamespace(procs, work) {
             break;
         if (holder.done() || Date.now() > deadline) {
             await procs.stop(holder);
-            throw new errors_DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
+            throw new DisklessError(`could not make a private network and mount namespace for the boot test (unshare; needs root and the Debian packages util-linux and iproute2): ${lastLines(text) || 'no output'}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
     }
@@ -87905,7 +87909,7 @@ const PORTMAP_PORT = 111;
 const NFS_CLIENT_PORTS = [PORTMAP_PORT, NFS_PORT, MOUNT_PORT];
 function quote(value) {
     if (/["\\\n]/.test(value)) {
-        throw new errors_DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
+        throw new DisklessError(`NFS export path ${JSON.stringify(value)}: expected no quotes`);
     }
     return `"${value}"`;
 }
@@ -87964,7 +87968,7 @@ async function waitForPorts(ns, ports, program, log, timeoutMs) {
                 ? `exited (${String(await program.exited)}) before it served ports ${ports.join(', ')}`
                 : `did not serve ports ${ports.join(', ')} within ${timeoutMs / 1000} s`;
             const why = lastLines(await (0,promises_.readFile)(log, 'utf8').catch(() => ''), 8);
-            throw new errors_DisklessError(`${program.name} ${what}: ${why}`);
+            throw new DisklessError(`${program.name} ${what}: ${why}`);
         }
         await (0,external_node_timers_promises_namespaceObject.setTimeout)(200);
     }
@@ -87974,15 +87978,15 @@ async function startNfsServer(procs, ns, o, reporter) {
     const exports = [];
     for (const e of o.exports) {
         if (!external_node_path_default().isAbsolute(e.pseudo) || e.pseudo === '/') {
-            throw new errors_DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
+            throw new DisklessError(`NFS export ${e.pseudo}: expected an absolute path other than /`);
         }
         const dir = await (0,promises_.realpath)(e.dir).catch(() => undefined);
         if (!dir || !(await (0,promises_.stat)(dir)).isDirectory()) {
-            throw new errors_DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
+            throw new DisklessError(`NFS export ${e.pseudo}: ${e.dir} is not a directory`);
         }
         const pseudo = external_node_path_default().normalize(e.pseudo).replace(/\/+$/, '');
         if (exports.some((x) => x.pseudo === pseudo)) {
-            throw new errors_DisklessError(`NFS export ${pseudo}: given twice`);
+            throw new DisklessError(`NFS export ${pseudo}: given twice`);
         }
         exports.push({ pseudo, dir });
     }
@@ -88056,7 +88060,7 @@ function slirpNetwork(server, guest) {
         a >= 224 ||
         d === 0 ||
         d === 255) {
-        throw new errors_DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
+        throw new DisklessError(`NFS server ${JSON.stringify(server)}: expected the IPv4 address of the ISO's nfsroot= (not a name, not loopback)`);
     }
     const net = `${a}.${b}.${c}`;
     const host = d === 2 ? 254 : 2;
@@ -88067,7 +88071,7 @@ function slirpNetwork(server, guest) {
         const last = Number(guest.slice(net.length + 1));
         const inside = Number.isInteger(last) && last >= 4 && last <= 252 && last !== d;
         if (!guest.startsWith(`${net}.`) || !inside) {
-            throw new errors_DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
+            throw new DisklessError(`guest address ${JSON.stringify(guest)}: expected an address in ${net}.4 to ${net}.252 other than the NFS server's`);
         }
         start = guest;
     }
@@ -88086,7 +88090,7 @@ function firmwareArgs(o) {
     if (o.firmware !== 'uefi')
         return [];
     if (!o.ovmfVars)
-        throw new errors_DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
+        throw new DisklessError('a UEFI boot needs a writable copy of OVMF_VARS.fd');
     return [
         '-drive',
         `if=pflash,format=raw,unit=0,readonly=on,file=${o.ovmfCode ?? OVMF_CODE}`,
@@ -88221,7 +88225,7 @@ function tail(text, lines = 40) {
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 async function readIsoBoot(iso, scratch) {
     if (!(await (0,promises_.stat)(iso).catch(() => undefined))?.isFile()) {
-        throw new errors_DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
+        throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
     }
     // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
     const { files } = await listIso('xorriso', iso);
@@ -88243,10 +88247,10 @@ async function readIsoBoot(iso, scratch) {
     }
     const distinct = [...new Set(roots.values())];
     if (distinct.length === 0) {
-        throw new errors_DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
+        throw new DisklessError(`${iso}: no boot menu with nfsroot= found (expected ${ISOLINUX_CFG} or ${GRUB_CFG} from build-iso)`);
     }
     if (distinct.length > 1) {
-        throw new errors_DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
+        throw new DisklessError(`${iso}: its boot menus mount different roots (${[...roots].map(([fw, r]) => `${fw}: ${r}`).join(', ')}); expected one nfsroot=`);
     }
     const [server = '', rootPath = ''] = (distinct[0] ?? '').split(':');
     return { firmware, server, rootPath };
@@ -88267,7 +88271,7 @@ async function bootTest(procs, o, reporter) {
     const iso = await readIsoBoot(o.iso, o.work);
     for (const fw of o.firmware) {
         if (!iso.firmware.includes(fw)) {
-            throw new errors_DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
+            throw new DisklessError(`${o.iso} has no ${fw} boot menu (it boots on ${iso.firmware.join(', ')}); expected build-iso's boot-mode to include ${fw}`);
         }
     }
     const root = o.root ?? iso.rootPath;
@@ -88275,14 +88279,14 @@ async function bootTest(procs, o, reporter) {
     const exports = [{ pseudo: iso.rootPath, dir: root }];
     for (const m of await fstabNfsMounts(root)) {
         if (m.server !== iso.server) {
-            throw new errors_DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
+            throw new DisklessError(`${external_node_path_default().join(root, FSTAB)} mounts ${m.mountPoint} from ${m.server}, but the ISO mounts / from ${iso.server}; the boot test serves one NFS server`);
         }
         const pseudo = m.path.replace(/\/+$/, '');
         exports.push({ pseudo, dir: overrides.get(pseudo) ?? pseudo });
         overrides.delete(pseudo);
     }
     if (overrides.size > 0) {
-        throw new errors_DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
+        throw new DisklessError(`exports ${[...overrides.keys()].join(', ')}: not an NFS mount of ${external_node_path_default().join(root, FSTAB)} (it mounts ${exports
             .slice(1)
             .map((e) => e.pseudo)
             .join(', ') || 'nothing over NFS'}); expected the NFS paths the client mounts`);
@@ -88315,7 +88319,7 @@ async function bootOnce(ns, procs, o, reporter) {
     if (o.firmware === 'uefi') {
         ovmfVars = external_node_path_default().join(o.work, 'OVMF_VARS.fd');
         await (0,promises_.copyFile)(OVMF_VARS, ovmfVars).catch(() => {
-            throw new errors_DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+            throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
         });
     }
     const args = qemuArgs({
@@ -88341,7 +88345,7 @@ async function bootOnce(ns, procs, o, reporter) {
             startedAt,
         });
         if (!end.ok) {
-            throw new errors_DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
+            throw new DisklessError(`${o.firmware} boot failed: ${end.why} (after ${end.seconds} s) (serial console: ${serialLog})\n--- the serial console's last lines:\n${tail(await readLog(serialLog))}\n---`);
         }
         reporter.info(`${o.firmware}: the client reached its check in ${end.seconds} s`);
         if (o.until === 'report') {
@@ -88405,7 +88409,7 @@ class Processes {
             throw spawnError(cmd, args, failure, o.debianPackage);
         const pid = child.pid;
         if (pid === undefined)
-            throw new errors_DisklessError(`${showCommand(cmd, args)}: no process id`);
+            throw new DisklessError(`${showCommand(cmd, args)}: no process id`);
         const started = { name, pid, exited, done: () => finished };
         this.entries.push({ started, child });
         return started;
@@ -88715,7 +88719,7 @@ async function prepareConfig(root, sysroot, dest, reporter, chosen = {}) {
     const src = external_node_path_default().join(root, CONFIG_DIR);
     const st = await (0,promises_.lstat)(src).catch(() => undefined);
     if (!st?.isDirectory()) {
-        throw new errors_DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
+        throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
     }
     await (0,promises_.cp)(src, dest, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     const confFile = external_node_path_default().join(dest, 'initramfs.conf');
@@ -88774,7 +88778,7 @@ async function findMkinitramfs(sysroot) {
         return;
     if (await exists(external_node_path_default().join(sysroot, 'sbin/mkinitramfs')))
         return;
-    throw new errors_DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+    throw new DisklessError(`initramfs-tools is not installed in ${sysroot} (no mkinitramfs); install the Debian package initramfs-tools${sysroot === '/' ? '' : ` in ${sysroot}`}`);
 }
 /** A host path inside the sysroot, as the sysroot sees it. */
 function inside(sysroot, file) {
@@ -89032,7 +89036,7 @@ function humanBytes(bytes) {
  * A step that failed after it changed something: the failure line, and the outputs and
  * summary that say what it did before (published before the step is marked failed).
  */
-class StepFailure extends errors_DisklessError {
+class StepFailure extends DisklessError {
     report;
     name = 'StepFailure';
     constructor(message, report) {
@@ -89309,7 +89313,7 @@ function chooseCache(o, reporter) {
         case 'local': {
             const c = local();
             if (!c) {
-                throw new errors_DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
+                throw new DisklessError('Input "cache-dir" is required when input "cache" is local: expected the directory of the initramfs cache');
             }
             return c;
         }
@@ -89402,7 +89406,7 @@ function cleanRelative(rel) {
     const trimmed = rel.replace(/^\/+/, '').replace(/\/+$/, '');
     const norm = external_node_path_default().posix.normalize(trimmed);
     if (norm === '.' || norm === '' || norm.startsWith('../') || norm === '..') {
-        throw new errors_DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
+        throw new DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
     }
     return norm;
 }
@@ -89437,7 +89441,7 @@ class ClientTree {
             if (st?.isDirectory())
                 continue;
             if (st) {
-                throw new errors_DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
+                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
             }
             await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
             this.managed.add(sofar);
@@ -89504,7 +89508,7 @@ class ClientTree {
         await this.parents(clean);
         const file = external_node_path_default().join(this.root, clean);
         if ((await lstatOrUndefined(file))?.isDirectory()) {
-            throw new errors_DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
+            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
         }
         await replaceAtomic(file, (tmp) => make(tmp, clean));
         this.managed.add(clean);
@@ -91024,7 +91028,7 @@ function showHits(hits) {
 function assertNoSecrets(hits, where = 'clients could read') {
     if (hits.length === 0)
         return;
-    throw new errors_DisklessError(`secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`);
+    throw new DisklessError(`secret scan: ${where} private keys or credentials, ${hits.length} hit(s): ${showHits(hits)}; expected none (remove them from the source or template, exclude them, or list the paths in input "secret-allow")`);
 }
 
 ;// CONCATENATED MODULE: ./src/iso/image-scan.ts
@@ -91175,7 +91179,7 @@ async function checkInitramfs(image, scratch, modules) {
         problems.push(`kernel module${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`);
     }
     if (problems.length > 0) {
-        throw new errors_DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
+        throw new DisklessError(`The initramfs lacks what an NFS boot needs: ${problems.join('; ')} (checked ${image} with unmkinitramfs)`);
     }
     return found;
 }
@@ -91333,11 +91337,11 @@ const INSTALL_KERNEL = 'install the Debian package linux-image-amd64 there, or g
 async function findImage(sysroot, input) {
     if (input && !input.includes('/')) {
         if (!VERSION.test(input)) {
-            throw new errors_DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
+            throw new DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
         }
         const image = external_node_path_default().join(sysroot, 'boot', `vmlinuz-${input}`);
         if (!(await isFile(image))) {
-            throw new errors_DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
+            throw new DisklessError(`kernel ${input}: no ${image}; install the Debian package linux-image-${input} in ${sysroot}`);
         }
         return image;
     }
@@ -91350,7 +91354,7 @@ async function findImage(sysroot, input) {
             if (await isFile(c))
                 return c;
         }
-        throw new errors_DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
+        throw new DisklessError(`Input "kernel": ${candidates.join(' or ')} is not a file; expected a kernel image`);
     }
     const linked = await resolveInside(sysroot, 'vmlinuz');
     if (linked && (await isFile(linked)))
@@ -91358,7 +91362,7 @@ async function findImage(sysroot, input) {
     const newest = await newestImage(sysroot);
     if (newest)
         return newest;
-    throw new errors_DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
+    throw new DisklessError(`No kernel in ${sysroot}: no /vmlinuz and no /boot/vmlinuz-*; ${INSTALL_KERNEL}`);
 }
 /** The sorted contents list of a modules directory, hashed. */
 async function modulesList(dir) {
@@ -91380,14 +91384,14 @@ async function findKernel(sysroot, input) {
     const named = base.startsWith('vmlinuz-') ? base.slice('vmlinuz-'.length) : '';
     const fromName = VERSION.test(named) ? named : undefined;
     if (fromHeader && fromName && fromHeader !== fromName) {
-        throw new errors_DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
+        throw new DisklessError(`kernel ${image}: its header says version ${fromHeader} but its name says ${fromName}; the image and its modules would not match`);
     }
     const version = fromHeader ?? fromName;
     if (!version) {
-        throw new errors_DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
+        throw new DisklessError(`kernel ${image}: cannot read its version (not a bzImage and not named vmlinuz-<version>)`);
     }
     if (input && !input.includes('/') && input !== version) {
-        throw new errors_DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
+        throw new DisklessError(`Input "kernel": asked for ${input}, but ${image} is version ${version}`);
     }
     // Merged /usr (lib -> usr/lib) or not: never follow a link that could leave the sysroot.
     const merged = external_node_path_default().join(sysroot, 'usr/lib/modules', version);
@@ -91395,7 +91399,7 @@ async function findKernel(sysroot, input) {
         ? merged
         : external_node_path_default().join(sysroot, 'lib/modules', version);
     if (!(await isFile(external_node_path_default().join(modulesDir, 'modules.dep')))) {
-        throw new errors_DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
+        throw new DisklessError(`kernel ${version} has no modules in ${modulesDir} (no modules.dep); install the Debian package linux-image-${version} in ${sysroot} so the kernel and its modules match`);
     }
     const modules = await modulesList(modulesDir);
     return {
@@ -91719,7 +91723,7 @@ async function currentId(target) {
     const id = external_node_path_default().basename(link);
     if (!isReleaseId(id) ||
         !(await lstatOrUndefined(external_node_path_default().join(target, RELEASES, id)))?.isDirectory()) {
-        throw new errors_DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
+        throw new DisklessError(`${external_node_path_default().join(target, CURRENT)} points at ${JSON.stringify(link)}; expected a release under ${RELEASES}/ (fix or remove the link)`);
     }
     return id;
 }
@@ -91829,56 +91833,56 @@ async function readMarker(target) {
     catch {
         // fall through
     }
-    throw new errors_DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
+    throw new DisklessError(`Input "target": ${external_node_path_default().join(target, MARKER)} is not a diskless-node marker; expected the file this tool writes (nothing was changed)`);
 }
 /** Every refusal; throws a DisklessError naming the input, and changes nothing. */
 async function checkPaths(o) {
     if (!o.target || !external_node_path_default().isAbsolute(o.target)) {
-        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
     }
     if (!external_node_path_default().isAbsolute(o.source)) {
-        throw new errors_DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
+        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
     }
     const sourceStat = await lstatOrUndefined(o.source);
     const source = sourceStat ? await (0,promises_.realpath)(o.source) : o.source;
     if (!(await lstatOrUndefined(source))?.isDirectory()) {
-        throw new errors_DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
+        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
     }
     const target = await resolveLoosely(o.target);
     if (target === '/') {
-        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
     }
     if (target === source) {
-        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
     }
     if (guard_inside(target, source)) {
-        throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
+        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
     }
     if (o.template !== undefined) {
         const st = await lstatOrUndefined(o.template);
         if (!st?.isDirectory()) {
-            throw new errors_DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
+            throw new DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
         }
     }
     const targetStat = await lstatOrUndefined(target);
     let marker;
     if (targetStat) {
         if (!targetStat.isDirectory()) {
-            throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
+            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
         }
         marker = await readMarker(target);
         const names = await (0,promises_.readdir)(target);
         if (!marker && names.length > 0) {
-            throw new errors_DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
+            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
         }
         if (marker && marker.layout !== o.layout) {
-            throw new errors_DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
+            throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
         }
         if (marker?.layout === 'versioned') {
             const link = external_node_path_default().join(target, CURRENT);
             const current = await lstatOrUndefined(link);
             if (current && !current.isSymbolicLink()) {
-                throw new errors_DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
+                throw new DisklessError(`Input "target": ${link} is not a symlink; expected the link this tool switches (nothing was changed)`);
             }
         }
     }
@@ -91901,7 +91905,7 @@ async function lockFile(target) {
         await (0,promises_.writeFile)(file, '', { mode: 0o644, flag: 'a' });
     const st = await (0,promises_.lstat)(file);
     if (!st.isFile()) {
-        throw new errors_DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
+        throw new DisklessError(`${file}: expected the build lock file, and it is not a regular file`);
     }
     return file;
 }
@@ -91983,11 +91987,11 @@ function holdLocks(files, onWait) {
             }
         });
         child.on('error', (error) => {
-            reject(new errors_DisklessError(`perl (needed to take the locks): ${error.message}`));
+            reject(new DisklessError(`perl (needed to take the locks): ${error.message}`));
         });
         child.on('close', (code) => {
             if (!locked) {
-                reject(new errors_DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
+                reject(new DisklessError(stderr.trim() || `perl lock helper exited with code ${code ?? -1} before locking`));
             }
         });
         child.stdin.on('error', () => undefined);
@@ -92024,7 +92028,7 @@ async function readHistory(target) {
     catch {
         // fall through to the error below
     }
-    throw new errors_DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
+    throw new DisklessError(`${file}: expected the promotion history (a JSON array); fix or remove the file`);
 }
 async function appendPromotion(target, entry) {
     const history = await readHistory(target);
@@ -92105,7 +92109,7 @@ async function makeCurrent(target, id, from, by) {
 async function checkTarget(target) {
     const marker = await readMarker(target);
     if (marker?.layout !== 'versioned') {
-        throw new errors_DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
+        throw new DisklessError(`${target}: ${marker ? 'an in-place target has no releases' : 'not a target of build-rootfs (no .diskless-target marker)'}; expected the target of a versioned build-rootfs`);
     }
 }
 /** The id `release` names: itself, or the previous one by the history. */
@@ -92115,13 +92119,13 @@ async function resolve(target, release, current) {
         const history = await readHistory(target);
         const previous = current ? previousOf(history, current) : undefined;
         if (!previous) {
-            throw new errors_DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
+            throw new DisklessError(`Input "release": got "previous"; expected a release before the current one (${current ?? 'none'}), and the promotion history of ${target} names none`);
         }
         id = previous;
     }
     if (!(await isComplete(target, id))) {
         const known = (await listReleases(target)).slice(-5).reverse();
-        throw new errors_DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
+        throw new DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
     }
     return id;
 }
@@ -92171,13 +92175,14 @@ var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./src/fleet/health.ts
 /**
  * The health gate of a rollout: a server counts as healthy once a TCP port of its address
- * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` answers below 400, tried
+ * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` (its address) or `{name}` (its
+ * name, for servers the API shows no address of, found by DNS) answers below 400, tried
  * again every `intervalMs` until the timeout. `none` only waits for the server to run.
  */
 
 
 
-/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}`; undefined when neither. */
+/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}` or `{name}`; undefined when neither. */
 function parseHealthCheck(raw) {
     if (raw === 'none')
         return { kind: 'none' };
@@ -92186,9 +92191,9 @@ function parseHealthCheck(raw) {
         const port = Number(tcp[1]);
         return port >= 1 && port <= 65535 ? { kind: 'tcp', port } : undefined;
     }
-    if (/^https?:\/\//.test(raw) && raw.includes('{ip}')) {
+    if (/^https?:\/\//.test(raw) && (raw.includes('{ip}') || raw.includes('{name}'))) {
         try {
-            new URL(raw.replaceAll('{ip}', '127.0.0.1'));
+            new URL(raw.replaceAll('{ip}', '127.0.0.1').replaceAll('{name}', 'server'));
             return { kind: 'http', url: raw };
         }
         catch {
@@ -92200,8 +92205,13 @@ function parseHealthCheck(raw) {
 function describeCheck(c) {
     return c.kind === 'none' ? 'none' : c.kind === 'tcp' ? `tcp:${c.port}` : c.url;
 }
+/** Whether the check needs the server's address (not for none, nor a URL with only {name}). */
+function needsAddress(c) {
+    return c.kind === 'tcp' || (c.kind === 'http' && c.url.includes('{ip}'));
+}
 /** One try: undefined when healthy, else why not. */
-async function probe(c, ip, timeoutMs) {
+async function probe(c, at, timeoutMs) {
+    const ip = at.ip ?? '';
     if (c.kind === 'none')
         return undefined;
     if (c.kind === 'tcp') {
@@ -92222,7 +92232,9 @@ async function probe(c, ip, timeoutMs) {
             });
         });
     }
-    const url = c.url.replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip);
+    const url = c.url
+        .replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip)
+        .replaceAll('{name}', encodeURIComponent(at.name));
     try {
         const res = await (0,undici/* request */.Em)(url, {
             method: 'GET',
@@ -92237,14 +92249,14 @@ async function probe(c, ip, timeoutMs) {
     }
 }
 /**
- * Waits until the check passes at `ip`; resolves undefined when it did, or the last reason
+ * Waits until the check passes at `at`; resolves undefined when it did, or the last reason
  * it did not when `timeoutMs` ran out.
  */
-async function waitHealthy(c, ip, o) {
+async function waitHealthy(c, at, o) {
     const deadline = Date.now() + o.timeoutMs;
     for (;;) {
         const left = deadline - Date.now();
-        const why = await probe(c, ip, Math.max(100, Math.min(5_000, left)));
+        const why = await probe(c, at, Math.max(100, Math.min(5_000, left)));
         if (why === undefined)
             return undefined;
         if (Date.now() + o.intervalMs > deadline)
@@ -92253,48 +92265,8 @@ async function waitHealthy(c, ip, o) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/rollout/options.ts
-/** Inputs of rollout (action.yml and `diskless rollout` flags). */
-
-
-
-
-const rolloutInputs = defineInputs({
-    'api-url': httpUrl({ required: true }),
-    'api-user': fields_text({ required: true, expected: 'the API user (the account UUID)' }),
-    'api-key': fields_text({ required: true, secret: true, expected: 'the secret API key' }),
-    drive: uuid({ required: true }),
-    servers: list({
-        expected: 'server names, server UUIDs or tag:<tag>, one per line',
-        item: (line) => !/^tag:\s*$/.test(line),
-    }),
-    device: fields_text({
-        pattern: /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/,
-        expected: 'a device id such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)',
-    }),
-    restart: choice(['rolling', 'none'], { default: 'rolling' }),
-    'batch-size': integer({ min: 1, max: 1000, default: '1' }),
-    'health-check': fields_text({
-        default: 'tcp:22',
-        pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{ip\}\S*)$/,
-        expected: 'tcp:<port>, an http(s) URL containing {ip}, or none',
-    }),
-    'health-timeout': integer({ min: 1, max: 3600, default: '300' }),
-    'dry-run': bool({ default: 'false' }),
-    'ledger-name': fields_text({
-        pattern: /^[A-Za-z0-9_.-]{1,40}$/,
-        expected: 'an upload target name: 1 to 40 of A-Z, a-z, 0-9, _ . -',
-    }),
-    'rootfs-target': filePath({ absolute: true }),
-}, (o) => {
-    if (!parseHealthCheck(o.healthCheck)) {
-        throw new InputError('health-check', `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip}, or none`);
-    }
-    if (o.rootfsTarget && !o.ledgerName) {
-        throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
-    }
-});
-
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: ./src/drive/api-error.ts
 
 /**
@@ -92302,7 +92274,7 @@ const rolloutInputs = defineInputs({
  * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
  * server's one-line description.
  */
-class ApiError extends errors_DisklessError {
+class ApiError extends DisklessError {
     status;
     type;
     detail;
@@ -92319,7 +92291,7 @@ class ApiError extends errors_DisklessError {
     }
 }
 /** A request that never got an answer: refused, reset, cut mid-body, timed out. */
-class NetworkError extends errors_DisklessError {
+class NetworkError extends DisklessError {
     request;
     code;
     name = 'NetworkError';
@@ -92346,6 +92318,263 @@ function parseRetryAfter(value, now = Date.now()) {
         return Number(value.trim()) * 1000;
     const at = Date.parse(value);
     return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/api-error.ts
+/**
+ * Proxmox API failures as one line naming the call: the HTTP status and Proxmox's own
+ * text (the `message` of newer servers, else the status text, which older PVE 8 sends
+ * alone), with a 400's per-parameter errors. Only the network and gateway statuses are
+ * worth another try: a 500 from Proxmox is a refusal (VM locked, digest mismatch), not
+ * a passing fault.
+ */
+
+
+class PveApiError extends DisklessError {
+    status;
+    detail;
+    request;
+    errors;
+    name = 'PveApiError';
+    constructor(status, 
+    /** Proxmox's text: the first line of its error message. */
+    detail, 
+    /** `METHOD url` of the call. */
+    request, errors = {}) {
+        const params = Object.entries(errors)
+            .map(([k, v]) => `${k}: ${v.trim()}`)
+            .join('; ');
+        super(`${request}: HTTP ${status}${detail ? ` ${detail}` : ''}${params ? ` (${params})` : ''}`.replace(/\s*\n\s*/g, ' '));
+        this.status = status;
+        this.detail = detail;
+        this.request = request;
+        this.errors = errors;
+    }
+}
+/** Statuses of a proxy or a node that could not be reached (595/596 from pveproxy). */
+const TRANSIENT_STATUSES = new Set([429, 502, 503, 504, 595, 596]);
+function isTransientPve(error) {
+    if (error instanceof NetworkError)
+        return true;
+    return error instanceof PveApiError && TRANSIENT_STATUSES.has(error.status);
+}
+
+
+;// CONCATENATED MODULE: ./src/proxmox/tls.ts
+/**
+ * How the client trusts the Proxmox server: the system CAs by default; a CA file for a
+ * cluster with its own CA (Proxmox's pve-root-ca.pem); a pinned SHA-256 fingerprint for
+ * a node's self-signed certificate; or certificate checks off, only when asked for by
+ * name. Never silently insecure.
+ */
+
+
+
+/** A fingerprint as Node shows it: upper-case hex pairs joined by colons. */
+function normalizeFingerprint(value) {
+    const hex = value.replace(/[:\s]/g, '').toUpperCase();
+    if (!/^[0-9A-F]{64}$/.test(hex)) {
+        throw new InputError('tls-fingerprint', `Invalid tls-fingerprint ${JSON.stringify(value)}: expected the SHA-256 fingerprint of the server's certificate, 64 hex digits (colons allowed)`);
+    }
+    return hex.replace(/(..)(?!$)/g, '$1:');
+}
+function pveDispatcher(tls, options) {
+    const chosen = [tls.caFile, tls.fingerprint, tls.insecure ? 'insecure' : undefined].filter((x) => x !== undefined && x !== '');
+    if (chosen.length > 1) {
+        throw new InputError('tls-ca-file', 'Inputs "tls-ca-file", "tls-fingerprint" and "tls-insecure": got more than one; expected at most one way to trust the server');
+    }
+    if (tls.caFile) {
+        let ca;
+        try {
+            ca = (0,external_node_fs_.readFileSync)(tls.caFile, 'utf8');
+        }
+        catch (error) {
+            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: ${error.code ?? 'unreadable'}; expected a readable PEM file`);
+        }
+        if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: no PEM certificate in it; expected a PEM file`);
+        }
+        return new undici/* Agent */.g6({ ...options, connect: { ca } });
+    }
+    if (tls.fingerprint) {
+        const pinned = normalizeFingerprint(tls.fingerprint);
+        // No session resumption: a resumed session shows no certificate to check.
+        const base = (0,undici/* buildConnector */.gU)({ rejectUnauthorized: false, maxCachedSessions: 0 });
+        return new undici/* Agent */.g6({
+            ...options,
+            connect: (opts, callback) => {
+                base(opts, (error, socket) => {
+                    if (error) {
+                        callback(error, null);
+                        return;
+                    }
+                    const got = socket.getPeerCertificate().fingerprint256;
+                    if (got !== pinned) {
+                        socket.destroy();
+                        callback(new Error(`the server's certificate has the fingerprint ${got}, not the pinned ${pinned}`), null);
+                        return;
+                    }
+                    callback(null, socket);
+                });
+            },
+        });
+    }
+    if (tls.insecure)
+        return new undici/* Agent */.g6({ ...options, connect: { rejectUnauthorized: false } });
+    return new undici/* Agent */.g6(options);
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/api.ts
+/**
+ * Client of the Proxmox VE API: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`
+ * (the secret never in a message), parameters as a query string (GET, DELETE) or a
+ * form body (POST, PUT), answers unwrapped from `{"data": …}` and failures turned into
+ * one-line errors naming the call. One undici agent, certificates checked as
+ * ./tls.ts says. The ISO upload streams its multipart body from the file.
+ */
+
+
+
+
+
+
+/** `user@realm!tokenid`, as Proxmox names an API token. */
+const TOKEN_ID = /^[^\s!@:=]+@[^\s!@:=]+![A-Za-z][A-Za-z0-9._-]*$/;
+function formOf(params) {
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+        if (v === undefined)
+            continue;
+        form.set(k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+    }
+    return form;
+}
+/** The upload's multipart parts around the file, in the order Proxmox parses them. */
+function uploadFraming(boundary, filename, checksum) {
+    const part = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const head = part('content', 'iso') +
+        (checksum
+            ? part('checksum-algorithm', checksum.algorithm) + part('checksum', checksum.value)
+            : '') +
+        `--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n';
+    return { head: Buffer.from(head), tail: Buffer.from(`\r\n--${boundary}--\r\n`) };
+}
+class PveApi {
+    /** https://host:port/api2/json, no trailing slash. */
+    base;
+    auth;
+    agent;
+    constructor(o) {
+        let url;
+        try {
+            url = new URL(o.url);
+        }
+        catch {
+            url = new URL('invalid://');
+        }
+        if (url.protocol !== 'https:') {
+            throw new InputError('api-url', `Invalid api-url ${JSON.stringify(o.url)}: expected https://host:8006 (Proxmox serves its API over HTTPS only)`);
+        }
+        const path = url.pathname.replace(/\/+$/, '').replace(/\/api2\/json$/, '');
+        this.base = `${url.origin}${path}/api2/json`;
+        if (!TOKEN_ID.test(o.tokenId)) {
+            throw new InputError('token-id', `Invalid token-id ${JSON.stringify(o.tokenId)}: expected user@realm!tokenid, e.g. ci@pve!diskless`);
+        }
+        if (o.secret === '' || /\s/.test(o.secret)) {
+            throw new InputError('token-secret', "Invalid token-secret: expected the token's secret, non-empty, no spaces");
+        }
+        this.auth = `PVEAPIToken=${o.tokenId}=${o.secret}`;
+        const timeout = o.timeoutMs ?? 300_000;
+        this.agent = pveDispatcher(o.tls, {
+            connections: 4,
+            keepAliveTimeout: 30_000,
+            headersTimeout: timeout,
+            bodyTimeout: timeout,
+        });
+    }
+    close() {
+        return this.agent.close();
+    }
+    /** One call; its `data`. `what` names it in errors: METHOD and the full URL. */
+    async call(method, path, params = {}) {
+        const form = formOf(params);
+        const query = method === 'GET' || method === 'DELETE';
+        const url = `${this.base}${path}${query && form.size > 0 ? `?${form.toString()}` : ''}`;
+        return this.exchange(`${method} ${this.base}${path}`, url, {
+            method,
+            headers: query ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
+            body: query ? undefined : form.toString(),
+        });
+    }
+    /**
+     * POST …/upload: `file` (of `size` bytes) as `filename`, with its checksum, streamed;
+     * `onBytes` hears the file's bytes as they go. Returns the task's UPID.
+     */
+    async uploadIso(node, storage, file, size, filename, checksum, onBytes) {
+        const boundary = `----diskless${(0,external_node_crypto_.randomBytes)(12).toString('hex')}`;
+        const { head, tail } = uploadFraming(boundary, filename, checksum);
+        async function* body() {
+            yield head;
+            for await (const chunk of (0,external_node_fs_.createReadStream)(file, { highWaterMark: 1 << 20 })) {
+                onBytes(chunk.length);
+                yield chunk;
+            }
+            yield tail;
+        }
+        const path = `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/upload`;
+        return this.exchange(`POST ${this.base}${path}`, `${this.base}${path}`, {
+            method: 'POST',
+            headers: {
+                'content-type': `multipart/form-data; boundary=${boundary}`,
+                'content-length': String(head.length + size + tail.length),
+            },
+            body: external_node_stream_.Readable.from(body(), { objectMode: false }),
+            expectedLength: head.length + size + tail.length,
+        });
+    }
+    async exchange(what, url, o) {
+        let res;
+        try {
+            res = await this.agent.request({
+                origin: new URL(url).origin,
+                path: url.slice(new URL(url).origin.length),
+                method: o.method,
+                headers: { authorization: this.auth, accept: 'application/json', ...o.headers },
+                body: o.body,
+            });
+        }
+        catch (error) {
+            const code = error.code;
+            if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+                throw new DisklessError(`${what}: the file streamed did not have the ${String(o.expectedLength)} bytes announced: it changed while being sent`);
+            }
+            const cause = error.cause;
+            const why = code ?? cause?.code ?? error.message;
+            throw new NetworkError(what, /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)
+                ? `${why}: the server's certificate is not trusted; name its CA (tls-ca-file) or pin its fingerprint (tls-fingerprint)`
+                : why, error);
+        }
+        const text = await res.body.text().catch(() => '');
+        let json;
+        try {
+            json = JSON.parse(text);
+        }
+        catch {
+            json = undefined;
+        }
+        if (res.statusCode >= 400) {
+            const message = typeof json?.message === 'string' ? json.message.split('\n')[0] : undefined;
+            const errors = json?.errors && typeof json.errors === 'object'
+                ? json.errors
+                : {};
+            throw new PveApiError(res.statusCode, message ?? res.statusText, what, errors);
+        }
+        if (json === undefined || typeof json !== 'object' || !('data' in json)) {
+            throw new DisklessError(`${what}: expected Proxmox's {"data": …} answer, got ${JSON.stringify(text.slice(0, 80))}`);
+        }
+        return json.data;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/drive/retry.ts
@@ -92390,6 +92619,534 @@ transient = isTransient) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/upload/progress.ts
+function mib(bytes) {
+    return (bytes / 2 ** 20).toFixed(1);
+}
+function startProgress(label, total, print, retries, everyMs = 5_000) {
+    const started = performance.now();
+    let done = 0;
+    const line = () => {
+        const seconds = (performance.now() - started) / 1000;
+        const rate = seconds > 0 ? done / seconds : 0;
+        const eta = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
+        const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
+        print(`${label}: ${percent}% (${mib(done)} of ${mib(total)} MiB), ${(rate / 1e6).toFixed(1)} MB/s` +
+            `${eta === undefined ? '' : `, ETA ${eta} s`}, ${retries()} retries`);
+    };
+    const timer = setInterval(line, everyMs);
+    timer.unref();
+    return {
+        add(bytes) {
+            done += bytes;
+        },
+        stop() {
+            clearInterval(timer);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/tasks.ts
+/**
+ * Waiting for a Proxmox worker task: poll …/tasks/{upid}/status on the node the UPID
+ * names until it stopped; `OK` or `WARNINGS: n` is success, anything else is the
+ * task's failure text, reported with the last lines of its log. A 400 right after the
+ * task was made is retried (the status file may not be there yet).
+ */
+
+
+
+/** The node a UPID names (`UPID:<node>:…`), or a one-line error. */
+function upidNode(upid) {
+    const m = /^UPID:([^:]+):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:([^:]*):([^:]*):([^:]+):$/.exec(upid);
+    if (!m)
+        throw new DisklessError(`Proxmox answered ${JSON.stringify(upid)}: expected a task ID (UPID:node:…)`);
+    return m[1] ?? '';
+}
+function taskSucceeded(exitstatus) {
+    return exitstatus === 'OK' || /^WARNINGS: \d+$/.test(exitstatus ?? '');
+}
+async function lastLog(api, node, upid) {
+    try {
+        const lines = await api.call('GET', `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/log`, { start: 0, limit: 0 });
+        return lines
+            .map((l) => l.t)
+            .filter((t) => !/^TASK (ERROR|OK)/.test(t))
+            .slice(-3)
+            .join(' / ');
+    }
+    catch {
+        return '';
+    }
+}
+/** Waits for the task; throws a one-line error with its failure text if it failed. */
+async function waitTask(api, upid, what, o = {}) {
+    const node = upidNode(upid);
+    const deadline = performance.now() + (o.timeoutMs ?? 30 * 60_000);
+    const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
+    let early400 = 3;
+    const longest = o.pollMs ?? 1000;
+    let delay = Math.min(100, longest);
+    const pause = async () => {
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
+        delay = Math.min(longest, Math.ceil(delay * 1.5));
+    };
+    for (;;) {
+        let status;
+        try {
+            status = await api.call('GET', path);
+        }
+        catch (error) {
+            if (error instanceof PveApiError && error.status === 400 && early400-- > 0) {
+                await pause();
+                continue;
+            }
+            throw error;
+        }
+        if (status.status === 'stopped') {
+            if (taskSucceeded(status.exitstatus))
+                return status;
+            const log = await lastLog(api, node, upid);
+            throw new DisklessError(`${what}: the Proxmox task failed: ${status.exitstatus ?? 'unexpected status'}${log ? ` (log: ${log})` : ''} [${upid}]`);
+        }
+        if (performance.now() > deadline) {
+            throw new DisklessError(`${what}: the Proxmox task ${upid} still runs after ${Math.round((o.timeoutMs ?? 1_800_000) / 1000)} s`);
+        }
+        await pause();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/vms.ts
+/**
+ * The VMs side of a Proxmox rollout, shaped for the provider interface: list the QEMU
+ * guests and what their CD-ROMs hold, repoint a CD with the config's `digest` (so a
+ * concurrent edit is refused, not lost), restart (reset or reboot), read the state and
+ * the guest agent's address, and the set of ISOs any config references
+ * (proxmox-api.md sections 5 and 6).
+ */
+
+
+
+const CD_KEY = /^(ide\d|sata\d|scsi\d+)$/;
+function num(v) {
+    return typeof v === 'number' ? v : Number(v);
+}
+function vmPath(vm) {
+    return `/nodes/${encodeURIComponent(vm.node)}/qemu/${vm.vmid}`;
+}
+/** The CD-ROM drives of a config (media=cdrom), each with its volume. */
+function cdDrives(config) {
+    const out = [];
+    for (const [key, value] of Object.entries(config)) {
+        if (!CD_KEY.test(key) || typeof value !== 'string')
+            continue;
+        const fields = value.split(',');
+        if (!fields.slice(1).includes('media=cdrom'))
+            continue;
+        out.push({ key, volume: fields[0] ?? '' });
+    }
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+/** Every QEMU guest of the cluster (templates included), by VMID. */
+async function listVms(api) {
+    const items = await api.call('GET', '/cluster/resources', {
+        type: 'vm',
+    });
+    return items
+        .filter((r) => r.type === 'qemu')
+        .map((r) => ({
+        vmid: num(r.vmid),
+        node: String(r.node),
+        name: typeof r.name === 'string' ? r.name : '',
+        status: typeof r.status === 'string' ? r.status : 'unknown',
+        tags: typeof r.tags === 'string' ? r.tags.split(/[;,\s]+/).filter((t) => t !== '') : [],
+        pool: typeof r.pool === 'string' ? r.pool : undefined,
+        template: num(r.template) === 1,
+    }))
+        .sort((a, b) => a.vmid - b.vmid);
+}
+async function readConfig(api, vm) {
+    const raw = await api.call('GET', `${vmPath(vm)}/config`);
+    const config = {};
+    for (const [k, v] of Object.entries(raw))
+        config[k] = typeof v === 'string' ? v : String(v);
+    const digest = config.digest ?? '';
+    if (!/^[0-9a-f]{40}$/.test(digest)) {
+        throw new DisklessError(`GET ${api.base}${vmPath(vm)}/config: expected a config with a 40-hex digest, got ${JSON.stringify(digest)}`);
+    }
+    return { config, digest, cds: cdDrives(raw) };
+}
+/**
+ * Points the CD drive `key` at `volid` with the digest the config was read with: a
+ * config changed since (by someone else) is refused by Proxmox, not overwritten.
+ */
+async function repointCd(api, vm, key, volid, digest) {
+    if (!CD_KEY.test(key))
+        throw new DisklessError(`VM ${vm.vmid}: ${key} is not a drive that can be a CD-ROM`);
+    try {
+        await api.call('PUT', `${vmPath(vm)}/config`, { [key]: `${volid},media=cdrom`, digest });
+    }
+    catch (error) {
+        if (error instanceof PveApiError && /checksum mismatch|file change/i.test(error.detail)) {
+            throw new DisklessError(`VM ${vm.vmid}: its config changed while the rollout read it (digest ${digest.slice(0, 8)}… is stale): ${error.message}`);
+        }
+        throw error;
+    }
+}
+/** Restarts a VM (reset: same QEMU process; reboot: shutdown, then a new start) and waits for the task. */
+async function restartVm(api, vm, how, wait = {}) {
+    const upid = await api.call('POST', `${vmPath(vm)}/status/${how}`);
+    await waitTask(api, upid, `VM ${vm.vmid} ${how}`, wait);
+}
+function agentAddress(answer) {
+    const result = answer?.result;
+    if (!Array.isArray(result))
+        return undefined;
+    for (const iface of result) {
+        if (iface.name === 'lo')
+            continue;
+        const addrs = Array.isArray(iface['ip-addresses'])
+            ? iface['ip-addresses']
+            : [];
+        // The first IPv4 address of a real interface (not lo), not a link-local one.
+        const v4 = addrs.find((a) => a['ip-address-type'] === 'ipv4' && !String(a['ip-address']).startsWith('169.254.'));
+        if (v4)
+            return String(v4['ip-address']);
+    }
+    return undefined;
+}
+/** The VM's state now (status/current) and, when its agent answers, its address. */
+async function vmState(api, vm) {
+    const s = await api.call('GET', `${vmPath(vm)}/status/current`);
+    const running = s.status === 'running';
+    let address;
+    if (running && s.agent !== undefined && num(s.agent) === 1) {
+        try {
+            address = agentAddress(await api.call('GET', `${vmPath(vm)}/agent/network-get-interfaces`));
+        }
+        catch (error) {
+            // No agent, or not up yet: the health check's own URL decides then.
+            if (!(error instanceof PveApiError && error.status === 500))
+                throw error;
+        }
+    }
+    return {
+        running,
+        pid: s.pid === undefined ? undefined : num(s.pid),
+        uptime: num(s.uptime ?? 0),
+        address,
+    };
+}
+/**
+ * Every ISO volume a VM's CD-ROM references, current or pending, across all QEMU
+ * guests and templates (Proxmox keeps no reference count: DELETE never checks).
+ */
+async function isosInUse(api, vms) {
+    const used = new Map();
+    for (const vm of vms ?? (await listVms(api))) {
+        const pending = await api.call('GET', `${vmPath(vm)}/pending`);
+        const values = {};
+        for (const p of pending) {
+            for (const v of [p.value, p.pending]) {
+                if (typeof v !== 'string')
+                    continue;
+                for (const cd of cdDrives({ [p.key]: v })) {
+                    if (!cd.volume.includes(':'))
+                        continue;
+                    values[cd.volume] = true;
+                }
+            }
+        }
+        for (const volid of Object.keys(values))
+            used.set(volid, [...(used.get(volid) ?? []), vm.vmid]);
+    }
+    return used;
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/upload.ts
+/**
+ * Ships an ISO to a Proxmox storage as a new artifact, blue/green by file name:
+ * `<family>-<sha8>.iso` next to the files in use, never over one a VM references.
+ * Phases: hash the image, look at the storage (a file of that name and size is already
+ * there: nothing is sent), send it in one streamed multipart request with its sha256,
+ * so that Proxmox itself verifies what arrived, wait for the upload task (its failure
+ * text is the error), and confirm the listing. One request is not resumable, so a
+ * network failure retries the whole upload, with backoff.
+ */
+
+
+
+
+
+
+
+
+
+/** A family name survives Proxmox's file name normalisation unchanged. */
+const FAMILY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
+function artifactName(family, sha256) {
+    return `${family}-${sha256.slice(0, 8)}.iso`;
+}
+async function listIsos(api, node, storage) {
+    return api.call('GET', `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`, { content: 'iso' });
+}
+/** The storage must exist on the node and hold ISOs. */
+async function checkStorage(api, node, storage) {
+    const all = await api.call('GET', `/nodes/${encodeURIComponent(node)}/storage`);
+    const s = all.find((x) => x.storage === storage);
+    if (!s) {
+        throw new DisklessError(`Storage ${JSON.stringify(storage)} is not on node ${JSON.stringify(node)} (or the token may not see it): expected one of ${all.map((x) => x.storage).join(', ') || 'none'}`);
+    }
+    if (!(s.content ?? '').split(',').includes('iso')) {
+        throw new DisklessError(`Storage ${JSON.stringify(storage)} does not hold ISO images (content: ${s.content ?? 'none'}): expected a storage with iso content`);
+    }
+}
+/**
+ * What is there under the artifact's name: nothing (send), the same size (already
+ * there: the name carries the sha256's start, and Proxmox verified the full sha256
+ * when it was uploaded), or another size (a broken earlier try: sent again, unless a
+ * VM's CD references it).
+ */
+async function look(api, o, volid, size) {
+    const existing = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
+    if (!existing)
+        return 'absent';
+    if (Number(existing.size) === size)
+        return 'present';
+    const users = (await isosInUse(api)).get(volid);
+    if (users) {
+        throw new DisklessError(`${volid} on the storage has ${Number(existing.size)} bytes, not the image's ${size}, and VM ${users.join(', ')} references it: refusing to overwrite a file in use`);
+    }
+    return 'replace';
+}
+async function send(api, o, filename, sha, size, reporter) {
+    let retries = 0;
+    return withRetry(async (attempt) => {
+        const progress = startProgress(`upload ${filename}`, size, (l) => {
+            reporter.info(l);
+        }, () => retries, o.progressMs);
+        try {
+            const upid = await api.uploadIso(o.node, o.storage, o.image, size, filename, { algorithm: 'sha256', value: sha }, (n) => {
+                progress.add(n);
+            });
+            progress.stop();
+            reporter.info(`sent ${humanBytes(size)}; Proxmox verifies the sha256 (task ${upid})`);
+            await waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
+            return attempt;
+        }
+        finally {
+            progress.stop();
+        }
+    }, o.retry ?? defaultRetryPolicy, (error, attempt, delay) => {
+        retries++;
+        reporter.warning(`upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`);
+    }, isTransientPve);
+}
+async function uploadIsoImage(api, o, reporter) {
+    if (!FAMILY.test(o.family)) {
+        throw new InputError('family', `Invalid family ${JSON.stringify(o.family)}: expected letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)`);
+    }
+    const { seconds: phases, phase } = timedPhases(reporter);
+    const size = await (0,promises_.stat)(o.image).then((s) => s.size, () => {
+        throw new InputError('image', `Invalid image ${JSON.stringify(o.image)}: no such file; expected the ISO to upload`);
+    });
+    const sha = await phase('hash', 'Hash the image', () => sha256File(o.image));
+    const filename = artifactName(o.family, sha);
+    const volid = `${o.storage}:iso/${filename}`;
+    const state = await phase('look', `Look at ${o.storage} on ${o.node}`, async () => {
+        await checkStorage(api, o.node, o.storage);
+        return look(api, o, volid, size);
+    });
+    const result = { volid, filename, sha256: sha, size, dryRun: o.dryRun, phases };
+    if (state === 'present') {
+        reporter.info(`${volid} is already there (${humanBytes(size)}): nothing to send`);
+        return { ...result, sent: false, attempts: 0 };
+    }
+    if (o.dryRun) {
+        reporter.info(`dry run: would ${state === 'replace' ? 'replace the broken' : 'upload'} ${volid} (${humanBytes(size)})`);
+        return { ...result, sent: false, attempts: 0 };
+    }
+    if (state === 'replace')
+        reporter.warning(`${volid} has another size (an interrupted upload?): sending it again`);
+    const attempts = await phase('send', `Upload ${filename}`, () => send(api, o, filename, sha, size, reporter));
+    await phase('confirm', 'Confirm the storage listing', async () => {
+        const item = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
+        if (!item || Number(item.size) !== size) {
+            throw new DisklessError(`${volid}: after the upload task ended OK the storage lists ${item ? `${Number(item.size)} bytes` : 'no such file'}, expected ${size}`);
+        }
+    });
+    return { ...result, sent: true, attempts };
+}
+
+;// CONCATENATED MODULE: ./src/proxmox/options.ts
+/** Inputs of upload-pve (action.yml and `diskless upload-pve` flags). */
+
+
+
+
+const uploadPveInputs = defineInputs({
+    image: filePath({ required: true }),
+    'api-url': fields_text({
+        required: true,
+        pattern: /^https:\/\/[^\s/@]+(\/\S*)?$/,
+        expected: 'the https:// URL of a Proxmox VE node, e.g. https://pve1.example:8006',
+    }),
+    'token-id': fields_text({
+        required: true,
+        pattern: TOKEN_ID,
+        expected: 'an API token ID user@realm!tokenid, e.g. ci@pve!diskless',
+    }),
+    'token-secret': fields_text({ required: true, secret: true, expected: "the API token's secret" }),
+    node: fields_text({
+        required: true,
+        pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+        expected: 'the name of the node that receives the upload, e.g. pve1',
+    }),
+    storage: fields_text({
+        required: true,
+        pattern: /^[a-zA-Z][\w.-]*$/,
+        expected: 'the ID of a storage with iso content, e.g. local or cephfs',
+    }),
+    family: fields_text({
+        default: 'diskless',
+        pattern: FAMILY,
+        expected: 'letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)',
+    }),
+    'tls-ca-file': filePath({}),
+    'tls-fingerprint': fields_text({
+        pattern: /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$/,
+        expected: "the SHA-256 fingerprint of the node's certificate, 64 hex digits (colons allowed)",
+    }),
+    'tls-insecure': bool({ default: 'false' }),
+    prune: bool({ default: 'false' }),
+    'keep-previous': integer({ min: 0, max: 100, default: '1' }),
+    'dry-run': bool({ default: 'false' }),
+});
+
+;// CONCATENATED MODULE: ./src/rollout/options.ts
+/**
+ * Inputs of rollout (action.yml and `diskless rollout` flags). `kind` picks the cloud:
+ * ElasticStack (api-user, api-key, drive) or Proxmox VE (the connection inputs of
+ * upload-pve, reused from its schema, and iso); the rule across inputs asks for the ones
+ * the kind needs.
+ */
+
+
+
+
+
+const pve = uploadPveInputs.fields;
+const ELASTIC_DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
+const PVE_DEVICE = /^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30))$/;
+/** `local:iso/diskless-1a2b3c4d.iso` (upload-pve's volid output) or the file name alone. */
+const ISO = /^([a-zA-Z][\w.-]*:iso\/)?[A-Za-z0-9_.-]+\.(iso|img)$/i;
+const rolloutInputs = defineInputs({
+    kind: choice(['elasticstack', 'proxmox'], { default: 'elasticstack' }),
+    'api-url': httpUrl({ required: true }),
+    'api-user': fields_text({ expected: 'the API user (the account UUID)' }),
+    'api-key': fields_text({ secret: true, expected: 'the secret API key' }),
+    drive: uuid({}),
+    'token-id': optional(pve['token-id']),
+    'token-secret': optional(pve['token-secret']),
+    node: optional(pve.node),
+    storage: optional(pve.storage),
+    iso: fields_text({
+        pattern: ISO,
+        expected: "the ISO volume to boot, <storage>:iso/<file>.iso (upload-pve's volid output) or the file name",
+    }),
+    'tls-ca-file': pve['tls-ca-file'],
+    'tls-fingerprint': pve['tls-fingerprint'],
+    'tls-insecure': pve['tls-insecure'],
+    'restart-method': choice(['reset', 'reboot'], { default: 'reset' }),
+    servers: list({
+        expected: 'server names, ids (a UUID, or a VMID on proxmox), tag:<tag> or pool:<pool> (proxmox), one per line',
+        item: (line) => !/^(tag|pool):\s*$/.test(line),
+    }),
+    device: fields_text({
+        pattern: new RegExp(`${ELASTIC_DEVICE.source}|${PVE_DEVICE.source}`),
+        expected: 'a CD device: ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N) on elasticstack, ide2 (ideN, sataN or scsiN) on proxmox',
+    }),
+    restart: choice(['rolling', 'none'], { default: 'rolling' }),
+    'batch-size': integer({ min: 1, max: 1000, default: '1' }),
+    'health-check': fields_text({
+        default: 'tcp:22',
+        pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{(ip|name)\}\S*)$/,
+        expected: 'tcp:<port>, an http(s) URL containing {ip} or {name}, or none',
+    }),
+    'health-timeout': integer({ min: 1, max: 3600, default: '300' }),
+    'dry-run': bool({ default: 'false' }),
+    'ledger-name': fields_text({
+        pattern: /^[A-Za-z0-9_.-]{1,40}$/,
+        expected: 'an upload target name: 1 to 40 of A-Z, a-z, 0-9, _ . -',
+    }),
+    'rootfs-target': filePath({ absolute: true }),
+}, (o) => {
+    const need = (name, value, expected) => {
+        if (value === undefined || value === '')
+            throw new InputError(name, `Input "${name}" is required with kind ${o.kind}: expected ${expected}`);
+    };
+    const notFor = (name, value) => {
+        if (value !== undefined && value !== '')
+            throw new InputError(name, `Input "${name}": got a value with kind ${o.kind}; expected it only with kind ${o.kind === 'proxmox' ? 'elasticstack' : 'proxmox'}`);
+    };
+    if (o.kind === 'elasticstack') {
+        need('api-user', o.apiUser, 'the API user (the account UUID)');
+        need('api-key', o.apiKey, 'the secret API key');
+        need('drive', o.drive, 'the UUID of the drive to boot');
+        for (const [name, value] of [
+            ['token-id', o.tokenId],
+            ['token-secret', o.tokenSecret],
+            ['node', o.node],
+            ['storage', o.storage],
+            ['iso', o.iso],
+        ])
+            notFor(name, value);
+        if (o.device !== undefined && !ELASTIC_DEVICE.test(o.device))
+            throw new InputError('device', `Input "device": got ${JSON.stringify(o.device)}; expected an ElasticStack device such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)`);
+        const pool = o.servers.find((s) => s.startsWith('pool:'));
+        if (pool)
+            throw new InputError('servers', `Input "servers": got ${JSON.stringify(pool)}; expected a server name, UUID or tag:<tag> (ElasticStack has no pools)`);
+    }
+    else {
+        need('token-id', o.tokenId, pve['token-id'].expected);
+        need('token-secret', o.tokenSecret, pve['token-secret'].expected);
+        need('node', o.node, pve.node.expected);
+        need('iso', o.iso, "the ISO volume to boot (upload-pve's volid output)");
+        for (const [name, value] of [
+            ['api-user', o.apiUser],
+            ['api-key', o.apiKey],
+            ['drive', o.drive],
+        ])
+            notFor(name, value);
+        if (!o.apiUrl.startsWith('https://'))
+            throw new InputError('api-url', `Input "api-url": got ${JSON.stringify(o.apiUrl)}; expected the https:// URL of a Proxmox VE node (Proxmox serves its API over HTTPS only)`);
+        const storage = /^([^:]+):/.exec(o.iso ?? '')?.[1];
+        if (storage === undefined)
+            need('storage', o.storage, pve.storage.expected);
+        else if (o.storage !== undefined && o.storage !== storage)
+            throw new InputError('storage', `Input "storage": got ${JSON.stringify(o.storage)}; expected the storage of iso ${JSON.stringify(o.iso)} (${storage})`);
+        if (o.device !== undefined && !PVE_DEVICE.test(o.device))
+            throw new InputError('device', `Input "device": got ${JSON.stringify(o.device)}; expected a Proxmox CD drive such as ide2 (ide0-3, sata0-5, scsi0-30)`);
+    }
+    if (!parseHealthCheck(o.healthCheck)) {
+        throw new InputError('health-check', `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip} or {name}, or none`);
+    }
+    if (o.rootfsTarget && !o.ledgerName) {
+        throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
+    }
+});
+/** The artifact the rollout boots: the drive UUID, or the ISO's full volume id. */
+function targetArtifact(o) {
+    if (o.kind === 'elasticstack')
+        return o.drive ?? '';
+    const iso = o.iso ?? '';
+    return iso.includes(':') ? iso : `${o.storage ?? ''}:iso/${iso}`;
+}
+/** The storage whose ISOs are the Proxmox artifacts. */
+function isoStorage(o) {
+    return /^([^:]+):/.exec(o.iso ?? '')?.[1] ?? o.storage ?? '';
+}
+
 ;// CONCATENATED MODULE: ./src/drive/api.ts
 /**
  * Client of the drives part of the ElasticStack HTTP API (ElasticHosts and other
@@ -92407,7 +93164,7 @@ async function collect(body) {
         parts.push(part);
     return Buffer.concat(parts);
 }
-function num(v) {
+function api_num(v) {
     if (typeof v === 'number')
         return v;
     if (typeof v === 'string' && /^\d+$/.test(v))
@@ -92443,7 +93200,7 @@ function showAnswer(answer) {
 /** A drive object as the API documents it, or a one-line error naming the request. */
 function toDriveInfo(answer, request = 'the API') {
     if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new errors_DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
+        throw new DisklessError(`${request}: expected a drive (a JSON object), got ${showAnswer(answer)}`);
     }
     const o = answer;
     const meta = {};
@@ -92451,10 +93208,10 @@ function toDriveInfo(answer, request = 'the API') {
         if (k.startsWith('user:'))
             meta[k.slice(5)] = str(v) ?? '';
     }
-    const size = num(o.size);
+    const size = api_num(o.size);
     const uuid = str(o.drive);
     if (!uuid || size === undefined) {
-        throw new errors_DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
+        throw new DisklessError(`${request}: expected a drive with "drive" and "size", got ${showAnswer(answer)}`);
     }
     return {
         uuid,
@@ -92464,8 +93221,8 @@ function toDriveInfo(answer, request = 'the API') {
         claimed: str(o.claimed) || undefined,
         imaging: str(o.imaging) === 'false' ? undefined : str(o.imaging) || undefined,
         meta,
-        writeRequests: num(o['write:requests']),
-        writeBytes: num(o['write:bytes']),
+        writeRequests: api_num(o['write:requests']),
+        writeBytes: api_num(o['write:bytes']),
     };
 }
 class DriveApi {
@@ -92527,7 +93284,7 @@ class DriveApi {
             // A streamed body that ran short or long: the file changed under it, and sending it
             // again cannot help.
             if (error.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-                throw new errors_DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
+                throw new DisklessError(`${what}: the body streamed did not have the ${String(body?.length)} bytes announced: the file being sent changed`);
             }
             throw network(error);
         }
@@ -92562,7 +93319,7 @@ class DriveApi {
             return JSON.parse(text);
         }
         catch {
-            throw new errors_DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
+            throw new DisklessError(`${this.requestName(method, path)}: expected JSON, got ${showAnswer(text)}`);
         }
     }
     /**
@@ -92591,7 +93348,7 @@ class DriveApi {
         const request = this.requestName('GET', 'drives/info');
         const out = await this.retried(() => this.json('GET', 'drives/info'));
         if (!Array.isArray(out)) {
-            throw new errors_DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
+            throw new DisklessError(`${request}: expected a JSON array of drives, got ${showAnswer(out)}`);
         }
         return out.map((d) => toDriveInfo(d, request));
     }
@@ -92657,10 +93414,10 @@ class DriveApi {
 /** Turns the API's refusals of our credentials into a message that names the user, never the key. */
 function explainApiError(error, api) {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-        return new errors_DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
+        return new DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
     }
     if (error instanceof NetworkError) {
-        return new errors_DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
+        return new DisklessError(`Cannot reach the API at ${api.url.href} (${error.message}); check api-url`);
     }
     return error;
 }
@@ -92673,7 +93430,7 @@ async function findTarget(api, want) {
             if (error instanceof ApiError &&
                 (error.status === 404 ||
                     (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
-                throw new errors_DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
+                throw new DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
             }
             throw error;
         }
@@ -92681,7 +93438,7 @@ async function findTarget(api, want) {
     const name = want.name ?? '';
     const named = (await api.infoAll()).filter((d) => d.name === name);
     if (named.length > 1) {
-        throw new errors_DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
+        throw new DisklessError(`Input "drive-name": ${named.length} drives are named "${name}" (${named.map((d) => d.uuid).join(', ')}); give drive-uuid to pick one, or rename the others`);
     }
     const [drive] = named;
     return drive ? { kind: 'existing', drive } : { kind: 'new', name };
@@ -92690,7 +93447,7 @@ async function findTarget(api, want) {
 function checkFits(imageBytes, image, driveBytes, drive) {
     if (imageBytes <= driveBytes)
         return;
-    throw new errors_DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
+    throw new DisklessError(`Image ${image} is ${imageBytes} bytes (${formatBytes(imageBytes)}) but drive ${drive} is ${driveBytes} bytes (${formatBytes(driveBytes)}); nothing was written. ` +
         'Resize the drive to at least the image size, or upload to a new drive-name (drive-size sets its size)');
 }
 /**
@@ -92774,16 +93531,24 @@ const WORTH = 0.9;
 /** Windows spread evenly over the chunk make the sample; their share estimates the whole. */
 const WINDOWS = 16;
 const compress_WINDOW = 4 * 1024;
+/** Where the sample of a chunk of `length` bytes lies: [offset in the chunk, bytes]. */
+function sampleWindows(length) {
+    if (length <= WINDOWS * compress_WINDOW)
+        return [[0, length]];
+    const step = Math.floor((length - compress_WINDOW) / (WINDOWS - 1));
+    return Array.from({ length: WINDOWS }, (_, i) => [i * step, compress_WINDOW]);
+}
 function sampleOf(raw) {
-    if (raw.length <= WINDOWS * compress_WINDOW)
-        return raw;
-    const step = Math.floor((raw.length - compress_WINDOW) / (WINDOWS - 1));
-    return Buffer.concat(Array.from({ length: WINDOWS }, (_, i) => raw.subarray(i * step, i * step + compress_WINDOW)));
+    return Buffer.concat(sampleWindows(raw.length).map(([at, n]) => raw.subarray(at, at + n)));
+}
+/** Whether a sample (sampleWindows' bytes) looks worth compressing: it shrinks by a fifth. */
+async function promisingSample(sample) {
+    return (await gzipAsync(sample, { level: 1 })).length <= sample.length * PROMISING;
 }
 /** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
 function promising(raw) {
     const sample = sampleOf(raw);
-    return (0,external_node_zlib_.gzipSync)(sample, { level: 1 }).length <= sample.length * PROMISING;
+    return gzipSync(sample, { level: 1 }).length <= sample.length * PROMISING;
 }
 /** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */
 async function chunkBody(raw) {
@@ -92803,7 +93568,6 @@ async function chunkBody(raw) {
 
 
 
-
 /** Size of the image, or a clear error when it is missing, empty or not a file. */
 async function imageSize(file) {
     let info;
@@ -92811,13 +93575,13 @@ async function imageSize(file) {
         info = await (0,promises_.stat)(file);
     }
     catch {
-        throw new errors_DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
+        throw new DisklessError(`Input "image": got "${file}"; expected an existing file (it does not exist)`);
     }
     if (!info.isFile()) {
-        throw new errors_DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
+        throw new DisklessError(`Input "image": got "${file}"; expected a regular file, not a ${info.isDirectory() ? 'directory' : 'special file'}`);
     }
     if (info.size === 0) {
-        throw new errors_DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
+        throw new DisklessError(`Input "image": got "${file}"; expected a non-empty file (it is 0 bytes)`);
     }
     return info.size;
 }
@@ -92835,7 +93599,7 @@ function chunkLength(index, size, chunkSize) {
 /** sha256 of `length` zero bytes, without allocating them all. */
 function zeroDigest(length) {
     const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = (0,external_node_crypto_.createHash)('sha256');
+    const hash = createHash('sha256');
     for (let left = length; left > 0; left -= block.length) {
         hash.update(left >= block.length ? block : block.subarray(0, left));
     }
@@ -92847,69 +93611,103 @@ async function readFully(handle, buffer, position) {
     while (done < buffer.length) {
         const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
         if (bytesRead === 0)
-            throw new errors_DisklessError('image: the file got shorter while it was read');
+            throw new DisklessError('image: the file got shorter while it was read');
         done += bytesRead;
     }
 }
-// The whole-image sha256 is computed on a second thread while this one hashes each
-// chunk: the two passes over the data then cost about one (the machines have 2 cores).
-const WHOLE_IMAGE_HASHER = `
+// One pass over the image on a second thread: the whole-image sha256 and each chunk's,
+// told chunk by chunk, so the main thread stays free to answer the API while it runs.
+const HASHER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
-const fd = openSync(workerData.file, 'r');
-const hash = createHash('sha256');
-const buffer = Buffer.allocUnsafe(4 << 20);
-for (let at = 0; at < workerData.size; ) {
-  const n = readSync(fd, buffer, 0, Math.min(buffer.length, workerData.size - at), at);
-  if (n === 0) throw new Error('the file got shorter while it was read');
-  hash.update(buffer.subarray(0, n));
-  at += n;
+const { file, size, chunkSize } = workerData;
+const fd = openSync(file, 'r');
+try {
+  const whole = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
+  const block = Buffer.alloc(Math.min(chunkSize, 1 << 16));
+  const zeros = new Map();
+  const zeroDigest = (length) => {
+    const hash = createHash('sha256');
+    for (let left = length; left > 0; left -= block.length) {
+      hash.update(left >= block.length ? block : block.subarray(0, left));
+    }
+    return hash.digest('hex');
+  };
+  for (let index = 0, at = 0; at < size; index++, at += chunkSize) {
+    const length = Math.min(chunkSize, size - at);
+    const view = buffer.subarray(0, length);
+    for (let done = 0; done < length; ) {
+      const n = readSync(fd, view, done, length - done, at + done);
+      if (n === 0) throw new Error('the file got shorter while it was read');
+      done += n;
+    }
+    whole.update(view);
+    const digest = createHash('sha256').update(view).digest('hex');
+    if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
+    parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
+  }
+  parentPort.postMessage({ sha256: whole.digest('hex') });
+} finally {
+  closeSync(fd);
 }
-closeSync(fd);
-parentPort.postMessage(hash.digest('hex'));
 `;
-function wholeImageSha256(file, size) {
-    return new Promise((resolve, reject) => {
-        const worker = new external_node_worker_threads_.Worker(WHOLE_IMAGE_HASHER, { eval: true, workerData: { file, size } });
-        worker.once('message', (hex) => {
-            resolve(hex);
-        });
-        worker.once('error', reject);
-    });
+/** Whether chunk `index` looks worth compressing, from its sample read off the file. */
+async function sampleCompressible(handle, index, size, chunkSize) {
+    const start = index * chunkSize;
+    const windows = sampleWindows(chunkLength(index, size, chunkSize));
+    const sample = Buffer.allocUnsafe(windows.reduce((sum, [, n]) => sum + n, 0));
+    let at = 0;
+    for (const [offset, n] of windows) {
+        await readFully(handle, sample.subarray(at, at + n), start + offset);
+        at += n;
+    }
+    return promisingSample(sample);
 }
 /**
- * The image's sha256, a digest per chunk and which chunks are worth compressing.
- * Memory: one chunk (plus the hashing thread's).
+ * The image's sha256, a digest per chunk and which chunks are worth compressing. The
+ * hashing runs on a worker thread in one pass; this thread only tries each non-zero
+ * chunk's small sample with gzip as its digest comes in.
+ * Memory: one chunk (the worker's buffer) and one sample per chunk being tried.
  */
 async function digestImage(file, size, chunkSize) {
-    const whole = wholeImageSha256(file, size);
-    whole.catch(() => undefined); // awaited below, after the chunks
+    const count = chunkCount(size, chunkSize);
+    const chunks = new Array(count).fill('');
+    const zero = new Array(count).fill(false);
+    const compressible = new Array(count).fill(false);
     const handle = await (0,promises_.open)(file, 'r');
+    const samples = [];
     try {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-        const zeros = new Map();
-        const chunks = [];
-        const zero = [];
-        const compressible = [];
-        for (let i = 0; i < chunkCount(size, chunkSize); i++) {
-            const length = chunkLength(i, size, chunkSize);
-            const view = buffer.subarray(0, length);
-            await readFully(handle, view, i * chunkSize);
-            const digest = sha256(view);
-            let zeroForLength = zeros.get(length);
-            if (zeroForLength === undefined) {
-                zeroForLength = zeroDigest(length);
-                zeros.set(length, zeroForLength);
-            }
-            const isZero = digest === zeroForLength;
-            chunks.push(digest);
-            zero.push(isZero);
-            compressible.push(!isZero && promising(view));
-        }
-        return { size, chunkSize, sha256: await whole, chunks, zero, compressible };
+        const sha256 = await new Promise((resolve, reject) => {
+            const worker = new external_node_worker_threads_.Worker(HASHER, { eval: true, workerData: { file, size, chunkSize } });
+            worker.on('message', (m) => {
+                if ('sha256' in m) {
+                    resolve(m.sha256);
+                    return;
+                }
+                chunks[m.index] = m.digest;
+                zero[m.index] = m.zero;
+                if (m.zero)
+                    return; // zero chunks are never sent, so never compressed
+                const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
+                    compressible[m.index] = yes;
+                });
+                sampled.catch(() => undefined); // awaited below
+                samples.push(sampled);
+            });
+            worker.once('error', (error) => {
+                reject(new DisklessError(`image ${file}: ${error.message}`));
+            });
+            worker.once('exit', (code) => {
+                reject(new DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
+            });
+        });
+        await Promise.all(samples);
+        return { size, chunkSize, sha256, chunks, zero, compressible };
     }
     finally {
+        await Promise.allSettled(samples);
         await handle.close();
     }
 }
@@ -93054,12 +93852,12 @@ function elasticstack_text(v) {
 /** A server object of the API as a ServerView, or a one-line error naming the request. */
 function toServerView(answer, request) {
     if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
-        throw new errors_DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
+        throw new DisklessError(`${request}: expected a server (a JSON object), got ${showAnswer(answer)}`);
     }
     const o = answer;
     const id = elasticstack_text(o.server);
     if (!id)
-        throw new errors_DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
+        throw new DisklessError(`${request}: expected a server with "server", got ${showAnswer(answer)}`);
     const status = elasticstack_text(o.status) ?? 'unknown';
     const running = status === 'active';
     const cds = {};
@@ -93115,7 +93913,7 @@ class ElasticStackProvider {
             const request = this.api.requestName('GET', 'servers/info');
             const out = await this.api.call('GET', 'servers/info', { retry: true });
             if (!Array.isArray(out)) {
-                throw new errors_DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
+                throw new DisklessError(`${request}: expected a JSON array of servers, got ${showAnswer(out)}`);
             }
             return out
                 .map((s) => toServerView(s, request))
@@ -93136,7 +93934,7 @@ class ElasticStackProvider {
             }
             catch (error) {
                 if (notFound(error)) {
-                    throw new errors_DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
+                    throw new DisklessError(`Drive ${id}: there is no drive with that UUID for user ${this.api.user} at ${this.api.url.href}`);
                 }
                 throw error;
             }
@@ -93152,7 +93950,7 @@ class ElasticStackProvider {
             // The set answers with the server's info: it must now name the new drive.
             const after = toServerView(answer, this.api.requestName('POST', path));
             if (after.cds[device] !== artifact.toLowerCase()) {
-                throw new errors_DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
+                throw new DisklessError(`${this.api.requestName('POST', path)}: the answer shows ${device} holding ${after.cds[device] ?? 'nothing'}, not ${artifact}`);
             }
         });
     }
@@ -93188,6 +93986,146 @@ async function describeHolders(api, d) {
     if (claimsOf(d).some((c) => /:imaging:/.test(c)))
         parts.push('a server-side copy (imaging)');
     return parts.length > 0 ? parts.join(', ') : (d.claimed ?? 'unknown holders');
+}
+
+;// CONCATENATED MODULE: ./src/fleet/proxmox.ts
+/**
+ * The Proxmox VE provider (proxmox-api.md sections 3 to 6) over the client of upload-pve
+ * (src/proxmox), so it has the same token auth, TLS trust and one-line errors. A server
+ * is a QEMU guest (templates left out), its id the VMID; an artifact is an ISO volume
+ * (`local:iso/diskless-1a2b3c4d.iso`) on the storage the rollout names.
+ *
+ * - Repointing sets the CD drive with the `digest` the VM's config had when this provider
+ *   last read it (the plan's listing), so an edit by someone else in between is refused by
+ *   Proxmox and reported, never overwritten.
+ * - Restarting is a reset (same QEMU process: Proxmox's uptime and pid do not change, so
+ *   the provider notes when its reset task ended, and `started` shows that) or a reboot
+ *   (a new process).
+ * - Proxmox cannot tell which ISO a running guest booted (the CD is swapped live), so no
+ *   artifact is "claimed": every running VM of a rollout is restarted, also one whose CD
+ *   already names the new ISO, and afterwards it runs what its CD names.
+ * - The address is the guest agent's, when the VM has an agent that answers.
+ */
+
+
+
+
+
+/** `local:iso/diskless-1a2b3c4d.iso` -> `diskless-1a2b3c4d.iso`. */
+function fileOf(volid) {
+    return volid.replace(/^[^:]*:(iso\/)?/, '');
+}
+function isoArtifact(volid) {
+    const name = fileOf(volid);
+    return {
+        id: volid,
+        name,
+        release: undefined,
+        sha256: undefined,
+        family: familyOf(name.replace(/\.(iso|img)$/i, '')),
+        claimedBy: [],
+    };
+}
+class ProxmoxProvider {
+    api;
+    o;
+    kind = 'proxmox';
+    /** VMID -> the VM as last listed (its node). */
+    vms = new Map();
+    /** VMID -> the digest of its config as this provider last read or wrote it. */
+    digests = new Map();
+    /** VMID -> when this provider's reset of it ended, Unix seconds. */
+    resets = new Map();
+    constructor(api, o) {
+        this.api = api;
+        this.o = o;
+    }
+    vm(id) {
+        const vm = this.vms.get(id);
+        if (!vm)
+            throw new DisklessError(`VM ${id}: not in the cluster's VM listing`);
+        return vm;
+    }
+    /** The VM's config and state now, as a ServerView; remembers its config's digest. */
+    async view(vm) {
+        const [config, state] = await Promise.all([readConfig(this.api, vm), vmState(this.api, vm)]);
+        const id = String(vm.vmid);
+        this.digests.set(id, config.digest);
+        const cds = {};
+        for (const cd of config.cds)
+            if (cd.volume.includes(':'))
+                cds[cd.key] = cd.volume;
+        return {
+            id,
+            name: vm.name,
+            tags: vm.tags,
+            pool: vm.pool,
+            status: state.running ? 'running' : 'stopped',
+            running: state.running,
+            started: this.started(id, state),
+            address: state.address,
+            cds,
+        };
+    }
+    /** The QEMU process's start, or this provider's later reset of it. */
+    started(id, state) {
+        if (!state.running)
+            return undefined;
+        const boot = Math.floor(Date.now() / 1000) - state.uptime;
+        const reset = this.resets.get(id);
+        return reset !== undefined && reset > boot ? reset : boot;
+    }
+    async listServers() {
+        const vms = (await listVms(this.api)).filter((v) => !v.template);
+        for (const vm of vms)
+            this.vms.set(String(vm.vmid), vm);
+        const views = await Promise.all(vms.map((vm) => this.view(vm)));
+        return views.sort((a, b) => a.name.localeCompare(b.name) || Number(a.id) - Number(b.id));
+    }
+    async server(id) {
+        if (!this.vms.has(id))
+            await this.listServers();
+        return this.view(this.vm(id));
+    }
+    async listArtifacts() {
+        const items = await listIsos(this.api, this.o.node, this.o.storage);
+        return items.map((i) => isoArtifact(i.volid));
+    }
+    async artifact(id) {
+        const all = await this.listArtifacts();
+        const found = all.find((a) => a.id === id);
+        if (!found) {
+            throw new DisklessError(`ISO ${id}: there is no such file on storage ${this.o.storage} of node ${this.o.node} at ${this.api.base} (ISOs there: ${all.map((a) => a.name).join(', ') || 'none'})`);
+        }
+        return found;
+    }
+    async repoint(server, device, artifact) {
+        const vm = this.vm(server);
+        const digest = this.digests.get(server);
+        if (digest === undefined)
+            throw new DisklessError(`VM ${server}: its config was never read`);
+        await repointCd(this.api, vm, device, artifact, digest);
+        // The config as it is now: its new digest (for a revert) and proof of the change.
+        const after = await readConfig(this.api, vm);
+        this.digests.set(server, after.digest);
+        const now = cdDrives(after.config).find((c) => c.key === device)?.volume;
+        if (now !== artifact) {
+            throw new DisklessError(`VM ${server}: after the config call its ${device} holds ${now ?? 'nothing'}, not ${artifact}`);
+        }
+    }
+    async restart(server) {
+        const vm = this.vm(server);
+        await restartVm(this.api, vm, this.o.restartMethod, this.o.wait);
+        if (this.o.restartMethod === 'reset')
+            this.resets.set(server, Math.floor(Date.now() / 1000));
+    }
+    close() {
+        return this.api.close();
+    }
+}
+/** A provider over a new Proxmox client with upload-pve's connection settings. */
+function proxmox(o) {
+    return new ProxmoxProvider(new PveApi({ url: o.url, tokenId: o.tokenId, secret: o.secret, tls: o.tls }), o);
 }
 
 ;// CONCATENATED MODULE: ./src/releases/ledger.ts
@@ -93249,31 +94187,35 @@ async function readLedger(target) {
 ;// CONCATENATED MODULE: ./src/rollout/plan.ts
 /**
  * Which servers a rollout moves, on which CD device, from which drive: servers named by
- * name, UUID or `tag:<tag>` (each entry must match), or by default every server with a
+ * name, id (a UUID, a Proxmox VMID), `tag:<tag>` or `pool:<pool>` (each entry must match), or by default every server with a
  * CD device holding a drive of the new drive's family. Decided from one listing of
  * servers and drives, before anything changes.
  */
 
 
 /** The servers the `servers` input names, in listing order, each once. */
-function chooseServers(entries, servers, inFamily, family) {
+function chooseServers(entries, servers, inFamily, family, noun = 'drive') {
     if (entries.length === 0) {
         const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
         if (chosen.length === 0) {
-            throw new errors_DisklessError(`No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
+            throw new DisklessError(`No server boots a${noun === 'ISO' ? 'n' : ''} ${noun} of the family "${family}" (no CD device holds one); name the servers with the "servers" input`);
         }
         return chosen;
     }
     const picked = new Set();
     for (const entry of entries) {
         const tag = /^tag:(.+)$/.exec(entry)?.[1]?.trim();
+        const pool = /^pool:(.+)$/.exec(entry)?.[1]?.trim();
+        const byId = UUID_PATTERN.test(entry) || /^\d+$/.test(entry);
         const match = servers.filter((s) => tag !== undefined
             ? s.tags.includes(tag)
-            : UUID_PATTERN.test(entry)
-                ? s.id.toLowerCase() === entry.toLowerCase()
-                : s.name === entry);
+            : pool !== undefined
+                ? s.pool === pool
+                : byId
+                    ? s.id.toLowerCase() === entry.toLowerCase()
+                    : s.name === entry);
         if (match.length === 0) {
-            throw new InputError('servers', `Input "servers": got ${JSON.stringify(entry)}; expected a server name, server UUID or tag:<tag>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
+            throw new InputError('servers', `Input "servers": got ${JSON.stringify(entry)}; expected a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
         }
         for (const s of match)
             picked.add(s.id);
@@ -93284,7 +94226,7 @@ function chooseServers(entries, servers, inFamily, family) {
 function planMove(server, target, o) {
     const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
     if (device === undefined) {
-        throw new errors_DisklessError(`Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`);
+        throw new DisklessError(`Server ${server.name || server.id} has no CD device holding a${o.noun === 'ISO' ? 'n' : ''} ${o.noun ?? 'drive'} of the family "${target.family}"; give the "device" input (e.g. ${o.example ?? 'ide:0:1'})`);
     }
     const configured = server.cds[device];
     const running = server.running
@@ -93306,7 +94248,7 @@ function planMove(server, target, o) {
  * retention and the summary do not care which cloud runs the servers. A provider lists
  * servers and what they boot, repoints a server's CD device to another artifact, restarts
  * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
- * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
+ * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (proxmox.ts).
  *
  * Two views of "what a server boots" exist and both matter:
  *   - configured: the artifact its CD device names now; it boots that at its next start;
@@ -93346,7 +94288,11 @@ function artifactsInUse(servers, artifacts) {
 
 
 function label(a, id) {
-    return `${a?.release ?? 'release unknown'} (drive ${a?.name ?? '?'}, ${id.slice(0, 8)})`;
+    // An ISO volume id (Proxmox) is its name; a drive UUID is shown short beside the name.
+    const what = id.includes(':')
+        ? `ISO ${a?.name ?? id}`
+        : `drive ${a?.name ?? '?'}, ${id.slice(0, 8)}`;
+    return `${a?.release ?? 'release unknown'} (${what})`;
 }
 /** One row per server: the release it runs and, when it differs, the one it boots next. */
 function fleetRows(servers, artifacts) {
@@ -93404,8 +94350,11 @@ function ledgerEntry(o) {
  * are left untouched, and the step fails saying so. A rollback is a rollout to the
  * previous drive. `restart: none` repoints only: servers take the new drive at their next
  * boot. What the servers run afterwards goes to the summary and, as a ledger entry, to
- * the releases' retention (a release stays while any server runs or boots it).
+ * the releases' retention (a release stays while any server runs or boots it). The cloud
+ * is behind the provider interface: ElasticStack drives or Proxmox VE ISO volumes (`kind`).
  */
+
+
 
 
 
@@ -93420,7 +94369,9 @@ const POLL_MS = 1_000;
 const nameOf = (m) => m.server.name || m.server.id;
 /** Server names in the plan's order (servers of one batch finish in any order). */
 const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
-const rollout_short = (id) => (id ? id.slice(0, 8) : 'nothing');
+const rollout_short = (id) => id ? (id.includes(':') ? id.replace(/^.*\//, '') : id.slice(0, 8)) : 'nothing';
+/** What an artifact is called on this cloud. */
+const noun = (ctx) => (ctx.provider.kind === 'proxmox' ? 'ISO' : 'drive');
 /** The artifact as people read it: name, release, short id. */
 function shown(ctx, id) {
     if (!id)
@@ -93428,7 +94379,7 @@ function shown(ctx, id) {
     const a = ctx.artifacts.get(id);
     return a ? `${a.name} (${a.release ?? 'release unknown'}, ${rollout_short(id)})` : id;
 }
-/** Phase 1: the new drive, every server and drive, and what has to happen to each server. */
+/** Phase 1: the new artifact, every server and artifact, and what has to happen to each server. */
 async function plan(ctx) {
     const { o, provider } = ctx;
     const [servers, artifacts] = await Promise.all([
@@ -93436,12 +94387,20 @@ async function plan(ctx) {
         provider.listArtifacts(),
     ]);
     ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
-    const target = ctx.artifacts.get(o.drive) ?? (await provider.artifact(o.drive));
+    const wanted = targetArtifact(o);
+    const target = ctx.artifacts.get(wanted) ?? (await provider.artifact(wanted));
     ctx.target = target;
     const inFamily = (id) => id === target.id || ctx.artifacts.get(id)?.family === target.family;
-    const chosen = chooseServers(o.servers, servers, inFamily, target.family);
-    ctx.moves = chosen.map((s) => planMove(s, target, { device: o.device, inFamily, claims: artifacts }));
-    ctx.reporter.info(`New drive: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
+    const chosen = chooseServers(o.servers, servers, inFamily, target.family, noun(ctx));
+    const example = ctx.provider.kind === 'proxmox' ? 'ide2' : 'ide:0:1';
+    ctx.moves = chosen.map((s) => planMove(s, target, {
+        device: o.device,
+        inFamily,
+        claims: artifacts,
+        noun: noun(ctx),
+        example,
+    }));
+    ctx.reporter.info(`New ${noun(ctx)}: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
         (o.restart === 'rolling'
             ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
             : ''));
@@ -93477,9 +94436,9 @@ async function becomeHealthy(ctx, m, before) {
     }
     if (ctx.check.kind === 'none')
         return undefined;
-    if (!s.address)
+    if (!s.address && needsAddress(ctx.check))
         return `the API shows no address for it, so health check ${describeCheck(ctx.check)} cannot run`;
-    const why = await waitHealthy(ctx.check, s.address, {
+    const why = await waitHealthy(ctx.check, { ip: s.address, name: s.name || s.id }, {
         timeoutMs: Math.max(1_000, deadline - Date.now()),
         intervalMs: POLL_MS,
     });
@@ -93514,11 +94473,16 @@ async function moveOne(ctx, m, restart) {
 async function revert(ctx, m) {
     const name = nameOf(m);
     try {
-        if (m.from && m.repoint)
+        // A repoint that failed (a concurrent edit, say) left the device as it was: not set again.
+        const now = m.from && m.repoint ? await ctx.provider.server(m.server.id) : undefined;
+        const changed = m.from !== undefined && now !== undefined && now.cds[m.device] !== m.from;
+        if (changed && m.from)
             await ctx.provider.repoint(m.server.id, m.device, m.from);
         // Restarted only if this run reset it: a server whose repoint failed was never reset.
         if (!m.server.running || !ctx.restarted.includes(name)) {
-            return `${name} is back on ${shown(ctx, m.from)}`;
+            return changed || !now
+                ? `${name} is back on ${shown(ctx, m.from)}`
+                : `${name} was not changed (still on ${shown(ctx, m.from)})`;
         }
         const before = (await ctx.provider.server(m.server.id)).started;
         await ctx.provider.restart(m.server.id);
@@ -93550,14 +94514,14 @@ async function rollBatches(ctx) {
             reverted.push(await revert(ctx, f.m));
         }
         const untouched = todo.slice(i + size).map(nameOf);
-        throw new errors_DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
+        throw new DisklessError(`Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
             (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
             (ctx.updated.length
-                ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
+                ? `Already on the new ${noun(ctx)}: ${inOrder(ctx, ctx.updated).join(', ')}.`
                 : 'No other server was changed.'));
     }
     if (!rolling && todo.length > 0) {
-        reporter.info(`restart: none: ${todo.length} server(s) repointed; they keep running the old drive and take ${shown(ctx, ctx.target.id)} at their next boot`);
+        reporter.info(`restart: none: ${todo.length} server(s) repointed; they keep running the old ${noun(ctx)} and take ${shown(ctx, ctx.target.id)} at their next boot`);
     }
 }
 /** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
@@ -93579,7 +94543,7 @@ async function finish(ctx, failure) {
             artifacts,
         });
     if (!entry && o.ledgerName !== undefined)
-        ctx.reporter.warning(`Drive ${ctx.target.id} records no release (user:diskless-release): no ledger entry, retention cannot tell which release its servers run`);
+        ctx.reporter.warning(`${ctx.provider.kind === 'proxmox' ? 'ISO' : 'Drive'} ${ctx.target.id} records no release${ctx.provider.kind === 'proxmox' ? '' : ' (user:diskless-release)'}: no ledger entry, retention cannot tell which release its servers run`);
     if (entry && o.rootfsTarget && !o.dryRun) {
         await recordUpload(o.rootfsTarget, entry);
         ctx.reporter.info(`Ledger: ${o.rootfsTarget}/ledger/${entry.target}.json (${[entry.release, ...(entry.also ?? []).map((a) => a.release)].join(', ')})`);
@@ -93598,8 +94562,11 @@ async function finish(ctx, failure) {
             'dry-run': o.dryRun,
         },
         summary: [
-            ['Drive', shown(ctx, ctx.target.id)],
-            ['Previous drive', previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none'],
+            [ctx.provider.kind === 'proxmox' ? 'ISO' : 'Drive', shown(ctx, ctx.target.id)],
+            [
+                `Previous ${noun(ctx)}`,
+                previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none',
+            ],
             [
                 'Restart',
                 o.restart === 'rolling'
@@ -93623,14 +94590,31 @@ function mostCommon(ids) {
         counts.set(id, (counts.get(id) ?? 0) + 1);
     return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
-async function rollout(o, reporter, connect = (x) => elasticStack({
-    url: x.apiUrl,
-    user: x.apiUser,
-    key: x.apiKey,
-    onRetry: (e, n, ms) => {
-        reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
-    },
-})) {
+/** The provider of the `kind` input, over a new API client. */
+function connectProvider(o, reporter) {
+    if (o.kind === 'proxmox') {
+        if (o.tlsInsecure)
+            reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
+        return proxmox({
+            url: o.apiUrl,
+            tokenId: o.tokenId ?? '',
+            secret: o.tokenSecret ?? '',
+            tls: { caFile: o.tlsCaFile, fingerprint: o.tlsFingerprint, insecure: o.tlsInsecure },
+            node: o.node ?? '',
+            storage: isoStorage(o),
+            restartMethod: o.restartMethod,
+        });
+    }
+    return elasticStack({
+        url: o.apiUrl,
+        user: o.apiUser ?? '',
+        key: o.apiKey ?? '',
+        onRetry: (e, n, ms) => {
+            reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
+        },
+    });
+}
+async function rollout(o, reporter, connect = (x) => connectProvider(x, reporter)) {
     const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
     const provider = connect(o);
     const ctx = {
@@ -93658,7 +94642,7 @@ async function rollout(o, reporter, connect = (x) => elasticStack({
         await reporter
             .group('Roll out', () => rollBatches(ctx))
             .catch((error) => {
-            if (!(error instanceof errors_DisklessError))
+            if (!(error instanceof DisklessError))
                 throw error;
             failure = error.message;
         });
@@ -93666,7 +94650,7 @@ async function rollout(o, reporter, connect = (x) => elasticStack({
             return await finish(ctx, undefined);
         const said = failure;
         const report = await finish(ctx, said).catch((error) => {
-            throw new errors_DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
+            throw new DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
         });
         throw new StepFailure(said, report);
     }
@@ -93722,7 +94706,7 @@ const SUFFIXES = /\.(service|socket|timer|target|path|mount|automount|swap|slice
 const UNIT_NAME = /^(?!-)[\w:@.\\-]+$/;
 function unitName(name) {
     if (!UNIT_NAME.test(name)) {
-        throw new errors_DisklessError(`unit ${JSON.stringify(name)}: expected a systemd unit name such as nfs-server.service`);
+        throw new DisklessError(`unit ${JSON.stringify(name)}: expected a systemd unit name such as nfs-server.service`);
     }
     return SUFFIXES.test(name) ? name : `${name}.service`;
 }
@@ -93847,7 +94831,7 @@ async function configureServices(tree, o, reporter) {
             const unit = unitName(name);
             const where = await findUnit(root, unit);
             if (!where) {
-                throw new errors_DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
+                throw new DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
             }
             if (where === 'sysv')
                 sysvEnable.push(unit.replace(/\.service$/, ''));
@@ -94508,13 +95492,13 @@ function render(text, values, file) {
         const where = `template ${file} line ${i + 1}`;
         const known = Object.hasOwn(values, name) ? values[name] : undefined;
         if (!known) {
-            throw new errors_DisklessError(`${where}: unknown placeholder {{${name}}}; expected one of ${Object.keys(values)
+            throw new DisklessError(`${where}: unknown placeholder {{${name}}}; expected one of ${Object.keys(values)
                 .sort()
                 .map((k) => `{{${k}}}`)
                 .join(', ')}`);
         }
         if (known.value === undefined || known.value === '') {
-            throw new errors_DisklessError(`${where}: placeholder {{${name}}} has no value; expected input "${known.input}" to be set`);
+            throw new DisklessError(`${where}: placeholder {{${name}}} has no value; expected input "${known.input}" to be set`);
         }
         return known.value;
     }))
@@ -94538,7 +95522,7 @@ async function loadTemplate(dir, values) {
             }
             const clash = seen.get(outRel);
             if (clash !== undefined) {
-                throw new errors_DisklessError(`template: ${clash} and ${srcRel} both make /${outRel}; expected only one of them`);
+                throw new DisklessError(`template: ${clash} and ${srcRel} both make /${outRel}; expected only one of them`);
             }
             seen.set(outRel, srcRel);
             if (st.isDirectory()) {
@@ -94562,7 +95546,7 @@ async function loadTemplate(dir, values) {
                 });
             }
             else {
-                throw new errors_DisklessError(`template: ${srcRel} is a device, socket or pipe; expected files, directories and symlinks only`);
+                throw new DisklessError(`template: ${srcRel} is a device, socket or pipe; expected files, directories and symlinks only`);
             }
         }
     }
@@ -95015,7 +95999,7 @@ function addVarDirs(entries, lines, accounts) {
         const ownerText = rest[0];
         const rel = external_node_path_default().posix.normalize(rawPath).replace(/\/+$/, '');
         if (rel === '.' || rel.startsWith('..') || rel.startsWith('/')) {
-            throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
+            throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
         }
         let uid = 0;
         let gid = 0;
@@ -95023,14 +96007,14 @@ function addVarDirs(entries, lines, accounts) {
             const [user = '', group] = ownerText.split(':');
             const u = accounts.users.get(user);
             if (!u) {
-                throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
+                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
             }
             uid = u.uid;
             gid = u.gid;
             if (group !== undefined) {
                 const g = accounts.groups.get(group);
                 if (g === undefined) {
-                    throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
+                    throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
                 }
                 gid = g;
             }
@@ -95041,7 +96025,7 @@ function addVarDirs(entries, lines, accounts) {
             const parent = parts.slice(0, i).join('/');
             const existing = byPath.get(parent);
             if (existing?.kind === 'symlink') {
-                throw new errors_DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; /var/${parent} is a symlink in the skeleton, expected a directory`);
+                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; /var/${parent} is a symlink in the skeleton, expected a directory`);
             }
             if (!existing)
                 byPath.set(parent, { rel: parent, kind: 'dir', mode: 0o755, uid: 0, gid: 0 });
@@ -95183,7 +96167,7 @@ function templateValues(o, nfsRoot, usrExport) {
         const eq = line.indexOf('=');
         const name = line.slice(0, eq);
         if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-            throw new errors_DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
+            throw new DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
         }
         values[name] = { value: line.slice(eq + 1), input: 'template-values' };
     }
@@ -95316,7 +96300,7 @@ async function buildRootfs(options, reporter) {
         });
     }
     else if (templateFstab) {
-        throw new errors_DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
+        throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
     }
     else {
         fstab = generateFstab({
@@ -95943,33 +96927,6 @@ function writeContext(s, digests, plan, stateDir) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/upload/progress.ts
-function mib(bytes) {
-    return (bytes / 2 ** 20).toFixed(1);
-}
-function startProgress(label, total, print, retries, everyMs = 5_000) {
-    const started = performance.now();
-    let done = 0;
-    const line = () => {
-        const seconds = (performance.now() - started) / 1000;
-        const rate = seconds > 0 ? done / seconds : 0;
-        const eta = rate > 0 ? Math.ceil((total - done) / rate) : undefined;
-        const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
-        print(`${label}: ${percent}% (${mib(done)} of ${mib(total)} MiB), ${(rate / 1e6).toFixed(1)} MB/s` +
-            `${eta === undefined ? '' : `, ETA ${eta} s`}, ${retries()} retries`);
-    };
-    const timer = setInterval(line, everyMs);
-    timer.unref();
-    return {
-        add(bytes) {
-            done += bytes;
-        },
-        stop() {
-            clearInterval(timer);
-        },
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/upload/transfer.ts
 /**
  * Sends chunks of the image in parallel over the API's kept-alive connections. Chunks
@@ -96068,7 +97025,7 @@ async function sendChunks(t, indexes) {
         const how = isTransient(error)
             ? `after ${t.policy.attempts} attempts`
             : '(refused, not retried)';
-        throw new errors_DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
+        throw new DisklessError(`Writing chunk ${index + 1} of ${chunks.length} (offset ${index * chunkSize}) to drive ${t.drive} failed ${how}: ` +
             `${errorMessage(error)}. ${t.stats.chunksSent} of ${indexes.length} chunks to send were written ` +
             `(${t.stats.bytesSent} bytes sent) and journalled: run again to resume, only the missing chunks will be sent`);
     }
@@ -96101,14 +97058,32 @@ function chunksToVerify(mode, sent, total, random = Math.random) {
     return [...pick].sort((a, b) => a - b);
 }
 /**
+ * What the read-back checks of each chunk: `full` every chunk whole; `sample` one piece of
+ * the chunks chunksToVerify picks. A resumed run did not send what the interrupted one
+ * did: every chunk it does not send is read back whole, whatever the mode.
+ */
+function readBackPlan(mode, plan, total, random = Math.random) {
+    const checks = new Map();
+    const how = mode === 'full' ? 'whole' : 'one-piece';
+    for (const i of chunksToVerify(mode, plan.todo, total, random))
+        checks.set(i, how);
+    if (plan.resumed) {
+        const sending = new Set(plan.todo);
+        for (let i = 0; i < total; i++)
+            if (!sending.has(i))
+                checks.set(i, 'whole');
+    }
+    return new Map([...checks].sort(([a], [b]) => a - b));
+}
+/**
  * Reads of a whole chunk go out in pieces of at most this (the API's read limit): a chunk
  * of 4 MiB or less is one read, hashed as it streams in and compared with the chunk's
  * digest, so nothing is read from the image and each chunk costs one round trip.
  */
 const PIECE = 4 * 2 ** 20;
 /**
- * Fewer chunks than connections: each is read in 1 MiB pieces instead, in parallel, so a
- * lone chunk (the last one confirmed) is not left to one connection's speed.
+ * Fewer chunks than connections (a chunk just confirmed): each is read in 1 MiB pieces
+ * instead, in parallel, so a lone chunk is not left to one connection's speed.
  */
 const SMALL_PIECE = 2 ** 20;
 /** What `sample` reads of each chunk it checks: enough to prove the write landed. */
@@ -96135,8 +97110,17 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
             size: Math.min(piece, length - k * piece),
         }));
     });
+    return mismatchesIn(api, drive, image, d, pieces, concurrency, counted);
+}
+/**
+ * Indexes of the chunks in which one of `pieces` reads back different from the image:
+ * a piece that is a whole chunk is compared with the chunk's digest, any other with the
+ * same range of the image file (read while the drive's bytes come in).
+ */
+async function mismatchesIn(api, drive, image, d, pieces, concurrency, counted) {
     const bad = new Set();
     const handle = await (0,promises_.open)(image, 'r');
+    const largest = Math.max(0, ...pieces.map((p) => p.size));
     let next = 0;
     const worker = async () => {
         let buffer; // only for pieces smaller than their chunk
@@ -96145,14 +97129,16 @@ async function findMismatches(api, drive, image, d, indexes, concurrency, sample
                 continue;
             const whole = piece.offset === piece.index * d.chunkSize &&
                 piece.size === chunkLength(piece.index, d.size, d.chunkSize);
+            const reading = api.readDigest(drive, piece.offset, piece.size);
+            reading.catch(() => undefined); // awaited below
             let expected = d.chunks[piece.index];
             if (!whole) {
-                buffer ??= Buffer.allocUnsafe(PIECE);
+                buffer ??= Buffer.allocUnsafe(Math.min(PIECE, largest));
                 const want = buffer.subarray(0, piece.size);
                 await readFully(handle, want, piece.offset);
                 expected = sha256(want);
             }
-            const got = await api.readDigest(drive, piece.offset, piece.size);
+            const got = await reading;
             counted.bytesRead += got.bytes;
             if (got.bytes !== piece.size || got.sha256 !== expected)
                 bad.add(piece.index);
@@ -96204,16 +97190,17 @@ async function writePlan(c, reporter, phase) {
             writes: countersOf(c.drive),
         }, plan.resumed)
         : undefined;
-    // A full verify starts at once: chunks this run does not send (a server-side copy's)
-    // are read back while the others go out, and each sent chunk as soon as it is confirmed,
-    // so the reads overlap the writes instead of following them.
-    const early = c.verify === 'full' && !plan.upToDate ? earlyVerify(c, out) : undefined;
+    // The read-back starts at once: chunks this run does not send (a server-side copy's, a
+    // resumed run's) are read while the others go out, and each sent chunk as soon as it is
+    // confirmed, so the reads overlap the writes instead of following them.
+    const checks = readBackPlan(c.verify, plan, digests.chunks.length);
+    const reading = checks.size > 0 ? readBack(c, checks, out) : undefined;
     try {
         if (journal)
-            await send(c, journal, transfer, reporter, phase, early?.add);
+            await write_send(c, journal, transfer, reporter, phase, reading?.add);
     }
     catch (error) {
-        await early?.done().catch(() => undefined);
+        await reading?.done().catch(() => undefined);
         throw error;
     }
     // The write counters are final once the writes are: ask for them while verifying, and
@@ -96233,33 +97220,23 @@ async function writePlan(c, reporter, phase) {
         })()
         : undefined;
     earlyRecord?.catch(() => undefined); // awaited after the verify
-    const check = chunksToVerify(c.verify, plan.todo, digests.chunks.length);
-    // A resumed run did not send what the interrupted one did: every such chunk is read back.
-    const sending = new Set(plan.todo);
-    const unsent = plan.resumed && c.verify !== 'full'
-        ? digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))
-        : [];
-    const sampled = check.filter((i) => !unsent.includes(i));
-    if (check.length + unsent.length > 0) {
-        const how = c.verify === 'full' ? 'whole' : 'one-piece';
-        const total = sampled.length + unsent.length;
-        await phase('verify', `Verify ${total} chunks${how === 'whole' ? '' : unsent.length > 0 ? ` (${unsent.length} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            const find = (indexes, whole) => findMismatches(api, uuid, c.image, digests, indexes, c.concurrency, whole, out);
-            let bad = early
-                ? await early.done()
-                : [...(await find(sampled, how)), ...(await find(unsent, 'whole'))].sort((a, b) => a - b);
+    if (reading) {
+        const whole = [...checks.values()].filter((how) => how === 'whole').length;
+        const total = checks.size;
+        await phase('verify', `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+            let bad = await reading.done();
             if (bad.length > 0) {
                 await c.rewriteGuard?.(bad);
                 reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
                 out.chunksRewritten = bad.length;
                 await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await find(bad, 'whole');
+                bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
                 if (bad.length > 0) {
-                    throw new errors_DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
+                    throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
                 }
             }
             out.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${how === 'whole' ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+            reporter.info(`verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
         });
     }
     await earlyRecord;
@@ -96283,7 +97260,7 @@ async function writePlan(c, reporter, phase) {
  */
 async function checkIdentity(c) {
     if ((await imageIdentity(c.image)) !== c.identity) {
-        throw new errors_DisklessError(`Image ${c.image} changed while it was being uploaded; build it again, then upload`);
+        throw new DisklessError(`Image ${c.image} changed while it was being uploaded; build it again, then upload`);
     }
 }
 /** Records on the drive the image it holds, with the write counters `now`. */
@@ -96306,38 +97283,45 @@ async function writeRecord(c, now, reporter) {
     reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
 }
 /**
- * Reads back whole, as they become final, every chunk of the image: those the plan does
- * not send at once, the others when `add` says they were confirmed. `done` gives the
- * chunks that differ once all are read.
+ * Reads back what `checks` names, each chunk as soon as it is final: those the plan does
+ * not send at once, the others read whole when `add` says they were confirmed (so these
+ * reads overlap the writes of later chunks). `done` reads the rest (the samples of sent
+ * chunks) and gives the chunks that differ once all are read.
  */
-function earlyVerify(c, out) {
+function readBack(c, checks, out) {
     const sending = new Set(c.plan.todo);
+    const reads = [];
     const check = (indexes) => {
-        const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, indexes, c.concurrency, 'whole', out);
-        read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
-        return read;
+        for (const how of ['whole', 'one-piece']) {
+            const these = indexes.filter((i) => checks.get(i) === how);
+            if (these.length === 0)
+                continue;
+            const read = findMismatches(c.api, c.drive.uuid, c.image, c.digests, these, c.concurrency, how, out);
+            read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
+            reads.push(read);
+        }
     };
-    const reads = [
-        check(c.digests.chunks.map((_, i) => i).filter((i) => !sending.has(i))),
-    ];
+    check([...checks.keys()].filter((i) => !sending.has(i)));
     const added = new Set();
     return {
         add: (index) => {
-            if (added.has(index))
+            // A sample is left for done(): read during the send it would only slow the writes
+            // down, read after it, it goes along with the record's round trips.
+            if (added.has(index) || checks.get(index) !== 'whole')
                 return;
             added.add(index);
-            reads.push(check([index]));
+            check([index]);
         },
         done: async () => {
-            const missing = c.plan.todo.filter((i) => !added.has(i));
-            if (missing.length > 0)
-                reads.push(check(missing));
+            check(c.plan.todo.filter((i) => checks.has(i) && !added.has(i)));
+            for (const i of c.plan.todo)
+                added.add(i);
             const bad = (await Promise.all(reads)).flat();
             return [...new Set(bad)].sort((a, b) => a - b);
         },
     };
 }
-async function send(c, journal, transfer, reporter, phase, confirmed) {
+async function write_send(c, journal, transfer, reporter, phase, confirmed) {
     const { plan, stats } = c;
     await phase('send', `Send ${plan.todo.length} chunks (${c.concurrency} at a time)`, async () => {
         const progress = startProgress('upload', plan.todoBytes, (line) => {
@@ -96391,7 +97375,7 @@ async function standby(s) {
     const reuse = reusable(found);
     if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
         const d = found.existing;
-        throw new errors_DisklessError(`Drive ${d.uuid} "${d.name}" does not hold this image completely (no trusted record of it) and is claimed by ${await describeHolders(s.api, d)}: standby mode never writes a drive a running server uses; nothing was written`);
+        throw new DisklessError(`Drive ${d.uuid} "${d.name}" does not hold this image completely (no trusted record of it) and is claimed by ${await describeHolders(s.api, d)}: standby mode never writes a drive a running server uses; nothing was written`);
     }
     if (s.o.dryRun)
         return dryRun(s, found, reuse);
@@ -96441,7 +97425,7 @@ async function standby(s) {
         },
         rewriteGuard: claimed
             ? async (bad) => {
-                throw new errors_DisklessError(`Drive ${drive.uuid} "${drive.name}": chunks ${bad.join(', ')} differ from its record, and it is claimed by ${await describeHolders(s.api, drive)}; not rewritten. Stop those servers or roll them to another drive, then upload again`);
+                throw new DisklessError(`Drive ${drive.uuid} "${drive.name}": chunks ${bad.join(', ')} differ from its record, and it is claimed by ${await describeHolders(s.api, drive)}; not rewritten. Stop those servers or roll them to another drive, then upload again`);
             }
             : undefined,
     }, s.reporter, s.phase));
@@ -96457,7 +97441,7 @@ async function find(s) {
     const name = standbyName(familyName, digests.sha256);
     const same = family.filter((d) => d.name === name);
     if (same.length > 1) {
-        throw new errors_DisklessError(`Input "drive-name": ${same.length} drives are named "${name}" (${same.map((d) => d.uuid).join(', ')}); remove or rename all but one`);
+        throw new DisklessError(`Input "drive-name": ${same.length} drives are named "${name}" (${same.map((d) => d.uuid).join(', ')}); remove or rename all but one`);
     }
     const existing = same[0];
     const live = liveDrive(family, existing?.uuid);
@@ -96553,7 +97537,7 @@ async function waitImaging(s, drive) {
     for (let first = true; first || now.imaging; first = false) {
         if (!first) {
             if (Date.now() - started > IMAGING_TIMEOUT_MS) {
-                throw new errors_DisklessError(`drive ${drive.uuid}: the server-side copy onto it did not finish in ${IMAGING_TIMEOUT_MS / 60_000} minutes (imaging ${now.imaging}); run again later`);
+                throw new DisklessError(`drive ${drive.uuid}: the server-side copy onto it did not finish in ${IMAGING_TIMEOUT_MS / 60_000} minutes (imaging ${now.imaging}); run again later`);
             }
             if (Date.now() - said > 10_000) {
                 s.reporter.info(`drive ${drive.uuid}: copy in progress (imaging ${now.imaging})`);
@@ -96675,7 +97659,7 @@ async function inPlace(s) {
         if (serverClaims(d).length > 0) {
             const holders = await describeHolders(api, d);
             if (!o.allowClaimed) {
-                throw new errors_DisklessError(`Drive ${d.uuid} "${d.name}" is claimed by ${holders}: in-place mode does not write a drive a running server uses; nothing was written. ` +
+                throw new DisklessError(`Drive ${d.uuid} "${d.name}" is claimed by ${holders}: in-place mode does not write a drive a running server uses; nothing was written. ` +
                     'Use mode standby (a new drive, then a rollout), stop the servers, or set allow-claimed: true');
             }
             reporter.warning(`drive ${d.uuid} is claimed by ${holders}; writing it anyway (allow-claimed): a server that reads it meanwhile sees a mix of two images`);
@@ -96809,641 +97793,6 @@ async function uploadDrive(options, reporter) {
     return uploadReport(await upload(options, reporter));
 }
 
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: ./src/proxmox/api-error.ts
-/**
- * Proxmox API failures as one line naming the call: the HTTP status and Proxmox's own
- * text (the `message` of newer servers, else the status text, which older PVE 8 sends
- * alone), with a 400's per-parameter errors. Only the network and gateway statuses are
- * worth another try: a 500 from Proxmox is a refusal (VM locked, digest mismatch), not
- * a passing fault.
- */
-
-
-class api_error_PveApiError extends errors_DisklessError {
-    status;
-    detail;
-    request;
-    errors;
-    name = 'PveApiError';
-    constructor(status, 
-    /** Proxmox's text: the first line of its error message. */
-    detail, 
-    /** `METHOD url` of the call. */
-    request, errors = {}) {
-        const params = Object.entries(errors)
-            .map(([k, v]) => `${k}: ${v.trim()}`)
-            .join('; ');
-        super(`${request}: HTTP ${status}${detail ? ` ${detail}` : ''}${params ? ` (${params})` : ''}`.replace(/\s*\n\s*/g, ' '));
-        this.status = status;
-        this.detail = detail;
-        this.request = request;
-        this.errors = errors;
-    }
-}
-/** Statuses of a proxy or a node that could not be reached (595/596 from pveproxy). */
-const TRANSIENT_STATUSES = new Set([429, 502, 503, 504, 595, 596]);
-function isTransientPve(error) {
-    if (error instanceof NetworkError)
-        return true;
-    return error instanceof api_error_PveApiError && TRANSIENT_STATUSES.has(error.status);
-}
-
-
-;// CONCATENATED MODULE: ./src/proxmox/tls.ts
-/**
- * How the client trusts the Proxmox server: the system CAs by default; a CA file for a
- * cluster with its own CA (Proxmox's pve-root-ca.pem); a pinned SHA-256 fingerprint for
- * a node's self-signed certificate; or certificate checks off, only when asked for by
- * name. Never silently insecure.
- */
-
-
-
-/** A fingerprint as Node shows it: upper-case hex pairs joined by colons. */
-function normalizeFingerprint(value) {
-    const hex = value.replace(/[:\s]/g, '').toUpperCase();
-    if (!/^[0-9A-F]{64}$/.test(hex)) {
-        throw new InputError('tls-fingerprint', `Invalid tls-fingerprint ${JSON.stringify(value)}: expected the SHA-256 fingerprint of the server's certificate, 64 hex digits (colons allowed)`);
-    }
-    return hex.replace(/(..)(?!$)/g, '$1:');
-}
-function pveDispatcher(tls, options) {
-    const chosen = [tls.caFile, tls.fingerprint, tls.insecure ? 'insecure' : undefined].filter((x) => x !== undefined && x !== '');
-    if (chosen.length > 1) {
-        throw new InputError('tls-ca-file', 'Inputs "tls-ca-file", "tls-fingerprint" and "tls-insecure": got more than one; expected at most one way to trust the server');
-    }
-    if (tls.caFile) {
-        let ca;
-        try {
-            ca = (0,external_node_fs_.readFileSync)(tls.caFile, 'utf8');
-        }
-        catch (error) {
-            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: ${error.code ?? 'unreadable'}; expected a readable PEM file`);
-        }
-        if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
-            throw new InputError('tls-ca-file', `Invalid tls-ca-file ${JSON.stringify(tls.caFile)}: no PEM certificate in it; expected a PEM file`);
-        }
-        return new undici/* Agent */.g6({ ...options, connect: { ca } });
-    }
-    if (tls.fingerprint) {
-        const pinned = normalizeFingerprint(tls.fingerprint);
-        // No session resumption: a resumed session shows no certificate to check.
-        const base = (0,undici/* buildConnector */.gU)({ rejectUnauthorized: false, maxCachedSessions: 0 });
-        return new undici/* Agent */.g6({
-            ...options,
-            connect: (opts, callback) => {
-                base(opts, (error, socket) => {
-                    if (error) {
-                        callback(error, null);
-                        return;
-                    }
-                    const got = socket.getPeerCertificate().fingerprint256;
-                    if (got !== pinned) {
-                        socket.destroy();
-                        callback(new Error(`the server's certificate has the fingerprint ${got}, not the pinned ${pinned}`), null);
-                        return;
-                    }
-                    callback(null, socket);
-                });
-            },
-        });
-    }
-    if (tls.insecure)
-        return new undici/* Agent */.g6({ ...options, connect: { rejectUnauthorized: false } });
-    return new undici/* Agent */.g6(options);
-}
-
-;// CONCATENATED MODULE: ./src/proxmox/api.ts
-/**
- * Client of the Proxmox VE API: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`
- * (the secret never in a message), parameters as a query string (GET, DELETE) or a
- * form body (POST, PUT), answers unwrapped from `{"data": …}` and failures turned into
- * one-line errors naming the call. One undici agent, certificates checked as
- * ./tls.ts says. The ISO upload streams its multipart body from the file.
- */
-
-
-
-
-
-
-/** `user@realm!tokenid`, as Proxmox names an API token. */
-const TOKEN_ID = /^[^\s!@:=]+@[^\s!@:=]+![A-Za-z][A-Za-z0-9._-]*$/;
-function formOf(params) {
-    const form = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) {
-        if (v === undefined)
-            continue;
-        form.set(k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
-    }
-    return form;
-}
-/** The upload's multipart parts around the file, in the order Proxmox parses them. */
-function uploadFraming(boundary, filename, checksum) {
-    const part = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
-    const head = part('content', 'iso') +
-        (checksum
-            ? part('checksum-algorithm', checksum.algorithm) + part('checksum', checksum.value)
-            : '') +
-        `--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename}"\r\n` +
-        'Content-Type: application/octet-stream\r\n\r\n';
-    return { head: Buffer.from(head), tail: Buffer.from(`\r\n--${boundary}--\r\n`) };
-}
-class PveApi {
-    /** https://host:port/api2/json, no trailing slash. */
-    base;
-    auth;
-    agent;
-    constructor(o) {
-        let url;
-        try {
-            url = new URL(o.url);
-        }
-        catch {
-            url = new URL('invalid://');
-        }
-        if (url.protocol !== 'https:') {
-            throw new InputError('api-url', `Invalid api-url ${JSON.stringify(o.url)}: expected https://host:8006 (Proxmox serves its API over HTTPS only)`);
-        }
-        const path = url.pathname.replace(/\/+$/, '').replace(/\/api2\/json$/, '');
-        this.base = `${url.origin}${path}/api2/json`;
-        if (!TOKEN_ID.test(o.tokenId)) {
-            throw new InputError('token-id', `Invalid token-id ${JSON.stringify(o.tokenId)}: expected user@realm!tokenid, e.g. ci@pve!diskless`);
-        }
-        if (o.secret === '' || /\s/.test(o.secret)) {
-            throw new InputError('token-secret', "Invalid token-secret: expected the token's secret, non-empty, no spaces");
-        }
-        this.auth = `PVEAPIToken=${o.tokenId}=${o.secret}`;
-        const timeout = o.timeoutMs ?? 300_000;
-        this.agent = pveDispatcher(o.tls, {
-            connections: 4,
-            keepAliveTimeout: 30_000,
-            headersTimeout: timeout,
-            bodyTimeout: timeout,
-        });
-    }
-    close() {
-        return this.agent.close();
-    }
-    /** One call; its `data`. `what` names it in errors: METHOD and the full URL. */
-    async call(method, path, params = {}) {
-        const form = formOf(params);
-        const query = method === 'GET' || method === 'DELETE';
-        const url = `${this.base}${path}${query && form.size > 0 ? `?${form.toString()}` : ''}`;
-        return this.exchange(`${method} ${this.base}${path}`, url, {
-            method,
-            headers: query ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
-            body: query ? undefined : form.toString(),
-        });
-    }
-    /**
-     * POST …/upload: `file` (of `size` bytes) as `filename`, with its checksum, streamed;
-     * `onBytes` hears the file's bytes as they go. Returns the task's UPID.
-     */
-    async uploadIso(node, storage, file, size, filename, checksum, onBytes) {
-        const boundary = `----diskless${(0,external_node_crypto_.randomBytes)(12).toString('hex')}`;
-        const { head, tail } = uploadFraming(boundary, filename, checksum);
-        async function* body() {
-            yield head;
-            for await (const chunk of (0,external_node_fs_.createReadStream)(file, { highWaterMark: 1 << 20 })) {
-                onBytes(chunk.length);
-                yield chunk;
-            }
-            yield tail;
-        }
-        const path = `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/upload`;
-        return this.exchange(`POST ${this.base}${path}`, `${this.base}${path}`, {
-            method: 'POST',
-            headers: {
-                'content-type': `multipart/form-data; boundary=${boundary}`,
-                'content-length': String(head.length + size + tail.length),
-            },
-            body: external_node_stream_.Readable.from(body(), { objectMode: false }),
-            expectedLength: head.length + size + tail.length,
-        });
-    }
-    async exchange(what, url, o) {
-        let res;
-        try {
-            res = await this.agent.request({
-                origin: new URL(url).origin,
-                path: url.slice(new URL(url).origin.length),
-                method: o.method,
-                headers: { authorization: this.auth, accept: 'application/json', ...o.headers },
-                body: o.body,
-            });
-        }
-        catch (error) {
-            const code = error.code;
-            if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-                throw new errors_DisklessError(`${what}: the file streamed did not have the ${String(o.expectedLength)} bytes announced: it changed while being sent`);
-            }
-            const cause = error.cause;
-            const why = code ?? cause?.code ?? error.message;
-            throw new NetworkError(what, /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)
-                ? `${why}: the server's certificate is not trusted; name its CA (tls-ca-file) or pin its fingerprint (tls-fingerprint)`
-                : why, error);
-        }
-        const text = await res.body.text().catch(() => '');
-        let json;
-        try {
-            json = JSON.parse(text);
-        }
-        catch {
-            json = undefined;
-        }
-        if (res.statusCode >= 400) {
-            const message = typeof json?.message === 'string' ? json.message.split('\n')[0] : undefined;
-            const errors = json?.errors && typeof json.errors === 'object'
-                ? json.errors
-                : {};
-            throw new api_error_PveApiError(res.statusCode, message ?? res.statusText, what, errors);
-        }
-        if (json === undefined || typeof json !== 'object' || !('data' in json)) {
-            throw new errors_DisklessError(`${what}: expected Proxmox's {"data": …} answer, got ${JSON.stringify(text.slice(0, 80))}`);
-        }
-        return json.data;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/proxmox/tasks.ts
-/**
- * Waiting for a Proxmox worker task: poll …/tasks/{upid}/status on the node the UPID
- * names until it stopped; `OK` or `WARNINGS: n` is success, anything else is the
- * task's failure text, reported with the last lines of its log. A 400 right after the
- * task was made is retried (the status file may not be there yet).
- */
-
-
-
-/** The node a UPID names (`UPID:<node>:…`), or a one-line error. */
-function upidNode(upid) {
-    const m = /^UPID:([^:]+):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:([^:]*):([^:]*):([^:]+):$/.exec(upid);
-    if (!m)
-        throw new errors_DisklessError(`Proxmox answered ${JSON.stringify(upid)}: expected a task ID (UPID:node:…)`);
-    return m[1] ?? '';
-}
-function taskSucceeded(exitstatus) {
-    return exitstatus === 'OK' || /^WARNINGS: \d+$/.test(exitstatus ?? '');
-}
-async function lastLog(api, node, upid) {
-    try {
-        const lines = await api.call('GET', `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/log`, { start: 0, limit: 0 });
-        return lines
-            .map((l) => l.t)
-            .filter((t) => !/^TASK (ERROR|OK)/.test(t))
-            .slice(-3)
-            .join(' / ');
-    }
-    catch {
-        return '';
-    }
-}
-/** Waits for the task; throws a one-line error with its failure text if it failed. */
-async function tasks_waitTask(api, upid, what, o = {}) {
-    const node = upidNode(upid);
-    const deadline = performance.now() + (o.timeoutMs ?? 30 * 60_000);
-    const path = `/nodes/${encodeURIComponent(node)}/tasks/${encodeURIComponent(upid)}/status`;
-    let early400 = 3;
-    const longest = o.pollMs ?? 1000;
-    let delay = Math.min(100, longest);
-    const pause = async () => {
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(delay);
-        delay = Math.min(longest, Math.ceil(delay * 1.5));
-    };
-    for (;;) {
-        let status;
-        try {
-            status = await api.call('GET', path);
-        }
-        catch (error) {
-            if (error instanceof api_error_PveApiError && error.status === 400 && early400-- > 0) {
-                await pause();
-                continue;
-            }
-            throw error;
-        }
-        if (status.status === 'stopped') {
-            if (taskSucceeded(status.exitstatus))
-                return status;
-            const log = await lastLog(api, node, upid);
-            throw new errors_DisklessError(`${what}: the Proxmox task failed: ${status.exitstatus ?? 'unexpected status'}${log ? ` (log: ${log})` : ''} [${upid}]`);
-        }
-        if (performance.now() > deadline) {
-            throw new errors_DisklessError(`${what}: the Proxmox task ${upid} still runs after ${Math.round((o.timeoutMs ?? 1_800_000) / 1000)} s`);
-        }
-        await pause();
-    }
-}
-
-;// CONCATENATED MODULE: ./src/proxmox/vms.ts
-/**
- * The VMs side of a Proxmox rollout, shaped for the provider interface: list the QEMU
- * guests and what their CD-ROMs hold, repoint a CD with the config's `digest` (so a
- * concurrent edit is refused, not lost), restart (reset or reboot), read the state and
- * the guest agent's address, and the set of ISOs any config references
- * (proxmox-api.md sections 5 and 6).
- */
-
-
-
-const CD_KEY = /^(ide\d|sata\d|scsi\d+)$/;
-function vms_num(v) {
-    return typeof v === 'number' ? v : Number(v);
-}
-function vmPath(vm) {
-    return `/nodes/${encodeURIComponent(vm.node)}/qemu/${vm.vmid}`;
-}
-/** The CD-ROM drives of a config (media=cdrom), each with its volume. */
-function cdDrives(config) {
-    const out = [];
-    for (const [key, value] of Object.entries(config)) {
-        if (!CD_KEY.test(key) || typeof value !== 'string')
-            continue;
-        const fields = value.split(',');
-        if (!fields.slice(1).includes('media=cdrom'))
-            continue;
-        out.push({ key, volume: fields[0] ?? '' });
-    }
-    return out.sort((a, b) => a.key.localeCompare(b.key));
-}
-/** Every QEMU guest of the cluster (templates included), by VMID. */
-async function listVms(api) {
-    const items = await api.call('GET', '/cluster/resources', {
-        type: 'vm',
-    });
-    return items
-        .filter((r) => r.type === 'qemu')
-        .map((r) => ({
-        vmid: vms_num(r.vmid),
-        node: String(r.node),
-        name: typeof r.name === 'string' ? r.name : '',
-        status: typeof r.status === 'string' ? r.status : 'unknown',
-        tags: typeof r.tags === 'string' ? r.tags.split(/[;,\s]+/).filter((t) => t !== '') : [],
-        pool: typeof r.pool === 'string' ? r.pool : undefined,
-        template: vms_num(r.template) === 1,
-    }))
-        .sort((a, b) => a.vmid - b.vmid);
-}
-async function readConfig(api, vm) {
-    const raw = await api.call('GET', `${vmPath(vm)}/config`);
-    const config = {};
-    for (const [k, v] of Object.entries(raw))
-        config[k] = typeof v === 'string' ? v : String(v);
-    const digest = config.digest ?? '';
-    if (!/^[0-9a-f]{40}$/.test(digest)) {
-        throw new DisklessError(`GET ${api.base}${vmPath(vm)}/config: expected a config with a 40-hex digest, got ${JSON.stringify(digest)}`);
-    }
-    return { config, digest, cds: cdDrives(raw) };
-}
-/**
- * Points the CD drive `key` at `volid` with the digest the config was read with: a
- * config changed since (by someone else) is refused by Proxmox, not overwritten.
- */
-async function repointCd(api, vm, key, volid, digest) {
-    if (!CD_KEY.test(key))
-        throw new DisklessError(`VM ${vm.vmid}: ${key} is not a drive that can be a CD-ROM`);
-    try {
-        await api.call('PUT', `${vmPath(vm)}/config`, { [key]: `${volid},media=cdrom`, digest });
-    }
-    catch (error) {
-        if (error instanceof PveApiError && /checksum mismatch|file change/i.test(error.detail)) {
-            throw new DisklessError(`VM ${vm.vmid}: its config changed while the rollout read it (digest ${digest.slice(0, 8)}… is stale): ${error.message}`);
-        }
-        throw error;
-    }
-}
-/** Restarts a VM (reset: same QEMU process; reboot: shutdown, then a new start) and waits for the task. */
-async function restartVm(api, vm, how, wait = {}) {
-    const upid = await api.call('POST', `${vmPath(vm)}/status/${how}`);
-    await waitTask(api, upid, `VM ${vm.vmid} ${how}`, wait);
-}
-function agentAddress(answer) {
-    const result = answer?.result;
-    if (!Array.isArray(result))
-        return undefined;
-    for (const iface of result) {
-        if (iface.name === 'lo')
-            continue;
-        const addrs = Array.isArray(iface['ip-addresses'])
-            ? iface['ip-addresses']
-            : [];
-        const v4 = addrs.find((a) => a['ip-address-type'] === 'ipv4' && !String(a['ip-address']).startsWith('127.'));
-        if (v4)
-            return String(v4['ip-address']);
-    }
-    return undefined;
-}
-/** The VM's state now (status/current) and, when its agent answers, its address. */
-async function vmState(api, vm) {
-    const s = await api.call('GET', `${vmPath(vm)}/status/current`);
-    const running = s.status === 'running';
-    let address;
-    if (running && s.agent !== undefined && vms_num(s.agent) === 1) {
-        try {
-            address = agentAddress(await api.call('GET', `${vmPath(vm)}/agent/network-get-interfaces`));
-        }
-        catch (error) {
-            // No agent, or not up yet: the health check's own URL decides then.
-            if (!(error instanceof PveApiError && error.status === 500))
-                throw error;
-        }
-    }
-    return {
-        running,
-        pid: s.pid === undefined ? undefined : vms_num(s.pid),
-        uptime: vms_num(s.uptime ?? 0),
-        address,
-    };
-}
-/**
- * Every ISO volume a VM's CD-ROM references, current or pending, across all QEMU
- * guests and templates (Proxmox keeps no reference count: DELETE never checks).
- */
-async function isosInUse(api, vms) {
-    const used = new Map();
-    for (const vm of vms ?? (await listVms(api))) {
-        const pending = await api.call('GET', `${vmPath(vm)}/pending`);
-        const values = {};
-        for (const p of pending) {
-            for (const v of [p.value, p.pending]) {
-                if (typeof v !== 'string')
-                    continue;
-                for (const cd of cdDrives({ [p.key]: v })) {
-                    if (!cd.volume.includes(':'))
-                        continue;
-                    values[cd.volume] = true;
-                }
-            }
-        }
-        for (const volid of Object.keys(values))
-            used.set(volid, [...(used.get(volid) ?? []), vm.vmid]);
-    }
-    return used;
-}
-
-;// CONCATENATED MODULE: ./src/proxmox/upload.ts
-/**
- * Ships an ISO to a Proxmox storage as a new artifact, blue/green by file name:
- * `<family>-<sha8>.iso` next to the files in use, never over one a VM references.
- * Phases: hash the image, look at the storage (a file of that name and size is already
- * there: nothing is sent), send it in one streamed multipart request with its sha256,
- * so that Proxmox itself verifies what arrived, wait for the upload task (its failure
- * text is the error), and confirm the listing. One request is not resumable, so a
- * network failure retries the whole upload, with backoff.
- */
-
-
-
-
-
-
-
-
-
-/** A family name survives Proxmox's file name normalisation unchanged. */
-const FAMILY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
-function artifactName(family, sha256) {
-    return `${family}-${sha256.slice(0, 8)}.iso`;
-}
-async function listIsos(api, node, storage) {
-    return api.call('GET', `/nodes/${encodeURIComponent(node)}/storage/${encodeURIComponent(storage)}/content`, { content: 'iso' });
-}
-/** The storage must exist on the node and hold ISOs. */
-async function checkStorage(api, node, storage) {
-    const all = await api.call('GET', `/nodes/${encodeURIComponent(node)}/storage`);
-    const s = all.find((x) => x.storage === storage);
-    if (!s) {
-        throw new errors_DisklessError(`Storage ${JSON.stringify(storage)} is not on node ${JSON.stringify(node)} (or the token may not see it): expected one of ${all.map((x) => x.storage).join(', ') || 'none'}`);
-    }
-    if (!(s.content ?? '').split(',').includes('iso')) {
-        throw new errors_DisklessError(`Storage ${JSON.stringify(storage)} does not hold ISO images (content: ${s.content ?? 'none'}): expected a storage with iso content`);
-    }
-}
-/**
- * What is there under the artifact's name: nothing (send), the same size (already
- * there: the name carries the sha256's start, and Proxmox verified the full sha256
- * when it was uploaded), or another size (a broken earlier try: sent again, unless a
- * VM's CD references it).
- */
-async function look(api, o, volid, size) {
-    const existing = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
-    if (!existing)
-        return 'absent';
-    if (Number(existing.size) === size)
-        return 'present';
-    const users = (await isosInUse(api)).get(volid);
-    if (users) {
-        throw new errors_DisklessError(`${volid} on the storage has ${Number(existing.size)} bytes, not the image's ${size}, and VM ${users.join(', ')} references it: refusing to overwrite a file in use`);
-    }
-    return 'replace';
-}
-async function upload_send(api, o, filename, sha, size, reporter) {
-    let retries = 0;
-    return withRetry(async (attempt) => {
-        const progress = startProgress(`upload ${filename}`, size, (l) => {
-            reporter.info(l);
-        }, () => retries, o.progressMs);
-        try {
-            const upid = await api.uploadIso(o.node, o.storage, o.image, size, filename, { algorithm: 'sha256', value: sha }, (n) => {
-                progress.add(n);
-            });
-            progress.stop();
-            reporter.info(`sent ${humanBytes(size)}; Proxmox verifies the sha256 (task ${upid})`);
-            await tasks_waitTask(api, upid, `upload of ${filename} to ${o.storage}`, o.wait);
-            return attempt;
-        }
-        finally {
-            progress.stop();
-        }
-    }, o.retry ?? defaultRetryPolicy, (error, attempt, delay) => {
-        retries++;
-        reporter.warning(`upload attempt ${attempt} failed (${errorMessage(error)}); sending it again in ${delay} ms`);
-    }, isTransientPve);
-}
-async function uploadIsoImage(api, o, reporter) {
-    if (!FAMILY.test(o.family)) {
-        throw new InputError('family', `Invalid family ${JSON.stringify(o.family)}: expected letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)`);
-    }
-    const { seconds: phases, phase } = timedPhases(reporter);
-    const size = await (0,promises_.stat)(o.image).then((s) => s.size, () => {
-        throw new InputError('image', `Invalid image ${JSON.stringify(o.image)}: no such file; expected the ISO to upload`);
-    });
-    const sha = await phase('hash', 'Hash the image', () => sha256File(o.image));
-    const filename = artifactName(o.family, sha);
-    const volid = `${o.storage}:iso/${filename}`;
-    const state = await phase('look', `Look at ${o.storage} on ${o.node}`, async () => {
-        await checkStorage(api, o.node, o.storage);
-        return look(api, o, volid, size);
-    });
-    const result = { volid, filename, sha256: sha, size, dryRun: o.dryRun, phases };
-    if (state === 'present') {
-        reporter.info(`${volid} is already there (${humanBytes(size)}): nothing to send`);
-        return { ...result, sent: false, attempts: 0 };
-    }
-    if (o.dryRun) {
-        reporter.info(`dry run: would ${state === 'replace' ? 'replace the broken' : 'upload'} ${volid} (${humanBytes(size)})`);
-        return { ...result, sent: false, attempts: 0 };
-    }
-    if (state === 'replace')
-        reporter.warning(`${volid} has another size (an interrupted upload?): sending it again`);
-    const attempts = await phase('send', `Upload ${filename}`, () => upload_send(api, o, filename, sha, size, reporter));
-    await phase('confirm', 'Confirm the storage listing', async () => {
-        const item = (await listIsos(api, o.node, o.storage)).find((i) => i.volid === volid);
-        if (!item || Number(item.size) !== size) {
-            throw new errors_DisklessError(`${volid}: after the upload task ended OK the storage lists ${item ? `${Number(item.size)} bytes` : 'no such file'}, expected ${size}`);
-        }
-    });
-    return { ...result, sent: true, attempts };
-}
-
-;// CONCATENATED MODULE: ./src/proxmox/options.ts
-/** Inputs of upload-pve (action.yml and `diskless upload-pve` flags). */
-
-
-
-
-const uploadPveInputs = defineInputs({
-    image: filePath({ required: true }),
-    'api-url': fields_text({
-        required: true,
-        pattern: /^https:\/\/[^\s/@]+(\/\S*)?$/,
-        expected: 'the https:// URL of a Proxmox VE node, e.g. https://pve1.example:8006',
-    }),
-    'token-id': fields_text({
-        required: true,
-        pattern: TOKEN_ID,
-        expected: 'an API token ID user@realm!tokenid, e.g. ci@pve!diskless',
-    }),
-    'token-secret': fields_text({ required: true, secret: true, expected: "the API token's secret" }),
-    node: fields_text({
-        required: true,
-        pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
-        expected: 'the name of the node that receives the upload, e.g. pve1',
-    }),
-    storage: fields_text({
-        required: true,
-        pattern: /^[a-zA-Z][\w.-]*$/,
-        expected: 'the ID of a storage with iso content, e.g. local or cephfs',
-    }),
-    family: fields_text({
-        default: 'diskless',
-        pattern: FAMILY,
-        expected: 'letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)',
-    }),
-    'tls-ca-file': filePath({}),
-    'tls-fingerprint': fields_text({
-        pattern: /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$/,
-        expected: "the SHA-256 fingerprint of the node's certificate, 64 hex digits (colons allowed)",
-    }),
-    'tls-insecure': bool({ default: 'false' }),
-    prune: bool({ default: 'false' }),
-    'keep-previous': integer({ min: 0, max: 100, default: '1' }),
-    'dry-run': bool({ default: 'false' }),
-});
-
 ;// CONCATENATED MODULE: ./src/proxmox/retention.ts
 /**
  * Retention of a family's ISO files on a storage: deletes `<family>-<sha8>.iso` files
@@ -97461,7 +97810,7 @@ function escapeRegExp(s) {
 async function pruneFamily(api, o, reporter) {
     const keepPrevious = o.keepPrevious ?? 1;
     if (!Number.isInteger(keepPrevious) || keepPrevious < 0) {
-        throw new errors_DisklessError(`Invalid keep-previous ${keepPrevious}: expected a whole number, 0 or more`);
+        throw new DisklessError(`Invalid keep-previous ${keepPrevious}: expected a whole number, 0 or more`);
     }
     const pattern = new RegExp(`^${escapeRegExp(o.storage)}:iso/${escapeRegExp(o.family)}-[0-9a-f]{8}\\.iso$`);
     const family = (await listIsos(api, o.node, o.storage))
@@ -97501,7 +97850,7 @@ async function pruneFamily(api, o, reporter) {
             continue;
         }
         const upid = await api.call('DELETE', `/nodes/${encodeURIComponent(o.node)}/storage/${encodeURIComponent(o.storage)}/content/${encodeURIComponent(volid)}`);
-        await tasks_waitTask(api, upid, `delete of ${volid}`, o.wait);
+        await waitTask(api, upid, `delete of ${volid}`, o.wait);
         reporter.info(`deleted ${volid}`);
     }
     return { deleted: deleted.filter((v) => !kept.includes(v)), kept, inUse };
@@ -97709,7 +98058,7 @@ async function runStep(step) {
         // A step that failed half-way still says what it did (outputs and its table).
         if (error instanceof StepFailure)
             await publish(step, error.report);
-        if (!(error instanceof errors_DisklessError) && error instanceof Error && error.stack) {
+        if (!(error instanceof DisklessError) && error instanceof Error && error.stack) {
             core/* debug */.Yz(redact(error.stack, secrets));
         }
         core/* setFailed */.C1(message);
@@ -97849,7 +98198,7 @@ function checkServerAddress(ip, prefix) {
         last >= FIRST_SERVER_HOST &&
         last <= LAST_SERVER_HOST;
     if (!ok) {
-        throw new errors_DisklessError(`server address ${JSON.stringify(ip)}: expected an address in ${prefix}.${FIRST_SERVER_HOST} to ${prefix}.${LAST_SERVER_HOST}, the local cloud's network`);
+        throw new DisklessError(`server address ${JSON.stringify(ip)}: expected an address in ${prefix}.${FIRST_SERVER_HOST} to ${prefix}.${LAST_SERVER_HOST}, the local cloud's network`);
     }
 }
 /** Claims a free 10.213.N.0/24 by creating the veth pair dlcNh (here) / dlcNn (in `ns`). */
@@ -97878,14 +98227,14 @@ async function claimNetwork(ns, nfsServer) {
             String(ns.holder.pid),
         ]).then(() => true, (error) => {
             // Another runner's network: try the next one.
-            if (error instanceof errors_DisklessError && /File exists/.test(error.message))
+            if (error instanceof DisklessError && /File exists/.test(error.message))
                 return false;
             throw error;
         });
         if (made)
             return { prefix, host, inside };
     }
-    throw new errors_DisklessError(`no free network ${NETWORK_BASE}.N.0/24 left for the local cloud`);
+    throw new DisklessError(`no free network ${NETWORK_BASE}.N.0/24 left for the local cloud`);
 }
 /** dnsmasq's DHCP server on the bridge: static leases only, never expiring, no DNS. */
 function dnsmasqArgs(o) {
@@ -97978,7 +98327,7 @@ async function startCloudNetwork(procs, ns, o) {
             if (/DHCP, static leases only/.test(text))
                 return;
             if (started.done() || Date.now() > deadline) {
-                throw new errors_DisklessError(`dnsmasq ${started.done() ? 'exited' : 'did not start serving DHCP within 10 s'}: ${lastLines(text) || 'no output'}`);
+                throw new DisklessError(`dnsmasq ${started.done() ? 'exited' : 'did not start serving DHCP within 10 s'}: ${lastLines(text) || 'no output'}`);
             }
             await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
         }
@@ -97994,7 +98343,7 @@ async function startCloudNetwork(procs, ns, o) {
             checkServerAddress(server.ip, prefix);
             const other = [...leases.values()].find((l) => l.ip === server.ip);
             if (other) {
-                throw new errors_DisklessError(`server address ${server.ip}: already leased to the running server with MAC ${other.mac}`);
+                throw new DisklessError(`server address ${server.ip}: already leased to the running server with MAC ${other.mac}`);
             }
             const tap = `dlt${String(taps++)}`;
             await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
@@ -98058,7 +98407,7 @@ function driveArg(d) {
     const block = /^block:([0-7])$/.exec(d.device);
     if (block)
         return `file=${d.file},format=raw,${media},if=virtio,index=${block[1]}`;
-    throw new errors_DisklessError(`device ${d.device}: the QEMU runner attaches ide:B:U and block:N drives only`);
+    throw new DisklessError(`device ${d.device}: the QEMU runner attaches ide:B:U and block:N drives only`);
 }
 /** The QEMU command line of one server. */
 function machineArgs(spec, o) {
@@ -98101,7 +98450,7 @@ function pressPowerButton(monitor) {
         });
         socket.resume();
         socket.on('error', (error) => {
-            reject(new errors_DisklessError(`QEMU monitor ${monitor}: ${error.message}`));
+            reject(new DisklessError(`QEMU monitor ${monitor}: ${error.message}`));
         });
         socket.on('close', () => {
             resolve();
@@ -98143,11 +98492,11 @@ async function startQemuRunner(o) {
             if (firmware === 'uefi') {
                 ovmfVars = external_node_path_default().join(machines, `${spec.server}.OVMF_VARS.fd`);
                 await (0,promises_.copyFile)(OVMF_VARS, ovmfVars).catch(() => {
-                    throw new errors_DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
+                    throw new DisklessError(`${OVMF_VARS}: not found; install the Debian package ovmf`);
                 });
             }
             if (spec.ip === undefined) {
-                throw new errors_DisklessError(`server ${spec.name}: the QEMU runner needs its address`);
+                throw new DisklessError(`server ${spec.name}: the QEMU runner needs its address`);
             }
             const ip = spec.ip;
             const mac = macOf(spec.server);
@@ -99797,7 +100146,10 @@ async function startEmulator(options) {
             }
             case 'write': {
                 if (writer) {
-                    stats.bytesWritten += await writer.end(); // the bytes went in as they came
+                    // (awaited first: "+= await" would add to a total read before the wait, losing
+                    // the bytes of writes that ended meanwhile)
+                    const written = await writer.end(); // the bytes went in as they came
+                    stats.bytesWritten += written;
                     return NO_CONTENT;
                 }
                 const uuid = route.uuid ?? '';
@@ -101047,6 +101399,8 @@ class Tasks {
     tasks = new Map();
     pid = 1000 + Math.floor(Math.random() * 1000);
     running = new Set();
+    /** Tasks started, by `<type>` and by `<type>:<id>` (e.g. `qmreset:101`). */
+    counts = {};
     constructor(taskMs) {
         this.taskMs = taskMs;
     }
@@ -101056,6 +101410,8 @@ class Tasks {
      */
     start(node, type, id, user, work) {
         const pid = ++this.pid;
+        for (const key of id === '' ? [type] : [type, `${type}:${id}`])
+            this.counts[key] = (this.counts[key] ?? 0) + 1;
         const starttime = Math.floor(Date.now() / 1000);
         const pstart = Math.floor(performance.now() / 10);
         const upid = `UPID:${node}:${hex(pid, 8)}:${hex(pstart, 8)}:${hex(starttime, 8)}:${type}:${id}:${user}:`;
@@ -101263,7 +101619,13 @@ async function startPveEmulator(options) {
     await storages.init();
     const vms = new Vms(options.vms ?? [], nodes, storages);
     const tasks = new Tasks(options.taskMs ?? 50);
-    const stats = { requests: 0, statuses: {}, uploadBytes: 0, uploads: 0 };
+    const stats = {
+        requests: 0,
+        statuses: {},
+        uploadBytes: 0,
+        uploads: 0,
+        tasks: tasks.counts,
+    };
     let uploadSeq = 0;
     const caps = options.link ?? {};
     const link = new Link(() => ({
@@ -101653,7 +102015,7 @@ async function runPveEmulatorCommand(args, stop) {
         return 0;
     }
     catch (error) {
-        if (!(error instanceof errors_DisklessError) && error.code === undefined)
+        if (!(error instanceof DisklessError) && error.code === undefined)
             throw error;
         console.error(`diskless emulator: ${errorMessage(error)}`);
         return 1;
@@ -101985,7 +102347,7 @@ async function runEmulatorCommand(args, stop) {
         return 0;
     }
     catch (error) {
-        if (!(error instanceof errors_DisklessError) && error.code === undefined)
+        if (!(error instanceof DisklessError) && error.code === undefined)
             throw error;
         console.error(`diskless emulator: ${errorMessage(error)}`);
         return 1;
@@ -102556,7 +102918,7 @@ async function runStepCommand(step, args) {
         return 0;
     }
     catch (error) {
-        if (!(error instanceof errors_DisklessError))
+        if (!(error instanceof DisklessError))
             throw error;
         if (error instanceof StepFailure)
             printOutputs(error.report, parsed.switches.has('json'));
@@ -102584,7 +102946,7 @@ function cli(argv = process.argv.slice(2)) {
     main(argv).then((code) => {
         process.exitCode = code;
     }, (error) => {
-        if (error instanceof errors_DisklessError)
+        if (error instanceof DisklessError)
             console.error(`diskless: ${error.message}`);
         else
             console.error(error);

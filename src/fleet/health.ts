@@ -1,6 +1,7 @@
 /**
  * The health gate of a rollout: a server counts as healthy once a TCP port of its address
- * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` answers below 400, tried
+ * accepts a connection (`tcp:22`) or an HTTP URL with `{ip}` (its address) or `{name}` (its
+ * name, for servers the API shows no address of, found by DNS) answers below 400, tried
  * again every `intervalMs` until the timeout. `none` only waits for the server to run.
  */
 import { connect } from 'node:net';
@@ -10,7 +11,7 @@ import { request } from 'undici';
 export type HealthCheck =
   { kind: 'none' } | { kind: 'tcp'; port: number } | { kind: 'http'; url: string };
 
-/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}`; undefined when neither. */
+/** Parses `none`, `tcp:<port>` or an http(s) URL containing `{ip}` or `{name}`; undefined when neither. */
 export function parseHealthCheck(raw: string): HealthCheck | undefined {
   if (raw === 'none') return { kind: 'none' };
   const tcp = /^tcp:(\d{1,5})$/.exec(raw);
@@ -18,9 +19,9 @@ export function parseHealthCheck(raw: string): HealthCheck | undefined {
     const port = Number(tcp[1]);
     return port >= 1 && port <= 65535 ? { kind: 'tcp', port } : undefined;
   }
-  if (/^https?:\/\//.test(raw) && raw.includes('{ip}')) {
+  if (/^https?:\/\//.test(raw) && (raw.includes('{ip}') || raw.includes('{name}'))) {
     try {
-      new URL(raw.replaceAll('{ip}', '127.0.0.1'));
+      new URL(raw.replaceAll('{ip}', '127.0.0.1').replaceAll('{name}', 'server'));
       return { kind: 'http', url: raw };
     } catch {
       return undefined;
@@ -33,8 +34,20 @@ export function describeCheck(c: HealthCheck): string {
   return c.kind === 'none' ? 'none' : c.kind === 'tcp' ? `tcp:${c.port}` : c.url;
 }
 
+/** Whether the check needs the server's address (not for none, nor a URL with only {name}). */
+export function needsAddress(c: HealthCheck): boolean {
+  return c.kind === 'tcp' || (c.kind === 'http' && c.url.includes('{ip}'));
+}
+
+/** Where a check looks: the server's address (may be unknown) and its name. */
+export interface Target {
+  ip: string | undefined;
+  name: string;
+}
+
 /** One try: undefined when healthy, else why not. */
-async function probe(c: HealthCheck, ip: string, timeoutMs: number): Promise<string | undefined> {
+async function probe(c: HealthCheck, at: Target, timeoutMs: number): Promise<string | undefined> {
+  const ip = at.ip ?? '';
   if (c.kind === 'none') return undefined;
   if (c.kind === 'tcp') {
     return new Promise((resolve) => {
@@ -54,7 +67,9 @@ async function probe(c: HealthCheck, ip: string, timeoutMs: number): Promise<str
       });
     });
   }
-  const url = c.url.replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip);
+  const url = c.url
+    .replaceAll('{ip}', ip.includes(':') ? `[${ip}]` : ip)
+    .replaceAll('{name}', encodeURIComponent(at.name));
   try {
     const res = await request(url, {
       method: 'GET',
@@ -69,18 +84,18 @@ async function probe(c: HealthCheck, ip: string, timeoutMs: number): Promise<str
 }
 
 /**
- * Waits until the check passes at `ip`; resolves undefined when it did, or the last reason
+ * Waits until the check passes at `at`; resolves undefined when it did, or the last reason
  * it did not when `timeoutMs` ran out.
  */
 export async function waitHealthy(
   c: HealthCheck,
-  ip: string,
+  at: Target,
   o: { timeoutMs: number; intervalMs: number },
 ): Promise<string | undefined> {
   const deadline = Date.now() + o.timeoutMs;
   for (;;) {
     const left = deadline - Date.now();
-    const why = await probe(c, ip, Math.max(100, Math.min(5_000, left)));
+    const why = await probe(c, at, Math.max(100, Math.min(5_000, left)));
     if (why === undefined) return undefined;
     if (Date.now() + o.intervalMs > deadline) return why;
     await sleep(o.intervalMs);

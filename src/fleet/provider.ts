@@ -3,7 +3,7 @@
  * retention and the summary do not care which cloud runs the servers. A provider lists
  * servers and what they boot, repoints a server's CD device to another artifact, restarts
  * a server, and tells what is in use. An artifact is what a CD device holds: a drive UUID
- * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (later).
+ * on ElasticStack (elasticstack.ts), an ISO volume id on Proxmox VE (proxmox.ts).
  *
  * Two views of "what a server boots" exist and both matter:
  *   - configured: the artifact its CD device names now; it boots that at its next start;
@@ -17,6 +17,8 @@ export interface ServerView {
   id: string;
   name: string;
   tags: string[];
+  /** The resource pool it belongs to (Proxmox); undefined elsewhere. */
+  pool?: string | undefined;
   /** The provider's status word, as it came (active, stopped, running, ...). */
   status: string;
   running: boolean;
@@ -42,7 +44,7 @@ export interface ArtifactView {
 }
 
 export interface Provider {
-  /** "elasticstack", later "proxmox": for messages. */
+  /** "elasticstack" or "proxmox": for messages. */
   readonly kind: string;
   /** Every server of the account, by name. */
   listServers(): Promise<ServerView[]>;

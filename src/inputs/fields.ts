@@ -59,6 +59,11 @@ function field<R>(
   };
 }
 
+/** The same field, not required: a rule across inputs says when it is needed. */
+export function optional<T>(f: Field<T>): Field<T | undefined> {
+  return { ...f, required: false };
+}
+
 export function text<const O extends Common & { pattern?: RegExp }>(o: O): Field<Out<string, O>> {
   return field(o, o.pattern ? `a value matching ${String(o.pattern)}` : 'a value', (raw) => {
     if (o.pattern && !o.pattern.test(raw)) throw new FieldError();

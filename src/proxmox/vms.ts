@@ -39,7 +39,7 @@ export interface VmState {
   /** The QEMU process: a reboot or start makes a new one, a reset keeps it. */
   pid: number | undefined;
   uptime: number;
-  /** The first non-loopback IPv4 address the guest agent reports, if it answers. */
+  /** The first IPv4 address of a non-loopback interface the guest agent reports, if it answers. */
   address: string | undefined;
 }
 
@@ -144,8 +144,9 @@ function agentAddress(answer: unknown): string | undefined {
     const addrs = Array.isArray(iface['ip-addresses'])
       ? (iface['ip-addresses'] as Record<string, unknown>[])
       : [];
+    // The first IPv4 address of a real interface (not lo), not a link-local one.
     const v4 = addrs.find(
-      (a) => a['ip-address-type'] === 'ipv4' && !String(a['ip-address']).startsWith('127.'),
+      (a) => a['ip-address-type'] === 'ipv4' && !String(a['ip-address']).startsWith('169.254.'),
     );
     if (v4) return String(v4['ip-address']);
   }

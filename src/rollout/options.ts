@@ -1,29 +1,67 @@
-/** Inputs of rollout (action.yml and `diskless rollout` flags). */
+/**
+ * Inputs of rollout (action.yml and `diskless rollout` flags). `kind` picks the cloud:
+ * ElasticStack (api-user, api-key, drive) or Proxmox VE (the connection inputs of
+ * upload-pve, reused from its schema, and iso); the rule across inputs asks for the ones
+ * the kind needs.
+ */
 import { InputError } from '../errors.js';
 import { parseHealthCheck } from '../fleet/health.js';
-import { bool, choice, filePath, httpUrl, integer, list, text, uuid } from '../inputs/fields.js';
+import {
+  bool,
+  choice,
+  filePath,
+  httpUrl,
+  integer,
+  list,
+  optional,
+  text,
+  uuid,
+} from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
+import { uploadPveInputs } from '../proxmox/options.js';
+
+const pve = uploadPveInputs.fields;
+const ELASTIC_DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
+const PVE_DEVICE = /^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30))$/;
+/** `local:iso/diskless-1a2b3c4d.iso` (upload-pve's volid output) or the file name alone. */
+const ISO = /^([a-zA-Z][\w.-]*:iso\/)?[A-Za-z0-9_.-]+\.(iso|img)$/i;
 
 export const rolloutInputs = defineInputs(
   {
+    kind: choice(['elasticstack', 'proxmox'], { default: 'elasticstack' }),
     'api-url': httpUrl({ required: true }),
-    'api-user': text({ required: true, expected: 'the API user (the account UUID)' }),
-    'api-key': text({ required: true, secret: true, expected: 'the secret API key' }),
-    drive: uuid({ required: true }),
+    'api-user': text({ expected: 'the API user (the account UUID)' }),
+    'api-key': text({ secret: true, expected: 'the secret API key' }),
+    drive: uuid({}),
+    'token-id': optional(pve['token-id']),
+    'token-secret': optional(pve['token-secret']),
+    node: optional(pve.node),
+    storage: optional(pve.storage),
+    iso: text({
+      pattern: ISO,
+      expected:
+        "the ISO volume to boot, <storage>:iso/<file>.iso (upload-pve's volid output) or the file name",
+    }),
+    'tls-ca-file': pve['tls-ca-file'],
+    'tls-fingerprint': pve['tls-fingerprint'],
+    'tls-insecure': pve['tls-insecure'],
+    'restart-method': choice(['reset', 'reboot'], { default: 'reset' }),
     servers: list({
-      expected: 'server names, server UUIDs or tag:<tag>, one per line',
-      item: (line) => !/^tag:\s*$/.test(line),
+      expected:
+        'server names, ids (a UUID, or a VMID on proxmox), tag:<tag> or pool:<pool> (proxmox), one per line',
+      item: (line) => !/^(tag|pool):\s*$/.test(line),
     }),
     device: text({
-      pattern: /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/,
-      expected: 'a device id such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)',
+      pattern: new RegExp(`${ELASTIC_DEVICE.source}|${PVE_DEVICE.source}`),
+      expected:
+        'a CD device: ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N) on elasticstack, ide2 (ideN, sataN or scsiN) on proxmox',
     }),
     restart: choice(['rolling', 'none'], { default: 'rolling' }),
     'batch-size': integer({ min: 1, max: 1000, default: '1' }),
     'health-check': text({
       default: 'tcp:22',
-      pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{ip\}\S*)$/,
-      expected: 'tcp:<port>, an http(s) URL containing {ip}, or none',
+      pattern: /^(none|tcp:\d{1,5}|https?:\/\/\S*\{(ip|name)\}\S*)$/,
+      expected: 'tcp:<port>, an http(s) URL containing {ip} or {name}, or none',
     }),
     'health-timeout': integer({ min: 1, max: 3600, default: '300' }),
     'dry-run': bool({ default: 'false' }),
@@ -34,10 +72,76 @@ export const rolloutInputs = defineInputs(
     'rootfs-target': filePath({ absolute: true }),
   },
   (o) => {
+    const need = (name: string, value: unknown, expected: string) => {
+      if (value === undefined || value === '')
+        throw new InputError(
+          name,
+          `Input "${name}" is required with kind ${o.kind}: expected ${expected}`,
+        );
+    };
+    const notFor = (name: string, value: unknown) => {
+      if (value !== undefined && value !== '')
+        throw new InputError(
+          name,
+          `Input "${name}": got a value with kind ${o.kind}; expected it only with kind ${o.kind === 'proxmox' ? 'elasticstack' : 'proxmox'}`,
+        );
+    };
+    if (o.kind === 'elasticstack') {
+      need('api-user', o.apiUser, 'the API user (the account UUID)');
+      need('api-key', o.apiKey, 'the secret API key');
+      need('drive', o.drive, 'the UUID of the drive to boot');
+      for (const [name, value] of [
+        ['token-id', o.tokenId],
+        ['token-secret', o.tokenSecret],
+        ['node', o.node],
+        ['storage', o.storage],
+        ['iso', o.iso],
+      ] as const)
+        notFor(name, value);
+      if (o.device !== undefined && !ELASTIC_DEVICE.test(o.device))
+        throw new InputError(
+          'device',
+          `Input "device": got ${JSON.stringify(o.device)}; expected an ElasticStack device such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)`,
+        );
+      const pool = o.servers.find((s) => s.startsWith('pool:'));
+      if (pool)
+        throw new InputError(
+          'servers',
+          `Input "servers": got ${JSON.stringify(pool)}; expected a server name, UUID or tag:<tag> (ElasticStack has no pools)`,
+        );
+    } else {
+      need('token-id', o.tokenId, pve['token-id'].expected);
+      need('token-secret', o.tokenSecret, pve['token-secret'].expected);
+      need('node', o.node, pve.node.expected);
+      need('iso', o.iso, "the ISO volume to boot (upload-pve's volid output)");
+      for (const [name, value] of [
+        ['api-user', o.apiUser],
+        ['api-key', o.apiKey],
+        ['drive', o.drive],
+      ] as const)
+        notFor(name, value);
+      if (!o.apiUrl.startsWith('https://'))
+        throw new InputError(
+          'api-url',
+          `Input "api-url": got ${JSON.stringify(o.apiUrl)}; expected the https:// URL of a Proxmox VE node (Proxmox serves its API over HTTPS only)`,
+        );
+      const storage = /^([^:]+):/.exec(o.iso ?? '')?.[1];
+      if (storage === undefined) need('storage', o.storage, pve.storage.expected);
+      else if (o.storage !== undefined && o.storage !== storage)
+        throw new InputError(
+          'storage',
+          `Input "storage": got ${JSON.stringify(o.storage)}; expected the storage of iso ${JSON.stringify(o.iso)} (${storage})`,
+        );
+      if (o.device !== undefined && !PVE_DEVICE.test(o.device))
+        throw new InputError(
+          'device',
+          `Input "device": got ${JSON.stringify(o.device)}; expected a Proxmox CD drive such as ide2 (ide0-3, sata0-5, scsi0-30)`,
+        );
+    }
     if (!parseHealthCheck(o.healthCheck)) {
       throw new InputError(
         'health-check',
-        `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip}, or none`,
+        `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip} or {name}, or none`,
       );
     }
     if (o.rootfsTarget && !o.ledgerName) {
@@ -50,3 +154,15 @@ export const rolloutInputs = defineInputs(
 );
 
 export type RolloutOptions = Options<typeof rolloutInputs.fields>;
+
+/** The artifact the rollout boots: the drive UUID, or the ISO's full volume id. */
+export function targetArtifact(o: RolloutOptions): string {
+  if (o.kind === 'elasticstack') return o.drive ?? '';
+  const iso = o.iso ?? '';
+  return iso.includes(':') ? iso : `${o.storage ?? ''}:iso/${iso}`;
+}
+
+/** The storage whose ISOs are the Proxmox artifacts. */
+export function isoStorage(o: RolloutOptions): string {
+  return /^([^:]+):/.exec(o.iso ?? '')?.[1] ?? o.storage ?? '';
+}

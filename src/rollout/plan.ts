@@ -1,6 +1,6 @@
 /**
  * Which servers a rollout moves, on which CD device, from which drive: servers named by
- * name, UUID or `tag:<tag>` (each entry must match), or by default every server with a
+ * name, id (a UUID, a Proxmox VMID), `tag:<tag>` or `pool:<pool>` (each entry must match), or by default every server with a
  * CD device holding a drive of the new drive's family. Decided from one listing of
  * servers and drives, before anything changes.
  */
@@ -25,12 +25,13 @@ export function chooseServers(
   servers: readonly ServerView[],
   inFamily: (artifact: string) => boolean,
   family: string,
+  noun = 'drive',
 ): ServerView[] {
   if (entries.length === 0) {
     const chosen = servers.filter((s) => Object.values(s.cds).some(inFamily));
     if (chosen.length === 0) {
       throw new DisklessError(
-        `No server boots a drive of the family "${family}" (no CD device holds one); name the servers with the "servers" input`,
+        `No server boots a${noun === 'ISO' ? 'n' : ''} ${noun} of the family "${family}" (no CD device holds one); name the servers with the "servers" input`,
       );
     }
     return chosen;
@@ -38,17 +39,21 @@ export function chooseServers(
   const picked = new Set<string>();
   for (const entry of entries) {
     const tag = /^tag:(.+)$/.exec(entry)?.[1]?.trim();
+    const pool = /^pool:(.+)$/.exec(entry)?.[1]?.trim();
+    const byId = UUID_PATTERN.test(entry) || /^\d+$/.test(entry);
     const match = servers.filter((s) =>
       tag !== undefined
         ? s.tags.includes(tag)
-        : UUID_PATTERN.test(entry)
-          ? s.id.toLowerCase() === entry.toLowerCase()
-          : s.name === entry,
+        : pool !== undefined
+          ? s.pool === pool
+          : byId
+            ? s.id.toLowerCase() === entry.toLowerCase()
+            : s.name === entry,
     );
     if (match.length === 0) {
       throw new InputError(
         'servers',
-        `Input "servers": got ${JSON.stringify(entry)}; expected a server name, server UUID or tag:<tag>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`,
+        `Input "servers": got ${JSON.stringify(entry)}; expected a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`,
       );
     }
     for (const s of match) picked.add(s.id);
@@ -64,12 +69,14 @@ export function planMove(
     device: string | undefined;
     inFamily: (artifact: string) => boolean;
     claims: ArtifactView[];
+    noun?: string;
+    example?: string;
   },
 ): Move {
   const device = o.device ?? Object.keys(server.cds).find((d) => o.inFamily(server.cds[d] ?? ''));
   if (device === undefined) {
     throw new DisklessError(
-      `Server ${server.name || server.id} has no CD device holding a drive of the family "${target.family}"; give the "device" input (e.g. ide:0:1)`,
+      `Server ${server.name || server.id} has no CD device holding a${o.noun === 'ISO' ? 'n' : ''} ${o.noun ?? 'drive'} of the family "${target.family}"; give the "device" input (e.g. ${o.example ?? 'ide:0:1'})`,
     );
   }
   const configured = server.cds[device];

@@ -8,7 +8,11 @@ import { isReleaseId } from '../releases/layout.js';
 import type { LedgerEntry } from '../releases/ledger.js';
 
 function label(a: ArtifactView | undefined, id: string): string {
-  return `${a?.release ?? 'release unknown'} (drive ${a?.name ?? '?'}, ${id.slice(0, 8)})`;
+  // An ISO volume id (Proxmox) is its name; a drive UUID is shown short beside the name.
+  const what = id.includes(':')
+    ? `ISO ${a?.name ?? id}`
+    : `drive ${a?.name ?? '?'}, ${id.slice(0, 8)}`;
+  return `${a?.release ?? 'release unknown'} (${what})`;
 }
 
 /** One row per server: the release it runs and, when it differs, the one it boots next. */

@@ -6,17 +6,25 @@
  * are left untouched, and the step fails saying so. A rollback is a rollout to the
  * previous drive. `restart: none` repoints only: servers take the new drive at their next
  * boot. What the servers run afterwards goes to the summary and, as a ledger entry, to
- * the releases' retention (a release stays while any server runs or boots it).
+ * the releases' retention (a release stays while any server runs or boots it). The cloud
+ * is behind the provider interface: ElasticStack drives or Proxmox VE ISO volumes (`kind`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DisklessError, errorMessage } from '../errors.js';
 import { elasticStack } from '../fleet/elasticstack.js';
-import { describeCheck, parseHealthCheck, waitHealthy, type HealthCheck } from '../fleet/health.js';
+import {
+  describeCheck,
+  needsAddress,
+  parseHealthCheck,
+  waitHealthy,
+  type HealthCheck,
+} from '../fleet/health.js';
+import { proxmox } from '../fleet/proxmox.js';
 import type { ArtifactView, Provider } from '../fleet/provider.js';
 import { StepFailure, type Reporter, type StepReport } from '../report.js';
 import { recordUpload } from '../releases/ledger.js';
 import { isReleaseId } from '../releases/layout.js';
-import type { RolloutOptions } from './options.js';
+import { isoStorage, targetArtifact, type RolloutOptions } from './options.js';
 import { chooseServers, planMove, type Move } from './plan.js';
 import { fleetRows, ledgerEntry } from './result.js';
 
@@ -40,7 +48,10 @@ const nameOf = (m: Move): string => m.server.name || m.server.id;
 /** Server names in the plan's order (servers of one batch finish in any order). */
 const inOrder = (ctx: Context, names: string[]): string[] =>
   ctx.moves.map(nameOf).filter((n) => names.includes(n));
-const short = (id: string | undefined): string => (id ? id.slice(0, 8) : 'nothing');
+const short = (id: string | undefined): string =>
+  id ? (id.includes(':') ? id.replace(/^.*\//, '') : id.slice(0, 8)) : 'nothing';
+/** What an artifact is called on this cloud. */
+const noun = (ctx: Context): string => (ctx.provider.kind === 'proxmox' ? 'ISO' : 'drive');
 
 /** The artifact as people read it: name, release, short id. */
 function shown(ctx: Context, id: string | undefined): string {
@@ -49,7 +60,7 @@ function shown(ctx: Context, id: string | undefined): string {
   return a ? `${a.name} (${a.release ?? 'release unknown'}, ${short(id)})` : id;
 }
 
-/** Phase 1: the new drive, every server and drive, and what has to happen to each server. */
+/** Phase 1: the new artifact, every server and artifact, and what has to happen to each server. */
 async function plan(ctx: Context): Promise<void> {
   const { o, provider } = ctx;
   const [servers, artifacts] = await Promise.all([
@@ -57,16 +68,24 @@ async function plan(ctx: Context): Promise<void> {
     provider.listArtifacts(),
   ]);
   ctx.artifacts = new Map(artifacts.map((a) => [a.id, a]));
-  const target = ctx.artifacts.get(o.drive) ?? (await provider.artifact(o.drive));
+  const wanted = targetArtifact(o);
+  const target = ctx.artifacts.get(wanted) ?? (await provider.artifact(wanted));
   ctx.target = target;
   const inFamily = (id: string) =>
     id === target.id || ctx.artifacts.get(id)?.family === target.family;
-  const chosen = chooseServers(o.servers, servers, inFamily, target.family);
+  const chosen = chooseServers(o.servers, servers, inFamily, target.family, noun(ctx));
+  const example = ctx.provider.kind === 'proxmox' ? 'ide2' : 'ide:0:1';
   ctx.moves = chosen.map((s) =>
-    planMove(s, target, { device: o.device, inFamily, claims: artifacts }),
+    planMove(s, target, {
+      device: o.device,
+      inFamily,
+      claims: artifacts,
+      noun: noun(ctx),
+      example,
+    }),
   );
   ctx.reporter.info(
-    `New drive: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
+    `New ${noun(ctx)}: ${shown(ctx, target.id)}; ${ctx.moves.length} server(s); restart: ${o.restart}` +
       (o.restart === 'rolling'
         ? `, batches of ${o.batchSize}, health check ${describeCheck(ctx.check)} within ${o.healthTimeout} s`
         : ''),
@@ -105,12 +124,16 @@ async function becomeHealthy(
     s = await ctx.provider.server(m.server.id);
   }
   if (ctx.check.kind === 'none') return undefined;
-  if (!s.address)
+  if (!s.address && needsAddress(ctx.check))
     return `the API shows no address for it, so health check ${describeCheck(ctx.check)} cannot run`;
-  const why = await waitHealthy(ctx.check, s.address, {
-    timeoutMs: Math.max(1_000, deadline - Date.now()),
-    intervalMs: POLL_MS,
-  });
+  const why = await waitHealthy(
+    ctx.check,
+    { ip: s.address, name: s.name || s.id },
+    {
+      timeoutMs: Math.max(1_000, deadline - Date.now()),
+      intervalMs: POLL_MS,
+    },
+  );
   return why === undefined
     ? undefined
     : `health check ${describeCheck(ctx.check)} failed within ${ctx.o.healthTimeout} s (${why})`;
@@ -144,10 +167,15 @@ async function moveOne(ctx: Context, m: Move, restart: boolean): Promise<string 
 async function revert(ctx: Context, m: Move): Promise<string> {
   const name = nameOf(m);
   try {
-    if (m.from && m.repoint) await ctx.provider.repoint(m.server.id, m.device, m.from);
+    // A repoint that failed (a concurrent edit, say) left the device as it was: not set again.
+    const now = m.from && m.repoint ? await ctx.provider.server(m.server.id) : undefined;
+    const changed = m.from !== undefined && now !== undefined && now.cds[m.device] !== m.from;
+    if (changed && m.from) await ctx.provider.repoint(m.server.id, m.device, m.from);
     // Restarted only if this run reset it: a server whose repoint failed was never reset.
     if (!m.server.running || !ctx.restarted.includes(name)) {
-      return `${name} is back on ${shown(ctx, m.from)}`;
+      return changed || !now
+        ? `${name} is back on ${shown(ctx, m.from)}`
+        : `${name} was not changed (still on ${shown(ctx, m.from)})`;
     }
     const before = (await ctx.provider.server(m.server.id)).started;
     await ctx.provider.restart(m.server.id);
@@ -188,13 +216,13 @@ async function rollBatches(ctx: Context): Promise<void> {
       `Rollout stopped: ${failures.map((f) => `server ${nameOf(f.m)}: ${f.why}`).join('; ')}. ${reverted.join('; ')}. ` +
         (untouched.length ? `Not touched: ${untouched.join(', ')}. ` : '') +
         (ctx.updated.length
-          ? `Already on the new drive: ${inOrder(ctx, ctx.updated).join(', ')}.`
+          ? `Already on the new ${noun(ctx)}: ${inOrder(ctx, ctx.updated).join(', ')}.`
           : 'No other server was changed.'),
     );
   }
   if (!rolling && todo.length > 0) {
     reporter.info(
-      `restart: none: ${todo.length} server(s) repointed; they keep running the old drive and take ${shown(ctx, ctx.target.id)} at their next boot`,
+      `restart: none: ${todo.length} server(s) repointed; they keep running the old ${noun(ctx)} and take ${shown(ctx, ctx.target.id)} at their next boot`,
     );
   }
 }
@@ -222,7 +250,7 @@ async function finish(ctx: Context, failure: string | undefined): Promise<StepRe
         });
   if (!entry && o.ledgerName !== undefined)
     ctx.reporter.warning(
-      `Drive ${ctx.target.id} records no release (user:diskless-release): no ledger entry, retention cannot tell which release its servers run`,
+      `${ctx.provider.kind === 'proxmox' ? 'ISO' : 'Drive'} ${ctx.target.id} records no release${ctx.provider.kind === 'proxmox' ? '' : ' (user:diskless-release)'}: no ledger entry, retention cannot tell which release its servers run`,
     );
   if (entry && o.rootfsTarget && !o.dryRun) {
     await recordUpload(o.rootfsTarget, entry);
@@ -247,8 +275,11 @@ async function finish(ctx: Context, failure: string | undefined): Promise<StepRe
       'dry-run': o.dryRun,
     },
     summary: [
-      ['Drive', shown(ctx, ctx.target.id)],
-      ['Previous drive', previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none'],
+      [ctx.provider.kind === 'proxmox' ? 'ISO' : 'Drive', shown(ctx, ctx.target.id)],
+      [
+        `Previous ${noun(ctx)}`,
+        previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none',
+      ],
       [
         'Restart',
         o.restart === 'rolling'
@@ -273,18 +304,35 @@ function mostCommon(ids: string[]): string | undefined {
   return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
+/** The provider of the `kind` input, over a new API client. */
+export function connectProvider(o: RolloutOptions, reporter: Reporter): Provider {
+  if (o.kind === 'proxmox') {
+    if (o.tlsInsecure)
+      reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
+    return proxmox({
+      url: o.apiUrl,
+      tokenId: o.tokenId ?? '',
+      secret: o.tokenSecret ?? '',
+      tls: { caFile: o.tlsCaFile, fingerprint: o.tlsFingerprint, insecure: o.tlsInsecure },
+      node: o.node ?? '',
+      storage: isoStorage(o),
+      restartMethod: o.restartMethod,
+    });
+  }
+  return elasticStack({
+    url: o.apiUrl,
+    user: o.apiUser ?? '',
+    key: o.apiKey ?? '',
+    onRetry: (e, n, ms) => {
+      reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
+    },
+  });
+}
+
 export async function rollout(
   o: RolloutOptions,
   reporter: Reporter,
-  connect: (o: RolloutOptions) => Provider = (x) =>
-    elasticStack({
-      url: x.apiUrl,
-      user: x.apiUser,
-      key: x.apiKey,
-      onRetry: (e, n, ms) => {
-        reporter.debug(`retry ${n} in ${ms} ms: ${errorMessage(e)}`);
-      },
-    }),
+  connect: (o: RolloutOptions) => Provider = (x) => connectProvider(x, reporter),
 ): Promise<StepReport> {
   const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
   const provider = connect(o);

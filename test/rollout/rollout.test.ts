@@ -200,7 +200,7 @@ describe('rollout, choosing servers', () => {
       'health-check': 'none',
     });
     expect(bad.error?.message).toMatch(
-      /^Input "servers": got "web9"; expected a server name, server UUID or tag:<tag>, and no server of the account matches it \(servers: db1, web1, web2\)$/,
+      /^Input "servers": got "web9"; expected a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it \(servers: db1, web1, web2\)$/,
     );
     expect(sets()).toBe(0);
     const r = await runRollout(e, { drive: d2, servers: 'tag:canary', 'health-check': 'none' });
@@ -320,7 +320,7 @@ describe('rollout, bad input and refusals', () => {
       ],
       [
         { drive: missing, 'health-check': 'ftp://{ip}/' },
-        /^Input "health-check": got "ftp:\/\/\{ip\}\/"; expected tcp:<port>, an http\(s\) URL containing \{ip\}, or none$/,
+        /^Input "health-check": got "ftp:\/\/\{ip\}\/"; expected tcp:<port>, an http\(s\) URL containing \{ip\} or \{name\}, or none$/,
       ],
       [
         { drive: missing, restart: 'always' },
@@ -332,7 +332,7 @@ describe('rollout, bad input and refusals', () => {
       ],
       [
         { drive: missing, device: 'hda' },
-        /^Input "device": got "hda"; expected a device id such as ide:0:1/,
+        /^Input "device": got "hda"; expected a CD device: ide:0:1 \(ide:B:U/,
       ],
       [
         { drive: missing, 'rootfs-target': '/srv/diskless' },

@@ -68,6 +68,13 @@ async function run(script: string | undefined, env: Record<string, string>): Pro
 
 const LON = { name: 'lon-p', 'api-url': 'https://api-lon-p.example/', 'drive-name': 'boot' };
 const SAT = { name: 'sat-p', 'api-url': 'https://api-sat-p.example/', 'drive-uuid': 'u-1' };
+const PVE = {
+  kind: 'proxmox',
+  name: 'pve-lab',
+  'api-url': 'https://pve1.example:8006',
+  node: 'pve1',
+  storage: 'cephfs',
+};
 const SHA = 'a'.repeat(64);
 const RELEASE = '20250101T000000Z';
 const NOW = '2025-01-01T00:00:00.000Z';
@@ -82,6 +89,13 @@ describe('the target check', () => {
     expect(JSON.parse(all.outputs.selected ?? '')).toEqual([LON, SAT]);
     const one = await run(plan, { TARGETS: targets, TARGET: 'sat-p' });
     expect(JSON.parse(one.outputs.selected ?? '')).toEqual([SAT]);
+  });
+
+  it('takes a proxmox target beside an ElasticStack one', async () => {
+    const targets = JSON.stringify([LON, { ...PVE, family: 'lab', 'restart-method': 'reboot' }]);
+    const r = await run(plan, { TARGETS: targets, TARGET: '' });
+    expect(r.status, r.stdout).toBe(0);
+    expect(JSON.parse(r.outputs.selected ?? '')).toHaveLength(2);
   });
 
   it('refuses an unknown target name, listing the known ones', async () => {
@@ -109,6 +123,21 @@ describe('the target check', () => {
       '::error::target "a b": unknown keys zone',
       '::error::target "sat-p": api-url must be an http(s) URL',
       '::error::duplicate target names: sat-p',
+    ]);
+    const pve = [
+      { ...PVE, 'drive-name': 'boot' },
+      { ...PVE, name: 'pve-2', 'api-url': 'http://pve2:8006', storage: '' },
+      { ...PVE, name: 'pve-3', kind: 'vmware' },
+    ];
+    const p = await run(plan, { TARGETS: JSON.stringify(pve), TARGET: '' });
+    expect(p.status).toBe(1);
+    expect(p.stdout.split('\n').filter((l) => l.startsWith('::error::'))).toEqual([
+      '::error::target "pve-lab": unknown keys drive-name',
+      '::error::target "pve-2": a proxmox api-url must be https://',
+      '::error::target "pve-2": a proxmox target needs node and storage',
+      '::error::target "pve-3": kind must be elasticstack or proxmox',
+      '::error::target "pve-3": give exactly one of drive-name and drive-uuid',
+      '::error::target "pve-3": unknown keys node, storage',
     ]);
     for (const targets of ['[]', '{"name": "x"}', 'not json']) {
       const e = await run(plan, { TARGETS: targets, TARGET: '' });
@@ -257,6 +286,7 @@ describe('the upload results', () => {
   async function leg(name: string, uuid: string, dryRun: boolean, results: string) {
     const r = await run(record, {
       NAME: name,
+      KIND: 'elasticstack',
       DRIVE_UUID: uuid,
       DRIVE_NAME: `boot-${name}-0123abcd`,
       PREVIOUS_DRIVE: name === 'lon-p' ? 'uuid-lon-before' : '',
@@ -278,7 +308,9 @@ describe('the upload results', () => {
     await leg('sat-p', 'uuid-sat', true, results);
     expect(JSON.parse(await readFile(path.join(results, 'lon-p.json'), 'utf8'))).toEqual({
       name: 'lon-p',
+      kind: 'elasticstack',
       'drive-uuid': 'uuid-lon',
+      iso: '',
       'drive-name': 'boot-lon-p-0123abcd',
       'previous-drive': 'uuid-lon-before',
       mode: 'standby',
@@ -331,6 +363,60 @@ describe('the upload results', () => {
     );
     expect(r.summary).toContain(
       '| lon-p | boot-lon-p-0123abcd `uuid-lon` | `uuid-lon-before` | true | false | 1234 | false |',
+    );
+  });
+
+  it("records a proxmox leg's ISO volume id where a drive UUID stands, in the outputs and the ledger", async () => {
+    const results = path.join(dir, 'results');
+    const target = path.join(dir, 'rootfs');
+    const iso = path.join(dir, 'r.iso');
+    await writeFile(iso, Buffer.alloc(4096));
+    const r = await run(record, {
+      NAME: 'pve-lab',
+      KIND: 'proxmox',
+      ISO_FILE: iso,
+      VOLID: 'cephfs:iso/diskless-0123abcd.iso',
+      PVE_FILE: 'diskless-0123abcd.iso',
+      PVE_SENT: 'true',
+      PVE_SHA256: SHA,
+      DRY_RUN: 'false',
+      OUT: results,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(await readFile(path.join(results, 'pve-lab.json'), 'utf8'))).toEqual({
+      name: 'pve-lab',
+      kind: 'proxmox',
+      'drive-uuid': '',
+      iso: 'cephfs:iso/diskless-0123abcd.iso',
+      'drive-name': 'diskless-0123abcd.iso',
+      'previous-drive': '',
+      mode: 'blue-green',
+      sha256: SHA,
+      created: true,
+      'up-to-date': false,
+      'bytes-sent': 4096,
+      'dry-run': false,
+    });
+    const m = await run(merge, {
+      RESULTS: results,
+      LEDGER: path.join(target, 'ledger'),
+      SHA256: SHA,
+      RELEASE,
+      UPLOAD_RESULT: 'success',
+      BOOT_TEST_RESULT: 'success',
+      PROMOTE_RESULT: 'success',
+      DRY_RUN: 'false',
+    });
+    expect(m.status, m.stdout + m.stderr).toBe(0);
+    expect(JSON.parse(m.outputs['drive-uuids'] ?? '')).toEqual({
+      'pve-lab': 'cephfs:iso/diskless-0123abcd.iso',
+    });
+    const { entries } = await readLedger(target);
+    expect(entries.map((e) => [e.target, e.release, e.drive])).toEqual([
+      ['pve-lab', RELEASE, 'cephfs:iso/diskless-0123abcd.iso'],
+    ]);
+    expect(m.summary).toContain(
+      '| pve-lab | diskless-0123abcd.iso `cephfs:iso/diskless-0123abcd.iso` | `none` | true | false | 4096 | false |',
     );
   });
 
@@ -398,6 +484,7 @@ describe('the rollout results', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.outputs).toEqual({
       drive: uuid,
+      iso: '',
       mode: 'none',
       restart: 'none',
       servers: 'web1\ntag:canary',
@@ -416,6 +503,33 @@ describe('the rollout results', () => {
     });
     expect(none.status).toBe(1);
     expect(none.stdout).toContain('no drive UUID from the upload leg');
+  });
+
+  it('plans a proxmox target from the ISO volume id its leg wrote', async () => {
+    const result = path.join(dir, 'pve-lab.json');
+    const volid = 'cephfs:iso/diskless-0123abcd.iso';
+    await writeFile(result, JSON.stringify({ name: 'pve-lab', kind: 'proxmox', iso: volid }));
+    const r = await run(plan, {
+      RESULT: result,
+      TARGET: JSON.stringify({ ...PVE, servers: ['pool:lab', '101'] }),
+      ROLLOUT: 'rolling',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.outputs).toEqual({
+      drive: '',
+      iso: volid,
+      mode: 'rolling',
+      restart: 'rolling',
+      servers: 'pool:lab\n101',
+    });
+    await writeFile(result, JSON.stringify({ name: 'pve-lab', kind: 'proxmox', iso: '' }));
+    const none = await run(plan, {
+      RESULT: result,
+      TARGET: JSON.stringify(PVE),
+      ROLLOUT: 'rolling',
+    });
+    expect(none.status).toBe(1);
+    expect(none.stdout).toContain('no ISO volume id from the upload leg');
   });
 
   it("records the rollout's ledger entry on the master, where retention reads it, and shows who runs what", async () => {

@@ -219,6 +219,8 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     expect(Object.keys(call.secrets).sort()).toEqual([
       'ELASTICSTACK_API_KEY',
       'ELASTICSTACK_API_USER',
+      'PROXMOX_TOKEN_ID',
+      'PROXMOX_TOKEN_SECRET',
     ]);
   });
 
@@ -389,7 +391,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
         drive: '${{ steps.plan.outputs.drive }}',
         restart: '${{ steps.plan.outputs.restart }}',
         'ledger-name': '${{ matrix.target.name }}',
-        'api-key': '${{ secrets.ELASTICSTACK_API_KEY }}',
+        'api-key': "${{ matrix.target.kind != 'proxmox' && secrets.ELASTICSTACK_API_KEY || '' }}",
       });
       const fetch = stepOf(rollout, { uses: 'actions/download-artifact' });
       const leg = stepOf(upload, { name: 'Hand the result over' });
@@ -468,7 +470,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
       }
     }
     expect(problems).toEqual([]);
-    expect(steps).toBe(7);
+    expect(steps).toBe(8);
   });
 
   it('finds an undeclared or missing input (the check above can fail)', async () => {
@@ -613,6 +615,7 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
           );
           expect([
             './actions/upload-drive',
+            './actions/upload-pve',
             './actions/rollout',
             undefined, // the check that the environment has them
           ]).toContain(step.uses);
@@ -621,6 +624,103 @@ describe('diskless-image.yml (the reusable pipeline)', () => {
     }
     expect(rollout.environment).toBe(upload.environment);
     expect(workflow(REBUILD).doc.jobs.image?.secrets).toBe('inherit');
+  });
+
+  it('runs upload-drive or upload-pve by the target kind, and gives each kind only its own credentials', () => {
+    const stepsIf = (job: Job, target: object) =>
+      (job.steps ?? [])
+        .filter(
+          (st) =>
+            st.if === undefined ||
+            evaluateIf(st.if, {
+              inputs: {},
+              needs: {},
+              matrix: { target },
+              cancelled: false,
+              success: true,
+            }),
+        )
+        .map((st) => st.uses?.replace(/@.*/, '') ?? st.name);
+    const es = { name: 'lon-p', 'api-url': 'https://api.example/', 'drive-name': 'boot' };
+    const pveTarget = {
+      kind: 'proxmox',
+      name: 'lab',
+      'api-url': 'https://pve1:8006',
+      node: 'pve1',
+      storage: 'cephfs',
+      'tls-fingerprint': 'AB'.repeat(32),
+    };
+    const esSteps = stepsIf(upload, es);
+    expect(esSteps).toContain('./actions/upload-drive');
+    expect(esSteps).toContain('Check the API credentials');
+    expect(esSteps).not.toContain('./actions/upload-pve');
+    expect(esSteps).not.toContain('Check the Proxmox token');
+    const pveSteps = stepsIf(upload, pveTarget);
+    expect(pveSteps).toContain('./actions/upload-pve');
+    expect(pveSteps).toContain('Check the Proxmox token');
+    expect(pveSteps).not.toContain('./actions/upload-drive');
+    expect(pveSteps).not.toContain('Check the API credentials');
+    // Both legs record their result and hand it to the rollout.
+    expect(pveSteps).toContain('Record the result');
+
+    const secrets = {
+      ELASTICSTACK_API_USER: 'es-user',
+      ELASTICSTACK_API_KEY: 'es-key',
+      PROXMOX_TOKEN_ID: 'ci@pve!diskless',
+      PROXMOX_TOKEN_SECRET: 'pve-secret',
+    };
+    const render = (job: Job, uses: string, target: object, plan: object = {}) =>
+      Object.fromEntries(
+        Object.entries(stepOf(job, { uses }).with ?? {})
+          .map(([k, v]): [string, string] => [
+            k,
+            renderValue(String(v), {
+              matrix: { target },
+              secrets,
+              steps: { plan: { outputs: plan } },
+              inputs: { 'dry-run': false },
+              needs: { build: { outputs: { 'iso-file': 'r.iso' } } },
+              runner: { temp: '/tmp' },
+            }),
+          ])
+          .filter(([, v]) => v !== ''),
+      );
+    const send = render(upload, './actions/upload-pve', pveTarget);
+    expect(send).toMatchObject({
+      'api-url': 'https://pve1:8006',
+      'token-id': 'ci@pve!diskless',
+      'token-secret': 'pve-secret',
+      node: 'pve1',
+      storage: 'cephfs',
+      family: 'diskless',
+      'tls-fingerprint': 'AB'.repeat(32),
+      'keep-previous': '1',
+      image: '/tmp/diskless-iso/r.iso',
+    });
+    const volid = 'cephfs:iso/diskless-0123abcd.iso';
+    const pveRoll = render(rollout, './actions/rollout', pveTarget, { iso: volid, drive: '' });
+    expect(pveRoll).toMatchObject({
+      kind: 'proxmox',
+      'token-id': 'ci@pve!diskless',
+      'token-secret': 'pve-secret',
+      node: 'pve1',
+      iso: volid,
+    });
+    for (const k of ['api-user', 'api-key', 'drive']) expect(pveRoll[k]).toBeUndefined();
+    const uuid = '0f2c4d8e-1b3a-4c5d-9e8f-a1b2c3d4e5f6';
+    const esRoll = render(rollout, './actions/rollout', es, { drive: uuid, iso: '' });
+    expect(esRoll).toMatchObject({
+      kind: 'elasticstack',
+      'api-user': 'es-user',
+      'api-key': 'es-key',
+      drive: uuid,
+    });
+    for (const k of ['token-id', 'token-secret', 'node', 'iso']) expect(esRoll[k]).toBeUndefined();
+    // Uploads to one storage, or rollouts of one family, never overlap.
+    const group = (job: Job, target: object) =>
+      renderValue(job.concurrency?.group ?? '', { matrix: { target } });
+    expect(group(upload, pveTarget)).toBe('diskless-upload-https://pve1:8006-cephfs');
+    expect(group(rollout, es)).toBe('diskless-rollout-https://api.example/-boot');
   });
 
   it('never cancels a running build or upload, and never shares a group with its caller', () => {

@@ -186,6 +186,8 @@ export function evaluateIf(
     success: boolean;
     github?: object;
     vars?: object;
+    /** For a step's `if:` in a matrix job. */
+    matrix?: object;
   },
 ): boolean {
   let text = condition.trim().replace(/^\$\{\{([\s\S]*)\}\}$/, '$1');
@@ -203,13 +205,18 @@ export function evaluateIf(
     fn('always', true),
   ];
   const lexed = new Lexer(text).lex();
-  const expr = new Parser(lexed.tokens, ['inputs', 'needs', 'github', 'vars'], functions).parse();
+  const expr = new Parser(
+    lexed.tokens,
+    ['inputs', 'needs', 'github', 'vars', 'matrix'],
+    functions,
+  ).parse();
   const context = JSON.parse(
     JSON.stringify({
       inputs: status.inputs,
       needs: status.needs,
       github: status.github ?? {},
       vars: status.vars ?? {},
+      matrix: status.matrix ?? {},
     }),
     data.reviver,
   ) as data.Dictionary;

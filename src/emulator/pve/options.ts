@@ -81,6 +81,8 @@ export interface PveEmulatorStats {
   /** Upload body bytes received. */
   uploadBytes: number;
   uploads: number;
+  /** Worker tasks started, by type and by `<type>:<vmid>` (e.g. `qmreset:101`). */
+  tasks: Record<string, number>;
 }
 
 export interface PveEmulator {

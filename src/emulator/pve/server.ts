@@ -82,7 +82,13 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
   await storages.init();
   const vms = new Vms(options.vms ?? [], nodes, storages);
   const tasks = new Tasks(options.taskMs ?? 50);
-  const stats: PveEmulatorStats = { requests: 0, statuses: {}, uploadBytes: 0, uploads: 0 };
+  const stats: PveEmulatorStats = {
+    requests: 0,
+    statuses: {},
+    uploadBytes: 0,
+    uploads: 0,
+    tasks: tasks.counts,
+  };
   let uploadSeq = 0;
   const caps = options.link ?? {};
   const link = new Link(() => ({

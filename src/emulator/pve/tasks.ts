@@ -40,6 +40,9 @@ export class Tasks {
   private pid = 1000 + Math.floor(Math.random() * 1000);
   private readonly running = new Set<Promise<void>>();
 
+  /** Tasks started, by `<type>` and by `<type>:<id>` (e.g. `qmreset:101`). */
+  readonly counts: Record<string, number> = {};
+
   constructor(private readonly taskMs: number) {}
 
   /**
@@ -54,6 +57,8 @@ export class Tasks {
     work: (log: (line: string) => void) => Promise<void> | void,
   ): string {
     const pid = ++this.pid;
+    for (const key of id === '' ? [type] : [type, `${type}:${id}`])
+      this.counts[key] = (this.counts[key] ?? 0) + 1;
     const starttime = Math.floor(Date.now() / 1000);
     const pstart = Math.floor(performance.now() / 10);
     const upid = `UPID:${node}:${hex(pid, 8)}:${hex(pstart, 8)}:${hex(starttime, 8)}:${type}:${id}:${user}:`;
