@@ -26,3 +26,11 @@ export function errorMessage(error: unknown): string {
 export function redact(text: string, secrets: readonly string[]): string {
   return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
 }
+
+/** The one shape of a bad input's message: `Input "name": got <value>; expected <what>`. */
+export function inputError(input: string, got: unknown, expected: string): InputError {
+  return new InputError(
+    input,
+    `Input "${input}": got ${JSON.stringify(got)}; expected ${expected}`,
+  );
+}

@@ -87175,6 +87175,10 @@ function errorMessage(error) {
 function redact(text, secrets) {
     return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
 }
+/** The one shape of a bad input's message: `Input "name": got <value>; expected <what>`. */
+function inputError(input, got, expected) {
+    return new InputError(input, `Input "${input}": got ${JSON.stringify(got)}; expected ${expected}`);
+}
 
 ;// CONCATENATED MODULE: ./src/inputs/read.ts
 /**
@@ -91337,7 +91341,7 @@ const INSTALL_KERNEL = 'install the Debian package linux-image-amd64 there, or g
 async function findImage(sysroot, input) {
     if (input && !input.includes('/')) {
         if (!VERSION.test(input)) {
-            throw new DisklessError(`Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`);
+            throw inputError('kernel', input, 'a kernel image path or a version like 6.1.0-28-amd64');
         }
         const image = external_node_path_default().join(sysroot, 'boot', `vmlinuz-${input}`);
         if (!(await isFile(image))) {
@@ -91838,42 +91842,42 @@ async function readMarker(target) {
 /** Every refusal; throws a DisklessError naming the input, and changes nothing. */
 async function checkPaths(o) {
     if (!o.target || !external_node_path_default().isAbsolute(o.target)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`);
+        throw inputError('target', o.target, 'an absolute path (nothing was changed)');
     }
     if (!external_node_path_default().isAbsolute(o.source)) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`);
+        throw inputError('source', o.source, 'an absolute path');
     }
     const sourceStat = await lstatOrUndefined(o.source);
     const source = sourceStat ? await (0,promises_.realpath)(o.source) : o.source;
     if (!(await lstatOrUndefined(source))?.isDirectory()) {
-        throw new DisklessError(`Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
+        throw inputError('source', o.source, `an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`);
     }
     const target = await resolveLoosely(o.target);
     if (target === '/') {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`);
+        throw inputError('target', o.target, 'a directory other than /');
     }
     if (target === source) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`);
+        throw inputError('target', o.target, `a directory other than the source ${JSON.stringify(source)}`);
     }
     if (guard_inside(target, source)) {
-        throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
+        throw inputError('target', o.target, `a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`);
     }
     if (o.template !== undefined) {
         const st = await lstatOrUndefined(o.template);
         if (!st?.isDirectory()) {
-            throw new DisklessError(`Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
+            throw inputError('template', o.template, `an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`);
         }
     }
     const targetStat = await lstatOrUndefined(target);
     let marker;
     if (targetStat) {
         if (!targetStat.isDirectory()) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`);
+            throw inputError('target', o.target, 'a directory, and it is a file (nothing was changed)');
         }
         marker = await readMarker(target);
         const names = await (0,promises_.readdir)(target);
         if (!marker && names.length > 0) {
-            throw new DisklessError(`Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
+            throw inputError('target', o.target, `an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`);
         }
         if (marker && marker.layout !== o.layout) {
             throw new DisklessError(`Input "layout": got "${o.layout}"; expected "${marker.layout}", the layout ${JSON.stringify(o.target)} was made with (nothing was changed)`);
@@ -92125,7 +92129,7 @@ async function resolve(target, release, current) {
     }
     if (!(await isComplete(target, id))) {
         const known = (await listReleases(target)).slice(-5).reverse();
-        throw new DisklessError(`Input "release": got ${JSON.stringify(id)}; expected a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
+        throw inputError('release', id, `a complete release under ${external_node_path_default().join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`);
     }
     return id;
 }
@@ -93102,10 +93106,10 @@ const rolloutInputs = defineInputs({
         ])
             notFor(name, value);
         if (o.device !== undefined && !ELASTIC_DEVICE.test(o.device))
-            throw new InputError('device', `Input "device": got ${JSON.stringify(o.device)}; expected an ElasticStack device such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)`);
+            throw inputError('device', o.device, 'an ElasticStack device such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)');
         const pool = o.servers.find((s) => s.startsWith('pool:'));
         if (pool)
-            throw new InputError('servers', `Input "servers": got ${JSON.stringify(pool)}; expected a server name, UUID or tag:<tag> (ElasticStack has no pools)`);
+            throw inputError('servers', pool, 'a server name, UUID or tag:<tag> (ElasticStack has no pools)');
     }
     else {
         need('token-id', o.tokenId, pve['token-id'].expected);
@@ -93119,17 +93123,17 @@ const rolloutInputs = defineInputs({
         ])
             notFor(name, value);
         if (!o.apiUrl.startsWith('https://'))
-            throw new InputError('api-url', `Input "api-url": got ${JSON.stringify(o.apiUrl)}; expected the https:// URL of a Proxmox VE node (Proxmox serves its API over HTTPS only)`);
+            throw inputError('api-url', o.apiUrl, 'the https:// URL of a Proxmox VE node (Proxmox serves its API over HTTPS only)');
         const storage = /^([^:]+):/.exec(o.iso ?? '')?.[1];
         if (storage === undefined)
             need('storage', o.storage, pve.storage.expected);
         else if (o.storage !== undefined && o.storage !== storage)
-            throw new InputError('storage', `Input "storage": got ${JSON.stringify(o.storage)}; expected the storage of iso ${JSON.stringify(o.iso)} (${storage})`);
+            throw inputError('storage', o.storage, `the storage of iso ${JSON.stringify(o.iso)} (${storage})`);
         if (o.device !== undefined && !PVE_DEVICE.test(o.device))
-            throw new InputError('device', `Input "device": got ${JSON.stringify(o.device)}; expected a Proxmox CD drive such as ide2 (ide0-3, sata0-5, scsi0-30)`);
+            throw inputError('device', o.device, 'a Proxmox CD drive such as ide2 (ide0-3, sata0-5, scsi0-30)');
     }
     if (!parseHealthCheck(o.healthCheck)) {
-        throw new InputError('health-check', `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip} or {name}, or none`);
+        throw inputError('health-check', o.healthCheck, 'tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip} or {name}, or none');
     }
     if (o.rootfsTarget && !o.ledgerName) {
         throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
@@ -94215,7 +94219,7 @@ function chooseServers(entries, servers, inFamily, family, noun = 'drive') {
                     ? s.id.toLowerCase() === entry.toLowerCase()
                     : s.name === entry);
         if (match.length === 0) {
-            throw new InputError('servers', `Input "servers": got ${JSON.stringify(entry)}; expected a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
+            throw inputError('servers', entry, `a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`);
         }
         for (const s of match)
             picked.add(s.id);
@@ -94831,7 +94835,7 @@ async function configureServices(tree, o, reporter) {
             const unit = unitName(name);
             const where = await findUnit(root, unit);
             if (!where) {
-                throw new DisklessError(`Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`);
+                throw inputError('enable-services', name, `a unit of the client root, and it has no ${unit}`);
             }
             if (where === 'sysv')
                 sysvEnable.push(unit.replace(/\.service$/, ''));
@@ -95999,7 +96003,7 @@ function addVarDirs(entries, lines, accounts) {
         const ownerText = rest[0];
         const rel = external_node_path_default().posix.normalize(rawPath).replace(/\/+$/, '');
         if (rel === '.' || rel.startsWith('..') || rel.startsWith('/')) {
-            throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`);
+            throw inputError('var-dirs', line, 'a path inside /var, relative to it');
         }
         let uid = 0;
         let gid = 0;
@@ -96007,14 +96011,14 @@ function addVarDirs(entries, lines, accounts) {
             const [user = '', group] = ownerText.split(':');
             const u = accounts.users.get(user);
             if (!u) {
-                throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`);
+                throw inputError('var-dirs', line, `a user of the client root, and it has no user "${user}"`);
             }
             uid = u.uid;
             gid = u.gid;
             if (group !== undefined) {
                 const g = accounts.groups.get(group);
                 if (g === undefined) {
-                    throw new DisklessError(`Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`);
+                    throw inputError('var-dirs', line, `a group of the client root, and it has no group "${group}"`);
                 }
                 gid = g;
             }
@@ -96167,7 +96171,7 @@ function templateValues(o, nfsRoot, usrExport) {
         const eq = line.indexOf('=');
         const name = line.slice(0, eq);
         if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-            throw new DisklessError(`Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
+            throw inputError('template-values', line, `a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
         }
         values[name] = { value: line.slice(eq + 1), input: 'template-values' };
     }

@@ -7,7 +7,7 @@
  */
 import { open, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DisklessError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import { sha256, sha256File } from '../files.js';
 
 export interface Kernel {
@@ -114,9 +114,7 @@ const INSTALL_KERNEL =
 async function findImage(sysroot: string, input: string | undefined): Promise<string> {
   if (input && !input.includes('/')) {
     if (!VERSION.test(input)) {
-      throw new DisklessError(
-        `Input "kernel": got ${JSON.stringify(input)}; expected a kernel image path or a version like 6.1.0-28-amd64`,
-      );
+      throw inputError('kernel', input, 'a kernel image path or a version like 6.1.0-28-amd64');
     }
     const image = path.join(sysroot, 'boot', `vmlinuz-${input}`);
     if (!(await isFile(image))) {

@@ -9,7 +9,7 @@
  *   switch   `current` replaced atomically; the history records time, from, to and who
  */
 import path from 'node:path';
-import { DisklessError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import type { Reporter, StepReport } from '../report.js';
 import { lockFile, readMarker } from '../rootfs/guard.js';
 import { holdLocks } from '../rootfs/lock.js';
@@ -79,8 +79,10 @@ async function resolve(
   }
   if (!(await isComplete(target, id))) {
     const known = (await listReleases(target)).slice(-5).reverse();
-    throw new DisklessError(
-      `Input "release": got ${JSON.stringify(id)}; expected a complete release under ${path.join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`,
+    throw inputError(
+      'release',
+      id,
+      `a complete release under ${path.join(target, RELEASES)} (newest: ${known.join(', ') || 'none'})`,
     );
   }
   return id;

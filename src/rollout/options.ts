@@ -4,7 +4,7 @@
  * upload-pve, reused from its schema, and iso); the rule across inputs asks for the ones
  * the kind needs.
  */
-import { InputError } from '../errors.js';
+import { inputError, InputError } from '../errors.js';
 import { parseHealthCheck } from '../fleet/health.js';
 import {
   bool,
@@ -99,15 +99,17 @@ export const rolloutInputs = defineInputs(
       ] as const)
         notFor(name, value);
       if (o.device !== undefined && !ELASTIC_DEVICE.test(o.device))
-        throw new InputError(
+        throw inputError(
           'device',
-          `Input "device": got ${JSON.stringify(o.device)}; expected an ElasticStack device such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)`,
+          o.device,
+          'an ElasticStack device such as ide:0:1 (ide:B:U, scsi:0:N, block:N or ata:0:N)',
         );
       const pool = o.servers.find((s) => s.startsWith('pool:'));
       if (pool)
-        throw new InputError(
+        throw inputError(
           'servers',
-          `Input "servers": got ${JSON.stringify(pool)}; expected a server name, UUID or tag:<tag> (ElasticStack has no pools)`,
+          pool,
+          'a server name, UUID or tag:<tag> (ElasticStack has no pools)',
         );
     } else {
       need('token-id', o.tokenId, pve['token-id'].expected);
@@ -121,27 +123,31 @@ export const rolloutInputs = defineInputs(
       ] as const)
         notFor(name, value);
       if (!o.apiUrl.startsWith('https://'))
-        throw new InputError(
+        throw inputError(
           'api-url',
-          `Input "api-url": got ${JSON.stringify(o.apiUrl)}; expected the https:// URL of a Proxmox VE node (Proxmox serves its API over HTTPS only)`,
+          o.apiUrl,
+          'the https:// URL of a Proxmox VE node (Proxmox serves its API over HTTPS only)',
         );
       const storage = /^([^:]+):/.exec(o.iso ?? '')?.[1];
       if (storage === undefined) need('storage', o.storage, pve.storage.expected);
       else if (o.storage !== undefined && o.storage !== storage)
-        throw new InputError(
+        throw inputError(
           'storage',
-          `Input "storage": got ${JSON.stringify(o.storage)}; expected the storage of iso ${JSON.stringify(o.iso)} (${storage})`,
+          o.storage,
+          `the storage of iso ${JSON.stringify(o.iso)} (${storage})`,
         );
       if (o.device !== undefined && !PVE_DEVICE.test(o.device))
-        throw new InputError(
+        throw inputError(
           'device',
-          `Input "device": got ${JSON.stringify(o.device)}; expected a Proxmox CD drive such as ide2 (ide0-3, sata0-5, scsi0-30)`,
+          o.device,
+          'a Proxmox CD drive such as ide2 (ide0-3, sata0-5, scsi0-30)',
         );
     }
     if (!parseHealthCheck(o.healthCheck)) {
-      throw new InputError(
+      throw inputError(
         'health-check',
-        `Input "health-check": got ${JSON.stringify(o.healthCheck)}; expected tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip} or {name}, or none`,
+        o.healthCheck,
+        'tcp:<port> with a port from 1 to 65535, an http(s) URL containing {ip} or {name}, or none',
       );
     }
     if (o.rootfsTarget && !o.ledgerName) {

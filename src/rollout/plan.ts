@@ -4,7 +4,7 @@
  * CD device holding a drive of the new drive's family. Decided from one listing of
  * servers and drives, before anything changes.
  */
-import { DisklessError, InputError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import { UUID_PATTERN } from '../inputs/fields.js';
 import type { ArtifactView, ServerView } from '../fleet/provider.js';
 
@@ -51,9 +51,10 @@ export function chooseServers(
             : s.name === entry,
     );
     if (match.length === 0) {
-      throw new InputError(
+      throw inputError(
         'servers',
-        `Input "servers": got ${JSON.stringify(entry)}; expected a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`,
+        entry,
+        `a server name, id, tag:<tag> or pool:<pool>, and no server of the account matches it (servers: ${servers.map((s) => s.name || s.id).join(', ') || 'none'})`,
       );
     }
     for (const s of match) picked.add(s.id);

@@ -20,7 +20,7 @@
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DisklessError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import { sha256 } from '../files.js';
 import { deferredReporter, humanBytes, type Reporter, type StepReport } from '../report.js';
 import { clientAccounts, writeAccounts } from './accounts.js';
@@ -91,8 +91,10 @@ function templateValues(o: BuildRootfsOptions, nfsRoot: string, usrExport: strin
     const eq = line.indexOf('=');
     const name = line.slice(0, eq);
     if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-      throw new DisklessError(
-        `Input "template-values": got ${JSON.stringify(line)}; expected a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`,
+      throw inputError(
+        'template-values',
+        line,
+        `a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`,
       );
     }
     values[name] = { value: line.slice(eq + 1), input: 'template-values' };

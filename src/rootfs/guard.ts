@@ -5,7 +5,7 @@
  */
 import { lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DisklessError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { CURRENT } from '../releases/layout.js';
 import { lstatOrUndefined } from './tree.js';
@@ -80,43 +80,45 @@ export async function checkPaths(o: {
   layout: Layout;
 }): Promise<Checked> {
   if (!o.target || !path.isAbsolute(o.target)) {
-    throw new DisklessError(
-      `Input "target": got ${JSON.stringify(o.target)}; expected an absolute path (nothing was changed)`,
-    );
+    throw inputError('target', o.target, 'an absolute path (nothing was changed)');
   }
   if (!path.isAbsolute(o.source)) {
-    throw new DisklessError(
-      `Input "source": got ${JSON.stringify(o.source)}; expected an absolute path`,
-    );
+    throw inputError('source', o.source, 'an absolute path');
   }
   const sourceStat = await lstatOrUndefined(o.source);
   const source = sourceStat ? await realpath(o.source) : o.source;
   if (!(await lstatOrUndefined(source))?.isDirectory()) {
-    throw new DisklessError(
-      `Input "source": got ${JSON.stringify(o.source)}; expected an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`,
+    throw inputError(
+      'source',
+      o.source,
+      `an existing directory (${sourceStat ? 'it is not a directory' : 'it does not exist'})`,
     );
   }
   const target = await resolveLoosely(o.target);
   if (target === '/') {
-    throw new DisklessError(
-      `Input "target": got ${JSON.stringify(o.target)}; expected a directory other than /`,
-    );
+    throw inputError('target', o.target, 'a directory other than /');
   }
   if (target === source) {
-    throw new DisklessError(
-      `Input "target": got ${JSON.stringify(o.target)}; expected a directory other than the source ${JSON.stringify(source)}`,
+    throw inputError(
+      'target',
+      o.target,
+      `a directory other than the source ${JSON.stringify(source)}`,
     );
   }
   if (inside(target, source)) {
-    throw new DisklessError(
-      `Input "target": got ${JSON.stringify(o.target)}; expected a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`,
+    throw inputError(
+      'target',
+      o.target,
+      `a directory that does not contain the source ${JSON.stringify(source)} (--delete would remove it)`,
     );
   }
   if (o.template !== undefined) {
     const st = await lstatOrUndefined(o.template);
     if (!st?.isDirectory()) {
-      throw new DisklessError(
-        `Input "template": got ${JSON.stringify(o.template)}; expected an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`,
+      throw inputError(
+        'template',
+        o.template,
+        `an existing directory (${st ? 'it is not a directory' : 'it does not exist'})`,
       );
     }
   }
@@ -124,15 +126,15 @@ export async function checkPaths(o: {
   let marker: Marker | undefined;
   if (targetStat) {
     if (!targetStat.isDirectory()) {
-      throw new DisklessError(
-        `Input "target": got ${JSON.stringify(o.target)}; expected a directory, and it is a file (nothing was changed)`,
-      );
+      throw inputError('target', o.target, 'a directory, and it is a file (nothing was changed)');
     }
     marker = await readMarker(target);
     const names = await readdir(target);
     if (!marker && names.length > 0) {
-      throw new DisklessError(
-        `Input "target": got ${JSON.stringify(o.target)}; expected an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`,
+      throw inputError(
+        'target',
+        o.target,
+        `an empty directory or one made by diskless-node, and it holds ${names.length} entries but no ${MARKER} marker (nothing was changed)`,
       );
     }
     if (marker && marker.layout !== o.layout) {

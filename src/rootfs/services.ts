@@ -10,7 +10,7 @@
  */
 import { cp, lstat, readdir, readlink, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { DisklessError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import type { Reporter } from '../report.js';
 import { run } from '../process/run.js';
 import { lstatOrUndefined, type ClientTree } from './tree.js';
@@ -187,8 +187,10 @@ export async function configureServices(
       const unit = unitName(name);
       const where = await findUnit(root, unit);
       if (!where) {
-        throw new DisklessError(
-          `Input "enable-services": got ${JSON.stringify(name)}; expected a unit of the client root, and it has no ${unit}`,
+        throw inputError(
+          'enable-services',
+          name,
+          `a unit of the client root, and it has no ${unit}`,
         );
       }
       if (where === 'sysv') sysvEnable.push(unit.replace(/\.service$/, ''));

@@ -10,7 +10,7 @@
  */
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { DisklessError } from '../errors.js';
+import { DisklessError, inputError } from '../errors.js';
 import { sha256 } from '../files.js';
 
 export const SKELETON = 'etc/diskless/var-skel.tar';
@@ -141,9 +141,7 @@ export function addVarDirs(
     const ownerText = rest[0];
     const rel = path.posix.normalize(rawPath).replace(/\/+$/, '');
     if (rel === '.' || rel.startsWith('..') || rel.startsWith('/')) {
-      throw new DisklessError(
-        `Input "var-dirs": got ${JSON.stringify(line)}; expected a path inside /var, relative to it`,
-      );
+      throw inputError('var-dirs', line, 'a path inside /var, relative to it');
     }
     let uid = 0;
     let gid = 0;
@@ -151,8 +149,10 @@ export function addVarDirs(
       const [user = '', group] = ownerText.split(':');
       const u = accounts.users.get(user);
       if (!u) {
-        throw new DisklessError(
-          `Input "var-dirs": got ${JSON.stringify(line)}; expected a user of the client root, and it has no user "${user}"`,
+        throw inputError(
+          'var-dirs',
+          line,
+          `a user of the client root, and it has no user "${user}"`,
         );
       }
       uid = u.uid;
@@ -160,8 +160,10 @@ export function addVarDirs(
       if (group !== undefined) {
         const g = accounts.groups.get(group);
         if (g === undefined) {
-          throw new DisklessError(
-            `Input "var-dirs": got ${JSON.stringify(line)}; expected a group of the client root, and it has no group "${group}"`,
+          throw inputError(
+            'var-dirs',
+            line,
+            `a group of the client root, and it has no group "${group}"`,
           );
         }
         gid = g;
