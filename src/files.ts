@@ -1,7 +1,7 @@
-/** Small file helpers shared by the steps: digests, atomic writes, existence. */
+/** Small file helpers shared by the steps: digests, atomic writes, existence, optional reads. */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { lstat, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function sha256File(file: string): Promise<string> {
@@ -59,4 +59,24 @@ export async function exists(file: string): Promise<boolean> {
 
 export function seconds(ms: number): string {
   return (ms / 1000).toFixed(1);
+}
+
+function missing(error: unknown): undefined {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw error;
+}
+
+/** lstat(2), or undefined when nothing is there (any other error is thrown). */
+export function lstatOrUndefined(file: string): Promise<Stats | undefined> {
+  return lstat(file).catch(missing);
+}
+
+/** stat(2) through symlinks, or undefined when nothing is there (or the link dangles). */
+export function statOrUndefined(file: string): Promise<Stats | undefined> {
+  return stat(file).catch(missing);
+}
+
+/** The file's text, or undefined when it does not exist (any other error is thrown). */
+export function readTextIfExists(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch(missing);
 }

@@ -88205,6 +88205,78 @@ function tail(text, lines = 40) {
     return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/files.ts
+/** Small file helpers shared by the steps: digests, atomic writes, existence, optional reads. */
+
+
+
+
+async function sha256File(file) {
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_.createReadStream)(file))
+        hash.update(chunk);
+    return hash.digest('hex');
+}
+function sha256(data) {
+    return (0,external_node_crypto_.createHash)('sha256').update(data).digest('hex');
+}
+/** A temporary name beside `file`, hidden, unique to this process and call. */
+function tempBeside(file, tag = 'tmp') {
+    const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
+}
+/**
+ * Puts `file` in place through a temporary name beside it: `make` creates the temporary
+ * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
+ * the new, never half of it. A failure leaves no temporary behind.
+ */
+async function replaceAtomic(file, make) {
+    const tmp = tempBeside(file);
+    try {
+        await make(tmp);
+        await (0,promises_.rename)(tmp, file);
+    }
+    catch (error) {
+        await (0,promises_.rm)(tmp, { force: true });
+        throw error;
+    }
+}
+/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
+async function writeFileAtomic(file, data, mode = 0o644) {
+    await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
+}
+async function exists(file) {
+    try {
+        await (0,promises_.lstat)(file);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function seconds(ms) {
+    return (ms / 1000).toFixed(1);
+}
+function missing(error) {
+    if (error.code === 'ENOENT')
+        return undefined;
+    throw error;
+}
+/** lstat(2), or undefined when nothing is there (any other error is thrown). */
+function lstatOrUndefined(file) {
+    return (0,promises_.lstat)(file).catch(missing);
+}
+/** stat(2) through symlinks, or undefined when nothing is there (or the link dangles). */
+function statOrUndefined(file) {
+    return (0,promises_.stat)(file).catch(missing);
+}
+/** The file's text, or undefined when it does not exist (any other error is thrown). */
+function readTextIfExists(file) {
+    return (0,promises_.readFile)(file, 'utf8').catch(missing);
+}
+
 ;// CONCATENATED MODULE: ./src/boot/boot-test.ts
 /**
  * The boot test: boots an ISO in QEMU against a release served by a userspace NFS server
@@ -88226,9 +88298,10 @@ function tail(text, lines = 40) {
 
 
 
+
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 async function readIsoBoot(iso, scratch) {
-    if (!(await (0,promises_.stat)(iso).catch(() => undefined))?.isFile()) {
+    if (!(await statOrUndefined(iso))?.isFile()) {
         throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
     }
     // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.
@@ -88531,61 +88604,6 @@ async function runBootTest(o, reporter) {
     };
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/files.ts
-/** Small file helpers shared by the steps: digests, atomic writes, existence. */
-
-
-
-
-async function sha256File(file) {
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_.createReadStream)(file))
-        hash.update(chunk);
-    return hash.digest('hex');
-}
-function sha256(data) {
-    return (0,external_node_crypto_.createHash)('sha256').update(data).digest('hex');
-}
-/** A temporary name beside `file`, hidden, unique to this process and call. */
-function tempBeside(file, tag = 'tmp') {
-    const nonce = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    return external_node_path_default().join(external_node_path_default().dirname(file), `.${external_node_path_default().basename(file)}.${tag}-${nonce}`);
-}
-/**
- * Puts `file` in place through a temporary name beside it: `make` creates the temporary
- * (a file, a symlink, a copy), then a rename replaces `file`, so readers see the old or
- * the new, never half of it. A failure leaves no temporary behind.
- */
-async function replaceAtomic(file, make) {
-    const tmp = tempBeside(file);
-    try {
-        await make(tmp);
-        await (0,promises_.rename)(tmp, file);
-    }
-    catch (error) {
-        await (0,promises_.rm)(tmp, { force: true });
-        throw error;
-    }
-}
-/** Writes `file` through a temporary file and a rename: readers see the old or the new. */
-async function writeFileAtomic(file, data, mode = 0o644) {
-    await replaceAtomic(file, (tmp) => (0,promises_.writeFile)(tmp, data, { mode }));
-}
-async function exists(file) {
-    try {
-        await (0,promises_.lstat)(file);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-function seconds(ms) {
-    return (ms / 1000).toFixed(1);
-}
-
 ;// CONCATENATED MODULE: ./src/iso/client-only.ts
 /**
  * The initramfs is built with the master's packages, so mkinitramfs runs the master's
@@ -88721,7 +88739,7 @@ async function decide(given, sysroot, reporter) {
  */
 async function prepareConfig(root, sysroot, dest, reporter, chosen = {}) {
     const src = external_node_path_default().join(root, CONFIG_DIR);
-    const st = await (0,promises_.lstat)(src).catch(() => undefined);
+    const st = await lstatOrUndefined(src);
     if (!st?.isDirectory()) {
         throw new DisklessError(`The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`);
     }
@@ -89258,7 +89276,7 @@ class LocalCache {
             const full = external_node_path_default().join(this.dir, name);
             if (name.startsWith(`.${KEY_PREFIX}`) && name.includes('.tmp-')) {
                 // A temporary file of a build that died: gone once it is clearly not in use.
-                const st = await (0,promises_.stat)(full).catch(() => undefined);
+                const st = await statOrUndefined(full);
                 if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS)
                     await (0,promises_.rm)(full, { force: true });
                 continue;
@@ -89268,8 +89286,8 @@ class LocalCache {
             const key = name.slice(0, -'.json'.length);
             if (!(await ownRecord(full, key)))
                 continue; // not this cache's
-            const used = (await (0,promises_.stat)(full).catch(() => undefined))?.mtimeMs ?? 0;
-            const bytes = (await (0,promises_.stat)(external_node_path_default().join(this.dir, `${key}.img`)).catch(() => undefined))?.size ?? 0;
+            const used = (await statOrUndefined(full))?.mtimeMs ?? 0;
+            const bytes = (await statOrUndefined(external_node_path_default().join(this.dir, `${key}.img`)))?.size ?? 0;
             entries.push({ key, used, bytes });
         }
         // Images without a record are leftovers of an interrupted save or removal.
@@ -89277,7 +89295,7 @@ class LocalCache {
             if (name.startsWith(KEY_PREFIX) &&
                 name.endsWith('.img') &&
                 !names.includes(`${name.slice(0, -4)}.json`)) {
-                const st = await (0,promises_.stat)(external_node_path_default().join(this.dir, name)).catch(() => undefined);
+                const st = await statOrUndefined(external_node_path_default().join(this.dir, name));
                 if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS)
                     await (0,promises_.rm)(external_node_path_default().join(this.dir, name), { force: true });
             }
@@ -89388,151 +89406,6 @@ function cacheKey(k) {
         `config\n${treeText(k.config)}`,
     ].join('\n\n'));
     return `diskless-initramfs-${k.kernel.version}-${digest}`;
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/tree.ts
-
-
-
-
-async function lstatOrUndefined(file) {
-    try {
-        return await (0,promises_.lstat)(file);
-    }
-    catch (error) {
-        if (error.code === 'ENOENT')
-            return undefined;
-        throw error;
-    }
-}
-/** Checks a path relative to a root: no absolute path, no `..`, no empty name. */
-function cleanRelative(rel) {
-    const trimmed = rel.replace(/^\/+/, '').replace(/\/+$/, '');
-    const norm = external_node_path_default().posix.normalize(trimmed);
-    if (norm === '.' || norm === '' || norm.startsWith('../') || norm === '..') {
-        throw new DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
-    }
-    return norm;
-}
-class ClientTree {
-    root;
-    previous;
-    /** Paths (relative, no leading /) the build wrote or removed after the copy. */
-    managed = new Set();
-    constructor(root, 
-    /** The previous release's root, for hard links to identical files; none in place. */
-    previous) {
-        this.root = root;
-        this.previous = previous;
-    }
-    abs(rel) {
-        return external_node_path_default().join(this.root, cleanRelative(rel));
-    }
-    async stat(rel) {
-        return lstatOrUndefined(this.abs(rel));
-    }
-    /**
-     * Makes sure every parent of `rel` is a real directory inside the root, creating
-     * missing ones (owner root, mode 755). A symlink on the way is refused: following it
-     * could write outside the client root (an absolute link points into the master).
-     */
-    async parents(clean) {
-        const parts = clean.split('/').slice(0, -1);
-        let sofar = '';
-        for (const part of parts) {
-            sofar = sofar ? `${sofar}/${part}` : part;
-            const st = await lstatOrUndefined(external_node_path_default().join(this.root, sofar));
-            if (st?.isDirectory())
-                continue;
-            if (st) {
-                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
-            }
-            await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
-            this.managed.add(sofar);
-        }
-    }
-    /** Makes `rel` a directory (and its parents); an existing directory is left as it is. */
-    async directory(rel, mode) {
-        const clean = cleanRelative(rel);
-        await this.parents(clean);
-        const file = external_node_path_default().join(this.root, clean);
-        const st = await lstatOrUndefined(file);
-        if (st?.isDirectory())
-            return;
-        if (st)
-            await (0,promises_.unlink)(file);
-        await (0,promises_.mkdir)(file, { mode });
-        await (0,promises_.chown)(file, 0, 0);
-        await (0,promises_.chmod)(file, mode);
-        this.managed.add(clean);
-    }
-    /** Replaces `rel` with a file holding `data` (never writes into the existing file). */
-    async writeFile(rel, data, attrs) {
-        const body = typeof data === 'string' ? Buffer.from(data) : data;
-        await this.replace(rel, 'a file', async (tmp, clean) => {
-            const same = await this.identicalInPrevious(clean, body, attrs);
-            if (same) {
-                await (0,promises_.link)(same, tmp);
-                return;
-            }
-            const handle = await (0,promises_.open)(tmp, 'wx', 0o600);
-            try {
-                await handle.writeFile(body);
-                await handle.chown(0, 0);
-                await handle.chmod(attrs.mode);
-                if (attrs.mtime)
-                    await handle.utimes(attrs.mtime, attrs.mtime);
-            }
-            finally {
-                await handle.close();
-            }
-        });
-    }
-    /** Replaces `rel` with a symlink to `target`. */
-    async symlink(rel, target) {
-        await this.replace(rel, 'a symlink', (tmp) => (0,promises_.symlink)(target, tmp));
-    }
-    /** Removes `rel` (a whole directory tree too); unlinking never touches other releases. */
-    async remove(rel) {
-        const clean = cleanRelative(rel);
-        const file = external_node_path_default().join(this.root, clean);
-        const st = await lstatOrUndefined(file);
-        if (!st)
-            return false;
-        await (0,promises_.rm)(file, { recursive: true, force: true });
-        this.managed.add(clean);
-        return true;
-    }
-    /**
-     * Replaces `rel` (`what`: a file, a symlink) with what `make` creates at a temporary
-     * name beside it, renamed over it: readers see the old or the new, never a mixture.
-     */
-    async replace(rel, what, make) {
-        const clean = cleanRelative(rel);
-        await this.parents(clean);
-        const file = external_node_path_default().join(this.root, clean);
-        if ((await lstatOrUndefined(file))?.isDirectory()) {
-            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
-        }
-        await replaceAtomic(file, (tmp) => make(tmp, clean));
-        this.managed.add(clean);
-    }
-    /** The previous release's file at `rel` when it has the same content and attributes. */
-    async identicalInPrevious(rel, body, attrs) {
-        if (!this.previous)
-            return undefined;
-        const old = external_node_path_default().join(this.previous, rel);
-        const st = await lstatOrUndefined(old);
-        if (!st?.isFile() ||
-            st.size !== body.length ||
-            (st.mode & 0o7777) !== attrs.mode ||
-            st.uid !== 0 ||
-            st.gid !== 0 ||
-            (attrs.mtime && Math.floor(st.mtimeMs / 1000) !== Math.floor(attrs.mtime.getTime() / 1000))) {
-            return undefined;
-        }
-        return (await (0,promises_.readFile)(old)).equals(body) ? old : undefined;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/secrets/key-stores.ts
@@ -91144,7 +91017,7 @@ async function readInitramfs(image, scratch) {
         ];
         for (const rel of confs) {
             const file = where.get(rel) ?? '';
-            if (!(await (0,promises_.stat)(file).catch(() => undefined))?.isFile())
+            if (!(await statOrUndefined(file))?.isFile())
                 continue;
             for (const [key, value] of assignments(await (0,promises_.readFile)(file, 'utf8'))) {
                 if (key === 'BOOT')
@@ -91375,7 +91248,7 @@ async function modulesList(dir) {
     for (const e of entries) {
         const full = external_node_path_default().join(e.parentPath, e.name);
         const rel = external_node_path_default().relative(dir, full);
-        const st = await (0,promises_.stat)(full).catch(() => undefined);
+        const st = await statOrUndefined(full);
         lines.push(`${rel}\0${e.isDirectory() ? 'd' : e.isSymbolicLink() ? 'l' : 'f'}\0${st ? st.mode.toString(8) : '-'}\0${st?.isFile() ? st.size : 0}`);
     }
     lines.sort();
@@ -91673,7 +91546,6 @@ async function buildIso(options, reporter) {
 
 
 
-
 const RELEASES = 'releases';
 const CURRENT = 'current';
 const PARTIAL = '.partial-';
@@ -91789,7 +91661,6 @@ const promoteInputs = defineInputs({
  * anything is written. A target this tool made carries a marker file, so a non-empty
  * directory without one (someone's data, a mistyped path) is never synced over.
  */
-
 
 
 
@@ -94663,6 +94534,141 @@ async function rollout(o, reporter, connect = (x) => connectProvider(x, reporter
     }
 }
 
+;// CONCATENATED MODULE: ./src/rootfs/tree.ts
+
+
+
+
+/** Checks a path relative to a root: no absolute path, no `..`, no empty name. */
+function cleanRelative(rel) {
+    const trimmed = rel.replace(/^\/+/, '').replace(/\/+$/, '');
+    const norm = external_node_path_default().posix.normalize(trimmed);
+    if (norm === '.' || norm === '' || norm.startsWith('../') || norm === '..') {
+        throw new DisklessError(`path ${JSON.stringify(rel)}: expected a path inside the client root`);
+    }
+    return norm;
+}
+class ClientTree {
+    root;
+    previous;
+    /** Paths (relative, no leading /) the build wrote or removed after the copy. */
+    managed = new Set();
+    constructor(root, 
+    /** The previous release's root, for hard links to identical files; none in place. */
+    previous) {
+        this.root = root;
+        this.previous = previous;
+    }
+    abs(rel) {
+        return external_node_path_default().join(this.root, cleanRelative(rel));
+    }
+    async stat(rel) {
+        return lstatOrUndefined(this.abs(rel));
+    }
+    /**
+     * Makes sure every parent of `rel` is a real directory inside the root, creating
+     * missing ones (owner root, mode 755). A symlink on the way is refused: following it
+     * could write outside the client root (an absolute link points into the master).
+     */
+    async parents(clean) {
+        const parts = clean.split('/').slice(0, -1);
+        let sofar = '';
+        for (const part of parts) {
+            sofar = sofar ? `${sofar}/${part}` : part;
+            const st = await lstatOrUndefined(external_node_path_default().join(this.root, sofar));
+            if (st?.isDirectory())
+                continue;
+            if (st) {
+                throw new DisklessError(`client root: /${sofar} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; expected a directory to hold /${clean}`);
+            }
+            await (0,promises_.mkdir)(external_node_path_default().join(this.root, sofar), { mode: 0o755 });
+            this.managed.add(sofar);
+        }
+    }
+    /** Makes `rel` a directory (and its parents); an existing directory is left as it is. */
+    async directory(rel, mode) {
+        const clean = cleanRelative(rel);
+        await this.parents(clean);
+        const file = external_node_path_default().join(this.root, clean);
+        const st = await lstatOrUndefined(file);
+        if (st?.isDirectory())
+            return;
+        if (st)
+            await (0,promises_.unlink)(file);
+        await (0,promises_.mkdir)(file, { mode });
+        await (0,promises_.chown)(file, 0, 0);
+        await (0,promises_.chmod)(file, mode);
+        this.managed.add(clean);
+    }
+    /** Replaces `rel` with a file holding `data` (never writes into the existing file). */
+    async writeFile(rel, data, attrs) {
+        const body = typeof data === 'string' ? Buffer.from(data) : data;
+        await this.replace(rel, 'a file', async (tmp, clean) => {
+            const same = await this.identicalInPrevious(clean, body, attrs);
+            if (same) {
+                await (0,promises_.link)(same, tmp);
+                return;
+            }
+            const handle = await (0,promises_.open)(tmp, 'wx', 0o600);
+            try {
+                await handle.writeFile(body);
+                await handle.chown(0, 0);
+                await handle.chmod(attrs.mode);
+                if (attrs.mtime)
+                    await handle.utimes(attrs.mtime, attrs.mtime);
+            }
+            finally {
+                await handle.close();
+            }
+        });
+    }
+    /** Replaces `rel` with a symlink to `target`. */
+    async symlink(rel, target) {
+        await this.replace(rel, 'a symlink', (tmp) => (0,promises_.symlink)(target, tmp));
+    }
+    /** Removes `rel` (a whole directory tree too); unlinking never touches other releases. */
+    async remove(rel) {
+        const clean = cleanRelative(rel);
+        const file = external_node_path_default().join(this.root, clean);
+        const st = await lstatOrUndefined(file);
+        if (!st)
+            return false;
+        await (0,promises_.rm)(file, { recursive: true, force: true });
+        this.managed.add(clean);
+        return true;
+    }
+    /**
+     * Replaces `rel` (`what`: a file, a symlink) with what `make` creates at a temporary
+     * name beside it, renamed over it: readers see the old or the new, never a mixture.
+     */
+    async replace(rel, what, make) {
+        const clean = cleanRelative(rel);
+        await this.parents(clean);
+        const file = external_node_path_default().join(this.root, clean);
+        if ((await lstatOrUndefined(file))?.isDirectory()) {
+            throw new DisklessError(`client root: /${clean} is a directory; expected ${what} there`);
+        }
+        await replaceAtomic(file, (tmp) => make(tmp, clean));
+        this.managed.add(clean);
+    }
+    /** The previous release's file at `rel` when it has the same content and attributes. */
+    async identicalInPrevious(rel, body, attrs) {
+        if (!this.previous)
+            return undefined;
+        const old = external_node_path_default().join(this.previous, rel);
+        const st = await lstatOrUndefined(old);
+        if (!st?.isFile() ||
+            st.size !== body.length ||
+            (st.mode & 0o7777) !== attrs.mode ||
+            st.uid !== 0 ||
+            st.gid !== 0 ||
+            (attrs.mtime && Math.floor(st.mtimeMs / 1000) !== Math.floor(attrs.mtime.getTime() / 1000))) {
+            return undefined;
+        }
+        return (await (0,promises_.readFile)(old)).equals(body) ? old : undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/rootfs/services.ts
 /**
  * Server-only services are masked in the client root, offline, with
@@ -94674,6 +94680,7 @@ async function rollout(o, reporter, connect = (x) => connectProvider(x, reporter
  * Without copy-usr the client root has an empty /usr, where Debian keeps its units: the
  * master's unit files are copied in for the systemctl calls and removed again.
  */
+
 
 
 
@@ -94962,16 +94969,6 @@ const buildRootfsInputs = defineInputs({
 
 const ACCOUNT_FILES = ['etc/passwd', 'etc/group', 'etc/shadow', 'etc/gshadow'];
 const LOCKED = '!';
-async function readOrUndefined(file) {
-    try {
-        return await (0,promises_.readFile)(file, 'utf8');
-    }
-    catch (error) {
-        if (error.code === 'ENOENT')
-            return undefined;
-        throw error;
-    }
-}
 /** UID_MIN/UID_MAX (GID_*) of the master's login.defs; Debian's defaults otherwise. */
 function range(defs, name) {
     const value = (key, fallback) => {
@@ -94991,7 +94988,7 @@ function lines(table) {
 }
 /** The account files as the client gets them, by path relative to the root. */
 async function clientAccounts(source, o) {
-    const read = async (rel) => readOrUndefined(external_node_path_default().join(source, rel));
+    const read = async (rel) => readTextIfExists(external_node_path_default().join(source, rel));
     const [passwd, group, shadow, gshadow, defs] = await Promise.all([
         ...ACCOUNT_FILES.map(read),
         read('etc/login.defs'),
@@ -95114,6 +95111,7 @@ async function installBootHostKeys(tree) {
  * once and kept in the state directory so that clients keep their identity across
  * nightly rebuilds.
  */
+
 
 
 
@@ -95365,7 +95363,6 @@ async function withoutShippedFiles(hits, source, fileOf) {
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/live-scan.ts
-
 
 
 
@@ -95912,14 +95909,6 @@ WantedBy=local-fs.target
 `;
 /** Subtrees whose directories are not carried over (their top directory is). */
 const SKIP_BELOW = ['tmp', 'lib/docker', 'lib/containers', 'lib/diskless', 'cache/diskless'];
-async function readOptional(file) {
-    try {
-        return await (0,promises_.readFile)(file, 'utf8');
-    }
-    catch {
-        return '';
-    }
-}
 /** The users and groups of a root (its etc/passwd and etc/group). */
 async function readAccounts(root) {
     const a = {
@@ -95928,7 +95917,7 @@ async function readAccounts(root) {
         userNames: new Map(),
         groupNames: new Map(),
     };
-    for (const line of (await readOptional(external_node_path_default().join(root, 'etc/passwd'))).split('\n')) {
+    for (const line of ((await readTextIfExists(external_node_path_default().join(root, 'etc/passwd'))) ?? '').split('\n')) {
         const [name, , uid, gid] = line.split(':');
         if (!name || uid === undefined || gid === undefined)
             continue;
@@ -95936,7 +95925,7 @@ async function readAccounts(root) {
         if (!a.userNames.has(Number(uid)))
             a.userNames.set(Number(uid), name);
     }
-    for (const line of (await readOptional(external_node_path_default().join(root, 'etc/group'))).split('\n')) {
+    for (const line of ((await readTextIfExists(external_node_path_default().join(root, 'etc/group'))) ?? '').split('\n')) {
         const [name, , gid] = line.split(':');
         if (!name || gid === undefined)
             continue;
@@ -95948,7 +95937,7 @@ async function readAccounts(root) {
 }
 /** Directories and symlinks under `varDir`, without files or other filesystems. */
 async function scanVar(varDir) {
-    const top = await (0,promises_.lstat)(varDir).catch(() => undefined);
+    const top = await lstatOrUndefined(varDir);
     if (!top?.isDirectory())
         return [];
     const dev = top.dev;
@@ -95975,7 +95964,7 @@ async function scanVar(varDir) {
             const childRel = rel ? `${rel}/${name}` : name;
             if (name === 'lost+found')
                 continue;
-            const st = await (0,promises_.lstat)(external_node_path_default().join(varDir, childRel)).catch(() => undefined);
+            const st = await lstatOrUndefined(external_node_path_default().join(varDir, childRel));
             if (!st)
                 continue;
             const base = { rel: childRel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
@@ -101256,6 +101245,7 @@ function isUpload(parts) {
 
 
 
+
 const ISO_EXT = /\.(iso|img)$/i;
 /** Proxmox's normalize_content_filename: the base name, odd characters made `_`. */
 function normalizeFilename(name) {
@@ -101313,7 +101303,7 @@ class Storages {
         for (const name of (await (0,promises_.readdir)(dir)).sort()) {
             if (!ISO_EXT.test(name))
                 continue;
-            const st = await (0,promises_.stat)(external_node_path_default().join(dir, name)).catch(() => undefined);
+            const st = await statOrUndefined(external_node_path_default().join(dir, name));
             if (!st?.isFile())
                 continue;
             out.push({
@@ -101342,7 +101332,7 @@ class Storages {
     /** The size of an existing ISO volume, or 500 `volume '…' does not exist`. */
     async volumeSize(volid, node) {
         const v = this.volumePath(volid, node);
-        const st = v && (await (0,promises_.stat)(v.file).catch(() => undefined));
+        const st = v && (await statOrUndefined(v.file));
         if (!st?.isFile())
             throw failure(`volume '${volid}' does not exist`);
         return st.size;
@@ -101372,7 +101362,7 @@ class Storages {
         const v = this.volumePath(volid, node);
         if (!v)
             return false;
-        const st = await (0,promises_.stat)(v.file).catch(() => undefined);
+        const st = await statOrUndefined(v.file);
         if (!st)
             return false;
         await (0,promises_.rm)(v.file, { force: true });
@@ -102554,6 +102544,7 @@ function mask(text, masks) {
 
 
 
+
 /** The runner's variable name for an input: upper-cased, spaces to _, hyphens kept. */
 function inputVariable(name) {
     return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
@@ -102568,13 +102559,9 @@ function baseEnv() {
     }
     return env;
 }
+/** A file command file the action may not have written. */
 async function readIfExists(file) {
-    try {
-        return await (0,promises_.readFile)(file, 'utf8');
-    }
-    catch {
-        return '';
-    }
+    return (await readTextIfExists(file)) ?? '';
 }
 function spawnNode(p) {
     return new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@
  * master) unless `exports` maps it elsewhere; the root is served from `root`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { extractFromIso, listIso } from '../iso/check.js';
@@ -20,6 +20,7 @@ import { startNfsServer, type NfsExport } from './nfs.js';
 import type { Processes } from './processes.js';
 import { FIRMWARE_NAMES, OVMF_VARS, qemuArgs, type Firmware } from './qemu.js';
 import { readLog, reportLines, tail, watchSerial, type BootUntil } from './serial.js';
+import { statOrUndefined } from '../files.js';
 
 export interface BootRun {
   iso: string;
@@ -51,7 +52,7 @@ export interface IsoBoot {
 
 /** Which firmware the ISO boots on and the NFS root its menus mount. */
 export async function readIsoBoot(iso: string, scratch: string): Promise<IsoBoot> {
-  if (!(await stat(iso).catch(() => undefined))?.isFile()) {
+  if (!(await statOrUndefined(iso))?.isFile()) {
     throw new DisklessError(`${iso}: no such file (expected the ISO from build-iso)`);
   }
   // The listing first: a missing xorriso or an unreadable ISO fails here, with its reason.

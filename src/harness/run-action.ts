@@ -7,12 +7,13 @@
  * `diskless action` use it on the committed dist bundles.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readActionYml, type ActionDefinition } from './action-yml.js';
 import { parseFileCommands } from './file-commands.js';
 import { readCommands, type Annotation } from './workflow-commands.js';
+import { readTextIfExists } from '../files.js';
 
 export interface RunActionOptions {
   /** The action's directory (holding action.yml). */
@@ -72,12 +73,9 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
+/** A file command file the action may not have written. */
 async function readIfExists(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch {
-    return '';
-  }
+  return (await readTextIfExists(file)) ?? '';
 }
 
 interface Phase {

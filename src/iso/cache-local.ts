@@ -16,7 +16,13 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'no
 import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Reporter } from '../report.js';
-import { replaceAtomic, sha256File, tempBeside, writeFileAtomic } from '../files.js';
+import {
+  replaceAtomic,
+  sha256File,
+  statOrUndefined,
+  tempBeside,
+  writeFileAtomic,
+} from '../files.js';
 
 export interface EntryMeta {
   key: string;
@@ -135,16 +141,15 @@ export class LocalCache implements InitramfsCache {
       const full = path.join(this.dir, name);
       if (name.startsWith(`.${KEY_PREFIX}`) && name.includes('.tmp-')) {
         // A temporary file of a build that died: gone once it is clearly not in use.
-        const st = await stat(full).catch(() => undefined);
+        const st = await statOrUndefined(full);
         if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS) await rm(full, { force: true });
         continue;
       }
       if (!name.endsWith('.json')) continue;
       const key = name.slice(0, -'.json'.length);
       if (!(await ownRecord(full, key))) continue; // not this cache's
-      const used = (await stat(full).catch(() => undefined))?.mtimeMs ?? 0;
-      const bytes =
-        (await stat(path.join(this.dir, `${key}.img`)).catch(() => undefined))?.size ?? 0;
+      const used = (await statOrUndefined(full))?.mtimeMs ?? 0;
+      const bytes = (await statOrUndefined(path.join(this.dir, `${key}.img`)))?.size ?? 0;
       entries.push({ key, used, bytes });
     }
     // Images without a record are leftovers of an interrupted save or removal.
@@ -154,7 +159,7 @@ export class LocalCache implements InitramfsCache {
         name.endsWith('.img') &&
         !names.includes(`${name.slice(0, -4)}.json`)
       ) {
-        const st = await stat(path.join(this.dir, name)).catch(() => undefined);
+        const st = await statOrUndefined(path.join(this.dir, name));
         if (st && now - st.mtimeMs > TEMP_MAX_AGE_MS)
           await rm(path.join(this.dir, name), { force: true });
       }

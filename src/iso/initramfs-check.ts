@@ -6,10 +6,10 @@
  * saying BOOT=nfs, and each required kernel module (a file in the image, or built into
  * the kernel as the image's modules.builtin says). A failure names every missing piece.
  */
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { exists } from '../files.js';
+import { exists, statOrUndefined } from '../files.js';
 import { run } from '../process/run.js';
 import { assignments, type PreparedConfig } from './initramfs.js';
 import { requiredModules } from './modules.js';
@@ -80,7 +80,7 @@ export async function readInitramfs(image: string, scratch: string): Promise<Ini
     ];
     for (const rel of confs) {
       const file = where.get(rel) ?? '';
-      if (!(await stat(file).catch(() => undefined))?.isFile()) continue;
+      if (!(await statOrUndefined(file))?.isFile()) continue;
       for (const [key, value] of assignments(await readFile(file, 'utf8'))) {
         if (key === 'BOOT') boot = value;
       }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { run } from '../process/run.js';
 import type { Reporter } from '../report.js';
-import { exists, sha256 } from '../files.js';
+import { exists, lstatOrUndefined, sha256 } from '../files.js';
 import { disableMasterOnlyFeatures } from './client-only.js';
 
 export const CONFIG_DIR = 'etc/initramfs-tools';
@@ -115,7 +115,7 @@ export async function prepareConfig(
   chosen: Partial<Pick<Settings, 'MODULES' | 'COMPRESS'>> = {},
 ): Promise<PreparedConfig> {
   const src = path.join(root, CONFIG_DIR);
-  const st = await lstat(src).catch(() => undefined);
+  const st = await lstatOrUndefined(src);
   if (!st?.isDirectory()) {
     throw new DisklessError(
       `The client root ${root} has no ${CONFIG_DIR} directory; build-rootfs copies it from the master (install initramfs-tools there) or the template provides it`,

@@ -8,7 +8,7 @@
 import { open, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError, inputError } from '../errors.js';
-import { sha256, sha256File } from '../files.js';
+import { sha256, sha256File, statOrUndefined } from '../files.js';
 
 export interface Kernel {
   /** The image on the host (inside the sysroot). */
@@ -153,7 +153,7 @@ async function modulesList(dir: string): Promise<{ digest: string; count: number
   for (const e of entries) {
     const full = path.join(e.parentPath, e.name);
     const rel = path.relative(dir, full);
-    const st = await stat(full).catch(() => undefined);
+    const st = await statOrUndefined(full);
     lines.push(
       `${rel}\0${e.isDirectory() ? 'd' : e.isSymbolicLink() ? 'l' : 'f'}\0${st ? st.mode.toString(8) : '-'}\0${st?.isFile() ? st.size : 0}`,
     );

@@ -10,9 +10,8 @@
 import { readdir, readFile, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { replaceAtomic, writeFileAtomic } from '../files.js';
+import { lstatOrUndefined, replaceAtomic, writeFileAtomic } from '../files.js';
 import type { Reporter } from '../report.js';
-import { lstatOrUndefined } from '../rootfs/tree.js';
 
 export const RELEASES = 'releases';
 export const CURRENT = 'current';

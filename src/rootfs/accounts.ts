@@ -9,24 +9,15 @@
  *     left-out users are dropped from the member lists of the groups that stay.
  * Computed before the copy (it is part of the build's fingerprint), written after it.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import type { ClientTree } from './tree.js';
+import { readTextIfExists } from '../files.js';
 
 export const ACCOUNT_FILES = ['etc/passwd', 'etc/group', 'etc/shadow', 'etc/gshadow'] as const;
 type AccountFile = (typeof ACCOUNT_FILES)[number];
 
 const LOCKED = '!';
-
-async function readOrUndefined(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
 
 /** UID_MIN/UID_MAX (GID_*) of the master's login.defs; Debian's defaults otherwise. */
 function range(defs: string, name: 'UID' | 'GID'): [number, number] {
@@ -53,7 +44,7 @@ export async function clientAccounts(
   source: string,
   o: { clientUsers: readonly string[]; keepPasswordHashes: readonly string[] },
 ): Promise<Map<AccountFile, string>> {
-  const read = async (rel: string) => readOrUndefined(path.join(source, rel));
+  const read = async (rel: string) => readTextIfExists(path.join(source, rel));
   const [passwd, group, shadow, gshadow, defs] = await Promise.all([
     ...ACCOUNT_FILES.map(read),
     read('etc/login.defs'),

@@ -21,7 +21,7 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DisklessError, inputError } from '../errors.js';
-import { sha256 } from '../files.js';
+import { lstatOrUndefined, sha256 } from '../files.js';
 import { deferredReporter, humanBytes, type Reporter, type StepReport } from '../report.js';
 import { clientAccounts, writeAccounts } from './accounts.js';
 import { BOOT_KEYS_UNIT, installBootHostKeys } from './boot-host-keys.js';
@@ -69,7 +69,7 @@ import { CLIENT_KEY_PATHS, clientKeys, scrub } from './scrub.js';
 import { withoutShippedFiles } from '../secrets/packaged.js';
 import { assertNoSecrets, scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
 import { configureServices } from './services.js';
-import { ClientTree, lstatOrUndefined } from './tree.js';
+import { ClientTree } from './tree.js';
 import { buildSkeleton, POPULATE_UNIT, POPULATE_UNIT_TEXT, SKELETON } from './var-skeleton.js';
 
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */

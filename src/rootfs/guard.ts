@@ -6,9 +6,8 @@
 import { lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError, inputError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { lstatOrUndefined, writeFileAtomic } from '../files.js';
 import { CURRENT } from '../releases/layout.js';
-import { lstatOrUndefined } from './tree.js';
 
 export type Layout = 'versioned' | 'in-place';
 

@@ -15,12 +15,11 @@
 import type { Stats } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256, writeFileAtomic } from '../files.js';
+import { lstatOrUndefined, sha256, writeFileAtomic } from '../files.js';
 import { run } from '../process/run.js';
 import { humanBytes, type Reporter } from '../report.js';
 import { withoutShippedFiles } from '../secrets/packaged.js';
 import { scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
-import { lstatOrUndefined } from './tree.js';
 
 function signature(st: Stats): string {
   return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;

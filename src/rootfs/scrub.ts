@@ -11,7 +11,8 @@ import path from 'node:path';
 import type { Reporter } from '../report.js';
 import { KEY_STORES } from '../secrets/key-stores.js';
 import { run } from '../process/run.js';
-import { lstatOrUndefined, type ClientTree } from './tree.js';
+import { type ClientTree } from './tree.js';
+import { lstatOrUndefined } from '../files.js';
 
 /** rsync exclude patterns for the master's secrets and identity. */
 export const SECRET_EXCLUDES: readonly string[] = [

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { DisklessError, inputError } from '../errors.js';
 import type { Reporter } from '../report.js';
 import { run } from '../process/run.js';
-import { lstatOrUndefined, type ClientTree } from './tree.js';
+import { type ClientTree } from './tree.js';
+import { lstatOrUndefined } from '../files.js';
 
 /** Masked when the client root has them; `mask-services` adds to this list. */
 export const DEFAULT_MASKS: readonly string[] = [

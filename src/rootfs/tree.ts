@@ -11,36 +11,16 @@
  * those paths to the build, not to the master.
  */
 import type { Stats } from 'node:fs';
-import {
-  chmod,
-  chown,
-  link,
-  lstat,
-  mkdir,
-  open,
-  readFile,
-  rm,
-  symlink,
-  unlink,
-} from 'node:fs/promises';
+import { chmod, chown, link, mkdir, open, readFile, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { replaceAtomic } from '../files.js';
+import { lstatOrUndefined, replaceAtomic } from '../files.js';
 
 /** What the build gives a file it writes; the owner is always root. */
 export interface FileAttrs {
   mode: number;
   /** Modification time; the time of writing when omitted. */
   mtime?: Date;
-}
-
-export async function lstatOrUndefined(file: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }
 
 /** Checks a path relative to a root: no absolute path, no `..`, no empty name. */

@@ -8,10 +8,10 @@
  * The archive is written here (GNU tar format, read by the client's GNU tar) so it is
  * byte-for-byte the same for the same skeleton: an unchanged /var costs nothing.
  */
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError, inputError } from '../errors.js';
-import { sha256 } from '../files.js';
+import { lstatOrUndefined, readTextIfExists, sha256 } from '../files.js';
 
 export const SKELETON = 'etc/diskless/var-skel.tar';
 export const POPULATE_UNIT = 'diskless-populate-var.service';
@@ -54,14 +54,6 @@ export interface Accounts {
   groupNames: Map<number, string>;
 }
 
-async function readOptional(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 /** The users and groups of a root (its etc/passwd and etc/group). */
 export async function readAccounts(root: string): Promise<Accounts> {
   const a: Accounts = {
@@ -70,13 +62,13 @@ export async function readAccounts(root: string): Promise<Accounts> {
     userNames: new Map(),
     groupNames: new Map(),
   };
-  for (const line of (await readOptional(path.join(root, 'etc/passwd'))).split('\n')) {
+  for (const line of ((await readTextIfExists(path.join(root, 'etc/passwd'))) ?? '').split('\n')) {
     const [name, , uid, gid] = line.split(':');
     if (!name || uid === undefined || gid === undefined) continue;
     a.users.set(name, { uid: Number(uid), gid: Number(gid) });
     if (!a.userNames.has(Number(uid))) a.userNames.set(Number(uid), name);
   }
-  for (const line of (await readOptional(path.join(root, 'etc/group'))).split('\n')) {
+  for (const line of ((await readTextIfExists(path.join(root, 'etc/group'))) ?? '').split('\n')) {
     const [name, , gid] = line.split(':');
     if (!name || gid === undefined) continue;
     a.groups.set(name, Number(gid));
@@ -87,7 +79,7 @@ export async function readAccounts(root: string): Promise<Accounts> {
 
 /** Directories and symlinks under `varDir`, without files or other filesystems. */
 async function scanVar(varDir: string): Promise<SkeletonEntry[]> {
-  const top = await lstat(varDir).catch(() => undefined);
+  const top = await lstatOrUndefined(varDir);
   if (!top?.isDirectory()) return [];
   const dev = top.dev;
   const skipped = new Set(SKIP_BELOW);
@@ -110,7 +102,7 @@ async function scanVar(varDir: string): Promise<SkeletonEntry[]> {
     for (const name of names) {
       const childRel = rel ? `${rel}/${name}` : name;
       if (name === 'lost+found') continue;
-      const st = await lstat(path.join(varDir, childRel)).catch(() => undefined);
+      const st = await lstatOrUndefined(path.join(varDir, childRel));
       if (!st) continue;
       const base = { rel: childRel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
       if (st.isSymbolicLink()) {

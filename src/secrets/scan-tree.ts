@@ -13,10 +13,10 @@ import { lstatSync, type Stats } from 'node:fs';
 import { readdir, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { lstatOrUndefined } from '../rootfs/tree.js';
 import { KEY_STORES } from './key-stores.js';
 import { scanFile } from './scan-file.js';
 import { TokenScanner } from './token-rules.js';
+import { lstatOrUndefined } from '../files.js';
 
 /** Files read at the same time. */
 const PARALLEL_READS = 8;

@@ -4,10 +4,11 @@
  * content list, a volume's info and existence, the upload's last step (the copy into
  * place) and deletion (proxmox-api.md section 3).
  */
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { failure, paramError } from './pve-error.js';
 import type { PveStorage } from './options.js';
+import { statOrUndefined } from '../../files.js';
 
 const ISO_EXT = /\.(iso|img)$/i;
 
@@ -79,7 +80,7 @@ export class Storages {
     const out: IsoFile[] = [];
     for (const name of (await readdir(dir)).sort()) {
       if (!ISO_EXT.test(name)) continue;
-      const st = await stat(path.join(dir, name)).catch(() => undefined);
+      const st = await statOrUndefined(path.join(dir, name));
       if (!st?.isFile()) continue;
       out.push({
         volid: `${id}:iso/${name}`,
@@ -111,7 +112,7 @@ export class Storages {
   /** The size of an existing ISO volume, or 500 `volume '…' does not exist`. */
   async volumeSize(volid: string, node: string): Promise<number> {
     const v = this.volumePath(volid, node);
-    const st = v && (await stat(v.file).catch(() => undefined));
+    const st = v && (await statOrUndefined(v.file));
     if (!st?.isFile()) throw failure(`volume '${volid}' does not exist`);
     return st.size;
   }
@@ -140,7 +141,7 @@ export class Storages {
   async remove(volid: string, node: string): Promise<boolean> {
     const v = this.volumePath(volid, node);
     if (!v) return false;
-    const st = await stat(v.file).catch(() => undefined);
+    const st = await statOrUndefined(v.file);
     if (!st) return false;
     await rm(v.file, { force: true });
     return true;
