@@ -92149,13 +92149,13 @@ var external_node_stream_ = __nccwpck_require__(7075);
  * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
  * server's one-line description.
  */
-class ApiError extends DisklessError {
+class DriveApiError extends DisklessError {
     status;
     type;
     detail;
     request;
     retryAfterMs;
-    name = 'ApiError';
+    name = 'DriveApiError';
     constructor(status, type, detail, request, retryAfterMs) {
         super(`${request}: HTTP ${status}${type ? ` ${type}` : ''}${detail ? `: ${detail}` : ''}`);
         this.status = status;
@@ -92180,7 +92180,7 @@ class NetworkError extends DisklessError {
 function isTransient(error) {
     if (error instanceof NetworkError)
         return true;
-    if (error instanceof ApiError) {
+    if (error instanceof DriveApiError) {
         return error.status >= 500 || error.status === 429 || error.status === 409;
     }
     return false;
@@ -92466,7 +92466,7 @@ const defaultRetryPolicy = {
     maxRetryAfterMs: 60_000,
 };
 function backoffDelay(policy, attempt, error, random = Math.random) {
-    const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
+    const retryAfter = error instanceof DriveApiError ? error.retryAfterMs : undefined;
     const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
     const jittered = Math.round(random() * ceiling);
     if (retryAfter === undefined)
@@ -93125,7 +93125,7 @@ class DriveApi {
         return this.pool.close();
     }
     /**
-     * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
+     * One HTTP exchange; errors become DriveApiError or NetworkError. A successful answer's
      * body goes to `consume` (default: collected into one Buffer), so a large read can be
      * hashed as it streams in instead of being held whole.
      */
@@ -93168,7 +93168,7 @@ class DriveApi {
             const header = res.headers['x-elastic-error'];
             const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
             const retryAfter = res.headers['retry-after'];
-            throw new ApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+            throw new DriveApiError(res.statusCode, type, text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '', what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
         }
         try {
             return await consume(res.body);
@@ -93288,7 +93288,7 @@ class DriveApi {
 
 /** Turns the API's refusals of our credentials into a message that names the user, never the key. */
 function explainApiError(error, api) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+    if (error instanceof DriveApiError && (error.status === 401 || error.status === 403)) {
         return new DisklessError(`The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`);
     }
     if (error instanceof NetworkError) {
@@ -93302,7 +93302,7 @@ async function findTarget(api, want) {
             return { kind: 'existing', drive: await api.info(want.uuid) };
         }
         catch (error) {
-            if (error instanceof ApiError &&
+            if (error instanceof DriveApiError &&
                 (error.status === 404 ||
                     (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))) {
                 throw new DisklessError(`Input "drive-uuid": got "${want.uuid}"; expected a drive of user ${api.user} at ${api.url.href}, and there is none with that UUID`);
@@ -93764,7 +93764,7 @@ function driveArtifact(d) {
     };
 }
 function notFound(error) {
-    return (error instanceof ApiError &&
+    return (error instanceof DriveApiError &&
         (error.status === 404 ||
             (error.status === 400 && /not be found|missing/i.test(error.detail + error.type))));
 }
@@ -96989,7 +96989,7 @@ async function sendChunks(t, indexes) {
                     length,
                 };
                 await withRetry(() => write(offset, body), t.policy, (error, attempt, delay) => {
-                    if (error instanceof ApiError && error.status === 409)
+                    if (error instanceof DriveApiError && error.status === 409)
                         oneByOne();
                     t.stats.retries++;
                     t.onRetry(index, error, attempt, delay);
@@ -97013,7 +97013,7 @@ async function sendChunks(t, indexes) {
     }
     if (failure) {
         const { index, error } = failure;
-        if (!(error instanceof ApiError || error instanceof NetworkError))
+        if (!(error instanceof DriveApiError || error instanceof NetworkError))
             throw error;
         const how = isTransient(error)
             ? `after ${t.policy.attempts} attempts`
@@ -97508,7 +97508,7 @@ async function standby_copy(s, dest, source) {
             await s.api.image(dest.uuid, source.uuid);
         }
         catch (error) {
-            if (!(error instanceof ApiError) || error.status === 401 || error.status === 403)
+            if (!(error instanceof DriveApiError) || error.status === 401 || error.status === 403)
                 throw error;
             s.reporter.warning(`the server-side copy of drive ${source.uuid} onto ${dest.uuid} was refused (${errorMessage(error)}): sending every chunk instead`);
             return undefined;
@@ -98539,7 +98539,7 @@ const STATUS = {
     system: 500,
     full: 507,
 };
-class api_error_ApiError extends Error {
+class EmulatorApiError extends Error {
     type;
     headers;
     status;
@@ -98554,7 +98554,7 @@ class api_error_ApiError extends Error {
 }
 /** A drive or server that is not there (or another account's), in the service's words. */
 function api_error_notFound(object, uuid) {
-    const error = new api_error_ApiError('missing', `${object} ${uuid} could not be found. Please re-validate your entry.`);
+    const error = new EmulatorApiError('missing', `${object} ${uuid} could not be found. Please re-validate your entry.`);
     error.notFound = true;
     return error;
 }
@@ -98673,20 +98673,20 @@ function parseDriveSize(raw) {
     // The API documents whole numbers with an optional suffix: no decimals.
     const bytes = raw.includes('.') ? NaN : (parseByteSize(raw.trim()) ?? NaN);
     if (!(bytes >= 1 && bytes <= MAX_DRIVE_BYTES)) {
-        throw new api_error_ApiError('usage', `Invalid size ${JSON.stringify(raw)}: expected 1 to ${MAX_DRIVE_BYTES} bytes, optionally with a k, M, G or T suffix`);
+        throw new EmulatorApiError('usage', `Invalid size ${JSON.stringify(raw)}: expected 1 to ${MAX_DRIVE_BYTES} bytes, optionally with a k, M, G or T suffix`);
     }
     return bytes;
 }
 function one(key, value) {
     if (Array.isArray(value))
-        throw new api_error_ApiError('usage', `Field ${key} takes one value, not a list`);
+        throw new EmulatorApiError('usage', `Field ${key} takes one value, not a list`);
     return value;
 }
 /** One value out of `choices`, else a usage error naming the field and the choices. */
 function oneOf(key, value, choices) {
     const v = one(key, value);
     if (!choices.includes(v)) {
-        throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(v)}: expected ${choices.join(' or ')}`);
+        throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(v)}: expected ${choices.join(' or ')}`);
     }
     return v;
 }
@@ -98702,13 +98702,13 @@ function parseChanges(fields, mode) {
             continue;
         }
         if (mode === 'set' && CREATE_ONLY.has(key)) {
-            throw new api_error_ApiError('usage', `Field ${key} can only be given when the drive is created`);
+            throw new EmulatorApiError('usage', `Field ${key} can only be given when the drive is created`);
         }
         switch (key) {
             case 'name': {
                 const name = one(key, value);
                 if (name.trim() === '')
-                    throw new api_error_ApiError('usage', 'Field name must not be empty');
+                    throw new EmulatorApiError('usage', 'Field name must not be empty');
                 changes.name = name;
                 break;
             }
@@ -98722,7 +98722,7 @@ function parseChanges(fields, mode) {
                 const readers = many(value);
                 const bad = readers.find((r) => !UUID_PATTERN.test(r));
                 if (bad !== undefined) {
-                    throw new api_error_ApiError('usage', `Invalid reader ${JSON.stringify(bad)}: expected user UUIDs`);
+                    throw new EmulatorApiError('usage', `Invalid reader ${JSON.stringify(bad)}: expected user UUIDs`);
                 }
                 changes.readers = readers.map((r) => r.toLowerCase());
                 break;
@@ -98736,7 +98736,7 @@ function parseChanges(fields, mode) {
             case 'tier': {
                 const tier = one(key, value);
                 if (!/^[a-z][a-z0-9-]*$/.test(tier)) {
-                    throw new api_error_ApiError('usage', `Invalid tier ${JSON.stringify(tier)}: expected a tier name such as disk`);
+                    throw new EmulatorApiError('usage', `Invalid tier ${JSON.stringify(tier)}: expected a tier name such as disk`);
                 }
                 changes.tier = tier;
                 break;
@@ -98745,14 +98745,14 @@ function parseChanges(fields, mode) {
                 // Placement hint for other hardware: meaningless on one emulator, accepted.
                 break;
             default:
-                throw new api_error_ApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for drives/${mode}`);
+                throw new EmulatorApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for drives/${mode}`);
         }
     }
     if (mode === 'create') {
         if (changes.name === undefined)
-            throw new api_error_ApiError('usage', 'Field name is required');
+            throw new EmulatorApiError('usage', 'Field name is required');
         if (changes.size === undefined)
-            throw new api_error_ApiError('usage', 'Field size is required');
+            throw new EmulatorApiError('usage', 'Field size is required');
     }
     return changes;
 }
@@ -98804,9 +98804,9 @@ function driveInfo(meta, use = { claimed: [] }, quirks = {}) {
 function ioError(error, what) {
     const code = error.code;
     if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') {
-        return new api_error_ApiError('full', `No space left to ${what}`);
+        return new EmulatorApiError('full', `No space left to ${what}`);
     }
-    return new api_error_ApiError('failed', `Could not ${what}: ${code ?? 'I/O error'}`);
+    return new EmulatorApiError('failed', `Could not ${what}: ${code ?? 'I/O error'}`);
 }
 class DriveStore {
     dir;
@@ -98934,7 +98934,7 @@ class DriveStore {
      */
     checkRange(e, offset, length, verb) {
         if (offset + length > e.meta.size) {
-            throw new api_error_ApiError('usage', `Cannot ${verb} ${length} bytes at offset ${offset}: drive ${e.meta.drive} has ${e.meta.size} bytes`);
+            throw new EmulatorApiError('usage', `Cannot ${verb} ${length} bytes at offset ${offset}: drive ${e.meta.drive} has ${e.meta.size} bytes`);
         }
     }
     async read(user, uuid, offset, length) {
@@ -98993,7 +98993,7 @@ class DriveStore {
         return {
             write: async (data) => {
                 if (written + data.length > length) {
-                    throw new api_error_ApiError('usage', `Write refused: more than the ${length} bytes announced`);
+                    throw new EmulatorApiError('usage', `Write refused: more than the ${length} bytes announced`);
                 }
                 try {
                     for (let done = 0; done < data.length;) {
@@ -99112,15 +99112,15 @@ class Imaging {
         const to = this.drives.get(user, dest);
         const from = this.drives.get(user, source);
         if (to.drive === from.drive) {
-            throw new api_error_ApiError('usage', `Cannot image drive ${to.drive} onto itself`);
+            throw new EmulatorApiError('usage', `Cannot image drive ${to.drive} onto itself`);
         }
         for (const d of [to, from]) {
             if (this.busy(d.drive)) {
-                throw new api_error_ApiError('busy', `Drive ${d.drive} is being imaged: wait until it is done`);
+                throw new EmulatorApiError('busy', `Drive ${d.drive} is being imaged: wait until it is done`);
             }
         }
         if (conversion === 'none' && from.size > to.size) {
-            throw new api_error_ApiError('usage', `Cannot image drive ${from.drive} (${from.size} bytes) onto drive ${to.drive} (${to.size} bytes): it does not fit`);
+            throw new EmulatorApiError('usage', `Cannot image drive ${from.drive} (${from.size} bytes) onto drive ${to.drive} (${to.size} bytes): it does not fit`);
         }
         this.jobs.push({
             user,
@@ -99321,11 +99321,11 @@ function routeRequest(method, url) {
         route = undefined; // malformed %-escapes
     }
     if (!route) {
-        throw new api_error_ApiError('missing', `No API call ${pathname} (drives and servers are emulated)`);
+        throw new EmulatorApiError('missing', `No API call ${pathname} (drives and servers are emulated)`);
     }
     const allowed = READS.has(route.endpoint) ? ['GET', 'POST'] : ['POST'];
     if (!allowed.includes(method)) {
-        throw new api_error_ApiError('method', `Method ${method} not allowed on ${pathname}: use ${allowed.join(' or ')}`, 405, {
+        throw new EmulatorApiError('method', `Method ${method} not allowed on ${pathname}: use ${allowed.join(' or ')}`, 405, {
             allow: allowed.join(', '),
         });
     }
@@ -99352,7 +99352,7 @@ function wholeNumber(min, max, unit) {
     return (key, value) => {
         const n = /^\d+$/.test(value) ? Number(value) : NaN;
         if (!(n >= min && n <= max)) {
-            throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${min} to ${max} ${unit}`);
+            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${min} to ${max} ${unit}`);
         }
         return String(n);
     };
@@ -99360,7 +99360,7 @@ function wholeNumber(min, max, unit) {
 function server_fields_choice(...choices) {
     return (key, value) => {
         if (!choices.includes(value)) {
-            throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${choices.join(' or ')}`);
+            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${choices.join(' or ')}`);
         }
         return value;
     };
@@ -99375,7 +99375,7 @@ const CHECKS = {
     boot: (key, value) => {
         const bad = value.split(' ').find((d) => !DEVICE_PATTERN.test(d));
         if (bad !== undefined) {
-            throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(bad)}: expected device ids such as ide:0:0 or block:0`);
+            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(bad)}: expected device ids such as ide:0:0 or block:0`);
         }
         return value;
     },
@@ -99395,7 +99395,7 @@ const CHECKS = {
 };
 function ipv4(key, value) {
     if (!IPV4.test(value)) {
-        throw new api_error_ApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected auto or an IPv4 address`);
+        throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected auto or an IPv4 address`);
     }
     return value;
 }
@@ -99403,7 +99403,7 @@ function checkOf(key) {
     if (DEVICE_PATTERN.test(key)) {
         return (k, value) => {
             if (!UUID_PATTERN.test(value)) {
-                throw new api_error_ApiError('usage', `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`);
+                throw new EmulatorApiError('usage', `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`);
             }
             return value.toLowerCase();
         };
@@ -99423,15 +99423,15 @@ function parseServerChanges(fields, mode) {
     for (const [key, raw] of fields) {
         const check = checkOf(key);
         if (!check) {
-            throw new api_error_ApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`);
+            throw new EmulatorApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`);
         }
         if (Array.isArray(raw) && !LISTS.has(key)) {
-            throw new api_error_ApiError('usage', `Field ${key} takes one value, not a list`);
+            throw new EmulatorApiError('usage', `Field ${key} takes one value, not a list`);
         }
         const value = (Array.isArray(raw) ? raw.join(' ') : raw).trim().replace(/\s+/g, ' ');
         if (value === '') {
             if (key === 'name')
-                throw new api_error_ApiError('usage', 'Field name must not be empty');
+                throw new EmulatorApiError('usage', 'Field name must not be empty');
             if (mode === 'set')
                 changes[key] = '';
             continue;
@@ -99448,11 +99448,11 @@ function applyServerChanges(config, changes) {
 function checkServerConfig(config) {
     for (const key of ['name', 'cpu', 'mem']) {
         if (config[key] === undefined)
-            throw new api_error_ApiError('usage', `Field ${key} is required`);
+            throw new EmulatorApiError('usage', `Field ${key} is required`);
     }
     for (const device of (config.boot ?? '').split(' ').filter((d) => d !== '')) {
         if (config[device] === undefined) {
-            throw new api_error_ApiError('usage', `Invalid boot ${JSON.stringify(device)}: no drive is attached at ${device}`);
+            throw new EmulatorApiError('usage', `Invalid boot ${JSON.stringify(device)}: no drive is attached at ${device}`);
         }
     }
 }
@@ -99520,10 +99520,10 @@ function parseFields(body, contentType) {
             parsed = JSON.parse(text);
         }
         catch {
-            throw new api_error_ApiError('usage', 'Request body is not valid JSON');
+            throw new EmulatorApiError('usage', 'Request body is not valid JSON');
         }
         if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-            throw new api_error_ApiError('usage', 'Request body must be a JSON object');
+            throw new EmulatorApiError('usage', 'Request body must be a JSON object');
         }
         for (const [key, value] of Object.entries(parsed)) {
             if (typeof value === 'string')
@@ -99534,7 +99534,7 @@ function parseFields(body, contentType) {
                 fields.set(key, value);
             }
             else {
-                throw new api_error_ApiError('usage', `Field ${key} must be a string, a number or a list of strings`);
+                throw new EmulatorApiError('usage', `Field ${key} must be a string, a number or a list of strings`);
             }
         }
         return fields;
@@ -99743,7 +99743,7 @@ class ServerStore {
     }
     claim(e, work) {
         if (e.changing) {
-            throw new api_error_ApiError('busy', `Server ${e.meta.server} is starting or stopping: try again when it is done`);
+            throw new EmulatorApiError('busy', `Server ${e.meta.server} is starting or stopping: try again when it is done`);
         }
         e.changing = true;
         return work().finally(() => {
@@ -99753,7 +99753,7 @@ class ServerStore {
     async start(user, uuid) {
         const e = this.entry(user, uuid);
         if (e.run)
-            throw new api_error_ApiError('busy', `Server ${e.meta.server} is already running`);
+            throw new EmulatorApiError('busy', `Server ${e.meta.server} is already running`);
         await this.claim(e, () => this.boot(e));
     }
     /** Starts the server's machine with its current configuration. */
@@ -99763,11 +99763,11 @@ class ServerStore {
         for (const d of devices) {
             const drive = this.drives.get(e.meta.user, d.drive);
             if (this.imaging.busy(drive.drive)) {
-                throw new api_error_ApiError('busy', `Drive ${drive.drive} is being imaged: wait until it is done`);
+                throw new EmulatorApiError('busy', `Drive ${drive.drive} is being imaged: wait until it is done`);
             }
             const other = this.claimsOf(drive.drive).find((c) => !c.includes(`:${e.meta.server}:`));
             if (drive.claimType === 'exclusive' && other !== undefined) {
-                throw new api_error_ApiError('busy', `Drive ${drive.drive} is exclusive and claimed by ${other}: stop that server or make the drive shared`);
+                throw new EmulatorApiError('busy', `Drive ${drive.drive} is exclusive and claimed by ${other}: stop that server or make the drive shared`);
             }
         }
         const ip = config['nic:0:dhcp'] === 'auto' ? this.freeAddress() : config['nic:0:dhcp'];
@@ -99818,7 +99818,7 @@ class ServerStore {
             if (!used.has(`${prefix}.${String(host)}`))
                 return `${prefix}.${String(host)}`;
         }
-        throw new api_error_ApiError('full', 'No address left for another running server');
+        throw new EmulatorApiError('full', 'No address left for another running server');
     }
     /** The guest stopped by itself: the server is stopped (and gone if not persistent). */
     async poweredOff(e, machine) {
@@ -99846,7 +99846,7 @@ class ServerStore {
     running(user, uuid) {
         const e = this.entry(user, uuid);
         if (!e.run)
-            throw new api_error_ApiError('busy', `Server ${e.meta.server} is not running`);
+            throw new EmulatorApiError('busy', `Server ${e.meta.server} is not running`);
         return e;
     }
     async stop(user, uuid) {
@@ -99951,7 +99951,7 @@ function authenticate(req, keys) {
     const colon = decoded.indexOf(':');
     const user = decoded.slice(0, colon);
     if (colon < 0 || keys.get(user) !== decoded.slice(colon + 1)) {
-        throw new api_error_ApiError('auth', 'Authentication failed: check the API user and key', 401, {
+        throw new EmulatorApiError('auth', 'Authentication failed: check the API user and key', 401, {
             'www-authenticate': 'Basic realm="ElasticStack API"',
         });
     }
@@ -99960,7 +99960,7 @@ function authenticate(req, keys) {
 function parseOffset(raw, what) {
     const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isSafeInteger(n)) {
-        throw new api_error_ApiError('usage', `Invalid ${what} ${JSON.stringify(raw)}: expected a number of bytes`);
+        throw new EmulatorApiError('usage', `Invalid ${what} ${JSON.stringify(raw)}: expected a number of bytes`);
     }
     return n;
 }
@@ -100062,7 +100062,7 @@ async function startEmulator(options) {
             return await store.writer(user, route.uuid ?? '', offset, length);
         }
         catch (error) {
-            if (error instanceof api_error_ApiError)
+            if (error instanceof EmulatorApiError)
                 return undefined;
             throw error;
         }
@@ -100082,11 +100082,11 @@ async function startEmulator(options) {
     function checkChangeable(user, uuid, what) {
         const meta = store.get(user, uuid);
         if (imaging.busy(meta.drive)) {
-            throw new api_error_ApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
+            throw new EmulatorApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
         }
         const claim = servers.claimsOf(meta.drive)[0];
         if (claim !== undefined && (what === 'destroy' || meta.claimType === 'exclusive')) {
-            throw new api_error_ApiError('busy', `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`);
+            throw new EmulatorApiError('busy', `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`);
         }
     }
     async function work(req, user, route, body, writer) {
@@ -100132,7 +100132,7 @@ async function startEmulator(options) {
                 const offset = parseOffset(route.offset ?? '', 'offset');
                 const size = parseOffset(route.size ?? '', 'size');
                 if (size > MAX_READ_BYTES) {
-                    throw new api_error_ApiError('usage', `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`);
+                    throw new EmulatorApiError('usage', `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`);
                 }
                 const data = await store.read(user, route.uuid ?? '', offset, size);
                 return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
@@ -100160,16 +100160,16 @@ async function startEmulator(options) {
         if (encoding === 'identity')
             return body;
         if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-            throw new api_error_ApiError('usage', `Unsupported Content-Encoding ${JSON.stringify(encoding)}: expected gzip or none`);
+            throw new EmulatorApiError('usage', `Unsupported Content-Encoding ${JSON.stringify(encoding)}: expected gzip or none`);
         }
         try {
             return await inflate(body, { maxOutputLength: maxWriteBytes });
         }
         catch (error) {
             if (error.code === 'ERR_BUFFER_TOO_LARGE') {
-                throw new api_error_ApiError('usage', `Write refused: it inflates to more than ${maxWriteBytes} bytes`);
+                throw new EmulatorApiError('usage', `Write refused: it inflates to more than ${maxWriteBytes} bytes`);
             }
-            throw new api_error_ApiError('usage', 'Write refused: the gzip body could not be inflated');
+            throw new EmulatorApiError('usage', 'Write refused: the gzip body could not be inflated');
         }
     }
     async function handle(req, res) {
@@ -100185,7 +100185,7 @@ async function startEmulator(options) {
                 checkChangeable(user, drive, 'write');
                 if (quirks.oneWriterPerDrive) {
                     if (writing.has(drive)) {
-                        throw new api_error_ApiError('busy', `Drive ${drive} has a write in progress: one writer at a time`);
+                        throw new EmulatorApiError('busy', `Drive ${drive} has a write in progress: one writer at a time`);
                     }
                     writing.add(drive);
                     writingNow = drive;
@@ -100228,20 +100228,20 @@ async function startEmulator(options) {
             if (fault !== undefined)
                 stats.faults[fault] += 1;
             if (fault === 'error')
-                throw new api_error_ApiError('system', 'Injected fault: internal error, please retry');
+                throw new EmulatorApiError('system', 'Injected fault: internal error, please retry');
             if (fault === 'busy')
-                throw new api_error_ApiError('busy', 'Injected fault: the drive is busy, please retry');
+                throw new EmulatorApiError('busy', 'Injected fault: the drive is busy, please retry');
             if (fault === 'throttle') {
                 const after = picker.current.retryAfterSeconds ?? 1;
-                throw new api_error_ApiError('busy', 'Injected fault: too many requests, please slow down', 429, {
+                throw new EmulatorApiError('busy', 'Injected fault: too many requests, please slow down', 429, {
                     'retry-after': String(after),
                 });
             }
             if (isWrite && req.headers['content-length'] === undefined) {
-                throw new api_error_ApiError('usage', 'Write refused: a Content-Length is required (chunked bodies are not supported)');
+                throw new EmulatorApiError('usage', 'Write refused: a Content-Length is required (chunked bodies are not supported)');
             }
             if (body.overLimit) {
-                throw new api_error_ApiError('usage', `Write refused: the body is over the ${maxWriteBytes}-byte limit`);
+                throw new EmulatorApiError('usage', `Write refused: the body is over the ${maxWriteBytes}-byte limit`);
             }
             await send(req, res, await work(req, user, route, body.data, writer));
         }
@@ -100250,15 +100250,17 @@ async function startEmulator(options) {
                 return; // counted when it happened
             if (res.headersSent || res.destroyed)
                 return;
-            if (!(error instanceof api_error_ApiError)) {
+            if (!(error instanceof EmulatorApiError)) {
                 // The client disconnected mid-body, or a bug: answer if anyone is listening.
                 if (req.destroyed)
                     return;
             }
-            let api = error instanceof api_error_ApiError ? error : new api_error_ApiError('system', 'Internal emulator error');
+            let api = error instanceof EmulatorApiError
+                ? error
+                : new EmulatorApiError('system', 'Internal emulator error');
             // The recorded answer to a missing drive: 400 system, not 404 missing.
             if (api.notFound && quirks.notFoundAs400)
-                api = new api_error_ApiError('system', api.message, 400);
+                api = new EmulatorApiError('system', api.message, 400);
             await send(req, res, errorParts(api));
         }
         finally {

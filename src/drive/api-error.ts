@@ -5,8 +5,8 @@ import { DisklessError } from '../errors.js';
  * the X-Elastic-Error header: usage, auth, missing, busy, system, ...) and the
  * server's one-line description.
  */
-export class ApiError extends DisklessError {
-  override name = 'ApiError';
+export class DriveApiError extends DisklessError {
+  override name = 'DriveApiError';
   constructor(
     readonly status: number,
     readonly type: string,
@@ -33,7 +33,7 @@ export class NetworkError extends DisklessError {
 /** Worth another try: the network, the server (5xx), rate limiting (429), busy (409). */
 export function isTransient(error: unknown): boolean {
   if (error instanceof NetworkError) return true;
-  if (error instanceof ApiError) {
+  if (error instanceof DriveApiError) {
     return error.status >= 500 || error.status === 429 || error.status === 409;
   }
   return false;

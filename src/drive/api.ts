@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { DisklessError } from '../errors.js';
-import { ApiError, NetworkError, parseRetryAfter } from './api-error.js';
+import { DriveApiError, NetworkError, parseRetryAfter } from './api-error.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 
 export interface DriveInfo {
@@ -140,7 +140,7 @@ export class DriveApi {
   }
 
   /**
-   * One HTTP exchange; errors become ApiError or NetworkError. A successful answer's
+   * One HTTP exchange; errors become DriveApiError or NetworkError. A successful answer's
    * body goes to `consume` (default: collected into one Buffer), so a large read can be
    * hashed as it streams in instead of being held whole.
    */
@@ -190,7 +190,7 @@ export class DriveApi {
       const header = res.headers['x-elastic-error'];
       const type = (Array.isArray(header) ? header[0] : header)?.split(/\s+/)[0] ?? '';
       const retryAfter = res.headers['retry-after'];
-      throw new ApiError(
+      throw new DriveApiError(
         res.statusCode,
         type,
         text.toString('utf8').split('\n')[0]?.trim().slice(0, 300) ?? '',

@@ -3,7 +3,7 @@
  * Retry-After. Only transient failures are retried; anything else fails at once.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isTransient, ApiError } from './api-error.js';
+import { isTransient, DriveApiError } from './api-error.js';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. */
@@ -27,7 +27,7 @@ export function backoffDelay(
   error: unknown,
   random = Math.random,
 ): number {
-  const retryAfter = error instanceof ApiError ? error.retryAfterMs : undefined;
+  const retryAfter = error instanceof DriveApiError ? error.retryAfterMs : undefined;
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   const jittered = Math.round(random() * ceiling);
   if (retryAfter === undefined) return jittered;

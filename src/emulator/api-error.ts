@@ -19,7 +19,7 @@ const STATUS: Record<ErrorType, number> = {
   full: 507,
 };
 
-export class ApiError extends Error {
+export class EmulatorApiError extends Error {
   readonly status: number;
   /** A drive or server that does not exist (answered 400 system with the recorded quirk). */
   notFound = false;
@@ -35,8 +35,8 @@ export class ApiError extends Error {
 }
 
 /** A drive or server that is not there (or another account's), in the service's words. */
-export function notFound(object: 'Drive' | 'Server', uuid: string): ApiError {
-  const error = new ApiError(
+export function notFound(object: 'Drive' | 'Server', uuid: string): EmulatorApiError {
+  const error = new EmulatorApiError(
     'missing',
     `${object} ${uuid} could not be found. Please re-validate your entry.`,
   );
@@ -44,7 +44,7 @@ export function notFound(object: 'Drive' | 'Server', uuid: string): ApiError {
   return error;
 }
 
-export function driveMissing(uuid: string): ApiError {
+export function driveMissing(uuid: string): EmulatorApiError {
   return notFound('Drive', uuid);
 }
 
@@ -54,7 +54,7 @@ function headerSafe(text: string): string {
 }
 
 /** The error body; callers send it after any injected latency. */
-export function errorParts(error: ApiError): {
+export function errorParts(error: EmulatorApiError): {
   status: number;
   headers: Record<string, string>;
   body: Buffer;

@@ -4,7 +4,7 @@
  * ignored, so a client that sends something the service would not take finds out here.
  */
 import { parseByteSize, UUID_PATTERN } from '../inputs/fields.js';
-import { ApiError } from './api-error.js';
+import { EmulatorApiError } from './api-error.js';
 import type { Quirks } from './options.js';
 import type { Fields, Info, InfoValue } from './wire-format.js';
 
@@ -54,7 +54,7 @@ export function parseDriveSize(raw: string): number {
   // The API documents whole numbers with an optional suffix: no decimals.
   const bytes = raw.includes('.') ? NaN : (parseByteSize(raw.trim()) ?? NaN);
   if (!(bytes >= 1 && bytes <= MAX_DRIVE_BYTES)) {
-    throw new ApiError(
+    throw new EmulatorApiError(
       'usage',
       `Invalid size ${JSON.stringify(raw)}: expected 1 to ${MAX_DRIVE_BYTES} bytes, optionally with a k, M, G or T suffix`,
     );
@@ -63,7 +63,8 @@ export function parseDriveSize(raw: string): number {
 }
 
 function one(key: string, value: string | string[]): string {
-  if (Array.isArray(value)) throw new ApiError('usage', `Field ${key} takes one value, not a list`);
+  if (Array.isArray(value))
+    throw new EmulatorApiError('usage', `Field ${key} takes one value, not a list`);
   return value;
 }
 
@@ -75,7 +76,7 @@ function oneOf<const C extends string>(
 ): C {
   const v = one(key, value);
   if (!(choices as readonly string[]).includes(v)) {
-    throw new ApiError(
+    throw new EmulatorApiError(
       'usage',
       `Invalid ${key} ${JSON.stringify(v)}: expected ${choices.join(' or ')}`,
     );
@@ -97,12 +98,15 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
       continue;
     }
     if (mode === 'set' && CREATE_ONLY.has(key)) {
-      throw new ApiError('usage', `Field ${key} can only be given when the drive is created`);
+      throw new EmulatorApiError(
+        'usage',
+        `Field ${key} can only be given when the drive is created`,
+      );
     }
     switch (key) {
       case 'name': {
         const name = one(key, value);
-        if (name.trim() === '') throw new ApiError('usage', 'Field name must not be empty');
+        if (name.trim() === '') throw new EmulatorApiError('usage', 'Field name must not be empty');
         changes.name = name;
         break;
       }
@@ -116,7 +120,10 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
         const readers = many(value);
         const bad = readers.find((r) => !UUID_PATTERN.test(r));
         if (bad !== undefined) {
-          throw new ApiError('usage', `Invalid reader ${JSON.stringify(bad)}: expected user UUIDs`);
+          throw new EmulatorApiError(
+            'usage',
+            `Invalid reader ${JSON.stringify(bad)}: expected user UUIDs`,
+          );
         }
         changes.readers = readers.map((r) => r.toLowerCase());
         break;
@@ -130,7 +137,7 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
       case 'tier': {
         const tier = one(key, value);
         if (!/^[a-z][a-z0-9-]*$/.test(tier)) {
-          throw new ApiError(
+          throw new EmulatorApiError(
             'usage',
             `Invalid tier ${JSON.stringify(tier)}: expected a tier name such as disk`,
           );
@@ -142,15 +149,15 @@ export function parseChanges(fields: Fields, mode: 'create' | 'set'): DriveChang
         // Placement hint for other hardware: meaningless on one emulator, accepted.
         break;
       default:
-        throw new ApiError(
+        throw new EmulatorApiError(
           'usage',
           `Unknown or read-only field ${JSON.stringify(key)} for drives/${mode}`,
         );
     }
   }
   if (mode === 'create') {
-    if (changes.name === undefined) throw new ApiError('usage', 'Field name is required');
-    if (changes.size === undefined) throw new ApiError('usage', 'Field size is required');
+    if (changes.name === undefined) throw new EmulatorApiError('usage', 'Field name is required');
+    if (changes.size === undefined) throw new EmulatorApiError('usage', 'Field size is required');
   }
   return changes;
 }

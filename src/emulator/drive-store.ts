@@ -19,7 +19,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import { replaceAtomic } from '../files.js';
-import { ApiError, driveMissing } from './api-error.js';
+import { EmulatorApiError, driveMissing } from './api-error.js';
 import type { DriveChanges, DriveMeta } from './drive-fields.js';
 
 interface Entry {
@@ -39,12 +39,12 @@ export interface DriveWriter {
   end(): Promise<number>;
 }
 
-function ioError(error: unknown, what: string): ApiError {
+function ioError(error: unknown, what: string): EmulatorApiError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') {
-    return new ApiError('full', `No space left to ${what}`);
+    return new EmulatorApiError('full', `No space left to ${what}`);
   }
-  return new ApiError('failed', `Could not ${what}: ${code ?? 'I/O error'}`);
+  return new EmulatorApiError('failed', `Could not ${what}: ${code ?? 'I/O error'}`);
 }
 
 export class DriveStore {
@@ -180,7 +180,7 @@ export class DriveStore {
    */
   private checkRange(e: Entry, offset: number, length: number, verb: string): void {
     if (offset + length > e.meta.size) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Cannot ${verb} ${length} bytes at offset ${offset}: drive ${e.meta.drive} has ${e.meta.size} bytes`,
       );
@@ -240,7 +240,10 @@ export class DriveStore {
     return {
       write: async (data) => {
         if (written + data.length > length) {
-          throw new ApiError('usage', `Write refused: more than the ${length} bytes announced`);
+          throw new EmulatorApiError(
+            'usage',
+            `Write refused: more than the ${length} bytes announced`,
+          );
         }
         try {
           for (let done = 0; done < data.length;) {

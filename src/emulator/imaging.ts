@@ -12,7 +12,7 @@ import { open, truncate } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { ApiError } from './api-error.js';
+import { EmulatorApiError } from './api-error.js';
 import type { DriveStore } from './drive-store.js';
 import type { Conversion } from './routes.js';
 
@@ -67,15 +67,18 @@ export class Imaging {
     const to = this.drives.get(user, dest);
     const from = this.drives.get(user, source);
     if (to.drive === from.drive) {
-      throw new ApiError('usage', `Cannot image drive ${to.drive} onto itself`);
+      throw new EmulatorApiError('usage', `Cannot image drive ${to.drive} onto itself`);
     }
     for (const d of [to, from]) {
       if (this.busy(d.drive)) {
-        throw new ApiError('busy', `Drive ${d.drive} is being imaged: wait until it is done`);
+        throw new EmulatorApiError(
+          'busy',
+          `Drive ${d.drive} is being imaged: wait until it is done`,
+        );
       }
     }
     if (conversion === 'none' && from.size > to.size) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Cannot image drive ${from.drive} (${from.size} bytes) onto drive ${to.drive} (${to.size} bytes): it does not fit`,
       );

@@ -3,7 +3,7 @@
  * POST (the stock CLI sends everything as POST); calls that change state take POST only
  * (405 method).
  */
-import { ApiError } from './api-error.js';
+import { EmulatorApiError } from './api-error.js';
 
 export type DriveEndpoint =
   'list' | 'info' | 'create' | 'set' | 'destroy' | 'read' | 'write' | 'image';
@@ -99,11 +99,14 @@ export function routeRequest(method: string, url: string): Route {
     route = undefined; // malformed %-escapes
   }
   if (!route) {
-    throw new ApiError('missing', `No API call ${pathname} (drives and servers are emulated)`);
+    throw new EmulatorApiError(
+      'missing',
+      `No API call ${pathname} (drives and servers are emulated)`,
+    );
   }
   const allowed = READS.has(route.endpoint) ? ['GET', 'POST'] : ['POST'];
   if (!allowed.includes(method)) {
-    throw new ApiError(
+    throw new EmulatorApiError(
       'method',
       `Method ${method} not allowed on ${pathname}: use ${allowed.join(' or ')}`,
       405,

@@ -6,7 +6,7 @@
  * others and removes those it sends empty.
  */
 import { UUID_PATTERN } from '../inputs/fields.js';
-import { ApiError } from './api-error.js';
+import { EmulatorApiError } from './api-error.js';
 import type { Fields, Info, InfoValue } from './wire-format.js';
 
 /** A server's configuration: API keys and their values as text. */
@@ -42,7 +42,7 @@ function wholeNumber(min: number, max: number, unit: string): Check {
   return (key, value) => {
     const n = /^\d+$/.test(value) ? Number(value) : NaN;
     if (!(n >= min && n <= max)) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Invalid ${key} ${JSON.stringify(value)}: expected ${min} to ${max} ${unit}`,
       );
@@ -54,7 +54,7 @@ function wholeNumber(min: number, max: number, unit: string): Check {
 function choice(...choices: string[]): Check {
   return (key, value) => {
     if (!choices.includes(value)) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Invalid ${key} ${JSON.stringify(value)}: expected ${choices.join(' or ')}`,
       );
@@ -74,7 +74,7 @@ const CHECKS: Record<string, Check> = {
   boot: (key, value) => {
     const bad = value.split(' ').find((d) => !DEVICE_PATTERN.test(d));
     if (bad !== undefined) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Invalid ${key} ${JSON.stringify(bad)}: expected device ids such as ide:0:0 or block:0`,
       );
@@ -98,7 +98,7 @@ const CHECKS: Record<string, Check> = {
 
 function ipv4(key: string, value: string): string {
   if (!IPV4.test(value)) {
-    throw new ApiError(
+    throw new EmulatorApiError(
       'usage',
       `Invalid ${key} ${JSON.stringify(value)}: expected auto or an IPv4 address`,
     );
@@ -110,7 +110,10 @@ function checkOf(key: string): Check | undefined {
   if (DEVICE_PATTERN.test(key)) {
     return (k, value) => {
       if (!UUID_PATTERN.test(value)) {
-        throw new ApiError('usage', `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`);
+        throw new EmulatorApiError(
+          'usage',
+          `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`,
+        );
       }
       return value.toLowerCase();
     };
@@ -129,17 +132,17 @@ export function parseServerChanges(fields: Fields, mode: 'create' | 'set'): Serv
   for (const [key, raw] of fields) {
     const check = checkOf(key);
     if (!check) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`,
       );
     }
     if (Array.isArray(raw) && !LISTS.has(key)) {
-      throw new ApiError('usage', `Field ${key} takes one value, not a list`);
+      throw new EmulatorApiError('usage', `Field ${key} takes one value, not a list`);
     }
     const value = (Array.isArray(raw) ? raw.join(' ') : raw).trim().replace(/\s+/g, ' ');
     if (value === '') {
-      if (key === 'name') throw new ApiError('usage', 'Field name must not be empty');
+      if (key === 'name') throw new EmulatorApiError('usage', 'Field name must not be empty');
       if (mode === 'set') changes[key] = '';
       continue;
     }
@@ -158,11 +161,11 @@ export function applyServerChanges(config: ServerConfig, changes: ServerConfig):
 /** Checks a whole configuration: the required keys, and boot devices that are attached. */
 export function checkServerConfig(config: ServerConfig): void {
   for (const key of ['name', 'cpu', 'mem']) {
-    if (config[key] === undefined) throw new ApiError('usage', `Field ${key} is required`);
+    if (config[key] === undefined) throw new EmulatorApiError('usage', `Field ${key} is required`);
   }
   for (const device of (config.boot ?? '').split(' ').filter((d) => d !== '')) {
     if (config[device] === undefined) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Invalid boot ${JSON.stringify(device)}: no drive is attached at ${device}`,
       );

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { replaceAtomic } from '../files.js';
-import { ApiError, notFound } from './api-error.js';
+import { EmulatorApiError, notFound } from './api-error.js';
 import type { DriveStore } from './drive-store.js';
 import type { Imaging } from './imaging.js';
 import {
@@ -147,7 +147,7 @@ export class ServerStore {
 
   private claim<T>(e: Entry, work: () => Promise<T>): Promise<T> {
     if (e.changing) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'busy',
         `Server ${e.meta.server} is starting or stopping: try again when it is done`,
       );
@@ -160,7 +160,7 @@ export class ServerStore {
 
   async start(user: string, uuid: string): Promise<void> {
     const e = this.entry(user, uuid);
-    if (e.run) throw new ApiError('busy', `Server ${e.meta.server} is already running`);
+    if (e.run) throw new EmulatorApiError('busy', `Server ${e.meta.server} is already running`);
     await this.claim(e, () => this.boot(e));
   }
 
@@ -171,11 +171,14 @@ export class ServerStore {
     for (const d of devices) {
       const drive = this.drives.get(e.meta.user, d.drive);
       if (this.imaging.busy(drive.drive)) {
-        throw new ApiError('busy', `Drive ${drive.drive} is being imaged: wait until it is done`);
+        throw new EmulatorApiError(
+          'busy',
+          `Drive ${drive.drive} is being imaged: wait until it is done`,
+        );
       }
       const other = this.claimsOf(drive.drive).find((c) => !c.includes(`:${e.meta.server}:`));
       if (drive.claimType === 'exclusive' && other !== undefined) {
-        throw new ApiError(
+        throw new EmulatorApiError(
           'busy',
           `Drive ${drive.drive} is exclusive and claimed by ${other}: stop that server or make the drive shared`,
         );
@@ -231,7 +234,7 @@ export class ServerStore {
     for (let host = FIRST_AUTO_HOST; host <= LAST_AUTO_HOST; host++) {
       if (!used.has(`${prefix}.${String(host)}`)) return `${prefix}.${String(host)}`;
     }
-    throw new ApiError('full', 'No address left for another running server');
+    throw new EmulatorApiError('full', 'No address left for another running server');
   }
 
   /** The guest stopped by itself: the server is stopped (and gone if not persistent). */
@@ -261,7 +264,7 @@ export class ServerStore {
 
   private running(user: string, uuid: string): Entry {
     const e = this.entry(user, uuid);
-    if (!e.run) throw new ApiError('busy', `Server ${e.meta.server} is not running`);
+    if (!e.run) throw new EmulatorApiError('busy', `Server ${e.meta.server} is not running`);
     return e;
   }
 

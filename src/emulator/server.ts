@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
-import { ApiError, errorParts } from './api-error.js';
+import { EmulatorApiError, errorParts } from './api-error.js';
 import { Link, type Pacer } from './bandwidth.js';
 import { driveInfo, parseChanges, type DriveMeta } from './drive-fields.js';
 import { DriveStore, type DriveWriter } from './drive-store.js';
@@ -71,7 +71,7 @@ function authenticate(req: IncomingMessage, keys: Map<string, string>): string {
   const colon = decoded.indexOf(':');
   const user = decoded.slice(0, colon);
   if (colon < 0 || keys.get(user) !== decoded.slice(colon + 1)) {
-    throw new ApiError('auth', 'Authentication failed: check the API user and key', 401, {
+    throw new EmulatorApiError('auth', 'Authentication failed: check the API user and key', 401, {
       'www-authenticate': 'Basic realm="ElasticStack API"',
     });
   }
@@ -81,7 +81,7 @@ function authenticate(req: IncomingMessage, keys: Map<string, string>): string {
 function parseOffset(raw: string, what: string): number {
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n)) {
-    throw new ApiError(
+    throw new EmulatorApiError(
       'usage',
       `Invalid ${what} ${JSON.stringify(raw)}: expected a number of bytes`,
     );
@@ -195,7 +195,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       const offset = parseOffset(route.offset ?? '0', 'offset');
       return await store.writer(user, route.uuid ?? '', offset, length);
     } catch (error) {
-      if (error instanceof ApiError) return undefined;
+      if (error instanceof EmulatorApiError) return undefined;
       throw error;
     }
   }
@@ -220,11 +220,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   function checkChangeable(user: string, uuid: string, what: 'write' | 'destroy'): void {
     const meta = store.get(user, uuid);
     if (imaging.busy(meta.drive)) {
-      throw new ApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
+      throw new EmulatorApiError(
+        'busy',
+        `Drive ${meta.drive} is being imaged: wait until it is done`,
+      );
     }
     const claim = servers.claimsOf(meta.drive)[0];
     if (claim !== undefined && (what === 'destroy' || meta.claimType === 'exclusive')) {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'busy',
         `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`,
       );
@@ -297,7 +300,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         const offset = parseOffset(route.offset ?? '', 'offset');
         const size = parseOffset(route.size ?? '', 'size');
         if (size > MAX_READ_BYTES) {
-          throw new ApiError(
+          throw new EmulatorApiError(
             'usage',
             `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`,
           );
@@ -328,7 +331,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   async function decodeWrite(encoding: string, body: Buffer): Promise<Buffer> {
     if (encoding === 'identity') return body;
     if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-      throw new ApiError(
+      throw new EmulatorApiError(
         'usage',
         `Unsupported Content-Encoding ${JSON.stringify(encoding)}: expected gzip or none`,
       );
@@ -337,12 +340,12 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       return await inflate(body, { maxOutputLength: maxWriteBytes });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new ApiError(
+        throw new EmulatorApiError(
           'usage',
           `Write refused: it inflates to more than ${maxWriteBytes} bytes`,
         );
       }
-      throw new ApiError('usage', 'Write refused: the gzip body could not be inflated');
+      throw new EmulatorApiError('usage', 'Write refused: the gzip body could not be inflated');
     }
   }
 
@@ -359,7 +362,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         checkChangeable(user, drive, 'write');
         if (quirks.oneWriterPerDrive) {
           if (writing.has(drive)) {
-            throw new ApiError(
+            throw new EmulatorApiError(
               'busy',
               `Drive ${drive} has a write in progress: one writer at a time`,
             );
@@ -407,23 +410,28 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         });
       if (fault !== undefined) stats.faults[fault] += 1;
       if (fault === 'error')
-        throw new ApiError('system', 'Injected fault: internal error, please retry');
+        throw new EmulatorApiError('system', 'Injected fault: internal error, please retry');
       if (fault === 'busy')
-        throw new ApiError('busy', 'Injected fault: the drive is busy, please retry');
+        throw new EmulatorApiError('busy', 'Injected fault: the drive is busy, please retry');
       if (fault === 'throttle') {
         const after = picker.current.retryAfterSeconds ?? 1;
-        throw new ApiError('busy', 'Injected fault: too many requests, please slow down', 429, {
-          'retry-after': String(after),
-        });
+        throw new EmulatorApiError(
+          'busy',
+          'Injected fault: too many requests, please slow down',
+          429,
+          {
+            'retry-after': String(after),
+          },
+        );
       }
       if (isWrite && req.headers['content-length'] === undefined) {
-        throw new ApiError(
+        throw new EmulatorApiError(
           'usage',
           'Write refused: a Content-Length is required (chunked bodies are not supported)',
         );
       }
       if (body.overLimit) {
-        throw new ApiError(
+        throw new EmulatorApiError(
           'usage',
           `Write refused: the body is over the ${maxWriteBytes}-byte limit`,
         );
@@ -432,14 +440,17 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     } catch (error) {
       if (error instanceof ConnectionCut) return; // counted when it happened
       if (res.headersSent || res.destroyed) return;
-      if (!(error instanceof ApiError)) {
+      if (!(error instanceof EmulatorApiError)) {
         // The client disconnected mid-body, or a bug: answer if anyone is listening.
         if (req.destroyed) return;
       }
       let api =
-        error instanceof ApiError ? error : new ApiError('system', 'Internal emulator error');
+        error instanceof EmulatorApiError
+          ? error
+          : new EmulatorApiError('system', 'Internal emulator error');
       // The recorded answer to a missing drive: 400 system, not 404 missing.
-      if (api.notFound && quirks.notFoundAs400) api = new ApiError('system', api.message, 400);
+      if (api.notFound && quirks.notFoundAs400)
+        api = new EmulatorApiError('system', api.message, 400);
       await send(req, res, errorParts(api));
     } finally {
       if (writingNow !== undefined) writing.delete(writingNow);

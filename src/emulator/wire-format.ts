@@ -5,7 +5,7 @@
  * `key value` lines (`X-Elastic-Output: properties`), a list as one value per line
  * (`X-Elastic-Output: list`), many objects as blank-line separated blocks.
  */
-import { ApiError } from './api-error.js';
+import { EmulatorApiError } from './api-error.js';
 
 /** A request's fields: multi-valued ones (tags, readers) may come as JSON arrays. */
 export type Fields = Map<string, string | string[]>;
@@ -23,10 +23,10 @@ export function parseFields(body: Buffer, contentType: string | undefined): Fiel
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new ApiError('usage', 'Request body is not valid JSON');
+      throw new EmulatorApiError('usage', 'Request body is not valid JSON');
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new ApiError('usage', 'Request body must be a JSON object');
+      throw new EmulatorApiError('usage', 'Request body must be a JSON object');
     }
     for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
       if (typeof value === 'string') fields.set(key, value);
@@ -34,7 +34,10 @@ export function parseFields(body: Buffer, contentType: string | undefined): Fiel
       else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
         fields.set(key, value);
       } else {
-        throw new ApiError('usage', `Field ${key} must be a string, a number or a list of strings`);
+        throw new EmulatorApiError(
+          'usage',
+          `Field ${key} must be a string, a number or a list of strings`,
+        );
       }
     }
     return fields;

@@ -5,7 +5,7 @@
  * servers/<uuid>/set with both keys; restarting is servers/<uuid>/reset. Answers of
  * either shape are read: numbers or strings, lists as arrays or space-separated.
  */
-import { ApiError } from '../drive/api-error.js';
+import { DriveApiError } from '../drive/api-error.js';
 import { DriveApi, showAnswer, type DriveInfo } from '../drive/api.js';
 import { DisklessError } from '../errors.js';
 import { explainApiError } from '../upload/target.js';
@@ -75,7 +75,7 @@ export function driveArtifact(d: DriveInfo): ArtifactView {
 
 function notFound(error: unknown): boolean {
   return (
-    error instanceof ApiError &&
+    error instanceof DriveApiError &&
     (error.status === 404 ||
       (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))
   );

@@ -9,7 +9,7 @@
  * retention.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiError } from '../drive/api-error.js';
+import { DriveApiError } from '../drive/api-error.js';
 import type { DriveInfo } from '../drive/api.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
@@ -227,7 +227,7 @@ async function copy(
       try {
         await s.api.image(dest.uuid, source.uuid);
       } catch (error) {
-        if (!(error instanceof ApiError) || error.status === 401 || error.status === 403)
+        if (!(error instanceof DriveApiError) || error.status === 401 || error.status === 403)
           throw error;
         s.reporter.warning(
           `the server-side copy of drive ${source.uuid} onto ${dest.uuid} was refused (${errorMessage(error)}): sending every chunk instead`,

@@ -3,7 +3,7 @@
  * name (created when there is none, refused when there are several), with the claim
  * type it must have and room for the image.
  */
-import { ApiError, NetworkError } from '../drive/api-error.js';
+import { DriveApiError, NetworkError } from '../drive/api-error.js';
 import type { DriveApi, DriveInfo } from '../drive/api.js';
 import { withRetry, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError } from '../errors.js';
@@ -13,7 +13,7 @@ export type Target = { kind: 'existing'; drive: DriveInfo } | { kind: 'new'; nam
 
 /** Turns the API's refusals of our credentials into a message that names the user, never the key. */
 export function explainApiError(error: unknown, api: DriveApi): unknown {
-  if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+  if (error instanceof DriveApiError && (error.status === 401 || error.status === 403)) {
     return new DisklessError(
       `The API at ${api.url.href} refused user ${api.user} (HTTP ${error.status} ${error.type}): check api-user and api-key`,
     );
@@ -35,7 +35,7 @@ export async function findTarget(
       return { kind: 'existing', drive: await api.info(want.uuid) };
     } catch (error) {
       if (
-        error instanceof ApiError &&
+        error instanceof DriveApiError &&
         (error.status === 404 ||
           (error.status === 400 && /not be found|missing/i.test(error.detail + error.type)))
       ) {

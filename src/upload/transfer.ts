@@ -10,7 +10,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ApiError, isTransient, NetworkError } from '../drive/api-error.js';
+import { DriveApiError, isTransient, NetworkError } from '../drive/api-error.js';
 import type { DriveApi, WriteBody } from '../drive/api.js';
 import { withRetry, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
@@ -96,7 +96,7 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
           () => write(offset, body),
           t.policy,
           (error, attempt, delay) => {
-            if (error instanceof ApiError && error.status === 409) oneByOne();
+            if (error instanceof DriveApiError && error.status === 409) oneByOne();
             t.stats.retries++;
             t.onRetry(index, error, attempt, delay);
           },
@@ -118,7 +118,7 @@ export async function sendChunks(t: Transfer, indexes: readonly number[]): Promi
   }
   if (failure) {
     const { index, error } = failure;
-    if (!(error instanceof ApiError || error instanceof NetworkError)) throw error;
+    if (!(error instanceof DriveApiError || error instanceof NetworkError)) throw error;
     const how = isTransient(error)
       ? `after ${t.policy.attempts} attempts`
       : '(refused, not retried)';

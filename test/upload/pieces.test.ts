@@ -4,7 +4,12 @@ import { readFile, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, NetworkError, isTransient, parseRetryAfter } from '../../src/drive/api-error.js';
+import {
+  DriveApiError,
+  NetworkError,
+  isTransient,
+  parseRetryAfter,
+} from '../../src/drive/api-error.js';
 import { toDriveInfo } from '../../src/drive/api.js';
 import { backoffDelay, defaultRetryPolicy, withRetry } from '../../src/drive/retry.js';
 import { sha256 } from '../../src/files.js';
@@ -173,9 +178,9 @@ describe('retries', () => {
   it('retries transient failures only', () => {
     expect(isTransient(new NetworkError('POST /x', 'ECONNRESET', null))).toBe(true);
     for (const status of [500, 503, 429, 409])
-      expect(isTransient(new ApiError(status, 't', '', 'r', undefined))).toBe(true);
+      expect(isTransient(new DriveApiError(status, 't', '', 'r', undefined))).toBe(true);
     for (const status of [400, 401, 404])
-      expect(isTransient(new ApiError(status, 't', '', 'r', undefined))).toBe(false);
+      expect(isTransient(new DriveApiError(status, 't', '', 'r', undefined))).toBe(false);
   });
 
   it('backs off exponentially with jitter and honours Retry-After', () => {
@@ -184,7 +189,7 @@ describe('retries', () => {
     expect(backoffDelay(p, 3, new Error(), () => 1)).toBe(1000);
     expect(backoffDelay(p, 10, new Error(), () => 1)).toBe(p.maxDelayMs);
     expect(backoffDelay(p, 1, new Error(), () => 0)).toBe(0);
-    expect(backoffDelay(p, 1, new ApiError(429, 'busy', '', 'r', 3000), () => 0)).toBe(3000);
+    expect(backoffDelay(p, 1, new DriveApiError(429, 'busy', '', 'r', 3000), () => 0)).toBe(3000);
     expect(parseRetryAfter('2')).toBe(2000);
     expect(parseRetryAfter(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
   });
@@ -195,7 +200,7 @@ describe('retries', () => {
     await expect(
       withRetry(() => {
         calls++;
-        return Promise.reject(new ApiError(500, 'system', 'boom', 'r', undefined));
+        return Promise.reject(new DriveApiError(500, 'system', 'boom', 'r', undefined));
       }, policy),
     ).rejects.toThrow(/HTTP 500 system: boom/);
     expect(calls).toBe(3);
@@ -203,7 +208,7 @@ describe('retries', () => {
     await expect(
       withRetry(() => {
         calls++;
-        return Promise.reject(new ApiError(400, 'usage', 'bad', 'r', undefined));
+        return Promise.reject(new DriveApiError(400, 'usage', 'bad', 'r', undefined));
       }, policy),
     ).rejects.toThrow();
     expect(calls).toBe(1);
