@@ -117,14 +117,18 @@ export interface Run {
 
 /** The rollout step as the action and the CLI run it (raw inputs through the schema). */
 export async function runRollout(e: Emulator, inputs: Record<string, string>): Promise<Run> {
-  const lines: string[] = [];
-  const reporter: Reporter = streamReporter((l) => lines.push(l));
-  const raw: Record<string, string> = {
+  return runRolloutStep({
     'api-url': e.url,
     'api-user': alice.user,
     'api-key': alice.key,
     ...inputs,
-  };
+  });
+}
+
+/** The rollout step on raw inputs; a failed step's outputs and summary come with its error. */
+export async function runRolloutStep(raw: Record<string, string>): Promise<Run> {
+  const lines: string[] = [];
+  const reporter: Reporter = streamReporter((l) => lines.push(l));
   try {
     const report = await steps.rollout.start((n) => raw[n], reporter);
     return { ...report, lines, error: undefined };

@@ -9,12 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sha256File } from '../../src/files.js';
 import { artifactName, uploadIsoImage } from '../../src/proxmox/index.js';
-import { streamReporter, type Reporter } from '../../src/report.js';
-import { steps } from '../../src/steps.js';
 import type { PveVmSpec } from '../../src/emulator/pve/index.js';
 import { client, collect, isoFile, root, startPve, type StartedPve } from '../proxmox/helpers.js';
 import { pve } from '../emulator/pve-helpers.js';
-import type { Run } from './fleet.js';
+import { runRolloutStep, type Run } from './fleet.js';
 
 export interface PveFleet {
   s: StartedPve;
@@ -89,9 +87,7 @@ export async function configOf(s: StartedPve, vmid: number): Promise<Record<stri
 
 /** The rollout step with kind proxmox, as the action and the CLI run it (raw inputs). */
 export async function runPveRollout(s: StartedPve, inputs: Record<string, string>): Promise<Run> {
-  const lines: string[] = [];
-  const reporter: Reporter = streamReporter((l) => lines.push(l));
-  const raw: Record<string, string> = {
+  return runRolloutStep({
     kind: 'proxmox',
     'api-url': s.emulator.url.replace(/\/api2\/json$/, ''),
     'token-id': root.id,
@@ -99,18 +95,5 @@ export async function runPveRollout(s: StartedPve, inputs: Record<string, string
     node: 'pve',
     'tls-fingerprint': s.emulator.fingerprint,
     ...inputs,
-  };
-  try {
-    const report = await steps.rollout.start((n) => raw[n], reporter);
-    return { ...report, lines, error: undefined };
-  } catch (error) {
-    const report = (error as { report?: { outputs: Run['outputs']; summary: Run['summary'] } })
-      .report;
-    return {
-      outputs: report?.outputs ?? {},
-      summary: report?.summary ?? [],
-      lines,
-      error: error as Error,
-    };
-  }
+  });
 }
