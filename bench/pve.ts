@@ -11,13 +11,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { startPveEmulator } from '../src/emulator/pve/index.js';
 import { PveApi, readConfig, repointCd, restartVm, vmState } from '../src/proxmox/index.js';
 import { flag, median } from './lib/measure.js';
+import { makeImage } from './lib/iso-like.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'dist/cli/index.js');
@@ -41,18 +42,6 @@ async function emulator(
     if (keys.every((k) => k in out)) return { child, out };
   }
   throw new Error('the emulator did not print its address');
-}
-
-/** An ISO-like image: incompressible (kernel, initramfs) with a little text and padding. */
-async function makeImage(file: string, size: number): Promise<void> {
-  const handle = await open(file, 'w');
-  for (let at = 0; at < size; at += 4 * MiB) {
-    const part = randomBytes(Math.min(4 * MiB, size - at));
-    part.fill('isolinux.cfg grub.cfg text ', 0, Math.floor(part.length * 0.03));
-    part.fill(0, Math.floor(part.length * 0.97));
-    await handle.write(part, 0, part.length, at);
-  }
-  await handle.close();
 }
 
 /** Runs the CLI bundle; seconds and peak RSS (VmHWM). */

@@ -30,6 +30,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { Client } from 'undici';
 import { flag } from './lib/measure.js';
+import { makeImage } from './lib/iso-like.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'dist/cli/index.js');
@@ -66,18 +67,6 @@ async function startEmulator(dataDir: string): Promise<{ url: string; child: Chi
     if (line.startsWith('url=')) return { url: line.slice(4), child };
   }
   throw new Error('the emulator did not print its url');
-}
-
-/** An ISO-like image: incompressible (kernel, initramfs) with a little text and padding. */
-async function makeImage(file: string, size: number): Promise<void> {
-  const handle = await open(file, 'w');
-  for (let at = 0; at < size; at += 4 * MiB) {
-    const part = randomBytes(Math.min(4 * MiB, size - at));
-    part.fill('isolinux.cfg grub.cfg text ', 0, Math.floor(part.length * 0.03));
-    part.fill(0, Math.floor(part.length * 0.97));
-    await handle.write(part, 0, part.length, at);
-  }
-  await handle.close();
 }
 
 async function api(
