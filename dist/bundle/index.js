@@ -100317,6 +100317,44 @@ async function startEmulator(options) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/emulator/serve.ts
+/**
+ * How both emulator commands (ElasticStack and Proxmox VE) serve: listen for SIGINT and
+ * SIGTERM first (a caller may stop us as soon as it reads the URL), print what a caller
+ * needs, serve until a signal or the caller's `stop`, then close. A failure a user caused
+ * is one line and exit code 1; anything else is a bug and is thrown.
+ */
+
+
+async function serveUntilStopped(emulator, print, stop) {
+    const stopped = new AbortController();
+    const onSignal = () => {
+        stopped.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const signals = [stopped.signal, ...(stop ? [stop] : [])];
+    try {
+        print();
+        if (!signals.some((s) => s.aborted))
+            await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
+    }
+    finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+    }
+    await emulator.close();
+    console.error('diskless emulator: stopped');
+    return 0;
+}
+/** The exit code of an emulator command that failed (see the header). */
+function commandFailed(error) {
+    if (!(error instanceof DisklessError) && error.code === undefined)
+        throw error;
+    console.error(`diskless emulator: ${errorMessage(error)}`);
+    return 1;
+}
+
 // EXTERNAL MODULE: external "node:https"
 var external_node_https_ = __nccwpck_require__(4708);
 ;// CONCATENATED MODULE: ./src/emulator/pve/pve-error.ts
@@ -101987,34 +102025,15 @@ async function runPveEmulatorCommand(args, stop) {
     try {
         const { options, generated } = parsePveEmulatorArgs(args);
         const emulator = await startPveEmulator(options);
-        const stopped = new AbortController();
-        const onSignal = () => {
-            stopped.abort();
-        };
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        console.log(`url=${emulator.url}`);
-        console.log(`fingerprint=${emulator.fingerprint}`);
-        for (const t of options.tokens)
-            console.log(t === generated ? `token=${t.id}=${t.secret}` : `token=${t.id}`);
-        const signals = [stopped.signal, ...(stop ? [stop] : [])];
-        try {
-            if (!signals.some((s) => s.aborted))
-                await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
-        }
-        finally {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-        }
-        await emulator.close();
-        console.error('diskless emulator: stopped');
-        return 0;
+        return await serveUntilStopped(emulator, () => {
+            console.log(`url=${emulator.url}`);
+            console.log(`fingerprint=${emulator.fingerprint}`);
+            for (const t of options.tokens)
+                console.log(t === generated ? `token=${t.id}=${t.secret}` : `token=${t.id}`);
+        }, stop);
     }
     catch (error) {
-        if (!(error instanceof DisklessError) && error.code === undefined)
-            throw error;
-        console.error(`diskless emulator: ${errorMessage(error)}`);
-        return 1;
+        return commandFailed(error);
     }
 }
 
@@ -102314,39 +102333,19 @@ async function runEmulatorCommand(args, stop) {
             await qemu?.close();
             throw error;
         }
-        // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
-        const stopped = new AbortController();
-        const onSignal = () => {
-            stopped.abort();
-        };
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        console.log(`url=${emulator.url}`);
-        if (runner)
-            console.log(`consoles=${external_node_path_default().join(runner.work, 'consoles')}`);
-        if (qemu)
-            console.log(`network=${qemu.network}.0/24`);
-        for (const a of options.accounts) {
-            console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
-        }
-        const signals = [stopped.signal, ...(stop ? [stop] : [])];
-        try {
-            if (!signals.some((s) => s.aborted))
-                await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
-        }
-        finally {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-        }
-        await emulator.close();
-        console.error('diskless emulator: stopped');
-        return 0;
+        return await serveUntilStopped(emulator, () => {
+            console.log(`url=${emulator.url}`);
+            if (runner)
+                console.log(`consoles=${external_node_path_default().join(runner.work, 'consoles')}`);
+            if (qemu)
+                console.log(`network=${qemu.network}.0/24`);
+            for (const a of options.accounts) {
+                console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
+            }
+        }, stop);
     }
     catch (error) {
-        if (!(error instanceof DisklessError) && error.code === undefined)
-            throw error;
-        console.error(`diskless emulator: ${errorMessage(error)}`);
-        return 1;
+        return commandFailed(error);
     }
 }
 

@@ -5,9 +5,8 @@
  * caller), so scripts can read where to connect.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import path from 'node:path';
-import { DisklessError, errorMessage, InputError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { parseByteSize } from '../inputs/fields.js';
 import { FAULT_RATES, totalRate } from './faults.js';
 import {
@@ -25,6 +24,7 @@ import { slirpNetwork, type Firmware } from '../boot/qemu.js';
 import { streamReporter } from '../report.js';
 import { startQemuRunner, type QemuRunnerOptions } from './qemu-runner.js';
 import { startEmulator } from './server.js';
+import { commandFailed, serveUntilStopped } from './serve.js';
 import { runPveEmulatorCommand } from './pve/command.js';
 
 /** The quirks by their command-line names. */
@@ -368,33 +368,19 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
       await qemu?.close();
       throw error;
     }
-    // Listen for the signals before printing the URL: a caller may stop us as soon as it reads it.
-    const stopped = new AbortController();
-    const onSignal = () => {
-      stopped.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    console.log(`url=${emulator.url}`);
-    if (runner) console.log(`consoles=${path.join(runner.work, 'consoles')}`);
-    if (qemu) console.log(`network=${qemu.network}.0/24`);
-    for (const a of options.accounts) {
-      console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
-    }
-    const signals = [stopped.signal, ...(stop ? [stop] : [])];
-    try {
-      if (!signals.some((s) => s.aborted)) await once(AbortSignal.any(signals), 'abort');
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
-    await emulator.close();
-    console.error('diskless emulator: stopped');
-    return 0;
+    return await serveUntilStopped(
+      emulator,
+      () => {
+        console.log(`url=${emulator.url}`);
+        if (runner) console.log(`consoles=${path.join(runner.work, 'consoles')}`);
+        if (qemu) console.log(`network=${qemu.network}.0/24`);
+        for (const a of options.accounts) {
+          console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
+        }
+      },
+      stop,
+    );
   } catch (error) {
-    if (!(error instanceof DisklessError) && (error as NodeJS.ErrnoException).code === undefined)
-      throw error;
-    console.error(`diskless emulator: ${errorMessage(error)}`);
-    return 1;
+    return commandFailed(error);
   }
 }

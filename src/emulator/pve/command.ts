@@ -5,11 +5,11 @@
  * it made up), so scripts can read where to connect.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import path from 'node:path';
-import { DisklessError, errorMessage, InputError } from '../../errors.js';
+import { InputError } from '../../errors.js';
 import type { PveEmulatorOptions, PveToken, PveVmSpec } from './options.js';
 import { startPveEmulator } from './server.js';
+import { commandFailed, serveUntilStopped } from '../serve.js';
 
 export const PVE_EMULATOR_USAGE = `usage: diskless emulator --kind proxmox --data DIR [flags]
 
@@ -208,30 +208,17 @@ export async function runPveEmulatorCommand(args: string[], stop?: AbortSignal):
   try {
     const { options, generated } = parsePveEmulatorArgs(args);
     const emulator = await startPveEmulator(options);
-    const stopped = new AbortController();
-    const onSignal = () => {
-      stopped.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    console.log(`url=${emulator.url}`);
-    console.log(`fingerprint=${emulator.fingerprint}`);
-    for (const t of options.tokens)
-      console.log(t === generated ? `token=${t.id}=${t.secret}` : `token=${t.id}`);
-    const signals = [stopped.signal, ...(stop ? [stop] : [])];
-    try {
-      if (!signals.some((s) => s.aborted)) await once(AbortSignal.any(signals), 'abort');
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
-    await emulator.close();
-    console.error('diskless emulator: stopped');
-    return 0;
+    return await serveUntilStopped(
+      emulator,
+      () => {
+        console.log(`url=${emulator.url}`);
+        console.log(`fingerprint=${emulator.fingerprint}`);
+        for (const t of options.tokens)
+          console.log(t === generated ? `token=${t.id}=${t.secret}` : `token=${t.id}`);
+      },
+      stop,
+    );
   } catch (error) {
-    if (!(error instanceof DisklessError) && (error as NodeJS.ErrnoException).code === undefined)
-      throw error;
-    console.error(`diskless emulator: ${errorMessage(error)}`);
-    return 1;
+    return commandFailed(error);
   }
 }
