@@ -99898,6 +99898,58 @@ class ServerStore {
     }
 }
 
+;// CONCATENATED MODULE: ./src/emulator/serve.ts
+/**
+ * How both emulators (ElasticStack and Proxmox VE) serve and stop. Their commands listen
+ * for SIGINT and SIGTERM first (a caller may stop us as soon as it reads the URL), print
+ * what a caller needs, serve until a signal or the caller's `stop`, then close. A failure
+ * a user caused is one line and exit code 1; anything else is a bug and is thrown.
+ */
+
+
+async function serveUntilStopped(emulator, print, stop) {
+    const stopped = new AbortController();
+    const onSignal = () => {
+        stopped.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const signals = [stopped.signal, ...(stop ? [stop] : [])];
+    try {
+        print();
+        if (!signals.some((s) => s.aborted))
+            await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
+    }
+    finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+    }
+    await emulator.close();
+    console.error('diskless emulator: stopped');
+    return 0;
+}
+/** The exit code of an emulator command that failed (see the header). */
+function commandFailed(error) {
+    if (!(error instanceof DisklessError) && error.code === undefined)
+        throw error;
+    console.error(`diskless emulator: ${errorMessage(error)}`);
+    return 1;
+}
+/**
+ * Stops an emulator's HTTP(S) server: no new connections, open ones cut, and every
+ * request already being handled finished (its writes reach the disk) before it resolves.
+ */
+async function closeHttpServer(server, inflight) {
+    const closed = new Promise((resolve) => {
+        server.close(() => {
+            resolve();
+        });
+    });
+    server.closeAllConnections();
+    await Promise.allSettled([...inflight]);
+    await closed;
+}
+
 ;// CONCATENATED MODULE: ./src/emulator/server.ts
 /**
  * The emulator's HTTP server (node:http, no framework): authenticates, routes the drive
@@ -99907,6 +99959,7 @@ class ServerStore {
  * latency, then the paced response. A valid raw write is written to the drive while its
  * body is read; every other body is read whole first.
  */
+
 
 
 
@@ -100300,14 +100353,7 @@ async function startEmulator(options) {
         },
         close() {
             closing ??= (async () => {
-                const closed = new Promise((resolve) => {
-                    server.close(() => {
-                        resolve();
-                    });
-                });
-                server.closeAllConnections();
-                await Promise.allSettled([...inflight]);
-                await closed;
+                await closeHttpServer(server, inflight);
                 await servers.close();
                 await imaging.close();
                 await store.flush();
@@ -100315,44 +100361,6 @@ async function startEmulator(options) {
             return closing;
         },
     };
-}
-
-;// CONCATENATED MODULE: ./src/emulator/serve.ts
-/**
- * How both emulator commands (ElasticStack and Proxmox VE) serve: listen for SIGINT and
- * SIGTERM first (a caller may stop us as soon as it reads the URL), print what a caller
- * needs, serve until a signal or the caller's `stop`, then close. A failure a user caused
- * is one line and exit code 1; anything else is a bug and is thrown.
- */
-
-
-async function serveUntilStopped(emulator, print, stop) {
-    const stopped = new AbortController();
-    const onSignal = () => {
-        stopped.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const signals = [stopped.signal, ...(stop ? [stop] : [])];
-    try {
-        print();
-        if (!signals.some((s) => s.aborted))
-            await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
-    }
-    finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-    }
-    await emulator.close();
-    console.error('diskless emulator: stopped');
-    return 0;
-}
-/** The exit code of an emulator command that failed (see the header). */
-function commandFailed(error) {
-    if (!(error instanceof DisklessError) && error.code === undefined)
-        throw error;
-    console.error(`diskless emulator: ${errorMessage(error)}`);
-    return 1;
 }
 
 // EXTERNAL MODULE: external "node:https"
@@ -101602,6 +101610,7 @@ async function makeSelfSigned(host) {
 
 
 
+
 const server_BASE = '/api2/json/';
 function server_checkOptions(o) {
     for (const t of o.tokens) {
@@ -101837,14 +101846,7 @@ async function startPveEmulator(options) {
         },
         close() {
             closing ??= (async () => {
-                const closed = new Promise((resolve) => {
-                    server.close(() => {
-                        resolve();
-                    });
-                });
-                server.closeAllConnections();
-                await Promise.allSettled([...inflight]);
-                await closed;
+                await closeHttpServer(server, inflight);
                 await tasks.settle();
                 await (0,promises_.rm)(tmpDir, { recursive: true, force: true });
             })();

@@ -1,8 +1,8 @@
 /**
- * How both emulator commands (ElasticStack and Proxmox VE) serve: listen for SIGINT and
- * SIGTERM first (a caller may stop us as soon as it reads the URL), print what a caller
- * needs, serve until a signal or the caller's `stop`, then close. A failure a user caused
- * is one line and exit code 1; anything else is a bug and is thrown.
+ * How both emulators (ElasticStack and Proxmox VE) serve and stop. Their commands listen
+ * for SIGINT and SIGTERM first (a caller may stop us as soon as it reads the URL), print
+ * what a caller needs, serve until a signal or the caller's `stop`, then close. A failure
+ * a user caused is one line and exit code 1; anything else is a bug and is thrown.
  */
 import { once } from 'node:events';
 import { DisklessError, errorMessage } from '../errors.js';
@@ -37,4 +37,22 @@ export function commandFailed(error: unknown): number {
     throw error;
   console.error(`diskless emulator: ${errorMessage(error)}`);
   return 1;
+}
+
+/**
+ * Stops an emulator's HTTP(S) server: no new connections, open ones cut, and every
+ * request already being handled finished (its writes reach the disk) before it resolves.
+ */
+export async function closeHttpServer(
+  server: { close(done: () => void): unknown; closeAllConnections(): void },
+  inflight: ReadonlySet<Promise<void>>,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+  });
+  server.closeAllConnections();
+  await Promise.allSettled([...inflight]);
+  await closed;
 }

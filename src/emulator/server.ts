@@ -34,6 +34,7 @@ import { routeName, routeRequest, type Route } from './routes.js';
 import { serverCall } from './server-calls.js';
 import { ServerStore } from './server-store.js';
 import { parseFields, renderList, renderObject, renderObjects, wantsJson } from './wire-format.js';
+import { closeHttpServer } from './serve.js';
 
 const inflate = promisify(gunzip);
 /** Bodies of the non-write calls (create, set) are small key-value sets. */
@@ -491,14 +492,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     },
     close() {
       closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => {
-          server.close(() => {
-            resolve();
-          });
-        });
-        server.closeAllConnections();
-        await Promise.allSettled([...inflight]);
-        await closed;
+        await closeHttpServer(server, inflight);
         await servers.close();
         await imaging.close();
         await store.flush();

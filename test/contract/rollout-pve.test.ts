@@ -4,8 +4,8 @@
 // bad input's one line, and the token secret kept out of everything it prints.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAction, type ActionRun } from '../../src/harness/run-action.js';
-import { failureLine } from '../helpers/actions.js';
+import { runAction } from '../../src/harness/run-action.js';
+import { everythingShown, failureLine } from '../helpers/actions.js';
 import { root } from '../proxmox/helpers.js';
 import { tcpListeners } from '../rollout/fleet.js';
 import { cdOf, pveFleet, type PveFleet } from '../rollout/pve-fleet.js';
@@ -37,14 +37,6 @@ const valid = (extra: Record<string, string> = {}) => ({
   'health-check': `tcp:${health.port}`,
   ...extra,
 });
-
-function everythingShown(run: ActionRun): string {
-  const stdout = run.main.stdout
-    .split('\n')
-    .filter((line) => !line.startsWith('::add-mask::'))
-    .join('\n');
-  return [stdout, run.main.stderr, run.summary, JSON.stringify(run.outputs)].join('\n');
-}
 
 describe('rollout bundle, kind proxmox', () => {
   it('fails with one line naming a bad input, the secret masked first', async () => {

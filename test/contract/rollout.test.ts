@@ -6,8 +6,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { runAction, type ActionRun } from '../../src/harness/run-action.js';
-import { failureLine } from '../helpers/actions.js';
+import { runAction } from '../../src/harness/run-action.js';
+import { everythingShown, failureLine } from '../helpers/actions.js';
 import { tempDir } from '../helpers/temp.js';
 import type { LedgerEntry } from '../../src/releases/ledger.js';
 import { call, createDrive, properties } from '../emulator/helpers.js';
@@ -62,14 +62,6 @@ const valid = (extra: Record<string, string> = {}) => ({
   'ledger-name': 'zone1',
   ...extra,
 });
-
-function everythingShown(run: ActionRun): string {
-  const stdout = run.main.stdout
-    .split('\n')
-    .filter((line) => !line.startsWith('::add-mask::'))
-    .join('\n');
-  return [stdout, run.main.stderr, run.summary, JSON.stringify(run.outputs)].join('\n');
-}
 
 async function cdOf(name: string): Promise<string | undefined> {
   const all = JSON.parse(

@@ -6,8 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { runAction, type ActionRun } from '../../src/harness/run-action.js';
-import { failureLine } from '../helpers/actions.js';
+import { runAction } from '../../src/harness/run-action.js';
+import { everythingShown, failureLine } from '../helpers/actions.js';
 import { tempDir } from '../helpers/temp.js';
 
 const dir = path.resolve(import.meta.dirname, '../../actions/upload-drive');
@@ -41,15 +41,6 @@ const valid = () => ({
   'drive-name': 'contract-boot',
   'state-dir': state,
 });
-
-/** Everything the action printed except the ::add-mask:: command that registers the key. */
-function everythingShown(run: ActionRun): string {
-  const stdout = run.main.stdout
-    .split('\n')
-    .filter((line) => !line.startsWith('::add-mask::'))
-    .join('\n');
-  return [stdout, run.main.stderr, run.summary, JSON.stringify(run.outputs)].join('\n');
-}
 
 describe('upload-drive bundle', () => {
   it('uploads, then finds the drive up to date, with outputs and a summary', async () => {

@@ -6,8 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPveEmulator, type PveEmulator } from '../../src/emulator/pve/index.js';
-import { runAction, type ActionRun } from '../../src/harness/run-action.js';
-import { failureLine } from '../helpers/actions.js';
+import { runAction } from '../../src/harness/run-action.js';
+import { everythingShown, failureLine } from '../helpers/actions.js';
 import { tempDir } from '../helpers/temp.js';
 
 const dir = path.resolve(import.meta.dirname, '../../actions/upload-pve');
@@ -46,14 +46,6 @@ const valid = (file: string) => ({
   storage: 'local',
   'tls-fingerprint': pve.fingerprint,
 });
-
-function everythingShown(run: ActionRun): string {
-  const stdout = run.main.stdout
-    .split('\n')
-    .filter((line) => !line.startsWith('::add-mask::'))
-    .join('\n');
-  return [stdout, run.main.stderr, run.summary, JSON.stringify(run.outputs)].join('\n');
-}
 
 describe('upload-pve bundle', () => {
   it('uploads, finds it already there, then prunes an old one after a new image', async () => {

@@ -27,6 +27,7 @@ import { Storages } from './storage.js';
 import { Tasks } from './tasks.js';
 import { makeSelfSigned } from './tls.js';
 import { Vms } from './vms.js';
+import { closeHttpServer } from '../serve.js';
 
 const BASE = '/api2/json/';
 
@@ -284,14 +285,7 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
     },
     close() {
       closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => {
-          server.close(() => {
-            resolve();
-          });
-        });
-        server.closeAllConnections();
-        await Promise.allSettled([...inflight]);
-        await closed;
+        await closeHttpServer(server, inflight);
         await tasks.settle();
         await rm(tmpDir, { recursive: true, force: true });
       })();
