@@ -91571,15 +91571,11 @@ function newReleaseId(now, existing) {
 }
 /** Release ids, oldest first (the id's order is the build order). */
 async function listReleases(target) {
-    const names = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES)).catch(() => []);
-    const ids = [];
-    for (const name of names) {
-        if (isReleaseId(name) &&
-            (await lstatOrUndefined(external_node_path_default().join(target, RELEASES, name)))?.isDirectory()) {
-            ids.push(name);
-        }
-    }
-    return ids.sort(compareIds);
+    const entries = await (0,promises_.readdir)(external_node_path_default().join(target, RELEASES), { withFileTypes: true }).catch(() => []);
+    return entries
+        .filter((e) => e.isDirectory() && isReleaseId(e.name))
+        .map((e) => e.name)
+        .sort(compareIds);
 }
 /** Build order of two ids: negative when `a` is older. */
 function compareIds(a, b) {
@@ -96345,7 +96341,9 @@ async function buildRootfs(options, reporter) {
     // only if we had to wait for another build (the master may have changed meanwhile).
     const lockWait = { happened: false };
     const skeletonOf = () => buildSkeleton({ source, varDirs: options.varDirs });
-    const early = skeletonOf();
+    // It starts once the comparison is on its way: its many small reads would otherwise
+    // queue the comparison's few lookups behind them in libuv's thread pool.
+    const early = guessed.then(skeletonOf, skeletonOf);
     early.catch(() => undefined); // awaited below
     const buildLock = await holdLocks([await lockFile(target)], () => {
         lockWait.happened = true;

@@ -52,17 +52,13 @@ export function newReleaseId(now: Date, existing: readonly string[]): string {
 
 /** Release ids, oldest first (the id's order is the build order). */
 export async function listReleases(target: string): Promise<string[]> {
-  const names = await readdir(path.join(target, RELEASES)).catch(() => [] as string[]);
-  const ids: string[] = [];
-  for (const name of names) {
-    if (
-      isReleaseId(name) &&
-      (await lstatOrUndefined(path.join(target, RELEASES, name)))?.isDirectory()
-    ) {
-      ids.push(name);
-    }
-  }
-  return ids.sort(compareIds);
+  const entries = await readdir(path.join(target, RELEASES), { withFileTypes: true }).catch(
+    () => [],
+  );
+  return entries
+    .filter((e) => e.isDirectory() && isReleaseId(e.name))
+    .map((e) => e.name)
+    .sort(compareIds);
 }
 
 /** Build order of two ids: negative when `a` is older. */

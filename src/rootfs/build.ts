@@ -328,7 +328,9 @@ export async function buildRootfs(
   // only if we had to wait for another build (the master may have changed meanwhile).
   const lockWait = { happened: false };
   const skeletonOf = () => buildSkeleton({ source, varDirs: options.varDirs });
-  const early = skeletonOf();
+  // It starts once the comparison is on its way: its many small reads would otherwise
+  // queue the comparison's few lookups behind them in libuv's thread pool.
+  const early = guessed.then(skeletonOf, skeletonOf);
   early.catch(() => undefined); // awaited below
   const buildLock = await holdLocks([await lockFile(target)], () => {
     lockWait.happened = true;
