@@ -25,11 +25,16 @@ import { startQemuRunner, type QemuRunner } from '../../src/emulator/qemu-runner
 import type { Emulator } from '../../src/emulator/index.js';
 import { alice, call, properties, start as startCloud, type Started } from '../emulator/helpers.js';
 import { tcpGreeting } from '../emulator/tcp.js';
+import { startPveEmulator, type PveEmulator } from '../../src/emulator/pve/index.js';
+import { machineId } from '../../src/emulator/pve/vms.js';
+import { PveApi, readConfig, repointCd, restartVm, vmState } from '../../src/proxmox/index.js';
 import { bootReports, info, untilBoots, untilStatus, uploadCd } from './cloud.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const SERVER = '10.0.2.100';
 const SERVER_UNIT = 'diskless-e2e-server.service';
+/** How long a restarted server's boot report may follow its health check (it runs after multi-user.target). */
+const REPORT_LAG = 5 * 60_000;
 const SECRET = `diskless-e2e-master-secret-${String(process.pid)}-${String(Date.now())}`;
 /** Master secrets that must not exist on the client at all. */
 const PLANTED = ['/etc/default/elastichosts', '/root/.ssh/id_ed25519'];
@@ -659,9 +664,14 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
     await fleet.s?.stop();
   });
 
-  /** The release each boot on a server's console reported, in order. */
-  async function releasesBooted(server: string): Promise<string[]> {
+  /**
+   * The release each boot on a server's console reported, in order, once it shows `boots`
+   * reports: the health gate opens when the health socket answers, and the boot report
+   * comes later (after multi-user.target), so the last restarted server's may lag a little.
+   */
+  async function releasesBooted(server: string, boots: number): Promise<string[]> {
     const runner = fleet.runner as QemuRunner;
+    await untilBoots(runner.consoleOf(server), boots, REPORT_LAG);
     return (await bootReports(runner.consoleOf(server))).map((r) => r.get('release') ?? '');
   }
 
@@ -689,7 +699,7 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
       fleet.servers = created.map((r) => properties(r.text).server ?? '');
       const runner = fleet.runner as QemuRunner;
       await Promise.all(fleet.servers.map((s) => untilBoots(runner.consoleOf(s), 1, BOOT_LIMIT)));
-      for (const s of fleet.servers) expect(await releasesBooted(s)).toEqual([built.r2]);
+      for (const s of fleet.servers) expect(await releasesBooted(s, 1)).toEqual([built.r2]);
     },
     BOOT_LIMIT + 120_000,
   );
@@ -729,7 +739,8 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
         'web-a',
         'web-b',
       ]);
-      for (const s of fleet.servers) expect(await releasesBooted(s)).toEqual([built.r2, fleet.r3]);
+      for (const s of fleet.servers)
+        expect(await releasesBooted(s, 2)).toEqual([built.r2, fleet.r3]);
       // One at a time: the second server was reset only after the first came back healthy.
       const [a, b] = await Promise.all(fleet.servers.map((s) => info(e, 'servers', s)));
       const [first, second] = [Number(a?.started), Number(b?.started)].sort((x, y) => x - y);
@@ -758,7 +769,187 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
       });
       expect(rollback.outputs['failed-server']).toBe('');
       for (const s of fleet.servers) {
-        expect(await releasesBooted(s)).toEqual([built.r2, fleet.r3, built.r2]);
+        expect(await releasesBooted(s, 3)).toEqual([built.r2, fleet.r3, built.r2]);
+      }
+    },
+    3 * BOOT_LIMIT,
+  );
+});
+
+// The rollout (issue 16) on the Proxmox VE emulator with the same QEMU runner: two VMs
+// boot R2 from the ISO upload-pve put on the storage; R4 (R2's template with a mark) is
+// uploaded as a second blue/green file; the rollout action with kind proxmox repoints
+// each VM's CD-ROM (with its config's digest) and resets it, one at a time behind a TCP
+// health check from this machine; each reports R4 from inside. A rollout back to R2's
+// ISO (the rollback) puts both VMs on R2 again.
+describe('a rolling rollout across the Proxmox emulator, and its rollback', () => {
+  const pve: {
+    emulator?: PveEmulator;
+    runner?: QemuRunner;
+    api?: PveApi;
+    r4: string;
+    isos: Record<'r2' | 'r4', string>;
+    volids: Record<'r2' | 'r4', string>;
+  } = { r4: '', isos: { r2: '', r4: '' }, volids: { r2: '', r4: '' } };
+  const BOOT_LIMIT = 15 * 60_000;
+  const TOKEN = { id: 'ci@pve!e2e', secret: `pve-e2e-${String(process.pid)}` };
+  const VMIDS = [201, 202];
+  const releaseDir = (id: string) => path.join(built.target, 'releases', id);
+  const connection = () => {
+    if (!pve.emulator) throw new Error('the Proxmox emulator did not start');
+    return {
+      'api-url': pve.emulator.url.replace('/api2/json', ''),
+      'token-id': TOKEN.id,
+      'token-secret': TOKEN.secret,
+      node: 'pve',
+      'tls-fingerprint': pve.emulator.fingerprint,
+    };
+  };
+
+  beforeAll(async () => {
+    // R4: R2's template with one more file; staged like R2.
+    const template = path.join(built.work, 'template-r4');
+    await cp(built.template, template, { recursive: true });
+    await writeFile(path.join(template, 'etc/diskless-e2e-mark'), 'R4\n');
+    const r4 = await action('build-rootfs', { ...built.rootfsInputs, template, publish: 'false' });
+    pve.r4 = r4.outputs.release ?? '';
+    for (const [key, id] of [
+      ['r2', built.r2],
+      ['r4', pve.r4],
+    ] as const) {
+      const { outputs } = await action('build-iso', {
+        ...built.isoInputs,
+        cmdline: 'panic=10 diskless.stay',
+        root: releaseDir(id),
+        'nfs-root': `${SERVER}:${releaseDir(id)}`,
+        output: path.join(built.work, 'pve', `${id}.iso`),
+      });
+      pve.isos[key] = outputs.iso ?? '';
+    }
+    pve.runner = await startQemuRunner({
+      work: path.join(built.work, 'pve', 'runner'),
+      nfsServer: SERVER,
+      exports: [
+        ...[built.r2, pve.r4].map((id) => ({ pseudo: releaseDir(id), dir: releaseDir(id) })),
+        ...built.exports.split('\n').map((l) => {
+          const [pseudo = '', dir = ''] = l.split('=');
+          return { pseudo, dir };
+        }),
+      ],
+    });
+    const net = pve.runner.network;
+    pve.emulator = await startPveEmulator({
+      dataDir: path.join(built.work, 'pve', 'data'),
+      tokens: [TOKEN],
+      runner: pve.runner,
+      vms: VMIDS.map((vmid, i) => ({
+        vmid,
+        name: `vm-${String(vmid)}`,
+        config: { ide2: 'none,media=cdrom', boot: 'order=ide2', agent: '1', memory: 1024 },
+        address: `${net}.${String(31 + i)}`,
+      })),
+    });
+    pve.api = new PveApi({
+      url: pve.emulator.url,
+      tokenId: TOKEN.id,
+      secret: TOKEN.secret,
+      tls: { fingerprint: pve.emulator.fingerprint },
+    });
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await pve.api?.close();
+    await pve.emulator?.close();
+  });
+
+  /** The release each boot on a VM's console reported, in order, once it shows `boots` (see above). */
+  async function releasesBooted(vmid: number, boots: number): Promise<string[]> {
+    const runner = pve.runner as QemuRunner;
+    await untilBoots(runner.consoleOf(machineId(vmid)), boots, REPORT_LAG);
+    return (await bootReports(runner.consoleOf(machineId(vmid)))).map(
+      (r) => r.get('release') ?? '',
+    );
+  }
+
+  it(
+    'boots two VMs from the ISO that upload-pve put on the storage for R2',
+    async () => {
+      const api = pve.api as PveApi;
+      const up = await action('upload-pve', {
+        ...connection(),
+        storage: 'local',
+        image: pve.isos.r2,
+      });
+      pve.volids.r2 = up.outputs.volid ?? '';
+      expect(pve.volids.r2).toMatch(/^local:iso\/diskless-[0-9a-f]{8}\.iso$/);
+      for (const vmid of VMIDS) {
+        const vm = { node: 'pve', vmid };
+        await repointCd(api, vm, 'ide2', pve.volids.r2, (await readConfig(api, vm)).digest);
+        await restartVm(api, vm, 'start');
+      }
+      const runner = pve.runner as QemuRunner;
+      await Promise.all(
+        VMIDS.map((vmid) => untilBoots(runner.consoleOf(machineId(vmid)), 1, BOOT_LIMIT)),
+      );
+      for (const vmid of VMIDS) expect(await releasesBooted(vmid, 1)).toEqual([built.r2]);
+    },
+    BOOT_LIMIT + 120_000,
+  );
+
+  it(
+    'uploads R4 as a second ISO and moves the VMs one at a time, each healthy on R4 before the next',
+    async () => {
+      const api = pve.api as PveApi;
+      const up = await action('upload-pve', {
+        ...connection(),
+        storage: 'local',
+        image: pve.isos.r4,
+      });
+      pve.volids.r4 = up.outputs.volid ?? '';
+      expect(pve.volids.r4).not.toBe(pve.volids.r2);
+      const started = Date.now();
+      const rollout = await action('rollout', {
+        ...connection(),
+        kind: 'proxmox',
+        iso: pve.volids.r4,
+        restart: 'rolling',
+        'batch-size': '1',
+        'health-check': 'tcp:22',
+        'health-timeout': '900',
+      });
+      process.stderr.write(
+        `pve: rolling rollout of two VMs in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      );
+      expect(rollout.outputs['failed-server']).toBe('');
+      expect(rollout.outputs['previous-drive']).toBe(pve.volids.r2);
+      expect(rollout.outputs['servers-restarted']).toBe('vm-201 vm-202');
+      for (const vmid of VMIDS) {
+        expect(await releasesBooted(vmid, 2)).toEqual([built.r2, pve.r4]);
+        const { config } = await readConfig(api, { node: 'pve', vmid });
+        expect(config.ide2?.split(',')[0]).toBe(pve.volids.r4);
+      }
+      // The VMs answer at their agents' addresses, from this machine, on R4.
+      for (const vmid of VMIDS) {
+        const { address } = await vmState(api, { node: 'pve', vmid });
+        expect(await tcpGreeting(address ?? '', 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
+      }
+    },
+    3 * BOOT_LIMIT,
+  );
+
+  it(
+    "rolls back with a rollout to R2's ISO: both VMs boot R2 again",
+    async () => {
+      const rollback = await action('rollout', {
+        ...connection(),
+        kind: 'proxmox',
+        iso: pve.volids.r2,
+        'health-check': 'tcp:22',
+        'health-timeout': '900',
+      });
+      expect(rollback.outputs['failed-server']).toBe('');
+      for (const vmid of VMIDS) {
+        expect(await releasesBooted(vmid, 3)).toEqual([built.r2, pve.r4, built.r2]);
       }
     },
     3 * BOOT_LIMIT,

@@ -1,3 +1,5 @@
+import type { ServerRunner } from '../server-runner.js';
+
 /**
  * The Proxmox VE emulator's public types: its tokens (with an optional privilege list
  * for the permission paths), storages, VMs, and how it is started. The API facts it
@@ -61,6 +63,12 @@ export interface PveEmulatorOptions {
   taskMs?: number;
   /** The network between client and node, as the ElasticStack emulator models it. */
   link?: PveLink;
+  /**
+   * What runs a started VM (the ElasticStack emulator's server runner, e.g. its QEMU
+   * runner: the VM boots its CD-ROM ISOs, its address is the VM's `address`); without
+   * one VMs are state only. Closed with the emulator.
+   */
+  runner?: ServerRunner;
 }
 
 /** Latency and bandwidth caps (upload bodies are paced through them); all off by default. */

@@ -250,26 +250,14 @@ const POWER: Record<
   }
 > = {
   start: { task: 'qmstart', work: (vms, vm) => vms.start(vm) },
-  stop: {
-    task: 'qmstop',
-    work: (vms, vm) => {
-      vms.stop(vm);
-    },
-  },
-  shutdown: {
-    task: 'qmshutdown',
-    work: (vms, vm) => {
-      vms.stop(vm);
-    },
-  },
+  stop: { task: 'qmstop', work: (vms, vm) => vms.stop(vm) },
+  shutdown: { task: 'qmshutdown', work: (vms, vm) => vms.stop(vm) },
   reset: {
     task: 'qmreset',
     sync: (vms, vm) => {
       vms.assertRunning(vm);
     },
-    work: (vms, vm) => {
-      vms.assertRunning(vm);
-    },
+    work: (vms, vm) => vms.reset(vm),
   },
   reboot: {
     task: 'qmreboot',

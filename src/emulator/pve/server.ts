@@ -81,7 +81,11 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
   await mkdir(tmpDir, { recursive: true });
   const storages = new Storages(options.dataDir, options.storages ?? [{ id: 'local' }], nodes);
   await storages.init();
-  const vms = new Vms(options.vms ?? [], nodes, storages);
+  const vms = new Vms(options.vms ?? [], nodes, storages, options.runner);
+  await vms.init().catch(async (error: unknown) => {
+    await vms.close();
+    throw error;
+  });
   const tasks = new Tasks(options.taskMs ?? 50);
   const stats: PveEmulatorStats = {
     requests: 0,
@@ -287,6 +291,7 @@ export async function startPveEmulator(options: PveEmulatorOptions): Promise<Pve
       closing ??= (async () => {
         await closeHttpServer(server, inflight);
         await tasks.settle();
+        await vms.close();
         await rm(tmpDir, { recursive: true, force: true });
       })();
       return closing;

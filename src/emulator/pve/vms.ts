@@ -1,11 +1,18 @@
 /**
- * QEMU guests as state: each VM's config (with the SHA1 `digest` of its config file),
- * its power state and QEMU process, its guest agent's address. The config call keeps
- * Proxmox's rules for CD-ROM drives (media=cdrom required for an ISO, the ISO must
- * exist, `size=` appended) and the digest check against concurrent edits
- * (proxmox-api.md section 5).
+ * QEMU guests: each VM's config (with the SHA1 `digest` of its config file), its power
+ * state and QEMU process, its guest agent's address. The config call keeps Proxmox's
+ * rules for CD-ROM drives (media=cdrom required for an ISO, the ISO must exist, `size=`
+ * appended) and the digest check against concurrent edits (proxmox-api.md section 5).
+ *
+ * Without a runner a VM is state only. With one (the ElasticStack emulator's server
+ * runner, e.g. its QEMU runner) a started VM boots its CD-ROM ISOs for real. The runner
+ * has no in-place reset, so a reset here stops the machine and boots a new one from the
+ * config as it is now: inside the guest that is what Proxmox's reset gives after a live
+ * CD swap (a reboot from the new ISO), while the API keeps the pid, as Proxmox does.
  */
 import { createHash } from 'node:crypto';
+import { DisklessError } from '../../errors.js';
+import type { RunningServer, ServerRunner } from '../server-runner.js';
 import { failure, paramError } from './pve-error.js';
 import type { PveVmSpec } from './options.js';
 import type { Storages } from './storage.js';
@@ -72,14 +79,36 @@ function agentEnabled(config: Record<string, string | number>): boolean {
   return first === '1' || first === 'enabled=1';
 }
 
+/** A stable UUID-shaped id per VMID for the runner (its MAC and file names come from it). */
+export function machineId(vmid: number): string {
+  const h = createHash('sha1').update(`pve-vm-${vmid}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * The runner's IDE slots for a VM's CD-ROMs, the boot CD first. The runner attaches drives
+ * without a bootindex, and its SeaBIOS boots a CD on the primary channel but not one at
+ * bus 1 unit 0 (where Proxmox's ide2 is), so the slots are not Proxmox's bus:unit.
+ */
+const RUNNER_SLOTS = ['ide:0:1', 'ide:0:0', 'ide:1:1', 'ide:1:0'];
+
+/** The VM's CD-ROM keys, the one its `boot: order=` names first (else ide2, ide0, …) first. */
+function bootFirst(config: Record<string, string | number>, keys: string[]): string[] {
+  const order = /order=([^,]+)/.exec(String(config.boot ?? ''))?.[1]?.split(';') ?? [];
+  const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : order.length);
+  return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
 export class Vms {
   private readonly vms = new Map<number, Vm>();
+  private readonly machines = new Map<number, RunningServer>();
   private nextPid = 20_000;
 
   constructor(
     specs: PveVmSpec[],
     private readonly nodes: string[],
     private readonly storages: Storages,
+    private readonly runner?: ServerRunner,
   ) {
     for (const s of specs) {
       const node = s.node ?? nodes[0] ?? 'pve';
@@ -99,8 +128,70 @@ export class Vms {
         address: s.address,
         pool: s.pool,
       });
-      if (s.running) this.powerOn(this.vms.get(s.vmid) as Vm);
+      if (s.running && !runner) this.powerOn(this.vms.get(s.vmid) as Vm);
     }
+    this.initiallyRunning = specs.filter((s) => s.running).map((s) => s.vmid);
+  }
+
+  private readonly initiallyRunning: number[];
+
+  /** With a runner, boots the VMs that start running (their machines take a while). */
+  async init(): Promise<void> {
+    if (!this.runner) return;
+    for (const vmid of this.initiallyRunning) await this.start(this.vms.get(vmid) as Vm);
+  }
+
+  /** Stops every machine and the runner. */
+  async close(): Promise<void> {
+    const all = [...this.machines.values()];
+    this.machines.clear();
+    await Promise.all(all.map((m) => m.stop()));
+    await this.runner?.close();
+  }
+
+  /** With a runner: a machine booting the VM's CD-ROMs as its config says now. */
+  private async boot(vm: Vm): Promise<void> {
+    if (!this.runner) return;
+    const cds = Object.keys(vm.config).filter(
+      (k) => DRIVE_KEY.test(k) && isCdrom(String(vm.config[k])),
+    );
+    const drives: { device: string; file: string; media: 'cdrom' }[] = [];
+    for (const key of bootFirst(vm.config, cds)) {
+      const file = this.storages.volumePath(driveVolume(String(vm.config[key])), vm.node)?.file;
+      const device = RUNNER_SLOTS[drives.length];
+      if (!file) continue;
+      if (device === undefined) {
+        throw new DisklessError(`VM ${vm.vmid}: the emulator boots at most 4 CD-ROMs`);
+      }
+      drives.push({ device, file, media: 'cdrom' });
+    }
+    if (vm.address === undefined) {
+      throw failure(`VM ${vm.vmid}: the emulator's machines need an address (the VM's address)`);
+    }
+    const machine = await this.runner.start({
+      server: machineId(vm.vmid),
+      name: String(vm.config.name ?? vm.vmid),
+      mem: Number(vm.config.memory ?? 512),
+      smp: Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1),
+      drives,
+      boot: drives.map((d) => d.device),
+      nicModel: 'e1000',
+      ip: vm.address,
+    });
+    this.machines.set(vm.vmid, machine);
+    // The guest powered off by itself: the VM is stopped.
+    void machine.exited.then(() => {
+      if (this.machines.get(vm.vmid) !== machine) return;
+      this.machines.delete(vm.vmid);
+      vm.running = false;
+      vm.pid = undefined;
+    });
+  }
+
+  private async halt(vm: Vm): Promise<void> {
+    const machine = this.machines.get(vm.vmid);
+    this.machines.delete(vm.vmid);
+    await machine?.stop();
   }
 
   all(): Vm[] {
@@ -236,12 +327,22 @@ export class Vms {
       const volume = driveVolume(String(value));
       if (/:iso\//.test(volume)) await this.storages.volumeSize(volume, vm.node);
     }
+    await this.boot(vm);
     this.powerOn(vm);
   }
 
-  stop(vm: Vm): void {
+  async stop(vm: Vm): Promise<void> {
     vm.running = false;
     vm.pid = undefined;
+    await this.halt(vm);
+  }
+
+  /** qmreset: the guest restarts at once (a machine boots the config as it is now). */
+  async reset(vm: Vm): Promise<void> {
+    this.assertRunning(vm);
+    if (!this.runner) return;
+    await this.halt(vm);
+    await this.boot(vm);
   }
 
   /** The synchronous check of reset and reboot: 500 when the VM does not run. */
@@ -252,7 +353,7 @@ export class Vms {
   /** reboot: a shutdown, then a fresh start (a new QEMU process). */
   async reboot(vm: Vm): Promise<void> {
     this.assertRunning(vm);
-    this.stop(vm);
+    await this.stop(vm);
     await this.start(vm);
   }
 
