@@ -100668,12 +100668,18 @@ function booleanParam(name, raw) {
 
 ;// CONCATENATED MODULE: ./src/emulator/pve/vms.ts
 /**
- * QEMU guests as state: each VM's config (with the SHA1 `digest` of its config file),
- * its power state and QEMU process, its guest agent's address. The config call keeps
- * Proxmox's rules for CD-ROM drives (media=cdrom required for an ISO, the ISO must
- * exist, `size=` appended) and the digest check against concurrent edits
- * (proxmox-api.md section 5).
+ * QEMU guests: each VM's config (with the SHA1 `digest` of its config file), its power
+ * state and QEMU process, its guest agent's address. The config call keeps Proxmox's
+ * rules for CD-ROM drives (media=cdrom required for an ISO, the ISO must exist, `size=`
+ * appended) and the digest check against concurrent edits (proxmox-api.md section 5).
+ *
+ * Without a runner a VM is state only. With one (the ElasticStack emulator's server
+ * runner, e.g. its QEMU runner) a started VM boots its CD-ROM ISOs for real. The runner
+ * has no in-place reset, so a reset here stops the machine and boots a new one from the
+ * config as it is now: inside the guest that is what Proxmox's reset gives after a live
+ * CD swap (a reboot from the new ISO), while the API keeps the pid, as Proxmox does.
  */
+
 
 
 const DRIVE_KEY = /^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30))$/;
@@ -100725,14 +100731,34 @@ function agentEnabled(config) {
     const first = String(v).split(',')[0] ?? '';
     return first === '1' || first === 'enabled=1';
 }
+/** A stable UUID-shaped id per VMID for the runner (its MAC and file names come from it). */
+function machineId(vmid) {
+    const h = (0,external_node_crypto_.createHash)('sha1').update(`pve-vm-${vmid}`).digest('hex');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+/**
+ * The runner's IDE slots for a VM's CD-ROMs, the boot CD first. The runner attaches drives
+ * without a bootindex, and its SeaBIOS boots a CD on the primary channel but not one at
+ * bus 1 unit 0 (where Proxmox's ide2 is), so the slots are not Proxmox's bus:unit.
+ */
+const RUNNER_SLOTS = ['ide:0:1', 'ide:0:0', 'ide:1:1', 'ide:1:0'];
+/** The VM's CD-ROM keys, the one its `boot: order=` names first (else ide2, ide0, …) first. */
+function bootFirst(config, keys) {
+    const order = /order=([^,]+)/.exec(String(config.boot ?? ''))?.[1]?.split(';') ?? [];
+    const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+    return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
 class Vms {
     nodes;
     storages;
+    runner;
     vms = new Map();
+    machines = new Map();
     nextPid = 20_000;
-    constructor(specs, nodes, storages) {
+    constructor(specs, nodes, storages, runner) {
         this.nodes = nodes;
         this.storages = storages;
+        this.runner = runner;
         for (const s of specs) {
             const node = s.node ?? nodes[0] ?? 'pve';
             const config = { name: s.name, ...s.config };
@@ -100751,9 +100777,69 @@ class Vms {
                 address: s.address,
                 pool: s.pool,
             });
-            if (s.running)
+            if (s.running && !runner)
                 this.powerOn(this.vms.get(s.vmid));
         }
+        this.initiallyRunning = specs.filter((s) => s.running).map((s) => s.vmid);
+    }
+    initiallyRunning;
+    /** With a runner, boots the VMs that start running (their machines take a while). */
+    async init() {
+        if (!this.runner)
+            return;
+        for (const vmid of this.initiallyRunning)
+            await this.start(this.vms.get(vmid));
+    }
+    /** Stops every machine and the runner. */
+    async close() {
+        const all = [...this.machines.values()];
+        this.machines.clear();
+        await Promise.all(all.map((m) => m.stop()));
+        await this.runner?.close();
+    }
+    /** With a runner: a machine booting the VM's CD-ROMs as its config says now. */
+    async boot(vm) {
+        if (!this.runner)
+            return;
+        const cds = Object.keys(vm.config).filter((k) => DRIVE_KEY.test(k) && isCdrom(String(vm.config[k])));
+        const drives = [];
+        for (const key of bootFirst(vm.config, cds)) {
+            const file = this.storages.volumePath(driveVolume(String(vm.config[key])), vm.node)?.file;
+            const device = RUNNER_SLOTS[drives.length];
+            if (!file)
+                continue;
+            if (device === undefined) {
+                throw new DisklessError(`VM ${vm.vmid}: the emulator boots at most 4 CD-ROMs`);
+            }
+            drives.push({ device, file, media: 'cdrom' });
+        }
+        if (vm.address === undefined) {
+            throw failure(`VM ${vm.vmid}: the emulator's machines need an address (the VM's address)`);
+        }
+        const machine = await this.runner.start({
+            server: machineId(vm.vmid),
+            name: String(vm.config.name ?? vm.vmid),
+            mem: Number(vm.config.memory ?? 512),
+            smp: Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1),
+            drives,
+            boot: drives.map((d) => d.device),
+            nicModel: 'e1000',
+            ip: vm.address,
+        });
+        this.machines.set(vm.vmid, machine);
+        // The guest powered off by itself: the VM is stopped.
+        void machine.exited.then(() => {
+            if (this.machines.get(vm.vmid) !== machine)
+                return;
+            this.machines.delete(vm.vmid);
+            vm.running = false;
+            vm.pid = undefined;
+        });
+    }
+    async halt(vm) {
+        const machine = this.machines.get(vm.vmid);
+        this.machines.delete(vm.vmid);
+        await machine?.stop();
     }
     all() {
         return [...this.vms.values()].sort((a, b) => a.vmid - b.vmid);
@@ -100889,11 +100975,21 @@ class Vms {
             if (/:iso\//.test(volume))
                 await this.storages.volumeSize(volume, vm.node);
         }
+        await this.boot(vm);
         this.powerOn(vm);
     }
-    stop(vm) {
+    async stop(vm) {
         vm.running = false;
         vm.pid = undefined;
+        await this.halt(vm);
+    }
+    /** qmreset: the guest restarts at once (a machine boots the config as it is now). */
+    async reset(vm) {
+        this.assertRunning(vm);
+        if (!this.runner)
+            return;
+        await this.halt(vm);
+        await this.boot(vm);
     }
     /** The synchronous check of reset and reboot: 500 when the VM does not run. */
     assertRunning(vm) {
@@ -100903,7 +100999,7 @@ class Vms {
     /** reboot: a shutdown, then a fresh start (a new QEMU process). */
     async reboot(vm) {
         this.assertRunning(vm);
-        this.stop(vm);
+        await this.stop(vm);
         await this.start(vm);
     }
     /** The object of status/current. */
@@ -101192,26 +101288,14 @@ const vmStatus = (c) => {
 };
 const POWER = {
     start: { task: 'qmstart', work: (vms, vm) => vms.start(vm) },
-    stop: {
-        task: 'qmstop',
-        work: (vms, vm) => {
-            vms.stop(vm);
-        },
-    },
-    shutdown: {
-        task: 'qmshutdown',
-        work: (vms, vm) => {
-            vms.stop(vm);
-        },
-    },
+    stop: { task: 'qmstop', work: (vms, vm) => vms.stop(vm) },
+    shutdown: { task: 'qmshutdown', work: (vms, vm) => vms.stop(vm) },
     reset: {
         task: 'qmreset',
         sync: (vms, vm) => {
             vms.assertRunning(vm);
         },
-        work: (vms, vm) => {
-            vms.assertRunning(vm);
-        },
+        work: (vms, vm) => vms.reset(vm),
     },
     reboot: {
         task: 'qmreboot',
@@ -101658,7 +101742,11 @@ async function startPveEmulator(options) {
     await (0,promises_.mkdir)(tmpDir, { recursive: true });
     const storages = new Storages(options.dataDir, options.storages ?? [{ id: 'local' }], nodes);
     await storages.init();
-    const vms = new Vms(options.vms ?? [], nodes, storages);
+    const vms = new Vms(options.vms ?? [], nodes, storages, options.runner);
+    await vms.init().catch(async (error) => {
+        await vms.close();
+        throw error;
+    });
     const tasks = new Tasks(options.taskMs ?? 50);
     const stats = {
         requests: 0,
@@ -101846,6 +101934,7 @@ async function startPveEmulator(options) {
             closing ??= (async () => {
                 await closeHttpServer(server, inflight);
                 await tasks.settle();
+                await vms.close();
                 await (0,promises_.rm)(tmpDir, { recursive: true, force: true });
             })();
             return closing;
