@@ -13,93 +13,181 @@
  *   publish  rename into releases/<id>; with publish, switch current atomically
  *   retain   remove old releases that nothing uses any more (retention.ts)
  *
+ * buildRootfs is that list, one function per phase over the run's context (check.ts makes
+ * it); the phases after the copy are in finish.ts, and what differs between the versioned
+ * and the in-place layout is the publisher's (publisher.ts).
+ *
  * A versioned build starts from the newest staged release (built, never promoted) when
  * there is one, else from the current one: a staged release that has not passed its boot
  * test yet is not built again when nothing changed, and a rolled-back one is not reused.
  */
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DisklessError, inputError } from '../errors.js';
 import { lstatOrUndefined, sha256 } from '../files.js';
 import { deferredReporter, humanBytes, type Reporter, type StepReport } from '../report.js';
-import { clientAccounts, writeAccounts } from './accounts.js';
-import { BOOT_KEYS_UNIT, installBootHostKeys } from './boot-host-keys.js';
-import { exclusions } from './exclusions.js';
-import { checkFstab, FSTAB, generateFstab } from './fstab.js';
-import {
-  checkPaths,
-  claimTarget,
-  lockFile,
-  readMarker,
-  TOOL_FILES,
-  writeMarker,
-  type Layout,
-  type Marker,
-} from './guard.js';
+import { listReleases, newReleaseId, type ReleaseMeta } from '../releases/layout.js';
+import { assertNoSecrets, type ScanResult, type SecretHit } from '../secrets/scan-tree.js';
+import { check, type Run } from './check.js';
+import { overlay, prepareVar, scanClientRoot, scrubIdentity, services } from './finish.js';
+import { claimTarget, lockFile, readMarker, type Marker } from './guard.js';
 import { scanMountedTrees } from './live-scan.js';
 import { holdLocks, type HeldLock } from './lock.js';
 import type { BuildRootfsOptions } from './options.js';
-import { applyTemplate, loadTemplate, type TemplateEntry, type TemplateValues } from './overlay.js';
-import { everPromoted, readHistory, whoRan } from '../releases/history.js';
-import { releasesInUse } from '../releases/in-use.js';
-import {
-  compareIds,
-  CURRENT,
-  currentId,
-  listReleases,
-  newReleaseId,
-  PARTIAL,
-  readMeta,
-  RELEASES,
-  removePartials,
-  removeRelease,
-  writeMeta,
-  type ReleaseMeta,
-} from '../releases/layout.js';
-import { makeCurrent } from '../releases/promote.js';
-import {
-  applyRetention,
-  planRetention,
-  releaseMetas,
-  retentionRows,
-} from '../releases/retention.js';
+import type { TemplateEntry } from './overlay.js';
+import { samePrevious, type PreviousRelease } from './publisher.js';
 import { copy, differences } from './rsync.js';
-import { CLIENT_KEY_PATHS, clientKeys, scrub } from './scrub.js';
-import { withoutShippedFiles } from '../secrets/packaged.js';
-import { assertNoSecrets, scanSecrets, type SecretHit } from '../secrets/scan-tree.js';
-import { configureServices } from './services.js';
+import type { ServicesResult } from './services.js';
+import { CLIENT_KEY_PATHS, clientKeys } from './scrub.js';
 import { ClientTree } from './tree.js';
-import { buildSkeleton, POPULATE_UNIT, POPULATE_UNIT_TEXT, SKELETON } from './var-skeleton.js';
+import { buildSkeleton, type Skeleton } from './var-skeleton.js';
 
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 2;
-/** The release id inside the root, for the client (and its operator) to read. */
-const RELEASE_FILE = 'etc/diskless/release';
-/** agetty shows /etc/issue.d/*.issue at the console login prompt. */
-const ISSUE_FILE = 'etc/issue.d/diskless-release.issue';
 
-function templateValues(o: BuildRootfsOptions, nfsRoot: string, usrExport: string): TemplateValues {
-  const values: TemplateValues = {
-    NFS_SERVER: { value: o.nfsServer, input: 'nfs-server' },
-    NFS_ROOT: { value: nfsRoot, input: 'target' },
-    USR_ROOT: { value: usrExport, input: 'source' },
-    CLIENT_HOSTNAME: { value: o.clientHostname, input: 'client-hostname' },
-    MASTER_HOSTNAME: { value: os.hostname(), input: 'the master' },
-  };
-  for (const line of o.templateValues) {
-    const eq = line.indexOf('=');
-    const name = line.slice(0, eq);
-    if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-      throw inputError(
-        'template-values',
-        line,
-        `a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`,
-      );
-    }
-    values[name] = { value: line.slice(eq + 1), input: 'template-values' };
+/** Builds a client root release from the master's root. */
+export async function buildRootfs(
+  options: BuildRootfsOptions,
+  reporter: Reporter,
+): Promise<StepReport> {
+  const run = await check(options, reporter, Date.now());
+  await claimTarget(run.target, options.layout);
+  const beside = startBeside(run);
+  const buildLock = await lock(run, beside);
+  try {
+    const base = await confirmPrevious(run, beside);
+    const dpkgFiles = await dpkgLockFiles(run.source);
+    const inputs = await fingerprint(run, beside);
+    const unchanged = await compare(run, beside, base, inputs);
+    if (unchanged) return unchanged;
+    const mounted = await settle(beside, base);
+    const { id, root } = await copyRoot(run, base.previous, dpkgFiles);
+    const tree = new ClientTree(root, run.publisher.incremental ? base.previous.root : undefined);
+    const keys = await scrubIdentity(run, tree, inputs.sshKeyDir);
+    await overlay(run, tree, id);
+    await prepareVar(run, tree, inputs.skeleton);
+    const units = await services(run, tree);
+    const scan = await scanClientRoot(run, {
+      root,
+      previousRoot: scanSince(run, base, inputs),
+      keys,
+      mounted,
+    });
+    const meta = releaseMeta(id, base, inputs, tree, scan);
+    const published = await reporter.group('Publish', () =>
+      run.publisher.publish(meta, root, base.previous, base.marker),
+    );
+    return await builtReport(run, base, meta, published, units);
+  } finally {
+    await run.publisher.discard();
+    await buildLock.release();
   }
-  return values;
+}
+
+/**
+ * What runs beside the lock. The comparison with the previous release (an rsync dry run)
+ * and the scan of what clients mount (a find) are processes of their own: once the inputs
+ * are checked, both start and run beside the lock, the skeleton and the fingerprint. The
+ * scan only reads the source (and writes its state only after a clean scan).
+ * The comparison starts from a guess of the previous release made before the lock: it
+ * counts only if the guess still holds under the lock (no other build ran meanwhile),
+ * and only if the fingerprint matches. The scan's lines are printed once it is done.
+ */
+interface Beside {
+  guessed: Promise<{ previous: PreviousRelease; comparison: Promise<string[]> | undefined }>;
+  /** The scan of what clients mount, in its own log group (awaited once). */
+  mountedHits: () => Promise<SecretHit[]>;
+  /** The /var skeleton walked while the lock was taken. */
+  early: Promise<Skeleton>;
+  /** The lock was held by another build: what was read before it may be stale. */
+  waited: boolean;
+}
+
+/** The comparison (rsync dry run) of the source with a previous release, if there is one. */
+function compareWith(run: Run, p: PreviousRelease): Promise<string[]> | undefined {
+  return p.root
+    ? differences({
+        source: run.source,
+        dest: p.root,
+        excludes: run.excludes,
+        managed: p.meta?.managed ?? [],
+        toolFiles: run.publisher.toolFiles,
+      })
+    : undefined;
+}
+
+function skeletonOf(run: Run): Promise<Skeleton> {
+  return buildSkeleton({ source: run.source, varDirs: run.options.varDirs });
+}
+
+/** Starts the guessed comparison, the mounted scan and the /var skeleton walk, in that order. */
+function startBeside(run: Run): Beside {
+  const { options, reporter, source } = run;
+  const guessed = run.publisher.previous(run.marker).then((previous) => {
+    const comparison = compareWith(run, previous);
+    comparison?.catch(() => undefined); // awaited below, or replaced
+    return { previous, comparison };
+  });
+  guessed.catch(() => undefined); // awaited below
+  const mountedLog = deferredReporter();
+  const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+  mountedScan.catch(() => undefined); // awaited below
+  const mountedHits = () =>
+    reporter.group('Scan what clients mount from the master', async () => {
+      try {
+        return await mountedScan;
+      } finally {
+        mountedLog.replay(reporter);
+      }
+    });
+  // The /var skeleton only reads the source: walk it while the lock is taken, and again
+  // only if we had to wait for another build (the master may have changed meanwhile).
+  // It starts once the comparison is on its way: its many small reads would otherwise
+  // queue the comparison's few lookups behind them in libuv's thread pool.
+  const early = guessed.then(
+    () => skeletonOf(run),
+    () => skeletonOf(run),
+  );
+  early.catch(() => undefined); // awaited below
+  return { guessed, mountedHits, early, waited: false };
+}
+
+/** lock: one build of a target at a time. */
+async function lock(run: Run, beside: Beside): Promise<HeldLock> {
+  return holdLocks([await lockFile(run.target)], () => {
+    beside.waited = true;
+    run.reporter.info(`Another build of ${run.target} is running; waiting for it to finish`);
+  });
+}
+
+/** The previous release as read under the lock, and the comparison with it. */
+interface Base {
+  marker: Marker | undefined;
+  previous: PreviousRelease;
+  comparison: Promise<string[] | undefined> | undefined;
+}
+
+/** Under the lock: the previous release again; the guessed comparison counts if it holds. */
+async function confirmPrevious(run: Run, beside: Beside): Promise<Base> {
+  const marker = await readMarker(run.target);
+  const previous = await run.publisher.previous(marker);
+  const guess = await beside.guessed.catch(() => undefined);
+  const comparison =
+    guess && !beside.waited && samePrevious(guess.previous, previous)
+      ? guess.comparison?.catch(() => compareWith(run, previous)) // a failed guess runs again
+      : compareWith(run, previous);
+  comparison?.catch(() => undefined); // awaited below
+  await run.publisher.clean();
+  return { marker, previous, comparison };
+}
+
+/** The dpkg lock files of the source that exist (taken while copying). */
+async function dpkgLockFiles(source: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const name of ['lock-frontend', 'lock']) {
+    const file = path.join(source, 'var/lib/dpkg', name);
+    if ((await lstatOrUndefined(file))?.isFile()) files.push(file);
+  }
+  return files;
 }
 
 function hashEntries(entries: readonly TemplateEntry[]): string {
@@ -120,97 +208,217 @@ async function hashFiles(dir: string, names: readonly string[]): Promise<string>
   return sha256(Buffer.concat(await Promise.all(names.map((n) => readFile(path.join(dir, n))))));
 }
 
-/**
- * The release a build starts from: in place, what the marker says the last build made
- * of the target itself; versioned, the newest staged release (newer than current and never
- * promoted), else the current one, else the newest (its root even when its metadata is
- * lost). `current` is what `current` points at.
- */
-interface PreviousRelease {
-  id?: string;
-  meta?: ReleaseMeta;
-  root?: string;
-  current?: string;
+/** Everything a release is made from besides the source's files, and its hash. */
+interface Inputs {
+  skeleton: Skeleton;
+  /** The clients' ssh host keys, when they get the same ones. */
+  sshKeyDir: string | undefined;
+  fingerprint: string;
 }
 
-async function previousRelease(
-  target: string,
-  layout: Layout,
-  marker: Marker | undefined,
-): Promise<PreviousRelease> {
-  if (layout === 'in-place') {
-    const meta = marker?.last as ReleaseMeta | undefined;
-    return { meta, root: meta ? target : undefined };
+/** The build's fingerprint: a previous release with the same one differs only by the source. */
+async function fingerprint(run: Run, beside: Beside): Promise<Inputs> {
+  const { options, source } = run;
+  const skeleton = beside.waited ? await skeletonOf(run) : await beside.early;
+  let sshKeyDir: string | undefined;
+  if (
+    options.clientSshKeys &&
+    !options.hostKeysAtBoot &&
+    (await lstatOrUndefined(path.join(source, 'etc/ssh')))?.isDirectory()
+  ) {
+    sshKeyDir = await clientKeys(options.stateDir, run.reporter);
   }
-  const current = await currentId(target);
-  const ids = await listReleases(target);
-  const promoted = everPromoted(await readHistory(target));
-  const staged = ids.filter(
-    (id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0),
+  const hash = sha256(
+    JSON.stringify({
+      format: FORMAT,
+      source,
+      excludes: run.excludes,
+      copyUsr: options.copyUsr,
+      mask: options.maskServices,
+      enable: options.enableServices,
+      template: hashEntries(run.template),
+      fstab: run.fstab,
+      skeleton: skeleton.sha256,
+      keys: sshKeyDir
+        ? await hashFiles(
+            sshKeyDir,
+            CLIENT_KEY_PATHS.map((p) => path.basename(p)),
+          )
+        : null,
+      allow: options.secretAllow,
+      accounts: [...run.accounts],
+      bootKeys: options.hostKeysAtBoot,
+    }),
   );
-  const id = staged.at(-1) ?? current ?? ids.at(-1);
-  if (!id) return {};
-  return { id, meta: await readMeta(target, id), root: path.join(target, RELEASES, id), current };
-}
-
-/** Whether two looks at the previous release saw the same one (a comparison with it holds). */
-function samePrevious(a: PreviousRelease, b: PreviousRelease): boolean {
-  return JSON.stringify([a.id, a.root, a.meta]) === JSON.stringify([b.id, b.root, b.meta]);
+  return { skeleton, sshKeyDir, fingerprint: hash };
 }
 
 /**
- * Retention after a build: what nothing uses any more goes. Never fails the build (its
- * release is complete and may be live): a failure is a warning and everything stays.
+ * compare: nothing changed since the previous release (same fingerprint, no difference in
+ * the source) publishes nothing; returns the step's report then.
  */
-async function retain(
-  target: string,
-  options: BuildRootfsOptions,
-  reporter: Reporter,
-): Promise<[string, string][]> {
-  try {
-    return await reporter.group('Retention', async () => {
-      const ids = await listReleases(target);
-      const current = await currentId(target);
-      const inUse = await releasesInUse({
-        target,
-        current,
-        mountTables: options.nfsMounts,
-        keepReleases: options.keepReleases,
-      });
-      for (const problem of inUse.problems) reporter.warning(`Retention: ${problem}`);
-      const plan = planRetention({
-        ids,
-        metas: await releaseMetas(target, ids),
-        history: await readHistory(target),
-        inUse,
-        keep: options.keep,
-        keepDays: options.keepDays,
-        now: Date.now(),
-      });
-      for (const [id, why] of plan.keep) reporter.info(`Keeping ${id}: ${why.join('; ')}`);
-      const removed = await applyRetention(target, plan, reporter);
-      return retentionRows(plan, removed);
+async function compare(
+  run: Run,
+  beside: Beside,
+  { previous, comparison }: Base,
+  inputs: Inputs,
+): Promise<StepReport | undefined> {
+  const { reporter } = run;
+  const previousMeta = previous.meta;
+  if (previous.root && previousMeta?.fingerprint === inputs.fingerprint) {
+    const diff = await reporter.group('Compare with the previous release', async () => {
+      const lines = (await comparison) ?? [];
+      reporter.info(
+        lines.length === 0
+          ? `Nothing differs from ${previousMeta.id}`
+          : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`,
+      );
+      return lines;
     });
-  } catch (error) {
-    reporter.warning(`Retention did not run, nothing was removed: ${(error as Error).message}`);
-    return [['Releases removed', 'none (retention failed, see the warnings)']];
+    if (diff.length === 0) {
+      assertNoSecrets(await beside.mountedHits());
+      // Unchanged: nothing new.
+      const kept = await run.publisher.unchanged({ ...previous, meta: previousMeta });
+      return stepReport(run, {
+        root: previous.root,
+        meta: previousMeta,
+        changed: false,
+        note: ` (unchanged: nothing new${kept.promoted ? '; made current' : ''})`,
+        rows: kept.rows,
+        published: kept.published,
+      });
+    }
+  } else if (previousMeta) {
+    reporter.info(
+      `The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`,
+    );
+  }
+  return undefined;
+}
+
+/** Before the copy: the comparison ends and the mounted scan's findings are in. */
+async function settle(beside: Beside, base: Base): Promise<SecretHit[]> {
+  // Not needed, but not left running while the copy writes where it reads.
+  await base.comparison?.catch(() => undefined);
+  return beside.mountedHits();
+}
+
+/** copy: rsync with the exclusions into a new release (--link-dest against the previous). */
+async function copyRoot(
+  run: Run,
+  previous: PreviousRelease,
+  dpkgFiles: readonly string[],
+): Promise<{ id: string; root: string }> {
+  const { reporter, publisher, source } = run;
+  // Taken only to copy: a no-change rebuild never blocks apt on the master. The
+  // compare before it only reads; if apt is half-way, it sees a difference and the
+  // copy then waits for apt to finish.
+  let dpkgLock: HeldLock | undefined;
+  if (dpkgFiles.length > 0) {
+    dpkgLock = await holdLocks(dpkgFiles, (file) => {
+      reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
+    });
+  } else {
+    reporter.info(`The source has no dpkg lock files; copying without holding them`);
+  }
+  try {
+    const id = newReleaseId(new Date(), await listReleases(run.target));
+    const root = await publisher.stage(id);
+    const linkDest = publisher.incremental ? previous.root : undefined;
+    await reporter.group(`Copy ${source} with rsync`, async () => {
+      const stats = await copy(
+        {
+          source,
+          dest: root,
+          excludes: run.excludes,
+          linkDest,
+          deleteExcluded: !publisher.incremental,
+          toolFiles: publisher.toolFiles,
+        },
+        reporter,
+      );
+      reporter.info(
+        `Copied ${stats.transferred} file(s), ${humanBytes(stats.transferredBytes)}${linkDest ? `; the rest are hard links to ${previous.id ?? ''}` : ''}`,
+      );
+    });
+    return { id, root };
+  } finally {
+    await dpkgLock?.release();
   }
 }
 
-/** The step's outputs and summary; `started` is the build's start (Date.now()). */
-function stepReport(o: {
-  root: string;
-  meta: Pick<ReleaseMeta, 'id' | 'files' | 'bytes'>;
-  changed: boolean;
-  /** Shown after the release id. */
-  note: string;
-  /** Rows after Files. */
-  rows: [string, string][];
-  /** The release is current now. */
-  published: boolean;
-  started: number;
-}): StepReport {
-  const duration = Math.round((Date.now() - o.started) / 100) / 10;
+/**
+ * The release the scan reads only the differences from: the previous one, when it stays
+ * as it was and the build's inputs did not change (else every file is read).
+ */
+function scanSince(run: Run, { previous }: Base, inputs: Inputs): string | undefined {
+  const fullScan =
+    !previous.meta ||
+    !run.publisher.incremental ||
+    previous.meta.fingerprint !== inputs.fingerprint;
+  return fullScan ? undefined : previous.root;
+}
+
+function releaseMeta(
+  id: string,
+  { previous }: Base,
+  inputs: Inputs,
+  tree: ClientTree,
+  scan: ScanResult,
+): ReleaseMeta {
+  return {
+    id,
+    created: new Date().toISOString(),
+    previous: previous.meta?.id,
+    fingerprint: inputs.fingerprint,
+    managed: [...tree.managed].sort(),
+    files: scan.files,
+    bytes: scan.bytes,
+  };
+}
+
+/** The report of a build that made a new release (then retention runs). */
+async function builtReport(
+  run: Run,
+  { previous }: Base,
+  meta: ReleaseMeta,
+  published: { root: string; live: boolean },
+  units: ServicesResult,
+): Promise<StepReport> {
+  return stepReport(run, {
+    root: published.root,
+    meta,
+    changed: true,
+    note: previous.meta ? ` (previous ${previous.meta.id})` : '',
+    rows: [
+      ['Masked', units.masked.join(', ') || 'none'],
+      ['Enabled', units.enabled.join(', ') || 'none'],
+      [
+        'Current',
+        published.live ? 'this release' : `${previous.current ?? 'none'} (staged, not published)`,
+      ],
+      ...(await run.publisher.retain()),
+    ],
+    published: published.live,
+  });
+}
+
+/** The step's outputs and summary. */
+function stepReport(
+  run: Run,
+  o: {
+    root: string;
+    meta: Pick<ReleaseMeta, 'id' | 'files' | 'bytes'>;
+    changed: boolean;
+    /** Shown after the release id. */
+    note: string;
+    /** Rows after Files. */
+    rows: [string, string][];
+    /** The release is current now. */
+    published: boolean;
+  },
+): StepReport {
+  const duration = Math.round((Date.now() - run.started) / 100) / 10;
   return {
     outputs: {
       root: o.root,
@@ -229,377 +437,4 @@ function stepReport(o: {
       ['Duration', `${duration} s`],
     ],
   };
-}
-
-/** Builds a client root release from the master's root. */
-export async function buildRootfs(
-  options: BuildRootfsOptions,
-  reporter: Reporter,
-): Promise<StepReport> {
-  const started = Date.now();
-  const layout: Layout = options.layout;
-
-  // ---- check: every refusal, before anything is touched ----
-  const checked = await reporter.group('Check the source, target and template', async () => {
-    const c = await checkPaths({
-      source: options.source,
-      target: options.target,
-      template: options.template,
-      layout,
-    });
-    reporter.info(`source ${c.source}, target ${c.target} (${layout}${c.marker ? '' : ', new'})`);
-    return c;
-  });
-  const { source, target } = checked;
-  const excludes = exclusions({
-    source,
-    target,
-    stateDir: options.stateDir,
-    copyUsr: options.copyUsr,
-    extra: options.exclude,
-    env: process.env,
-  });
-  const nfsRoot = layout === 'versioned' ? path.join(target, CURRENT) : target;
-  const usrExport = path.join(source, 'usr');
-  const values = templateValues(options, nfsRoot, usrExport);
-  const template = options.template ? await loadTemplate(options.template, values) : [];
-  const templateFstab = template.find((e) => e.rel === FSTAB);
-  let fstab: string | undefined;
-  if (templateFstab?.kind === 'file') {
-    checkFstab(templateFstab.data.toString('utf8'), {
-      copyUsr: options.copyUsr,
-      shareHome: options.shareHome,
-      from: templateFstab.from,
-    });
-  } else if (templateFstab) {
-    throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
-  } else {
-    fstab = generateFstab({
-      ...options,
-      usrExport,
-      homeExport: path.join(source, 'home'),
-    });
-  }
-  const accounts = await clientAccounts(source, options);
-  if (layout === 'in-place') {
-    reporter.warning(
-      `layout is in-place: ${target} is synced in place, and running clients see every change as it happens; the versioned layout publishes immutable releases instead`,
-    );
-  }
-
-  // ---- lock: one build of a target at a time ----
-  await claimTarget(target, layout);
-  // The comparison with the previous release (an rsync dry run) and the scan of what
-  // clients mount (a find) are processes of their own: once the inputs are checked, both
-  // start and run beside the lock, the skeleton and the fingerprint. The scan only reads
-  // the source (and writes its state only after a clean scan).
-  // The comparison starts from a guess of the previous release made before the lock: it
-  // counts only if the guess still holds under the lock (no other build ran meanwhile),
-  // and only if the fingerprint matches. The scan's lines are printed once it is done.
-  const compareWith = (p: PreviousRelease): Promise<string[]> | undefined =>
-    p.root
-      ? differences({
-          source,
-          dest: p.root,
-          excludes,
-          managed: p.meta?.managed ?? [],
-          toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-        })
-      : undefined;
-  const guessed = previousRelease(target, layout, checked.marker).then((previous) => {
-    const comparison = compareWith(previous);
-    comparison?.catch(() => undefined); // awaited below, or replaced
-    return { previous, comparison };
-  });
-  guessed.catch(() => undefined); // awaited below
-  const mountedLog = deferredReporter();
-  const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
-  mountedScan.catch(() => undefined); // awaited below
-  const mountedHits = () =>
-    reporter.group('Scan what clients mount from the master', async () => {
-      try {
-        return await mountedScan;
-      } finally {
-        mountedLog.replay(reporter);
-      }
-    });
-
-  // The /var skeleton only reads the source: walk it while the lock is taken, and again
-  // only if we had to wait for another build (the master may have changed meanwhile).
-  const lockWait = { happened: false };
-  const skeletonOf = () => buildSkeleton({ source, varDirs: options.varDirs });
-  // It starts once the comparison is on its way: its many small reads would otherwise
-  // queue the comparison's few lookups behind them in libuv's thread pool.
-  const early = guessed.then(skeletonOf, skeletonOf);
-  early.catch(() => undefined); // awaited below
-  const buildLock = await holdLocks([await lockFile(target)], () => {
-    lockWait.happened = true;
-    reporter.info(`Another build of ${target} is running; waiting for it to finish`);
-  });
-  let staging: string | undefined;
-  try {
-    const marker = await readMarker(target);
-    const previous = await previousRelease(target, layout, marker);
-    const { id: previousId, meta: previousMeta, root: previousRoot, current } = previous;
-    const guess = await guessed.catch(() => undefined);
-    const comparison =
-      guess && !lockWait.happened && samePrevious(guess.previous, previous)
-        ? guess.comparison?.catch(() => compareWith(previous)) // a failed guess runs again
-        : compareWith(previous);
-    comparison?.catch(() => undefined); // awaited below
-    if (layout === 'versioned') await removePartials(target, reporter);
-
-    // ---- compare, then copy holding the dpkg lock of the source ----
-    const dpkgFiles: string[] = [];
-    for (const name of ['lock-frontend', 'lock']) {
-      const file = path.join(source, 'var/lib/dpkg', name);
-      if ((await lstatOrUndefined(file))?.isFile()) dpkgFiles.push(file);
-    }
-    // Taken only to copy: a no-change rebuild never blocks apt on the master. The
-    // compare before it only reads; if apt is half-way, it sees a difference and the
-    // copy then waits for apt to finish.
-    let dpkgLock: HeldLock | undefined;
-    let skeleton;
-    let mounted: SecretHit[];
-    let fingerprint: string;
-    let sshKeyDir: string | undefined;
-    let id: string;
-    let root: string;
-    try {
-      skeleton = lockWait.happened ? await skeletonOf() : await early;
-      if (
-        options.clientSshKeys &&
-        !options.hostKeysAtBoot &&
-        (await lstatOrUndefined(path.join(source, 'etc/ssh')))?.isDirectory()
-      ) {
-        sshKeyDir = await clientKeys(options.stateDir, reporter);
-      }
-      fingerprint = sha256(
-        JSON.stringify({
-          format: FORMAT,
-          source,
-          excludes,
-          copyUsr: options.copyUsr,
-          mask: options.maskServices,
-          enable: options.enableServices,
-          template: hashEntries(template),
-          fstab,
-          skeleton: skeleton.sha256,
-          keys: sshKeyDir
-            ? await hashFiles(
-                sshKeyDir,
-                CLIENT_KEY_PATHS.map((p) => path.basename(p)),
-              )
-            : null,
-          allow: options.secretAllow,
-          accounts: [...accounts],
-          bootKeys: options.hostKeysAtBoot,
-        }),
-      );
-
-      if (previousRoot && previousMeta?.fingerprint === fingerprint) {
-        const diff = await reporter.group('Compare with the previous release', async () => {
-          const lines = (await comparison) ?? [];
-          reporter.info(
-            lines.length === 0
-              ? `Nothing differs from ${previousMeta.id}`
-              : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`,
-          );
-          return lines;
-        });
-        if (diff.length === 0) {
-          assertNoSecrets(await mountedHits());
-          // Unchanged: nothing new. With publish, the release it equals becomes current
-          // (a staged one that the last run did not get to promote).
-          const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
-          if (promote) {
-            await makeCurrent(target, previousMeta.id, current, whoRan(process.env));
-            reporter.info(`${path.join(target, CURRENT)} now points at ${previousMeta.id}`);
-          }
-          const published = layout === 'in-place' || previousMeta.id === current || promote;
-          return stepReport({
-            root: previousRoot,
-            meta: previousMeta,
-            changed: false,
-            note: ` (unchanged: nothing new${promote ? '; made current' : ''})`,
-            rows: layout === 'versioned' ? await retain(target, options, reporter) : [],
-            published,
-            started,
-          });
-        }
-      } else if (previousMeta) {
-        reporter.info(
-          `The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`,
-        );
-      }
-      // Not needed, but not left running while the copy writes where it reads.
-      await comparison?.catch(() => undefined);
-      mounted = await mountedHits();
-
-      if (dpkgFiles.length > 0) {
-        dpkgLock = await holdLocks(dpkgFiles, (file) => {
-          reporter.info(
-            `Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`,
-          );
-        });
-      } else {
-        reporter.info(`The source has no dpkg lock files; copying without holding them`);
-      }
-      id = newReleaseId(new Date(), await listReleases(target));
-      root = layout === 'versioned' ? path.join(target, RELEASES, `${PARTIAL}${id}`) : target;
-      if (layout === 'versioned') {
-        await mkdir(path.join(target, RELEASES), { recursive: true, mode: 0o755 });
-        staging = root;
-      }
-      await reporter.group(`Copy ${source} with rsync`, async () => {
-        const stats = await copy(
-          {
-            source,
-            dest: root,
-            excludes,
-            linkDest: layout === 'versioned' ? previousRoot : undefined,
-            deleteExcluded: layout === 'in-place',
-            toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-          },
-          reporter,
-        );
-        reporter.info(
-          `Copied ${stats.transferred} file(s), ${humanBytes(stats.transferredBytes)}${previousRoot && layout === 'versioned' ? `; the rest are hard links to ${previousId ?? ''}` : ''}`,
-        );
-      });
-    } finally {
-      await dpkgLock?.release();
-    }
-
-    const tree = new ClientTree(root, layout === 'versioned' ? previousRoot : undefined);
-    const keys = await reporter.group("Scrub the master's identity", () =>
-      scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter),
-    );
-    await writeAccounts(tree, accounts);
-    if (options.hostKeysAtBoot) await installBootHostKeys(tree);
-    await reporter.group('Overlay the template', async () => {
-      const n = await applyTemplate(tree, template);
-      await tree.writeFile(RELEASE_FILE, `${id}\n`, { mode: 0o644, mtime: new Date(0) });
-      await tree.writeFile(ISSUE_FILE, `diskless release ${id}\n\n`, {
-        mode: 0o644,
-        mtime: new Date(0),
-      });
-      reporter.info(
-        options.template
-          ? `Laid ${n} file(s) of ${options.template} over the root`
-          : 'No template given',
-      );
-      if (fstab !== undefined) {
-        await tree.writeFile(FSTAB, fstab, { mode: 0o644, mtime: new Date(0) });
-        reporter.info('Wrote a generated /etc/fstab (tmpfs /var and /tmp, NFS /usr)');
-      }
-    });
-    await reporter.group('Prepare the tmpfs /var', async () => {
-      await tree.directory('var', 0o755); // the copy left it empty
-      await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
-      await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
-        mode: 0o644,
-        mtime: new Date(0),
-      });
-      reporter.info(
-        `/var is empty; /${SKELETON} holds ${skeleton.entries.length} directories and links for it`,
-      );
-    });
-    const services = await reporter.group('Mask server-only services', () =>
-      configureServices(
-        tree,
-        {
-          source,
-          copyUsr: options.copyUsr,
-          mask: options.maskServices,
-          enable: [
-            POPULATE_UNIT,
-            ...(options.hostKeysAtBoot ? [BOOT_KEYS_UNIT] : []),
-            ...options.enableServices,
-          ],
-        },
-        reporter,
-      ),
-    );
-    const scan = await reporter.group('Scan for secrets', async () => {
-      const fullScan =
-        !previousMeta || layout === 'in-place' || previousMeta.fingerprint !== fingerprint;
-      const result = await scanSecrets({
-        root,
-        previous: fullScan ? undefined : previousRoot,
-        allow: options.secretAllow,
-        accepted: keys.sshKeys ? CLIENT_KEY_PATHS : [],
-        skip: layout === 'in-place' ? TOOL_FILES : [],
-      });
-      // A file a Debian package shipped unchanged is public (library self-test keys).
-      const hits = await withoutShippedFiles(result.hits, source, (h) => ({
-        file: path.join(root, h.path),
-        rel: h.path.slice(1),
-      }));
-      reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-      assertNoSecrets([...mounted, ...hits]);
-      return result;
-    });
-
-    const meta: ReleaseMeta = {
-      id,
-      created: new Date().toISOString(),
-      previous: previousMeta?.id,
-      fingerprint,
-      managed: [...tree.managed].sort(),
-      files: scan.files,
-      bytes: scan.bytes,
-    };
-    let finalRoot = root;
-    await reporter.group('Publish', async () => {
-      if (layout === 'versioned') {
-        finalRoot = path.join(target, RELEASES, id);
-        await writeMeta(target, meta);
-        await rename(root, finalRoot);
-        staging = undefined;
-        if (!options.publish) {
-          reporter.info(
-            `Staged ${RELEASES}/${id}; ${path.join(target, CURRENT)} still points at ${current ?? 'nothing'} (promote the release once it passed its boot test)`,
-          );
-          return;
-        }
-        try {
-          await makeCurrent(target, id, current, whoRan(process.env));
-        } catch (error) {
-          // Not live: the release must not linger as if it had been published.
-          await removeRelease(target, id);
-          throw error;
-        }
-        reporter.info(`Published ${RELEASES}/${id}; ${path.join(target, CURRENT)} points at it`);
-      } else {
-        await writeMarker(target, {
-          ...(marker ?? { tool: 'diskless-node', layout, created: meta.created }),
-          last: meta,
-        });
-        reporter.info(`Synced ${target} in place`);
-      }
-    });
-    return stepReport({
-      root: finalRoot,
-      meta,
-      changed: true,
-      note: previousMeta ? ` (previous ${previousMeta.id})` : '',
-      rows: [
-        ['Masked', services.masked.join(', ') || 'none'],
-        ['Enabled', services.enabled.join(', ') || 'none'],
-        [
-          'Current',
-          layout === 'in-place' || options.publish
-            ? 'this release'
-            : `${current ?? 'none'} (staged, not published)`,
-        ],
-        ...(layout === 'versioned' ? await retain(target, options, reporter) : []),
-      ],
-      published: layout === 'in-place' || options.publish,
-      started,
-    });
-  } finally {
-    if (staging) await rm(staging, { recursive: true, force: true });
-    await buildLock.release();
-  }
 }
