@@ -173,7 +173,39 @@ export async function startCloudNetwork(
   ns: Namespace,
   o: { dir: string; nfsServer: string; reporter: Reporter },
 ): Promise<CloudNetwork> {
-  const { prefix, host, inside } = await claimNetwork(ns, o.nfsServer);
+  const net = await wireNetwork(ns, o.nfsServer);
+  o.reporter.info(
+    `local cloud network ${net.prefix}.0/24: gateway ${net.gateway}, this machine ${net.hostAddress} (${net.host}), NFS server ${o.nfsServer} behind the gateway`,
+  );
+  const dhcp = await Dhcp.open(procs, ns, o.dir, net.prefix);
+  return {
+    prefix: net.prefix,
+    gateway: net.gateway,
+    hostAddress: net.hostAddress,
+    hostInterface: net.host,
+    hostsFile: dhcp.hostsFile,
+    leaseFile: dhcp.leaseFile,
+    attach: (server) => dhcp.attach(server),
+    detach: (tap) => dhcp.detach(tap),
+    close: net.close,
+  };
+}
+
+/**
+ * The claimed /24 wired up: the bridge with the gateway's address, the namespace's veth end
+ * on it, the NFS server's address on the namespace's loopback, this machine's end up.
+ */
+async function wireNetwork(
+  ns: Namespace,
+  nfsServer: string,
+): Promise<{
+  prefix: string;
+  gateway: string;
+  hostAddress: string;
+  host: string;
+  close: () => Promise<void>;
+}> {
+  const { prefix, host, inside } = await claimNetwork(ns, nfsServer);
   const gateway = `${prefix}.${String(GATEWAY_HOST)}`;
   const hostAddress = `${prefix}.${String(HOST_HOST)}`;
   const close = async (): Promise<void> => {
@@ -185,54 +217,103 @@ export async function startCloudNetwork(
     await ip(['addr', 'add', `${gateway}/24`, 'dev', BRIDGE]);
     await ip(['link', 'set', BRIDGE, 'up']);
     await ip(['link', 'set', inside, 'master', BRIDGE, 'up']);
-    await ip(['addr', 'add', `${o.nfsServer}/32`, 'dev', 'lo']);
+    await ip(['addr', 'add', `${nfsServer}/32`, 'dev', 'lo']);
     await run('ip', ['addr', 'add', `${hostAddress}/24`, 'dev', host]);
     await run('ip', ['link', 'set', host, 'up']);
   } catch (error) {
     await close();
     throw error;
   }
-  o.reporter.info(
-    `local cloud network ${prefix}.0/24: gateway ${gateway}, this machine ${hostAddress} (${host}), NFS server ${o.nfsServer} behind the gateway`,
-  );
+  return { prefix, gateway, hostAddress, host, close };
+}
 
-  const hostsFile = path.join(o.dir, 'dhcp-hosts');
-  const leaseFile = path.join(o.dir, 'dhcp-leases');
-  const log = path.join(o.dir, 'dnsmasq.log');
-  await writeFile(hostsFile, '');
-  await writeFile(leaseFile, '');
+/** The machines on the bridge and dnsmasq's static leases for them; one change at a time. */
+class Dhcp {
   /** Each tap's MAC and address, in the order attached. */
-  const leases = new Map<string, { mac: string; ip: string }>();
-  let dnsmasq: Started | undefined;
-  let taps = 0;
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(work: () => Promise<T>): Promise<T> => {
-    const next = queue.then(work, work);
-    queue = next.catch(() => undefined);
+  private readonly leases = new Map<string, { mac: string; ip: string }>();
+  private dnsmasq: Started | undefined;
+  private taps = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly procs: Processes,
+    private readonly ns: Namespace,
+    private readonly prefix: string,
+    readonly hostsFile: string,
+    readonly leaseFile: string,
+    private readonly log: string,
+  ) {}
+
+  static async open(procs: Processes, ns: Namespace, dir: string, prefix: string): Promise<Dhcp> {
+    const hostsFile = path.join(dir, 'dhcp-hosts');
+    const leaseFile = path.join(dir, 'dhcp-leases');
+    const log = path.join(dir, 'dnsmasq.log');
+    await writeFile(hostsFile, '');
+    await writeFile(leaseFile, '');
+    return new Dhcp(procs, ns, prefix, hostsFile, leaseFile, log);
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
     return next;
-  };
+  }
+
+  private ip(args: string[]) {
+    return this.ns.run('ip', args);
+  }
+
+  attach(server: { mac: string; ip: string }): Promise<string> {
+    return this.serial(async () => {
+      checkServerAddress(server.ip, this.prefix);
+      const other = [...this.leases.values()].find((l) => l.ip === server.ip);
+      if (other) {
+        throw new DisklessError(
+          `server address ${server.ip}: already leased to the running server with MAC ${other.mac}`,
+        );
+      }
+      const tap = `dlt${String(this.taps++)}`;
+      await this.ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+      await this.ip(['link', 'set', tap, 'master', BRIDGE, 'up']);
+      this.leases.set(tap, server);
+      try {
+        await this.restart();
+      } catch (error) {
+        this.leases.delete(tap);
+        await this.ip(['link', 'del', tap]).catch(() => undefined);
+        throw error;
+      }
+      return tap;
+    });
+  }
+
+  detach(tap: string): Promise<void> {
+    return this.serial(async () => {
+      this.leases.delete(tap);
+      await this.ip(['link', 'del', tap]).catch(() => undefined);
+    });
+  }
 
   /** Restarts dnsmasq with the current static leases; returns once it serves DHCP. */
-  const restartDhcp = async (): Promise<void> => {
-    if (dnsmasq) await procs.stop(dnsmasq);
-    const macs = new Map([...leases.values()].map((l) => [l.mac.toLowerCase(), l.ip]));
-    await writeFile(
-      hostsFile,
-      [...leases.values()].map((l) => `${l.mac},${l.ip},infinite\n`).join(''),
-    );
+  private async restart(): Promise<void> {
+    const { hostsFile, leaseFile, log } = this;
+    if (this.dnsmasq) await this.procs.stop(this.dnsmasq);
+    const leases = [...this.leases.values()];
+    const macs = new Map(leases.map((l) => [l.mac.toLowerCase(), l.ip]));
+    await writeFile(hostsFile, leases.map((l) => `${l.mac},${l.ip},infinite\n`).join(''));
     // A stale lease of a stopped server would keep its address from the next one.
     await writeFile(leaseFile, keptLeases(await readFile(leaseFile, 'utf8'), macs));
     const before = (await readFile(log, 'utf8').catch(() => '')).length;
-    const started = await ns.start(
+    const started = await this.ns.start(
       'dnsmasq',
       'dnsmasq',
-      dnsmasqArgs({ prefix, hostsFile, leaseFile }),
+      dnsmasqArgs({ prefix: this.prefix, hostsFile, leaseFile }),
       {
         log,
         debianPackage: 'dnsmasq-base',
       },
     );
-    dnsmasq = started;
+    this.dnsmasq = started;
     const deadline = Date.now() + 10_000;
     for (;;) {
       const text = (await readFile(log, 'utf8').catch(() => '')).slice(before);
@@ -244,42 +325,5 @@ export async function startCloudNetwork(
       }
       await sleep(50);
     }
-  };
-
-  return {
-    prefix,
-    gateway,
-    hostAddress,
-    hostInterface: host,
-    hostsFile,
-    leaseFile,
-    attach: (server) =>
-      serial(async () => {
-        checkServerAddress(server.ip, prefix);
-        const other = [...leases.values()].find((l) => l.ip === server.ip);
-        if (other) {
-          throw new DisklessError(
-            `server address ${server.ip}: already leased to the running server with MAC ${other.mac}`,
-          );
-        }
-        const tap = `dlt${String(taps++)}`;
-        await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-        await ip(['link', 'set', tap, 'master', BRIDGE, 'up']);
-        leases.set(tap, server);
-        try {
-          await restartDhcp();
-        } catch (error) {
-          leases.delete(tap);
-          await ip(['link', 'del', tap]).catch(() => undefined);
-          throw error;
-        }
-        return tap;
-      }),
-    detach: (tap) =>
-      serial(async () => {
-        leases.delete(tap);
-        await ip(['link', 'del', tap]).catch(() => undefined);
-      }),
-    close,
-  };
+  }
 }
