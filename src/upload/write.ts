@@ -71,22 +71,7 @@ export async function writePlan(
       reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
     },
   };
-  const journal =
-    plan.todo.length > 0
-      ? await openJournal(
-          c.stateDir,
-          {
-            version: 2,
-            drive: uuid,
-            sha256: digests.sha256,
-            chunkSize: c.chunkSize,
-            basis: plan.basis,
-            record: c.drive.meta['diskless-sha256'] ?? '',
-            writes: countersOf(c.drive),
-          },
-          plan.resumed,
-        )
-      : undefined;
+  const journal = plan.todo.length > 0 ? await openWriteJournal(c) : undefined;
   // The read-back starts at once: chunks this run does not send (a server-side copy's, a
   // resumed run's) are read while the others go out, and each sent chunk as soon as it is
   // confirmed, so the reads overlap the writes instead of following them.
@@ -117,35 +102,7 @@ export async function writePlan(
         })()
       : undefined;
   earlyRecord?.catch(() => undefined); // awaited after the verify
-  if (reading) {
-    const whole = [...checks.values()].filter((how) => how === 'whole').length;
-    const total = checks.size;
-    await phase(
-      'verify',
-      `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`,
-      async () => {
-        let bad = await reading.done();
-        if (bad.length > 0) {
-          await c.rewriteGuard?.(bad);
-          reporter.warning(
-            `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
-          );
-          out.chunksRewritten = bad.length;
-          await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-          bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
-          if (bad.length > 0) {
-            throw new DisklessError(
-              `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
-            );
-          }
-        }
-        out.chunksVerified = total;
-        reporter.info(
-          `verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
-        );
-      },
-    );
-  }
+  if (reading) await verify(c, { checks, reading, transfer, out }, reporter, phase);
 
   await earlyRecord;
   await checkIdentity(c);
@@ -161,6 +118,67 @@ export async function writePlan(
   }
   await journal?.remove();
   return out;
+}
+
+/** The journal of this run's writes (a killed run resumes from it). */
+function openWriteJournal(c: WriteContext): Promise<Journal> {
+  return openJournal(
+    c.stateDir,
+    {
+      version: 2,
+      drive: c.drive.uuid,
+      sha256: c.digests.sha256,
+      chunkSize: c.chunkSize,
+      basis: c.plan.basis,
+      record: c.drive.meta['diskless-sha256'] ?? '',
+      writes: countersOf(c.drive),
+    },
+    c.plan.resumed,
+  );
+}
+
+/** The verify phase: the read-back's result; chunks found different are rewritten once. */
+async function verify(
+  c: WriteContext,
+  o: {
+    checks: ReadonlyMap<number, 'whole' | 'one-piece'>;
+    reading: ReadBack;
+    transfer: Omit<Transfer, 'confirmed'>;
+    out: WriteOutcome;
+  },
+  reporter: Reporter,
+  phase: Phase,
+): Promise<void> {
+  const { api, digests } = c;
+  const { checks, reading, out } = o;
+  const uuid = c.drive.uuid;
+  const whole = [...checks.values()].filter((how) => how === 'whole').length;
+  const total = checks.size;
+  await phase(
+    'verify',
+    `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`,
+    async () => {
+      let bad = await reading.done();
+      if (bad.length > 0) {
+        await c.rewriteGuard?.(bad);
+        reporter.warning(
+          `drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`,
+        );
+        out.chunksRewritten = bad.length;
+        await sendChunks({ ...o.transfer, confirmed: () => Promise.resolve() }, bad);
+        bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
+        if (bad.length > 0) {
+          throw new DisklessError(
+            `drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`,
+          );
+        }
+      }
+      out.chunksVerified = total;
+      reporter.info(
+        `verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`,
+      );
+    },
+  );
 }
 
 /**
@@ -206,11 +224,17 @@ async function writeRecord(c: WriteContext, now: DriveInfo, reporter: Reporter):
  * reads overlap the writes of later chunks). `done` reads the rest (the samples of sent
  * chunks) and gives the chunks that differ once all are read.
  */
+/** The read-back in progress: sent chunks join it as they are confirmed. */
+interface ReadBack {
+  add: (index: number) => void;
+  done: () => Promise<number[]>;
+}
+
 function readBack(
   c: WriteContext,
   checks: ReadonlyMap<number, 'whole' | 'one-piece'>,
   out: WriteOutcome,
-): { add: (index: number) => void; done: () => Promise<number[]> } {
+): ReadBack {
   const sending = new Set(c.plan.todo);
   const reads: Promise<number[]>[] = [];
   const check = (indexes: number[]) => {
