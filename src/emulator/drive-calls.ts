@@ -18,6 +18,8 @@ import { parseFields, renderList, renderObject, renderObjects, wantsJson } from 
 
 const inflate = promisify(gunzip);
 
+type DriveRoute = Extract<Route, { object: 'drives' }>;
+
 function parseOffset(raw: string, what: string): number {
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n)) {
@@ -107,7 +109,7 @@ export async function work(
   body: Buffer,
   writer: DriveWriter | undefined,
 ): Promise<Reply> {
-  const { store, imaging, servers, quirks, stats } = state;
+  const { store, imaging, servers, quirks } = state;
   const json = wantsJson(req.headers.accept);
   if (route.object === 'servers') {
     return serverCall(
@@ -165,35 +167,51 @@ export async function work(
       imaging.image(user, dest, route.source ?? '', route.conversion ?? 'none');
       return NO_CONTENT;
     }
-    case 'read': {
-      const offset = parseOffset(route.offset ?? '', 'offset');
-      const size = parseOffset(route.size ?? '', 'size');
-      if (size > MAX_READ_BYTES) {
-        throw new EmulatorApiError(
-          'usage',
-          `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`,
-        );
-      }
-      const data = await store.read(user, route.uuid ?? '', offset, size);
-      return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
-    }
-    case 'write': {
-      if (writer) {
-        // (awaited first: "+= await" would add to a total read before the wait, losing
-        // the bytes of writes that ended meanwhile)
-        const written = await writer.end(); // the bytes went in as they came
-        stats.bytesWritten += written;
-        return NO_CONTENT;
-      }
-      const uuid = route.uuid ?? '';
-      store.get(user, uuid);
-      const offset = parseOffset(route.offset ?? '0', 'offset');
-      const data = await decodeWrite(state.maxWriteBytes, contentEncoding(req), body);
-      await store.write(user, uuid, offset, data);
-      stats.bytesWritten += data.length;
-      return NO_CONTENT;
-    }
+    case 'read':
+      return readCall(state, user, route);
+    case 'write':
+      return writeCall(state, req, user, route, body, writer);
   }
+}
+
+/** drives/{uuid}/read/{offset}/{size}: at most MAX_READ_BYTES at once. */
+async function readCall(state: EmulatorState, user: string, route: DriveRoute): Promise<Reply> {
+  const offset = parseOffset(route.offset ?? '', 'offset');
+  const size = parseOffset(route.size ?? '', 'size');
+  if (size > MAX_READ_BYTES) {
+    throw new EmulatorApiError(
+      'usage',
+      `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`,
+    );
+  }
+  const data = await state.store.read(user, route.uuid ?? '', offset, size);
+  return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
+}
+
+/** drives/{uuid}/write[/{offset}]: streamed already (`writer`), else the body written now. */
+async function writeCall(
+  state: EmulatorState,
+  req: IncomingMessage,
+  user: string,
+  route: DriveRoute,
+  body: Buffer,
+  writer: DriveWriter | undefined,
+): Promise<Reply> {
+  const { store, stats } = state;
+  if (writer) {
+    // (awaited first: "+= await" would add to a total read before the wait, losing
+    // the bytes of writes that ended meanwhile)
+    const written = await writer.end(); // the bytes went in as they came
+    stats.bytesWritten += written;
+    return NO_CONTENT;
+  }
+  const uuid = route.uuid ?? '';
+  store.get(user, uuid);
+  const offset = parseOffset(route.offset ?? '0', 'offset');
+  const data = await decodeWrite(state.maxWriteBytes, contentEncoding(req), body);
+  await store.write(user, uuid, offset, data);
+  stats.bytesWritten += data.length;
+  return NO_CONTENT;
 }
 
 /** The bytes a write carries: the body as is, or inflated when gzip. */
