@@ -101,6 +101,16 @@ export async function checkIso(
   want: Expected,
 ): Promise<IsoListing> {
   const listing = await listIso(tools.xorriso, iso);
+  const problems = checkListing(listing, want);
+  problems.push(...(await checkBootFiles(tools, iso, scratch, listing, want)));
+  if (problems.length > 0) {
+    throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+  }
+  return listing;
+}
+
+/** The files, their sizes, the El Torito boot records and the isohybrid MBR. */
+function checkListing(listing: IsoListing, want: Expected): string[] {
   const problems: string[] = [];
   const bios = want.mode !== 'uefi';
   const uefi = want.mode !== 'bios';
@@ -133,7 +143,20 @@ export async function checkIso(
     if (want.idFile) expectFile(want.idFile);
     record('UEFI', EFI_IMAGE);
   }
+  return problems;
+}
 
+/** The loaders' configs and the EFI image, extracted from the ISO and read. */
+async function checkBootFiles(
+  tools: Tools,
+  iso: string,
+  scratch: string,
+  listing: IsoListing,
+  want: Expected,
+): Promise<string[]> {
+  const bios = want.mode !== 'uefi';
+  const uefi = want.mode !== 'bios';
+  const problems: string[] = [];
   const dir = await mkdtemp(path.join(scratch, 'check-'));
   try {
     const wanted: [string, string][] = [];
@@ -150,49 +173,55 @@ export async function checkIso(
     const has = (file: string) => wanted.some(([, to]) => to === path.join(dir, file));
     if (has('isolinux.cfg')) {
       const cfg = await readFile(path.join(dir, 'isolinux.cfg'), 'utf8');
-      if (
-        !cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)
-      ) {
-        problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
-      }
-      if (!/^SERIAL 0 115200$/m.test(cfg)) problems.push(`/${ISOLINUX_CFG} has no serial console`);
+      problems.push(...checkIsolinuxCfg(cfg, want));
     }
     if (has('grub.cfg')) {
       const cfg = await readFile(path.join(dir, 'grub.cfg'), 'utf8');
-      const lines = cfg.split('\n').map((l) => l.trim());
-      if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
-        problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
-      }
-      if (!lines.includes(`initrd /${INITRD_PATH}`))
-        problems.push(`/${GRUB_CFG} loads no initramfs`);
-      if (!lines.includes('terminal_output console serial')) {
-        problems.push(`/${GRUB_CFG} has no serial console`);
-      }
+      problems.push(...checkGrubCfg(cfg, want));
     }
-    if (has('efiboot.img')) {
-      const efi = path.join(dir, 'BOOTX64.EFI');
-      try {
-        await run(
-          tools.mcopy,
-          ['-i', path.join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi],
-          {
-            env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
-            debianPackage: 'mtools',
-          },
-        );
-        const binary = await readFile(efi);
-        if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
-          problems.push(`the EFI image's GRUB does not search for /${want.idFile}`);
-        }
-      } catch {
-        problems.push(`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`);
-      }
-    }
+    if (has('efiboot.img')) problems.push(...(await checkEfiImage(tools, dir, want)));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  if (problems.length > 0) {
-    throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+  return problems;
+}
+
+function checkIsolinuxCfg(cfg: string, want: Expected): string[] {
+  const problems: string[] = [];
+  if (!cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)) {
+    problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
   }
-  return listing;
+  if (!/^SERIAL 0 115200$/m.test(cfg)) problems.push(`/${ISOLINUX_CFG} has no serial console`);
+  return problems;
+}
+
+function checkGrubCfg(cfg: string, want: Expected): string[] {
+  const problems: string[] = [];
+  const lines = cfg.split('\n').map((l) => l.trim());
+  if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
+    problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
+  }
+  if (!lines.includes(`initrd /${INITRD_PATH}`)) problems.push(`/${GRUB_CFG} loads no initramfs`);
+  if (!lines.includes('terminal_output console serial')) {
+    problems.push(`/${GRUB_CFG} has no serial console`);
+  }
+  return problems;
+}
+
+/** The EFI image holds GRUB, and that GRUB searches for the ISO's id file. */
+async function checkEfiImage(tools: Tools, dir: string, want: Expected): Promise<string[]> {
+  const efi = path.join(dir, 'BOOTX64.EFI');
+  try {
+    await run(tools.mcopy, ['-i', path.join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
+      env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+      debianPackage: 'mtools',
+    });
+    const binary = await readFile(efi);
+    if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
+      return [`the EFI image's GRUB does not search for /${want.idFile}`];
+    }
+    return [];
+  } catch {
+    return [`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`];
+  }
 }
