@@ -87637,6 +87637,15 @@ async function extractFromIso(xorriso, iso, pairs) {
 /** Checks the ISO; returns its listing, or throws naming every problem found. */
 async function checkIso(tools, iso, scratch, want) {
     const listing = await listIso(tools.xorriso, iso);
+    const problems = checkListing(listing, want);
+    problems.push(...(await checkBootFiles(tools, iso, scratch, listing, want)));
+    if (problems.length > 0) {
+        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+    }
+    return listing;
+}
+/** The files, their sizes, the El Torito boot records and the isohybrid MBR. */
+function checkListing(listing, want) {
     const problems = [];
     const bios = want.mode !== 'uefi';
     const uefi = want.mode !== 'bios';
@@ -87671,6 +87680,13 @@ async function checkIso(tools, iso, scratch, want) {
             expectFile(want.idFile);
         record('UEFI', EFI_IMAGE);
     }
+    return problems;
+}
+/** The loaders' configs and the EFI image, extracted from the ISO and read. */
+async function checkBootFiles(tools, iso, scratch, listing, want) {
+    const bios = want.mode !== 'uefi';
+    const uefi = want.mode !== 'bios';
+    const problems = [];
     const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(scratch, 'check-'));
     try {
         const wanted = [];
@@ -87687,48 +87703,59 @@ async function checkIso(tools, iso, scratch, want) {
         const has = (file) => wanted.some(([, to]) => to === external_node_path_default().join(dir, file));
         if (has('isolinux.cfg')) {
             const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'isolinux.cfg'), 'utf8');
-            if (!cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)) {
-                problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
-            }
-            if (!/^SERIAL 0 115200$/m.test(cfg))
-                problems.push(`/${ISOLINUX_CFG} has no serial console`);
+            problems.push(...checkIsolinuxCfg(cfg, want));
         }
         if (has('grub.cfg')) {
             const cfg = await (0,promises_.readFile)(external_node_path_default().join(dir, 'grub.cfg'), 'utf8');
-            const lines = cfg.split('\n').map((l) => l.trim());
-            if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
-                problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
-            }
-            if (!lines.includes(`initrd /${INITRD_PATH}`))
-                problems.push(`/${GRUB_CFG} loads no initramfs`);
-            if (!lines.includes('terminal_output console serial')) {
-                problems.push(`/${GRUB_CFG} has no serial console`);
-            }
+            problems.push(...checkGrubCfg(cfg, want));
         }
-        if (has('efiboot.img')) {
-            const efi = external_node_path_default().join(dir, 'BOOTX64.EFI');
-            try {
-                await run(tools.mcopy, ['-i', external_node_path_default().join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
-                    env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
-                    debianPackage: 'mtools',
-                });
-                const binary = await (0,promises_.readFile)(efi);
-                if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
-                    problems.push(`the EFI image's GRUB does not search for /${want.idFile}`);
-                }
-            }
-            catch {
-                problems.push(`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`);
-            }
-        }
+        if (has('efiboot.img'))
+            problems.push(...(await checkEfiImage(tools, dir, want)));
     }
     finally {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
-    if (problems.length > 0) {
-        throw new DisklessError(`The ISO failed its check: ${problems.join('; ')}`);
+    return problems;
+}
+function checkIsolinuxCfg(cfg, want) {
+    const problems = [];
+    if (!cfg.split('\n').some((l) => l.trim() === `APPEND initrd=/${INITRD_PATH} ${want.cmdline}`)) {
+        problems.push(`/${ISOLINUX_CFG} does not boot with the command line "${want.cmdline}"`);
     }
-    return listing;
+    if (!/^SERIAL 0 115200$/m.test(cfg))
+        problems.push(`/${ISOLINUX_CFG} has no serial console`);
+    return problems;
+}
+function checkGrubCfg(cfg, want) {
+    const problems = [];
+    const lines = cfg.split('\n').map((l) => l.trim());
+    if (!lines.includes(`linux /${KERNEL_PATH} ${want.cmdline}`)) {
+        problems.push(`/${GRUB_CFG} does not boot with the command line "${want.cmdline}"`);
+    }
+    if (!lines.includes(`initrd /${INITRD_PATH}`))
+        problems.push(`/${GRUB_CFG} loads no initramfs`);
+    if (!lines.includes('terminal_output console serial')) {
+        problems.push(`/${GRUB_CFG} has no serial console`);
+    }
+    return problems;
+}
+/** The EFI image holds GRUB, and that GRUB searches for the ISO's id file. */
+async function checkEfiImage(tools, dir, want) {
+    const efi = external_node_path_default().join(dir, 'BOOTX64.EFI');
+    try {
+        await run(tools.mcopy, ['-i', external_node_path_default().join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
+            env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+            debianPackage: 'mtools',
+        });
+        const binary = await (0,promises_.readFile)(efi);
+        if (want.idFile && !binary.includes(`--file /${want.idFile}`)) {
+            return [`the EFI image's GRUB does not search for /${want.idFile}`];
+        }
+        return [];
+    }
+    catch {
+        return [`/${EFI_IMAGE} has no EFI/BOOT/BOOTX64.EFI`];
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/fstab.ts
@@ -91304,6 +91331,9 @@ async function findKernel(sysroot, input) {
  *
  * A failure at any point leaves no partial ISO at `output` (a previous one stays as it was),
  * no work files, and no /proc mounted in the sysroot.
+ *
+ * buildIso is that list, one function per phase over the build's context (IsoRun), which
+ * also holds what the final cleanup removes.
  */
 
 
@@ -91330,7 +91360,6 @@ const PHASE_TITLES = {
     check: 'Check the ISO',
 };
 const PHASES = Object.keys(PHASE_TITLES);
-/** SOURCE_DATE_EPOCH when set, else the kernel image's date: never the clock. */
 function isoEpoch(kernelMtime) {
     const env = process.env.SOURCE_DATE_EPOCH;
     if (env && /^\d{1,12}$/.test(env.trim())) {
@@ -91352,9 +91381,23 @@ async function move(from, to) {
 }
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 async function buildIso(options, reporter) {
+    const run = await start(options, reporter);
+    try {
+        const { tools, kernel } = await run.phase('kernel', () => kernelAndTools(run));
+        const epoch = isoEpoch(kernel.mtime);
+        const initrd = await run.phase('initramfs', () => initramfs(run, kernel));
+        const staged = await run.phase('loaders', () => loaders(run, { tools, kernel, initrd, epoch }));
+        await run.phase('iso', () => iso(run, tools, staged, epoch));
+        const result = await run.phase('check', () => check(run, { tools, kernel, initrd, staged }));
+        return report(run, kernel, initrd, result);
+    }
+    finally {
+        await cleanup(run);
+    }
+}
+async function start(options, reporter) {
     const started = Date.now();
     const timed = timedPhases(reporter);
-    const phase = (p, work) => timed.phase(p, PHASE_TITLES[p], work);
     const sysroot = external_node_path_default().resolve(options.sysroot);
     const output = external_node_path_default().resolve(options.output);
     const mode = options.bootMode;
@@ -91365,171 +91408,200 @@ async function buildIso(options, reporter) {
         maxAgeDays: options.cacheMaxAge,
         maxBytes: options.cacheMaxSize,
     }, reporter);
-    const scratch = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-iso-'));
-    let sysrootWork;
-    let partial;
+    return {
+        options,
+        reporter,
+        started,
+        phase: (p, work) => timed.phase(p, PHASE_TITLES[p], work),
+        seconds: timed.seconds,
+        sysroot,
+        output,
+        mode,
+        cmdline,
+        cache,
+        scratch: await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-iso-')),
+    };
+}
+/** kernel: the tools and loader files are there; the kernel, its version and modules. */
+async function kernelAndTools(run) {
+    const { options, sysroot } = run;
+    const tools = await findTools(run.mode);
+    const kernel = await findKernel(sysroot, options.kernel);
+    await findMkinitramfs(sysroot);
+    await checkCompression(options.initramfsCompression, sysroot);
+    run.reporter.info(`Kernel ${kernel.version}: ${kernel.image} (${kernel.modulesCount} entries in ${kernel.modulesDir})`);
+    return { tools, kernel };
+}
+/**
+ * initramfs: the client's config adjusted, the cache key; a hit copies the cached image, a
+ * miss runs mkinitramfs; either is checked for an NFS boot before it is stored.
+ */
+async function initramfs(run, kernel) {
+    const { options, reporter, sysroot, scratch, cache } = run;
+    // mkinitramfs in a chroot sees only the sysroot: its work files must lie inside it.
+    const work = sysroot === '/'
+        ? scratch
+        : (run.sysrootWork = await (0,promises_.mkdtemp)(external_node_path_default().join(sysroot, 'tmp', 'diskless-initramfs-')));
+    const config = await prepareClientConfig(options, sysroot, external_node_path_default().join(work, 'conf'), reporter);
+    reporter.info(`Client config ${external_node_path_default().join(options.root, 'etc/initramfs-tools')}: BOOT=${config.settings.BOOT} MODULES=${config.settings.MODULES} COMPRESS=${config.settings.COMPRESS}`);
+    const key = cacheKey({
+        kernel,
+        packages: await packageVersions(sysroot),
+        shared: await sharedTree(sysroot),
+        config: config.entries,
+        epoch: kernel.mtime,
+    });
+    const image = external_node_path_default().join(scratch, 'initrd.img');
+    const restored = cache ? await cache.restore(key, image, reporter) : { hit: false };
+    if (restored.hit) {
+        reporter.info(`Cache hit (${cache?.name ?? ''}): ${key}; mkinitramfs does not run`);
+    }
+    else {
+        await makeInitramfs(run, { kernel, config, key, work, image });
+    }
+    reporter.info(await checkClientInitramfs(image, scratch, config));
+    const digest = restored.hit ? restored.meta.sha256 : await sha256File(image);
+    const bytes = (await (0,promises_.stat)(image)).size;
+    if (!restored.hit && cache) {
+        await cache.save(key, image, {
+            key,
+            sha256: digest,
+            size: bytes,
+            kernelVersion: kernel.version,
+            created: new Date().toISOString(),
+        }, reporter);
+    }
+    reporter.info(`Initramfs: ${humanBytes(bytes)}, SHA-256 ${digest}`);
+    return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
+}
+/** A cache miss: mkinitramfs (in the sysroot) makes the image. */
+async function makeInitramfs({ reporter, sysroot, cache }, o) {
+    reporter.info(`Cache ${cache ? `miss (${cache.name})` : 'off'}: ${o.key}; running mkinitramfs${sysroot === '/' ? '' : ` in ${sysroot}`}`);
+    const made = external_node_path_default().join(o.work, 'initrd.img');
+    await mkinitramfs({
+        sysroot,
+        config: o.config.dir,
+        output: made,
+        version: o.kernel.version,
+        epoch: o.kernel.mtime,
+        reporter,
+    });
+    await move(made, o.image);
+}
+/** loaders: the ISO tree with isolinux (BIOS) and GRUB (UEFI), listed and scanned. */
+async function loaders(run, o) {
+    const { options, reporter, scratch, mode, cmdline } = run;
+    const { kernel, initrd } = o;
+    const stage = external_node_path_default().join(scratch, 'iso');
+    const label = `diskless ${kernel.version} (NFS root ${options.nfsRoot})`;
+    const tag = sha256([kernel.digest, initrd.digest, cmdline, options.volumeId].join('\n')).slice(0, 16);
+    const s = await stageTree({
+        stage,
+        scratch,
+        tools: o.tools,
+        mode,
+        kernel: kernel.image,
+        initrd: initrd.image,
+        cmdline,
+        label,
+        tag,
+        epoch: o.epoch.epoch,
+    });
+    reporter.info(`${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${humanBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`);
+    reporter.info(`Command line: ${cmdline}`);
+    const scanStart = Date.now();
+    const contents = await scanImage({ stage, scratch });
+    reporter.info(`Listed and scanned ${contents.files} files of the ISO tree and the initramfs in ${seconds(Date.now() - scanStart)} s: no secrets`);
+    return { stage, contents, ...s };
+}
+/** iso: xorriso, reproducibly, into a temporary file beside `output`. */
+async function iso(run, tools, staged, { epoch, from }) {
+    const { options, output } = run;
+    await (0,promises_.mkdir)(external_node_path_default().dirname(output), { recursive: true });
+    run.partial = tempBeside(output, 'partial');
+    await makeIso({
+        tools,
+        stage: staged.stage,
+        output: run.partial,
+        volumeId: options.volumeId,
+        mode: run.mode,
+        epoch,
+    });
+    run.reporter.info(`Volume ${options.volumeId}, dated ${new Date(epoch * 1000).toISOString()} (from ${from})`);
+}
+/** check: the ISO read back; only then is it renamed to `output`, with <output>.sha256. */
+async function check(run, o) {
+    const { reporter, output } = run;
+    const iso = run.partial ?? '';
+    const listing = await checkIso(o.tools, iso, run.scratch, {
+        mode: run.mode,
+        cmdline: run.cmdline,
+        kernelBytes: (await (0,promises_.stat)(o.kernel.image)).size,
+        initrdBytes: o.initrd.bytes,
+        idFile: o.staged.idFile,
+    });
+    reporter.info(`${listing.files.size} files; boot records: ${listing.bootRecords.map((r) => `${r.platform} ${r.path}`).join(', ')}; system area: ${listing.systemArea || 'none'}`);
+    const digest = await sha256File(iso);
+    const size = (await (0,promises_.stat)(iso)).size;
+    const sumFile = `${output}.sha256`;
+    // Written under a temporary name first, renamed once the ISO is in place.
+    const sumTmp = tempBeside(sumFile);
     try {
-        const { tools, kernel } = await phase('kernel', async () => {
-            const tools = await findTools(mode);
-            const kernel = await findKernel(sysroot, options.kernel);
-            await findMkinitramfs(sysroot);
-            await checkCompression(options.initramfsCompression, sysroot);
-            reporter.info(`Kernel ${kernel.version}: ${kernel.image} (${kernel.modulesCount} entries in ${kernel.modulesDir})`);
-            return { tools, kernel };
-        });
-        const { epoch, from } = isoEpoch(kernel.mtime);
-        const initrd = await phase('initramfs', async () => {
-            // mkinitramfs in a chroot sees only the sysroot: its work files must lie inside it.
-            const work = sysroot === '/'
-                ? scratch
-                : (sysrootWork = await (0,promises_.mkdtemp)(external_node_path_default().join(sysroot, 'tmp', 'diskless-initramfs-')));
-            const config = await prepareClientConfig(options, sysroot, external_node_path_default().join(work, 'conf'), reporter);
-            reporter.info(`Client config ${external_node_path_default().join(options.root, 'etc/initramfs-tools')}: BOOT=${config.settings.BOOT} MODULES=${config.settings.MODULES} COMPRESS=${config.settings.COMPRESS}`);
-            const key = cacheKey({
-                kernel,
-                packages: await packageVersions(sysroot),
-                shared: await sharedTree(sysroot),
-                config: config.entries,
-                epoch: kernel.mtime,
-            });
-            const image = external_node_path_default().join(scratch, 'initrd.img');
-            const restored = cache ? await cache.restore(key, image, reporter) : { hit: false };
-            if (restored.hit) {
-                reporter.info(`Cache hit (${cache?.name ?? ''}): ${key}; mkinitramfs does not run`);
-            }
-            else {
-                reporter.info(`Cache ${cache ? `miss (${cache.name})` : 'off'}: ${key}; running mkinitramfs${sysroot === '/' ? '' : ` in ${sysroot}`}`);
-                const made = external_node_path_default().join(work, 'initrd.img');
-                await mkinitramfs({
-                    sysroot,
-                    config: config.dir,
-                    output: made,
-                    version: kernel.version,
-                    epoch: kernel.mtime,
-                    reporter,
-                });
-                await move(made, image);
-            }
-            reporter.info(await checkClientInitramfs(image, scratch, config));
-            const digest = restored.hit ? restored.meta.sha256 : await sha256File(image);
-            const bytes = (await (0,promises_.stat)(image)).size;
-            if (!restored.hit && cache) {
-                await cache.save(key, image, {
-                    key,
-                    sha256: digest,
-                    size: bytes,
-                    kernelVersion: kernel.version,
-                    created: new Date().toISOString(),
-                }, reporter);
-            }
-            reporter.info(`Initramfs: ${humanBytes(bytes)}, SHA-256 ${digest}`);
-            return { image, key, hit: restored.hit, digest, bytes, backend: cache?.name ?? 'off' };
-        });
-        const staged = await phase('loaders', async () => {
-            const stage = external_node_path_default().join(scratch, 'iso');
-            const label = `diskless ${kernel.version} (NFS root ${options.nfsRoot})`;
-            const tag = sha256([kernel.digest, initrd.digest, cmdline, options.volumeId].join('\n')).slice(0, 16);
-            const s = await stageTree({
-                stage,
-                scratch,
-                tools,
-                mode,
-                kernel: kernel.image,
-                initrd: initrd.image,
-                cmdline,
-                label,
-                tag,
-                epoch,
-            });
-            reporter.info(`${mode === 'uefi' ? '' : 'isolinux (BIOS)'}${mode === 'both' ? ' and ' : ''}${mode === 'bios' ? '' : `GRUB (UEFI, ${humanBytes(s.efiBytes)} EFI binary)`}, serial console on ttyS0 at 115200`);
-            reporter.info(`Command line: ${cmdline}`);
-            const scanStart = Date.now();
-            const contents = await scanImage({ stage, scratch });
-            reporter.info(`Listed and scanned ${contents.files} files of the ISO tree and the initramfs in ${seconds(Date.now() - scanStart)} s: no secrets`);
-            return { stage, contents, ...s };
-        });
-        await phase('iso', async () => {
-            await (0,promises_.mkdir)(external_node_path_default().dirname(output), { recursive: true });
-            partial = tempBeside(output, 'partial');
-            await makeIso({
-                tools,
-                stage: staged.stage,
-                output: partial,
-                volumeId: options.volumeId,
-                mode,
-                epoch,
-            });
-            reporter.info(`Volume ${options.volumeId}, dated ${new Date(epoch * 1000).toISOString()} (from ${from})`);
-        });
-        const result = await phase('check', async () => {
-            const iso = partial ?? '';
-            const listing = await checkIso(tools, iso, scratch, {
-                mode,
-                cmdline,
-                kernelBytes: (await (0,promises_.stat)(kernel.image)).size,
-                initrdBytes: initrd.bytes,
-                idFile: staged.idFile,
-            });
-            reporter.info(`${listing.files.size} files; boot records: ${listing.bootRecords.map((r) => `${r.platform} ${r.path}`).join(', ')}; system area: ${listing.systemArea || 'none'}`);
-            const digest = await sha256File(iso);
-            const size = (await (0,promises_.stat)(iso)).size;
-            const sumFile = `${output}.sha256`;
-            // Written under a temporary name first, renamed once the ISO is in place.
-            const sumTmp = tempBeside(sumFile);
-            try {
-                await (0,promises_.writeFile)(sumTmp, `${digest}  ${external_node_path_default().basename(output)}\n`, { mode: 0o644 });
-                await (0,promises_.rename)(iso, output);
-                partial = undefined;
-                await (0,promises_.rename)(sumTmp, sumFile);
-                await writeFileAtomic(`${output}.contents`, staged.contents.listing);
-            }
-            finally {
-                await (0,promises_.rm)(sumTmp, { force: true });
-            }
-            reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
-            return { digest, size };
-        });
-        const phaseTimes = PHASES.map((p) => `${p} ${(timed.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
-        return {
-            outputs: {
-                iso: output,
-                sha256: result.digest,
-                size: result.size,
-                'kernel-version': kernel.version,
-                'initramfs-cache-hit': initrd.hit,
-                'cache-key': initrd.key,
-            },
-            summary: [
-                ['Kernel', `${kernel.version} (${kernel.image})`],
-                [
-                    'Initramfs',
-                    `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
-                ],
-                ['Cache key', initrd.key],
-                ['ISO', output],
-                ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
-                ['SHA-256', result.digest],
-                [
-                    'Boot',
-                    mode === 'both'
-                        ? 'BIOS (isolinux) and UEFI (GRUB)'
-                        : mode === 'bios'
-                            ? 'BIOS (isolinux)'
-                            : 'UEFI (GRUB)',
-                ],
-                ['Command line', cmdline],
-                ['Time per phase', phaseTimes],
-                ['Duration', `${seconds(Date.now() - started)} s`],
-            ],
-        };
+        await (0,promises_.writeFile)(sumTmp, `${digest}  ${external_node_path_default().basename(output)}\n`, { mode: 0o644 });
+        await (0,promises_.rename)(iso, output);
+        run.partial = undefined;
+        await (0,promises_.rename)(sumTmp, sumFile);
+        await writeFileAtomic(`${output}.contents`, o.staged.contents.listing);
     }
     finally {
-        if (partial)
-            await (0,promises_.rm)(partial, { force: true });
-        if (sysrootWork)
-            await (0,promises_.rm)(sysrootWork, { recursive: true, force: true });
-        await (0,promises_.rm)(scratch, { recursive: true, force: true });
+        await (0,promises_.rm)(sumTmp, { force: true });
     }
+    reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
+    return { digest, size };
+}
+function report(run, kernel, initrd, result) {
+    const { output, mode } = run;
+    const phaseTimes = PHASES.map((p) => `${p} ${(run.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
+    return {
+        outputs: {
+            iso: output,
+            sha256: result.digest,
+            size: result.size,
+            'kernel-version': kernel.version,
+            'initramfs-cache-hit': initrd.hit,
+            'cache-key': initrd.key,
+        },
+        summary: [
+            ['Kernel', `${kernel.version} (${kernel.image})`],
+            [
+                'Initramfs',
+                `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
+            ],
+            ['Cache key', initrd.key],
+            ['ISO', output],
+            ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
+            ['SHA-256', result.digest],
+            [
+                'Boot',
+                mode === 'both'
+                    ? 'BIOS (isolinux) and UEFI (GRUB)'
+                    : mode === 'bios'
+                        ? 'BIOS (isolinux)'
+                        : 'UEFI (GRUB)',
+            ],
+            ['Command line', run.cmdline],
+            ['Time per phase', phaseTimes],
+            ['Duration', `${seconds(Date.now() - run.started)} s`],
+        ],
+    };
+}
+/** No partial ISO, no work files (in the sysroot or beside it). */
+async function cleanup(run) {
+    if (run.partial)
+        await (0,promises_.rm)(run.partial, { force: true });
+    if (run.sysrootWork)
+        await (0,promises_.rm)(run.sysrootWork, { recursive: true, force: true });
+    await (0,promises_.rm)(run.scratch, { recursive: true, force: true });
 }
 
 ;// CONCATENATED MODULE: ./src/releases/layout.ts
@@ -95067,37 +95139,6 @@ async function writeAccounts(tree, files) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/rootfs/boot-host-keys.ts
-const BOOT_KEYS_UNIT = 'diskless-ssh-host-keys.service';
-const KEY_DIR = '/run/ssh-host-keys';
-const UNIT_TEXT = `# Written by diskless-node build-rootfs (host-keys-at-boot): this boot's ssh host keys, in tmpfs.
-[Unit]
-Description=ssh host keys of this boot in ${KEY_DIR}
-DefaultDependencies=no
-After=local-fs.target
-Before=ssh.service sshd.service
-ConditionPathExists=/usr/bin/ssh-keygen
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-UMask=0077
-ExecStart=/bin/mkdir -p -m 0700 ${KEY_DIR}/etc/ssh
-ExecStart=/usr/bin/ssh-keygen -A -f ${KEY_DIR}
-
-[Install]
-WantedBy=multi-user.target
-`;
-const SSHD_DROP_IN = `# Written by diskless-node build-rootfs (host-keys-at-boot): keys made at boot by ${BOOT_KEYS_UNIT}.
-${['ed25519', 'ecdsa', 'rsa'].map((t) => `HostKey ${KEY_DIR}/etc/ssh/ssh_host_${t}_key`).join('\n')}
-`;
-/** Installs the unit and sshd's drop-in; the caller enables the unit. */
-async function installBootHostKeys(tree) {
-    const attrs = { mode: 0o644, mtime: new Date(0) };
-    await tree.writeFile(`etc/systemd/system/${BOOT_KEYS_UNIT}`, UNIT_TEXT, attrs);
-    await tree.writeFile('etc/ssh/sshd_config.d/diskless-host-keys.conf', SSHD_DROP_IN, attrs);
-}
-
 ;// CONCATENATED MODULE: ./src/rootfs/scrub.ts
 /**
  * The master's identity and secrets never reach the client root: the copy excludes them
@@ -95299,174 +95340,6 @@ function exclusions(c) {
             ...c.extra,
         ]),
     ];
-}
-
-;// CONCATENATED MODULE: ./src/secrets/packaged.ts
-/**
- * A file that a Debian package shipped and that nobody changed is public: anyone can
- * download the package. Libraries carry test keys for their self-tests (GnuTLS does), so
- * a hit in such a file is dropped when its MD5 is the one in dpkg's md5sums of the
- * master. Only hit files are hashed, and the lists are read only when there are hits.
- */
-
-
-
-
-async function md5File(file) {
-    const hash = (0,external_node_crypto_.createHash)('md5');
-    try {
-        for await (const chunk of (0,external_node_fs_.createReadStream)(file))
-            hash.update(chunk);
-    }
-    catch {
-        return undefined;
-    }
-    return hash.digest('hex');
-}
-/** path (relative to /, no leading /) -> md5 from every package's md5sums in `source`. */
-async function shippedSums(source) {
-    const info = external_node_path_default().join(source, 'var/lib/dpkg/info');
-    const sums = new Map();
-    const names = await (0,promises_.readdir)(info).catch(() => []);
-    for (const name of names.filter((n) => n.endsWith('.md5sums'))) {
-        for (const line of (await (0,promises_.readFile)(external_node_path_default().join(info, name), 'utf8')).split('\n')) {
-            const m = /^([0-9a-f]{32}) {2}(.+)$/.exec(line);
-            if (m?.[1] && m[2])
-                sums.set(m[2], m[1]);
-        }
-    }
-    return sums;
-}
-/**
- * The hits that are not files shipped unchanged by a package of `source`. `fileOf`
- * gives a hit's file on disk and its path relative to the master's / (undefined when it
- * cannot be a package's file).
- */
-async function withoutShippedFiles(hits, source, fileOf) {
-    if (hits.length === 0)
-        return [];
-    const sums = await shippedSums(source);
-    const kept = [];
-    for (const hit of hits) {
-        const where = fileOf(hit);
-        const expected = where
-            ? (sums.get(where.rel) ?? sums.get(where.rel.replace(/^usr\//, '')))
-            : undefined;
-        if (!where || !expected || (await md5File(where.file)) !== expected)
-            kept.push(hit);
-    }
-    return kept;
-}
-
-;// CONCATENATED MODULE: ./src/rootfs/live-scan.ts
-
-
-
-
-
-
-
-function signature(st) {
-    return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
-}
-function isRecord(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-/** A JSON object from `file`, or undefined when it is missing or unreadable (a first scan). */
-async function readJsonObject(file) {
-    try {
-        const value = JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
-        return isRecord(value) ? value : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-async function readHead(file) {
-    const { config, listing, files } = (await readJsonObject(file)) ?? {};
-    if (typeof config !== 'string' || typeof listing !== 'string') {
-        return { config: '', listing: '', files: 0 };
-    }
-    // An older state kept the signatures themselves in the head.
-    return { config, listing, files: isRecord(files) ? Object.keys(files).length : Number(files) };
-}
-/**
- * Each file's signature at the last clean scan (thousands of entries: read only to walk);
- * an older state kept them in the head.
- */
-async function readSignatures(file, headFile) {
-    const files = (await readJsonObject(file)) ?? (await readJsonObject(headFile))?.files;
-    return isRecord(files) && Object.values(files).every((v) => typeof v === 'string')
-        ? files
-        : {};
-}
-// Rules or allow list changed: files the last clean scan passed are read again.
-const SCANNER = 'secretlint-11+diskless-1';
-/** The sha256 of every entry under `root` as find(1) prints it: ctime, inode, path. */
-async function listingOf(root) {
-    const { stdout } = await run('find', [root, '-printf', '%C@ %i %P\\0'], {
-        debianPackage: 'findutils',
-    });
-    return sha256(stdout);
-}
-/**
- * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
- * saved only after a clean scan, so files with hits are read again next time.
- */
-async function scanLiveTree(o, reporter) {
-    const root = external_node_path_default().join(o.source, o.dir);
-    if (!(await lstatOrUndefined(root))?.isDirectory())
-        return [];
-    const headFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.json`);
-    const signaturesFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.files.json`);
-    const config = sha256(JSON.stringify([SCANNER, o.allow]));
-    const [head, listing] = await Promise.all([readHead(headFile), listingOf(root)]);
-    const same = head.config === config;
-    if (same && head.listing === listing) {
-        reporter.info(`/${o.dir} (${o.reason}): read 0 of ${head.files} file(s) (nothing changed since the last clean scan); 0 hit(s)`);
-        return [];
-    }
-    const before = same ? await readSignatures(signaturesFile, headFile) : {};
-    const after = {};
-    const first = Object.keys(before).length === 0;
-    const result = await scanSecrets({
-        root,
-        prefix: `/${o.dir}`,
-        allow: o.allow,
-        unchanged: (rel, st) => {
-            const sig = signature(st);
-            after[rel] = sig;
-            return before[rel] === sig;
-        },
-    });
-    const hits = await withoutShippedFiles(result.hits, o.source, (hit) => {
-        const rel = hit.path.replace(/^\/+/, '');
-        return { file: external_node_path_default().join(o.source, rel), rel };
-    });
-    reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
-    if (hits.length === 0) {
-        await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
-        // The signatures first: a head names only a listing whose scan completed.
-        await writeFileAtomic(signaturesFile, JSON.stringify(after));
-        await writeFileAtomic(headFile, JSON.stringify({ config, listing, files: result.files }));
-    }
-    return hits;
-}
-/**
- * Scans what the clients mount from the master: /usr unless copied, /home if shared.
- * The hits fail the build together with the client root's (or alone when nothing else
- * changed), so one run names them all.
- */
-async function scanMountedTrees(o, reporter) {
-    const hits = [];
-    const common = { source: o.source, stateDir: o.stateDir, allow: o.secretAllow };
-    if (!o.copyUsr) {
-        hits.push(...(await scanLiveTree({ ...common, dir: 'usr', reason: 'copy-usr is false' }, reporter)));
-    }
-    if (o.shareHome) {
-        hits.push(...(await scanLiveTree({ ...common, dir: 'home', reason: 'share-home is true' }, reporter)));
-    }
-    return hits;
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/overlay.ts
@@ -95729,144 +95602,371 @@ function retentionRows(plan, removed) {
     ];
 }
 
-;// CONCATENATED MODULE: ./src/rootfs/rsync.ts
+;// CONCATENATED MODULE: ./src/rootfs/publisher.ts
 /**
- * The copy: rsync with hard links (-H), ACLs (-A), extended attributes (-X, so file
- * capabilities such as ping's survive), numeric owners, one filesystem (-x) and --delete.
- * A versioned build copies into a fresh directory with --link-dest against the previous
- * release, so unchanged files are hard links and cost nothing.
+ * The two layouts of a target, as the build sees them: where the previous release is,
+ * where the copy goes and how the result becomes what clients mount.
  *
- * Before copying, a dry run of the same rsync against the previous release tells whether
- * anything would change at all; paths the build itself manages (the overlay, generated
- * files, masks) are left out of that comparison, since the master's version of them never
- * reaches a client. Directory times are ignored there: /tmp's or /run's change all the time.
- * A file whose only difference is its modification time (ldconfig, package scripts touch
- * files without changing them) is compared by content in a second dry run over just those
- * files (-c): a new release comes only from a change of content, owner, mode, ACLs or
- * xattrs, and the cost of reading is paid for the touched files alone.
+ *   versioned  each build is an immutable releases/<id> (hard links to the previous one for
+ *              what did not change); `current` switches atomically; retention removes what
+ *              nothing uses any more
+ *   in-place   the target itself is synced over; the marker file remembers the last build
+ *
+ * build.ts never branches on the layout: it asks the publisher.
  */
 
 
 
 
 
-// --modify-window=-1: compare times to the nanosecond, so a same-size edit within the
-// second of the previous build is still seen.
-const BASE = ['-aHAXx', '--numeric-ids', '--delete', '--modify-window=-1'];
-/** rsync exit 24: some source files vanished while copying, normal on a live system. */
-const VANISHED = 24;
-async function withExcludeFile(patterns, work) {
-    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
+
+
+
+/** Whether two looks at the previous release saw the same one (a comparison with it holds). */
+function samePrevious(a, b) {
+    return JSON.stringify([a.id, a.root, a.meta]) === JSON.stringify([b.id, b.root, b.meta]);
+}
+function publisherFor(target, options, reporter) {
+    return options.layout === 'versioned'
+        ? new VersionedPublisher(target, options, reporter)
+        : new InPlacePublisher(target, reporter);
+}
+class VersionedPublisher {
+    target;
+    options;
+    reporter;
+    layout = 'versioned';
+    nfsRoot;
+    toolFiles = [];
+    incremental = true;
+    warning = undefined;
+    /** The copy while it is not a release yet: removed if the build fails. */
+    staging;
+    constructor(target, options, reporter) {
+        this.target = target;
+        this.options = options;
+        this.reporter = reporter;
+        this.nfsRoot = external_node_path_default().join(target, CURRENT);
+    }
+    async previous() {
+        const target = this.target;
+        const current = await currentId(target);
+        const ids = await listReleases(target);
+        const promoted = everPromoted(await readHistory(target));
+        const staged = ids.filter((id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0));
+        const id = staged.at(-1) ?? current ?? ids.at(-1);
+        if (!id)
+            return {};
+        return { id, meta: await readMeta(target, id), root: external_node_path_default().join(target, RELEASES, id), current };
+    }
+    async clean() {
+        await removePartials(this.target, this.reporter);
+    }
+    async unchanged({ meta, current }) {
+        // With publish, the release it equals becomes current (a staged one that the last run
+        // did not get to promote).
+        const promoted = this.options.publish && meta.id !== current;
+        if (promoted) {
+            await makeCurrent(this.target, meta.id, current, whoRan(process.env));
+            this.reporter.info(`${external_node_path_default().join(this.target, CURRENT)} now points at ${meta.id}`);
+        }
+        return { promoted, published: meta.id === current || promoted, rows: await this.retain() };
+    }
+    async stage(id) {
+        const root = external_node_path_default().join(this.target, RELEASES, `${PARTIAL}${id}`);
+        await (0,promises_.mkdir)(external_node_path_default().join(this.target, RELEASES), { recursive: true, mode: 0o755 });
+        this.staging = root;
+        return root;
+    }
+    async publish(meta, root, { current }) {
+        const { target, reporter } = this;
+        const id = meta.id;
+        const finalRoot = external_node_path_default().join(target, RELEASES, id);
+        await writeMeta(target, meta);
+        await (0,promises_.rename)(root, finalRoot);
+        this.staging = undefined;
+        if (!this.options.publish) {
+            reporter.info(`Staged ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} still points at ${current ?? 'nothing'} (promote the release once it passed its boot test)`);
+            return { root: finalRoot, live: false };
+        }
+        try {
+            await makeCurrent(target, id, current, whoRan(process.env));
+        }
+        catch (error) {
+            // Not live: the release must not linger as if it had been published.
+            await removeRelease(target, id);
+            throw error;
+        }
+        reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} points at it`);
+        return { root: finalRoot, live: true };
+    }
+    /**
+     * Retention after a build: what nothing uses any more goes. Never fails the build (its
+     * release is complete and may be live): a failure is a warning and everything stays.
+     */
+    async retain() {
+        const { target, options, reporter } = this;
+        try {
+            return await reporter.group('Retention', async () => {
+                const ids = await listReleases(target);
+                const current = await currentId(target);
+                const inUse = await releasesInUse({
+                    target,
+                    current,
+                    mountTables: options.nfsMounts,
+                    keepReleases: options.keepReleases,
+                });
+                for (const problem of inUse.problems)
+                    reporter.warning(`Retention: ${problem}`);
+                const plan = planRetention({
+                    ids,
+                    metas: await releaseMetas(target, ids),
+                    history: await readHistory(target),
+                    inUse,
+                    keep: options.keep,
+                    keepDays: options.keepDays,
+                    now: Date.now(),
+                });
+                for (const [id, why] of plan.keep)
+                    reporter.info(`Keeping ${id}: ${why.join('; ')}`);
+                const removed = await applyRetention(target, plan, reporter);
+                return retentionRows(plan, removed);
+            });
+        }
+        catch (error) {
+            reporter.warning(`Retention did not run, nothing was removed: ${error.message}`);
+            return [['Releases removed', 'none (retention failed, see the warnings)']];
+        }
+    }
+    async discard() {
+        if (this.staging)
+            await (0,promises_.rm)(this.staging, { recursive: true, force: true });
+    }
+}
+class InPlacePublisher {
+    target;
+    reporter;
+    layout = 'in-place';
+    toolFiles = TOOL_FILES;
+    incremental = false;
+    warning;
+    constructor(target, reporter) {
+        this.target = target;
+        this.reporter = reporter;
+        this.warning = `layout is in-place: ${target} is synced in place, and running clients see every change as it happens; the versioned layout publishes immutable releases instead`;
+    }
+    get nfsRoot() {
+        return this.target;
+    }
+    previous(marker) {
+        const meta = marker?.last;
+        return Promise.resolve({ meta, root: meta ? this.target : undefined });
+    }
+    async clean() { }
+    unchanged() {
+        return Promise.resolve({ promoted: false, published: true, rows: [] });
+    }
+    stage() {
+        return Promise.resolve(this.target);
+    }
+    async publish(meta, root, _previous, marker) {
+        await writeMarker(this.target, {
+            ...(marker ?? { tool: 'diskless-node', layout: this.layout, created: meta.created }),
+            last: meta,
+        });
+        this.reporter.info(`Synced ${this.target} in place`);
+        return { root, live: true };
+    }
+    retain() {
+        return Promise.resolve([]);
+    }
+    async discard() { }
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/check.ts
+/**
+ * build-rootfs's check phase: every refusal, before anything is touched. What it reads
+ * (paths, exclusions, the rendered template, the fstab, the client's accounts) is fixed for
+ * the rest of the build, so it becomes the run's context.
+ */
+
+
+
+
+
+
+
+
+
+function templateValues(o, nfsRoot, usrExport) {
+    const values = {
+        NFS_SERVER: { value: o.nfsServer, input: 'nfs-server' },
+        NFS_ROOT: { value: nfsRoot, input: 'target' },
+        USR_ROOT: { value: usrExport, input: 'source' },
+        CLIENT_HOSTNAME: { value: o.clientHostname, input: 'client-hostname' },
+        MASTER_HOSTNAME: { value: external_node_os_default().hostname(), input: 'the master' },
+    };
+    for (const line of o.templateValues) {
+        const eq = line.indexOf('=');
+        const name = line.slice(0, eq);
+        if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
+            throw inputError('template-values', line, `a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
+        }
+        values[name] = { value: line.slice(eq + 1), input: 'template-values' };
+    }
+    return values;
+}
+/** The template's fstab is checked; without one, the generated fstab (returned). */
+function clientFstab(options, template, source, usrExport) {
+    const templateFstab = template.find((e) => e.rel === FSTAB);
+    if (templateFstab?.kind === 'file') {
+        checkFstab(templateFstab.data.toString('utf8'), {
+            copyUsr: options.copyUsr,
+            shareHome: options.shareHome,
+            from: templateFstab.from,
+        });
+        return undefined;
+    }
+    else if (templateFstab) {
+        throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
+    }
+    return generateFstab({
+        ...options,
+        usrExport,
+        homeExport: external_node_path_default().join(source, 'home'),
+    });
+}
+/** The check phase: refusals first, then the run's fixed inputs. */
+async function check_check(options, reporter, started) {
+    const layout = options.layout;
+    const checked = await reporter.group('Check the source, target and template', async () => {
+        const c = await checkPaths({
+            source: options.source,
+            target: options.target,
+            template: options.template,
+            layout,
+        });
+        reporter.info(`source ${c.source}, target ${c.target} (${layout}${c.marker ? '' : ', new'})`);
+        return c;
+    });
+    const { source, target } = checked;
+    const publisher = publisherFor(target, options, reporter);
+    const excludes = exclusions({
+        source,
+        target,
+        stateDir: options.stateDir,
+        copyUsr: options.copyUsr,
+        extra: options.exclude,
+        env: process.env,
+    });
+    const usrExport = external_node_path_default().join(source, 'usr');
+    const values = templateValues(options, publisher.nfsRoot, usrExport);
+    const template = options.template ? await loadTemplate(options.template, values) : [];
+    const fstab = clientFstab(options, template, source, usrExport);
+    const accounts = await clientAccounts(source, options);
+    if (publisher.warning)
+        reporter.warning(publisher.warning);
+    return {
+        options,
+        reporter,
+        started,
+        source,
+        target,
+        marker: checked.marker,
+        publisher,
+        excludes,
+        template,
+        fstab,
+        accounts,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/secrets/packaged.ts
+/**
+ * A file that a Debian package shipped and that nobody changed is public: anyone can
+ * download the package. Libraries carry test keys for their self-tests (GnuTLS does), so
+ * a hit in such a file is dropped when its MD5 is the one in dpkg's md5sums of the
+ * master. Only hit files are hashed, and the lists are read only when there are hits.
+ */
+
+
+
+
+async function md5File(file) {
+    const hash = (0,external_node_crypto_.createHash)('md5');
     try {
-        const file = external_node_path_default().join(dir, 'exclude');
-        await (0,promises_.writeFile)(file, `${patterns.join('\n')}\n`);
-        return await work(file);
+        for await (const chunk of (0,external_node_fs_.createReadStream)(file))
+            hash.update(chunk);
     }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    catch {
+        return undefined;
     }
+    return hash.digest('hex');
 }
-function slash(dir) {
-    return dir.endsWith('/') ? dir : `${dir}/`;
-}
-/** Protect rules for the tool's own top-level files (in-place layout: inside the root). */
-function protect(names) {
-    return names.flatMap((n) => [`--filter=P /${n}`, `--exclude=/${n}`]);
+/** path (relative to /, no leading /) -> md5 from every package's md5sums in `source`. */
+async function shippedSums(source) {
+    const info = external_node_path_default().join(source, 'var/lib/dpkg/info');
+    const sums = new Map();
+    const names = await (0,promises_.readdir)(info).catch(() => []);
+    for (const name of names.filter((n) => n.endsWith('.md5sums'))) {
+        for (const line of (await (0,promises_.readFile)(external_node_path_default().join(info, name), 'utf8')).split('\n')) {
+            const m = /^([0-9a-f]{32}) {2}(.+)$/.exec(line);
+            if (m?.[1] && m[2])
+                sums.set(m[2], m[1]);
+        }
+    }
+    return sums;
 }
 /**
- * The itemized differences between what a copy would make and `dest` (empty: nothing to
- * do). `managed` paths are the build's own and are not compared.
+ * The hits that are not files shipped unchanged by a package of `source`. `fileOf`
+ * gives a hit's file on disk and its path relative to the master's / (undefined when it
+ * cannot be a package's file).
  */
-async function differences(o) {
-    const patterns = [...o.excludes, ...o.managed.map((m) => `/${escapePattern(m)}`)];
-    return withExcludeFile(patterns, async (file) => {
-        const { stdout } = await run('rsync', [
-            ...BASE,
-            '--dry-run',
-            '--itemize-changes',
-            '--omit-dir-times',
-            ...protect(o.toolFiles),
-            `--exclude-from=${file}`,
-            slash(o.source),
-            slash(o.dest),
-        ], { okCodes: [VANISHED] });
-        // A symlink's content is its target, which rsync compares itself: its time alone is
-        // no change. A file's time alone sends it to the content comparison.
-        const lines = stdout
-            .split('\n')
-            .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
-        const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
-        if (touched.length === 0)
-            return lines;
-        const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
-        return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
-    });
-}
-/** Itemized lines (YXcstpoguax) whose only difference is the modification time. */
-const FILE_TIME_ONLY = /^[>.]f\.\.[tT]\.{6} /;
-const LINK_TIME_ONLY = /^[.c]L\.\.[tT]\.{6} /;
-/** The path of an itemized line, with rsync's \#ooo escapes (one byte each) undone. */
-function itemPath(line) {
-    const parts = line.slice(12).split(/\\#([0-7]{3})/);
-    // split with a capture group: text, byte, text, byte, ..., text
-    const bytes = parts.map((part, i) => i % 2 === 1 ? Buffer.from([parseInt(part, 8)]) : Buffer.from(part, 'utf8'));
-    return Buffer.concat(bytes).toString('utf8');
-}
-/** Which of `files` (relative paths) differ in content between `source` and `dest`. */
-async function contentDiffers(source, dest, files) {
-    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
-    try {
-        const list = external_node_path_default().join(dir, 'files');
-        await (0,promises_.writeFile)(list, Buffer.from(`${files.join('\0')}\0`));
-        const { stdout } = await run('rsync', [
-            ...BASE.filter((arg) => arg !== '--delete'),
-            '--dry-run',
-            '--itemize-changes',
-            '--checksum',
-            '--from0',
-            `--files-from=${list}`,
-            slash(source),
-            slash(dest),
-        ], { okCodes: [VANISHED] });
-        // With -c an equal file only gets its time set ('.' first): a transfer means content.
-        return new Set(stdout
-            .split('\n')
-            .filter((line) => /^[>c]/.test(line))
-            .map(itemPath));
+async function withoutShippedFiles(hits, source, fileOf) {
+    if (hits.length === 0)
+        return [];
+    const sums = await shippedSums(source);
+    const kept = [];
+    for (const hit of hits) {
+        const where = fileOf(hit);
+        const expected = where
+            ? (sums.get(where.rel) ?? sums.get(where.rel.replace(/^usr\//, '')))
+            : undefined;
+        if (!where || !expected || (await md5File(where.file)) !== expected)
+            kept.push(hit);
     }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true });
-    }
+    return kept;
 }
-function statNumber(stdout, label) {
-    const m = new RegExp(`^${label}: ([\\d,]+)`, 'm').exec(stdout);
-    return m?.[1] ? Number(m[1].replace(/,/g, '')) : 0;
-}
-async function copy(o, reporter) {
-    return withExcludeFile(o.excludes, async (file) => {
-        const args = [
-            ...BASE,
-            ...(o.deleteExcluded ? ['--delete-excluded'] : []),
-            ...protect(o.toolFiles),
-            `--exclude-from=${file}`,
-            ...(o.linkDest ? [`--link-dest=${o.linkDest}`] : []),
-            '--stats',
-            slash(o.source),
-            slash(o.dest),
-        ];
-        reporter.debug(showCommand('rsync', args));
-        const { code, stdout, stderr } = await run('rsync', args, {
-            okCodes: [VANISHED],
-            debianPackage: 'rsync',
-        });
-        if (code === VANISHED) {
-            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`);
-        }
-        return {
-            transferred: statNumber(stdout, 'Number of regular files transferred'),
-            transferredBytes: statNumber(stdout, 'Total transferred file size'),
-        };
-    });
+
+;// CONCATENATED MODULE: ./src/rootfs/boot-host-keys.ts
+const BOOT_KEYS_UNIT = 'diskless-ssh-host-keys.service';
+const KEY_DIR = '/run/ssh-host-keys';
+const UNIT_TEXT = `# Written by diskless-node build-rootfs (host-keys-at-boot): this boot's ssh host keys, in tmpfs.
+[Unit]
+Description=ssh host keys of this boot in ${KEY_DIR}
+DefaultDependencies=no
+After=local-fs.target
+Before=ssh.service sshd.service
+ConditionPathExists=/usr/bin/ssh-keygen
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+UMask=0077
+ExecStart=/bin/mkdir -p -m 0700 ${KEY_DIR}/etc/ssh
+ExecStart=/usr/bin/ssh-keygen -A -f ${KEY_DIR}
+
+[Install]
+WantedBy=multi-user.target
+`;
+const SSHD_DROP_IN = `# Written by diskless-node build-rootfs (host-keys-at-boot): keys made at boot by ${BOOT_KEYS_UNIT}.
+${['ed25519', 'ecdsa', 'rsa'].map((t) => `HostKey ${KEY_DIR}/etc/ssh/ssh_host_${t}_key`).join('\n')}
+`;
+/** Installs the unit and sshd's drop-in; the caller enables the unit. */
+async function installBootHostKeys(tree) {
+    const attrs = { mode: 0o644, mtime: new Date(0) };
+    await tree.writeFile(`etc/systemd/system/${BOOT_KEYS_UNIT}`, UNIT_TEXT, attrs);
+    await tree.writeFile('etc/ssh/sshd_config.d/diskless-host-keys.conf', SSHD_DROP_IN, attrs);
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/var-skeleton.ts
@@ -96092,6 +96192,360 @@ async function buildSkeleton(o) {
     return { entries, tar, sha256: sha256(tar) };
 }
 
+;// CONCATENATED MODULE: ./src/rootfs/finish.ts
+/**
+ * build-rootfs's phases after the copy, which turn the master's copy into a client root:
+ * scrub (the client's own identity), overlay (the template and fstab), var (the tmpfs /var
+ * skeleton), services (masked and enabled units) and scan (no secrets clients could read).
+ * Each writes through the ClientTree, so a versioned build never changes a file it shares
+ * with the previous release.
+ */
+
+
+
+
+
+
+
+
+
+
+/** The release id inside the root, for the client (and its operator) to read. */
+const RELEASE_FILE = 'etc/diskless/release';
+/** agetty shows /etc/issue.d/*.issue at the console login prompt. */
+const ISSUE_FILE = 'etc/issue.d/diskless-release.issue';
+/** scrub: the master's identity goes; the client's accounts (and boot-time host keys). */
+async function scrubIdentity(run, tree, sshKeyDir) {
+    const { options, reporter } = run;
+    const keys = await reporter.group("Scrub the master's identity", () => scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter));
+    await writeAccounts(tree, run.accounts);
+    if (options.hostKeysAtBoot)
+        await installBootHostKeys(tree);
+    return keys;
+}
+/** overlay: the template, the release id files and the generated fstab. */
+async function overlay(run, tree, id) {
+    const { options, reporter, fstab } = run;
+    await reporter.group('Overlay the template', async () => {
+        const n = await applyTemplate(tree, run.template);
+        await tree.writeFile(RELEASE_FILE, `${id}\n`, { mode: 0o644, mtime: new Date(0) });
+        await tree.writeFile(ISSUE_FILE, `diskless release ${id}\n\n`, {
+            mode: 0o644,
+            mtime: new Date(0),
+        });
+        reporter.info(options.template
+            ? `Laid ${n} file(s) of ${options.template} over the root`
+            : 'No template given');
+        if (fstab !== undefined) {
+            await tree.writeFile(FSTAB, fstab, { mode: 0o644, mtime: new Date(0) });
+            reporter.info('Wrote a generated /etc/fstab (tmpfs /var and /tmp, NFS /usr)');
+        }
+    });
+}
+/** var: an empty /var, its skeleton archive and the unit that unpacks it at boot. */
+async function prepareVar(run, tree, skeleton) {
+    const { reporter } = run;
+    await reporter.group('Prepare the tmpfs /var', async () => {
+        await tree.directory('var', 0o755); // the copy left it empty
+        await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
+        await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
+            mode: 0o644,
+            mtime: new Date(0),
+        });
+        reporter.info(`/var is empty; /${SKELETON} holds ${skeleton.entries.length} directories and links for it`);
+    });
+}
+/** services: server-only units masked, the client's units enabled. */
+function services(run, tree) {
+    const { options, reporter } = run;
+    return reporter.group('Mask server-only services', () => configureServices(tree, {
+        source: run.source,
+        copyUsr: options.copyUsr,
+        mask: options.maskServices,
+        enable: [
+            POPULATE_UNIT,
+            ...(options.hostKeysAtBoot ? [BOOT_KEYS_UNIT] : []),
+            ...options.enableServices,
+        ],
+    }, reporter));
+}
+/**
+ * scan: no private keys or credentials in the client root (nor in what clients mount from
+ * the master: `mounted`, found beside the build). `previousRoot`: only what differs from it
+ * is read.
+ */
+function scanClientRoot(run, o) {
+    const { options, reporter, publisher } = run;
+    return reporter.group('Scan for secrets', async () => {
+        const result = await scanSecrets({
+            root: o.root,
+            previous: o.previousRoot,
+            allow: options.secretAllow,
+            accepted: o.keys.sshKeys ? CLIENT_KEY_PATHS : [],
+            skip: publisher.toolFiles,
+        });
+        // A file a Debian package shipped unchanged is public (library self-test keys).
+        const hits = await withoutShippedFiles(result.hits, run.source, (h) => ({
+            file: external_node_path_default().join(o.root, h.path),
+            rel: h.path.slice(1),
+        }));
+        reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
+        assertNoSecrets([...o.mounted, ...hits]);
+        return result;
+    });
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/live-scan.ts
+
+
+
+
+
+
+
+function signature(st) {
+    return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+}
+function isRecord(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+/** A JSON object from `file`, or undefined when it is missing or unreadable (a first scan). */
+async function readJsonObject(file) {
+    try {
+        const value = JSON.parse(await (0,promises_.readFile)(file, 'utf8'));
+        return isRecord(value) ? value : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+async function readHead(file) {
+    const { config, listing, files } = (await readJsonObject(file)) ?? {};
+    if (typeof config !== 'string' || typeof listing !== 'string') {
+        return { config: '', listing: '', files: 0 };
+    }
+    // An older state kept the signatures themselves in the head.
+    return { config, listing, files: isRecord(files) ? Object.keys(files).length : Number(files) };
+}
+/**
+ * Each file's signature at the last clean scan (thousands of entries: read only to walk);
+ * an older state kept them in the head.
+ */
+async function readSignatures(file, headFile) {
+    const files = (await readJsonObject(file)) ?? (await readJsonObject(headFile))?.files;
+    return isRecord(files) && Object.values(files).every((v) => typeof v === 'string')
+        ? files
+        : {};
+}
+// Rules or allow list changed: files the last clean scan passed are read again.
+const SCANNER = 'secretlint-11+diskless-1';
+/** The sha256 of every entry under `root` as find(1) prints it: ctime, inode, path. */
+async function listingOf(root) {
+    const { stdout } = await run('find', [root, '-printf', '%C@ %i %P\\0'], {
+        debianPackage: 'findutils',
+    });
+    return sha256(stdout);
+}
+/**
+ * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
+ * saved only after a clean scan, so files with hits are read again next time.
+ */
+async function scanLiveTree(o, reporter) {
+    const root = external_node_path_default().join(o.source, o.dir);
+    if (!(await lstatOrUndefined(root))?.isDirectory())
+        return [];
+    const headFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.json`);
+    const signaturesFile = external_node_path_default().join(o.stateDir, `scanned-${o.dir}.files.json`);
+    const config = sha256(JSON.stringify([SCANNER, o.allow]));
+    const [head, listing] = await Promise.all([readHead(headFile), listingOf(root)]);
+    const same = head.config === config;
+    if (same && head.listing === listing) {
+        reporter.info(`/${o.dir} (${o.reason}): read 0 of ${head.files} file(s) (nothing changed since the last clean scan); 0 hit(s)`);
+        return [];
+    }
+    const before = same ? await readSignatures(signaturesFile, headFile) : {};
+    const after = {};
+    const first = Object.keys(before).length === 0;
+    const result = await scanSecrets({
+        root,
+        prefix: `/${o.dir}`,
+        allow: o.allow,
+        unchanged: (rel, st) => {
+            const sig = signature(st);
+            after[rel] = sig;
+            return before[rel] === sig;
+        },
+    });
+    const hits = await withoutShippedFiles(result.hits, o.source, (hit) => {
+        const rel = hit.path.replace(/^\/+/, '');
+        return { file: external_node_path_default().join(o.source, rel), rel };
+    });
+    reporter.info(`/${o.dir} (${o.reason}): read ${result.read} of ${result.files} file(s) (${humanBytes(result.readBytes)}${first ? ', first scan' : ', changed since the last scan'}); ${hits.length} hit(s)`);
+    if (hits.length === 0) {
+        await (0,promises_.mkdir)(o.stateDir, { recursive: true, mode: 0o700 });
+        // The signatures first: a head names only a listing whose scan completed.
+        await writeFileAtomic(signaturesFile, JSON.stringify(after));
+        await writeFileAtomic(headFile, JSON.stringify({ config, listing, files: result.files }));
+    }
+    return hits;
+}
+/**
+ * Scans what the clients mount from the master: /usr unless copied, /home if shared.
+ * The hits fail the build together with the client root's (or alone when nothing else
+ * changed), so one run names them all.
+ */
+async function scanMountedTrees(o, reporter) {
+    const hits = [];
+    const common = { source: o.source, stateDir: o.stateDir, allow: o.secretAllow };
+    if (!o.copyUsr) {
+        hits.push(...(await scanLiveTree({ ...common, dir: 'usr', reason: 'copy-usr is false' }, reporter)));
+    }
+    if (o.shareHome) {
+        hits.push(...(await scanLiveTree({ ...common, dir: 'home', reason: 'share-home is true' }, reporter)));
+    }
+    return hits;
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/rsync.ts
+/**
+ * The copy: rsync with hard links (-H), ACLs (-A), extended attributes (-X, so file
+ * capabilities such as ping's survive), numeric owners, one filesystem (-x) and --delete.
+ * A versioned build copies into a fresh directory with --link-dest against the previous
+ * release, so unchanged files are hard links and cost nothing.
+ *
+ * Before copying, a dry run of the same rsync against the previous release tells whether
+ * anything would change at all; paths the build itself manages (the overlay, generated
+ * files, masks) are left out of that comparison, since the master's version of them never
+ * reaches a client. Directory times are ignored there: /tmp's or /run's change all the time.
+ * A file whose only difference is its modification time (ldconfig, package scripts touch
+ * files without changing them) is compared by content in a second dry run over just those
+ * files (-c): a new release comes only from a change of content, owner, mode, ACLs or
+ * xattrs, and the cost of reading is paid for the touched files alone.
+ */
+
+
+
+
+
+// --modify-window=-1: compare times to the nanosecond, so a same-size edit within the
+// second of the previous build is still seen.
+const BASE = ['-aHAXx', '--numeric-ids', '--delete', '--modify-window=-1'];
+/** rsync exit 24: some source files vanished while copying, normal on a live system. */
+const VANISHED = 24;
+async function withExcludeFile(patterns, work) {
+    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
+    try {
+        const file = external_node_path_default().join(dir, 'exclude');
+        await (0,promises_.writeFile)(file, `${patterns.join('\n')}\n`);
+        return await work(file);
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    }
+}
+function slash(dir) {
+    return dir.endsWith('/') ? dir : `${dir}/`;
+}
+/** Protect rules for the tool's own top-level files (in-place layout: inside the root). */
+function protect(names) {
+    return names.flatMap((n) => [`--filter=P /${n}`, `--exclude=/${n}`]);
+}
+/**
+ * The itemized differences between what a copy would make and `dest` (empty: nothing to
+ * do). `managed` paths are the build's own and are not compared.
+ */
+async function differences(o) {
+    const patterns = [...o.excludes, ...o.managed.map((m) => `/${escapePattern(m)}`)];
+    return withExcludeFile(patterns, async (file) => {
+        const { stdout } = await run('rsync', [
+            ...BASE,
+            '--dry-run',
+            '--itemize-changes',
+            '--omit-dir-times',
+            ...protect(o.toolFiles),
+            `--exclude-from=${file}`,
+            slash(o.source),
+            slash(o.dest),
+        ], { okCodes: [VANISHED] });
+        // A symlink's content is its target, which rsync compares itself: its time alone is
+        // no change. A file's time alone sends it to the content comparison.
+        const lines = stdout
+            .split('\n')
+            .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
+        const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
+        if (touched.length === 0)
+            return lines;
+        const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
+        return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
+    });
+}
+/** Itemized lines (YXcstpoguax) whose only difference is the modification time. */
+const FILE_TIME_ONLY = /^[>.]f\.\.[tT]\.{6} /;
+const LINK_TIME_ONLY = /^[.c]L\.\.[tT]\.{6} /;
+/** The path of an itemized line, with rsync's \#ooo escapes (one byte each) undone. */
+function itemPath(line) {
+    const parts = line.slice(12).split(/\\#([0-7]{3})/);
+    // split with a capture group: text, byte, text, byte, ..., text
+    const bytes = parts.map((part, i) => i % 2 === 1 ? Buffer.from([parseInt(part, 8)]) : Buffer.from(part, 'utf8'));
+    return Buffer.concat(bytes).toString('utf8');
+}
+/** Which of `files` (relative paths) differ in content between `source` and `dest`. */
+async function contentDiffers(source, dest, files) {
+    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
+    try {
+        const list = external_node_path_default().join(dir, 'files');
+        await (0,promises_.writeFile)(list, Buffer.from(`${files.join('\0')}\0`));
+        const { stdout } = await run('rsync', [
+            ...BASE.filter((arg) => arg !== '--delete'),
+            '--dry-run',
+            '--itemize-changes',
+            '--checksum',
+            '--from0',
+            `--files-from=${list}`,
+            slash(source),
+            slash(dest),
+        ], { okCodes: [VANISHED] });
+        // With -c an equal file only gets its time set ('.' first): a transfer means content.
+        return new Set(stdout
+            .split('\n')
+            .filter((line) => /^[>c]/.test(line))
+            .map(itemPath));
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+    }
+}
+function statNumber(stdout, label) {
+    const m = new RegExp(`^${label}: ([\\d,]+)`, 'm').exec(stdout);
+    return m?.[1] ? Number(m[1].replace(/,/g, '')) : 0;
+}
+async function copy(o, reporter) {
+    return withExcludeFile(o.excludes, async (file) => {
+        const args = [
+            ...BASE,
+            ...(o.deleteExcluded ? ['--delete-excluded'] : []),
+            ...protect(o.toolFiles),
+            `--exclude-from=${file}`,
+            ...(o.linkDest ? [`--link-dest=${o.linkDest}`] : []),
+            '--stats',
+            slash(o.source),
+            slash(o.dest),
+        ];
+        reporter.debug(showCommand('rsync', args));
+        const { code, stdout, stderr } = await run('rsync', args, {
+            okCodes: [VANISHED],
+            debianPackage: 'rsync',
+        });
+        if (code === VANISHED) {
+            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`);
+        }
+        return {
+            transferred: statNumber(stdout, 'Number of regular files transferred'),
+            transferredBytes: statNumber(stdout, 'Total transferred file size'),
+        };
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/rootfs/build.ts
 /**
  * build-rootfs: the master's own root becomes a client root release.
@@ -96107,6 +96561,10 @@ async function buildSkeleton(o) {
  *   scan     no private keys or credentials in the client root
  *   publish  rename into releases/<id>; with publish, switch current atomically
  *   retain   remove old releases that nothing uses any more (retention.ts)
+ *
+ * buildRootfs is that list, one function per phase over the run's context (check.ts makes
+ * it); the phases after the copy are in finish.ts, and what differs between the versioned
+ * and the in-place layout is the publisher's (publisher.ts).
  *
  * A versioned build starts from the newest staged release (built, never promoted) when
  * there is one, else from the current one: a staged release that has not passed its boot
@@ -96128,39 +96586,114 @@ async function buildSkeleton(o) {
 
 
 
-
-
-
-
-
-
-
-
-
-
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 2;
-/** The release id inside the root, for the client (and its operator) to read. */
-const RELEASE_FILE = 'etc/diskless/release';
-/** agetty shows /etc/issue.d/*.issue at the console login prompt. */
-const ISSUE_FILE = 'etc/issue.d/diskless-release.issue';
-function templateValues(o, nfsRoot, usrExport) {
-    const values = {
-        NFS_SERVER: { value: o.nfsServer, input: 'nfs-server' },
-        NFS_ROOT: { value: nfsRoot, input: 'target' },
-        USR_ROOT: { value: usrExport, input: 'source' },
-        CLIENT_HOSTNAME: { value: o.clientHostname, input: 'client-hostname' },
-        MASTER_HOSTNAME: { value: external_node_os_default().hostname(), input: 'the master' },
-    };
-    for (const line of o.templateValues) {
-        const eq = line.indexOf('=');
-        const name = line.slice(0, eq);
-        if (Object.hasOwn(values, name) && values[name]?.input !== 'template-values') {
-            throw inputError('template-values', line, `a name other than the built-in {{${name}}} (set it through input "${values[name]?.input ?? ''}")`);
-        }
-        values[name] = { value: line.slice(eq + 1), input: 'template-values' };
+/** Builds a client root release from the master's root. */
+async function buildRootfs(options, reporter) {
+    const run = await check_check(options, reporter, Date.now());
+    await claimTarget(run.target, options.layout);
+    const beside = startBeside(run);
+    const buildLock = await lock(run, beside);
+    try {
+        const base = await confirmPrevious(run, beside);
+        const dpkgFiles = await dpkgLockFiles(run.source);
+        const inputs = await fingerprint(run, beside);
+        const unchanged = await compare(run, beside, base, inputs);
+        if (unchanged)
+            return unchanged;
+        const mounted = await settle(beside, base);
+        const { id, root } = await copyRoot(run, base.previous, dpkgFiles);
+        const tree = new ClientTree(root, run.publisher.incremental ? base.previous.root : undefined);
+        const keys = await scrubIdentity(run, tree, inputs.sshKeyDir);
+        await overlay(run, tree, id);
+        await prepareVar(run, tree, inputs.skeleton);
+        const units = await services(run, tree);
+        const scan = await scanClientRoot(run, {
+            root,
+            previousRoot: scanSince(run, base, inputs),
+            keys,
+            mounted,
+        });
+        const meta = releaseMeta(id, base, inputs, tree, scan);
+        const published = await reporter.group('Publish', () => run.publisher.publish(meta, root, base.previous, base.marker));
+        return await builtReport(run, base, meta, published, units);
     }
-    return values;
+    finally {
+        await run.publisher.discard();
+        await buildLock.release();
+    }
+}
+/** The comparison (rsync dry run) of the source with a previous release, if there is one. */
+function compareWith(run, p) {
+    return p.root
+        ? differences({
+            source: run.source,
+            dest: p.root,
+            excludes: run.excludes,
+            managed: p.meta?.managed ?? [],
+            toolFiles: run.publisher.toolFiles,
+        })
+        : undefined;
+}
+function skeletonOf(run) {
+    return buildSkeleton({ source: run.source, varDirs: run.options.varDirs });
+}
+/** Starts the guessed comparison, the mounted scan and the /var skeleton walk, in that order. */
+function startBeside(run) {
+    const { options, reporter, source } = run;
+    const guessed = run.publisher.previous(run.marker).then((previous) => {
+        const comparison = compareWith(run, previous);
+        comparison?.catch(() => undefined); // awaited below, or replaced
+        return { previous, comparison };
+    });
+    guessed.catch(() => undefined); // awaited below
+    const mountedLog = deferredReporter();
+    const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+    mountedScan.catch(() => undefined); // awaited below
+    const mountedHits = () => reporter.group('Scan what clients mount from the master', async () => {
+        try {
+            return await mountedScan;
+        }
+        finally {
+            mountedLog.replay(reporter);
+        }
+    });
+    // The /var skeleton only reads the source: walk it while the lock is taken, and again
+    // only if we had to wait for another build (the master may have changed meanwhile).
+    // It starts once the comparison is on its way: its many small reads would otherwise
+    // queue the comparison's few lookups behind them in libuv's thread pool.
+    const early = guessed.then(() => skeletonOf(run), () => skeletonOf(run));
+    early.catch(() => undefined); // awaited below
+    return { guessed, mountedHits, early, waited: false };
+}
+/** lock: one build of a target at a time. */
+async function lock(run, beside) {
+    return holdLocks([await lockFile(run.target)], () => {
+        beside.waited = true;
+        run.reporter.info(`Another build of ${run.target} is running; waiting for it to finish`);
+    });
+}
+/** Under the lock: the previous release again; the guessed comparison counts if it holds. */
+async function confirmPrevious(run, beside) {
+    const marker = await readMarker(run.target);
+    const previous = await run.publisher.previous(marker);
+    const guess = await beside.guessed.catch(() => undefined);
+    const comparison = guess && !beside.waited && samePrevious(guess.previous, previous)
+        ? guess.comparison?.catch(() => compareWith(run, previous)) // a failed guess runs again
+        : compareWith(run, previous);
+    comparison?.catch(() => undefined); // awaited below
+    await run.publisher.clean();
+    return { marker, previous, comparison };
+}
+/** The dpkg lock files of the source that exist (taken while copying). */
+async function dpkgLockFiles(source) {
+    const files = [];
+    for (const name of ['lock-frontend', 'lock']) {
+        const file = external_node_path_default().join(source, 'var/lib/dpkg', name);
+        if ((await lstatOrUndefined(file))?.isFile())
+            files.push(file);
+    }
+    return files;
 }
 function hashEntries(entries) {
     return sha256(entries
@@ -96174,64 +96707,154 @@ function hashEntries(entries) {
 async function hashFiles(dir, names) {
     return sha256(Buffer.concat(await Promise.all(names.map((n) => (0,promises_.readFile)(external_node_path_default().join(dir, n))))));
 }
-async function previousRelease(target, layout, marker) {
-    if (layout === 'in-place') {
-        const meta = marker?.last;
-        return { meta, root: meta ? target : undefined };
+/** The build's fingerprint: a previous release with the same one differs only by the source. */
+async function fingerprint(run, beside) {
+    const { options, source } = run;
+    const skeleton = beside.waited ? await skeletonOf(run) : await beside.early;
+    let sshKeyDir;
+    if (options.clientSshKeys &&
+        !options.hostKeysAtBoot &&
+        (await lstatOrUndefined(external_node_path_default().join(source, 'etc/ssh')))?.isDirectory()) {
+        sshKeyDir = await clientKeys(options.stateDir, run.reporter);
     }
-    const current = await currentId(target);
-    const ids = await listReleases(target);
-    const promoted = everPromoted(await readHistory(target));
-    const staged = ids.filter((id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0));
-    const id = staged.at(-1) ?? current ?? ids.at(-1);
-    if (!id)
-        return {};
-    return { id, meta: await readMeta(target, id), root: external_node_path_default().join(target, RELEASES, id), current };
-}
-/** Whether two looks at the previous release saw the same one (a comparison with it holds). */
-function samePrevious(a, b) {
-    return JSON.stringify([a.id, a.root, a.meta]) === JSON.stringify([b.id, b.root, b.meta]);
+    const hash = sha256(JSON.stringify({
+        format: FORMAT,
+        source,
+        excludes: run.excludes,
+        copyUsr: options.copyUsr,
+        mask: options.maskServices,
+        enable: options.enableServices,
+        template: hashEntries(run.template),
+        fstab: run.fstab,
+        skeleton: skeleton.sha256,
+        keys: sshKeyDir
+            ? await hashFiles(sshKeyDir, CLIENT_KEY_PATHS.map((p) => external_node_path_default().basename(p)))
+            : null,
+        allow: options.secretAllow,
+        accounts: [...run.accounts],
+        bootKeys: options.hostKeysAtBoot,
+    }));
+    return { skeleton, sshKeyDir, fingerprint: hash };
 }
 /**
- * Retention after a build: what nothing uses any more goes. Never fails the build (its
- * release is complete and may be live): a failure is a warning and everything stays.
+ * compare: nothing changed since the previous release (same fingerprint, no difference in
+ * the source) publishes nothing; returns the step's report then.
  */
-async function retain(target, options, reporter) {
-    try {
-        return await reporter.group('Retention', async () => {
-            const ids = await listReleases(target);
-            const current = await currentId(target);
-            const inUse = await releasesInUse({
-                target,
-                current,
-                mountTables: options.nfsMounts,
-                keepReleases: options.keepReleases,
+async function compare(run, beside, { previous, comparison }, inputs) {
+    const { reporter } = run;
+    const previousMeta = previous.meta;
+    if (previous.root && previousMeta?.fingerprint === inputs.fingerprint) {
+        const diff = await reporter.group('Compare with the previous release', async () => {
+            const lines = (await comparison) ?? [];
+            reporter.info(lines.length === 0
+                ? `Nothing differs from ${previousMeta.id}`
+                : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`);
+            return lines;
+        });
+        if (diff.length === 0) {
+            assertNoSecrets(await beside.mountedHits());
+            // Unchanged: nothing new.
+            const kept = await run.publisher.unchanged({ ...previous, meta: previousMeta });
+            return stepReport(run, {
+                root: previous.root,
+                meta: previousMeta,
+                changed: false,
+                note: ` (unchanged: nothing new${kept.promoted ? '; made current' : ''})`,
+                rows: kept.rows,
+                published: kept.published,
             });
-            for (const problem of inUse.problems)
-                reporter.warning(`Retention: ${problem}`);
-            const plan = planRetention({
-                ids,
-                metas: await releaseMetas(target, ids),
-                history: await readHistory(target),
-                inUse,
-                keep: options.keep,
-                keepDays: options.keepDays,
-                now: Date.now(),
-            });
-            for (const [id, why] of plan.keep)
-                reporter.info(`Keeping ${id}: ${why.join('; ')}`);
-            const removed = await applyRetention(target, plan, reporter);
-            return retentionRows(plan, removed);
+        }
+    }
+    else if (previousMeta) {
+        reporter.info(`The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`);
+    }
+    return undefined;
+}
+/** Before the copy: the comparison ends and the mounted scan's findings are in. */
+async function settle(beside, base) {
+    // Not needed, but not left running while the copy writes where it reads.
+    await base.comparison?.catch(() => undefined);
+    return beside.mountedHits();
+}
+/** copy: rsync with the exclusions into a new release (--link-dest against the previous). */
+async function copyRoot(run, previous, dpkgFiles) {
+    const { reporter, publisher, source } = run;
+    // Taken only to copy: a no-change rebuild never blocks apt on the master. The
+    // compare before it only reads; if apt is half-way, it sees a difference and the
+    // copy then waits for apt to finish.
+    let dpkgLock;
+    if (dpkgFiles.length > 0) {
+        dpkgLock = await holdLocks(dpkgFiles, (file) => {
+            reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
         });
     }
-    catch (error) {
-        reporter.warning(`Retention did not run, nothing was removed: ${error.message}`);
-        return [['Releases removed', 'none (retention failed, see the warnings)']];
+    else {
+        reporter.info(`The source has no dpkg lock files; copying without holding them`);
+    }
+    try {
+        const id = newReleaseId(new Date(), await listReleases(run.target));
+        const root = await publisher.stage(id);
+        const linkDest = publisher.incremental ? previous.root : undefined;
+        await reporter.group(`Copy ${source} with rsync`, async () => {
+            const stats = await copy({
+                source,
+                dest: root,
+                excludes: run.excludes,
+                linkDest,
+                deleteExcluded: !publisher.incremental,
+                toolFiles: publisher.toolFiles,
+            }, reporter);
+            reporter.info(`Copied ${stats.transferred} file(s), ${humanBytes(stats.transferredBytes)}${linkDest ? `; the rest are hard links to ${previous.id ?? ''}` : ''}`);
+        });
+        return { id, root };
+    }
+    finally {
+        await dpkgLock?.release();
     }
 }
-/** The step's outputs and summary; `started` is the build's start (Date.now()). */
-function stepReport(o) {
-    const duration = Math.round((Date.now() - o.started) / 100) / 10;
+/**
+ * The release the scan reads only the differences from: the previous one, when it stays
+ * as it was and the build's inputs did not change (else every file is read).
+ */
+function scanSince(run, { previous }, inputs) {
+    const fullScan = !previous.meta ||
+        !run.publisher.incremental ||
+        previous.meta.fingerprint !== inputs.fingerprint;
+    return fullScan ? undefined : previous.root;
+}
+function releaseMeta(id, { previous }, inputs, tree, scan) {
+    return {
+        id,
+        created: new Date().toISOString(),
+        previous: previous.meta?.id,
+        fingerprint: inputs.fingerprint,
+        managed: [...tree.managed].sort(),
+        files: scan.files,
+        bytes: scan.bytes,
+    };
+}
+/** The report of a build that made a new release (then retention runs). */
+async function builtReport(run, { previous }, meta, published, units) {
+    return stepReport(run, {
+        root: published.root,
+        meta,
+        changed: true,
+        note: previous.meta ? ` (previous ${previous.meta.id})` : '',
+        rows: [
+            ['Masked', units.masked.join(', ') || 'none'],
+            ['Enabled', units.enabled.join(', ') || 'none'],
+            [
+                'Current',
+                published.live ? 'this release' : `${previous.current ?? 'none'} (staged, not published)`,
+            ],
+            ...(await run.publisher.retain()),
+        ],
+        published: published.live,
+    });
+}
+/** The step's outputs and summary. */
+function stepReport(run, o) {
+    const duration = Math.round((Date.now() - run.started) / 100) / 10;
     return {
         outputs: {
             root: o.root,
@@ -96250,342 +96873,6 @@ function stepReport(o) {
             ['Duration', `${duration} s`],
         ],
     };
-}
-/** Builds a client root release from the master's root. */
-async function buildRootfs(options, reporter) {
-    const started = Date.now();
-    const layout = options.layout;
-    // ---- check: every refusal, before anything is touched ----
-    const checked = await reporter.group('Check the source, target and template', async () => {
-        const c = await checkPaths({
-            source: options.source,
-            target: options.target,
-            template: options.template,
-            layout,
-        });
-        reporter.info(`source ${c.source}, target ${c.target} (${layout}${c.marker ? '' : ', new'})`);
-        return c;
-    });
-    const { source, target } = checked;
-    const excludes = exclusions({
-        source,
-        target,
-        stateDir: options.stateDir,
-        copyUsr: options.copyUsr,
-        extra: options.exclude,
-        env: process.env,
-    });
-    const nfsRoot = layout === 'versioned' ? external_node_path_default().join(target, CURRENT) : target;
-    const usrExport = external_node_path_default().join(source, 'usr');
-    const values = templateValues(options, nfsRoot, usrExport);
-    const template = options.template ? await loadTemplate(options.template, values) : [];
-    const templateFstab = template.find((e) => e.rel === FSTAB);
-    let fstab;
-    if (templateFstab?.kind === 'file') {
-        checkFstab(templateFstab.data.toString('utf8'), {
-            copyUsr: options.copyUsr,
-            shareHome: options.shareHome,
-            from: templateFstab.from,
-        });
-    }
-    else if (templateFstab) {
-        throw new DisklessError(`template: ${FSTAB} must be a file; expected the client's fstab`);
-    }
-    else {
-        fstab = generateFstab({
-            ...options,
-            usrExport,
-            homeExport: external_node_path_default().join(source, 'home'),
-        });
-    }
-    const accounts = await clientAccounts(source, options);
-    if (layout === 'in-place') {
-        reporter.warning(`layout is in-place: ${target} is synced in place, and running clients see every change as it happens; the versioned layout publishes immutable releases instead`);
-    }
-    // ---- lock: one build of a target at a time ----
-    await claimTarget(target, layout);
-    // The comparison with the previous release (an rsync dry run) and the scan of what
-    // clients mount (a find) are processes of their own: once the inputs are checked, both
-    // start and run beside the lock, the skeleton and the fingerprint. The scan only reads
-    // the source (and writes its state only after a clean scan).
-    // The comparison starts from a guess of the previous release made before the lock: it
-    // counts only if the guess still holds under the lock (no other build ran meanwhile),
-    // and only if the fingerprint matches. The scan's lines are printed once it is done.
-    const compareWith = (p) => p.root
-        ? differences({
-            source,
-            dest: p.root,
-            excludes,
-            managed: p.meta?.managed ?? [],
-            toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-        })
-        : undefined;
-    const guessed = previousRelease(target, layout, checked.marker).then((previous) => {
-        const comparison = compareWith(previous);
-        comparison?.catch(() => undefined); // awaited below, or replaced
-        return { previous, comparison };
-    });
-    guessed.catch(() => undefined); // awaited below
-    const mountedLog = deferredReporter();
-    const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
-    mountedScan.catch(() => undefined); // awaited below
-    const mountedHits = () => reporter.group('Scan what clients mount from the master', async () => {
-        try {
-            return await mountedScan;
-        }
-        finally {
-            mountedLog.replay(reporter);
-        }
-    });
-    // The /var skeleton only reads the source: walk it while the lock is taken, and again
-    // only if we had to wait for another build (the master may have changed meanwhile).
-    const lockWait = { happened: false };
-    const skeletonOf = () => buildSkeleton({ source, varDirs: options.varDirs });
-    // It starts once the comparison is on its way: its many small reads would otherwise
-    // queue the comparison's few lookups behind them in libuv's thread pool.
-    const early = guessed.then(skeletonOf, skeletonOf);
-    early.catch(() => undefined); // awaited below
-    const buildLock = await holdLocks([await lockFile(target)], () => {
-        lockWait.happened = true;
-        reporter.info(`Another build of ${target} is running; waiting for it to finish`);
-    });
-    let staging;
-    try {
-        const marker = await readMarker(target);
-        const previous = await previousRelease(target, layout, marker);
-        const { id: previousId, meta: previousMeta, root: previousRoot, current } = previous;
-        const guess = await guessed.catch(() => undefined);
-        const comparison = guess && !lockWait.happened && samePrevious(guess.previous, previous)
-            ? guess.comparison?.catch(() => compareWith(previous)) // a failed guess runs again
-            : compareWith(previous);
-        comparison?.catch(() => undefined); // awaited below
-        if (layout === 'versioned')
-            await removePartials(target, reporter);
-        // ---- compare, then copy holding the dpkg lock of the source ----
-        const dpkgFiles = [];
-        for (const name of ['lock-frontend', 'lock']) {
-            const file = external_node_path_default().join(source, 'var/lib/dpkg', name);
-            if ((await lstatOrUndefined(file))?.isFile())
-                dpkgFiles.push(file);
-        }
-        // Taken only to copy: a no-change rebuild never blocks apt on the master. The
-        // compare before it only reads; if apt is half-way, it sees a difference and the
-        // copy then waits for apt to finish.
-        let dpkgLock;
-        let skeleton;
-        let mounted;
-        let fingerprint;
-        let sshKeyDir;
-        let id;
-        let root;
-        try {
-            skeleton = lockWait.happened ? await skeletonOf() : await early;
-            if (options.clientSshKeys &&
-                !options.hostKeysAtBoot &&
-                (await lstatOrUndefined(external_node_path_default().join(source, 'etc/ssh')))?.isDirectory()) {
-                sshKeyDir = await clientKeys(options.stateDir, reporter);
-            }
-            fingerprint = sha256(JSON.stringify({
-                format: FORMAT,
-                source,
-                excludes,
-                copyUsr: options.copyUsr,
-                mask: options.maskServices,
-                enable: options.enableServices,
-                template: hashEntries(template),
-                fstab,
-                skeleton: skeleton.sha256,
-                keys: sshKeyDir
-                    ? await hashFiles(sshKeyDir, CLIENT_KEY_PATHS.map((p) => external_node_path_default().basename(p)))
-                    : null,
-                allow: options.secretAllow,
-                accounts: [...accounts],
-                bootKeys: options.hostKeysAtBoot,
-            }));
-            if (previousRoot && previousMeta?.fingerprint === fingerprint) {
-                const diff = await reporter.group('Compare with the previous release', async () => {
-                    const lines = (await comparison) ?? [];
-                    reporter.info(lines.length === 0
-                        ? `Nothing differs from ${previousMeta.id}`
-                        : `${lines.length} difference(s) from ${previousMeta.id}, e.g. ${lines.slice(0, 3).join('; ')}`);
-                    return lines;
-                });
-                if (diff.length === 0) {
-                    assertNoSecrets(await mountedHits());
-                    // Unchanged: nothing new. With publish, the release it equals becomes current
-                    // (a staged one that the last run did not get to promote).
-                    const promote = layout === 'versioned' && options.publish && previousMeta.id !== current;
-                    if (promote) {
-                        await makeCurrent(target, previousMeta.id, current, whoRan(process.env));
-                        reporter.info(`${external_node_path_default().join(target, CURRENT)} now points at ${previousMeta.id}`);
-                    }
-                    const published = layout === 'in-place' || previousMeta.id === current || promote;
-                    return stepReport({
-                        root: previousRoot,
-                        meta: previousMeta,
-                        changed: false,
-                        note: ` (unchanged: nothing new${promote ? '; made current' : ''})`,
-                        rows: layout === 'versioned' ? await retain(target, options, reporter) : [],
-                        published,
-                        started,
-                    });
-                }
-            }
-            else if (previousMeta) {
-                reporter.info(`The build's inputs (template, options, /var skeleton or keys) changed since ${previousMeta.id}`);
-            }
-            // Not needed, but not left running while the copy writes where it reads.
-            await comparison?.catch(() => undefined);
-            mounted = await mountedHits();
-            if (dpkgFiles.length > 0) {
-                dpkgLock = await holdLocks(dpkgFiles, (file) => {
-                    reporter.info(`Waiting for the dpkg lock of the source (${file}): apt or dpkg is running`);
-                });
-            }
-            else {
-                reporter.info(`The source has no dpkg lock files; copying without holding them`);
-            }
-            id = newReleaseId(new Date(), await listReleases(target));
-            root = layout === 'versioned' ? external_node_path_default().join(target, RELEASES, `${PARTIAL}${id}`) : target;
-            if (layout === 'versioned') {
-                await (0,promises_.mkdir)(external_node_path_default().join(target, RELEASES), { recursive: true, mode: 0o755 });
-                staging = root;
-            }
-            await reporter.group(`Copy ${source} with rsync`, async () => {
-                const stats = await copy({
-                    source,
-                    dest: root,
-                    excludes,
-                    linkDest: layout === 'versioned' ? previousRoot : undefined,
-                    deleteExcluded: layout === 'in-place',
-                    toolFiles: layout === 'in-place' ? TOOL_FILES : [],
-                }, reporter);
-                reporter.info(`Copied ${stats.transferred} file(s), ${humanBytes(stats.transferredBytes)}${previousRoot && layout === 'versioned' ? `; the rest are hard links to ${previousId ?? ''}` : ''}`);
-            });
-        }
-        finally {
-            await dpkgLock?.release();
-        }
-        const tree = new ClientTree(root, layout === 'versioned' ? previousRoot : undefined);
-        const keys = await reporter.group("Scrub the master's identity", () => scrub(tree, { clientSshKeys: options.clientSshKeys, keyDir: sshKeyDir }, reporter));
-        await writeAccounts(tree, accounts);
-        if (options.hostKeysAtBoot)
-            await installBootHostKeys(tree);
-        await reporter.group('Overlay the template', async () => {
-            const n = await applyTemplate(tree, template);
-            await tree.writeFile(RELEASE_FILE, `${id}\n`, { mode: 0o644, mtime: new Date(0) });
-            await tree.writeFile(ISSUE_FILE, `diskless release ${id}\n\n`, {
-                mode: 0o644,
-                mtime: new Date(0),
-            });
-            reporter.info(options.template
-                ? `Laid ${n} file(s) of ${options.template} over the root`
-                : 'No template given');
-            if (fstab !== undefined) {
-                await tree.writeFile(FSTAB, fstab, { mode: 0o644, mtime: new Date(0) });
-                reporter.info('Wrote a generated /etc/fstab (tmpfs /var and /tmp, NFS /usr)');
-            }
-        });
-        await reporter.group('Prepare the tmpfs /var', async () => {
-            await tree.directory('var', 0o755); // the copy left it empty
-            await tree.writeFile(SKELETON, skeleton.tar, { mode: 0o644, mtime: new Date(0) });
-            await tree.writeFile(`etc/systemd/system/${POPULATE_UNIT}`, POPULATE_UNIT_TEXT, {
-                mode: 0o644,
-                mtime: new Date(0),
-            });
-            reporter.info(`/var is empty; /${SKELETON} holds ${skeleton.entries.length} directories and links for it`);
-        });
-        const services = await reporter.group('Mask server-only services', () => configureServices(tree, {
-            source,
-            copyUsr: options.copyUsr,
-            mask: options.maskServices,
-            enable: [
-                POPULATE_UNIT,
-                ...(options.hostKeysAtBoot ? [BOOT_KEYS_UNIT] : []),
-                ...options.enableServices,
-            ],
-        }, reporter));
-        const scan = await reporter.group('Scan for secrets', async () => {
-            const fullScan = !previousMeta || layout === 'in-place' || previousMeta.fingerprint !== fingerprint;
-            const result = await scanSecrets({
-                root,
-                previous: fullScan ? undefined : previousRoot,
-                allow: options.secretAllow,
-                accepted: keys.sshKeys ? CLIENT_KEY_PATHS : [],
-                skip: layout === 'in-place' ? TOOL_FILES : [],
-            });
-            // A file a Debian package shipped unchanged is public (library self-test keys).
-            const hits = await withoutShippedFiles(result.hits, source, (h) => ({
-                file: external_node_path_default().join(root, h.path),
-                rel: h.path.slice(1),
-            }));
-            reporter.info(`Read ${result.read} of ${result.files} file(s); ${hits.length} hit(s)`);
-            assertNoSecrets([...mounted, ...hits]);
-            return result;
-        });
-        const meta = {
-            id,
-            created: new Date().toISOString(),
-            previous: previousMeta?.id,
-            fingerprint,
-            managed: [...tree.managed].sort(),
-            files: scan.files,
-            bytes: scan.bytes,
-        };
-        let finalRoot = root;
-        await reporter.group('Publish', async () => {
-            if (layout === 'versioned') {
-                finalRoot = external_node_path_default().join(target, RELEASES, id);
-                await writeMeta(target, meta);
-                await (0,promises_.rename)(root, finalRoot);
-                staging = undefined;
-                if (!options.publish) {
-                    reporter.info(`Staged ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} still points at ${current ?? 'nothing'} (promote the release once it passed its boot test)`);
-                    return;
-                }
-                try {
-                    await makeCurrent(target, id, current, whoRan(process.env));
-                }
-                catch (error) {
-                    // Not live: the release must not linger as if it had been published.
-                    await removeRelease(target, id);
-                    throw error;
-                }
-                reporter.info(`Published ${RELEASES}/${id}; ${external_node_path_default().join(target, CURRENT)} points at it`);
-            }
-            else {
-                await writeMarker(target, {
-                    ...(marker ?? { tool: 'diskless-node', layout, created: meta.created }),
-                    last: meta,
-                });
-                reporter.info(`Synced ${target} in place`);
-            }
-        });
-        return stepReport({
-            root: finalRoot,
-            meta,
-            changed: true,
-            note: previousMeta ? ` (previous ${previousMeta.id})` : '',
-            rows: [
-                ['Masked', services.masked.join(', ') || 'none'],
-                ['Enabled', services.enabled.join(', ') || 'none'],
-                [
-                    'Current',
-                    layout === 'in-place' || options.publish
-                        ? 'this release'
-                        : `${current ?? 'none'} (staged, not published)`,
-                ],
-                ...(layout === 'versioned' ? await retain(target, options, reporter) : []),
-            ],
-            published: layout === 'in-place' || options.publish,
-            started,
-        });
-    }
-    finally {
-        if (staging)
-            await (0,promises_.rm)(staging, { recursive: true, force: true });
-        await buildLock.release();
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/upload/options.ts
@@ -97170,17 +97457,7 @@ async function writePlan(c, reporter, phase) {
             reporter.debug(`chunk ${index}: retry ${attempt} in ${delay} ms: ${errorMessage(error)}`);
         },
     };
-    const journal = plan.todo.length > 0
-        ? await openJournal(c.stateDir, {
-            version: 2,
-            drive: uuid,
-            sha256: digests.sha256,
-            chunkSize: c.chunkSize,
-            basis: plan.basis,
-            record: c.drive.meta['diskless-sha256'] ?? '',
-            writes: countersOf(c.drive),
-        }, plan.resumed)
-        : undefined;
+    const journal = plan.todo.length > 0 ? await openWriteJournal(c) : undefined;
     // The read-back starts at once: chunks this run does not send (a server-side copy's, a
     // resumed run's) are read while the others go out, and each sent chunk as soon as it is
     // confirmed, so the reads overlap the writes instead of following them.
@@ -97211,25 +97488,8 @@ async function writePlan(c, reporter, phase) {
         })()
         : undefined;
     earlyRecord?.catch(() => undefined); // awaited after the verify
-    if (reading) {
-        const whole = [...checks.values()].filter((how) => how === 'whole').length;
-        const total = checks.size;
-        await phase('verify', `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
-            let bad = await reading.done();
-            if (bad.length > 0) {
-                await c.rewriteGuard?.(bad);
-                reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
-                out.chunksRewritten = bad.length;
-                await sendChunks({ ...transfer, confirmed: () => Promise.resolve() }, bad);
-                bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
-                if (bad.length > 0) {
-                    throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
-                }
-            }
-            out.chunksVerified = total;
-            reporter.info(`verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
-        });
-    }
+    if (reading)
+        await verify(c, { checks, reading, transfer, out }, reporter, phase);
     await earlyRecord;
     await checkIdentity(c);
     c.verified?.();
@@ -97244,6 +97504,41 @@ async function writePlan(c, reporter, phase) {
     }
     await journal?.remove();
     return out;
+}
+/** The journal of this run's writes (a killed run resumes from it). */
+function openWriteJournal(c) {
+    return openJournal(c.stateDir, {
+        version: 2,
+        drive: c.drive.uuid,
+        sha256: c.digests.sha256,
+        chunkSize: c.chunkSize,
+        basis: c.plan.basis,
+        record: c.drive.meta['diskless-sha256'] ?? '',
+        writes: countersOf(c.drive),
+    }, c.plan.resumed);
+}
+/** The verify phase: the read-back's result; chunks found different are rewritten once. */
+async function verify(c, o, reporter, phase) {
+    const { api, digests } = c;
+    const { checks, reading, out } = o;
+    const uuid = c.drive.uuid;
+    const whole = [...checks.values()].filter((how) => how === 'whole').length;
+    const total = checks.size;
+    await phase('verify', `Verify ${total} chunks${whole === total ? '' : whole > 0 ? ` (${whole} not sent by this run whole, a piece of the others)` : ' (a piece of each)'}`, async () => {
+        let bad = await reading.done();
+        if (bad.length > 0) {
+            await c.rewriteGuard?.(bad);
+            reporter.warning(`drive ${uuid}: chunks ${bad.join(', ')} differ from the image; rewriting them`);
+            out.chunksRewritten = bad.length;
+            await sendChunks({ ...o.transfer, confirmed: () => Promise.resolve() }, bad);
+            bad = await findMismatches(api, uuid, c.image, digests, bad, c.concurrency, 'whole', out);
+            if (bad.length > 0) {
+                throw new DisklessError(`drive ${uuid}: chunks ${bad.join(', ')} still differ from the image after rewriting them`);
+            }
+        }
+        out.chunksVerified = total;
+        reporter.info(`verified ${total} chunks${whole === total ? ' whole' : ''} (${formatBytes(out.bytesRead)} read back)${out.chunksRewritten ? ` (${out.chunksRewritten} rewritten)` : ''}: the drive matches the image`);
+    });
 }
 /**
  * The chunks were sent as read after hashing; a file replaced or rewritten since would
@@ -97273,12 +97568,6 @@ async function writeRecord(c, now, reporter) {
     }));
     reporter.info(`recorded image ${digests.sha256.slice(0, 16)}...${c.release ? `, release ${c.release},` : ''} and ${digests.chunks.length} chunk digests on the drive`);
 }
-/**
- * Reads back what `checks` names, each chunk as soon as it is final: those the plan does
- * not send at once, the others read whole when `add` says they were confirmed (so these
- * reads overlap the writes of later chunks). `done` reads the rest (the samples of sent
- * chunks) and gives the chunks that differ once all are read.
- */
 function readBack(c, checks, out) {
     const sending = new Set(c.plan.todo);
     const reads = [];
@@ -97859,7 +98148,7 @@ function connect(o) {
         tls: { caFile: o.tlsCaFile, fingerprint: o.tlsFingerprint, insecure: o.tlsInsecure },
     });
 }
-function report(o, r, pruned) {
+function step_report(o, r, pruned) {
     const send = r.phases.send ?? 0;
     const state = r.dryRun && !r.sent ? 'dry run: nothing sent' : r.sent ? 'uploaded' : 'already there';
     return {
@@ -97903,7 +98192,7 @@ async function uploadPve(o, reporter) {
                 dryRun: o.dryRun,
             }, reporter))
             : undefined;
-        return report(o, r, pruned);
+        return step_report(o, r, pruned);
     }
     finally {
         await api.close();
@@ -98262,7 +98551,27 @@ function keptLeases(leases, hosts) {
 }
 /** Builds the network in `ns`; dnsmasq is (re)started with each machine attached. */
 async function startCloudNetwork(procs, ns, o) {
-    const { prefix, host, inside } = await claimNetwork(ns, o.nfsServer);
+    const net = await wireNetwork(ns, o.nfsServer);
+    o.reporter.info(`local cloud network ${net.prefix}.0/24: gateway ${net.gateway}, this machine ${net.hostAddress} (${net.host}), NFS server ${o.nfsServer} behind the gateway`);
+    const dhcp = await Dhcp.open(procs, ns, o.dir, net.prefix);
+    return {
+        prefix: net.prefix,
+        gateway: net.gateway,
+        hostAddress: net.hostAddress,
+        hostInterface: net.host,
+        hostsFile: dhcp.hostsFile,
+        leaseFile: dhcp.leaseFile,
+        attach: (server) => dhcp.attach(server),
+        detach: (tap) => dhcp.detach(tap),
+        close: net.close,
+    };
+}
+/**
+ * The claimed /24 wired up: the bridge with the gateway's address, the namespace's veth end
+ * on it, the NFS server's address on the namespace's loopback, this machine's end up.
+ */
+async function wireNetwork(ns, nfsServer) {
+    const { prefix, host, inside } = await claimNetwork(ns, nfsServer);
     const gateway = `${prefix}.${String(GATEWAY_HOST)}`;
     const hostAddress = `${prefix}.${String(HOST_HOST)}`;
     const close = async () => {
@@ -98274,7 +98583,7 @@ async function startCloudNetwork(procs, ns, o) {
         await ip(['addr', 'add', `${gateway}/24`, 'dev', BRIDGE]);
         await ip(['link', 'set', BRIDGE, 'up']);
         await ip(['link', 'set', inside, 'master', BRIDGE, 'up']);
-        await ip(['addr', 'add', `${o.nfsServer}/32`, 'dev', 'lo']);
+        await ip(['addr', 'add', `${nfsServer}/32`, 'dev', 'lo']);
         await run('ip', ['addr', 'add', `${hostAddress}/24`, 'dev', host]);
         await run('ip', ['link', 'set', host, 'up']);
     }
@@ -98282,36 +98591,89 @@ async function startCloudNetwork(procs, ns, o) {
         await close();
         throw error;
     }
-    o.reporter.info(`local cloud network ${prefix}.0/24: gateway ${gateway}, this machine ${hostAddress} (${host}), NFS server ${o.nfsServer} behind the gateway`);
-    const hostsFile = external_node_path_default().join(o.dir, 'dhcp-hosts');
-    const leaseFile = external_node_path_default().join(o.dir, 'dhcp-leases');
-    const log = external_node_path_default().join(o.dir, 'dnsmasq.log');
-    await (0,promises_.writeFile)(hostsFile, '');
-    await (0,promises_.writeFile)(leaseFile, '');
+    return { prefix, gateway, hostAddress, host, close };
+}
+/** The machines on the bridge and dnsmasq's static leases for them; one change at a time. */
+class Dhcp {
+    procs;
+    ns;
+    prefix;
+    hostsFile;
+    leaseFile;
+    log;
     /** Each tap's MAC and address, in the order attached. */
-    const leases = new Map();
-    let dnsmasq;
-    let taps = 0;
-    let queue = Promise.resolve();
-    const serial = (work) => {
-        const next = queue.then(work, work);
-        queue = next.catch(() => undefined);
+    leases = new Map();
+    dnsmasq;
+    taps = 0;
+    queue = Promise.resolve();
+    constructor(procs, ns, prefix, hostsFile, leaseFile, log) {
+        this.procs = procs;
+        this.ns = ns;
+        this.prefix = prefix;
+        this.hostsFile = hostsFile;
+        this.leaseFile = leaseFile;
+        this.log = log;
+    }
+    static async open(procs, ns, dir, prefix) {
+        const hostsFile = external_node_path_default().join(dir, 'dhcp-hosts');
+        const leaseFile = external_node_path_default().join(dir, 'dhcp-leases');
+        const log = external_node_path_default().join(dir, 'dnsmasq.log');
+        await (0,promises_.writeFile)(hostsFile, '');
+        await (0,promises_.writeFile)(leaseFile, '');
+        return new Dhcp(procs, ns, prefix, hostsFile, leaseFile, log);
+    }
+    serial(work) {
+        const next = this.queue.then(work, work);
+        this.queue = next.catch(() => undefined);
         return next;
-    };
+    }
+    ip(args) {
+        return this.ns.run('ip', args);
+    }
+    attach(server) {
+        return this.serial(async () => {
+            checkServerAddress(server.ip, this.prefix);
+            const other = [...this.leases.values()].find((l) => l.ip === server.ip);
+            if (other) {
+                throw new DisklessError(`server address ${server.ip}: already leased to the running server with MAC ${other.mac}`);
+            }
+            const tap = `dlt${String(this.taps++)}`;
+            await this.ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+            await this.ip(['link', 'set', tap, 'master', BRIDGE, 'up']);
+            this.leases.set(tap, server);
+            try {
+                await this.restart();
+            }
+            catch (error) {
+                this.leases.delete(tap);
+                await this.ip(['link', 'del', tap]).catch(() => undefined);
+                throw error;
+            }
+            return tap;
+        });
+    }
+    detach(tap) {
+        return this.serial(async () => {
+            this.leases.delete(tap);
+            await this.ip(['link', 'del', tap]).catch(() => undefined);
+        });
+    }
     /** Restarts dnsmasq with the current static leases; returns once it serves DHCP. */
-    const restartDhcp = async () => {
-        if (dnsmasq)
-            await procs.stop(dnsmasq);
-        const macs = new Map([...leases.values()].map((l) => [l.mac.toLowerCase(), l.ip]));
-        await (0,promises_.writeFile)(hostsFile, [...leases.values()].map((l) => `${l.mac},${l.ip},infinite\n`).join(''));
+    async restart() {
+        const { hostsFile, leaseFile, log } = this;
+        if (this.dnsmasq)
+            await this.procs.stop(this.dnsmasq);
+        const leases = [...this.leases.values()];
+        const macs = new Map(leases.map((l) => [l.mac.toLowerCase(), l.ip]));
+        await (0,promises_.writeFile)(hostsFile, leases.map((l) => `${l.mac},${l.ip},infinite\n`).join(''));
         // A stale lease of a stopped server would keep its address from the next one.
         await (0,promises_.writeFile)(leaseFile, keptLeases(await (0,promises_.readFile)(leaseFile, 'utf8'), macs));
         const before = (await (0,promises_.readFile)(log, 'utf8').catch(() => '')).length;
-        const started = await ns.start('dnsmasq', 'dnsmasq', dnsmasqArgs({ prefix, hostsFile, leaseFile }), {
+        const started = await this.ns.start('dnsmasq', 'dnsmasq', dnsmasqArgs({ prefix: this.prefix, hostsFile, leaseFile }), {
             log,
             debianPackage: 'dnsmasq-base',
         });
-        dnsmasq = started;
+        this.dnsmasq = started;
         const deadline = Date.now() + 10_000;
         for (;;) {
             const text = (await (0,promises_.readFile)(log, 'utf8').catch(() => '')).slice(before);
@@ -98322,40 +98684,7 @@ async function startCloudNetwork(procs, ns, o) {
             }
             await (0,external_node_timers_promises_namespaceObject.setTimeout)(50);
         }
-    };
-    return {
-        prefix,
-        gateway,
-        hostAddress,
-        hostInterface: host,
-        hostsFile,
-        leaseFile,
-        attach: (server) => serial(async () => {
-            checkServerAddress(server.ip, prefix);
-            const other = [...leases.values()].find((l) => l.ip === server.ip);
-            if (other) {
-                throw new DisklessError(`server address ${server.ip}: already leased to the running server with MAC ${other.mac}`);
-            }
-            const tap = `dlt${String(taps++)}`;
-            await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-            await ip(['link', 'set', tap, 'master', BRIDGE, 'up']);
-            leases.set(tap, server);
-            try {
-                await restartDhcp();
-            }
-            catch (error) {
-                leases.delete(tap);
-                await ip(['link', 'del', tap]).catch(() => undefined);
-                throw error;
-            }
-            return tap;
-        }),
-        detach: (tap) => serial(async () => {
-            leases.delete(tap);
-            await ip(['link', 'del', tap]).catch(() => undefined);
-        }),
-        close,
-    };
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/qemu-runner.ts
@@ -98577,85 +98906,6 @@ function errorParts(error) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/emulator/bandwidth.ts
-/**
- * Bandwidth caps. The shared link is split evenly between the transfers in progress
- * (request bodies being read, response bodies being written), and no transfer gets
- * more than the per-connection cap: the max-min fair share that TCP flows through one
- * bottleneck settle at. (A first-come queue on the link instead let some connections
- * run at their cap while others starved, and the starved ones then finished alone,
- * leaving the link half idle: no real network behaves like that.)
- *
- * Each connection paces itself at its current share on a virtual time line (GCRA, a
- * token bucket with no saved-up burst): booking n bytes moves its "free at" time on by
- * n / rate, and the bytes may pass once that time has come. Timers fire late by a
- * millisecond or so; a line that was busy until just now keeps its "free at" time in
- * the past (up to SLACK_MS) so that lateness is made up on the next booking instead of
- * being lost on every chunk. A line idle for longer starts afresh, so no burst is saved
- * up between requests.
- */
-
-const SLACK_MS = 25;
-/** The fair share of one transfer among `transfers` in progress; undefined: no cap. */
-function fairShare(caps, transfers) {
-    const limits = [
-        caps.link !== undefined && caps.link > 0 ? caps.link / Math.max(1, transfers) : undefined,
-        caps.connection !== undefined && caps.connection > 0 ? caps.connection : undefined,
-    ].filter((r) => r !== undefined);
-    return limits.length === 0 ? undefined : Math.min(...limits);
-}
-class Pacer {
-    rate;
-    freeAt = 0;
-    /** `rate` is read on every booking: caps and shares change while running. */
-    constructor(rate) {
-        this.rate = rate;
-    }
-    /** Waits until `bytes` booked now have passed this line. */
-    async pass(bytes) {
-        const now = performance.now();
-        const rate = this.rate();
-        if (rate === undefined)
-            return;
-        if (this.freeAt < now - SLACK_MS)
-            this.freeAt = now;
-        this.freeAt += (bytes / rate) * 1000;
-        const wait = this.freeAt - now;
-        if (wait > 0.5)
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(wait);
-    }
-    /** Slices a response body is written in: about 5 ms of the line, 1 to 64 KiB. */
-    sliceSize() {
-        const rate = this.rate();
-        if (rate === undefined)
-            return Infinity;
-        return Math.min(65536, Math.max(1024, Math.floor(rate / 200)));
-    }
-}
-/** The shared link: counts the transfers in progress and hands each connection its pacer. */
-class Link {
-    caps;
-    transfers = 0;
-    /** `caps` is read on every booking, so caps can change while running. */
-    constructor(caps) {
-        this.caps = caps;
-    }
-    /** A connection's pacer: its bytes go at the fair share of the moment. */
-    pacer() {
-        return new Pacer(() => fairShare(this.caps(), this.transfers));
-    }
-    /** Runs `transfer` counted as in progress. */
-    async carry(transfer) {
-        this.transfers++;
-        try {
-            return await transfer();
-        }
-        finally {
-            this.transfers--;
-        }
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/emulator/drive-fields.ts
 /**
  * What a drive is, and the checks on the fields a client may send to drives/create and
@@ -98783,6 +99033,909 @@ function driveInfo(meta, use = { claimed: [] }, quirks = {}) {
         return info;
     const defaults = (key, value) => (key === 'claim:type' && value === 'exclusive') || (Array.isArray(value) && value.length === 0);
     return Object.fromEntries(Object.entries(info).filter(([k, v]) => !defaults(k, v)));
+}
+
+;// CONCATENATED MODULE: ./src/emulator/reply.ts
+const NO_CONTENT = { status: 204, headers: {}, body: Buffer.alloc(0) };
+function rendered(r) {
+    return { status: 200, headers: r.headers, body: r.body };
+}
+
+;// CONCATENATED MODULE: ./src/emulator/server-fields.ts
+/**
+ * What a server is, and the checks on the keys a client may send to servers/create and
+ * servers/UUID/set (elastichosts-api.md section 5). As for drives, unknown or read-only
+ * keys are refused (400 usage) rather than ignored. A server's keys are kept as the
+ * client sent them (lists space-separated); set replaces the keys it names, keeps the
+ * others and removes those it sends empty.
+ */
+
+
+/** Device ids: IDE bus 0-1 unit 0-1, SCSI 0:0-7, virtio block 0-7, SATA 0:0-5. */
+const DEVICE_PATTERN = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
+const MEDIA_PATTERN = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5]):media$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const LISTS = new Set(['boot', 'tags', 'avoid:drives', 'avoid:servers']);
+const NUMBERS = new Set(['cpu', 'mem']);
+function wholeNumber(min, max, unit) {
+    return (key, value) => {
+        const n = /^\d+$/.test(value) ? Number(value) : NaN;
+        if (!(n >= min && n <= max)) {
+            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${min} to ${max} ${unit}`);
+        }
+        return String(n);
+    };
+}
+function server_fields_choice(...choices) {
+    return (key, value) => {
+        if (!choices.includes(value)) {
+            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${choices.join(' or ')}`);
+        }
+        return value;
+    };
+}
+const anyText = (_key, value) => value;
+const CHECKS = {
+    name: anyText,
+    cpu: wholeNumber(100, 100_000, 'MHz'),
+    smp: (key, value) => (value === 'auto' ? value : wholeNumber(1, 64, 'cores or auto')(key, value)),
+    mem: wholeNumber(16, 1_048_576, 'MB'),
+    persistent: server_fields_choice('true', 'false'),
+    boot: (key, value) => {
+        const bad = value.split(' ').find((d) => !DEVICE_PATTERN.test(d));
+        if (bad !== undefined) {
+            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(bad)}: expected device ids such as ide:0:0 or block:0`);
+        }
+        return value;
+    },
+    'nic:0:model': server_fields_choice('e1000', 'rtl8139', 'virtio'),
+    'nic:0:dhcp': (key, value) => (value === 'auto' ? value : ipv4(key, value)),
+    'nic:1:model': server_fields_choice('e1000', 'rtl8139', 'virtio'),
+    'nic:1:vlan': anyText,
+    'nic:1:mac': anyText,
+    vnc: (key, value) => (value === 'auto' ? value : ipv4(key, value)),
+    'vnc:ip': (key, value) => (value === 'auto' ? value : ipv4(key, value)),
+    'vnc:password': anyText,
+    password: anyText,
+    'vnc:tls': server_fields_choice('on', 'off'),
+    tags: anyText,
+    'avoid:drives': anyText,
+    'avoid:servers': anyText,
+};
+function ipv4(key, value) {
+    if (!IPV4.test(value)) {
+        throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected auto or an IPv4 address`);
+    }
+    return value;
+}
+function checkOf(key) {
+    if (DEVICE_PATTERN.test(key)) {
+        return (k, value) => {
+            if (!UUID_PATTERN.test(value)) {
+                throw new EmulatorApiError('usage', `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`);
+            }
+            return value.toLowerCase();
+        };
+    }
+    if (MEDIA_PATTERN.test(key))
+        return server_fields_choice('disk', 'cdrom');
+    if (key.startsWith('user:') && key.length > 5)
+        return anyText;
+    return CHECKS[key];
+}
+/**
+ * The keys a create or set body asks for, checked one by one; an empty value stands for
+ * "remove" (set) or "not given" (create). Lists arrive as JSON arrays or space-separated.
+ */
+function parseServerChanges(fields, mode) {
+    const changes = {};
+    for (const [key, raw] of fields) {
+        const check = checkOf(key);
+        if (!check) {
+            throw new EmulatorApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`);
+        }
+        if (Array.isArray(raw) && !LISTS.has(key)) {
+            throw new EmulatorApiError('usage', `Field ${key} takes one value, not a list`);
+        }
+        const value = (Array.isArray(raw) ? raw.join(' ') : raw).trim().replace(/\s+/g, ' ');
+        if (value === '') {
+            if (key === 'name')
+                throw new EmulatorApiError('usage', 'Field name must not be empty');
+            if (mode === 'set')
+                changes[key] = '';
+            continue;
+        }
+        changes[key] = check(key, value);
+    }
+    return changes;
+}
+/** A configuration after `changes`: named keys replaced, empty ones removed. */
+function applyServerChanges(config, changes) {
+    return Object.fromEntries(Object.entries({ ...config, ...changes }).filter(([, value]) => value !== ''));
+}
+/** Checks a whole configuration: the required keys, and boot devices that are attached. */
+function checkServerConfig(config) {
+    for (const key of ['name', 'cpu', 'mem']) {
+        if (config[key] === undefined)
+            throw new EmulatorApiError('usage', `Field ${key} is required`);
+    }
+    for (const device of (config.boot ?? '').split(' ').filter((d) => d !== '')) {
+        if (config[device] === undefined) {
+            throw new EmulatorApiError('usage', `Invalid boot ${JSON.stringify(device)}: no drive is attached at ${device}`);
+        }
+    }
+}
+/** The attached drives: device id -> drive UUID and media. */
+function serverDevices(config) {
+    return Object.keys(config)
+        .filter((k) => DEVICE_PATTERN.test(k))
+        .sort()
+        .map((device) => ({
+        device,
+        drive: config[device] ?? '',
+        media: config[`${device}:media`] === 'cdrom' ? 'cdrom' : 'disk',
+    }));
+}
+/** The info keys: identity and state first, then the configuration in key order. */
+function serverInfo(meta, run, omitDefaults) {
+    const info = {
+        server: meta.server,
+        name: meta.config.name ?? '',
+        user: meta.user,
+        status: run ? 'active' : 'stopped',
+    };
+    const config = { smp: 'auto', persistent: 'false', ...meta.config };
+    if (omitDefaults) {
+        if (meta.config.smp === undefined)
+            delete config.smp;
+        if (meta.config.persistent === undefined)
+            delete config.persistent;
+    }
+    for (const key of Object.keys(config).sort()) {
+        if (key === 'name')
+            continue;
+        const value = config[key] ?? '';
+        let shown = value;
+        if (LISTS.has(key))
+            shown = value.split(' ');
+        else if (NUMBERS.has(key) || (key === 'smp' && value !== 'auto'))
+            shown = Number(value);
+        info[key] = shown;
+    }
+    if (run) {
+        info.started = run.started;
+        info['nic:0:dhcp:ip'] = run.ip;
+    }
+    return info;
+}
+
+;// CONCATENATED MODULE: ./src/emulator/wire-format.ts
+/**
+ * The API's two formats. Requests: `text/plain` lines `key value` (split at the first
+ * space; an escaped `\n` in a value is a newline) or an `application/json` object.
+ * Responses: text unless the client sends `Accept: application/json`; one object as
+ * `key value` lines (`X-Elastic-Output: properties`), a list as one value per line
+ * (`X-Elastic-Output: list`), many objects as blank-line separated blocks.
+ */
+
+function parseFields(body, contentType) {
+    const fields = new Map();
+    const text = body.toString('utf8');
+    if (/^application\/json\b/i.test(contentType ?? '')) {
+        if (text.trim() === '')
+            return fields;
+        let parsed;
+        try {
+            parsed = JSON.parse(text);
+        }
+        catch {
+            throw new EmulatorApiError('usage', 'Request body is not valid JSON');
+        }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+            throw new EmulatorApiError('usage', 'Request body must be a JSON object');
+        }
+        for (const [key, value] of Object.entries(parsed)) {
+            if (typeof value === 'string')
+                fields.set(key, value);
+            else if (typeof value === 'number' && Number.isFinite(value))
+                fields.set(key, String(value));
+            else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
+                fields.set(key, value);
+            }
+            else {
+                throw new EmulatorApiError('usage', `Field ${key} must be a string, a number or a list of strings`);
+            }
+        }
+        return fields;
+    }
+    for (const raw of text.split(/\r?\n/)) {
+        if (raw.trim() === '')
+            continue;
+        const space = raw.indexOf(' ');
+        const key = space < 0 ? raw : raw.slice(0, space);
+        const value = space < 0 ? '' : raw.slice(space + 1);
+        fields.set(key, value.replace(/\\n/g, '\n'));
+    }
+    return fields;
+}
+function wantsJson(accept) {
+    return /\bapplication\/json\b/i.test(accept ?? '');
+}
+function textValue(value) {
+    const s = Array.isArray(value) ? value.join(' ') : String(value);
+    return s.replace(/\n/g, '\\n');
+}
+function textBlock(info) {
+    return Object.entries(info)
+        .filter(([, v]) => !(Array.isArray(v) && v.length === 0))
+        .map(([k, v]) => `${k} ${textValue(v)}\n`)
+        .join('');
+}
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+function renderObject(info, json) {
+    return {
+        headers: {
+            'content-type': json ? JSON_TYPE : TEXT_TYPE,
+            'x-elastic-output': 'properties',
+        },
+        body: Buffer.from(json ? JSON.stringify(info) : textBlock(info)),
+    };
+}
+/** Many objects: blank-line separated blocks, or a JSON array. */
+function renderObjects(infos, json) {
+    return {
+        headers: {
+            'content-type': json ? JSON_TYPE : TEXT_TYPE,
+            'x-elastic-output': 'properties',
+        },
+        body: Buffer.from(json ? JSON.stringify(infos) : infos.map(textBlock).join('\n')),
+    };
+}
+/** A list of values; in JSON each value is an object under `key` (e.g. {"drive": uuid}). */
+function renderList(key, values, json) {
+    return {
+        headers: { 'content-type': json ? JSON_TYPE : TEXT_TYPE, 'x-elastic-output': 'list' },
+        body: Buffer.from(json
+            ? JSON.stringify(values.map((v) => ({ [key]: v })))
+            : values.map((v) => `${v}\n`).join('')),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/emulator/server-calls.ts
+
+
+
+async function serverCall(servers, req, user, call, body, omitDefaults) {
+    const json = wantsJson(req.headers.accept);
+    const info = (s) => serverInfo(s.meta, s.run, omitDefaults);
+    const one = (uuid) => rendered(renderObject(info(servers.get(user, uuid)), json));
+    const uuid = call.uuid ?? '';
+    const changes = (mode) => parseServerChanges(parseFields(body, req.headers['content-type']), mode);
+    switch (call.endpoint) {
+        case 'list':
+            return rendered(renderList('server', servers.list(user).map((s) => s.meta.server), json));
+        case 'info':
+            return call.uuid === undefined
+                ? rendered(renderObjects(servers.list(user).map(info), json))
+                : one(uuid);
+        case 'create':
+            return one((await servers.create(user, changes('create'), call.start)).server);
+        case 'set':
+            servers.get(user, uuid); // 404 before 400: the server must exist
+            return one((await servers.set(user, uuid, changes('set'))).server);
+        case 'start':
+        case 'stop':
+        case 'shutdown':
+        case 'reset':
+        case 'destroy':
+            await servers[call.endpoint](user, uuid);
+            return NO_CONTENT;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/emulator/drive-calls.ts
+
+
+
+
+
+
+
+
+const inflate = (0,external_node_util_.promisify)(external_node_zlib_.gunzip);
+function parseOffset(raw, what) {
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n)) {
+        throw new EmulatorApiError('usage', `Invalid ${what} ${JSON.stringify(raw)}: expected a number of bytes`);
+    }
+    return n;
+}
+/** The request's Content-Encoding, normalised; `identity` when there is none. */
+function contentEncoding(req) {
+    return (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+}
+/**
+ * A raw write that can go to the drive while its body arrives: a known length within
+ * the limit, to an existing drive, inside it. Anything else is read whole and answered
+ * by `work`, with its error if it has one.
+ */
+async function streamedWrite({ store, maxWriteBytes }, user, route, encoding, length) {
+    if (route.object !== 'drives' || route.endpoint !== 'write' || encoding !== 'identity') {
+        return undefined;
+    }
+    if (!Number.isSafeInteger(length) || length > maxWriteBytes)
+        return undefined;
+    try {
+        const offset = parseOffset(route.offset ?? '0', 'offset');
+        return await store.writer(user, route.uuid ?? '', offset, length);
+    }
+    catch (error) {
+        if (error instanceof EmulatorApiError)
+            return undefined;
+        throw error;
+    }
+}
+/** A drive's info with its claims, imaging state and the quirks. */
+function infoOf({ servers, imaging, quirks }, meta, full) {
+    return driveInfo(meta, {
+        claimed: [...servers.claimsOf(meta.drive), ...imaging.claimsOf(meta.drive)],
+        imaging: imaging.state(meta.drive, full),
+    }, quirks);
+}
+/**
+ * Refuses a change of a drive's bytes (write, image onto it, destroy) while it is being
+ * imaged, or while a running server claims it and it is exclusive (shared drives take
+ * writes, as the real service presumably does; destroy is refused for both).
+ */
+function checkChangeable({ store, imaging, servers }, user, uuid, what) {
+    const meta = store.get(user, uuid);
+    if (imaging.busy(meta.drive)) {
+        throw new EmulatorApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
+    }
+    const claim = servers.claimsOf(meta.drive)[0];
+    if (claim !== undefined && (what === 'destroy' || meta.claimType === 'exclusive')) {
+        throw new EmulatorApiError('busy', `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`);
+    }
+}
+/** A drive or server call, once the request is admitted and its body read. */
+async function work(state, req, user, route, body, writer) {
+    const { store, imaging, servers, quirks } = state;
+    const json = wantsJson(req.headers.accept);
+    if (route.object === 'servers') {
+        return serverCall(servers, req, user, { endpoint: route.endpoint, uuid: route.uuid, start: route.start ?? false }, body, quirks.omitDefaults ?? false);
+    }
+    switch (route.endpoint) {
+        case 'list':
+            return rendered(renderList('drive', store.list(user).map((d) => d.drive), json));
+        case 'info': {
+            const full = route.full ?? false;
+            return route.uuid === undefined
+                ? rendered(renderObjects(store.list(user).map((m) => infoOf(state, m, full)), json))
+                : rendered(renderObject(infoOf(state, store.get(user, route.uuid), full), json));
+        }
+        case 'create': {
+            const changes = parseChanges(parseFields(body, req.headers['content-type']), 'create');
+            const meta = await store.create(user, changes, quirks.serviceWrite ?? false);
+            return rendered(renderObject(infoOf(state, meta, false), json));
+        }
+        case 'set': {
+            const uuid = route.uuid ?? '';
+            store.get(user, uuid); // 404 before 400: the drive must exist
+            const changes = parseChanges(parseFields(body, req.headers['content-type']), 'set');
+            // A new size changes the bytes a running server or a copy sees.
+            if (changes.size !== undefined)
+                checkChangeable(state, user, uuid, 'write');
+            return rendered(renderObject(infoOf(state, await store.update(user, uuid, changes), false), json));
+        }
+        case 'destroy':
+            checkChangeable(state, user, route.uuid ?? '', 'destroy');
+            await store.destroy(user, route.uuid ?? '');
+            return NO_CONTENT;
+        case 'image': {
+            const dest = route.uuid ?? '';
+            store.get(user, route.source ?? ''); // both must exist: 404 first
+            checkChangeable(state, user, dest, 'write');
+            imaging.image(user, dest, route.source ?? '', route.conversion ?? 'none');
+            return NO_CONTENT;
+        }
+        case 'read':
+            return readCall(state, user, route);
+        case 'write':
+            return writeCall(state, req, user, route, body, writer);
+    }
+}
+/** drives/{uuid}/read/{offset}/{size}: at most MAX_READ_BYTES at once. */
+async function readCall(state, user, route) {
+    const offset = parseOffset(route.offset ?? '', 'offset');
+    const size = parseOffset(route.size ?? '', 'size');
+    if (size > MAX_READ_BYTES) {
+        throw new EmulatorApiError('usage', `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`);
+    }
+    const data = await state.store.read(user, route.uuid ?? '', offset, size);
+    return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
+}
+/** drives/{uuid}/write[/{offset}]: streamed already (`writer`), else the body written now. */
+async function writeCall(state, req, user, route, body, writer) {
+    const { store, stats } = state;
+    if (writer) {
+        // (awaited first: "+= await" would add to a total read before the wait, losing
+        // the bytes of writes that ended meanwhile)
+        const written = await writer.end(); // the bytes went in as they came
+        stats.bytesWritten += written;
+        return NO_CONTENT;
+    }
+    const uuid = route.uuid ?? '';
+    store.get(user, uuid);
+    const offset = parseOffset(route.offset ?? '0', 'offset');
+    const data = await decodeWrite(state.maxWriteBytes, contentEncoding(req), body);
+    await store.write(user, uuid, offset, data);
+    stats.bytesWritten += data.length;
+    return NO_CONTENT;
+}
+/** The bytes a write carries: the body as is, or inflated when gzip. */
+async function decodeWrite(maxWriteBytes, encoding, body) {
+    if (encoding === 'identity')
+        return body;
+    if (encoding !== 'gzip' && encoding !== 'x-gzip') {
+        throw new EmulatorApiError('usage', `Unsupported Content-Encoding ${JSON.stringify(encoding)}: expected gzip or none`);
+    }
+    try {
+        return await inflate(body, { maxOutputLength: maxWriteBytes });
+    }
+    catch (error) {
+        if (error.code === 'ERR_BUFFER_TOO_LARGE') {
+            throw new EmulatorApiError('usage', `Write refused: it inflates to more than ${maxWriteBytes} bytes`);
+        }
+        throw new EmulatorApiError('usage', 'Write refused: the gzip body could not be inflated');
+    }
+}
+
+;// CONCATENATED MODULE: ./src/emulator/request-body.ts
+/** Thrown after a cut fault reset the connection: there is no one to answer. */
+class ConnectionCut extends Error {
+    name = 'ConnectionCut';
+}
+function cut(req) {
+    req.socket.resetAndDestroy();
+    throw new ConnectionCut('connection reset by a cut fault');
+}
+async function readBody(req, o) {
+    if (o.cutAfter === 0)
+        cut(req);
+    const chunks = [];
+    let size = 0;
+    for await (const chunk of req) {
+        size += chunk.length;
+        o.onBytes(chunk.length);
+        await Promise.all([o.pacer.pass(chunk.length), o.sink?.(chunk)]);
+        if (o.cutAfter !== undefined && size >= o.cutAfter)
+            cut(req);
+        if (o.sink)
+            continue;
+        if (size <= o.keep)
+            chunks.push(chunk);
+        else
+            chunks.length = 0; // over the limit: free what was kept, drain the rest
+    }
+    if (o.cutAfter !== undefined)
+        cut(req); // the body was shorter than announced
+    return { data: Buffer.concat(chunks), size, overLimit: size > o.keep };
+}
+
+;// CONCATENATED MODULE: ./src/emulator/routes.ts
+/**
+ * The endpoints of drives and servers: object + action in the path. Reads take GET or
+ * POST (the stock CLI sends everything as POST); calls that change state take POST only
+ * (405 method).
+ */
+
+/** The name a route is counted under in the stats: drive calls bare, servers/<action>. */
+function routeName(route) {
+    return route.object === 'drives' ? route.endpoint : `servers/${route.endpoint}`;
+}
+const READS = new Set(['list', 'info', 'read']);
+const SERVER_ACTIONS = new Set(['set', 'start', 'stop', 'shutdown', 'reset', 'destroy']);
+function matchDrive(parts) {
+    const [a, b, c, d, e, ...rest] = parts;
+    if (a === undefined || rest.length > 0)
+        return undefined;
+    const drive = (endpoint, more = {}) => ({ object: 'drives', endpoint, ...more });
+    if (b === undefined) {
+        if (a === 'list' || a === 'create' || a === 'info')
+            return drive(a);
+        return undefined;
+    }
+    if (a === 'info' && b === 'full' && c === undefined)
+        return drive('info', { full: true });
+    if (b === 'info' && (c === undefined || (c === 'full' && d === undefined))) {
+        return drive('info', { uuid: a, full: c === 'full' });
+    }
+    if ((b === 'set' || b === 'destroy') && c === undefined)
+        return drive(b, { uuid: a });
+    if (b === 'read' && c !== undefined && d !== undefined && e === undefined) {
+        return drive('read', { uuid: a, offset: c, size: d });
+    }
+    if (b === 'write' && d === undefined)
+        return drive('write', { uuid: a, offset: c });
+    if (b === 'image' && c !== undefined && e === undefined) {
+        if (d !== undefined && d !== 'gzip' && d !== 'gunzip')
+            return undefined;
+        return drive('image', { uuid: a, source: c, conversion: d ?? 'none' });
+    }
+    return undefined;
+}
+function matchServer(parts) {
+    const [a, b, c, ...rest] = parts;
+    if (a === undefined || rest.length > 0)
+        return undefined;
+    if (a === 'list' && b === undefined)
+        return { object: 'servers', endpoint: 'list' };
+    if (a === 'info' && (b === undefined || (b === 'full' && c === undefined))) {
+        return { object: 'servers', endpoint: 'info' };
+    }
+    if (a === 'create' && (b === undefined || (b === 'stopped' && c === undefined))) {
+        return { object: 'servers', endpoint: 'create', start: b === undefined };
+    }
+    if (b === 'info' && (c === undefined || c === 'full')) {
+        return { object: 'servers', endpoint: 'info', uuid: a };
+    }
+    if (b !== undefined && SERVER_ACTIONS.has(b) && c === undefined) {
+        return { object: 'servers', endpoint: b, uuid: a };
+    }
+    return undefined;
+}
+function routeRequest(method, url) {
+    const pathname = new URL(url, 'http://emulator').pathname;
+    let route;
+    try {
+        const [top, ...parts] = pathname
+            .split('/')
+            .filter((p) => p !== '')
+            .map(decodeURIComponent);
+        route =
+            top === 'drives' ? matchDrive(parts) : top === 'servers' ? matchServer(parts) : undefined;
+    }
+    catch {
+        route = undefined; // malformed %-escapes
+    }
+    if (!route) {
+        throw new EmulatorApiError('missing', `No API call ${pathname} (drives and servers are emulated)`);
+    }
+    const allowed = READS.has(route.endpoint) ? ['GET', 'POST'] : ['POST'];
+    if (!allowed.includes(method)) {
+        throw new EmulatorApiError('method', `Method ${method} not allowed on ${pathname}: use ${allowed.join(' or ')}`, 405, {
+            allow: allowed.join(', '),
+        });
+    }
+    return route;
+}
+
+;// CONCATENATED MODULE: ./src/emulator/send.ts
+
+/** Resolves on 'drain', or on 'close' when the client went away (no drain will come). */
+function drained(res) {
+    return new Promise((resolve) => {
+        const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+    });
+}
+function pacerOf({ link, pacers }, req) {
+    let pacer = pacers.get(req.socket);
+    if (!pacer) {
+        pacer = link.pacer();
+        pacers.set(req.socket, pacer);
+    }
+    return pacer;
+}
+/** Sends a reply after the injected latency, its body paced through the caps. */
+async function send_send(state, req, res, reply) {
+    const { picker, stats, link } = state;
+    const latency = picker.current.latencyMs ?? 0;
+    if (latency > 0)
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(latency);
+    if (res.destroyed)
+        return;
+    stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
+    const pacer = pacerOf(state, req);
+    const slice = pacer.sliceSize();
+    if (!Number.isFinite(slice)) {
+        stats.bytesSent += reply.body.length;
+        res.end(reply.body);
+        return;
+    }
+    await link.carry(async () => {
+        // (a getter: the socket can go away while we wait)
+        const gone = () => res.destroyed;
+        for (let at = 0; at < reply.body.length && !gone(); at += slice) {
+            const part = reply.body.subarray(at, at + slice);
+            await pacer.pass(part.length);
+            stats.bytesSent += part.length;
+            // Waiting for 'drain' after every slice would lose an event-loop turn each time;
+            // a few slices in the buffer keep memory bounded without that.
+            if (!res.write(part) && res.writableLength > 4 * slice)
+                await drained(res);
+        }
+    });
+    res.end();
+}
+
+;// CONCATENATED MODULE: ./src/emulator/handle.ts
+
+
+
+
+
+/** Bodies of the non-write calls (create, set) are small key-value sets. */
+const MAX_FIELDS_BYTES = 1 << 20;
+/** Answers one request; never throws for an answer the client can be given. */
+async function handle(state, req, res) {
+    state.stats.requests += 1;
+    const call = {};
+    try {
+        const { user, route, isWrite } = admit(state, req, call);
+        const fault = state.picker.pick(isWrite);
+        const { body, writer } = await receive(state, req, { user, route, isWrite, fault });
+        refuse(state, req, { isWrite, fault, body });
+        await send_send(state, req, res, await work(state, req, user, route, body.data, writer));
+    }
+    catch (error) {
+        await answerError(state, req, res, error);
+    }
+    finally {
+        if (call.writingNow !== undefined)
+            state.writing.delete(call.writingNow);
+        const name = call.route ? routeName(call.route) : 'unknown';
+        state.stats.endpoints[name] = (state.stats.endpoints[name] ?? 0) + 1;
+    }
+}
+/** The account a request's Basic credentials name, or a 401. */
+function authenticate(req, keys) {
+    const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const decoded = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
+    const colon = decoded.indexOf(':');
+    const user = decoded.slice(0, colon);
+    if (colon < 0 || keys.get(user) !== decoded.slice(colon + 1)) {
+        throw new EmulatorApiError('auth', 'Authentication failed: check the API user and key', 401, {
+            'www-authenticate': 'Basic realm="ElasticStack API"',
+        });
+    }
+    return user;
+}
+/** auth, route and method; a write must find its drive changeable (and free, one writer). */
+function admit(state, req, call) {
+    const user = authenticate(req, state.keys);
+    const route = routeRequest(req.method ?? 'GET', req.url ?? '/');
+    call.route = route;
+    const isWrite = route.object === 'drives' && route.endpoint === 'write';
+    if (isWrite) {
+        const drive = state.store.get(user, route.uuid ?? '').drive;
+        checkChangeable(state, user, drive, 'write');
+        if (state.quirks.oneWriterPerDrive) {
+            if (state.writing.has(drive)) {
+                throw new EmulatorApiError('busy', `Drive ${drive} has a write in progress: one writer at a time`);
+            }
+            state.writing.add(drive);
+            call.writingNow = drive;
+        }
+    }
+    return { user, route, isWrite };
+}
+/** The body, paced (a raw write goes to the drive as it comes); a cut fault resets here. */
+async function receive(state, req, o) {
+    const { stats, maxWriteBytes } = state;
+    const { fault, isWrite } = o;
+    const encoding = contentEncoding(req);
+    const gzip = encoding.includes('gzip');
+    const length = Number(req.headers['content-length'] ?? NaN);
+    const writer = fault === undefined || fault === 'cut'
+        ? await streamedWrite(state, o.user, o.route, encoding, length)
+        : undefined;
+    const body = await state.link
+        .carry(() => readBody(req, {
+        pacer: pacerOf(state, req),
+        sink: writer && ((part) => writer.write(part)),
+        // gzip of incompressible data is slightly larger than the data itself
+        keep: isWrite
+            ? gzip
+                ? maxWriteBytes + (maxWriteBytes >> 6) + 65536
+                : maxWriteBytes
+            : MAX_FIELDS_BYTES,
+        cutAfter: fault === 'cut'
+            ? length > 0
+                ? Math.ceil(length / 2)
+                : Number.isNaN(length)
+                    ? 1
+                    : 0
+            : undefined,
+        onBytes: (n) => {
+            stats.bytesReceived += n;
+        },
+    }))
+        .catch(async (error) => {
+        if (error instanceof ConnectionCut)
+            stats.faults.cut += 1;
+        await writer?.end(); // a cut body: what arrived is on the drive, and counted
+        throw error;
+    });
+    return { body, writer };
+}
+/** The injected error answers (counted), then a write without a length or over the limit. */
+function refuse(state, req, { isWrite, fault, body }) {
+    if (fault !== undefined)
+        state.stats.faults[fault] += 1;
+    if (fault === 'error')
+        throw new EmulatorApiError('system', 'Injected fault: internal error, please retry');
+    if (fault === 'busy')
+        throw new EmulatorApiError('busy', 'Injected fault: the drive is busy, please retry');
+    if (fault === 'throttle') {
+        const after = state.picker.current.retryAfterSeconds ?? 1;
+        throw new EmulatorApiError('busy', 'Injected fault: too many requests, please slow down', 429, {
+            'retry-after': String(after),
+        });
+    }
+    if (isWrite && req.headers['content-length'] === undefined) {
+        throw new EmulatorApiError('usage', 'Write refused: a Content-Length is required (chunked bodies are not supported)');
+    }
+    if (body.overLimit) {
+        throw new EmulatorApiError('usage', `Write refused: the body is over the ${state.maxWriteBytes}-byte limit`);
+    }
+}
+/** The error answer, when anyone is still listening for one. */
+async function answerError(state, req, res, error) {
+    if (error instanceof ConnectionCut)
+        return; // counted when it happened
+    if (res.headersSent || res.destroyed)
+        return;
+    if (!(error instanceof EmulatorApiError)) {
+        // The client disconnected mid-body, or a bug: answer if anyone is listening.
+        if (req.destroyed)
+            return;
+    }
+    let api = error instanceof EmulatorApiError
+        ? error
+        : new EmulatorApiError('system', 'Internal emulator error');
+    // The recorded answer to a missing drive: 400 system, not 404 missing.
+    if (api.notFound && state.quirks.notFoundAs400)
+        api = new EmulatorApiError('system', api.message, 400);
+    await send_send(state, req, res, errorParts(api));
+}
+
+;// CONCATENATED MODULE: ./src/emulator/serve.ts
+/**
+ * How both emulators (ElasticStack and Proxmox VE) serve and stop. Their commands listen
+ * for SIGINT and SIGTERM first (a caller may stop us as soon as it reads the URL), print
+ * what a caller needs, serve until a signal or the caller's `stop`, then close. A failure
+ * a user caused is one line and exit code 1; anything else is a bug and is thrown.
+ */
+
+
+async function serveUntilStopped(emulator, print, stop) {
+    const stopped = new AbortController();
+    const onSignal = () => {
+        stopped.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const signals = [stopped.signal, ...(stop ? [stop] : [])];
+    try {
+        print();
+        if (!signals.some((s) => s.aborted))
+            await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
+    }
+    finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+    }
+    await emulator.close();
+    console.error('diskless emulator: stopped');
+    return 0;
+}
+/** The exit code of an emulator command that failed (see the header). */
+function commandFailed(error) {
+    if (!(error instanceof DisklessError) && error.code === undefined)
+        throw error;
+    console.error(`diskless emulator: ${errorMessage(error)}`);
+    return 1;
+}
+/**
+ * Stops an emulator's HTTP(S) server: no new connections, open ones cut, and every
+ * request already being handled finished (its writes reach the disk) before it resolves.
+ */
+async function closeHttpServer(server, inflight) {
+    const closed = new Promise((resolve) => {
+        server.close(() => {
+            resolve();
+        });
+    });
+    server.closeAllConnections();
+    await Promise.allSettled([...inflight]);
+    await closed;
+}
+
+;// CONCATENATED MODULE: ./src/emulator/bandwidth.ts
+/**
+ * Bandwidth caps. The shared link is split evenly between the transfers in progress
+ * (request bodies being read, response bodies being written), and no transfer gets
+ * more than the per-connection cap: the max-min fair share that TCP flows through one
+ * bottleneck settle at. (A first-come queue on the link instead let some connections
+ * run at their cap while others starved, and the starved ones then finished alone,
+ * leaving the link half idle: no real network behaves like that.)
+ *
+ * Each connection paces itself at its current share on a virtual time line (GCRA, a
+ * token bucket with no saved-up burst): booking n bytes moves its "free at" time on by
+ * n / rate, and the bytes may pass once that time has come. Timers fire late by a
+ * millisecond or so; a line that was busy until just now keeps its "free at" time in
+ * the past (up to SLACK_MS) so that lateness is made up on the next booking instead of
+ * being lost on every chunk. A line idle for longer starts afresh, so no burst is saved
+ * up between requests.
+ */
+
+const SLACK_MS = 25;
+/** The fair share of one transfer among `transfers` in progress; undefined: no cap. */
+function fairShare(caps, transfers) {
+    const limits = [
+        caps.link !== undefined && caps.link > 0 ? caps.link / Math.max(1, transfers) : undefined,
+        caps.connection !== undefined && caps.connection > 0 ? caps.connection : undefined,
+    ].filter((r) => r !== undefined);
+    return limits.length === 0 ? undefined : Math.min(...limits);
+}
+class Pacer {
+    rate;
+    freeAt = 0;
+    /** `rate` is read on every booking: caps and shares change while running. */
+    constructor(rate) {
+        this.rate = rate;
+    }
+    /** Waits until `bytes` booked now have passed this line. */
+    async pass(bytes) {
+        const now = performance.now();
+        const rate = this.rate();
+        if (rate === undefined)
+            return;
+        if (this.freeAt < now - SLACK_MS)
+            this.freeAt = now;
+        this.freeAt += (bytes / rate) * 1000;
+        const wait = this.freeAt - now;
+        if (wait > 0.5)
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(wait);
+    }
+    /** Slices a response body is written in: about 5 ms of the line, 1 to 64 KiB. */
+    sliceSize() {
+        const rate = this.rate();
+        if (rate === undefined)
+            return Infinity;
+        return Math.min(65536, Math.max(1024, Math.floor(rate / 200)));
+    }
+}
+/** The shared link: counts the transfers in progress and hands each connection its pacer. */
+class Link {
+    caps;
+    transfers = 0;
+    /** `caps` is read on every booking, so caps can change while running. */
+    constructor(caps) {
+        this.caps = caps;
+    }
+    /** A connection's pacer: its bytes go at the fair share of the moment. */
+    pacer() {
+        return new Pacer(() => fairShare(this.caps(), this.transfers));
+    }
+    /** Runs `transfer` counted as in progress. */
+    async carry(transfer) {
+        this.transfers++;
+        try {
+            return await transfer();
+        }
+        finally {
+            this.transfers--;
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/drive-store.ts
@@ -99204,425 +100357,6 @@ class Imaging {
     }
 }
 
-;// CONCATENATED MODULE: ./src/emulator/reply.ts
-const NO_CONTENT = { status: 204, headers: {}, body: Buffer.alloc(0) };
-function rendered(r) {
-    return { status: 200, headers: r.headers, body: r.body };
-}
-
-;// CONCATENATED MODULE: ./src/emulator/request-body.ts
-/** Thrown after a cut fault reset the connection: there is no one to answer. */
-class ConnectionCut extends Error {
-    name = 'ConnectionCut';
-}
-function cut(req) {
-    req.socket.resetAndDestroy();
-    throw new ConnectionCut('connection reset by a cut fault');
-}
-async function readBody(req, o) {
-    if (o.cutAfter === 0)
-        cut(req);
-    const chunks = [];
-    let size = 0;
-    for await (const chunk of req) {
-        size += chunk.length;
-        o.onBytes(chunk.length);
-        await Promise.all([o.pacer.pass(chunk.length), o.sink?.(chunk)]);
-        if (o.cutAfter !== undefined && size >= o.cutAfter)
-            cut(req);
-        if (o.sink)
-            continue;
-        if (size <= o.keep)
-            chunks.push(chunk);
-        else
-            chunks.length = 0; // over the limit: free what was kept, drain the rest
-    }
-    if (o.cutAfter !== undefined)
-        cut(req); // the body was shorter than announced
-    return { data: Buffer.concat(chunks), size, overLimit: size > o.keep };
-}
-
-;// CONCATENATED MODULE: ./src/emulator/routes.ts
-/**
- * The endpoints of drives and servers: object + action in the path. Reads take GET or
- * POST (the stock CLI sends everything as POST); calls that change state take POST only
- * (405 method).
- */
-
-/** The name a route is counted under in the stats: drive calls bare, servers/<action>. */
-function routeName(route) {
-    return route.object === 'drives' ? route.endpoint : `servers/${route.endpoint}`;
-}
-const READS = new Set(['list', 'info', 'read']);
-const SERVER_ACTIONS = new Set(['set', 'start', 'stop', 'shutdown', 'reset', 'destroy']);
-function matchDrive(parts) {
-    const [a, b, c, d, e, ...rest] = parts;
-    if (a === undefined || rest.length > 0)
-        return undefined;
-    const drive = (endpoint, more = {}) => ({ object: 'drives', endpoint, ...more });
-    if (b === undefined) {
-        if (a === 'list' || a === 'create' || a === 'info')
-            return drive(a);
-        return undefined;
-    }
-    if (a === 'info' && b === 'full' && c === undefined)
-        return drive('info', { full: true });
-    if (b === 'info' && (c === undefined || (c === 'full' && d === undefined))) {
-        return drive('info', { uuid: a, full: c === 'full' });
-    }
-    if ((b === 'set' || b === 'destroy') && c === undefined)
-        return drive(b, { uuid: a });
-    if (b === 'read' && c !== undefined && d !== undefined && e === undefined) {
-        return drive('read', { uuid: a, offset: c, size: d });
-    }
-    if (b === 'write' && d === undefined)
-        return drive('write', { uuid: a, offset: c });
-    if (b === 'image' && c !== undefined && e === undefined) {
-        if (d !== undefined && d !== 'gzip' && d !== 'gunzip')
-            return undefined;
-        return drive('image', { uuid: a, source: c, conversion: d ?? 'none' });
-    }
-    return undefined;
-}
-function matchServer(parts) {
-    const [a, b, c, ...rest] = parts;
-    if (a === undefined || rest.length > 0)
-        return undefined;
-    if (a === 'list' && b === undefined)
-        return { object: 'servers', endpoint: 'list' };
-    if (a === 'info' && (b === undefined || (b === 'full' && c === undefined))) {
-        return { object: 'servers', endpoint: 'info' };
-    }
-    if (a === 'create' && (b === undefined || (b === 'stopped' && c === undefined))) {
-        return { object: 'servers', endpoint: 'create', start: b === undefined };
-    }
-    if (b === 'info' && (c === undefined || c === 'full')) {
-        return { object: 'servers', endpoint: 'info', uuid: a };
-    }
-    if (b !== undefined && SERVER_ACTIONS.has(b) && c === undefined) {
-        return { object: 'servers', endpoint: b, uuid: a };
-    }
-    return undefined;
-}
-function routeRequest(method, url) {
-    const pathname = new URL(url, 'http://emulator').pathname;
-    let route;
-    try {
-        const [top, ...parts] = pathname
-            .split('/')
-            .filter((p) => p !== '')
-            .map(decodeURIComponent);
-        route =
-            top === 'drives' ? matchDrive(parts) : top === 'servers' ? matchServer(parts) : undefined;
-    }
-    catch {
-        route = undefined; // malformed %-escapes
-    }
-    if (!route) {
-        throw new EmulatorApiError('missing', `No API call ${pathname} (drives and servers are emulated)`);
-    }
-    const allowed = READS.has(route.endpoint) ? ['GET', 'POST'] : ['POST'];
-    if (!allowed.includes(method)) {
-        throw new EmulatorApiError('method', `Method ${method} not allowed on ${pathname}: use ${allowed.join(' or ')}`, 405, {
-            allow: allowed.join(', '),
-        });
-    }
-    return route;
-}
-
-;// CONCATENATED MODULE: ./src/emulator/server-fields.ts
-/**
- * What a server is, and the checks on the keys a client may send to servers/create and
- * servers/UUID/set (elastichosts-api.md section 5). As for drives, unknown or read-only
- * keys are refused (400 usage) rather than ignored. A server's keys are kept as the
- * client sent them (lists space-separated); set replaces the keys it names, keeps the
- * others and removes those it sends empty.
- */
-
-
-/** Device ids: IDE bus 0-1 unit 0-1, SCSI 0:0-7, virtio block 0-7, SATA 0:0-5. */
-const DEVICE_PATTERN = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
-const MEDIA_PATTERN = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5]):media$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const LISTS = new Set(['boot', 'tags', 'avoid:drives', 'avoid:servers']);
-const NUMBERS = new Set(['cpu', 'mem']);
-function wholeNumber(min, max, unit) {
-    return (key, value) => {
-        const n = /^\d+$/.test(value) ? Number(value) : NaN;
-        if (!(n >= min && n <= max)) {
-            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${min} to ${max} ${unit}`);
-        }
-        return String(n);
-    };
-}
-function server_fields_choice(...choices) {
-    return (key, value) => {
-        if (!choices.includes(value)) {
-            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected ${choices.join(' or ')}`);
-        }
-        return value;
-    };
-}
-const anyText = (_key, value) => value;
-const CHECKS = {
-    name: anyText,
-    cpu: wholeNumber(100, 100_000, 'MHz'),
-    smp: (key, value) => (value === 'auto' ? value : wholeNumber(1, 64, 'cores or auto')(key, value)),
-    mem: wholeNumber(16, 1_048_576, 'MB'),
-    persistent: server_fields_choice('true', 'false'),
-    boot: (key, value) => {
-        const bad = value.split(' ').find((d) => !DEVICE_PATTERN.test(d));
-        if (bad !== undefined) {
-            throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(bad)}: expected device ids such as ide:0:0 or block:0`);
-        }
-        return value;
-    },
-    'nic:0:model': server_fields_choice('e1000', 'rtl8139', 'virtio'),
-    'nic:0:dhcp': (key, value) => (value === 'auto' ? value : ipv4(key, value)),
-    'nic:1:model': server_fields_choice('e1000', 'rtl8139', 'virtio'),
-    'nic:1:vlan': anyText,
-    'nic:1:mac': anyText,
-    vnc: (key, value) => (value === 'auto' ? value : ipv4(key, value)),
-    'vnc:ip': (key, value) => (value === 'auto' ? value : ipv4(key, value)),
-    'vnc:password': anyText,
-    password: anyText,
-    'vnc:tls': server_fields_choice('on', 'off'),
-    tags: anyText,
-    'avoid:drives': anyText,
-    'avoid:servers': anyText,
-};
-function ipv4(key, value) {
-    if (!IPV4.test(value)) {
-        throw new EmulatorApiError('usage', `Invalid ${key} ${JSON.stringify(value)}: expected auto or an IPv4 address`);
-    }
-    return value;
-}
-function checkOf(key) {
-    if (DEVICE_PATTERN.test(key)) {
-        return (k, value) => {
-            if (!UUID_PATTERN.test(value)) {
-                throw new EmulatorApiError('usage', `Invalid ${k} ${JSON.stringify(value)}: expected a drive UUID`);
-            }
-            return value.toLowerCase();
-        };
-    }
-    if (MEDIA_PATTERN.test(key))
-        return server_fields_choice('disk', 'cdrom');
-    if (key.startsWith('user:') && key.length > 5)
-        return anyText;
-    return CHECKS[key];
-}
-/**
- * The keys a create or set body asks for, checked one by one; an empty value stands for
- * "remove" (set) or "not given" (create). Lists arrive as JSON arrays or space-separated.
- */
-function parseServerChanges(fields, mode) {
-    const changes = {};
-    for (const [key, raw] of fields) {
-        const check = checkOf(key);
-        if (!check) {
-            throw new EmulatorApiError('usage', `Unknown or read-only field ${JSON.stringify(key)} for servers/${mode}`);
-        }
-        if (Array.isArray(raw) && !LISTS.has(key)) {
-            throw new EmulatorApiError('usage', `Field ${key} takes one value, not a list`);
-        }
-        const value = (Array.isArray(raw) ? raw.join(' ') : raw).trim().replace(/\s+/g, ' ');
-        if (value === '') {
-            if (key === 'name')
-                throw new EmulatorApiError('usage', 'Field name must not be empty');
-            if (mode === 'set')
-                changes[key] = '';
-            continue;
-        }
-        changes[key] = check(key, value);
-    }
-    return changes;
-}
-/** A configuration after `changes`: named keys replaced, empty ones removed. */
-function applyServerChanges(config, changes) {
-    return Object.fromEntries(Object.entries({ ...config, ...changes }).filter(([, value]) => value !== ''));
-}
-/** Checks a whole configuration: the required keys, and boot devices that are attached. */
-function checkServerConfig(config) {
-    for (const key of ['name', 'cpu', 'mem']) {
-        if (config[key] === undefined)
-            throw new EmulatorApiError('usage', `Field ${key} is required`);
-    }
-    for (const device of (config.boot ?? '').split(' ').filter((d) => d !== '')) {
-        if (config[device] === undefined) {
-            throw new EmulatorApiError('usage', `Invalid boot ${JSON.stringify(device)}: no drive is attached at ${device}`);
-        }
-    }
-}
-/** The attached drives: device id -> drive UUID and media. */
-function serverDevices(config) {
-    return Object.keys(config)
-        .filter((k) => DEVICE_PATTERN.test(k))
-        .sort()
-        .map((device) => ({
-        device,
-        drive: config[device] ?? '',
-        media: config[`${device}:media`] === 'cdrom' ? 'cdrom' : 'disk',
-    }));
-}
-/** The info keys: identity and state first, then the configuration in key order. */
-function serverInfo(meta, run, omitDefaults) {
-    const info = {
-        server: meta.server,
-        name: meta.config.name ?? '',
-        user: meta.user,
-        status: run ? 'active' : 'stopped',
-    };
-    const config = { smp: 'auto', persistent: 'false', ...meta.config };
-    if (omitDefaults) {
-        if (meta.config.smp === undefined)
-            delete config.smp;
-        if (meta.config.persistent === undefined)
-            delete config.persistent;
-    }
-    for (const key of Object.keys(config).sort()) {
-        if (key === 'name')
-            continue;
-        const value = config[key] ?? '';
-        let shown = value;
-        if (LISTS.has(key))
-            shown = value.split(' ');
-        else if (NUMBERS.has(key) || (key === 'smp' && value !== 'auto'))
-            shown = Number(value);
-        info[key] = shown;
-    }
-    if (run) {
-        info.started = run.started;
-        info['nic:0:dhcp:ip'] = run.ip;
-    }
-    return info;
-}
-
-;// CONCATENATED MODULE: ./src/emulator/wire-format.ts
-/**
- * The API's two formats. Requests: `text/plain` lines `key value` (split at the first
- * space; an escaped `\n` in a value is a newline) or an `application/json` object.
- * Responses: text unless the client sends `Accept: application/json`; one object as
- * `key value` lines (`X-Elastic-Output: properties`), a list as one value per line
- * (`X-Elastic-Output: list`), many objects as blank-line separated blocks.
- */
-
-function parseFields(body, contentType) {
-    const fields = new Map();
-    const text = body.toString('utf8');
-    if (/^application\/json\b/i.test(contentType ?? '')) {
-        if (text.trim() === '')
-            return fields;
-        let parsed;
-        try {
-            parsed = JSON.parse(text);
-        }
-        catch {
-            throw new EmulatorApiError('usage', 'Request body is not valid JSON');
-        }
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-            throw new EmulatorApiError('usage', 'Request body must be a JSON object');
-        }
-        for (const [key, value] of Object.entries(parsed)) {
-            if (typeof value === 'string')
-                fields.set(key, value);
-            else if (typeof value === 'number' && Number.isFinite(value))
-                fields.set(key, String(value));
-            else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
-                fields.set(key, value);
-            }
-            else {
-                throw new EmulatorApiError('usage', `Field ${key} must be a string, a number or a list of strings`);
-            }
-        }
-        return fields;
-    }
-    for (const raw of text.split(/\r?\n/)) {
-        if (raw.trim() === '')
-            continue;
-        const space = raw.indexOf(' ');
-        const key = space < 0 ? raw : raw.slice(0, space);
-        const value = space < 0 ? '' : raw.slice(space + 1);
-        fields.set(key, value.replace(/\\n/g, '\n'));
-    }
-    return fields;
-}
-function wantsJson(accept) {
-    return /\bapplication\/json\b/i.test(accept ?? '');
-}
-function textValue(value) {
-    const s = Array.isArray(value) ? value.join(' ') : String(value);
-    return s.replace(/\n/g, '\\n');
-}
-function textBlock(info) {
-    return Object.entries(info)
-        .filter(([, v]) => !(Array.isArray(v) && v.length === 0))
-        .map(([k, v]) => `${k} ${textValue(v)}\n`)
-        .join('');
-}
-const JSON_TYPE = 'application/json; charset=utf-8';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
-function renderObject(info, json) {
-    return {
-        headers: {
-            'content-type': json ? JSON_TYPE : TEXT_TYPE,
-            'x-elastic-output': 'properties',
-        },
-        body: Buffer.from(json ? JSON.stringify(info) : textBlock(info)),
-    };
-}
-/** Many objects: blank-line separated blocks, or a JSON array. */
-function renderObjects(infos, json) {
-    return {
-        headers: {
-            'content-type': json ? JSON_TYPE : TEXT_TYPE,
-            'x-elastic-output': 'properties',
-        },
-        body: Buffer.from(json ? JSON.stringify(infos) : infos.map(textBlock).join('\n')),
-    };
-}
-/** A list of values; in JSON each value is an object under `key` (e.g. {"drive": uuid}). */
-function renderList(key, values, json) {
-    return {
-        headers: { 'content-type': json ? JSON_TYPE : TEXT_TYPE, 'x-elastic-output': 'list' },
-        body: Buffer.from(json
-            ? JSON.stringify(values.map((v) => ({ [key]: v })))
-            : values.map((v) => `${v}\n`).join('')),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/emulator/server-calls.ts
-
-
-
-async function serverCall(servers, req, user, call, body, omitDefaults) {
-    const json = wantsJson(req.headers.accept);
-    const info = (s) => serverInfo(s.meta, s.run, omitDefaults);
-    const one = (uuid) => rendered(renderObject(info(servers.get(user, uuid)), json));
-    const uuid = call.uuid ?? '';
-    const changes = (mode) => parseServerChanges(parseFields(body, req.headers['content-type']), mode);
-    switch (call.endpoint) {
-        case 'list':
-            return rendered(renderList('server', servers.list(user).map((s) => s.meta.server), json));
-        case 'info':
-            return call.uuid === undefined
-                ? rendered(renderObjects(servers.list(user).map(info), json))
-                : one(uuid);
-        case 'create':
-            return one((await servers.create(user, changes('create'), call.start)).server);
-        case 'set':
-            servers.get(user, uuid); // 404 before 400: the server must exist
-            return one((await servers.set(user, uuid, changes('set'))).server);
-        case 'start':
-        case 'stop':
-        case 'shutdown':
-        case 'reset':
-        case 'destroy':
-            await servers[call.endpoint](user, uuid);
-            return NO_CONTENT;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/emulator/server-store.ts
 /**
  * The servers: their configuration on disk (<dataDir>/servers/<uuid>.json, replaced
@@ -99896,67 +100630,7 @@ class ServerStore {
     }
 }
 
-;// CONCATENATED MODULE: ./src/emulator/serve.ts
-/**
- * How both emulators (ElasticStack and Proxmox VE) serve and stop. Their commands listen
- * for SIGINT and SIGTERM first (a caller may stop us as soon as it reads the URL), print
- * what a caller needs, serve until a signal or the caller's `stop`, then close. A failure
- * a user caused is one line and exit code 1; anything else is a bug and is thrown.
- */
-
-
-async function serveUntilStopped(emulator, print, stop) {
-    const stopped = new AbortController();
-    const onSignal = () => {
-        stopped.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const signals = [stopped.signal, ...(stop ? [stop] : [])];
-    try {
-        print();
-        if (!signals.some((s) => s.aborted))
-            await (0,external_node_events_.once)(AbortSignal.any(signals), 'abort');
-    }
-    finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-    }
-    await emulator.close();
-    console.error('diskless emulator: stopped');
-    return 0;
-}
-/** The exit code of an emulator command that failed (see the header). */
-function commandFailed(error) {
-    if (!(error instanceof DisklessError) && error.code === undefined)
-        throw error;
-    console.error(`diskless emulator: ${errorMessage(error)}`);
-    return 1;
-}
-/**
- * Stops an emulator's HTTP(S) server: no new connections, open ones cut, and every
- * request already being handled finished (its writes reach the disk) before it resolves.
- */
-async function closeHttpServer(server, inflight) {
-    const closed = new Promise((resolve) => {
-        server.close(() => {
-            resolve();
-        });
-    });
-    server.closeAllConnections();
-    await Promise.allSettled([...inflight]);
-    await closed;
-}
-
-;// CONCATENATED MODULE: ./src/emulator/server.ts
-/**
- * The emulator's HTTP server (node:http, no framework): authenticates, routes the drive
- * endpoints, injects the configured faults and paces bodies through the bandwidth caps.
- * Order per request: auth (401), route (404) and method (405), fault draw, body read
- * (a cut fault resets the connection here), injected error answers, the work itself,
- * latency, then the paced response. A valid raw write is written to the drive while its
- * body is read; every other body is read whole first.
- */
+;// CONCATENATED MODULE: ./src/emulator/state.ts
 
 
 
@@ -99964,22 +100638,6 @@ async function closeHttpServer(server, inflight) {
 
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-const inflate = (0,external_node_util_.promisify)(external_node_zlib_.gunzip);
-/** Bodies of the non-write calls (create, set) are small key-value sets. */
-const MAX_FIELDS_BYTES = 1 << 20;
 function checkOptions(o) {
     for (const a of o.accounts) {
         if (a.user === '' || /[:\s]/.test(a.user) || a.key === '') {
@@ -99995,343 +100653,65 @@ function checkOptions(o) {
         throw new InputError('imagingBytesPerSecond', `Invalid imagingBytesPerSecond ${rate}: expected a positive number`);
     }
 }
-/** The account a request's Basic credentials name, or a 401. */
-function authenticate(req, keys) {
-    const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    const decoded = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
-    const colon = decoded.indexOf(':');
-    const user = decoded.slice(0, colon);
-    if (colon < 0 || keys.get(user) !== decoded.slice(colon + 1)) {
-        throw new EmulatorApiError('auth', 'Authentication failed: check the API user and key', 401, {
-            'www-authenticate': 'Basic realm="ElasticStack API"',
-        });
-    }
-    return user;
-}
-function parseOffset(raw, what) {
-    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isSafeInteger(n)) {
-        throw new EmulatorApiError('usage', `Invalid ${what} ${JSON.stringify(raw)}: expected a number of bytes`);
-    }
-    return n;
-}
-/** The request's Content-Encoding, normalised; `identity` when there is none. */
-function contentEncoding(req) {
-    return (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-}
-/** Resolves on 'drain', or on 'close' when the client went away (no drain will come). */
-function drained(res) {
-    return new Promise((resolve) => {
-        const done = () => {
-            res.off('drain', done);
-            res.off('close', done);
-            resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-    });
-}
-async function startEmulator(options) {
+/** Checks the options and opens the stores under options.dataDir. */
+async function openState(options) {
     checkOptions(options);
-    const maxWriteBytes = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
-    const keys = new Map(options.accounts.map((a) => [a.user, a.key]));
-    const quirks = options.quirks ?? {};
     const store = await DriveStore.open(options.dataDir, options.fsync ?? false);
     const imaging = new Imaging(store, options.imagingBytesPerSecond ?? DEFAULT_IMAGING_BYTES_PER_SECOND);
     const servers = await ServerStore.open(options.dataDir, store, imaging, options.runner);
-    /** Drives with a write in progress (for the one-writer quirk). */
-    const writing = new Set();
     const picker = new FaultPicker(options.faults ?? {});
-    const stats = {
-        requests: 0,
-        endpoints: {},
-        statuses: {},
-        faults: { error: 0, throttle: 0, busy: 0, cut: 0 },
-        bytesReceived: 0,
-        bytesSent: 0,
-        bytesWritten: 0,
-        connections: 0,
+    return {
+        maxWriteBytes: options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES,
+        keys: new Map(options.accounts.map((a) => [a.user, a.key])),
+        quirks: options.quirks ?? {},
+        store,
+        imaging,
+        servers,
+        writing: new Set(),
+        picker,
+        stats: {
+            requests: 0,
+            endpoints: {},
+            statuses: {},
+            faults: { error: 0, throttle: 0, busy: 0, cut: 0 },
+            bytesReceived: 0,
+            bytesSent: 0,
+            bytesWritten: 0,
+            connections: 0,
+        },
+        link: new Link(() => ({
+            link: picker.current.linkBytesPerSecond,
+            connection: picker.current.connectionBytesPerSecond,
+        })),
+        pacers: new WeakMap(),
     };
-    const link = new Link(() => ({
-        link: picker.current.linkBytesPerSecond,
-        connection: picker.current.connectionBytesPerSecond,
-    }));
-    const pacers = new WeakMap();
+}
+
+;// CONCATENATED MODULE: ./src/emulator/server.ts
+/**
+ * The emulator's HTTP server (node:http, no framework): opens the emulator's state
+ * (state.ts), answers each request with handle.ts and closes in order (the HTTP server and
+ * its requests in flight, then the servers, imaging and the drive store).
+ */
+
+
+
+
+
+async function startEmulator(options) {
+    const state = await openState(options);
     const inflight = new Set();
-    function pacerOf(req) {
-        let pacer = pacers.get(req.socket);
-        if (!pacer) {
-            pacer = link.pacer();
-            pacers.set(req.socket, pacer);
-        }
-        return pacer;
-    }
-    /** Sends a reply after the injected latency, its body paced through the caps. */
-    async function send(req, res, reply) {
-        const latency = picker.current.latencyMs ?? 0;
-        if (latency > 0)
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(latency);
-        if (res.destroyed)
-            return;
-        stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
-        res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
-        const pacer = pacerOf(req);
-        const slice = pacer.sliceSize();
-        if (!Number.isFinite(slice)) {
-            stats.bytesSent += reply.body.length;
-            res.end(reply.body);
-            return;
-        }
-        await link.carry(async () => {
-            // (a getter: the socket can go away while we wait)
-            const gone = () => res.destroyed;
-            for (let at = 0; at < reply.body.length && !gone(); at += slice) {
-                const part = reply.body.subarray(at, at + slice);
-                await pacer.pass(part.length);
-                stats.bytesSent += part.length;
-                // Waiting for 'drain' after every slice would lose an event-loop turn each time;
-                // a few slices in the buffer keep memory bounded without that.
-                if (!res.write(part) && res.writableLength > 4 * slice)
-                    await drained(res);
-            }
-        });
-        res.end();
-    }
-    /**
-     * A raw write that can go to the drive while its body arrives: a known length within
-     * the limit, to an existing drive, inside it. Anything else is read whole and answered
-     * by `work`, with its error if it has one.
-     */
-    async function streamedWrite(user, route, encoding, length) {
-        if (route.object !== 'drives' || route.endpoint !== 'write' || encoding !== 'identity') {
-            return undefined;
-        }
-        if (!Number.isSafeInteger(length) || length > maxWriteBytes)
-            return undefined;
-        try {
-            const offset = parseOffset(route.offset ?? '0', 'offset');
-            return await store.writer(user, route.uuid ?? '', offset, length);
-        }
-        catch (error) {
-            if (error instanceof EmulatorApiError)
-                return undefined;
-            throw error;
-        }
-    }
-    /** A drive's info with its claims, imaging state and the quirks. */
-    function infoOf(meta, full) {
-        return driveInfo(meta, {
-            claimed: [...servers.claimsOf(meta.drive), ...imaging.claimsOf(meta.drive)],
-            imaging: imaging.state(meta.drive, full),
-        }, quirks);
-    }
-    /**
-     * Refuses a change of a drive's bytes (write, image onto it, destroy) while it is being
-     * imaged, or while a running server claims it and it is exclusive (shared drives take
-     * writes, as the real service presumably does; destroy is refused for both).
-     */
-    function checkChangeable(user, uuid, what) {
-        const meta = store.get(user, uuid);
-        if (imaging.busy(meta.drive)) {
-            throw new EmulatorApiError('busy', `Drive ${meta.drive} is being imaged: wait until it is done`);
-        }
-        const claim = servers.claimsOf(meta.drive)[0];
-        if (claim !== undefined && (what === 'destroy' || meta.claimType === 'exclusive')) {
-            throw new EmulatorApiError('busy', `Drive ${meta.drive} is claimed by ${claim}${what === 'write' ? ' and exclusive' : ''}: stop the server first`);
-        }
-    }
-    async function work(req, user, route, body, writer) {
-        const json = wantsJson(req.headers.accept);
-        if (route.object === 'servers') {
-            return serverCall(servers, req, user, { endpoint: route.endpoint, uuid: route.uuid, start: route.start ?? false }, body, quirks.omitDefaults ?? false);
-        }
-        switch (route.endpoint) {
-            case 'list':
-                return rendered(renderList('drive', store.list(user).map((d) => d.drive), json));
-            case 'info': {
-                const full = route.full ?? false;
-                return route.uuid === undefined
-                    ? rendered(renderObjects(store.list(user).map((m) => infoOf(m, full)), json))
-                    : rendered(renderObject(infoOf(store.get(user, route.uuid), full), json));
-            }
-            case 'create': {
-                const changes = parseChanges(parseFields(body, req.headers['content-type']), 'create');
-                const meta = await store.create(user, changes, quirks.serviceWrite ?? false);
-                return rendered(renderObject(infoOf(meta, false), json));
-            }
-            case 'set': {
-                const uuid = route.uuid ?? '';
-                store.get(user, uuid); // 404 before 400: the drive must exist
-                const changes = parseChanges(parseFields(body, req.headers['content-type']), 'set');
-                // A new size changes the bytes a running server or a copy sees.
-                if (changes.size !== undefined)
-                    checkChangeable(user, uuid, 'write');
-                return rendered(renderObject(infoOf(await store.update(user, uuid, changes), false), json));
-            }
-            case 'destroy':
-                checkChangeable(user, route.uuid ?? '', 'destroy');
-                await store.destroy(user, route.uuid ?? '');
-                return NO_CONTENT;
-            case 'image': {
-                const dest = route.uuid ?? '';
-                store.get(user, route.source ?? ''); // both must exist: 404 first
-                checkChangeable(user, dest, 'write');
-                imaging.image(user, dest, route.source ?? '', route.conversion ?? 'none');
-                return NO_CONTENT;
-            }
-            case 'read': {
-                const offset = parseOffset(route.offset ?? '', 'offset');
-                const size = parseOffset(route.size ?? '', 'size');
-                if (size > MAX_READ_BYTES) {
-                    throw new EmulatorApiError('usage', `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`);
-                }
-                const data = await store.read(user, route.uuid ?? '', offset, size);
-                return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
-            }
-            case 'write': {
-                if (writer) {
-                    // (awaited first: "+= await" would add to a total read before the wait, losing
-                    // the bytes of writes that ended meanwhile)
-                    const written = await writer.end(); // the bytes went in as they came
-                    stats.bytesWritten += written;
-                    return NO_CONTENT;
-                }
-                const uuid = route.uuid ?? '';
-                store.get(user, uuid);
-                const offset = parseOffset(route.offset ?? '0', 'offset');
-                const data = await decodeWrite(contentEncoding(req), body);
-                await store.write(user, uuid, offset, data);
-                stats.bytesWritten += data.length;
-                return NO_CONTENT;
-            }
-        }
-    }
-    /** The bytes a write carries: the body as is, or inflated when gzip. */
-    async function decodeWrite(encoding, body) {
-        if (encoding === 'identity')
-            return body;
-        if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-            throw new EmulatorApiError('usage', `Unsupported Content-Encoding ${JSON.stringify(encoding)}: expected gzip or none`);
-        }
-        try {
-            return await inflate(body, { maxOutputLength: maxWriteBytes });
-        }
-        catch (error) {
-            if (error.code === 'ERR_BUFFER_TOO_LARGE') {
-                throw new EmulatorApiError('usage', `Write refused: it inflates to more than ${maxWriteBytes} bytes`);
-            }
-            throw new EmulatorApiError('usage', 'Write refused: the gzip body could not be inflated');
-        }
-    }
-    async function handle(req, res) {
-        stats.requests += 1;
-        let route;
-        let writingNow;
-        try {
-            const user = authenticate(req, keys);
-            route = routeRequest(req.method ?? 'GET', req.url ?? '/');
-            const isWrite = route.object === 'drives' && route.endpoint === 'write';
-            if (isWrite) {
-                const drive = store.get(user, route.uuid ?? '').drive;
-                checkChangeable(user, drive, 'write');
-                if (quirks.oneWriterPerDrive) {
-                    if (writing.has(drive)) {
-                        throw new EmulatorApiError('busy', `Drive ${drive} has a write in progress: one writer at a time`);
-                    }
-                    writing.add(drive);
-                    writingNow = drive;
-                }
-            }
-            const fault = picker.pick(isWrite);
-            const encoding = contentEncoding(req);
-            const gzip = encoding.includes('gzip');
-            const length = Number(req.headers['content-length'] ?? NaN);
-            const writer = fault === undefined || fault === 'cut'
-                ? await streamedWrite(user, route, encoding, length)
-                : undefined;
-            const body = await link
-                .carry(() => readBody(req, {
-                pacer: pacerOf(req),
-                sink: writer && ((part) => writer.write(part)),
-                // gzip of incompressible data is slightly larger than the data itself
-                keep: isWrite
-                    ? gzip
-                        ? maxWriteBytes + (maxWriteBytes >> 6) + 65536
-                        : maxWriteBytes
-                    : MAX_FIELDS_BYTES,
-                cutAfter: fault === 'cut'
-                    ? length > 0
-                        ? Math.ceil(length / 2)
-                        : Number.isNaN(length)
-                            ? 1
-                            : 0
-                    : undefined,
-                onBytes: (n) => {
-                    stats.bytesReceived += n;
-                },
-            }))
-                .catch(async (error) => {
-                if (error instanceof ConnectionCut)
-                    stats.faults.cut += 1;
-                await writer?.end(); // a cut body: what arrived is on the drive, and counted
-                throw error;
-            });
-            if (fault !== undefined)
-                stats.faults[fault] += 1;
-            if (fault === 'error')
-                throw new EmulatorApiError('system', 'Injected fault: internal error, please retry');
-            if (fault === 'busy')
-                throw new EmulatorApiError('busy', 'Injected fault: the drive is busy, please retry');
-            if (fault === 'throttle') {
-                const after = picker.current.retryAfterSeconds ?? 1;
-                throw new EmulatorApiError('busy', 'Injected fault: too many requests, please slow down', 429, {
-                    'retry-after': String(after),
-                });
-            }
-            if (isWrite && req.headers['content-length'] === undefined) {
-                throw new EmulatorApiError('usage', 'Write refused: a Content-Length is required (chunked bodies are not supported)');
-            }
-            if (body.overLimit) {
-                throw new EmulatorApiError('usage', `Write refused: the body is over the ${maxWriteBytes}-byte limit`);
-            }
-            await send(req, res, await work(req, user, route, body.data, writer));
-        }
-        catch (error) {
-            if (error instanceof ConnectionCut)
-                return; // counted when it happened
-            if (res.headersSent || res.destroyed)
-                return;
-            if (!(error instanceof EmulatorApiError)) {
-                // The client disconnected mid-body, or a bug: answer if anyone is listening.
-                if (req.destroyed)
-                    return;
-            }
-            let api = error instanceof EmulatorApiError
-                ? error
-                : new EmulatorApiError('system', 'Internal emulator error');
-            // The recorded answer to a missing drive: 400 system, not 404 missing.
-            if (api.notFound && quirks.notFoundAs400)
-                api = new EmulatorApiError('system', api.message, 400);
-            await send(req, res, errorParts(api));
-        }
-        finally {
-            if (writingNow !== undefined)
-                writing.delete(writingNow);
-            const name = route ? routeName(route) : 'unknown';
-            stats.endpoints[name] = (stats.endpoints[name] ?? 0) + 1;
-        }
-    }
     const server = (0,external_node_http_.createServer)({ requestTimeout: 0 }, (req, res) => {
         req.on('error', () => undefined); // resets surface through the body reader
         res.on('error', () => undefined);
-        const done = handle(req, res).catch(() => {
+        const done = handle(state, req, res).catch(() => {
             res.destroy();
         });
         inflight.add(done);
         void done.finally(() => inflight.delete(done));
     });
     server.on('connection', () => {
-        stats.connections += 1;
+        state.stats.connections += 1;
     });
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
     await Promise.race([
@@ -100345,16 +100725,16 @@ async function startEmulator(options) {
     let closing;
     return {
         url: `http://${host}:${address.port}/`,
-        stats,
+        stats: state.stats,
         setFaults(faults) {
-            picker.set(faults);
+            state.picker.set(faults);
         },
         close() {
             closing ??= (async () => {
                 await closeHttpServer(server, inflight);
-                await servers.close();
-                await imaging.close();
-                await store.flush();
+                await state.servers.close();
+                await state.imaging.close();
+                await state.store.flush();
             })();
             return closing;
         },
@@ -100444,153 +100824,6 @@ function need(caller, aclPath, ...privileges) {
     if (privileges.some((p) => has(caller, p)))
         return;
     throw new PveError(403, `Permission check failed (${aclPath}, ${privileges.join('|')})`);
-}
-
-;// CONCATENATED MODULE: ./src/emulator/pve/multipart.ts
-/**
- * The upload body as pve-http-server parses it (proxmox-api.md section 3): the text
- * parts `content`, then optionally `checksum-algorithm`, then `checksum`, in that order,
- * and last the file part `name="filename"; filename="<name>"`, whose bytes run up to the
- * closing boundary at the very end (a part after the file is swallowed into it). The
- * file goes to a temporary file as it arrives, hashed on the way, in bounded memory.
- */
-
-
-
-
-const CHECKSUM_ALGORITHMS = ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512'];
-/** The text parts, in the one order the parser accepts. */
-const TEXT_PARTS = ['content', 'checksum-algorithm', 'checksum'];
-/** Headers and text parts before the file: anything longer is not an upload. */
-const MAX_HEAD = 64 * 1024;
-/** The boundary of a multipart/form-data Content-Type, or undefined. */
-function multipartBoundary(contentType) {
-    const m = /^multipart\/form-data\s*;.*?boundary=(?:"([^"]+)"|([^\s;]+))/i.exec(contentType ?? '');
-    return m ? (m[1] ?? m[2]) : undefined;
-}
-function dispositionOf(headers) {
-    const line = headers.split('\r\n').find((l) => /^content-disposition:/i.test(l)) ?? '';
-    const m = /^content-disposition:\s*form-data;\s*name="([^"]*)"(?:;\s*filename="([^"]*)")?\s*$/i.exec(line);
-    if (!m)
-        throw failure(`wrong Content-Disposition '${line}'`);
-    return { name: m[1] ?? '', filename: m[2], line };
-}
-/**
- * Parses the text parts of `head` up to the file part's headers; returns them, the file
- * name, and where the file's bytes start in `head`; undefined while more bytes are needed.
- */
-function parseHead(head, boundary) {
-    const delimiter = `--${boundary}`;
-    const text = head.toString('latin1');
-    if (!text.startsWith(delimiter)) {
-        if (text.length >= delimiter.length)
-            throw failure('multipart body does not start with its boundary');
-        return undefined;
-    }
-    const fields = {};
-    let at = delimiter.length;
-    let expected = 0;
-    for (;;) {
-        const headersEnd = text.indexOf('\r\n\r\n', at);
-        if (headersEnd < 0)
-            return undefined;
-        const disposition = dispositionOf(text.slice(at + 2, headersEnd));
-        if (disposition.filename !== undefined) {
-            if (disposition.name !== 'filename')
-                throw failure(`wrong field name '${disposition.name}'`);
-            return { fields, filename: disposition.filename, dataAt: headersEnd + 4 };
-        }
-        if (disposition.name === 'filename')
-            throw failure(`wrong field name 'filename'`);
-        const index = TEXT_PARTS.indexOf(disposition.name, expected);
-        if (index < 0)
-            throw failure(`wrong Content-Disposition '${disposition.line}'`);
-        expected = index + 1;
-        const valueEnd = text.indexOf(`\r\n${delimiter}`, headersEnd + 4);
-        if (valueEnd < 0)
-            return undefined;
-        fields[disposition.name] = Buffer.from(text.slice(headersEnd + 4, valueEnd), 'latin1').toString('utf8');
-        at = valueEnd + 2 + delimiter.length;
-    }
-}
-/** A hash of the algorithm named, or undefined when it is not one Proxmox knows. */
-function hashOf(algorithm) {
-    return algorithm !== undefined && CHECKSUM_ALGORITHMS.includes(algorithm)
-        ? (0,external_node_crypto_.createHash)(algorithm)
-        : undefined;
-}
-/**
- * Reads the whole upload body: text parts into `fields`, the file into `tmpFile`.
- * `onBytes` hears every chunk off the wire.
- */
-async function receiveUpload(req, boundary, tmpFile, onBytes, 
-/** Waits until a chunk of `n` bytes has passed the (emulated) link. */
-pace = () => Promise.resolve()) {
-    const closing = Buffer.from(`\r\n--${boundary}`);
-    const hold = closing.length + 4 + 512; // the closing delimiter, "--", CRLF, an epilogue
-    let head = Buffer.alloc(0);
-    let parsed;
-    let held = Buffer.alloc(0);
-    let hash;
-    let size = 0;
-    const out = (0,external_node_fs_.createWriteStream)(tmpFile, { flags: 'wx' });
-    const failed = (0,external_node_events_.once)(out, 'error').then(([e]) => {
-        throw e;
-    });
-    failed.catch(() => undefined);
-    const write = async (data) => {
-        if (data.length === 0)
-            return;
-        hash?.update(data);
-        size += data.length;
-        if (!out.write(data))
-            await Promise.race([(0,external_node_events_.once)(out, 'drain'), failed]);
-    };
-    try {
-        for await (const chunk of req) {
-            onBytes(chunk.length);
-            await pace(chunk.length);
-            let data = chunk;
-            if (head !== undefined) {
-                head = Buffer.concat([head, chunk]);
-                parsed = parseHead(head, boundary);
-                if (!parsed) {
-                    if (head.length > MAX_HEAD)
-                        throw failure('multipart body: no file part found');
-                    continue;
-                }
-                hash = hashOf(parsed.fields['checksum-algorithm']);
-                data = head.subarray(parsed.dataAt);
-                head = undefined;
-            }
-            held = held.length === 0 ? data : Buffer.concat([held, data]);
-            if (held.length > hold + 65536) {
-                await write(held.subarray(0, held.length - hold));
-                held = Buffer.from(held.subarray(held.length - hold));
-            }
-        }
-        if (!parsed) {
-            // No file part at all: the parameter check names what is missing.
-            throw paramError({ filename: 'property is missing and it is not optional' });
-        }
-        const end = held.lastIndexOf(closing);
-        if (end < 0)
-            throw failure('multipart body: no closing boundary after the file');
-        await write(held.subarray(0, end));
-        out.end();
-        await Promise.race([(0,external_node_events_.once)(out, 'close'), failed]);
-        return {
-            fields: parsed.fields,
-            filename: parsed.filename,
-            tmpFile,
-            size,
-            digest: hash?.digest('hex'),
-        };
-    }
-    catch (error) {
-        out.destroy();
-        throw error;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/pve/params.ts
@@ -101095,7 +101328,7 @@ function vmOf(c) {
     return c.vms.get(node(c), vmid);
 }
 /** Waits up to `seconds` for a task: null when it ended OK, its error as a 500, else the UPID. */
-async function settle(c, n, upid, seconds) {
+async function routes_settle(c, n, upid, seconds) {
     const task = c.tasks.get(n, upid);
     let timer;
     await Promise.race([
@@ -101184,7 +101417,7 @@ const contentDelete = async (c) => {
         if (!(await c.storages.remove(v.volid, n)))
             log(`WARN: disk image '${v.volid}' does not exist`);
     });
-    return delay === undefined ? upid : settle(c, n, upid, delay);
+    return delay === undefined ? upid : routes_settle(c, n, upid, delay);
 };
 const taskStatus = (c) => {
     const task = c.tasks.get(node(c), c.parts[3] ?? '');
@@ -101279,7 +101512,7 @@ const vmConfigSet = (post) => async (c) => {
         await c.vms.applyUpdate(vm, update);
     });
     const delay = c.params.background_delay;
-    return delay === undefined ? upid : settle(c, vm.node, upid, Number(delay));
+    return delay === undefined ? upid : routes_settle(c, vm.node, upid, Number(delay));
 };
 const vmStatus = (c) => {
     const vm = vmOf(c);
@@ -101363,6 +101596,153 @@ function route(method, parts) {
 /** Whether the path is the upload call's: /nodes/{node}/storage/{storage}/upload. */
 function isUpload(parts) {
     return matches('nodes/*/storage/*/upload', parts);
+}
+
+;// CONCATENATED MODULE: ./src/emulator/pve/multipart.ts
+/**
+ * The upload body as pve-http-server parses it (proxmox-api.md section 3): the text
+ * parts `content`, then optionally `checksum-algorithm`, then `checksum`, in that order,
+ * and last the file part `name="filename"; filename="<name>"`, whose bytes run up to the
+ * closing boundary at the very end (a part after the file is swallowed into it). The
+ * file goes to a temporary file as it arrives, hashed on the way, in bounded memory.
+ */
+
+
+
+
+const CHECKSUM_ALGORITHMS = ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512'];
+/** The text parts, in the one order the parser accepts. */
+const TEXT_PARTS = ['content', 'checksum-algorithm', 'checksum'];
+/** Headers and text parts before the file: anything longer is not an upload. */
+const MAX_HEAD = 64 * 1024;
+/** The boundary of a multipart/form-data Content-Type, or undefined. */
+function multipartBoundary(contentType) {
+    const m = /^multipart\/form-data\s*;.*?boundary=(?:"([^"]+)"|([^\s;]+))/i.exec(contentType ?? '');
+    return m ? (m[1] ?? m[2]) : undefined;
+}
+function dispositionOf(headers) {
+    const line = headers.split('\r\n').find((l) => /^content-disposition:/i.test(l)) ?? '';
+    const m = /^content-disposition:\s*form-data;\s*name="([^"]*)"(?:;\s*filename="([^"]*)")?\s*$/i.exec(line);
+    if (!m)
+        throw failure(`wrong Content-Disposition '${line}'`);
+    return { name: m[1] ?? '', filename: m[2], line };
+}
+/**
+ * Parses the text parts of `head` up to the file part's headers; returns them, the file
+ * name, and where the file's bytes start in `head`; undefined while more bytes are needed.
+ */
+function parseHead(head, boundary) {
+    const delimiter = `--${boundary}`;
+    const text = head.toString('latin1');
+    if (!text.startsWith(delimiter)) {
+        if (text.length >= delimiter.length)
+            throw failure('multipart body does not start with its boundary');
+        return undefined;
+    }
+    const fields = {};
+    let at = delimiter.length;
+    let expected = 0;
+    for (;;) {
+        const headersEnd = text.indexOf('\r\n\r\n', at);
+        if (headersEnd < 0)
+            return undefined;
+        const disposition = dispositionOf(text.slice(at + 2, headersEnd));
+        if (disposition.filename !== undefined) {
+            if (disposition.name !== 'filename')
+                throw failure(`wrong field name '${disposition.name}'`);
+            return { fields, filename: disposition.filename, dataAt: headersEnd + 4 };
+        }
+        if (disposition.name === 'filename')
+            throw failure(`wrong field name 'filename'`);
+        const index = TEXT_PARTS.indexOf(disposition.name, expected);
+        if (index < 0)
+            throw failure(`wrong Content-Disposition '${disposition.line}'`);
+        expected = index + 1;
+        const valueEnd = text.indexOf(`\r\n${delimiter}`, headersEnd + 4);
+        if (valueEnd < 0)
+            return undefined;
+        fields[disposition.name] = Buffer.from(text.slice(headersEnd + 4, valueEnd), 'latin1').toString('utf8');
+        at = valueEnd + 2 + delimiter.length;
+    }
+}
+/** A hash of the algorithm named, or undefined when it is not one Proxmox knows. */
+function hashOf(algorithm) {
+    return algorithm !== undefined && CHECKSUM_ALGORITHMS.includes(algorithm)
+        ? (0,external_node_crypto_.createHash)(algorithm)
+        : undefined;
+}
+/**
+ * Reads the whole upload body: text parts into `fields`, the file into `tmpFile`.
+ * `onBytes` hears every chunk off the wire.
+ */
+async function receiveUpload(req, boundary, tmpFile, onBytes, 
+/** Waits until a chunk of `n` bytes has passed the (emulated) link. */
+pace = () => Promise.resolve()) {
+    const closing = Buffer.from(`\r\n--${boundary}`);
+    const hold = closing.length + 4 + 512; // the closing delimiter, "--", CRLF, an epilogue
+    let head = Buffer.alloc(0);
+    let parsed;
+    let held = Buffer.alloc(0);
+    let hash;
+    let size = 0;
+    const out = (0,external_node_fs_.createWriteStream)(tmpFile, { flags: 'wx' });
+    const failed = (0,external_node_events_.once)(out, 'error').then(([e]) => {
+        throw e;
+    });
+    failed.catch(() => undefined);
+    const write = async (data) => {
+        if (data.length === 0)
+            return;
+        hash?.update(data);
+        size += data.length;
+        if (!out.write(data))
+            await Promise.race([(0,external_node_events_.once)(out, 'drain'), failed]);
+    };
+    try {
+        for await (const chunk of req) {
+            onBytes(chunk.length);
+            await pace(chunk.length);
+            let data = chunk;
+            if (head !== undefined) {
+                head = Buffer.concat([head, chunk]);
+                parsed = parseHead(head, boundary);
+                if (!parsed) {
+                    if (head.length > MAX_HEAD)
+                        throw failure('multipart body: no file part found');
+                    continue;
+                }
+                hash = hashOf(parsed.fields['checksum-algorithm']);
+                data = head.subarray(parsed.dataAt);
+                head = undefined;
+            }
+            held = held.length === 0 ? data : Buffer.concat([held, data]);
+            if (held.length > hold + 65536) {
+                await write(held.subarray(0, held.length - hold));
+                held = Buffer.from(held.subarray(held.length - hold));
+            }
+        }
+        if (!parsed) {
+            // No file part at all: the parameter check names what is missing.
+            throw paramError({ filename: 'property is missing and it is not optional' });
+        }
+        const end = held.lastIndexOf(closing);
+        if (end < 0)
+            throw failure('multipart body: no closing boundary after the file');
+        await write(held.subarray(0, end));
+        out.end();
+        await Promise.race([(0,external_node_events_.once)(out, 'close'), failed]);
+        return {
+            fields: parsed.fields,
+            filename: parsed.filename,
+            tmpFile,
+            size,
+            digest: hash?.digest('hex'),
+        };
+    }
+    catch (error) {
+        out.destroy();
+        throw error;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/pve/storage.ts
@@ -101611,6 +101991,272 @@ class Tasks {
     }
 }
 
+;// CONCATENATED MODULE: ./src/emulator/pve/state.ts
+/**
+ * The Proxmox VE emulator's state, one object per emulator: the nodes, tokens, storages,
+ * VMs and tasks, the bandwidth link and the counters. The request handler (handle.ts) and
+ * the upload call (upload.ts) are functions over it.
+ */
+
+
+
+
+
+
+
+function state_checkOptions(o) {
+    for (const t of o.tokens) {
+        if (!/^[^\s!@]+@[^\s!@]+![A-Za-z][A-Za-z0-9._-]*$/.test(t.id) || t.secret === '') {
+            throw new InputError('tokens', `Invalid emulator token ${JSON.stringify(t.id)}: expected user@realm!tokenid and a non-empty secret`);
+        }
+    }
+    for (const vm of o.vms ?? []) {
+        if (!Number.isInteger(vm.vmid) || vm.vmid < 100) {
+            throw new InputError('vms', `Invalid VMID ${vm.vmid}: expected an integer of 100 or more`);
+        }
+    }
+}
+/** Checks the options and sets up the storages under options.dataDir. */
+async function openPveState(options) {
+    state_checkOptions(options);
+    const nodes = options.nodes ?? ['pve'];
+    const tmpDir = external_node_path_default().join(options.dataDir, 'tmp');
+    await (0,promises_.mkdir)(tmpDir, { recursive: true });
+    const storages = new Storages(options.dataDir, options.storages ?? [{ id: 'local' }], nodes);
+    await storages.init();
+    const vms = new Vms(options.vms ?? [], nodes, storages, options.runner);
+    await vms.init().catch(async (error) => {
+        await vms.close();
+        throw error;
+    });
+    const tasks = new Tasks(options.taskMs ?? 50);
+    const caps = options.link ?? {};
+    return {
+        host: options.host ?? '127.0.0.1',
+        nodes,
+        tokens: new Map(options.tokens.map((t) => [t.id, t])),
+        authDelay: options.authFailureDelayMs ?? 3000,
+        tmpDir,
+        storages,
+        vms,
+        tasks,
+        stats: {
+            requests: 0,
+            statuses: {},
+            uploadBytes: 0,
+            uploads: 0,
+            tasks: tasks.counts,
+        },
+        uploadSeq: 0,
+        caps,
+        link: new Link(() => ({
+            link: caps.linkBytesPerSecond,
+            connection: caps.connectionBytesPerSecond,
+        })),
+        pacers: new WeakMap(),
+    };
+}
+function state_pacerOf({ link, pacers }, req) {
+    let pacer = pacers.get(req.socket);
+    if (!pacer) {
+        pacer = link.pacer();
+        pacers.set(req.socket, pacer);
+    }
+    return pacer;
+}
+
+;// CONCATENATED MODULE: ./src/emulator/pve/upload.ts
+
+
+
+
+
+
+/** The checks of the upload's parameters once the body is in (400s, then storage 500s). */
+function checkUploadParams(up, storages, storage) {
+    const f = up.fields;
+    const errors = {};
+    if (f.content === undefined)
+        errors.content = 'property is missing and it is not optional';
+    else if (!['iso', 'vztmpl', 'import'].includes(f.content)) {
+        errors.content = `value '${f.content}' does not have a value in the enumeration 'iso, vztmpl, import'`;
+    }
+    if (f.checksum !== undefined && f['checksum-algorithm'] === undefined) {
+        errors['checksum-algorithm'] = "missing property required by 'checksum'";
+    }
+    if (f['checksum-algorithm'] !== undefined) {
+        if (f.checksum === undefined)
+            errors.checksum = "missing property required by 'checksum-algorithm'";
+        if (!CHECKSUM_ALGORITHMS.includes(f['checksum-algorithm'])) {
+            errors['checksum-algorithm'] =
+                `value '${f['checksum-algorithm']}' does not have a value in the enumeration '${CHECKSUM_ALGORITHMS.join(', ')}'`;
+        }
+    }
+    if (up.filename.length > 255)
+        errors.filename = 'value may only be 255 characters long';
+    if (Object.keys(errors).length > 0)
+        throw paramError(errors);
+    return storages.checkUpload(storage, f.content ?? '', up.filename);
+}
+/** The upload call: the started task's UPID, or undefined when the connection was dropped. */
+async function upload_upload(state, req, url, parts, caller) {
+    const node = parts[1] ?? '';
+    const storage = parts[3] ?? '';
+    const boundary = admitUpload(state, req, { node, storage, caller });
+    if (boundary === undefined) {
+        req.socket.destroy(); // Proxmox dies while handling the headers: no answer at all
+        return undefined;
+    }
+    const tmpFile = external_node_path_default().join(state.tmpDir, `pveupload-${process.pid}-${++state.uploadSeq}`);
+    try {
+        const up = await upload_receive(state, req, boundary, tmpFile);
+        for (const [k, v] of url.searchParams)
+            if (k !== 'tmpfilename')
+                up.fields[k] ??= v;
+        if (url.searchParams.has('tmpfilename'))
+            throw paramError({ tmpfilename: 'parameter is not allowed' });
+        const name = checkUploadParams(up, state.storages, storage);
+        state.stats.uploads += 1;
+        return importTask(state, { up, tmpFile, node, storage, name, caller });
+    }
+    catch (error) {
+        await (0,promises_.rm)(tmpFile, { force: true });
+        throw error;
+    }
+}
+/** Before the body: the node, the privilege and the encoding; the multipart boundary. */
+function admitUpload({ nodes }, req, { node, storage, caller }) {
+    if (!nodes.includes(node))
+        throw failure(`no such cluster node '${node}'`);
+    if (!has(caller, 'Datastore.AllocateTemplate')) {
+        throw new PveError(403, `Permission check failed (/storage/${storage}, Datastore.AllocateTemplate)`, undefined, true);
+    }
+    if (req.headers['transfer-encoding'] !== undefined) {
+        throw new PveError(501, 'chunked transfer encoding not supported');
+    }
+    return multipartBoundary(req.headers['content-type']);
+}
+/** The body, paced, into `tmpFile`. */
+function upload_receive(state, req, boundary, tmpFile) {
+    const pacer = state_pacerOf(state, req);
+    return state.link.carry(() => receiveUpload(req, boundary, tmpFile, (n) => (state.stats.uploadBytes += n), (n) => pacer.pass(n)));
+}
+/** The imgcopy task: checksum, then the file into place; the temporary file goes either way. */
+function importTask({ tasks, storages }, o) {
+    const { up, tmpFile, node, storage, name } = o;
+    const target = external_node_path_default().join(storages.isoDir(storage, node), name);
+    return tasks.start(node, 'imgcopy', '', o.caller.id, async (log) => {
+        try {
+            log(`starting file import from: ${tmpFile}`);
+            const expected = up.fields.checksum?.toLowerCase();
+            if (expected !== undefined) {
+                log(`validating checksum...`);
+                if (up.digest !== expected) {
+                    throw new Error(`checksum mismatch: got '${up.digest ?? ''}' != expect '${expected}'`);
+                }
+                log(`checksum verified`);
+            }
+            log(`target node: ${node}`);
+            log(`target file: ${target}`);
+            log(`file size is: ${up.size}`);
+            log(`command: cp -- ${tmpFile} ${target}`);
+            await storages.place(tmpFile, storage, node, name);
+            log('finished file import successfully');
+        }
+        finally {
+            await (0,promises_.rm)(tmpFile, { force: true });
+        }
+    });
+}
+
+;// CONCATENATED MODULE: ./src/emulator/pve/handle.ts
+
+
+
+
+
+
+const handle_BASE = '/api2/json/';
+async function handle_handle(state, req, res) {
+    state.stats.requests += 1;
+    try {
+        const url = new URL(req.url ?? '/', 'https://pve');
+        const parts = pathParts(req, url);
+        const caller = auth_authenticate(req.headers.authorization, state.tokens);
+        const method = req.method ?? 'GET';
+        let data;
+        if (method === 'POST' && isUpload(parts)) {
+            data = await upload_upload(state, req, url, parts, caller);
+            if (res.destroyed)
+                return;
+        }
+        else {
+            const handler = route(method, parts);
+            const params = await readParams(req, url);
+            const { nodes, storages, vms, tasks } = state;
+            const context = { caller, params, parts, nodes, storages, vms, tasks };
+            data = await handler(context);
+        }
+        if (state.caps.latencyMs)
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.caps.latencyMs);
+        if (res.destroyed)
+            return;
+        const envelope = data instanceof WithSiblings ? { data: data.data, ...data.siblings } : { data: data ?? null };
+        handle_send(state, res, 200, Buffer.from(JSON.stringify(envelope)));
+    }
+    catch (error) {
+        await handle_answerError(state, req, res, error);
+    }
+}
+/** The API path's parts after /api2/json/, decoded. */
+function pathParts(req, url) {
+    if (!url.pathname.startsWith(handle_BASE)) {
+        throw new PveError(501, `Method '${req.method ?? 'GET'} ${url.pathname}' not implemented`);
+    }
+    try {
+        return url.pathname
+            .slice(handle_BASE.length)
+            .split('/')
+            .filter((p) => p !== '')
+            .map(decodeURIComponent);
+    }
+    catch {
+        throw paramError({ path: 'malformed URI escape' });
+    }
+}
+function handle_send({ stats }, res, status, body, text) {
+    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+    if (text !== undefined)
+        res.statusMessage = text;
+    res.writeHead(status, {
+        'content-type': 'application/json;charset=UTF-8',
+        'content-length': String(body.length),
+        ...(status >= 400 ? { connection: 'close' } : {}),
+    });
+    res.end(body);
+}
+async function sendError(state, res, error) {
+    if (error.delayed)
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.authDelay);
+    if (state.caps.latencyMs)
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.caps.latencyMs);
+    if (res.destroyed)
+        return;
+    handle_send(state, res, error.status, errorBody(error), statusText(error.message));
+}
+/** The error answer, when anyone is still listening for one. */
+async function handle_answerError(state, req, res, error) {
+    if (res.headersSent || res.destroyed)
+        return;
+    if (error instanceof PveError) {
+        await sendError(state, res, error);
+        return;
+    }
+    if (req.destroyed)
+        return; // the client went away mid-body
+    await sendError(state, res, new PveError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`));
+}
+
 ;// CONCATENATED MODULE: ./src/emulator/pve/tls.ts
 /**
  * The certificate the emulator serves: Proxmox speaks HTTPS only (and proxmoxer too),
@@ -101668,13 +102314,10 @@ async function makeSelfSigned(host) {
 
 ;// CONCATENATED MODULE: ./src/emulator/pve/server.ts
 /**
- * The Proxmox VE emulator's HTTPS server (node:https, a certificate made at start):
- * authenticates the API token, reads the parameters, routes the call and answers in
- * Proxmox's envelope, `{"data": …}` on success and the status text plus
- * `{"data":null,"message":…}` on failure, closing the connection after an error. The
- * upload call is handled apart: its privilege is checked before the body is read,
- * then the body streams to a temporary file and an `imgcopy` task verifies the
- * checksum and moves the file into place.
+ * The Proxmox VE emulator's HTTPS server (node:https, a certificate made at start): opens
+ * the emulator's state (state.ts), answers each request with handle.ts and closes in order
+ * (the HTTPS server and its requests in flight, the tasks, the VMs, then the upload
+ * directory).
  */
 
 
@@ -101683,235 +102326,20 @@ async function makeSelfSigned(host) {
 
 
 
-
-
-
-
-
-
-
-
-
-
-const server_BASE = '/api2/json/';
-function server_checkOptions(o) {
-    for (const t of o.tokens) {
-        if (!/^[^\s!@]+@[^\s!@]+![A-Za-z][A-Za-z0-9._-]*$/.test(t.id) || t.secret === '') {
-            throw new InputError('tokens', `Invalid emulator token ${JSON.stringify(t.id)}: expected user@realm!tokenid and a non-empty secret`);
-        }
-    }
-    for (const vm of o.vms ?? []) {
-        if (!Number.isInteger(vm.vmid) || vm.vmid < 100) {
-            throw new InputError('vms', `Invalid VMID ${vm.vmid}: expected an integer of 100 or more`);
-        }
-    }
-}
-/** The checks of the upload's parameters once the body is in (400s, then storage 500s). */
-function checkUploadParams(up, storages, storage) {
-    const f = up.fields;
-    const errors = {};
-    if (f.content === undefined)
-        errors.content = 'property is missing and it is not optional';
-    else if (!['iso', 'vztmpl', 'import'].includes(f.content)) {
-        errors.content = `value '${f.content}' does not have a value in the enumeration 'iso, vztmpl, import'`;
-    }
-    if (f.checksum !== undefined && f['checksum-algorithm'] === undefined) {
-        errors['checksum-algorithm'] = "missing property required by 'checksum'";
-    }
-    if (f['checksum-algorithm'] !== undefined) {
-        if (f.checksum === undefined)
-            errors.checksum = "missing property required by 'checksum-algorithm'";
-        if (!CHECKSUM_ALGORITHMS.includes(f['checksum-algorithm'])) {
-            errors['checksum-algorithm'] =
-                `value '${f['checksum-algorithm']}' does not have a value in the enumeration '${CHECKSUM_ALGORITHMS.join(', ')}'`;
-        }
-    }
-    if (up.filename.length > 255)
-        errors.filename = 'value may only be 255 characters long';
-    if (Object.keys(errors).length > 0)
-        throw paramError(errors);
-    return storages.checkUpload(storage, f.content ?? '', up.filename);
-}
 async function startPveEmulator(options) {
-    server_checkOptions(options);
-    const host = options.host ?? '127.0.0.1';
-    const nodes = options.nodes ?? ['pve'];
-    const tokens = new Map(options.tokens.map((t) => [t.id, t]));
-    const authDelay = options.authFailureDelayMs ?? 3000;
-    const tmpDir = external_node_path_default().join(options.dataDir, 'tmp');
-    await (0,promises_.mkdir)(tmpDir, { recursive: true });
-    const storages = new Storages(options.dataDir, options.storages ?? [{ id: 'local' }], nodes);
-    await storages.init();
-    const vms = new Vms(options.vms ?? [], nodes, storages, options.runner);
-    await vms.init().catch(async (error) => {
-        await vms.close();
-        throw error;
-    });
-    const tasks = new Tasks(options.taskMs ?? 50);
-    const stats = {
-        requests: 0,
-        statuses: {},
-        uploadBytes: 0,
-        uploads: 0,
-        tasks: tasks.counts,
-    };
-    let uploadSeq = 0;
-    const caps = options.link ?? {};
-    const link = new Link(() => ({
-        link: caps.linkBytesPerSecond,
-        connection: caps.connectionBytesPerSecond,
-    }));
-    const pacers = new WeakMap();
-    function pacerOf(req) {
-        let pacer = pacers.get(req.socket);
-        if (!pacer) {
-            pacer = link.pacer();
-            pacers.set(req.socket, pacer);
-        }
-        return pacer;
-    }
-    function send(res, status, body, text) {
-        stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-        if (text !== undefined)
-            res.statusMessage = text;
-        res.writeHead(status, {
-            'content-type': 'application/json;charset=UTF-8',
-            'content-length': String(body.length),
-            ...(status >= 400 ? { connection: 'close' } : {}),
-        });
-        res.end(body);
-    }
-    async function sendError(res, error) {
-        if (error.delayed)
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(authDelay);
-        if (caps.latencyMs)
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(caps.latencyMs);
-        if (res.destroyed)
-            return;
-        send(res, error.status, errorBody(error), statusText(error.message));
-    }
-    async function upload(req, url, parts, caller) {
-        const node = parts[1] ?? '';
-        const storage = parts[3] ?? '';
-        if (!nodes.includes(node))
-            throw failure(`no such cluster node '${node}'`);
-        if (!has(caller, 'Datastore.AllocateTemplate')) {
-            throw new PveError(403, `Permission check failed (/storage/${storage}, Datastore.AllocateTemplate)`, undefined, true);
-        }
-        if (req.headers['transfer-encoding'] !== undefined) {
-            throw new PveError(501, 'chunked transfer encoding not supported');
-        }
-        const boundary = multipartBoundary(req.headers['content-type']);
-        if (boundary === undefined) {
-            req.socket.destroy(); // Proxmox dies while handling the headers: no answer at all
-            return undefined;
-        }
-        const tmpFile = external_node_path_default().join(tmpDir, `pveupload-${process.pid}-${++uploadSeq}`);
-        let up;
-        try {
-            const pacer = pacerOf(req);
-            up = await link.carry(() => receiveUpload(req, boundary, tmpFile, (n) => (stats.uploadBytes += n), (n) => pacer.pass(n)));
-            for (const [k, v] of url.searchParams)
-                if (k !== 'tmpfilename')
-                    up.fields[k] ??= v;
-            if (url.searchParams.has('tmpfilename'))
-                throw paramError({ tmpfilename: 'parameter is not allowed' });
-            const name = checkUploadParams(up, storages, storage);
-            stats.uploads += 1;
-            const target = external_node_path_default().join(storages.isoDir(storage, node), name);
-            return tasks.start(node, 'imgcopy', '', caller.id, async (log) => {
-                try {
-                    log(`starting file import from: ${tmpFile}`);
-                    const expected = up.fields.checksum?.toLowerCase();
-                    if (expected !== undefined) {
-                        log(`validating checksum...`);
-                        if (up.digest !== expected) {
-                            throw new Error(`checksum mismatch: got '${up.digest ?? ''}' != expect '${expected}'`);
-                        }
-                        log(`checksum verified`);
-                    }
-                    log(`target node: ${node}`);
-                    log(`target file: ${target}`);
-                    log(`file size is: ${up.size}`);
-                    log(`command: cp -- ${tmpFile} ${target}`);
-                    await storages.place(tmpFile, storage, node, name);
-                    log('finished file import successfully');
-                }
-                finally {
-                    await (0,promises_.rm)(tmpFile, { force: true });
-                }
-            });
-        }
-        catch (error) {
-            await (0,promises_.rm)(tmpFile, { force: true });
-            throw error;
-        }
-    }
-    async function handle(req, res) {
-        stats.requests += 1;
-        try {
-            const url = new URL(req.url ?? '/', 'https://pve');
-            if (!url.pathname.startsWith(server_BASE)) {
-                throw new PveError(501, `Method '${req.method ?? 'GET'} ${url.pathname}' not implemented`);
-            }
-            let parts;
-            try {
-                parts = url.pathname
-                    .slice(server_BASE.length)
-                    .split('/')
-                    .filter((p) => p !== '')
-                    .map(decodeURIComponent);
-            }
-            catch {
-                throw paramError({ path: 'malformed URI escape' });
-            }
-            const caller = auth_authenticate(req.headers.authorization, tokens);
-            const method = req.method ?? 'GET';
-            let data;
-            if (method === 'POST' && isUpload(parts)) {
-                data = await upload(req, url, parts, caller);
-                if (res.destroyed)
-                    return;
-            }
-            else {
-                const handler = route(method, parts);
-                const params = await readParams(req, url);
-                const context = { caller, params, parts, nodes, storages, vms, tasks };
-                data = await handler(context);
-            }
-            if (caps.latencyMs)
-                await (0,external_node_timers_promises_namespaceObject.setTimeout)(caps.latencyMs);
-            if (res.destroyed)
-                return;
-            const envelope = data instanceof WithSiblings
-                ? { data: data.data, ...data.siblings }
-                : { data: data ?? null };
-            send(res, 200, Buffer.from(JSON.stringify(envelope)));
-        }
-        catch (error) {
-            if (res.headersSent || res.destroyed)
-                return;
-            if (error instanceof PveError) {
-                await sendError(res, error);
-                return;
-            }
-            if (req.destroyed)
-                return; // the client went away mid-body
-            await sendError(res, new PveError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`));
-        }
-    }
-    const tls = await makeSelfSigned(host);
+    const state = await openPveState(options);
+    const tls = await makeSelfSigned(state.host);
     const inflight = new Set();
     const server = (0,external_node_https_.createServer)({ cert: tls.cert, key: tls.key, requestTimeout: 0 }, (req, res) => {
         req.on('error', () => undefined);
         res.on('error', () => undefined);
-        const done = handle(req, res).catch(() => {
+        const done = handle_handle(state, req, res).catch(() => {
             res.destroy();
         });
         inflight.add(done);
         void done.finally(() => inflight.delete(done));
     });
-    server.listen(options.port ?? 0, host);
+    server.listen(options.port ?? 0, state.host);
     await Promise.race([
         (0,external_node_events_.once)(server, 'listening'),
         (0,external_node_events_.once)(server, 'error').then(([error]) => {
@@ -101926,16 +102354,16 @@ async function startPveEmulator(options) {
         hostPort,
         certificate: tls.cert,
         fingerprint: tls.fingerprint,
-        stats,
+        stats: state.stats,
         editConfig(vmid, changes) {
-            vms.edit(vmid, changes);
+            state.vms.edit(vmid, changes);
         },
         close() {
             closing ??= (async () => {
                 await closeHttpServer(server, inflight);
-                await tasks.settle();
-                await vms.close();
-                await (0,promises_.rm)(tmpDir, { recursive: true, force: true });
+                await state.tasks.settle();
+                await state.vms.close();
+                await (0,promises_.rm)(state.tmpDir, { recursive: true, force: true });
             })();
             return closing;
         },
