@@ -87332,7 +87332,7 @@ function run(cmd, args, options = {}) {
             reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
         });
         child.stdin.on('error', () => undefined); // a program that does not read its stdin
-        child.stdin.end();
+        child.stdin.end(options.input);
     });
 }
 
@@ -95650,9 +95650,13 @@ class VersionedPublisher {
     }
     async previous() {
         const target = this.target;
-        const current = await currentId(target);
-        const ids = await listReleases(target);
-        const promoted = everPromoted(await readHistory(target));
+        // Three independent reads at once: this is on the way to the comparison's start.
+        const [current, ids, history] = await Promise.all([
+            currentId(target),
+            listReleases(target),
+            readHistory(target),
+        ]);
+        const promoted = everPromoted(history);
         const staged = ids.filter((id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0));
         const id = staged.at(-1) ?? current ?? ids.at(-1);
         if (!id)
@@ -96407,24 +96411,6 @@ async function scanMountedTrees(o, reporter) {
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/rsync.ts
-/**
- * The copy: rsync with hard links (-H), ACLs (-A), extended attributes (-X, so file
- * capabilities such as ping's survive), numeric owners, one filesystem (-x) and --delete.
- * A versioned build copies into a fresh directory with --link-dest against the previous
- * release, so unchanged files are hard links and cost nothing.
- *
- * Before copying, a dry run of the same rsync against the previous release tells whether
- * anything would change at all; paths the build itself manages (the overlay, generated
- * files, masks) are left out of that comparison, since the master's version of them never
- * reaches a client. Directory times are ignored there: /tmp's or /run's change all the time.
- * A file whose only difference is its modification time (ldconfig, package scripts touch
- * files without changing them) is compared by content in a second dry run over just those
- * files (-c): a new release comes only from a change of content, owner, mode, ACLs or
- * xattrs, and the cost of reading is paid for the touched files alone.
- */
-
-
-
 
 
 // --modify-window=-1: compare times to the nanosecond, so a same-size edit within the
@@ -96432,16 +96418,12 @@ async function scanMountedTrees(o, reporter) {
 const BASE = ['-aHAXx', '--numeric-ids', '--delete', '--modify-window=-1'];
 /** rsync exit 24: some source files vanished while copying, normal on a live system. */
 const VANISHED = 24;
-async function withExcludeFile(patterns, work) {
-    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
-    try {
-        const file = external_node_path_default().join(dir, 'exclude');
-        await (0,promises_.writeFile)(file, `${patterns.join('\n')}\n`);
-        return await work(file);
-    }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true });
-    }
+/**
+ * The exclusion patterns as rsync reads them with --exclude-from=- (on its stdin: no
+ * temporary file to write and remove on the way to the comparison).
+ */
+function exclusionList(patterns) {
+    return `${patterns.join('\n')}\n`;
 }
 function slash(dir) {
     return dir.endsWith('/') ? dir : `${dir}/`;
@@ -96456,28 +96438,26 @@ function protect(names) {
  */
 async function differences(o) {
     const patterns = [...o.excludes, ...o.managed.map((m) => `/${escapePattern(m)}`)];
-    return withExcludeFile(patterns, async (file) => {
-        const { stdout } = await run('rsync', [
-            ...BASE,
-            '--dry-run',
-            '--itemize-changes',
-            '--omit-dir-times',
-            ...protect(o.toolFiles),
-            `--exclude-from=${file}`,
-            slash(o.source),
-            slash(o.dest),
-        ], { okCodes: [VANISHED] });
-        // A symlink's content is its target, which rsync compares itself: its time alone is
-        // no change. A file's time alone sends it to the content comparison.
-        const lines = stdout
-            .split('\n')
-            .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
-        const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
-        if (touched.length === 0)
-            return lines;
-        const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
-        return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
-    });
+    const { stdout } = await run('rsync', [
+        ...BASE,
+        '--dry-run',
+        '--itemize-changes',
+        '--omit-dir-times',
+        ...protect(o.toolFiles),
+        '--exclude-from=-',
+        slash(o.source),
+        slash(o.dest),
+    ], { okCodes: [VANISHED], input: exclusionList(patterns) });
+    // A symlink's content is its target, which rsync compares itself: its time alone is
+    // no change. A file's time alone sends it to the content comparison.
+    const lines = stdout
+        .split('\n')
+        .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
+    const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
+    if (touched.length === 0)
+        return lines;
+    const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
+    return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
 }
 /** Itemized lines (YXcstpoguax) whose only difference is the modification time. */
 const FILE_TIME_ONLY = /^[>.]f\.\.[tT]\.{6} /;
@@ -96491,59 +96471,50 @@ function itemPath(line) {
 }
 /** Which of `files` (relative paths) differ in content between `source` and `dest`. */
 async function contentDiffers(source, dest, files) {
-    const dir = await (0,promises_.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'diskless-rsync-'));
-    try {
-        const list = external_node_path_default().join(dir, 'files');
-        await (0,promises_.writeFile)(list, Buffer.from(`${files.join('\0')}\0`));
-        const { stdout } = await run('rsync', [
-            ...BASE.filter((arg) => arg !== '--delete'),
-            '--dry-run',
-            '--itemize-changes',
-            '--checksum',
-            '--from0',
-            `--files-from=${list}`,
-            slash(source),
-            slash(dest),
-        ], { okCodes: [VANISHED] });
-        // With -c an equal file only gets its time set ('.' first): a transfer means content.
-        return new Set(stdout
-            .split('\n')
-            .filter((line) => /^[>c]/.test(line))
-            .map(itemPath));
-    }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true });
-    }
+    const { stdout } = await run('rsync', [
+        ...BASE.filter((arg) => arg !== '--delete'),
+        '--dry-run',
+        '--itemize-changes',
+        '--checksum',
+        '--from0',
+        '--files-from=-',
+        slash(source),
+        slash(dest),
+    ], { okCodes: [VANISHED], input: `${files.join('\0')}\0` });
+    // With -c an equal file only gets its time set ('.' first): a transfer means content.
+    return new Set(stdout
+        .split('\n')
+        .filter((line) => /^[>c]/.test(line))
+        .map(itemPath));
 }
 function statNumber(stdout, label) {
     const m = new RegExp(`^${label}: ([\\d,]+)`, 'm').exec(stdout);
     return m?.[1] ? Number(m[1].replace(/,/g, '')) : 0;
 }
 async function copy(o, reporter) {
-    return withExcludeFile(o.excludes, async (file) => {
-        const args = [
-            ...BASE,
-            ...(o.deleteExcluded ? ['--delete-excluded'] : []),
-            ...protect(o.toolFiles),
-            `--exclude-from=${file}`,
-            ...(o.linkDest ? [`--link-dest=${o.linkDest}`] : []),
-            '--stats',
-            slash(o.source),
-            slash(o.dest),
-        ];
-        reporter.debug(showCommand('rsync', args));
-        const { code, stdout, stderr } = await run('rsync', args, {
-            okCodes: [VANISHED],
-            debianPackage: 'rsync',
-        });
-        if (code === VANISHED) {
-            reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`);
-        }
-        return {
-            transferred: statNumber(stdout, 'Number of regular files transferred'),
-            transferredBytes: statNumber(stdout, 'Total transferred file size'),
-        };
+    const args = [
+        ...BASE,
+        ...(o.deleteExcluded ? ['--delete-excluded'] : []),
+        ...protect(o.toolFiles),
+        '--exclude-from=-',
+        ...(o.linkDest ? [`--link-dest=${o.linkDest}`] : []),
+        '--stats',
+        slash(o.source),
+        slash(o.dest),
+    ];
+    reporter.debug(showCommand('rsync', args));
+    const { code, stdout, stderr } = await run('rsync', args, {
+        okCodes: [VANISHED],
+        debianPackage: 'rsync',
+        input: exclusionList(o.excludes),
     });
+    if (code === VANISHED) {
+        reporter.warning(`rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`);
+    }
+    return {
+        transferred: statNumber(stdout, 'Number of regular files transferred'),
+        transferredBytes: statNumber(stdout, 'Total transferred file size'),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/rootfs/build.ts
@@ -96666,8 +96637,12 @@ function startBeside(run) {
     early.catch(() => undefined); // awaited below
     return { guessed, mountedHits, early, waited: false };
 }
-/** lock: one build of a target at a time. */
+/**
+ * lock: one build of a target at a time. The lock's holder process is spawned once the
+ * comparison is on its way (a spawn blocks this thread for a moment).
+ */
 async function lock(run, beside) {
+    await beside.guessed.catch(() => undefined);
     return holdLocks([await lockFile(run.target)], () => {
         beside.waited = true;
         run.reporter.info(`Another build of ${run.target} is running; waiting for it to finish`);

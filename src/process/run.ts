@@ -14,6 +14,8 @@ export interface RunOptions {
   onLine?: (line: string) => void;
   /** The Debian package that provides the program, named when it is missing. */
   debianPackage?: string;
+  /** Written to the program's stdin (a list it reads with `-`, instead of a temporary file). */
+  input?: string;
 }
 
 export interface RunResult {
@@ -89,6 +91,6 @@ export function run(
       reject(new DisklessError(`${showCommand(cmd, args)} ${how}${why ? `: ${why}` : ''}`));
     });
     child.stdin.on('error', () => undefined); // a program that does not read its stdin
-    child.stdin.end();
+    child.stdin.end(options.input);
   });
 }

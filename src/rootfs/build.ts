@@ -151,8 +151,12 @@ function startBeside(run: Run): Beside {
   return { guessed, mountedHits, early, waited: false };
 }
 
-/** lock: one build of a target at a time. */
+/**
+ * lock: one build of a target at a time. The lock's holder process is spawned once the
+ * comparison is on its way (a spawn blocks this thread for a moment).
+ */
 async function lock(run: Run, beside: Beside): Promise<HeldLock> {
+  await beside.guessed.catch(() => undefined);
   return holdLocks([await lockFile(run.target)], () => {
     beside.waited = true;
     run.reporter.info(`Another build of ${run.target} is running; waiting for it to finish`);

@@ -128,9 +128,13 @@ class VersionedPublisher implements Publisher {
 
   async previous(): Promise<PreviousRelease> {
     const target = this.target;
-    const current = await currentId(target);
-    const ids = await listReleases(target);
-    const promoted = everPromoted(await readHistory(target));
+    // Three independent reads at once: this is on the way to the comparison's start.
+    const [current, ids, history] = await Promise.all([
+      currentId(target),
+      listReleases(target),
+      readHistory(target),
+    ]);
+    const promoted = everPromoted(history);
     const staged = ids.filter(
       (id) => !promoted.has(id) && (current === undefined || compareIds(id, current) > 0),
     );

@@ -13,9 +13,6 @@
  * files (-c): a new release comes only from a change of content, owner, mode, ACLs or
  * xattrs, and the cost of reading is paid for the touched files alone.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Reporter } from '../report.js';
 import { lastLines, run, showCommand } from '../process/run.js';
 import { escapePattern } from './exclusions.js';
@@ -26,18 +23,12 @@ const BASE = ['-aHAXx', '--numeric-ids', '--delete', '--modify-window=-1'];
 /** rsync exit 24: some source files vanished while copying, normal on a live system. */
 const VANISHED = 24;
 
-async function withExcludeFile<T>(
-  patterns: readonly string[],
-  work: (file: string) => Promise<T>,
-): Promise<T> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-rsync-'));
-  try {
-    const file = path.join(dir, 'exclude');
-    await writeFile(file, `${patterns.join('\n')}\n`);
-    return await work(file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/**
+ * The exclusion patterns as rsync reads them with --exclude-from=- (on its stdin: no
+ * temporary file to write and remove on the way to the comparison).
+ */
+function exclusionList(patterns: readonly string[]): string {
+  return `${patterns.join('\n')}\n`;
 }
 
 function slash(dir: string): string {
@@ -61,31 +52,29 @@ export async function differences(o: {
   toolFiles: readonly string[];
 }): Promise<string[]> {
   const patterns = [...o.excludes, ...o.managed.map((m) => `/${escapePattern(m)}`)];
-  return withExcludeFile(patterns, async (file) => {
-    const { stdout } = await run(
-      'rsync',
-      [
-        ...BASE,
-        '--dry-run',
-        '--itemize-changes',
-        '--omit-dir-times',
-        ...protect(o.toolFiles),
-        `--exclude-from=${file}`,
-        slash(o.source),
-        slash(o.dest),
-      ],
-      { okCodes: [VANISHED] },
-    );
-    // A symlink's content is its target, which rsync compares itself: its time alone is
-    // no change. A file's time alone sends it to the content comparison.
-    const lines = stdout
-      .split('\n')
-      .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
-    const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
-    if (touched.length === 0) return lines;
-    const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
-    return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
-  });
+  const { stdout } = await run(
+    'rsync',
+    [
+      ...BASE,
+      '--dry-run',
+      '--itemize-changes',
+      '--omit-dir-times',
+      ...protect(o.toolFiles),
+      '--exclude-from=-',
+      slash(o.source),
+      slash(o.dest),
+    ],
+    { okCodes: [VANISHED], input: exclusionList(patterns) },
+  );
+  // A symlink's content is its target, which rsync compares itself: its time alone is
+  // no change. A file's time alone sends it to the content comparison.
+  const lines = stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !LINK_TIME_ONLY.test(line));
+  const touched = lines.filter((line) => FILE_TIME_ONLY.test(line));
+  if (touched.length === 0) return lines;
+  const changed = await contentDiffers(o.source, o.dest, touched.map(itemPath));
+  return lines.filter((line) => !FILE_TIME_ONLY.test(line) || changed.has(itemPath(line)));
 }
 
 /** Itemized lines (YXcstpoguax) whose only difference is the modification time. */
@@ -108,34 +97,27 @@ async function contentDiffers(
   dest: string,
   files: readonly string[],
 ): Promise<Set<string>> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'diskless-rsync-'));
-  try {
-    const list = path.join(dir, 'files');
-    await writeFile(list, Buffer.from(`${files.join('\0')}\0`));
-    const { stdout } = await run(
-      'rsync',
-      [
-        ...BASE.filter((arg) => arg !== '--delete'),
-        '--dry-run',
-        '--itemize-changes',
-        '--checksum',
-        '--from0',
-        `--files-from=${list}`,
-        slash(source),
-        slash(dest),
-      ],
-      { okCodes: [VANISHED] },
-    );
-    // With -c an equal file only gets its time set ('.' first): a transfer means content.
-    return new Set(
-      stdout
-        .split('\n')
-        .filter((line) => /^[>c]/.test(line))
-        .map(itemPath),
-    );
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const { stdout } = await run(
+    'rsync',
+    [
+      ...BASE.filter((arg) => arg !== '--delete'),
+      '--dry-run',
+      '--itemize-changes',
+      '--checksum',
+      '--from0',
+      '--files-from=-',
+      slash(source),
+      slash(dest),
+    ],
+    { okCodes: [VANISHED], input: `${files.join('\0')}\0` },
+  );
+  // With -c an equal file only gets its time set ('.' first): a transfer means content.
+  return new Set(
+    stdout
+      .split('\n')
+      .filter((line) => /^[>c]/.test(line))
+      .map(itemPath),
+  );
 }
 
 export interface CopyStats {
@@ -162,30 +144,29 @@ export async function copy(
   },
   reporter: Reporter,
 ): Promise<CopyStats> {
-  return withExcludeFile(o.excludes, async (file) => {
-    const args = [
-      ...BASE,
-      ...(o.deleteExcluded ? ['--delete-excluded'] : []),
-      ...protect(o.toolFiles),
-      `--exclude-from=${file}`,
-      ...(o.linkDest ? [`--link-dest=${o.linkDest}`] : []),
-      '--stats',
-      slash(o.source),
-      slash(o.dest),
-    ];
-    reporter.debug(showCommand('rsync', args));
-    const { code, stdout, stderr } = await run('rsync', args, {
-      okCodes: [VANISHED],
-      debianPackage: 'rsync',
-    });
-    if (code === VANISHED) {
-      reporter.warning(
-        `rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`,
-      );
-    }
-    return {
-      transferred: statNumber(stdout, 'Number of regular files transferred'),
-      transferredBytes: statNumber(stdout, 'Total transferred file size'),
-    };
+  const args = [
+    ...BASE,
+    ...(o.deleteExcluded ? ['--delete-excluded'] : []),
+    ...protect(o.toolFiles),
+    '--exclude-from=-',
+    ...(o.linkDest ? [`--link-dest=${o.linkDest}`] : []),
+    '--stats',
+    slash(o.source),
+    slash(o.dest),
+  ];
+  reporter.debug(showCommand('rsync', args));
+  const { code, stdout, stderr } = await run('rsync', args, {
+    okCodes: [VANISHED],
+    debianPackage: 'rsync',
+    input: exclusionList(o.excludes),
   });
+  if (code === VANISHED) {
+    reporter.warning(
+      `rsync: some files vanished while they were copied (normal on a live system): ${lastLines(stderr, 1)}`,
+    );
+  }
+  return {
+    transferred: statNumber(stdout, 'Number of regular files transferred'),
+    transferredBytes: statNumber(stdout, 'Total transferred file size'),
+  };
 }
