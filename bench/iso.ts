@@ -65,8 +65,8 @@ async function timedBuild(inputs: Record<string, string>): Promise<Timed> {
   return {
     total: Number(process.hrtime.bigint() - t0) / 1e9,
     phases,
-    sha256: String(report.outputs.sha256),
-    hit: report.outputs['initramfs-cache-hit'] === true,
+    sha256: report.outputs.sha256,
+    hit: report.outputs['initramfs-cache-hit'],
   };
 }
 

@@ -54,8 +54,8 @@ async function rolloutRun(batch: number): Promise<{ perServer: number; requests:
     });
     const seconds = (performance.now() - t0) / 1000;
     if (r.error) throw r.error;
-    if (String(r.outputs['servers-restarted']).split(' ').length !== SERVERS) {
-      throw new Error(`not every server was restarted: ${String(r.outputs['servers-restarted'])}`);
+    if (r.outputs['servers-restarted'].split(' ').length !== SERVERS) {
+      throw new Error(`not every server was restarted: ${r.outputs['servers-restarted']}`);
     }
     return { perServer: seconds / SERVERS, requests: (f.e.stats.requests - before) / SERVERS };
   } finally {
@@ -150,8 +150,8 @@ async function pveRolloutRun(batch: number): Promise<{ perServer: number; reques
     });
     const seconds = (performance.now() - t0) / 1000;
     if (r.error) throw r.error;
-    if (String(r.outputs['servers-restarted']).split(' ').length !== SERVERS) {
-      throw new Error(`not every VM was restarted: ${String(r.outputs['servers-restarted'])}`);
+    if (r.outputs['servers-restarted'].split(' ').length !== SERVERS) {
+      throw new Error(`not every VM was restarted: ${r.outputs['servers-restarted']}`);
     }
     return {
       perServer: seconds / SERVERS,

@@ -106,7 +106,7 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
     };
     const tool = async (): Promise<{ release: string; changed: boolean }> => {
       const r = await buildRootfs(options, silentReporter);
-      return { release: String(r.outputs.release), changed: r.outputs.changed === true };
+      return { release: r.outputs.release, changed: r.outputs.changed };
     };
 
     const firstPlain = await seconds(() => {

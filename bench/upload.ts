@@ -31,6 +31,7 @@ import { gzip } from 'node:zlib';
 import { Client } from 'undici';
 import { flag } from './lib/measure.js';
 import { makeImage } from './lib/iso-like.js';
+import type { UploadDriveReport } from '../src/upload/options.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'dist/cli/index.js');
@@ -124,7 +125,8 @@ async function baseline(url: string, image: string): Promise<{ seconds: number; 
 interface ActionRun {
   seconds: number;
   peakRssMiB: number;
-  outputs: Record<string, string | number | boolean>;
+  /** The CLI's --json: the step's report outputs. */
+  outputs: UploadDriveReport['outputs'];
 }
 
 /** The bundled CLI with default settings; peak RSS from /proc (VmHWM) while it runs. */
@@ -191,8 +193,8 @@ async function scenario(label: string, size: number): Promise<string[]> {
     const base = await baseline(emu.url, image);
     const inPlace = await action(emu.url, image, 'bench-in-place', state, ['--mode', 'in-place']);
     const cold = await action(emu.url, image, 'bench', state);
-    const sent = Number(cold.outputs['bytes-sent']);
-    const read = Number(cold.outputs['bytes-read']);
+    const sent = cold.outputs['bytes-sent'];
+    const read = cold.outputs['bytes-read'];
     // The fleet boots the new drive: a running server claims it from now on.
     await api(
       emu.url,
@@ -202,7 +204,7 @@ async function scenario(label: string, size: number): Promise<string[]> {
         name: 'bench-web',
         cpu: '1000',
         mem: '512',
-        'ide:0:1': String(cold.outputs['drive-uuid']),
+        'ide:0:1': cold.outputs['drive-uuid'],
         'ide:0:1:media': 'cdrom',
       }),
     );
@@ -217,8 +219,8 @@ async function scenario(label: string, size: number): Promise<string[]> {
     const session = Number(cold.outputs.duration);
     const sessionUse = (sent + read) / (LINK_BYTES_PER_S * session);
     const inPlaceSession = Number(inPlace.outputs.duration);
-    const inPlaceUse = Number(inPlace.outputs['bytes-sent']) / (LINK_BYTES_PER_S * inPlaceSession);
-    const changedChunks = Number(changed.outputs['chunks-sent']);
+    const inPlaceUse = inPlace.outputs['bytes-sent'] / (LINK_BYTES_PER_S * inPlaceSession);
+    const changedChunks = changed.outputs['chunks-sent'];
     return [
       `${label}: ${size / MiB} MiB image`,
       `  baseline (sequential 4 MiB gzip chunks): ${base.seconds.toFixed(2)} s, ${(base.bytes / MiB).toFixed(1)} MiB sent`,
@@ -228,7 +230,7 @@ async function scenario(label: string, size: number): Promise<string[]> {
       `  link used over the whole run:            ${(utilisationWhole * 100).toFixed(0)}% (process start, hashing, drive lookup, verify and record included)`,
       `  unchanged re-upload:                     ${unchanged.seconds.toFixed(2)} s, ${unchanged.outputs['bytes-sent']} bytes of chunks sent (target 0 B in < 1 s)`,
       `  (a) one 4 MiB region changed, new standby drive copied from the claimed live one on the server:`,
-      `      ${changed.seconds.toFixed(2)} s, ${changedChunks} chunks, ${(Number(changed.outputs['bytes-sent']) / MiB).toFixed(1)} MiB sent (target <= 2 chunks; without the copy: ${cold.outputs['chunks-sent']} chunks), copied from ${changed.outputs['copied-from'] === cold.outputs['drive-uuid'] ? 'the live drive' : 'nothing'}`,
+      `      ${changed.seconds.toFixed(2)} s, ${changedChunks} chunks, ${(changed.outputs['bytes-sent'] / MiB).toFixed(1)} MiB sent (target <= 2 chunks; without the copy: ${cold.outputs['chunks-sent']} chunks), copied from ${changed.outputs['copied-from'] === cold.outputs['drive-uuid'] ? 'the live drive' : 'nothing'}`,
       `  (b) API session of the cold upload (standby, read back whole): ${session.toFixed(2)} s for ${(sent / MiB).toFixed(1)} MiB sent + ${(read / MiB).toFixed(1)} MiB read back`,
       `      link use ${(sessionUse * 100).toFixed(0)}% of ${LINK_MBIT} Mbit/s (target >= 80%)`,
       `      in-place cold upload (sample verify): ${inPlaceSession.toFixed(2)} s, link use by bytes sent ${(inPlaceUse * 100).toFixed(0)}% (target >= 80%; about 70% before the overlaps)`,
@@ -250,7 +252,7 @@ async function realImages(images: string[]): Promise<void> {
       const run = await action(emu.url, image, `image-${i}`, path.join(dir, `state-${i}`));
       const size = (await readFile(image)).length;
       console.log(
-        `${image}: ${(size / MiB).toFixed(1)} MiB, cold upload ${run.seconds.toFixed(2)} s, ${(Number(run.outputs['bytes-sent']) / MiB).toFixed(1)} MiB sent`,
+        `${image}: ${(size / MiB).toFixed(1)} MiB, cold upload ${run.seconds.toFixed(2)} s, ${(run.outputs['bytes-sent'] / MiB).toFixed(1)} MiB sent`,
       );
     }
   } finally {

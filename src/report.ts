@@ -68,9 +68,12 @@ export function humanBytes(bytes: number): string {
 /** A value an action publishes as an output and the CLI prints as `name=value`. */
 export type OutputValue = string | number | boolean;
 
-/** What a finished step hands back to its runner: outputs and a summary table. */
-export interface StepReport {
-  outputs: Record<string, OutputValue>;
+/**
+ * What a finished step hands back to its runner: outputs and a summary table. `O` is
+ * the step's declared outputs (src/inputs/outputs.ts); runners see any step's.
+ */
+export interface StepReport<O extends Record<string, OutputValue> = Record<string, OutputValue>> {
+  outputs: O;
   /** Rows of the job summary: label, value. */
   summary: [string, string][];
 }

@@ -1,6 +1,7 @@
 /** Inputs of boot-test (action.yml and `diskless boot-test` flags). */
 import { choice, filePath, integer, list } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 /** `/nfs/path=/local/dir`: serve a local directory at the NFS path a client mounts. */
 export const EXPORT_LINE = /^\/[^=\s]*=\/\S*$/;
@@ -20,3 +21,24 @@ export const bootTestInputs = defineInputs({
 });
 
 export type BootTestOptions = Options<typeof bootTestInputs.fields>;
+
+/** What boot-test hands on (action.yml's outputs say the same; a test checks). */
+export const bootTestOutputs = defineOutputs({
+  booted: {
+    type: 'string',
+    description: 'The firmware the ISO booted with, comma-separated (bios,uefi).',
+  },
+  'bios-seconds': {
+    type: 'string',
+    description:
+      "Seconds from QEMU's start to the check with BIOS; empty when not booted with BIOS.",
+  },
+  'uefi-seconds': {
+    type: 'string',
+    description:
+      "Seconds from QEMU's start to the check with UEFI; empty when not booted with UEFI.",
+  },
+  'work-dir': { type: 'string', description: 'The work-dir input, where the logs are kept.' },
+});
+
+export type BootTestReport = ReportOf<typeof bootTestOutputs>;

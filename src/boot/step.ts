@@ -7,14 +7,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Reporter, StepReport } from '../report.js';
+import type { Reporter } from '../report.js';
 import { bootTest } from './boot-test.js';
-import type { BootTestOptions } from './options.js';
+import type { BootTestOptions, BootTestReport } from './options.js';
 import { withProcesses } from './processes.js';
 import { FIRMWARE_NAMES, FIRMWARES, type Firmware } from './qemu.js';
 import { REPORT_PREFIX } from './serial.js';
 
-export async function runBootTest(o: BootTestOptions, reporter: Reporter): Promise<StepReport> {
+export async function runBootTest(o: BootTestOptions, reporter: Reporter): Promise<BootTestReport> {
   const work = o.workDir ?? (await mkdtemp(path.join(os.tmpdir(), 'diskless-boot-')));
   reporter.info(`boot test: serial consoles and server logs in ${work}`);
   const results = await withProcesses((procs) =>

@@ -18,7 +18,7 @@
 import { copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { humanBytes, timedPhases, type Reporter, type StepReport } from '../report.js';
+import { humanBytes, timedPhases, type Reporter } from '../report.js';
 import type { InitramfsCache } from './cache-local.js';
 import { chooseCache } from './cache.js';
 import { cacheKey, sharedTree } from './cache-key.js';
@@ -31,7 +31,7 @@ import { checkCompression, prepareClientConfig } from './modules.js';
 import { makeIso } from './iso.js';
 import { findKernel, type Kernel } from './kernel.js';
 import { kernelCommandLine, stageTree, type Staged } from './loaders.js';
-import type { BuildIsoOptions } from './options.js';
+import type { BuildIsoOptions, BuildIsoReport } from './options.js';
 import { findTools, type BootMode, type Tools } from './tools.js';
 
 /** The phases in order, each with the title of its log group (the bench times them by it). */
@@ -94,7 +94,10 @@ interface IsoRun {
 }
 
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
-export async function buildIso(options: BuildIsoOptions, reporter: Reporter): Promise<StepReport> {
+export async function buildIso(
+  options: BuildIsoOptions,
+  reporter: Reporter,
+): Promise<BuildIsoReport> {
   const run = await start(options, reporter);
   try {
     const { tools, kernel } = await run.phase('kernel', () => kernelAndTools(run));
@@ -335,7 +338,7 @@ function report(
   kernel: Kernel,
   initrd: Initrd,
   result: { digest: string; size: number },
-): StepReport {
+): BuildIsoReport {
   const { output, mode } = run;
   const phaseTimes = PHASES.map((p) => `${p} ${(run.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
   return {

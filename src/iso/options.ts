@@ -2,6 +2,7 @@
 import { byteSize, choice, filePath, integer, list, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 import { MODULE_NAME, moduleChoice } from './modules.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 /**
  * `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. Neither
@@ -51,3 +52,18 @@ export const buildIsoInputs = defineInputs(
 );
 
 export type BuildIsoOptions = Options<typeof buildIsoInputs.fields>;
+
+/** What build-iso hands on (action.yml's outputs say the same; a test checks). */
+export const buildIsoOutputs = defineOutputs({
+  iso: { type: 'string', description: 'Absolute path of the ISO.' },
+  sha256: { type: 'string', description: 'SHA-256 of the ISO, hex.' },
+  size: { type: 'number', description: 'Size of the ISO in bytes.' },
+  'kernel-version': { type: 'string', description: 'Version of the kernel in the ISO.' },
+  'initramfs-cache-hit': {
+    type: 'boolean',
+    description: 'true when the initramfs came from the cache (mkinitramfs did not run).',
+  },
+  'cache-key': { type: 'string', description: 'Cache key of the initramfs.' },
+});
+
+export type BuildIsoReport = ReportOf<typeof buildIsoOutputs>;

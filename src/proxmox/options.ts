@@ -3,6 +3,7 @@ import { bool, filePath, integer, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 import { TOKEN_ID } from './api.js';
 import { FAMILY } from './upload.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 export const uploadPveInputs = defineInputs({
   image: filePath({ required: true }),
@@ -44,3 +45,35 @@ export const uploadPveInputs = defineInputs({
 });
 
 export type UploadPveOptions = Options<typeof uploadPveInputs.fields>;
+
+/** What upload-pve hands on (action.yml's outputs say the same; a test checks). */
+export const uploadPveOutputs = defineOutputs({
+  volid: {
+    type: 'string',
+    description:
+      "Volume ID of the artifact, <storage>:iso/<family>-<sha8>.iso, what a VM's CD points at.",
+  },
+  filename: { type: 'string', description: 'File name of the artifact on the storage.' },
+  sha256: { type: 'string', description: 'SHA-256 of the image, hex.' },
+  sent: {
+    type: 'boolean',
+    description:
+      'true when this run sent the image (false when it was already there, or a dry run).',
+  },
+  attempts: {
+    type: 'number',
+    description:
+      'Upload requests made (more than 1 after a network failure; 0 when nothing was sent).',
+  },
+  deleted: { type: 'string', description: 'Volume IDs deleted by prune, space-separated.' },
+  'send-seconds': {
+    type: 'string',
+    description: "Seconds spent sending the image and waiting for Proxmox's check.",
+  },
+  throughput: {
+    type: 'string',
+    description: "MB/s of the upload including Proxmox's check ('-' when nothing was sent).",
+  },
+});
+
+export type UploadPveReport = ReportOf<typeof uploadPveOutputs>;

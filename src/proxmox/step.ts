@@ -4,9 +4,9 @@
  * (the client and its trust), upload, prune; then the report. Pointing the VMs at the
  * new file is the rollout's job.
  */
-import type { Reporter, StepReport } from '../report.js';
+import type { Reporter } from '../report.js';
 import { PveApi } from './api.js';
-import type { UploadPveOptions } from './options.js';
+import type { UploadPveOptions, UploadPveReport } from './options.js';
 import { pruneFamily, type PruneResult } from './retention.js';
 import { uploadIsoImage, type PveUploadResult } from './upload.js';
 
@@ -23,7 +23,7 @@ function report(
   o: UploadPveOptions,
   r: PveUploadResult,
   pruned: PruneResult | undefined,
-): StepReport {
+): UploadPveReport {
   const send = r.phases.send ?? 0;
   const state =
     r.dryRun && !r.sent ? 'dry run: nothing sent' : r.sent ? 'uploaded' : 'already there';
@@ -53,7 +53,7 @@ function report(
   };
 }
 
-export async function uploadPve(o: UploadPveOptions, reporter: Reporter): Promise<StepReport> {
+export async function uploadPve(o: UploadPveOptions, reporter: Reporter): Promise<UploadPveReport> {
   const api = connect(o);
   if (o.tlsInsecure)
     reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);

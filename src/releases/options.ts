@@ -2,6 +2,7 @@
 import { bool, filePath, text } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 import { RELEASE_ID } from './layout.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 export const promoteInputs = defineInputs({
   target: filePath({ absolute: true, required: true }),
@@ -14,3 +15,18 @@ export const promoteInputs = defineInputs({
 });
 
 export type PromoteOptions = Options<typeof promoteInputs.fields>;
+
+/** What promote hands on (action.yml's outputs say the same; a test checks). */
+export const promoteOutputs = defineOutputs({
+  release: {
+    type: 'string',
+    description: 'Id of the release that is current now (with dry-run, the one that would be).',
+  },
+  previous: {
+    type: 'string',
+    description: 'Id of the release that was current before this step (empty when none was).',
+  },
+  changed: { type: 'boolean', description: 'true when current moved.' },
+});
+
+export type PromoteReport = ReportOf<typeof promoteOutputs>;

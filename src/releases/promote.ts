@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { DisklessError, inputError } from '../errors.js';
-import type { Reporter, StepReport } from '../report.js';
+import type { Reporter } from '../report.js';
 import { lockFile, readMarker } from '../rootfs/guard.js';
 import { holdLocks } from '../rootfs/lock.js';
 import { appendPromotion, previousOf, readHistory, whoRan } from './history.js';
@@ -23,7 +23,7 @@ import {
   RELEASES,
   switchCurrent,
 } from './layout.js';
-import type { PromoteOptions } from './options.js';
+import type { PromoteOptions, PromoteReport } from './options.js';
 
 /**
  * Points `current` at `id` and records the promotion; on a failure to record, `current`
@@ -88,7 +88,7 @@ async function resolve(
   return id;
 }
 
-export async function promote(options: PromoteOptions, reporter: Reporter): Promise<StepReport> {
+export async function promote(options: PromoteOptions, reporter: Reporter): Promise<PromoteReport> {
   const target = path.resolve(options.target);
   await checkTarget(target);
   const lock = await holdLocks([await lockFile(target)], () => {

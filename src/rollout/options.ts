@@ -19,6 +19,7 @@ import {
 } from '../inputs/fields.js';
 import { defineInputs, type Options } from '../inputs/read.js';
 import { uploadPveInputs } from '../proxmox/options.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 const pve = uploadPveInputs.fields;
 const ELASTIC_DEVICE = /^(ide:[01]:[01]|scsi:0:[0-7]|block:[0-7]|ata:0:[0-5])$/;
@@ -172,3 +173,43 @@ export function targetArtifact(o: RolloutOptions): string {
 export function isoStorage(o: RolloutOptions): string {
   return /^([^:]+):/.exec(o.iso ?? '')?.[1] ?? o.storage ?? '';
 }
+
+/** What rollout hands on (action.yml's outputs say the same; a test checks). */
+export const rolloutOutputs = defineOutputs({
+  'servers-updated': {
+    type: 'string',
+    description: 'Names of the servers whose CD device now names the drive, space-separated.',
+  },
+  'servers-restarted': {
+    type: 'string',
+    description: 'Names of the servers reset by this run, space-separated (a failed one included).',
+  },
+  'previous-drive': {
+    type: 'string',
+    description:
+      'The drive UUID (ElasticStack) or ISO volume id (Proxmox) the servers booted before (roll back by a rollout to it); empty when none.',
+  },
+  'failed-server': {
+    type: 'string',
+    description:
+      'Name of the server whose restart or health check failed (it was put back); empty on success.',
+  },
+  release: {
+    type: 'string',
+    description:
+      'Release the drive boots, from its record (user:diskless-release); empty when unknown.',
+  },
+  ledger: {
+    type: 'string',
+    description:
+      "The ledger entry as JSON (target, release, sha256, drive, time, also: the other releases servers still run or boot, and the previous drive's); empty without ledger-name or a release.",
+  },
+  fleet: {
+    type: 'string',
+    description:
+      'JSON object of server name to what it runs: its release and drive, and the one it boots next when that differs (the servers chosen; also after a failure).',
+  },
+  'dry-run': { type: 'boolean', description: 'true when nothing was changed (dry run).' },
+});
+
+export type RolloutReport = ReportOf<typeof rolloutOutputs>;

@@ -21,10 +21,10 @@ import {
 } from '../fleet/health.js';
 import { proxmox } from '../fleet/proxmox.js';
 import type { ArtifactView, Provider } from '../fleet/provider.js';
-import { StepFailure, type Reporter, type StepReport } from '../report.js';
+import { StepFailure, type Reporter } from '../report.js';
 import { recordUpload } from '../releases/ledger.js';
 import { isReleaseId } from '../releases/layout.js';
-import { isoStorage, targetArtifact, type RolloutOptions } from './options.js';
+import { isoStorage, targetArtifact, type RolloutOptions, type RolloutReport } from './options.js';
 import { chooseServers, planMove, type Move } from './plan.js';
 import { fleetRows, ledgerEntry } from './result.js';
 
@@ -228,7 +228,7 @@ async function rollBatches(ctx: Context): Promise<void> {
 }
 
 /** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
-async function finish(ctx: Context, failure: string | undefined): Promise<StepReport> {
+async function finish(ctx: Context, failure: string | undefined): Promise<RolloutReport> {
   const { o, provider } = ctx;
   const [servers, artifacts] = await Promise.all([
     provider.listServers(),
@@ -333,7 +333,7 @@ export async function rollout(
   o: RolloutOptions,
   reporter: Reporter,
   connect: (o: RolloutOptions) => Provider = (x) => connectProvider(x, reporter),
-): Promise<StepReport> {
+): Promise<RolloutReport> {
   const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
   const provider = connect(o);
   const ctx: Context = {

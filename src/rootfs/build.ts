@@ -24,7 +24,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { lstatOrUndefined, sha256 } from '../files.js';
-import { deferredReporter, humanBytes, type Reporter, type StepReport } from '../report.js';
+import { deferredReporter, humanBytes, type Reporter } from '../report.js';
 import { listReleases, newReleaseId, type ReleaseMeta } from '../releases/layout.js';
 import { assertNoSecrets, type ScanResult, type SecretHit } from '../secrets/scan-tree.js';
 import { check, type Run } from './check.js';
@@ -32,7 +32,7 @@ import { overlay, prepareVar, scanClientRoot, scrubIdentity, services } from './
 import { claimTarget, lockFile, readMarker, type Marker } from './guard.js';
 import { scanMountedTrees } from './live-scan.js';
 import { holdLocks, type HeldLock } from './lock.js';
-import type { BuildRootfsOptions } from './options.js';
+import type { BuildRootfsOptions, BuildRootfsReport } from './options.js';
 import type { TemplateEntry } from './overlay.js';
 import { samePrevious, type PreviousRelease } from './publisher.js';
 import { copy, differences } from './rsync.js';
@@ -48,7 +48,7 @@ const FORMAT = 2;
 export async function buildRootfs(
   options: BuildRootfsOptions,
   reporter: Reporter,
-): Promise<StepReport> {
+): Promise<BuildRootfsReport> {
   const run = await check(options, reporter, Date.now());
   await claimTarget(run.target, options.layout);
   const beside = startBeside(run);
@@ -266,7 +266,7 @@ async function compare(
   beside: Beside,
   { previous, comparison }: Base,
   inputs: Inputs,
-): Promise<StepReport | undefined> {
+): Promise<BuildRootfsReport | undefined> {
   const { reporter } = run;
   const previousMeta = previous.meta;
   if (previous.root && previousMeta?.fingerprint === inputs.fingerprint) {
@@ -388,7 +388,7 @@ async function builtReport(
   meta: ReleaseMeta,
   published: { root: string; live: boolean },
   units: ServicesResult,
-): Promise<StepReport> {
+): Promise<BuildRootfsReport> {
   return stepReport(run, {
     root: published.root,
     meta,
@@ -421,7 +421,7 @@ function stepReport(
     /** The release is current now. */
     published: boolean;
   },
-): StepReport {
+): BuildRootfsReport {
   const duration = Math.round((Date.now() - run.started) / 100) / 10;
   return {
     outputs: {

@@ -4,6 +4,7 @@ import { bool, choice, filePath, integer, list, text } from '../inputs/fields.js
 import { defineInputs, type Options } from '../inputs/read.js';
 import { isReleaseId } from '../releases/layout.js';
 import { UNIT_NAME } from './services.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
 const VAR_DIR =
@@ -86,3 +87,26 @@ export const buildRootfsInputs = defineInputs(
 );
 
 export type BuildRootfsOptions = Options<typeof buildRootfsInputs.fields>;
+
+/** What build-rootfs hands on (action.yml's outputs say the same; a test checks). */
+export const buildRootfsOutputs = defineOutputs({
+  root: { type: 'string', description: 'Absolute path of the client root just built.' },
+  release: {
+    type: 'string',
+    description: 'Id of the release (the directory name under <target>/releases).',
+  },
+  published: {
+    type: 'boolean',
+    description: 'true when the release is current after this step (publish true, or in-place).',
+  },
+  changed: {
+    type: 'boolean',
+    description:
+      'true when this build made a new release, else false (the release it equals is returned).',
+  },
+  files: { type: 'number', description: 'Number of files in the client root.' },
+  bytes: { type: 'number', description: 'Bytes of file data in the client root.' },
+  duration: { type: 'number', description: 'Seconds the build took.' },
+});
+
+export type BuildRootfsReport = ReportOf<typeof buildRootfsOutputs>;

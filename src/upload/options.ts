@@ -13,6 +13,7 @@ import {
 import { defineInputs, type Options } from '../inputs/read.js';
 import { RELEASE_ID } from '../releases/layout.js';
 import { MAX_FAMILY_NAME } from './family.js';
+import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
 const MiB = 2 ** 20;
 
@@ -73,3 +74,74 @@ export const uploadDriveInputs = defineInputs(
 );
 
 export type UploadDriveOptions = Options<typeof uploadDriveInputs.fields>;
+
+/** What upload-drive hands on (action.yml's outputs say the same; a test checks). */
+export const uploadDriveOutputs = defineOutputs({
+  'drive-uuid': {
+    type: 'string',
+    description:
+      'UUID of the drive written (standby mode, the new drive a rollout points servers at).',
+  },
+  'drive-name': { type: 'string', description: 'Name of the drive written.' },
+  mode: { type: 'string', description: 'The mode the run used, standby or in-place.' },
+  'previous-drive': {
+    type: 'string',
+    description:
+      "Standby mode, UUID of the family's live drive before this run (the rollback target); empty when none.",
+  },
+  'previous-drive-name': {
+    type: 'string',
+    description: 'Standby mode, name of the previous drive; empty when none.',
+  },
+  'copied-from': {
+    type: 'string',
+    description:
+      'Standby mode, UUID of the drive copied on the server onto the new one; empty when none.',
+  },
+  'drives-removed': {
+    type: 'string',
+    description:
+      "Standby mode, space-separated UUIDs of the family's drives retention removed (dry run, would remove).",
+  },
+  release: {
+    type: 'string',
+    description: 'The release recorded on the drive (the release input).',
+  },
+  'bytes-read': { type: 'number', description: 'Bytes read back through the API to verify.' },
+  created: { type: 'boolean', description: 'true when the drive was created by this run.' },
+  'bytes-sent': {
+    type: 'number',
+    description: 'Bytes sent on the wire for chunk data (after compression).',
+  },
+  'chunks-total': { type: 'number', description: 'Number of chunks in the image.' },
+  'chunks-sent': { type: 'number', description: 'Chunks written by this run.' },
+  'chunks-skipped': {
+    type: 'number',
+    description: 'Chunks not sent because the drive already held them.',
+  },
+  'chunks-retried': {
+    type: 'number',
+    description:
+      'Write requests that were retried after a transient failure (network, 5xx, 429, 409).',
+  },
+  'chunks-verified': {
+    type: 'number',
+    description: 'Chunks read back through the API and found equal to the image.',
+  },
+  'up-to-date': {
+    type: 'boolean',
+    description: 'true when the drive already held this image and nothing was sent.',
+  },
+  sha256: { type: 'string', description: 'SHA-256 of the image, hex.' },
+  duration: { type: 'string', description: 'Seconds the step took.' },
+  'send-seconds': {
+    type: 'string',
+    description: 'Seconds spent sending chunks (the transfer phase).',
+  },
+  throughput: {
+    type: 'string',
+    description: "MB/s on the wire while sending chunks ('-' when nothing was sent).",
+  },
+});
+
+export type UploadDriveReport = ReportOf<typeof uploadDriveOutputs>;

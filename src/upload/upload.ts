@@ -10,12 +10,12 @@ import { DriveApi } from '../drive/api.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
-import { timedPhases, type Reporter, type StepReport } from '../report.js';
+import { timedPhases, type Reporter } from '../report.js';
 import { serverClaims } from '../drive/claims.js';
 import { describeHolders } from '../fleet/elasticstack.js';
 import { digestImage, imageIdentity, imageSize } from './image.js';
 import { defaultStateDir } from './journal.js';
-import type { UploadDriveOptions } from './options.js';
+import type { UploadDriveOptions, UploadDriveReport } from './options.js';
 import { planUpload } from './plan.js';
 import { standby } from './standby.js';
 import { checkFits, explainApiError, findTarget, prepareDrive } from './target.js';
@@ -172,7 +172,7 @@ async function inPlace(s: Session): Promise<UploadResult> {
   return result;
 }
 
-function uploadReport(r: UploadResult): StepReport {
+function uploadReport(r: UploadResult): UploadDriveReport {
   const send = r.phases.send ?? 0;
   const mbps = send > 0 ? (r.stats.bytesSent / send / 1e6).toFixed(1) : '-';
   const state = r.dryRun
@@ -259,6 +259,6 @@ function uploadReport(r: UploadResult): StepReport {
 export async function uploadDrive(
   options: UploadDriveOptions,
   reporter: Reporter,
-): Promise<StepReport> {
+): Promise<UploadDriveReport> {
   return uploadReport(await upload(options, reporter));
 }

@@ -128,7 +128,7 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
         n.startsWith('diskless-initramfs'),
       ),
     ).toEqual([]);
-    first = { sha256: String(report.outputs.sha256), key: String(report.outputs['cache-key']) };
+    first = { sha256: report.outputs.sha256, key: report.outputs['cache-key'] };
   });
 
   it('again with the same inputs: a cache hit, no mkinitramfs, the same sha256', async () => {
@@ -176,11 +176,7 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
     const before = await buildIso(isoOptions({ ...inputs(), output }), collect().reporter);
     expect(before.outputs['initramfs-cache-hit']).toBe(true);
     // Another build of the same kernel version: the image's digest differs.
-    const image = path.join(
-      sysroot.root,
-      'boot',
-      `vmlinuz-${String(before.outputs['kernel-version'])}`,
-    );
+    const image = path.join(sysroot.root, 'boot', `vmlinuz-${before.outputs['kernel-version']}`);
     await appendFile(image, Buffer.alloc(512, 0));
     const report = await buildIso(isoOptions({ ...inputs(), output }), collect().reporter);
     expect(report.outputs['initramfs-cache-hit']).toBe(false);

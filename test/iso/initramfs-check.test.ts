@@ -236,7 +236,7 @@ describe('a bookworm image with a piece taken out', () => {
         }),
         collect().reporter,
       );
-      const netboot = Number(report.outputs.size);
+      const netboot = report.outputs.size;
       const leanSize = (await readFile(lean.iso)).length;
       process.stderr.write(`bookworm ISO: vm preset ${leanSize} bytes, netboot ${netboot} bytes\n`);
       expect(leanSize).toBeLessThan(netboot * 0.6);

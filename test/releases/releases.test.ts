@@ -40,10 +40,10 @@ async function build(target: string, extra: Record<string, string> = {}) {
   );
   const o = report.outputs;
   return {
-    release: String(o.release),
-    root: String(o.root),
-    changed: o.changed === true,
-    published: o.published === true,
+    release: o.release,
+    root: o.root,
+    changed: o.changed,
+    published: o.published,
     summary: new Map(report.summary),
     log,
   };

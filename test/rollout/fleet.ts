@@ -6,7 +6,8 @@
 import { createServer as httpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as tcpServer, type AddressInfo, type Server } from 'node:net';
 import type { Emulator } from '../../src/emulator/index.js';
-import { streamReporter, type Reporter } from '../../src/report.js';
+import { StepFailure, streamReporter, type Reporter } from '../../src/report.js';
+import type { RolloutReport } from '../../src/rollout/options.js';
 import { steps } from '../../src/steps.js';
 import { alice, call, createDrive, properties } from '../emulator/helpers.js';
 
@@ -109,7 +110,7 @@ export async function httpListener(
 }
 
 export interface Run {
-  outputs: Record<string, string | number | boolean>;
+  outputs: RolloutReport['outputs'];
   summary: [string, string][];
   lines: string[];
   error: Error | undefined;
@@ -133,10 +134,10 @@ export async function runRolloutStep(raw: Record<string, string>): Promise<Run> 
     const report = await steps.rollout.start((n) => raw[n], reporter);
     return { ...report, lines, error: undefined };
   } catch (error) {
-    const report = (error as { report?: { outputs: Run['outputs']; summary: Run['summary'] } })
-      .report;
+    // The rollout step's StepFailure carries its own report; an input error has none.
+    const report = error instanceof StepFailure ? (error.report as RolloutReport) : undefined;
     return {
-      outputs: report?.outputs ?? {},
+      outputs: report?.outputs ?? ({} as RolloutReport['outputs']),
       summary: report?.summary ?? [],
       lines,
       error: error as Error,

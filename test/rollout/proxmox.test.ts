@@ -63,7 +63,7 @@ describe('rollout, kind proxmox', () => {
 
     // Rollback: a rollout to the previous ISO.
     const back = await runPveRollout(s, {
-      iso: String(r.outputs['previous-drive']),
+      iso: r.outputs['previous-drive'],
       'health-check': `tcp:${health.port}`,
     });
     expect(back.error).toBeUndefined();

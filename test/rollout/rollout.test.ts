@@ -84,7 +84,7 @@ describe('rollout, rolling', () => {
     const rows = Object.fromEntries(r.summary);
     expect(rows['Server web1']).toMatch(new RegExp(`^runs ${R2} \\(drive boot-cd-bbbbbbbb`));
     expect(rows['Server web2']).toMatch(new RegExp(`^runs ${R2} `));
-    const entry = JSON.parse(String(r.outputs.ledger)) as LedgerEntry;
+    const entry = JSON.parse(r.outputs.ledger) as LedgerEntry;
     expect(entry).toMatchObject({ target: 'zone1', release: R2, drive: d2 });
     expect(entry.also?.map((a) => a.release)).toEqual([R1]);
     expect(entry.also?.[0]?.why).toMatch(/^previous drive [0-9a-f]{8} \(rollback\)$/);
@@ -254,7 +254,7 @@ describe('rollout, restart none, rollback, dry run', () => {
     const file = JSON.parse(
       await readFile(path.join(target, 'ledger', 'zone1.json'), 'utf8'),
     ) as Record<string, unknown>;
-    expect(file).toEqual(JSON.parse(String(r.outputs.ledger)));
+    expect(file).toEqual(JSON.parse(r.outputs.ledger));
     const inUse = await releasesInUse({
       target,
       current: undefined,
@@ -275,7 +275,7 @@ describe('rollout, restart none, rollback, dry run', () => {
     ]);
     const r = await runRollout(e, { drive: d2, 'health-check': 'none' });
     const back = await runRollout(e, {
-      drive: String(r.outputs['previous-drive']),
+      drive: r.outputs['previous-drive'],
       'health-check': 'none',
       'ledger-name': 'z',
     });
@@ -287,7 +287,7 @@ describe('rollout, restart none, rollback, dry run', () => {
     });
     for (const id of Object.values(ids)) expect((await serverInfo(e, id))['ide:0:1']).toBe(d1);
     expect((await claimedBy(e, d1)).sort()).toEqual(Object.values(ids).sort());
-    expect(JSON.parse(String(back.outputs.ledger))).toMatchObject({
+    expect(JSON.parse(back.outputs.ledger)).toMatchObject({
       release: R1,
       also: [{ release: R2 }],
     });

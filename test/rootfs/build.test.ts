@@ -18,6 +18,7 @@ import {
   options,
   tempDir,
 } from './fixture.js';
+import type { BuildRootfsReport } from '../../src/rootfs/options.js';
 
 /** Every entry under `dir` with type, mode, owner, inode, size, link target and content hash. */
 async function manifest(dir: string, o: { dirTimes?: boolean } = {}): Promise<Map<string, string>> {
@@ -65,21 +66,19 @@ function inputs(target: string, extra: Record<string, string> = {}) {
 describe('a first build of a fixture master', () => {
   let target: string;
   let root: string;
-  let outputs: Record<string, unknown>;
+  let outputs: BuildRootfsReport['outputs'];
 
   beforeAll(async () => {
     target = path.join(await tempDir('target'), 'clients');
     const report = await buildRootfs(inputs(target), collector());
     outputs = report.outputs;
-    root = String(outputs.root);
+    root = outputs.root;
   });
 
   it('publishes a release under releases/ and points current at it', async () => {
     expect(outputs.changed).toBe(true);
-    expect(root).toBe(path.join(target, 'releases', String(outputs.release)));
-    expect(await readlink(path.join(target, 'current'))).toBe(
-      `releases/${String(outputs.release)}`,
-    );
+    expect(root).toBe(path.join(target, 'releases', outputs.release));
+    expect(await readlink(path.join(target, 'current'))).toBe(`releases/${outputs.release}`);
     expect(outputs.files).toBeGreaterThan(10);
     expect(outputs.bytes).toBeGreaterThan(0);
     expect(typeof outputs.duration).toBe('number');
@@ -217,15 +216,15 @@ describe('rebuilds of a versioned target', () => {
       (await readdir(path.join(target, 'releases'))).filter((n) => !n.endsWith('.json')),
     ).toEqual([first.outputs.release]);
 
-    const before = await manifest(String(first.outputs.root));
+    const before = await manifest(first.outputs.root);
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.3\n');
     const changed = await buildRootfs(inputs(target, raw), collector());
     expect(changed.outputs.changed).toBe(true);
     expect(changed.outputs.release).not.toBe(first.outputs.release);
-    const oldRoot = String(first.outputs.root);
-    const newRoot = String(changed.outputs.root);
+    const oldRoot = first.outputs.root;
+    const newRoot = changed.outputs.root;
     expect(await readlink(path.join(target, 'current'))).toBe(
-      `releases/${String(changed.outputs.release)}`,
+      `releases/${changed.outputs.release}`,
     );
     // The previous release is byte for byte (and inode for inode) what it was.
     expect(await manifest(oldRoot)).toEqual(before);
@@ -266,8 +265,8 @@ describe('rebuilds of a versioned target', () => {
       .filter((n) => !n.endsWith('.json'))
       .sort();
     expect(left).toEqual([third.outputs.release, fourth.outputs.release].sort());
-    expect(await exists(String(first.outputs.root))).toBe(false);
-    expect(await exists(`${String(first.outputs.root)}.json`)).toBe(false);
+    expect(await exists(first.outputs.root)).toBe(false);
+    expect(await exists(`${first.outputs.root}.json`)).toBe(false);
   });
 
   it('rebuilds when only the template changed, and keeps client keys across builds', async () => {
@@ -277,13 +276,13 @@ describe('rebuilds of a versioned target', () => {
     await writeFile(path.join(tpl, 'etc/motd'), 'new motd\n');
     const second = await buildRootfs(inputs(target, { template: tpl }), collector());
     expect(second.outputs.changed).toBe(true);
-    const newRoot = String(second.outputs.root);
+    const newRoot = second.outputs.root;
     expect(await readFile(path.join(newRoot, 'etc/motd'), 'utf8')).toBe('new motd\n');
-    expect(await readFile(path.join(String(first.outputs.root), 'etc/motd'), 'utf8')).toBe(
+    expect(await readFile(path.join(first.outputs.root, 'etc/motd'), 'utf8')).toBe(
       'diskless client\n',
     );
     expect(await readFile(path.join(newRoot, 'etc/ssh/ssh_host_ed25519_key'))).toEqual(
-      await readFile(path.join(String(first.outputs.root), 'etc/ssh/ssh_host_ed25519_key')),
+      await readFile(path.join(first.outputs.root, 'etc/ssh/ssh_host_ed25519_key')),
     );
   });
 });
@@ -424,9 +423,7 @@ describe('the secret scan', () => {
     expect(message).not.toContain('Kx9');
     // Nothing published, no half-built release left behind.
     expect(await manifest(target, { dirTimes: false })).toEqual(before);
-    expect(await readlink(path.join(target, 'current'))).toBe(
-      `releases/${String(good.outputs.release)}`,
-    );
+    expect(await readlink(path.join(target, 'current'))).toBe(`releases/${good.outputs.release}`);
 
     const allowed = await buildRootfs(
       inputs(target, {
@@ -436,9 +433,9 @@ describe('the secret scan', () => {
       collector(),
     );
     expect(allowed.outputs.changed).toBe(true);
-    expect(
-      await readFile(path.join(String(allowed.outputs.root), 'etc/app/tls.pem'), 'utf8'),
-    ).toContain('PRIVATE KEY');
+    expect(await readFile(path.join(allowed.outputs.root, 'etc/app/tls.pem'), 'utf8')).toContain(
+      'PRIVATE KEY',
+    );
   });
 });
 

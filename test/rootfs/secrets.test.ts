@@ -63,7 +63,7 @@ describe('a master with secrets in every form', () => {
       }),
       collector(),
     );
-    const root = String(report.outputs.root);
+    const root = report.outputs.root;
     for (const rel of planted.stores) expect(await exists(path.join(root, rel)), rel).toBe(false);
     expect(await exists(path.join(root, 'etc/wireguard'))).toBe(false);
     expect(await readdir(path.join(root, 'etc/letsencrypt'))).toEqual([]);
@@ -89,7 +89,7 @@ describe('accounts', () => {
         inputs(target, await tempDir('state'), { ...allow, ...extra }),
         collector(),
       );
-      const read = (rel: string) => readFile(path.join(String(r.outputs.root), rel), 'utf8');
+      const read = (rel: string) => readFile(path.join(r.outputs.root, rel), 'utf8');
       return {
         passwd: await read('etc/passwd'),
         shadow: await read('etc/shadow'),
@@ -152,7 +152,7 @@ describe('what clients mount from the master', () => {
     // clean above, so nothing in it is read again until something changes.
     const again = collector();
     const report = await run({}, again);
-    expect(await readFile(path.join(String(report.outputs.root), 'etc/fstab'), 'utf8')).toMatch(
+    expect(await readFile(path.join(report.outputs.root, 'etc/fstab'), 'utf8')).toMatch(
       /^tmpfs \/home tmpfs /m,
     );
     expect(again.lines.join('\n')).not.toContain('/home (share-home');
@@ -190,7 +190,7 @@ describe('host-keys-at-boot', () => {
       }),
       collector(),
     );
-    const root = String(report.outputs.root);
+    const root = report.outputs.root;
     expect(
       (await readdir(path.join(root, 'etc/ssh'))).filter((n) => n.startsWith('ssh_host_')),
     ).toEqual([]);

@@ -1,4 +1,4 @@
-// action.yml, the typed input schemas and the README tables must say the same thing.
+// action.yml, the typed input and output schemas and the README tables must say the same thing.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -38,6 +38,12 @@ describe('action definitions', async () => {
     it('declares the same inputs, required flags and defaults as the typed schema', () => {
       const declared = Object.entries(action.inputs).map(([n, i]) => [n, i.required, i.default]);
       const typed = Object.entries(step.inputs.fields).map(([n, f]) => [n, f.required, f.default]);
+      expect(declared).toEqual(typed);
+    });
+
+    it('declares the same outputs, with the same descriptions, as the typed schema', () => {
+      const declared = Object.entries(action.outputs).map(([n, o]) => [n, o.description]);
+      const typed = Object.entries(step.outputs).map(([n, o]) => [n, o.description]);
       expect(declared).toEqual(typed);
     });
   });

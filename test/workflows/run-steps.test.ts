@@ -549,12 +549,12 @@ describe('the rollout results', () => {
     const rec = await run(record, {
       NAME: 'lon-p',
       OUTCOME: 'success',
-      UPDATED: String(o['servers-updated']),
-      RESTARTED: String(o['servers-restarted']),
-      FAILED: String(o['failed-server']),
-      PREVIOUS: String(o['previous-drive']),
-      FLEET: String(o.fleet),
-      LEDGER_ENTRY: String(o.ledger),
+      UPDATED: o['servers-updated'],
+      RESTARTED: o['servers-restarted'],
+      FAILED: o['failed-server'],
+      PREVIOUS: o['previous-drive'],
+      FLEET: o.fleet,
+      LEDGER_ENTRY: o.ledger,
       OUT: out,
     });
     expect(rec.status, rec.stderr).toBe(0);

@@ -12,6 +12,7 @@ import { loadTemplate } from '../../src/rootfs/overlay.js';
 import { collector, makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { REPO } from './workflows.js';
 import { list } from '../../src/inputs/fields.js';
+import type { BuildRootfsReport } from '../../src/rootfs/options.js';
 
 const TEMPLATE = path.join(REPO, 'template');
 const SETTINGS = path.join(REPO, 'settings');
@@ -69,7 +70,7 @@ describe('build-rootfs with the template and settings, as the build job runs it'
   let target: string;
   let state: string;
   let root: string;
-  let outputs: Record<string, unknown>;
+  let outputs: BuildRootfsReport['outputs'];
 
   beforeAll(async () => {
     master = await makeMaster();
@@ -89,7 +90,7 @@ describe('build-rootfs with the template and settings, as the build job runs it'
       collector(),
     );
     outputs = report.outputs;
-    root = String(outputs.root);
+    root = outputs.root;
   });
 
   afterAll(async () => {
@@ -204,7 +205,7 @@ describe('the example template as shipped keeps the master users and /usr keys f
       'template-values': settings('template-values'),
     });
     const report = await buildRootfs(inputs, collector());
-    const root = String(report.outputs.root);
+    const root = report.outputs.root;
     const fstab = await readFile(path.join(root, 'etc/fstab'), 'utf8');
     expect(fstabMounts(fstab).filter((m) => m.file === '/home')).toEqual([
       { spec: 'tmpfs', file: '/home', type: 'tmpfs' },
@@ -218,9 +219,7 @@ describe('the example template as shipped keeps the master users and /usr keys f
     const error = await buildRootfs(inputs, collector()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DisklessError);
     expect((error as Error).message).toContain('/usr/local/etc/app/client.key (pem-private-key)');
-    expect(await readlink(path.join(target, 'current'))).toBe(
-      `releases/${String(report.outputs.release)}`,
-    );
+    expect(await readlink(path.join(target, 'current'))).toBe(`releases/${report.outputs.release}`);
     for (const dir of [master, path.dirname(target), state]) {
       await rm(dir, { recursive: true, force: true });
     }
