@@ -27,10 +27,19 @@ export function redact(text: string, secrets: readonly string[]): string {
   return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
 }
 
+/** How the one line about a bad or missing input is worded. */
+export interface Wording {
+  /** `got` is the value as shown (quoted, or masked). */
+  bad(input: string, got: string, expected: string): string;
+  missing(input: string, expected: string): string;
+}
+
 /** The one shape of a bad input's message: `Input "name": got <value>; expected <what>`. */
+export const inputWording: Wording = {
+  bad: (input, got, expected) => `Input "${input}": got ${got}; expected ${expected}`,
+  missing: (input, expected) => `Input "${input}" is required: expected ${expected}`,
+};
+
 export function inputError(input: string, got: unknown, expected: string): InputError {
-  return new InputError(
-    input,
-    `Input "${input}": got ${JSON.stringify(got)}; expected ${expected}`,
-  );
+  return new InputError(input, inputWording.bad(input, JSON.stringify(got), expected));
 }

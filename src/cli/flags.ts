@@ -2,10 +2,41 @@
  * Command-line flags for a step: `--name value`, `--name=value`, `--flag` / `--no-flag`
  * for booleans, a repeated flag for a multi-line input; any input may also come from
  * the environment as DISKLESS_<NAME> (the way to pass a credential without it showing
- * in `ps`). The raw strings then go through the same readInputs as the runner's.
+ * in `ps`). The raw strings then go through the same readInputs as the runner's. The
+ * emulator and `diskless action` commands use the same layer for their own flags.
  */
-import { InputError } from '../errors.js';
+import { InputError, type Wording } from '../errors.js';
 import type { Fields } from '../inputs/read.js';
+
+/**
+ * The emulator commands' wording of the one line about a bad flag (kept from before they
+ * moved onto this layer): `Invalid --name "value": expected ...`.
+ */
+export const flagWording: Wording = {
+  bad: (input, got, expected) => `Invalid --${input} ${got}: expected ${expected}`,
+  missing: (input, expected) => `Flag --${input} is required: expected ${expected}`,
+};
+
+/**
+ * One line of --help per field: its description (else what it expects), then required,
+ * default, repeatable and, for a credential, the variable to prefer.
+ */
+export function flagHelp(fields: Fields, names: string[] = Object.keys(fields), pad = 16): string {
+  return names
+    .map((name) => {
+      const f = fields[name];
+      if (!f) throw new Error(`flagHelp: no field ${name}`);
+      const extra = [
+        f.required ? 'required' : undefined,
+        f.default !== undefined ? `default ${f.default}` : undefined,
+        f.multiline ? 'repeatable' : undefined,
+        f.secret ? `prefer ${envName(name)}` : undefined,
+      ].filter(Boolean);
+      const text = f.description ?? f.expected;
+      return `  --${name.padEnd(pad)} ${text}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+    })
+    .join('\n');
+}
 
 export function envName(input: string): string {
   return `DISKLESS_${input.toUpperCase().replace(/-/g, '_')}`;
@@ -17,11 +48,19 @@ export interface ParsedFlags {
   switches: Set<string>;
 }
 
-export function parseFlags(args: string[], fields: Fields, switches: string[]): ParsedFlags {
+/** `aliases` maps a short spelling (`-i`) to a flag's name (`input`). */
+export function parseFlags(
+  args: string[],
+  fields: Fields,
+  switches: string[],
+  aliases: Record<string, string> = {},
+): ParsedFlags {
   const raw = new Map<string, string[]>();
   const on = new Set<string>();
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
+    const given = args[i] ?? '';
+    const alias = aliases[given];
+    const arg = alias === undefined ? given : `--${alias}`;
     const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
     if (!m)
       throw new InputError(

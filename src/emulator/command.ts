@@ -7,20 +7,37 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { parseByteSize } from '../inputs/fields.js';
+import { flagHelp, flagSource, flagWording, parseFlags } from '../cli/flags.js';
+import {
+  bool,
+  byteSize,
+  choice,
+  custom,
+  decimal,
+  each,
+  FieldError,
+  filePath,
+  text,
+} from '../inputs/fields.js';
+import {
+  defineInputs,
+  readInputs,
+  type Fields,
+  type InputSchema,
+  type Options,
+} from '../inputs/read.js';
 import { FAULT_RATES, totalRate } from './faults.js';
 import {
   RECORDED_QUIRKS,
   type Account,
   type Emulator,
   type EmulatorOptions,
-  type FaultKind,
   type Faults,
   type Quirks,
 } from './options.js';
 import { EXPORT_LINE } from '../boot/options.js';
 import type { NfsExport } from '../boot/nfs.js';
-import { slirpNetwork, type Firmware } from '../boot/qemu.js';
+import { slirpNetwork } from '../boot/qemu.js';
 import { streamReporter } from '../report.js';
 import { startQemuRunner, type QemuRunnerOptions } from './qemu-runner.js';
 import { startEmulator } from './server.js';
@@ -41,15 +58,171 @@ function parseQuirks(value: string): Quirks {
   const quirks: Quirks = {};
   for (const name of value.split(',')) {
     const quirk = QUIRK_FLAGS[name.trim()];
-    if (quirk === undefined) {
-      throw new InputError(
-        'quirks',
-        `Invalid --quirks ${JSON.stringify(value)}: expected recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
-      );
-    }
+    if (quirk === undefined) throw new FieldError();
     quirks[quirk] = true;
   }
   return quirks;
+}
+
+/** USER:KEY; a bad one is shown with its key masked. */
+function parseAccount(v: string): Account {
+  const colon = v.indexOf(':');
+  if (colon <= 0 || colon === v.length - 1 || /\s/.test(v)) {
+    const masked = v.slice(0, Math.max(colon, 0)) + (colon >= 0 ? ':***' : '');
+    throw new FieldError(undefined, JSON.stringify(masked));
+  }
+  return { user: v.slice(0, colon), key: v.slice(colon + 1) };
+}
+
+/** The emulator kinds, read by both front ends' flags. */
+export const kindFlag = choice(['elasticstack', 'proxmox'], {
+  default: 'elasticstack',
+  expected: 'elasticstack (default) or proxmox',
+  description: 'elasticstack, or proxmox for a Proxmox VE API (see --kind proxmox --help)',
+});
+
+export const mbitFlag = (description: string) =>
+  decimal({ min: 0, above: true, expected: 'a positive number of Mbit/s, e.g. 50', description });
+
+const rate = (description: string) =>
+  decimal({ min: 0, max: 1, expected: 'a share from 0 to 1, e.g. 0.05', description });
+
+/** The flags of `diskless emulator` (ElasticStack): what --help prints and how each is read. */
+export const emulatorFlags = defineInputs(
+  {
+    kind: kindFlag,
+    data: filePath({
+      required: true,
+      expected: 'the directory holding the drives',
+      description: 'directory holding the drives (reused across runs)',
+    }),
+    port: decimal({
+      min: 0,
+      max: 65535,
+      whole: true,
+      default: '0',
+      expected: 'a port from 0 to 65535',
+      description: 'TCP port, 0 for any free one',
+    }),
+    host: text({
+      expected: 'an address to listen on, e.g. 127.0.0.1',
+      description: 'address to listen on (default 127.0.0.1)',
+    }),
+    account: each(custom({ expected: 'USER:KEY, both non-empty, no spaces' }, parseAccount), {
+      description: 'an account USER:KEY; by default one random account',
+    }),
+    'latency-ms': decimal({
+      min: 0,
+      expected: 'milliseconds, 0 or more',
+      description: 'delay added before every response, ms',
+    }),
+    'connection-mbit': mbitFlag('bandwidth cap per connection, Mbit/s'),
+    'link-mbit': mbitFlag(
+      'bandwidth cap shared by all connections, Mbit/s (split evenly between the transfers in progress)',
+    ),
+    'error-rate': rate('share (0..1) of requests answered 500 system'),
+    'throttle-rate': rate('share answered 429 with Retry-After'),
+    'busy-rate': rate('share answered 409 busy'),
+    'cut-rate': rate(
+      'share whose connection is reset half-way through the body (a raw write keeps the part that arrived)',
+    ),
+    'retry-after': decimal({
+      min: 0,
+      whole: true,
+      expected: 'whole seconds, 0 or more',
+      description: 'Retry-After seconds of throttled answers (default 1)',
+    }),
+    'fault-on': choice(['writes', 'all'], {
+      expected: 'writes or all',
+      description: 'writes (default) or all: which requests get those faults',
+    }),
+    seed: decimal({
+      min: 0,
+      max: 2 ** 32 - 1,
+      whole: true,
+      expected: 'an integer from 0 to 4294967295',
+      description: 'seed of the fault PRNG',
+    }),
+    'max-write-bytes': byteSize({
+      min: 1,
+      max: Number.MAX_SAFE_INTEGER,
+      expected: 'a byte size such as 64M or 4194304',
+      description: 'largest write accepted, decompressed (default 64M)',
+    }),
+    fsync: bool({ default: 'false', description: 'fsync every write before acknowledging it' }),
+    quirks: custom(
+      {
+        expected: `recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+        description: `the real service's recorded behaviour: "recorded" (all of them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+      },
+      parseQuirks,
+    ),
+    'imaging-mbit': mbitFlag("speed of the image call's server-side copy (default 2048)"),
+    'run-servers': bool({ default: 'false', description: 'boot started servers in QEMU' }),
+    'nfs-export': each(text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {
+      description: 'P=DIR: serve DIR at the NFS path P the clients mount',
+    }),
+    'nfs-server': custom(
+      {
+        default: '10.0.2.100',
+        expected: 'an IPv4 address',
+        description: "the NFS server's address in the CDs' nfsroot=",
+      },
+      (raw) => {
+        slirpNetwork(raw); // checks it, with one clear line
+        return raw;
+      },
+    ),
+    firmware: choice(['bios', 'uefi'], {
+      default: 'bios',
+      expected: 'bios or uefi',
+      description: 'bios or uefi',
+    }),
+    work: filePath({
+      description:
+        "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
+    }),
+  },
+  (o) => {
+    const rates = totalRate(faultsOf(o));
+    if (rates > 1)
+      throw new InputError(
+        'error-rate',
+        `The fault rates add up to ${rates}: expected at most 1 in all`,
+      );
+    if (o.runServers && o.nfsExport.length === 0) {
+      throw new InputError(
+        'nfs-export',
+        'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
+      );
+    }
+  },
+);
+
+type EmulatorFlags = Options<typeof emulatorFlags.fields>;
+
+/** The flags the QEMU runner takes, shown in their own part of --help. */
+const RUNNER_FLAGS = ['run-servers', 'nfs-export', 'nfs-server', 'firmware', 'work'];
+
+/** `o` without its undefined members (the emulator fills in its own defaults). */
+function given<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function faultsOf(o: EmulatorFlags): Faults {
+  const mbit = (n: number | undefined) => (n === undefined ? undefined : n * 125_000);
+  return given({
+    latencyMs: o.latencyMs,
+    connectionBytesPerSecond: mbit(o.connectionMbit),
+    linkBytesPerSecond: mbit(o.linkMbit),
+    [FAULT_RATES.error]: o.errorRate,
+    [FAULT_RATES.throttle]: o.throttleRate,
+    [FAULT_RATES.busy]: o.busyRate,
+    [FAULT_RATES.cut]: o.cutRate,
+    retryAfterSeconds: o.retryAfter,
+    faultOn: o.faultOn,
+    seed: o.seed,
+  });
 }
 
 export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
@@ -57,69 +230,34 @@ export const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT or SIGTERM.
 With --kind proxmox, a Proxmox VE API instead (see diskless emulator --kind proxmox --help).
 
-  --data DIR             directory holding the drives (required; reused across runs)
-  --port N               TCP port, 0 for any free one (default 0)
-  --host H               address to listen on (default 127.0.0.1)
-  --account USER:KEY     an account (repeatable); by default one random account
-  --latency-ms N         delay added before every response
-  --connection-mbit N    bandwidth cap per connection, Mbit/s
-  --link-mbit N          bandwidth cap shared by all connections, Mbit/s (split
-                         evenly between the transfers in progress)
-  --error-rate R         share (0..1) of requests answered 500 system
-  --throttle-rate R      share answered 429 with Retry-After
-  --retry-after N        Retry-After seconds of throttled answers (default 1)
-  --busy-rate R          share answered 409 busy
-  --cut-rate R           share whose connection is reset half-way through the body
-                         (a raw write keeps the part that arrived)
-  --fault-on WHICH       writes (default) or all: which requests get those faults
-  --seed N               seed of the fault PRNG
-  --max-write-bytes N    largest write accepted, decompressed (default 64M)
-  --fsync                fsync every write before acknowledging it
-  --quirks LIST          the real service's recorded behaviour: "recorded" (all of
-                         them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}
-  --imaging-mbit N       speed of the image call's server-side copy (default 2048)
+${flagHelp(
+  emulatorFlags.fields,
+  Object.keys(emulatorFlags.fields).filter((n) => !RUNNER_FLAGS.includes(n)),
+  18,
+)}
 
 Servers are state only unless --run-servers: then each started server is a QEMU machine
 booting its CD (the drive's file, read-only) against an NFS server on this machine
 (nfs-ganesha in a private namespace; needs root, the boot test's Debian packages and
 dnsmasq-base). Servers get their nic:0:dhcp:ip by DHCP on a network of their own,
 10.213.N.0/24 (printed as network=), which this machine reaches at .254.
-  --run-servers          boot started servers in QEMU
-  --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
-  --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
-  --firmware F           bios (default) or uefi
-  --work DIR             consoles (DIR/consoles/<server>.log) and the NFS server's
-                         files (default DATA/runner)`;
+${flagHelp(emulatorFlags.fields, RUNNER_FLAGS, 18)}`;
 
-/** The --kind flag's value (elasticstack when absent). */
+/** The --kind flag's value (elasticstack when absent), read as the flag layer reads it. */
 function emulatorKind(args: string[]): string {
+  let raw: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
-    if (a === '--kind') return args[i + 1] ?? '';
-    if (a.startsWith('--kind=')) return a.slice('--kind='.length);
+    if (a === '--kind') raw = args[i + 1] ?? '';
+    else if (a.startsWith('--kind=')) raw = a.slice('--kind='.length);
   }
-  return 'elasticstack';
+  return readInputs(defineInputs({ kind: kindFlag }), () => raw, flagWording).kind;
 }
 
-function withoutKind(args: string[]): string[] {
-  return args.filter(
-    (a, i) => !a.startsWith('--kind=') && a !== '--kind' && args[i - 1] !== '--kind',
-  );
-}
-
-function need(flag: string, value: string | undefined, expected: string): string {
-  if (value === undefined || value.startsWith('--')) {
-    throw new InputError(flag, `Flag --${flag} needs a value: expected ${expected}`);
-  }
-  return value;
-}
-
-function number(flag: string, value: string, expected: string, ok: (n: number) => boolean): number {
-  const n = value.trim() === '' ? NaN : Number(value);
-  if (!Number.isFinite(n) || !ok(n)) {
-    throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected ${expected}`);
-  }
-  return n;
+/** Reads a command's flags through the flag layer, worded as flags; no environment. */
+export function readFlags<F extends Fields>(schema: InputSchema<F>, args: string[]): Options<F> {
+  const parsed = parseFlags(args, schema.fields, []);
+  return readInputs(schema, flagSource(parsed, schema.fields, {}), flagWording);
 }
 
 /** The command line as emulator options; `generated` is the made-up account, if any. */
@@ -129,188 +267,20 @@ export function parseEmulatorArgs(args: string[]): {
   /** With --run-servers: the QEMU runner to start. */
   runner: QemuRunnerOptions | undefined;
 } {
-  const faults: Faults = {};
-  const accounts: Account[] = [];
-  let dataDir: string | undefined;
-  let host: string | undefined;
-  let port = 0;
-  let maxWriteBytes: number | undefined;
-  let fsync = false;
-  let runServers = false;
-  let firmware: Firmware = 'bios';
-  let nfsServer = '10.0.2.100';
-  let work: string | undefined;
-  const exports: NfsExport[] = [];
-  let quirks: Quirks | undefined;
-  let imagingBytesPerSecond: number | undefined;
-  const rate = (f: string, v: string) =>
-    number(f, v, 'a share from 0 to 1, e.g. 0.05', (n) => n >= 0 && n <= 1);
-  const mbit = (f: string, v: string) =>
-    number(f, v, 'a positive number of Mbit/s, e.g. 50', (n) => n > 0) * 125_000;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-    if (!m)
-      throw new InputError(
-        arg,
-        `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`,
-      );
-    const flag = m[1] ?? '';
-    if (flag === 'fsync' || flag === 'run-servers') {
-      if (flag === 'fsync') fsync = true;
-      else runServers = true;
-      continue;
-    }
-    const value = (expected: string) => m[2] ?? need(flag, args[++i], expected);
-    switch (flag) {
-      case 'data':
-        dataDir = path.resolve(value('a directory'));
-        break;
-      case 'host':
-        host = value('an address to listen on, e.g. 127.0.0.1');
-        break;
-      case 'port':
-        port = number(
-          flag,
-          value('a port'),
-          'a port from 0 to 65535',
-          (n) => Number.isInteger(n) && n >= 0 && n <= 65535,
-        );
-        break;
-      case 'account': {
-        const v = value('USER:KEY');
-        const colon = v.indexOf(':');
-        if (colon <= 0 || colon === v.length - 1 || /\s/.test(v)) {
-          throw new InputError(
-            flag,
-            `Invalid --account ${JSON.stringify(v.slice(0, Math.max(colon, 0)) + (colon >= 0 ? ':***' : ''))}: expected USER:KEY, both non-empty, no spaces`,
-          );
-        }
-        accounts.push({ user: v.slice(0, colon), key: v.slice(colon + 1) });
-        break;
+  const o = readFlags(emulatorFlags, args);
+  const exports: NfsExport[] = o.nfsExport.map((v) => {
+    const eq = v.indexOf('=');
+    return { pseudo: v.slice(0, eq), dir: v.slice(eq + 1) };
+  });
+  const runner = o.runServers
+    ? {
+        work: o.work ?? path.join(o.data, 'runner'),
+        nfsServer: o.nfsServer,
+        exports,
+        firmware: o.firmware,
       }
-      case 'latency-ms':
-        faults.latencyMs = number(
-          flag,
-          value('milliseconds'),
-          'milliseconds, 0 or more',
-          (n) => n >= 0,
-        );
-        break;
-      case 'connection-mbit':
-        faults.connectionBytesPerSecond = mbit(flag, value('Mbit/s'));
-        break;
-      case 'link-mbit':
-        faults.linkBytesPerSecond = mbit(flag, value('Mbit/s'));
-        break;
-      case 'error-rate':
-      case 'throttle-rate':
-      case 'busy-rate':
-      case 'cut-rate':
-        faults[FAULT_RATES[flag.slice(0, -'-rate'.length) as FaultKind]] = rate(
-          flag,
-          value('a share'),
-        );
-        break;
-      case 'retry-after':
-        faults.retryAfterSeconds = number(
-          flag,
-          value('seconds'),
-          'whole seconds, 0 or more',
-          (n) => Number.isInteger(n) && n >= 0,
-        );
-        break;
-      case 'fault-on': {
-        const v = value('writes or all');
-        if (v !== 'writes' && v !== 'all') {
-          throw new InputError(
-            flag,
-            `Invalid --fault-on ${JSON.stringify(v)}: expected writes or all`,
-          );
-        }
-        faults.faultOn = v;
-        break;
-      }
-      case 'seed':
-        faults.seed = number(
-          flag,
-          value('an integer'),
-          'an integer from 0 to 4294967295',
-          (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32,
-        );
-        break;
-      case 'max-write-bytes': {
-        const v = value('a byte size');
-        const n = parseByteSize(v) ?? 0;
-        if (n < 1) {
-          throw new InputError(
-            flag,
-            `Invalid --max-write-bytes ${JSON.stringify(v)}: expected a byte size such as 64M or 4194304`,
-          );
-        }
-        maxWriteBytes = n;
-        break;
-      }
-      case 'nfs-export': {
-        const v = value('/nfs/path=/local/dir');
-        if (!EXPORT_LINE.test(v)) {
-          throw new InputError(
-            flag,
-            `Invalid --nfs-export ${JSON.stringify(v)}: expected /nfs/path=/local/dir`,
-          );
-        }
-        const eq = v.indexOf('=');
-        exports.push({ pseudo: v.slice(0, eq), dir: v.slice(eq + 1) });
-        break;
-      }
-      case 'nfs-server':
-        nfsServer = value('an IPv4 address');
-        slirpNetwork(nfsServer); // checks it, with one clear line
-        break;
-      case 'firmware': {
-        const v = value('bios or uefi');
-        if (v !== 'bios' && v !== 'uefi') {
-          throw new InputError(
-            flag,
-            `Invalid --firmware ${JSON.stringify(v)}: expected bios or uefi`,
-          );
-        }
-        firmware = v;
-        break;
-      }
-      case 'work':
-        work = path.resolve(value('a directory'));
-        break;
-      case 'quirks':
-        quirks = parseQuirks(value('recorded or a list of quirks'));
-        break;
-      case 'imaging-mbit':
-        imagingBytesPerSecond = mbit(flag, value('Mbit/s'));
-        break;
-      default:
-        throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --help`);
-    }
-  }
-  if (dataDir === undefined)
-    throw new InputError(
-      'data',
-      'Flag --data is required: expected the directory holding the drives',
-    );
-  const rates = totalRate(faults);
-  if (rates > 1)
-    throw new InputError(
-      'error-rate',
-      `The fault rates add up to ${rates}: expected at most 1 in all`,
-    );
-  if (runServers && exports.length === 0) {
-    throw new InputError(
-      'nfs-export',
-      'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
-    );
-  }
-  const runner = runServers
-    ? { work: work ?? path.join(dataDir, 'runner'), nfsServer, exports, firmware }
     : undefined;
+  const accounts = [...o.account];
   let generated: Account | undefined;
   if (accounts.length === 0) {
     generated = { user: randomUUID(), key: randomBytes(18).toString('base64url') };
@@ -318,15 +288,15 @@ export function parseEmulatorArgs(args: string[]): {
   }
   return {
     options: {
-      dataDir,
-      host,
-      port,
+      dataDir: o.data,
+      host: o.host,
+      port: o.port,
       accounts,
-      faults,
-      maxWriteBytes,
-      fsync,
-      quirks,
-      imagingBytesPerSecond,
+      faults: faultsOf(o),
+      maxWriteBytes: o.maxWriteBytes,
+      fsync: o.fsync,
+      quirks: o.quirks,
+      imagingBytesPerSecond: o.imagingMbit === undefined ? undefined : o.imagingMbit * 125_000,
     },
     generated,
     runner,
@@ -338,15 +308,13 @@ export function parseEmulatorArgs(args: string[]): {
  * exit code. Bad flags print one line on stderr and return 1.
  */
 export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Promise<number> {
-  const kind = emulatorKind(args);
-  if (kind === 'proxmox') return runPveEmulatorCommand(args, stop);
-  if (kind !== 'elasticstack') {
-    console.error(
-      `diskless emulator: Invalid --kind ${JSON.stringify(kind)}: expected elasticstack (default) or proxmox`,
-    );
-    return 1;
+  let kind: string;
+  try {
+    kind = emulatorKind(args);
+  } catch (error) {
+    return commandFailed(error);
   }
-  args = withoutKind(args);
+  if (kind === 'proxmox') return runPveEmulatorCommand(args, stop);
   if (args.includes('--help') || args.includes('-h')) {
     console.log(EMULATOR_USAGE);
     return 0;

@@ -9,6 +9,11 @@ import path from 'node:path';
 export interface Field<T> {
   /** Human description of an acceptable value, used in error messages and docs. */
   readonly expected: string;
+  /**
+   * What the input is for, where no action.yml says it (the emulator and `diskless
+   * action` flags): their --help prints it.
+   */
+  readonly description: string | undefined;
   readonly required: boolean;
   /** Raw default, as written in action.yml; undefined when the input has none. */
   readonly default: string | undefined;
@@ -23,14 +28,26 @@ export interface Field<T> {
   empty(): T;
 }
 
-/** Thrown by a parser; readInputs turns it into an InputError naming the input and value. */
-export class FieldError extends Error {}
+/**
+ * Thrown by a parser; readInputs turns it into an InputError naming the input and value.
+ * The message, when given, replaces the field's `expected`; `got`, when given, is how the
+ * bad value is shown instead of the whole raw value (one line of many, a masked part).
+ */
+export class FieldError extends Error {
+  constructor(
+    message?: string,
+    readonly got?: string,
+  ) {
+    super(message);
+  }
+}
 
 interface Common {
   required?: boolean;
   default?: string;
   secret?: boolean;
   expected?: string;
+  description?: string;
 }
 
 /** required or defaulted fields always have a value; the others may be undefined. */
@@ -49,6 +66,7 @@ function field<R>(
 ): Field<R> {
   return {
     expected: o.expected ?? expected,
+    description: o.description,
     required: o.required ?? false,
     default: o.default,
     secret: o.secret ?? false,
@@ -57,6 +75,14 @@ function field<R>(
     parse: parse as (raw: string) => R,
     empty: (extra.empty ?? (() => undefined)) as () => R,
   };
+}
+
+/** How a raw value is shown in an error: quoted, shortened, never a secret or URL password. */
+export function showValue(raw: string, secret: boolean): string {
+  if (secret) return 'a value (hidden: it is a credential)';
+  const clean = raw.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
+  const short = clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
+  return JSON.stringify(short);
 }
 
 /** The same field, not required: a rule across inputs says when it is needed. */
@@ -204,4 +230,64 @@ export function list(
     { multiline: true, empty: () => [] },
   );
   return f;
+}
+
+/** A field with its own parser, for values no other builder covers. */
+export function custom<T, const O extends Common = Common>(
+  o: O & { expected: string },
+  parse: (raw: string) => T,
+): Field<Out<T, O>> {
+  return field(o, o.expected, parse);
+}
+
+/**
+ * A number as JavaScript reads it (`0.05`, `50`, `1e3`) within bounds: from `min`
+ * (or above it, with `above`) to `max`; `whole` demands an integer.
+ */
+export function decimal<
+  const O extends Common & { min: number; max?: number; above?: boolean; whole?: boolean },
+>(o: O): Field<Out<number, O>> {
+  const max = o.max ?? Infinity;
+  return field(
+    o,
+    `${o.whole ? 'a whole number' : 'a number'} ${o.above ? 'above' : 'from'} ${o.min}${o.max === undefined ? '' : ` to ${o.max}`}`,
+    (raw) => {
+      const n = Number(raw);
+      const low = o.above ? n > o.min : n >= o.min;
+      if (!Number.isFinite(n) || !low || n > max || (o.whole && !Number.isInteger(n))) {
+        throw new FieldError();
+      }
+      return n;
+    },
+  );
+}
+
+/**
+ * A repeatable flag: one `item` value per line (each repeat of the flag is a line). A bad
+ * line is shown alone, the way the item shows it. Lines are never empty, so neither are
+ * the items.
+ */
+export function each<T>(
+  item: Field<T>,
+  o: { description?: string; secret?: boolean } = {},
+): Field<NonNullable<T>[]> {
+  return field(
+    { expected: item.expected, description: o.description, secret: o.secret ?? item.secret },
+    item.expected,
+    (raw) =>
+      raw
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '')
+        .map((line) => {
+          try {
+            return item.parse(line);
+          } catch (error) {
+            if (!(error instanceof FieldError) || error.got !== undefined) throw error;
+            // A secret item that does not mask its own value is hidden whole.
+            throw new FieldError(error.message, showValue(line, item.secret));
+          }
+        }),
+    { multiline: true, empty: () => [] },
+  );
 }

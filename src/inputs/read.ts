@@ -3,8 +3,10 @@
  * options object per action. Field names are the kebab-case input names of action.yml;
  * the options object uses their camelCase form.
  */
-import { InputError } from '../errors.js';
-import { FieldError, type Field } from './fields.js';
+import { InputError, inputWording, type Wording } from '../errors.js';
+import { FieldError, showValue, type Field } from './fields.js';
+
+export { showValue };
 
 export type Fields = Record<string, Field<unknown>>;
 
@@ -33,22 +35,16 @@ export function camelCase(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** How a raw value is shown in an error: quoted, shortened, never a secret or URL password. */
-export function showValue(raw: string, secret: boolean): string {
-  if (secret) return 'a value (hidden: it is a credential)';
-  const clean = raw.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
-  const short = clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
-  return JSON.stringify(short);
-}
-
 /**
  * Reads every field through `get` (which returns the raw string, '' or undefined when
  * unset). A bad value throws an InputError whose one-line message names the input, the
- * value and what was expected.
+ * value and what was expected, in `wording` (the steps' `Input "name": got ...` unless
+ * a command words it as flags).
  */
 export function readInputs<F extends Fields>(
   schema: InputSchema<F>,
   get: (name: string) => string | undefined,
+  wording: Wording = inputWording,
 ): Options<F> {
   const options: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(schema.fields)) {
@@ -56,7 +52,7 @@ export function readInputs<F extends Fields>(
     const raw = given === '' ? (field.default ?? '') : given;
     if (raw === '') {
       if (field.required) {
-        throw new InputError(name, `Input "${name}" is required: expected ${field.expected}`);
+        throw new InputError(name, wording.missing(name, field.expected));
       }
       options[camelCase(name)] = field.empty();
       continue;
@@ -65,10 +61,8 @@ export function readInputs<F extends Fields>(
       options[camelCase(name)] = field.parse(raw);
     } catch (error) {
       if (!(error instanceof FieldError)) throw error;
-      throw new InputError(
-        name,
-        `Input "${name}": got ${showValue(raw, field.secret)}; expected ${error.message || field.expected}`,
-      );
+      const got = error.got ?? showValue(raw, field.secret);
+      throw new InputError(name, wording.bad(name, got, error.message || field.expected));
     }
   }
   const typed = options as Options<F>;
