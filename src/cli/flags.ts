@@ -6,7 +6,7 @@
  * emulator and `diskless action` commands use the same layer for their own flags.
  */
 import { InputError, type Wording } from '../errors.js';
-import type { Fields } from '../inputs/read.js';
+import { readInputs, type Fields, type InputSchema, type Options } from '../inputs/read.js';
 
 /**
  * The emulator commands' wording of the one line about a bad flag (kept from before they
@@ -109,4 +109,10 @@ export function flagSource(
     if (!given) return env[envName(name)];
     return fields[name]?.multiline ? given.join('\n') : given.at(-1);
   };
+}
+
+/** Reads a command's flags through the flag layer, worded as flags; no environment. */
+export function readFlags<F extends Fields>(schema: InputSchema<F>, args: string[]): Options<F> {
+  const parsed = parseFlags(args, schema.fields, []);
+  return readInputs(schema, flagSource(parsed, schema.fields, {}), flagWording);
 }

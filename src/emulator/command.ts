@@ -7,7 +7,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { flagHelp, flagSource, flagWording, parseFlags } from '../cli/flags.js';
+import { flagHelp, flagWording, readFlags } from '../cli/flags.js';
+import { given, kindFlag, mbitFlag } from './flags.js';
 import {
   bool,
   byteSize,
@@ -19,13 +20,7 @@ import {
   filePath,
   text,
 } from '../inputs/fields.js';
-import {
-  defineInputs,
-  readInputs,
-  type Fields,
-  type InputSchema,
-  type Options,
-} from '../inputs/read.js';
+import { defineInputs, readInputs, type Options } from '../inputs/read.js';
 import { FAULT_RATES, totalRate } from './faults.js';
 import {
   RECORDED_QUIRKS,
@@ -73,16 +68,6 @@ function parseAccount(v: string): Account {
   }
   return { user: v.slice(0, colon), key: v.slice(colon + 1) };
 }
-
-/** The emulator kinds, read by both front ends' flags. */
-export const kindFlag = choice(['elasticstack', 'proxmox'], {
-  default: 'elasticstack',
-  expected: 'elasticstack (default) or proxmox',
-  description: 'elasticstack, or proxmox for a Proxmox VE API (see --kind proxmox --help)',
-});
-
-export const mbitFlag = (description: string) =>
-  decimal({ min: 0, above: true, expected: 'a positive number of Mbit/s, e.g. 50', description });
 
 const rate = (description: string) =>
   decimal({ min: 0, max: 1, expected: 'a share from 0 to 1, e.g. 0.05', description });
@@ -204,11 +189,6 @@ type EmulatorFlags = Options<typeof emulatorFlags.fields>;
 /** The flags the QEMU runner takes, shown in their own part of --help. */
 const RUNNER_FLAGS = ['run-servers', 'nfs-export', 'nfs-server', 'firmware', 'work'];
 
-/** `o` without its undefined members (the emulator fills in its own defaults). */
-function given<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
 function faultsOf(o: EmulatorFlags): Faults {
   const mbit = (n: number | undefined) => (n === undefined ? undefined : n * 125_000);
   return given({
@@ -252,12 +232,6 @@ function emulatorKind(args: string[]): string {
     else if (a.startsWith('--kind=')) raw = a.slice('--kind='.length);
   }
   return readInputs(defineInputs({ kind: kindFlag }), () => raw, flagWording).kind;
-}
-
-/** Reads a command's flags through the flag layer, worded as flags; no environment. */
-export function readFlags<F extends Fields>(schema: InputSchema<F>, args: string[]): Options<F> {
-  const parsed = parseFlags(args, schema.fields, []);
-  return readInputs(schema, flagSource(parsed, schema.fields, {}), flagWording);
 }
 
 /** The command line as emulator options; `generated` is the made-up account, if any. */
