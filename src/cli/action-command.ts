@@ -7,20 +7,55 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import { runAction } from '../harness/run-action.js';
+import { custom, FieldError, filePath } from '../inputs/fields.js';
+import { defineInputs, readInputs, readValue } from '../inputs/read.js';
+import { flagHelp, flagSource, parseFlags, switchHelp } from './flags.js';
 
 /** The repository's actions/ folder, seen from this file (src/cli, or the bundle in dist/bundle). */
 const ACTIONS_DIR = path.resolve(import.meta.dirname, '../../actions');
 
-function pair(flag: string, value: string | undefined): [string, string] {
-  const eq = value?.indexOf('=') ?? -1;
-  if (value === undefined || eq <= 0) {
-    throw new InputError(flag, `--${flag} needs key=value, got ${JSON.stringify(value ?? '')}`);
-  }
+/** key=value: the key before the first '=', which must not be empty. */
+function pair(value: string): [string, string] {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new FieldError();
   return [value.slice(0, eq), value.slice(eq + 1)];
 }
 
+/** The flags of `diskless action`: what --help prints and how each is read. */
+export const actionFlags = defineInputs({
+  input: custom(
+    {
+      expected: 'key=value',
+      description:
+        'key=value: an input of the action (-i; repeatable: a repeated key adds a line, for multi-line inputs)',
+    },
+    pair,
+  ),
+  env: custom(
+    {
+      expected: 'key=value',
+      description: "key=value: a variable of the action's environment (repeatable)",
+    },
+    pair,
+  ),
+  workspace: filePath({ description: 'GITHUB_WORKSPACE of the run (default a new temporary one)' }),
+});
+
+export const ACTION_USAGE = `usage: diskless action <name|dir> [flags]
+
+Runs a bundled action (a folder of actions/, or a directory with an action.yml) the way
+the GitHub runner does, and prints the log, the outputs and the job summary. Exits with
+the action's exit code.
+
+${flagHelp(actionFlags.fields)}
+${switchHelp(['json', 'debug'])}`;
+
 export async function runActionCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
+  if (name === '--help' || name === '-h') {
+    console.log(ACTION_USAGE);
+    return 0;
+  }
   if (!name || name.startsWith('--')) {
     throw new InputError('action', 'diskless action: expected an action name or directory first');
   }
@@ -30,27 +65,26 @@ export async function runActionCommand(args: string[]): Promise<number> {
   if (!existsSync(path.join(dir, 'action.yml'))) {
     throw new InputError('action', `diskless action: no action.yml for ${JSON.stringify(name)}`);
   }
-  const inputs: Record<string, string> = {};
-  const env: Record<string, string> = {};
-  let workspace: string | undefined;
-  let json = false;
-  let debug = false;
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i];
-    if (arg === '--input' || arg === '-i') {
-      const [k, v] = pair('input', rest[++i]);
-      // A repeated input adds a line, so multi-line inputs can be given one line a flag.
-      inputs[k] = k in inputs ? `${inputs[k] ?? ''}\n${v}` : v;
-    } else if (arg === '--env') {
-      const [k, v] = pair('env', rest[++i]);
-      env[k] = v;
-    } else if (arg === '--workspace') workspace = path.resolve(rest[++i] ?? '.');
-    else if (arg === '--json') json = true;
-    else if (arg === '--debug') debug = true;
-    else {
-      throw new InputError('action', `diskless action: unexpected argument ${JSON.stringify(arg)}`);
-    }
+  const parsed = parseFlags(rest, actionFlags.fields, ['json', 'debug', 'help'], { '-i': 'input' });
+  if (parsed.switches.has('help')) {
+    console.log(ACTION_USAGE);
+    return 0;
   }
+  // Each --input and --env is read alone: a value may hold newlines.
+  const pairs = (flag: 'input' | 'env') =>
+    (parsed.raw.get(flag) ?? []).map((raw) => readValue(flag, actionFlags.fields[flag], raw));
+  const inputs: Record<string, string> = {};
+  for (const [k, v] of pairs('input')) {
+    // A repeated input adds a line, so multi-line inputs can be given one line a flag.
+    inputs[k] = k in inputs ? `${inputs[k] ?? ''}\n${v}` : v;
+  }
+  const env = Object.fromEntries(pairs('env'));
+  const { workspace } = readInputs(
+    defineInputs({ workspace: actionFlags.fields.workspace }),
+    flagSource(parsed, actionFlags.fields, {}),
+  );
+  const json = parsed.switches.has('json');
+  const debug = parsed.switches.has('debug');
   const run = await runAction({ actionDir: dir, inputs, env, workspace, debug });
   if (json) {
     const { action: _action, ...shown } = run;

@@ -17,6 +17,18 @@ export const flagWording: Wording = {
   missing: (input, expected) => `Flag --${input} is required: expected ${expected}`,
 };
 
+/** Flags that are not inputs, with what --help says of them. */
+export const SWITCHES = {
+  json: 'print the outputs as one JSON object',
+  debug: 'show debug lines',
+  help: 'show this help',
+} as const;
+
+/** --help lines for switches, aligned with flagHelp's. */
+export function switchHelp(names: (keyof typeof SWITCHES)[], pad = 16): string {
+  return names.map((name) => `  --${name.padEnd(pad)} ${SWITCHES[name]}`).join('\n');
+}
+
 /**
  * One line of --help per field: its description (else what it expects), then required,
  * default, repeatable and, for a credential, the variable to prefer.

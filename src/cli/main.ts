@@ -11,7 +11,7 @@ import { StepFailure, streamReporter, type StepReport } from '../report.js';
 import { isStepName, steps, type Step } from '../steps.js';
 import { runEmulatorCommand } from '../emulator/command.js';
 import { runActionCommand } from './action-command.js';
-import { envName, flagHelp, flagSource, parseFlags } from './flags.js';
+import { envName, flagHelp, flagSource, parseFlags, switchHelp } from './flags.js';
 
 const USAGE = `usage: diskless <command> [flags]
 
@@ -30,7 +30,7 @@ Tools:
 Run "diskless <command> --help" for a command's flags.`;
 
 function stepHelp(step: Step): string {
-  return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${flagHelp(step.inputs.fields)}\n  --json             print the outputs as one JSON object\n  --debug            show debug lines`;
+  return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${flagHelp(step.inputs.fields)}\n${switchHelp(['json', 'debug'])}`;
 }
 
 function printOutputs(report: StepReport, json: boolean): void {

@@ -36,6 +36,25 @@ export function camelCase(name: string): string {
 }
 
 /**
+ * One raw value of the input `name` through its field; a bad one throws the one line.
+ * A parsed value is never undefined (only an empty input is).
+ */
+export function readValue<T>(
+  name: string,
+  field: Field<T>,
+  raw: string,
+  wording: Wording = inputWording,
+): NonNullable<T> {
+  try {
+    return field.parse(raw) as NonNullable<T>;
+  } catch (error) {
+    if (!(error instanceof FieldError)) throw error;
+    const got = error.got ?? showValue(raw, field.secret);
+    throw new InputError(name, wording.bad(name, got, error.message || field.expected));
+  }
+}
+
+/**
  * Reads every field through `get` (which returns the raw string, '' or undefined when
  * unset). A bad value throws an InputError whose one-line message names the input, the
  * value and what was expected, in `wording` (the steps' `Input "name": got ...` unless
@@ -57,13 +76,7 @@ export function readInputs<F extends Fields>(
       options[camelCase(name)] = field.empty();
       continue;
     }
-    try {
-      options[camelCase(name)] = field.parse(raw);
-    } catch (error) {
-      if (!(error instanceof FieldError)) throw error;
-      const got = error.got ?? showValue(raw, field.secret);
-      throw new InputError(name, wording.bad(name, got, error.message || field.expected));
-    }
+    options[camelCase(name)] = readValue(name, field, raw, wording);
   }
   const typed = options as Options<F>;
   schema.check?.(typed);
