@@ -92,10 +92,17 @@ export class StepFailure extends DisklessError {
   }
 }
 
-/** A reporter that prints to a stream, for the CLI and local runs. */
-export function streamReporter(write: (line: string) => void, debug = false): Reporter {
+/**
+ * A reporter that prints to a stream, for the CLI and local runs; lines inside a group
+ * are indented two spaces a level unless `indentGroups` is false.
+ */
+export function streamReporter(
+  write: (line: string) => void,
+  debug = false,
+  indentGroups = true,
+): Reporter {
   let depth = 0;
-  const indent = () => '  '.repeat(depth);
+  const indent = () => (indentGroups ? '  '.repeat(depth) : '');
   return {
     info: (message) => {
       write(`${indent()}${message}`);
@@ -114,6 +121,57 @@ export function streamReporter(write: (line: string) => void, debug = false): Re
       } finally {
         depth -= 1;
       }
+    },
+  };
+}
+
+/** What a recording reporter kept. */
+export interface RecordingReporter extends Reporter {
+  /** Every line as streamReporter shows it: messages, `warning: ...`, `> group`. */
+  readonly lines: string[];
+  /** The warnings' messages alone. */
+  readonly warnings: string[];
+  /** The names of the groups opened, in order. */
+  readonly groups: string[];
+}
+
+/**
+ * A reporter that keeps what it is told, for tests, benchmarks and callers that want the
+ * log as data. `onLine` sees each line as it comes; `indent` keeps streamReporter's
+ * indentation inside groups (off: lines are as the step wrote them).
+ */
+export function recordingReporter(
+  onLine?: (line: string) => void,
+  o: { indent?: boolean; debug?: boolean } = {},
+): RecordingReporter {
+  const lines: string[] = [];
+  const warnings: string[] = [];
+  const groups: string[] = [];
+  const shown = streamReporter(
+    (line) => {
+      lines.push(line);
+      onLine?.(line);
+    },
+    o.debug,
+    o.indent ?? false,
+  );
+  return {
+    lines,
+    warnings,
+    groups,
+    info: (message) => {
+      shown.info(message);
+    },
+    debug: (message) => {
+      shown.debug(message);
+    },
+    warning: (message, where) => {
+      warnings.push(message);
+      shown.warning(message, where);
+    },
+    group: (name, work) => {
+      groups.push(name);
+      return shown.group(name, work);
     },
   };
 }

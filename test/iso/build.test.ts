@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIso } from '../../src/iso/build.js';
 import {
   CLIENT_MARK,
-  collect,
   hookRuns,
   isoFile,
   isoOptions,
@@ -20,6 +19,7 @@ import {
   tempDir,
   xorriso,
 } from './fixture.js';
+import { recordingReporter } from '../../src/report.js';
 
 const NFS_ROOT = '10.0.2.100:/srv/diskless/current';
 const EXPECTED_CMDLINE = `console=tty0 console=ttyS0,115200n8 root=/dev/nfs nfsroot=${NFS_ROOT},vers=3,tcp ip=dhcp ro panic=10`;
@@ -55,8 +55,8 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
 
   it('cold: builds a BIOS and UEFI ISO with the client initramfs and the NFS command line', async () => {
     const output = path.join(outDir, 'boot.iso');
-    const c = collect();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c.reporter);
+    const c = recordingReporter();
+    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
 
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs.iso).toBe(output);
@@ -133,8 +133,8 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
 
   it('again with the same inputs: a cache hit, no mkinitramfs, the same sha256', async () => {
     const output = path.join(outDir, 'again.iso');
-    const c = collect();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c.reporter);
+    const c = recordingReporter();
+    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
     expect(report.outputs['initramfs-cache-hit']).toBe(true);
     expect(report.outputs['cache-key']).toBe(first.key);
     expect(await hookRuns(sysroot.root)).toBe(1);
@@ -150,21 +150,21 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
     await fh.write(Buffer.from('CORRUPT'), 0, 7, 4096);
     await fh.close();
     const output = path.join(outDir, 'rebuilt.iso');
-    const c = collect();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c.reporter);
+    const c = recordingReporter();
+    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(c.warnings.join('\n')).toMatch(/cached initramfs .* is corrupt \(.*SHA-256/);
     expect(await hookRuns(sysroot.root)).toBe(2);
     // mkinitramfs is reproducible too: a rebuilt initramfs gives the same ISO.
     expect(report.outputs.sha256).toBe(first.sha256);
-    const again = await buildIso(isoOptions({ ...inputs(), output }), collect().reporter);
+    const again = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(again.outputs['initramfs-cache-hit']).toBe(true);
   });
 
   it("changing one file of the client's initramfs config is a miss", async () => {
     await appendFile(path.join(client, 'etc/initramfs-tools/modules'), 'virtio_blk\n');
     const output = path.join(outDir, 'config-changed.iso');
-    const report = await buildIso(isoOptions({ ...inputs(), output }), collect().reporter);
+    const report = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs['cache-key']).not.toBe(first.key);
     expect(report.outputs.sha256).not.toBe(first.sha256);
@@ -173,12 +173,12 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
 
   it('changing the kernel is a miss', async () => {
     const output = path.join(outDir, 'kernel-changed.iso');
-    const before = await buildIso(isoOptions({ ...inputs(), output }), collect().reporter);
+    const before = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(before.outputs['initramfs-cache-hit']).toBe(true);
     // Another build of the same kernel version: the image's digest differs.
     const image = path.join(sysroot.root, 'boot', `vmlinuz-${before.outputs['kernel-version']}`);
     await appendFile(image, Buffer.alloc(512, 0));
-    const report = await buildIso(isoOptions({ ...inputs(), output }), collect().reporter);
+    const report = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs['cache-key']).not.toBe(before.outputs['cache-key']);
     expect(await hookRuns(sysroot.root)).toBe(4);
@@ -195,7 +195,7 @@ describe("build-iso with this machine's own root as sysroot", () => {
     const output = path.join(await tempDir('out'), 'master.iso');
     const report = await buildIso(
       isoOptions({ root: client, 'nfs-root': NFS_ROOT, output, cache: 'off', 'boot-mode': 'bios' }),
-      collect().reporter,
+      recordingReporter(),
     );
     const linked = execFileSync('readlink', ['-f', '/vmlinuz'], { encoding: 'utf8' }).trim();
     const expected = path

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { chooseCache } from '../../src/iso/cache.js';
 import { LocalCache } from '../../src/iso/cache-local.js';
 import { sha256 } from '../../src/files.js';
-import { collect, tempDir } from './fixture.js';
+import { tempDir } from './fixture.js';
+import { recordingReporter } from '../../src/report.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -63,14 +64,14 @@ describe('the local initramfs cache', () => {
     await writeFile(path.join(dir, 'bad.img'), Buffer.alloc(1000, 'x'));
     const cache = new LocalCache(dir, 30, 1 << 30);
     const out = await tempDir('restore');
-    const c = collect();
-    expect((await cache.restore('good', path.join(out, 'good.img'), c.reporter)).hit).toBe(true);
-    expect((await cache.restore('bad', path.join(out, 'bad.img'), c.reporter)).hit).toBe(false);
+    const c = recordingReporter();
+    expect((await cache.restore('good', path.join(out, 'good.img'), c)).hit).toBe(true);
+    expect((await cache.restore('bad', path.join(out, 'bad.img'), c)).hit).toBe(false);
     expect(c.warnings).toHaveLength(1);
     expect(c.warnings[0]).toMatch(/^The cached initramfs bad is corrupt/);
     expect((await readdir(dir)).sort()).toEqual(['good.img', 'good.json']);
     expect((await readdir(out)).sort()).toEqual(['good.img']);
-    expect((await cache.restore('absent', path.join(out, 'x.img'), c.reporter)).hit).toBe(false);
+    expect((await cache.restore('absent', path.join(out, 'x.img'), c)).hit).toBe(false);
   });
 });
 
@@ -97,11 +98,11 @@ describe('the cache backend choice', () => {
     const dir = path.join(await tempDir('cache'), 'c');
     await mkdir(dir);
     withoutGithub(() => {
-      expect(chooseCache(choice('auto', dir), collect().reporter)?.name).toBe(`local (${dir})`);
-      expect(chooseCache(choice('auto'), collect().reporter)).toBeUndefined();
+      expect(chooseCache(choice('auto', dir), recordingReporter())?.name).toBe(`local (${dir})`);
+      expect(chooseCache(choice('auto'), recordingReporter())).toBeUndefined();
       process.env.ACTIONS_RESULTS_URL = 'http://127.0.0.1:9/';
       try {
-        expect(chooseCache(choice('auto'), collect().reporter)?.name).toBe(
+        expect(chooseCache(choice('auto'), recordingReporter())?.name).toBe(
           "GitHub's Actions cache",
         );
       } finally {
@@ -112,8 +113,8 @@ describe('the cache backend choice', () => {
 
   it('github where it is not available builds without a cache, with a warning', () => {
     withoutGithub(() => {
-      const c = collect();
-      expect(chooseCache(choice('github'), c.reporter)).toBeUndefined();
+      const c = recordingReporter();
+      expect(chooseCache(choice('github'), c)).toBeUndefined();
       expect(c.warnings.join('\n')).toContain("GitHub's cache is not available here");
     });
   });

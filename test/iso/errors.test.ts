@@ -9,7 +9,6 @@ import { DisklessError, InputError } from '../../src/errors.js';
 import { buildIso } from '../../src/iso/build.js';
 import { imageVersion } from '../../src/iso/kernel.js';
 import {
-  collect,
   isoOptions,
   makeClient,
   mountsUnder,
@@ -18,6 +17,7 @@ import {
   sampleRoot,
   tempDir,
 } from './fixture.js';
+import { recordingReporter } from '../../src/report.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const NFS_ROOT = '10.0.0.1:/srv/diskless/current';
@@ -40,7 +40,7 @@ async function fails(inputs: Record<string, string>): Promise<string> {
   const output = path.join(out, 'boot.iso');
   let error: unknown;
   try {
-    await buildIso(isoOptions({ 'nfs-root': NFS_ROOT, output, ...inputs }), collect().reporter);
+    await buildIso(isoOptions({ 'nfs-root': NFS_ROOT, output, ...inputs }), recordingReporter());
   } catch (e) {
     error = e;
   }

@@ -8,7 +8,6 @@ import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
 import { buildIsoInputs, type BuildIsoOptions } from '../../src/iso/options.js';
-import type { Reporter } from '../../src/report.js';
 import { tempDir } from '../helpers/temp.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -111,31 +110,6 @@ export async function mountsUnder(dir: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(' ')[4] ?? '')
     .filter((m) => m === dir || m.startsWith(`${dir}/`));
-}
-
-export interface Collected {
-  reporter: Reporter;
-  lines: string[];
-  warnings: string[];
-  groups: string[];
-}
-
-export function collect(): Collected {
-  const c: Collected = {
-    lines: [],
-    warnings: [],
-    groups: [],
-    reporter: {
-      info: (m) => c.lines.push(m),
-      warning: (m) => c.warnings.push(m),
-      debug: () => undefined,
-      group: async (name, work) => {
-        c.groups.push(name);
-        return work();
-      },
-    },
-  };
-  return c;
 }
 
 /** Runs xorriso on an ISO and returns its stdout. */

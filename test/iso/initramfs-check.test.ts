@@ -13,7 +13,6 @@ import { checkInitramfs } from '../../src/iso/initramfs-check.js';
 import { NFS_MODULES, VM_MODULES } from '../../src/iso/modules.js';
 import { rejected } from '../helpers/errors.js';
 import {
-  collect,
   isoOptions,
   makeClient,
   overlay,
@@ -23,6 +22,7 @@ import {
   xorriso,
   type Suite,
 } from './fixture.js';
+import { recordingReporter } from '../../src/report.js';
 
 const NFS_ROOT = '10.0.2.100:/srv/diskless/current';
 /** Unpacking, repacking and mkinitramfs take minutes on a busy 2-core machine. */
@@ -38,7 +38,7 @@ interface Lean {
 async function buildLean(sysroot: string, client: string): Promise<Lean> {
   const out = await tempDir('lean');
   const iso = path.join(out, 'lean.iso');
-  const c = collect();
+  const c = recordingReporter();
   await buildIso(
     isoOptions({
       root: client,
@@ -49,7 +49,7 @@ async function buildLean(sysroot: string, client: string): Promise<Lean> {
       'initramfs-modules': 'vm',
       'initramfs-compression': 'zstd',
     }),
-    c.reporter,
+    c,
   );
   const initrd = path.join(out, 'initrd.img');
   xorriso(iso, '-osirrox', 'on', '-extract', '/boot/initrd.img', initrd);
@@ -211,7 +211,7 @@ describe('a bookworm image with a piece taken out', () => {
             cache: 'off',
             'initramfs-modules': 'virtio_net\nno_such_nic',
           }),
-          collect().reporter,
+          recordingReporter(),
         ),
       );
       expect(error.message).toMatch(/lacks what an NFS boot needs: kernel module no_such_nic \(/);
@@ -234,7 +234,7 @@ describe('a bookworm image with a piece taken out', () => {
           'initramfs-modules': 'netboot',
           'initramfs-compression': 'zstd',
         }),
-        collect().reporter,
+        recordingReporter(),
       );
       const netboot = report.outputs.size;
       const leanSize = (await readFile(lean.iso)).length;
@@ -292,7 +292,7 @@ describe('the initramfs-modules and initramfs-compression inputs', () => {
               output: path.join(out, 'boot.iso'),
               'initramfs-compression': 'zstd',
             }),
-            collect().reporter,
+            recordingReporter(),
           ),
         );
         expect(error.message).toBe(

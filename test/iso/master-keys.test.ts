@@ -11,7 +11,6 @@ import { buildIso } from '../../src/iso/build.js';
 import { scanImage } from '../../src/iso/image-scan.js';
 import { scanSecrets } from '../../src/secrets/scan-tree.js';
 import {
-  collect,
   isoOptions,
   makeClient,
   overlay,
@@ -20,6 +19,7 @@ import {
   tempDir,
   xorriso,
 } from './fixture.js';
+import { recordingReporter } from '../../src/report.js';
 
 const DEBS = ['dropbear-initramfs', 'dropbear-bin', 'libtomcrypt1', 'libtommath1'];
 const DEB_CACHE = '/var/cache/diskless/debs';
@@ -79,7 +79,7 @@ describe('build-iso on a master with dropbear-initramfs', () => {
         output,
         cache: 'off',
       }),
-      collect().reporter,
+      recordingReporter(),
     );
     // The listing beside the ISO names no dropbear file.
     const listing = await readFile(`${output}.contents`, 'utf8');

@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { RetryPolicy } from '../../src/drive/retry.js';
 import { PveApi } from '../../src/proxmox/index.js';
 import type { PveTls } from '../../src/proxmox/tls.js';
-import type { Reporter } from '../../src/report.js';
 import { root, startPve, type StartedPve } from '../emulator/pve-helpers.js';
 
 export { root, startPve, type StartedPve };
@@ -25,24 +24,6 @@ export function client(s: StartedPve, tls?: PveTls, url = s.emulator.url): PveAp
     secret: root.secret,
     tls: tls ?? { fingerprint: s.emulator.fingerprint },
   });
-}
-
-export interface Collected extends Reporter {
-  lines: string[];
-}
-
-export function collect(): Collected {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(m),
-    warning: (m) => lines.push(`warning: ${m}`),
-    debug: () => undefined,
-    group: async (name, work) => {
-      lines.push(`> ${name}`);
-      return work();
-    },
-  };
 }
 
 /** An ISO-like file of `size` bytes whose content depends on `seed`. */

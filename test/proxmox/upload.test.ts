@@ -24,15 +24,8 @@ import {
 import { rejected } from '../helpers/errors.js';
 import { tempDir } from '../helpers/temp.js';
 import { auditor } from '../emulator/pve-helpers.js';
-import {
-  client,
-  collect,
-  fastRetry,
-  fastWait,
-  isoFile,
-  startPve,
-  type StartedPve,
-} from './helpers.js';
+import { client, fastRetry, fastWait, isoFile, startPve, type StartedPve } from './helpers.js';
+import { recordingReporter } from '../../src/report.js';
 
 const MiB = 2 ** 20;
 let s: StartedPve;
@@ -70,7 +63,7 @@ describe('upload', () => {
   it('sends the ISO as <family>-<sha8>.iso, verified by Proxmox, and not again the second time', async () => {
     const image = await isoFile(work, 'boot.iso', 5 * MiB + 123);
     const sha = await sha256File(image);
-    const out = collect();
+    const out = recordingReporter();
     const first = await uploadIsoImage(api, options(image), out);
     expect(first).toMatchObject({
       volid: `local:iso/diskless-${sha.slice(0, 8)}.iso`,
@@ -83,7 +76,7 @@ describe('upload', () => {
     expect(out.lines.join('\n')).toContain(`Proxmox verifies the sha256`);
     expect(s.emulator.stats.uploads).toBe(1);
 
-    const again = collect();
+    const again = recordingReporter();
     const second = await uploadIsoImage(api, options(image), again);
     expect(second).toMatchObject({ volid: first.volid, sent: false, attempts: 0 });
     expect(again.lines).toContain(`${first.volid} is already there (5.0 MiB): nothing to send`);
@@ -92,7 +85,7 @@ describe('upload', () => {
 
   it('a dry run sends nothing and says what it would do', async () => {
     const image = await isoFile(work, 'boot.iso', MiB);
-    const out = collect();
+    const out = recordingReporter();
     const r = await uploadIsoImage(api, options(image, { dryRun: true }), out);
     expect(r).toMatchObject({ sent: false, dryRun: true });
     expect(out.lines).toContain(`dry run: would upload ${r.volid} (1.0 MiB)`);
@@ -130,7 +123,10 @@ describe('upload', () => {
       secret: auditor.secret,
       tls: { fingerprint: s.emulator.fingerprint },
     });
-    const error = await rejected(PveApiError, uploadIsoImage(ro, options(image), collect()));
+    const error = await rejected(
+      PveApiError,
+      uploadIsoImage(ro, options(image), recordingReporter()),
+    );
     await ro.close();
     expect(error.message).toBe(
       `POST ${s.emulator.url}/nodes/pve/storage/local/upload: HTTP 403 Permission check failed (/storage/local, Datastore.AllocateTemplate)`,
@@ -162,7 +158,7 @@ describe('upload', () => {
     await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
     const port = (relay.address() as net.AddressInfo).port;
     const viaRelay = client(s, undefined, `https://127.0.0.1:${port}/api2/json`);
-    const out = collect();
+    const out = recordingReporter();
     try {
       const r = await uploadIsoImage(viaRelay, options(image), out);
       expect(r).toMatchObject({ sent: true, attempts: 2 });
@@ -187,7 +183,10 @@ describe('upload', () => {
     await writeFile(stored(name), 'a different, shorter file');
     const read = await readConfig(api, { node: 'pve', vmid: 102 });
     await repointCd(api, { node: 'pve', vmid: 102 }, 'ide2', `local:iso/${name}`, read.digest);
-    const error = await rejected(DisklessError, uploadIsoImage(api, options(image), collect()));
+    const error = await rejected(
+      DisklessError,
+      uploadIsoImage(api, options(image), recordingReporter()),
+    );
     expect(error.message).toBe(
       `local:iso/${name} on the storage has 25 bytes, not the image's ${MiB}, and VM 102 references it: refusing to overwrite a file in use`,
     );
@@ -198,14 +197,14 @@ describe('upload', () => {
     const image = await isoFile(work, 'boot.iso', 4096);
     const bad = await rejected(
       InputError,
-      uploadIsoImage(api, options(image, { family: 'my image' }), collect()),
+      uploadIsoImage(api, options(image, { family: 'my image' }), recordingReporter()),
     );
     expect(bad.message).toBe(
       'Invalid family "my image": expected letters, digits, ".", "_" or "-" (the ISO is named <family>-<sha8>.iso)',
     );
     const missing = await rejected(
       DisklessError,
-      uploadIsoImage(api, options(image, { storage: 'nfs-isos' }), collect()),
+      uploadIsoImage(api, options(image, { storage: 'nfs-isos' }), recordingReporter()),
     );
     expect(missing.message).toBe(
       'Storage "nfs-isos" is not on node "pve" (or the token may not see it): expected one of local',
@@ -218,7 +217,7 @@ describe('retention', () => {
   it('deletes old family files no VM references, keeps the previous one and every one in use', async () => {
     const ship = async (seed: number) => {
       const image = await isoFile(work, `v${seed}.iso`, 64 * 1024, seed);
-      return (await uploadIsoImage(api, options(image), collect())).volid;
+      return (await uploadIsoImage(api, options(image), recordingReporter())).volid;
     };
     const v1 = await ship(1);
     const v2 = await ship(2);
@@ -229,7 +228,7 @@ describe('retention', () => {
     const read = await readConfig(api, { node: 'pve', vmid: 101 });
     await repointCd(api, { node: 'pve', vmid: 101 }, 'ide2', v1, read.digest);
 
-    const dry = collect();
+    const dry = recordingReporter();
     const planned = await pruneFamily(
       api,
       { node: 'pve', storage: 'local', family: 'diskless', current: v4, dryRun: true },
@@ -238,7 +237,7 @@ describe('retention', () => {
     expect(planned.deleted).toEqual([v2]);
     await stat(stored(v2.slice('local:iso/'.length)));
 
-    const out = collect();
+    const out = recordingReporter();
     const r = await pruneFamily(
       api,
       {

@@ -11,8 +11,9 @@ import { recordUpload } from '../../src/releases/ledger.js';
 import { promoteInputs } from '../../src/releases/options.js';
 import { promote } from '../../src/releases/promote.js';
 import { buildRootfs } from '../../src/rootfs/build.js';
-import { collector, makeMaster, options, tempDir } from '../rootfs/fixture.js';
+import { makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { rejected } from '../helpers/errors.js';
+import { recordingReporter } from '../../src/report.js';
 
 let master: string;
 let state: string;
@@ -26,7 +27,7 @@ beforeAll(async () => {
 });
 
 async function build(target: string, extra: Record<string, string> = {}) {
-  const log = collector();
+  const log = recordingReporter();
   const report = await buildRootfs(
     options({
       source: master,
@@ -70,7 +71,7 @@ function promoteRun(target: string, release: string, extra: Record<string, strin
   const raw: Record<string, string> = { target, release, ...extra };
   return promote(
     readInputs(promoteInputs, (n) => raw[n]),
-    collector(),
+    recordingReporter(),
   );
 }
 

@@ -6,7 +6,7 @@
 import { createServer as httpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as tcpServer, type AddressInfo, type Server } from 'node:net';
 import type { Emulator } from '../../src/emulator/index.js';
-import { StepFailure, streamReporter, type Reporter } from '../../src/report.js';
+import { recordingReporter, StepFailure } from '../../src/report.js';
 import type { RolloutReport } from '../../src/rollout/options.js';
 import { steps } from '../../src/steps.js';
 import { alice, call, createDrive, properties } from '../emulator/helpers.js';
@@ -128,8 +128,8 @@ export async function runRollout(e: Emulator, inputs: Record<string, string>): P
 
 /** The rollout step on raw inputs; a failed step's outputs and summary come with its error. */
 export async function runRolloutStep(raw: Record<string, string>): Promise<Run> {
-  const lines: string[] = [];
-  const reporter: Reporter = streamReporter((l) => lines.push(l));
+  const reporter = recordingReporter(undefined, { indent: true });
+  const { lines } = reporter;
   try {
     const report = await steps.rollout.start((n) => raw[n], reporter);
     return { ...report, lines, error: undefined };

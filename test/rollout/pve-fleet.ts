@@ -10,9 +10,10 @@ import path from 'node:path';
 import { sha256File } from '../../src/files.js';
 import { artifactName, uploadIsoImage } from '../../src/proxmox/index.js';
 import type { PveVmSpec } from '../../src/emulator/pve/index.js';
-import { client, collect, isoFile, root, startPve, type StartedPve } from '../proxmox/helpers.js';
+import { client, isoFile, root, startPve, type StartedPve } from '../proxmox/helpers.js';
 import { pve } from '../emulator/pve-helpers.js';
 import { runRolloutStep, type Run } from './fleet.js';
+import { recordingReporter } from '../../src/report.js';
 
 export interface PveFleet {
   s: StartedPve;
@@ -55,7 +56,7 @@ export async function pveFleet(members: PveMember[], size = 64 * 1024): Promise<
       await uploadIsoImage(
         api,
         { image, family: 'diskless', node: 'pve', storage: 'local', dryRun: false },
-        collect(),
+        recordingReporter(),
       );
     }
   } finally {

@@ -12,13 +12,13 @@ import {
   API_KEY,
   PRIVATE_KEY,
   SECRETS,
-  collector,
   makeMaster,
   makeTemplate,
   options,
   tempDir,
 } from './fixture.js';
 import type { BuildRootfsReport } from '../../src/rootfs/options.js';
+import { recordingReporter } from '../../src/report.js';
 
 /** Every entry under `dir` with type, mode, owner, inode, size, link target and content hash. */
 async function manifest(dir: string, o: { dirTimes?: boolean } = {}): Promise<Map<string, string>> {
@@ -70,7 +70,7 @@ describe('a first build of a fixture master', () => {
 
   beforeAll(async () => {
     target = path.join(await tempDir('target'), 'clients');
-    const report = await buildRootfs(inputs(target), collector());
+    const report = await buildRootfs(inputs(target), recordingReporter());
     outputs = report.outputs;
     root = outputs.root;
   });
@@ -207,9 +207,9 @@ describe('rebuilds of a versioned target', () => {
     const target = path.join(await tempDir('target'), 'clients');
     // keep-days 0: only keep and the in-use signals hold a release (retention.test.ts).
     const raw = { source: master2, keep: '2', 'keep-days': '0' };
-    const first = await buildRootfs(inputs(target, raw), collector());
+    const first = await buildRootfs(inputs(target, raw), recordingReporter());
 
-    const again = await buildRootfs(inputs(target, raw), collector());
+    const again = await buildRootfs(inputs(target, raw), recordingReporter());
     expect(again.outputs.changed).toBe(false);
     expect(again.outputs.release).toBe(first.outputs.release);
     expect(
@@ -218,7 +218,7 @@ describe('rebuilds of a versioned target', () => {
 
     const before = await manifest(first.outputs.root);
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.3\n');
-    const changed = await buildRootfs(inputs(target, raw), collector());
+    const changed = await buildRootfs(inputs(target, raw), recordingReporter());
     expect(changed.outputs.changed).toBe(true);
     expect(changed.outputs.release).not.toBe(first.outputs.release);
     const oldRoot = first.outputs.root;
@@ -258,9 +258,9 @@ describe('rebuilds of a versioned target', () => {
 
     // Two more changed builds with keep=2 and keep-days 0: the two newest stay.
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.4\n');
-    const third = await buildRootfs(inputs(target, raw), collector());
+    const third = await buildRootfs(inputs(target, raw), recordingReporter());
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.5\n');
-    const fourth = await buildRootfs(inputs(target, raw), collector());
+    const fourth = await buildRootfs(inputs(target, raw), recordingReporter());
     const left = (await readdir(path.join(target, 'releases')))
       .filter((n) => !n.endsWith('.json'))
       .sort();
@@ -272,9 +272,9 @@ describe('rebuilds of a versioned target', () => {
   it('rebuilds when only the template changed, and keeps client keys across builds', async () => {
     const tpl = await makeTemplate();
     const target = path.join(await tempDir('target'), 'clients');
-    const first = await buildRootfs(inputs(target, { template: tpl }), collector());
+    const first = await buildRootfs(inputs(target, { template: tpl }), recordingReporter());
     await writeFile(path.join(tpl, 'etc/motd'), 'new motd\n');
-    const second = await buildRootfs(inputs(target, { template: tpl }), collector());
+    const second = await buildRootfs(inputs(target, { template: tpl }), recordingReporter());
     expect(second.outputs.changed).toBe(true);
     const newRoot = second.outputs.root;
     expect(await readFile(path.join(newRoot, 'etc/motd'), 'utf8')).toBe('new motd\n');
@@ -299,7 +299,7 @@ describe('refusals leave the target exactly as it was', () => {
     const sourceBefore = await manifest(master);
     const error = await buildRootfs(
       options({ source: master, 'state-dir': state, 'nfs-server': '10.0.0.1', ...raw }),
-      collector(),
+      recordingReporter(),
     ).then(
       () => undefined,
       (e: unknown) => e,
@@ -360,7 +360,7 @@ describe('refusals leave the target exactly as it was', () => {
 
   it('refuses a layout other than the one the target was made with', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    await buildRootfs(inputs(target), collector());
+    await buildRootfs(inputs(target), recordingReporter());
     await refused(
       { target, template, layout: 'in-place' },
       target,
@@ -387,10 +387,10 @@ describe('refusals leave the target exactly as it was', () => {
 
   it('refuses relative and root targets in library calls too', async () => {
     const base = { ...inputs('/x'), source: master };
-    await expect(buildRootfs({ ...base, target: 'relative/dir' }, collector())).rejects.toThrow(
-      /Input "target": got "relative\/dir"; expected an absolute path/,
-    );
-    await expect(buildRootfs({ ...base, target: '/' }, collector())).rejects.toThrow(
+    await expect(
+      buildRootfs({ ...base, target: 'relative/dir' }, recordingReporter()),
+    ).rejects.toThrow(/Input "target": got "relative\/dir"; expected an absolute path/);
+    await expect(buildRootfs({ ...base, target: '/' }, recordingReporter())).rejects.toThrow(
       /Input "target": got "\/"; expected a directory other than \//,
     );
   });
@@ -399,7 +399,7 @@ describe('refusals leave the target exactly as it was', () => {
 describe('the secret scan', () => {
   it('fails a build whose template adds a private key, listing the path only', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    const good = await buildRootfs(inputs(target), collector());
+    const good = await buildRootfs(inputs(target), recordingReporter());
     const tpl = await makeTemplate();
     await mkdir(path.join(tpl, 'etc/app'), { recursive: true });
     await writeFile(
@@ -412,7 +412,7 @@ describe('the secret scan', () => {
     });
     // Directory times aside (a staging directory came and went), nothing changed.
     const before = await manifest(target, { dirTimes: false });
-    const error = await buildRootfs(inputs(target, { template: tpl }), collector()).catch(
+    const error = await buildRootfs(inputs(target, { template: tpl }), recordingReporter()).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(DisklessError);
@@ -430,7 +430,7 @@ describe('the secret scan', () => {
         template: tpl,
         'secret-allow': '/etc/app/tls.pem\netc/default/elastichosts',
       }),
-      collector(),
+      recordingReporter(),
     );
     expect(allowed.outputs.changed).toBe(true);
     expect(await readFile(path.join(allowed.outputs.root, 'etc/app/tls.pem'), 'utf8')).toContain(
@@ -442,10 +442,10 @@ describe('the secret scan', () => {
 describe('locks', () => {
   it('a build waits while another holds the target, then succeeds', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    await buildRootfs(inputs(target), collector());
+    await buildRootfs(inputs(target), recordingReporter());
     const other = await holdLocks([path.join(target, '.diskless-lock')], () => undefined);
     let publishedWhileWaiting: string[] | undefined;
-    const reporter = collector((line) => {
+    const reporter = recordingReporter((line) => {
       if (line.startsWith('Another build of')) {
         void readdir(path.join(target, 'releases')).then(async (names) => {
           publishedWhileWaiting = names;
@@ -494,7 +494,7 @@ describe('locks', () => {
       () => undefined,
     );
     let releasesWhileWaiting: string[] | undefined;
-    const reporter = collector((line) => {
+    const reporter = recordingReporter((line) => {
       if (line.startsWith('Waiting for the dpkg lock')) {
         void readdir(target)
           .then((names) => {
@@ -515,16 +515,16 @@ describe('locks', () => {
 describe('in-place layout', () => {
   it('syncs straight into the target, warns, and changes nothing on a rebuild', async () => {
     const target = path.join(await tempDir('target'), 'inplace');
-    const r1 = collector();
+    const r1 = recordingReporter();
     const first = await buildRootfs(inputs(target, { layout: 'in-place' }), r1);
     expect(first.outputs.root).toBe(target);
     expect(r1.warnings.join('\n')).toContain('running clients');
     expect(await readFile(path.join(target, 'etc/motd'), 'utf8')).toBe('diskless client\n');
     expect(await exists(path.join(target, '.diskless-target'))).toBe(true);
-    const again = await buildRootfs(inputs(target, { layout: 'in-place' }), collector());
+    const again = await buildRootfs(inputs(target, { layout: 'in-place' }), recordingReporter());
     expect(again.outputs.changed).toBe(false);
     await writeFile(path.join(master, 'etc/inplace-test'), 'x');
-    const third = await buildRootfs(inputs(target, { layout: 'in-place' }), collector());
+    const third = await buildRootfs(inputs(target, { layout: 'in-place' }), recordingReporter());
     expect(third.outputs.changed).toBe(true);
     expect(await exists(path.join(target, 'etc/inplace-test'))).toBe(true);
     expect(await exists(path.join(target, '.diskless-target'))).toBe(true);

@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { chmod, chown, link, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
-import type { Reporter } from '../../src/report.js';
 import { buildRootfsInputs, type BuildRootfsOptions } from '../../src/rootfs/options.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -224,33 +223,6 @@ export async function makeTemplate(): Promise<string> {
   await put(dir, 'etc/motd', 'diskless client\n');
   await put(dir, 'usr/local/sbin/diskless-check', '#!/bin/sh\necho ok\n', 0o750);
   return dir;
-}
-
-export interface Collected extends Reporter {
-  lines: string[];
-  warnings: string[];
-}
-
-export function collector(onLine?: (line: string) => void): Collected {
-  const lines: string[] = [];
-  const warnings: string[] = [];
-  return {
-    lines,
-    warnings,
-    info: (m) => {
-      lines.push(m);
-      onLine?.(m);
-    },
-    warning: (m) => {
-      warnings.push(m);
-      lines.push(`warning: ${m}`);
-    },
-    debug: () => undefined,
-    group: async (name, work) => {
-      lines.push(`> ${name}`);
-      return work();
-    },
-  };
 }
 
 /** Options as the action would read them from raw inputs. */

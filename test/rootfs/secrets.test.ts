@@ -8,8 +8,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { exists } from '../../src/files.js';
 import { buildRootfs } from '../../src/rootfs/build.js';
-import { collector, makeMaster, options, tempDir } from './fixture.js';
+import { makeMaster, options, tempDir } from './fixture.js';
 import { plantSecrets, secretRuns, type PlantedSecrets } from './secret-fixture.js';
+import { recordingReporter } from '../../src/report.js';
 
 let master: string;
 let planted: PlantedSecrets;
@@ -38,7 +39,7 @@ beforeAll(async () => {
 describe('a master with secrets in every form', () => {
   it('fails the build naming every hit by path and rule at once, quoting none', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    const reporter = collector();
+    const reporter = recordingReporter();
     const error = await buildRootfs(inputs(target, await tempDir('state')), reporter).catch(
       (e: unknown) => e,
     );
@@ -61,7 +62,7 @@ describe('a master with secrets in every form', () => {
       inputs(target, await tempDir('state'), {
         'secret-allow': Object.keys(planted.found).join('\n'),
       }),
-      collector(),
+      recordingReporter(),
     );
     const root = report.outputs.root;
     for (const rel of planted.stores) expect(await exists(path.join(root, rel)), rel).toBe(false);
@@ -87,7 +88,7 @@ describe('accounts', () => {
       const target = path.join(await tempDir('target'), 'clients');
       const r = await buildRootfs(
         inputs(target, await tempDir('state'), { ...allow, ...extra }),
-        collector(),
+        recordingReporter(),
       );
       const read = (rel: string) => readFile(path.join(r.outputs.root, rel), 'utf8');
       return {
@@ -114,7 +115,7 @@ describe('accounts', () => {
     await expect(
       buildRootfs(
         inputs(target, await tempDir('state'), { ...allow, 'keep-password-hashes': 'bob' }),
-        collector(),
+        recordingReporter(),
       ),
     ).rejects.toThrow(/^Input "keep-password-hashes": got "bob"; expected the name of an account/);
   });
@@ -134,12 +135,12 @@ describe('what clients mount from the master', () => {
     ]);
     const state = await tempDir('state');
     const target = path.join(await tempDir('target'), 'clients');
-    const run = (extra: Record<string, string>, reporter = collector()) =>
+    const run = (extra: Record<string, string>, reporter = recordingReporter()) =>
       buildRootfs(
         options({ source: home, target, 'state-dir': state, 'nfs-server': '10.0.0.1', ...extra }),
         reporter,
       );
-    const shared = collector();
+    const shared = recordingReporter();
     const error = await run({ 'share-home': 'true' }, shared).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DisklessError);
     expect((error as Error).message).toContain('/home/alice/.netrc (credential-file)');
@@ -150,7 +151,7 @@ describe('what clients mount from the master', () => {
 
     // Not shared: /home is not scanned and the clients get their own; /usr was scanned
     // clean above, so nothing in it is read again until something changes.
-    const again = collector();
+    const again = recordingReporter();
     const report = await run({}, again);
     expect(await readFile(path.join(report.outputs.root, 'etc/fstab'), 'utf8')).toMatch(
       /^tmpfs \/home tmpfs /m,
@@ -160,7 +161,7 @@ describe('what clients mount from the master', () => {
       /\/usr \(copy-usr is false\): read 0 of [1-9]\d* file\(s\)/,
     );
     await writeFile(path.join(home, 'usr/bin/varnishd'), '#!/bin/sh\n# upgraded\n');
-    const third = collector();
+    const third = recordingReporter();
     await run({}, third);
     expect(third.lines.join('\n')).toMatch(/\/usr \(copy-usr is false\): read 1 of /);
     // A key written over a clean file of the same size, its modification time put back,
@@ -188,7 +189,7 @@ describe('host-keys-at-boot', () => {
         'secret-allow': Object.keys(planted.found).join('\n'),
         'host-keys-at-boot': 'true',
       }),
-      collector(),
+      recordingReporter(),
     );
     const root = report.outputs.root;
     expect(

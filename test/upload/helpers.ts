@@ -6,7 +6,7 @@ import { DriveApi } from '../../src/drive/api.js';
 import { defaultRetryPolicy } from '../../src/drive/retry.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { readInputs } from '../../src/inputs/read.js';
-import { streamReporter } from '../../src/report.js';
+import { recordingReporter } from '../../src/report.js';
 import { uploadDriveInputs, type UploadDriveOptions } from '../../src/upload/options.js';
 import { upload } from '../../src/upload/upload.js';
 import { tempDir } from '../helpers/temp.js';
@@ -69,7 +69,7 @@ export function options(url: string, raw: Record<string, string>): UploadDriveOp
 export async function run(url: string, raw: Record<string, string>, lines: string[] = []) {
   return upload(
     options(url, raw),
-    streamReporter((l) => lines.push(l)),
+    recordingReporter((l) => lines.push(l), { indent: true }),
     fastRetries,
   );
 }

@@ -9,10 +9,11 @@ import { DisklessError } from '../../src/errors.js';
 import { buildRootfs } from '../../src/rootfs/build.js';
 import { fstabMounts } from '../../src/rootfs/fstab.js';
 import { loadTemplate } from '../../src/rootfs/overlay.js';
-import { collector, makeMaster, options, tempDir } from '../rootfs/fixture.js';
+import { makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { REPO } from './workflows.js';
 import { list } from '../../src/inputs/fields.js';
 import type { BuildRootfsReport } from '../../src/rootfs/options.js';
+import { recordingReporter } from '../../src/report.js';
 
 const TEMPLATE = path.join(REPO, 'template');
 const SETTINGS = path.join(REPO, 'settings');
@@ -87,7 +88,7 @@ describe('build-rootfs with the template and settings, as the build job runs it'
         'var-dirs': settings('var-dirs'),
         'template-values': settings('template-values'),
       }),
-      collector(),
+      recordingReporter(),
     );
     outputs = report.outputs;
     root = outputs.root;
@@ -204,7 +205,7 @@ describe('the example template as shipped keeps the master users and /usr keys f
       'nfs-server': '10.0.0.1',
       'template-values': settings('template-values'),
     });
-    const report = await buildRootfs(inputs, collector());
+    const report = await buildRootfs(inputs, recordingReporter());
     const root = report.outputs.root;
     const fstab = await readFile(path.join(root, 'etc/fstab'), 'utf8');
     expect(fstabMounts(fstab).filter((m) => m.file === '/home')).toEqual([
@@ -216,7 +217,7 @@ describe('the example template as shipped keeps the master users and /usr keys f
     await mkdir(path.dirname(key), { recursive: true });
     execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key]);
     await writeFile(path.join(master, 'etc/motd'), 'changed\n');
-    const error = await buildRootfs(inputs, collector()).catch((e: unknown) => e);
+    const error = await buildRootfs(inputs, recordingReporter()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DisklessError);
     expect((error as Error).message).toContain('/usr/local/etc/app/client.key (pem-private-key)');
     expect(await readlink(path.join(target, 'current'))).toBe(`releases/${report.outputs.release}`);
