@@ -10,7 +10,10 @@ describe('recordingReporter', () => {
     await r.group('Phase', async () => {
       r.warning('careful', { file: 'etc/x' });
       r.debug('hidden without debug');
-      await r.group('Inner', () => Promise.resolve(r.info('deep')));
+      await r.group('Inner', () => {
+        r.info('deep');
+        return Promise.resolve();
+      });
     });
     expect(r.lines).toEqual(['start', '> Phase', 'warning: etc/x: careful', '> Inner', 'deep']);
     expect(seen).toEqual(r.lines);
@@ -20,7 +23,10 @@ describe('recordingReporter', () => {
 
   it('indents inside groups and shows debug lines when asked', async () => {
     const r = recordingReporter(undefined, { indent: true, debug: true });
-    await r.group('Phase', () => Promise.resolve(r.debug('detail')));
+    await r.group('Phase', () => {
+      r.debug('detail');
+      return Promise.resolve();
+    });
     expect(r.lines).toEqual(['> Phase', '  debug: detail']);
   });
 });
