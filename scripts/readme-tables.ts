@@ -1,14 +1,12 @@
-// Renders each action's inputs table from its action.yml and its outputs table from the
-// step's typed output schema (src/steps.ts) into README.md, between <!-- action:NAME -->
-// and <!-- /action:NAME --> markers. `npm run docs` writes them; a test fails when the
-// README and the action.yml files or the schemas disagree.
+// Renders each action's inputs and outputs tables from the step's typed schemas
+// (src/steps.ts: names, required, defaults, descriptions) into README.md, between
+// <!-- action:NAME --> and <!-- /action:NAME --> markers. `npm run docs` writes them; a
+// test fails when the README, the action.yml files and the schemas disagree.
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { exists } from '../src/files.js';
-import { readActionYml, type ActionDefinition } from '../src/harness/action-yml.js';
-import type { OutputSchema } from '../src/inputs/outputs.js';
-import { isStepName, steps } from '../src/steps.js';
+import { isStepName, steps, type Step } from '../src/steps.js';
 
 export const root = path.resolve(import.meta.dirname, '..');
 
@@ -28,12 +26,12 @@ function cell(text: string): string {
   return text.replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
 }
 
-export function renderTables(a: ActionDefinition, declared: OutputSchema): string {
-  const inputs = Object.entries(a.inputs).map(
+export function renderTables(step: Step): string {
+  const inputs = Object.entries(step.inputs.fields).map(
     ([name, i]) =>
-      `| \`${name}\` | ${i.required ? 'yes' : 'no'} | ${i.default === undefined ? '' : `\`${i.default}\``} | ${cell(i.description)} |`,
+      `| \`${name}\` | ${i.required ? 'yes' : 'no'} | ${i.default === undefined ? '' : `\`${i.default}\``} | ${cell(i.description ?? '')} |`,
   );
-  const outputs = Object.entries(declared).map(
+  const outputs = Object.entries(step.outputs).map(
     ([name, o]) => `| \`${name}\` | ${cell(o.description)} |`,
   );
   return [
@@ -61,8 +59,7 @@ export async function renderReadme(readme: string): Promise<string> {
     const to = out.indexOf(end);
     if (from < 0 || to < from) throw new Error(`README.md has no ${start} ... ${end} block`);
     if (!isStepName(name)) throw new Error(`actions/${name} is not a step of src/steps.ts`);
-    const action = await readActionYml(path.join(root, 'actions', name));
-    const tables = renderTables(action, steps[name].outputs);
+    const tables = renderTables(steps[name]);
     out = `${out.slice(0, from + start.length)}\n${tables}\n${out.slice(to)}`;
   }
   return format(out, { ...(await resolveConfig(file)), filepath: file });
@@ -71,5 +68,5 @@ export async function renderReadme(readme: string): Promise<string> {
 if (process.argv[1] === import.meta.filename) {
   const file = path.join(root, 'README.md');
   await writeFile(file, await renderReadme(await readFile(file, 'utf8')));
-  console.log('README.md tables updated from action.yml and the output schemas');
+  console.log('README.md tables updated from the input and output schemas');
 }

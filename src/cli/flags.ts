@@ -44,10 +44,32 @@ export function flagHelp(fields: Fields, names: string[] = Object.keys(fields), 
         f.multiline ? 'repeatable' : undefined,
         f.secret ? `prefer ${envName(name)}` : undefined,
       ].filter(Boolean);
-      const text = f.description ?? f.expected;
-      return `  --${name.padEnd(pad)} ${text}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+      const text = `${f.description ?? f.expected}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+      const column = pad + 5;
+      const lines = wrap(text, HELP_WIDTH - column).map((l) => `${' '.repeat(column)}${l}`);
+      const head = `  --${name}`;
+      // The first line beside the name when the name fits its column, else below it.
+      if (head.length < column)
+        return [`${head.padEnd(column)}${lines.shift()?.trimStart() ?? ''}`, ...lines];
+      return [head, ...lines];
     })
+    .flat()
     .join('\n');
+}
+
+const HELP_WIDTH = 96;
+
+/** `text` in lines of at most `width` characters, broken at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  return [...lines, line];
 }
 
 export function envName(input: string): string {

@@ -18,17 +18,33 @@ export type Options<F extends Fields> = {
   [K in keyof F & string as Camel<K>]: F[K] extends Field<infer T> ? T : never;
 };
 
+/** What each input is for: action.yml, the README and --help say it (tests keep them equal). */
+export type Descriptions<F extends Fields> = { readonly [K in keyof F]: string };
+
 export interface InputSchema<F extends Fields> {
   readonly fields: F;
   /** Rules across inputs (one of two required, ...); throws InputError. */
   readonly check?: (options: Options<F>) => void;
 }
 
+/**
+ * A step's (or command's) inputs. `descriptions`, one for every field (a missing or
+ * misspelt one does not compile), become the fields' descriptions.
+ */
 export function defineInputs<F extends Fields>(
   fields: F,
   check?: (options: Options<F>) => void,
+  descriptions?: Descriptions<F>,
 ): InputSchema<F> {
-  return check ? { fields, check } : { fields };
+  const described = descriptions
+    ? (Object.fromEntries(
+        Object.entries(fields).map(([name, f]) => [
+          name,
+          { ...f, description: descriptions[name as keyof F] },
+        ]),
+      ) as F)
+    : fields;
+  return check ? { fields: described, check } : { fields: described };
 }
 
 export function camelCase(name: string): string {

@@ -49,6 +49,30 @@ export const buildIsoInputs = defineInputs(
   },
   // A preset mixed with module names is refused here, with the other input errors.
   (o) => void moduleChoice(o.initramfsModules),
+  {
+    root: "The client root from build-rootfs (its etc/initramfs-tools is used, never the master's).",
+    sysroot:
+      'Absolute root the kernel, its modules and initramfs-tools come from; mkinitramfs runs inside it when it is not /.',
+    kernel:
+      "Kernel image path or version; by default the sysroot's /vmlinuz or its newest /boot/vmlinuz-*.",
+    'nfs-root':
+      'NFS root the clients mount, as host:/absolute/path (e.g. 10.0.0.1:/srv/diskless/current).',
+    cmdline: 'Extra kernel command-line arguments, added after the NFS root arguments.',
+    output: 'Path of the ISO to write; <output>.sha256 is written beside it.',
+    'cache-dir': 'Local directory for the initramfs cache on the master.',
+    cache:
+      "Initramfs cache backend: auto (local if cache-dir is set, else GitHub's cache where available), local, github or off.",
+    'cache-max-age':
+      'Days a local cache entry is kept after it was last used; older entries are pruned.',
+    'cache-max-size':
+      'Total size the local cache directory is pruned to, least recently used entries first (e.g. 2G).',
+    'initramfs-modules':
+      "Kernel modules in the initramfs: netboot (every network driver, Debian's choice for NFS roots), vm (lean, for KVM guests: the virtio, e1000 and rtl8139 NIC drivers and the NFS client) or module names, one per line. Empty: as the client's initramfs.conf says (MODULES=list is kept, anything else becomes netboot). The built image is checked for each of them.",
+    'initramfs-compression':
+      "Initramfs compression: gzip, zstd, xz or lz4; the sysroot must have the compressor. Empty: the client's COMPRESS, else zstd where the sysroot has it, else gzip.",
+    'boot-mode': 'Firmware the ISO boots on, bios, uefi or both.',
+    'volume-id': 'ISO 9660 volume id, 1 to 32 of A-Z, 0-9 and _.',
+  },
 );
 
 export type BuildIsoOptions = Options<typeof buildIsoInputs.fields>;

@@ -4,15 +4,24 @@ import { defineInputs, type Options } from '../inputs/read.js';
 import { RELEASE_ID } from './layout.js';
 import { defineOutputs, type ReportOf } from '../inputs/outputs.js';
 
-export const promoteInputs = defineInputs({
-  target: filePath({ absolute: true, required: true }),
-  release: text({
-    required: true,
-    pattern: new RegExp(`^(?:previous|${RELEASE_ID.source.slice(1, -1)})$`),
-    expected: 'a release id such as 20261129T120000Z, or previous',
-  }),
-  'dry-run': bool({ default: 'false' }),
-});
+export const promoteInputs = defineInputs(
+  {
+    target: filePath({ absolute: true, required: true }),
+    release: text({
+      required: true,
+      pattern: new RegExp(`^(?:previous|${RELEASE_ID.source.slice(1, -1)})$`),
+      expected: 'a release id such as 20261129T120000Z, or previous',
+    }),
+    'dry-run': bool({ default: 'false' }),
+  },
+  undefined,
+  {
+    target: "Absolute base directory of the client roots (build-rootfs's target).",
+    release:
+      "The release to make current: its id (build-rootfs's release output), or previous for the release that was current before the current one (a rollback).",
+    'dry-run': 'Resolve and check the release and report what would change; change nothing.',
+  },
+);
 
 export type PromoteOptions = Options<typeof promoteInputs.fields>;
 

@@ -158,6 +158,45 @@ export const rolloutInputs = defineInputs(
       );
     }
   },
+  {
+    kind: 'The cloud, elasticstack (api-user, api-key, drive) or proxmox (token-id, token-secret, node, iso).',
+    'api-url':
+      "Base URL of the API: the zone's on ElasticStack, e.g. https://api-lon-p.elastichosts.com/; a node's on Proxmox VE, e.g. https://pve1.example:8006.",
+    'api-user': 'ElasticStack API user (the account UUID).',
+    'api-key': 'ElasticStack secret API key; masked, and never logged, stored or shown in errors.',
+    drive:
+      "ElasticStack, the UUID of the drive to boot (upload-drive's drive-uuid output; the previous drive for a rollback).",
+    'token-id':
+      'Proxmox API token ID, user@realm!tokenid; it needs VM.Audit, VM.Config.CDROM, VM.PowerMgmt and Datastore.Audit.',
+    'token-secret':
+      "Proxmox, the API token's secret; masked, and never logged, stored or shown in errors.",
+    node: 'Proxmox, the node whose storage lists the ISOs (any node, for a shared storage).',
+    storage: 'Proxmox, the storage holding the ISOs; by default the one iso names.',
+    iso: "Proxmox, the ISO to boot: its volume id <storage>:iso/<file> (upload-pve's volid output; the previous ISO for a rollback), or its file name on storage.",
+    'tls-ca-file':
+      "Proxmox, PEM file of the CA that signed the node's certificate (e.g. the cluster's pve-root-ca.pem). Give at most one of tls-ca-file, tls-fingerprint, tls-insecure; by default the system CAs.",
+    'tls-fingerprint':
+      "Proxmox, SHA-256 fingerprint of the node's self-signed certificate, to pin it.",
+    'tls-insecure':
+      "Proxmox, do not check the node's certificate at all (a lab only; a warning says so).",
+    'restart-method':
+      'Proxmox, how a VM is restarted: reset (the same QEMU process restarts its guest at once) or reboot (a guest shutdown, then a new start; needs a guest that shuts down).',
+    servers:
+      "Servers to move, one per line: a name, an id (server UUID, or VMID on Proxmox), tag:<tag> or, on Proxmox, pool:<pool>; each line must match a server. By default every server with a CD device holding a drive or ISO of the new one's family (its name without the trailing -<sha8>).",
+    device:
+      'The CD device to repoint (e.g. ide:0:1 on ElasticStack, ide2 on Proxmox); by default the one holding one of the family.',
+    restart:
+      'rolling (reset the servers batch by batch behind the health check) or none (repoint only: servers keep running the old drive and take the new one at their next boot).',
+    'batch-size': 'Servers repointed and reset at once, 1 to 1000.',
+    'health-check':
+      "When a reset server counts as healthy: tcp:<port> (the port accepts a connection), an http(s) URL with {ip} for the server's address or {name} for its name (answers below 400), or none (it runs). On Proxmox the address is the guest agent's.",
+    'health-timeout': 'Seconds a reset server has to run and pass the health check, 1 to 3600.',
+    'dry-run': 'Only report which servers would be repointed and reset; nothing is changed.',
+    'ledger-name':
+      'Upload target name for the releases ledger entry (the ledger output, and the file written with rootfs-target); without it no entry is made.',
+    'rootfs-target':
+      'Base directory of the client roots on the master: write the ledger entry to <rootfs-target>/ledger/<ledger-name>.json, which retention reads. Only where the rollout runs on the master; the workflow writes it from the ledger output instead.',
+  },
 );
 
 export type RolloutOptions = Options<typeof rolloutInputs.fields>;

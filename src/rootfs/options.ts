@@ -84,6 +84,48 @@ export const buildRootfsInputs = defineInputs(
       throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
     }
   },
+  {
+    source: 'Root to copy from, an absolute path (the master itself by default).',
+    target:
+      'Absolute base directory of the client roots; releases go to <target>/releases/<id> and <target>/current points at the promoted one. Never /, the source or a parent of it.',
+    template: 'Overlay directory copied over the client root; files ending in .tmpl are rendered.',
+    exclude: 'Extra rsync exclude patterns, one per line, on top of the built-in list.',
+    'mask-services':
+      'Extra systemd units to mask in the client root, one per line, on top of the built-in server-only list.',
+    'enable-services': 'Systemd units to enable in the client root, one per line.',
+    'var-dirs':
+      'Directories to create in the client\'s tmpfs /var at boot, one per line as "path [owner[:group]] [mode]" with path relative to /var, e.g. "lib/varnish varnish 0755".',
+    layout:
+      'versioned (immutable releases, atomic switch of current) or in-place (sync straight into target; running clients see the change).',
+    publish:
+      'true makes the new release current at once; false stages it under releases/<id> and leaves current alone, for the promote action after its boot test.',
+    keep: 'Number of newest releases always kept. An older one is removed only when it also left current more than keep-days ago and nothing uses it (ledger, NFS mounts, keep-releases).',
+    'keep-days':
+      'Days after it stopped being current (or was superseded, if never current) before a release may be removed.',
+    'keep-releases': 'Release ids never to remove, one per line.',
+    'nfs-mounts':
+      "NFS mount tables that name the releases clients have mounted, one path per line: the kernel server's rmtab, or a file of `showmount -a` output. A missing file is no signal.",
+    'copy-usr': 'Copy /usr into the client root instead of mounting it read-only from the master.',
+    'client-ssh-keys':
+      'Give clients their own ssh host keys, generated once and kept in state-dir across rebuilds.',
+    'state-dir':
+      "Absolute directory for the tool's state on the master (the clients' ssh host keys, kept across builds).",
+    'secret-allow':
+      'Paths inside the client root that the secret scan may accept, one per line (dir/ for a whole tree, * and ** globs).',
+    'share-home':
+      "Let clients mount the master's /home (the template's fstab may then mount it over NFS); the build then scans it like the client root and fails on hits. Off: clients get a /home of their own (the example template's tmpfs) and cannot read the master's users' files.",
+    'client-users':
+      'Non-system users (UID_MIN..UID_MAX of login.defs) of the master that clients keep in passwd, shadow and group, one per line; the others are left out.',
+    'keep-password-hashes':
+      "Accounts whose password hash the client's shadow keeps, one per line; every other hash is locked (!), since any client root can read the client's shadow over NFS.",
+    'host-keys-at-boot':
+      "Make each client's ssh host keys at boot in tmpfs (no private host key in the exported root; a client's key changes at every boot) instead of one pair from state-dir shared by all.",
+    'nfs-server':
+      "Address of the NFS server the clients mount from ({{NFS_SERVER}} in .tmpl files); needed for the generated fstab's /usr line when the template has no etc/fstab and copy-usr is false.",
+    'client-hostname': 'Host name for the clients ({{CLIENT_HOSTNAME}} in .tmpl files).',
+    'template-values':
+      'Extra values for .tmpl files, one per line as NAME=value ({{NAME}}); built in are NFS_SERVER, NFS_ROOT (<target>/current), USR_ROOT, CLIENT_HOSTNAME and MASTER_HOSTNAME.',
+  },
 );
 
 export type BuildRootfsOptions = Options<typeof buildRootfsInputs.fields>;

@@ -71,6 +71,33 @@ export const uploadDriveInputs = defineInputs(
       );
     }
   },
+  {
+    image: 'The image (ISO) to upload.',
+    'api-url': "Base URL of the zone's API, e.g. https://api-lon-p.elastichosts.com/.",
+    'api-user': 'API user (the account UUID).',
+    'api-key': 'Secret API key; masked, and never logged, stored or shown in errors.',
+    'drive-uuid':
+      'In-place mode only, UUID of an existing drive to update. Give this or drive-name.',
+    'drive-name':
+      'Standby mode, the drive family: each image gets a drive named <drive-name>-<first 8 hex digits of its sha256>. In-place mode, the name of the drive to update (created when no drive has it). Give this or drive-uuid.',
+    'drive-size':
+      "Size of a drive created here (e.g. 1G), to leave room to grow; by default the image's size.",
+    'claim-type':
+      'Claim type the drive must have, shared (many servers boot from it) or exclusive.',
+    'chunk-size': 'Bytes per write request, 4K to 64M (e.g. 4M or 4194304).',
+    concurrency: 'Write requests in flight at once, 1 to 64.',
+    verify:
+      'Read back through the API and compare digests, none, sample (some chunks) or full. In standby mode a drive this run wrote is always read back whole; this sets how a reused one is checked.',
+    'dry-run': 'Only report whether the drive would be created or updated and what would be sent.',
+    mode: 'standby (a new drive per image, never a drive a running server has claimed; a rollout then points servers at it) or in-place (rewrite one drive, the 2011 way; refuses a claimed drive unless allow-claimed).',
+    release: 'The release id the ISO boots (e.g. 20260101T000000Z), recorded on the drive.',
+    'allow-claimed':
+      'In-place mode only, write the drive even while running servers have claimed it.',
+    'keep-drives':
+      'Standby mode, drives of the family kept, newest first (the one just written counts); the previous drive and every claimed drive are kept besides, older ones removed.',
+    'state-dir':
+      'Directory for the resume journal of an interrupted upload; by default $XDG_STATE_HOME/diskless or ~/.local/state/diskless. What the drive holds is recorded on the drive itself (user:diskless-* metadata), so skipping unchanged chunks needs no local state.',
+  },
 );
 
 export type UploadDriveOptions = Options<typeof uploadDriveInputs.fields>;

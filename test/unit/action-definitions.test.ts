@@ -41,6 +41,12 @@ describe('action definitions', async () => {
       expect(declared).toEqual(typed);
     });
 
+    it('describes its inputs as the typed schema does', () => {
+      const declared = Object.entries(action.inputs).map(([n, i]) => [n, i.description]);
+      const typed = Object.entries(step.inputs.fields).map(([n, f]) => [n, f.description]);
+      expect(declared).toEqual(typed);
+    });
+
     it('declares the same outputs, with the same descriptions, as the typed schema', () => {
       const declared = Object.entries(action.outputs).map(([n, o]) => [n, o.description]);
       const typed = Object.entries(step.outputs).map(([n, o]) => [n, o.description]);
