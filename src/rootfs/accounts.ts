@@ -10,7 +10,7 @@
  * Computed before the copy (it is part of the build's fingerprint), written after it.
  */
 import path from 'node:path';
-import { InputError } from '../errors.js';
+import { inputError } from '../errors.js';
 import type { ClientTree } from './tree.js';
 import { readTextIfExists } from '../files.js';
 
@@ -59,9 +59,10 @@ export async function clientAccounts(
   ] as const) {
     const unknown = list.find((n) => !names.has(n));
     if (unknown !== undefined) {
-      throw new InputError(
+      throw inputError(
         input,
-        `Input "${input}": got ${JSON.stringify(unknown)}; expected the name of an account in the master's ${path.join(source, 'etc/passwd')}`,
+        unknown,
+        `the name of an account in the master's ${path.join(source, 'etc/passwd')}`,
       );
     }
   }
