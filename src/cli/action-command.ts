@@ -22,24 +22,30 @@ function pair(value: string): [string, string] {
 }
 
 /** The flags of `diskless action`: what --help prints and how each is read. */
-export const actionFlags = defineInputs({
-  input: custom(
-    {
-      expected: 'key=value',
-      description:
-        'key=value: an input of the action (-i; repeatable: a repeated key adds a line, for multi-line inputs)',
-    },
-    pair,
-  ),
-  env: custom(
-    {
-      expected: 'key=value',
-      description: "key=value: a variable of the action's environment (repeatable)",
-    },
-    pair,
-  ),
-  workspace: filePath({ description: 'GITHUB_WORKSPACE of the run (default a new temporary one)' }),
-});
+export const actionFlags = defineInputs(
+  {
+    input: custom(
+      {
+        expected: 'key=value',
+      },
+      pair,
+    ),
+    env: custom(
+      {
+        expected: 'key=value',
+      },
+      pair,
+    ),
+    workspace: filePath({}),
+  },
+  undefined,
+  {
+    input:
+      'key=value: an input of the action (-i; repeatable: a repeated key adds a line, for multi-line inputs)',
+    env: "key=value: a variable of the action's environment (repeatable)",
+    workspace: 'GITHUB_WORKSPACE of the run (default a new temporary one)',
+  },
+);
 
 export const ACTION_USAGE = `usage: diskless action <name|dir> [flags]
 

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import { flagHelp, flagWording, readFlags } from '../cli/flags.js';
-import { given, kindFlag, mbitFlag } from './flags.js';
+import { given, KIND_DESCRIPTION, kindFlag, mbitFlag } from './flags.js';
 import {
   bool,
   byteSize,
@@ -69,8 +69,7 @@ function parseAccount(v: string): Account {
   return { user: v.slice(0, colon), key: v.slice(colon + 1) };
 }
 
-const rate = (description: string) =>
-  decimal({ min: 0, max: 1, expected: 'a share from 0 to 1, e.g. 0.05', description });
+const rate = () => decimal({ min: 0, max: 1, expected: 'a share from 0 to 1, e.g. 0.05' });
 
 /** The flags of `diskless emulator` (ElasticStack): what --help prints and how each is read. */
 export const emulatorFlags = defineInputs(
@@ -79,7 +78,6 @@ export const emulatorFlags = defineInputs(
     data: filePath({
       required: true,
       expected: 'the directory holding the drives',
-      description: 'directory holding the drives (reused across runs)',
     }),
     port: decimal({
       min: 0,
@@ -87,71 +85,54 @@ export const emulatorFlags = defineInputs(
       whole: true,
       default: '0',
       expected: 'a port from 0 to 65535',
-      description: 'TCP port, 0 for any free one',
     }),
     host: text({
       expected: 'an address to listen on, e.g. 127.0.0.1',
-      description: 'address to listen on (default 127.0.0.1)',
     }),
-    account: each(custom({ expected: 'USER:KEY, both non-empty, no spaces' }, parseAccount), {
-      description: 'an account USER:KEY; by default one random account',
-    }),
+    account: each(custom({ expected: 'USER:KEY, both non-empty, no spaces' }, parseAccount), {}),
     'latency-ms': decimal({
       min: 0,
       expected: 'milliseconds, 0 or more',
-      description: 'delay added before every response, ms',
     }),
-    'connection-mbit': mbitFlag('bandwidth cap per connection, Mbit/s'),
-    'link-mbit': mbitFlag(
-      'bandwidth cap shared by all connections, Mbit/s (split evenly between the transfers in progress)',
-    ),
-    'error-rate': rate('share (0..1) of requests answered 500 system'),
-    'throttle-rate': rate('share answered 429 with Retry-After'),
-    'busy-rate': rate('share answered 409 busy'),
-    'cut-rate': rate(
-      'share whose connection is reset half-way through the body (a raw write keeps the part that arrived)',
-    ),
+    'connection-mbit': mbitFlag(),
+    'link-mbit': mbitFlag(),
+    'error-rate': rate(),
+    'throttle-rate': rate(),
+    'busy-rate': rate(),
+    'cut-rate': rate(),
     'retry-after': decimal({
       min: 0,
       whole: true,
       expected: 'whole seconds, 0 or more',
-      description: 'Retry-After seconds of throttled answers (default 1)',
     }),
     'fault-on': choice(['writes', 'all'], {
       expected: 'writes or all',
-      description: 'writes (default) or all: which requests get those faults',
     }),
     seed: decimal({
       min: 0,
       max: 2 ** 32 - 1,
       whole: true,
       expected: 'an integer from 0 to 4294967295',
-      description: 'seed of the fault PRNG',
     }),
     'max-write-bytes': byteSize({
       min: 1,
       max: Number.MAX_SAFE_INTEGER,
       expected: 'a byte size such as 64M or 4194304',
-      description: 'largest write accepted, decompressed (default 64M)',
     }),
-    fsync: bool({ default: 'false', description: 'fsync every write before acknowledging it' }),
+    fsync: bool({ default: 'false' }),
     quirks: custom(
       {
         expected: `recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
-        description: `the real service's recorded behaviour: "recorded" (all of them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
       },
       parseQuirks,
     ),
-    'imaging-mbit': mbitFlag("speed of the image call's server-side copy (default 2048)"),
-    'run-servers': bool({ default: 'false', description: 'boot started servers in QEMU' }),
-    'nfs-export': each(text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {
-      description: 'P=DIR: serve DIR at the NFS path P the clients mount',
-    }),
+    'imaging-mbit': mbitFlag(),
+    'run-servers': bool({ default: 'false' }),
+    'nfs-export': each(text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {}),
     'nfs-server': custom(
       {
         default: '10.0.2.100',
         expected: 'an IPv4 address',
-        description: "the NFS server's address in the CDs' nfsroot=",
       },
       (raw) => {
         slirpNetwork(raw); // checks it, with one clear line
@@ -161,12 +142,8 @@ export const emulatorFlags = defineInputs(
     firmware: choice(['bios', 'uefi'], {
       default: 'bios',
       expected: 'bios or uefi',
-      description: 'bios or uefi',
     }),
-    work: filePath({
-      description:
-        "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
-    }),
+    work: filePath({}),
   },
   (o) => {
     const rates = totalRate(faultsOf(o));
@@ -181,6 +158,34 @@ export const emulatorFlags = defineInputs(
         'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
       );
     }
+  },
+  {
+    kind: KIND_DESCRIPTION,
+    data: 'directory holding the drives (reused across runs)',
+    port: 'TCP port, 0 for any free one',
+    host: 'address to listen on (default 127.0.0.1)',
+    account: 'an account USER:KEY; by default one random account',
+    'latency-ms': 'delay added before every response, ms',
+    'connection-mbit': 'bandwidth cap per connection, Mbit/s',
+    'link-mbit':
+      'bandwidth cap shared by all connections, Mbit/s (split evenly between the transfers in progress)',
+    'error-rate': 'share (0..1) of requests answered 500 system',
+    'throttle-rate': 'share answered 429 with Retry-After',
+    'busy-rate': 'share answered 409 busy',
+    'cut-rate':
+      'share whose connection is reset half-way through the body (a raw write keeps the part that arrived)',
+    'retry-after': 'Retry-After seconds of throttled answers (default 1)',
+    'fault-on': 'writes (default) or all: which requests get those faults',
+    seed: 'seed of the fault PRNG',
+    'max-write-bytes': 'largest write accepted, decompressed (default 64M)',
+    fsync: 'fsync every write before acknowledging it',
+    quirks: `the real service's recorded behaviour: "recorded" (all of them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+    'imaging-mbit': "speed of the image call's server-side copy (default 2048)",
+    'run-servers': 'boot started servers in QEMU',
+    'nfs-export': 'P=DIR: serve DIR at the NFS path P the clients mount',
+    'nfs-server': "the NFS server's address in the CDs' nfsroot=",
+    firmware: 'bios or uefi',
+    work: "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
   },
 );
 

@@ -9,12 +9,14 @@ import { choice, decimal } from '../inputs/fields.js';
 export const kindFlag = choice(['elasticstack', 'proxmox'], {
   default: 'elasticstack',
   expected: 'elasticstack (default) or proxmox',
-  description: 'elasticstack, or proxmox for a Proxmox VE API (see --kind proxmox --help)',
 });
 
+export const KIND_DESCRIPTION =
+  'elasticstack, or proxmox for a Proxmox VE API (see --kind proxmox --help)';
+
 /** A bandwidth cap in Mbit/s (the options take bytes per second: times 125,000). */
-export const mbitFlag = (description: string) =>
-  decimal({ min: 0, above: true, expected: 'a positive number of Mbit/s, e.g. 50', description });
+export const mbitFlag = () =>
+  decimal({ min: 0, above: true, expected: 'a positive number of Mbit/s, e.g. 50' });
 
 /** `o` without its undefined members (the emulator fills in its own defaults). */
 export function given<T extends object>(o: T): T {

@@ -10,8 +10,8 @@ export interface Field<T> {
   /** Human description of an acceptable value, used in error messages and docs. */
   readonly expected: string;
   /**
-   * What the input is for, where no action.yml says it (the emulator and `diskless
-   * action` flags): their --help prints it.
+   * What the input is for, given to defineInputs beside the fields (undefined until
+   * then): action.yml, the README tables and --help say it.
    */
   readonly description: string | undefined;
   readonly required: boolean;
@@ -47,7 +47,6 @@ interface Common {
   default?: string;
   secret?: boolean;
   expected?: string;
-  description?: string;
 }
 
 /** required or defaulted fields always have a value; the others may be undefined. */
@@ -66,7 +65,7 @@ function field<R>(
 ): Field<R> {
   return {
     expected: o.expected ?? expected,
-    description: o.description,
+    description: undefined,
     required: o.required ?? false,
     default: o.default,
     secret: o.secret ?? false,
@@ -267,12 +266,9 @@ export function decimal<
  * line is shown alone, the way the item shows it. Lines are never empty, so neither are
  * the items.
  */
-export function each<T>(
-  item: Field<T>,
-  o: { description?: string; secret?: boolean } = {},
-): Field<NonNullable<T>[]> {
+export function each<T>(item: Field<T>, o: { secret?: boolean } = {}): Field<NonNullable<T>[]> {
   return field(
-    { expected: item.expected, description: o.description, secret: o.secret ?? item.secret },
+    { expected: item.expected, secret: o.secret ?? item.secret },
     item.expected,
     (raw) =>
       raw

@@ -135,17 +135,32 @@ describe('the flag layer of the emulator and action commands', () => {
   });
 
   it('prints one --help line per field from its description, else what it expects', () => {
-    const help = flagHelp(
-      defineInputs({
-        data: text({ required: true, description: 'directory holding the drives' }),
-        port: integer({ min: 0, max: 9, default: '0' }),
-        node: each(text({}), { description: 'a node' }),
-      }).fields,
-    );
-    expect(help.split('\n')).toEqual([
+    const fields = {
+      data: text({ required: true }),
+      port: integer({ min: 0, max: 9, default: '0' }),
+      node: each(text({})),
+    };
+    const described = defineInputs(fields, undefined, {
+      data: 'directory holding the drives',
+      port: 'TCP port',
+      node: 'a node',
+    });
+    expect(flagHelp(described.fields).split('\n')).toEqual([
       '  --data             directory holding the drives (required)',
-      '  --port             a whole number from 0 to 9 (default 0)',
+      '  --port             TCP port (default 0)',
       '  --node             a node (repeatable)',
     ]);
+    expect(flagHelp(defineInputs(fields).fields).split('\n')).toEqual([
+      '  --data             a value (required)',
+      '  --port             a whole number from 0 to 9 (default 0)',
+      '  --node             a value (repeatable)',
+    ]);
+    const long = defineInputs({ 'a-very-long-flag-name': text({}) }, undefined, {
+      'a-very-long-flag-name': 'word '.repeat(40).trim(),
+    });
+    const lines = flagHelp(long.fields).split('\n');
+    expect(lines[0]).toBe('  --a-very-long-flag-name');
+    expect(lines.slice(1).every((l) => l.startsWith(' '.repeat(21)) && l.length <= 96)).toBe(true);
+    expect(lines.slice(1).join(' ').replace(/\s+/g, ' ').trim()).toBe('word '.repeat(40).trim());
   });
 });

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { flagHelp, readFlags } from '../../cli/flags.js';
 import { custom, each, FieldError, filePath, integer, text } from '../../inputs/fields.js';
 import { defineInputs } from '../../inputs/read.js';
-import { given, kindFlag, mbitFlag } from '../flags.js';
+import { given, KIND_DESCRIPTION, kindFlag, mbitFlag } from '../flags.js';
 import type { PveEmulatorOptions, PveToken, PveVmSpec } from './options.js';
 import { startPveEmulator } from './server.js';
 import { commandFailed, serveUntilStopped } from '../serve.js';
@@ -42,43 +42,55 @@ function parseVm(v: string): PveVmSpec {
   };
 }
 
-const ms = (max: number, description: string) => integer({ min: 0, max, description });
+const ms = (max: number) => integer({ min: 0, max });
 
 /** The flags of `diskless emulator --kind proxmox`: what --help prints and how each is read. */
-export const pveEmulatorFlags = defineInputs({
-  kind: kindFlag,
-  data: filePath({
-    required: true,
-    expected: 'the directory holding the storages',
-    description: "directory holding the storages' files",
-  }),
-  port: integer({ min: 0, max: 65535, description: 'TCP port, 0 for any free one (default 0)' }),
-  host: text({ expected: 'an address', description: 'address to listen on (default 127.0.0.1)' }),
-  token: each(custom({ expected: 'user@realm!tokenid=SECRET' }, parseToken), {
-    description:
-      'ID=SECRET: an API token user@realm!tokenid; by default one random root@pam!diskless token',
-  }),
-  node: each(
-    text({
-      pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
-      expected: 'a host name such as pve1',
+export const pveEmulatorFlags = defineInputs(
+  {
+    kind: kindFlag,
+    data: filePath({
+      required: true,
+      expected: 'the directory holding the storages',
     }),
-    { description: 'a node (default pve)' },
-  ),
-  storage: each(
-    text({ pattern: /^[a-zA-Z][\w.-]*$/, expected: 'a storage ID such as local or isos' }),
-    { description: 'a shared storage holding ISOs (default local)' },
-  ),
-  vm: each(custom({ expected: 'VMID:NAME[:IPv4] with a VMID of 100 or more' }, parseVm), {
-    description:
-      'VMID:NAME[:IP]: a stopped VM with a CD drive on the first node; with IP its guest agent reports that address',
-  }),
-  'auth-delay-ms': ms(60_000, 'delay of 401 answers (default 3000, as Proxmox)'),
-  'task-ms': ms(600_000, 'how long each task runs (default 50)'),
-  'latency-ms': ms(60_000, 'delay added before every response'),
-  'connection-mbit': mbitFlag('bandwidth cap per connection (upload bodies), Mbit/s'),
-  'link-mbit': mbitFlag('bandwidth cap shared by all connections, Mbit/s'),
-});
+    port: integer({ min: 0, max: 65535 }),
+    host: text({ expected: 'an address' }),
+    token: each(custom({ expected: 'user@realm!tokenid=SECRET' }, parseToken), {}),
+    node: each(
+      text({
+        pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+        expected: 'a host name such as pve1',
+      }),
+      {},
+    ),
+    storage: each(
+      text({ pattern: /^[a-zA-Z][\w.-]*$/, expected: 'a storage ID such as local or isos' }),
+      {},
+    ),
+    vm: each(custom({ expected: 'VMID:NAME[:IPv4] with a VMID of 100 or more' }, parseVm), {}),
+    'auth-delay-ms': ms(60_000),
+    'task-ms': ms(600_000),
+    'latency-ms': ms(60_000),
+    'connection-mbit': mbitFlag(),
+    'link-mbit': mbitFlag(),
+  },
+  undefined,
+  {
+    kind: KIND_DESCRIPTION,
+    data: "directory holding the storages' files",
+    port: 'TCP port, 0 for any free one (default 0)',
+    host: 'address to listen on (default 127.0.0.1)',
+    token:
+      'ID=SECRET: an API token user@realm!tokenid; by default one random root@pam!diskless token',
+    node: 'a node (default pve)',
+    storage: 'a shared storage holding ISOs (default local)',
+    vm: 'VMID:NAME[:IP]: a stopped VM with a CD drive on the first node; with IP its guest agent reports that address',
+    'auth-delay-ms': 'delay of 401 answers (default 3000, as Proxmox)',
+    'task-ms': 'how long each task runs (default 50)',
+    'latency-ms': 'delay added before every response',
+    'connection-mbit': 'bandwidth cap per connection (upload bodies), Mbit/s',
+    'link-mbit': 'bandwidth cap shared by all connections, Mbit/s',
+  },
+);
 
 export const PVE_EMULATOR_USAGE = `usage: diskless emulator --kind proxmox --data DIR [flags]
 
