@@ -87012,13 +87012,23 @@ var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_nod
  * action.yml defaults and these can be compared by a test.
  */
 
-/** Thrown by a parser; readInputs turns it into an InputError naming the input and value. */
+/**
+ * Thrown by a parser; readInputs turns it into an InputError naming the input and value.
+ * The message, when given, replaces the field's `expected`; `got`, when given, is how the
+ * bad value is shown instead of the whole raw value (one line of many, a masked part).
+ */
 class FieldError extends Error {
+    got;
+    constructor(message, got) {
+        super(message);
+        this.got = got;
+    }
 }
 // R is inferred from the builder's declared return type, which Out<> makes optional or not.
 function field(o, expected, parse, extra = {}) {
     return {
         expected: o.expected ?? expected,
+        description: undefined,
         required: o.required ?? false,
         default: o.default,
         secret: o.secret ?? false,
@@ -87027,6 +87037,14 @@ function field(o, expected, parse, extra = {}) {
         parse: parse,
         empty: (extra.empty ?? (() => undefined)),
     };
+}
+/** How a raw value is shown in an error: quoted, shortened, never a secret or URL password. */
+function showValue(raw, secret) {
+    if (secret)
+        return 'a value (hidden: it is a credential)';
+    const clean = raw.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
+    const short = clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
+    return JSON.stringify(short);
 }
 /** The same field, not required: a rule across inputs says when it is needed. */
 function optional(f) {
@@ -87149,6 +87167,47 @@ function list(o = {}) {
     }, { multiline: true, empty: () => [] });
     return f;
 }
+/** A field with its own parser, for values no other builder covers. */
+function custom(o, parse) {
+    return field(o, o.expected, parse);
+}
+/**
+ * A number as JavaScript reads it (`0.05`, `50`, `1e3`) within bounds: from `min`
+ * (or above it, with `above`) to `max`; `whole` demands an integer.
+ */
+function decimal(o) {
+    const max = o.max ?? Infinity;
+    return field(o, `${o.whole ? 'a whole number' : 'a number'} ${o.above ? 'above' : 'from'} ${o.min}${o.max === undefined ? '' : ` to ${o.max}`}`, (raw) => {
+        const n = Number(raw);
+        const low = o.above ? n > o.min : n >= o.min;
+        if (!Number.isFinite(n) || !low || n > max || (o.whole && !Number.isInteger(n))) {
+            throw new FieldError();
+        }
+        return n;
+    });
+}
+/**
+ * A repeatable flag: one `item` value per line (each repeat of the flag is a line). A bad
+ * line is shown alone, the way the item shows it. Lines are never empty, so neither are
+ * the items.
+ */
+function each(item, o = {}) {
+    return field({ expected: item.expected, secret: o.secret ?? item.secret }, item.expected, (raw) => raw
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '')
+        .map((line) => {
+        try {
+            return item.parse(line);
+        }
+        catch (error) {
+            if (!(error instanceof FieldError) || error.got !== undefined)
+                throw error;
+            // A secret item that does not mask its own value is hidden whole.
+            throw new FieldError(error.message, showValue(line, item.secret));
+        }
+    }), { multiline: true, empty: () => [] });
+}
 
 ;// CONCATENATED MODULE: ./src/errors.ts
 /**
@@ -87176,8 +87235,12 @@ function redact(text, secrets) {
     return secrets.filter((s) => s !== '').reduce((out, s) => out.split(s).join('***'), text);
 }
 /** The one shape of a bad input's message: `Input "name": got <value>; expected <what>`. */
+const inputWording = {
+    bad: (input, got, expected) => `Input "${input}": got ${got}; expected ${expected}`,
+    missing: (input, expected) => `Input "${input}" is required: expected ${expected}`,
+};
 function inputError(input, got, expected) {
-    return new InputError(input, `Input "${input}": got ${JSON.stringify(got)}; expected ${expected}`);
+    return new InputError(input, inputWording.bad(input, JSON.stringify(got), expected));
 }
 
 ;// CONCATENATED MODULE: ./src/inputs/read.ts
@@ -87188,45 +87251,57 @@ function inputError(input, got, expected) {
  */
 
 
-function defineInputs(fields, check) {
-    return check ? { fields, check } : { fields };
+
+/**
+ * A step's (or command's) inputs. `descriptions`, one for every field (a missing or
+ * misspelt one does not compile), become the fields' descriptions.
+ */
+function defineInputs(fields, check, descriptions) {
+    const described = descriptions
+        ? Object.fromEntries(Object.entries(fields).map(([name, f]) => [
+            name,
+            { ...f, description: descriptions[name] },
+        ]))
+        : fields;
+    return check ? { fields: described, check } : { fields: described };
 }
 function camelCase(name) {
     return name.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase());
 }
-/** How a raw value is shown in an error: quoted, shortened, never a secret or URL password. */
-function showValue(raw, secret) {
-    if (secret)
-        return 'a value (hidden: it is a credential)';
-    const clean = raw.replace(/(\/\/)[^/@\s]*@/g, '$1***@');
-    const short = clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
-    return JSON.stringify(short);
+/**
+ * One raw value of the input `name` through its field; a bad one throws the one line.
+ * A parsed value is never undefined (only an empty input is).
+ */
+function readValue(name, field, raw, wording = inputWording) {
+    try {
+        return field.parse(raw);
+    }
+    catch (error) {
+        if (!(error instanceof FieldError))
+            throw error;
+        const got = error.got ?? showValue(raw, field.secret);
+        throw new InputError(name, wording.bad(name, got, error.message || field.expected));
+    }
 }
 /**
  * Reads every field through `get` (which returns the raw string, '' or undefined when
  * unset). A bad value throws an InputError whose one-line message names the input, the
- * value and what was expected.
+ * value and what was expected, in `wording` (the steps' `Input "name": got ...` unless
+ * a command words it as flags).
  */
-function readInputs(schema, get) {
+function readInputs(schema, get, wording = inputWording) {
     const options = {};
     for (const [name, field] of Object.entries(schema.fields)) {
         const given = (get(name) ?? '').trim();
         const raw = given === '' ? (field.default ?? '') : given;
         if (raw === '') {
             if (field.required) {
-                throw new InputError(name, `Input "${name}" is required: expected ${field.expected}`);
+                throw new InputError(name, wording.missing(name, field.expected));
             }
             options[camelCase(name)] = field.empty();
             continue;
         }
-        try {
-            options[camelCase(name)] = field.parse(raw);
-        }
-        catch (error) {
-            if (!(error instanceof FieldError))
-                throw error;
-            throw new InputError(name, `Input "${name}": got ${showValue(raw, field.secret)}; expected ${error.message || field.expected}`);
-        }
+        options[camelCase(name)] = readValue(name, field, raw, wording);
     }
     const typed = options;
     schema.check?.(typed);
@@ -87239,8 +87314,14 @@ function secretInputs(schema) {
         .map(([name]) => name);
 }
 
+;// CONCATENATED MODULE: ./src/inputs/outputs.ts
+function defineOutputs(schema) {
+    return schema;
+}
+
 ;// CONCATENATED MODULE: ./src/boot/options.ts
 /** Inputs of boot-test (action.yml and `diskless boot-test` flags). */
+
 
 
 /** `/nfs/path=/local/dir`: serve a local directory at the NFS path a client mounts. */
@@ -87257,6 +87338,31 @@ const bootTestInputs = defineInputs({
     'boot-timeout': integer({ min: 30, max: 3600, default: '300' }),
     memory: integer({ min: 256, max: 65536, default: '1024' }),
     'work-dir': filePath({ absolute: true }),
+}, undefined, {
+    iso: 'The ISO from build-iso; its boot menus give the NFS server address and the root path the client mounts.',
+    root: "Absolute path of the client root (release) served at the ISO's root path; by default that path itself, as on the master.",
+    exports: "Extra NFS paths to serve, one /nfs/path=/local/dir a line; the client root's etc/fstab names the other NFS mounts (/usr, /home), each served from the same local path unless listed here.",
+    firmware: 'Firmware to boot with, bios (SeaBIOS), uefi (OVMF) or both.',
+    until: "When the boot counts as good: login (a login prompt on the serial console) or report (a unit of the client prints DISKLESS-BOOT-OK and powers off, as the boot test's template does).",
+    'boot-timeout': 'Seconds each boot may take before it fails with the end of its serial console.',
+    memory: 'Guest memory in MiB.',
+    'work-dir': "Absolute directory for the serial consoles and the NFS server's logs; by default a temporary one, removed when the test passes.",
+});
+/** What boot-test hands on (action.yml's outputs say the same; a test checks). */
+const bootTestOutputs = defineOutputs({
+    booted: {
+        type: 'string',
+        description: 'The firmware the ISO booted with, comma-separated (bios,uefi).',
+    },
+    'bios-seconds': {
+        type: 'string',
+        description: "Seconds from QEMU's start to the check with BIOS; empty when not booted with BIOS.",
+    },
+    'uefi-seconds': {
+        type: 'string',
+        description: "Seconds from QEMU's start to the check with UEFI; empty when not booted with UEFI.",
+    },
+    'work-dir': { type: 'string', description: 'The work-dir input, where the logs are kept.' },
 });
 
 // EXTERNAL MODULE: external "node:fs/promises"
@@ -88985,6 +89091,7 @@ async function prepareClientConfig(options, sysroot, dest, reporter) {
 
 
 
+
 /**
  * `host:/absolute/path`, the form klibc's nfsmount and the kernel's nfsroot= take. Neither
  * it nor `cmdline` may hold a character GRUB's script parser treats specially (quotes, $,
@@ -89024,7 +89131,34 @@ const buildIsoInputs = defineInputs({
     }),
 }, 
 // A preset mixed with module names is refused here, with the other input errors.
-(o) => void moduleChoice(o.initramfsModules));
+(o) => void moduleChoice(o.initramfsModules), {
+    root: "The client root from build-rootfs (its etc/initramfs-tools is used, never the master's).",
+    sysroot: 'Absolute root the kernel, its modules and initramfs-tools come from; mkinitramfs runs inside it when it is not /.',
+    kernel: "Kernel image path or version; by default the sysroot's /vmlinuz or its newest /boot/vmlinuz-*.",
+    'nfs-root': 'NFS root the clients mount, as host:/absolute/path (e.g. 10.0.0.1:/srv/diskless/current).',
+    cmdline: 'Extra kernel command-line arguments, added after the NFS root arguments.',
+    output: 'Path of the ISO to write; <output>.sha256 is written beside it.',
+    'cache-dir': 'Local directory for the initramfs cache on the master.',
+    cache: "Initramfs cache backend: auto (local if cache-dir is set, else GitHub's cache where available), local, github or off.",
+    'cache-max-age': 'Days a local cache entry is kept after it was last used; older entries are pruned.',
+    'cache-max-size': 'Total size the local cache directory is pruned to, least recently used entries first (e.g. 2G).',
+    'initramfs-modules': "Kernel modules in the initramfs: netboot (every network driver, Debian's choice for NFS roots), vm (lean, for KVM guests: the virtio, e1000 and rtl8139 NIC drivers and the NFS client) or module names, one per line. Empty: as the client's initramfs.conf says (MODULES=list is kept, anything else becomes netboot). The built image is checked for each of them.",
+    'initramfs-compression': "Initramfs compression: gzip, zstd, xz or lz4; the sysroot must have the compressor. Empty: the client's COMPRESS, else zstd where the sysroot has it, else gzip.",
+    'boot-mode': 'Firmware the ISO boots on, bios, uefi or both.',
+    'volume-id': 'ISO 9660 volume id, 1 to 32 of A-Z, 0-9 and _.',
+});
+/** What build-iso hands on (action.yml's outputs say the same; a test checks). */
+const buildIsoOutputs = defineOutputs({
+    iso: { type: 'string', description: 'Absolute path of the ISO.' },
+    sha256: { type: 'string', description: 'SHA-256 of the ISO, hex.' },
+    size: { type: 'number', description: 'Size of the ISO in bytes.' },
+    'kernel-version': { type: 'string', description: 'Version of the kernel in the ISO.' },
+    'initramfs-cache-hit': {
+        type: 'boolean',
+        description: 'true when the initramfs came from the cache (mkinitramfs did not run).',
+    },
+    'cache-key': { type: 'string', description: 'Cache key of the initramfs.' },
+});
 
 ;// CONCATENATED MODULE: ./src/report.ts
 /**
@@ -89093,10 +89227,13 @@ class StepFailure extends DisklessError {
         this.report = report;
     }
 }
-/** A reporter that prints to a stream, for the CLI and local runs. */
-function streamReporter(write, debug = false) {
+/**
+ * A reporter that prints to a stream, for the CLI and local runs; lines inside a group
+ * are indented two spaces a level unless `indentGroups` is false.
+ */
+function streamReporter(write, debug = false, indentGroups = true) {
     let depth = 0;
-    const indent = () => '  '.repeat(depth);
+    const indent = () => (indentGroups ? '  '.repeat(depth) : '');
     return {
         info: (message) => {
             write(`${indent()}${message}`);
@@ -89117,6 +89254,39 @@ function streamReporter(write, debug = false) {
             finally {
                 depth -= 1;
             }
+        },
+    };
+}
+/**
+ * A reporter that keeps what it is told, for tests, benchmarks and callers that want the
+ * log as data. `onLine` sees each line as it comes; `indent` keeps streamReporter's
+ * indentation inside groups (off: lines are as the step wrote them).
+ */
+function recordingReporter(onLine, o = {}) {
+    const lines = [];
+    const warnings = [];
+    const groups = [];
+    const shown = streamReporter((line) => {
+        lines.push(line);
+        onLine?.(line);
+    }, o.debug, o.indent ?? false);
+    return {
+        lines,
+        warnings,
+        groups,
+        info: (message) => {
+            shown.info(message);
+        },
+        debug: (message) => {
+            shown.debug(message);
+        },
+        warning: (message, where) => {
+            warnings.push(message);
+            shown.warning(message, where);
+        },
+        group: (name, work) => {
+            groups.push(name);
+            return shown.group(name, work);
         },
     };
 }
@@ -91713,6 +91883,7 @@ async function removePartials(target, reporter) {
 
 
 
+
 const promoteInputs = defineInputs({
     target: filePath({ absolute: true, required: true }),
     release: fields_text({
@@ -91721,6 +91892,22 @@ const promoteInputs = defineInputs({
         expected: 'a release id such as 20261129T120000Z, or previous',
     }),
     'dry-run': bool({ default: 'false' }),
+}, undefined, {
+    target: "Absolute base directory of the client roots (build-rootfs's target).",
+    release: "The release to make current: its id (build-rootfs's release output), or previous for the release that was current before the current one (a rollback).",
+    'dry-run': 'Resolve and check the release and report what would change; change nothing.',
+});
+/** What promote hands on (action.yml's outputs say the same; a test checks). */
+const promoteOutputs = defineOutputs({
+    release: {
+        type: 'string',
+        description: 'Id of the release that is current now (with dry-run, the one that would be).',
+    },
+    previous: {
+        type: 'string',
+        description: 'Id of the release that was current before this step (empty when none was).',
+    },
+    changed: { type: 'boolean', description: 'true when current moved.' },
 });
 
 ;// CONCATENATED MODULE: ./src/rootfs/guard.ts
@@ -92927,6 +93114,7 @@ async function uploadIsoImage(api, o, reporter) {
 
 
 
+
 const uploadPveInputs = defineInputs({
     image: filePath({ required: true }),
     'api-url': fields_text({
@@ -92964,6 +93152,46 @@ const uploadPveInputs = defineInputs({
     prune: bool({ default: 'false' }),
     'keep-previous': integer({ min: 0, max: 100, default: '1' }),
     'dry-run': bool({ default: 'false' }),
+}, undefined, {
+    image: 'The image (ISO) to upload.',
+    'api-url': 'The https:// URL of a Proxmox VE node, e.g. https://pve1.example:8006.',
+    'token-id': 'API token ID, user@realm!tokenid; it needs Datastore.AllocateTemplate on the storage (and Datastore.Allocate to prune).',
+    'token-secret': "The API token's secret; masked, and never logged, stored or shown in errors.",
+    node: 'The node that receives the upload (with a shared storage, every node then sees the file).',
+    storage: 'ID of a storage with iso content, e.g. local or cephfs.',
+    family: 'Name of the image family; files are named <family>-<sha8>.iso.',
+    'tls-ca-file': "PEM file of the CA that signed the node's certificate (e.g. the cluster's pve-root-ca.pem). Give at most one of tls-ca-file, tls-fingerprint, tls-insecure; by default the system CAs.",
+    'tls-fingerprint': "SHA-256 fingerprint of the node's self-signed certificate, to pin it.",
+    'tls-insecure': "Do not check the node's certificate at all (a lab only; a warning says so).",
+    prune: "Delete the family's old files that no VM config references (current or pending), keeping keep-previous of them for a rollback.",
+    'keep-previous': 'Old files of the family kept by prune besides those in use, newest first.',
+    'dry-run': 'Only report whether the file would be uploaded and what prune would delete.',
+});
+/** What upload-pve hands on (action.yml's outputs say the same; a test checks). */
+const uploadPveOutputs = defineOutputs({
+    volid: {
+        type: 'string',
+        description: "Volume ID of the artifact, <storage>:iso/<family>-<sha8>.iso, what a VM's CD points at.",
+    },
+    filename: { type: 'string', description: 'File name of the artifact on the storage.' },
+    sha256: { type: 'string', description: 'SHA-256 of the image, hex.' },
+    sent: {
+        type: 'boolean',
+        description: 'true when this run sent the image (false when it was already there, or a dry run).',
+    },
+    attempts: {
+        type: 'number',
+        description: 'Upload requests made (more than 1 after a network failure; 0 when nothing was sent).',
+    },
+    deleted: { type: 'string', description: 'Volume IDs deleted by prune, space-separated.' },
+    'send-seconds': {
+        type: 'string',
+        description: "Seconds spent sending the image and waiting for Proxmox's check.",
+    },
+    throughput: {
+        type: 'string',
+        description: "MB/s of the upload including Proxmox's check ('-' when nothing was sent).",
+    },
 });
 
 ;// CONCATENATED MODULE: ./src/rollout/options.ts
@@ -92973,6 +93201,7 @@ const uploadPveInputs = defineInputs({
  * upload-pve, reused from its schema, and iso); the rule across inputs asks for the ones
  * the kind needs.
  */
+
 
 
 
@@ -93077,6 +93306,30 @@ const rolloutInputs = defineInputs({
     if (o.rootfsTarget && !o.ledgerName) {
         throw new InputError('ledger-name', 'Input "ledger-name" is required with "rootfs-target": expected the upload target name the ledger entry is written under');
     }
+}, {
+    kind: 'The cloud, elasticstack (api-user, api-key, drive) or proxmox (token-id, token-secret, node, iso).',
+    'api-url': "Base URL of the API: the zone's on ElasticStack, e.g. https://api-lon-p.elastichosts.com/; a node's on Proxmox VE, e.g. https://pve1.example:8006.",
+    'api-user': 'ElasticStack API user (the account UUID).',
+    'api-key': 'ElasticStack secret API key; masked, and never logged, stored or shown in errors.',
+    drive: "ElasticStack, the UUID of the drive to boot (upload-drive's drive-uuid output; the previous drive for a rollback).",
+    'token-id': 'Proxmox API token ID, user@realm!tokenid; it needs VM.Audit, VM.Config.CDROM, VM.PowerMgmt and Datastore.Audit.',
+    'token-secret': "Proxmox, the API token's secret; masked, and never logged, stored or shown in errors.",
+    node: 'Proxmox, the node whose storage lists the ISOs (any node, for a shared storage).',
+    storage: 'Proxmox, the storage holding the ISOs; by default the one iso names.',
+    iso: "Proxmox, the ISO to boot: its volume id <storage>:iso/<file> (upload-pve's volid output; the previous ISO for a rollback), or its file name on storage.",
+    'tls-ca-file': "Proxmox, PEM file of the CA that signed the node's certificate (e.g. the cluster's pve-root-ca.pem). Give at most one of tls-ca-file, tls-fingerprint, tls-insecure; by default the system CAs.",
+    'tls-fingerprint': "Proxmox, SHA-256 fingerprint of the node's self-signed certificate, to pin it.",
+    'tls-insecure': "Proxmox, do not check the node's certificate at all (a lab only; a warning says so).",
+    'restart-method': 'Proxmox, how a VM is restarted: reset (the same QEMU process restarts its guest at once) or reboot (a guest shutdown, then a new start; needs a guest that shuts down).',
+    servers: "Servers to move, one per line: a name, an id (server UUID, or VMID on Proxmox), tag:<tag> or, on Proxmox, pool:<pool>; each line must match a server. By default every server with a CD device holding a drive or ISO of the new one's family (its name without the trailing -<sha8>).",
+    device: 'The CD device to repoint (e.g. ide:0:1 on ElasticStack, ide2 on Proxmox); by default the one holding one of the family.',
+    restart: 'rolling (reset the servers batch by batch behind the health check) or none (repoint only: servers keep running the old drive and take the new one at their next boot).',
+    'batch-size': 'Servers repointed and reset at once, 1 to 1000.',
+    'health-check': "When a reset server counts as healthy: tcp:<port> (the port accepts a connection), an http(s) URL with {ip} for the server's address or {name} for its name (answers below 400), or none (it runs). On Proxmox the address is the guest agent's.",
+    'health-timeout': 'Seconds a reset server has to run and pass the health check, 1 to 3600.',
+    'dry-run': 'Only report which servers would be repointed and reset; nothing is changed.',
+    'ledger-name': 'Upload target name for the releases ledger entry (the ledger output, and the file written with rootfs-target); without it no entry is made.',
+    'rootfs-target': 'Base directory of the client roots on the master: write the ledger entry to <rootfs-target>/ledger/<ledger-name>.json, which retention reads. Only where the rollout runs on the master; the workflow writes it from the ledger output instead.',
 });
 /** The artifact the rollout boots: the drive UUID, or the ISO's full volume id. */
 function targetArtifact(o) {
@@ -93089,6 +93342,38 @@ function targetArtifact(o) {
 function isoStorage(o) {
     return /^([^:]+):/.exec(o.iso ?? '')?.[1] ?? o.storage ?? '';
 }
+/** What rollout hands on (action.yml's outputs say the same; a test checks). */
+const rolloutOutputs = defineOutputs({
+    'servers-updated': {
+        type: 'string',
+        description: 'Names of the servers whose CD device now names the drive, space-separated.',
+    },
+    'servers-restarted': {
+        type: 'string',
+        description: 'Names of the servers reset by this run, space-separated (a failed one included).',
+    },
+    'previous-drive': {
+        type: 'string',
+        description: 'The drive UUID (ElasticStack) or ISO volume id (Proxmox) the servers booted before (roll back by a rollout to it); empty when none.',
+    },
+    'failed-server': {
+        type: 'string',
+        description: 'Name of the server whose restart or health check failed (it was put back); empty on success.',
+    },
+    release: {
+        type: 'string',
+        description: 'Release the drive boots, from its record (user:diskless-release); empty when unknown.',
+    },
+    ledger: {
+        type: 'string',
+        description: "The ledger entry as JSON (target, release, sha256, drive, time, also: the other releases servers still run or boot, and the previous drive's); empty without ledger-name or a release.",
+    },
+    fleet: {
+        type: 'string',
+        description: 'JSON object of server name to what it runs: its release and drive, and the one it boots next when that differs (the servers chosen; also after a failure).',
+    },
+    'dry-run': { type: 'boolean', description: 'true when nothing was changed (dry run).' },
+});
 
 ;// CONCATENATED MODULE: ./src/drive/api.ts
 /**
@@ -94950,6 +95235,7 @@ async function configureServices(tree, o, reporter) {
 
 
 
+
 /** A var-dirs line: `path [owner[:group]] [mode]`, path relative to /var. */
 const VAR_DIR = /^(?!\/)[^\s]+(?:\s+[a-z_][a-z0-9_-]*\$?(?::[a-z_][a-z0-9_-]*\$?)?)?(?:\s+[0-7]{3,4})?$/i;
 /** A user or group name as Debian's adduser accepts it. */
@@ -95018,6 +95304,50 @@ const buildRootfsInputs = defineInputs({
     if (o.target === '/') {
         throw new InputError('target', 'Input "target": got "/"; expected a directory other than /');
     }
+}, {
+    source: 'Root to copy from, an absolute path (the master itself by default).',
+    target: 'Absolute base directory of the client roots; releases go to <target>/releases/<id> and <target>/current points at the promoted one. Never /, the source or a parent of it.',
+    template: 'Overlay directory copied over the client root; files ending in .tmpl are rendered.',
+    exclude: 'Extra rsync exclude patterns, one per line, on top of the built-in list.',
+    'mask-services': 'Extra systemd units to mask in the client root, one per line, on top of the built-in server-only list.',
+    'enable-services': 'Systemd units to enable in the client root, one per line.',
+    'var-dirs': 'Directories to create in the client\'s tmpfs /var at boot, one per line as "path [owner[:group]] [mode]" with path relative to /var, e.g. "lib/varnish varnish 0755".',
+    layout: 'versioned (immutable releases, atomic switch of current) or in-place (sync straight into target; running clients see the change).',
+    publish: 'true makes the new release current at once; false stages it under releases/<id> and leaves current alone, for the promote action after its boot test.',
+    keep: 'Number of newest releases always kept. An older one is removed only when it also left current more than keep-days ago and nothing uses it (ledger, NFS mounts, keep-releases).',
+    'keep-days': 'Days after it stopped being current (or was superseded, if never current) before a release may be removed.',
+    'keep-releases': 'Release ids never to remove, one per line.',
+    'nfs-mounts': "NFS mount tables that name the releases clients have mounted, one path per line: the kernel server's rmtab, or a file of `showmount -a` output. A missing file is no signal.",
+    'copy-usr': 'Copy /usr into the client root instead of mounting it read-only from the master.',
+    'client-ssh-keys': 'Give clients their own ssh host keys, generated once and kept in state-dir across rebuilds.',
+    'state-dir': "Absolute directory for the tool's state on the master (the clients' ssh host keys, kept across builds).",
+    'secret-allow': 'Paths inside the client root that the secret scan may accept, one per line (dir/ for a whole tree, * and ** globs).',
+    'share-home': "Let clients mount the master's /home (the template's fstab may then mount it over NFS); the build then scans it like the client root and fails on hits. Off: clients get a /home of their own (the example template's tmpfs) and cannot read the master's users' files.",
+    'client-users': 'Non-system users (UID_MIN..UID_MAX of login.defs) of the master that clients keep in passwd, shadow and group, one per line; the others are left out.',
+    'keep-password-hashes': "Accounts whose password hash the client's shadow keeps, one per line; every other hash is locked (!), since any client root can read the client's shadow over NFS.",
+    'host-keys-at-boot': "Make each client's ssh host keys at boot in tmpfs (no private host key in the exported root; a client's key changes at every boot) instead of one pair from state-dir shared by all.",
+    'nfs-server': "Address of the NFS server the clients mount from ({{NFS_SERVER}} in .tmpl files); needed for the generated fstab's /usr line when the template has no etc/fstab and copy-usr is false.",
+    'client-hostname': 'Host name for the clients ({{CLIENT_HOSTNAME}} in .tmpl files).',
+    'template-values': 'Extra values for .tmpl files, one per line as NAME=value ({{NAME}}); built in are NFS_SERVER, NFS_ROOT (<target>/current), USR_ROOT, CLIENT_HOSTNAME and MASTER_HOSTNAME.',
+});
+/** What build-rootfs hands on (action.yml's outputs say the same; a test checks). */
+const buildRootfsOutputs = defineOutputs({
+    root: { type: 'string', description: 'Absolute path of the client root just built.' },
+    release: {
+        type: 'string',
+        description: 'Id of the release (the directory name under <target>/releases).',
+    },
+    published: {
+        type: 'boolean',
+        description: 'true when the release is current after this step (publish true, or in-place).',
+    },
+    changed: {
+        type: 'boolean',
+        description: 'true when this build made a new release, else false (the release it equals is returned).',
+    },
+    files: { type: 'number', description: 'Number of files in the client root.' },
+    bytes: { type: 'number', description: 'Bytes of file data in the client root.' },
+    duration: { type: 'number', description: 'Seconds the build took.' },
 });
 
 ;// CONCATENATED MODULE: ./src/rootfs/accounts.ts
@@ -95072,7 +95402,7 @@ async function clientAccounts(source, o) {
     ]) {
         const unknown = list.find((n) => !names.has(n));
         if (unknown !== undefined) {
-            throw new InputError(input, `Input "${input}": got ${JSON.stringify(unknown)}; expected the name of an account in the master's ${external_node_path_default().join(source, 'etc/passwd')}`);
+            throw inputError(input, unknown, `the name of an account in the master's ${external_node_path_default().join(source, 'etc/passwd')}`);
         }
     }
     const [uidMin, uidMax] = range(defs ?? '', 'UID');
@@ -96857,6 +97187,7 @@ function stepReport(run, o) {
 
 
 
+
 const MiB = 2 ** 20;
 const uploadDriveInputs = defineInputs({
     image: filePath({ required: true }),
@@ -96897,6 +97228,87 @@ const uploadDriveInputs = defineInputs({
     if (o.mode === 'standby' && o.driveName && o.driveName.length > MAX_FAMILY_NAME) {
         throw new InputError('drive-name', `Input "drive-name": got "${o.driveName}"; expected at most ${MAX_FAMILY_NAME} characters in standby mode (the drive is named "<drive-name>-<8 hex digits of the image's sha256>")`);
     }
+}, {
+    image: 'The image (ISO) to upload.',
+    'api-url': "Base URL of the zone's API, e.g. https://api-lon-p.elastichosts.com/.",
+    'api-user': 'API user (the account UUID).',
+    'api-key': 'Secret API key; masked, and never logged, stored or shown in errors.',
+    'drive-uuid': 'In-place mode only, UUID of an existing drive to update. Give this or drive-name.',
+    'drive-name': 'Standby mode, the drive family: each image gets a drive named <drive-name>-<first 8 hex digits of its sha256>. In-place mode, the name of the drive to update (created when no drive has it). Give this or drive-uuid.',
+    'drive-size': "Size of a drive created here (e.g. 1G), to leave room to grow; by default the image's size.",
+    'claim-type': 'Claim type the drive must have, shared (many servers boot from it) or exclusive.',
+    'chunk-size': 'Bytes per write request, 4K to 64M (e.g. 4M or 4194304).',
+    concurrency: 'Write requests in flight at once, 1 to 64.',
+    verify: 'Read back through the API and compare digests, none, sample (some chunks) or full. In standby mode a drive this run wrote is always read back whole; this sets how a reused one is checked.',
+    'dry-run': 'Only report whether the drive would be created or updated and what would be sent.',
+    mode: 'standby (a new drive per image, never a drive a running server has claimed; a rollout then points servers at it) or in-place (rewrite one drive, the 2011 way; refuses a claimed drive unless allow-claimed).',
+    release: 'The release id the ISO boots (e.g. 20260101T000000Z), recorded on the drive.',
+    'allow-claimed': 'In-place mode only, write the drive even while running servers have claimed it.',
+    'keep-drives': 'Standby mode, drives of the family kept, newest first (the one just written counts); the previous drive and every claimed drive are kept besides, older ones removed.',
+    'state-dir': 'Directory for the resume journal of an interrupted upload; by default $XDG_STATE_HOME/diskless or ~/.local/state/diskless. What the drive holds is recorded on the drive itself (user:diskless-* metadata), so skipping unchanged chunks needs no local state.',
+});
+/** What upload-drive hands on (action.yml's outputs say the same; a test checks). */
+const uploadDriveOutputs = defineOutputs({
+    'drive-uuid': {
+        type: 'string',
+        description: 'UUID of the drive written (standby mode, the new drive a rollout points servers at).',
+    },
+    'drive-name': { type: 'string', description: 'Name of the drive written.' },
+    mode: { type: 'string', description: 'The mode the run used, standby or in-place.' },
+    'previous-drive': {
+        type: 'string',
+        description: "Standby mode, UUID of the family's live drive before this run (the rollback target); empty when none.",
+    },
+    'previous-drive-name': {
+        type: 'string',
+        description: 'Standby mode, name of the previous drive; empty when none.',
+    },
+    'copied-from': {
+        type: 'string',
+        description: 'Standby mode, UUID of the drive copied on the server onto the new one; empty when none.',
+    },
+    'drives-removed': {
+        type: 'string',
+        description: "Standby mode, space-separated UUIDs of the family's drives retention removed (dry run, would remove).",
+    },
+    release: {
+        type: 'string',
+        description: 'The release recorded on the drive (the release input).',
+    },
+    'bytes-read': { type: 'number', description: 'Bytes read back through the API to verify.' },
+    created: { type: 'boolean', description: 'true when the drive was created by this run.' },
+    'bytes-sent': {
+        type: 'number',
+        description: 'Bytes sent on the wire for chunk data (after compression).',
+    },
+    'chunks-total': { type: 'number', description: 'Number of chunks in the image.' },
+    'chunks-sent': { type: 'number', description: 'Chunks written by this run.' },
+    'chunks-skipped': {
+        type: 'number',
+        description: 'Chunks not sent because the drive already held them.',
+    },
+    'chunks-retried': {
+        type: 'number',
+        description: 'Write requests that were retried after a transient failure (network, 5xx, 429, 409).',
+    },
+    'chunks-verified': {
+        type: 'number',
+        description: 'Chunks read back through the API and found equal to the image.',
+    },
+    'up-to-date': {
+        type: 'boolean',
+        description: 'true when the drive already held this image and nothing was sent.',
+    },
+    sha256: { type: 'string', description: 'SHA-256 of the image, hex.' },
+    duration: { type: 'string', description: 'Seconds the step took.' },
+    'send-seconds': {
+        type: 'string',
+        description: 'Seconds spent sending chunks (the transfer phase).',
+    },
+    throughput: {
+        type: 'string',
+        description: "MB/s on the wire while sending chunks ('-' when nothing was sent).",
+    },
 });
 
 ;// CONCATENATED MODULE: ./src/upload/journal.ts
@@ -98200,6 +98612,7 @@ function step(s) {
         name: s.name,
         title: s.title,
         inputs: s.inputs,
+        outputs: s.outputs,
         start: (get, reporter) => s.run(readInputs(s.inputs, get), reporter),
     };
 }
@@ -98208,42 +98621,49 @@ const steps = {
         name: 'build-rootfs',
         title: "Build the client root from the master's root",
         inputs: buildRootfsInputs,
+        outputs: buildRootfsOutputs,
         run: buildRootfs,
     }),
     'build-iso': step({
         name: 'build-iso',
         title: 'Build the bootable ISO',
         inputs: buildIsoInputs,
+        outputs: buildIsoOutputs,
         run: buildIso,
     }),
     'upload-drive': step({
         name: 'upload-drive',
         title: 'Upload the image to the shared drive',
         inputs: uploadDriveInputs,
+        outputs: uploadDriveOutputs,
         run: uploadDrive,
     }),
     'upload-pve': step({
         name: 'upload-pve',
         title: 'Upload the image to a Proxmox VE storage',
         inputs: uploadPveInputs,
+        outputs: uploadPveOutputs,
         run: uploadPve,
     }),
     'boot-test': step({
         name: 'boot-test',
         title: 'Boot the ISO in QEMU against its release over NFS',
         inputs: bootTestInputs,
+        outputs: bootTestOutputs,
         run: runBootTest,
     }),
     promote: step({
         name: 'promote',
         title: 'Make a tested release current, or roll back',
         inputs: promoteInputs,
+        outputs: promoteOutputs,
         run: promote,
     }),
     rollout: step({
         name: 'rollout',
         title: 'Get the servers onto a new boot drive, batch by batch, or back',
         inputs: rolloutInputs,
+        outputs: rolloutOutputs,
         run: rollout,
     }),
 };
@@ -98321,6 +98741,159 @@ async function runStep(step) {
             return;
         await core/* summary */.z.addHeading(`${step.name}: failed`, 3).addCodeBlock(html(message)).write();
     }
+}
+
+;// CONCATENATED MODULE: ./src/cli/flags.ts
+/**
+ * Command-line flags for a step: `--name value`, `--name=value`, `--flag` / `--no-flag`
+ * for booleans, a repeated flag for a multi-line input; any input may also come from
+ * the environment as DISKLESS_<NAME> (the way to pass a credential without it showing
+ * in `ps`). The raw strings then go through the same readInputs as the runner's. The
+ * emulator and `diskless action` commands use the same layer for their own flags.
+ */
+
+
+/**
+ * The emulator commands' wording of the one line about a bad flag (kept from before they
+ * moved onto this layer): `Invalid --name "value": expected ...`.
+ */
+const flagWording = {
+    bad: (input, got, expected) => `Invalid --${input} ${got}: expected ${expected}`,
+    missing: (input, expected) => `Flag --${input} is required: expected ${expected}`,
+};
+/** Flags that are not inputs, with what --help says of them. */
+const SWITCHES = {
+    json: 'print the outputs as one JSON object',
+    debug: 'show debug lines',
+    help: 'show this help',
+};
+/** --help lines for switches, aligned with flagHelp's. */
+function switchHelp(names, pad = 16) {
+    return names.map((name) => `  --${name.padEnd(pad)} ${SWITCHES[name]}`).join('\n');
+}
+/**
+ * One line of --help per field: its description (else what it expects), then required,
+ * default, repeatable and, for a credential, the variable to prefer.
+ */
+function flagHelp(fields, names = Object.keys(fields), pad = 16) {
+    return names
+        .map((name) => {
+        const f = fields[name];
+        if (!f)
+            throw new Error(`flagHelp: no field ${name}`);
+        const extra = [
+            f.required ? 'required' : undefined,
+            f.default !== undefined ? `default ${f.default}` : undefined,
+            f.multiline ? 'repeatable' : undefined,
+            f.secret ? `prefer ${envName(name)}` : undefined,
+        ].filter(Boolean);
+        const text = `${f.description ?? f.expected}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+        const column = pad + 5;
+        const lines = wrap(text, HELP_WIDTH - column).map((l) => `${' '.repeat(column)}${l}`);
+        const head = `  --${name}`;
+        // The first line beside the name when the name fits its column, else below it.
+        if (head.length < column)
+            return [`${head.padEnd(column)}${lines.shift()?.trimStart() ?? ''}`, ...lines];
+        return [head, ...lines];
+    })
+        .flat()
+        .join('\n');
+}
+const HELP_WIDTH = 96;
+/** `text` in lines of at most `width` characters, broken at spaces. */
+function wrap(text, width) {
+    const lines = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            lines.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    return [...lines, line];
+}
+function envName(input) {
+    return `DISKLESS_${input.toUpperCase().replace(/-/g, '_')}`;
+}
+/** `aliases` maps a short spelling (`-i`) to a flag's name (`input`). */
+function parseFlags(args, fields, switches, aliases = {}) {
+    const raw = new Map();
+    const on = new Set();
+    for (let i = 0; i < args.length; i++) {
+        const given = args[i] ?? '';
+        const alias = aliases[given];
+        const arg = alias === undefined ? given : `--${alias}`;
+        const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+        if (!m)
+            throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --name value`);
+        const [, flag = '', inline] = m;
+        if (switches.includes(flag) && inline === undefined) {
+            on.add(flag);
+            continue;
+        }
+        const negated = flag.startsWith('no-') && fields[flag.slice(3)]?.flag ? flag.slice(3) : undefined;
+        const name = negated ?? flag;
+        const field = fields[name];
+        if (!field) {
+            const known = Object.keys(fields)
+                .map((n) => `--${n}`)
+                .join(', ');
+            throw new InputError(name, `Unknown flag --${flag}: expected one of ${known}`);
+        }
+        let value;
+        if (negated)
+            value = 'false';
+        else if (inline !== undefined)
+            value = inline;
+        else if (field.flag && (args[i + 1] === undefined || args[i + 1]?.startsWith('--')))
+            value = 'true';
+        else if (args[i + 1] === undefined) {
+            throw new InputError(name, `Flag --${name} needs a value: expected ${field.expected}`);
+        }
+        else
+            value = args[++i] ?? '';
+        raw.set(name, [...(raw.get(name) ?? []), value]);
+    }
+    return { raw, switches: on };
+}
+/**
+ * The raw value of an input: its flags (for a multi-line input, every repeat is a line;
+ * otherwise the last one wins), else DISKLESS_<NAME>.
+ */
+function flagSource(parsed, fields, env) {
+    return (name) => {
+        const given = parsed.raw.get(name);
+        if (!given)
+            return env[envName(name)];
+        return fields[name]?.multiline ? given.join('\n') : given.at(-1);
+    };
+}
+/** Reads a command's flags through the flag layer, worded as flags; no environment. */
+function readFlags(schema, args) {
+    const parsed = parseFlags(args, schema.fields, []);
+    return readInputs(schema, flagSource(parsed, schema.fields, {}), flagWording);
+}
+
+;// CONCATENATED MODULE: ./src/emulator/flags.ts
+/**
+ * What the two emulator front ends' flags share (src/emulator/command.ts, pve/command.ts):
+ * the --kind that picks one, the Mbit/s caps, and leaving unset options out so that
+ * each emulator fills in its own defaults.
+ */
+
+/** The emulator kinds, read by both front ends' flags. */
+const kindFlag = choice(['elasticstack', 'proxmox'], {
+    default: 'elasticstack',
+    expected: 'elasticstack (default) or proxmox',
+});
+const KIND_DESCRIPTION = 'elasticstack, or proxmox for a Proxmox VE API (see --kind proxmox --help)';
+/** A bandwidth cap in Mbit/s (the options take bytes per second: times 125,000). */
+const mbitFlag = () => decimal({ min: 0, above: true, expected: 'a positive number of Mbit/s, e.g. 50' });
+/** `o` without its undefined members (the emulator fills in its own defaults). */
+function given(o) {
+    return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/faults.ts
@@ -102357,140 +102930,87 @@ async function startPveEmulator(options) {
 
 
 
+
+
+/** user@realm!tokenid=SECRET; a bad one is shown with its secret masked. */
+function parseToken(v) {
+    const eq = v.indexOf('='); // token IDs have no '=', secrets may
+    if (eq <= 0 ||
+        eq === v.length - 1 ||
+        !/^[^\s!@]+@[^\s!@]+![A-Za-z][\w.-]*$/.test(v.slice(0, eq))) {
+        const masked = eq > 0 ? `${v.slice(0, eq)}=***` : v.replace(/=.*/, '=***');
+        throw new FieldError(undefined, JSON.stringify(masked));
+    }
+    return { id: v.slice(0, eq), secret: v.slice(eq + 1) };
+}
+function parseVm(v) {
+    const vm = /^(\d+):([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d+\.\d+\.\d+\.\d+))?$/.exec(v);
+    if (!vm || Number(vm[1]) < 100)
+        throw new FieldError();
+    return {
+        vmid: Number(vm[1]),
+        name: vm[2] ?? '',
+        config: {
+            ide2: 'none,media=cdrom',
+            boot: 'order=ide2;net0',
+            ...(vm[3] ? { agent: '1' } : {}),
+        },
+        ...(vm[3] ? { address: vm[3] } : {}),
+    };
+}
+const ms = (max) => integer({ min: 0, max });
+/** The flags of `diskless emulator --kind proxmox`: what --help prints and how each is read. */
+const pveEmulatorFlags = defineInputs({
+    kind: kindFlag,
+    data: filePath({
+        required: true,
+        expected: 'the directory holding the storages',
+    }),
+    port: integer({ min: 0, max: 65535 }),
+    host: fields_text({ expected: 'an address' }),
+    token: each(custom({ expected: 'user@realm!tokenid=SECRET' }, parseToken), {}),
+    node: each(fields_text({
+        pattern: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+        expected: 'a host name such as pve1',
+    }), {}),
+    storage: each(fields_text({ pattern: /^[a-zA-Z][\w.-]*$/, expected: 'a storage ID such as local or isos' }), {}),
+    vm: each(custom({ expected: 'VMID:NAME[:IPv4] with a VMID of 100 or more' }, parseVm), {}),
+    'auth-delay-ms': ms(60_000),
+    'task-ms': ms(600_000),
+    'latency-ms': ms(60_000),
+    'connection-mbit': mbitFlag(),
+    'link-mbit': mbitFlag(),
+}, undefined, {
+    kind: KIND_DESCRIPTION,
+    data: "directory holding the storages' files",
+    port: 'TCP port, 0 for any free one (default 0)',
+    host: 'address to listen on (default 127.0.0.1)',
+    token: 'ID=SECRET: an API token user@realm!tokenid; by default one random root@pam!diskless token',
+    node: 'a node (default pve)',
+    storage: 'a shared storage holding ISOs (default local)',
+    vm: 'VMID:NAME[:IP]: a stopped VM with a CD drive on the first node; with IP its guest agent reports that address',
+    'auth-delay-ms': 'delay of 401 answers (default 3000, as Proxmox)',
+    'task-ms': 'how long each task runs (default 50)',
+    'latency-ms': 'delay added before every response',
+    'connection-mbit': 'bandwidth cap per connection (upload bodies), Mbit/s',
+    'link-mbit': 'bandwidth cap shared by all connections, Mbit/s',
+});
 const PVE_EMULATOR_USAGE = `usage: diskless emulator --kind proxmox --data DIR [flags]
 
 Runs a local Proxmox VE API (HTTPS with a certificate made at start: API tokens, ISO
 storages and uploads, tasks, VMs as state) until SIGINT or SIGTERM.
 
-  --data DIR             directory holding the storages' files (required)
-  --port N               TCP port, 0 for any free one (default 0)
-  --host H               address to listen on (default 127.0.0.1)
-  --token ID=SECRET      an API token user@realm!tokenid (repeatable); by default one
-                         random root@pam!diskless token
-  --node NAME            a node (repeatable; default pve)
-  --storage ID           a shared storage holding ISOs (repeatable; default local)
-  --vm VMID:NAME[:IP]    a stopped VM with a CD drive on the first node (repeatable);
-                         with IP its guest agent reports that address
-  --auth-delay-ms N      delay of 401 answers (default 3000, as Proxmox)
-  --task-ms N            how long each task runs (default 50)
-  --latency-ms N         delay added before every response
-  --connection-mbit N    bandwidth cap per connection (upload bodies), Mbit/s
-  --link-mbit N          bandwidth cap shared by all connections, Mbit/s`;
-function command_need(flag, value, expected) {
-    if (value === undefined || value.startsWith('--')) {
-        throw new InputError(flag, `Flag --${flag} needs a value: expected ${expected}`);
-    }
-    return value;
-}
-function command_wholeNumber(flag, value, max) {
-    const n = /^\d+$/.test(value) ? Number(value) : NaN;
-    if (!(n <= max)) {
-        throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected a whole number from 0 to ${max}`);
-    }
-    return n;
-}
-function mbit(flag, value) {
-    const n = value.trim() === '' ? NaN : Number(value);
-    if (!(n > 0) || !Number.isFinite(n)) {
-        throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected a positive number of Mbit/s, e.g. 50`);
-    }
-    return n * 125_000;
-}
+${flagHelp(pveEmulatorFlags.fields, undefined, 18)}`;
 /** The command line as emulator options; `generated` is the made-up token, if any. */
 function parsePveEmulatorArgs(args) {
-    const tokens = [];
-    const nodes = [];
-    const storages = [];
-    const vms = [];
-    const o = {};
-    for (let i = 0; i < args.length; i++) {
-        const arg = args[i] ?? '';
-        const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-        if (!m) {
-            throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`);
-        }
-        const flag = m[1] ?? '';
-        const value = (expected) => m[2] ?? command_need(flag, args[++i], expected);
-        switch (flag) {
-            case 'kind':
-                value('proxmox');
-                break;
-            case 'data':
-                o.dataDir = external_node_path_default().resolve(value('a directory'));
-                break;
-            case 'host':
-                o.host = value('an address');
-                break;
-            case 'port':
-                o.port = command_wholeNumber(flag, value('a port'), 65535);
-                break;
-            case 'token': {
-                const v = value('user@realm!tokenid=SECRET');
-                const eq = v.indexOf('='); // token IDs have no '=', secrets may
-                if (eq <= 0 ||
-                    eq === v.length - 1 ||
-                    !/^[^\s!@]+@[^\s!@]+![A-Za-z][\w.-]*$/.test(v.slice(0, eq))) {
-                    throw new InputError(flag, `Invalid --token ${JSON.stringify(eq > 0 ? `${v.slice(0, eq)}=***` : v.replace(/=.*/, '=***'))}: expected user@realm!tokenid=SECRET`);
-                }
-                tokens.push({ id: v.slice(0, eq), secret: v.slice(eq + 1) });
-                break;
-            }
-            case 'node': {
-                const v = value('a node name');
-                if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(v)) {
-                    throw new InputError(flag, `Invalid --node ${JSON.stringify(v)}: expected a host name such as pve1`);
-                }
-                nodes.push(v);
-                break;
-            }
-            case 'storage': {
-                const v = value('a storage ID');
-                if (!/^[a-zA-Z][\w.-]*$/.test(v)) {
-                    throw new InputError(flag, `Invalid --storage ${JSON.stringify(v)}: expected a storage ID such as local or isos`);
-                }
-                storages.push(v);
-                break;
-            }
-            case 'vm': {
-                const v = value('VMID:NAME[:IP]');
-                const vm = /^(\d+):([A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d+\.\d+\.\d+\.\d+))?$/.exec(v);
-                if (!vm || Number(vm[1]) < 100) {
-                    throw new InputError(flag, `Invalid --vm ${JSON.stringify(v)}: expected VMID:NAME[:IPv4] with a VMID of 100 or more`);
-                }
-                vms.push({
-                    vmid: Number(vm[1]),
-                    name: vm[2] ?? '',
-                    config: {
-                        ide2: 'none,media=cdrom',
-                        boot: 'order=ide2;net0',
-                        ...(vm[3] ? { agent: '1' } : {}),
-                    },
-                    ...(vm[3] ? { address: vm[3] } : {}),
-                });
-                break;
-            }
-            case 'latency-ms':
-                o.link = { ...o.link, latencyMs: command_wholeNumber(flag, value('milliseconds'), 60_000) };
-                break;
-            case 'connection-mbit':
-                o.link = { ...o.link, connectionBytesPerSecond: mbit(flag, value('Mbit/s')) };
-                break;
-            case 'link-mbit':
-                o.link = { ...o.link, linkBytesPerSecond: mbit(flag, value('Mbit/s')) };
-                break;
-            case 'auth-delay-ms':
-                o.authFailureDelayMs = command_wholeNumber(flag, value('milliseconds'), 60_000);
-                break;
-            case 'task-ms':
-                o.taskMs = command_wholeNumber(flag, value('milliseconds'), 600_000);
-                break;
-            default:
-                throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --kind proxmox --help`);
-        }
-    }
-    if (o.dataDir === undefined) {
-        throw new InputError('data', 'Flag --data is required: expected the directory holding the storages');
-    }
+    const o = readFlags(pveEmulatorFlags, args);
+    const mbit = (n) => (n === undefined ? undefined : n * 125_000);
+    const link = given({
+        latencyMs: o.latencyMs,
+        connectionBytesPerSecond: mbit(o.connectionMbit),
+        linkBytesPerSecond: mbit(o.linkMbit),
+    });
+    const tokens = [...o.token];
     let generated;
     if (tokens.length === 0) {
         generated = { id: 'root@pam!diskless', secret: (0,external_node_crypto_.randomBytes)(18).toString('base64url') };
@@ -102498,12 +103018,18 @@ function parsePveEmulatorArgs(args) {
     }
     return {
         options: {
-            ...o,
-            dataDir: o.dataDir,
+            ...given({
+                host: o.host,
+                port: o.port,
+                authFailureDelayMs: o.authDelayMs,
+                taskMs: o.taskMs,
+            }),
+            ...(Object.keys(link).length > 0 ? { link } : {}),
+            dataDir: o.data,
             tokens,
-            ...(nodes.length > 0 ? { nodes } : {}),
-            ...(storages.length > 0 ? { storages: storages.map((id) => ({ id })) } : {}),
-            vms,
+            ...(o.node.length > 0 ? { nodes: o.node } : {}),
+            ...(o.storage.length > 0 ? { storages: o.storage.map((id) => ({ id })) } : {}),
+            vms: o.vm,
         },
         generated,
     };
@@ -102549,6 +103075,9 @@ async function runPveEmulatorCommand(args, stop) {
 
 
 
+
+
+
 /** The quirks by their command-line names. */
 const QUIRK_FLAGS = {
     'string-counters': 'stringCounters',
@@ -102563,212 +103092,179 @@ function parseQuirks(value) {
     const quirks = {};
     for (const name of value.split(',')) {
         const quirk = QUIRK_FLAGS[name.trim()];
-        if (quirk === undefined) {
-            throw new InputError('quirks', `Invalid --quirks ${JSON.stringify(value)}: expected recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`);
-        }
+        if (quirk === undefined)
+            throw new FieldError();
         quirks[quirk] = true;
     }
     return quirks;
+}
+/** USER:KEY; a bad one is shown with its key masked. */
+function parseAccount(v) {
+    const colon = v.indexOf(':');
+    if (colon <= 0 || colon === v.length - 1 || /\s/.test(v)) {
+        const masked = v.slice(0, Math.max(colon, 0)) + (colon >= 0 ? ':***' : '');
+        throw new FieldError(undefined, JSON.stringify(masked));
+    }
+    return { user: v.slice(0, colon), key: v.slice(colon + 1) };
+}
+const rate = () => decimal({ min: 0, max: 1, expected: 'a share from 0 to 1, e.g. 0.05' });
+/** The flags of `diskless emulator` (ElasticStack): what --help prints and how each is read. */
+const emulatorFlags = defineInputs({
+    kind: kindFlag,
+    data: filePath({
+        required: true,
+        expected: 'the directory holding the drives',
+    }),
+    port: decimal({
+        min: 0,
+        max: 65535,
+        whole: true,
+        default: '0',
+        expected: 'a port from 0 to 65535',
+    }),
+    host: fields_text({
+        expected: 'an address to listen on, e.g. 127.0.0.1',
+    }),
+    account: each(custom({ expected: 'USER:KEY, both non-empty, no spaces' }, parseAccount), {}),
+    'latency-ms': decimal({
+        min: 0,
+        expected: 'milliseconds, 0 or more',
+    }),
+    'connection-mbit': mbitFlag(),
+    'link-mbit': mbitFlag(),
+    'error-rate': rate(),
+    'throttle-rate': rate(),
+    'busy-rate': rate(),
+    'cut-rate': rate(),
+    'retry-after': decimal({
+        min: 0,
+        whole: true,
+        expected: 'whole seconds, 0 or more',
+    }),
+    'fault-on': choice(['writes', 'all'], {
+        expected: 'writes or all',
+    }),
+    seed: decimal({
+        min: 0,
+        max: 2 ** 32 - 1,
+        whole: true,
+        expected: 'an integer from 0 to 4294967295',
+    }),
+    'max-write-bytes': byteSize({
+        min: 1,
+        max: Number.MAX_SAFE_INTEGER,
+        expected: 'a byte size such as 64M or 4194304',
+    }),
+    fsync: bool({ default: 'false' }),
+    quirks: custom({
+        expected: `recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+    }, parseQuirks),
+    'imaging-mbit': mbitFlag(),
+    'run-servers': bool({ default: 'false' }),
+    'nfs-export': each(fields_text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {}),
+    'nfs-server': custom({
+        default: '10.0.2.100',
+        expected: 'an IPv4 address',
+    }, (raw) => {
+        slirpNetwork(raw); // checks it, with one clear line
+        return raw;
+    }),
+    firmware: choice(['bios', 'uefi'], {
+        default: 'bios',
+        expected: 'bios or uefi',
+    }),
+    work: filePath({}),
+}, (o) => {
+    const rates = totalRate(faultsOf(o));
+    if (rates > 1)
+        throw new InputError('error-rate', `The fault rates add up to ${rates}: expected at most 1 in all`);
+    if (o.runServers && o.nfsExport.length === 0) {
+        throw new InputError('nfs-export', 'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount');
+    }
+}, {
+    kind: KIND_DESCRIPTION,
+    data: 'directory holding the drives (reused across runs)',
+    port: 'TCP port, 0 for any free one',
+    host: 'address to listen on (default 127.0.0.1)',
+    account: 'an account USER:KEY; by default one random account',
+    'latency-ms': 'delay added before every response, ms',
+    'connection-mbit': 'bandwidth cap per connection, Mbit/s',
+    'link-mbit': 'bandwidth cap shared by all connections, Mbit/s (split evenly between the transfers in progress)',
+    'error-rate': 'share (0..1) of requests answered 500 system',
+    'throttle-rate': 'share answered 429 with Retry-After',
+    'busy-rate': 'share answered 409 busy',
+    'cut-rate': 'share whose connection is reset half-way through the body (a raw write keeps the part that arrived)',
+    'retry-after': 'Retry-After seconds of throttled answers (default 1)',
+    'fault-on': 'writes (default) or all: which requests get those faults',
+    seed: 'seed of the fault PRNG',
+    'max-write-bytes': 'largest write accepted, decompressed (default 64M)',
+    fsync: 'fsync every write before acknowledging it',
+    quirks: `the real service's recorded behaviour: "recorded" (all of them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
+    'imaging-mbit': "speed of the image call's server-side copy (default 2048)",
+    'run-servers': 'boot started servers in QEMU',
+    'nfs-export': 'P=DIR: serve DIR at the NFS path P the clients mount',
+    'nfs-server': "the NFS server's address in the CDs' nfsroot=",
+    firmware: 'bios or uefi',
+    work: "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
+});
+/** The flags the QEMU runner takes, shown in their own part of --help. */
+const RUNNER_FLAGS = ['run-servers', 'nfs-export', 'nfs-server', 'firmware', 'work'];
+function faultsOf(o) {
+    const mbit = (n) => (n === undefined ? undefined : n * 125_000);
+    return given({
+        latencyMs: o.latencyMs,
+        connectionBytesPerSecond: mbit(o.connectionMbit),
+        linkBytesPerSecond: mbit(o.linkMbit),
+        [FAULT_RATES.error]: o.errorRate,
+        [FAULT_RATES.throttle]: o.throttleRate,
+        [FAULT_RATES.busy]: o.busyRate,
+        [FAULT_RATES.cut]: o.cutRate,
+        retryAfterSeconds: o.retryAfter,
+        faultOn: o.faultOn,
+        seed: o.seed,
+    });
 }
 const EMULATOR_USAGE = `usage: diskless emulator --data DIR [flags]
 
 Runs a local ElasticStack cloud (drives, servers, the image call) until SIGINT or SIGTERM.
 With --kind proxmox, a Proxmox VE API instead (see diskless emulator --kind proxmox --help).
 
-  --data DIR             directory holding the drives (required; reused across runs)
-  --port N               TCP port, 0 for any free one (default 0)
-  --host H               address to listen on (default 127.0.0.1)
-  --account USER:KEY     an account (repeatable); by default one random account
-  --latency-ms N         delay added before every response
-  --connection-mbit N    bandwidth cap per connection, Mbit/s
-  --link-mbit N          bandwidth cap shared by all connections, Mbit/s (split
-                         evenly between the transfers in progress)
-  --error-rate R         share (0..1) of requests answered 500 system
-  --throttle-rate R      share answered 429 with Retry-After
-  --retry-after N        Retry-After seconds of throttled answers (default 1)
-  --busy-rate R          share answered 409 busy
-  --cut-rate R           share whose connection is reset half-way through the body
-                         (a raw write keeps the part that arrived)
-  --fault-on WHICH       writes (default) or all: which requests get those faults
-  --seed N               seed of the fault PRNG
-  --max-write-bytes N    largest write accepted, decompressed (default 64M)
-  --fsync                fsync every write before acknowledging it
-  --quirks LIST          the real service's recorded behaviour: "recorded" (all of
-                         them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}
-  --imaging-mbit N       speed of the image call's server-side copy (default 2048)
+${flagHelp(emulatorFlags.fields, Object.keys(emulatorFlags.fields).filter((n) => !RUNNER_FLAGS.includes(n)), 18)}
 
 Servers are state only unless --run-servers: then each started server is a QEMU machine
 booting its CD (the drive's file, read-only) against an NFS server on this machine
 (nfs-ganesha in a private namespace; needs root, the boot test's Debian packages and
 dnsmasq-base). Servers get their nic:0:dhcp:ip by DHCP on a network of their own,
 10.213.N.0/24 (printed as network=), which this machine reaches at .254.
-  --run-servers          boot started servers in QEMU
-  --nfs-export P=DIR     serve DIR at the NFS path P the clients mount (repeatable)
-  --nfs-server IP        the NFS server's address in the CDs' nfsroot= (default 10.0.2.100)
-  --firmware F           bios (default) or uefi
-  --work DIR             consoles (DIR/consoles/<server>.log) and the NFS server's
-                         files (default DATA/runner)`;
-/** The --kind flag's value (elasticstack when absent). */
+${flagHelp(emulatorFlags.fields, RUNNER_FLAGS, 18)}`;
+/** The --kind flag's value (elasticstack when absent), read as the flag layer reads it. */
 function emulatorKind(args) {
+    let raw;
     for (let i = 0; i < args.length; i++) {
         const a = args[i] ?? '';
         if (a === '--kind')
-            return args[i + 1] ?? '';
-        if (a.startsWith('--kind='))
-            return a.slice('--kind='.length);
+            raw = args[i + 1] ?? '';
+        else if (a.startsWith('--kind='))
+            raw = a.slice('--kind='.length);
     }
-    return 'elasticstack';
-}
-function withoutKind(args) {
-    return args.filter((a, i) => !a.startsWith('--kind=') && a !== '--kind' && args[i - 1] !== '--kind');
-}
-function emulator_command_need(flag, value, expected) {
-    if (value === undefined || value.startsWith('--')) {
-        throw new InputError(flag, `Flag --${flag} needs a value: expected ${expected}`);
-    }
-    return value;
-}
-function number(flag, value, expected, ok) {
-    const n = value.trim() === '' ? NaN : Number(value);
-    if (!Number.isFinite(n) || !ok(n)) {
-        throw new InputError(flag, `Invalid --${flag} ${JSON.stringify(value)}: expected ${expected}`);
-    }
-    return n;
+    return readInputs(defineInputs({ kind: kindFlag }), () => raw, flagWording).kind;
 }
 /** The command line as emulator options; `generated` is the made-up account, if any. */
 function parseEmulatorArgs(args) {
-    const faults = {};
-    const accounts = [];
-    let dataDir;
-    let host;
-    let port = 0;
-    let maxWriteBytes;
-    let fsync = false;
-    let runServers = false;
-    let firmware = 'bios';
-    let nfsServer = '10.0.2.100';
-    let work;
-    const exports = [];
-    let quirks;
-    let imagingBytesPerSecond;
-    const rate = (f, v) => number(f, v, 'a share from 0 to 1, e.g. 0.05', (n) => n >= 0 && n <= 1);
-    const mbit = (f, v) => number(f, v, 'a positive number of Mbit/s, e.g. 50', (n) => n > 0) * 125_000;
-    for (let i = 0; i < args.length; i++) {
-        const arg = args[i] ?? '';
-        const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-        if (!m)
-            throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --flag value (see --help)`);
-        const flag = m[1] ?? '';
-        if (flag === 'fsync' || flag === 'run-servers') {
-            if (flag === 'fsync')
-                fsync = true;
-            else
-                runServers = true;
-            continue;
+    const o = readFlags(emulatorFlags, args);
+    const exports = o.nfsExport.map((v) => {
+        const eq = v.indexOf('=');
+        return { pseudo: v.slice(0, eq), dir: v.slice(eq + 1) };
+    });
+    const runner = o.runServers
+        ? {
+            work: o.work ?? external_node_path_default().join(o.data, 'runner'),
+            nfsServer: o.nfsServer,
+            exports,
+            firmware: o.firmware,
         }
-        const value = (expected) => m[2] ?? emulator_command_need(flag, args[++i], expected);
-        switch (flag) {
-            case 'data':
-                dataDir = external_node_path_default().resolve(value('a directory'));
-                break;
-            case 'host':
-                host = value('an address to listen on, e.g. 127.0.0.1');
-                break;
-            case 'port':
-                port = number(flag, value('a port'), 'a port from 0 to 65535', (n) => Number.isInteger(n) && n >= 0 && n <= 65535);
-                break;
-            case 'account': {
-                const v = value('USER:KEY');
-                const colon = v.indexOf(':');
-                if (colon <= 0 || colon === v.length - 1 || /\s/.test(v)) {
-                    throw new InputError(flag, `Invalid --account ${JSON.stringify(v.slice(0, Math.max(colon, 0)) + (colon >= 0 ? ':***' : ''))}: expected USER:KEY, both non-empty, no spaces`);
-                }
-                accounts.push({ user: v.slice(0, colon), key: v.slice(colon + 1) });
-                break;
-            }
-            case 'latency-ms':
-                faults.latencyMs = number(flag, value('milliseconds'), 'milliseconds, 0 or more', (n) => n >= 0);
-                break;
-            case 'connection-mbit':
-                faults.connectionBytesPerSecond = mbit(flag, value('Mbit/s'));
-                break;
-            case 'link-mbit':
-                faults.linkBytesPerSecond = mbit(flag, value('Mbit/s'));
-                break;
-            case 'error-rate':
-            case 'throttle-rate':
-            case 'busy-rate':
-            case 'cut-rate':
-                faults[FAULT_RATES[flag.slice(0, -'-rate'.length)]] = rate(flag, value('a share'));
-                break;
-            case 'retry-after':
-                faults.retryAfterSeconds = number(flag, value('seconds'), 'whole seconds, 0 or more', (n) => Number.isInteger(n) && n >= 0);
-                break;
-            case 'fault-on': {
-                const v = value('writes or all');
-                if (v !== 'writes' && v !== 'all') {
-                    throw new InputError(flag, `Invalid --fault-on ${JSON.stringify(v)}: expected writes or all`);
-                }
-                faults.faultOn = v;
-                break;
-            }
-            case 'seed':
-                faults.seed = number(flag, value('an integer'), 'an integer from 0 to 4294967295', (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32);
-                break;
-            case 'max-write-bytes': {
-                const v = value('a byte size');
-                const n = parseByteSize(v) ?? 0;
-                if (n < 1) {
-                    throw new InputError(flag, `Invalid --max-write-bytes ${JSON.stringify(v)}: expected a byte size such as 64M or 4194304`);
-                }
-                maxWriteBytes = n;
-                break;
-            }
-            case 'nfs-export': {
-                const v = value('/nfs/path=/local/dir');
-                if (!EXPORT_LINE.test(v)) {
-                    throw new InputError(flag, `Invalid --nfs-export ${JSON.stringify(v)}: expected /nfs/path=/local/dir`);
-                }
-                const eq = v.indexOf('=');
-                exports.push({ pseudo: v.slice(0, eq), dir: v.slice(eq + 1) });
-                break;
-            }
-            case 'nfs-server':
-                nfsServer = value('an IPv4 address');
-                slirpNetwork(nfsServer); // checks it, with one clear line
-                break;
-            case 'firmware': {
-                const v = value('bios or uefi');
-                if (v !== 'bios' && v !== 'uefi') {
-                    throw new InputError(flag, `Invalid --firmware ${JSON.stringify(v)}: expected bios or uefi`);
-                }
-                firmware = v;
-                break;
-            }
-            case 'work':
-                work = external_node_path_default().resolve(value('a directory'));
-                break;
-            case 'quirks':
-                quirks = parseQuirks(value('recorded or a list of quirks'));
-                break;
-            case 'imaging-mbit':
-                imagingBytesPerSecond = mbit(flag, value('Mbit/s'));
-                break;
-            default:
-                throw new InputError(flag, `Unknown flag --${flag}: see diskless emulator --help`);
-        }
-    }
-    if (dataDir === undefined)
-        throw new InputError('data', 'Flag --data is required: expected the directory holding the drives');
-    const rates = totalRate(faults);
-    if (rates > 1)
-        throw new InputError('error-rate', `The fault rates add up to ${rates}: expected at most 1 in all`);
-    if (runServers && exports.length === 0) {
-        throw new InputError('nfs-export', 'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount');
-    }
-    const runner = runServers
-        ? { work: work ?? external_node_path_default().join(dataDir, 'runner'), nfsServer, exports, firmware }
         : undefined;
+    const accounts = [...o.account];
     let generated;
     if (accounts.length === 0) {
         generated = { user: (0,external_node_crypto_.randomUUID)(), key: (0,external_node_crypto_.randomBytes)(18).toString('base64url') };
@@ -102776,15 +103272,15 @@ function parseEmulatorArgs(args) {
     }
     return {
         options: {
-            dataDir,
-            host,
-            port,
+            dataDir: o.data,
+            host: o.host,
+            port: o.port,
             accounts,
-            faults,
-            maxWriteBytes,
-            fsync,
-            quirks,
-            imagingBytesPerSecond,
+            faults: faultsOf(o),
+            maxWriteBytes: o.maxWriteBytes,
+            fsync: o.fsync,
+            quirks: o.quirks,
+            imagingBytesPerSecond: o.imagingMbit === undefined ? undefined : o.imagingMbit * 125_000,
         },
         generated,
         runner,
@@ -102795,14 +103291,15 @@ function parseEmulatorArgs(args) {
  * exit code. Bad flags print one line on stderr and return 1.
  */
 async function runEmulatorCommand(args, stop) {
-    const kind = emulatorKind(args);
+    let kind;
+    try {
+        kind = emulatorKind(args);
+    }
+    catch (error) {
+        return commandFailed(error);
+    }
     if (kind === 'proxmox')
         return runPveEmulatorCommand(args, stop);
-    if (kind !== 'elasticstack') {
-        console.error(`diskless emulator: Invalid --kind ${JSON.stringify(kind)}: expected elasticstack (default) or proxmox`);
-        return 1;
-    }
-    args = withoutKind(args);
     if (args.includes('--help') || args.includes('-h')) {
         console.log(EMULATOR_USAGE);
         return 0;
@@ -103207,17 +103704,46 @@ async function runAction(options) {
 
 
 
+
+
+
 /** The repository's actions/ folder, seen from this file (src/cli, or the bundle in dist/bundle). */
 const ACTIONS_DIR = external_node_path_default().resolve(import.meta.dirname, '../../actions');
-function pair(flag, value) {
-    const eq = value?.indexOf('=') ?? -1;
-    if (value === undefined || eq <= 0) {
-        throw new InputError(flag, `--${flag} needs key=value, got ${JSON.stringify(value ?? '')}`);
-    }
+/** key=value: the key before the first '=', which must not be empty. */
+function pair(value) {
+    const eq = value.indexOf('=');
+    if (eq <= 0)
+        throw new FieldError();
     return [value.slice(0, eq), value.slice(eq + 1)];
 }
+/** The flags of `diskless action`: what --help prints and how each is read. */
+const actionFlags = defineInputs({
+    input: custom({
+        expected: 'key=value',
+    }, pair),
+    env: custom({
+        expected: 'key=value',
+    }, pair),
+    workspace: filePath({}),
+}, undefined, {
+    input: 'key=value: an input of the action (-i; repeatable: a repeated key adds a line, for multi-line inputs)',
+    env: "key=value: a variable of the action's environment (repeatable)",
+    workspace: 'GITHUB_WORKSPACE of the run (default a new temporary one)',
+});
+const ACTION_USAGE = `usage: diskless action <name|dir> [flags]
+
+Runs a bundled action (a folder of actions/, or a directory with an action.yml) the way
+the GitHub runner does, and prints the log, the outputs and the job summary. Exits with
+the action's exit code.
+
+${flagHelp(actionFlags.fields)}
+${switchHelp(['json', 'debug'])}`;
 async function runActionCommand(args) {
     const [name, ...rest] = args;
+    if (name === '--help' || name === '-h') {
+        console.log(ACTION_USAGE);
+        return 0;
+    }
     if (!name || name.startsWith('--')) {
         throw new InputError('action', 'diskless action: expected an action name or directory first');
     }
@@ -103227,32 +103753,22 @@ async function runActionCommand(args) {
     if (!(0,external_node_fs_.existsSync)(external_node_path_default().join(dir, 'action.yml'))) {
         throw new InputError('action', `diskless action: no action.yml for ${JSON.stringify(name)}`);
     }
-    const inputs = {};
-    const env = {};
-    let workspace;
-    let json = false;
-    let debug = false;
-    for (let i = 0; i < rest.length; i++) {
-        const arg = rest[i];
-        if (arg === '--input' || arg === '-i') {
-            const [k, v] = pair('input', rest[++i]);
-            // A repeated input adds a line, so multi-line inputs can be given one line a flag.
-            inputs[k] = k in inputs ? `${inputs[k] ?? ''}\n${v}` : v;
-        }
-        else if (arg === '--env') {
-            const [k, v] = pair('env', rest[++i]);
-            env[k] = v;
-        }
-        else if (arg === '--workspace')
-            workspace = external_node_path_default().resolve(rest[++i] ?? '.');
-        else if (arg === '--json')
-            json = true;
-        else if (arg === '--debug')
-            debug = true;
-        else {
-            throw new InputError('action', `diskless action: unexpected argument ${JSON.stringify(arg)}`);
-        }
+    const parsed = parseFlags(rest, actionFlags.fields, ['json', 'debug', 'help'], { '-i': 'input' });
+    if (parsed.switches.has('help')) {
+        console.log(ACTION_USAGE);
+        return 0;
     }
+    // Each --input and --env is read alone: a value may hold newlines.
+    const pairs = (flag) => (parsed.raw.get(flag) ?? []).map((raw) => readValue(flag, actionFlags.fields[flag], raw));
+    const inputs = {};
+    for (const [k, v] of pairs('input')) {
+        // A repeated input adds a line, so multi-line inputs can be given one line a flag.
+        inputs[k] = k in inputs ? `${inputs[k] ?? ''}\n${v}` : v;
+    }
+    const env = Object.fromEntries(pairs('env'));
+    const { workspace } = readInputs(defineInputs({ workspace: actionFlags.fields.workspace }), flagSource(parsed, actionFlags.fields, {}));
+    const json = parsed.switches.has('json');
+    const debug = parsed.switches.has('debug');
     const run = await runAction({ actionDir: dir, inputs, env, workspace, debug });
     if (json) {
         const { action: _action, ...shown } = run;
@@ -103268,68 +103784,6 @@ async function runActionCommand(args) {
     if (run.summary)
         console.log(`--- job summary ---\n${run.summary}`);
     return run.exitCode;
-}
-
-;// CONCATENATED MODULE: ./src/cli/flags.ts
-/**
- * Command-line flags for a step: `--name value`, `--name=value`, `--flag` / `--no-flag`
- * for booleans, a repeated flag for a multi-line input; any input may also come from
- * the environment as DISKLESS_<NAME> (the way to pass a credential without it showing
- * in `ps`). The raw strings then go through the same readInputs as the runner's.
- */
-
-function envName(input) {
-    return `DISKLESS_${input.toUpperCase().replace(/-/g, '_')}`;
-}
-function parseFlags(args, fields, switches) {
-    const raw = new Map();
-    const on = new Set();
-    for (let i = 0; i < args.length; i++) {
-        const arg = args[i] ?? '';
-        const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
-        if (!m)
-            throw new InputError(arg, `Unexpected argument ${JSON.stringify(arg)}: expected --name value`);
-        const [, flag = '', inline] = m;
-        if (switches.includes(flag) && inline === undefined) {
-            on.add(flag);
-            continue;
-        }
-        const negated = flag.startsWith('no-') && fields[flag.slice(3)]?.flag ? flag.slice(3) : undefined;
-        const name = negated ?? flag;
-        const field = fields[name];
-        if (!field) {
-            const known = Object.keys(fields)
-                .map((n) => `--${n}`)
-                .join(', ');
-            throw new InputError(name, `Unknown flag --${flag}: expected one of ${known}`);
-        }
-        let value;
-        if (negated)
-            value = 'false';
-        else if (inline !== undefined)
-            value = inline;
-        else if (field.flag && (args[i + 1] === undefined || args[i + 1]?.startsWith('--')))
-            value = 'true';
-        else if (args[i + 1] === undefined) {
-            throw new InputError(name, `Flag --${name} needs a value: expected ${field.expected}`);
-        }
-        else
-            value = args[++i] ?? '';
-        raw.set(name, [...(raw.get(name) ?? []), value]);
-    }
-    return { raw, switches: on };
-}
-/**
- * The raw value of an input: its flags (for a multi-line input, every repeat is a line;
- * otherwise the last one wins), else DISKLESS_<NAME>.
- */
-function flagSource(parsed, fields, env) {
-    return (name) => {
-        const given = parsed.raw.get(name);
-        if (!given)
-            return env[envName(name)];
-        return fields[name]?.multiline ? given.join('\n') : given.at(-1);
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
@@ -103362,16 +103816,7 @@ Tools:
 
 Run "diskless <command> --help" for a command's flags.`;
 function stepHelp(step) {
-    const lines = Object.entries(step.inputs.fields).map(([name, f]) => {
-        const extra = [
-            f.required ? 'required' : undefined,
-            f.default !== undefined ? `default ${f.default}` : undefined,
-            f.multiline ? 'repeatable' : undefined,
-            f.secret ? `prefer ${envName(name)}` : undefined,
-        ].filter(Boolean);
-        return `  --${name.padEnd(16)} ${f.expected}${extra.length ? ` (${extra.join(', ')})` : ''}`;
-    });
-    return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${lines.join('\n')}\n  --json             print the outputs as one JSON object\n  --debug            show debug lines`;
+    return `usage: diskless ${step.name} [flags]\n\n${step.title}.\n\n${flagHelp(step.inputs.fields)}\n${switchHelp(['json', 'debug'])}`;
 }
 function printOutputs(report, json) {
     if (json)
