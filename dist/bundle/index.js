@@ -99405,6 +99405,84 @@ async function startQemuRunner(o) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/emulator/runner-flags.ts
+/**
+ * The flags that make an emulator's servers boot for real (--run-servers and the QEMU
+ * runner's settings), shared by the ElasticStack and the Proxmox front ends so that both
+ * read, check and describe them alike; and the runner they ask for.
+ */
+
+
+
+
+
+
+
+const runnerFields = {
+    'run-servers': bool({ default: 'false' }),
+    'nfs-export': each(fields_text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {}),
+    'nfs-server': custom({
+        default: '10.0.2.100',
+        expected: 'an IPv4 address',
+    }, (raw) => {
+        slirpNetwork(raw); // checks it, with one clear line
+        return raw;
+    }),
+    firmware: choice(['bios', 'uefi'], {
+        default: 'bios',
+        expected: 'bios or uefi',
+    }),
+    work: filePath({}),
+};
+const runnerDescriptions = {
+    'run-servers': 'boot started servers in QEMU',
+    'nfs-export': 'P=DIR: serve DIR at the NFS path P the clients mount',
+    'nfs-server': "the NFS server's address in the CDs' nfsroot=",
+    firmware: 'bios or uefi',
+    work: "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
+};
+/** The runner's flags, shown in their own part of --help. */
+const RUNNER_FLAGS = Object.keys(runnerFields);
+/** The check across the runner's flags: booting servers needs something to serve them. */
+function checkRunnerFlags(o) {
+    if (o.runServers && o.nfsExport.length === 0) {
+        throw new InputError('nfs-export', 'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount');
+    }
+}
+/** With --run-servers, the QEMU runner to start (its work directory below `data`). */
+function runnerOptions(o, data) {
+    if (!o.runServers)
+        return undefined;
+    const exports = o.nfsExport.map((v) => {
+        const eq = v.indexOf('=');
+        return { pseudo: v.slice(0, eq), dir: v.slice(eq + 1) };
+    });
+    return {
+        work: o.work ?? external_node_path_default().join(data, 'runner'),
+        nfsServer: o.nfsServer,
+        exports,
+        firmware: o.firmware,
+    };
+}
+/** Starts the runner asked for, its progress on stderr (stdout is for the key=value lines). */
+async function startRunner(runner) {
+    if (!runner)
+        return undefined;
+    return startQemuRunner({
+        ...runner,
+        reporter: streamReporter((l) => {
+            console.error(l);
+        }),
+    });
+}
+/** The lines a started runner adds to the command's key=value output. */
+function runnerLines(runner, qemu) {
+    return [
+        ...(runner ? [`consoles=${external_node_path_default().join(runner.work, 'consoles')}`] : []),
+        ...(qemu ? [`network=${qemu.network}.0/24`] : []),
+    ];
+}
+
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: ./src/emulator/api-error.ts
@@ -102937,6 +103015,7 @@ async function startPveEmulator(options) {
 
 
 
+
 /** user@realm!tokenid=SECRET; a bad one is shown with its secret masked. */
 function parseToken(v) {
     const eq = v.indexOf('='); // token IDs have no '=', secrets may
@@ -102985,7 +103064,8 @@ const pveEmulatorFlags = defineInputs({
     'latency-ms': ms(60_000),
     'connection-mbit': mbitFlag(),
     'link-mbit': mbitFlag(),
-}, undefined, {
+    ...runnerFields,
+}, checkRunnerFlags, {
     kind: KIND_DESCRIPTION,
     data: "directory holding the storages' files",
     port: 'TCP port, 0 for any free one (default 0)',
@@ -102999,13 +103079,20 @@ const pveEmulatorFlags = defineInputs({
     'latency-ms': 'delay added before every response',
     'connection-mbit': 'bandwidth cap per connection (upload bodies), Mbit/s',
     'link-mbit': 'bandwidth cap shared by all connections, Mbit/s',
+    ...runnerDescriptions,
 });
 const PVE_EMULATOR_USAGE = `usage: diskless emulator --kind proxmox --data DIR [flags]
 
 Runs a local Proxmox VE API (HTTPS with a certificate made at start: API tokens, ISO
-storages and uploads, tasks, VMs as state) until SIGINT or SIGTERM.
+storages and uploads, tasks, VMs) until SIGINT or SIGTERM.
 
-${flagHelp(pveEmulatorFlags.fields, undefined, 18)}`;
+${flagHelp(pveEmulatorFlags.fields, Object.keys(pveEmulatorFlags.fields).filter((n) => !RUNNER_FLAGS.includes(n)), 18)}
+
+VMs are state only unless --run-servers: then a started VM is a QEMU machine booting its
+CD-ROM ISOs (the boot CD first) against an NFS server on this machine, as with the
+ElasticStack emulator (root and the boot test's packages). A VM given without an IP gets
+one on the machines' network (printed as network=), .31 for the first such VM, .32 next.
+${flagHelp(pveEmulatorFlags.fields, RUNNER_FLAGS, 18)}`;
 /** The command line as emulator options; `generated` is the made-up token, if any. */
 function parsePveEmulatorArgs(args) {
     const o = readFlags(pveEmulatorFlags, args);
@@ -103037,7 +103124,19 @@ function parsePveEmulatorArgs(args) {
             vms: o.vm,
         },
         generated,
+        runner: runnerOptions(o, o.data),
     };
+}
+/** A machine needs an address: VMs given without one get the next on the runner's network. */
+function withAddresses(vms, network) {
+    let next = 31;
+    return vms.map((vm) => vm.address
+        ? vm
+        : {
+            ...vm,
+            address: `${network}.${String(next++)}`,
+            config: { ...vm.config, agent: '1' },
+        });
 }
 /** Runs the front end until SIGINT/SIGTERM (or `stop`); the exit code. */
 async function runPveEmulatorCommand(args, stop) {
@@ -103046,11 +103145,23 @@ async function runPveEmulatorCommand(args, stop) {
         return 0;
     }
     try {
-        const { options, generated } = parsePveEmulatorArgs(args);
-        const emulator = await startPveEmulator(options);
+        const { options, generated, runner } = parsePveEmulatorArgs(args);
+        const qemu = await startRunner(runner);
+        let emulator;
+        try {
+            emulator = await startPveEmulator(qemu
+                ? { ...options, runner: qemu, vms: withAddresses(options.vms ?? [], qemu.network) }
+                : options);
+        }
+        catch (error) {
+            await qemu?.close();
+            throw error;
+        }
         return await serveUntilStopped(emulator, () => {
             console.log(`url=${emulator.url}`);
             console.log(`fingerprint=${emulator.fingerprint}`);
+            for (const line of runnerLines(runner, qemu))
+                console.log(line);
             for (const t of options.tokens)
                 console.log(t === generated ? `token=${t.id}=${t.secret}` : `token=${t.id}`);
         }, stop);
@@ -103067,10 +103178,6 @@ async function runPveEmulatorCommand(args, stop) {
  * key only for an account it made up, since a given key is already known to the
  * caller), so scripts can read where to connect.
  */
-
-
-
-
 
 
 
@@ -103165,27 +103272,12 @@ const emulatorFlags = defineInputs({
         expected: `recorded or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
     }, parseQuirks),
     'imaging-mbit': mbitFlag(),
-    'run-servers': bool({ default: 'false' }),
-    'nfs-export': each(fields_text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {}),
-    'nfs-server': custom({
-        default: '10.0.2.100',
-        expected: 'an IPv4 address',
-    }, (raw) => {
-        slirpNetwork(raw); // checks it, with one clear line
-        return raw;
-    }),
-    firmware: choice(['bios', 'uefi'], {
-        default: 'bios',
-        expected: 'bios or uefi',
-    }),
-    work: filePath({}),
+    ...runnerFields,
 }, (o) => {
     const rates = totalRate(faultsOf(o));
     if (rates > 1)
         throw new InputError('error-rate', `The fault rates add up to ${rates}: expected at most 1 in all`);
-    if (o.runServers && o.nfsExport.length === 0) {
-        throw new InputError('nfs-export', 'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount');
-    }
+    checkRunnerFlags(o);
 }, {
     kind: KIND_DESCRIPTION,
     data: 'directory holding the drives (reused across runs)',
@@ -103206,14 +103298,8 @@ const emulatorFlags = defineInputs({
     fsync: 'fsync every write before acknowledging it',
     quirks: `the real service's recorded behaviour: "recorded" (all of them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
     'imaging-mbit': "speed of the image call's server-side copy (default 2048)",
-    'run-servers': 'boot started servers in QEMU',
-    'nfs-export': 'P=DIR: serve DIR at the NFS path P the clients mount',
-    'nfs-server': "the NFS server's address in the CDs' nfsroot=",
-    firmware: 'bios or uefi',
-    work: "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
+    ...runnerDescriptions,
 });
-/** The flags the QEMU runner takes, shown in their own part of --help. */
-const RUNNER_FLAGS = ['run-servers', 'nfs-export', 'nfs-server', 'firmware', 'work'];
 function faultsOf(o) {
     const mbit = (n) => (n === undefined ? undefined : n * 125_000);
     return given({
@@ -103257,18 +103343,7 @@ function emulatorKind(args) {
 /** The command line as emulator options; `generated` is the made-up account, if any. */
 function parseEmulatorArgs(args) {
     const o = readFlags(emulatorFlags, args);
-    const exports = o.nfsExport.map((v) => {
-        const eq = v.indexOf('=');
-        return { pseudo: v.slice(0, eq), dir: v.slice(eq + 1) };
-    });
-    const runner = o.runServers
-        ? {
-            work: o.work ?? external_node_path_default().join(o.data, 'runner'),
-            nfsServer: o.nfsServer,
-            exports,
-            firmware: o.firmware,
-        }
-        : undefined;
+    const runner = runnerOptions(o, o.data);
     const accounts = [...o.account];
     let generated;
     if (accounts.length === 0) {
@@ -103311,14 +103386,7 @@ async function runEmulatorCommand(args, stop) {
     }
     try {
         const { options, generated, runner } = parseEmulatorArgs(args);
-        const qemu = runner
-            ? await startQemuRunner({
-                ...runner,
-                reporter: streamReporter((l) => {
-                    console.error(l);
-                }),
-            })
-            : undefined;
+        const qemu = await startRunner(runner);
         let emulator;
         try {
             emulator = await startEmulator({ ...options, runner: qemu });
@@ -103329,10 +103397,8 @@ async function runEmulatorCommand(args, stop) {
         }
         return await serveUntilStopped(emulator, () => {
             console.log(`url=${emulator.url}`);
-            if (runner)
-                console.log(`consoles=${external_node_path_default().join(runner.work, 'consoles')}`);
-            if (qemu)
-                console.log(`network=${qemu.network}.0/24`);
+            for (const line of runnerLines(runner, qemu))
+                console.log(line);
             for (const a of options.accounts) {
                 console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
             }

@@ -5,7 +5,6 @@
  * caller), so scripts can read where to connect.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { InputError } from '../errors.js';
 import { flagHelp, flagWording, readFlags } from '../cli/flags.js';
 import { given, KIND_DESCRIPTION, kindFlag, mbitFlag } from './flags.js';
@@ -30,11 +29,16 @@ import {
   type Faults,
   type Quirks,
 } from './options.js';
-import { EXPORT_LINE } from '../boot/options.js';
-import type { NfsExport } from '../boot/nfs.js';
-import { slirpNetwork } from '../boot/qemu.js';
-import { streamReporter } from '../report.js';
-import { startQemuRunner, type QemuRunnerOptions } from './qemu-runner.js';
+import type { QemuRunnerOptions } from './qemu-runner.js';
+import {
+  checkRunnerFlags,
+  RUNNER_FLAGS,
+  runnerDescriptions,
+  runnerFields,
+  runnerLines,
+  runnerOptions,
+  startRunner,
+} from './runner-flags.js';
 import { startEmulator } from './server.js';
 import { commandFailed, serveUntilStopped } from './serve.js';
 import { runPveEmulatorCommand } from './pve/command.js';
@@ -127,23 +131,7 @@ export const emulatorFlags = defineInputs(
       parseQuirks,
     ),
     'imaging-mbit': mbitFlag(),
-    'run-servers': bool({ default: 'false' }),
-    'nfs-export': each(text({ pattern: EXPORT_LINE, expected: '/nfs/path=/local/dir' }), {}),
-    'nfs-server': custom(
-      {
-        default: '10.0.2.100',
-        expected: 'an IPv4 address',
-      },
-      (raw) => {
-        slirpNetwork(raw); // checks it, with one clear line
-        return raw;
-      },
-    ),
-    firmware: choice(['bios', 'uefi'], {
-      default: 'bios',
-      expected: 'bios or uefi',
-    }),
-    work: filePath({}),
+    ...runnerFields,
   },
   (o) => {
     const rates = totalRate(faultsOf(o));
@@ -152,12 +140,7 @@ export const emulatorFlags = defineInputs(
         'error-rate',
         `The fault rates add up to ${rates}: expected at most 1 in all`,
       );
-    if (o.runServers && o.nfsExport.length === 0) {
-      throw new InputError(
-        'nfs-export',
-        'Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
-      );
-    }
+    checkRunnerFlags(o);
   },
   {
     kind: KIND_DESCRIPTION,
@@ -181,18 +164,11 @@ export const emulatorFlags = defineInputs(
     fsync: 'fsync every write before acknowledging it',
     quirks: `the real service's recorded behaviour: "recorded" (all of them) or a comma-separated list of ${Object.keys(QUIRK_FLAGS).join(', ')}`,
     'imaging-mbit': "speed of the image call's server-side copy (default 2048)",
-    'run-servers': 'boot started servers in QEMU',
-    'nfs-export': 'P=DIR: serve DIR at the NFS path P the clients mount',
-    'nfs-server': "the NFS server's address in the CDs' nfsroot=",
-    firmware: 'bios or uefi',
-    work: "consoles (DIR/consoles/<server>.log) and the NFS server's files (default DATA/runner)",
+    ...runnerDescriptions,
   },
 );
 
 type EmulatorFlags = Options<typeof emulatorFlags.fields>;
-
-/** The flags the QEMU runner takes, shown in their own part of --help. */
-const RUNNER_FLAGS = ['run-servers', 'nfs-export', 'nfs-server', 'firmware', 'work'];
 
 function faultsOf(o: EmulatorFlags): Faults {
   const mbit = (n: number | undefined) => (n === undefined ? undefined : n * 125_000);
@@ -247,18 +223,7 @@ export function parseEmulatorArgs(args: string[]): {
   runner: QemuRunnerOptions | undefined;
 } {
   const o = readFlags(emulatorFlags, args);
-  const exports: NfsExport[] = o.nfsExport.map((v) => {
-    const eq = v.indexOf('=');
-    return { pseudo: v.slice(0, eq), dir: v.slice(eq + 1) };
-  });
-  const runner = o.runServers
-    ? {
-        work: o.work ?? path.join(o.data, 'runner'),
-        nfsServer: o.nfsServer,
-        exports,
-        firmware: o.firmware,
-      }
-    : undefined;
+  const runner = runnerOptions(o, o.data);
   const accounts = [...o.account];
   let generated: Account | undefined;
   if (accounts.length === 0) {
@@ -300,14 +265,7 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
   }
   try {
     const { options, generated, runner } = parseEmulatorArgs(args);
-    const qemu = runner
-      ? await startQemuRunner({
-          ...runner,
-          reporter: streamReporter((l) => {
-            console.error(l);
-          }),
-        })
-      : undefined;
+    const qemu = await startRunner(runner);
     let emulator: Emulator;
     try {
       emulator = await startEmulator({ ...options, runner: qemu });
@@ -319,8 +277,7 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
       emulator,
       () => {
         console.log(`url=${emulator.url}`);
-        if (runner) console.log(`consoles=${path.join(runner.work, 'consoles')}`);
-        if (qemu) console.log(`network=${qemu.network}.0/24`);
+        for (const line of runnerLines(runner, qemu)) console.log(line);
         for (const a of options.accounts) {
           console.log(a === generated ? `account=${a.user}:${a.key}` : `account=${a.user}`);
         }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { runEmulatorCommand } from '../../src/emulator/command.js';
 import { parsePveEmulatorArgs } from '../../src/emulator/pve/command.js';
-import { PveApi } from '../../src/proxmox/index.js';
+import { PveApi, restartVm } from '../../src/proxmox/index.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -102,3 +102,53 @@ it('serves until stopped; prints the URL, the fingerprint and the made-up token 
   stop.abort();
   expect(await running).toBe(0);
 });
+
+it('with --run-servers: needs an export; prints the network, and a VM without an IP gets one on it', async () => {
+  const errors: string[] = [];
+  vi.spyOn(console, 'error').mockImplementation((line: string) => errors.push(line));
+  expect(await runEmulatorCommand(['--kind=proxmox', '--data', dir, '--run-servers'])).toBe(1);
+  expect(errors).toEqual([
+    'diskless emulator: Flag --run-servers needs --nfs-export /nfs/path=/local/dir: expected what the CDs mount',
+  ]);
+  const lines: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((line: string) => lines.push(line));
+  const stop = new AbortController();
+  const running = runEmulatorCommand(
+    [
+      '--kind=proxmox',
+      '--data',
+      dir,
+      '--vm',
+      '101:a',
+      '--run-servers',
+      '--nfs-export',
+      `/srv/diskless/current=${dir}`,
+    ],
+    stop.signal,
+  );
+  await vi.waitFor(() => {
+    expect(lines.some((l) => l.startsWith('token='))).toBe(true);
+  }, 60_000);
+  const get = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
+  expect(get('network')).toMatch(/^10\.213\.\d+\.0\/24$/);
+  expect(get('consoles')).toBe(path.join(dir, 'runner', 'consoles'));
+  const token = get('token');
+  const eq = token.lastIndexOf('=');
+  const api = new PveApi({
+    url: get('url'),
+    tokenId: token.slice(0, eq),
+    secret: token.slice(eq + 1),
+    tls: { fingerprint: get('fingerprint') },
+  });
+  // Started, it is a QEMU machine (with no ISO on its CD it boots nothing); its agent
+  // reports the address it was given.
+  await restartVm(api, { node: 'pve', vmid: 101 }, 'start');
+  const agent = await api.call<{
+    result: { name: string; 'ip-addresses': { 'ip-address': string }[] }[];
+  }>('GET', '/nodes/pve/qemu/101/agent/network-get-interfaces');
+  await api.close();
+  const eth0 = agent.result.find((i) => i.name === 'eth0');
+  expect(eth0?.['ip-addresses'][0]?.['ip-address']).toBe(get('network').replace(/\.0\/24$/, '.31'));
+  stop.abort();
+  expect(await running).toBe(0);
+}, 120_000);

@@ -9,8 +9,18 @@ import { flagHelp, readFlags } from '../../cli/flags.js';
 import { custom, each, FieldError, filePath, integer, text } from '../../inputs/fields.js';
 import { defineInputs } from '../../inputs/read.js';
 import { given, KIND_DESCRIPTION, kindFlag, mbitFlag } from '../flags.js';
-import type { PveEmulatorOptions, PveToken, PveVmSpec } from './options.js';
+import type { PveEmulator, PveEmulatorOptions, PveToken, PveVmSpec } from './options.js';
 import { startPveEmulator } from './server.js';
+import type { QemuRunnerOptions } from '../qemu-runner.js';
+import {
+  checkRunnerFlags,
+  RUNNER_FLAGS,
+  runnerDescriptions,
+  runnerFields,
+  runnerLines,
+  runnerOptions,
+  startRunner,
+} from '../runner-flags.js';
 import { commandFailed, serveUntilStopped } from '../serve.js';
 
 /** user@realm!tokenid=SECRET; a bad one is shown with its secret masked. */
@@ -72,8 +82,9 @@ export const pveEmulatorFlags = defineInputs(
     'latency-ms': ms(60_000),
     'connection-mbit': mbitFlag(),
     'link-mbit': mbitFlag(),
+    ...runnerFields,
   },
-  undefined,
+  checkRunnerFlags,
   {
     kind: KIND_DESCRIPTION,
     data: "directory holding the storages' files",
@@ -89,20 +100,33 @@ export const pveEmulatorFlags = defineInputs(
     'latency-ms': 'delay added before every response',
     'connection-mbit': 'bandwidth cap per connection (upload bodies), Mbit/s',
     'link-mbit': 'bandwidth cap shared by all connections, Mbit/s',
+    ...runnerDescriptions,
   },
 );
 
 export const PVE_EMULATOR_USAGE = `usage: diskless emulator --kind proxmox --data DIR [flags]
 
 Runs a local Proxmox VE API (HTTPS with a certificate made at start: API tokens, ISO
-storages and uploads, tasks, VMs as state) until SIGINT or SIGTERM.
+storages and uploads, tasks, VMs) until SIGINT or SIGTERM.
 
-${flagHelp(pveEmulatorFlags.fields, undefined, 18)}`;
+${flagHelp(
+  pveEmulatorFlags.fields,
+  Object.keys(pveEmulatorFlags.fields).filter((n) => !RUNNER_FLAGS.includes(n)),
+  18,
+)}
+
+VMs are state only unless --run-servers: then a started VM is a QEMU machine booting its
+CD-ROM ISOs (the boot CD first) against an NFS server on this machine, as with the
+ElasticStack emulator (root and the boot test's packages). A VM given without an IP gets
+one on the machines' network (printed as network=), .31 for the first such VM, .32 next.
+${flagHelp(pveEmulatorFlags.fields, RUNNER_FLAGS, 18)}`;
 
 /** The command line as emulator options; `generated` is the made-up token, if any. */
 export function parsePveEmulatorArgs(args: string[]): {
   options: PveEmulatorOptions;
   generated: PveToken | undefined;
+  /** With --run-servers: the QEMU runner to start. */
+  runner: QemuRunnerOptions | undefined;
 } {
   const o = readFlags(pveEmulatorFlags, args);
   const mbit = (n: number | undefined) => (n === undefined ? undefined : n * 125_000);
@@ -133,7 +157,22 @@ export function parsePveEmulatorArgs(args: string[]): {
       vms: o.vm,
     },
     generated,
+    runner: runnerOptions(o, o.data),
   };
+}
+
+/** A machine needs an address: VMs given without one get the next on the runner's network. */
+function withAddresses(vms: PveVmSpec[], network: string): PveVmSpec[] {
+  let next = 31;
+  return vms.map((vm) =>
+    vm.address
+      ? vm
+      : {
+          ...vm,
+          address: `${network}.${String(next++)}`,
+          config: { ...vm.config, agent: '1' },
+        },
+  );
 }
 
 /** Runs the front end until SIGINT/SIGTERM (or `stop`); the exit code. */
@@ -143,13 +182,25 @@ export async function runPveEmulatorCommand(args: string[], stop?: AbortSignal):
     return 0;
   }
   try {
-    const { options, generated } = parsePveEmulatorArgs(args);
-    const emulator = await startPveEmulator(options);
+    const { options, generated, runner } = parsePveEmulatorArgs(args);
+    const qemu = await startRunner(runner);
+    let emulator: PveEmulator;
+    try {
+      emulator = await startPveEmulator(
+        qemu
+          ? { ...options, runner: qemu, vms: withAddresses(options.vms ?? [], qemu.network) }
+          : options,
+      );
+    } catch (error) {
+      await qemu?.close();
+      throw error;
+    }
     return await serveUntilStopped(
       emulator,
       () => {
         console.log(`url=${emulator.url}`);
         console.log(`fingerprint=${emulator.fingerprint}`);
+        for (const line of runnerLines(runner, qemu)) console.log(line);
         for (const t of options.tokens)
           console.log(t === generated ? `token=${t.id}=${t.secret}` : `token=${t.id}`);
       },
