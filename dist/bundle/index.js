@@ -99475,6 +99475,20 @@ async function startRunner(runner) {
         }),
     });
 }
+/**
+ * Starts the runner asked for, then the emulator on it (`start` is given the runner, if
+ * any); a failed start of the emulator stops the runner again.
+ */
+async function startWithRunner(runner, start) {
+    const qemu = await startRunner(runner);
+    try {
+        return { emulator: await start(qemu), qemu };
+    }
+    catch (error) {
+        await qemu?.close();
+        throw error;
+    }
+}
 /** The lines a started runner adds to the command's key=value output. */
 function runnerLines(runner, qemu) {
     return [
@@ -103146,17 +103160,9 @@ async function runPveEmulatorCommand(args, stop) {
     }
     try {
         const { options, generated, runner } = parsePveEmulatorArgs(args);
-        const qemu = await startRunner(runner);
-        let emulator;
-        try {
-            emulator = await startPveEmulator(qemu
-                ? { ...options, runner: qemu, vms: withAddresses(options.vms ?? [], qemu.network) }
-                : options);
-        }
-        catch (error) {
-            await qemu?.close();
-            throw error;
-        }
+        const { emulator, qemu } = await startWithRunner(runner, (qemu) => startPveEmulator(qemu
+            ? { ...options, runner: qemu, vms: withAddresses(options.vms ?? [], qemu.network) }
+            : options));
         return await serveUntilStopped(emulator, () => {
             console.log(`url=${emulator.url}`);
             console.log(`fingerprint=${emulator.fingerprint}`);
@@ -103386,15 +103392,7 @@ async function runEmulatorCommand(args, stop) {
     }
     try {
         const { options, generated, runner } = parseEmulatorArgs(args);
-        const qemu = await startRunner(runner);
-        let emulator;
-        try {
-            emulator = await startEmulator({ ...options, runner: qemu });
-        }
-        catch (error) {
-            await qemu?.close();
-            throw error;
-        }
+        const { emulator, qemu } = await startWithRunner(runner, (qemu) => startEmulator({ ...options, runner: qemu }));
         return await serveUntilStopped(emulator, () => {
             console.log(`url=${emulator.url}`);
             for (const line of runnerLines(runner, qemu))

@@ -24,7 +24,6 @@ import { FAULT_RATES, totalRate } from './faults.js';
 import {
   RECORDED_QUIRKS,
   type Account,
-  type Emulator,
   type EmulatorOptions,
   type Faults,
   type Quirks,
@@ -37,7 +36,7 @@ import {
   runnerFields,
   runnerLines,
   runnerOptions,
-  startRunner,
+  startWithRunner,
 } from './runner-flags.js';
 import { startEmulator } from './server.js';
 import { commandFailed, serveUntilStopped } from './serve.js';
@@ -265,14 +264,9 @@ export async function runEmulatorCommand(args: string[], stop?: AbortSignal): Pr
   }
   try {
     const { options, generated, runner } = parseEmulatorArgs(args);
-    const qemu = await startRunner(runner);
-    let emulator: Emulator;
-    try {
-      emulator = await startEmulator({ ...options, runner: qemu });
-    } catch (error) {
-      await qemu?.close();
-      throw error;
-    }
+    const { emulator, qemu } = await startWithRunner(runner, (qemu) =>
+      startEmulator({ ...options, runner: qemu }),
+    );
     return await serveUntilStopped(
       emulator,
       () => {

@@ -78,9 +78,7 @@ export function runnerOptions(o: RunnerFlags, data: string): QemuRunnerOptions |
 }
 
 /** Starts the runner asked for, its progress on stderr (stdout is for the key=value lines). */
-export async function startRunner(
-  runner: QemuRunnerOptions | undefined,
-): Promise<QemuRunner | undefined> {
+async function startRunner(runner: QemuRunnerOptions | undefined): Promise<QemuRunner | undefined> {
   if (!runner) return undefined;
   return startQemuRunner({
     ...runner,
@@ -88,6 +86,23 @@ export async function startRunner(
       console.error(l);
     }),
   });
+}
+
+/**
+ * Starts the runner asked for, then the emulator on it (`start` is given the runner, if
+ * any); a failed start of the emulator stops the runner again.
+ */
+export async function startWithRunner<E>(
+  runner: QemuRunnerOptions | undefined,
+  start: (qemu: QemuRunner | undefined) => Promise<E>,
+): Promise<{ emulator: E; qemu: QemuRunner | undefined }> {
+  const qemu = await startRunner(runner);
+  try {
+    return { emulator: await start(qemu), qemu };
+  } catch (error) {
+    await qemu?.close();
+    throw error;
+  }
 }
 
 /** The lines a started runner adds to the command's key=value output. */

@@ -7,6 +7,18 @@ import { runEmulatorCommand } from '../../src/emulator/command.js';
 import { parsePveEmulatorArgs } from '../../src/emulator/pve/command.js';
 import { PveApi, restartVm } from '../../src/proxmox/index.js';
 
+/** A client of the emulator as its printed url=, token= and fingerprint= lines say. */
+function apiFromLines(get: (key: string) => string): PveApi {
+  const token = get('token');
+  const eq = token.lastIndexOf('=');
+  return new PveApi({
+    url: get('url'),
+    tokenId: token.slice(0, eq),
+    secret: token.slice(eq + 1),
+    tls: { fingerprint: get('fingerprint') },
+  });
+}
+
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'pve-emulator-cli-'));
@@ -88,14 +100,7 @@ it('serves until stopped; prints the URL, the fingerprint and the made-up token 
     expect(lines.length).toBe(3);
   }, 20_000);
   const get = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
-  const token = get('token');
-  const eq = token.lastIndexOf('=');
-  const api = new PveApi({
-    url: get('url'),
-    tokenId: token.slice(0, eq),
-    secret: token.slice(eq + 1),
-    tls: { fingerprint: get('fingerprint') },
-  });
+  const api = apiFromLines(get);
   const vms = await api.call<{ vmid: number }[]>('GET', '/cluster/resources', { type: 'vm' });
   await api.close();
   expect(vms.map((v) => v.vmid)).toEqual([101]);
@@ -132,14 +137,7 @@ it('with --run-servers: needs an export; prints the network, and a VM without an
   const get = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
   expect(get('network')).toMatch(/^10\.213\.\d+\.0\/24$/);
   expect(get('consoles')).toBe(path.join(dir, 'runner', 'consoles'));
-  const token = get('token');
-  const eq = token.lastIndexOf('=');
-  const api = new PveApi({
-    url: get('url'),
-    tokenId: token.slice(0, eq),
-    secret: token.slice(eq + 1),
-    tls: { fingerprint: get('fingerprint') },
-  });
+  const api = apiFromLines(get);
   // Started, it is a QEMU machine (with no ISO on its CD it boots nothing); its agent
   // reports the address it was given.
   await restartVm(api, { node: 'pve', vmid: 101 }, 'start');

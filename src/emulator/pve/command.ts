@@ -9,7 +9,7 @@ import { flagHelp, readFlags } from '../../cli/flags.js';
 import { custom, each, FieldError, filePath, integer, text } from '../../inputs/fields.js';
 import { defineInputs } from '../../inputs/read.js';
 import { given, KIND_DESCRIPTION, kindFlag, mbitFlag } from '../flags.js';
-import type { PveEmulator, PveEmulatorOptions, PveToken, PveVmSpec } from './options.js';
+import type { PveEmulatorOptions, PveToken, PveVmSpec } from './options.js';
 import { startPveEmulator } from './server.js';
 import type { QemuRunnerOptions } from '../qemu-runner.js';
 import {
@@ -19,7 +19,7 @@ import {
   runnerFields,
   runnerLines,
   runnerOptions,
-  startRunner,
+  startWithRunner,
 } from '../runner-flags.js';
 import { commandFailed, serveUntilStopped } from '../serve.js';
 
@@ -183,18 +183,13 @@ export async function runPveEmulatorCommand(args: string[], stop?: AbortSignal):
   }
   try {
     const { options, generated, runner } = parsePveEmulatorArgs(args);
-    const qemu = await startRunner(runner);
-    let emulator: PveEmulator;
-    try {
-      emulator = await startPveEmulator(
+    const { emulator, qemu } = await startWithRunner(runner, (qemu) =>
+      startPveEmulator(
         qemu
           ? { ...options, runner: qemu, vms: withAddresses(options.vms ?? [], qemu.network) }
           : options,
-      );
-    } catch (error) {
-      await qemu?.close();
-      throw error;
-    }
+      ),
+    );
     return await serveUntilStopped(
       emulator,
       () => {
