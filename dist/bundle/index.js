@@ -100270,14 +100270,6 @@ function drained(res) {
         res.on('close', done);
     });
 }
-function pacerOf({ link, pacers }, req) {
-    let pacer = pacers.get(req.socket);
-    if (!pacer) {
-        pacer = link.pacer();
-        pacers.set(req.socket, pacer);
-    }
-    return pacer;
-}
 /** Sends a reply after the injected latency, its body paced through the caps. */
 async function send_send(state, req, res, reply) {
     const { picker, stats, link } = state;
@@ -100288,7 +100280,7 @@ async function send_send(state, req, res, reply) {
         return;
     stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
     res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
-    const pacer = pacerOf(state, req);
+    const pacer = state.link.pacerFor(req.socket);
     const slice = pacer.sliceSize();
     if (!Number.isFinite(slice)) {
         stats.bytesSent += reply.body.length;
@@ -100384,7 +100376,7 @@ async function receive(state, req, o) {
         : undefined;
     const body = await state.link
         .carry(() => readBody(req, {
-        pacer: pacerOf(state, req),
+        pacer: state.link.pacerFor(req.socket),
         sink: writer && ((part) => writer.write(part)),
         // gzip of incompressible data is slightly larger than the data itself
         keep: isWrite
@@ -100563,6 +100555,8 @@ class Pacer {
 class Link {
     caps;
     transfers = 0;
+    /** Each connection's own pacer (its own cap), kept while the connection lives. */
+    pacers = new WeakMap();
     /** `caps` is read on every booking, so caps can change while running. */
     constructor(caps) {
         this.caps = caps;
@@ -100570,6 +100564,15 @@ class Link {
     /** A connection's pacer: its bytes go at the fair share of the moment. */
     pacer() {
         return new Pacer(() => fairShare(this.caps(), this.transfers));
+    }
+    /** The pacer of a connection (e.g. a request's socket), made on its first request. */
+    pacerFor(connection) {
+        let pacer = this.pacers.get(connection);
+        if (!pacer) {
+            pacer = this.pacer();
+            this.pacers.set(connection, pacer);
+        }
+        return pacer;
     }
     /** Runs `transfer` counted as in progress. */
     async carry(transfer) {
@@ -101276,6 +101279,11 @@ class ServerStore {
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/state.ts
+/**
+ * The ElasticStack emulator's state, one object per emulator: the stores, the fault
+ * picker, the bandwidth link and the counters. The request handler (handle.ts), the drive
+ * calls (drive-calls.ts) and the paced sender (send.ts) are functions over it.
+ */
 
 
 
@@ -101328,7 +101336,6 @@ async function openState(options) {
             link: picker.current.linkBytesPerSecond,
             connection: picker.current.connectionBytesPerSecond,
         })),
-        pacers: new WeakMap(),
     };
 }
 
@@ -102390,6 +102397,197 @@ pace = () => Promise.resolve()) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/emulator/pve/upload.ts
+
+
+
+
+
+/** The checks of the upload's parameters once the body is in (400s, then storage 500s). */
+function checkUploadParams(up, storages, storage) {
+    const f = up.fields;
+    const errors = {};
+    if (f.content === undefined)
+        errors.content = 'property is missing and it is not optional';
+    else if (!['iso', 'vztmpl', 'import'].includes(f.content)) {
+        errors.content = `value '${f.content}' does not have a value in the enumeration 'iso, vztmpl, import'`;
+    }
+    if (f.checksum !== undefined && f['checksum-algorithm'] === undefined) {
+        errors['checksum-algorithm'] = "missing property required by 'checksum'";
+    }
+    if (f['checksum-algorithm'] !== undefined) {
+        if (f.checksum === undefined)
+            errors.checksum = "missing property required by 'checksum-algorithm'";
+        if (!CHECKSUM_ALGORITHMS.includes(f['checksum-algorithm'])) {
+            errors['checksum-algorithm'] =
+                `value '${f['checksum-algorithm']}' does not have a value in the enumeration '${CHECKSUM_ALGORITHMS.join(', ')}'`;
+        }
+    }
+    if (up.filename.length > 255)
+        errors.filename = 'value may only be 255 characters long';
+    if (Object.keys(errors).length > 0)
+        throw paramError(errors);
+    return storages.checkUpload(storage, f.content ?? '', up.filename);
+}
+/** The upload call: the started task's UPID, or undefined when the connection was dropped. */
+async function upload_upload(state, req, url, parts, caller) {
+    const node = parts[1] ?? '';
+    const storage = parts[3] ?? '';
+    const boundary = admitUpload(state, req, { node, storage, caller });
+    if (boundary === undefined) {
+        req.socket.destroy(); // Proxmox dies while handling the headers: no answer at all
+        return undefined;
+    }
+    const tmpFile = external_node_path_default().join(state.tmpDir, `pveupload-${process.pid}-${++state.uploadSeq}`);
+    try {
+        const up = await upload_receive(state, req, boundary, tmpFile);
+        for (const [k, v] of url.searchParams)
+            if (k !== 'tmpfilename')
+                up.fields[k] ??= v;
+        if (url.searchParams.has('tmpfilename'))
+            throw paramError({ tmpfilename: 'parameter is not allowed' });
+        const name = checkUploadParams(up, state.storages, storage);
+        state.stats.uploads += 1;
+        return importTask(state, { up, tmpFile, node, storage, name, caller });
+    }
+    catch (error) {
+        await (0,promises_.rm)(tmpFile, { force: true });
+        throw error;
+    }
+}
+/** Before the body: the node, the privilege and the encoding; the multipart boundary. */
+function admitUpload({ nodes }, req, { node, storage, caller }) {
+    if (!nodes.includes(node))
+        throw failure(`no such cluster node '${node}'`);
+    if (!has(caller, 'Datastore.AllocateTemplate')) {
+        throw new PveError(403, `Permission check failed (/storage/${storage}, Datastore.AllocateTemplate)`, undefined, true);
+    }
+    if (req.headers['transfer-encoding'] !== undefined) {
+        throw new PveError(501, 'chunked transfer encoding not supported');
+    }
+    return multipartBoundary(req.headers['content-type']);
+}
+/** The body, paced, into `tmpFile`. */
+function upload_receive(state, req, boundary, tmpFile) {
+    const pacer = state.link.pacerFor(req.socket);
+    return state.link.carry(() => receiveUpload(req, boundary, tmpFile, (n) => (state.stats.uploadBytes += n), (n) => pacer.pass(n)));
+}
+/** The imgcopy task: checksum, then the file into place; the temporary file goes either way. */
+function importTask({ tasks, storages }, o) {
+    const { up, tmpFile, node, storage, name } = o;
+    const target = external_node_path_default().join(storages.isoDir(storage, node), name);
+    return tasks.start(node, 'imgcopy', '', o.caller.id, async (log) => {
+        try {
+            log(`starting file import from: ${tmpFile}`);
+            const expected = up.fields.checksum?.toLowerCase();
+            if (expected !== undefined) {
+                log(`validating checksum...`);
+                if (up.digest !== expected) {
+                    throw new Error(`checksum mismatch: got '${up.digest ?? ''}' != expect '${expected}'`);
+                }
+                log(`checksum verified`);
+            }
+            log(`target node: ${node}`);
+            log(`target file: ${target}`);
+            log(`file size is: ${up.size}`);
+            log(`command: cp -- ${tmpFile} ${target}`);
+            await storages.place(tmpFile, storage, node, name);
+            log('finished file import successfully');
+        }
+        finally {
+            await (0,promises_.rm)(tmpFile, { force: true });
+        }
+    });
+}
+
+;// CONCATENATED MODULE: ./src/emulator/pve/handle.ts
+
+
+
+
+
+
+const handle_BASE = '/api2/json/';
+async function handle_handle(state, req, res) {
+    state.stats.requests += 1;
+    try {
+        const url = new URL(req.url ?? '/', 'https://pve');
+        const parts = pathParts(req, url);
+        const caller = auth_authenticate(req.headers.authorization, state.tokens);
+        const method = req.method ?? 'GET';
+        let data;
+        if (method === 'POST' && isUpload(parts)) {
+            data = await upload_upload(state, req, url, parts, caller);
+            if (res.destroyed)
+                return;
+        }
+        else {
+            const handler = route(method, parts);
+            const params = await readParams(req, url);
+            const { nodes, storages, vms, tasks } = state;
+            const context = { caller, params, parts, nodes, storages, vms, tasks };
+            data = await handler(context);
+        }
+        if (state.caps.latencyMs)
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.caps.latencyMs);
+        if (res.destroyed)
+            return;
+        const envelope = data instanceof WithSiblings ? { data: data.data, ...data.siblings } : { data: data ?? null };
+        handle_send(state, res, 200, Buffer.from(JSON.stringify(envelope)));
+    }
+    catch (error) {
+        await handle_answerError(state, req, res, error);
+    }
+}
+/** The API path's parts after /api2/json/, decoded. */
+function pathParts(req, url) {
+    if (!url.pathname.startsWith(handle_BASE)) {
+        throw new PveError(501, `Method '${req.method ?? 'GET'} ${url.pathname}' not implemented`);
+    }
+    try {
+        return url.pathname
+            .slice(handle_BASE.length)
+            .split('/')
+            .filter((p) => p !== '')
+            .map(decodeURIComponent);
+    }
+    catch {
+        throw paramError({ path: 'malformed URI escape' });
+    }
+}
+function handle_send({ stats }, res, status, body, text) {
+    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+    if (text !== undefined)
+        res.statusMessage = text;
+    res.writeHead(status, {
+        'content-type': 'application/json;charset=UTF-8',
+        'content-length': String(body.length),
+        ...(status >= 400 ? { connection: 'close' } : {}),
+    });
+    res.end(body);
+}
+async function sendError(state, res, error) {
+    if (error.delayed)
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.authDelay);
+    if (state.caps.latencyMs)
+        await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.caps.latencyMs);
+    if (res.destroyed)
+        return;
+    handle_send(state, res, error.status, errorBody(error), statusText(error.message));
+}
+/** The error answer, when anyone is still listening for one. */
+async function handle_answerError(state, req, res, error) {
+    if (res.headersSent || res.destroyed)
+        return;
+    if (error instanceof PveError) {
+        await sendError(state, res, error);
+        return;
+    }
+    if (req.destroyed)
+        return; // the client went away mid-body
+    await sendError(state, res, new PveError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`));
+}
+
 ;// CONCATENATED MODULE: ./src/emulator/pve/storage.ts
 /**
  * Storages as directories: a shared storage has one directory for all nodes, any other
@@ -102698,208 +102896,7 @@ async function openPveState(options) {
             link: caps.linkBytesPerSecond,
             connection: caps.connectionBytesPerSecond,
         })),
-        pacers: new WeakMap(),
     };
-}
-function state_pacerOf({ link, pacers }, req) {
-    let pacer = pacers.get(req.socket);
-    if (!pacer) {
-        pacer = link.pacer();
-        pacers.set(req.socket, pacer);
-    }
-    return pacer;
-}
-
-;// CONCATENATED MODULE: ./src/emulator/pve/upload.ts
-
-
-
-
-
-
-/** The checks of the upload's parameters once the body is in (400s, then storage 500s). */
-function checkUploadParams(up, storages, storage) {
-    const f = up.fields;
-    const errors = {};
-    if (f.content === undefined)
-        errors.content = 'property is missing and it is not optional';
-    else if (!['iso', 'vztmpl', 'import'].includes(f.content)) {
-        errors.content = `value '${f.content}' does not have a value in the enumeration 'iso, vztmpl, import'`;
-    }
-    if (f.checksum !== undefined && f['checksum-algorithm'] === undefined) {
-        errors['checksum-algorithm'] = "missing property required by 'checksum'";
-    }
-    if (f['checksum-algorithm'] !== undefined) {
-        if (f.checksum === undefined)
-            errors.checksum = "missing property required by 'checksum-algorithm'";
-        if (!CHECKSUM_ALGORITHMS.includes(f['checksum-algorithm'])) {
-            errors['checksum-algorithm'] =
-                `value '${f['checksum-algorithm']}' does not have a value in the enumeration '${CHECKSUM_ALGORITHMS.join(', ')}'`;
-        }
-    }
-    if (up.filename.length > 255)
-        errors.filename = 'value may only be 255 characters long';
-    if (Object.keys(errors).length > 0)
-        throw paramError(errors);
-    return storages.checkUpload(storage, f.content ?? '', up.filename);
-}
-/** The upload call: the started task's UPID, or undefined when the connection was dropped. */
-async function upload_upload(state, req, url, parts, caller) {
-    const node = parts[1] ?? '';
-    const storage = parts[3] ?? '';
-    const boundary = admitUpload(state, req, { node, storage, caller });
-    if (boundary === undefined) {
-        req.socket.destroy(); // Proxmox dies while handling the headers: no answer at all
-        return undefined;
-    }
-    const tmpFile = external_node_path_default().join(state.tmpDir, `pveupload-${process.pid}-${++state.uploadSeq}`);
-    try {
-        const up = await upload_receive(state, req, boundary, tmpFile);
-        for (const [k, v] of url.searchParams)
-            if (k !== 'tmpfilename')
-                up.fields[k] ??= v;
-        if (url.searchParams.has('tmpfilename'))
-            throw paramError({ tmpfilename: 'parameter is not allowed' });
-        const name = checkUploadParams(up, state.storages, storage);
-        state.stats.uploads += 1;
-        return importTask(state, { up, tmpFile, node, storage, name, caller });
-    }
-    catch (error) {
-        await (0,promises_.rm)(tmpFile, { force: true });
-        throw error;
-    }
-}
-/** Before the body: the node, the privilege and the encoding; the multipart boundary. */
-function admitUpload({ nodes }, req, { node, storage, caller }) {
-    if (!nodes.includes(node))
-        throw failure(`no such cluster node '${node}'`);
-    if (!has(caller, 'Datastore.AllocateTemplate')) {
-        throw new PveError(403, `Permission check failed (/storage/${storage}, Datastore.AllocateTemplate)`, undefined, true);
-    }
-    if (req.headers['transfer-encoding'] !== undefined) {
-        throw new PveError(501, 'chunked transfer encoding not supported');
-    }
-    return multipartBoundary(req.headers['content-type']);
-}
-/** The body, paced, into `tmpFile`. */
-function upload_receive(state, req, boundary, tmpFile) {
-    const pacer = state_pacerOf(state, req);
-    return state.link.carry(() => receiveUpload(req, boundary, tmpFile, (n) => (state.stats.uploadBytes += n), (n) => pacer.pass(n)));
-}
-/** The imgcopy task: checksum, then the file into place; the temporary file goes either way. */
-function importTask({ tasks, storages }, o) {
-    const { up, tmpFile, node, storage, name } = o;
-    const target = external_node_path_default().join(storages.isoDir(storage, node), name);
-    return tasks.start(node, 'imgcopy', '', o.caller.id, async (log) => {
-        try {
-            log(`starting file import from: ${tmpFile}`);
-            const expected = up.fields.checksum?.toLowerCase();
-            if (expected !== undefined) {
-                log(`validating checksum...`);
-                if (up.digest !== expected) {
-                    throw new Error(`checksum mismatch: got '${up.digest ?? ''}' != expect '${expected}'`);
-                }
-                log(`checksum verified`);
-            }
-            log(`target node: ${node}`);
-            log(`target file: ${target}`);
-            log(`file size is: ${up.size}`);
-            log(`command: cp -- ${tmpFile} ${target}`);
-            await storages.place(tmpFile, storage, node, name);
-            log('finished file import successfully');
-        }
-        finally {
-            await (0,promises_.rm)(tmpFile, { force: true });
-        }
-    });
-}
-
-;// CONCATENATED MODULE: ./src/emulator/pve/handle.ts
-
-
-
-
-
-
-const handle_BASE = '/api2/json/';
-async function handle_handle(state, req, res) {
-    state.stats.requests += 1;
-    try {
-        const url = new URL(req.url ?? '/', 'https://pve');
-        const parts = pathParts(req, url);
-        const caller = auth_authenticate(req.headers.authorization, state.tokens);
-        const method = req.method ?? 'GET';
-        let data;
-        if (method === 'POST' && isUpload(parts)) {
-            data = await upload_upload(state, req, url, parts, caller);
-            if (res.destroyed)
-                return;
-        }
-        else {
-            const handler = route(method, parts);
-            const params = await readParams(req, url);
-            const { nodes, storages, vms, tasks } = state;
-            const context = { caller, params, parts, nodes, storages, vms, tasks };
-            data = await handler(context);
-        }
-        if (state.caps.latencyMs)
-            await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.caps.latencyMs);
-        if (res.destroyed)
-            return;
-        const envelope = data instanceof WithSiblings ? { data: data.data, ...data.siblings } : { data: data ?? null };
-        handle_send(state, res, 200, Buffer.from(JSON.stringify(envelope)));
-    }
-    catch (error) {
-        await handle_answerError(state, req, res, error);
-    }
-}
-/** The API path's parts after /api2/json/, decoded. */
-function pathParts(req, url) {
-    if (!url.pathname.startsWith(handle_BASE)) {
-        throw new PveError(501, `Method '${req.method ?? 'GET'} ${url.pathname}' not implemented`);
-    }
-    try {
-        return url.pathname
-            .slice(handle_BASE.length)
-            .split('/')
-            .filter((p) => p !== '')
-            .map(decodeURIComponent);
-    }
-    catch {
-        throw paramError({ path: 'malformed URI escape' });
-    }
-}
-function handle_send({ stats }, res, status, body, text) {
-    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-    if (text !== undefined)
-        res.statusMessage = text;
-    res.writeHead(status, {
-        'content-type': 'application/json;charset=UTF-8',
-        'content-length': String(body.length),
-        ...(status >= 400 ? { connection: 'close' } : {}),
-    });
-    res.end(body);
-}
-async function sendError(state, res, error) {
-    if (error.delayed)
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.authDelay);
-    if (state.caps.latencyMs)
-        await (0,external_node_timers_promises_namespaceObject.setTimeout)(state.caps.latencyMs);
-    if (res.destroyed)
-        return;
-    handle_send(state, res, error.status, errorBody(error), statusText(error.message));
-}
-/** The error answer, when anyone is still listening for one. */
-async function handle_answerError(state, req, res, error) {
-    if (res.headersSent || res.destroyed)
-        return;
-    if (error instanceof PveError) {
-        await sendError(state, res, error);
-        return;
-    }
-    if (req.destroyed)
-        return; // the client went away mid-body
-    await sendError(state, res, new PveError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`));
 }
 
 ;// CONCATENATED MODULE: ./src/emulator/pve/tls.ts

@@ -62,6 +62,8 @@ export class Pacer {
 /** The shared link: counts the transfers in progress and hands each connection its pacer. */
 export class Link {
   private transfers = 0;
+  /** Each connection's own pacer (its own cap), kept while the connection lives. */
+  private readonly pacers = new WeakMap<object, Pacer>();
 
   /** `caps` is read on every booking, so caps can change while running. */
   constructor(private readonly caps: () => Caps) {}
@@ -69,6 +71,16 @@ export class Link {
   /** A connection's pacer: its bytes go at the fair share of the moment. */
   pacer(): Pacer {
     return new Pacer(() => fairShare(this.caps(), this.transfers));
+  }
+
+  /** The pacer of a connection (e.g. a request's socket), made on its first request. */
+  pacerFor(connection: object): Pacer {
+    let pacer = this.pacers.get(connection);
+    if (!pacer) {
+      pacer = this.pacer();
+      this.pacers.set(connection, pacer);
+    }
+    return pacer;
   }
 
   /** Runs `transfer` counted as in progress. */

@@ -12,7 +12,7 @@ import type { DriveWriter } from './drive-store.js';
 import type { FaultKind } from './options.js';
 import { ConnectionCut, readBody, type Body } from './request-body.js';
 import { routeName, routeRequest, type Route } from './routes.js';
-import { pacerOf, send } from './send.js';
+import { send } from './send.js';
 import type { EmulatorState } from './state.js';
 
 /** Bodies of the non-write calls (create, set) are small key-value sets. */
@@ -107,7 +107,7 @@ async function receive(
   const body = await state.link
     .carry(() =>
       readBody(req, {
-        pacer: pacerOf(state, req),
+        pacer: state.link.pacerFor(req.socket),
         sink: writer && ((part) => writer.write(part)),
         // gzip of incompressible data is slightly larger than the data itself
         keep: isWrite

@@ -4,7 +4,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Pacer } from './bandwidth.js';
 import type { Reply } from './reply.js';
 import type { EmulatorState } from './state.js';
 
@@ -21,14 +20,6 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
-export function pacerOf({ link, pacers }: EmulatorState, req: IncomingMessage): Pacer {
-  let pacer = pacers.get(req.socket);
-  if (!pacer) {
-    pacer = link.pacer();
-    pacers.set(req.socket, pacer);
-  }
-  return pacer;
-}
 
 /** Sends a reply after the injected latency, its body paced through the caps. */
 export async function send(
@@ -43,7 +34,7 @@ export async function send(
   if (res.destroyed) return;
   stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
   res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
-  const pacer = pacerOf(state, req);
+  const pacer = state.link.pacerFor(req.socket);
   const slice = pacer.sliceSize();
   if (!Number.isFinite(slice)) {
     stats.bytesSent += reply.body.length;

@@ -3,9 +3,8 @@
  * picker, the bandwidth link and the counters. The request handler (handle.ts), the drive
  * calls (drive-calls.ts) and the paced sender (send.ts) are functions over it.
  */
-import type { Socket } from 'node:net';
 import { InputError } from '../errors.js';
-import { Link, type Pacer } from './bandwidth.js';
+import { Link } from './bandwidth.js';
 import { DriveStore } from './drive-store.js';
 import { FaultPicker } from './faults.js';
 import { Imaging } from './imaging.js';
@@ -31,8 +30,6 @@ export interface EmulatorState {
   picker: FaultPicker;
   stats: EmulatorStats;
   link: Link;
-  /** Each connection's own bandwidth cap. */
-  pacers: WeakMap<Socket, Pacer>;
 }
 
 function checkOptions(o: EmulatorOptions): void {
@@ -93,6 +90,5 @@ export async function openState(options: EmulatorOptions): Promise<EmulatorState
       link: picker.current.linkBytesPerSecond,
       connection: picker.current.connectionBytesPerSecond,
     })),
-    pacers: new WeakMap<Socket, Pacer>(),
   };
 }

@@ -601,6 +601,64 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
   );
 });
 
+/** A release's root under the e2e target. */
+function releaseDir(id: string): string {
+  return path.join(built.target, 'releases', id);
+}
+
+/**
+ * A rollout's second release: R2's template with `mark` in /etc/diskless-e2e-mark, staged
+ * like R2; an ISO of R2 and one of it, each booting its own release; and a QEMU runner
+ * whose NFS server serves both (and what the master exports), its work under `dir`.
+ */
+async function markedRelease(
+  dir: string,
+  mark: string,
+): Promise<{ release: string; isos: [string, string]; runner: QemuRunner }> {
+  const template = path.join(built.work, `template-${mark.toLowerCase()}`);
+  await cp(built.template, template, { recursive: true });
+  await writeFile(path.join(template, 'etc/diskless-e2e-mark'), `${mark}\n`);
+  const made = await action('build-rootfs', { ...built.rootfsInputs, template, publish: 'false' });
+  const release = made.outputs.release ?? '';
+  const isos: string[] = [];
+  for (const id of [built.r2, release]) {
+    const { outputs } = await action('build-iso', {
+      ...built.isoInputs,
+      cmdline: 'panic=10 diskless.stay',
+      root: releaseDir(id),
+      'nfs-root': `${SERVER}:${releaseDir(id)}`,
+      output: path.join(built.work, dir, `${id}.iso`),
+    });
+    isos.push(outputs.iso ?? '');
+  }
+  const runner = await startQemuRunner({
+    work: path.join(built.work, dir, 'runner'),
+    nfsServer: SERVER,
+    exports: [
+      ...[built.r2, release].map((id) => ({ pseudo: releaseDir(id), dir: releaseDir(id) })),
+      ...built.exports.split('\n').map((l) => {
+        const [pseudo = '', dir = ''] = l.split('=');
+        return { pseudo, dir };
+      }),
+    ],
+  });
+  return { release, isos: [isos[0] ?? '', isos[1] ?? ''], runner };
+}
+
+/**
+ * The release each boot on a machine's console reported, in order, once it shows `boots`
+ * reports: a rollout's health gate opens when the health socket answers, and the boot
+ * report comes later (after multi-user.target), so the last restarted machine's may lag.
+ */
+async function releasesBooted(
+  runner: QemuRunner,
+  machine: string,
+  boots: number,
+): Promise<string[]> {
+  await untilBoots(runner.consoleOf(machine), boots, REPORT_LAG);
+  return (await bootReports(runner.consoleOf(machine))).map((r) => r.get('release') ?? '');
+}
+
 // The rollout (issue 13) on the local cloud: two servers boot R2 from a standby drive D1;
 // a template change makes R3, uploaded as standby drive D2 (a server-side copy of D1 plus
 // the changed chunks); the rollout action moves the servers one at a time behind a TCP
@@ -620,43 +678,12 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
     if (!fleet.s) throw new Error('the cloud did not start');
     return { 'api-url': fleet.s.emulator.url, 'api-user': alice.user, 'api-key': alice.key };
   };
-  const releaseDir = (id: string) => path.join(built.target, 'releases', id);
 
   beforeAll(async () => {
-    // R3: R2's template with one more file; staged like R2.
-    const template = path.join(built.work, 'template-r3');
-    await cp(built.template, template, { recursive: true });
-    await writeFile(path.join(template, 'etc/diskless-e2e-mark'), 'R3\n');
-    const r3 = await action('build-rootfs', {
-      ...built.rootfsInputs,
-      template,
-      publish: 'false',
-    });
-    fleet.r3 = r3.outputs.release ?? '';
-    for (const [key, id] of [
-      ['r2', built.r2],
-      ['r3', fleet.r3],
-    ] as const) {
-      const { outputs } = await action('build-iso', {
-        ...built.isoInputs,
-        cmdline: 'panic=10 diskless.stay',
-        root: releaseDir(id),
-        'nfs-root': `${SERVER}:${releaseDir(id)}`,
-        output: path.join(built.work, 'fleet', `${id}.iso`),
-      });
-      fleet.isos[key] = outputs.iso ?? '';
-    }
-    fleet.runner = await startQemuRunner({
-      work: path.join(built.work, 'fleet', 'runner'),
-      nfsServer: SERVER,
-      exports: [
-        ...[built.r2, fleet.r3].map((id) => ({ pseudo: releaseDir(id), dir: releaseDir(id) })),
-        ...built.exports.split('\n').map((l) => {
-          const [pseudo = '', dir = ''] = l.split('=');
-          return { pseudo, dir };
-        }),
-      ],
-    });
+    const r3 = await markedRelease('fleet', 'R3');
+    fleet.r3 = r3.release;
+    fleet.isos = { r2: r3.isos[0], r3: r3.isos[1] };
+    fleet.runner = r3.runner;
     fleet.s = await startCloud({ runner: fleet.runner });
   }, 10 * 60_000);
 
@@ -664,16 +691,8 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
     await fleet.s?.stop();
   });
 
-  /**
-   * The release each boot on a server's console reported, in order, once it shows `boots`
-   * reports: the health gate opens when the health socket answers, and the boot report
-   * comes later (after multi-user.target), so the last restarted server's may lag a little.
-   */
-  async function releasesBooted(server: string, boots: number): Promise<string[]> {
-    const runner = fleet.runner as QemuRunner;
-    await untilBoots(runner.consoleOf(server), boots, REPORT_LAG);
-    return (await bootReports(runner.consoleOf(server))).map((r) => r.get('release') ?? '');
-  }
+  const booted = (server: string, boots: number) =>
+    releasesBooted(fleet.runner as QemuRunner, server, boots);
 
   it(
     'boots two servers from the standby drive D1 that upload-drive wrote for R2',
@@ -699,7 +718,7 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
       fleet.servers = created.map((r) => properties(r.text).server ?? '');
       const runner = fleet.runner as QemuRunner;
       await Promise.all(fleet.servers.map((s) => untilBoots(runner.consoleOf(s), 1, BOOT_LIMIT)));
-      for (const s of fleet.servers) expect(await releasesBooted(s, 1)).toEqual([built.r2]);
+      for (const s of fleet.servers) expect(await booted(s, 1)).toEqual([built.r2]);
     },
     BOOT_LIMIT + 120_000,
   );
@@ -739,8 +758,7 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
         'web-a',
         'web-b',
       ]);
-      for (const s of fleet.servers)
-        expect(await releasesBooted(s, 2)).toEqual([built.r2, fleet.r3]);
+      for (const s of fleet.servers) expect(await booted(s, 2)).toEqual([built.r2, fleet.r3]);
       // One at a time: the second server was reset only after the first came back healthy.
       const [a, b] = await Promise.all(fleet.servers.map((s) => info(e, 'servers', s)));
       const [first, second] = [Number(a?.started), Number(b?.started)].sort((x, y) => x - y);
@@ -769,7 +787,7 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
       });
       expect(rollback.outputs['failed-server']).toBe('');
       for (const s of fleet.servers) {
-        expect(await releasesBooted(s, 3)).toEqual([built.r2, fleet.r3, built.r2]);
+        expect(await booted(s, 3)).toEqual([built.r2, fleet.r3, built.r2]);
       }
     },
     3 * BOOT_LIMIT,
@@ -794,7 +812,6 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
   const BOOT_LIMIT = 15 * 60_000;
   const TOKEN = { id: 'ci@pve!e2e', secret: `pve-e2e-${String(process.pid)}` };
   const VMIDS = [201, 202];
-  const releaseDir = (id: string) => path.join(built.target, 'releases', id);
   const connection = () => {
     if (!pve.emulator) throw new Error('the Proxmox emulator did not start');
     return {
@@ -807,36 +824,10 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
   };
 
   beforeAll(async () => {
-    // R4: R2's template with one more file; staged like R2.
-    const template = path.join(built.work, 'template-r4');
-    await cp(built.template, template, { recursive: true });
-    await writeFile(path.join(template, 'etc/diskless-e2e-mark'), 'R4\n');
-    const r4 = await action('build-rootfs', { ...built.rootfsInputs, template, publish: 'false' });
-    pve.r4 = r4.outputs.release ?? '';
-    for (const [key, id] of [
-      ['r2', built.r2],
-      ['r4', pve.r4],
-    ] as const) {
-      const { outputs } = await action('build-iso', {
-        ...built.isoInputs,
-        cmdline: 'panic=10 diskless.stay',
-        root: releaseDir(id),
-        'nfs-root': `${SERVER}:${releaseDir(id)}`,
-        output: path.join(built.work, 'pve', `${id}.iso`),
-      });
-      pve.isos[key] = outputs.iso ?? '';
-    }
-    pve.runner = await startQemuRunner({
-      work: path.join(built.work, 'pve', 'runner'),
-      nfsServer: SERVER,
-      exports: [
-        ...[built.r2, pve.r4].map((id) => ({ pseudo: releaseDir(id), dir: releaseDir(id) })),
-        ...built.exports.split('\n').map((l) => {
-          const [pseudo = '', dir = ''] = l.split('=');
-          return { pseudo, dir };
-        }),
-      ],
-    });
+    const r4 = await markedRelease('pve', 'R4');
+    pve.r4 = r4.release;
+    pve.isos = { r2: r4.isos[0], r4: r4.isos[1] };
+    pve.runner = r4.runner;
     const net = pve.runner.network;
     pve.emulator = await startPveEmulator({
       dataDir: path.join(built.work, 'pve', 'data'),
@@ -862,14 +853,8 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
     await pve.emulator?.close();
   });
 
-  /** The release each boot on a VM's console reported, in order, once it shows `boots` (see above). */
-  async function releasesBooted(vmid: number, boots: number): Promise<string[]> {
-    const runner = pve.runner as QemuRunner;
-    await untilBoots(runner.consoleOf(machineId(vmid)), boots, REPORT_LAG);
-    return (await bootReports(runner.consoleOf(machineId(vmid)))).map(
-      (r) => r.get('release') ?? '',
-    );
-  }
+  const booted = (vmid: number, boots: number) =>
+    releasesBooted(pve.runner as QemuRunner, machineId(vmid), boots);
 
   it(
     'boots two VMs from the ISO that upload-pve put on the storage for R2',
@@ -891,7 +876,7 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
       await Promise.all(
         VMIDS.map((vmid) => untilBoots(runner.consoleOf(machineId(vmid)), 1, BOOT_LIMIT)),
       );
-      for (const vmid of VMIDS) expect(await releasesBooted(vmid, 1)).toEqual([built.r2]);
+      for (const vmid of VMIDS) expect(await booted(vmid, 1)).toEqual([built.r2]);
     },
     BOOT_LIMIT + 120_000,
   );
@@ -924,7 +909,7 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
       expect(rollout.outputs['previous-drive']).toBe(pve.volids.r2);
       expect(rollout.outputs['servers-restarted']).toBe('vm-201 vm-202');
       for (const vmid of VMIDS) {
-        expect(await releasesBooted(vmid, 2)).toEqual([built.r2, pve.r4]);
+        expect(await booted(vmid, 2)).toEqual([built.r2, pve.r4]);
         const { config } = await readConfig(api, { node: 'pve', vmid });
         expect(config.ide2?.split(',')[0]).toBe(pve.volids.r4);
       }
@@ -949,7 +934,7 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
       });
       expect(rollback.outputs['failed-server']).toBe('');
       for (const vmid of VMIDS) {
-        expect(await releasesBooted(vmid, 3)).toEqual([built.r2, pve.r4, built.r2]);
+        expect(await booted(vmid, 3)).toEqual([built.r2, pve.r4, built.r2]);
       }
     },
     3 * BOOT_LIMIT,

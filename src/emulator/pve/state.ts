@@ -4,11 +4,9 @@
  * the upload call (upload.ts) are functions over it.
  */
 import { mkdir } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import path from 'node:path';
 import { InputError } from '../../errors.js';
-import { Link, type Pacer } from '../bandwidth.js';
+import { Link } from '../bandwidth.js';
 import type { PveEmulatorOptions, PveEmulatorStats, PveLink, PveToken } from './options.js';
 import { Storages } from './storage.js';
 import { Tasks } from './tasks.js';
@@ -30,8 +28,6 @@ export interface PveState {
   uploadSeq: number;
   caps: PveLink;
   link: Link;
-  /** Each connection's own bandwidth cap. */
-  pacers: WeakMap<Socket, Pacer>;
 }
 
 function checkOptions(o: PveEmulatorOptions): void {
@@ -87,15 +83,5 @@ export async function openPveState(options: PveEmulatorOptions): Promise<PveStat
       link: caps.linkBytesPerSecond,
       connection: caps.connectionBytesPerSecond,
     })),
-    pacers: new WeakMap<Socket, Pacer>(),
   };
-}
-
-export function pacerOf({ link, pacers }: PveState, req: IncomingMessage): Pacer {
-  let pacer = pacers.get(req.socket);
-  if (!pacer) {
-    pacer = link.pacer();
-    pacers.set(req.socket, pacer);
-  }
-  return pacer;
 }

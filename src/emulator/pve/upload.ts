@@ -10,7 +10,7 @@ import path from 'node:path';
 import { has, type Caller } from './auth.js';
 import { CHECKSUM_ALGORITHMS, multipartBoundary, receiveUpload, type Upload } from './multipart.js';
 import { failure, paramError, PveError } from './pve-error.js';
-import { pacerOf, type PveState } from './state.js';
+import type { PveState } from './state.js';
 import type { Storages } from './storage.js';
 
 /** The checks of the upload's parameters once the body is in (400s, then storage 500s). */
@@ -95,7 +95,7 @@ function receive(
   boundary: string,
   tmpFile: string,
 ): Promise<Upload> {
-  const pacer = pacerOf(state, req);
+  const pacer = state.link.pacerFor(req.socket);
   return state.link.carry(() =>
     receiveUpload(
       req,
