@@ -20,7 +20,6 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
-
 /** Sends a reply after the injected latency, its body paced through the caps. */
 export async function send(
   state: EmulatorState,
