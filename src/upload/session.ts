@@ -7,7 +7,7 @@ import type { DriveApi } from '../drive/api.js';
 import type { RetryPolicy } from '../drive/retry.js';
 import { formatBytes } from '../inputs/fields.js';
 import type { Reporter } from '../report.js';
-import type { ImageDigests } from './image.js';
+import { chunkCount, type ImageDigests } from './image.js';
 import type { UploadDriveOptions } from './options.js';
 import type { Plan } from './plan.js';
 import type { TransferStats } from './transfer.js';
@@ -52,14 +52,17 @@ export interface Session {
   stats: TransferStats;
   size: number;
   identity: string;
+  /** The image's digests: its sha256 and each chunk's. */
   hashing: Promise<ImageDigests>;
+  /** The image's sha256 alone, known before the chunks' digests: it names a standby drive. */
+  sha256: Promise<string>;
   phases: Record<string, number>;
   phase: Phase;
 }
 
-export function logImage(s: Session, digests: ImageDigests): void {
+export function logImage(s: Session, sha256: string): void {
   s.reporter.info(
-    `${path.basename(s.o.image)}: ${s.size} bytes, ${digests.chunks.length} chunks of ${formatBytes(s.o.chunkSize)}, sha256 ${digests.sha256}`,
+    `${path.basename(s.o.image)}: ${s.size} bytes, ${chunkCount(s.size, s.o.chunkSize)} chunks of ${formatBytes(s.o.chunkSize)}, sha256 ${sha256}`,
   );
 }
 

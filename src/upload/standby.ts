@@ -16,7 +16,6 @@ import { formatBytes } from '../inputs/fields.js';
 import { serverClaims } from '../drive/claims.js';
 import { describeHolders } from '../fleet/elasticstack.js';
 import { inFamily, liveDrive, standbyName } from './family.js';
-import type { ImageDigests } from './image.js';
 import { defaultStateDir } from './journal.js';
 import { planFresh, planUpload, type Plan } from './plan.js';
 import { trustedRecord, type DriveRecord } from './record.js';
@@ -32,10 +31,10 @@ import {
 import { checkFits, prepareDrive } from './target.js';
 import { writePlan } from './write.js';
 
-/** What the run found: the image's digests, its drive (if made before), the family's live drive. */
+/** What the run found: the image's sha256, its drive (if made before), the family's live drive. */
 interface Found {
   family: DriveInfo[];
-  digests: ImageDigests;
+  sha256: string;
   name: string;
   existing: DriveInfo | undefined;
   live: DriveInfo | undefined;
@@ -46,7 +45,7 @@ interface Found {
 export async function standby(s: Session): Promise<UploadResult> {
   const found = await find(s);
   const stateDir = s.o.stateDir ?? defaultStateDir();
-  const reuse = reusable(found);
+  const reuse = reusable(s, found);
   if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
     const d = found.existing;
     throw new DisklessError(
@@ -61,11 +60,11 @@ export async function standby(s: Session): Promise<UploadResult> {
   let copiedFrom: string | undefined;
   if (reuse && found.existing) {
     drive = found.existing;
-    plan = await planUpload(drive, found.digests, stateDir);
+    plan = await planUpload(drive, await s.hashing, stateDir);
     s.reporter.info(`drive ${drive.uuid} "${drive.name}" already holds this image: reused`);
   } else {
     const resumed = found.existing
-      ? await planUpload(found.existing, found.digests, stateDir)
+      ? await planUpload(found.existing, await s.hashing, stateDir)
       : undefined;
     if (found.existing && resumed?.resumed) {
       drive = await waitImaging(s, found.existing);
@@ -76,8 +75,9 @@ export async function standby(s: Session): Promise<UploadResult> {
       plan = made.plan;
     }
   }
-  logPlan(s, plan, found.digests);
-  const result = baseResult(s, found.digests, plan, {
+  const digests = await s.hashing; // the plan has waited for them already
+  logPlan(s, plan, digests);
+  const result = baseResult(s, digests, plan, {
     driveUuid: drive.uuid,
     driveName: drive.name,
     created,
@@ -92,7 +92,7 @@ export async function standby(s: Session): Promise<UploadResult> {
     result,
     await writePlan(
       {
-        ...writeContext(s, found.digests, plan, stateDir),
+        ...writeContext(s, digests, plan, stateDir),
         drive,
         // What this run wrote (or copied) is read back whole; a reused drive as asked.
         verify: plan.upToDate ? s.o.verify : 'full',
@@ -116,15 +116,19 @@ export async function standby(s: Session): Promise<UploadResult> {
   return result;
 }
 
-/** The family's drives (listed while the image is hashed), then the image's own drive. */
+/**
+ * The family's drives (listed while the image is hashed), then the image's own drive. Only
+ * the image's sha256 is waited for: the chunks' digests go on being computed while the
+ * drive is created.
+ */
 async function find(s: Session): Promise<Found> {
   const familyName = s.o.driveName ?? '';
   const family = await s.phase('find', `Find the drives of "${familyName}"`, async () =>
     (await s.api.infoAll()).filter((d) => inFamily(d, familyName)),
   );
-  const digests = await s.hashing;
-  logImage(s, digests);
-  const name = standbyName(familyName, digests.sha256);
+  const sha256 = await s.sha256;
+  logImage(s, sha256);
+  const name = standbyName(familyName, sha256);
   const same = family.filter((d) => d.name === name);
   if (same.length > 1) {
     throw new DisklessError(
@@ -140,15 +144,15 @@ async function find(s: Session): Promise<Found> {
   } else s.reporter.info(`"${familyName}" has no drive yet`);
   const record = live ? trustedRecord(live) : undefined;
   const source =
-    live && record && record.chunkSize === digests.chunkSize ? { drive: live, record } : undefined;
+    live && record && record.chunkSize === s.o.chunkSize ? { drive: live, record } : undefined;
   if (live && !source) {
     s.reporter.info(
-      `drive ${live.uuid} has no trusted upload record with ${formatBytes(digests.chunkSize)} chunks: no server-side copy, every chunk is sent`,
+      `drive ${live.uuid} has no trusted upload record with ${formatBytes(s.o.chunkSize)} chunks: no server-side copy, every chunk is sent`,
     );
   }
   const size = existing?.size ?? newSize(s, source);
   checkFits(s.size, s.o.image, size, existing ? existing.uuid : `"${name}" (drive-size)`);
-  return { family, digests, name, existing, live, source };
+  return { family, sha256, name, existing, live, source };
 }
 
 /** A new drive's size: drive-size or the image's, and room for the copy of the live drive. */
@@ -157,9 +161,9 @@ function newSize(s: Session, source: Found['source']): number {
 }
 
 /** The image's drive already holds it: a trusted record of this very image. */
-function reusable(f: Found): boolean {
+function reusable(s: Session, f: Found): boolean {
   const record = f.existing ? trustedRecord(f.existing) : undefined;
-  return !!record && record.sha256 === f.digests.sha256 && record.size === f.digests.size;
+  return !!record && record.sha256 === f.sha256 && record.size === s.size;
 }
 
 /**
@@ -199,7 +203,7 @@ async function make(
         drive: copied,
         created,
         copiedFrom: f.source.drive.uuid,
-        plan: planFresh(f.digests, { copied: f.source.record }),
+        plan: planFresh(await s.hashing, { copied: f.source.record }),
       };
     }
   }
@@ -207,7 +211,7 @@ async function make(
     drive,
     created,
     copiedFrom: undefined,
-    plan: planFresh(f.digests, created ? { zeros: true } : { unknown: true }),
+    plan: planFresh(await s.hashing, created ? { zeros: true } : { unknown: true }),
   };
 }
 
@@ -295,11 +299,12 @@ async function retention(
 
 /** Says what a run would do, writing nothing. */
 async function dryRun(s: Session, f: Found, reuse: boolean): Promise<UploadResult> {
+  const digests = await s.hashing;
   const plan: Plan = reuse
     ? { todo: [], todoBytes: 0, basis: [], resumed: false, upToDate: true, source: 'record' }
-    : planFresh(f.digests, f.source ? { copied: f.source.record } : { zeros: true });
-  logPlan(s, plan, f.digests);
-  const result = baseResult(s, f.digests, plan, {
+    : planFresh(digests, f.source ? { copied: f.source.record } : { zeros: true });
+  logPlan(s, plan, digests);
+  const result = baseResult(s, digests, plan, {
     driveUuid: f.existing?.uuid ?? '',
     driveName: f.name,
     created: false,

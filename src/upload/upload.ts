@@ -13,7 +13,7 @@ import { formatBytes } from '../inputs/fields.js';
 import { timedPhases, type Reporter } from '../report.js';
 import { serverClaims } from '../drive/claims.js';
 import { describeHolders } from '../fleet/elasticstack.js';
-import { digestImage, imageIdentity, imageSize } from './image.js';
+import { hashImage, imageIdentity, imageSize } from './image.js';
 import { defaultStateDir } from './journal.js';
 import type { UploadDriveOptions, UploadDriveReport } from './options.js';
 import { planUpload } from './plan.js';
@@ -52,7 +52,8 @@ export async function upload(
   try {
     // Hash the image while the drive is looked up (and created): disk and CPU vs network.
     const hashStarted = performance.now();
-    const hashing = digestImage(o.image, size, o.chunkSize).then((d) => {
+    const image = hashImage(o.image, size, o.chunkSize);
+    const hashing = image.digests.then((d) => {
       phases.hash = (performance.now() - hashStarted) / 1000;
       return d;
     });
@@ -66,6 +67,7 @@ export async function upload(
       size,
       identity,
       hashing,
+      sha256: image.sha256,
       phases,
       phase,
     };
@@ -135,7 +137,7 @@ async function inPlace(s: Session): Promise<UploadResult> {
         return p;
       });
   const [digests, prepared] = await Promise.all([s.hashing, preparing]);
-  logImage(s, digests);
+  logImage(s, digests.sha256);
   const stateDir = o.stateDir ?? defaultStateDir();
   const plan = await planUpload(
     target.kind === 'existing' ? target.drive : undefined,

@@ -237,10 +237,15 @@ function readBack(
 ): ReadBack {
   const sending = new Set(c.plan.todo);
   const reads: Promise<number[]>[] = [];
+  const added = new Set<number>();
+  let reading = 0;
   const check = (indexes: number[]) => {
     for (const how of ['whole', 'one-piece'] as const) {
       const these = indexes.filter((i) => checks.get(i) === how);
       if (these.length === 0) continue;
+      // Beside these: the writes not yet confirmed and the reads still running.
+      const beside = c.plan.todo.length - added.size + reading;
+      reading += these.length;
       const read = findMismatches(
         c.api,
         c.drive.uuid,
@@ -250,13 +255,13 @@ function readBack(
         c.concurrency,
         how,
         out,
-      );
+        beside,
+      ).finally(() => (reading -= these.length));
       read.catch(() => undefined); // awaited in done(); must not go unhandled meanwhile
       reads.push(read);
     }
   };
   check([...checks.keys()].filter((i) => !sending.has(i)));
-  const added = new Set<number>();
   return {
     add: (index) => {
       // A sample is left for done(): read during the send it would only slow the writes
@@ -266,8 +271,9 @@ function readBack(
       check([index]);
     },
     done: async () => {
-      check(c.plan.todo.filter((i) => checks.has(i) && !added.has(i)));
-      for (const i of c.plan.todo) added.add(i);
+      const rest = c.plan.todo.filter((i) => checks.has(i) && !added.has(i));
+      for (const i of c.plan.todo) added.add(i); // every write is confirmed by now
+      check(rest);
       const bad = (await Promise.all(reads)).flat();
       return [...new Set(bad)].sort((a, b) => a - b);
     },
@@ -298,8 +304,9 @@ async function send(
           ...transfer,
           confirmed: async (i, bytes) => {
             progress.add(bytes);
-            await journal.confirm(i);
+            // The read-back does not wait for the journal's write: the server confirmed it.
             confirmed?.(i);
+            await journal.confirm(i);
           },
         },
         plan.todo,

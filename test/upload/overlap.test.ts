@@ -1,6 +1,7 @@
 // The read-back that overlaps the send, against the emulator over real HTTP: chunks are
-// read back while the others are still being written; a resumed run reads back what it
-// does not send while it sends the rest, and names a chunk that differs.
+// read back while the others are still being written, whole when there is company and in
+// pieces when alone; a resumed run reads back what it does not send while it sends the
+// rest, and names a chunk that differs.
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
@@ -57,6 +58,34 @@ describe('the read-back', () => {
     expect(writesBeforeFirstRead).toBeDefined();
     expect(writesBeforeFirstRead).toBeLessThan(emu.stats.endpoints.write ?? 0);
     expect((await readDrive(emu.url, r.driveUuid, data.length)).equals(data)).toBe(true);
+  });
+});
+
+describe('the size of the reads', () => {
+  it('reads back whole the chunks confirmed together, and a lone chunk in pieces over several connections', async () => {
+    // 9 chunks sent side by side are confirmed together: 9 reads of a whole chunk each
+    // fill the link; 1 MiB pieces would cost 36 round trips for the same bytes.
+    const many = randomBytes(36 * MiB);
+    const r = await run(emu.url, {
+      image: await writeImage(many),
+      mode: 'standby',
+      'drive-name': 'many',
+      'state-dir': state,
+    });
+    expect(r.bytesRead).toBe(many.length);
+    expect(emu.stats.endpoints.read ?? 0).toBe(9);
+    // One chunk alone would be left to one connection's speed: it is read in 4 pieces.
+    const lone = randomBytes(4 * MiB);
+    const before = emu.stats.endpoints.read ?? 0;
+    const l = await run(emu.url, {
+      image: await writeImage(lone),
+      mode: 'standby',
+      'drive-name': 'lone',
+      'state-dir': state,
+    });
+    expect(l.bytesRead).toBe(lone.length);
+    expect((emu.stats.endpoints.read ?? 0) - before).toBe(4);
+    expect((await readDrive(emu.url, l.driveUuid, lone.length)).equals(lone)).toBe(true);
   });
 });
 
