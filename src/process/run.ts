@@ -4,6 +4,7 @@
  * a failing tool explains itself in one line.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { DisklessError } from '../errors.js';
 
 export interface RunOptions {
@@ -16,12 +17,19 @@ export interface RunOptions {
   debianPackage?: string;
   /** Written to the program's stdin (a list it reads with `-`, instead of a temporary file). */
   input?: string;
+  /**
+   * Only the sha256 of stdout is wanted (a listing compared with an earlier one): it is
+   * hashed as it streams in, never held whole, and `stdout` is empty.
+   */
+  digestStdout?: boolean;
 }
 
 export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The sha256 of stdout, hex, with `digestStdout`. */
+  stdoutSha256?: string;
 }
 
 /** The program and its arguments, quoted only where needed, for messages. */
@@ -65,9 +73,11 @@ export function run(
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const digest = options.digestStdout ? createHash('sha256') : undefined;
     let partial = '';
     child.stdout.on('data', (b: Buffer) => {
-      out.push(b);
+      if (digest) digest.update(b);
+      else out.push(b);
       if (!options.onLine) return;
       const lines = (partial + b.toString('utf8')).split('\n');
       partial = lines.pop() ?? '';
@@ -83,7 +93,7 @@ export function run(
       const stderr = Buffer.concat(err).toString('utf8');
       const exit = code ?? -1;
       if (exit === 0 || options.okCodes?.includes(exit)) {
-        resolve({ code: exit, stdout, stderr });
+        resolve({ code: exit, stdout, stderr, stdoutSha256: digest?.digest('hex') });
         return;
       }
       const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;

@@ -79,10 +79,12 @@ const SCANNER = 'secretlint-11+diskless-1';
  * free for the find anyway.
  */
 async function listingOf(root: string): Promise<string> {
-  const { stdout } = await run('nice', ['-n', '10', 'find', root, '-printf', '%C@ %i %P\\0'], {
-    debianPackage: 'findutils',
-  });
-  return sha256(stdout);
+  const { stdoutSha256 } = await run(
+    'nice',
+    ['-n', '10', 'find', root, '-printf', '%C@ %i %P\\0'],
+    { debianPackage: 'findutils', digestStdout: true },
+  );
+  return stdoutSha256 ?? '';
 }
 
 /**

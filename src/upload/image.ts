@@ -168,19 +168,20 @@ async function wholeSha256(file: string, size: number, chunkSize: number): Promi
   const handle = await open(file, 'r');
   try {
     const whole = createHash('sha256');
-    // Two buffers: the next piece is read (on the thread pool) while this one is hashed.
-    const buffers = [0, 1].map(() => Buffer.allocUnsafe(Math.min(chunkSize, size)));
-    const read = (at: number) => {
-      const view = (buffers[(at / chunkSize) % 2] ?? Buffer.alloc(0)).subarray(
-        0,
-        Math.min(chunkSize, size - at),
-      );
-      return readFully(handle, view, at).then(() => view);
+    // Two buffers: the next chunk is read (on the thread pool) while this one is hashed.
+    const even = Buffer.allocUnsafe(Math.min(chunkSize, size));
+    const odd = Buffer.allocUnsafe(Math.min(chunkSize, size));
+    const read = (index: number) => {
+      const view = (index % 2 === 0 ? even : odd).subarray(0, chunkLength(index, size, chunkSize));
+      const done = readFully(handle, view, index * chunkSize).then(() => view);
+      done.catch(() => undefined); // awaited in turn, unless an earlier read failed
+      return done;
     };
+    const count = chunkCount(size, chunkSize);
     let next = read(0);
-    for (let at = 0; at < size; at += chunkSize) {
+    for (let index = 0; index < count; index++) {
       const view = await next;
-      if (at + chunkSize < size) next = read(at + chunkSize);
+      if (index + 1 < count) next = read(index + 1);
       whole.update(view);
     }
     return whole.digest('hex');
