@@ -87374,12 +87374,15 @@ var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./src/process/run.ts
 /**
  * Runs a program without a shell and captures its output. A non-zero exit becomes a
  * DisklessError naming the command, its exit code and the last lines of its stderr, so
  * a failing tool explains itself in one line.
  */
+
 
 
 /** The program and its arguments, quoted only where needed, for messages. */
@@ -87409,9 +87412,13 @@ function run(cmd, args, options = {}) {
         });
         const out = [];
         const err = [];
+        const digest = options.digestStdout ? (0,external_node_crypto_.createHash)('sha256') : undefined;
         let partial = '';
         child.stdout.on('data', (b) => {
-            out.push(b);
+            if (digest)
+                digest.update(b);
+            else
+                out.push(b);
             if (!options.onLine)
                 return;
             const lines = (partial + b.toString('utf8')).split('\n');
@@ -87430,7 +87437,7 @@ function run(cmd, args, options = {}) {
             const stderr = Buffer.concat(err).toString('utf8');
             const exit = code ?? -1;
             if (exit === 0 || options.okCodes?.includes(exit)) {
-                resolve({ code: exit, stdout, stderr });
+                resolve({ code: exit, stdout, stderr, stdoutSha256: digest?.digest('hex') });
                 return;
             }
             const how = signal ? `was killed by ${signal}` : `exited with code ${exit}`;
@@ -88338,8 +88345,6 @@ function tail(text, lines = 40) {
     return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./src/files.ts
 /** Small file helpers shared by the steps: digests, atomic writes, existence, optional reads. */
 
@@ -93914,17 +93919,21 @@ async function wholeSha256(file, size, chunkSize) {
     const handle = await (0,promises_.open)(file, 'r');
     try {
         const whole = (0,external_node_crypto_.createHash)('sha256');
-        // Two buffers: the next piece is read (on the thread pool) while this one is hashed.
-        const buffers = [0, 1].map(() => Buffer.allocUnsafe(Math.min(chunkSize, size)));
-        const read = (at) => {
-            const view = (buffers[(at / chunkSize) % 2] ?? Buffer.alloc(0)).subarray(0, Math.min(chunkSize, size - at));
-            return readFully(handle, view, at).then(() => view);
+        // Two buffers: the next chunk is read (on the thread pool) while this one is hashed.
+        const even = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        const odd = Buffer.allocUnsafe(Math.min(chunkSize, size));
+        const read = (index) => {
+            const view = (index % 2 === 0 ? even : odd).subarray(0, chunkLength(index, size, chunkSize));
+            const done = readFully(handle, view, index * chunkSize).then(() => view);
+            done.catch(() => undefined); // awaited in turn, unless an earlier read failed
+            return done;
         };
+        const count = chunkCount(size, chunkSize);
         let next = read(0);
-        for (let at = 0; at < size; at += chunkSize) {
+        for (let index = 0; index < count; index++) {
             const view = await next;
-            if (at + chunkSize < size)
-                next = read(at + chunkSize);
+            if (index + 1 < count)
+                next = read(index + 1);
             whole.update(view);
         }
         return whole.digest('hex');
@@ -96715,10 +96724,8 @@ const SCANNER = 'secretlint-11+diskless-1';
  * free for the find anyway.
  */
 async function listingOf(root) {
-    const { stdout } = await run('nice', ['-n', '10', 'find', root, '-printf', '%C@ %i %P\\0'], {
-        debianPackage: 'findutils',
-    });
-    return sha256(stdout);
+    const { stdoutSha256 } = await run('nice', ['-n', '10', 'find', root, '-printf', '%C@ %i %P\\0'], { debianPackage: 'findutils', digestStdout: true });
+    return stdoutSha256 ?? '';
 }
 /**
  * Scans `source`/`dir` as clients see it at /`dir` and returns its hits; the state is
