@@ -106,7 +106,7 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
     };
     const tool = async (): Promise<{ release: string; changed: boolean }> => {
       const r = await buildRootfs(options, silentReporter);
-      return { release: r.outputs.release, changed: r.outputs.changed };
+      return { release: r.release, changed: r.changed };
     };
 
     const firstPlain = await seconds(() => {

@@ -34,8 +34,8 @@ import { kernelCommandLine, stageTree, type Staged } from './loaders.js';
 import type { BuildIsoOptions, BuildIsoReport } from './options.js';
 import { findTools, type BootMode, type Tools } from './tools.js';
 
-/** The phases in order, each with the title of its log group (the bench times them by it). */
-export const PHASE_TITLES = {
+/** The phases in order, each with the title of its log group. */
+const PHASE_TITLES = {
   kernel: 'Kernel and tools',
   initramfs: 'Initramfs',
   loaders: 'Boot loaders',
@@ -93,11 +93,33 @@ interface IsoRun {
   partial?: string;
 }
 
+/** What a build made: the step's result, which reportBuildIso turns into its report. */
+export interface BuildIsoResult {
+  /** The ISO's absolute path, and its SHA-256 and size in bytes. */
+  iso: string;
+  sha256: string;
+  size: number;
+  kernel: { version: string; image: string };
+  initramfs: {
+    cacheHit: boolean;
+    cacheKey: string;
+    /** The cache's name, or 'off'. */
+    backend: string;
+    bytes: number;
+  };
+  mode: BootMode;
+  cmdline: string;
+  /** Seconds spent in each phase. */
+  phaseSeconds: Record<Phase, number>;
+  /** The whole build, in milliseconds. */
+  milliseconds: number;
+}
+
 /** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
 export async function buildIso(
   options: BuildIsoOptions,
   reporter: Reporter,
-): Promise<BuildIsoReport> {
+): Promise<BuildIsoResult> {
   const run = await start(options, reporter);
   try {
     const { tools, kernel } = await run.phase('kernel', () => kernelAndTools(run));
@@ -106,7 +128,7 @@ export async function buildIso(
     const staged = await run.phase('loaders', () => loaders(run, { tools, kernel, initrd, epoch }));
     await run.phase('iso', () => iso(run, tools, staged, epoch));
     const result = await run.phase('check', () => check(run, { tools, kernel, initrd, staged }));
-    return report(run, kernel, initrd, result);
+    return resultOf(run, kernel, initrd, result);
   } finally {
     await cleanup(run);
   }
@@ -333,33 +355,56 @@ async function check(
   return { digest, size };
 }
 
-function report(
+function resultOf(
   run: IsoRun,
   kernel: Kernel,
   initrd: Initrd,
-  result: { digest: string; size: number },
-): BuildIsoReport {
-  const { output, mode } = run;
-  const phaseTimes = PHASES.map((p) => `${p} ${(run.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
+  checked: { digest: string; size: number },
+): BuildIsoResult {
+  return {
+    iso: run.output,
+    sha256: checked.digest,
+    size: checked.size,
+    kernel: { version: kernel.version, image: kernel.image },
+    initramfs: {
+      cacheHit: initrd.hit,
+      cacheKey: initrd.key,
+      backend: initrd.backend,
+      bytes: initrd.bytes,
+    },
+    mode: run.mode,
+    cmdline: run.cmdline,
+    phaseSeconds: Object.fromEntries(PHASES.map((p) => [p, run.seconds[p] ?? 0])) as Record<
+      Phase,
+      number
+    >,
+    milliseconds: Date.now() - run.started,
+  };
+}
+
+/** The step's outputs and summary. */
+export function reportBuildIso(r: BuildIsoResult): BuildIsoReport {
+  const { initramfs: initrd, mode } = r;
+  const phaseTimes = PHASES.map((p) => `${p} ${r.phaseSeconds[p].toFixed(2)} s`).join(', ');
   return {
     outputs: {
-      iso: output,
-      sha256: result.digest,
-      size: result.size,
-      'kernel-version': kernel.version,
-      'initramfs-cache-hit': initrd.hit,
-      'cache-key': initrd.key,
+      iso: r.iso,
+      sha256: r.sha256,
+      size: r.size,
+      'kernel-version': r.kernel.version,
+      'initramfs-cache-hit': initrd.cacheHit,
+      'cache-key': initrd.cacheKey,
     },
     summary: [
-      ['Kernel', `${kernel.version} (${kernel.image})`],
+      ['Kernel', `${r.kernel.version} (${r.kernel.image})`],
       [
         'Initramfs',
-        `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
+        `${initrd.cacheHit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
       ],
-      ['Cache key', initrd.key],
-      ['ISO', output],
-      ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
-      ['SHA-256', result.digest],
+      ['Cache key', initrd.cacheKey],
+      ['ISO', r.iso],
+      ['Size', `${humanBytes(r.size)} (${r.size} bytes)`],
+      ['SHA-256', r.sha256],
       [
         'Boot',
         mode === 'both'
@@ -368,9 +413,9 @@ function report(
             ? 'BIOS (isolinux)'
             : 'UEFI (GRUB)',
       ],
-      ['Command line', run.cmdline],
+      ['Command line', r.cmdline],
       ['Time per phase', phaseTimes],
-      ['Duration', `${seconds(Date.now() - run.started)} s`],
+      ['Duration', `${seconds(r.milliseconds)} s`],
     ],
   };
 }

@@ -55,6 +55,8 @@ export interface Session {
   hashing: Promise<ImageDigests>;
   phases: Record<string, number>;
   phase: Phase;
+  /** Where the journals go: state-dir, else the default for the caller's environment. */
+  stateDir: string;
 }
 
 export function logImage(s: Session, digests: ImageDigests): void {

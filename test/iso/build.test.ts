@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIso } from '../../src/iso/build.js';
+import { buildIso, reportBuildIso } from '../../src/iso/build.js';
 import {
   CLIENT_MARK,
   hookRuns,
@@ -23,6 +23,13 @@ import { recordingReporter } from '../../src/report.js';
 
 const NFS_ROOT = '10.0.2.100:/srv/diskless/current';
 const EXPECTED_CMDLINE = `console=tty0 console=ttyS0,115200n8 root=/dev/nfs nfsroot=${NFS_ROOT},vers=3,tcp ip=dhcp ro panic=10`;
+
+/** One build's report: its outputs and summary, as the action publishes them. */
+async function build(
+  ...args: Parameters<typeof buildIso>
+): Promise<ReturnType<typeof reportBuildIso>> {
+  return reportBuildIso(await buildIso(...args));
+}
 
 function sha256sum(file: string): string {
   return execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0] ?? '';
@@ -56,7 +63,7 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
   it('cold: builds a BIOS and UEFI ISO with the client initramfs and the NFS command line', async () => {
     const output = path.join(outDir, 'boot.iso');
     const c = recordingReporter();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
+    const report = await build(isoOptions({ ...inputs(), output }), c);
 
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs.iso).toBe(output);
@@ -134,7 +141,7 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
   it('again with the same inputs: a cache hit, no mkinitramfs, the same sha256', async () => {
     const output = path.join(outDir, 'again.iso');
     const c = recordingReporter();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
+    const report = await build(isoOptions({ ...inputs(), output }), c);
     expect(report.outputs['initramfs-cache-hit']).toBe(true);
     expect(report.outputs['cache-key']).toBe(first.key);
     expect(await hookRuns(sysroot.root)).toBe(1);
@@ -151,20 +158,20 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
     await fh.close();
     const output = path.join(outDir, 'rebuilt.iso');
     const c = recordingReporter();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
+    const report = await build(isoOptions({ ...inputs(), output }), c);
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(c.warnings.join('\n')).toMatch(/cached initramfs .* is corrupt \(.*SHA-256/);
     expect(await hookRuns(sysroot.root)).toBe(2);
     // mkinitramfs is reproducible too: a rebuilt initramfs gives the same ISO.
     expect(report.outputs.sha256).toBe(first.sha256);
-    const again = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const again = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(again.outputs['initramfs-cache-hit']).toBe(true);
   });
 
   it("changing one file of the client's initramfs config is a miss", async () => {
     await appendFile(path.join(client, 'etc/initramfs-tools/modules'), 'virtio_blk\n');
     const output = path.join(outDir, 'config-changed.iso');
-    const report = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const report = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs['cache-key']).not.toBe(first.key);
     expect(report.outputs.sha256).not.toBe(first.sha256);
@@ -173,12 +180,12 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
 
   it('changing the kernel is a miss', async () => {
     const output = path.join(outDir, 'kernel-changed.iso');
-    const before = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const before = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(before.outputs['initramfs-cache-hit']).toBe(true);
     // Another build of the same kernel version: the image's digest differs.
     const image = path.join(sysroot.root, 'boot', `vmlinuz-${before.outputs['kernel-version']}`);
     await appendFile(image, Buffer.alloc(512, 0));
-    const report = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const report = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs['cache-key']).not.toBe(before.outputs['cache-key']);
     expect(await hookRuns(sysroot.root)).toBe(4);
@@ -193,7 +200,7 @@ describe("build-iso with this machine's own root as sysroot", () => {
     expect(newest, 'this machine needs a kernel: apt-get install linux-image-amd64').not.toBe('');
     const client = await makeClient('/');
     const output = path.join(await tempDir('out'), 'master.iso');
-    const report = await buildIso(
+    const report = await build(
       isoOptions({ root: client, 'nfs-root': NFS_ROOT, output, cache: 'off', 'boot-mode': 'bios' }),
       recordingReporter(),
     );

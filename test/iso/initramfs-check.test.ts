@@ -224,7 +224,7 @@ describe('a bookworm image with a piece taken out', () => {
     'is much smaller than the netboot image of the same sysroot',
     async () => {
       const out = await tempDir('netboot');
-      const report = await buildIso(
+      const result = await buildIso(
         isoOptions({
           root: client,
           sysroot: sysroot.root,
@@ -236,7 +236,7 @@ describe('a bookworm image with a piece taken out', () => {
         }),
         recordingReporter(),
       );
-      const netboot = report.outputs.size;
+      const netboot = result.size;
       const leanSize = (await readFile(lean.iso)).length;
       process.stderr.write(`bookworm ISO: vm preset ${leanSize} bytes, netboot ${netboot} bytes\n`);
       expect(leanSize).toBeLessThan(netboot * 0.6);

@@ -9,9 +9,8 @@ import { readInputs } from '../../src/inputs/read.js';
 import { readHistory, type Promotion } from '../../src/releases/history.js';
 import { recordUpload } from '../../src/releases/ledger.js';
 import { promoteInputs } from '../../src/releases/options.js';
-import { promote } from '../../src/releases/promote.js';
-import { buildRootfs } from '../../src/rootfs/build.js';
-import { makeMaster, options, tempDir } from '../rootfs/fixture.js';
+import { promote, reportPromote } from '../../src/releases/promote.js';
+import { buildReport, makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { rejected } from '../helpers/errors.js';
 import { recordingReporter } from '../../src/report.js';
 
@@ -28,7 +27,7 @@ beforeAll(async () => {
 
 async function build(target: string, extra: Record<string, string> = {}) {
   const log = recordingReporter();
-  const report = await buildRootfs(
+  const report = await buildReport(
     options({
       source: master,
       target,
@@ -67,11 +66,14 @@ async function current(target: string): Promise<string> {
   return path.basename(await readlink(path.join(target, 'current')));
 }
 
-function promoteRun(target: string, release: string, extra: Record<string, string> = {}) {
+async function promoteRun(target: string, release: string, extra: Record<string, string> = {}) {
   const raw: Record<string, string> = { target, release, ...extra };
-  return promote(
-    readInputs(promoteInputs, (n) => raw[n]),
-    recordingReporter(),
+  return reportPromote(
+    await promote(
+      readInputs(promoteInputs, (n) => raw[n]),
+      recordingReporter(),
+      process.env,
+    ),
   );
 }
 

@@ -131,7 +131,7 @@ export async function runRolloutStep(raw: Record<string, string>): Promise<Run> 
   const reporter = recordingReporter(undefined, { indent: true });
   const { lines } = reporter;
   try {
-    const report = await steps.rollout.start((n) => raw[n], reporter);
+    const report = await steps.rollout.start((n) => raw[n], reporter, process.env);
     return { ...report, lines, error: undefined };
   } catch (error) {
     // The rollout step's StepFailure carries its own report; an input error has none.
