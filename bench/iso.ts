@@ -46,6 +46,7 @@ async function timedBuild(inputs: Record<string, string>): Promise<Timed> {
   const result = await buildIso(
     readInputs(buildIsoInputs, (n) => inputs[n]),
     reporter,
+    process.env,
   );
   return {
     total: Number(process.hrtime.bigint() - t0) / 1e9,

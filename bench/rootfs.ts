@@ -105,7 +105,7 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       if (r.status !== 0) throw new Error(`rsync: ${r.stderr.toString()}`);
     };
     const tool = async (): Promise<{ release: string; changed: boolean }> => {
-      const r = await buildRootfs(options, silentReporter);
+      const r = await buildRootfs(options, silentReporter, process.env);
       return { release: r.release, changed: r.changed };
     };
 

@@ -18,6 +18,7 @@
 import { copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { humanBytes, timedPhases, type Reporter } from '../report.js';
 import type { InitramfsCache } from './cache-local.js';
 import { chooseCache } from './cache.js';
@@ -52,10 +53,10 @@ interface IsoEpoch {
   from: string;
 }
 
-function isoEpoch(kernelMtime: number): IsoEpoch {
-  const env = process.env.SOURCE_DATE_EPOCH;
-  if (env && /^\d{1,12}$/.test(env.trim())) {
-    return { epoch: Number(env.trim()), from: 'SOURCE_DATE_EPOCH' };
+function isoEpoch(kernelMtime: number, env: Env): IsoEpoch {
+  const set = env.SOURCE_DATE_EPOCH;
+  if (set && /^\d{1,12}$/.test(set.trim())) {
+    return { epoch: Number(set.trim()), from: 'SOURCE_DATE_EPOCH' };
   }
   return { epoch: kernelMtime, from: "the kernel image's date" };
 }
@@ -75,6 +76,8 @@ async function move(from: string, to: string): Promise<void> {
 interface IsoRun {
   options: BuildIsoOptions;
   reporter: Reporter;
+  /** The caller's environment: SOURCE_DATE_EPOCH, PATH for the tools, the runner's cache. */
+  env: Env;
   /** The build's start (Date.now()). */
   started: number;
   /** Runs a phase in its log group, timed. */
@@ -115,15 +118,19 @@ export interface BuildIsoResult {
   milliseconds: number;
 }
 
-/** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
+/**
+ * Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders, in
+ * the caller's environment `env`.
+ */
 export async function buildIso(
   options: BuildIsoOptions,
   reporter: Reporter,
+  env: Env,
 ): Promise<BuildIsoResult> {
-  const run = await start(options, reporter);
+  const run = await start(options, reporter, env);
   try {
     const { tools, kernel } = await run.phase('kernel', () => kernelAndTools(run));
-    const epoch = isoEpoch(kernel.mtime);
+    const epoch = isoEpoch(kernel.mtime, run.env);
     const initrd = await run.phase('initramfs', () => initramfs(run, kernel));
     const staged = await run.phase('loaders', () => loaders(run, { tools, kernel, initrd, epoch }));
     await run.phase('iso', () => iso(run, tools, staged, epoch));
@@ -134,7 +141,7 @@ export async function buildIso(
   }
 }
 
-async function start(options: BuildIsoOptions, reporter: Reporter): Promise<IsoRun> {
+async function start(options: BuildIsoOptions, reporter: Reporter, env: Env): Promise<IsoRun> {
   const started = Date.now();
   const timed = timedPhases(reporter);
   const sysroot = path.resolve(options.sysroot);
@@ -149,10 +156,12 @@ async function start(options: BuildIsoOptions, reporter: Reporter): Promise<IsoR
       maxBytes: options.cacheMaxSize,
     },
     reporter,
+    env,
   );
   return {
     options,
     reporter,
+    env,
     started,
     phase: (p, work) => timed.phase(p, PHASE_TITLES[p], work),
     seconds: timed.seconds,
@@ -168,7 +177,7 @@ async function start(options: BuildIsoOptions, reporter: Reporter): Promise<IsoR
 /** kernel: the tools and loader files are there; the kernel, its version and modules. */
 async function kernelAndTools(run: IsoRun): Promise<{ tools: Tools; kernel: Kernel }> {
   const { options, sysroot } = run;
-  const tools = await findTools(run.mode);
+  const tools = await findTools(run.mode, run.env);
   const kernel = await findKernel(sysroot, options.kernel);
   await findMkinitramfs(sysroot);
   await checkCompression(options.initramfsCompression, sysroot);

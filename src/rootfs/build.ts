@@ -23,6 +23,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { lstatOrUndefined, sha256 } from '../files.js';
 import { deferredReporter, humanBytes, type Reporter } from '../report.js';
 import { listReleases, newReleaseId, type ReleaseMeta } from '../releases/layout.js';
@@ -45,12 +46,13 @@ import { buildSkeleton, type Skeleton } from './var-skeleton.js';
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 2;
 
-/** Builds a client root release from the master's root. */
+/** Builds a client root release from the master's root, in the caller's environment. */
 export async function buildRootfs(
   options: BuildRootfsOptions,
   reporter: Reporter,
+  env: Env,
 ): Promise<BuildRootfsResult> {
-  const run = await check(options, reporter, Date.now());
+  const run = await check(options, reporter, Date.now(), env);
   await claimTarget(run.target, options.layout);
   const beside = startBeside(run);
   const buildLock = await lock(run, beside);

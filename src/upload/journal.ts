@@ -49,7 +49,7 @@ export function countersOf(d: {
 
 /** Where journals live when no state-dir is given: $XDG_STATE_HOME/diskless or ~/.local/state/diskless. */
 export function defaultStateDir(env: Env): string {
-  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  const base = env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), '.local', 'state');
   return path.join(base, 'diskless');
 }
 

@@ -19,16 +19,15 @@ import {
   tempDir,
   xorriso,
 } from './fixture.js';
-import { recordingReporter } from '../../src/report.js';
+import type { BuildIsoOptions, BuildIsoReport } from '../../src/iso/options.js';
+import { recordingReporter, type Reporter } from '../../src/report.js';
 
 const NFS_ROOT = '10.0.2.100:/srv/diskless/current';
 const EXPECTED_CMDLINE = `console=tty0 console=ttyS0,115200n8 root=/dev/nfs nfsroot=${NFS_ROOT},vers=3,tcp ip=dhcp ro panic=10`;
 
 /** One build's report: its outputs and summary, as the action publishes them. */
-async function build(
-  ...args: Parameters<typeof buildIso>
-): Promise<ReturnType<typeof reportBuildIso>> {
-  return reportBuildIso(await buildIso(...args));
+async function build(options: BuildIsoOptions, reporter: Reporter): Promise<BuildIsoReport> {
+  return reportBuildIso(await buildIso(options, reporter, process.env));
 }
 
 function sha256sum(file: string): string {

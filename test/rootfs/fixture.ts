@@ -242,5 +242,5 @@ export async function buildReport(
   o: BuildRootfsOptions,
   reporter: Reporter,
 ): Promise<BuildRootfsReport> {
-  return reportBuildRootfs(await buildRootfs(o, reporter));
+  return reportBuildRootfs(await buildRootfs(o, reporter, process.env));
 }
