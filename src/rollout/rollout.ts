@@ -311,9 +311,20 @@ export function connectProvider(o: RolloutOptions, reporter: Reporter): Provider
   });
 }
 
+/** A rollout that stopped: its report (for the runners) and its result (typed). */
+export class RolloutFailure extends StepFailure {
+  override name = 'RolloutFailure';
+  constructor(
+    message: string,
+    readonly result: RolloutResult,
+  ) {
+    super(message, reportRollout(result));
+  }
+}
+
 /**
  * Rolls the fleet onto the new artifact; returns what it did. A failed rollout throws a
- * StepFailure carrying the report of what it did before it stopped.
+ * RolloutFailure carrying what it did before it stopped.
  */
 export async function rollout(o: RolloutOptions, reporter: Reporter): Promise<RolloutResult> {
   const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
@@ -355,7 +366,7 @@ export async function rollout(o: RolloutOptions, reporter: Reporter): Promise<Ro
         `${said} (reading the servers afterwards failed: ${errorMessage(error)})`,
       );
     });
-    throw new StepFailure(said, reportRollout(result));
+    throw new RolloutFailure(said, result);
   } finally {
     await provider.close();
   }
