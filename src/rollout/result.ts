@@ -24,7 +24,9 @@ export interface RolloutResult {
   previous: string | undefined;
   /** Every artifact of the cloud afterwards, by id. */
   artifacts: Map<string, ArtifactView>;
-  /** Server names, in the plan's order. */
+  /** The chosen servers' names, in the plan's order. */
+  planned: string[];
+  /** The servers repointed and restarted, by name, as they finished. */
   updated: string[];
   restarted: string[];
   /** The servers that failed, space-separated. */
@@ -59,10 +61,12 @@ export function shownIn(artifacts: Map<string, ArtifactView>, id: string | undef
 /** The step's outputs and summary. */
 export function reportRollout(r: RolloutResult): RolloutReport {
   const shown = (id: string | undefined) => shownIn(r.artifacts, id);
+  // In the plan's order (servers of one batch finish in any order).
+  const inOrder = (names: string[]) => r.planned.filter((n) => names.includes(n));
   return {
     outputs: {
-      'servers-updated': r.updated.join(' '),
-      'servers-restarted': r.restarted.join(' '),
+      'servers-updated': inOrder(r.updated).join(' '),
+      'servers-restarted': inOrder(r.restarted).join(' '),
       'previous-drive': r.previous ?? '',
       'failed-server': r.failedServer ?? '',
       release: r.target.release ?? '',
