@@ -1,8 +1,8 @@
 /**
  * upload-pve: ships the ISO to a Proxmox VE storage as a new blue/green artifact and,
  * when asked, prunes the family's old files that no VM references. Phases: connect
- * (the client and its trust), upload, prune; the result then makes the report. Pointing the VMs at the
- * new file is the rollout's job.
+ * (the client and its trust), upload, prune; the result (UploadPveResult) then makes the
+ * report. Pointing the VMs at the new file is the rollout's job.
  */
 import type { Reporter } from '../report.js';
 import { PveApi } from './api.js';
