@@ -98718,9 +98718,11 @@ async function uploadPve(o, reporter) {
 
 ;// CONCATENATED MODULE: ./src/steps.ts
 /**
- * The pipeline's steps, each with its inputs and its library function. The action
- * entries and the CLI both run a step through this table, so a step has one set of
- * inputs, one implementation and one report, whoever starts it.
+ * The pipeline's steps, each with its inputs, its library function (`run`, which returns
+ * the step's typed result) and the function that turns the result into its report. The
+ * action entries and the CLI both run a step through this table (`start`, in the
+ * environment they pass in), so a step has one set of inputs, one implementation and one
+ * report, whoever starts it; tests and benchmarks read the typed result.
  */
 
 
