@@ -150,6 +150,19 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
     expect(Object.fromEntries(report.summary).Initramfs).toMatch(/^cache hit/);
   });
 
+  it("SOURCE_DATE_EPOCH in the step's env dates the ISO (process.env untouched)", async () => {
+    const output = path.join(outDir, 'dated.iso');
+    const c = recordingReporter();
+    const result = await buildIso(isoOptions({ ...inputs(), output }), c, {
+      ...process.env,
+      SOURCE_DATE_EPOCH: '1700000000',
+    });
+    expect(result.initramfs.cacheHit).toBe(true);
+    expect(c.lines.join('\n')).toContain('dated 2023-11-14T22:13:20.000Z (from SOURCE_DATE_EPOCH)');
+    expect(xorriso(output, '-pvd_info')).toMatch(/Creation Time: 20231114221320/);
+    expect(result.sha256).not.toBe(first.sha256);
+  });
+
   it('a corrupt cache entry is detected, rebuilt, and the ISO is the same', async () => {
     const img = path.join(cacheDir, `${first.key}.img`);
     const fh = await open(img, 'r+');
