@@ -105,8 +105,8 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       if (r.status !== 0) throw new Error(`rsync: ${r.stderr.toString()}`);
     };
     const tool = async (): Promise<{ release: string; changed: boolean }> => {
-      const r = await buildRootfs(options, silentReporter);
-      return { release: r.outputs.release, changed: r.outputs.changed };
+      const r = await buildRootfs(options, silentReporter, process.env);
+      return { release: r.release, changed: r.changed };
     };
 
     const firstPlain = await seconds(() => {

@@ -52,7 +52,7 @@ export async function runStep(step: Step): Promise<void> {
   for (const secret of secrets) core.setSecret(secret);
 
   try {
-    const report = await step.start((name) => core.getInput(name), coreReporter);
+    const report = await step.start((name) => core.getInput(name), coreReporter, process.env);
     await publish(step, report);
   } catch (error) {
     const message = redact(errorMessage(error), secrets);

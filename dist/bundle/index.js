@@ -87404,11 +87404,22 @@ function spawnError(cmd, args, error, debianPackage) {
         ? `${cmd}: command not found; install the Debian package ${debianPackage ?? cmd}`
         : `${showCommand(cmd, args)}: ${error.message}`);
 }
+/**
+ * A child's environment: this process's, with `extra` set. The programs the library runs
+ * inherit the process environment (locale, proxies, TMPDIR, the PATH their own helpers
+ * need): they are real tools, run as the user would run them. What the library decides
+ * itself (who ran, the epoch, the cache and state directories, where the ISO tools are
+ * found) comes from the step's env instead (src/env.ts). The lint rule against process.env
+ * in src/ allows it here (eslint.config.js).
+ */
+function childEnv(extra = {}) {
+    return { ...process.env, ...extra };
+}
 function run(cmd, args, options = {}) {
     return new Promise((resolve, reject) => {
         const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
             stdio: ['pipe', 'pipe', 'pipe'],
-            env: options.env ?? process.env,
+            env: options.env ?? childEnv(),
         });
         const out = [];
         const err = [];
@@ -87484,9 +87495,9 @@ const LOADER_FILES = {
 function can(file, mode) {
     return (0,promises_.access)(file, mode).then(() => true, () => false);
 }
-/** The program's path on PATH (as the environment has it now), or undefined. */
-async function which(name) {
-    for (const dir of (process.env.PATH ?? '').split(':')) {
+/** The program's path on `searchPath` (a PATH value), or undefined. */
+async function which(name, searchPath) {
+    for (const dir of searchPath.split(':')) {
         if (dir === '')
             continue;
         const file = external_node_path_default().join(dir, name);
@@ -87500,10 +87511,10 @@ function installLine(what, packages) {
     return `${what.join(', ')} ${what.length === 1 ? 'is' : 'are'} missing; install the Debian package${unique.length === 1 ? '' : 's'} ${unique.join(' ')}`;
 }
 /**
- * Finds every program and loader file the boot mode needs; throws one DisklessError
- * naming all that are missing and the Debian packages that provide them.
+ * Finds every program (on `env`'s PATH) and loader file the boot mode needs; throws one
+ * DisklessError naming all that are missing and the Debian packages that provide them.
  */
-async function findTools(mode) {
+async function findTools(mode, env) {
     const uefi = mode !== 'bios';
     const bios = mode !== 'uefi';
     const missing = [];
@@ -87512,7 +87523,7 @@ async function findTools(mode) {
     for (const p of PROGRAMS) {
         if (p.for === 'uefi' && !uefi)
             continue;
-        const file = await which(p.name);
+        const file = await which(p.name, env.PATH ?? '');
         if (file)
             found[p.name] = file;
         else {
@@ -87650,7 +87661,7 @@ async function copyInto(stage, rel, from) {
 }
 /** Lays out the ISO tree in `stage`: kernel, initramfs, isolinux and the GRUB EFI image. */
 async function stageTree(o) {
-    const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
+    const env = childEnv({ SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' });
     await copyInto(o.stage, KERNEL_PATH, o.kernel);
     await copyInto(o.stage, INITRD_PATH, o.initrd);
     if (o.mode !== 'uefi') {
@@ -87857,7 +87868,7 @@ async function checkEfiImage(tools, dir, want) {
     const efi = external_node_path_default().join(dir, 'BOOTX64.EFI');
     try {
         await run(tools.mcopy, ['-i', external_node_path_default().join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
-            env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+            env: childEnv({ MTOOLS_SKIP_CHECK: '1' }),
             debianPackage: 'mtools',
         });
         const binary = await (0,promises_.readFile)(efi);
@@ -88604,7 +88615,7 @@ class Processes {
         try {
             child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
                 stdio: ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
-                env: o.env ?? process.env,
+                env: o.env ?? childEnv(),
             });
         }
         finally {
@@ -88722,20 +88733,25 @@ async function runBootTest(o, reporter) {
     // A passing test's logs are only kept where the caller asked for them.
     if (!o.workDir)
         await (0,promises_.rm)(work, { recursive: true, force: true });
-    const seconds = (fw) => String(results.find((r) => r.firmware === fw)?.seconds ?? '');
+    return { iso: o.iso, until: o.until, workDir: o.workDir, boots: results };
+}
+/** The step's outputs and summary. */
+function reportBootTest(r) {
+    const results = r.boots;
+    const seconds = (fw) => String(results.find((b) => b.firmware === fw)?.seconds ?? '');
     const hostname = results[0]?.report.find((l) => l.key === 'hostname')?.value;
     return {
         outputs: {
-            booted: results.map((r) => r.firmware).join(','),
+            booted: results.map((b) => b.firmware).join(','),
             'bios-seconds': seconds('bios'),
             'uefi-seconds': seconds('uefi'),
-            'work-dir': o.workDir ?? '',
+            'work-dir': r.workDir ?? '',
         },
         summary: [
-            ['ISO', o.iso],
-            ...results.map((r) => [
-                `${FIRMWARE_NAMES[r.firmware]} boot`,
-                `ok in ${String(r.seconds)} s (QEMU start to ${o.until === 'report' ? 'the report' : 'the login prompt'})`,
+            ['ISO', r.iso],
+            ...results.map((b) => [
+                `${FIRMWARE_NAMES[b.firmware]} boot`,
+                `ok in ${String(b.seconds)} s (QEMU start to ${r.until === 'report' ? 'the report' : 'the login prompt'})`,
             ]),
             ...(hostname ? [['Client host name', hostname]] : []),
         ],
@@ -88955,7 +88971,7 @@ async function mkinitramfs(o) {
     };
     if (o.sysroot === '/') {
         await run('mkinitramfs', ['-d', o.config, '-o', o.output, o.version], {
-            env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch) },
+            env: childEnv({ SOURCE_DATE_EPOCH: String(o.epoch) }),
             debianPackage: 'initramfs-tools',
             onLine,
         });
@@ -89312,13 +89328,17 @@ const silentReporter = streamReporter(() => undefined);
 
 
 /** True when the runner gives this job GitHub's cache service. */
-function githubCacheAvailable(env = process.env) {
+function githubCacheAvailable(env) {
     return Boolean(env.ACTIONS_CACHE_URL ?? env.ACTIONS_RESULTS_URL);
 }
 class GithubCache {
     name = "GitHub's Actions cache";
     /** The same path on save and restore: @actions/cache keys entries by their paths too. */
-    dir = external_node_path_default().join(process.env.RUNNER_TEMP ?? external_node_os_default().tmpdir(), 'diskless-initramfs-cache');
+    dir;
+    /** `env`: the runner's, for its temporary directory (RUNNER_TEMP). */
+    constructor(env) {
+        this.dir = external_node_path_default().join(env.RUNNER_TEMP ?? external_node_os_default().tmpdir(), 'diskless-initramfs-cache');
+    }
     async restore(key, dest, reporter) {
         await (0,promises_.rm)(this.dir, { recursive: true, force: true });
         let found;
@@ -89520,16 +89540,16 @@ class LocalCache {
 }
 
 ;// CONCATENATED MODULE: ./src/iso/cache.ts
-/** Picks the initramfs cache backend from the `cache` and `cache-dir` inputs. */
 
 
 
 /**
- * auto: local when a cache directory is given, else GitHub's where the runner has it,
- * else none. local needs cache-dir. github where it is not available builds uncached,
- * with a warning (the same workflow then also runs outside Actions).
+ * auto: local when a cache directory is given, else GitHub's where the runner has it
+ * (by `env`, the step's environment), else none. local needs cache-dir. github where it
+ * is not available builds uncached, with a warning (the same workflow then also runs
+ * outside Actions).
  */
-function chooseCache(o, reporter) {
+function chooseCache(o, reporter, env) {
     const local = () => o.cacheDir ? new LocalCache(o.cacheDir, o.maxAgeDays, o.maxBytes) : undefined;
     switch (o.cache) {
         case 'off':
@@ -89542,12 +89562,12 @@ function chooseCache(o, reporter) {
             return c;
         }
         case 'github':
-            if (githubCacheAvailable())
-                return new GithubCache();
+            if (githubCacheAvailable(env))
+                return new GithubCache(env);
             reporter.warning("cache is github, but GitHub's cache is not available here (no ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL); building the initramfs without a cache");
             return undefined;
         case 'auto':
-            return local() ?? (githubCacheAvailable() ? new GithubCache() : undefined);
+            return local() ?? (githubCacheAvailable(env) ? new GithubCache(env) : undefined);
     }
 }
 
@@ -91311,7 +91331,7 @@ function xorrisoArgs(o) {
 }
 async function makeIso(o) {
     await run(o.tools.xorriso, xorrisoArgs(o), {
-        env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), TZ: 'UTC' },
+        env: childEnv({ SOURCE_DATE_EPOCH: String(o.epoch), TZ: 'UTC' }),
         debianPackage: 'xorriso',
     });
 }
@@ -91526,7 +91546,7 @@ async function findKernel(sysroot, input) {
 
 
 
-/** The phases in order, each with the title of its log group (the bench times them by it). */
+/** The phases in order, each with the title of its log group. */
 const PHASE_TITLES = {
     kernel: 'Kernel and tools',
     initramfs: 'Initramfs',
@@ -91535,10 +91555,10 @@ const PHASE_TITLES = {
     check: 'Check the ISO',
 };
 const PHASES = Object.keys(PHASE_TITLES);
-function isoEpoch(kernelMtime) {
-    const env = process.env.SOURCE_DATE_EPOCH;
-    if (env && /^\d{1,12}$/.test(env.trim())) {
-        return { epoch: Number(env.trim()), from: 'SOURCE_DATE_EPOCH' };
+function isoEpoch(kernelMtime, env) {
+    const set = env.SOURCE_DATE_EPOCH;
+    if (set && /^\d{1,12}$/.test(set.trim())) {
+        return { epoch: Number(set.trim()), from: 'SOURCE_DATE_EPOCH' };
     }
     return { epoch: kernelMtime, from: "the kernel image's date" };
 }
@@ -91554,23 +91574,26 @@ async function move(from, to) {
         await (0,promises_.rm)(from, { force: true });
     }
 }
-/** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
-async function buildIso(options, reporter) {
-    const run = await start(options, reporter);
+/**
+ * Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders, in
+ * the caller's environment `env`.
+ */
+async function buildIso(options, reporter, env) {
+    const run = await start(options, reporter, env);
     try {
         const { tools, kernel } = await run.phase('kernel', () => kernelAndTools(run));
-        const epoch = isoEpoch(kernel.mtime);
+        const epoch = isoEpoch(kernel.mtime, run.env);
         const initrd = await run.phase('initramfs', () => initramfs(run, kernel));
         const staged = await run.phase('loaders', () => loaders(run, { tools, kernel, initrd, epoch }));
         await run.phase('iso', () => iso(run, tools, staged, epoch));
         const result = await run.phase('check', () => check(run, { tools, kernel, initrd, staged }));
-        return report(run, kernel, initrd, result);
+        return resultOf(run, kernel, initrd, result);
     }
     finally {
         await cleanup(run);
     }
 }
-async function start(options, reporter) {
+async function start(options, reporter, env) {
     const started = Date.now();
     const timed = timedPhases(reporter);
     const sysroot = external_node_path_default().resolve(options.sysroot);
@@ -91582,10 +91605,11 @@ async function start(options, reporter) {
         cacheDir: options.cacheDir,
         maxAgeDays: options.cacheMaxAge,
         maxBytes: options.cacheMaxSize,
-    }, reporter);
+    }, reporter, env);
     return {
         options,
         reporter,
+        env,
         started,
         phase: (p, work) => timed.phase(p, PHASE_TITLES[p], work),
         seconds: timed.seconds,
@@ -91600,7 +91624,7 @@ async function start(options, reporter) {
 /** kernel: the tools and loader files are there; the kernel, its version and modules. */
 async function kernelAndTools(run) {
     const { options, sysroot } = run;
-    const tools = await findTools(run.mode);
+    const tools = await findTools(run.mode, run.env);
     const kernel = await findKernel(sysroot, options.kernel);
     await findMkinitramfs(sysroot);
     await checkCompression(options.initramfsCompression, sysroot);
@@ -91734,28 +91758,47 @@ async function check(run, o) {
     reporter.info(`Wrote ${output} (${humanBytes(size)}) and ${sumFile}`);
     return { digest, size };
 }
-function report(run, kernel, initrd, result) {
-    const { output, mode } = run;
-    const phaseTimes = PHASES.map((p) => `${p} ${(run.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
+function resultOf(run, kernel, initrd, checked) {
+    return {
+        iso: run.output,
+        sha256: checked.digest,
+        size: checked.size,
+        kernel: { version: kernel.version, image: kernel.image },
+        initramfs: {
+            cacheHit: initrd.hit,
+            cacheKey: initrd.key,
+            backend: initrd.backend,
+            bytes: initrd.bytes,
+        },
+        mode: run.mode,
+        cmdline: run.cmdline,
+        phaseSeconds: Object.fromEntries(PHASES.map((p) => [p, run.seconds[p] ?? 0])),
+        milliseconds: Date.now() - run.started,
+    };
+}
+/** The step's outputs and summary. */
+function reportBuildIso(r) {
+    const { initramfs: initrd, mode } = r;
+    const phaseTimes = PHASES.map((p) => `${p} ${r.phaseSeconds[p].toFixed(2)} s`).join(', ');
     return {
         outputs: {
-            iso: output,
-            sha256: result.digest,
-            size: result.size,
-            'kernel-version': kernel.version,
-            'initramfs-cache-hit': initrd.hit,
-            'cache-key': initrd.key,
+            iso: r.iso,
+            sha256: r.sha256,
+            size: r.size,
+            'kernel-version': r.kernel.version,
+            'initramfs-cache-hit': initrd.cacheHit,
+            'cache-key': initrd.cacheKey,
         },
         summary: [
-            ['Kernel', `${kernel.version} (${kernel.image})`],
+            ['Kernel', `${r.kernel.version} (${r.kernel.image})`],
             [
                 'Initramfs',
-                `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
+                `${initrd.cacheHit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
             ],
-            ['Cache key', initrd.key],
-            ['ISO', output],
-            ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
-            ['SHA-256', result.digest],
+            ['Cache key', initrd.cacheKey],
+            ['ISO', r.iso],
+            ['Size', `${humanBytes(r.size)} (${r.size} bytes)`],
+            ['SHA-256', r.sha256],
             [
                 'Boot',
                 mode === 'both'
@@ -91764,9 +91807,9 @@ function report(run, kernel, initrd, result) {
                         ? 'BIOS (isolinux)'
                         : 'UEFI (GRUB)',
             ],
-            ['Command line', run.cmdline],
+            ['Command line', r.cmdline],
             ['Time per phase', phaseTimes],
-            ['Duration', `${seconds(Date.now() - run.started)} s`],
+            ['Duration', `${seconds(r.milliseconds)} s`],
         ],
     };
 }
@@ -92264,7 +92307,8 @@ async function resolve(target, release, current) {
     }
     return id;
 }
-async function promote(options, reporter) {
+/** Makes the release current; `env` names who ran it in the history. */
+async function promote(options, reporter, env) {
     const target = external_node_path_default().resolve(options.target);
     await checkTarget(target);
     const lock = await holdLocks([await lockFile(target)], () => {
@@ -92273,7 +92317,7 @@ async function promote(options, reporter) {
     try {
         const current = await currentId(target);
         const id = await resolve(target, options.release, current);
-        const by = whoRan(process.env);
+        const by = whoRan(env);
         let what;
         if (id === current) {
             what = `${id} is already current; nothing changed`;
@@ -92287,20 +92331,24 @@ async function promote(options, reporter) {
         }
         reporter.info(what);
         const changed = id !== current && !options.dryRun;
-        return {
-            outputs: { release: id, previous: current ?? '', changed },
-            summary: [
-                ['Target', target],
-                ['Release', id],
-                ['Previous', current ?? 'none'],
-                ['Result', what],
-                ...(changed ? [['By', by]] : []),
-            ],
-        };
+        return { target, release: id, previous: current, changed, what, by };
     }
     finally {
         await lock.release();
     }
+}
+/** The step's outputs and summary. */
+function reportPromote(r) {
+    return {
+        outputs: { release: r.release, previous: r.previous ?? '', changed: r.changed },
+        summary: [
+            ['Target', r.target],
+            ['Release', r.release],
+            ['Previous', r.previous ?? 'none'],
+            ['Result', r.what],
+            ...(r.changed ? [['By', r.by]] : []),
+        ],
+    };
 }
 
 // EXTERNAL MODULE: external "node:net"
@@ -94553,12 +94601,64 @@ function artifactsInUse(servers, artifacts) {
 
 ;// CONCATENATED MODULE: ./src/rollout/result.ts
 /**
- * What the fleet runs after a rollout, for people (one summary row per server) and for
- * retention (a ledger entry: the release of the new drive, and `also` every other release
- * a server of the family still runs, boots next, or that the previous drive boots).
+ * What a rollout did (its result) and the report made from it; what the fleet runs after
+ * it, for people (one summary row per server) and for retention (a ledger entry: the
+ * release of the new drive, and `also` every other release a server of the family still
+ * runs, boots next, or that the previous drive boots).
  */
 
 
+
+/** An artifact id, short: a Proxmox volume's file name, or a drive UUID's first 8. */
+const shortId = (id) => id ? (id.includes(':') ? id.replace(/^.*\//, '') : id.slice(0, 8)) : 'nothing';
+/** What an artifact is called on this cloud. */
+const artifactNoun = (kind) => kind === 'proxmox' ? 'ISO' : 'drive';
+/** The artifact as people read it: name, release, short id. */
+function shownIn(artifacts, id) {
+    if (!id)
+        return 'nothing';
+    const a = artifacts.get(id);
+    return a ? `${a.name} (${a.release ?? 'release unknown'}, ${shortId(id)})` : id;
+}
+/** The step's outputs and summary. */
+function reportRollout(r) {
+    const shown = (id) => shownIn(r.artifacts, id);
+    // In the plan's order (servers of one batch finish in any order).
+    const inOrder = (names) => r.planned.filter((n) => names.includes(n));
+    return {
+        outputs: {
+            'servers-updated': inOrder(r.updated).join(' '),
+            'servers-restarted': inOrder(r.restarted).join(' '),
+            'previous-drive': r.previous ?? '',
+            'failed-server': r.failedServer ?? '',
+            release: r.target.release ?? '',
+            ledger: r.ledger ? JSON.stringify(r.ledger) : '',
+            fleet: JSON.stringify(Object.fromEntries(r.fleet)),
+            'dry-run': r.dryRun,
+        },
+        summary: [
+            [r.kind === 'proxmox' ? 'ISO' : 'Drive', shown(r.target.id)],
+            [
+                `Previous ${artifactNoun(r.kind)}`,
+                r.previous ? `${shown(r.previous)} (roll back: rollout to it)` : 'none',
+            ],
+            [
+                'Restart',
+                r.restart === 'rolling'
+                    ? `rolling, batches of ${r.batchSize}, health ${describeCheck(r.check)}`
+                    : 'none: servers take the new drive at their next boot',
+            ],
+            [
+                'Result',
+                r.failure ??
+                    (r.dryRun
+                        ? 'dry run: nothing changed'
+                        : `${r.updated.length} repointed, ${r.restarted.length} restarted`),
+            ],
+            ...r.fleet.map(([name, runs]) => [`Server ${name}`, runs]),
+        ],
+    };
+}
 function label(a, id) {
     // An ISO volume id (Proxmox) is its name; a drive UUID is shown short beside the name.
     const what = id.includes(':')
@@ -94641,16 +94741,9 @@ const POLL_MS = 1_000;
 const nameOf = (m) => m.server.name || m.server.id;
 /** Server names in the plan's order (servers of one batch finish in any order). */
 const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
-const rollout_short = (id) => id ? (id.includes(':') ? id.replace(/^.*\//, '') : id.slice(0, 8)) : 'nothing';
 /** What an artifact is called on this cloud. */
-const noun = (ctx) => (ctx.provider.kind === 'proxmox' ? 'ISO' : 'drive');
-/** The artifact as people read it: name, release, short id. */
-function shown(ctx, id) {
-    if (!id)
-        return 'nothing';
-    const a = ctx.artifacts.get(id);
-    return a ? `${a.name} (${a.release ?? 'release unknown'}, ${rollout_short(id)})` : id;
-}
+const noun = (ctx) => artifactNoun(ctx.provider.kind);
+const shown = (ctx, id) => shownIn(ctx.artifacts, id);
 /** Phase 1: the new artifact, every server and artifact, and what has to happen to each server. */
 async function plan(ctx) {
     const { o, provider } = ctx;
@@ -94684,7 +94777,7 @@ function describeMove(ctx, m) {
     if (!m.repoint && !m.restart)
         return 'already runs it';
     const repoint = m.repoint
-        ? `${m.device}: ${shown(ctx, m.from)} -> ${rollout_short(ctx.target.id)}`
+        ? `${m.device}: ${shown(ctx, m.from)} -> ${shortId(ctx.target.id)}`
         : `${m.device} names it already`;
     if (ctx.o.restart === 'none')
         return repoint;
@@ -94796,7 +94889,7 @@ async function rollBatches(ctx) {
         reporter.info(`restart: none: ${todo.length} server(s) repointed; they keep running the old ${noun(ctx)} and take ${shown(ctx, ctx.target.id)} at their next boot`);
     }
 }
-/** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
+/** Phase 3: what every server runs now, and the ledger entry; the step's result. */
 async function finish(ctx, failure) {
     const { o, provider } = ctx;
     const [servers, artifacts] = await Promise.all([
@@ -94821,39 +94914,22 @@ async function finish(ctx, failure) {
         ctx.reporter.info(`Ledger: ${o.rootfsTarget}/ledger/${entry.target}.json (${[entry.release, ...(entry.also ?? []).map((a) => a.release)].join(', ')})`);
     }
     const chosen = new Set(ctx.moves.map((m) => m.server.id));
-    const fleet = fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts);
     return {
-        outputs: {
-            'servers-updated': inOrder(ctx, ctx.updated).join(' '),
-            'servers-restarted': inOrder(ctx, ctx.restarted).join(' '),
-            'previous-drive': previous ?? '',
-            'failed-server': ctx.failed ?? '',
-            release: ctx.target.release ?? '',
-            ledger: entry && !o.dryRun ? JSON.stringify(entry) : '',
-            fleet: JSON.stringify(Object.fromEntries(fleet)),
-            'dry-run': o.dryRun,
-        },
-        summary: [
-            [ctx.provider.kind === 'proxmox' ? 'ISO' : 'Drive', shown(ctx, ctx.target.id)],
-            [
-                `Previous ${noun(ctx)}`,
-                previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none',
-            ],
-            [
-                'Restart',
-                o.restart === 'rolling'
-                    ? `rolling, batches of ${o.batchSize}, health ${describeCheck(ctx.check)}`
-                    : 'none: servers take the new drive at their next boot',
-            ],
-            [
-                'Result',
-                failure ??
-                    (o.dryRun
-                        ? 'dry run: nothing changed'
-                        : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
-            ],
-            ...fleet.map(([name, runs]) => [`Server ${name}`, runs]),
-        ],
+        kind: provider.kind,
+        target: ctx.target,
+        previous,
+        artifacts: ctx.artifacts,
+        planned: ctx.moves.map(nameOf),
+        updated: ctx.updated,
+        restarted: ctx.restarted,
+        failedServer: ctx.failed,
+        failure,
+        ledger: o.dryRun ? undefined : entry,
+        fleet: fleetRows(servers.filter((s) => chosen.has(s.id)), ctx.artifacts),
+        dryRun: o.dryRun,
+        restart: o.restart,
+        batchSize: o.batchSize,
+        check: ctx.check,
     };
 }
 function mostCommon(ids) {
@@ -94886,9 +94962,22 @@ function connectProvider(o, reporter) {
         },
     });
 }
-async function rollout(o, reporter, connect = (x) => connectProvider(x, reporter)) {
+/** A rollout that stopped: its report (for the runners) and its result (typed). */
+class RolloutFailure extends StepFailure {
+    result;
+    name = 'RolloutFailure';
+    constructor(message, result) {
+        super(message, reportRollout(result));
+        this.result = result;
+    }
+}
+/**
+ * Rolls the fleet onto the new artifact; returns what it did. A failed rollout throws a
+ * RolloutFailure carrying what it did before it stopped.
+ */
+async function rollout(o, reporter) {
     const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
-    const provider = connect(o);
+    const provider = connectProvider(o, reporter);
     const ctx = {
         o,
         reporter,
@@ -94921,10 +95010,10 @@ async function rollout(o, reporter, connect = (x) => connectProvider(x, reporter
         if (failure === undefined)
             return await finish(ctx, undefined);
         const said = failure;
-        const report = await finish(ctx, said).catch((error) => {
+        const result = await finish(ctx, said).catch((error) => {
             throw new DisklessError(`${said} (reading the servers afterwards failed: ${errorMessage(error)})`);
         });
-        throw new StepFailure(said, report);
+        throw new RolloutFailure(said, result);
     }
     finally {
         await provider.close();
@@ -96000,15 +96089,17 @@ function retentionRows(plan, removed) {
 function samePrevious(a, b) {
     return JSON.stringify([a.id, a.root, a.meta]) === JSON.stringify([b.id, b.root, b.meta]);
 }
-function publisherFor(target, options, reporter) {
+/** The layout's publisher; `env` names who ran the build in the promotion history. */
+function publisherFor(target, options, reporter, env) {
     return options.layout === 'versioned'
-        ? new VersionedPublisher(target, options, reporter)
+        ? new VersionedPublisher(target, options, reporter, whoRan(env))
         : new InPlacePublisher(target, reporter);
 }
 class VersionedPublisher {
     target;
     options;
     reporter;
+    by;
     layout = 'versioned';
     nfsRoot;
     toolFiles = [];
@@ -96016,10 +96107,13 @@ class VersionedPublisher {
     warning = undefined;
     /** The copy while it is not a release yet: removed if the build fails. */
     staging;
-    constructor(target, options, reporter) {
+    constructor(target, options, reporter, 
+    /** Who runs the build, as the promotion history records it. */
+    by) {
         this.target = target;
         this.options = options;
         this.reporter = reporter;
+        this.by = by;
         this.nfsRoot = external_node_path_default().join(target, CURRENT);
     }
     async previous() {
@@ -96045,7 +96139,7 @@ class VersionedPublisher {
         // did not get to promote).
         const promoted = this.options.publish && meta.id !== current;
         if (promoted) {
-            await makeCurrent(this.target, meta.id, current, whoRan(process.env));
+            await makeCurrent(this.target, meta.id, current, this.by);
             this.reporter.info(`${external_node_path_default().join(this.target, CURRENT)} now points at ${meta.id}`);
         }
         return { promoted, published: meta.id === current || promoted, rows: await this.retain() };
@@ -96068,7 +96162,7 @@ class VersionedPublisher {
             return { root: finalRoot, live: false };
         }
         try {
-            await makeCurrent(target, id, current, whoRan(process.env));
+            await makeCurrent(target, id, current, this.by);
         }
         catch (error) {
             // Not live: the release must not linger as if it had been published.
@@ -96214,8 +96308,8 @@ function clientFstab(options, template, source, usrExport) {
         homeExport: external_node_path_default().join(source, 'home'),
     });
 }
-/** The check phase: refusals first, then the run's fixed inputs. */
-async function check_check(options, reporter, started) {
+/** The check phase: refusals first, then the run's fixed inputs (`env`: the caller's). */
+async function check_check(options, reporter, started, env) {
     const layout = options.layout;
     const checked = await reporter.group('Check the source, target and template', async () => {
         const c = await checkPaths({
@@ -96228,14 +96322,14 @@ async function check_check(options, reporter, started) {
         return c;
     });
     const { source, target } = checked;
-    const publisher = publisherFor(target, options, reporter);
+    const publisher = publisherFor(target, options, reporter, env);
     const excludes = exclusions({
         source,
         target,
         stateDir: options.stateDir,
         copyUsr: options.copyUsr,
         extra: options.exclude,
-        env: process.env,
+        env,
     });
     const usrExport = external_node_path_default().join(source, 'usr');
     const values = templateValues(options, publisher.nfsRoot, usrExport);
@@ -96936,9 +97030,9 @@ async function copy(o, reporter) {
 
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 2;
-/** Builds a client root release from the master's root. */
-async function buildRootfs(options, reporter) {
-    const run = await check_check(options, reporter, Date.now());
+/** Builds a client root release from the master's root, in the caller's environment. */
+async function buildRootfs(options, reporter, env) {
+    const run = await check_check(options, reporter, Date.now(), env);
     await claimTarget(run.target, options.layout);
     const beside = startBeside(run);
     const buildLock = await lock(run, beside);
@@ -96964,7 +97058,7 @@ async function buildRootfs(options, reporter) {
         });
         const meta = releaseMeta(id, base, inputs, tree, scan);
         const published = await reporter.group('Publish', () => run.publisher.publish(meta, root, base.previous, base.marker));
-        return await builtReport(run, base, meta, published, units);
+        return await builtResult(run, base, meta, published, units);
     }
     finally {
         await run.publisher.discard();
@@ -97090,7 +97184,7 @@ async function fingerprint(run, beside) {
 }
 /**
  * compare: nothing changed since the previous release (same fingerprint, no difference in
- * the source) publishes nothing; returns the step's report then.
+ * the source) publishes nothing; returns the step's result then.
  */
 async function compare(run, beside, { previous, comparison }, inputs) {
     const { reporter } = run;
@@ -97107,13 +97201,16 @@ async function compare(run, beside, { previous, comparison }, inputs) {
             assertNoSecrets(await beside.mountedHits());
             // Unchanged: nothing new.
             const kept = await run.publisher.unchanged({ ...previous, meta: previousMeta });
-            return stepReport(run, {
+            return build_resultOf(run, {
                 root: previous.root,
                 meta: previousMeta,
                 changed: false,
-                note: ` (unchanged: nothing new${kept.promoted ? '; made current' : ''})`,
-                rows: kept.rows,
                 published: kept.published,
+                previous: undefined,
+                promoted: kept.promoted,
+                current: undefined,
+                services: undefined,
+                retention: kept.rows,
             });
         }
     }
@@ -97185,44 +97282,73 @@ function releaseMeta(id, { previous }, inputs, tree, scan) {
         bytes: scan.bytes,
     };
 }
-/** The report of a build that made a new release (then retention runs). */
-async function builtReport(run, { previous }, meta, published, units) {
-    return stepReport(run, {
+/** The result of a build that made a new release (then retention runs). */
+async function builtResult(run, { previous }, meta, published, units) {
+    return build_resultOf(run, {
         root: published.root,
         meta,
         changed: true,
-        note: previous.meta ? ` (previous ${previous.meta.id})` : '',
-        rows: [
-            ['Masked', units.masked.join(', ') || 'none'],
-            ['Enabled', units.enabled.join(', ') || 'none'],
-            [
-                'Current',
-                published.live ? 'this release' : `${previous.current ?? 'none'} (staged, not published)`,
-            ],
-            ...(await run.publisher.retain()),
-        ],
         published: published.live,
+        previous: previous.meta?.id,
+        promoted: false,
+        current: previous.current,
+        services: units,
+        retention: await run.publisher.retain(),
     });
 }
+/** The step's result, timed. */
+function build_resultOf(run, o) {
+    const { meta, ...rest } = o;
+    return {
+        ...rest,
+        release: meta.id,
+        files: meta.files,
+        bytes: meta.bytes,
+        seconds: Math.round((Date.now() - run.started) / 100) / 10,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/rootfs/result.ts
+/**
+ * What a build-rootfs run did (its result, typed) and the step's report made from it:
+ * the outputs and the summary rows. A build that changed nothing and one that made a new
+ * release share the shape; the summary tells them apart.
+ */
+
 /** The step's outputs and summary. */
-function stepReport(run, o) {
-    const duration = Math.round((Date.now() - run.started) / 100) / 10;
+function reportBuildRootfs(r) {
+    const note = r.changed
+        ? r.previous
+            ? ` (previous ${r.previous})`
+            : ''
+        : ` (unchanged: nothing new${r.promoted ? '; made current' : ''})`;
+    const built = r.services
+        ? [
+            ['Masked', r.services.masked.join(', ') || 'none'],
+            ['Enabled', r.services.enabled.join(', ') || 'none'],
+            [
+                'Current',
+                r.published ? 'this release' : `${r.current ?? 'none'} (staged, not published)`,
+            ],
+        ]
+        : [];
     return {
         outputs: {
-            root: o.root,
-            release: o.meta.id,
-            changed: o.changed,
-            published: o.published,
-            files: o.meta.files,
-            bytes: o.meta.bytes,
-            duration,
+            root: r.root,
+            release: r.release,
+            changed: r.changed,
+            published: r.published,
+            files: r.files,
+            bytes: r.bytes,
+            duration: r.seconds,
         },
         summary: [
-            ['Client root', o.root],
-            ['Release', `${o.meta.id}${o.note}`],
-            ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
-            ...o.rows,
-            ['Duration', `${duration} s`],
+            ['Client root', r.root],
+            ['Release', `${r.release}${note}`],
+            ['Files', `${r.files} (${humanBytes(r.bytes)})`],
+            ...built,
+            ...r.retention,
+            ['Duration', `${r.seconds} s`],
         ],
     };
 }
@@ -97382,8 +97508,8 @@ function countersOf(d) {
         : `${d.writeRequests}:${d.writeBytes}`;
 }
 /** Where journals live when no state-dir is given: $XDG_STATE_HOME/diskless or ~/.local/state/diskless. */
-function defaultStateDir(env = process.env) {
-    const base = env.XDG_STATE_HOME || external_node_path_default().join(external_node_os_default().homedir(), '.local', 'state');
+function defaultStateDir(env) {
+    const base = env.XDG_STATE_HOME || external_node_path_default().join(env.HOME || external_node_os_default().homedir(), '.local', 'state');
     return external_node_path_default().join(base, 'diskless');
 }
 function journalFile(stateDir, drive) {
@@ -98093,10 +98219,9 @@ async function write_send(c, journal, transfer, reporter, phase, confirmed) {
 
 
 
-
 async function standby(s) {
     const found = await find(s);
-    const stateDir = s.o.stateDir ?? defaultStateDir();
+    const { stateDir } = s;
     const reuse = reusable(s, found);
     if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
         const d = found.existing;
@@ -98333,7 +98458,8 @@ async function dryRun(s, f, reuse) {
 
 
 
-async function upload(o, reporter, policy = defaultRetryPolicy) {
+/** Runs the upload in `env` (it names the default state directory); returns what it did. */
+async function upload(o, reporter, env, policy = defaultRetryPolicy) {
     const started = performance.now();
     const { seconds: phases, phase } = timedPhases(reporter);
     const size = await imageSize(o.image);
@@ -98369,6 +98495,7 @@ async function upload(o, reporter, policy = defaultRetryPolicy) {
             sha256: image.sha256,
             phases,
             phase,
+            stateDir: o.stateDir ?? defaultStateDir(env),
         };
         const result = await (o.mode === 'standby' ? standby(session) : inPlace(session)).catch((error) => {
             throw explainApiError(error, api);
@@ -98418,7 +98545,7 @@ async function inPlace(s) {
         });
     const [digests, prepared] = await Promise.all([s.hashing, preparing]);
     logImage(s, digests.sha256);
-    const stateDir = o.stateDir ?? defaultStateDir();
+    const { stateDir } = s;
     const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
     logPlan(s, plan, digests);
     const result = baseResult(s, digests, plan, {
@@ -98439,7 +98566,8 @@ async function inPlace(s) {
     }, reporter, phase));
     return result;
 }
-function uploadReport(r) {
+/** The step's outputs and summary. */
+function reportUploadDrive(r) {
     const send = r.phases.send ?? 0;
     const mbps = send > 0 ? (r.stats.bytesSent / send / 1e6).toFixed(1) : '-';
     const state = r.dryRun
@@ -98521,10 +98649,6 @@ function uploadReport(r) {
         ],
     };
 }
-/** The step as the action and the CLI run it. */
-async function uploadDrive(options, reporter) {
-    return uploadReport(await upload(options, reporter));
-}
 
 ;// CONCATENATED MODULE: ./src/proxmox/retention.ts
 /**
@@ -98601,7 +98725,8 @@ function connect(o) {
         tls: { caFile: o.tlsCaFile, fingerprint: o.tlsFingerprint, insecure: o.tlsInsecure },
     });
 }
-function step_report(o, r, pruned) {
+/** The step's outputs and summary. */
+function reportUploadPve({ target, upload: r, pruned }) {
     const send = r.phases.send ?? 0;
     const state = r.dryRun && !r.sent ? 'dry run: nothing sent' : r.sent ? 'uploaded' : 'already there';
     return {
@@ -98616,7 +98741,7 @@ function step_report(o, r, pruned) {
             throughput: send > 0 && r.sent ? (r.size / send / 1e6).toFixed(1) : '-',
         },
         summary: [
-            ['Target', `${o.apiUrl} node ${o.node}, storage ${o.storage}`],
+            ['Target', `${target.apiUrl} node ${target.node}, storage ${target.storage}`],
             ['Artifact', r.volid],
             ['Result', `${state}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`],
             ['Image', `${r.size} bytes, sha256 ${r.sha256} (verified by Proxmox)`],
@@ -98645,7 +98770,7 @@ async function uploadPve(o, reporter) {
                 dryRun: o.dryRun,
             }, reporter))
             : undefined;
-        return step_report(o, r, pruned);
+        return { target: { apiUrl: o.apiUrl, node: o.node, storage: o.storage }, upload: r, pruned };
     }
     finally {
         await api.close();
@@ -98654,10 +98779,14 @@ async function uploadPve(o, reporter) {
 
 ;// CONCATENATED MODULE: ./src/steps.ts
 /**
- * The pipeline's steps, each with its inputs and its library function. The action
- * entries and the CLI both run a step through this table, so a step has one set of
- * inputs, one implementation and one report, whoever starts it.
+ * The pipeline's steps, each with its inputs, its library function (`run`, which returns
+ * the step's typed result) and the function that turns the result into its report. The
+ * action entries and the CLI both run a step through this table (`start`, in the
+ * environment they pass in), so a step has one set of inputs, one implementation and one
+ * report, whoever starts it; tests and benchmarks read the typed result.
  */
+
+
 
 
 
@@ -98675,11 +98804,9 @@ async function uploadPve(o, reporter) {
 
 function step(s) {
     return {
-        name: s.name,
-        title: s.title,
+        ...s,
         inputs: s.inputs,
-        outputs: s.outputs,
-        start: (get, reporter) => s.run(readInputs(s.inputs, get), reporter),
+        start: async (get, reporter, env) => s.report(await s.run(readInputs(s.inputs, get), reporter, env)),
     };
 }
 const steps = {
@@ -98689,6 +98816,7 @@ const steps = {
         inputs: buildRootfsInputs,
         outputs: buildRootfsOutputs,
         run: buildRootfs,
+        report: reportBuildRootfs,
     }),
     'build-iso': step({
         name: 'build-iso',
@@ -98696,13 +98824,15 @@ const steps = {
         inputs: buildIsoInputs,
         outputs: buildIsoOutputs,
         run: buildIso,
+        report: reportBuildIso,
     }),
     'upload-drive': step({
         name: 'upload-drive',
         title: 'Upload the image to the shared drive',
         inputs: uploadDriveInputs,
         outputs: uploadDriveOutputs,
-        run: uploadDrive,
+        run: upload,
+        report: reportUploadDrive,
     }),
     'upload-pve': step({
         name: 'upload-pve',
@@ -98710,6 +98840,7 @@ const steps = {
         inputs: uploadPveInputs,
         outputs: uploadPveOutputs,
         run: uploadPve,
+        report: reportUploadPve,
     }),
     'boot-test': step({
         name: 'boot-test',
@@ -98717,6 +98848,7 @@ const steps = {
         inputs: bootTestInputs,
         outputs: bootTestOutputs,
         run: runBootTest,
+        report: reportBootTest,
     }),
     promote: step({
         name: 'promote',
@@ -98724,6 +98856,7 @@ const steps = {
         inputs: promoteInputs,
         outputs: promoteOutputs,
         run: promote,
+        report: reportPromote,
     }),
     rollout: step({
         name: 'rollout',
@@ -98731,6 +98864,7 @@ const steps = {
         inputs: rolloutInputs,
         outputs: rolloutOutputs,
         run: rollout,
+        report: reportRollout,
     }),
 };
 function isStepName(name) {
@@ -98791,7 +98925,7 @@ async function runStep(step) {
     for (const secret of secrets)
         core/* setSecret */.Pq(secret);
     try {
-        const report = await step.start((name) => core/* getInput */.V4(name), coreReporter);
+        const report = await step.start((name) => core/* getInput */.V4(name), coreReporter, process.env);
         await publish(step, report);
     }
     catch (error) {
@@ -103970,7 +104104,7 @@ async function runStepCommand(step, args) {
         console.error(redact(line, secrets));
     }, parsed.switches.has('debug'));
     try {
-        printOutputs(await step.start(get, reporter), parsed.switches.has('json'));
+        printOutputs(await step.start(get, reporter, process.env), parsed.switches.has('json'));
         return 0;
     }
     catch (error) {

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, closeSync } from 'node:fs';
 import { DisklessError } from '../errors.js';
-import { showCommand, spawnError } from '../process/run.js';
+import { childEnv, showCommand, spawnError } from '../process/run.js';
 
 export interface Started {
   name: string;
@@ -47,7 +47,7 @@ export class Processes {
     try {
       child = spawn(cmd, args, {
         stdio: ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
-        env: o.env ?? process.env,
+        env: o.env ?? childEnv(),
       });
     } finally {
       if (fd !== undefined) closeSync(fd);

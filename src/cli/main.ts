@@ -56,7 +56,7 @@ async function runStepCommand(step: Step, args: string[]): Promise<number> {
     console.error(redact(line, secrets));
   }, parsed.switches.has('debug'));
   try {
-    printOutputs(await step.start(get, reporter), parsed.switches.has('json'));
+    printOutputs(await step.start(get, reporter, process.env), parsed.switches.has('json'));
     return 0;
   } catch (error) {
     if (!(error instanceof DisklessError)) throw error;

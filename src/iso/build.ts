@@ -18,6 +18,7 @@
 import { copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { humanBytes, timedPhases, type Reporter } from '../report.js';
 import type { InitramfsCache } from './cache-local.js';
 import { chooseCache } from './cache.js';
@@ -34,8 +35,8 @@ import { kernelCommandLine, stageTree, type Staged } from './loaders.js';
 import type { BuildIsoOptions, BuildIsoReport } from './options.js';
 import { findTools, type BootMode, type Tools } from './tools.js';
 
-/** The phases in order, each with the title of its log group (the bench times them by it). */
-export const PHASE_TITLES = {
+/** The phases in order, each with the title of its log group. */
+const PHASE_TITLES = {
   kernel: 'Kernel and tools',
   initramfs: 'Initramfs',
   loaders: 'Boot loaders',
@@ -52,10 +53,10 @@ interface IsoEpoch {
   from: string;
 }
 
-function isoEpoch(kernelMtime: number): IsoEpoch {
-  const env = process.env.SOURCE_DATE_EPOCH;
-  if (env && /^\d{1,12}$/.test(env.trim())) {
-    return { epoch: Number(env.trim()), from: 'SOURCE_DATE_EPOCH' };
+function isoEpoch(kernelMtime: number, env: Env): IsoEpoch {
+  const set = env.SOURCE_DATE_EPOCH;
+  if (set && /^\d{1,12}$/.test(set.trim())) {
+    return { epoch: Number(set.trim()), from: 'SOURCE_DATE_EPOCH' };
   }
   return { epoch: kernelMtime, from: "the kernel image's date" };
 }
@@ -75,6 +76,8 @@ async function move(from: string, to: string): Promise<void> {
 interface IsoRun {
   options: BuildIsoOptions;
   reporter: Reporter;
+  /** The caller's environment: SOURCE_DATE_EPOCH, PATH for the tools, the runner's cache. */
+  env: Env;
   /** The build's start (Date.now()). */
   started: number;
   /** Runs a phase in its log group, timed. */
@@ -93,26 +96,52 @@ interface IsoRun {
   partial?: string;
 }
 
-/** Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders. */
+/** What a build made: the step's result, which reportBuildIso turns into its report. */
+export interface BuildIsoResult {
+  /** The ISO's absolute path, and its SHA-256 and size in bytes. */
+  iso: string;
+  sha256: string;
+  size: number;
+  kernel: { version: string; image: string };
+  initramfs: {
+    cacheHit: boolean;
+    cacheKey: string;
+    /** The cache's name, or 'off'. */
+    backend: string;
+    bytes: number;
+  };
+  mode: BootMode;
+  cmdline: string;
+  /** Seconds spent in each phase. */
+  phaseSeconds: Record<Phase, number>;
+  /** The whole build, in milliseconds. */
+  milliseconds: number;
+}
+
+/**
+ * Builds the bootable ISO: client initramfs (cached), kernel, BIOS and UEFI loaders, in
+ * the caller's environment `env`.
+ */
 export async function buildIso(
   options: BuildIsoOptions,
   reporter: Reporter,
-): Promise<BuildIsoReport> {
-  const run = await start(options, reporter);
+  env: Env,
+): Promise<BuildIsoResult> {
+  const run = await start(options, reporter, env);
   try {
     const { tools, kernel } = await run.phase('kernel', () => kernelAndTools(run));
-    const epoch = isoEpoch(kernel.mtime);
+    const epoch = isoEpoch(kernel.mtime, run.env);
     const initrd = await run.phase('initramfs', () => initramfs(run, kernel));
     const staged = await run.phase('loaders', () => loaders(run, { tools, kernel, initrd, epoch }));
     await run.phase('iso', () => iso(run, tools, staged, epoch));
     const result = await run.phase('check', () => check(run, { tools, kernel, initrd, staged }));
-    return report(run, kernel, initrd, result);
+    return resultOf(run, kernel, initrd, result);
   } finally {
     await cleanup(run);
   }
 }
 
-async function start(options: BuildIsoOptions, reporter: Reporter): Promise<IsoRun> {
+async function start(options: BuildIsoOptions, reporter: Reporter, env: Env): Promise<IsoRun> {
   const started = Date.now();
   const timed = timedPhases(reporter);
   const sysroot = path.resolve(options.sysroot);
@@ -127,10 +156,12 @@ async function start(options: BuildIsoOptions, reporter: Reporter): Promise<IsoR
       maxBytes: options.cacheMaxSize,
     },
     reporter,
+    env,
   );
   return {
     options,
     reporter,
+    env,
     started,
     phase: (p, work) => timed.phase(p, PHASE_TITLES[p], work),
     seconds: timed.seconds,
@@ -146,7 +177,7 @@ async function start(options: BuildIsoOptions, reporter: Reporter): Promise<IsoR
 /** kernel: the tools and loader files are there; the kernel, its version and modules. */
 async function kernelAndTools(run: IsoRun): Promise<{ tools: Tools; kernel: Kernel }> {
   const { options, sysroot } = run;
-  const tools = await findTools(run.mode);
+  const tools = await findTools(run.mode, run.env);
   const kernel = await findKernel(sysroot, options.kernel);
   await findMkinitramfs(sysroot);
   await checkCompression(options.initramfsCompression, sysroot);
@@ -333,33 +364,56 @@ async function check(
   return { digest, size };
 }
 
-function report(
+function resultOf(
   run: IsoRun,
   kernel: Kernel,
   initrd: Initrd,
-  result: { digest: string; size: number },
-): BuildIsoReport {
-  const { output, mode } = run;
-  const phaseTimes = PHASES.map((p) => `${p} ${(run.seconds[p] ?? 0).toFixed(2)} s`).join(', ');
+  checked: { digest: string; size: number },
+): BuildIsoResult {
+  return {
+    iso: run.output,
+    sha256: checked.digest,
+    size: checked.size,
+    kernel: { version: kernel.version, image: kernel.image },
+    initramfs: {
+      cacheHit: initrd.hit,
+      cacheKey: initrd.key,
+      backend: initrd.backend,
+      bytes: initrd.bytes,
+    },
+    mode: run.mode,
+    cmdline: run.cmdline,
+    phaseSeconds: Object.fromEntries(PHASES.map((p) => [p, run.seconds[p] ?? 0])) as Record<
+      Phase,
+      number
+    >,
+    milliseconds: Date.now() - run.started,
+  };
+}
+
+/** The step's outputs and summary. */
+export function reportBuildIso(r: BuildIsoResult): BuildIsoReport {
+  const { initramfs: initrd, mode } = r;
+  const phaseTimes = PHASES.map((p) => `${p} ${r.phaseSeconds[p].toFixed(2)} s`).join(', ');
   return {
     outputs: {
-      iso: output,
-      sha256: result.digest,
-      size: result.size,
-      'kernel-version': kernel.version,
-      'initramfs-cache-hit': initrd.hit,
-      'cache-key': initrd.key,
+      iso: r.iso,
+      sha256: r.sha256,
+      size: r.size,
+      'kernel-version': r.kernel.version,
+      'initramfs-cache-hit': initrd.cacheHit,
+      'cache-key': initrd.cacheKey,
     },
     summary: [
-      ['Kernel', `${kernel.version} (${kernel.image})`],
+      ['Kernel', `${r.kernel.version} (${r.kernel.image})`],
       [
         'Initramfs',
-        `${initrd.hit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
+        `${initrd.cacheHit ? 'cache hit' : initrd.backend === 'off' ? 'built (no cache)' : 'cache miss, built'} (${initrd.backend}), ${humanBytes(initrd.bytes)}`,
       ],
-      ['Cache key', initrd.key],
-      ['ISO', output],
-      ['Size', `${humanBytes(result.size)} (${result.size} bytes)`],
-      ['SHA-256', result.digest],
+      ['Cache key', initrd.cacheKey],
+      ['ISO', r.iso],
+      ['Size', `${humanBytes(r.size)} (${r.size} bytes)`],
+      ['SHA-256', r.sha256],
       [
         'Boot',
         mode === 'both'
@@ -368,9 +422,9 @@ function report(
             ? 'BIOS (isolinux)'
             : 'UEFI (GRUB)',
       ],
-      ['Command line', run.cmdline],
+      ['Command line', r.cmdline],
       ['Time per phase', phaseTimes],
-      ['Duration', `${seconds(Date.now() - run.started)} s`],
+      ['Duration', `${seconds(r.milliseconds)} s`],
     ],
   };
 }

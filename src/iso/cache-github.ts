@@ -8,23 +8,26 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { errorMessage } from '../errors.js';
 import type { Reporter } from '../report.js';
 import type { EntryMeta, InitramfsCache, Restored } from './cache-local.js';
 import { sha256File } from '../files.js';
 
 /** True when the runner gives this job GitHub's cache service. */
-export function githubCacheAvailable(env = process.env): boolean {
+export function githubCacheAvailable(env: Env): boolean {
   return Boolean(env.ACTIONS_CACHE_URL ?? env.ACTIONS_RESULTS_URL);
 }
 
 export class GithubCache implements InitramfsCache {
   readonly name = "GitHub's Actions cache";
   /** The same path on save and restore: @actions/cache keys entries by their paths too. */
-  private readonly dir = path.join(
-    process.env.RUNNER_TEMP ?? os.tmpdir(),
-    'diskless-initramfs-cache',
-  );
+  private readonly dir: string;
+
+  /** `env`: the runner's, for its temporary directory (RUNNER_TEMP). */
+  constructor(env: Env) {
+    this.dir = path.join(env.RUNNER_TEMP ?? os.tmpdir(), 'diskless-initramfs-cache');
+  }
 
   async restore(key: string, dest: string, reporter: Reporter): Promise<Restored> {
     await rm(this.dir, { recursive: true, force: true });

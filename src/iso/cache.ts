@@ -1,4 +1,5 @@
 /** Picks the initramfs cache backend from the `cache` and `cache-dir` inputs. */
+import type { Env } from '../env.js';
 import { DisklessError } from '../errors.js';
 import type { Reporter } from '../report.js';
 import { GithubCache, githubCacheAvailable } from './cache-github.js';
@@ -12,11 +13,16 @@ export interface CacheChoice {
 }
 
 /**
- * auto: local when a cache directory is given, else GitHub's where the runner has it,
- * else none. local needs cache-dir. github where it is not available builds uncached,
- * with a warning (the same workflow then also runs outside Actions).
+ * auto: local when a cache directory is given, else GitHub's where the runner has it
+ * (by `env`, the step's environment), else none. local needs cache-dir. github where it
+ * is not available builds uncached, with a warning (the same workflow then also runs
+ * outside Actions).
  */
-export function chooseCache(o: CacheChoice, reporter: Reporter): InitramfsCache | undefined {
+export function chooseCache(
+  o: CacheChoice,
+  reporter: Reporter,
+  env: Env,
+): InitramfsCache | undefined {
   const local = () =>
     o.cacheDir ? new LocalCache(o.cacheDir, o.maxAgeDays, o.maxBytes) : undefined;
   switch (o.cache) {
@@ -32,12 +38,12 @@ export function chooseCache(o: CacheChoice, reporter: Reporter): InitramfsCache 
       return c;
     }
     case 'github':
-      if (githubCacheAvailable()) return new GithubCache();
+      if (githubCacheAvailable(env)) return new GithubCache(env);
       reporter.warning(
         "cache is github, but GitHub's cache is not available here (no ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL); building the initramfs without a cache",
       );
       return undefined;
     case 'auto':
-      return local() ?? (githubCacheAvailable() ? new GithubCache() : undefined);
+      return local() ?? (githubCacheAvailable(env) ? new GithubCache(env) : undefined);
   }
 }

@@ -7,7 +7,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { run } from '../process/run.js';
+import { childEnv, run } from '../process/run.js';
 import {
   EFI_IMAGE,
   GRUB_CFG,
@@ -213,7 +213,7 @@ async function checkEfiImage(tools: Tools, dir: string, want: Expected): Promise
   const efi = path.join(dir, 'BOOTX64.EFI');
   try {
     await run(tools.mcopy, ['-i', path.join(dir, 'efiboot.img'), '::/EFI/BOOT/BOOTX64.EFI', efi], {
-      env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+      env: childEnv({ MTOOLS_SKIP_CHECK: '1' }),
       debianPackage: 'mtools',
     });
     const binary = await readFile(efi);

@@ -8,7 +8,7 @@
 import { cp, lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
-import { run } from '../process/run.js';
+import { childEnv, run } from '../process/run.js';
 import type { Reporter } from '../report.js';
 import { exists, lstatOrUndefined, sha256 } from '../files.js';
 import { disableMasterOnlyFeatures } from './client-only.js';
@@ -206,7 +206,7 @@ export async function mkinitramfs(o: {
   };
   if (o.sysroot === '/') {
     await run('mkinitramfs', ['-d', o.config, '-o', o.output, o.version], {
-      env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch) },
+      env: childEnv({ SOURCE_DATE_EPOCH: String(o.epoch) }),
       debianPackage: 'initramfs-tools',
       onLine,
     });

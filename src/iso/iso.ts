@@ -9,7 +9,7 @@
  * in sorted order, and the MBR and volume ids are fixed. The same staged tree and date
  * give the same bytes.
  */
-import { run } from '../process/run.js';
+import { childEnv, run } from '../process/run.js';
 import { BOOT_CATALOG, EFI_IMAGE, ISOLINUX_BIN } from './loaders.js';
 import { LOADER_FILES, type BootMode, type Tools } from './tools.js';
 
@@ -54,7 +54,7 @@ export async function makeIso(o: {
   epoch: number;
 }): Promise<void> {
   await run(o.tools.xorriso, xorrisoArgs(o), {
-    env: { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), TZ: 'UTC' },
+    env: childEnv({ SOURCE_DATE_EPOCH: String(o.epoch), TZ: 'UTC' }),
     debianPackage: 'xorriso',
   });
 }

@@ -15,7 +15,7 @@
  */
 import { chmod, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { run } from '../process/run.js';
+import { childEnv, run } from '../process/run.js';
 import { LOADER_FILES, type BootMode, type Tools } from './tools.js';
 
 export const KERNEL_PATH = 'boot/vmlinuz';
@@ -134,7 +134,7 @@ export interface Staged {
 
 /** Lays out the ISO tree in `stage`: kernel, initramfs, isolinux and the GRUB EFI image. */
 export async function stageTree(o: StageOptions): Promise<Staged> {
-  const env = { ...process.env, SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' };
+  const env = childEnv({ SOURCE_DATE_EPOCH: String(o.epoch), MTOOLS_SKIP_CHECK: '1' });
   await copyInto(o.stage, KERNEL_PATH, o.kernel);
   await copyInto(o.stage, INITRD_PATH, o.initrd);
   if (o.mode !== 'uefi') {

@@ -6,6 +6,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { DisklessError } from '../errors.js';
 
 export type BootMode = 'bios' | 'uefi' | 'both';
@@ -55,9 +56,9 @@ function can(file: string, mode: number): Promise<boolean> {
   );
 }
 
-/** The program's path on PATH (as the environment has it now), or undefined. */
-async function which(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
+/** The program's path on `searchPath` (a PATH value), or undefined. */
+async function which(name: string, searchPath: string): Promise<string | undefined> {
+  for (const dir of searchPath.split(':')) {
     if (dir === '') continue;
     const file = path.join(dir, name);
     if (await can(file, constants.X_OK)) return file;
@@ -71,10 +72,10 @@ function installLine(what: string[], packages: string[]): string {
 }
 
 /**
- * Finds every program and loader file the boot mode needs; throws one DisklessError
- * naming all that are missing and the Debian packages that provide them.
+ * Finds every program (on `env`'s PATH) and loader file the boot mode needs; throws one
+ * DisklessError naming all that are missing and the Debian packages that provide them.
  */
-export async function findTools(mode: BootMode): Promise<Tools> {
+export async function findTools(mode: BootMode, env: Env): Promise<Tools> {
   const uefi = mode !== 'bios';
   const bios = mode !== 'uefi';
   const missing: string[] = [];
@@ -82,7 +83,7 @@ export async function findTools(mode: BootMode): Promise<Tools> {
   const found: Record<string, string> = {};
   for (const p of PROGRAMS) {
     if (p.for === 'uefi' && !uefi) continue;
-    const file = await which(p.name);
+    const file = await which(p.name, env.PATH ?? '');
     if (file) found[p.name] = file;
     else {
       missing.push(`${p.name} (not on PATH)`);

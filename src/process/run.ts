@@ -61,6 +61,18 @@ export function spawnError(
   );
 }
 
+/**
+ * A child's environment: this process's, with `extra` set. The programs the library runs
+ * inherit the process environment (locale, proxies, TMPDIR, the PATH their own helpers
+ * need): they are real tools, run as the user would run them. What the library decides
+ * itself (who ran, the epoch, the cache and state directories, where the ISO tools are
+ * found) comes from the step's env instead (src/env.ts). The lint rule against process.env
+ * in src/ allows it here (eslint.config.js).
+ */
+export function childEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, ...extra };
+}
+
 export function run(
   cmd: string,
   args: readonly string[],
@@ -69,7 +81,7 @@ export function run(
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: options.env ?? process.env,
+      env: options.env ?? childEnv(),
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

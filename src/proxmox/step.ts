@@ -1,8 +1,8 @@
 /**
  * upload-pve: ships the ISO to a Proxmox VE storage as a new blue/green artifact and,
  * when asked, prunes the family's old files that no VM references. Phases: connect
- * (the client and its trust), upload, prune; then the report. Pointing the VMs at the
- * new file is the rollout's job.
+ * (the client and its trust), upload, prune; the result (UploadPveResult) then makes the
+ * report. Pointing the VMs at the new file is the rollout's job.
  */
 import type { Reporter } from '../report.js';
 import { PveApi } from './api.js';
@@ -19,11 +19,17 @@ function connect(o: UploadPveOptions): PveApi {
   });
 }
 
-function report(
-  o: UploadPveOptions,
-  r: PveUploadResult,
-  pruned: PruneResult | undefined,
-): UploadPveReport {
+/** What the step did: the step's result, which reportUploadPve turns into its report. */
+export interface UploadPveResult {
+  /** Where the image went. */
+  target: { apiUrl: string; node: string; storage: string };
+  upload: PveUploadResult;
+  /** The prune's result, when the step pruned. */
+  pruned: PruneResult | undefined;
+}
+
+/** The step's outputs and summary. */
+export function reportUploadPve({ target, upload: r, pruned }: UploadPveResult): UploadPveReport {
   const send = r.phases.send ?? 0;
   const state =
     r.dryRun && !r.sent ? 'dry run: nothing sent' : r.sent ? 'uploaded' : 'already there';
@@ -39,7 +45,7 @@ function report(
       throughput: send > 0 && r.sent ? (r.size / send / 1e6).toFixed(1) : '-',
     },
     summary: [
-      ['Target', `${o.apiUrl} node ${o.node}, storage ${o.storage}`],
+      ['Target', `${target.apiUrl} node ${target.node}, storage ${target.storage}`],
       ['Artifact', r.volid],
       ['Result', `${state}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`],
       ['Image', `${r.size} bytes, sha256 ${r.sha256} (verified by Proxmox)`],
@@ -53,7 +59,7 @@ function report(
   };
 }
 
-export async function uploadPve(o: UploadPveOptions, reporter: Reporter): Promise<UploadPveReport> {
+export async function uploadPve(o: UploadPveOptions, reporter: Reporter): Promise<UploadPveResult> {
   const api = connect(o);
   if (o.tlsInsecure)
     reporter.warning(`tls-insecure: the certificate of ${o.apiUrl} is not checked`);
@@ -79,7 +85,7 @@ export async function uploadPve(o: UploadPveOptions, reporter: Reporter): Promis
           ),
         )
       : undefined;
-    return report(o, r, pruned);
+    return { target: { apiUrl: o.apiUrl, node: o.node, storage: o.storage }, upload: r, pruned };
   } finally {
     await api.close();
   }

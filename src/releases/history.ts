@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DisklessError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
+import type { Env } from '../env.js';
 
 export const HISTORY = 'promotions.json';
 
@@ -76,7 +77,7 @@ export function leftCurrentAt(history: readonly Promotion[]): Map<string, number
 }
 
 /** Names the run that promotes, for the history: the workflow run, else user@host. */
-export function whoRan(env: NodeJS.ProcessEnv): string {
+export function whoRan(env: Env): string {
   if (env.GITHUB_RUN_ID) {
     const run = `${env.GITHUB_REPOSITORY ?? ''} ${env.GITHUB_WORKFLOW ?? 'workflow'} run ${env.GITHUB_RUN_ID}`;
     return `${run.trim()}${env.GITHUB_ACTOR ? ` by ${env.GITHUB_ACTOR}` : ''}`;

@@ -9,6 +9,7 @@
  *   switch   `current` replaced atomically; the history records time, from, to and who
  */
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { DisklessError, inputError } from '../errors.js';
 import type { Reporter } from '../report.js';
 import { lockFile, readMarker } from '../rootfs/guard.js';
@@ -88,7 +89,27 @@ async function resolve(
   return id;
 }
 
-export async function promote(options: PromoteOptions, reporter: Reporter): Promise<PromoteReport> {
+/** What promote did: the step's result, which reportPromote turns into its report. */
+export interface PromoteResult {
+  target: string;
+  /** The release that is (or, in a dry run, would be) current. */
+  release: string;
+  /** The release current before, if any. */
+  previous: string | undefined;
+  /** `current` was switched. */
+  changed: boolean;
+  /** What happened, in a line. */
+  what: string;
+  /** Who ran it, as the history records it. */
+  by: string;
+}
+
+/** Makes the release current; `env` names who ran it in the history. */
+export async function promote(
+  options: PromoteOptions,
+  reporter: Reporter,
+  env: Env,
+): Promise<PromoteResult> {
   const target = path.resolve(options.target);
   await checkTarget(target);
   const lock = await holdLocks([await lockFile(target)], () => {
@@ -97,7 +118,7 @@ export async function promote(options: PromoteOptions, reporter: Reporter): Prom
   try {
     const current = await currentId(target);
     const id = await resolve(target, options.release, current);
-    const by = whoRan(process.env);
+    const by = whoRan(env);
     let what: string;
     if (id === current) {
       what = `${id} is already current; nothing changed`;
@@ -109,17 +130,22 @@ export async function promote(options: PromoteOptions, reporter: Reporter): Prom
     }
     reporter.info(what);
     const changed = id !== current && !options.dryRun;
-    return {
-      outputs: { release: id, previous: current ?? '', changed },
-      summary: [
-        ['Target', target],
-        ['Release', id],
-        ['Previous', current ?? 'none'],
-        ['Result', what],
-        ...(changed ? ([['By', by]] as [string, string][]) : []),
-      ],
-    };
+    return { target, release: id, previous: current, changed, what, by };
   } finally {
     await lock.release();
   }
+}
+
+/** The step's outputs and summary. */
+export function reportPromote(r: PromoteResult): PromoteReport {
+  return {
+    outputs: { release: r.release, previous: r.previous ?? '', changed: r.changed },
+    summary: [
+      ['Target', r.target],
+      ['Release', r.release],
+      ['Previous', r.previous ?? 'none'],
+      ['Result', r.what],
+      ...(r.changed ? ([['By', r.by]] as [string, string][]) : []),
+    ],
+  };
 }

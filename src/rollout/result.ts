@@ -1,11 +1,102 @@
 /**
- * What the fleet runs after a rollout, for people (one summary row per server) and for
- * retention (a ledger entry: the release of the new drive, and `also` every other release
- * a server of the family still runs, boots next, or that the previous drive boots).
+ * What a rollout did (its result) and the report made from it; what the fleet runs after
+ * it, for people (one summary row per server) and for retention (a ledger entry: the
+ * release of the new drive, and `also` every other release a server of the family still
+ * runs, boots next, or that the previous drive boots).
  */
-import { artifactsInUse, type ArtifactView, type ServerView } from '../fleet/provider.js';
+import { describeCheck, type HealthCheck } from '../fleet/health.js';
+import {
+  artifactsInUse,
+  type ArtifactView,
+  type Provider,
+  type ServerView,
+} from '../fleet/provider.js';
 import { isReleaseId } from '../releases/layout.js';
 import type { LedgerEntry } from '../releases/ledger.js';
+import type { RolloutReport } from './options.js';
+
+/** What a rollout did: the step's result, which reportRollout turns into its report. */
+export interface RolloutResult {
+  kind: Provider['kind'];
+  /** The drive or ISO rolled out. */
+  target: ArtifactView;
+  /** The artifact most of the servers ran before (the one to roll back to). */
+  previous: string | undefined;
+  /** Every artifact of the cloud afterwards, by id. */
+  artifacts: Map<string, ArtifactView>;
+  /** The chosen servers' names, in the plan's order. */
+  planned: string[];
+  /** The servers repointed and restarted, by name, as they finished. */
+  updated: string[];
+  restarted: string[];
+  /** The servers that failed, space-separated. */
+  failedServer: string | undefined;
+  /** Why the rollout stopped, when it failed. */
+  failure: string | undefined;
+  /** The ledger entry made (none on a dry run). */
+  ledger: LedgerEntry | undefined;
+  /** Per chosen server: its name and what it runs. */
+  fleet: [string, string][];
+  dryRun: boolean;
+  restart: 'rolling' | 'none';
+  batchSize: number;
+  check: HealthCheck;
+}
+
+/** An artifact id, short: a Proxmox volume's file name, or a drive UUID's first 8. */
+export const shortId = (id: string | undefined): string =>
+  id ? (id.includes(':') ? id.replace(/^.*\//, '') : id.slice(0, 8)) : 'nothing';
+
+/** What an artifact is called on this cloud. */
+export const artifactNoun = (kind: Provider['kind']): string =>
+  kind === 'proxmox' ? 'ISO' : 'drive';
+
+/** The artifact as people read it: name, release, short id. */
+export function shownIn(artifacts: Map<string, ArtifactView>, id: string | undefined): string {
+  if (!id) return 'nothing';
+  const a = artifacts.get(id);
+  return a ? `${a.name} (${a.release ?? 'release unknown'}, ${shortId(id)})` : id;
+}
+
+/** The step's outputs and summary. */
+export function reportRollout(r: RolloutResult): RolloutReport {
+  const shown = (id: string | undefined) => shownIn(r.artifacts, id);
+  // In the plan's order (servers of one batch finish in any order).
+  const inOrder = (names: string[]) => r.planned.filter((n) => names.includes(n));
+  return {
+    outputs: {
+      'servers-updated': inOrder(r.updated).join(' '),
+      'servers-restarted': inOrder(r.restarted).join(' '),
+      'previous-drive': r.previous ?? '',
+      'failed-server': r.failedServer ?? '',
+      release: r.target.release ?? '',
+      ledger: r.ledger ? JSON.stringify(r.ledger) : '',
+      fleet: JSON.stringify(Object.fromEntries(r.fleet)),
+      'dry-run': r.dryRun,
+    },
+    summary: [
+      [r.kind === 'proxmox' ? 'ISO' : 'Drive', shown(r.target.id)],
+      [
+        `Previous ${artifactNoun(r.kind)}`,
+        r.previous ? `${shown(r.previous)} (roll back: rollout to it)` : 'none',
+      ],
+      [
+        'Restart',
+        r.restart === 'rolling'
+          ? `rolling, batches of ${r.batchSize}, health ${describeCheck(r.check)}`
+          : 'none: servers take the new drive at their next boot',
+      ],
+      [
+        'Result',
+        r.failure ??
+          (r.dryRun
+            ? 'dry run: nothing changed'
+            : `${r.updated.length} repointed, ${r.restarted.length} restarted`),
+      ],
+      ...r.fleet.map(([name, runs]): [string, string] => [`Server ${name}`, runs]),
+    ],
+  };
+}
 
 function label(a: ArtifactView | undefined, id: string): string {
   // An ISO volume id (Proxmox) is its name; a drive UUID is shown short beside the name.

@@ -24,9 +24,17 @@ import type { ArtifactView, Provider } from '../fleet/provider.js';
 import { StepFailure, type Reporter } from '../report.js';
 import { recordUpload } from '../releases/ledger.js';
 import { isReleaseId } from '../releases/layout.js';
-import { isoStorage, targetArtifact, type RolloutOptions, type RolloutReport } from './options.js';
+import { isoStorage, targetArtifact, type RolloutOptions } from './options.js';
 import { chooseServers, planMove, type Move } from './plan.js';
-import { fleetRows, ledgerEntry } from './result.js';
+import {
+  artifactNoun,
+  fleetRows,
+  ledgerEntry,
+  reportRollout,
+  shownIn,
+  shortId,
+  type RolloutResult,
+} from './result.js';
 
 /** How often a restarting server is asked for its state, and the health check retried. */
 const POLL_MS = 1_000;
@@ -48,17 +56,9 @@ const nameOf = (m: Move): string => m.server.name || m.server.id;
 /** Server names in the plan's order (servers of one batch finish in any order). */
 const inOrder = (ctx: Context, names: string[]): string[] =>
   ctx.moves.map(nameOf).filter((n) => names.includes(n));
-const short = (id: string | undefined): string =>
-  id ? (id.includes(':') ? id.replace(/^.*\//, '') : id.slice(0, 8)) : 'nothing';
 /** What an artifact is called on this cloud. */
-const noun = (ctx: Context): string => (ctx.provider.kind === 'proxmox' ? 'ISO' : 'drive');
-
-/** The artifact as people read it: name, release, short id. */
-function shown(ctx: Context, id: string | undefined): string {
-  if (!id) return 'nothing';
-  const a = ctx.artifacts.get(id);
-  return a ? `${a.name} (${a.release ?? 'release unknown'}, ${short(id)})` : id;
-}
+const noun = (ctx: Context): string => artifactNoun(ctx.provider.kind);
+const shown = (ctx: Context, id: string | undefined): string => shownIn(ctx.artifacts, id);
 
 /** Phase 1: the new artifact, every server and artifact, and what has to happen to each server. */
 async function plan(ctx: Context): Promise<void> {
@@ -97,7 +97,7 @@ async function plan(ctx: Context): Promise<void> {
 function describeMove(ctx: Context, m: Move): string {
   if (!m.repoint && !m.restart) return 'already runs it';
   const repoint = m.repoint
-    ? `${m.device}: ${shown(ctx, m.from)} -> ${short(ctx.target.id)}`
+    ? `${m.device}: ${shown(ctx, m.from)} -> ${shortId(ctx.target.id)}`
     : `${m.device} names it already`;
   if (ctx.o.restart === 'none') return repoint;
   if (m.restart) return `${repoint}; reset`;
@@ -227,8 +227,8 @@ async function rollBatches(ctx: Context): Promise<void> {
   }
 }
 
-/** Phase 3: what every server runs now, the outputs, the summary and the ledger entry. */
-async function finish(ctx: Context, failure: string | undefined): Promise<RolloutReport> {
+/** Phase 3: what every server runs now, and the ledger entry; the step's result. */
+async function finish(ctx: Context, failure: string | undefined): Promise<RolloutResult> {
   const { o, provider } = ctx;
   const [servers, artifacts] = await Promise.all([
     provider.listServers(),
@@ -259,42 +259,25 @@ async function finish(ctx: Context, failure: string | undefined): Promise<Rollou
     );
   }
   const chosen = new Set(ctx.moves.map((m) => m.server.id));
-  const fleet = fleetRows(
-    servers.filter((s) => chosen.has(s.id)),
-    ctx.artifacts,
-  );
   return {
-    outputs: {
-      'servers-updated': inOrder(ctx, ctx.updated).join(' '),
-      'servers-restarted': inOrder(ctx, ctx.restarted).join(' '),
-      'previous-drive': previous ?? '',
-      'failed-server': ctx.failed ?? '',
-      release: ctx.target.release ?? '',
-      ledger: entry && !o.dryRun ? JSON.stringify(entry) : '',
-      fleet: JSON.stringify(Object.fromEntries(fleet)),
-      'dry-run': o.dryRun,
-    },
-    summary: [
-      [ctx.provider.kind === 'proxmox' ? 'ISO' : 'Drive', shown(ctx, ctx.target.id)],
-      [
-        `Previous ${noun(ctx)}`,
-        previous ? `${shown(ctx, previous)} (roll back: rollout to it)` : 'none',
-      ],
-      [
-        'Restart',
-        o.restart === 'rolling'
-          ? `rolling, batches of ${o.batchSize}, health ${describeCheck(ctx.check)}`
-          : 'none: servers take the new drive at their next boot',
-      ],
-      [
-        'Result',
-        failure ??
-          (o.dryRun
-            ? 'dry run: nothing changed'
-            : `${ctx.updated.length} repointed, ${ctx.restarted.length} restarted`),
-      ],
-      ...fleet.map(([name, runs]): [string, string] => [`Server ${name}`, runs]),
-    ],
+    kind: provider.kind,
+    target: ctx.target,
+    previous,
+    artifacts: ctx.artifacts,
+    planned: ctx.moves.map(nameOf),
+    updated: ctx.updated,
+    restarted: ctx.restarted,
+    failedServer: ctx.failed,
+    failure,
+    ledger: o.dryRun ? undefined : entry,
+    fleet: fleetRows(
+      servers.filter((s) => chosen.has(s.id)),
+      ctx.artifacts,
+    ),
+    dryRun: o.dryRun,
+    restart: o.restart,
+    batchSize: o.batchSize,
+    check: ctx.check,
   };
 }
 
@@ -329,13 +312,24 @@ export function connectProvider(o: RolloutOptions, reporter: Reporter): Provider
   });
 }
 
-export async function rollout(
-  o: RolloutOptions,
-  reporter: Reporter,
-  connect: (o: RolloutOptions) => Provider = (x) => connectProvider(x, reporter),
-): Promise<RolloutReport> {
+/** A rollout that stopped: its report (for the runners) and its result (typed). */
+export class RolloutFailure extends StepFailure {
+  override name = 'RolloutFailure';
+  constructor(
+    message: string,
+    readonly result: RolloutResult,
+  ) {
+    super(message, reportRollout(result));
+  }
+}
+
+/**
+ * Rolls the fleet onto the new artifact; returns what it did. A failed rollout throws a
+ * RolloutFailure carrying what it did before it stopped.
+ */
+export async function rollout(o: RolloutOptions, reporter: Reporter): Promise<RolloutResult> {
   const check = parseHealthCheck(o.healthCheck) ?? { kind: 'none' };
-  const provider = connect(o);
+  const provider = connectProvider(o, reporter);
   const ctx: Context = {
     o,
     reporter,
@@ -368,12 +362,12 @@ export async function rollout(
       });
     if (failure === undefined) return await finish(ctx, undefined);
     const said = failure;
-    const report = await finish(ctx, said).catch((error: unknown) => {
+    const result = await finish(ctx, said).catch((error: unknown) => {
       throw new DisklessError(
         `${said} (reading the servers afterwards failed: ${errorMessage(error)})`,
       );
     });
-    throw new StepFailure(said, report);
+    throw new RolloutFailure(said, result);
   } finally {
     await provider.close();
   }

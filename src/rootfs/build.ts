@@ -23,6 +23,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { lstatOrUndefined, sha256 } from '../files.js';
 import { deferredReporter, humanBytes, type Reporter } from '../report.js';
 import { listReleases, newReleaseId, type ReleaseMeta } from '../releases/layout.js';
@@ -32,9 +33,10 @@ import { overlay, prepareVar, scanClientRoot, scrubIdentity, services } from './
 import { claimTarget, lockFile, readMarker, type Marker } from './guard.js';
 import { scanMountedTrees } from './live-scan.js';
 import { holdLocks, type HeldLock } from './lock.js';
-import type { BuildRootfsOptions, BuildRootfsReport } from './options.js';
+import type { BuildRootfsOptions } from './options.js';
 import type { TemplateEntry } from './overlay.js';
 import { samePrevious, type PreviousRelease } from './publisher.js';
+import type { BuildRootfsResult } from './result.js';
 import { copy, differences } from './rsync.js';
 import type { ServicesResult } from './services.js';
 import { CLIENT_KEY_PATHS, clientKeys } from './scrub.js';
@@ -44,12 +46,13 @@ import { buildSkeleton, type Skeleton } from './var-skeleton.js';
 /** Bumped when the build's output changes for the same inputs: the next build is a new release. */
 const FORMAT = 2;
 
-/** Builds a client root release from the master's root. */
+/** Builds a client root release from the master's root, in the caller's environment. */
 export async function buildRootfs(
   options: BuildRootfsOptions,
   reporter: Reporter,
-): Promise<BuildRootfsReport> {
-  const run = await check(options, reporter, Date.now());
+  env: Env,
+): Promise<BuildRootfsResult> {
+  const run = await check(options, reporter, Date.now(), env);
   await claimTarget(run.target, options.layout);
   const beside = startBeside(run);
   const buildLock = await lock(run, beside);
@@ -76,7 +79,7 @@ export async function buildRootfs(
     const published = await reporter.group('Publish', () =>
       run.publisher.publish(meta, root, base.previous, base.marker),
     );
-    return await builtReport(run, base, meta, published, units);
+    return await builtResult(run, base, meta, published, units);
   } finally {
     await run.publisher.discard();
     await buildLock.release();
@@ -259,14 +262,14 @@ async function fingerprint(run: Run, beside: Beside): Promise<Inputs> {
 
 /**
  * compare: nothing changed since the previous release (same fingerprint, no difference in
- * the source) publishes nothing; returns the step's report then.
+ * the source) publishes nothing; returns the step's result then.
  */
 async function compare(
   run: Run,
   beside: Beside,
   { previous, comparison }: Base,
   inputs: Inputs,
-): Promise<BuildRootfsReport | undefined> {
+): Promise<BuildRootfsResult | undefined> {
   const { reporter } = run;
   const previousMeta = previous.meta;
   if (previous.root && previousMeta?.fingerprint === inputs.fingerprint) {
@@ -283,13 +286,16 @@ async function compare(
       assertNoSecrets(await beside.mountedHits());
       // Unchanged: nothing new.
       const kept = await run.publisher.unchanged({ ...previous, meta: previousMeta });
-      return stepReport(run, {
+      return resultOf(run, {
         root: previous.root,
         meta: previousMeta,
         changed: false,
-        note: ` (unchanged: nothing new${kept.promoted ? '; made current' : ''})`,
-        rows: kept.rows,
         published: kept.published,
+        previous: undefined,
+        promoted: kept.promoted,
+        current: undefined,
+        services: undefined,
+        retention: kept.rows,
       });
     }
   } else if (previousMeta) {
@@ -381,64 +387,40 @@ function releaseMeta(
   };
 }
 
-/** The report of a build that made a new release (then retention runs). */
-async function builtReport(
+/** The result of a build that made a new release (then retention runs). */
+async function builtResult(
   run: Run,
   { previous }: Base,
   meta: ReleaseMeta,
   published: { root: string; live: boolean },
   units: ServicesResult,
-): Promise<BuildRootfsReport> {
-  return stepReport(run, {
+): Promise<BuildRootfsResult> {
+  return resultOf(run, {
     root: published.root,
     meta,
     changed: true,
-    note: previous.meta ? ` (previous ${previous.meta.id})` : '',
-    rows: [
-      ['Masked', units.masked.join(', ') || 'none'],
-      ['Enabled', units.enabled.join(', ') || 'none'],
-      [
-        'Current',
-        published.live ? 'this release' : `${previous.current ?? 'none'} (staged, not published)`,
-      ],
-      ...(await run.publisher.retain()),
-    ],
     published: published.live,
+    previous: previous.meta?.id,
+    promoted: false,
+    current: previous.current,
+    services: units,
+    retention: await run.publisher.retain(),
   });
 }
 
-/** The step's outputs and summary. */
-function stepReport(
+/** The step's result, timed. */
+function resultOf(
   run: Run,
-  o: {
-    root: string;
+  o: Omit<BuildRootfsResult, 'release' | 'files' | 'bytes' | 'seconds'> & {
     meta: Pick<ReleaseMeta, 'id' | 'files' | 'bytes'>;
-    changed: boolean;
-    /** Shown after the release id. */
-    note: string;
-    /** Rows after Files. */
-    rows: [string, string][];
-    /** The release is current now. */
-    published: boolean;
   },
-): BuildRootfsReport {
-  const duration = Math.round((Date.now() - run.started) / 100) / 10;
+): BuildRootfsResult {
+  const { meta, ...rest } = o;
   return {
-    outputs: {
-      root: o.root,
-      release: o.meta.id,
-      changed: o.changed,
-      published: o.published,
-      files: o.meta.files,
-      bytes: o.meta.bytes,
-      duration,
-    },
-    summary: [
-      ['Client root', o.root],
-      ['Release', `${o.meta.id}${o.note}`],
-      ['Files', `${o.meta.files} (${humanBytes(o.meta.bytes)})`],
-      ...o.rows,
-      ['Duration', `${duration} s`],
-    ],
+    ...rest,
+    release: meta.id,
+    files: meta.files,
+    bytes: meta.bytes,
+    seconds: Math.round((Date.now() - run.started) / 100) / 10,
   };
 }

@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { DisklessError, inputError } from '../errors.js';
 import type { Reporter } from '../report.js';
 import { clientAccounts } from './accounts.js';
@@ -81,11 +82,12 @@ function clientFstab(
   });
 }
 
-/** The check phase: refusals first, then the run's fixed inputs. */
+/** The check phase: refusals first, then the run's fixed inputs (`env`: the caller's). */
 export async function check(
   options: BuildRootfsOptions,
   reporter: Reporter,
   started: number,
+  env: Env,
 ): Promise<Run> {
   const layout = options.layout;
   const checked = await reporter.group('Check the source, target and template', async () => {
@@ -99,14 +101,14 @@ export async function check(
     return c;
   });
   const { source, target } = checked;
-  const publisher = publisherFor(target, options, reporter);
+  const publisher = publisherFor(target, options, reporter, env);
   const excludes = exclusions({
     source,
     target,
     stateDir: options.stateDir,
     copyUsr: options.copyUsr,
     extra: options.exclude,
-    env: process.env,
+    env,
   });
   const usrExport = path.join(source, 'usr');
   const values = templateValues(options, publisher.nfsRoot, usrExport);

@@ -4,6 +4,7 @@
  * a pattern without a / matches a name at any depth.
  */
 import path from 'node:path';
+import type { Env } from '../env.js';
 import { SECRET_EXCLUDES } from './scrub.js';
 
 /** The 2011 list, in today's form, and what a modern Debian adds to it. */
@@ -67,7 +68,7 @@ export interface ExclusionContext {
   copyUsr: boolean;
   extra: readonly string[];
   /** The environment, for the runner's own directories. */
-  env: NodeJS.ProcessEnv;
+  env: Env;
 }
 
 /** Every exclude pattern of a build, built-in first, then the `exclude` input's. */

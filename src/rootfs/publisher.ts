@@ -12,6 +12,7 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Reporter } from '../report.js';
+import type { Env } from '../env.js';
 import { everPromoted, readHistory, whoRan } from '../releases/history.js';
 import { releasesInUse } from '../releases/in-use.js';
 import {
@@ -99,13 +100,15 @@ export interface Publisher {
   discard(): Promise<void>;
 }
 
+/** The layout's publisher; `env` names who ran the build in the promotion history. */
 export function publisherFor(
   target: string,
   options: BuildRootfsOptions,
   reporter: Reporter,
+  env: Env,
 ): Publisher {
   return options.layout === 'versioned'
-    ? new VersionedPublisher(target, options, reporter)
+    ? new VersionedPublisher(target, options, reporter, whoRan(env))
     : new InPlacePublisher(target, reporter);
 }
 
@@ -122,6 +125,8 @@ class VersionedPublisher implements Publisher {
     private readonly target: string,
     private readonly options: BuildRootfsOptions,
     private readonly reporter: Reporter,
+    /** Who runs the build, as the promotion history records it. */
+    private readonly by: string,
   ) {
     this.nfsRoot = path.join(target, CURRENT);
   }
@@ -152,7 +157,7 @@ class VersionedPublisher implements Publisher {
     // did not get to promote).
     const promoted = this.options.publish && meta.id !== current;
     if (promoted) {
-      await makeCurrent(this.target, meta.id, current, whoRan(process.env));
+      await makeCurrent(this.target, meta.id, current, this.by);
       this.reporter.info(`${path.join(this.target, CURRENT)} now points at ${meta.id}`);
     }
     return { promoted, published: meta.id === current || promoted, rows: await this.retain() };
@@ -183,7 +188,7 @@ class VersionedPublisher implements Publisher {
       return { root: finalRoot, live: false };
     }
     try {
-      await makeCurrent(target, id, current, whoRan(process.env));
+      await makeCurrent(target, id, current, this.by);
     } catch (error) {
       // Not live: the release must not linger as if it had been published.
       await removeRelease(target, id);

@@ -14,6 +14,7 @@
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Env } from '../env.js';
 
 export interface JournalHeader {
   version: 2;
@@ -47,8 +48,8 @@ export function countersOf(d: {
 }
 
 /** Where journals live when no state-dir is given: $XDG_STATE_HOME/diskless or ~/.local/state/diskless. */
-export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+export function defaultStateDir(env: Env): string {
+  const base = env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), '.local', 'state');
   return path.join(base, 'diskless');
 }
 

@@ -58,6 +58,8 @@ export interface Session {
   sha256: Promise<string>;
   phases: Record<string, number>;
   phase: Phase;
+  /** Where the journals go: state-dir, else the default for the caller's environment. */
+  stateDir: string;
 }
 
 export function logImage(s: Session, sha256: string): void {

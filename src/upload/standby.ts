@@ -16,7 +16,6 @@ import { formatBytes } from '../inputs/fields.js';
 import { serverClaims } from '../drive/claims.js';
 import { describeHolders } from '../fleet/elasticstack.js';
 import { inFamily, liveDrive, standbyName } from './family.js';
-import { defaultStateDir } from './journal.js';
 import { planFresh, planUpload, type Plan } from './plan.js';
 import { trustedRecord, type DriveRecord } from './record.js';
 import { applyRetention, judgeFamily } from './retention.js';
@@ -44,7 +43,7 @@ interface Found {
 
 export async function standby(s: Session): Promise<UploadResult> {
   const found = await find(s);
-  const stateDir = s.o.stateDir ?? defaultStateDir();
+  const { stateDir } = s;
   const reuse = reusable(s, found);
   if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
     const d = found.existing;

@@ -8,6 +8,7 @@
  */
 import { DriveApi } from '../drive/api.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../drive/retry.js';
+import type { Env } from '../env.js';
 import { DisklessError, errorMessage } from '../errors.js';
 import { formatBytes } from '../inputs/fields.js';
 import { timedPhases, type Reporter } from '../report.js';
@@ -30,9 +31,11 @@ import {
 import { emptyStats } from './transfer.js';
 import { writePlan } from './write.js';
 
+/** Runs the upload in `env` (it names the default state directory); returns what it did. */
 export async function upload(
   o: UploadDriveOptions,
   reporter: Reporter,
+  env: Env,
   policy: RetryPolicy = defaultRetryPolicy,
 ): Promise<UploadResult> {
   const started = performance.now();
@@ -70,6 +73,7 @@ export async function upload(
       sha256: image.sha256,
       phases,
       phase,
+      stateDir: o.stateDir ?? defaultStateDir(env),
     };
     const result = await (o.mode === 'standby' ? standby(session) : inPlace(session)).catch(
       (error: unknown) => {
@@ -138,7 +142,7 @@ async function inPlace(s: Session): Promise<UploadResult> {
       });
   const [digests, prepared] = await Promise.all([s.hashing, preparing]);
   logImage(s, digests.sha256);
-  const stateDir = o.stateDir ?? defaultStateDir();
+  const { stateDir } = s;
   const plan = await planUpload(
     target.kind === 'existing' ? target.drive : undefined,
     digests,
@@ -174,7 +178,8 @@ async function inPlace(s: Session): Promise<UploadResult> {
   return result;
 }
 
-function uploadReport(r: UploadResult): UploadDriveReport {
+/** The step's outputs and summary. */
+export function reportUploadDrive(r: UploadResult): UploadDriveReport {
   const send = r.phases.send ?? 0;
   const mbps = send > 0 ? (r.stats.bytesSent / send / 1e6).toFixed(1) : '-';
   const state = r.dryRun
@@ -255,12 +260,4 @@ function uploadReport(r: UploadResult): UploadDriveReport {
       ['Duration', `${r.seconds.toFixed(1)} s`],
     ],
   };
-}
-
-/** The step as the action and the CLI run it. */
-export async function uploadDrive(
-  options: UploadDriveOptions,
-  reporter: Reporter,
-): Promise<UploadDriveReport> {
-  return uploadReport(await upload(options, reporter));
 }

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIso } from '../../src/iso/build.js';
+import { buildIso, reportBuildIso } from '../../src/iso/build.js';
 import {
   CLIENT_MARK,
   hookRuns,
@@ -19,10 +19,16 @@ import {
   tempDir,
   xorriso,
 } from './fixture.js';
-import { recordingReporter } from '../../src/report.js';
+import type { BuildIsoOptions, BuildIsoReport } from '../../src/iso/options.js';
+import { recordingReporter, type Reporter } from '../../src/report.js';
 
 const NFS_ROOT = '10.0.2.100:/srv/diskless/current';
 const EXPECTED_CMDLINE = `console=tty0 console=ttyS0,115200n8 root=/dev/nfs nfsroot=${NFS_ROOT},vers=3,tcp ip=dhcp ro panic=10`;
+
+/** One build's report: its outputs and summary, as the action publishes them. */
+async function build(options: BuildIsoOptions, reporter: Reporter): Promise<BuildIsoReport> {
+  return reportBuildIso(await buildIso(options, reporter, process.env));
+}
 
 function sha256sum(file: string): string {
   return execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0] ?? '';
@@ -56,7 +62,7 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
   it('cold: builds a BIOS and UEFI ISO with the client initramfs and the NFS command line', async () => {
     const output = path.join(outDir, 'boot.iso');
     const c = recordingReporter();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
+    const report = await build(isoOptions({ ...inputs(), output }), c);
 
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs.iso).toBe(output);
@@ -134,7 +140,7 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
   it('again with the same inputs: a cache hit, no mkinitramfs, the same sha256', async () => {
     const output = path.join(outDir, 'again.iso');
     const c = recordingReporter();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
+    const report = await build(isoOptions({ ...inputs(), output }), c);
     expect(report.outputs['initramfs-cache-hit']).toBe(true);
     expect(report.outputs['cache-key']).toBe(first.key);
     expect(await hookRuns(sysroot.root)).toBe(1);
@@ -144,6 +150,19 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
     expect(Object.fromEntries(report.summary).Initramfs).toMatch(/^cache hit/);
   });
 
+  it("SOURCE_DATE_EPOCH in the step's env dates the ISO (process.env untouched)", async () => {
+    const output = path.join(outDir, 'dated.iso');
+    const c = recordingReporter();
+    const result = await buildIso(isoOptions({ ...inputs(), output }), c, {
+      ...process.env,
+      SOURCE_DATE_EPOCH: '1700000000',
+    });
+    expect(result.initramfs.cacheHit).toBe(true);
+    expect(c.lines.join('\n')).toContain('dated 2023-11-14T22:13:20.000Z (from SOURCE_DATE_EPOCH)');
+    expect(xorriso(output, '-pvd_info')).toMatch(/Creation Time: 20231114221320/);
+    expect(result.sha256).not.toBe(first.sha256);
+  });
+
   it('a corrupt cache entry is detected, rebuilt, and the ISO is the same', async () => {
     const img = path.join(cacheDir, `${first.key}.img`);
     const fh = await open(img, 'r+');
@@ -151,20 +170,20 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
     await fh.close();
     const output = path.join(outDir, 'rebuilt.iso');
     const c = recordingReporter();
-    const report = await buildIso(isoOptions({ ...inputs(), output }), c);
+    const report = await build(isoOptions({ ...inputs(), output }), c);
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(c.warnings.join('\n')).toMatch(/cached initramfs .* is corrupt \(.*SHA-256/);
     expect(await hookRuns(sysroot.root)).toBe(2);
     // mkinitramfs is reproducible too: a rebuilt initramfs gives the same ISO.
     expect(report.outputs.sha256).toBe(first.sha256);
-    const again = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const again = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(again.outputs['initramfs-cache-hit']).toBe(true);
   });
 
   it("changing one file of the client's initramfs config is a miss", async () => {
     await appendFile(path.join(client, 'etc/initramfs-tools/modules'), 'virtio_blk\n');
     const output = path.join(outDir, 'config-changed.iso');
-    const report = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const report = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs['cache-key']).not.toBe(first.key);
     expect(report.outputs.sha256).not.toBe(first.sha256);
@@ -173,12 +192,12 @@ describe('build-iso on a debootstrapped sysroot', { timeout: 180_000 }, () => {
 
   it('changing the kernel is a miss', async () => {
     const output = path.join(outDir, 'kernel-changed.iso');
-    const before = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const before = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(before.outputs['initramfs-cache-hit']).toBe(true);
     // Another build of the same kernel version: the image's digest differs.
     const image = path.join(sysroot.root, 'boot', `vmlinuz-${before.outputs['kernel-version']}`);
     await appendFile(image, Buffer.alloc(512, 0));
-    const report = await buildIso(isoOptions({ ...inputs(), output }), recordingReporter());
+    const report = await build(isoOptions({ ...inputs(), output }), recordingReporter());
     expect(report.outputs['initramfs-cache-hit']).toBe(false);
     expect(report.outputs['cache-key']).not.toBe(before.outputs['cache-key']);
     expect(await hookRuns(sysroot.root)).toBe(4);
@@ -193,7 +212,7 @@ describe("build-iso with this machine's own root as sysroot", () => {
     expect(newest, 'this machine needs a kernel: apt-get install linux-image-amd64').not.toBe('');
     const client = await makeClient('/');
     const output = path.join(await tempDir('out'), 'master.iso');
-    const report = await buildIso(
+    const report = await build(
       isoOptions({ root: client, 'nfs-root': NFS_ROOT, output, cache: 'off', 'boot-mode': 'bios' }),
       recordingReporter(),
     );

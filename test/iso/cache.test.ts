@@ -82,40 +82,25 @@ describe('the cache backend choice', () => {
     maxAgeDays: 30,
     maxBytes: 1 << 30,
   });
-  const withoutGithub = <T>(work: () => T): T => {
-    const saved = [process.env.ACTIONS_CACHE_URL, process.env.ACTIONS_RESULTS_URL];
-    delete process.env.ACTIONS_CACHE_URL;
-    delete process.env.ACTIONS_RESULTS_URL;
-    try {
-      return work();
-    } finally {
-      if (saved[0] !== undefined) process.env.ACTIONS_CACHE_URL = saved[0];
-      if (saved[1] !== undefined) process.env.ACTIONS_RESULTS_URL = saved[1];
-    }
-  };
+  /** A step's environment outside a runner (no cache service), and inside one. */
+  const withoutGithub = { PATH: process.env.PATH };
+  const withGithub = { ...withoutGithub, ACTIONS_RESULTS_URL: 'http://127.0.0.1:9/' };
 
   it('auto is local with a cache directory, GitHub where available, else none', async () => {
     const dir = path.join(await tempDir('cache'), 'c');
     await mkdir(dir);
-    withoutGithub(() => {
-      expect(chooseCache(choice('auto', dir), recordingReporter())?.name).toBe(`local (${dir})`);
-      expect(chooseCache(choice('auto'), recordingReporter())).toBeUndefined();
-      process.env.ACTIONS_RESULTS_URL = 'http://127.0.0.1:9/';
-      try {
-        expect(chooseCache(choice('auto'), recordingReporter())?.name).toBe(
-          "GitHub's Actions cache",
-        );
-      } finally {
-        delete process.env.ACTIONS_RESULTS_URL;
-      }
-    });
+    expect(chooseCache(choice('auto', dir), recordingReporter(), withoutGithub)?.name).toBe(
+      `local (${dir})`,
+    );
+    expect(chooseCache(choice('auto'), recordingReporter(), withoutGithub)).toBeUndefined();
+    expect(chooseCache(choice('auto'), recordingReporter(), withGithub)?.name).toBe(
+      "GitHub's Actions cache",
+    );
   });
 
   it('github where it is not available builds without a cache, with a warning', () => {
-    withoutGithub(() => {
-      const c = recordingReporter();
-      expect(chooseCache(choice('github'), c)).toBeUndefined();
-      expect(c.warnings.join('\n')).toContain("GitHub's cache is not available here");
-    });
+    const c = recordingReporter();
+    expect(chooseCache(choice('github'), c, withoutGithub)).toBeUndefined();
+    expect(c.warnings.join('\n')).toContain("GitHub's cache is not available here");
   });
 });

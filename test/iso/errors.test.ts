@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Env } from '../../src/env.js';
 import { DisklessError, InputError } from '../../src/errors.js';
 import { buildIso } from '../../src/iso/build.js';
 import { imageVersion } from '../../src/iso/kernel.js';
@@ -34,13 +35,20 @@ beforeAll(async () => {
   version = v;
 }, SAMPLE_ROOT_TIMEOUT);
 
-/** Runs a build that must fail; returns its message after checking nothing was left. */
-async function fails(inputs: Record<string, string>): Promise<string> {
+/**
+ * Runs a build (in `env`, by default this process's) that must fail; returns its message
+ * after checking nothing was left.
+ */
+async function fails(inputs: Record<string, string>, env: Env = process.env): Promise<string> {
   const out = await tempDir('out');
   const output = path.join(out, 'boot.iso');
   let error: unknown;
   try {
-    await buildIso(isoOptions({ 'nfs-root': NFS_ROOT, output, ...inputs }), recordingReporter());
+    await buildIso(
+      isoOptions({ 'nfs-root': NFS_ROOT, output, ...inputs }),
+      recordingReporter(),
+      env,
+    );
   } catch (e) {
     error = e;
   }
@@ -127,10 +135,6 @@ describe('build-iso refuses with one clear line and leaves no ISO', () => {
   });
 
   describe('missing programs', () => {
-    const saved = process.env.PATH;
-    afterAll(() => {
-      process.env.PATH = saved;
-    });
     /** A PATH with every program of /usr/bin and /usr/sbin except `hidden`. */
     async function pathWithout(hidden: string[]): Promise<string> {
       const bin = await tempDir('bin');
@@ -144,25 +148,17 @@ describe('build-iso refuses with one clear line and leaves no ISO', () => {
     }
 
     it('xorriso', async () => {
-      process.env.PATH = await pathWithout(['xorriso']);
-      try {
-        expect(await fails({ root: client, sysroot: sample })).toBe(
-          'xorriso (not on PATH) is missing; install the Debian package xorriso',
-        );
-      } finally {
-        process.env.PATH = saved;
-      }
+      const env = { ...process.env, PATH: await pathWithout(['xorriso']) };
+      expect(await fails({ root: client, sysroot: sample }, env)).toBe(
+        'xorriso (not on PATH) is missing; install the Debian package xorriso',
+      );
     });
 
     it('mtools', async () => {
-      process.env.PATH = await pathWithout(['mformat', 'mmd', 'mcopy']);
-      try {
-        expect(await fails({ root: client, sysroot: sample })).toBe(
-          'mformat (not on PATH), mmd (not on PATH), mcopy (not on PATH) are missing; install the Debian package mtools',
-        );
-      } finally {
-        process.env.PATH = saved;
-      }
+      const env = { ...process.env, PATH: await pathWithout(['mformat', 'mmd', 'mcopy']) };
+      expect(await fails({ root: client, sysroot: sample }, env)).toBe(
+        'mformat (not on PATH), mmd (not on PATH), mcopy (not on PATH) are missing; install the Debian package mtools',
+      );
     });
   });
 

@@ -50,6 +50,7 @@ async function buildLean(sysroot: string, client: string): Promise<Lean> {
       'initramfs-compression': 'zstd',
     }),
     c,
+    process.env,
   );
   const initrd = path.join(out, 'initrd.img');
   xorriso(iso, '-osirrox', 'on', '-extract', '/boot/initrd.img', initrd);
@@ -212,6 +213,7 @@ describe('a bookworm image with a piece taken out', () => {
             'initramfs-modules': 'virtio_net\nno_such_nic',
           }),
           recordingReporter(),
+          process.env,
         ),
       );
       expect(error.message).toMatch(/lacks what an NFS boot needs: kernel module no_such_nic \(/);
@@ -224,7 +226,7 @@ describe('a bookworm image with a piece taken out', () => {
     'is much smaller than the netboot image of the same sysroot',
     async () => {
       const out = await tempDir('netboot');
-      const report = await buildIso(
+      const result = await buildIso(
         isoOptions({
           root: client,
           sysroot: sysroot.root,
@@ -235,8 +237,9 @@ describe('a bookworm image with a piece taken out', () => {
           'initramfs-compression': 'zstd',
         }),
         recordingReporter(),
+        process.env,
       );
-      const netboot = report.outputs.size;
+      const netboot = result.size;
       const leanSize = (await readFile(lean.iso)).length;
       process.stderr.write(`bookworm ISO: vm preset ${leanSize} bytes, netboot ${netboot} bytes\n`);
       expect(leanSize).toBeLessThan(netboot * 0.6);
@@ -293,6 +296,7 @@ describe('the initramfs-modules and initramfs-compression inputs', () => {
               'initramfs-compression': 'zstd',
             }),
             recordingReporter(),
+            process.env,
           ),
         );
         expect(error.message).toBe(

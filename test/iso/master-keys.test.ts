@@ -80,6 +80,7 @@ describe('build-iso on a master with dropbear-initramfs', () => {
         cache: 'off',
       }),
       recordingReporter(),
+      process.env,
     );
     // The listing beside the ISO names no dropbear file.
     const listing = await readFile(`${output}.contents`, 'utf8');

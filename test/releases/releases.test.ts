@@ -3,15 +3,15 @@
 import { chmod, mkdir, readdir, readFile, readlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Env } from '../../src/env.js';
 import { DisklessError } from '../../src/errors.js';
 import { exists } from '../../src/files.js';
 import { readInputs } from '../../src/inputs/read.js';
 import { readHistory, type Promotion } from '../../src/releases/history.js';
 import { recordUpload } from '../../src/releases/ledger.js';
 import { promoteInputs } from '../../src/releases/options.js';
-import { promote } from '../../src/releases/promote.js';
-import { buildRootfs } from '../../src/rootfs/build.js';
-import { makeMaster, options, tempDir } from '../rootfs/fixture.js';
+import { promote, reportPromote } from '../../src/releases/promote.js';
+import { buildReport, makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { rejected } from '../helpers/errors.js';
 import { recordingReporter } from '../../src/report.js';
 
@@ -28,7 +28,7 @@ beforeAll(async () => {
 
 async function build(target: string, extra: Record<string, string> = {}) {
   const log = recordingReporter();
-  const report = await buildRootfs(
+  const report = await buildReport(
     options({
       source: master,
       target,
@@ -67,11 +67,20 @@ async function current(target: string): Promise<string> {
   return path.basename(await readlink(path.join(target, 'current')));
 }
 
-function promoteRun(target: string, release: string, extra: Record<string, string> = {}) {
+/** promote's report; `env` is the step's environment (this process's unless given). */
+async function promoteRun(
+  target: string,
+  release: string,
+  extra: Record<string, string> = {},
+  env: Env = process.env,
+) {
   const raw: Record<string, string> = { target, release, ...extra };
-  return promote(
-    readInputs(promoteInputs, (n) => raw[n]),
-    recordingReporter(),
+  return reportPromote(
+    await promote(
+      readInputs(promoteInputs, (n) => raw[n]),
+      recordingReporter(),
+      env,
+    ),
   );
 }
 
@@ -154,6 +163,23 @@ describe('staged builds and promotion', () => {
     );
     expect(await current(target)).toBe(r2);
     expect(await readFile(path.join(target, 'promotions.json'), 'utf8')).toBe(before);
+  });
+
+  it('records who promoted from the env it is given: the workflow run', async () => {
+    const t = path.join(await tempDir('target'), 'clients');
+    const staged = await build(t, { publish: 'false' });
+    const env = {
+      GITHUB_RUN_ID: '7',
+      GITHUB_REPOSITORY: 'ops/clients',
+      GITHUB_WORKFLOW: 'release',
+      GITHUB_ACTOR: 'alice',
+    };
+    const out = await promoteRun(t, staged.release, {}, env);
+    expect(new Map(out.summary).get('By')).toBe('ops/clients release run 7 by alice');
+    expect((await readHistory(t)).at(-1)).toMatchObject({
+      to: staged.release,
+      by: 'ops/clients release run 7 by alice',
+    });
   });
 
   it('refuses publish: false with the in-place layout', () => {

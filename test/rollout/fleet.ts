@@ -6,8 +6,10 @@
 import { createServer as httpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as tcpServer, type AddressInfo, type Server } from 'node:net';
 import type { Emulator } from '../../src/emulator/index.js';
-import { recordingReporter, StepFailure } from '../../src/report.js';
+import { recordingReporter } from '../../src/report.js';
 import type { RolloutReport } from '../../src/rollout/options.js';
+import { reportRollout } from '../../src/rollout/result.js';
+import { RolloutFailure } from '../../src/rollout/rollout.js';
 import { steps } from '../../src/steps.js';
 import { alice, call, createDrive, properties } from '../emulator/helpers.js';
 
@@ -131,11 +133,11 @@ export async function runRolloutStep(raw: Record<string, string>): Promise<Run> 
   const reporter = recordingReporter(undefined, { indent: true });
   const { lines } = reporter;
   try {
-    const report = await steps.rollout.start((n) => raw[n], reporter);
+    const report = await steps.rollout.start((n) => raw[n], reporter, process.env);
     return { ...report, lines, error: undefined };
   } catch (error) {
-    // The rollout step's StepFailure carries its own report; an input error has none.
-    const report = error instanceof StepFailure ? (error.report as RolloutReport) : undefined;
+    // A stopped rollout carries what it did; an input error has nothing.
+    const report = error instanceof RolloutFailure ? reportRollout(error.result) : undefined;
     return {
       outputs: report?.outputs ?? ({} as RolloutReport['outputs']),
       summary: report?.summary ?? [],

@@ -6,12 +6,12 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { exists, sha256 } from '../../src/files.js';
-import { buildRootfs } from '../../src/rootfs/build.js';
 import { holdLocks } from '../../src/rootfs/lock.js';
 import {
   API_KEY,
   PRIVATE_KEY,
   SECRETS,
+  buildReport,
   makeMaster,
   makeTemplate,
   options,
@@ -70,7 +70,7 @@ describe('a first build of a fixture master', () => {
 
   beforeAll(async () => {
     target = path.join(await tempDir('target'), 'clients');
-    const report = await buildRootfs(inputs(target), recordingReporter());
+    const report = await buildReport(inputs(target), recordingReporter());
     outputs = report.outputs;
     root = outputs.root;
   });
@@ -207,9 +207,9 @@ describe('rebuilds of a versioned target', () => {
     const target = path.join(await tempDir('target'), 'clients');
     // keep-days 0: only keep and the in-use signals hold a release (retention.test.ts).
     const raw = { source: master2, keep: '2', 'keep-days': '0' };
-    const first = await buildRootfs(inputs(target, raw), recordingReporter());
+    const first = await buildReport(inputs(target, raw), recordingReporter());
 
-    const again = await buildRootfs(inputs(target, raw), recordingReporter());
+    const again = await buildReport(inputs(target, raw), recordingReporter());
     expect(again.outputs.changed).toBe(false);
     expect(again.outputs.release).toBe(first.outputs.release);
     expect(
@@ -218,7 +218,7 @@ describe('rebuilds of a versioned target', () => {
 
     const before = await manifest(first.outputs.root);
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.3\n');
-    const changed = await buildRootfs(inputs(target, raw), recordingReporter());
+    const changed = await buildReport(inputs(target, raw), recordingReporter());
     expect(changed.outputs.changed).toBe(true);
     expect(changed.outputs.release).not.toBe(first.outputs.release);
     const oldRoot = first.outputs.root;
@@ -258,9 +258,9 @@ describe('rebuilds of a versioned target', () => {
 
     // Two more changed builds with keep=2 and keep-days 0: the two newest stay.
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.4\n');
-    const third = await buildRootfs(inputs(target, raw), recordingReporter());
+    const third = await buildReport(inputs(target, raw), recordingReporter());
     await writeFile(path.join(master2, 'etc/resolv.conf'), 'nameserver 10.0.0.5\n');
-    const fourth = await buildRootfs(inputs(target, raw), recordingReporter());
+    const fourth = await buildReport(inputs(target, raw), recordingReporter());
     const left = (await readdir(path.join(target, 'releases')))
       .filter((n) => !n.endsWith('.json'))
       .sort();
@@ -272,9 +272,9 @@ describe('rebuilds of a versioned target', () => {
   it('rebuilds when only the template changed, and keeps client keys across builds', async () => {
     const tpl = await makeTemplate();
     const target = path.join(await tempDir('target'), 'clients');
-    const first = await buildRootfs(inputs(target, { template: tpl }), recordingReporter());
+    const first = await buildReport(inputs(target, { template: tpl }), recordingReporter());
     await writeFile(path.join(tpl, 'etc/motd'), 'new motd\n');
-    const second = await buildRootfs(inputs(target, { template: tpl }), recordingReporter());
+    const second = await buildReport(inputs(target, { template: tpl }), recordingReporter());
     expect(second.outputs.changed).toBe(true);
     const newRoot = second.outputs.root;
     expect(await readFile(path.join(newRoot, 'etc/motd'), 'utf8')).toBe('new motd\n');
@@ -297,7 +297,7 @@ describe('refusals leave the target exactly as it was', () => {
     const watch = (await exists(target)) ? target : path.dirname(target);
     const before = await manifest(watch);
     const sourceBefore = await manifest(master);
-    const error = await buildRootfs(
+    const error = await buildReport(
       options({ source: master, 'state-dir': state, 'nfs-server': '10.0.0.1', ...raw }),
       recordingReporter(),
     ).then(
@@ -360,7 +360,7 @@ describe('refusals leave the target exactly as it was', () => {
 
   it('refuses a layout other than the one the target was made with', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    await buildRootfs(inputs(target), recordingReporter());
+    await buildReport(inputs(target), recordingReporter());
     await refused(
       { target, template, layout: 'in-place' },
       target,
@@ -388,9 +388,9 @@ describe('refusals leave the target exactly as it was', () => {
   it('refuses relative and root targets in library calls too', async () => {
     const base = { ...inputs('/x'), source: master };
     await expect(
-      buildRootfs({ ...base, target: 'relative/dir' }, recordingReporter()),
+      buildReport({ ...base, target: 'relative/dir' }, recordingReporter()),
     ).rejects.toThrow(/Input "target": got "relative\/dir"; expected an absolute path/);
-    await expect(buildRootfs({ ...base, target: '/' }, recordingReporter())).rejects.toThrow(
+    await expect(buildReport({ ...base, target: '/' }, recordingReporter())).rejects.toThrow(
       /Input "target": got "\/"; expected a directory other than \//,
     );
   });
@@ -399,7 +399,7 @@ describe('refusals leave the target exactly as it was', () => {
 describe('the secret scan', () => {
   it('fails a build whose template adds a private key, listing the path only', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    const good = await buildRootfs(inputs(target), recordingReporter());
+    const good = await buildReport(inputs(target), recordingReporter());
     const tpl = await makeTemplate();
     await mkdir(path.join(tpl, 'etc/app'), { recursive: true });
     await writeFile(
@@ -412,7 +412,7 @@ describe('the secret scan', () => {
     });
     // Directory times aside (a staging directory came and went), nothing changed.
     const before = await manifest(target, { dirTimes: false });
-    const error = await buildRootfs(inputs(target, { template: tpl }), recordingReporter()).catch(
+    const error = await buildReport(inputs(target, { template: tpl }), recordingReporter()).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(DisklessError);
@@ -425,7 +425,7 @@ describe('the secret scan', () => {
     expect(await manifest(target, { dirTimes: false })).toEqual(before);
     expect(await readlink(path.join(target, 'current'))).toBe(`releases/${good.outputs.release}`);
 
-    const allowed = await buildRootfs(
+    const allowed = await buildReport(
       inputs(target, {
         template: tpl,
         'secret-allow': '/etc/app/tls.pem\netc/default/elastichosts',
@@ -442,7 +442,7 @@ describe('the secret scan', () => {
 describe('locks', () => {
   it('a build waits while another holds the target, then succeeds', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    await buildRootfs(inputs(target), recordingReporter());
+    await buildReport(inputs(target), recordingReporter());
     const other = await holdLocks([path.join(target, '.diskless-lock')], () => undefined);
     let publishedWhileWaiting: string[] | undefined;
     const reporter = recordingReporter((line) => {
@@ -455,7 +455,7 @@ describe('locks', () => {
     });
     await writeFile(path.join(master, 'etc/lock-test'), 'x');
     const names = await readdir(path.join(target, 'releases'));
-    const report = await buildRootfs(inputs(target), reporter);
+    const report = await buildReport(inputs(target), reporter);
     expect(reporter.lines).toContain(
       `Another build of ${target} is running; waiting for it to finish`,
     );
@@ -503,7 +503,7 @@ describe('locks', () => {
           .finally(() => void apt.release());
       }
     });
-    const report = await buildRootfs(inputs(target), reporter);
+    const report = await buildReport(inputs(target), reporter);
     expect(
       reporter.lines.some((l) => l.startsWith('Waiting for the dpkg lock of the source')),
     ).toBe(true);
@@ -516,15 +516,15 @@ describe('in-place layout', () => {
   it('syncs straight into the target, warns, and changes nothing on a rebuild', async () => {
     const target = path.join(await tempDir('target'), 'inplace');
     const r1 = recordingReporter();
-    const first = await buildRootfs(inputs(target, { layout: 'in-place' }), r1);
+    const first = await buildReport(inputs(target, { layout: 'in-place' }), r1);
     expect(first.outputs.root).toBe(target);
     expect(r1.warnings.join('\n')).toContain('running clients');
     expect(await readFile(path.join(target, 'etc/motd'), 'utf8')).toBe('diskless client\n');
     expect(await exists(path.join(target, '.diskless-target'))).toBe(true);
-    const again = await buildRootfs(inputs(target, { layout: 'in-place' }), recordingReporter());
+    const again = await buildReport(inputs(target, { layout: 'in-place' }), recordingReporter());
     expect(again.outputs.changed).toBe(false);
     await writeFile(path.join(master, 'etc/inplace-test'), 'x');
-    const third = await buildRootfs(inputs(target, { layout: 'in-place' }), recordingReporter());
+    const third = await buildReport(inputs(target, { layout: 'in-place' }), recordingReporter());
     expect(third.outputs.changed).toBe(true);
     expect(await exists(path.join(target, 'etc/inplace-test'))).toBe(true);
     expect(await exists(path.join(target, '.diskless-target'))).toBe(true);

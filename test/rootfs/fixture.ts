@@ -7,7 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { chmod, chown, link, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readInputs } from '../../src/inputs/read.js';
-import { buildRootfsInputs, type BuildRootfsOptions } from '../../src/rootfs/options.js';
+import type { Reporter } from '../../src/report.js';
+import { buildRootfs } from '../../src/rootfs/build.js';
+import {
+  buildRootfsInputs,
+  type BuildRootfsOptions,
+  type BuildRootfsReport,
+} from '../../src/rootfs/options.js';
+import { reportBuildRootfs } from '../../src/rootfs/result.js';
 import { tempDir } from '../helpers/temp.js';
 
 export { tempDir };
@@ -228,4 +235,12 @@ export async function makeTemplate(): Promise<string> {
 /** Options as the action would read them from raw inputs. */
 export function options(raw: Record<string, string>): BuildRootfsOptions {
   return readInputs(buildRootfsInputs, (name) => raw[name]);
+}
+
+/** One build's report: its outputs and summary, as the action publishes them. */
+export async function buildReport(
+  o: BuildRootfsOptions,
+  reporter: Reporter,
+): Promise<BuildRootfsReport> {
+  return reportBuildRootfs(await buildRootfs(o, reporter, process.env));
 }

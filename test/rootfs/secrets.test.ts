@@ -7,8 +7,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { exists } from '../../src/files.js';
-import { buildRootfs } from '../../src/rootfs/build.js';
-import { makeMaster, options, tempDir } from './fixture.js';
+import { buildReport, makeMaster, options, tempDir } from './fixture.js';
 import { plantSecrets, secretRuns, type PlantedSecrets } from './secret-fixture.js';
 import { recordingReporter } from '../../src/report.js';
 
@@ -40,7 +39,7 @@ describe('a master with secrets in every form', () => {
   it('fails the build naming every hit by path and rule at once, quoting none', async () => {
     const target = path.join(await tempDir('target'), 'clients');
     const reporter = recordingReporter();
-    const error = await buildRootfs(inputs(target, await tempDir('state')), reporter).catch(
+    const error = await buildReport(inputs(target, await tempDir('state')), reporter).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(DisklessError);
@@ -58,7 +57,7 @@ describe('a master with secrets in every form', () => {
 
   it('publishes once the content hits are allowed, with no key store copied', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    const report = await buildRootfs(
+    const report = await buildReport(
       inputs(target, await tempDir('state'), {
         'secret-allow': Object.keys(planted.found).join('\n'),
       }),
@@ -86,7 +85,7 @@ describe('accounts', () => {
     const allow = { 'secret-allow': Object.keys(planted.found).join('\n') };
     const build = async (extra: Record<string, string>) => {
       const target = path.join(await tempDir('target'), 'clients');
-      const r = await buildRootfs(
+      const r = await buildReport(
         inputs(target, await tempDir('state'), { ...allow, ...extra }),
         recordingReporter(),
       );
@@ -113,7 +112,7 @@ describe('accounts', () => {
 
     const target = path.join(await tempDir('target'), 'clients');
     await expect(
-      buildRootfs(
+      buildReport(
         inputs(target, await tempDir('state'), { ...allow, 'keep-password-hashes': 'bob' }),
         recordingReporter(),
       ),
@@ -136,7 +135,7 @@ describe('what clients mount from the master', () => {
     const state = await tempDir('state');
     const target = path.join(await tempDir('target'), 'clients');
     const run = (extra: Record<string, string>, reporter = recordingReporter()) =>
-      buildRootfs(
+      buildReport(
         options({ source: home, target, 'state-dir': state, 'nfs-server': '10.0.0.1', ...extra }),
         reporter,
       );
@@ -184,7 +183,7 @@ describe('what clients mount from the master', () => {
 describe('host-keys-at-boot', () => {
   it('puts no private host key in the root; the unit makes the keys sshd is told to use', async () => {
     const target = path.join(await tempDir('target'), 'clients');
-    const report = await buildRootfs(
+    const report = await buildReport(
       inputs(target, await tempDir('state'), {
         'secret-allow': Object.keys(planted.found).join('\n'),
         'host-keys-at-boot': 'true',

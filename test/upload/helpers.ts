@@ -70,6 +70,7 @@ export async function run(url: string, raw: Record<string, string>, lines: strin
   return upload(
     options(url, raw),
     recordingReporter((l) => lines.push(l), { indent: true }),
+    process.env,
     fastRetries,
   );
 }

@@ -16,7 +16,7 @@ import { sha256 } from '../../src/files.js';
 import { chunkBody, promising } from '../../src/upload/compress.js';
 import { startProgress } from '../../src/upload/progress.js';
 import { hashImage, imageSize, zeroDigest } from '../../src/upload/image.js';
-import { findJournal, openJournal } from '../../src/upload/journal.js';
+import { defaultStateDir, findJournal, openJournal } from '../../src/upload/journal.js';
 import { decodeRecord, encodeRecord, trustedRecord } from '../../src/upload/record.js';
 import { chunksToVerify } from '../../src/upload/verify.js';
 import { tempDir } from '../helpers/temp.js';
@@ -153,6 +153,13 @@ describe('resume journal', () => {
       record: '',
       writes: '',
     });
+  });
+
+  it("lives under the step's env when no state-dir is given: XDG_STATE_HOME, else HOME", () => {
+    expect(defaultStateDir({ XDG_STATE_HOME: '/var/lib/ci', HOME: '/home/ci' })).toBe(
+      '/var/lib/ci/diskless',
+    );
+    expect(defaultStateDir({ HOME: '/home/ci' })).toBe('/home/ci/.local/state/diskless');
   });
 });
 

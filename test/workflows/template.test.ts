@@ -6,10 +6,9 @@ import { mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
-import { buildRootfs } from '../../src/rootfs/build.js';
 import { fstabMounts } from '../../src/rootfs/fstab.js';
 import { loadTemplate } from '../../src/rootfs/overlay.js';
-import { makeMaster, options, tempDir } from '../rootfs/fixture.js';
+import { buildReport, makeMaster, options, tempDir } from '../rootfs/fixture.js';
 import { REPO } from './workflows.js';
 import { list } from '../../src/inputs/fields.js';
 import type { BuildRootfsReport } from '../../src/rootfs/options.js';
@@ -77,7 +76,7 @@ describe('build-rootfs with the template and settings, as the build job runs it'
     master = await makeMaster();
     target = path.join(await tempDir('target'), 'clients');
     state = await tempDir('state');
-    const report = await buildRootfs(
+    const report = await buildReport(
       options({
         source: master,
         target,
@@ -205,7 +204,7 @@ describe('the example template as shipped keeps the master users and /usr keys f
       'nfs-server': '10.0.0.1',
       'template-values': settings('template-values'),
     });
-    const report = await buildRootfs(inputs, recordingReporter());
+    const report = await buildReport(inputs, recordingReporter());
     const root = report.outputs.root;
     const fstab = await readFile(path.join(root, 'etc/fstab'), 'utf8');
     expect(fstabMounts(fstab).filter((m) => m.file === '/home')).toEqual([
@@ -217,7 +216,7 @@ describe('the example template as shipped keeps the master users and /usr keys f
     await mkdir(path.dirname(key), { recursive: true });
     execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key]);
     await writeFile(path.join(master, 'etc/motd'), 'changed\n');
-    const error = await buildRootfs(inputs, recordingReporter()).catch((e: unknown) => e);
+    const error = await buildReport(inputs, recordingReporter()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DisklessError);
     expect((error as Error).message).toContain('/usr/local/etc/app/client.key (pem-private-key)');
     expect(await readlink(path.join(target, 'current'))).toBe(`releases/${report.outputs.release}`);
