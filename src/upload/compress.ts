@@ -6,7 +6,7 @@
  * shrinks by a fifth is compressed whole (level 1: fast, most of the gain).
  */
 import { promisify } from 'node:util';
-import { gzip, gzipSync } from 'node:zlib';
+import { gzip } from 'node:zlib';
 
 const gzipAsync = promisify(gzip);
 /** Compress the whole chunk only when the sample promises at least this ratio... */
@@ -19,25 +19,21 @@ const WINDOWS = 16;
 const WINDOW = 4 * 1024;
 
 /** Where the sample of a chunk of `length` bytes lies: [offset in the chunk, bytes]. */
-export function sampleWindows(length: number): [number, number][] {
+function sampleWindows(length: number): [number, number][] {
   if (length <= WINDOWS * WINDOW) return [[0, length]];
   const step = Math.floor((length - WINDOW) / (WINDOWS - 1));
   return Array.from({ length: WINDOWS }, (_, i) => [i * step, WINDOW]);
 }
 
-function sampleOf(raw: Buffer): Buffer {
-  return Buffer.concat(sampleWindows(raw.length).map(([at, n]) => raw.subarray(at, at + n)));
-}
-
-/** Whether a sample (sampleWindows' bytes) looks worth compressing: it shrinks by a fifth. */
-export async function promisingSample(sample: Buffer): Promise<boolean> {
+/**
+ * Whether the chunk looks worth compressing: its sample shrinks by a fifth. The sample is
+ * copied out before this returns, so the caller may reuse `raw` at once.
+ */
+export async function promising(raw: Buffer): Promise<boolean> {
+  const sample = Buffer.concat(
+    sampleWindows(raw.length).map(([at, n]) => raw.subarray(at, at + n)),
+  );
   return (await gzipAsync(sample, { level: 1 })).length <= sample.length * PROMISING;
-}
-
-/** Whether the chunk looks worth compressing: its sample shrinks by a fifth. */
-export function promising(raw: Buffer): boolean {
-  const sample = sampleOf(raw);
-  return gzipSync(sample, { level: 1 }).length <= sample.length * PROMISING;
 }
 
 /** The body to send for a chunk `promising` said could shrink: gzip if it saves a tenth. */

@@ -4,9 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
+import { sha256 } from '../files.js';
 import { DisklessError } from '../errors.js';
-import { promisingSample, sampleWindows } from './compress.js';
+import { promising } from './compress.js';
 
 export interface ImageDigests {
   size: number;
@@ -81,66 +81,6 @@ export async function readFully(
   }
 }
 
-// Each chunk's digest, on a second thread in one pass over the image, told chunk by
-// chunk. The whole image's sha256 is computed on the main thread at the same time
-// (wholeSha256): it names a standby drive, so it is wanted first, before the thread has
-// even started (40 to 90 ms on a small runner); both hashes over the same bytes then take
-// the time of one on two cores.
-const HASHER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
-const { file, size, chunkSize } = workerData;
-const fd = openSync(file, 'r');
-try {
-  const buffer = Buffer.allocUnsafe(Math.min(chunkSize, size));
-  const block = Buffer.alloc(Math.min(chunkSize, 1 << 16));
-  const zeros = new Map();
-  const zeroDigest = (length) => {
-    const hash = createHash('sha256');
-    for (let left = length; left > 0; left -= block.length) {
-      hash.update(left >= block.length ? block : block.subarray(0, left));
-    }
-    return hash.digest('hex');
-  };
-  for (let index = 0, at = 0; at < size; index++, at += chunkSize) {
-    const length = Math.min(chunkSize, size - at);
-    const view = buffer.subarray(0, length);
-    for (let done = 0; done < length; ) {
-      const n = readSync(fd, view, done, length - done, at + done);
-      if (n === 0) throw new Error('the file got shorter while it was read');
-      done += n;
-    }
-    const digest = createHash('sha256').update(view).digest('hex');
-    if (!zeros.has(length)) zeros.set(length, zeroDigest(length));
-    parentPort.postMessage({ index, digest, zero: digest === zeros.get(length) });
-  }
-  parentPort.postMessage({ done: true });
-} finally {
-  closeSync(fd);
-}
-`;
-
-type HasherMessage = { index: number; digest: string; zero: boolean } | { done: true };
-
-/** Whether chunk `index` looks worth compressing, from its sample read off the file. */
-async function sampleCompressible(
-  handle: FileHandle,
-  index: number,
-  size: number,
-  chunkSize: number,
-): Promise<boolean> {
-  const start = index * chunkSize;
-  const windows = sampleWindows(chunkLength(index, size, chunkSize));
-  const sample = Buffer.allocUnsafe(windows.reduce((sum, [, n]) => sum + n, 0));
-  let at = 0;
-  for (const [offset, n] of windows) {
-    await readFully(handle, sample.subarray(at, at + n), start + offset);
-    at += n;
-  }
-  return promisingSample(sample);
-}
-
 /** The image's hashes under way: its sha256 comes first, the digests of its chunks after. */
 export interface ImageHashing {
   sha256: Promise<string>;
@@ -148,27 +88,38 @@ export interface ImageHashing {
 }
 
 /**
- * Starts hashing the image: its sha256 (on this thread, a few milliseconds a chunk at a
- * time, so the API's answers wait no longer than that), and a digest per chunk on a worker
- * thread in one pass, where each non-zero chunk's small sample is also tried with gzip as
- * its digest comes in. Memory: two chunks and one sample per chunk being tried.
+ * Starts hashing the image, in two passes on this thread, a chunk at a time (a few
+ * milliseconds each, so the API's answers wait no longer than that): first the whole
+ * image's sha256, which names a standby drive and so is wanted first; then each chunk's
+ * digest, whether it is zeros, and whether its sample compresses, while the drive is
+ * being created. A worker thread would cost more CPU to start (40 to 90 ms on a small
+ * runner) than the hashing itself, and compete with the API's answers for the cores.
+ * Memory: two chunks.
  */
 export function hashImage(file: string, size: number, chunkSize: number): ImageHashing {
-  const sha256 = wholeSha256(file, size, chunkSize);
-  const chunks = chunkDigests(file, size, chunkSize);
-  const digests = Promise.all([sha256, chunks]).then(([hex, c]) => ({ ...c, sha256: hex }));
+  const whole = wholeSha256(file, size, chunkSize);
+  const digests = whole.then(async (hex) => ({
+    ...(await chunkDigests(file, size, chunkSize)),
+    sha256: hex,
+  }));
   // Each is awaited by the caller, or not at all after an early refusal: never unhandled.
-  sha256.catch(() => undefined);
+  whole.catch(() => undefined);
   digests.catch(() => undefined);
-  return { sha256, digests };
+  return { sha256: whole, digests };
 }
 
-/** The whole image's sha256, read a chunk at a time. */
-async function wholeSha256(file: string, size: number, chunkSize: number): Promise<string> {
+/**
+ * Calls `each` with every chunk of the file in turn; the next chunk is read (on the
+ * thread pool) into a second buffer while `each` works on this one.
+ */
+async function eachChunk(
+  file: string,
+  size: number,
+  chunkSize: number,
+  each: (index: number, chunk: Buffer) => void,
+): Promise<void> {
   const handle = await open(file, 'r');
   try {
-    const whole = createHash('sha256');
-    // Two buffers: the next chunk is read (on the thread pool) while this one is hashed.
     const even = Buffer.allocUnsafe(Math.min(chunkSize, size));
     const odd = Buffer.allocUnsafe(Math.min(chunkSize, size));
     const read = (index: number) => {
@@ -180,17 +131,23 @@ async function wholeSha256(file: string, size: number, chunkSize: number): Promi
     const count = chunkCount(size, chunkSize);
     let next = read(0);
     for (let index = 0; index < count; index++) {
-      const view = await next;
+      const chunk = await next;
       if (index + 1 < count) next = read(index + 1);
-      whole.update(view);
+      each(index, chunk);
     }
-    return whole.digest('hex');
   } finally {
     await handle.close();
   }
 }
 
-/** A digest per chunk (on a worker thread), which are zeros, which are worth compressing. */
+/** The whole image's sha256. */
+async function wholeSha256(file: string, size: number, chunkSize: number): Promise<string> {
+  const whole = createHash('sha256');
+  await eachChunk(file, size, chunkSize, (_, chunk) => whole.update(chunk));
+  return whole.digest('hex');
+}
+
+/** A digest per chunk, which chunks are zeros, which are worth compressing. */
 async function chunkDigests(
   file: string,
   size: number,
@@ -200,36 +157,24 @@ async function chunkDigests(
   const chunks = new Array<string>(count).fill('');
   const zero = new Array<boolean>(count).fill(false);
   const compressible = new Array<boolean>(count).fill(false);
-  const handle = await open(file, 'r');
+  const zeros = new Map<number, string>();
   const samples: Promise<void>[] = [];
   try {
-    await new Promise<void>((resolve, reject) => {
-      const worker = new Worker(HASHER, { eval: true, workerData: { file, size, chunkSize } });
-      worker.on('message', (m: HasherMessage) => {
-        if ('done' in m) {
-          resolve();
-          return;
-        }
-        chunks[m.index] = m.digest;
-        zero[m.index] = m.zero;
-        if (m.zero) return; // zero chunks are never sent, so never compressed
-        const sampled = sampleCompressible(handle, m.index, size, chunkSize).then((yes) => {
-          compressible[m.index] = yes;
-        });
-        sampled.catch(() => undefined); // awaited below
-        samples.push(sampled);
+    await eachChunk(file, size, chunkSize, (index, chunk) => {
+      chunks[index] = sha256(chunk);
+      if (!zeros.has(chunk.length)) zeros.set(chunk.length, zeroDigest(chunk.length));
+      zero[index] = chunks[index] === zeros.get(chunk.length);
+      if (zero[index]) return; // zero chunks are never sent, so never compressed
+      // promising copies its sample out at once: the chunk's buffer is read into again.
+      const sampled = promising(chunk).then((yes) => {
+        compressible[index] = yes;
       });
-      worker.once('error', (error) => {
-        reject(new DisklessError(`image ${file}: ${error.message}`));
-      });
-      worker.once('exit', (code) => {
-        reject(new DisklessError(`image ${file}: the hashing thread stopped (exit code ${code})`));
-      });
+      sampled.catch(() => undefined); // awaited below
+      samples.push(sampled);
     });
     await Promise.all(samples);
     return { size, chunkSize, chunks, zero, compressible };
   } finally {
     await Promise.allSettled(samples);
-    await handle.close();
   }
 }
