@@ -93871,15 +93871,6 @@ function chunkCount(size, chunkSize) {
 function chunkLength(index, size, chunkSize) {
     return Math.min(chunkSize, size - index * chunkSize);
 }
-/** sha256 of `length` zero bytes, without allocating them all. */
-function zeroDigest(length) {
-    const block = Buffer.alloc(Math.min(length, 1 << 16));
-    const hash = (0,external_node_crypto_.createHash)('sha256');
-    for (let left = length; left > 0; left -= block.length) {
-        hash.update(left >= block.length ? block : block.subarray(0, left));
-    }
-    return hash.digest('hex');
-}
 /** Reads exactly buffer.length bytes at `position` (short reads are retried). */
 async function readFully(handle, buffer, position) {
     let done = 0;
@@ -93911,6 +93902,22 @@ function hashImage(file, size, chunkSize) {
     return { sha256: whole, digests };
 }
 /**
+ * How much is hashed between two turns of the event loop: an API answer that comes in
+ * meanwhile waits about a millisecond, however large the chunks (a 4 MiB slice held the
+ * drive's creation back by 16 ms, its answer passing through several turns).
+ */
+const SLICE = 2 ** 20;
+/** Feeds `data` to `hashes` a slice at a time, letting the event loop turn in between. */
+async function updateInSlices(hashes, data) {
+    for (let at = 0; at < data.length; at += SLICE) {
+        if (at > 0)
+            await (0,external_node_timers_promises_namespaceObject.setImmediate)();
+        const slice = data.subarray(at, at + SLICE);
+        for (const hash of hashes)
+            hash.update(slice);
+    }
+}
+/**
  * Calls `each` with every chunk of the file in turn; the next chunk is read (on the
  * thread pool) into a second buffer while `each` works on this one.
  */
@@ -93931,7 +93938,7 @@ async function eachChunk(file, size, chunkSize, each) {
             const chunk = await next;
             if (index + 1 < count)
                 next = read(index + 1);
-            each(index, chunk);
+            await each(index, chunk);
         }
     }
     finally {
@@ -93941,7 +93948,7 @@ async function eachChunk(file, size, chunkSize, each) {
 /** The whole image's sha256. */
 async function wholeSha256(file, size, chunkSize) {
     const whole = (0,external_node_crypto_.createHash)('sha256');
-    await eachChunk(file, size, chunkSize, (_, chunk) => whole.update(chunk));
+    await eachChunk(file, size, chunkSize, (_, chunk) => updateInSlices([whole], chunk));
     return whole.digest('hex');
 }
 /** A digest per chunk, which chunks are zeros, which are worth compressing. */
@@ -93950,14 +93957,15 @@ async function chunkDigests(file, size, chunkSize) {
     const chunks = new Array(count).fill('');
     const zero = new Array(count).fill(false);
     const compressible = new Array(count).fill(false);
-    const zeros = new Map();
+    // Compared with, never written: all-zero pages that take no memory until read.
+    const zeros = Buffer.alloc(Math.min(chunkSize, size));
     const samples = [];
     try {
-        await eachChunk(file, size, chunkSize, (index, chunk) => {
-            chunks[index] = sha256(chunk);
-            if (!zeros.has(chunk.length))
-                zeros.set(chunk.length, zeroDigest(chunk.length));
-            zero[index] = chunks[index] === zeros.get(chunk.length);
+        await eachChunk(file, size, chunkSize, async (index, chunk) => {
+            const digest = (0,external_node_crypto_.createHash)('sha256');
+            await updateInSlices([digest], chunk);
+            chunks[index] = digest.digest('hex');
+            zero[index] = chunk.equals(zeros.subarray(0, chunk.length));
             if (zero[index])
                 return; // zero chunks are never sent, so never compressed
             // promising copies its sample out at once: the chunk's buffer is read into again.
@@ -98233,7 +98241,7 @@ async function standby(s) {
  */
 async function find(s) {
     const familyName = s.o.driveName ?? '';
-    const family = await s.phase('find', `Find the drives of "${familyName}"`, async () => (await s.api.infoAll().then((x) => { console.error(`T infoAll ${(performance.now() - globalThis.T0).toFixed(0)}`); return x; })).filter((d) => inFamily(d, familyName)));
+    const family = await s.phase('find', `Find the drives of "${familyName}"`, async () => (await s.api.infoAll()).filter((d) => inFamily(d, familyName)));
     const sha256 = await s.sha256;
     logImage(s, sha256);
     const name = standbyName(familyName, sha256);
@@ -98421,11 +98429,6 @@ async function upload(o, reporter, env, policy = defaultRetryPolicy) {
         // Hash the image while the drive is looked up (and created): disk and CPU vs network.
         const hashStarted = performance.now();
         const image = hashImage(o.image, size, o.chunkSize);
-        const T0 = performance.now();
-        console.error(`T start ${T0.toFixed(0)}`);
-        image.sha256.then(() => console.error(`T sha ${(performance.now() - T0).toFixed(0)}`));
-        image.digests.then(() => console.error(`T digests ${(performance.now() - T0).toFixed(0)}`));
-        globalThis.T0 = T0;
         const hashing = image.digests.then((d) => {
             phases.hash = (performance.now() - hashStarted) / 1000;
             return d;

@@ -2,9 +2,9 @@
  * The image to upload: checked before anything is sent, then read to get its sha256
  * and one digest per chunk, the basis for skipping what the drive already holds.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { sha256 } from '../files.js';
 import { DisklessError } from '../errors.js';
 import { promising } from './compress.js';
 
@@ -57,16 +57,6 @@ export function chunkLength(index: number, size: number, chunkSize: number): num
   return Math.min(chunkSize, size - index * chunkSize);
 }
 
-/** sha256 of `length` zero bytes, without allocating them all. */
-export function zeroDigest(length: number): string {
-  const block = Buffer.alloc(Math.min(length, 1 << 16));
-  const hash = createHash('sha256');
-  for (let left = length; left > 0; left -= block.length) {
-    hash.update(left >= block.length ? block : block.subarray(0, left));
-  }
-  return hash.digest('hex');
-}
-
 /** Reads exactly buffer.length bytes at `position` (short reads are retried). */
 export async function readFully(
   handle: FileHandle,
@@ -109,6 +99,22 @@ export function hashImage(file: string, size: number, chunkSize: number): ImageH
 }
 
 /**
+ * How much is hashed between two turns of the event loop: an API answer that comes in
+ * meanwhile waits about a millisecond, however large the chunks (a 4 MiB slice held the
+ * drive's creation back by 16 ms, its answer passing through several turns).
+ */
+const SLICE = 2 ** 20;
+
+/** Feeds `data` to `hashes` a slice at a time, letting the event loop turn in between. */
+async function updateInSlices(hashes: readonly Hash[], data: Buffer): Promise<void> {
+  for (let at = 0; at < data.length; at += SLICE) {
+    if (at > 0) await setImmediate();
+    const slice = data.subarray(at, at + SLICE);
+    for (const hash of hashes) hash.update(slice);
+  }
+}
+
+/**
  * Calls `each` with every chunk of the file in turn; the next chunk is read (on the
  * thread pool) into a second buffer while `each` works on this one.
  */
@@ -116,7 +122,7 @@ async function eachChunk(
   file: string,
   size: number,
   chunkSize: number,
-  each: (index: number, chunk: Buffer) => void,
+  each: (index: number, chunk: Buffer) => Promise<void>,
 ): Promise<void> {
   const handle = await open(file, 'r');
   try {
@@ -133,7 +139,7 @@ async function eachChunk(
     for (let index = 0; index < count; index++) {
       const chunk = await next;
       if (index + 1 < count) next = read(index + 1);
-      each(index, chunk);
+      await each(index, chunk);
     }
   } finally {
     await handle.close();
@@ -143,7 +149,7 @@ async function eachChunk(
 /** The whole image's sha256. */
 async function wholeSha256(file: string, size: number, chunkSize: number): Promise<string> {
   const whole = createHash('sha256');
-  await eachChunk(file, size, chunkSize, (_, chunk) => whole.update(chunk));
+  await eachChunk(file, size, chunkSize, (_, chunk) => updateInSlices([whole], chunk));
   return whole.digest('hex');
 }
 
@@ -157,13 +163,15 @@ async function chunkDigests(
   const chunks = new Array<string>(count).fill('');
   const zero = new Array<boolean>(count).fill(false);
   const compressible = new Array<boolean>(count).fill(false);
-  const zeros = new Map<number, string>();
+  // Compared with, never written: all-zero pages that take no memory until read.
+  const zeros = Buffer.alloc(Math.min(chunkSize, size));
   const samples: Promise<void>[] = [];
   try {
-    await eachChunk(file, size, chunkSize, (index, chunk) => {
-      chunks[index] = sha256(chunk);
-      if (!zeros.has(chunk.length)) zeros.set(chunk.length, zeroDigest(chunk.length));
-      zero[index] = chunks[index] === zeros.get(chunk.length);
+    await eachChunk(file, size, chunkSize, async (index, chunk) => {
+      const digest = createHash('sha256');
+      await updateInSlices([digest], chunk);
+      chunks[index] = digest.digest('hex');
+      zero[index] = chunk.equals(zeros.subarray(0, chunk.length));
       if (zero[index]) return; // zero chunks are never sent, so never compressed
       // promising copies its sample out at once: the chunk's buffer is read into again.
       const sampled = promising(chunk).then((yes) => {
