@@ -122,7 +122,7 @@ function skeletonOf(run: Run): Promise<Skeleton> {
   return buildSkeleton({ source: run.source, varDirs: run.options.varDirs });
 }
 
-/** Starts the guessed comparison, the mounted scan and the /var skeleton walk, in that order. */
+/** Starts the guessed comparison, then the mounted scan and the /var skeleton walk. */
 function startBeside(run: Run): Beside {
   const { options, reporter, source } = run;
   const guessed = run.publisher.previous(run.marker).then((previous) => {
@@ -132,7 +132,10 @@ function startBeside(run: Run): Beside {
   });
   guessed.catch(() => undefined); // awaited below
   const mountedLog = deferredReporter();
-  const mountedScan = scanMountedTrees({ ...options, source }, mountedLog.reporter);
+  // The scan's find starts once rsync has: spawning one blocks this thread for a few
+  // milliseconds, and rsync's comparison is what both a no-change build and a copy wait on.
+  const startScan = () => scanMountedTrees({ ...options, source }, mountedLog.reporter);
+  const mountedScan = guessed.then(startScan, startScan);
   mountedScan.catch(() => undefined); // awaited below
   const mountedHits = () =>
     reporter.group('Scan what clients mount from the master', async () => {
