@@ -93882,8 +93882,8 @@ async function readFully(handle, buffer, position) {
     }
 }
 /**
- * Starts hashing the image, in two passes on this thread, a chunk at a time (a few
- * milliseconds each, so the API's answers wait no longer than that): first the whole
+ * Starts hashing the image, in two passes on this thread, a slice at a time (about a
+ * millisecond each, so the API's answers wait no longer than that): first the whole
  * image's sha256, which names a standby drive and so is wanted first; then each chunk's
  * digest, whether it is zeros, and whether its sample compresses, while the drive is
  * being created. A worker thread would cost more CPU to start (40 to 90 ms on a small

@@ -62,30 +62,27 @@ describe('the read-back', () => {
 });
 
 describe('the size of the reads', () => {
+  /** A standby upload of `data` to a drive of its own; the read requests it made. */
+  async function readsOf(data: Buffer, name: string): Promise<number> {
+    const before = emu.stats.endpoints.read ?? 0;
+    const r = await run(emu.url, {
+      image: await writeImage(data),
+      mode: 'standby',
+      'drive-name': name,
+      'state-dir': state,
+    });
+    const reads = (emu.stats.endpoints.read ?? 0) - before;
+    expect(r.bytesRead).toBe(data.length);
+    expect((await readDrive(emu.url, r.driveUuid, data.length)).equals(data)).toBe(true);
+    return reads;
+  }
+
   it('reads back whole the chunks confirmed together, and a lone chunk in pieces over several connections', async () => {
     // 9 chunks sent side by side are confirmed together: 9 reads of a whole chunk each
     // fill the link; 1 MiB pieces would cost 36 round trips for the same bytes.
-    const many = randomBytes(36 * MiB);
-    const r = await run(emu.url, {
-      image: await writeImage(many),
-      mode: 'standby',
-      'drive-name': 'many',
-      'state-dir': state,
-    });
-    expect(r.bytesRead).toBe(many.length);
-    expect(emu.stats.endpoints.read ?? 0).toBe(9);
+    expect(await readsOf(randomBytes(36 * MiB), 'many')).toBe(9);
     // One chunk alone would be left to one connection's speed: it is read in 4 pieces.
-    const lone = randomBytes(4 * MiB);
-    const before = emu.stats.endpoints.read ?? 0;
-    const l = await run(emu.url, {
-      image: await writeImage(lone),
-      mode: 'standby',
-      'drive-name': 'lone',
-      'state-dir': state,
-    });
-    expect(l.bytesRead).toBe(lone.length);
-    expect((emu.stats.endpoints.read ?? 0) - before).toBe(4);
-    expect((await readDrive(emu.url, l.driveUuid, lone.length)).equals(lone)).toBe(true);
+    expect(await readsOf(randomBytes(4 * MiB), 'lone')).toBe(4);
   });
 });
 
