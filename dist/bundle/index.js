@@ -94571,11 +94571,14 @@ function shownIn(artifacts, id) {
     const a = artifacts.get(id);
     return a ? `${a.name} (${a.release ?? 'release unknown'}, ${shortId(id)})` : id;
 }
+/** `names` in the plan's order (servers of one batch finish in any order). */
+function inPlanOrder(planned, names) {
+    return planned.filter((n) => names.includes(n));
+}
 /** The step's outputs and summary. */
 function reportRollout(r) {
     const shown = (id) => shownIn(r.artifacts, id);
-    // In the plan's order (servers of one batch finish in any order).
-    const inOrder = (names) => r.planned.filter((n) => names.includes(n));
+    const inOrder = (names) => inPlanOrder(r.planned, names);
     return {
         outputs: {
             'servers-updated': inOrder(r.updated).join(' '),
@@ -94691,7 +94694,7 @@ function ledgerEntry(o) {
 const POLL_MS = 1_000;
 const nameOf = (m) => m.server.name || m.server.id;
 /** Server names in the plan's order (servers of one batch finish in any order). */
-const inOrder = (ctx, names) => ctx.moves.map(nameOf).filter((n) => names.includes(n));
+const inOrder = (ctx, names) => inPlanOrder(ctx.moves.map(nameOf), names);
 /** What an artifact is called on this cloud. */
 const noun = (ctx) => artifactNoun(ctx.provider.kind);
 const shown = (ctx, id) => shownIn(ctx.artifacts, id);
@@ -97708,7 +97711,7 @@ function baseResult(s, digests, plan, drive) {
     };
 }
 /** What writePlan needs from the session; the caller adds the drive and the verify mode. */
-function writeContext(s, digests, plan, stateDir) {
+function writeContext(s, digests, plan) {
     return {
         api: s.api,
         policy: s.policy,
@@ -97718,7 +97721,7 @@ function writeContext(s, digests, plan, stateDir) {
         image: s.o.image,
         chunkSize: s.o.chunkSize,
         concurrency: s.o.concurrency,
-        stateDir,
+        stateDir: s.stateDir,
         identity: s.identity,
         release: s.o.release,
     };
@@ -98179,7 +98182,6 @@ async function write_send(c, journal, transfer, reporter, phase, confirmed) {
 
 async function standby(s) {
     const found = await find(s);
-    const { stateDir } = s;
     const reuse = reusable(s, found);
     if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
         const d = found.existing;
@@ -98193,12 +98195,12 @@ async function standby(s) {
     let copiedFrom;
     if (reuse && found.existing) {
         drive = found.existing;
-        plan = await planUpload(drive, await s.hashing, stateDir);
+        plan = await planUpload(drive, await s.hashing, s.stateDir);
         s.reporter.info(`drive ${drive.uuid} "${drive.name}" already holds this image: reused`);
     }
     else {
         const resumed = found.existing
-            ? await planUpload(found.existing, await s.hashing, stateDir)
+            ? await planUpload(found.existing, await s.hashing, s.stateDir)
             : undefined;
         if (found.existing && resumed?.resumed) {
             drive = await waitImaging(s, found.existing);
@@ -98224,7 +98226,7 @@ async function standby(s) {
     // Retention's listing goes out while the record is written: one round trip fewer.
     let listing;
     Object.assign(result, await writePlan({
-        ...writeContext(s, digests, plan, stateDir),
+        ...writeContext(s, digests, plan),
         drive,
         // What this run wrote (or copied) is read back whole; a reused drive as asked.
         verify: plan.upToDate ? s.o.verify : 'full',
@@ -98503,8 +98505,7 @@ async function inPlace(s) {
         });
     const [digests, prepared] = await Promise.all([s.hashing, preparing]);
     logImage(s, digests.sha256);
-    const { stateDir } = s;
-    const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, stateDir);
+    const plan = await planUpload(target.kind === 'existing' ? target.drive : undefined, digests, s.stateDir);
     logPlan(s, plan, digests);
     const result = baseResult(s, digests, plan, {
         driveUuid: prepared?.drive.uuid ?? (target.kind === 'existing' ? target.drive.uuid : ''),
@@ -98517,7 +98518,7 @@ async function inPlace(s) {
         return result;
     }
     Object.assign(result, await writePlan({
-        ...writeContext(s, digests, plan, stateDir),
+        ...writeContext(s, digests, plan),
         drive: prepared.drive,
         verify: o.verify,
         recordEarly: true,

@@ -58,11 +58,15 @@ export function shownIn(artifacts: Map<string, ArtifactView>, id: string | undef
   return a ? `${a.name} (${a.release ?? 'release unknown'}, ${shortId(id)})` : id;
 }
 
+/** `names` in the plan's order (servers of one batch finish in any order). */
+export function inPlanOrder(planned: readonly string[], names: readonly string[]): string[] {
+  return planned.filter((n) => names.includes(n));
+}
+
 /** The step's outputs and summary. */
 export function reportRollout(r: RolloutResult): RolloutReport {
   const shown = (id: string | undefined) => shownIn(r.artifacts, id);
-  // In the plan's order (servers of one batch finish in any order).
-  const inOrder = (names: string[]) => r.planned.filter((n) => names.includes(n));
+  const inOrder = (names: string[]) => inPlanOrder(r.planned, names);
   return {
     outputs: {
       'servers-updated': inOrder(r.updated).join(' '),

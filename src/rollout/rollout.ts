@@ -24,11 +24,12 @@ import type { ArtifactView, Provider } from '../fleet/provider.js';
 import { StepFailure, type Reporter } from '../report.js';
 import { recordUpload } from '../releases/ledger.js';
 import { isReleaseId } from '../releases/layout.js';
-import { isoStorage, targetArtifact, type RolloutOptions } from './options.js';
+import { isoStorage, targetArtifact, type RolloutOptions, type RolloutReport } from './options.js';
 import { chooseServers, planMove, type Move } from './plan.js';
 import {
   artifactNoun,
   fleetRows,
+  inPlanOrder,
   ledgerEntry,
   reportRollout,
   shownIn,
@@ -55,7 +56,7 @@ interface Context {
 const nameOf = (m: Move): string => m.server.name || m.server.id;
 /** Server names in the plan's order (servers of one batch finish in any order). */
 const inOrder = (ctx: Context, names: string[]): string[] =>
-  ctx.moves.map(nameOf).filter((n) => names.includes(n));
+  inPlanOrder(ctx.moves.map(nameOf), names);
 /** What an artifact is called on this cloud. */
 const noun = (ctx: Context): string => artifactNoun(ctx.provider.kind);
 const shown = (ctx: Context, id: string | undefined): string => shownIn(ctx.artifacts, id);
@@ -315,6 +316,8 @@ export function connectProvider(o: RolloutOptions, reporter: Reporter): Provider
 /** A rollout that stopped: its report (for the runners) and its result (typed). */
 export class RolloutFailure extends StepFailure {
   override name = 'RolloutFailure';
+  /** The report reportRollout made of `result`. */
+  declare readonly report: RolloutReport;
   constructor(
     message: string,
     readonly result: RolloutResult,

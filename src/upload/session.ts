@@ -111,7 +111,6 @@ export function writeContext(
   s: Session,
   digests: ImageDigests,
   plan: Plan,
-  stateDir: string,
 ): Omit<WriteContext, 'drive' | 'verify'> {
   return {
     api: s.api,
@@ -122,7 +121,7 @@ export function writeContext(
     image: s.o.image,
     chunkSize: s.o.chunkSize,
     concurrency: s.o.concurrency,
-    stateDir,
+    stateDir: s.stateDir,
     identity: s.identity,
     release: s.o.release,
   };

@@ -43,7 +43,6 @@ interface Found {
 
 export async function standby(s: Session): Promise<UploadResult> {
   const found = await find(s);
-  const { stateDir } = s;
   const reuse = reusable(s, found);
   if (!reuse && found.existing && serverClaims(found.existing).length > 0) {
     const d = found.existing;
@@ -59,11 +58,11 @@ export async function standby(s: Session): Promise<UploadResult> {
   let copiedFrom: string | undefined;
   if (reuse && found.existing) {
     drive = found.existing;
-    plan = await planUpload(drive, await s.hashing, stateDir);
+    plan = await planUpload(drive, await s.hashing, s.stateDir);
     s.reporter.info(`drive ${drive.uuid} "${drive.name}" already holds this image: reused`);
   } else {
     const resumed = found.existing
-      ? await planUpload(found.existing, await s.hashing, stateDir)
+      ? await planUpload(found.existing, await s.hashing, s.stateDir)
       : undefined;
     if (found.existing && resumed?.resumed) {
       drive = await waitImaging(s, found.existing);
@@ -91,7 +90,7 @@ export async function standby(s: Session): Promise<UploadResult> {
     result,
     await writePlan(
       {
-        ...writeContext(s, digests, plan, stateDir),
+        ...writeContext(s, digests, plan),
         drive,
         // What this run wrote (or copied) is read back whole; a reused drive as asked.
         verify: plan.upToDate ? s.o.verify : 'full',

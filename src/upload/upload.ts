@@ -142,11 +142,10 @@ async function inPlace(s: Session): Promise<UploadResult> {
       });
   const [digests, prepared] = await Promise.all([s.hashing, preparing]);
   logImage(s, digests.sha256);
-  const { stateDir } = s;
   const plan = await planUpload(
     target.kind === 'existing' ? target.drive : undefined,
     digests,
-    stateDir,
+    s.stateDir,
   );
   logPlan(s, plan, digests);
 
@@ -166,7 +165,7 @@ async function inPlace(s: Session): Promise<UploadResult> {
     result,
     await writePlan(
       {
-        ...writeContext(s, digests, plan, stateDir),
+        ...writeContext(s, digests, plan),
         drive: prepared.drive,
         verify: o.verify,
         recordEarly: true,

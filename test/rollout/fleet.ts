@@ -8,7 +8,6 @@ import { createServer as tcpServer, type AddressInfo, type Server } from 'node:n
 import type { Emulator } from '../../src/emulator/index.js';
 import { recordingReporter } from '../../src/report.js';
 import type { RolloutReport } from '../../src/rollout/options.js';
-import { reportRollout } from '../../src/rollout/result.js';
 import { RolloutFailure } from '../../src/rollout/rollout.js';
 import { steps } from '../../src/steps.js';
 import { alice, call, createDrive, properties } from '../emulator/helpers.js';
@@ -137,7 +136,7 @@ export async function runRolloutStep(raw: Record<string, string>): Promise<Run> 
     return { ...report, lines, error: undefined };
   } catch (error) {
     // A stopped rollout carries what it did; an input error has nothing.
-    const report = error instanceof RolloutFailure ? reportRollout(error.result) : undefined;
+    const report = error instanceof RolloutFailure ? error.report : undefined;
     return {
       outputs: report?.outputs ?? ({} as RolloutReport['outputs']),
       summary: report?.summary ?? [],
