@@ -28,7 +28,7 @@ import { tcpGreeting } from '../emulator/tcp.js';
 import { startPveEmulator, type PveEmulator } from '../../src/emulator/pve/index.js';
 import { machineId } from '../../src/emulator/pve/vms.js';
 import { PveApi, readConfig, repointCd, restartVm, vmState } from '../../src/proxmox/index.js';
-import { bootReports, info, untilBoots, untilStatus, uploadCd } from './cloud.js';
+import { bootReports, greeting, info, untilBoots, untilStatus, uploadCd } from './cloud.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const SERVER = '10.0.2.100';
@@ -538,7 +538,7 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
         expect(ipv4).toEqual([server['nic:0:dhcp:ip']]);
         addresses.add(server['nic:0:dhcp:ip'] ?? '');
         // This process (the master) reaches it there: its TCP health check names its boot.
-        expect(await tcpGreeting(server['nic:0:dhcp:ip'] ?? '', 22)).toBe(
+        expect(await greeting(server['nic:0:dhcp:ip'] ?? '', runner.consoleOf(s))).toBe(
           `DISKLESS-HEALTH ${report?.get('machine-id') ?? ''}\n`,
         );
       }
@@ -575,13 +575,15 @@ describe('the local cloud: servers that boot their CD in QEMU', () => {
       expect(second?.get('machine-id')).not.toBe(first?.get('machine-id'));
       // Reset keeps the address: the health check reaches the new boot there.
       const web1Ip = (await info(e, 'servers', web1))['nic:0:dhcp:ip'] ?? '';
-      expect(await tcpGreeting(web1Ip, 22)).toBe(
+      expect(await greeting(web1Ip, runner.consoleOf(web1))).toBe(
         `DISKLESS-HEALTH ${second?.get('machine-id') ?? ''}\n`,
       );
       // web2 was not touched: one boot, same start, still running and answering.
       expect(await bootReports(runner.consoleOf(web2))).toHaveLength(1);
       const web2Ip = (await info(e, 'servers', web2))['nic:0:dhcp:ip'] ?? '';
-      expect(await tcpGreeting(web2Ip, 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
+      expect(await greeting(web2Ip, runner.consoleOf(web2))).toMatch(
+        /^DISKLESS-HEALTH [0-9a-f]{32}\n$/,
+      );
       expect(await info(e, 'servers', web2)).toMatchObject({
         status: 'active',
         started: web2Started,
@@ -769,7 +771,9 @@ describe('a rolling rollout across the local cloud, and its rollback', () => {
       // The servers answer at their addresses, from this machine, on R3.
       for (const s of fleet.servers) {
         const ip = (await info(e, 'servers', s))['nic:0:dhcp:ip'] ?? '';
-        expect(await tcpGreeting(ip, 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
+        expect(await greeting(ip, (fleet.runner as QemuRunner).consoleOf(s))).toMatch(
+          /^DISKLESS-HEALTH [0-9a-f]{32}\n$/,
+        );
       }
     },
     3 * BOOT_LIMIT,
@@ -916,7 +920,9 @@ describe('a rolling rollout across the Proxmox emulator, and its rollback', () =
       // The VMs answer at their agents' addresses, from this machine, on R4.
       for (const vmid of VMIDS) {
         const { address } = await vmState(api, { node: 'pve', vmid });
-        expect(await tcpGreeting(address ?? '', 22)).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
+        expect(
+          await greeting(address ?? '', (pve.runner as QemuRunner).consoleOf(machineId(vmid))),
+        ).toMatch(/^DISKLESS-HEALTH [0-9a-f]{32}\n$/);
       }
     },
     3 * BOOT_LIMIT,

@@ -2,11 +2,13 @@
  * The local cloud in the boot test: the emulator with its QEMU runner, CDs uploaded over
  * its API, and the consoles of its servers read boot by boot.
  */
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BOOT_OK, readLog, reportLines, tail } from '../../src/boot/serial.js';
 import type { Emulator } from '../../src/emulator/index.js';
 import { call, createDrive, properties } from '../emulator/helpers.js';
+import { tcpGreeting } from '../emulator/tcp.js';
 
 const CHUNK = 4 * 2 ** 20;
 
@@ -50,6 +52,30 @@ export async function untilBoots(console: string, count: number, limitMs: number
       );
     }
     await sleep(500);
+  }
+}
+
+/**
+ * How long a server's health greeting may take. It takes 0.2 to 0.4 s, but a guest under
+ * QEMU without KVM, on two cores beside another guest's boot, has once in a few runs not
+ * answered within 10 s right after a rollout whose own check had just reached it.
+ */
+const GREETING_LIMIT_MS = 60_000;
+
+/**
+ * A server's TCP health greeting on port 22, from this machine. When none comes, the
+ * error adds what this machine knows of the address (its neighbour entry, a ping) and
+ * how the server's console ends, to tell a network fault from a stalled guest.
+ */
+export async function greeting(ip: string, console: string): Promise<string> {
+  try {
+    return await tcpGreeting(ip, 22, GREETING_LIMIT_MS);
+  } catch (error) {
+    const sh = (command: string) =>
+      spawnSync('sh', ['-c', command], { encoding: 'utf8' }).stdout.trim();
+    throw new Error(
+      `${(error as Error).message}; neighbour: ${sh(`ip neigh show ${ip}`) || 'none'}; ping: ${sh(`ping -c 2 -W 1 ${ip} 2>&1 | tail -2 | tr '\\n' ' '`)}; console's end:\n${tail(await readLog(console))}`,
+    );
   }
 }
 
