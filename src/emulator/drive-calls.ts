@@ -184,8 +184,13 @@ async function readCall(state: EmulatorState, user: string, route: DriveRoute): 
       `Cannot read ${size} bytes at once: at most ${MAX_READ_BYTES} (4096 KiB)`,
     );
   }
-  const data = await state.store.read(user, route.uuid ?? '', offset, size);
-  return { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: data };
+  const { data, release } = await state.store.read(user, route.uuid ?? '', offset, size);
+  return {
+    status: 200,
+    headers: { 'content-type': 'application/octet-stream' },
+    body: data,
+    release,
+  };
 }
 
 /** drives/{uuid}/write[/{offset}]: streamed already (`writer`), else the body written now. */

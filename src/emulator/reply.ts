@@ -5,6 +5,8 @@ export interface Reply {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
+  /** Called once the answer is sent or abandoned: the body's buffer may then be reused. */
+  release?: () => void;
 }
 
 export const NO_CONTENT: Reply = { status: 204, headers: {}, body: Buffer.alloc(0) };

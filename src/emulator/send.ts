@@ -28,6 +28,9 @@ export async function send(
   reply: Reply,
 ): Promise<void> {
   const { picker, stats, link } = state;
+  // 'close' comes after 'finish' (the body handed to the OS) or an abort: the socket holds
+  // no part of the body any more. (A response closed already never gives it back: fine.)
+  if (reply.release) res.once('close', reply.release);
   const latency = picker.current.latencyMs ?? 0;
   if (latency > 0) await sleep(latency);
   if (res.destroyed) return;

@@ -18,6 +18,33 @@ async function info(st: Started, uuid: string): Promise<Record<string, string>> 
 }
 
 describe('drive data', () => {
+  it('concurrent paced reads, one after another on each connection, each answer its own range (read buffers are reused)', async () => {
+    s = await start();
+    // Paced: answers overlap for a while, each in slices.
+    const data = randomBytes(16 * MiB);
+    const uuid = await createDrive(s.emulator, 'name d\nsize 16M');
+    for (let at = 0; at < data.length; at += 4 * MiB) {
+      const w = await call(s.emulator, `drives/${uuid}/write/${at}`, {
+        body: data.subarray(at, at + 4 * MiB),
+      });
+      expect(w.status).toBe(204);
+    }
+    const st = s;
+    st.emulator.setFaults({ connectionBytesPerSecond: 64 * MiB, linkBytesPerSecond: 128 * MiB });
+    // Four readers, each reading range after range: a new read starts while the others'
+    // answers are still going out, so a buffer given back too early would be overwritten.
+    const reader = async (k: number) => {
+      for (let n = 0; n < 6; n++) {
+        const size = 4 * MiB - ((k * 7 + n) % 5) * 65_537;
+        const offset = (k * 1_700_003 + n * 2_345_678) % (data.length - size);
+        const a = await call(st.emulator, `drives/${uuid}/read/${offset}/${size}`);
+        expect(a.status).toBe(200);
+        expect(a.body.equals(data.subarray(offset, offset + size))).toBe(true);
+      }
+    };
+    await Promise.all([0, 1, 2, 3].map(reader));
+  });
+
   it('a new drive reads as zeros; raw and gzip writes read back byte for byte', async () => {
     s = await start();
     const uuid = await createDrive(s.emulator, 'name d\nsize 8M');
