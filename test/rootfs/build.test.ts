@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DisklessError } from '../../src/errors.js';
 import { exists, sha256 } from '../../src/files.js';
-import { holdLocks } from '../../src/rootfs/lock.js';
+import { fcntlConstants, holdLocks } from '../../src/rootfs/lock.js';
 import {
   API_KEY,
   PRIVATE_KEY,
@@ -440,6 +440,17 @@ describe('the secret scan', () => {
 });
 
 describe('locks', () => {
+  it("gives the lock helper this machine's own fcntl constants without loading Fcntl", () => {
+    const names = ['F_SETLK', 'F_SETLKW', 'F_WRLCK', 'SEEK_SET', 'O_RDWR'];
+    const print = `print join(' ', ${names.join(', ')})`;
+    const perl = (prelude: string): string =>
+      execFileSync('perl', ['-e', `${prelude}\n${print}`], { encoding: 'utf8' });
+    const given = fcntlConstants(process.arch);
+    expect(given).not.toContain('use Fcntl');
+    expect(perl(given)).toBe(perl('use Fcntl qw(:DEFAULT :flock :seek);'));
+    expect(fcntlConstants('mips64el')).toContain('use Fcntl');
+  });
+
   it('a build waits while another holds the target, then succeeds', async () => {
     const target = path.join(await tempDir('target'), 'clients');
     await buildReport(inputs(target), recordingReporter());
