@@ -7,13 +7,19 @@
  * and /usr/lib had only its modification time changed (no release may come of it), and the
  * disk a one-file-changed release adds (du counts hard links once across its arguments).
  *
+ * The no-change figures also give the middle half of the runs and the CPU per run. Most
+ * of a local rsync's time there is sleeping (it polls for its helper processes every
+ * 20 ms), while the tool runs its own rsync, a find over the live /usr and its lock
+ * helper side by side, and Node's own work: several times rsync's CPU, on the second
+ * core. So the ratio holds while the machine has a core to spare, and grows when it does not.
+ *
  *   npx tsx bench/rootfs.ts [--runs N] [--root DIR]
  *
  * Needs root, rsync, debootstrap (only to make the cached root once, in
  * /var/cache/diskless-bench/bookworm-root), systemd (systemctl) and openssh-client.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,6 +59,17 @@ async function seconds(work: () => unknown): Promise<number> {
   const start = process.hrtime.bigint();
   await work();
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/**
+ * CPU seconds used so far by this process and its waited-for children (utime and stime of
+ * /proc/self/stat, in USER_HZ ticks of 10 ms: a mean over many runs is what it is good for).
+ */
+function cpuSeconds(): number {
+  const own = process.cpuUsage();
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const children = (Number(fields[13]) + Number(fields[14])) / 100;
+  return (own.user + own.system) / 1e6 + children;
 }
 
 /** du in bytes of `b` beyond what `a` already holds (hard links counted once). */
@@ -118,19 +135,25 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
     const nochangePlain: number[] = [];
     const nochangeContent: number[] = [];
     const nochangeTool: number[] = [];
+    let contentCpu = 0;
+    let toolCpu = 0;
     for (let i = 0; i < RUNS; i++) {
       nochangePlain.push(
         await seconds(() => {
           rsync();
         }),
       );
+      let cpu = cpuSeconds();
       nochangeContent.push(
         await seconds(() => {
           rsync(true);
         }),
       );
+      contentCpu += cpuSeconds() - cpu;
       let r = { release: '', changed: true };
+      cpu = cpuSeconds();
       nochangeTool.push(await seconds(async () => (r = await tool())));
+      toolCpu += cpuSeconds() - cpu;
       if (r.changed) throw new Error('a no-change rebuild published a release');
     }
 
@@ -190,6 +213,13 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       },
     );
     const fmt = (s: number): string => `${s.toFixed(2)} s`;
+    // The no-change figures are tens of milliseconds: in ms, with the middle half of the runs.
+    const ms = (s: number): string => `${(s * 1000).toFixed(1)} ms`;
+    const spread = (xs: number[]): string => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const at = (q: number): number => sorted[Math.floor(q * (sorted.length - 1))] ?? NaN;
+      return `${ms(median(xs))} (${ms(at(0.25))}-${ms(at(0.75))})`;
+    };
     return {
       'copy-usr': String(copyUsr),
       'client root size': `${(Number(tree.split('\t')[0]) / 2 ** 20).toFixed(0)} MiB`,
@@ -197,6 +227,9 @@ async function scenario(copyUsr: boolean): Promise<Record<string, string>> {
       'no-change rebuild (median): tool / plain rsync': `${fmt(median(nochangeTool))} / ${fmt(median(nochangePlain))}`,
       'no-change ratio to plain rsync': (median(nochangeTool) / median(nochangePlain)).toFixed(2),
       'no-change: plain rsync -c (content comparison, median)': fmt(median(nochangeContent)),
+      'no-change, median (middle half): tool': spread(nochangeTool),
+      'no-change, median (middle half): rsync -c': spread(nochangeContent),
+      'no-change CPU per run (mean): tool / rsync -c': `${ms(toolCpu / RUNS)} / ${ms(contentCpu / RUNS)}`,
       'no-change ratio to rsync -c (target <= 1.3)': (
         median(nochangeTool) / median(nochangeContent)
       ).toFixed(2),
