@@ -1,6 +1,8 @@
 // Shared setup of the upload tests: an in-process emulator, images, and a reader.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DriveApi } from '../../src/drive/api.js';
 import { defaultRetryPolicy } from '../../src/drive/retry.js';
@@ -90,4 +92,53 @@ export async function readDrive(url: string, uuid: string, size: number): Promis
   } finally {
     await client.close();
   }
+}
+
+/**
+ * A pass-through to the emulator at `target` that holds (never answers) the requests
+ * `hold` picks; `held` resolves at the first one. It stops a real upload process at an
+ * exact step: a timer polling the emulator's counters can wake too late on a busy machine,
+ * after the step it waited for has passed.
+ */
+export async function gate(
+  target: string,
+  hold: (method: string, url: string) => boolean,
+): Promise<{ url: string; held: Promise<void>; close: () => Promise<void> }> {
+  let first: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (first = resolve));
+  const upstream = new URL(target);
+  const server = createServer((req, res) => {
+    if (hold(req.method ?? '', req.url ?? '')) {
+      first();
+      return;
+    }
+    const forward = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${String(port)}/`,
+    held,
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => {
+          done();
+        });
+      }),
+  };
 }

@@ -9,7 +9,18 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/index.js';
-import { api, emulator, KEY, MiB, readDrive, run, tmpDir, USER, writeImage } from './helpers.js';
+import {
+  api,
+  emulator,
+  gate,
+  KEY,
+  MiB,
+  readDrive,
+  run,
+  tmpDir,
+  USER,
+  writeImage,
+} from './helpers.js';
 
 const cli = path.resolve(import.meta.dirname, '../../dist/cli/index.js');
 
@@ -50,14 +61,15 @@ describe('an interrupted upload and another writer', () => {
     const b = randomBytes(12 * MiB);
     const image = await writeImage(a);
     const state = await tmpDir();
-    // Slow reads, so that the kill lands in the verify phase (full: every chunk read back).
-    emu.setFaults({ connectionBytesPerSecond: 16 * MiB });
+    // The upload goes through a gate that holds its first read back: the kill lands in
+    // the verify, before anything could be recorded.
+    const reads = await gate(emu.url, (method, url) => method === 'GET' && /\/read\//.test(url));
     const child = spawn(
       process.execPath,
       [
         cli,
         'upload-drive',
-        ...['--image', image, '--api-url', emu.url, '--api-user', USER],
+        ...['--image', image, '--api-url', reads.url, '--api-user', USER],
         ...[
           '--mode',
           'in-place',
@@ -74,14 +86,14 @@ describe('an interrupted upload and another writer', () => {
       { env: { ...process.env, DISKLESS_API_KEY: KEY }, stdio: 'ignore' },
     );
     const exited = once(child, 'exit');
-    while ((emu.stats.endpoints.read ?? 0) < 2) {
-      await new Promise((r) => setTimeout(r, 5));
-      if (child.exitCode !== null)
-        throw new Error('the upload ended before its verify could be cut');
-    }
+    const first = await Promise.race([
+      reads.held.then(() => 'read held'),
+      exited.then(() => 'ended'),
+    ]);
+    if (first === 'ended') throw new Error('the upload ended before its verify could be cut');
     child.kill('SIGKILL');
     await exited;
-    emu.setFaults({});
+    await reads.close();
     const client = api(emu.url);
     const [drive] = await client.infoAll();
     await client.close();

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/index.js';
-import { emulator, KEY, MiB, readDrive, run, tmpDir, USER, writeImage } from './helpers.js';
+import { emulator, gate, KEY, MiB, readDrive, run, tmpDir, USER, writeImage } from './helpers.js';
 
 const cli = path.resolve(import.meta.dirname, '../../dist/cli/index.js');
 
@@ -27,14 +27,19 @@ describe('upload-drive killed with SIGKILL', () => {
       const state = await tmpDir();
       const chunks = 16;
       const concurrency = 2;
-      // Slow enough to kill it half-way: 2 connections at 8 MiB/s each.
-      emu.setFaults({ connectionBytesPerSecond: 8 * MiB });
+      // Through a gate that passes half of the writes and holds the rest: the kill lands
+      // half-way, however late this test's own timers run.
+      let writes = 0;
+      const half = await gate(
+        emu.url,
+        (method, url) => method === 'POST' && /\/write\//.test(url) && ++writes > chunks / 2,
+      );
       const args = [
         'upload-drive',
         '--image',
         image,
         '--api-url',
-        emu.url,
+        half.url,
         '--api-user',
         USER,
         '--mode',
@@ -53,15 +58,15 @@ describe('upload-drive killed with SIGKILL', () => {
         stdio: 'ignore',
       });
       const exited = once(child, 'exit');
-      while ((emu.stats.endpoints.write ?? 0) < chunks / 2) {
-        await new Promise((r) => setTimeout(r, 5));
-        if (child.exitCode !== null)
-          throw new Error('the upload finished before it could be killed');
-      }
+      const first = await Promise.race([
+        half.held.then(() => 'write held'),
+        exited.then(() => 'ended'),
+      ]);
+      if (first === 'ended') throw new Error('the upload finished before it could be killed');
       child.kill('SIGKILL');
       const [, signal] = (await exited) as [number | null, string | null];
       expect(signal).toBe('SIGKILL');
-      emu.setFaults({});
+      await half.close();
 
       const second = await run(emu.url, {
         image,
