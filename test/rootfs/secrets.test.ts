@@ -163,6 +163,14 @@ describe('what clients mount from the master', () => {
     const third = recordingReporter();
     await run({}, third);
     expect(third.lines.join('\n')).toMatch(/\/usr \(copy-usr is false\): read 1 of /);
+    // Two finds list /usr, one of /usr/lib and one of the rest: a change in either is seen.
+    await writeFile(path.join(home, 'usr/lib/systemd/system/new.service'), '[Unit]\n');
+    const fourth = recordingReporter();
+    await run({}, fourth);
+    expect(fourth.lines.join('\n')).toMatch(/\/usr \(copy-usr is false\): read 1 of /);
+    const fifth = recordingReporter();
+    await run({}, fifth);
+    expect(fifth.lines.join('\n')).toMatch(/\/usr \(copy-usr is false\): read 0 of /);
     // A key written over a clean file of the same size, its modification time put back,
     // is still read: the write moved its ctime, which nothing can set back.
     const key = execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519'], { encoding: 'utf8' });
