@@ -1,5 +1,7 @@
 // Shared setup of the upload tests: an in-process emulator, images, and a reader.
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +9,7 @@ import path from 'node:path';
 import { DriveApi } from '../../src/drive/api.js';
 import { defaultRetryPolicy } from '../../src/drive/retry.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
+import { closeHttpServer } from '../../src/emulator/serve.js';
 import { readInputs } from '../../src/inputs/read.js';
 import { recordingReporter } from '../../src/report.js';
 import { uploadDriveInputs, type UploadDriveOptions } from '../../src/upload/options.js';
@@ -94,6 +97,12 @@ export async function readDrive(url: string, uuid: string, size: number): Promis
   }
 }
 
+export interface Gate {
+  url: string;
+  held: Promise<void>;
+  close: () => Promise<void>;
+}
+
 /**
  * A pass-through to the emulator at `target` that holds (never answers) the requests
  * `hold` picks; `held` resolves at the first one. It stops a real upload process at an
@@ -103,7 +112,7 @@ export async function readDrive(url: string, uuid: string, size: number): Promis
 export async function gate(
   target: string,
   hold: (method: string, url: string) => boolean,
-): Promise<{ url: string; held: Promise<void>; close: () => Promise<void> }> {
+): Promise<Gate> {
   let first: () => void = () => undefined;
   const held = new Promise<void>((resolve) => (first = resolve));
   const upstream = new URL(target);
@@ -133,12 +142,20 @@ export async function gate(
   return {
     url: `http://127.0.0.1:${String(port)}/`,
     held,
-    close: () =>
-      new Promise<void>((done) => {
-        server.closeAllConnections();
-        server.close(() => {
-          done();
-        });
-      }),
+    close: () => closeHttpServer(server, new Set()),
   };
+}
+
+/**
+ * Kills `child` (just spawned, talking to the API through `g`) with SIGKILL once the gate
+ * holds a request, then closes the gate; the signal it ended by. Fails if it ends first.
+ */
+export async function killWhenHeld(child: ChildProcess, g: Gate): Promise<NodeJS.Signals | null> {
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const first = await Promise.race([g.held.then(() => 'held'), exited.then(() => 'ended')]);
+  if (first === 'ended') throw new Error('the upload ended before the gate held a request');
+  child.kill('SIGKILL');
+  const [, signal] = await exited;
+  await g.close();
+  return signal;
 }

@@ -4,7 +4,6 @@
 // upload process killed with SIGKILL during its verify).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import {
   api,
   emulator,
   gate,
+  killWhenHeld,
   KEY,
   MiB,
   readDrive,
@@ -85,15 +85,7 @@ describe('an interrupted upload and another writer', () => {
       ],
       { env: { ...process.env, DISKLESS_API_KEY: KEY }, stdio: 'ignore' },
     );
-    const exited = once(child, 'exit');
-    const first = await Promise.race([
-      reads.held.then(() => 'read held'),
-      exited.then(() => 'ended'),
-    ]);
-    if (first === 'ended') throw new Error('the upload ended before its verify could be cut');
-    child.kill('SIGKILL');
-    await exited;
-    await reads.close();
+    await killWhenHeld(child, reads);
     const client = api(emu.url);
     const [drive] = await client.infoAll();
     await client.close();

@@ -1,12 +1,22 @@
 // A real upload process killed with SIGKILL half-way: the next run finishes the job,
 // sending only what is missing (give or take the chunks that were in flight).
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../src/emulator/index.js';
-import { emulator, gate, KEY, MiB, readDrive, run, tmpDir, USER, writeImage } from './helpers.js';
+import {
+  emulator,
+  gate,
+  KEY,
+  killWhenHeld,
+  MiB,
+  readDrive,
+  run,
+  tmpDir,
+  USER,
+  writeImage,
+} from './helpers.js';
 
 const cli = path.resolve(import.meta.dirname, '../../dist/cli/index.js');
 
@@ -57,16 +67,7 @@ describe('upload-drive killed with SIGKILL', () => {
         env: { ...process.env, DISKLESS_API_KEY: KEY },
         stdio: 'ignore',
       });
-      const exited = once(child, 'exit');
-      const first = await Promise.race([
-        half.held.then(() => 'write held'),
-        exited.then(() => 'ended'),
-      ]);
-      if (first === 'ended') throw new Error('the upload finished before it could be killed');
-      child.kill('SIGKILL');
-      const [, signal] = (await exited) as [number | null, string | null];
-      expect(signal).toBe('SIGKILL');
-      await half.close();
+      expect(await killWhenHeld(child, half)).toBe('SIGKILL');
 
       const second = await run(emu.url, {
         image,
